@@ -1,0 +1,4 @@
+//! Peregrine's engine: Kestra flows, Pebble expressions, core tasks and the
+//! sharded executor.
+
+pub mod expression;

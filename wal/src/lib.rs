@@ -1,0 +1,1 @@
+//! Peregrine's write-ahead log: segmented, mmap-backed, group-committed.
