@@ -1,4 +1,6 @@
 //! Peregrine's engine: Kestra flows, Pebble expressions, core tasks and the
 //! sharded executor.
 
+pub mod execution;
+pub mod executor;
 pub mod expression;

@@ -1,0 +1,168 @@
+//! Execution and task-run ids: 128 bits, rendered as Kestra renders its ids
+//! (22 base62 characters).
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+const ALPHABET: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+const ENCODED_LEN: usize = 22;
+
+/// A 128-bit id, shown as 22 base62 characters.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Id(u128);
+
+/// The id of one execution.
+pub type ExecutionId = Id;
+/// The id of one task run.
+pub type TaskRunId = Id;
+
+impl Id {
+    pub const fn from_u128(raw: u128) -> Self {
+        Self(raw)
+    }
+
+    pub const fn as_u128(self) -> u128 {
+        self.0
+    }
+
+    /// A fresh id, unique within this process and very likely across processes.
+    pub fn generate() -> Self {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+        let seed = *SEED.get_or_init(|| {
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0);
+            splitmix64(nanos ^ u64::from(std::process::id()).rotate_left(32))
+        });
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let hi = splitmix64(seed ^ n);
+        let lo = splitmix64(hi ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        Self((u128::from(hi) << 64) | u128::from(lo))
+    }
+
+    /// An id derived from bytes (for instance a Kafka (topic, partition,
+    /// offset)), so that the same source always yields the same id.
+    pub fn derive(bytes: &[u8]) -> Self {
+        let mut hi = 0x243F_6A88_85A3_08D3u64;
+        let mut lo = 0x1319_8A2E_0370_7344u64;
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            let w = u64::from_le_bytes(word);
+            hi = splitmix64(hi ^ w);
+            lo = splitmix64(lo.wrapping_add(w) ^ hi);
+        }
+        hi = splitmix64(hi ^ bytes.len() as u64);
+        Self((u128::from(hi) << 64) | u128::from(lo))
+    }
+
+    fn encode(self) -> [u8; ENCODED_LEN] {
+        let mut out = [b'0'; ENCODED_LEN];
+        let mut n = self.0;
+        for slot in out.iter_mut().rev() {
+            *slot = ALPHABET[(n % 62) as usize];
+            n /= 62;
+        }
+        out
+    }
+}
+
+fn splitmix64(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let encoded = self.encode();
+        // The alphabet is ASCII, so the bytes are valid UTF-8.
+        f.write_str(std::str::from_utf8(&encoded).map_err(|_| fmt::Error)?)
+    }
+}
+
+impl fmt::Debug for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// The text is not a 22-character base62 id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not an execution id (22 base62 characters)")]
+pub struct ParseIdError(pub String);
+
+impl FromStr for Id {
+    type Err = ParseIdError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.len() != ENCODED_LEN {
+            return Err(ParseIdError(s.to_owned()));
+        }
+        let mut n: u128 = 0;
+        for b in s.bytes() {
+            let digit = match b {
+                b'0'..=b'9' => b - b'0',
+                b'A'..=b'Z' => b - b'A' + 10,
+                b'a'..=b'z' => b - b'a' + 36,
+                _ => return Err(ParseIdError(s.to_owned())),
+            };
+            n = n
+                .checked_mul(62)
+                .and_then(|n| n.checked_add(u128::from(digit)))
+                .ok_or_else(|| ParseIdError(s.to_owned()))?;
+        }
+        Ok(Self(n))
+    }
+}
+
+impl serde::Serialize for Id {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Id {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_through_text() {
+        for raw in [0u128, 1, 61, 62, u128::MAX, 0xDEAD_BEEF << 64] {
+            let id = Id::from_u128(raw);
+            let text = id.to_string();
+            assert_eq!(text.len(), 22);
+            assert_eq!(text.parse::<Id>().unwrap(), id);
+        }
+        assert_eq!(Id::from_u128(61).to_string(), "000000000000000000000z");
+    }
+
+    #[test]
+    fn rejects_bad_text() {
+        assert!("short".parse::<Id>().is_err());
+        assert!("0000000000000000000000!".parse::<Id>().is_err());
+        assert!(
+            "zzzzzzzzzzzzzzzzzzzzzz".parse::<Id>().is_err(),
+            "overflows 128 bits"
+        );
+    }
+
+    #[test]
+    fn generated_ids_are_unique_and_derived_ids_stable() {
+        let ids: std::collections::HashSet<Id> = (0..10_000).map(|_| Id::generate()).collect();
+        assert_eq!(ids.len(), 10_000);
+        assert_eq!(Id::derive(b"topic/0/42"), Id::derive(b"topic/0/42"));
+        assert_ne!(Id::derive(b"topic/0/42"), Id::derive(b"topic/0/43"));
+    }
+}

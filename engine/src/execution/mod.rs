@@ -1,0 +1,9 @@
+//! Executions, task runs, their states and their JSON.
+
+mod id;
+mod model;
+mod state;
+
+pub use id::{ExecutionId, Id, ParseIdError, TaskRunId};
+pub use model::{Attempt, Execution, TaskRun};
+pub use state::{State, StateChange, StateHistory, format_date, iso_duration};

@@ -1,0 +1,210 @@
+//! An execution and its task runs, shaped and named as Kestra's.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use super::id::{ExecutionId, TaskRunId};
+use super::state::{State, StateHistory, format_date, history_json};
+
+/// One try of a task run.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub(crate) state: StateHistory,
+}
+
+impl Attempt {
+    pub fn state(&self) -> &StateHistory {
+        &self.state
+    }
+}
+
+/// One run of one task, for one loop value if it sits in a ForEach.
+#[derive(Debug, Clone)]
+pub struct TaskRun {
+    pub(crate) id: TaskRunId,
+    pub(crate) task_id: Arc<str>,
+    /// Index of the parent task run in the execution's list.
+    pub(crate) parent: Option<u32>,
+    pub(crate) value: Option<Arc<str>>,
+    pub(crate) iteration: Option<u32>,
+    pub(crate) attempts: Vec<Attempt>,
+    pub(crate) outputs: Option<Value>,
+    pub(crate) state: StateHistory,
+}
+
+impl TaskRun {
+    pub fn id(&self) -> TaskRunId {
+        self.id
+    }
+
+    pub fn task_id(&self) -> &str {
+        &self.task_id
+    }
+
+    pub fn value(&self) -> Option<&str> {
+        self.value.as_deref()
+    }
+
+    pub fn iteration(&self) -> Option<u32> {
+        self.iteration
+    }
+
+    pub fn state(&self) -> State {
+        self.state.current()
+    }
+
+    pub fn history(&self) -> &StateHistory {
+        &self.state
+    }
+
+    pub fn outputs(&self) -> Option<&Value> {
+        self.outputs.as_ref()
+    }
+
+    pub fn attempts(&self) -> &[Attempt] {
+        &self.attempts
+    }
+}
+
+/// One run of a flow.
+#[derive(Debug, Clone)]
+pub struct Execution {
+    pub(crate) id: ExecutionId,
+    pub(crate) namespace: Arc<str>,
+    pub(crate) flow_id: Arc<str>,
+    pub(crate) flow_revision: u32,
+    pub(crate) inputs: Value,
+    pub(crate) outputs: Option<Value>,
+    pub(crate) labels: Vec<(String, String)>,
+    pub(crate) trigger: Option<Value>,
+    pub(crate) state: StateHistory,
+    pub(crate) task_runs: Vec<TaskRun>,
+    /// Why the execution failed, when an expression or a task said so.
+    pub(crate) error: Option<String>,
+}
+
+impl Execution {
+    pub fn id(&self) -> ExecutionId {
+        self.id
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    pub fn flow_id(&self) -> &str {
+        &self.flow_id
+    }
+
+    pub fn flow_revision(&self) -> u32 {
+        self.flow_revision
+    }
+
+    pub fn state(&self) -> State {
+        self.state.current()
+    }
+
+    pub fn history(&self) -> &StateHistory {
+        &self.state
+    }
+
+    pub fn inputs(&self) -> &Value {
+        &self.inputs
+    }
+
+    pub fn outputs(&self) -> Option<&Value> {
+        self.outputs.as_ref()
+    }
+
+    pub fn labels(&self) -> &[(String, String)] {
+        &self.labels
+    }
+
+    pub fn task_runs(&self) -> &[TaskRun] {
+        &self.task_runs
+    }
+
+    pub fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+
+    /// The task runs of one task, in creation order.
+    pub fn task_runs_of<'a>(&'a self, task_id: &'a str) -> impl Iterator<Item = &'a TaskRun> + 'a {
+        self.task_runs
+            .iter()
+            .filter(move |t| &*t.task_id == task_id)
+    }
+
+    /// The execution as Kestra's API returns it.
+    pub fn to_json(&self, now: DateTime<Utc>) -> Value {
+        let mut map = Map::with_capacity(12);
+        map.insert("id".into(), self.id.to_string().into());
+        map.insert("namespace".into(), Value::from(&*self.namespace));
+        map.insert("flowId".into(), Value::from(&*self.flow_id));
+        map.insert("flowRevision".into(), self.flow_revision.into());
+        map.insert("inputs".into(), self.inputs.clone());
+        if let Some(outputs) = &self.outputs {
+            map.insert("outputs".into(), outputs.clone());
+        }
+        map.insert(
+            "labels".into(),
+            Value::Array(
+                self.labels
+                    .iter()
+                    .map(|(k, v)| serde_json::json!({"key": k, "value": v}))
+                    .collect(),
+            ),
+        );
+        if let Some(trigger) = &self.trigger {
+            map.insert("trigger".into(), trigger.clone());
+        }
+        map.insert("state".into(), history_json(&self.state, now));
+        map.insert(
+            "taskRunList".into(),
+            Value::Array(
+                self.task_runs
+                    .iter()
+                    .map(|t| self.task_run_json(t, now))
+                    .collect(),
+            ),
+        );
+        if let Some(error) = &self.error {
+            map.insert("error".into(), error.as_str().into());
+        }
+        Value::Object(map)
+    }
+
+    fn task_run_json(&self, t: &TaskRun, now: DateTime<Utc>) -> Value {
+        let mut map = Map::with_capacity(12);
+        map.insert("id".into(), t.id.to_string().into());
+        map.insert("executionId".into(), self.id.to_string().into());
+        map.insert("namespace".into(), Value::from(&*self.namespace));
+        map.insert("flowId".into(), Value::from(&*self.flow_id));
+        map.insert("taskId".into(), Value::from(&*t.task_id));
+        if let Some(parent) = t.parent.and_then(|p| self.task_runs.get(p as usize)) {
+            map.insert("parentTaskRunId".into(), parent.id.to_string().into());
+        }
+        if let Some(value) = &t.value {
+            map.insert("value".into(), Value::from(&**value));
+        }
+        if let Some(iteration) = t.iteration {
+            map.insert("iteration".into(), iteration.into());
+        }
+        map.insert(
+            "attempts".into(),
+            Value::Array(
+                t.attempts
+                    .iter()
+                    .map(|a| serde_json::json!({"state": history_json(&a.state, now)}))
+                    .collect(),
+            ),
+        );
+        if let Some(outputs) = &t.outputs {
+            map.insert("outputs".into(), outputs.clone());
+        }
+        map.insert("state".into(), history_json(&t.state, now));
+        Value::Object(map)
+    }
+}
