@@ -2,3 +2,5 @@
 //! sharded executor.
 
 pub mod expression;
+pub mod flow;
+pub mod jsonata;
