@@ -4,3 +4,5 @@
 pub mod execution;
 pub mod executor;
 pub mod expression;
+pub mod flow;
+pub mod jsonata;
