@@ -47,6 +47,11 @@ impl TaskRun {
         self.value.as_deref()
     }
 
+    /// Index of the parent task run in [`Execution::task_runs`].
+    pub fn parent(&self) -> Option<usize> {
+        self.parent.map(|p| p as usize)
+    }
+
     pub fn iteration(&self) -> Option<u32> {
         self.iteration
     }
