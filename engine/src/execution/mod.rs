@@ -5,5 +5,5 @@ mod model;
 mod state;
 
 pub use id::{ExecutionId, Id, ParseIdError, TaskRunId};
-pub use model::{Attempt, Execution, TaskRun};
+pub use model::{Attempt, Execution, LogEntry, Logs, TaskRun};
 pub use state::{State, StateChange, StateHistory, format_date, iso_duration};

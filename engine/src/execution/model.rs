@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use super::id::{ExecutionId, TaskRunId};
-use super::state::{State, StateHistory, format_date, history_json};
+use super::state::{State, StateHistory, history_json};
 
 /// One try of a task run.
 #[derive(Debug, Clone)]
@@ -30,7 +30,7 @@ pub struct TaskRun {
     pub(crate) value: Option<Arc<str>>,
     pub(crate) iteration: Option<u32>,
     pub(crate) attempts: Vec<Attempt>,
-    pub(crate) outputs: Option<Value>,
+    pub(crate) outputs: Option<Arc<Value>>,
     pub(crate) state: StateHistory,
 }
 
@@ -65,7 +65,7 @@ impl TaskRun {
     }
 
     pub fn outputs(&self) -> Option<&Value> {
-        self.outputs.as_ref()
+        self.outputs.as_deref()
     }
 
     pub fn attempts(&self) -> &[Attempt] {
@@ -88,6 +88,45 @@ pub struct Execution {
     pub(crate) task_runs: Vec<TaskRun>,
     /// Why the execution failed, when an expression or a task said so.
     pub(crate) error: Option<String>,
+    pub(crate) logs: Logs,
+}
+
+/// One log line of an execution.
+#[derive(Debug, Clone)]
+pub struct LogEntry {
+    pub date: DateTime<Utc>,
+    pub level: crate::flow::Level,
+    pub task_id: Option<Arc<str>>,
+    pub message: String,
+}
+
+/// An execution's log lines, bounded: past the limit, lines are counted and
+/// dropped rather than grown without end.
+#[derive(Debug, Clone, Default)]
+pub struct Logs {
+    entries: Vec<LogEntry>,
+    dropped: u64,
+}
+
+impl Logs {
+    /// Lines kept per execution; the WAL keeps the full stream.
+    pub const MAX_LINES: usize = 10_000;
+
+    pub(crate) fn push(&mut self, entry: LogEntry) {
+        if self.entries.len() < Self::MAX_LINES {
+            self.entries.push(entry);
+        } else {
+            self.dropped += 1;
+        }
+    }
+
+    pub fn entries(&self) -> &[LogEntry] {
+        &self.entries
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
 }
 
 impl Execution {
@@ -133,6 +172,10 @@ impl Execution {
 
     pub fn error(&self) -> Option<&str> {
         self.error.as_deref()
+    }
+
+    pub fn logs(&self) -> &Logs {
+        &self.logs
     }
 
     /// The task runs of one task, in creation order.
@@ -207,7 +250,7 @@ impl Execution {
             ),
         );
         if let Some(outputs) = &t.outputs {
-            map.insert("outputs".into(), outputs.clone());
+            map.insert("outputs".into(), (**outputs).clone());
         }
         map.insert("state".into(), history_json(&t.state, now));
         Value::Object(map)

@@ -75,7 +75,7 @@ impl Flow {
 }
 
 /// One task of the flow, with the properties every Kestra task has.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Task {
     pub id: String,
@@ -143,7 +143,7 @@ impl Task {
 ///
 /// Dynamic properties are [`Property`] (a JSON tree whose strings are
 /// templates, compiled once at parse time) and rendered by the executor.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum TaskKind {
     // ---- runnable ----
@@ -290,7 +290,7 @@ impl TaskKind {
 }
 
 /// One node of a Dag.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct DagTask {
     pub task: Task,

@@ -1,0 +1,827 @@
+//! One execution's state machine: which task runs next, inline resolution of
+//! flowable and cheap tasks, and how states roll up to the execution.
+//!
+//! A flowable task run owns a [`Frame`]: its children grouped into units that
+//! run one after another inside a group (a sequence of tasks) and side by side
+//! across groups, up to a limit. Sequential is one group; Parallel is one
+//! group per task; ForEach is one group per value; a Dag is one group per task
+//! with dependencies. After the main phase, `errors` run if it failed, then
+//! `finally`. The execution itself is the root frame.
+//!
+//! Work is event-driven: a child that ends advances only its own group and,
+//! when that frame completes, its parent. Nothing rescans the task-run list,
+//! so a ForEach of thousands of runs costs O(1) per step.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use super::outputs::OutputIndex;
+use super::plan::{FlowRevision, ListId, Mode, TaskIdx};
+use super::render::{RenderContext, into_text, is_truthy};
+use crate::execution::{
+    Attempt, Execution, ExecutionId, Id, LogEntry, Logs, State, StateHistory, TaskRun,
+};
+use crate::expression::Property;
+use crate::flow::{Level, TaskKind};
+
+/// Where a task run sits, and what it owns.
+#[derive(Debug, Clone)]
+pub(crate) struct Slot {
+    pub task: TaskIdx,
+    frame: u32,
+    group: u32,
+    /// Loop values from the outermost ForEach in, this run's own last:
+    /// the key path of its outputs.
+    chain: Arc<[Arc<str>]>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Main,
+    Errors,
+    Finally,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FrameKind {
+    Plain,
+    Dag,
+    AllowFailure,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GroupStatus {
+    Pending,
+    Active,
+    Done { ok: bool },
+}
+
+#[derive(Debug)]
+struct Group {
+    list: ListId,
+    pos: u32,
+    end: u32,
+    value: Option<Arc<str>>,
+    iteration: Option<u32>,
+    status: GroupStatus,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Outcome {
+    failed: bool,
+    warning: bool,
+    killed: bool,
+}
+
+impl Outcome {
+    fn add(&mut self, state: State) {
+        match state {
+            State::Failed => self.failed = true,
+            State::Warning => self.warning = true,
+            State::Killed => self.killed = true,
+            _ => {}
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Frame {
+    /// The flowable task run; `None` for the execution's root.
+    owner: Option<u32>,
+    kind: FrameKind,
+    phase: Phase,
+    groups: Vec<Group>,
+    /// Next group to start, for every kind but Dag.
+    cursor: usize,
+    active: usize,
+    limit: usize,
+    outcome: Outcome,
+    /// Failure seen in the current phase: start nothing new in it.
+    stopped: bool,
+    errors: ListId,
+    finally: ListId,
+    dag_deps: Vec<Vec<u32>>,
+}
+
+/// A timer a run asks the shard for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TimerRequest {
+    pub deadline_ms: i64,
+    pub task_run: u32,
+}
+
+/// A running execution, owned by one shard.
+#[derive(Debug)]
+pub(crate) struct Run {
+    pub exec: Execution,
+    pub rev: Arc<FlowRevision>,
+    pub outputs: OutputIndex,
+    pub slots: Vec<Slot>,
+    frames: Vec<Frame>,
+    /// Timers requested since the shard last drained them.
+    pub timers: Vec<TimerRequest>,
+}
+
+/// What starting an execution needs.
+#[derive(Debug)]
+pub struct NewExecution {
+    pub id: ExecutionId,
+    pub flow: Arc<FlowRevision>,
+    /// Validated inputs.
+    pub inputs: Map<String, Value>,
+    pub labels: Vec<(String, String)>,
+    /// The `trigger` variable, when a trigger started it.
+    pub trigger: Option<Value>,
+}
+
+impl NewExecution {
+    pub fn new(flow: Arc<FlowRevision>, inputs: Map<String, Value>) -> Self {
+        Self {
+            id: Id::generate(),
+            flow,
+            inputs,
+            labels: Vec::new(),
+            trigger: None,
+        }
+    }
+}
+
+impl Run {
+    /// A CREATED execution; [`Run::begin`] starts it.
+    pub fn new(new: NewExecution, now: DateTime<Utc>) -> Self {
+        let rev = new.flow;
+        let mut labels: Vec<(String, String)> = rev.flow().labels.clone();
+        for (k, v) in new.labels {
+            match labels.iter_mut().find(|(key, _)| *key == k) {
+                Some(slot) => slot.1 = v,
+                None => labels.push((k, v)),
+            }
+        }
+        let exec = Execution {
+            id: new.id,
+            namespace: Arc::clone(&rev.namespace),
+            flow_id: Arc::clone(&rev.flow_id),
+            flow_revision: rev.revision(),
+            inputs: Value::Object(new.inputs),
+            outputs: None,
+            labels,
+            trigger: new.trigger,
+            state: StateHistory::new(State::Created, now),
+            task_runs: Vec::new(),
+            error: None,
+            logs: Logs::default(),
+        };
+        let root = Frame {
+            owner: None,
+            kind: FrameKind::Plain,
+            phase: Phase::Main,
+            groups: vec![whole_list(&rev, rev.root_tasks)],
+            cursor: 0,
+            active: 0,
+            limit: 1,
+            outcome: Outcome::default(),
+            stopped: false,
+            errors: rev.root_errors,
+            finally: rev.root_finally,
+            dag_deps: Vec::new(),
+        };
+        Run {
+            exec,
+            rev,
+            outputs: OutputIndex::default(),
+            slots: Vec::new(),
+            frames: vec![root],
+            timers: Vec::new(),
+        }
+    }
+
+    pub fn is_terminal(&self) -> bool {
+        self.exec.state.current().is_terminal()
+    }
+
+    /// CREATED → RUNNING, and run everything that can run inline.
+    pub fn begin(&mut self, now: DateTime<Utc>) {
+        if self.exec.state.current() != State::Created {
+            return;
+        }
+        self.exec.state.transition(State::Running, now);
+        if let Some(state) = self.drive(0, now) {
+            self.finish_execution(state, now);
+        }
+    }
+
+    /// A timer of this run fired.
+    pub fn on_timer(&mut self, task_run: u32, now: DateTime<Utc>) {
+        let Some(tr) = self.exec.task_runs.get(task_run as usize) else {
+            return;
+        };
+        if tr.state.current().is_terminal() || self.is_terminal() {
+            return;
+        }
+        self.complete_async(task_run, State::Success, None, now);
+    }
+
+    /// Kills every running task run and the execution. False if it had ended.
+    pub fn kill(&mut self, now: DateTime<Utc>) -> bool {
+        if self.is_terminal() {
+            return false;
+        }
+        for tr in self.exec.task_runs.iter_mut().rev() {
+            if !tr.state.current().is_terminal() {
+                tr.state.transition(State::Killed, now);
+                if let Some(attempt) = tr.attempts.last_mut() {
+                    attempt.state.transition(State::Killed, now);
+                }
+            }
+        }
+        self.exec.state.transition(State::Killed, now);
+        true
+    }
+
+    // ---- driving frames ----
+
+    /// Starts what can start in frame `f`; `Some(state)` when it has ended.
+    fn drive(&mut self, f: usize, now: DateTime<Utc>) -> Option<State> {
+        loop {
+            while let Some(g) = self.next_startable(f) {
+                let frame = &mut self.frames[f];
+                frame.groups[g].status = GroupStatus::Active;
+                frame.active += 1;
+                if self.advance_group(f, g, now) {
+                    self.frames[f].active -= 1;
+                }
+            }
+            if self.frames[f].active > 0 || self.is_terminal() {
+                return None;
+            }
+            if !self.next_phase(f) {
+                return Some(self.final_state(f));
+            }
+        }
+    }
+
+    fn next_startable(&mut self, f: usize) -> Option<usize> {
+        if self.is_terminal() {
+            return None;
+        }
+        let frame = &mut self.frames[f];
+        if frame.stopped || frame.active >= frame.limit {
+            return None;
+        }
+        if frame.kind == FrameKind::Dag && frame.phase == Phase::Main {
+            return (0..frame.groups.len()).find(|&g| {
+                frame.groups[g].status == GroupStatus::Pending
+                    && frame.dag_deps[g]
+                        .iter()
+                        .all(|&d| frame.groups[d as usize].status == GroupStatus::Done { ok: true })
+            });
+        }
+        if frame.cursor < frame.groups.len() {
+            frame.cursor += 1;
+            Some(frame.cursor - 1)
+        } else {
+            None
+        }
+    }
+
+    /// Runs group `g` of frame `f` forward until it waits (false) or ends (true).
+    fn advance_group(&mut self, f: usize, g: usize, now: DateTime<Utc>) -> bool {
+        loop {
+            if self.is_terminal() {
+                return true;
+            }
+            let group = &mut self.frames[f].groups[g];
+            if group.pos >= group.end {
+                if group.status == GroupStatus::Active {
+                    group.status = GroupStatus::Done { ok: true };
+                }
+                return true;
+            }
+            let task = self.rev.list(group.list)[group.pos as usize];
+            if self.rev.node(task).task.disabled {
+                group.pos += 1;
+                continue;
+            }
+            let tr = self.create_task_run(f, g, task, now);
+            match self.start_task_run(tr, now) {
+                None => return false,
+                Some(state) => {
+                    if !self.after_child(f, g, tr, state) {
+                        return true;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Records a child's end in its frame and steps its group past it.
+    /// False when the group must stop there.
+    fn after_child(&mut self, f: usize, g: usize, tr: u32, state: State) -> bool {
+        let task = &self.rev.node(self.slots[tr as usize].task).task;
+        let effective = match state {
+            State::Failed if task.allow_failure => State::Warning,
+            State::Warning if task.allow_warning => State::Success,
+            other => other,
+        };
+        let frame = &mut self.frames[f];
+        frame.outcome.add(effective);
+        let group = &mut frame.groups[g];
+        group.pos += 1;
+        if matches!(effective, State::Failed | State::Killed) {
+            group.status = GroupStatus::Done { ok: false };
+            frame.stopped = true;
+            return false;
+        }
+        true
+    }
+
+    /// A child ended outside the shard's inline path (timer, worker):
+    /// finish it and roll the consequences up the tree.
+    fn complete_async(
+        &mut self,
+        task_run: u32,
+        state: State,
+        outputs: Option<Value>,
+        now: DateTime<Utc>,
+    ) {
+        self.finish_task_run(task_run, state, outputs, now);
+        let mut child = task_run;
+        let mut child_state = state;
+        loop {
+            let Slot { frame, group, .. } = self.slots[child as usize].clone();
+            let (f, g) = (frame as usize, group as usize);
+            let group_done = if self.after_child(f, g, child, child_state) {
+                self.advance_group(f, g, now)
+            } else {
+                true
+            };
+            if group_done {
+                self.frames[f].active -= 1;
+            }
+            let Some(frame_state) = self.drive(f, now) else {
+                return;
+            };
+            match self.frames[f].owner {
+                Some(owner) => {
+                    self.finish_task_run(owner, frame_state, None, now);
+                    child = owner;
+                    child_state = frame_state;
+                }
+                None => {
+                    self.finish_execution(frame_state, now);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn next_phase(&mut self, f: usize) -> bool {
+        let frame = &self.frames[f];
+        let next = match frame.phase {
+            Phase::Main if frame.outcome.failed && !self.rev.list(frame.errors).is_empty() => {
+                Some((Phase::Errors, frame.errors))
+            }
+            Phase::Main | Phase::Errors if !self.rev.list(frame.finally).is_empty() => {
+                Some((Phase::Finally, frame.finally))
+            }
+            _ => None,
+        };
+        let Some((phase, list)) = next else {
+            return false;
+        };
+        let group = whole_list(&self.rev, list);
+        let frame = &mut self.frames[f];
+        frame.phase = phase;
+        frame.groups = vec![group];
+        frame.cursor = 0;
+        frame.limit = 1;
+        frame.stopped = false;
+        true
+    }
+
+    fn final_state(&self, f: usize) -> State {
+        let frame = &self.frames[f];
+        let o = frame.outcome;
+        if o.killed {
+            State::Killed
+        } else if o.failed {
+            if frame.kind == FrameKind::AllowFailure {
+                State::Warning
+            } else {
+                State::Failed
+            }
+        } else if o.warning {
+            State::Warning
+        } else {
+            State::Success
+        }
+    }
+
+    // ---- task runs ----
+
+    fn create_task_run(&mut self, f: usize, g: usize, task: TaskIdx, now: DateTime<Utc>) -> u32 {
+        let frame = &self.frames[f];
+        let group = &frame.groups[g];
+        let parent = frame.owner;
+        let value = group.value.clone();
+        let iteration = group.iteration;
+        let parent_chain = parent.map(|p| Arc::clone(&self.slots[p as usize].chain));
+        let chain: Arc<[Arc<str>]> = match (&parent_chain, &value) {
+            (Some(pc), Some(v)) => pc.iter().cloned().chain([Arc::clone(v)]).collect(),
+            (Some(pc), None) => Arc::clone(pc),
+            (None, Some(v)) => Arc::from([Arc::clone(v)]),
+            (None, None) => Arc::from([]),
+        };
+        let node = self.rev.node(task);
+        let idx = self.exec.task_runs.len() as u32;
+        self.exec.task_runs.push(TaskRun {
+            id: Id::generate(),
+            task_id: Arc::clone(&node.task_id),
+            parent,
+            value,
+            iteration,
+            attempts: Vec::new(),
+            outputs: None,
+            state: StateHistory::new(State::Created, now),
+        });
+        self.slots.push(Slot {
+            task,
+            frame: f as u32,
+            group: g as u32,
+            chain,
+        });
+        idx
+    }
+
+    /// Starts a created task run; `Some(state)` if it ended inline.
+    fn start_task_run(&mut self, tr: u32, now: DateTime<Utc>) -> Option<State> {
+        let node = self.rev.node(self.slots[tr as usize].task);
+        if let Some(condition) = &node.task.run_if {
+            match self.render(condition, Some(tr)) {
+                Ok(v) if !is_truthy(&v) => {
+                    self.finish_task_run(tr, State::Skipped, None, now);
+                    return Some(State::Skipped);
+                }
+                Ok(_) => {}
+                Err(message) => return Some(self.fail_task_run(tr, &message, now)),
+            }
+        }
+        let mode = node.mode;
+        let run = &mut self.exec.task_runs[tr as usize];
+        run.state.transition(State::Running, now);
+        if mode != Mode::Flowable {
+            run.attempts.push(Attempt {
+                state: StateHistory::new(State::Running, now),
+            });
+        }
+        match mode {
+            Mode::Flowable => match self.open_frame(tr) {
+                Ok(f) => {
+                    let state = self.drive(f, now)?;
+                    self.finish_task_run(tr, state, None, now);
+                    Some(state)
+                }
+                Err(message) => Some(self.fail_task_run(tr, &message, now)),
+            },
+            Mode::Inline => match self.run_inline(tr, now) {
+                Ok(outputs) => {
+                    self.finish_task_run(tr, State::Success, outputs, now);
+                    Some(State::Success)
+                }
+                Err(message) => Some(self.fail_task_run(tr, &message, now)),
+            },
+            Mode::Timer => match self.timer_deadline(tr, now) {
+                Ok(deadline_ms) => {
+                    self.timers.push(TimerRequest {
+                        deadline_ms,
+                        task_run: tr,
+                    });
+                    None
+                }
+                Err(message) => Some(self.fail_task_run(tr, &message, now)),
+            },
+            Mode::Unsupported => {
+                let message = format!(
+                    "task type `{}` is not supported by this engine yet",
+                    self.rev.node(self.slots[tr as usize].task).task.type_name
+                );
+                Some(self.fail_task_run(tr, &message, now))
+            }
+        }
+    }
+
+    fn fail_task_run(&mut self, tr: u32, message: &str, now: DateTime<Utc>) -> State {
+        self.log(Some(tr), Level::Error, message.to_owned(), now);
+        self.finish_task_run(tr, State::Failed, None, now);
+        State::Failed
+    }
+
+    fn finish_task_run(
+        &mut self,
+        tr: u32,
+        state: State,
+        outputs: Option<Value>,
+        now: DateTime<Utc>,
+    ) {
+        let run = &mut self.exec.task_runs[tr as usize];
+        run.state.transition(state, now);
+        if let Some(attempt) = run.attempts.last_mut() {
+            attempt.state.transition(state, now);
+        }
+        if let Some(outputs) = outputs {
+            let outputs = Arc::new(outputs);
+            run.outputs = Some(Arc::clone(&outputs));
+            let slot = &self.slots[tr as usize];
+            let task_id = &self.rev.node(slot.task).task_id;
+            self.outputs.insert(task_id, &slot.chain, outputs);
+        }
+    }
+
+    fn finish_execution(&mut self, state: State, now: DateTime<Utc>) {
+        let mut state = state;
+        if matches!(state, State::Success | State::Warning) && !self.rev.flow().outputs.is_empty() {
+            match self.render_flow_outputs() {
+                Ok(outputs) => self.exec.outputs = Some(outputs),
+                Err(message) => {
+                    self.log(None, Level::Error, message.clone(), now);
+                    self.exec.error = Some(message);
+                    state = State::Failed;
+                }
+            }
+        }
+        self.exec.state.transition(state, now);
+    }
+
+    fn render_flow_outputs(&self) -> Result<Value, String> {
+        let mut map = Map::new();
+        for output in &self.rev.flow().outputs {
+            let value = self
+                .render(&output.value, None)
+                .map_err(|e| format!("flow output `{}`: {e}", output.id))?;
+            map.insert(output.id.clone(), value);
+        }
+        Ok(Value::Object(map))
+    }
+
+    // ---- flowable tasks ----
+
+    /// Builds the frame of a flowable task run from its (rendered) properties.
+    fn open_frame(&mut self, tr: u32) -> Result<usize, String> {
+        let rev = Arc::clone(&self.rev);
+        let node = rev.node(self.slots[tr as usize].task);
+        let single = |list: ListId| vec![whole_list(&rev, list)];
+        let each_task = |list: ListId, value: Option<Arc<str>>| {
+            (0..rev.list(list).len() as u32)
+                .map(|pos| Group {
+                    list,
+                    pos,
+                    end: pos + 1,
+                    value: value.clone(),
+                    iteration: None,
+                    status: GroupStatus::Pending,
+                })
+                .collect::<Vec<_>>()
+        };
+        let mut kind = FrameKind::Plain;
+        let mut limit = 1usize;
+        let groups = match &node.task.kind {
+            TaskKind::Sequential { .. } => single(node.children[0]),
+            TaskKind::AllowFailure { .. } => {
+                kind = FrameKind::AllowFailure;
+                single(node.children[0])
+            }
+            TaskKind::Parallel { concurrent, .. } => {
+                limit = unlimited_if_zero(*concurrent);
+                each_task(node.children[0], None)
+            }
+            TaskKind::If { condition, .. } => {
+                let result = is_truthy(&self.render(condition, Some(tr))?);
+                let branch = if result {
+                    node.children[0]
+                } else {
+                    node.children[1]
+                };
+                self.set_outputs(tr, serde_json::json!({ "evaluationResult": result }));
+                single(branch)
+            }
+            TaskKind::Switch { value, cases, .. } => {
+                let rendered = into_text(self.render(value, Some(tr))?);
+                let matched = cases.iter().position(|(key, _)| *key == rendered);
+                let list = match matched {
+                    Some(i) => node.children[i],
+                    None => node.children[cases.len()],
+                };
+                self.set_outputs(
+                    tr,
+                    serde_json::json!({ "value": rendered, "defaults": matched.is_none() }),
+                );
+                single(list)
+            }
+            TaskKind::ForEach {
+                values,
+                concurrency_limit,
+                ..
+            } => {
+                limit = unlimited_if_zero(*concurrency_limit);
+                let values = loop_values(self.render(values, Some(tr))?)?;
+                values
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, v)| Group {
+                        list: node.children[0],
+                        pos: 0,
+                        end: rev.list(node.children[0]).len() as u32,
+                        value: Some(v),
+                        iteration: Some(i as u32),
+                        status: GroupStatus::Pending,
+                    })
+                    .collect()
+            }
+            TaskKind::EachSequential { value, .. } => {
+                let values = loop_values(self.render(value, Some(tr))?)?;
+                values
+                    .into_iter()
+                    .map(|v| Group {
+                        list: node.children[0],
+                        pos: 0,
+                        end: rev.list(node.children[0]).len() as u32,
+                        value: Some(v),
+                        iteration: None,
+                        status: GroupStatus::Pending,
+                    })
+                    .collect()
+            }
+            TaskKind::EachParallel {
+                value, concurrent, ..
+            } => {
+                limit = unlimited_if_zero(*concurrent);
+                let values = loop_values(self.render(value, Some(tr))?)?;
+                values
+                    .into_iter()
+                    .flat_map(|v| each_task(node.children[0], Some(v)))
+                    .collect()
+            }
+            TaskKind::Dag { concurrent, .. } => {
+                kind = FrameKind::Dag;
+                limit = unlimited_if_zero(*concurrent);
+                each_task(node.children[0], None)
+            }
+            other => {
+                return Err(format!("`{other:?}` is not a flowable task"));
+            }
+        };
+        let frame = Frame {
+            owner: Some(tr),
+            kind,
+            phase: Phase::Main,
+            groups,
+            cursor: 0,
+            active: 0,
+            limit,
+            outcome: Outcome::default(),
+            stopped: false,
+            errors: node.errors,
+            finally: node.finally,
+            dag_deps: node.dag_deps.clone(),
+        };
+        self.frames.push(frame);
+        Ok(self.frames.len() - 1)
+    }
+
+    fn set_outputs(&mut self, tr: u32, outputs: Value) {
+        let outputs = Arc::new(outputs);
+        self.exec.task_runs[tr as usize].outputs = Some(Arc::clone(&outputs));
+        let slot = &self.slots[tr as usize];
+        let task_id = &self.rev.node(slot.task).task_id;
+        self.outputs.insert(task_id, &slot.chain, outputs);
+    }
+
+    // ---- runnable tasks ----
+
+    /// Runs a cheap, pure task in place; its outputs or why it failed.
+    fn run_inline(&mut self, tr: u32, now: DateTime<Utc>) -> Result<Option<Value>, String> {
+        let rev = Arc::clone(&self.rev);
+        let node = rev.node(self.slots[tr as usize].task);
+        match &node.task.kind {
+            TaskKind::Return { format } => {
+                let value = match format {
+                    Some(format) => into_text(self.render(format, Some(tr))?),
+                    None => String::new(),
+                };
+                Ok(Some(serde_json::json!({ "value": value })))
+            }
+            TaskKind::Log { message, level } => {
+                let rendered = self.render(message, Some(tr))?;
+                let lines = match rendered {
+                    Value::Array(items) => items.into_iter().map(into_text).collect(),
+                    other => vec![into_text(other)],
+                };
+                for line in lines {
+                    self.log(Some(tr), *level, line, now);
+                }
+                Ok(None)
+            }
+            TaskKind::OutputValues { values } => {
+                let values = self.render(values, Some(tr))?;
+                Ok(Some(serde_json::json!({ "values": values })))
+            }
+            TaskKind::Fail {
+                condition,
+                error_message,
+            } => {
+                if let Some(condition) = condition {
+                    if !is_truthy(&self.render(condition, Some(tr))?) {
+                        return Ok(None);
+                    }
+                }
+                Err(into_text(self.render(error_message, Some(tr))?))
+            }
+            TaskKind::TransformValue { from, expression } => {
+                let input = match self.render(from, Some(tr))? {
+                    Value::String(text) => {
+                        serde_json::from_str(&text).unwrap_or(Value::String(text))
+                    }
+                    other => other,
+                };
+                let value = expression.evaluate(&input).map_err(|e| e.to_string())?;
+                Ok(Some(serde_json::json!({ "value": value })))
+            }
+            other => Err(format!("`{other:?}` cannot run inline")),
+        }
+    }
+
+    fn timer_deadline(&self, tr: u32, now: DateTime<Utc>) -> Result<i64, String> {
+        let node = self.rev.node(self.slots[tr as usize].task);
+        let TaskKind::Sleep { duration } = &node.task.kind else {
+            return Err("only Sleep waits on a timer".into());
+        };
+        let text = into_text(self.render(duration, Some(tr))?);
+        let duration = super::parse_iso_duration(&text)
+            .ok_or_else(|| format!("`{text}` is not an ISO-8601 duration (e.g. PT1S)"))?;
+        let millis = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
+        Ok(now.timestamp_millis().saturating_add(millis))
+    }
+
+    // ---- helpers ----
+
+    fn render(&self, property: &Property, tr: Option<u32>) -> Result<Value, String> {
+        let ctx = RenderContext {
+            run: self,
+            task_run: tr,
+        };
+        property.render(&ctx).map_err(|e| e.to_string())
+    }
+
+    fn log(&mut self, tr: Option<u32>, level: Level, message: String, now: DateTime<Utc>) {
+        let task_id = tr.map(|t| Arc::clone(&self.exec.task_runs[t as usize].task_id));
+        match level {
+            Level::Error => tracing::warn!(execution = %self.exec.id, task = ?task_id, "{message}"),
+            _ => tracing::debug!(execution = %self.exec.id, task = ?task_id, "{message}"),
+        }
+        self.exec.logs.push(LogEntry {
+            date: now,
+            level,
+            task_id,
+            message,
+        });
+    }
+}
+
+fn whole_list(rev: &FlowRevision, list: ListId) -> Group {
+    Group {
+        list,
+        pos: 0,
+        end: rev.list(list).len() as u32,
+        value: None,
+        iteration: None,
+        status: GroupStatus::Pending,
+    }
+}
+
+fn unlimited_if_zero(n: u32) -> usize {
+    if n == 0 { usize::MAX } else { n as usize }
+}
+
+/// ForEach values: a list, or a JSON string of one; each rendered to text,
+/// duplicates dropped (first one kept), as Kestra does.
+fn loop_values(rendered: Value) -> Result<Vec<Arc<str>>, String> {
+    let items = match rendered {
+        Value::Array(items) => items,
+        Value::String(text) => match serde_json::from_str::<Value>(&text) {
+            Ok(Value::Array(items)) => items,
+            _ => return Err(format!("values `{text}` is not a list or a JSON list")),
+        },
+        other => return Err(format!("values `{other}` is not a list")),
+    };
+    let mut seen = rustc_hash::FxHashSet::default();
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let text: Arc<str> = Arc::from(into_text(item));
+        if seen.insert(Arc::clone(&text)) {
+            out.push(text);
+        }
+    }
+    Ok(out)
+}
