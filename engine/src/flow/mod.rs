@@ -1,9 +1,30 @@
 //! Kestra flows: the typed model, the YAML parser and validator, and input
 //! validation.
+//!
+//! ```text
+//! Flow::parse(yaml)            -> flow::Result<Flow>   (every problem, with path and line:column)
+//! validate_inputs(&flow, map)  -> flow::Result<Map>    (typed inputs, defaults applied)
+//! ```
 
+mod duration;
+mod error;
+mod inputs;
 mod model;
+mod parse;
+mod types;
+mod yaml;
 
+pub use duration::parse_duration;
+pub use error::{Error, InputProblem, Problem, Result};
+pub use inputs::{validate_inputs, validate_text_inputs};
 pub use model::{
     DagTask, Flow, FlowOutput, InputDef, InputType, Level, Retry, RetryBehavior, RetryPolicy, Task,
     TaskKind, Trigger, TriggerKind,
 };
+
+impl Flow {
+    /// Parses and validates a flow's YAML source.
+    pub fn parse(source: &str) -> Result<Flow> {
+        parse::parse_flow(source)
+    }
+}

@@ -1,0 +1,1676 @@
+//! Flow YAML → [`Flow`], checking everything Kestra checks when it saves a
+//! flow, and collecting every problem rather than stopping at the first.
+//!
+//! Rules, after Kestra (kestra-io/kestra, `Flow`, `Task`, `FlowValidator`):
+//! - unknown properties are errors (Jackson's `FAIL_ON_UNKNOWN_PROPERTIES`);
+//! - task ids match `^[a-zA-Z0-9][a-zA-Z0-9_-]*$` and are unique across the
+//!   whole flow (nested tasks, `errors` and `finally` included);
+//! - flow ids match `^[a-zA-Z0-9][a-zA-Z0-9._-]*$` (≤ 100 chars), namespaces
+//!   `^[a-z0-9][a-z0-9._-]*$` (≤ 150), input and output ids
+//!   `^[a-zA-Z0-9][.a-zA-Z0-9_-]*$`;
+//! - `tasks` is non-empty; flowables that need children have some;
+//! - an explicit `null` is the same as an absent property;
+//! - scalars are coerced like Jackson does: `format: 42` is the string "42",
+//!   `concurrent: "2"` is 2, `disabled: "true"` is true. YAML 1.1 booleans
+//!   (`yes`, `on`) are strings (see `yaml::parse`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use super::duration::parse_duration;
+use super::error::{Error, Problem, Result};
+use super::inputs::coerce;
+use super::model::{
+    DagTask, Flow, FlowOutput, InputDef, InputType, Level, Retry, RetryBehavior, RetryPolicy, Task,
+    TaskKind, Trigger, TriggerKind,
+};
+use super::types::{self, TaskType, TriggerType, Unresolved};
+use super::yaml::{self, Node, NodeValue, Pos};
+use crate::expression::Property;
+use crate::jsonata::Jsonata;
+
+/// Parses and validates one flow.
+pub(crate) fn parse_flow(source: &str) -> Result<Flow> {
+    let root = yaml::parse(source).map_err(|e| {
+        Error::Invalid(vec![Problem {
+            path: String::new(),
+            line: e.pos.line,
+            column: e.pos.column,
+            message: format!("invalid YAML: {}", e.message),
+        }])
+    })?;
+    let mut p = Parser::default();
+    let flow = p.flow(&root, source);
+    p.check_duplicate_ids();
+    match flow {
+        Some(flow) if p.problems.is_empty() => Ok(flow),
+        _ => {
+            p.problems.sort_by_key(|p| (p.line, p.column));
+            Err(Error::Invalid(p.problems))
+        }
+    }
+}
+
+#[derive(Default)]
+struct Parser {
+    problems: Vec<Problem>,
+    /// Every task id met, with its path and position, for the duplicate check.
+    task_ids: Vec<(String, String, Pos)>,
+}
+
+/// A map node whose keys are taken one by one; the rest are unknown.
+struct Fields<'a> {
+    path: String,
+    pos: Pos,
+    entries: Vec<Entry<'a>>,
+}
+
+struct Entry<'a> {
+    key: String,
+    key_pos: Pos,
+    value: &'a Node,
+    used: bool,
+}
+
+fn child(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+fn index(path: &str, i: usize) -> String {
+    format!("{path}[{i}]")
+}
+
+impl<'a> Fields<'a> {
+    /// The value under `key`, if present and not null; marks it known.
+    fn take(&mut self, key: &str) -> Option<(&'a Node, String)> {
+        let entry = self.entries.iter_mut().find(|e| e.key == key)?;
+        entry.used = true;
+        match entry.value.value {
+            NodeValue::Null => None,
+            _ => Some((entry.value, child(&self.path, key))),
+        }
+    }
+
+    /// Like [`Fields::take`], for the first of several spellings present.
+    fn take_any(&mut self, keys: &[&str]) -> Option<(&'a Node, String)> {
+        let mut found = None;
+        for key in keys {
+            let got = self.take(key);
+            if found.is_none() {
+                found = got;
+            }
+        }
+        found
+    }
+
+    fn path(&self, key: &str) -> String {
+        child(&self.path, key)
+    }
+}
+
+/// `^[a-zA-Z0-9][<more>]*$`: a first alphanumeric, then alphanumerics or `more`.
+fn id_matches(id: &str, more: &[u8], lowercase_only: bool) -> bool {
+    let ok = |b: u8| {
+        if lowercase_only {
+            b.is_ascii_lowercase() || b.is_ascii_digit()
+        } else {
+            b.is_ascii_alphanumeric()
+        }
+    };
+    let mut bytes = id.bytes();
+    match bytes.next() {
+        Some(b) if ok(b) => bytes.all(|b| ok(b) || more.contains(&b)),
+        _ => false,
+    }
+}
+
+impl Parser {
+    fn problem(&mut self, path: &str, pos: Pos, message: impl Into<String>) {
+        self.problems.push(Problem {
+            path: path.to_owned(),
+            line: pos.line,
+            column: pos.column,
+            message: message.into(),
+        });
+    }
+
+    fn fields<'a>(&mut self, node: &'a Node, path: &str) -> Option<Fields<'a>> {
+        let NodeValue::Map(entries) = &node.value else {
+            self.problem(
+                path,
+                node.pos,
+                format!("expected a map, found {}", node.kind()),
+            );
+            return None;
+        };
+        let mut out = Vec::with_capacity(entries.len());
+        for (key, value) in entries {
+            match key.scalar_text() {
+                Some(k) => out.push(Entry {
+                    key: k,
+                    key_pos: key.pos,
+                    value,
+                    used: false,
+                }),
+                None => self.problem(path, key.pos, "map keys must be scalars"),
+            }
+        }
+        Some(Fields {
+            path: path.to_owned(),
+            pos: node.pos,
+            entries: out,
+        })
+    }
+
+    /// Reports the keys nobody took.
+    fn finish(&mut self, fields: Fields<'_>, what: &str) {
+        for e in fields.entries.iter().filter(|e| !e.used) {
+            let path = child(&fields.path, &e.key);
+            self.problem(
+                &path,
+                e.key_pos,
+                format!("unknown property `{}` for {what}", e.key),
+            );
+        }
+    }
+
+    fn missing(&mut self, fields: &Fields<'_>, key: &str) {
+        let path = fields.path(key);
+        self.problem(
+            &path,
+            fields.pos,
+            format!("missing required property `{key}`"),
+        );
+    }
+
+    // ---- scalars ----
+
+    fn string(&mut self, node: &Node, path: &str) -> Option<String> {
+        match &node.value {
+            NodeValue::Seq(_) | NodeValue::Map(_) => {
+                self.problem(
+                    path,
+                    node.pos,
+                    format!("expected a string, found {}", node.kind()),
+                );
+                None
+            }
+            _ => node.scalar_text(),
+        }
+    }
+
+    fn req_string(&mut self, f: &mut Fields<'_>, key: &str) -> Option<String> {
+        match f.take(key) {
+            Some((node, path)) => self.string(node, &path),
+            None => {
+                self.missing(f, key);
+                None
+            }
+        }
+    }
+
+    fn opt_string(&mut self, f: &mut Fields<'_>, key: &str) -> Option<String> {
+        let (node, path) = f.take(key)?;
+        self.string(node, &path)
+    }
+
+    fn boolean(&mut self, node: &Node, path: &str) -> Option<bool> {
+        match &node.value {
+            NodeValue::Bool(b) => Some(*b),
+            NodeValue::Str(s) if s.eq_ignore_ascii_case("true") => Some(true),
+            NodeValue::Str(s) if s.eq_ignore_ascii_case("false") => Some(false),
+            _ => {
+                let shown = node
+                    .scalar_text()
+                    .map(|t| format!(" `{t}`"))
+                    .unwrap_or_default();
+                self.problem(
+                    path,
+                    node.pos,
+                    format!(
+                        "expected a boolean (true or false), found {}{shown}",
+                        node.kind()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn opt_bool(&mut self, f: &mut Fields<'_>, key: &str, default: bool) -> bool {
+        match f.take(key) {
+            Some((node, path)) => self.boolean(node, &path).unwrap_or(default),
+            None => default,
+        }
+    }
+
+    fn unsigned(&mut self, node: &Node, path: &str, min: u32) -> Option<u32> {
+        let n = match &node.value {
+            NodeValue::Int(i) => Some(*i),
+            NodeValue::Str(s) => s.trim().parse::<i64>().ok(),
+            _ => None,
+        };
+        match n.and_then(|n| u32::try_from(n).ok()) {
+            Some(n) if n >= min => Some(n),
+            _ => {
+                let shown = node
+                    .scalar_text()
+                    .map(|t| format!(" `{t}`"))
+                    .unwrap_or_default();
+                self.problem(
+                    path,
+                    node.pos,
+                    format!("expected an integer ≥ {min}, found {}{shown}", node.kind()),
+                );
+                None
+            }
+        }
+    }
+
+    fn opt_u32(&mut self, f: &mut Fields<'_>, key: &str, default: u32, min: u32) -> u32 {
+        match f.take(key) {
+            Some((node, path)) => self.unsigned(node, &path, min).unwrap_or(default),
+            None => default,
+        }
+    }
+
+    fn number(&mut self, node: &Node, path: &str) -> Option<f64> {
+        match &node.value {
+            NodeValue::Int(i) => Some(*i as f64),
+            NodeValue::Float(x) => Some(*x),
+            NodeValue::Str(s) if s.trim().parse::<f64>().is_ok() => s.trim().parse().ok(),
+            _ => {
+                self.problem(
+                    path,
+                    node.pos,
+                    format!("expected a number, found {}", node.kind()),
+                );
+                None
+            }
+        }
+    }
+
+    fn duration(&mut self, node: &Node, path: &str) -> Option<Duration> {
+        let text = self.string(node, path)?;
+        let d = parse_duration(&text);
+        if d.is_none() {
+            self.problem(
+                path,
+                node.pos,
+                format!("`{text}` is not an ISO-8601 duration (e.g. PT30S, PT1H, P1DT2H)"),
+            );
+        }
+        d
+    }
+
+    fn opt_duration(&mut self, f: &mut Fields<'_>, key: &str) -> Option<Duration> {
+        let (node, path) = f.take(key)?;
+        self.duration(node, &path)
+    }
+
+    fn level(&mut self, node: &Node, path: &str) -> Option<Level> {
+        let text = self.string(node, path)?;
+        let level = Level::parse(&text);
+        if level.is_none() {
+            self.problem(
+                path,
+                node.pos,
+                format!("`{text}` is not a log level (TRACE, DEBUG, INFO, WARN, ERROR)"),
+            );
+        }
+        level
+    }
+
+    fn string_list(&mut self, node: &Node, path: &str) -> Vec<String> {
+        match &node.value {
+            NodeValue::Seq(items) => items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, n)| self.string(n, &index(path, i)))
+                .collect(),
+            // Jackson's ACCEPT_SINGLE_VALUE_AS_ARRAY: one string is a list of one.
+            NodeValue::Str(_) | NodeValue::Int(_) => self.string(node, path).into_iter().collect(),
+            _ => {
+                self.problem(
+                    path,
+                    node.pos,
+                    format!("expected a list of strings, found {}", node.kind()),
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    fn json_map(&mut self, node: &Node, path: &str) -> Map<String, Value> {
+        match node.to_json() {
+            Value::Object(m) => m,
+            _ => {
+                self.problem(
+                    path,
+                    node.pos,
+                    format!("expected a map, found {}", node.kind()),
+                );
+                Map::new()
+            }
+        }
+    }
+
+    // ---- dynamic properties ----
+
+    /// Compiles a property (any JSON; strings in it are templates).
+    fn property(&mut self, node: &Node, path: &str) -> Option<Property> {
+        self.compile(&node.to_json(), node.pos, path)
+    }
+
+    /// A property that must be a string (scalars are coerced to text).
+    fn string_property(&mut self, node: &Node, path: &str) -> Option<Property> {
+        let text = self.string(node, path)?;
+        self.compile(&Value::String(text), node.pos, path)
+    }
+
+    fn compile(&mut self, value: &Value, pos: Pos, path: &str) -> Option<Property> {
+        match Property::compile(value) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                self.problem(path, pos, format!("invalid expression: {e}"));
+                None
+            }
+        }
+    }
+
+    fn req_string_property(&mut self, f: &mut Fields<'_>, key: &str) -> Option<Property> {
+        match f.take(key) {
+            Some((node, path)) => self.string_property(node, &path),
+            None => {
+                self.missing(f, key);
+                None
+            }
+        }
+    }
+
+    fn opt_string_property(&mut self, f: &mut Fields<'_>, key: &str) -> Option<Property> {
+        let (node, path) = f.take(key)?;
+        self.string_property(node, &path)
+    }
+
+    fn opt_map_property(&mut self, f: &mut Fields<'_>, key: &str) -> Option<Property> {
+        let (node, path) = f.take(key)?;
+        if !matches!(node.value, NodeValue::Map(_)) {
+            self.problem(
+                &path,
+                node.pos,
+                format!("expected a map, found {}", node.kind()),
+            );
+            return None;
+        }
+        self.property(node, &path)
+    }
+
+    // ---- the flow ----
+
+    fn flow(&mut self, root: &Node, source: &str) -> Option<Flow> {
+        let mut f = self.fields(root, "")?;
+        let id = self.req_string(&mut f, "id");
+        if let Some(id) = &id
+            && (!id_matches(id, b"._-", false) || id.len() > 100)
+        {
+            let path = f.path("id");
+            let pos = f.take("id").map_or(f.pos, |(n, _)| n.pos);
+            self.problem(
+                    &path,
+                    pos,
+                    format!("invalid flow id `{id}`: must match ^[a-zA-Z0-9][a-zA-Z0-9._-]*$ and be at most 100 characters"),
+                );
+        }
+        let namespace = self.req_string(&mut f, "namespace");
+        if let Some(ns) = &namespace
+            && (!id_matches(ns, b"._-", true) || ns.len() > 150)
+        {
+            let path = f.path("namespace");
+            let pos = f.take("namespace").map_or(f.pos, |(n, _)| n.pos);
+            self.problem(
+                    &path,
+                    pos,
+                    format!("invalid namespace `{ns}`: must match ^[a-z0-9][a-z0-9._-]*$ and be at most 150 characters"),
+                );
+        }
+        let revision = match f.take("revision") {
+            Some((node, path)) => self.unsigned(node, &path, 1).unwrap_or(1),
+            None => 1,
+        };
+        let description = self.opt_string(&mut f, "description");
+        let labels = match f.take("labels") {
+            Some((node, path)) => self.labels(node, &path),
+            None => Vec::new(),
+        };
+        let inputs = match f.take("inputs") {
+            Some((node, path)) => self.inputs(node, &path),
+            None => Vec::new(),
+        };
+        let variables = match f.take("variables") {
+            Some((node, path)) => self.json_map(node, &path),
+            None => Map::new(),
+        };
+        let tasks = match f.take("tasks") {
+            Some((node, path)) => self.task_list(node, &path, true),
+            None => {
+                self.missing(&f, "tasks");
+                Vec::new()
+            }
+        };
+        let errors = self.opt_task_list(&mut f, "errors");
+        let finally = self.opt_task_list(&mut f, "finally");
+        let outputs = match f.take("outputs") {
+            Some((node, path)) => self.outputs(node, &path),
+            None => Vec::new(),
+        };
+        let triggers = match f.take("triggers") {
+            Some((node, path)) => self.triggers(node, &path),
+            None => Vec::new(),
+        };
+        let disabled = self.opt_bool(&mut f, "disabled", false);
+        let _deleted = self.opt_bool(&mut f, "deleted", false);
+        let retry = match f.take("retry") {
+            Some((node, path)) => self.retry(node, &path),
+            None => None,
+        };
+        let mut plugin_defaults = Vec::new();
+        for key in ["pluginDefaults", "taskDefaults"] {
+            if let Some((node, path)) = f.take(key) {
+                match node.to_json() {
+                    Value::Array(items) => plugin_defaults.extend(items),
+                    _ => self.problem(
+                        &path,
+                        node.pos,
+                        format!("expected a list, found {}", node.kind()),
+                    ),
+                }
+            }
+        }
+        let concurrency = f.take("concurrency").map(|(n, _)| n.to_json());
+        let _tenant = self.opt_string(&mut f, "tenantId");
+        for key in ["listeners", "afterExecution", "sla"] {
+            if let Some((node, path)) = f.take(key) {
+                self.problem(&path, node.pos, format!("`{key}` is not supported yet"));
+            }
+        }
+        self.finish(f, "a flow");
+
+        Some(Flow {
+            id: id?,
+            namespace: namespace?,
+            revision,
+            description,
+            labels,
+            inputs,
+            variables,
+            tasks,
+            errors,
+            finally,
+            outputs,
+            triggers,
+            disabled,
+            retry,
+            plugin_defaults,
+            concurrency,
+            source: source.to_owned(),
+        })
+    }
+
+    /// A map, or a list of `{key, value}`. Values are coerced to strings.
+    fn labels(&mut self, node: &Node, path: &str) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        match &node.value {
+            NodeValue::Map(entries) => {
+                for (k, v) in entries {
+                    let key = k.scalar_text().unwrap_or_default();
+                    let p = child(path, &key);
+                    if let Some(value) = self.string(v, &p) {
+                        out.push((key, value, k.pos, p));
+                    }
+                }
+            }
+            NodeValue::Seq(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    let p = index(path, i);
+                    let Some(mut f) = self.fields(item, &p) else {
+                        continue;
+                    };
+                    let key = self.req_string(&mut f, "key");
+                    let value = self.req_string(&mut f, "value");
+                    let pos = f.pos;
+                    self.finish(f, "a label");
+                    if let (Some(k), Some(v)) = (key, value) {
+                        out.push((k, v, pos, p));
+                    }
+                }
+            }
+            _ => self.problem(
+                path,
+                node.pos,
+                format!(
+                    "expected a map or a list of {{key, value}}, found {}",
+                    node.kind()
+                ),
+            ),
+        }
+        let mut labels = Vec::with_capacity(out.len());
+        for (key, value, pos, p) in out {
+            // Kestra reserves `system.` labels, except `system.readOnly`.
+            if key.starts_with("system.") && key != "system.readOnly" {
+                self.problem(
+                    &p,
+                    pos,
+                    format!("system labels can only be set by the engine: `{key}`"),
+                );
+            }
+            labels.push((key, value));
+        }
+        labels
+    }
+
+    // ---- tasks ----
+
+    fn opt_task_list(&mut self, f: &mut Fields<'_>, key: &str) -> Vec<Task> {
+        match f.take(key) {
+            Some((node, path)) => self.task_list(node, &path, false),
+            None => Vec::new(),
+        }
+    }
+
+    fn req_task_list(&mut self, f: &mut Fields<'_>, key: &str) -> Vec<Task> {
+        match f.take(key) {
+            Some((node, path)) => self.task_list(node, &path, true),
+            None => {
+                self.missing(f, key);
+                Vec::new()
+            }
+        }
+    }
+
+    fn task_list(&mut self, node: &Node, path: &str, non_empty: bool) -> Vec<Task> {
+        let NodeValue::Seq(items) = &node.value else {
+            self.problem(
+                path,
+                node.pos,
+                format!("expected a list of tasks, found {}", node.kind()),
+            );
+            return Vec::new();
+        };
+        if non_empty && items.is_empty() {
+            self.problem(path, node.pos, "must contain at least one task");
+        }
+        items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| self.task(n, &index(path, i)))
+            .collect()
+    }
+
+    fn task(&mut self, node: &Node, path: &str) -> Option<Task> {
+        let mut f = self.fields(node, path)?;
+        let id = self.req_string(&mut f, "id");
+        if let Some(id) = &id {
+            let id_pos = f.take("id").map_or(f.pos, |(n, _)| n.pos);
+            if !id_matches(id, b"_-", false) {
+                self.problem(
+                    &f.path("id"),
+                    id_pos,
+                    format!("invalid task id `{id}`: must match ^[a-zA-Z0-9][a-zA-Z0-9_-]*$"),
+                );
+            }
+            self.task_ids.push((id.clone(), path.to_owned(), id_pos));
+        }
+        let type_name = self.req_string(&mut f, "type")?;
+        let (canonical, task_type) = match types::task_type(&type_name) {
+            Ok(t) => t,
+            Err(why) => {
+                let pos = f.take("type").map_or(f.pos, |(n, _)| n.pos);
+                let message = match why {
+                    Unresolved::Unknown => format!("unknown task type `{type_name}`"),
+                    Unresolved::Ambiguous(c) => {
+                        format!("ambiguous task type `{type_name}`: one of {}", c.join(", "))
+                    }
+                };
+                self.problem(&f.path("type"), pos, message);
+                // Still look inside, so that problems in children show up too.
+                for key in ["tasks", "errors", "finally", "then", "else", "defaults"] {
+                    if let Some((n, p)) = f.take(key) {
+                        self.task_list(n, &p, false);
+                    }
+                }
+                return None;
+            }
+        };
+
+        let description = self.opt_string(&mut f, "description");
+        let run_if = self.opt_string_property(&mut f, "runIf");
+        let disabled = self.opt_bool(&mut f, "disabled", false);
+        let allow_failure = self.opt_bool(&mut f, "allowFailure", false);
+        let allow_warning = self.opt_bool(&mut f, "allowWarning", false);
+        let log_to_file = self.opt_bool(&mut f, "logToFile", false);
+        let timeout = self.opt_duration(&mut f, "timeout");
+        let retry = match f.take("retry") {
+            Some((n, p)) => self.retry(n, &p),
+            None => None,
+        };
+        let log_level = match f.take("logLevel") {
+            Some((n, p)) => self.level(n, &p),
+            None => None,
+        };
+        // Recorded by Kestra for its worker groups (EE); no meaning here.
+        let _ = f.take("workerGroup");
+
+        let flowable = !matches!(
+            task_type,
+            TaskType::Return
+                | TaskType::Log
+                | TaskType::OutputValues
+                | TaskType::Fail
+                | TaskType::Sleep
+                | TaskType::TransformValue
+                | TaskType::Subflow
+        );
+        let kind = self.task_kind(task_type, &mut f);
+        let (errors, finally) = if flowable {
+            (
+                self.opt_task_list(&mut f, "errors"),
+                self.opt_task_list(&mut f, "finally"),
+            )
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        self.finish(f, canonical);
+        Some(Task {
+            id: id?,
+            type_name: canonical.to_owned(),
+            kind: kind?,
+            description,
+            run_if,
+            disabled,
+            allow_failure,
+            allow_warning,
+            timeout,
+            retry,
+            log_level,
+            log_to_file,
+            errors,
+            finally,
+        })
+    }
+
+    fn task_kind(&mut self, t: TaskType, f: &mut Fields<'_>) -> Option<TaskKind> {
+        Some(match t {
+            TaskType::Return => TaskKind::Return {
+                format: self.opt_string_property(f, "format"),
+            },
+            TaskType::Log => {
+                let message = match f.take("message") {
+                    Some((node, path)) => match &node.value {
+                        NodeValue::Seq(_) => {
+                            let list = self.string_list(node, &path);
+                            self.compile(&Value::from(list), node.pos, &path)
+                        }
+                        _ => self.string_property(node, &path),
+                    },
+                    None => {
+                        self.missing(f, "message");
+                        None
+                    }
+                };
+                let level = match f.take("level") {
+                    Some((n, p)) => self.level(n, &p),
+                    None => Some(Level::Info),
+                };
+                TaskKind::Log {
+                    message: message?,
+                    level: level?,
+                }
+            }
+            TaskType::OutputValues => {
+                let values = match f.take("values") {
+                    Some((node, path)) => {
+                        if matches!(node.value, NodeValue::Map(_)) {
+                            self.property(node, &path)
+                        } else {
+                            self.problem(
+                                &path,
+                                node.pos,
+                                format!("expected a map, found {}", node.kind()),
+                            );
+                            None
+                        }
+                    }
+                    // Kestra allows no values: the output is then empty.
+                    None => self.compile(&Value::Object(Map::new()), f.pos, &f.path("values")),
+                };
+                TaskKind::OutputValues { values: values? }
+            }
+            TaskType::Fail => {
+                let condition = self.opt_string_property(f, "condition");
+                let error_message = match f.take("errorMessage") {
+                    Some((n, p)) => self.string_property(n, &p),
+                    None => {
+                        self.compile(&Value::from("Task failure"), f.pos, &f.path("errorMessage"))
+                    }
+                };
+                TaskKind::Fail {
+                    condition,
+                    error_message: error_message?,
+                }
+            }
+            TaskType::Sleep => {
+                let duration = match f.take("duration") {
+                    Some((node, path)) => {
+                        let text = self.string(node, &path)?;
+                        // A static value is checked now; a template when rendered.
+                        if !text.contains("{{") && parse_duration(&text).is_none() {
+                            self.problem(&path, node.pos, format!("`{text}` is not an ISO-8601 duration (e.g. PT30S, PT1H, P1DT2H)"));
+                        }
+                        self.compile(&Value::String(text), node.pos, &path)
+                    }
+                    None => {
+                        self.missing(f, "duration");
+                        None
+                    }
+                };
+                TaskKind::Sleep {
+                    duration: duration?,
+                }
+            }
+            TaskType::TransformValue => {
+                let from = self.req_string_property(f, "from");
+                let expression = match f.take("expression") {
+                    Some((node, path)) => {
+                        let text = self.string(node, &path)?;
+                        match Jsonata::compile(&text) {
+                            Ok(j) => Some(Arc::new(j)),
+                            Err(e) => {
+                                self.problem(&path, node.pos, e.to_string());
+                                None
+                            }
+                        }
+                    }
+                    None => {
+                        self.missing(f, "expression");
+                        None
+                    }
+                };
+                // plugin-transform's recursion guard; the crate has its own.
+                if let Some((n, p)) = f.take("maxDepth") {
+                    self.unsigned(n, &p, 1);
+                }
+                TaskKind::TransformValue {
+                    from: from?,
+                    expression: expression?,
+                }
+            }
+            TaskType::Subflow => {
+                let namespace = self.req_string_property(f, "namespace");
+                let flow_id = self.req_string_property(f, "flowId");
+                let revision = match f.take("revision") {
+                    Some((n, p)) => self.unsigned(n, &p, 1),
+                    None => None,
+                };
+                let inputs = self.opt_map_property(f, "inputs");
+                let labels = match f.take("labels") {
+                    Some((n, p)) => self.property(n, &p),
+                    None => None,
+                };
+                let wait = self.opt_bool(f, "wait", true);
+                let transmit_failed = self.opt_bool(f, "transmitFailed", true);
+                let inherit_labels = self.opt_bool(f, "inheritLabels", false);
+                let schedule_date = self.opt_string_property(f, "scheduleDate");
+                if let Some((node, path)) = f.take("outputs") {
+                    self.problem(&path, node.pos, "Subflow `outputs` (deprecated since Kestra 0.15) is not supported: declare `outputs` in the subflow");
+                }
+                TaskKind::Subflow {
+                    namespace: namespace?,
+                    flow_id: flow_id?,
+                    revision,
+                    inputs,
+                    labels,
+                    wait,
+                    transmit_failed,
+                    inherit_labels,
+                    schedule_date,
+                }
+            }
+            TaskType::If => {
+                let condition = self.req_string_property(f, "condition");
+                let then = self.req_task_list(f, "then");
+                let else_ = self.opt_task_list(f, "else");
+                TaskKind::If {
+                    condition: condition?,
+                    then,
+                    else_,
+                }
+            }
+            TaskType::Switch => {
+                let value = self.req_string_property(f, "value");
+                let mut cases = Vec::new();
+                if let Some((node, path)) = f.take("cases") {
+                    match &node.value {
+                        NodeValue::Map(entries) => {
+                            for (k, v) in entries {
+                                let key = k.scalar_text().unwrap_or_default();
+                                let p = child(&path, &key);
+                                let tasks = self.task_list(v, &p, false);
+                                cases.push((key, tasks));
+                            }
+                        }
+                        _ => self.problem(
+                            &path,
+                            node.pos,
+                            format!("expected a map of case → tasks, found {}", node.kind()),
+                        ),
+                    }
+                }
+                let defaults = self.opt_task_list(f, "defaults");
+                if cases.iter().all(|(_, t)| t.is_empty()) && defaults.is_empty() {
+                    self.problem(
+                        &f.path("cases"),
+                        f.pos,
+                        "no task defined: neither `cases` nor `defaults` has any task",
+                    );
+                }
+                TaskKind::Switch {
+                    value: value?,
+                    cases,
+                    defaults,
+                }
+            }
+            TaskType::Sequential => TaskKind::Sequential {
+                tasks: self.req_task_list(f, "tasks"),
+            },
+            TaskType::AllowFailure => TaskKind::AllowFailure {
+                tasks: self.req_task_list(f, "tasks"),
+            },
+            TaskType::Parallel => {
+                let concurrent = self.opt_u32(f, "concurrent", 0, 0);
+                TaskKind::Parallel {
+                    tasks: self.req_task_list(f, "tasks"),
+                    concurrent,
+                }
+            }
+            TaskType::ForEach => {
+                let values = self.each_values(f, "values");
+                let concurrency_limit = self.opt_u32(f, "concurrencyLimit", 1, 0);
+                TaskKind::ForEach {
+                    values: values?,
+                    concurrency_limit,
+                    tasks: self.req_task_list(f, "tasks"),
+                }
+            }
+            TaskType::EachSequential => {
+                let value = self.each_values(f, "value");
+                TaskKind::EachSequential {
+                    value: value?,
+                    tasks: self.req_task_list(f, "tasks"),
+                }
+            }
+            TaskType::EachParallel => {
+                let value = self.each_values(f, "value");
+                let concurrent = self.opt_u32(f, "concurrent", 0, 0);
+                TaskKind::EachParallel {
+                    value: value?,
+                    concurrent,
+                    tasks: self.req_task_list(f, "tasks"),
+                }
+            }
+            TaskType::Dag => {
+                let concurrent = self.opt_u32(f, "concurrent", 0, 0);
+                let tasks = match f.take("tasks") {
+                    Some((node, path)) => self.dag_tasks(node, &path),
+                    None => {
+                        self.missing(f, "tasks");
+                        Vec::new()
+                    }
+                };
+                TaskKind::Dag { tasks, concurrent }
+            }
+            TaskType::Pause => {
+                let delay = self.opt_duration_property(f, "delay");
+                let timeout = self.opt_duration_property(f, "timeout");
+                let on_resume = match f.take("onResume") {
+                    Some((n, p)) => self.inputs(n, &p),
+                    None => Vec::new(),
+                };
+                TaskKind::Pause {
+                    delay,
+                    timeout,
+                    on_resume,
+                    tasks: self.opt_task_list(f, "tasks"),
+                }
+            }
+        })
+    }
+
+    /// A duration property: checked now when static, when rendered otherwise.
+    fn opt_duration_property(&mut self, f: &mut Fields<'_>, key: &str) -> Option<Property> {
+        let (node, path) = f.take(key)?;
+        let text = self.string(node, &path)?;
+        if !text.contains("{{") && parse_duration(&text).is_none() {
+            self.problem(
+                &path,
+                node.pos,
+                format!("`{text}` is not an ISO-8601 duration (e.g. PT30S, PT1H, P1DT2H)"),
+            );
+        }
+        self.compile(&Value::String(text), node.pos, &path)
+    }
+
+    /// ForEach `values`: a list, or a string (a JSON list, or a template).
+    fn each_values(&mut self, f: &mut Fields<'_>, key: &str) -> Option<Property> {
+        let Some((node, path)) = f.take(key) else {
+            self.missing(f, key);
+            return None;
+        };
+        match &node.value {
+            NodeValue::Seq(_) => self.property(node, &path),
+            NodeValue::Str(s) => {
+                let trimmed = s.trim_start();
+                if trimmed.starts_with('[')
+                    && !s.contains("{{")
+                    && let Err(e) = serde_json::from_str::<Vec<Value>>(s)
+                {
+                    self.problem(&path, node.pos, format!("not a JSON list: {e}"));
+                }
+                self.property(node, &path)
+            }
+            _ => {
+                self.problem(
+                    &path,
+                    node.pos,
+                    format!(
+                        "expected a list or a JSON string of a list, found {}",
+                        node.kind()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn dag_tasks(&mut self, node: &Node, path: &str) -> Vec<DagTask> {
+        let NodeValue::Seq(items) = &node.value else {
+            self.problem(
+                path,
+                node.pos,
+                format!(
+                    "expected a list of {{task, dependsOn}}, found {}",
+                    node.kind()
+                ),
+            );
+            return Vec::new();
+        };
+        if items.is_empty() {
+            self.problem(path, node.pos, "must contain at least one task");
+        }
+        let mut out = Vec::new();
+        let mut depends_pos = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let p = index(path, i);
+            let Some(mut f) = self.fields(item, &p) else {
+                continue;
+            };
+            let task = match f.take("task") {
+                Some((n, tp)) => self.task(n, &tp),
+                None => {
+                    self.missing(&f, "task");
+                    None
+                }
+            };
+            let (depends_on, pos) = match f.take("dependsOn") {
+                Some((n, dp)) => (self.string_list(n, &dp), n.pos),
+                None => (Vec::new(), f.pos),
+            };
+            depends_pos.push((f.path("dependsOn"), pos));
+            self.finish(f, "a Dag task");
+            if let Some(task) = task {
+                out.push(DagTask { task, depends_on });
+            }
+        }
+        if out.len() == items.len() {
+            self.check_dag(&out, &depends_pos);
+        }
+        out
+    }
+
+    /// Dependencies must name sibling tasks and must not form a cycle.
+    fn check_dag(&mut self, tasks: &[DagTask], depends_pos: &[(String, Pos)]) {
+        let ids: HashMap<&str, usize> = tasks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.task.id.as_str(), i))
+            .collect();
+        let mut broken = false;
+        for (t, (path, pos)) in tasks.iter().zip(depends_pos) {
+            for dep in &t.depends_on {
+                if !ids.contains_key(dep.as_str()) {
+                    broken = true;
+                    self.problem(
+                        path,
+                        *pos,
+                        format!("depends on `{dep}`, which is not a task of this Dag"),
+                    );
+                }
+            }
+        }
+        if broken {
+            return;
+        }
+        // Kahn's algorithm: what remains after removing sources is cyclic.
+        let mut indegree: Vec<usize> = tasks.iter().map(|t| t.depends_on.len()).collect();
+        let mut ready: Vec<usize> = (0..tasks.len()).filter(|&i| indegree[i] == 0).collect();
+        let mut done = 0;
+        while let Some(i) = ready.pop() {
+            done += 1;
+            for (j, t) in tasks.iter().enumerate() {
+                let edges = t
+                    .depends_on
+                    .iter()
+                    .filter(|d| **d == tasks[i].task.id)
+                    .count();
+                if edges > 0 {
+                    indegree[j] -= edges;
+                    if indegree[j] == 0 {
+                        ready.push(j);
+                    }
+                }
+            }
+        }
+        if done < tasks.len() {
+            let cyclic: Vec<&str> = tasks
+                .iter()
+                .zip(&indegree)
+                .filter(|(_, d)| **d > 0)
+                .map(|(t, _)| t.task.id.as_str())
+                .collect();
+            let (path, pos) = depends_pos
+                .iter()
+                .zip(&indegree)
+                .find(|(_, d)| **d > 0)
+                .map(|(p, _)| p.clone())
+                .unwrap_or_default();
+            self.problem(
+                &path,
+                pos,
+                format!("cyclic dependency between {}", cyclic.join(", ")),
+            );
+        }
+    }
+
+    fn check_duplicate_ids(&mut self) {
+        let mut first: HashMap<String, (String, Pos)> = HashMap::new();
+        let ids = std::mem::take(&mut self.task_ids);
+        for (id, path, pos) in ids {
+            match first.get(&id) {
+                Some((first_path, first_pos)) => {
+                    let message = format!(
+                        "duplicate task id `{id}`: already used by {first_path} at {}:{}",
+                        first_pos.line, first_pos.column
+                    );
+                    self.problem(&child(&path, "id"), pos, message);
+                }
+                None => {
+                    first.insert(id, (path, pos));
+                }
+            }
+        }
+    }
+
+    // ---- retry ----
+
+    fn retry(&mut self, node: &Node, path: &str) -> Option<Retry> {
+        let mut f = self.fields(node, path)?;
+        let kind = self.req_string(&mut f, "type")?;
+        let interval = |p: &mut Parser, f: &mut Fields<'_>, key: &str| match f.take(key) {
+            Some((n, kp)) => p.duration(n, &kp),
+            None => {
+                p.missing(f, key);
+                None
+            }
+        };
+        let policy = match kind.as_str() {
+            "constant" => interval(self, &mut f, "interval")
+                .map(|interval| RetryPolicy::Constant { interval }),
+            "exponential" => {
+                let i = interval(self, &mut f, "interval");
+                let max = interval(self, &mut f, "maxInterval");
+                let delay_factor = match f.take("delayFactor") {
+                    Some((n, p)) => self.number(n, &p),
+                    None => None,
+                };
+                match (i, max) {
+                    (Some(interval), Some(max_interval)) => Some(RetryPolicy::Exponential {
+                        interval,
+                        max_interval,
+                        delay_factor,
+                    }),
+                    _ => None,
+                }
+            }
+            "random" => {
+                let min = interval(self, &mut f, "minInterval");
+                let max = interval(self, &mut f, "maxInterval");
+                match (min, max) {
+                    (Some(min_interval), Some(max_interval)) => Some(RetryPolicy::Random {
+                        min_interval,
+                        max_interval,
+                    }),
+                    _ => None,
+                }
+            }
+            other => {
+                let pos = f.take("type").map_or(f.pos, |(n, _)| n.pos);
+                self.problem(
+                    &f.path("type"),
+                    pos,
+                    format!("unknown retry type `{other}` (constant, exponential or random)"),
+                );
+                return None;
+            }
+        };
+        // `maxAttempts` is the spelling of newer Kestra versions.
+        let max_attempt = match f.take_any(&["maxAttempt", "maxAttempts"]) {
+            Some((n, p)) => self.unsigned(n, &p, 1),
+            None => None,
+        };
+        let max_duration = self.opt_duration(&mut f, "maxDuration");
+        let warning_on_retry = self.opt_bool(&mut f, "warningOnRetry", false);
+        let behavior = match f.take("behavior") {
+            Some((n, p)) => match self.string(n, &p).as_deref() {
+                Some("RETRY_FAILED_TASK") => RetryBehavior::RetryFailedTask,
+                Some("CREATE_NEW_EXECUTION") => RetryBehavior::CreateNewExecution,
+                Some(other) => {
+                    self.problem(&p, n.pos, format!("unknown retry behavior `{other}` (RETRY_FAILED_TASK or CREATE_NEW_EXECUTION)"));
+                    RetryBehavior::default()
+                }
+                None => RetryBehavior::default(),
+            },
+            None => RetryBehavior::default(),
+        };
+        self.finish(f, &format!("a {kind} retry"));
+        Some(Retry {
+            policy: policy?,
+            max_attempt,
+            max_duration,
+            warning_on_retry,
+            behavior,
+        })
+    }
+
+    // ---- inputs and outputs ----
+
+    fn inputs(&mut self, node: &Node, path: &str) -> Vec<InputDef> {
+        let NodeValue::Seq(items) = &node.value else {
+            self.problem(
+                path,
+                node.pos,
+                format!("expected a list of inputs, found {}", node.kind()),
+            );
+            return Vec::new();
+        };
+        let mut out: Vec<InputDef> = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let p = index(path, i);
+            if let Some(input) = self.input(item, &p) {
+                if out.iter().any(|o| o.id == input.id) {
+                    self.problem(
+                        &child(&p, "id"),
+                        item.pos,
+                        format!("duplicate input id `{}`", input.id),
+                    );
+                }
+                out.push(input);
+            }
+        }
+        out
+    }
+
+    fn input(&mut self, node: &Node, path: &str) -> Option<InputDef> {
+        let mut f = self.fields(node, path)?;
+        // `name` is the pre-0.15 spelling of `id`.
+        let id = match f.take_any(&["id", "name"]) {
+            Some((n, p)) => {
+                let id = self.string(n, &p)?;
+                if !id_matches(&id, b"._-", false) {
+                    self.problem(
+                        &p,
+                        n.pos,
+                        format!("invalid input id `{id}`: must match ^[a-zA-Z0-9][.a-zA-Z0-9_-]*$"),
+                    );
+                }
+                Some(id)
+            }
+            None => {
+                self.missing(&f, "id");
+                None
+            }
+        };
+        let type_ = self.value_type(&mut f, "input");
+        let description = self.opt_string(&mut f, "description");
+        let display_name = self.opt_string(&mut f, "displayName");
+        let required = self.opt_bool(&mut f, "required", true);
+        // Accepted and not used yet: inputs are not rendered from one another.
+        let _ = f.take("dependsOn");
+        let defaults = match (f.take("defaults"), &type_) {
+            (Some((n, p)), Some(t)) => {
+                let raw = n.to_json();
+                match coerce(t, &raw) {
+                    Ok(v) => Some(v),
+                    Err(message) => {
+                        self.problem(
+                            &p,
+                            n.pos,
+                            format!("default does not fit {}: {message}", t.name()),
+                        );
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        self.finish(f, "an input");
+        Some(InputDef {
+            id: id?,
+            type_: type_?,
+            description,
+            display_name,
+            required,
+            defaults,
+        })
+    }
+
+    /// The `type` of an input or output, with its type-specific keys.
+    fn value_type(&mut self, f: &mut Fields<'_>, what: &str) -> Option<InputType> {
+        let Some((node, path)) = f.take("type") else {
+            self.missing(f, "type");
+            return None;
+        };
+        let name = self.string(node, &path)?;
+        self.type_named(&name, node.pos, &path, f, what, true)
+    }
+
+    fn type_named(
+        &mut self,
+        name: &str,
+        pos: Pos,
+        path: &str,
+        f: &mut Fields<'_>,
+        what: &str,
+        with_constraints: bool,
+    ) -> Option<InputType> {
+        let values = |p: &mut Parser, f: &mut Fields<'_>, keys: &[&str]| -> Vec<String> {
+            match f.take_any(keys) {
+                Some((n, vp)) => p.string_list(n, &vp),
+                None => Vec::new(),
+            }
+        };
+        Some(match name {
+            "STRING" => InputType::String {
+                validator: if with_constraints {
+                    self.opt_string(f, "validator")
+                } else {
+                    None
+                },
+            },
+            "INT" => {
+                let (min, max) = if with_constraints {
+                    let mut bound = |p: &mut Parser, key: &str| {
+                        let (n, kp) = f.take(key)?;
+                        match n.value {
+                            NodeValue::Int(i) => Some(i),
+                            _ => {
+                                p.problem(
+                                    &kp,
+                                    n.pos,
+                                    format!("expected an integer, found {}", n.kind()),
+                                );
+                                None
+                            }
+                        }
+                    };
+                    (bound(self, "min"), bound(self, "max"))
+                } else {
+                    (None, None)
+                };
+                InputType::Int { min, max }
+            }
+            "FLOAT" => {
+                let (min, max) = if with_constraints {
+                    let min = f.take("min").and_then(|(n, p)| self.number(n, &p));
+                    let max = f.take("max").and_then(|(n, p)| self.number(n, &p));
+                    (min, max)
+                } else {
+                    (None, None)
+                };
+                InputType::Float { min, max }
+            }
+            "BOOLEAN" | "BOOL" => InputType::Boolean,
+            "JSON" => InputType::Json,
+            "YAML" => InputType::Yaml,
+            "DURATION" => InputType::Duration,
+            "DATETIME" => InputType::DateTime,
+            "DATE" => InputType::Date,
+            "TIME" => InputType::Time,
+            "URI" => InputType::Uri,
+            "EMAIL" => InputType::Email,
+            "SECRET" => InputType::Secret,
+            "FILE" => InputType::File,
+            "SELECT" if with_constraints => {
+                let list = values(self, f, &["values"]);
+                let allow_custom_value = self.opt_bool(f, "allowCustomValue", false);
+                let _ = self.opt_bool(f, "isRadio", false);
+                if list.is_empty() {
+                    if let Some((n, p)) = f.take("expression") {
+                        self.problem(
+                            &p,
+                            n.pos,
+                            "SELECT `expression` is not supported yet: list the `values`",
+                        );
+                    } else {
+                        self.missing(f, "values");
+                    }
+                }
+                InputType::Select {
+                    values: list,
+                    allow_custom_value,
+                }
+            }
+            "ENUM" if with_constraints => {
+                let list = values(self, f, &["values"]);
+                if list.is_empty() {
+                    self.missing(f, "values");
+                }
+                InputType::Enum { values: list }
+            }
+            "MULTISELECT" if with_constraints => {
+                let list = values(self, f, &["values", "options"]);
+                let allow_custom_value = self.opt_bool(f, "allowCustomValue", false);
+                if list.is_empty() {
+                    self.missing(f, "values");
+                }
+                InputType::MultiSelect {
+                    values: list,
+                    allow_custom_value,
+                }
+            }
+            "ARRAY" if with_constraints => {
+                let item = match f.take("itemType") {
+                    Some((n, p)) => {
+                        let item_name = self.string(n, &p)?;
+                        if matches!(
+                            item_name.as_str(),
+                            "ARRAY" | "SELECT" | "ENUM" | "MULTISELECT" | "FILE"
+                        ) {
+                            self.problem(
+                                &p,
+                                n.pos,
+                                format!("`{item_name}` cannot be an ARRAY item type"),
+                            );
+                            return None;
+                        }
+                        self.type_named(&item_name, n.pos, &p, f, what, false)?
+                    }
+                    None => {
+                        self.missing(f, "itemType");
+                        return None;
+                    }
+                };
+                InputType::Array {
+                    item_type: Box::new(item),
+                }
+            }
+            // Flow outputs: collection types without their constraints.
+            "SELECT" | "ENUM" | "MULTISELECT" | "ARRAY" => match name {
+                "ARRAY" => InputType::Array {
+                    item_type: Box::new(InputType::Json),
+                },
+                "MULTISELECT" => InputType::MultiSelect {
+                    values: Vec::new(),
+                    allow_custom_value: true,
+                },
+                _ => InputType::Select {
+                    values: Vec::new(),
+                    allow_custom_value: true,
+                },
+            },
+            other => {
+                self.problem(
+                    path,
+                    pos,
+                    format!("unknown {what} type `{other}` (STRING, INT, FLOAT, BOOLEAN, BOOL, JSON, YAML, DURATION, DATETIME, DATE, TIME, SELECT, ENUM, MULTISELECT, ARRAY, URI, EMAIL, SECRET, FILE)"),
+                );
+                return None;
+            }
+        })
+    }
+
+    fn outputs(&mut self, node: &Node, path: &str) -> Vec<FlowOutput> {
+        let NodeValue::Seq(items) = &node.value else {
+            self.problem(
+                path,
+                node.pos,
+                format!("expected a list of outputs, found {}", node.kind()),
+            );
+            return Vec::new();
+        };
+        let mut out: Vec<FlowOutput> = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let p = index(path, i);
+            let Some(mut f) = self.fields(item, &p) else {
+                continue;
+            };
+            let id = self.req_string(&mut f, "id");
+            if let Some(id) = &id {
+                if !id_matches(id, b"._-", false) {
+                    self.problem(
+                        &f.path("id"),
+                        f.pos,
+                        format!(
+                            "invalid output id `{id}`: must match ^[a-zA-Z0-9][.a-zA-Z0-9_-]*$"
+                        ),
+                    );
+                }
+                if out.iter().any(|o| &o.id == id) {
+                    self.problem(&f.path("id"), f.pos, format!("duplicate output id `{id}`"));
+                }
+            }
+            let description = self.opt_string(&mut f, "description");
+            let _ = self.opt_string(&mut f, "displayName");
+            let type_ = match f.take("type") {
+                Some((n, tp)) => {
+                    let name = self.string(n, &tp);
+                    name.and_then(|name| {
+                        self.type_named(&name, n.pos, &tp, &mut f, "output", false)
+                    })
+                }
+                None => {
+                    self.missing(&f, "type");
+                    None
+                }
+            };
+            let value = match f.take("value") {
+                Some((n, vp)) => self.property(n, &vp),
+                None => {
+                    self.missing(&f, "value");
+                    None
+                }
+            };
+            self.finish(f, "an output");
+            if let (Some(id), Some(type_), Some(value)) = (id, type_, value) {
+                out.push(FlowOutput {
+                    id,
+                    description,
+                    type_,
+                    value,
+                });
+            }
+        }
+        out
+    }
+
+    // ---- triggers ----
+
+    fn triggers(&mut self, node: &Node, path: &str) -> Vec<Trigger> {
+        let NodeValue::Seq(items) = &node.value else {
+            self.problem(
+                path,
+                node.pos,
+                format!("expected a list of triggers, found {}", node.kind()),
+            );
+            return Vec::new();
+        };
+        let mut out: Vec<Trigger> = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let p = index(path, i);
+            if let Some(t) = self.trigger(item, &p) {
+                if out.iter().any(|o| o.id == t.id) {
+                    self.problem(
+                        &child(&p, "id"),
+                        item.pos,
+                        format!("duplicate trigger id `{}`", t.id),
+                    );
+                }
+                out.push(t);
+            }
+        }
+        out
+    }
+
+    fn trigger(&mut self, node: &Node, path: &str) -> Option<Trigger> {
+        let mut f = self.fields(node, path)?;
+        let id = self.req_string(&mut f, "id");
+        if let Some(id) = &id
+            && !id_matches(id, b"_-", false)
+        {
+            self.problem(
+                &f.path("id"),
+                f.pos,
+                format!("invalid trigger id `{id}`: must match ^[a-zA-Z0-9][a-zA-Z0-9_-]*$"),
+            );
+        }
+        let type_name = self.req_string(&mut f, "type")?;
+        let (canonical, trigger_type) = match types::trigger_type(&type_name) {
+            Ok(t) => t,
+            Err(_) => {
+                let pos = f.take("type").map_or(f.pos, |(n, _)| n.pos);
+                self.problem(
+                    &f.path("type"),
+                    pos,
+                    format!("unknown trigger type `{type_name}`"),
+                );
+                return None;
+            }
+        };
+        let description = self.opt_string(&mut f, "description");
+        let disabled = self.opt_bool(&mut f, "disabled", false);
+        let conditions = match f.take("conditions") {
+            Some((n, _)) => match n.to_json() {
+                Value::Array(items) => items,
+                other => vec![other],
+            },
+            None => Vec::new(),
+        };
+        for key in [
+            "workerGroup",
+            "logLevel",
+            "minLogLevel",
+            "labels",
+            "stopAfter",
+            "logToFile",
+        ] {
+            let _ = f.take(key);
+        }
+        let inputs = |p: &mut Parser, f: &mut Fields<'_>| match f.take("inputs") {
+            Some((n, ip)) => p.json_map(n, &ip),
+            None => Map::new(),
+        };
+        let kind = match trigger_type {
+            TriggerType::Schedule => {
+                let cron = self.req_string(&mut f, "cron");
+                let with_seconds = self.opt_bool(&mut f, "withSeconds", false);
+                let timezone = self.opt_string(&mut f, "timezone");
+                let inputs = inputs(self, &mut f);
+                for key in [
+                    "interval",
+                    "lateMaximumDelay",
+                    "backfill",
+                    "recoverMissedSchedules",
+                    "scheduleConditions",
+                ] {
+                    let _ = f.take(key);
+                }
+                TriggerKind::Schedule {
+                    cron: cron?,
+                    with_seconds,
+                    timezone,
+                    inputs,
+                }
+            }
+            TriggerType::Webhook => TriggerKind::Webhook {
+                key: self.req_string(&mut f, "key")?,
+            },
+            TriggerType::Flow => {
+                let inputs = inputs(self, &mut f);
+                let preconditions = f.take("preconditions").map(|(n, _)| n.to_json());
+                TriggerKind::Flow {
+                    inputs,
+                    preconditions,
+                }
+            }
+            TriggerType::KafkaRealtime => {
+                let topic = match f.take("topic") {
+                    Some((n, tp)) => self.string_list(n, &tp),
+                    None => {
+                        self.missing(&f, "topic");
+                        Vec::new()
+                    }
+                };
+                let properties = match f.take("properties") {
+                    Some((n, pp)) => self.json_map(n, &pp),
+                    None => {
+                        self.missing(&f, "properties");
+                        Map::new()
+                    }
+                };
+                let group_id = self.opt_string(&mut f, "groupId");
+                let key_deserializer = self.opt_string(&mut f, "keyDeserializer");
+                let value_deserializer = self.opt_string(&mut f, "valueDeserializer");
+                // The plugin has more knobs (topicPattern, partitions, since,
+                // serdeProperties...): kept raw for the Kafka issue.
+                let mut extra = Map::new();
+                for e in f.entries.iter_mut().filter(|e| !e.used) {
+                    e.used = true;
+                    extra.insert(e.key.clone(), e.value.to_json());
+                }
+                TriggerKind::KafkaRealtime {
+                    topic,
+                    properties,
+                    group_id,
+                    key_deserializer,
+                    value_deserializer,
+                    extra,
+                }
+            }
+        };
+        self.finish(f, canonical);
+        Some(Trigger {
+            id: id?,
+            type_name: canonical.to_owned(),
+            description,
+            disabled,
+            conditions,
+            kind,
+        })
+    }
+}

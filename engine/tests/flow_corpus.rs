@@ -1,0 +1,235 @@
+//! Every flow of the conformance corpus parses and validates, and a few of
+//! them parse into the structures Kestra gives them.
+
+use std::path::{Path, PathBuf};
+
+use peregrine_engine::flow::{Flow, InputType, Level, RetryPolicy, TaskKind, TriggerKind};
+
+/// The corpus lives in the shared folder next to the repository; the
+/// `PEREGRINE_CONFORMANCE` variable overrides it.
+fn corpus_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("PEREGRINE_CONFORMANCE") {
+        return PathBuf::from(dir).join("kestra/flows");
+    }
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for ancestor in manifest.ancestors() {
+        let candidate = ancestor.join("shared/conformance/kestra/flows");
+        if candidate.is_dir() {
+            return candidate;
+        }
+    }
+    panic!("conformance corpus not found above {}", manifest.display());
+}
+
+fn load(name: &str) -> Flow {
+    let path = corpus_dir().join(name);
+    let source = std::fs::read_to_string(&path).expect("corpus file readable");
+    Flow::parse(&source).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+#[test]
+fn every_corpus_flow_is_valid() {
+    let mut names: Vec<_> = std::fs::read_dir(corpus_dir())
+        .expect("corpus dir readable")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")))
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 53, "the corpus holds 53 flows");
+    let mut failures = Vec::new();
+    for path in &names {
+        let source = std::fs::read_to_string(path).expect("corpus file readable");
+        if let Err(e) = Flow::parse(&source) {
+            failures.push(format!("{}: {e}", path.display()));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn foreach_concurrency_limits() {
+    let limit = |file: &str| match &load(file).tasks[0].kind {
+        TaskKind::ForEach {
+            concurrency_limit, ..
+        } => *concurrency_limit,
+        other => panic!("{file}: not a ForEach: {other:?}"),
+    };
+    assert_eq!(limit("foreach-non-concurrent.yaml"), 1, "Kestra's default");
+    assert_eq!(limit("foreach-concurrent.yaml"), 2);
+    assert_eq!(
+        limit("foreach-concurrent-no-limit.yaml"),
+        0,
+        "0 = unlimited"
+    );
+}
+
+#[test]
+fn switch_cases_in_source_order() {
+    let flow = load("switch.yaml");
+    let TaskKind::Switch {
+        cases, defaults, ..
+    } = &flow.tasks[0].kind
+    else {
+        panic!("not a Switch");
+    };
+    let keys: Vec<&str> = cases.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["FIRST", "SECOND", "THIRD"]);
+    assert_eq!(cases[1].1.len(), 2);
+    assert_eq!(defaults[0].id, "default");
+    // The THIRD case holds a Sequential with its own error handler.
+    let t3 = &cases[2].1[0];
+    assert!(matches!(t3.kind, TaskKind::Sequential { .. }));
+    assert_eq!(t3.errors[0].id, "error-t1");
+    assert_eq!(
+        flow.labels,
+        [("switchFlowLabel".to_owned(), "switchFoo".to_owned())]
+    );
+    assert_eq!(flow.inputs[1].defaults, Some(serde_json::json!("amazing")));
+    assert!(matches!(
+        &flow.triggers[0].kind,
+        TriggerKind::Schedule { cron, .. } if cron == "0 * * * *"
+    ));
+
+    // Integer case keys (`1:`) are text, as Kestra's Map<String, ...> has them.
+    let flow = load("each-switch.yaml");
+    let inner = flow.find_task("2-1-1_switch").expect("nested switch");
+    let TaskKind::Switch { cases, .. } = &inner.kind else {
+        panic!("not a Switch");
+    };
+    assert_eq!(cases[0].0, "1");
+
+    // `defaults: null` is no defaults.
+    let flow = load("switch-impossible.yaml");
+    assert!(
+        matches!(&flow.tasks[0].kind, TaskKind::Switch { defaults, .. } if defaults.is_empty())
+    );
+}
+
+#[test]
+fn error_handlers_at_flow_and_task_level() {
+    let flow = load("all-flowable.yaml");
+    let ids: Vec<&str> = flow.errors.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(ids, ["error-1st", "error-2nd"]);
+    let each = &flow.tasks[0];
+    assert_eq!(each.errors[0].id, "1-each-seq-error");
+    assert_eq!(
+        each.errors[0].type_name,
+        "io.kestra.plugin.core.flow.Sequential"
+    );
+    assert!(flow.find_task("1-each-seq-error-1").is_some());
+
+    let flow = load("disable-error.yaml");
+    assert!(flow.errors[1].disabled);
+    assert!(!flow.errors[0].disabled);
+}
+
+#[test]
+fn task_properties() {
+    let flow = load("full.yaml");
+    let t3 = flow.find_task("t3").expect("t3");
+    assert_eq!(t3.timeout, Some(std::time::Duration::from_secs(3600)));
+    let retry = t3.retry.as_ref().expect("retry");
+    assert_eq!(retry.max_attempt, Some(5));
+    assert_eq!(
+        retry.policy,
+        RetryPolicy::Constant {
+            interval: std::time::Duration::from_secs(900)
+        }
+    );
+    assert!(matches!(
+        flow.find_task("t5").expect("t5").kind,
+        TaskKind::Parallel { concurrent: 3, .. }
+    ));
+
+    let flow = load("retry-success.yaml");
+    let retry = flow.tasks[0].retry.as_ref().expect("retry");
+    assert!(retry.warning_on_retry);
+    assert_eq!(retry.max_duration, Some(std::time::Duration::from_secs(15)));
+
+    let flow = load("task-allow-warning-runnable.yml");
+    assert!(flow.tasks[0].allow_failure && flow.tasks[0].allow_warning);
+
+    let flow = load("task-runif.yml");
+    assert!(flow.tasks[0].run_if.is_none());
+    assert!(flow.tasks[1].run_if.is_some());
+
+    let flow = load("logs.yaml");
+    let levels: Vec<Level> = flow
+        .tasks
+        .iter()
+        .map(|t| match t.kind {
+            TaskKind::Log { level, .. } => level,
+            _ => panic!("not a Log"),
+        })
+        .collect();
+    assert_eq!(
+        levels,
+        [
+            Level::Trace,
+            Level::Warn,
+            Level::Error,
+            Level::Trace,
+            Level::Info
+        ]
+    );
+    assert_eq!(flow.tasks[3].log_level, Some(Level::Info));
+    assert_eq!(flow.plugin_defaults.len(), 1);
+
+    let flow = load("minimal.yaml");
+    assert_eq!(flow.revision, 2);
+    assert_eq!(
+        (flow.id.as_str(), flow.namespace.as_str()),
+        ("minimal", "io.kestra.tests")
+    );
+}
+
+#[test]
+fn dag_subflow_pause_and_inputs() {
+    let flow = load("dag.yaml");
+    let TaskKind::Dag { tasks, concurrent } = &flow.tasks[0].kind else {
+        panic!("not a Dag");
+    };
+    assert_eq!(*concurrent, 0);
+    assert_eq!(tasks.len(), 6);
+    assert_eq!(tasks[4].task.id, "task5");
+    assert_eq!(tasks[4].depends_on, ["task4", "task3"]);
+    assert_eq!(flow.tasks[0].description.as_deref(), Some("my task"));
+
+    let flow = load("subflow-parent.yaml");
+    assert!(matches!(
+        flow.tasks[0].kind,
+        TaskKind::Subflow {
+            wait: true,
+            transmit_failed: true,
+            inherit_labels: false,
+            ..
+        }
+    ));
+
+    let flow = load("pause-delay.yaml");
+    let TaskKind::Pause { delay, tasks, .. } = &flow.tasks[0].kind else {
+        panic!("not a Pause");
+    };
+    assert!(delay.is_some());
+    assert_eq!(tasks[0].id, "subtask");
+
+    let flow = load("if.yaml");
+    assert_eq!(flow.inputs.len(), 3);
+    assert!(
+        flow.inputs
+            .iter()
+            .all(|i| i.type_ == InputType::Boolean && i.required)
+    );
+
+    let flow = load("webhook.yaml");
+    assert!(
+        matches!(&flow.triggers[0].kind, TriggerKind::Webhook { key } if key == "a-secret-key")
+    );
+
+    let flow = load("flow-with-array-outputs.yml");
+    assert_eq!(flow.outputs[0].id, "myout");
+    assert!(matches!(flow.outputs[0].type_, InputType::Array { .. }));
+
+    let flow = load("variables.yaml");
+    assert_eq!(flow.variables["second"], "{{vars.first}} > 2");
+}
