@@ -24,6 +24,8 @@ struct Cli {
 enum Command {
     /// Render a Pebble template, as Kestra would, and print the result.
     Expr(cli::expr::Args),
+    /// Run one execution of a flow in-process and print its final JSON.
+    Run(cli::run::Args),
 }
 
 fn main() -> ExitCode {
@@ -37,5 +39,6 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Expr(args) => cli::expr::main(args),
+        Command::Run(args) => cli::run::main(args),
     }
 }

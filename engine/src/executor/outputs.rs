@@ -80,10 +80,10 @@ impl OutputIndex {
         for key in path {
             node = branch_child(node, key);
         }
-        if let Node::Branch(map, order) = node {
-            if map.insert(Arc::clone(last), Node::Leaf(outputs)).is_none() {
-                order.push(Arc::clone(last));
-            }
+        if let Node::Branch(map, order) = node
+            && map.insert(Arc::clone(last), Node::Leaf(outputs)).is_none()
+        {
+            order.push(Arc::clone(last));
         }
     }
 

@@ -731,10 +731,10 @@ impl Run {
                 condition,
                 error_message,
             } => {
-                if let Some(condition) = condition {
-                    if !is_truthy(&self.render(condition, Some(tr))?) {
-                        return Ok(None);
-                    }
+                if let Some(condition) = condition
+                    && !is_truthy(&self.render(condition, Some(tr))?)
+                {
+                    return Ok(None);
                 }
                 Err(into_text(self.render(error_message, Some(tr))?))
             }
@@ -758,7 +758,7 @@ impl Run {
             return Err("only Sleep waits on a timer".into());
         };
         let text = into_text(self.render(duration, Some(tr))?);
-        let duration = super::parse_iso_duration(&text)
+        let duration = crate::flow::parse_duration(&text)
             .ok_or_else(|| format!("`{text}` is not an ISO-8601 duration (e.g. PT1S)"))?;
         let millis = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
         Ok(now.timestamp_millis().saturating_add(millis))

@@ -59,22 +59,16 @@ impl Shard {
         match message {
             Message::Start(new) => {
                 let id = new.id;
-                if self.runs.contains_key(&id) {
-                    // A redelivered start (a retried request, a replayed
-                    // message) must not run the execution twice.
-                    return;
+                // A redelivered start (a retried request, a replayed message)
+                // must not run the execution twice.
+                if let std::collections::hash_map::Entry::Vacant(slot) = self.runs.entry(id) {
+                    slot.insert(Run::new(*new, now)).begin(now);
+                    self.settle(id);
                 }
-                let mut run = Run::new(*new, now);
-                run.begin(now);
-                self.settle(id, run);
             }
             Message::Kill(id) => {
-                if let Some(mut run) = self.runs.remove(&id) {
-                    if run.kill(now) {
-                        self.settle(id, run);
-                    } else {
-                        self.runs.insert(id, run);
-                    }
+                if self.runs.get_mut(&id).is_some_and(|run| run.kill(now)) {
+                    self.settle(id);
                 }
             }
         }
@@ -85,9 +79,9 @@ impl Shard {
         self.timers.expire(now.timestamp_millis(), &mut self.fired);
         let fired = std::mem::take(&mut self.fired);
         for &(id, task_run) in &fired {
-            if let Some(mut run) = self.runs.remove(&id) {
+            if let Some(run) = self.runs.get_mut(&id) {
                 run.on_timer(task_run, now);
-                self.settle(id, run);
+                self.settle(id);
             }
         }
         self.fired = fired;
@@ -113,23 +107,21 @@ impl Shard {
         }
     }
 
-    fn settle(&mut self, id: ExecutionId, mut run: Run) {
+    /// Takes a run's timer requests and records that it changed.
+    fn settle(&mut self, id: ExecutionId) {
+        let Some(run) = self.runs.get_mut(&id) else {
+            return;
+        };
         for timer in run.timers.drain(..) {
             self.timers.insert(timer.deadline_ms, (id, timer.task_run));
         }
         let terminal = run.is_terminal();
-        if let Some(Effect::Changed {
-            id: last,
-            terminal: t,
-        }) = self.effects.last_mut()
-        {
-            if *last == id {
-                *t |= terminal;
-                self.runs.insert(id, run);
-                return;
-            }
+        match self.effects.last_mut() {
+            Some(Effect::Changed {
+                id: last,
+                terminal: t,
+            }) if *last == id => *t |= terminal,
+            _ => self.effects.push(Effect::Changed { id, terminal }),
         }
-        self.effects.push(Effect::Changed { id, terminal });
-        self.runs.insert(id, run);
     }
 }
