@@ -125,3 +125,139 @@ impl Shard {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::execution::{Id, State};
+    use crate::executor::{FlowRevision, NewExecution};
+    use crate::flow::Flow;
+
+    const SLEEPY: &str = r#"
+id: sleepy
+namespace: tests
+tasks:
+  - id: before
+    type: io.kestra.plugin.core.debug.Return
+    format: one
+  - id: nap
+    type: io.kestra.plugin.core.flow.Sleep
+    duration: PT2S
+  - id: after
+    type: io.kestra.plugin.core.debug.Return
+    format: two
+"#;
+
+    fn t(ms: i64) -> DateTime<Utc> {
+        DateTime::<Utc>::from_timestamp_millis(1_700_000_000_000 + ms).unwrap()
+    }
+
+    fn start(shard: &mut Shard, yaml: &str, raw_id: u128, now: DateTime<Utc>) -> ExecutionId {
+        let flow = Arc::new(FlowRevision::new(Arc::new(Flow::parse(yaml).unwrap())));
+        let mut new = NewExecution::new(flow, serde_json::Map::new());
+        new.id = Id::from_u128(raw_id);
+        let id = new.id;
+        shard.handle(Message::Start(Box::new(new)), now);
+        id
+    }
+
+    fn effects(shard: &mut Shard) -> Vec<(Effect, State, usize)> {
+        let mut out = Vec::new();
+        shard.drain(|e, exec| out.push((e, exec.state(), exec.task_runs().len())));
+        out
+    }
+
+    #[test]
+    fn a_sleep_waits_on_the_timer_wheel_then_the_execution_ends() {
+        let mut shard = Shard::new(t(0));
+        let id = start(&mut shard, SLEEPY, 1, t(0));
+        assert_eq!(
+            effects(&mut shard),
+            vec![(
+                Effect::Changed {
+                    id,
+                    terminal: false
+                },
+                State::Running,
+                2
+            )],
+            "the first Return ran inline and the Sleep waits"
+        );
+        let wake = shard.next_deadline_ms().unwrap();
+        assert!(
+            wake <= t(2_000).timestamp_millis(),
+            "the shard wakes by the deadline"
+        );
+
+        shard.fire_timers(t(1_999));
+        assert!(effects(&mut shard).is_empty(), "nothing fires early");
+
+        shard.fire_timers(t(2_000));
+        assert_eq!(
+            effects(&mut shard),
+            vec![(Effect::Changed { id, terminal: true }, State::Success, 3)]
+        );
+        assert!(shard.is_empty(), "an ended execution leaves the shard");
+        assert_eq!(shard.next_deadline_ms(), None);
+    }
+
+    #[test]
+    fn kill_ends_running_task_runs_and_a_late_timer_changes_nothing() {
+        let mut shard = Shard::new(t(0));
+        let id = start(&mut shard, SLEEPY, 2, t(0));
+        effects(&mut shard);
+        shard.handle(Message::Kill(id), t(500));
+        let exec = shard.get(id).unwrap();
+        assert_eq!(exec.state(), State::Killed);
+        assert_eq!(exec.task_runs()[1].state(), State::Killed);
+        assert_eq!(exec.task_runs()[0].state(), State::Success);
+        assert_eq!(
+            effects(&mut shard),
+            vec![(Effect::Changed { id, terminal: true }, State::Killed, 2)]
+        );
+        shard.fire_timers(t(5_000));
+        assert!(effects(&mut shard).is_empty());
+        shard.handle(Message::Kill(id), t(6_000));
+        assert!(
+            effects(&mut shard).is_empty(),
+            "killing an ended execution is a no-op"
+        );
+    }
+
+    #[test]
+    fn a_redelivered_start_does_not_run_twice() {
+        let mut shard = Shard::new(t(0));
+        let id = start(&mut shard, SLEEPY, 3, t(0));
+        start(&mut shard, SLEEPY, 3, t(10));
+        assert_eq!(shard.len(), 1);
+        assert_eq!(shard.get(id).unwrap().task_runs().len(), 2);
+    }
+
+    #[test]
+    fn executions_on_one_shard_interleave_on_their_own_timers() {
+        let mut shard = Shard::new(t(0));
+        let a = start(&mut shard, SLEEPY, 10, t(0));
+        let b = start(&mut shard, SLEEPY, 11, t(1_000));
+        effects(&mut shard);
+        shard.fire_timers(t(2_500));
+        let ended: Vec<_> = effects(&mut shard)
+            .into_iter()
+            .map(|(e, s, _)| (e, s))
+            .collect();
+        assert_eq!(
+            ended,
+            vec![(
+                Effect::Changed {
+                    id: a,
+                    terminal: true
+                },
+                State::Success
+            )]
+        );
+        assert_eq!(shard.get(b).unwrap().state(), State::Running);
+        shard.fire_timers(t(3_000));
+        assert_eq!(effects(&mut shard)[0].1, State::Success);
+    }
+}
