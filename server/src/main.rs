@@ -24,6 +24,9 @@ struct Cli {
 enum Command {
     /// Render a Pebble template, as Kestra would, and print the result.
     Expr(cli::expr::Args),
+    /// Work with flow files.
+    #[command(subcommand)]
+    Flow(cli::FlowCommand),
 }
 
 fn main() -> ExitCode {
@@ -37,5 +40,6 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Expr(args) => cli::expr::main(args),
+        Command::Flow(cli::FlowCommand::Validate(args)) => cli::validate::main(args),
     }
 }
