@@ -233,3 +233,15 @@ fn dag_subflow_pause_and_inputs() {
     let flow = load("variables.yaml");
     assert_eq!(flow.variables["second"], "{{vars.first}} > 2");
 }
+
+#[test]
+fn flows_can_be_shared_across_shard_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Flow>();
+    let flow = std::sync::Arc::new(load("return.yaml"));
+    let other = std::sync::Arc::clone(&flow);
+    let ids = std::thread::spawn(move || other.all_tasks().len())
+        .join()
+        .expect("thread");
+    assert_eq!(ids, 3);
+}

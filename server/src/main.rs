@@ -26,6 +26,9 @@ enum Command {
     Expr(cli::expr::Args),
     /// Run one execution of a flow in-process and print its final JSON.
     Run(cli::run::Args),
+    /// Work with flow files.
+    #[command(subcommand)]
+    Flow(cli::FlowCommand),
 }
 
 fn main() -> ExitCode {
@@ -40,5 +43,6 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Expr(args) => cli::expr::main(args),
         Command::Run(args) => cli::run::main(args),
+        Command::Flow(cli::FlowCommand::Validate(args)) => cli::validate::main(args),
     }
 }

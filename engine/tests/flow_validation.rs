@@ -1,0 +1,339 @@
+//! Each kind of validation problem names the path, the line and the column.
+
+use peregrine_engine::flow::{Error, Flow, Problem};
+
+fn problems(yaml: &str) -> Vec<Problem> {
+    match Flow::parse(yaml) {
+        Ok(_) => panic!("expected the flow to be invalid"),
+        Err(Error::Invalid(p)) => p,
+        Err(other) => panic!("unexpected error {other}"),
+    }
+}
+
+/// The single problem, as `(path, line, column)` and its message.
+fn only(yaml: &str) -> ((String, u32, u32), String) {
+    let p = problems(yaml);
+    assert_eq!(p.len(), 1, "{p:#?}");
+    let p = p.into_iter().next().expect("one problem");
+    ((p.path, p.line, p.column), p.message)
+}
+
+fn at(path: &str, line: u32, column: u32) -> (String, u32, u32) {
+    (path.to_owned(), line, column)
+}
+
+const HEAD: &str = "id: f\nnamespace: company.team\n";
+
+#[test]
+fn unknown_task_type_nested() {
+    let yaml = format!(
+        "{HEAD}tasks:
+  - id: seq
+    type: io.kestra.plugin.core.flow.Sequential
+    tasks:
+      - id: a
+        type: io.kestra.plugin.core.debug.Return
+        format: x
+      - id: b
+        type: io.kestra.plugin.core.debug.Nope
+"
+    );
+    let (where_, msg) = only(&yaml);
+    assert_eq!(where_, at("tasks[0].tasks[1].type", 11, 15));
+    assert!(
+        msg.contains("unknown task type `io.kestra.plugin.core.debug.Nope`"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn duplicate_task_ids_across_errors_and_nesting() {
+    let yaml = format!(
+        "{HEAD}tasks:
+  - id: seq
+    type: Sequential
+    tasks:
+      - id: same
+        type: Return
+errors:
+  - id: same
+    type: io.kestra.plugin.core.log.Log
+    message: hi
+"
+    );
+    let (where_, msg) = only(&yaml);
+    assert_eq!(where_, at("errors[0].id", 10, 9));
+    assert!(msg.contains("duplicate task id `same`"), "{msg}");
+    assert!(msg.contains("tasks[0].tasks[0]"), "{msg}");
+}
+
+#[test]
+fn missing_required_property() {
+    let yaml = format!(
+        "{HEAD}tasks:
+  - id: log
+    type: io.kestra.plugin.core.log.Log
+"
+    );
+    let (where_, msg) = only(&yaml);
+    assert_eq!(where_, at("tasks[0].message", 4, 5));
+    assert!(msg.contains("missing required property `message`"), "{msg}");
+}
+
+#[test]
+fn wrong_property_types() {
+    let yaml = format!(
+        "{HEAD}tasks:
+  - id: each
+    type: io.kestra.plugin.core.flow.ForEach
+    values: [1, 2]
+    concurrencyLimit: many
+    disabled: yes
+    tasks:
+      - id: r
+        type: io.kestra.plugin.core.debug.Return
+        format: [not, a, string]
+"
+    );
+    let p = problems(&yaml);
+    let got: Vec<_> = p
+        .iter()
+        .map(|p| (p.path.as_str(), p.line, p.column))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("tasks[0].concurrencyLimit", 7, 23),
+            // YAML 1.1's `yes` is a string, as in Kestra (Jackson).
+            ("tasks[0].disabled", 8, 15),
+            ("tasks[0].tasks[0].format", 12, 17),
+        ]
+    );
+    assert!(
+        p[0].message.contains("expected an integer"),
+        "{}",
+        p[0].message
+    );
+    assert!(
+        p[1].message.contains("expected a boolean"),
+        "{}",
+        p[1].message
+    );
+    assert!(p[1].message.contains("`yes`"), "{}", p[1].message);
+    assert!(
+        p[2].message.contains("expected a string, found a list"),
+        "{}",
+        p[2].message
+    );
+}
+
+#[test]
+fn unknown_properties_are_rejected() {
+    let yaml = format!(
+        "{HEAD}tasks:
+  - id: r
+    type: io.kestra.plugin.core.debug.Return
+    format: x
+    fromat: y
+owner: me
+"
+    );
+    let p = problems(&yaml);
+    assert_eq!(p.len(), 2, "{p:#?}");
+    assert_eq!(
+        (p[0].path.as_str(), p[0].line, p[0].column),
+        ("tasks[0].fromat", 7, 5)
+    );
+    assert!(
+        p[0].message.contains("unknown property `fromat`"),
+        "{}",
+        p[0].message
+    );
+    assert_eq!(
+        (p[1].path.as_str(), p[1].line, p[1].column),
+        ("owner", 8, 1)
+    );
+}
+
+#[test]
+fn runnable_tasks_have_no_error_handlers() {
+    let yaml = format!(
+        "{HEAD}tasks:
+  - id: r
+    type: Return
+    errors:
+      - id: e
+        type: Return
+"
+    );
+    let (where_, msg) = only(&yaml);
+    assert_eq!(where_, at("tasks[0].errors", 6, 5));
+    assert!(msg.contains("unknown property `errors`"), "{msg}");
+}
+
+#[test]
+fn empty_and_missing_tasks() {
+    let (where_, msg) = only(&format!("{HEAD}tasks: []\n"));
+    assert_eq!(where_, at("tasks", 3, 8));
+    assert!(msg.contains("at least one task"), "{msg}");
+
+    let (where_, msg) = only(HEAD);
+    assert_eq!(where_, at("tasks", 1, 1));
+    assert!(msg.contains("missing required property `tasks`"), "{msg}");
+
+    let yaml = format!(
+        "{HEAD}tasks:
+  - id: p
+    type: io.kestra.plugin.core.flow.Parallel
+    tasks: []
+"
+    );
+    let (where_, _) = only(&yaml);
+    assert_eq!(where_, at("tasks[0].tasks", 6, 12));
+}
+
+#[test]
+fn invalid_ids() {
+    let yaml = "id: -bad
+namespace: Company
+tasks:
+  - id: has.dot
+    type: Return
+";
+    let p = problems(yaml);
+    let got: Vec<_> = p
+        .iter()
+        .map(|p| (p.path.as_str(), p.line, p.column))
+        .collect();
+    assert_eq!(
+        got,
+        [("id", 1, 5), ("namespace", 2, 12), ("tasks[0].id", 4, 9)]
+    );
+    assert!(
+        p[2].message.contains("invalid task id `has.dot`"),
+        "{}",
+        p[2].message
+    );
+}
+
+#[test]
+fn several_problems_are_reported_together_in_source_order() {
+    let yaml = format!(
+        "{HEAD}tasks:
+  - id: a
+    type: Nope
+  - id: b
+    type: io.kestra.plugin.core.flow.Sleep
+    duration: 5 seconds
+  - id: c
+    type: io.kestra.plugin.transform.jsonata.TransformValue
+    from: '{{{{ inputs.x }}}}'
+    expression: 'a +'
+"
+    );
+    let p = problems(&yaml);
+    let got: Vec<_> = p
+        .iter()
+        .map(|p| (p.path.as_str(), p.line, p.column))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("tasks[0].type", 5, 11),
+            ("tasks[1].duration", 8, 15),
+            ("tasks[2].expression", 12, 17),
+        ]
+    );
+    assert!(p[1].message.contains("ISO-8601"), "{}", p[1].message);
+    assert!(p[2].message.contains("JSONata"), "{}", p[2].message);
+}
+
+#[test]
+fn dag_dependencies() {
+    let yaml = format!(
+        "{HEAD}tasks:
+  - id: dag
+    type: io.kestra.plugin.core.flow.Dag
+    tasks:
+      - task: {{id: a, type: Return}}
+        dependsOn: [b]
+      - task: {{id: b, type: Return}}
+        dependsOn: [a]
+      - task: {{id: c, type: Return}}
+        dependsOn: [zz]
+"
+    );
+    let (where_, msg) = only(&yaml);
+    assert_eq!(where_, at("tasks[0].tasks[2].dependsOn", 12, 20));
+    assert!(msg.contains("`zz`"), "{msg}");
+
+    let cyclic = yaml.replace("[zz]", "[a]");
+    let (where_, msg) = only(&cyclic);
+    assert_eq!(where_, at("tasks[0].tasks[0].dependsOn", 8, 20));
+    assert!(msg.contains("cyclic dependency between a, b"), "{msg}");
+}
+
+#[test]
+fn yaml_syntax_errors_and_duplicate_keys() {
+    let (where_, msg) = only(&format!(
+        "{HEAD}tasks:\n  - id: a\n    type: Return\n    format: [unclosed\n"
+    ));
+    assert_eq!(where_.0, "");
+    assert!(where_.1 >= 6, "{where_:?}");
+    assert!(msg.starts_with("invalid YAML"), "{msg}");
+
+    let (where_, msg) = only(&format!(
+        "{HEAD}tasks:\n  - id: a\n    id: b\n    type: Return\n"
+    ));
+    assert_eq!((where_.1, where_.2), (5, 5));
+    assert!(msg.to_lowercase().contains("duplicate"), "{msg}");
+}
+
+#[test]
+fn inputs_are_checked_at_parse_time() {
+    let yaml = format!(
+        "{HEAD}inputs:
+  - id: n
+    type: INT
+    defaults: ten
+  - id: s
+    type: SELECT
+  - id: n
+    type: STRING
+  - id: w
+    type: WHATEVER
+tasks:
+  - id: r
+    type: Return
+"
+    );
+    let p = problems(&yaml);
+    let got: Vec<_> = p
+        .iter()
+        .map(|p| (p.path.as_str(), p.line, p.column))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("inputs[0].defaults", 6, 15),
+            ("inputs[1].values", 7, 5),
+            ("inputs[2].id", 9, 5),
+            ("inputs[3].type", 12, 11),
+        ]
+    );
+    assert!(p[0].message.contains("INT"), "{}", p[0].message);
+    assert!(
+        p[3].message.contains("unknown input type `WHATEVER`"),
+        "{}",
+        p[3].message
+    );
+}
+
+#[test]
+fn problem_display_names_path_and_position() {
+    let p = problems(&format!("{HEAD}tasks:\n  - id: a\n    type: Nope\n"));
+    assert_eq!(
+        p[0].to_string(),
+        "tasks[0].type at 5:11: unknown task type `Nope`"
+    );
+}

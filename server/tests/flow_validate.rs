@@ -1,0 +1,79 @@
+//! `peregrine flow validate` on the built binary.
+
+use std::process::{Command, Output};
+
+fn validate(files: &[&std::path::Path]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_peregrine"))
+        .args(["flow", "validate"])
+        .args(files)
+        .output()
+        .expect("peregrine runs")
+}
+
+fn write(dir: &tempfile::TempDir, name: &str, yaml: &str) -> std::path::PathBuf {
+    let path = dir.path().join(name);
+    std::fs::write(&path, yaml).expect("write flow");
+    path
+}
+
+const GOOD: &str = "id: hello
+namespace: company.team
+tasks:
+  - id: say
+    type: io.kestra.plugin.core.log.Log
+    message: hi
+";
+
+#[test]
+fn valid_files_print_ok_and_exit_zero() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = write(&dir, "good.yaml", GOOD);
+    let out = validate(&[&good]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert_eq!(
+        stdout.trim(),
+        format!("{}: OK (company.team.hello, 1 tasks)", good.display())
+    );
+}
+
+#[test]
+fn each_problem_is_printed_with_file_position_and_path() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = write(&dir, "good.yaml", GOOD);
+    let bad = write(
+        &dir,
+        "bad.yaml",
+        "id: bad
+namespace: company.team
+tasks:
+  - id: a
+    type: Nope
+  - id: b
+    type: io.kestra.plugin.core.log.Log
+",
+    );
+    let out = validate(&[&good, &bad]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    let bad = bad.display();
+    assert_eq!(
+        lines[1..],
+        [
+            format!("{bad}:5:11: tasks[0].type: unknown task type `Nope`"),
+            format!("{bad}:6:5: tasks[1].message: missing required property `message`"),
+        ]
+    );
+    assert!(
+        lines[0].ends_with("good.yaml: OK (company.team.hello, 1 tasks)"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn unreadable_file_fails() {
+    let out = validate(&[std::path::Path::new("/nonexistent/flow.yaml")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("cannot read"));
+}
