@@ -1,6 +1,8 @@
 //! The sharded executor.
 
 mod engine;
+#[cfg(feature = "internals")]
+mod fixtures;
 mod inbox;
 mod outputs;
 mod plan;
@@ -10,6 +12,8 @@ mod shard;
 mod timer;
 
 pub use engine::{Engine, EngineConfig, Observer, SubmitError, run_to_end, run_to_end_observed};
+#[cfg(feature = "internals")]
+pub use fixtures::OutputLookup;
 pub use inbox::{PushError, Receiver, Sender, inbox};
 pub use plan::FlowRevision;
 pub use run::NewExecution;
