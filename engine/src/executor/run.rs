@@ -437,7 +437,7 @@ impl Run {
         let node = self.rev.node(task);
         let idx = self.exec.task_runs.len() as u32;
         self.exec.task_runs.push(TaskRun {
-            id: Id::generate(),
+            id: task_run_id(self.exec.id, idx),
             task_id: Arc::clone(&node.task_id),
             parent,
             value,
@@ -787,6 +787,15 @@ impl Run {
             message,
         });
     }
+}
+
+/// A task run's id follows from its execution and its place in it, so that
+/// replaying an execution's journal rebuilds the same ids.
+fn task_run_id(execution: ExecutionId, index: u32) -> Id {
+    let mut bytes = [0u8; 20];
+    bytes[..16].copy_from_slice(&execution.as_u128().to_le_bytes());
+    bytes[16..].copy_from_slice(&index.to_le_bytes());
+    Id::derive(&bytes)
 }
 
 fn whole_list(rev: &FlowRevision, list: ListId) -> Group {
