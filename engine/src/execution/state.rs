@@ -185,9 +185,9 @@ pub(crate) fn history_json(history: &StateHistory, now: DateTime<Utc>) -> serde_
     serde_json::Value::Object(map)
 }
 
-/// An instant as Kestra prints it: RFC 3339 in UTC with a `Z`.
+/// An instant as Kestra prints it: RFC 3339 in UTC, milliseconds, a `Z`.
 pub fn format_date(date: DateTime<Utc>) -> String {
-    date.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+    date.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// A duration as `java.time.Duration::toString` prints it (`PT1M2.5S`).

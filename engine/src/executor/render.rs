@@ -13,39 +13,53 @@ pub(crate) struct RenderContext<'a> {
 }
 
 impl RenderContext<'_> {
+    /// Kestra's `taskrun`: `value` is absent, not null, when the run has none.
     fn task_run_json(&self, idx: u32) -> Value {
         let tr = &self.run.exec.task_runs[idx as usize];
-        let mut map = Map::with_capacity(7);
+        let mut map = Map::with_capacity(6);
         map.insert("id".into(), tr.id.to_string().into());
-        map.insert("taskId".into(), Value::from(&*tr.task_id));
-        map.insert(
-            "value".into(),
-            tr.value.as_deref().map_or(Value::Null, Value::from),
-        );
-        if let Some(iteration) = tr.iteration {
-            map.insert("iteration".into(), iteration.into());
-        }
-        if let Some(parent) = tr.parent {
-            let parent = &self.run.exec.task_runs[parent as usize];
-            map.insert("parentId".into(), parent.id.to_string().into());
-        }
         map.insert(
             "startDate".into(),
             format_date(tr.state.start_date()).into(),
         );
         map.insert("attemptsCount".into(), tr.attempts.len().into());
+        if let Some(parent) = tr.parent {
+            let parent = &self.run.exec.task_runs[parent as usize];
+            map.insert("parentId".into(), parent.id.to_string().into());
+        }
+        if let Some(value) = &tr.value {
+            map.insert("value".into(), Value::from(&**value));
+        }
+        if let Some(iteration) = tr.iteration {
+            map.insert("iteration".into(), iteration.into());
+        }
         Value::Object(map)
     }
 
-    /// Innermost first, as Kestra's `parents`.
+    /// Kestra's `parents`: the ancestors, closest first, keeping those with
+    /// a value or non-empty outputs, each as `{taskrun: {value}, outputs}`.
     fn parents_json(&self) -> Vec<Value> {
         let mut out = Vec::new();
         let mut cursor = self
             .task_run
             .and_then(|i| self.run.exec.task_runs[i as usize].parent);
         while let Some(idx) = cursor {
-            out.push(json!({ "taskrun": self.task_run_json(idx) }));
-            cursor = self.run.exec.task_runs[idx as usize].parent;
+            let tr = &self.run.exec.task_runs[idx as usize];
+            let outputs = tr
+                .outputs
+                .as_deref()
+                .filter(|o| o.as_object().is_some_and(|m| !m.is_empty()));
+            if tr.value.is_some() || outputs.is_some() {
+                let mut entry = Map::with_capacity(2);
+                if let Some(value) = &tr.value {
+                    entry.insert("taskrun".into(), json!({ "value": &**value }));
+                }
+                if let Some(outputs) = outputs {
+                    entry.insert("outputs".into(), outputs.clone());
+                }
+                out.push(Value::Object(entry));
+            }
+            cursor = tr.parent;
         }
         out
     }
@@ -63,7 +77,7 @@ impl Context for RenderContext<'_> {
             "execution" => Some(Scope::Owned(json!({
                 "id": run.exec.id.to_string(),
                 "startDate": format_date(run.exec.state.start_date()),
-                "state": run.exec.state.current().as_str(),
+                "originalId": run.exec.id.to_string(),
             }))),
             "labels" => Some(Scope::Owned(Value::Object(
                 run.exec
@@ -88,14 +102,14 @@ impl Context for RenderContext<'_> {
     }
 }
 
-/// Kestra's truthiness of a rendered condition.
+/// Kestra's truthiness (`TruthUtils`): the rendered text is false when it
+/// is exactly `false`, `0`, `-0` or empty; a null render is false.
 pub(crate) fn is_truthy(value: &Value) -> bool {
     match value {
         Value::Null => false,
         Value::Bool(b) => *b,
-        Value::Number(n) => n.as_f64().is_some_and(|f| f != 0.0),
-        Value::String(s) => !matches!(s.trim(), "" | "false" | "0" | "-0" | "0.0" | "null"),
-        Value::Array(_) | Value::Object(_) => true,
+        Value::String(s) => !matches!(s.as_str(), "" | "false" | "0" | "-0"),
+        other => !matches!(other.to_string().as_str(), "0" | "-0"),
     }
 }
 

@@ -24,7 +24,7 @@ use crate::execution::{
     Attempt, Execution, ExecutionId, Id, LogEntry, Logs, State, StateHistory, TaskRun,
 };
 use crate::expression::Property;
-use crate::flow::{Level, TaskKind};
+use crate::flow::{InputType, Level, TaskKind};
 
 /// Where a task run sits, and what it owns.
 #[derive(Debug, Clone)]
@@ -32,6 +32,10 @@ pub(crate) struct Slot {
     pub task: TaskIdx,
     frame: u32,
     group: u32,
+    /// The frame's phase epoch when this run was created: a run from an
+    /// earlier phase (a Parallel sibling still running when `errors`
+    /// started) no longer drives its frame.
+    epoch: u32,
     /// Loop values from the outermost ForEach in, this run's own last:
     /// the key path of its outputs.
     chain: Arc<[Arc<str>]>,
@@ -100,6 +104,12 @@ struct Frame {
     outcome: Outcome,
     /// Failure seen in the current phase: start nothing new in it.
     stopped: bool,
+    /// Bumped at each phase change.
+    epoch: u32,
+    /// The frame has its final state; late children only record their end.
+    finished: bool,
+    /// Kestra starts a Parallel's (and a Dag's) `errors` all together.
+    parallel_errors: bool,
     errors: ListId,
     finally: ListId,
     dag_deps: Vec<Vec<u32>>,
@@ -152,7 +162,14 @@ impl Run {
     /// A CREATED execution; [`Run::begin`] starts it.
     pub fn new(new: NewExecution, now: DateTime<Utc>) -> Self {
         let rev = new.flow;
-        let mut labels: Vec<(String, String)> = rev.flow().labels.clone();
+        let mut labels: Vec<(String, String)> = rev
+            .flow()
+            .labels
+            .iter()
+            .filter(|(k, _)| !k.starts_with("system."))
+            .cloned()
+            .collect();
+        labels.push(("system.correlationId".into(), new.id.to_string()));
         for (k, v) in new.labels {
             match labels.iter_mut().find(|(key, _)| *key == k) {
                 Some(slot) => slot.1 = v,
@@ -183,6 +200,9 @@ impl Run {
             limit: 1,
             outcome: Outcome::default(),
             stopped: false,
+            epoch: 0,
+            finished: false,
+            parallel_errors: false,
             errors: rev.root_errors,
             finally: rev.root_finally,
             dag_deps: Vec::new(),
@@ -243,23 +263,58 @@ impl Run {
     // ---- driving frames ----
 
     /// Starts what can start in frame `f`; `Some(state)` when it has ended.
+    ///
+    /// As Kestra does, the first task run of every group that may start is
+    /// created before any of them runs: a failure in one group does not keep
+    /// its siblings from being created.
     fn drive(&mut self, f: usize, now: DateTime<Utc>) -> Option<State> {
+        let mut batch: Vec<(usize, Option<u32>)> = Vec::new();
         loop {
+            batch.clear();
             while let Some(g) = self.next_startable(f) {
                 let frame = &mut self.frames[f];
                 frame.groups[g].status = GroupStatus::Active;
                 frame.active += 1;
-                if self.advance_group(f, g, now) {
+                let first = self
+                    .first_task(f, g)
+                    .map(|task| self.create_task_run(f, g, task, now));
+                batch.push((g, first));
+            }
+            // Every created run starts, even after a sibling failed: Kestra
+            // hands out every CREATED task run.
+            for &(g, first) in &batch {
+                if self.advance_group(f, g, first, now) {
                     self.frames[f].active -= 1;
                 }
             }
-            if self.frames[f].active > 0 || self.is_terminal() {
+            if self.is_terminal() {
                 return None;
             }
-            if !self.next_phase(f) {
-                return Some(self.final_state(f));
+            if batch.is_empty() || self.frames[f].stopped {
+                let frame = &self.frames[f];
+                let settled = frame.active == 0 || (frame.stopped && frame.phase == Phase::Main);
+                if !settled {
+                    return None;
+                }
+                if !self.next_phase(f) {
+                    self.frames[f].finished = true;
+                    return Some(self.final_state(f));
+                }
             }
         }
+    }
+
+    /// The first enabled task of group `g`, skipping disabled ones.
+    fn first_task(&mut self, f: usize, g: usize) -> Option<TaskIdx> {
+        let group = &mut self.frames[f].groups[g];
+        while group.pos < group.end {
+            let task = self.rev.list(group.list)[group.pos as usize];
+            if !self.rev.node(task).task.disabled {
+                return Some(task);
+            }
+            group.pos += 1;
+        }
+        None
     }
 
     fn next_startable(&mut self, f: usize) -> Option<usize> {
@@ -286,29 +341,36 @@ impl Run {
         }
     }
 
-    /// Runs group `g` of frame `f` forward until it waits (false) or ends (true).
-    fn advance_group(&mut self, f: usize, g: usize, now: DateTime<Utc>) -> bool {
+    /// Runs group `g` of frame `f` forward until it waits (false) or ends
+    /// (true). `created` is the group's next task run when already created.
+    fn advance_group(
+        &mut self,
+        f: usize,
+        g: usize,
+        mut created: Option<u32>,
+        now: DateTime<Utc>,
+    ) -> bool {
         loop {
             if self.is_terminal() {
                 return true;
             }
-            let group = &mut self.frames[f].groups[g];
-            if group.pos >= group.end {
-                if group.status == GroupStatus::Active {
-                    group.status = GroupStatus::Done { ok: true };
-                }
-                return true;
-            }
-            let task = self.rev.list(group.list)[group.pos as usize];
-            if self.rev.node(task).task.disabled {
-                group.pos += 1;
-                continue;
-            }
-            let tr = self.create_task_run(f, g, task, now);
+            let tr = match created.take() {
+                Some(tr) => tr,
+                None => match self.first_task(f, g) {
+                    Some(task) => self.create_task_run(f, g, task, now),
+                    None => {
+                        let group = &mut self.frames[f].groups[g];
+                        if group.status == GroupStatus::Active {
+                            group.status = GroupStatus::Done { ok: true };
+                        }
+                        return true;
+                    }
+                },
+            };
             match self.start_task_run(tr, now) {
                 None => return false,
                 Some(state) => {
-                    if !self.after_child(f, g, tr, state) {
+                    if !self.after_child(f, g, state) {
                         return true;
                     }
                 }
@@ -318,18 +380,17 @@ impl Run {
 
     /// Records a child's end in its frame and steps its group past it.
     /// False when the group must stop there.
-    fn after_child(&mut self, f: usize, g: usize, tr: u32, state: State) -> bool {
-        let task = &self.rev.node(self.slots[tr as usize].task).task;
-        let effective = match state {
-            State::Failed if task.allow_failure => State::Warning,
-            State::Warning if task.allow_warning => State::Success,
-            other => other,
-        };
+    fn after_child(&mut self, f: usize, g: usize, state: State) -> bool {
         let frame = &mut self.frames[f];
-        frame.outcome.add(effective);
+        // What `errors` tasks do never changes the state (Kestra's
+        // guessFinalState reads only the normal tasks), and a failed
+        // `errors` task does not stop the ones after it.
+        if frame.phase != Phase::Errors {
+            frame.outcome.add(state);
+        }
         let group = &mut frame.groups[g];
         group.pos += 1;
-        if matches!(effective, State::Failed | State::Killed) {
+        if matches!(state, State::Failed | State::Killed) && frame.phase != Phase::Errors {
             group.status = GroupStatus::Done { ok: false };
             frame.stopped = true;
             return false;
@@ -346,14 +407,23 @@ impl Run {
         outputs: Option<Value>,
         now: DateTime<Utc>,
     ) {
-        self.finish_task_run(task_run, state, outputs, now);
         let mut child = task_run;
-        let mut child_state = state;
+        let mut child_state = self.finish_task_run(task_run, state, outputs, now);
         loop {
-            let Slot { frame, group, .. } = self.slots[child as usize].clone();
+            let Slot {
+                frame,
+                group,
+                epoch,
+                ..
+            } = self.slots[child as usize].clone();
             let (f, g) = (frame as usize, group as usize);
-            let group_done = if self.after_child(f, g, child, child_state) {
-                self.advance_group(f, g, now)
+            if self.frames[f].finished || self.frames[f].epoch != epoch {
+                // Its frame already moved on (Kestra ends a Parallel as soon
+                // as a child fails); the end is recorded, nothing more.
+                return;
+            }
+            let group_done = if self.after_child(f, g, child_state) {
+                self.advance_group(f, g, None, now)
             } else {
                 true
             };
@@ -365,9 +435,8 @@ impl Run {
             };
             match self.frames[f].owner {
                 Some(owner) => {
-                    self.finish_task_run(owner, frame_state, None, now);
+                    child_state = self.finish_task_run(owner, frame_state, None, now);
                     child = owner;
-                    child_state = frame_state;
                 }
                 None => {
                     self.finish_execution(frame_state, now);
@@ -391,13 +460,20 @@ impl Run {
         let Some((phase, list)) = next else {
             return false;
         };
-        let group = whole_list(&self.rev, list);
+        let parallel = phase == Phase::Errors && self.frames[f].parallel_errors;
+        let groups = if parallel {
+            each_task(&self.rev, list, None)
+        } else {
+            vec![whole_list(&self.rev, list)]
+        };
         let frame = &mut self.frames[f];
         frame.phase = phase;
-        frame.groups = vec![group];
+        frame.groups = groups;
         frame.cursor = 0;
-        frame.limit = 1;
+        frame.active = 0;
+        frame.limit = if parallel { usize::MAX } else { 1 };
         frame.stopped = false;
+        frame.epoch += 1;
         true
     }
 
@@ -446,10 +522,12 @@ impl Run {
             outputs: None,
             state: StateHistory::new(State::Created, now),
         });
+        let epoch = self.frames[f].epoch;
         self.slots.push(Slot {
             task,
             frame: f as u32,
             group: g as u32,
+            epoch,
             chain,
         });
         idx
@@ -472,24 +550,25 @@ impl Run {
         let run = &mut self.exec.task_runs[tr as usize];
         run.state.transition(State::Running, now);
         if mode != Mode::Flowable {
-            run.attempts.push(Attempt {
-                state: StateHistory::new(State::Running, now),
-            });
+            let mut attempt = StateHistory::new(State::Created, now);
+            attempt.transition(State::Running, now);
+            run.attempts.push(Attempt { state: attempt });
         }
         match mode {
             Mode::Flowable => match self.open_frame(tr) {
                 Ok(f) => {
                     let state = self.drive(f, now)?;
-                    self.finish_task_run(tr, state, None, now);
-                    Some(state)
+                    Some(self.finish_task_run(tr, state, None, now))
                 }
                 Err(message) => Some(self.fail_task_run(tr, &message, now)),
             },
             Mode::Inline => match self.run_inline(tr, now) {
-                Ok(outputs) => {
-                    self.finish_task_run(tr, State::Success, outputs, now);
-                    Some(State::Success)
-                }
+                Ok(outputs) => Some(self.finish_task_run(
+                    tr,
+                    State::Success,
+                    Some(outputs.unwrap_or_else(empty_outputs)),
+                    now,
+                )),
                 Err(message) => Some(self.fail_task_run(tr, &message, now)),
             },
             Mode::Timer => match self.timer_deadline(tr, now) {
@@ -514,44 +593,59 @@ impl Run {
 
     fn fail_task_run(&mut self, tr: u32, message: &str, now: DateTime<Utc>) -> State {
         self.log(Some(tr), Level::Error, message.to_owned(), now);
-        self.finish_task_run(tr, State::Failed, None, now);
-        State::Failed
+        // A runnable that ran and failed has empty outputs, as in Kestra.
+        let outputs = (!self.exec.task_runs[tr as usize].attempts.is_empty()).then(empty_outputs);
+        self.finish_task_run(tr, State::Failed, outputs, now)
     }
 
+    /// Ends a task run. `allowFailure` turns FAILED into WARNING (the
+    /// attempt stays FAILED) and `allowWarning` WARNING into SUCCESS; the
+    /// state the task run ends in is returned.
     fn finish_task_run(
         &mut self,
         tr: u32,
         state: State,
         outputs: Option<Value>,
         now: DateTime<Utc>,
-    ) {
+    ) -> State {
+        let task = &self.rev.node(self.slots[tr as usize].task).task;
+        let mut ended = state;
+        if ended == State::Failed && task.allow_failure {
+            ended = State::Warning;
+        }
+        if ended == State::Warning && task.allow_warning {
+            ended = State::Success;
+        }
         let run = &mut self.exec.task_runs[tr as usize];
-        run.state.transition(state, now);
+        run.state.transition(ended, now);
         if let Some(attempt) = run.attempts.last_mut() {
             attempt.state.transition(state, now);
         }
         if let Some(outputs) = outputs {
-            let outputs = Arc::new(outputs);
-            run.outputs = Some(Arc::clone(&outputs));
-            let slot = &self.slots[tr as usize];
-            let task_id = &self.rev.node(slot.task).task_id;
-            self.outputs.insert(task_id, &slot.chain, outputs);
+            self.set_outputs(tr, outputs);
         }
+        ended
     }
 
     fn finish_execution(&mut self, state: State, now: DateTime<Utc>) {
-        let mut state = state;
-        if matches!(state, State::Success | State::Warning) && !self.rev.flow().outputs.is_empty() {
-            match self.render_flow_outputs() {
-                Ok(outputs) => self.exec.outputs = Some(outputs),
-                Err(message) => {
-                    self.log(None, Level::Error, message.clone(), now);
-                    self.exec.error = Some(message);
-                    state = State::Failed;
-                }
+        if self.rev.flow().outputs.is_empty() {
+            self.exec.state.transition(state, now);
+            return;
+        }
+        // Kestra renders flow outputs whatever the state; a failure to render
+        // them fails the execution after the state it would have had.
+        match self.render_flow_outputs() {
+            Ok(outputs) => {
+                self.exec.outputs = Some(outputs);
+                self.exec.state.transition(state, now);
+            }
+            Err(message) => {
+                self.log(None, Level::Error, message.clone(), now);
+                self.exec.error = Some(message);
+                self.exec.state.transition(state, now);
+                self.exec.state.transition(State::Failed, now);
             }
         }
-        self.exec.state.transition(state, now);
     }
 
     fn render_flow_outputs(&self) -> Result<Value, String> {
@@ -559,6 +653,7 @@ impl Run {
         for output in &self.rev.flow().outputs {
             let value = self
                 .render(&output.value, None)
+                .and_then(|v| typed_output(&output.type_, v))
                 .map_err(|e| format!("flow output `{}`: {e}", output.id))?;
             map.insert(output.id.clone(), value);
         }
@@ -572,20 +667,14 @@ impl Run {
         let rev = Arc::clone(&self.rev);
         let node = rev.node(self.slots[tr as usize].task);
         let single = |list: ListId| vec![whole_list(&rev, list)];
-        let each_task = |list: ListId, value: Option<Arc<str>>| {
-            (0..rev.list(list).len() as u32)
-                .map(|pos| Group {
-                    list,
-                    pos,
-                    end: pos + 1,
-                    value: value.clone(),
-                    iteration: None,
-                    status: GroupStatus::Pending,
-                })
-                .collect::<Vec<_>>()
-        };
+        let each_task = |list: ListId, value: Option<Arc<str>>| each_task(&rev, list, value);
         let mut kind = FrameKind::Plain;
         let mut limit = 1usize;
+        let mut outputs = empty_outputs();
+        let parallel_errors = matches!(
+            node.task.kind,
+            TaskKind::Parallel { .. } | TaskKind::Dag { .. } | TaskKind::EachParallel { .. }
+        );
         let groups = match &node.task.kind {
             TaskKind::Sequential { .. } => single(node.children[0]),
             TaskKind::AllowFailure { .. } => {
@@ -603,7 +692,7 @@ impl Run {
                 } else {
                     node.children[1]
                 };
-                self.set_outputs(tr, serde_json::json!({ "evaluationResult": result }));
+                outputs = serde_json::json!({ "evaluationResult": result });
                 single(branch)
             }
             TaskKind::Switch { value, cases, .. } => {
@@ -613,10 +702,12 @@ impl Run {
                     Some(i) => node.children[i],
                     None => node.children[cases.len()],
                 };
-                self.set_outputs(
-                    tr,
-                    serde_json::json!({ "value": rendered, "defaults": matched.is_none() }),
-                );
+                if matched.is_none() && rev.list(list).is_empty() {
+                    return Err(format!(
+                        "No task found on flow for Switch value `{rendered}`: no case matches and there are no defaults"
+                    ));
+                }
+                outputs = serde_json::json!({ "value": rendered, "defaults": matched.is_none() });
                 single(list)
             }
             TaskKind::ForEach {
@@ -628,13 +719,12 @@ impl Run {
                 let values = loop_values(self.render(values, Some(tr))?)?;
                 values
                     .into_iter()
-                    .enumerate()
-                    .map(|(i, v)| Group {
+                    .map(|v| Group {
                         list: node.children[0],
                         pos: 0,
                         end: rev.list(node.children[0]).len() as u32,
                         value: Some(v),
-                        iteration: Some(i as u32),
+                        iteration: None,
                         status: GroupStatus::Pending,
                     })
                     .collect()
@@ -682,11 +772,15 @@ impl Run {
             limit,
             outcome: Outcome::default(),
             stopped: false,
+            epoch: 0,
+            finished: false,
+            parallel_errors,
             errors: node.errors,
             finally: node.finally,
             dag_deps: node.dag_deps.clone(),
         };
         self.frames.push(frame);
+        self.set_outputs(tr, outputs);
         Ok(self.frames.len() - 1)
     }
 
@@ -809,6 +903,65 @@ fn whole_list(rev: &FlowRevision, list: ListId) -> Group {
     }
 }
 
+/// One group per task of `list`, for tasks that run side by side.
+fn each_task(rev: &FlowRevision, list: ListId, value: Option<Arc<str>>) -> Vec<Group> {
+    (0..rev.list(list).len() as u32)
+        .map(|pos| Group {
+            list,
+            pos,
+            end: pos + 1,
+            value: value.clone(),
+            iteration: None,
+            status: GroupStatus::Pending,
+        })
+        .collect()
+}
+
+fn empty_outputs() -> Value {
+    Value::Object(Map::new())
+}
+
+/// A rendered flow output converted to its declared type, as Kestra does.
+fn typed_output(declared: &InputType, value: Value) -> Result<Value, String> {
+    let text_of = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let parsed = |v: Value| -> Result<Value, String> {
+        match v {
+            Value::String(s) => {
+                serde_json::from_str(&s).map_err(|e| format!("`{s}` is not JSON: {e}"))
+            }
+            other => Ok(other),
+        }
+    };
+    match declared {
+        InputType::Int { .. } => text_of(&value)
+            .trim()
+            .parse::<i64>()
+            .map(Value::from)
+            .map_err(|_| format!("`{}` is not an INT", text_of(&value))),
+        InputType::Float { .. } => text_of(&value)
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .and_then(serde_json::Number::from_f64)
+            .map(Value::Number)
+            .ok_or_else(|| format!("`{}` is not a FLOAT", text_of(&value))),
+        InputType::Boolean => match text_of(&value).trim() {
+            "true" => Ok(Value::Bool(true)),
+            "false" => Ok(Value::Bool(false)),
+            other => Err(format!("`{other}` is not a BOOLEAN")),
+        },
+        InputType::Array { .. } | InputType::MultiSelect { .. } => match parsed(value)? {
+            list @ Value::Array(_) => Ok(list),
+            other => Err(format!("`{other}` is not an ARRAY")),
+        },
+        InputType::Json => parsed(value),
+        _ => Ok(value),
+    }
+}
+
 fn unlimited_if_zero(n: u32) -> usize {
     if n == 0 { usize::MAX } else { n as usize }
 }
@@ -824,6 +977,13 @@ fn loop_values(rendered: Value) -> Result<Vec<Arc<str>>, String> {
         },
         other => return Err(format!("values `{other}` is not a list")),
     };
+    let nulls = items.iter().filter(|v| v.is_null()).count();
+    if nulls > 0 {
+        return Err(format!(
+            "Found '{nulls}' null values on Each, with values={}",
+            Value::Array(items)
+        ));
+    }
     let mut seen = rustc_hash::FxHashSet::default();
     let mut out = Vec::with_capacity(items.len());
     for item in items {
