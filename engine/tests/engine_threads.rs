@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used)]
+
 //! The sharded runtime: executions spread over shard threads, observed to
 //! their end, with backpressure when an inbox is full.
 
