@@ -1,22 +1,73 @@
 //! Pebble expressions as Kestra writes them.
 //!
-//! Contract used by the rest of the engine (the implementation behind it is
-//! free to change):
+//! Contract used by the rest of the engine:
 //! - [`Template::compile`] parses once per flow revision;
 //! - [`Template::render`] evaluates against a [`Context`] without cloning
 //!   the outputs it reads;
 //! - [`Property`] is a task property: a JSON tree whose strings are templates.
+//!
+//! Semantics follow Pebble 3.2 with Kestra's settings (strict variables, no
+//! newline trimming, no auto-escaping) and Kestra's extensions (`??`, `???`,
+//! `toJson`, `date`, `jq`, `currentEachOutput`, ...). A template that is one
+//! `{{ expression }}` keeps the expression's type; anything else renders to
+//! text, where maps and lists print as JSON and null prints as nothing.
+
+use std::sync::Arc;
 
 use serde_json::Value;
 
+mod ast;
+mod builtins;
+mod date;
+mod eval;
+mod jq;
+mod lexer;
+mod library;
+mod parser;
+
+#[cfg(test)]
+mod tests;
+
+use ast::{Node, Pos};
+use eval::{Fault, Renderer};
+
 /// An expression error: the template, the position and the cause.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message} at {line}:{column} in `{template}`")]
 pub struct Error {
     pub template: String,
+    /// 1-based line of the failing expression.
     pub line: usize,
+    /// 1-based column (in characters) of the failing expression.
     pub column: usize,
     pub message: String,
+}
+
+impl Error {
+    fn at(template: &str, pos: Pos, message: String) -> Self {
+        let pos = pos.min(template.len());
+        let before = template.get(..pos).unwrap_or(template);
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let column = before[line_start..].chars().count() + 1;
+        Self {
+            template: template.to_owned(),
+            line,
+            column,
+            message,
+        }
+    }
+
+    fn from_fault(template: &str, fault: Fault) -> Self {
+        match fault {
+            Fault::Undefined { name, pos } => Self::at(
+                template,
+                pos,
+                format!("Unable to find `{name}` used in the expression"),
+            ),
+            Fault::Failed { message, pos } => Self::at(template, pos, message),
+        }
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -33,10 +84,34 @@ pub enum Scope<'a> {
 }
 
 /// An object whose members are resolved only when an expression reads them.
+///
+/// `get` receives keys in their string form: `outputs.t[1]` asks for `"1"`.
+/// The provided methods build the whole object; implement them when that
+/// can be avoided (`length`, `keys`, `is empty` call them).
 pub trait LazyObject: std::fmt::Debug {
     fn get(&self, key: &str) -> Option<Scope<'_>>;
     /// The whole object, built only when an expression renders it whole.
     fn to_json(&self) -> Value;
+    /// The member names (`| keys`).
+    fn keys(&self) -> Vec<String> {
+        match self.to_json() {
+            Value::Object(map) => map.into_iter().map(|(k, _)| k).collect(),
+            Value::Array(items) => (0..items.len()).map(|i| i.to_string()).collect(),
+            _ => Vec::new(),
+        }
+    }
+    /// The number of members (`| length`).
+    fn len(&self) -> usize {
+        match self.to_json() {
+            Value::Object(map) => map.len(),
+            Value::Array(items) => items.len(),
+            _ => 0,
+        }
+    }
+    /// `is empty`.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// The variables a template sees: `inputs`, `outputs`, `taskrun`, ...
@@ -45,41 +120,237 @@ pub trait Context {
     fn root(&self, name: &str) -> Option<Scope<'_>>;
 }
 
-/// A compiled template.
+/// A [`Context`] over a JSON object whose keys are the root variables.
+#[derive(Debug, Clone, Copy)]
+pub struct JsonContext<'a> {
+    vars: &'a Value,
+}
+
+impl<'a> JsonContext<'a> {
+    /// `vars` should be an object; anything else has no variables.
+    pub fn new(vars: &'a Value) -> Self {
+        Self { vars }
+    }
+}
+
+impl Context for JsonContext<'_> {
+    fn root(&self, name: &str) -> Option<Scope<'_>> {
+        self.vars.get(name).map(Scope::Json)
+    }
+}
+
+/// A context with no variables.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EmptyContext;
+
+impl Context for EmptyContext {
+    fn root(&self, _name: &str) -> Option<Scope<'_>> {
+        None
+    }
+}
+
+#[derive(Debug)]
+struct Compiled {
+    source: String,
+    nodes: Vec<Node>,
+    /// The template is one `{{ }}` (whitespace around allowed): its value keeps its type.
+    typed: Option<usize>,
+    /// No tag at all: renders to its source.
+    is_static: bool,
+}
+
+/// A compiled template. Cloning shares the compiled form.
 #[derive(Debug, Clone)]
 pub struct Template {
-    source: String,
+    inner: Arc<Compiled>,
+}
+
+/// True when `source` may hold Pebble syntax.
+fn has_tags(source: &str) -> bool {
+    source.contains("{{") || source.contains("{%") || source.contains("{#")
 }
 
 impl Template {
     pub fn compile(source: &str) -> Result<Self> {
+        if !has_tags(source) {
+            return Ok(Self {
+                inner: Arc::new(Compiled {
+                    source: source.to_owned(),
+                    nodes: vec![Node::Text(source.into())],
+                    typed: None,
+                    is_static: true,
+                }),
+            });
+        }
+        let nodes =
+            parser::parse_template(source).map_err(|e| Error::at(source, e.pos, e.message))?;
+        let mut typed = None;
+        let mut others_blank = true;
+        for (i, node) in nodes.iter().enumerate() {
+            match node {
+                Node::Print(_) if typed.is_none() => typed = Some(i),
+                Node::Text(t) if t.trim().is_empty() => {}
+                _ => others_blank = false,
+            }
+        }
+        let typed = typed.filter(|_| others_blank);
         Ok(Self {
-            source: source.to_owned(),
+            inner: Arc::new(Compiled {
+                source: source.to_owned(),
+                nodes,
+                typed,
+                is_static: false,
+            }),
         })
     }
 
     pub fn source(&self) -> &str {
-        &self.source
+        &self.inner.source
+    }
+
+    /// True when the template has no tag: it renders to its source.
+    pub fn is_static(&self) -> bool {
+        self.inner.is_static
+    }
+
+    /// True when the template is one `{{ expression }}`: [`Template::render`]
+    /// keeps the expression's type.
+    pub fn is_typed(&self) -> bool {
+        self.inner.typed.is_some()
     }
 
     /// Renders to a typed value where the template is one expression, text otherwise.
-    pub fn render(&self, _ctx: &dyn Context) -> Result<Value> {
-        Ok(Value::String(self.source.clone()))
+    pub fn render(&self, ctx: &dyn Context) -> Result<Value> {
+        let inner = &*self.inner;
+        if inner.is_static {
+            return Ok(Value::String(inner.source.clone()));
+        }
+        if let Some(Node::Print(expr)) = inner.typed.and_then(|i| inner.nodes.get(i)) {
+            let renderer = Renderer::new(ctx);
+            return renderer
+                .eval(expr)
+                .map(|v| v.into_value())
+                .map_err(|f| Error::from_fault(&inner.source, f));
+        }
+        self.render_string(ctx).map(Value::String)
+    }
+
+    /// Renders to text, as Kestra's `render` does.
+    pub fn render_string(&self, ctx: &dyn Context) -> Result<String> {
+        let inner = &*self.inner;
+        if inner.is_static {
+            return Ok(inner.source.clone());
+        }
+        let mut out = String::with_capacity(inner.source.len());
+        let mut renderer = Renderer::new(ctx);
+        renderer
+            .render_nodes(&inner.nodes, &mut out)
+            .map_err(|f| Error::from_fault(&inner.source, f))?;
+        Ok(out)
+    }
+}
+
+#[derive(Debug, Clone)]
+enum PropertyNode {
+    /// A subtree without any template.
+    Static(Value),
+    Template(Template),
+    List(Vec<PropertyNode>),
+    Map(Vec<(PropertyKey, PropertyNode)>),
+}
+
+#[derive(Debug, Clone)]
+enum PropertyKey {
+    Static(String),
+    Template(Template),
+}
+
+impl PropertyNode {
+    fn compile(raw: &Value) -> Result<Self> {
+        Ok(match raw {
+            Value::String(s) if has_tags(s) => PropertyNode::Template(Template::compile(s)?),
+            Value::Array(items) => {
+                let nodes = items
+                    .iter()
+                    .map(PropertyNode::compile)
+                    .collect::<Result<Vec<_>>>()?;
+                if nodes.iter().all(|n| matches!(n, PropertyNode::Static(_))) {
+                    PropertyNode::Static(raw.clone())
+                } else {
+                    PropertyNode::List(nodes)
+                }
+            }
+            Value::Object(map) => {
+                let mut entries = Vec::with_capacity(map.len());
+                let mut all_static = true;
+                for (k, v) in map {
+                    let key = if has_tags(k) {
+                        all_static = false;
+                        PropertyKey::Template(Template::compile(k)?)
+                    } else {
+                        PropertyKey::Static(k.clone())
+                    };
+                    let node = PropertyNode::compile(v)?;
+                    all_static &= matches!(node, PropertyNode::Static(_));
+                    entries.push((key, node));
+                }
+                if all_static {
+                    PropertyNode::Static(raw.clone())
+                } else {
+                    PropertyNode::Map(entries)
+                }
+            }
+            other => PropertyNode::Static(other.clone()),
+        })
+    }
+
+    fn render(&self, ctx: &dyn Context) -> Result<Value> {
+        Ok(match self {
+            PropertyNode::Static(v) => v.clone(),
+            PropertyNode::Template(t) => t.render(ctx)?,
+            PropertyNode::List(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|n| n.render(ctx))
+                    .collect::<Result<Vec<_>>>()?,
+            ),
+            PropertyNode::Map(entries) => {
+                let mut out = serde_json::Map::with_capacity(entries.len());
+                for (k, v) in entries {
+                    let key = match k {
+                        PropertyKey::Static(s) => s.clone(),
+                        PropertyKey::Template(t) => t.render_string(ctx)?,
+                    };
+                    let value = v.render(ctx)?;
+                    // Kestra keeps the first value when two keys render the same.
+                    out.entry(key).or_insert(value);
+                }
+                Value::Object(out)
+            }
+        })
     }
 }
 
 /// A task property: JSON whose strings are templates, compiled once.
+/// Strings without `{{`, `{%` or `{#` are kept as they are.
 #[derive(Debug, Clone)]
 pub struct Property {
-    raw: Value,
+    node: PropertyNode,
 }
 
 impl Property {
     pub fn compile(raw: &Value) -> Result<Self> {
-        Ok(Self { raw: raw.clone() })
+        Ok(Self {
+            node: PropertyNode::compile(raw)?,
+        })
     }
 
-    pub fn render(&self, _ctx: &dyn Context) -> Result<Value> {
-        Ok(self.raw.clone())
+    /// True when no string in the property is a template.
+    pub fn is_static(&self) -> bool {
+        matches!(self.node, PropertyNode::Static(_))
+    }
+
+    pub fn render(&self, ctx: &dyn Context) -> Result<Value> {
+        self.node.render(ctx)
     }
 }
