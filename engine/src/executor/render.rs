@@ -79,13 +79,7 @@ impl Context for RenderContext<'_> {
                 "startDate": format_date(run.exec.state.start_date()),
                 "originalId": run.exec.id.to_string(),
             }))),
-            "labels" => Some(Scope::Owned(Value::Object(
-                run.exec
-                    .labels
-                    .iter()
-                    .map(|(k, v)| (k.clone(), Value::from(v.as_str())))
-                    .collect(),
-            ))),
+            "labels" => Some(Scope::Owned(labels_json(&run.exec.labels))),
             "task" => self
                 .task_run
                 .map(|i| Scope::Json(&run.rev.node(run.slots[i as usize].task).task_json)),
@@ -100,6 +94,26 @@ impl Context for RenderContext<'_> {
             _ => None,
         }
     }
+}
+
+/// Kestra's `labels`: `system.x` keys read as `labels.system.x`.
+fn labels_json(labels: &[(String, String)]) -> Value {
+    let mut map = Map::with_capacity(labels.len());
+    let mut system = Map::new();
+    for (k, v) in labels {
+        match k.strip_prefix("system.") {
+            Some(rest) => {
+                system.insert(rest.to_owned(), Value::from(v.as_str()));
+            }
+            None => {
+                map.insert(k.clone(), Value::from(v.as_str()));
+            }
+        }
+    }
+    if !system.is_empty() {
+        map.insert("system".into(), Value::Object(system));
+    }
+    Value::Object(map)
 }
 
 /// Kestra's truthiness (`TruthUtils`): the rendered text is false when it

@@ -240,7 +240,7 @@ impl Run {
         if tr.state.current().is_terminal() || self.is_terminal() {
             return;
         }
-        self.complete_async(task_run, State::Success, None, now);
+        self.complete_async(task_run, State::Success, Some(empty_outputs()), now);
     }
 
     /// Kills every running task run and the execution. False if it had ended.
@@ -958,6 +958,7 @@ fn typed_output(declared: &InputType, value: Value) -> Result<Value, String> {
             other => Err(format!("`{other}` is not an ARRAY")),
         },
         InputType::Json => parsed(value),
+        InputType::String { .. } => Ok(Value::String(text_of(&value))),
         _ => Ok(value),
     }
 }
