@@ -202,15 +202,13 @@ struct ScannedRecord {
 enum Item {
     Batch(GoodBatch),
     /// Damaged bytes at `offset`, where LSN `expected` should have started.
-    /// `resume` is the offset of the next verified commit marker after it,
-    /// whose batch is lost with the damage; `resume_marker_durable` its
-    /// durable claim.
     Damage {
         offset: u64,
         expected: u64,
         reason: String,
     },
-    /// A commit marker found past damage, and the LSN after its batch.
+    /// Past damage, the next batch that verifies: its durable claim and its
+    /// first LSN.
     Resync {
         durable_lsn: u64,
         next_lsn: u64,
@@ -505,6 +503,9 @@ fn scan_segment(
         }
     }
 
+    if let Some(Item::Resync { next_lsn, .. }) = items.last() {
+        expected = *next_lsn;
+    }
     let mut batch_start = pos;
     let mut pending_from = records.len();
     let mut batch_crc = seed;
@@ -589,26 +590,43 @@ fn scan_segment(
     })
 }
 
-/// Looks for the next verified commit marker at or after `from` (rounded up
-/// to the frame alignment). Pushes `Item::Resync` and returns the offset
-/// after it, or returns the end of the image if there is none.
+/// Looks for the next offset at or after `from` (rounded up to the frame
+/// alignment) where a whole batch verifies: its records, its commit marker,
+/// and an LSN not before `expected`. Pushes `Item::Resync` and returns that
+/// offset, or returns the end of the image if there is none.
 fn resync(bytes: &[u8], from: usize, seed: u32, expected: u64, items: &mut Vec<Item>) -> usize {
     let align = format::ALIGN as usize;
     let mut at = from.div_ceil(align) * align;
-    let tag = format::MARKER_TAG.to_le_bytes();
     while at + format::MARKER_LEN as usize <= bytes.len() {
-        if bytes[at..at + 4] == tag
-            && let Frame::Marker(m) = format::parse_frame(bytes, at, seed)
+        if let Some(m) = try_batch(bytes, at, seed)
             && m.first_lsn >= expected
-            && m.count > 0
         {
             items.push(Item::Resync {
                 durable_lsn: m.durable_lsn,
-                next_lsn: m.first_lsn + u64::from(m.count),
+                next_lsn: m.first_lsn,
             });
-            return at + format::MARKER_LEN as usize;
+            return at;
         }
         at += align;
     }
     bytes.len()
+}
+
+/// The marker of the batch starting at `at`, if the whole batch verifies.
+fn try_batch(bytes: &[u8], mut at: usize, seed: u32) -> Option<format::Marker> {
+    let mut count = 0u32;
+    let mut crc = seed;
+    loop {
+        match format::parse_frame(bytes, at, seed) {
+            Frame::Record { header, crc: c } => {
+                count += 1;
+                crc = crc32c::crc32c_append(crc, &c.to_le_bytes());
+                at += format::frame_len(header.len as usize) as usize;
+            }
+            Frame::Marker(m) if count > 0 && m.count == count && m.records_crc == crc => {
+                return Some(m);
+            }
+            _ => return None,
+        }
+    }
 }
