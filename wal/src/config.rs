@@ -1,0 +1,177 @@
+//! WAL configuration. Every default is documented on its field; `validate`
+//! rejects contradictions before anything touches the disk.
+
+use std::num::{NonZeroU32, NonZeroU64};
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::format;
+use crate::record::Kind;
+
+/// When an appended record counts as durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// Acknowledge a record only after a sync covered it. Appends that arrive
+    /// while one sync is in flight share the next one (group commit).
+    Sync,
+    /// Sync every `period` and acknowledge at once, like Kafka's commit
+    /// interval: a crash may lose up to one period of acknowledged records.
+    Interval(Duration),
+    /// Never sync. For tests only: nothing survives a machine crash.
+    None,
+}
+
+/// Configuration of one WAL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Size of each preallocated segment file. Default 64 MiB. Must be a
+    /// multiple of 4 KiB and hold at least one record of `max_record_bytes`.
+    pub segment_bytes: NonZeroU64,
+    /// Largest payload of one record. Default 1 MiB. Larger appends fail
+    /// with `Error::RecordTooLarge`.
+    pub max_record_bytes: NonZeroU32,
+    /// Durability mode. Default `SyncMode::Sync`.
+    pub sync: SyncMode,
+    /// Group commit: how long the flusher waits, once it sees a first unsynced
+    /// record, for more records before it syncs. This is the latency versus
+    /// throughput knob. Default 0: the flusher syncs at once, and records
+    /// appended while that sync runs share the next sync, so batches grow
+    /// with load without adding latency at low load.
+    pub group_commit_delay: Duration,
+    /// How long a terminal record is kept (copied forward when its segment
+    /// is reclaimed) after it was first appended, so that a finished
+    /// execution can still be read back. `None` keeps it until a later
+    /// terminal record of the same key replaces it. Default 24 hours.
+    pub terminal_retention: Option<Duration>,
+    /// High-volume record kinds (logs) with their own short retention: such
+    /// a record dies when its key's terminal record is appended or when it is
+    /// older than `log_retention`, whichever comes first. Default: none.
+    pub log_kinds: Vec<Kind>,
+    /// Retention of `log_kinds` records. Default 1 hour.
+    pub log_retention: Duration,
+    /// How often the background truncator looks for reclaimable segments
+    /// (it also runs whenever a segment fills up). Default 1 second.
+    pub truncate_interval: Duration,
+    /// How many empty segment files to keep ready (recycled or preallocated)
+    /// so that rolling to a new segment never allocates on the append path.
+    /// Default 2.
+    pub spare_segments: usize,
+    /// Recovery option: skip corrupt batches in the middle of the log (and
+    /// report them) instead of failing with `Error::Corrupt`. Default false.
+    pub tolerate_corruption: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            segment_bytes: NonZeroU64::new(64 << 20).expect("non-zero constant"),
+            max_record_bytes: NonZeroU32::new(1 << 20).expect("non-zero constant"),
+            sync: SyncMode::Sync,
+            group_commit_delay: Duration::ZERO,
+            terminal_retention: Some(Duration::from_secs(24 * 3600)),
+            log_kinds: Vec::new(),
+            log_retention: Duration::from_secs(3600),
+            truncate_interval: Duration::from_secs(1),
+            spare_segments: 2,
+            tolerate_corruption: false,
+        }
+    }
+}
+
+impl Config {
+    /// Rejects settings that contradict each other or the format.
+    pub fn validate(&self) -> Result<()> {
+        let seg = self.segment_bytes.get();
+        if seg % 4096 != 0 {
+            return Err(Error::Config(format!(
+                "segment-bytes ({seg}) must be a multiple of 4096"
+            )));
+        }
+        let max = self.max_record_bytes.get();
+        if max > format::MAX_PAYLOAD {
+            return Err(Error::Config(format!(
+                "max-record-bytes ({max}) exceeds the format limit {}",
+                format::MAX_PAYLOAD
+            )));
+        }
+        let need = format::HEADER_LEN + format::frame_len(max as usize) + 2 * format::MARKER_LEN;
+        if need > seg {
+            return Err(Error::Config(format!(
+                "segment-bytes ({seg}) cannot hold one record of max-record-bytes ({max}); need {need}"
+            )));
+        }
+        if let SyncMode::Interval(p) = self.sync
+            && p.is_zero()
+        {
+            return Err(Error::Config("sync interval must be positive".into()));
+        }
+        if self.sync != SyncMode::Sync && !self.group_commit_delay.is_zero() {
+            return Err(Error::Config(
+                "group-commit-delay only applies to sync mode `sync`".into(),
+            ));
+        }
+        if self.group_commit_delay > Duration::from_secs(1) {
+            return Err(Error::Config(
+                "group-commit-delay above 1 s would stall every durable wait".into(),
+            ));
+        }
+        if self.truncate_interval.is_zero() {
+            return Err(Error::Config("truncate-interval must be positive".into()));
+        }
+        if let Some(k) = self.log_kinds.iter().find(|k| k.is_reserved()) {
+            return Err(Error::Config(format!(
+                "log kind {:#x} is reserved by the WAL",
+                k.get()
+            )));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn is_log_kind(&self, kind: Kind) -> bool {
+        self.log_kinds.contains(&kind)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_is_valid() {
+        Config::default()
+            .validate()
+            .expect("default config is valid");
+    }
+
+    #[test]
+    fn contradictions_are_rejected() {
+        let mut c = Config {
+            segment_bytes: NonZeroU64::new(4096).expect("non-zero"),
+            ..Config::default()
+        };
+        assert!(
+            matches!(c.validate(), Err(Error::Config(_))),
+            "record larger than segment"
+        );
+        c.max_record_bytes = NonZeroU32::new(1024).expect("non-zero");
+        c.validate().expect("small record fits");
+        c.segment_bytes = NonZeroU64::new(5000).expect("non-zero");
+        assert!(c.validate().is_err(), "not page-aligned");
+        let c = Config {
+            sync: SyncMode::Interval(Duration::ZERO),
+            ..Config::default()
+        };
+        assert!(c.validate().is_err());
+        let c = Config {
+            sync: SyncMode::None,
+            group_commit_delay: Duration::from_millis(1),
+            ..Config::default()
+        };
+        assert!(c.validate().is_err());
+        let c = Config {
+            log_kinds: vec![Kind::new(0xFFF0)],
+            ..Config::default()
+        };
+        assert!(c.validate().is_err());
+    }
+}

@@ -1,0 +1,56 @@
+//! All file I/O goes through these two traits, so that tests can run the WAL
+//! on an in-memory backend that injects torn writes, I/O errors and a full
+//! disk (`mem.rs`). The real backend maps files with memmap2 (`mmap.rs`).
+
+use std::fmt::Debug;
+use std::io;
+use std::sync::Arc;
+
+use crate::mmap::Image;
+
+/// A directory of segment files.
+pub(crate) trait Storage: Send + Sync + Debug {
+    /// Names of all files in the directory.
+    fn list(&self) -> io::Result<Vec<String>>;
+    /// Creates `name` with `len` bytes allocated up front (so that a full
+    /// disk shows here and never as a failed write into the map). Fails if
+    /// the file exists.
+    fn create(&self, name: &str, len: u64) -> io::Result<Arc<dyn SegmentFile>>;
+    /// Opens an existing file for reading and writing, growing it to at
+    /// least `min_len` bytes first.
+    fn open(&self, name: &str, min_len: u64) -> io::Result<Arc<dyn SegmentFile>>;
+    fn rename(&self, from: &str, to: &str) -> io::Result<()>;
+    fn remove(&self, name: &str) -> io::Result<()>;
+    /// Makes creations, renames and removals durable.
+    fn sync_dir(&self) -> io::Result<()>;
+}
+
+/// One open segment file. Offsets are bytes from the start of the file;
+/// every access must lie within `len()`.
+///
+/// The WAL upholds, for every file, that a byte range is never read while it
+/// is being written: the single writer (under the writer lock) only writes
+/// past the range it has published, and readers only read published ranges
+/// of sealed segments or the ranges recovery found. `mmap.rs` relies on this.
+pub(crate) trait SegmentFile: Send + Sync + Debug {
+    fn len(&self) -> u64;
+    fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()>;
+    /// Makes `[offset, offset + len)` durable.
+    fn sync(&self, offset: u64, len: u64) -> io::Result<()>;
+    /// A read-only view of the whole file that stays valid while it lives.
+    fn image(self: Arc<Self>) -> io::Result<Image>;
+}
+
+pub(crate) fn out_of_bounds(offset: u64, len: usize, file_len: u64) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        format!("access [{offset}, +{len}) outside file of {file_len} bytes"),
+    )
+}
+
+/// True if `[offset, offset + len)` lies inside a file of `file_len` bytes.
+pub(crate) fn in_bounds(offset: u64, len: usize, file_len: u64) -> bool {
+    offset
+        .checked_add(len as u64)
+        .is_some_and(|end| end <= file_len)
+}

@@ -1,0 +1,247 @@
+//! The only module with `unsafe` code: the memory-mapped segment files.
+//!
+//! Soundness rests on three invariants, which the rest of the crate keeps:
+//! 1. We own the WAL directory: no other process writes, truncates or
+//!    shrinks our files while they are mapped (documented on `Wal::open`).
+//! 2. We never shrink a mapped file; `MappedFile` never calls `set_len`
+//!    after mapping, and `Storage::open` grows a file before mapping it.
+//! 3. No byte range is read while it is being written (`io::SegmentFile`):
+//!    the single writer writes only past the published end of the active
+//!    segment, and readers only read published bytes, which are immutable
+//!    until the file is recycled; a file is recycled only when no `Image`
+//!    of it is alive (`Arc::strong_count == 1`, checked by the truncator).
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use memmap2::MmapRaw;
+
+use crate::io::{SegmentFile, Storage, in_bounds, out_of_bounds};
+
+/// Segment files in a directory on a real file system.
+#[derive(Debug)]
+pub(crate) struct FsStorage {
+    dir: PathBuf,
+}
+
+impl FsStorage {
+    pub(crate) fn new(dir: &Path) -> io::Result<Self> {
+        fs::create_dir_all(dir)?;
+        Ok(FsStorage {
+            dir: dir.to_path_buf(),
+        })
+    }
+}
+
+impl Storage for FsStorage {
+    fn list(&self) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            if let Ok(name) = entry.file_name().into_string() {
+                names.push(name);
+            }
+        }
+        Ok(names)
+    }
+
+    fn create(&self, name: &str, len: u64) -> io::Result<Arc<dyn SegmentFile>> {
+        let path = self.dir.join(name);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        if let Err(e) = allocate(&file, len) {
+            drop(file);
+            let _ = fs::remove_file(&path);
+            return Err(e);
+        }
+        Ok(Arc::new(MappedFile::map(file, len)?))
+    }
+
+    fn open(&self, name: &str, min_len: u64) -> io::Result<Arc<dyn SegmentFile>> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(self.dir.join(name))?;
+        let mut len = file.metadata()?.len();
+        if len < min_len {
+            allocate(&file, min_len)?;
+            len = min_len;
+        }
+        Ok(Arc::new(MappedFile::map(file, len)?))
+    }
+
+    fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        fs::rename(self.dir.join(from), self.dir.join(to))
+    }
+
+    fn remove(&self, name: &str) -> io::Result<()> {
+        fs::remove_file(self.dir.join(name))
+    }
+
+    fn sync_dir(&self) -> io::Result<()> {
+        File::open(&self.dir)?.sync_all()
+    }
+}
+
+/// Reserves disk blocks for `[0, len)`, so that writes into the map can
+/// never hit a full disk (which would be a SIGBUS, not an error).
+fn allocate(file: &File, len: u64) -> io::Result<()> {
+    let Ok(len) = libc::off_t::try_from(len) else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "file too large",
+        ));
+    };
+    // SAFETY: `posix_fallocate` only reads its integer arguments; the file
+    // descriptor is valid because `file` is borrowed for the call.
+    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len) };
+    match rc {
+        0 => Ok(()),
+        // File systems without fallocate: fall back to a sparse file.
+        libc::EOPNOTSUPP | libc::EINVAL => file.set_len(len as u64),
+        errno => Err(io::Error::from_raw_os_error(errno)),
+    }
+}
+
+/// A file mapped read-write for its whole length.
+#[derive(Debug)]
+struct MappedFile {
+    map: MmapRaw,
+    len: u64,
+    _file: File,
+}
+
+impl MappedFile {
+    fn map(file: File, len: u64) -> io::Result<Self> {
+        if len == 0 || usize::try_from(len).is_err() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("cannot map a file of {len} bytes"),
+            ));
+        }
+        let map = MmapRaw::map_raw(&file)?;
+        let len = map.len() as u64;
+        Ok(MappedFile {
+            map,
+            len,
+            _file: file,
+        })
+    }
+}
+
+impl SegmentFile for MappedFile {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        if !in_bounds(offset, data.len(), self.len) {
+            return Err(out_of_bounds(offset, data.len(), self.len));
+        }
+        // SAFETY: bounds checked above; the mapping is writable and stays
+        // mapped while `self` lives (invariants 1 and 2); only the single
+        // writer writes, and never a range anyone reads concurrently
+        // (invariant 3). `data` cannot alias the map: the WAL never passes
+        // slices of a map to `write_at`.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                data.as_ptr(),
+                self.map.as_mut_ptr().add(offset as usize),
+                data.len(),
+            );
+        }
+        Ok(())
+    }
+
+    fn sync(&self, offset: u64, len: u64) -> io::Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        if !in_bounds(offset, len as usize, self.len) {
+            return Err(out_of_bounds(offset, len as usize, self.len));
+        }
+        self.map.flush_range(offset as usize, len as usize)
+    }
+
+    fn image(self: Arc<Self>) -> io::Result<Image> {
+        let ptr = self.map.as_ptr();
+        let len = self.len as usize;
+        Ok(Image {
+            bytes: ImageBytes::Mapped { ptr, len },
+            _keep: Some(self),
+        })
+    }
+}
+
+/// A read-only view of a whole segment file, for recovery and for copying
+/// records forward. Mapped files are viewed in place; other backends copy
+/// into a 16-byte-aligned buffer so that rkyv payloads stay aligned.
+pub(crate) struct Image {
+    bytes: ImageBytes,
+    // Keeps the mapping alive as long as `bytes` points into it.
+    _keep: Option<Arc<dyn SegmentFile>>,
+}
+
+enum ImageBytes {
+    Mapped { ptr: *const u8, len: usize },
+    Owned { words: Vec<u128>, len: usize },
+}
+
+// SAFETY: `Mapped` points into a mapping owned by `_keep`, which is Send +
+// Sync; the bytes are only read, and invariant 3 guarantees nobody writes
+// them while an `Image` exists. `Owned` is plain owned memory.
+unsafe impl Send for Image {}
+// SAFETY: as for `Send`: shared access only ever reads immutable bytes.
+unsafe impl Sync for Image {}
+
+impl std::fmt::Debug for Image {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Image").field("len", &self.len()).finish()
+    }
+}
+
+impl Image {
+    /// Copies `bytes` into an aligned buffer.
+    pub(crate) fn owned(bytes: &[u8]) -> Image {
+        let mut words = vec![0u128; bytes.len().div_ceil(16)];
+        for (w, chunk) in words.iter_mut().zip(bytes.chunks(16)) {
+            let mut b = [0u8; 16];
+            b[..chunk.len()].copy_from_slice(chunk);
+            *w = u128::from_ne_bytes(b);
+        }
+        Image {
+            bytes: ImageBytes::Owned {
+                words,
+                len: bytes.len(),
+            },
+            _keep: None,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        match self.bytes {
+            ImageBytes::Mapped { len, .. } | ImageBytes::Owned { len, .. } => len,
+        }
+    }
+
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        match &self.bytes {
+            // SAFETY: `ptr..ptr+len` is the whole mapping held alive by
+            // `_keep` (invariants 1 and 2); its bytes are not written while
+            // this image exists (invariant 3), so a shared slice is sound for
+            // the lifetime of `&self`.
+            ImageBytes::Mapped { ptr, len } => unsafe { std::slice::from_raw_parts(*ptr, *len) },
+            // SAFETY: `words` owns `len.div_ceil(16) * 16 >= len` initialised
+            // bytes; u128 has no padding and any byte pattern is a valid u8.
+            ImageBytes::Owned { words, len } => unsafe {
+                std::slice::from_raw_parts(words.as_ptr().cast::<u8>(), *len)
+            },
+        }
+    }
+}

@@ -1,0 +1,279 @@
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, Wake, Waker};
+
+use super::*;
+use crate::{Batch, Error, Lsn};
+
+#[test]
+fn records_come_back_per_key_in_order_and_lsns_continue() {
+    let storage = MemStorage::new();
+    let config = small_config();
+    let (wal, rec) = open(&storage, &config);
+    assert!(rec.is_empty());
+    let a = Key::execution(1);
+    let b = Key::execution(2);
+    let l1 = wal.append(K, a, b"a1").expect("append");
+    let l2 = wal.append(K, b, b"b1").expect("append");
+    let l3 = wal.append(K, a, b"a2").expect("append");
+    assert_eq!((l1.get(), l2.get(), l3.get()), (1, 2, 3));
+    wal.close().expect("close");
+
+    let (wal, rec) = open(&storage, &config);
+    let got = collect(&rec);
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].0, a);
+    let a_payloads: Vec<_> = got[0]
+        .1
+        .iter()
+        .map(|r| (r.lsn, r.payload.clone()))
+        .collect();
+    assert_eq!(a_payloads, vec![(1, b"a1".to_vec()), (3, b"a2".to_vec())]);
+    assert_eq!(got[1].1[0].payload, b"b1");
+    assert_eq!(rec.report().next_lsn, Lsn::new(4));
+    assert!(
+        rec.report().torn_tail.is_none(),
+        "clean close leaves no torn tail"
+    );
+    assert_eq!(wal.append(K, b, b"b2").expect("append").get(), 4);
+}
+
+#[test]
+fn a_terminal_record_replaces_the_earlier_ones() {
+    let storage = MemStorage::new();
+    let config = small_config();
+    let (wal, _) = open(&storage, &config);
+    let a = Key::execution(7);
+    wal.append(K, a, b"created").expect("append");
+    wal.append(K, a, b"running").expect("append");
+    let t = wal.append_terminal(DONE, a, b"success").expect("append");
+    let other = Key::new(3, 7); // same id, other key space: unaffected
+    wal.append(K, other, b"flow").expect("append");
+    wal.close().expect("close");
+    let (_wal, rec) = open(&storage, &config);
+    let got = collect(&rec);
+    let a_recs = &got.iter().find(|(k, _)| *k == a).expect("a").1;
+    assert_eq!(a_recs.len(), 1);
+    assert_eq!(a_recs[0].lsn, t.get());
+    assert!(a_recs[0].terminal);
+    assert_eq!(a_recs[0].kind, DONE.get());
+    assert_eq!(a_recs[0].payload, b"success");
+    assert_eq!(
+        got.iter()
+            .find(|(k, _)| *k == other)
+            .expect("other")
+            .1
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn records_after_a_terminal_reopen_the_key() {
+    let storage = MemStorage::new();
+    let config = small_config();
+    let (wal, _) = open(&storage, &config);
+    let a = Key::execution(9);
+    wal.append(K, a, b"x").expect("append");
+    wal.append_terminal(DONE, a, b"failed").expect("append");
+    wal.append(K, a, b"restarted").expect("append");
+    wal.close().expect("close");
+    let (_wal, rec) = open(&storage, &config);
+    let got = collect(&rec);
+    let p: Vec<_> = got[0].1.iter().map(|r| r.payload.clone()).collect();
+    assert_eq!(p, vec![b"failed".to_vec(), b"restarted".to_vec()]);
+}
+
+#[test]
+fn appends_roll_over_many_segments_and_all_come_back() {
+    let storage = MemStorage::new();
+    let config = small_config();
+    let (wal, _) = open(&storage, &config);
+    let mut expected = Vec::new();
+    for i in 0..400u64 {
+        let key = Key::execution(u128::from(i % 13));
+        let p = payload(key.id(), i, (i as usize * 37) % 300);
+        let lsn = wal.append(K, key, &p).expect("append");
+        expected.push((key, lsn.get(), p));
+    }
+    let segments = storage
+        .names()
+        .iter()
+        .filter(|n| n.ends_with(".wal"))
+        .count();
+    assert!(segments > 5, "8 KiB segments must roll: {segments}");
+    wal.close().expect("close");
+    let (_wal, rec) = open(&storage, &config);
+    let got = collect(&rec);
+    assert_eq!(rec.report().live_records, 400);
+    for (key, recs) in got {
+        let want: Vec<_> = expected
+            .iter()
+            .filter(|(k, _, _)| *k == key)
+            .map(|(_, l, p)| (*l, p.clone()))
+            .collect();
+        let have: Vec<_> = recs.iter().map(|r| (r.lsn, r.payload.clone())).collect();
+        assert_eq!(have, want);
+    }
+}
+
+#[test]
+fn a_batch_gets_consecutive_lsns_and_limits_are_errors() {
+    let storage = MemStorage::new();
+    let config = small_config();
+    let (wal, _) = open(&storage, &config);
+    let mut batch = Batch::new();
+    batch
+        .push(K, Key::execution(1), b"one")
+        .push(K, Key::execution(2), b"two")
+        .push_terminal(DONE, Key::execution(1), b"end");
+    assert_eq!(wal.append_batch(&batch).expect("batch").get(), 3);
+    let big = vec![0u8; 1025];
+    assert!(matches!(
+        wal.append(K, Key::execution(1), &big),
+        Err(Error::RecordTooLarge {
+            len: 1025,
+            max: 1024
+        })
+    ));
+    assert!(matches!(
+        wal.append(Kind::new(0xFF01), Key::execution(1), b""),
+        Err(Error::ReservedKind(0xFF01))
+    ));
+    assert!(matches!(
+        wal.append_batch(&Batch::new()),
+        Err(Error::EmptyBatch)
+    ));
+    let mut huge = Batch::new();
+    for _ in 0..10 {
+        huge.push(K, Key::execution(1), &[1u8; 1000]);
+    }
+    assert!(matches!(
+        wal.append_batch(&huge),
+        Err(Error::BatchTooLarge { .. })
+    ));
+    // The refusals left the WAL usable.
+    assert_eq!(
+        wal.append(K, Key::execution(3), b"ok")
+            .expect("append")
+            .get(),
+        4
+    );
+}
+
+struct Flag(AtomicBool, std::thread::Thread);
+impl Wake for Flag {
+    fn wake(self: Arc<Self>) {
+        self.0.store(true, Ordering::SeqCst);
+        self.1.unpark();
+    }
+}
+
+fn block_on<F: std::future::Future>(f: F) -> (F::Output, bool) {
+    let flag = Arc::new(Flag(AtomicBool::new(false), std::thread::current()));
+    let waker = Waker::from(flag.clone());
+    let mut cx = Context::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    let mut pending_once = false;
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return (v, pending_once);
+        }
+        pending_once = true;
+        while !flag.0.swap(false, Ordering::SeqCst) {
+            std::thread::park();
+        }
+    }
+}
+
+#[test]
+fn durable_waits_block_and_resolve_as_futures_on_the_mmap_backend() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = small_config();
+    let (wal, _) = Wal::open(dir.path(), config.clone()).expect("open");
+    let mut last = Lsn::ZERO;
+    for i in 0..50u64 {
+        last = wal
+            .append(K, Key::execution(1), &payload(1, i, 100))
+            .expect("append");
+    }
+    block_on(wal.wait_durable(last)).0.expect("durable future");
+    assert!(wal.durable_lsn() >= last);
+    let l = wal.append(K, Key::execution(2), b"x").expect("append");
+    wal.durable(l).expect("durable");
+    assert!(wal.stats().syncs >= 1);
+    // Producers on several threads share the WAL and its group commit.
+    let threads: Vec<_> = (0..4u128)
+        .map(|t| {
+            let wal = wal.clone();
+            std::thread::spawn(move || {
+                for i in 0..100u64 {
+                    let lsn = wal
+                        .append(K, Key::execution(10 + t), &payload(t, i, 64))
+                        .expect("append");
+                    wal.durable(lsn).expect("durable");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("producer");
+    }
+    let stats = wal.stats();
+    assert_eq!(stats.written_lsn.get(), 451);
+    assert_eq!(stats.synced_lsn.get(), 451);
+    wal.close().expect("close");
+    let (_wal, rec) = Wal::open(dir.path(), config).expect("reopen");
+    assert_eq!(rec.report().live_records, 451);
+    assert_eq!(rec.report().next_lsn.get(), 452);
+}
+
+#[test]
+fn rkyv_payloads_are_read_in_place_after_recovery() {
+    #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, PartialEq)]
+    struct TaskRunDone {
+        attempt: u32,
+        outputs: Vec<String>,
+        id: u128,
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (wal, _) = Wal::open(dir.path(), small_config()).expect("open");
+    let v = TaskRunDone {
+        attempt: 2,
+        outputs: vec!["a".into(), "bc".into()],
+        id: u128::MAX - 5,
+    };
+    let bytes = crate::encode(&v).expect("encode");
+    wal.append(K, Key::execution(5), &bytes).expect("append");
+    wal.append(K, Key::execution(5), b"\x01").expect("append");
+    wal.close().expect("close");
+    let (_wal, rec) = Wal::open(dir.path(), small_config()).expect("reopen");
+    let (_, mut recs) = rec.iter().next().expect("one key");
+    let r = recs.next().expect("record");
+    assert_eq!(
+        r.payload().as_ptr() as usize % 16,
+        0,
+        "payload is 16-byte aligned in the map"
+    );
+    let archived = crate::access::<TaskRunDone>(r.payload()).expect("valid archive");
+    assert_eq!(archived.attempt, 2);
+    assert_eq!(archived.outputs[1].as_str(), "bc");
+    assert_eq!(archived.id, u128::MAX - 5);
+    let junk = recs.next().expect("record");
+    assert!(
+        crate::access::<TaskRunDone>(junk.payload()).is_err(),
+        "garbage fails validation"
+    );
+}
+
+#[test]
+fn appends_after_close_fail() {
+    let storage = MemStorage::new();
+    let (wal, _) = open(&storage, &small_config());
+    let other = wal.clone();
+    wal.close().expect("close");
+    assert!(matches!(
+        other.append(K, Key::execution(1), b"x"),
+        Err(Error::Closed)
+    ));
+}

@@ -1,0 +1,255 @@
+//! Background truncation. A sealed segment goes once nothing in it is live:
+//! its records were all killed by durable terminal records, its log records
+//! are dead or past `log_retention`, and its terminal records have expired
+//! or were copied forward (and the copies are durable). A gone segment's
+//! file is recycled as a spare or deleted. The pass takes the writer lock
+//! only for short bookkeeping steps and for appending at most
+//! `COPY_CHUNK` copies at a time, so appends never wait long.
+
+use std::sync::Arc;
+use std::sync::MutexGuard;
+
+use crate::error::{Error, Result};
+use crate::format::{self, Frame};
+use crate::io::SegmentFile;
+use crate::record::{BatchEntry, Key, Kind, expired, now_secs};
+use crate::wal::Shared;
+use crate::writer::{Pending, TerminalLoc, Writer};
+
+/// Copies appended per writer-lock hold.
+const COPY_CHUNK: usize = 256;
+
+fn lock(shared: &Shared) -> MutexGuard<'_, Writer> {
+    shared.writer.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The truncator thread.
+pub(crate) fn truncator(shared: &Shared) {
+    loop {
+        if !shared.wait_truncator() {
+            return;
+        }
+        if let Err(e) = run_once(shared) {
+            tracing::warn!(error = %e, "WAL truncation pass failed");
+        }
+    }
+}
+
+type Copies = Vec<(Key, TerminalLoc)>;
+
+/// One truncation pass.
+pub(crate) fn run_once(shared: &Shared) -> Result<()> {
+    if shared.has_failed() {
+        return Ok(());
+    }
+    let config = &shared.config;
+    let now = now_secs();
+    let stable = shared.stable();
+    let mut to_drop = Vec::new();
+    let mut to_copy: Vec<(u64, Arc<dyn SegmentFile>, Copies)> = Vec::new();
+    {
+        let mut w = lock(shared);
+        let active = w.active.base;
+        let bases: Vec<u64> = w
+            .segments
+            .keys()
+            .copied()
+            .filter(|b| *b != active)
+            .collect();
+        for base in bases {
+            let Some(m) = w.segments.get(&base) else {
+                continue;
+            };
+            let Some(end) = m.end_lsn else { continue };
+            if end.saturating_sub(1) > stable || m.max_kill_lsn > stable {
+                continue;
+            }
+            if let Some(after) = m.drop_after {
+                if after <= stable {
+                    to_drop.push(base);
+                }
+                continue;
+            }
+            let logs_dead = m.live_logs == 0 || expired(m.log_max_time, config.log_retention, now);
+            if m.live_records > 0 || !logs_dead {
+                continue;
+            }
+            let file = m.file.clone();
+            let keys = w
+                .segments
+                .get_mut(&base)
+                .map(|m| std::mem::take(&mut m.terminal_keys))
+                .unwrap_or_default();
+            let mut copies = Vec::new();
+            for key in keys {
+                let Some(loc) = w.index.get(&key).and_then(|l| l.terminal) else {
+                    continue;
+                };
+                if loc.base != base {
+                    continue;
+                }
+                if config
+                    .terminal_retention
+                    .is_some_and(|r| expired(loc.time_secs, r, now))
+                {
+                    w.expire_terminal(key);
+                } else {
+                    copies.push((key, loc));
+                }
+            }
+            if let Some(m) = w.segments.get_mut(&base) {
+                m.terminal_keys = copies.iter().map(|(k, _)| *k).collect();
+            }
+            if copies.is_empty() {
+                to_drop.push(base);
+            } else {
+                to_copy.push((base, file, copies));
+            }
+        }
+    }
+
+    for (base, file, copies) in to_copy {
+        let last = copy_forward(shared, base, file, &copies)?;
+        if let Some(m) = lock(shared).segments.get_mut(&base) {
+            m.drop_after = Some(last);
+        }
+    }
+
+    for base in to_drop {
+        drop_segment(shared, base)?;
+    }
+    refill_spares(shared);
+    Ok(())
+}
+
+/// Re-appends the still-current terminal records among `copies` from the
+/// segment at `base`. Returns the last LSN written (or the current one).
+fn copy_forward(
+    shared: &Shared,
+    base: u64,
+    file: Arc<dyn SegmentFile>,
+    copies: &Copies,
+) -> Result<u64> {
+    let image = file
+        .image()
+        .map_err(|e| Error::io("reading a segment to copy forward", e))?;
+    let bytes = image.as_slice();
+    let seed = format::seed(base);
+    let mut last = 0;
+    for chunk in copies.chunks(COPY_CHUNK) {
+        // Verify and slice outside the lock.
+        let mut found = Vec::with_capacity(chunk.len());
+        for (key, loc) in chunk {
+            match format::parse_frame(bytes, loc.offset as usize, seed) {
+                Frame::Record { header, .. } => {
+                    let start = (loc.offset + format::FRAME_HEADER_LEN) as usize;
+                    let payload = &bytes[start..start + header.len as usize];
+                    found.push((*key, *loc, header, payload));
+                }
+                _ => {
+                    return Err(Error::corrupt(
+                        &format::segment_name(base),
+                        loc.offset,
+                        "terminal record to copy forward does not verify",
+                    ));
+                }
+            }
+        }
+        let mut w = lock(shared);
+        // Copy only what is still the key's newest record.
+        let pending: Vec<Pending<'_>> = found
+            .iter()
+            .filter(|(key, loc, _, _)| {
+                w.index
+                    .get(key)
+                    .is_some_and(|l| l.terminal == Some(*loc) && l.segs.is_empty())
+            })
+            .map(|(key, _, header, payload)| Pending {
+                entry: BatchEntry {
+                    kind: Kind::new(header.kind),
+                    key: *key,
+                    terminal: true,
+                    start: 0,
+                    len: payload.len(),
+                },
+                payload,
+                flags: format::FLAG_TERMINAL | format::FLAG_COPIED,
+                time_secs: header.time_secs,
+                is_log: false,
+            })
+            .collect();
+        if pending.is_empty() {
+            last = last.max(w.next_lsn - 1);
+            continue;
+        }
+        last = shared.append_locked(&mut w, &pending)?;
+        drop(w);
+        shared.after_append(false);
+    }
+    Ok(last)
+}
+
+fn drop_segment(shared: &Shared, base: u64) -> Result<()> {
+    let config = &shared.config;
+    let (meta, spare) = {
+        let mut w = lock(shared);
+        let Some(meta) = w.segments.remove(&base) else {
+            return Ok(());
+        };
+        let recycle = Arc::strong_count(&meta.file) == 1
+            && meta.file.len() == config.segment_bytes.get()
+            && w.spares.len() < config.spare_segments;
+        let spare = recycle.then(|| {
+            let id = w.next_spare_id;
+            w.next_spare_id += 1;
+            format::spare_name(id)
+        });
+        (meta, spare)
+    };
+    match spare {
+        Some(spare) => {
+            shared
+                .storage
+                .rename(&meta.name, &spare)
+                .map_err(|e| Error::io(format!("recycling {}", meta.name), e))?;
+            lock(shared).spares.push((spare, meta.file));
+        }
+        None => {
+            let name = meta.name.clone();
+            drop(meta);
+            shared
+                .storage
+                .remove(&name)
+                .map_err(|e| Error::io(format!("removing {name}"), e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Preallocates spares so that rolling never creates a file on the append
+/// path. A full disk here is only logged: the writer reports it if it ever
+/// needs a file and none is ready.
+fn refill_spares(shared: &Shared) {
+    loop {
+        let id = {
+            let mut w = lock(shared);
+            if w.spares.len() >= shared.config.spare_segments {
+                return;
+            }
+            let id = w.next_spare_id;
+            w.next_spare_id += 1;
+            id
+        };
+        let name = format::spare_name(id);
+        match shared
+            .storage
+            .create(&name, shared.config.segment_bytes.get())
+        {
+            Ok(file) => lock(shared).spares.push((name, file)),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot preallocate a spare WAL segment");
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,638 @@
+//! The WAL handle: appending, group commit and durable waits.
+//!
+//! Threads: the caller appends under the writer lock (a memcpy into the
+//! mapped segment plus an index update; it never waits for the disk). A
+//! flusher thread syncs what was appended and advances the durable LSN. A
+//! truncator thread reclaims segments whose records are all dead.
+
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::task::{Context, Poll, Waker};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::config::{Config, SyncMode};
+use crate::error::{Error, Result};
+use crate::format;
+use crate::io::Storage;
+use crate::mmap::FsStorage;
+use crate::record::{Batch, BatchEntry, Key, Kind, Lsn, now_secs};
+use crate::recovery::{Recovered, recover};
+use crate::writer::{Active, Pending, SegmentMeta, TerminalLoc, WriteError, Writer};
+
+/// A write-ahead log. Cloning gives another handle to the same log; the
+/// clones share one writer lock, so several producer threads may append (the
+/// engine's shard appends from its own thread). Background threads stop when
+/// the last handle is dropped or `close` is called.
+#[derive(Debug, Clone)]
+pub struct Wal {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    shared: Arc<Shared>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub config: Config,
+    pub storage: Arc<dyn Storage>,
+    pub writer: Mutex<Writer>,
+    /// Last LSN whose batch is complete in the map.
+    written: AtomicU64,
+    /// Last LSN a sync covered.
+    synced: AtomicU64,
+    failure: OnceLock<Error>,
+    closed: AtomicBool,
+    flusher_idle: AtomicBool,
+    wake: Mutex<()>,
+    flusher_cv: Condvar,
+    truncator_cv: Condvar,
+    waiters: Mutex<Vec<(u64, Waker)>>,
+    waiters_cv: Condvar,
+    syncs: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding a lock cannot leave our state half-updated in a
+    // way later code relies on; failures poison the WAL explicitly instead.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Counters for benchmarks and monitoring.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WalStats {
+    /// Last appended LSN.
+    pub written_lsn: Lsn,
+    /// Last LSN covered by a sync.
+    pub synced_lsn: Lsn,
+    /// Syncs the flusher ran.
+    pub syncs: u64,
+    /// Segment files in use (not counting spares).
+    pub segments: usize,
+    /// Spare files ready for the next segments.
+    pub spares: usize,
+    /// Keys with live records.
+    pub live_keys: usize,
+}
+
+impl Wal {
+    /// Opens (creating if needed) the WAL in `dir` and recovers it. The WAL
+    /// must own `dir`: no other process may write, truncate or delete its
+    /// files while it is open (the mapped files rely on it).
+    pub fn open(dir: impl AsRef<Path>, config: Config) -> Result<(Wal, Recovered)> {
+        let dir = dir.as_ref();
+        let storage =
+            FsStorage::new(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        Wal::open_on(Arc::new(storage), config)
+    }
+
+    pub(crate) fn open_on(storage: Arc<dyn Storage>, config: Config) -> Result<(Wal, Recovered)> {
+        config.validate()?;
+        let recovery = recover(storage.as_ref(), &config)?;
+        let capacity = Writer::config_capacity(&config);
+        let next_lsn = recovery.recovered.report().next_lsn.get();
+
+        let mut segments = std::collections::BTreeMap::new();
+        for s in &recovery.segments {
+            let mut meta = SegmentMeta::new(s.name.clone(), s.file.clone());
+            meta.end_lsn = Some(s.end_lsn);
+            segments.insert(s.base, meta);
+        }
+        let spares = recovery
+            .spares
+            .iter()
+            .map(|(id, f)| (format::spare_name(*id), f.clone()))
+            .collect();
+        let mut writer = Writer {
+            next_lsn,
+            active: Active {
+                base: 0,
+                seed: 0,
+                file: Arc::new(NoFile),
+                offset: 0,
+                flushed: 0,
+            },
+            capacity,
+            unsynced: Vec::new(),
+            dir_dirty: false,
+            segments,
+            index: Default::default(),
+            spares,
+            next_spare_id: recovery.max_spare_id + 1,
+            rolled: false,
+        };
+        // Rebuild the liveness index from what recovery found live.
+        let is_log = |k: u16| config.is_log_kind(Kind::new(k));
+        for (key, r) in recovery.live_refs() {
+            let base = recovery.base_of(r.seg);
+            if r.flags & format::FLAG_TERMINAL != 0 {
+                writer.note_terminal(
+                    key,
+                    TerminalLoc {
+                        base,
+                        offset: r.offset,
+                        lsn: r.lsn,
+                        time_secs: r.time_secs,
+                    },
+                );
+            } else {
+                writer.note_record(base, key, is_log(r.kind), r.time_secs);
+            }
+        }
+        // Recovered terminal records were durable: nothing waits on them.
+        for m in writer.segments.values_mut() {
+            m.max_kill_lsn = 0;
+        }
+        let (name, file) = writer.take_segment_file(storage.as_ref(), next_lsn)?;
+        writer
+            .start_segment(name, file, next_lsn)
+            .map_err(|e| match e {
+                WriteError::Refused(e) | WriteError::Failed(e) => e,
+            })?;
+        // The placeholder "old active" must not reach the flusher.
+        writer.unsynced.clear();
+
+        let last = next_lsn - 1;
+        let shared = Arc::new(Shared {
+            config,
+            storage,
+            writer: Mutex::new(writer),
+            written: AtomicU64::new(last),
+            synced: AtomicU64::new(last),
+            failure: OnceLock::new(),
+            closed: AtomicBool::new(false),
+            flusher_idle: AtomicBool::new(false),
+            wake: Mutex::new(()),
+            flusher_cv: Condvar::new(),
+            truncator_cv: Condvar::new(),
+            waiters: Mutex::new(Vec::new()),
+            waiters_cv: Condvar::new(),
+            syncs: AtomicU64::new(0),
+        });
+        let mut threads = Vec::new();
+        if shared.config.sync != SyncMode::None {
+            let s = shared.clone();
+            threads.push(
+                std::thread::Builder::new()
+                    .name("wal-flusher".into())
+                    .spawn(move || flusher(&s))
+                    .map_err(|e| Error::io("spawning the flusher", e))?,
+            );
+        }
+        let s = shared.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name("wal-truncator".into())
+                .spawn(move || crate::truncate::truncator(&s))
+                .map_err(|e| Error::io("spawning the truncator", e))?,
+        );
+        let wal = Wal {
+            inner: Arc::new(Inner {
+                shared,
+                threads: Mutex::new(threads),
+            }),
+        };
+        Ok((wal, recovery.recovered))
+    }
+
+    /// Appends one record. Returns its LSN at once; see `durable` to wait
+    /// for it to reach the disk.
+    pub fn append(&self, kind: Kind, key: Key, payload: &[u8]) -> Result<Lsn> {
+        self.append_one(kind, key, false, payload)
+    }
+
+    /// Appends a terminal record: every earlier record of `key` becomes dead,
+    /// and this one is kept for `Config::terminal_retention`.
+    pub fn append_terminal(&self, kind: Kind, key: Key, payload: &[u8]) -> Result<Lsn> {
+        self.append_one(kind, key, true, payload)
+    }
+
+    fn append_one(&self, kind: Kind, key: Key, terminal: bool, payload: &[u8]) -> Result<Lsn> {
+        let entry = BatchEntry {
+            kind,
+            key,
+            terminal,
+            start: 0,
+            len: payload.len(),
+        };
+        let shared = &self.inner.shared;
+        let pending = [shared.pending(entry, payload, now_secs())?];
+        shared.write(&pending)
+    }
+
+    /// Appends a batch atomically: after a crash, all of its records are
+    /// recovered or none. Returns the LSN of its last record.
+    pub fn append_batch(&self, batch: &Batch) -> Result<Lsn> {
+        if batch.is_empty() {
+            return Err(Error::EmptyBatch);
+        }
+        let shared = &self.inner.shared;
+        let now = now_secs();
+        let pending = batch
+            .entries
+            .iter()
+            .map(|e| shared.pending(*e, &batch.payloads[e.start..e.start + e.len], now))
+            .collect::<Result<Vec<_>>>()?;
+        shared.write(&pending)
+    }
+
+    /// Blocks until `lsn` is durable (in `SyncMode::Sync`; in the other modes
+    /// it returns at once). Fails if the WAL failed before `lsn` was synced.
+    pub fn durable(&self, lsn: Lsn) -> Result<()> {
+        let shared = &self.inner.shared;
+        if let Some(r) = shared.check_durable(lsn.get()) {
+            return r;
+        }
+        let mut guard = lock(&shared.waiters);
+        loop {
+            if let Some(r) = shared.check_durable(lsn.get()) {
+                return r;
+            }
+            guard = shared
+                .waiters_cv
+                .wait(guard)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// A future that resolves when `lsn` is durable. It needs no runtime:
+    /// the flusher wakes it.
+    pub fn wait_durable(&self, lsn: Lsn) -> Durable {
+        Durable {
+            shared: self.inner.shared.clone(),
+            lsn: lsn.get(),
+        }
+    }
+
+    /// The last LSN that is acknowledged as durable under the sync mode.
+    pub fn durable_lsn(&self) -> Lsn {
+        Lsn::new(self.inner.shared.acknowledged())
+    }
+
+    /// Asks the flusher to sync now (useful in `Interval` mode).
+    pub fn flush(&self) {
+        self.inner.shared.kick_flusher(true);
+    }
+
+    /// Runs one truncation pass now, on the calling thread.
+    pub fn truncate_now(&self) -> Result<()> {
+        crate::truncate::run_once(&self.inner.shared)
+    }
+
+    pub fn stats(&self) -> WalStats {
+        let s = &self.inner.shared;
+        let w = lock(&s.writer);
+        WalStats {
+            written_lsn: Lsn::new(s.written.load(Ordering::Acquire)),
+            synced_lsn: Lsn::new(s.synced.load(Ordering::Acquire)),
+            syncs: s.syncs.load(Ordering::Relaxed),
+            segments: w.segments.len(),
+            spares: w.spares.len(),
+            live_keys: w.index.len(),
+        }
+    }
+
+    /// Syncs everything, seals the active segment and stops the background
+    /// threads. Other handles fail with `Error::Closed` afterwards.
+    pub fn close(self) -> Result<()> {
+        self.inner.shutdown()
+    }
+}
+
+impl Inner {
+    fn shutdown(&self) -> Result<()> {
+        let shared = &self.shared;
+        if shared.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        shared.kick_flusher(true);
+        {
+            let _g = lock(&shared.wake);
+            shared.truncator_cv.notify_all();
+        }
+        let threads = std::mem::take(&mut *lock(&self.threads));
+        for t in threads {
+            let _ = t.join();
+        }
+        // Seal and sync whatever is left, unless the WAL already failed.
+        if let Some(e) = shared.failure.get() {
+            return Err(Error::Poisoned(Arc::new(e.clone())));
+        }
+        {
+            let mut w = lock(&shared.writer);
+            if let Err(WriteError::Refused(e) | WriteError::Failed(e)) = w.seal_active() {
+                shared.poison(e.clone());
+                return Err(e);
+            }
+        }
+        if shared.config.sync != SyncMode::None {
+            shared.sync_once()?;
+        }
+        shared.wake_waiters();
+        Ok(())
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Err(e) = self.shutdown() {
+            tracing::warn!(error = %e, "closing the WAL failed");
+        }
+    }
+}
+
+impl Shared {
+    fn pending<'a>(&self, entry: BatchEntry, payload: &'a [u8], now: u32) -> Result<Pending<'a>> {
+        let max = self.config.max_record_bytes.get() as usize;
+        if payload.len() > max {
+            return Err(Error::RecordTooLarge {
+                len: payload.len(),
+                max,
+            });
+        }
+        if entry.kind.is_reserved() {
+            return Err(Error::ReservedKind(entry.kind.get()));
+        }
+        Ok(Pending {
+            entry,
+            payload,
+            flags: if entry.terminal {
+                format::FLAG_TERMINAL
+            } else {
+                0
+            },
+            time_secs: now,
+            is_log: self.config.is_log_kind(entry.kind),
+        })
+    }
+
+    pub(crate) fn write(&self, records: &[Pending<'_>]) -> Result<Lsn> {
+        let mut w = lock(&self.writer);
+        let last = self.append_locked(&mut w, records)?;
+        let rolled = std::mem::take(&mut w.rolled);
+        drop(w);
+        self.after_append(rolled);
+        Ok(Lsn::new(last))
+    }
+
+    /// Appends under a held writer lock; returns the last LSN.
+    pub(crate) fn append_locked(&self, w: &mut Writer, records: &[Pending<'_>]) -> Result<u64> {
+        if let Some(e) = self.failure.get() {
+            return Err(Error::Poisoned(Arc::new(e.clone())));
+        }
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        let durable = self.synced.load(Ordering::Acquire);
+        let last = match w.write_batch(self.storage.as_ref(), records, durable) {
+            Ok(last) => last,
+            Err(WriteError::Refused(e)) => return Err(e),
+            Err(WriteError::Failed(e)) => {
+                self.poison(e.clone());
+                return Err(e);
+            }
+        };
+        self.written.store(last, Ordering::Release);
+        Ok(last)
+    }
+
+    /// Wakes the flusher, and the truncator when a segment filled up.
+    pub(crate) fn after_append(&self, rolled: bool) {
+        if rolled {
+            let _g = lock(&self.wake);
+            self.truncator_cv.notify_all();
+        }
+        if self.config.sync == SyncMode::Sync {
+            self.kick_flusher(false);
+        }
+    }
+
+    pub(crate) fn has_failed(&self) -> bool {
+        self.failure.get().is_some()
+    }
+
+    /// Sleeps until the next truncation pass is due; false when closing.
+    pub(crate) fn wait_truncator(&self) -> bool {
+        let g = lock(&self.wake);
+        if self.closed.load(Ordering::Acquire) || self.has_failed() {
+            return false;
+        }
+        let _ = self
+            .truncator_cv
+            .wait_timeout(g, self.config.truncate_interval)
+            .unwrap_or_else(|p| p.into_inner());
+        !self.closed.load(Ordering::Acquire) && !self.has_failed()
+    }
+
+    /// Wakes the flusher if it sleeps (or always, when `force`).
+    fn kick_flusher(&self, force: bool) {
+        if force || self.flusher_idle.load(Ordering::Acquire) {
+            let _g = lock(&self.wake);
+            self.flusher_idle.store(false, Ordering::Release);
+            self.flusher_cv.notify_all();
+        }
+    }
+
+    pub(crate) fn poison(&self, e: Error) {
+        tracing::error!(error = %e, "WAL failed; no more appends");
+        let _ = self.failure.set(e);
+        self.wake_waiters();
+    }
+
+    /// The last LSN callers may treat as durable under the sync mode.
+    fn acknowledged(&self) -> u64 {
+        match self.config.sync {
+            SyncMode::Sync => self.synced.load(Ordering::Acquire),
+            SyncMode::Interval(_) | SyncMode::None => self.written.load(Ordering::Acquire),
+        }
+    }
+
+    /// The last LSN actually on disk; truncation never deletes records that
+    /// a not-yet-durable terminal record killed. In `None` mode nothing is
+    /// ever synced, so everything written counts.
+    pub(crate) fn stable(&self) -> u64 {
+        match self.config.sync {
+            SyncMode::None => self.written.load(Ordering::Acquire),
+            _ => self.synced.load(Ordering::Acquire),
+        }
+    }
+
+    fn check_durable(&self, lsn: u64) -> Option<Result<()>> {
+        if self.acknowledged() >= lsn {
+            return Some(Ok(()));
+        }
+        if let Some(e) = self.failure.get() {
+            return Some(Err(Error::Poisoned(Arc::new(e.clone()))));
+        }
+        if self.closed.load(Ordering::Acquire) {
+            return Some(Err(Error::Closed));
+        }
+        None
+    }
+
+    fn wake_waiters(&self) {
+        let ready: Vec<Waker> = {
+            let mut waiters = lock(&self.waiters);
+            let done = self.acknowledged();
+            let failed = self.failure.get().is_some() || self.closed.load(Ordering::Acquire);
+            let mut ready = Vec::new();
+            waiters.retain(|(lsn, w)| {
+                if *lsn <= done || failed {
+                    ready.push(w.clone());
+                    false
+                } else {
+                    true
+                }
+            });
+            self.waiters_cv.notify_all();
+            ready
+        };
+        for w in ready {
+            w.wake();
+        }
+    }
+
+    /// Syncs everything appended so far; advances the synced LSN.
+    pub(crate) fn sync_once(&self) -> Result<()> {
+        let (ranges, dir, target) = lock(&self.writer).take_unsynced();
+        if target <= self.synced.load(Ordering::Acquire) && ranges.is_empty() && !dir {
+            return Ok(());
+        }
+        let mut result = Ok(());
+        if dir {
+            result = self
+                .storage
+                .sync_dir()
+                .map_err(|e| Error::io("syncing the WAL directory", e));
+        }
+        for (file, from, to) in &ranges {
+            if result.is_err() {
+                break;
+            }
+            result = file
+                .sync(*from, to - from)
+                .map_err(|e| Error::io("syncing a segment", e));
+        }
+        if let Err(e) = result {
+            // fsync failures are not retryable: the page cache may have
+            // dropped the dirty pages. Stop accepting writes.
+            self.poison(e.clone());
+            return Err(e);
+        }
+        self.synced.fetch_max(target, Ordering::AcqRel);
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        self.wake_waiters();
+        Ok(())
+    }
+}
+
+/// The flusher thread: group commit.
+fn flusher(shared: &Shared) {
+    let interval = match shared.config.sync {
+        SyncMode::Interval(p) => Some(p),
+        _ => None,
+    };
+    loop {
+        if shared.failure.get().is_some() {
+            return;
+        }
+        let closing = shared.closed.load(Ordering::Acquire);
+        let behind = shared.written.load(Ordering::Acquire) > shared.synced.load(Ordering::Acquire);
+        if closing {
+            let _ = shared.sync_once();
+            return;
+        }
+        match interval {
+            Some(period) => {
+                let g = lock(&shared.wake);
+                let _ = shared
+                    .flusher_cv
+                    .wait_timeout(g, period)
+                    .unwrap_or_else(|p| p.into_inner());
+                if shared.closed.load(Ordering::Acquire) {
+                    continue;
+                }
+                let _ = shared.sync_once();
+            }
+            None if behind => {
+                let delay = shared.config.group_commit_delay;
+                if !delay.is_zero() {
+                    std::thread::sleep(delay);
+                }
+                let _ = shared.sync_once();
+            }
+            None => {
+                let g = lock(&shared.wake);
+                shared.flusher_idle.store(true, Ordering::Release);
+                // Re-check under the lock: an append may have slipped in.
+                if shared.written.load(Ordering::Acquire) > shared.synced.load(Ordering::Acquire)
+                    || shared.closed.load(Ordering::Acquire)
+                {
+                    shared.flusher_idle.store(false, Ordering::Release);
+                    continue;
+                }
+                let _ = shared
+                    .flusher_cv
+                    .wait_timeout(g, Duration::from_millis(100))
+                    .unwrap_or_else(|p| p.into_inner());
+                shared.flusher_idle.store(false, Ordering::Release);
+            }
+        }
+    }
+}
+
+/// Resolves when its LSN is durable; see `Wal::wait_durable`.
+#[derive(Debug)]
+pub struct Durable {
+    shared: Arc<Shared>,
+    lsn: u64,
+}
+
+impl Future for Durable {
+    type Output = Result<()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        if let Some(r) = self.shared.check_durable(self.lsn) {
+            return Poll::Ready(r);
+        }
+        let mut waiters = lock(&self.shared.waiters);
+        // Re-check under the lock the flusher takes to wake us.
+        if let Some(r) = self.shared.check_durable(self.lsn) {
+            return Poll::Ready(r);
+        }
+        if let Some(slot) = waiters
+            .iter_mut()
+            .find(|(l, w)| *l == self.lsn && w.will_wake(cx.waker()))
+        {
+            slot.1 = cx.waker().clone();
+        } else {
+            waiters.push((self.lsn, cx.waker().clone()));
+        }
+        Poll::Pending
+    }
+}
+
+/// Placeholder before the first segment is started in `open`.
+#[derive(Debug)]
+struct NoFile;
+
+impl crate::io::SegmentFile for NoFile {
+    fn len(&self) -> u64 {
+        0
+    }
+    fn write_at(&self, o: u64, d: &[u8]) -> std::io::Result<()> {
+        Err(crate::io::out_of_bounds(o, d.len(), 0))
+    }
+    fn sync(&self, _: u64, _: u64) -> std::io::Result<()> {
+        Ok(())
+    }
+    fn image(self: Arc<Self>) -> std::io::Result<crate::mmap::Image> {
+        Ok(crate::mmap::Image::owned(&[]))
+    }
+}

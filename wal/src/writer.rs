@@ -1,0 +1,392 @@
+//! The writer: the active segment, rolling to the next one, and the liveness
+//! index that truncation reads. It lives behind the WAL's writer lock, which
+//! the shard's thread (and, in benchmarks, several producers) take for the
+//! few hundred nanoseconds an append needs.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use rustc_hash::FxBuildHasher;
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::format::{self, FrameHeader, Marker, SegmentHeader};
+use crate::io::{SegmentFile, Storage};
+use crate::record::{BatchEntry, Key, now_ms};
+
+/// Where a key's newest terminal record sits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TerminalLoc {
+    pub base: u64,
+    pub offset: u64,
+    pub lsn: u64,
+    pub time_secs: u32,
+}
+
+/// Live records of one key.
+#[derive(Debug, Default)]
+pub(crate) struct KeyLive {
+    /// Per segment (by base LSN, in order): live records, live log records.
+    pub segs: Vec<(u64, u32, u32)>,
+    pub terminal: Option<TerminalLoc>,
+}
+
+/// What the writer and the truncator know about one segment.
+#[derive(Debug)]
+pub(crate) struct SegmentMeta {
+    pub name: String,
+    pub file: Arc<dyn SegmentFile>,
+    /// One past the last LSN; `None` while the segment is active.
+    pub end_lsn: Option<u64>,
+    pub live_records: u64,
+    pub live_logs: u64,
+    pub log_max_time: u32,
+    pub live_terminals: u64,
+    /// Keys whose terminal record was appended here (maybe replaced since).
+    pub terminal_keys: Vec<Key>,
+    /// The newest terminal record that killed records here: the segment may
+    /// only go once that record is durable.
+    pub max_kill_lsn: u64,
+    /// Set once live terminals were copied forward: drop when this is durable.
+    pub drop_after: Option<u64>,
+}
+
+impl SegmentMeta {
+    pub(crate) fn new(name: String, file: Arc<dyn SegmentFile>) -> Self {
+        SegmentMeta {
+            name,
+            file,
+            end_lsn: None,
+            live_records: 0,
+            live_logs: 0,
+            log_max_time: 0,
+            live_terminals: 0,
+            terminal_keys: Vec::new(),
+            max_kill_lsn: 0,
+            drop_after: None,
+        }
+    }
+}
+
+/// The segment being appended to.
+#[derive(Debug)]
+pub(crate) struct Active {
+    pub base: u64,
+    pub seed: u32,
+    pub file: Arc<dyn SegmentFile>,
+    /// Next write offset.
+    pub offset: u64,
+    /// Bytes before this offset were handed to the flusher.
+    pub flushed: u64,
+}
+
+#[derive(Debug)]
+pub(crate) struct Writer {
+    pub next_lsn: u64,
+    pub active: Active,
+    pub capacity: u64,
+    /// Sealed ranges the flusher has not synced yet.
+    pub unsynced: Vec<(Arc<dyn SegmentFile>, u64, u64)>,
+    pub dir_dirty: bool,
+    pub segments: BTreeMap<u64, SegmentMeta>,
+    pub index: HashMap<Key, KeyLive, FxBuildHasher>,
+    pub spares: Vec<(String, Arc<dyn SegmentFile>)>,
+    pub next_spare_id: u64,
+    /// Set when a segment filled up: the truncator should look.
+    pub rolled: bool,
+}
+
+/// One record to write, with its metadata.
+pub(crate) struct Pending<'a> {
+    pub entry: BatchEntry,
+    pub payload: &'a [u8],
+    pub flags: u8,
+    pub time_secs: u32,
+    pub is_log: bool,
+}
+
+impl Writer {
+    /// Bytes a batch needs in the active segment, marker included. The seal
+    /// always keeps its place at the end.
+    fn room_left(&self) -> u64 {
+        self.capacity
+            .saturating_sub(self.active.offset)
+            .saturating_sub(format::MARKER_LEN)
+    }
+
+    /// Writes one batch (records, then its commit marker) and updates the
+    /// index. Returns the batch's last LSN. On a write error nothing is
+    /// published and the caller must poison the WAL.
+    pub(crate) fn write_batch(
+        &mut self,
+        storage: &dyn Storage,
+        records: &[Pending<'_>],
+        durable_lsn: u64,
+    ) -> Result<u64, WriteError> {
+        let bytes: u64 = records
+            .iter()
+            .map(|r| format::frame_len(r.payload.len()))
+            .sum::<u64>()
+            + format::MARKER_LEN;
+        let usable = self.capacity - format::HEADER_LEN - format::MARKER_LEN;
+        if bytes > usable {
+            return Err(WriteError::Refused(Error::BatchTooLarge {
+                len: bytes,
+                max: usable,
+            }));
+        }
+        if bytes > self.room_left() {
+            self.roll(storage)?;
+        }
+        let first_lsn = self.next_lsn;
+        let seed = self.active.seed;
+        let base = self.active.base;
+        let file = self.active.file.clone();
+        let mut at = self.active.offset;
+        let mut records_crc = seed;
+        let mut offsets = [0u64; 1];
+        let mut many = Vec::new();
+        for r in records {
+            let header = FrameHeader {
+                len: r.payload.len() as u32,
+                kind: r.entry.kind.get(),
+                flags: r.flags,
+                space: r.entry.key.space(),
+                time_secs: r.time_secs,
+                id: r.entry.key.id(),
+            };
+            let (h, crc) = header.encode(seed, r.payload);
+            file.write_at(at, &h).map_err(WriteError::io)?;
+            file.write_at(at + format::FRAME_HEADER_LEN, r.payload)
+                .map_err(WriteError::io)?;
+            records_crc = crc32c::crc32c_append(records_crc, &crc.to_le_bytes());
+            if records.len() == 1 {
+                offsets[0] = at;
+            } else {
+                many.push(at);
+            }
+            at += format::frame_len(r.payload.len());
+        }
+        let marker = Marker {
+            first_lsn,
+            count: records.len() as u32,
+            records_crc,
+            durable_lsn,
+        };
+        file.write_at(at, &marker.encode(seed))
+            .map_err(WriteError::io)?;
+        at += format::MARKER_LEN;
+
+        // Published: account for liveness.
+        self.active.offset = at;
+        self.next_lsn += records.len() as u64;
+        let offs: &[u64] = if records.len() == 1 { &offsets } else { &many };
+        for (i, (r, &off)) in records.iter().zip(offs).enumerate() {
+            let lsn = first_lsn + i as u64;
+            if r.entry.terminal {
+                self.note_terminal(
+                    r.entry.key,
+                    TerminalLoc {
+                        base,
+                        offset: off,
+                        lsn,
+                        time_secs: r.time_secs,
+                    },
+                );
+            } else {
+                self.note_record(base, r.entry.key, r.is_log, r.time_secs);
+            }
+        }
+        Ok(self.next_lsn - 1)
+    }
+
+    pub(crate) fn note_record(&mut self, base: u64, key: Key, is_log: bool, time_secs: u32) {
+        let live = self.index.entry(key).or_default();
+        // A record after a terminal one reopens the key: the terminal record
+        // becomes an ordinary live record (it is never copied forward past
+        // the records that follow it).
+        if let Some(t) = live.terminal.take() {
+            live.segs.insert(0, (t.base, 1, 0));
+            if let Some(m) = self.segments.get_mut(&t.base) {
+                m.live_terminals -= 1;
+                m.live_records += 1;
+            }
+        }
+        let live = self.index.entry(key).or_default();
+        match live.segs.last_mut() {
+            Some((b, n, l)) if *b == base => {
+                if is_log {
+                    *l += 1;
+                } else {
+                    *n += 1;
+                }
+            }
+            _ => live
+                .segs
+                .push((base, u32::from(!is_log), u32::from(is_log))),
+        }
+        if let Some(m) = self.segments.get_mut(&base) {
+            if is_log {
+                m.live_logs += 1;
+                m.log_max_time = m.log_max_time.max(time_secs);
+            } else {
+                m.live_records += 1;
+            }
+        }
+    }
+
+    /// A terminal record kills every earlier record of its key.
+    pub(crate) fn note_terminal(&mut self, key: Key, loc: TerminalLoc) {
+        let live = self.index.entry(key).or_default();
+        for (b, n, l) in live.segs.drain(..) {
+            if let Some(m) = self.segments.get_mut(&b) {
+                m.live_records -= u64::from(n);
+                m.live_logs -= u64::from(l);
+                m.max_kill_lsn = m.max_kill_lsn.max(loc.lsn);
+            }
+        }
+        if let Some(old) = live.terminal.replace(loc)
+            && let Some(m) = self.segments.get_mut(&old.base)
+        {
+            m.live_terminals -= 1;
+            m.max_kill_lsn = m.max_kill_lsn.max(loc.lsn);
+        }
+        if let Some(m) = self.segments.get_mut(&loc.base) {
+            m.live_terminals += 1;
+            m.terminal_keys.push(key);
+        }
+    }
+
+    /// Forgets an expired terminal record.
+    pub(crate) fn expire_terminal(&mut self, key: Key) {
+        if let Some(live) = self.index.get_mut(&key) {
+            if let Some(old) = live.terminal.take()
+                && let Some(m) = self.segments.get_mut(&old.base)
+            {
+                m.live_terminals -= 1;
+            }
+            if live.segs.is_empty() {
+                self.index.remove(&key);
+            }
+        }
+    }
+
+    /// Seals the active segment and starts the next one at `next_lsn`. Takes
+    /// the new file first, so that a full disk changes nothing.
+    pub(crate) fn roll(&mut self, storage: &dyn Storage) -> Result<(), WriteError> {
+        let base = self.next_lsn;
+        let (name, file) = self
+            .take_segment_file(storage, base)
+            .map_err(WriteError::Refused)?;
+        // Seal the old segment; its room was reserved.
+        let seal = format::encode_seal(self.active.seed, base);
+        self.active
+            .file
+            .write_at(self.active.offset, &seal)
+            .map_err(WriteError::io)?;
+        self.active.offset += format::MARKER_LEN;
+        self.start_segment(name, file, base)?;
+        Ok(())
+    }
+
+    /// Writes the header of a fresh segment and makes it the active one.
+    pub(crate) fn start_segment(
+        &mut self,
+        name: String,
+        file: Arc<dyn SegmentFile>,
+        base: u64,
+    ) -> Result<(), WriteError> {
+        let header = SegmentHeader {
+            base_lsn: base,
+            capacity: self.capacity,
+            created_ms: now_ms(),
+        };
+        file.write_at(0, &header.encode()).map_err(WriteError::io)?;
+        let old = std::mem::replace(
+            &mut self.active,
+            Active {
+                base,
+                seed: format::seed(base),
+                file: file.clone(),
+                offset: format::HEADER_LEN,
+                flushed: 0,
+            },
+        );
+        if old.offset > old.flushed {
+            self.unsynced.push((old.file, old.flushed, old.offset));
+        }
+        if let Some(m) = self.segments.get_mut(&old.base) {
+            m.end_lsn = Some(base);
+        }
+        self.segments.insert(base, SegmentMeta::new(name, file));
+        self.dir_dirty = true;
+        self.rolled = true;
+        Ok(())
+    }
+
+    /// A file for the segment starting at `base`: a spare renamed, or a new
+    /// preallocated file if no spare is ready.
+    pub(crate) fn take_segment_file(
+        &mut self,
+        storage: &dyn Storage,
+        base: u64,
+    ) -> Result<(String, Arc<dyn SegmentFile>)> {
+        let name = format::segment_name(base);
+        if let Some((spare, file)) = self.spares.pop() {
+            if let Err(e) = storage.rename(&spare, &name) {
+                self.spares.push((spare, file));
+                return Err(Error::io(format!("renaming a spare to {name}"), e));
+            }
+            return Ok((name, file));
+        }
+        let file = storage
+            .create(&name, self.capacity)
+            .map_err(|e| Error::io(format!("creating {name}"), e))?;
+        Ok((name, file))
+    }
+
+    /// Ranges to sync and the LSN they make durable.
+    pub(crate) fn take_unsynced(&mut self) -> (Vec<(Arc<dyn SegmentFile>, u64, u64)>, bool, u64) {
+        let mut ranges = std::mem::take(&mut self.unsynced);
+        if self.active.offset > self.active.flushed {
+            ranges.push((
+                self.active.file.clone(),
+                self.active.flushed,
+                self.active.offset,
+            ));
+            self.active.flushed = self.active.offset;
+        }
+        let dir = std::mem::take(&mut self.dir_dirty);
+        (ranges, dir, self.next_lsn - 1)
+    }
+
+    /// Writes a seal at the end of the active segment (on close).
+    pub(crate) fn seal_active(&mut self) -> Result<(), WriteError> {
+        let seal = format::encode_seal(self.active.seed, self.next_lsn);
+        self.active
+            .file
+            .write_at(self.active.offset, &seal)
+            .map_err(WriteError::io)?;
+        self.active.offset += format::MARKER_LEN;
+        Ok(())
+    }
+
+    pub(crate) fn config_capacity(config: &Config) -> u64 {
+        config.segment_bytes.get()
+    }
+}
+
+/// Why a write did not happen.
+#[derive(Debug)]
+pub(crate) enum WriteError {
+    /// Nothing was written (full disk, oversized batch): the WAL is fine.
+    Refused(Error),
+    /// Bytes may be half-written: the WAL must be poisoned.
+    Failed(Error),
+}
+
+impl WriteError {
+    fn io(e: std::io::Error) -> WriteError {
+        WriteError::Failed(Error::io("writing a segment", e))
+    }
+}
