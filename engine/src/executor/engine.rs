@@ -3,6 +3,7 @@
 //! thread.
 
 use std::num::NonZeroUsize;
+use std::path::Path;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -10,14 +11,24 @@ use std::time::Duration;
 use chrono::Utc;
 
 use super::inbox::{PushError, Receiver, Sender, inbox};
+use super::plan::FlowRevision;
 use super::run::NewExecution;
 use super::shard::{Effect, Message, Shard};
 use crate::execution::{Execution, ExecutionId};
+use crate::journal::{self, Entry, Receipt, WalJournal};
 
 /// Sees every change of every execution, on the shard's thread. Keep it
 /// cheap: serialize only what someone is waiting for.
 pub trait Observer: Send + Sync + 'static {
     fn on_change(&self, execution: &Execution, terminal: bool);
+
+    /// Like `on_change`, with the receipt of the journal records behind the
+    /// change: wait on it before telling a client (commit before
+    /// externalize). The default ignores it.
+    fn on_change_journaled(&self, execution: &Execution, terminal: bool, receipt: &Receipt) {
+        let _ = receipt;
+        self.on_change(execution, terminal);
+    }
 }
 
 /// How the executor runs.
@@ -59,17 +70,103 @@ impl std::fmt::Debug for Engine {
 pub type SubmitError = PushError<Box<NewExecution>>;
 
 impl Engine {
+    /// An engine that keeps nothing on disk.
     pub fn start(config: EngineConfig, observer: Arc<dyn Observer>) -> std::io::Result<Self> {
-        let mut inboxes = Vec::with_capacity(config.threads.get());
-        let mut threads = Vec::with_capacity(config.threads.get());
-        for n in 0..config.threads.get() {
+        let now = Utc::now();
+        let shards = (0..config.threads.get()).map(|_| Shard::new(now)).collect();
+        Self::spawn(&config, observer, shards)
+    }
+
+    /// An engine whose shards journal every execution in a WAL under `dir`
+    /// (`dir/shard-N`), after recovering what the WALs hold: executions in
+    /// flight resume, finished ones come back in [`Recovery::finished`].
+    ///
+    /// `resolve` finds the flow revision an execution ran. The number of
+    /// shards is the number found on disk, if any, so that every execution
+    /// stays with its WAL.
+    pub fn start_durable(
+        config: EngineConfig,
+        observer: Arc<dyn Observer>,
+        dir: &Path,
+        wal: peregrine_wal::Config,
+        resolve: &dyn Fn(&str, &str, u32) -> Option<Arc<FlowRevision>>,
+    ) -> Result<(Self, Recovery), crate::Error> {
+        let existing = count_shard_dirs(dir)?;
+        let shards = if existing > 0 {
+            if existing != config.threads.get() {
+                tracing::warn!(
+                    configured = config.threads.get(),
+                    on_disk = existing,
+                    "keeping the shard count found in the data folder"
+                );
+            }
+            existing
+        } else {
+            config.threads.get()
+        };
+        let mut recovery = Recovery::default();
+        let mut prepared = Vec::with_capacity(shards);
+        let now = Utc::now();
+        for n in 0..shards {
+            let path = dir.join(format!("shard-{n}"));
+            let (wal, recovered) = peregrine_wal::Wal::open(&path, wal.clone())?;
+            recovery.reports.push(recovered.report().clone());
+            let mut shard = Shard::with_journal(now, Box::new(WalJournal::new(wal)));
+            for (key, records) in recovered.iter() {
+                let id = ExecutionId::from_u128(key.id());
+                let mut entries = Vec::new();
+                let mut damaged = None;
+                for record in records {
+                    match journal::decode(record.payload()) {
+                        Ok(entry) => entries.push(entry),
+                        Err(e) => damaged = Some(e),
+                    }
+                }
+                if let Some(e) = damaged {
+                    recovery
+                        .failed
+                        .push((id, format!("unreadable journal record: {e}")));
+                    continue;
+                }
+                if let [Entry::Ended { execution, .. }] = entries.as_slice() {
+                    match serde_json::from_str(execution) {
+                        Ok(json) => recovery.finished.push(json),
+                        Err(e) => recovery
+                            .failed
+                            .push((id, format!("unreadable final state: {e}"))),
+                    }
+                    continue;
+                }
+                match shard.restore(id, entries, resolve) {
+                    Ok(()) => recovery.resumed += 1,
+                    Err(e) => recovery.failed.push((id, e)),
+                }
+            }
+            prepared.push(shard);
+        }
+        let config = EngineConfig {
+            threads: NonZeroUsize::new(shards).unwrap_or(NonZeroUsize::MIN),
+            ..config
+        };
+        let engine = Self::spawn(&config, observer, prepared)?;
+        Ok((engine, recovery))
+    }
+
+    fn spawn(
+        config: &EngineConfig,
+        observer: Arc<dyn Observer>,
+        shards: Vec<Shard>,
+    ) -> std::io::Result<Self> {
+        let mut inboxes = Vec::with_capacity(shards.len());
+        let mut threads = Vec::with_capacity(shards.len());
+        for (n, shard) in shards.into_iter().enumerate() {
             let (tx, rx) = inbox(config.inbox_capacity.get());
             let observer = Arc::clone(&observer);
             let batch = config.batch.get();
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("shard-{n}"))
-                    .spawn(move || shard_loop(rx, observer, batch))?,
+                    .spawn(move || shard_loop(shard, rx, observer, batch))?,
             );
             inboxes.push(tx);
         }
@@ -142,8 +239,7 @@ impl Drop for Engine {
     }
 }
 
-fn shard_loop(rx: Receiver<Message>, observer: Arc<dyn Observer>, batch: usize) {
-    let mut shard = Shard::new(Utc::now());
+fn shard_loop(mut shard: Shard, rx: Receiver<Message>, observer: Arc<dyn Observer>, batch: usize) {
     loop {
         let now = Utc::now();
         let mut handled = 0;
@@ -153,7 +249,12 @@ fn shard_loop(rx: Receiver<Message>, observer: Arc<dyn Observer>, batch: usize) 
             handled += 1;
         }
         shard.fire_timers(Utc::now());
-        shard.drain(|Effect::Changed { terminal, .. }, exec| observer.on_change(exec, terminal));
+        shard.drain(
+            |Effect::Changed {
+                 terminal, receipt, ..
+             },
+             exec| { observer.on_change_journaled(exec, *terminal, receipt) },
+        );
         if handled == batch {
             continue;
         }
@@ -166,6 +267,39 @@ fn shard_loop(rx: Receiver<Message>, observer: Arc<dyn Observer>, batch: usize) 
         });
         rx.park(timeout);
     }
+}
+
+/// What recovery found when a durable engine started.
+#[derive(Debug, Default)]
+pub struct Recovery {
+    /// Executions that were in flight and resumed.
+    pub resumed: usize,
+    /// The final JSON of executions that had ended (within the retention).
+    pub finished: Vec<serde_json::Value>,
+    /// Executions that could not be rebuilt, and why.
+    pub failed: Vec<(ExecutionId, String)>,
+    /// What each shard's WAL recovery read and repaired.
+    pub reports: Vec<peregrine_wal::RecoveryReport>,
+}
+
+fn count_shard_dirs(dir: &Path) -> std::io::Result<usize> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut count = 0;
+    for entry in entries {
+        let name = entry?.file_name();
+        if name
+            .to_str()
+            .and_then(|n| n.strip_prefix("shard-"))
+            .is_some_and(|n| n.parse::<usize>().is_ok())
+        {
+            count += 1;
+        }
+    }
+    Ok(count)
 }
 
 /// Runs one execution to its end on the calling thread, sleeping through its
@@ -183,7 +317,7 @@ pub fn run_to_end_observed(new: NewExecution, mut on_change: impl FnMut(&Executi
     loop {
         shard.drain(|Effect::Changed { terminal, .. }, exec| {
             on_change(exec);
-            if terminal {
+            if *terminal {
                 last = Some(exec.clone());
             }
         });

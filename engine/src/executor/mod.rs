@@ -11,11 +11,13 @@ mod run;
 mod shard;
 mod timer;
 
-pub use engine::{Engine, EngineConfig, Observer, SubmitError, run_to_end, run_to_end_observed};
+pub use engine::{
+    Engine, EngineConfig, Observer, Recovery, SubmitError, run_to_end, run_to_end_observed,
+};
 #[cfg(feature = "internals")]
 pub use fixtures::OutputLookup;
 pub use inbox::{PushError, Receiver, Sender, inbox};
 pub use plan::FlowRevision;
-pub use run::NewExecution;
+pub use run::{NewExecution, OnCreated};
 pub use shard::{Effect, Message, Shard};
 pub use timer::TimerWheel;

@@ -25,6 +25,7 @@ use crate::execution::{
 };
 use crate::expression::Property;
 use crate::flow::{InputType, Level, TaskKind};
+use crate::journal::Receipt;
 
 /// Where a task run sits, and what it owns.
 #[derive(Debug, Clone)]
@@ -134,8 +135,11 @@ pub(crate) struct Run {
     pub timers: Vec<TimerRequest>,
 }
 
+/// Told, on the shard's thread, where the creation record stands; wait on
+/// the receipt before acknowledging the execution to a client.
+pub type OnCreated = Box<dyn FnOnce(&Execution, Receipt) + Send>;
+
 /// What starting an execution needs.
-#[derive(Debug)]
 pub struct NewExecution {
     pub id: ExecutionId,
     pub flow: Arc<FlowRevision>,
@@ -144,6 +148,20 @@ pub struct NewExecution {
     pub labels: Vec<(String, String)>,
     /// The `trigger` variable, when a trigger started it.
     pub trigger: Option<Value>,
+    /// Called once the shard has journaled the creation.
+    pub on_created: Option<OnCreated>,
+}
+
+impl std::fmt::Debug for NewExecution {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewExecution")
+            .field("id", &self.id)
+            .field("flow", &self.flow.flow_id)
+            .field("inputs", &self.inputs)
+            .field("labels", &self.labels)
+            .field("trigger", &self.trigger)
+            .finish_non_exhaustive()
+    }
 }
 
 impl NewExecution {
@@ -154,6 +172,7 @@ impl NewExecution {
             inputs,
             labels: Vec::new(),
             trigger: None,
+            on_created: None,
         }
     }
 }
@@ -221,6 +240,14 @@ impl Run {
         self.exec.state.current().is_terminal()
     }
 
+    /// Keeps only the timer requests whose task run still waits (after a
+    /// replay, the others already fired).
+    pub fn retain_waiting_timers(&mut self) {
+        let task_runs = &self.exec.task_runs;
+        self.timers
+            .retain(|t| !task_runs[t.task_run as usize].state.current().is_terminal());
+    }
+
     /// CREATED → RUNNING, and run everything that can run inline.
     pub fn begin(&mut self, now: DateTime<Utc>) {
         if self.exec.state.current() != State::Created {
@@ -230,6 +257,16 @@ impl Run {
         if let Some(state) = self.drive(0, now) {
             self.finish_execution(state, now);
         }
+    }
+
+    /// Whether task run `task_run` still waits (on a timer).
+    pub fn is_waiting_on(&self, task_run: u32) -> bool {
+        !self.is_terminal()
+            && self
+                .exec
+                .task_runs
+                .get(task_run as usize)
+                .is_some_and(|t| !t.state.current().is_terminal())
     }
 
     /// A timer of this run fired.

@@ -1,13 +1,16 @@
 //! A shard: the executions it owns, its timers, and the state machine that
-//! turns messages into changes. No threads, no I/O: the runtime
-//! ([`super::engine`]) feeds it messages and the clock and applies its effects.
+//! turns messages into changes. No threads and no files: the runtime
+//! ([`super::engine`]) feeds it messages and the clock, the journal is a
+//! trait, and what the outside world must hear comes out as effects.
 
 use chrono::{DateTime, Utc};
 use rustc_hash::FxHashMap;
 
+use super::plan::FlowRevision;
 use super::run::{NewExecution, Run};
 use super::timer::TimerWheel;
 use crate::execution::{Execution, ExecutionId};
+use crate::journal::{Entry, Journal, NoJournal, Receipt};
 
 /// What a shard is told.
 #[derive(Debug)]
@@ -17,10 +20,14 @@ pub enum Message {
 }
 
 /// What a shard asks the outside world to do, as data.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Effect {
-    /// The execution changed: publish it to observers.
-    Changed { id: ExecutionId, terminal: bool },
+    /// The execution changed: publish it once `receipt` is durable.
+    Changed {
+        id: ExecutionId,
+        terminal: bool,
+        receipt: Receipt,
+    },
 }
 
 /// One shard's executions and timers.
@@ -28,15 +35,22 @@ pub enum Effect {
 pub struct Shard {
     runs: FxHashMap<ExecutionId, Run>,
     timers: TimerWheel<(ExecutionId, u32)>,
+    journal: Box<dyn Journal>,
     effects: Vec<Effect>,
     fired: Vec<(ExecutionId, u32)>,
 }
 
 impl Shard {
+    /// A shard that journals nothing.
     pub fn new(now: DateTime<Utc>) -> Self {
+        Self::with_journal(now, Box::new(NoJournal))
+    }
+
+    pub(crate) fn with_journal(now: DateTime<Utc>, journal: Box<dyn Journal>) -> Self {
         Self {
             runs: FxHashMap::default(),
             timers: TimerWheel::new(now.timestamp_millis()),
+            journal,
             effects: Vec::new(),
             fired: Vec::new(),
         }
@@ -57,19 +71,44 @@ impl Shard {
 
     pub fn handle(&mut self, message: Message, now: DateTime<Utc>) {
         match message {
-            Message::Start(new) => {
+            Message::Start(mut new) => {
                 let id = new.id;
                 // A redelivered start (a retried request, a replayed message)
                 // must not run the execution twice.
-                if let std::collections::hash_map::Entry::Vacant(slot) = self.runs.entry(id) {
-                    slot.insert(Run::new(*new, now)).begin(now);
-                    self.settle(id);
+                if self.runs.contains_key(&id) {
+                    return;
                 }
+                let created = Entry::Created {
+                    namespace: new.flow.namespace.to_string(),
+                    flow_id: new.flow.flow_id.to_string(),
+                    revision: new.flow.revision(),
+                    inputs: serde_json::Value::Object(new.inputs.clone()).to_string(),
+                    labels: new.labels.clone(),
+                    trigger: new.trigger.as_ref().map(|t| t.to_string()),
+                    at_ms: now.timestamp_millis(),
+                };
+                let receipt = self.journal.append(id, &created, false);
+                let on_created = new.on_created.take();
+                let run = self.runs.entry(id).or_insert(Run::new(*new, now));
+                if let Some(ack) = on_created {
+                    ack(&run.exec, receipt.clone());
+                }
+                run.begin(now);
+                self.settle(id, receipt);
             }
             Message::Kill(id) => {
-                if self.runs.get_mut(&id).is_some_and(|run| run.kill(now)) {
-                    self.settle(id);
+                let Some(run) = self.runs.get_mut(&id) else {
+                    return;
+                };
+                if run.is_terminal() {
+                    return;
                 }
+                let entry = Entry::Kill {
+                    at_ms: now.timestamp_millis(),
+                };
+                let receipt = self.journal.append(id, &entry, false);
+                run.kill(now);
+                self.settle(id, receipt);
             }
         }
     }
@@ -79,36 +118,101 @@ impl Shard {
         self.timers.expire(now.timestamp_millis(), &mut self.fired);
         let fired = std::mem::take(&mut self.fired);
         for &(id, task_run) in &fired {
-            if let Some(run) = self.runs.get_mut(&id) {
-                run.on_timer(task_run, now);
-                self.settle(id);
+            let Some(run) = self.runs.get_mut(&id) else {
+                continue;
+            };
+            if !run.is_waiting_on(task_run) {
+                continue;
             }
+            let entry = Entry::Timer {
+                task_run,
+                at_ms: now.timestamp_millis(),
+            };
+            let receipt = self.journal.append(id, &entry, false);
+            run.on_timer(task_run, now);
+            self.settle(id, receipt);
         }
         self.fired = fired;
         self.fired.clear();
     }
 
-    /// When the next timer is due, in epoch milliseconds.
+    /// When the shard must wake next for its timers, in epoch milliseconds.
     pub fn next_deadline_ms(&self) -> Option<i64> {
         self.timers.next_deadline()
     }
 
     /// Hands every effect since the last call to `apply`, with the execution
     /// it concerns; ended executions leave the shard afterwards.
-    pub fn drain(&mut self, mut apply: impl FnMut(Effect, &Execution)) {
+    pub fn drain(&mut self, mut apply: impl FnMut(&Effect, &Execution)) {
         for effect in std::mem::take(&mut self.effects) {
-            let Effect::Changed { id, terminal } = effect;
-            if let Some(run) = self.runs.get(&id) {
-                apply(effect, &run.exec);
+            let Effect::Changed { id, terminal, .. } = &effect;
+            if let Some(run) = self.runs.get(id) {
+                apply(&effect, &run.exec);
             }
-            if terminal {
-                self.runs.remove(&id);
+            if *terminal {
+                self.runs.remove(id);
             }
         }
     }
 
-    /// Takes a run's timer requests and records that it changed.
-    fn settle(&mut self, id: ExecutionId) {
+    /// Rebuilds an execution from its journal and resumes it: its timers keep
+    /// their original deadlines. `resolve` finds the flow revision it ran.
+    pub(crate) fn restore(
+        &mut self,
+        id: ExecutionId,
+        entries: Vec<Entry>,
+        resolve: &dyn Fn(&str, &str, u32) -> Option<std::sync::Arc<FlowRevision>>,
+    ) -> Result<(), String> {
+        let mut entries = entries.into_iter();
+        let Some(Entry::Created {
+            namespace,
+            flow_id,
+            revision,
+            inputs,
+            labels,
+            trigger,
+            at_ms,
+        }) = entries.next()
+        else {
+            return Err("its journal does not start with its creation".into());
+        };
+        let flow = resolve(&namespace, &flow_id, revision)
+            .ok_or_else(|| format!("flow {namespace}.{flow_id} revision {revision} is gone"))?;
+        let inputs = match serde_json::from_str(&inputs) {
+            Ok(serde_json::Value::Object(map)) => map,
+            _ => return Err("its journaled inputs are not a JSON object".into()),
+        };
+        let trigger = trigger.and_then(|t| serde_json::from_str(&t).ok());
+        let created_at = instant(at_ms);
+        let new = NewExecution {
+            id,
+            flow,
+            inputs,
+            labels,
+            trigger,
+            on_created: None,
+        };
+        let mut run = Run::new(new, created_at);
+        run.begin(created_at);
+        for entry in entries {
+            match entry {
+                Entry::Timer { task_run, at_ms } => run.on_timer(task_run, instant(at_ms)),
+                Entry::Kill { at_ms } => {
+                    run.kill(instant(at_ms));
+                }
+                Entry::Created { .. } | Entry::Ended { .. } => {
+                    return Err("its journal has a record out of place".into());
+                }
+            }
+        }
+        run.retain_waiting_timers();
+        self.runs.insert(id, run);
+        self.settle(id, Receipt::ready());
+        Ok(())
+    }
+
+    /// Takes a run's timer requests, journals its end, records the change.
+    fn settle(&mut self, id: ExecutionId, receipt: Receipt) {
         let Some(run) = self.runs.get_mut(&id) else {
             return;
         };
@@ -116,16 +220,36 @@ impl Shard {
             self.timers.insert(timer.deadline_ms, (id, timer.task_run));
         }
         let terminal = run.is_terminal();
+        let mut receipt = receipt;
+        if terminal {
+            let now = run.exec.history().end_date().unwrap_or_else(Utc::now);
+            let ended = Entry::Ended {
+                execution: run.exec.to_json(now).to_string(),
+                at_ms: now.timestamp_millis(),
+            };
+            receipt = receipt.max(self.journal.append(id, &ended, true));
+        }
         match self.effects.last_mut() {
             Some(Effect::Changed {
                 id: last,
                 terminal: t,
-            }) if *last == id => *t |= terminal,
-            _ => self.effects.push(Effect::Changed { id, terminal }),
+                receipt: r,
+            }) if *last == id => {
+                *t |= terminal;
+                *r = std::mem::replace(r, Receipt::ready()).max(receipt);
+            }
+            _ => self.effects.push(Effect::Changed {
+                id,
+                terminal,
+                receipt,
+            }),
         }
     }
 }
 
+fn instant(ms: i64) -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+}
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;

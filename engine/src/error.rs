@@ -1,0 +1,20 @@
+//! The engine's one error type.
+
+/// What can go wrong in the engine's public operations.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A flow or its inputs are invalid.
+    #[error(transparent)]
+    Flow(#[from] crate::flow::Error),
+    /// A template does not compile or render.
+    #[error(transparent)]
+    Expression(#[from] crate::expression::Error),
+    /// The journal's WAL failed.
+    #[error(transparent)]
+    Wal(#[from] peregrine_wal::Error),
+    /// Starting threads or reading the data folder failed.
+    #[error("engine I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

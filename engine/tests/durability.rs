@@ -1,0 +1,219 @@
+//! A durable engine journals every execution in its shards' WALs; a new
+//! engine on the same folder resumes what was in flight and hands back what
+//! had ended.
+
+#![allow(clippy::unwrap_used)]
+
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use peregrine_engine::execution::{Execution, ExecutionId, State};
+use peregrine_engine::executor::{Engine, EngineConfig, FlowRevision, NewExecution, Observer};
+use peregrine_engine::flow::Flow;
+
+const NAP: &str = r#"
+id: nap
+namespace: tests
+tasks:
+  - id: before
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ inputs.n }}"
+  - id: sleep
+    type: io.kestra.plugin.core.flow.Sleep
+    duration: PT1.5S
+  - id: after
+    type: io.kestra.plugin.core.debug.Return
+    format: "after {{ outputs.before.value }}"
+inputs:
+  - id: n
+    type: INT
+"#;
+
+#[derive(Default)]
+struct Ended(Mutex<Vec<(ExecutionId, State, serde_json::Value)>>);
+
+impl Observer for Ended {
+    fn on_change(&self, execution: &Execution, terminal: bool) {
+        if terminal {
+            self.0.lock().unwrap().push((
+                execution.id(),
+                execution.state(),
+                execution.to_json(chrono::Utc::now()),
+            ));
+        }
+    }
+}
+
+fn revision() -> Arc<FlowRevision> {
+    Arc::new(FlowRevision::new(Arc::new(Flow::parse(NAP).unwrap())))
+}
+
+fn config() -> EngineConfig {
+    EngineConfig {
+        threads: NonZeroUsize::new(2).unwrap(),
+        ..EngineConfig::default()
+    }
+}
+
+fn wal_config() -> peregrine_wal::Config {
+    peregrine_wal::Config {
+        segment_bytes: std::num::NonZeroU64::new(4 << 20).unwrap(),
+        max_record_bytes: std::num::NonZeroU32::new(256 << 10).unwrap(),
+        ..peregrine_wal::Config::default()
+    }
+}
+
+fn start(
+    dir: &std::path::Path,
+    flow: &Arc<FlowRevision>,
+) -> (Engine, Arc<Ended>, peregrine_engine::executor::Recovery) {
+    let ended = Arc::new(Ended::default());
+    let flow = Arc::clone(flow);
+    let resolve = move |ns: &str, id: &str, rev: u32| {
+        (ns == "tests" && id == "nap" && rev == flow.revision()).then(|| Arc::clone(&flow))
+    };
+    let (engine, recovery) =
+        Engine::start_durable(config(), ended.clone(), dir, wal_config(), &resolve).unwrap();
+    (engine, ended, recovery)
+}
+
+#[test]
+fn in_flight_executions_resume_with_their_deadlines_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let flow = revision();
+    let (engine, _, recovery) = start(dir.path(), &flow);
+    assert_eq!(recovery.resumed, 0);
+
+    // Submit, and wait for every creation to be durable, as the API does
+    // before it acknowledges.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut ids = Vec::new();
+    for n in 0..20 {
+        let mut new = NewExecution::new(
+            Arc::clone(&flow),
+            serde_json::json!({ "n": n }).as_object().cloned().unwrap(),
+        );
+        let tx = tx.clone();
+        new.on_created = Some(Box::new(move |exec, receipt| {
+            tx.send((exec.id(), receipt)).unwrap();
+        }));
+        ids.push(engine.submit(new).unwrap());
+    }
+    let submitted = Instant::now();
+    for _ in 0..20 {
+        let (_, receipt) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+        receipt.wait().unwrap();
+    }
+    // Stop while every execution sleeps; nothing has ended.
+    engine.shutdown();
+    assert!(
+        submitted.elapsed() < Duration::from_millis(1_400),
+        "stopped mid-sleep"
+    );
+
+    let (engine, ended, recovery) = start(dir.path(), &flow);
+    assert_eq!(recovery.resumed, 20, "{:?}", recovery.failed);
+    assert!(recovery.failed.is_empty());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while ended.0.lock().unwrap().len() < 20 {
+        assert!(Instant::now() < deadline, "resumed executions did not end");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let results = ended.0.lock().unwrap().clone();
+    let mut seen: Vec<_> = results.iter().map(|r| r.0).collect();
+    seen.sort();
+    ids.sort();
+    assert_eq!(seen, ids, "each acknowledged execution ends exactly once");
+    for (_, state, json) in &results {
+        assert_eq!(*state, State::Success);
+        let runs = json["taskRunList"].as_array().unwrap();
+        assert_eq!(runs.len(), 3);
+        let n = json["inputs"]["n"].as_i64().unwrap();
+        assert_eq!(runs[2]["outputs"]["value"], format!("after {n}"));
+        // The Sleep kept its original deadline: the resumed execution ended
+        // about 1.5 s after it started, not 1.5 s after the restart.
+        let start =
+            chrono::DateTime::parse_from_rfc3339(json["state"]["startDate"].as_str().unwrap())
+                .unwrap();
+        let end = chrono::DateTime::parse_from_rfc3339(json["state"]["endDate"].as_str().unwrap())
+            .unwrap();
+        let took = (end - start).num_milliseconds();
+        assert!((1_500..3_000).contains(&took), "took {took} ms");
+    }
+    engine.shutdown();
+
+    // A third start finds them all ended, readable from their final records.
+    let (engine, _, recovery) = start(dir.path(), &flow);
+    assert_eq!(recovery.resumed, 0);
+    assert_eq!(recovery.finished.len(), 20);
+    assert!(
+        recovery
+            .finished
+            .iter()
+            .all(|j| j["state"]["current"] == "SUCCESS")
+    );
+    engine.shutdown();
+}
+
+#[test]
+fn a_kill_is_journaled_and_stays_killed_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let flow = revision();
+    let (engine, ended, _) = start(dir.path(), &flow);
+    let id = engine
+        .submit(NewExecution::new(
+            Arc::clone(&flow),
+            serde_json::json!({ "n": 1 }).as_object().cloned().unwrap(),
+        ))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    engine.kill(id).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ended.0.lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    engine.shutdown();
+    let (engine, _, recovery) = start(dir.path(), &flow);
+    assert_eq!(recovery.resumed, 0);
+    assert_eq!(recovery.finished.len(), 1);
+    assert_eq!(recovery.finished[0]["state"]["current"], "KILLED");
+    engine.shutdown();
+}
+
+#[test]
+fn an_execution_whose_flow_is_gone_is_reported_not_resumed() {
+    let dir = tempfile::tempdir().unwrap();
+    let flow = revision();
+    let (engine, _, _) = start(dir.path(), &flow);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut new = NewExecution::new(
+        Arc::clone(&flow),
+        serde_json::json!({ "n": 1 }).as_object().cloned().unwrap(),
+    );
+    new.on_created = Some(Box::new(move |_, receipt| tx.send(receipt).unwrap()));
+    engine.submit(new).unwrap();
+    rx.recv_timeout(Duration::from_secs(10))
+        .unwrap()
+        .wait()
+        .unwrap();
+    engine.shutdown();
+    let ended = Arc::new(Ended::default());
+    let (engine, recovery) = Engine::start_durable(
+        config(),
+        ended,
+        dir.path(),
+        wal_config(),
+        &|_: &str, _: &str, _: u32| None,
+    )
+    .unwrap();
+    assert_eq!(recovery.resumed, 0);
+    assert_eq!(recovery.failed.len(), 1);
+    assert!(
+        recovery.failed[0].1.contains("is gone"),
+        "{}",
+        recovery.failed[0].1
+    );
+    engine.shutdown();
+}
