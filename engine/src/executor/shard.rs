@@ -287,9 +287,12 @@ tasks:
         id
     }
 
-    fn effects(shard: &mut Shard) -> Vec<(Effect, State, usize)> {
+    /// Changes drained: (id, terminal, state, task runs).
+    fn effects(shard: &mut Shard) -> Vec<(ExecutionId, bool, State, usize)> {
         let mut out = Vec::new();
-        shard.drain(|e, exec| out.push((e, exec.state(), exec.task_runs().len())));
+        shard.drain(|Effect::Changed { id, terminal, .. }, exec| {
+            out.push((*id, *terminal, exec.state(), exec.task_runs().len()))
+        });
         out
     }
 
@@ -299,14 +302,7 @@ tasks:
         let id = start(&mut shard, SLEEPY, 1, t(0));
         assert_eq!(
             effects(&mut shard),
-            vec![(
-                Effect::Changed {
-                    id,
-                    terminal: false
-                },
-                State::Running,
-                2
-            )],
+            vec![(id, false, State::Running, 2)],
             "the first Return ran inline and the Sleep waits"
         );
         let wake = shard.next_deadline_ms().unwrap();
@@ -319,10 +315,7 @@ tasks:
         assert!(effects(&mut shard).is_empty(), "nothing fires early");
 
         shard.fire_timers(t(2_000));
-        assert_eq!(
-            effects(&mut shard),
-            vec![(Effect::Changed { id, terminal: true }, State::Success, 3)]
-        );
+        assert_eq!(effects(&mut shard), vec![(id, true, State::Success, 3)]);
         assert!(shard.is_empty(), "an ended execution leaves the shard");
         assert_eq!(shard.next_deadline_ms(), None);
     }
@@ -337,10 +330,7 @@ tasks:
         assert_eq!(exec.state(), State::Killed);
         assert_eq!(exec.task_runs()[1].state(), State::Killed);
         assert_eq!(exec.task_runs()[0].state(), State::Success);
-        assert_eq!(
-            effects(&mut shard),
-            vec![(Effect::Changed { id, terminal: true }, State::Killed, 2)]
-        );
+        assert_eq!(effects(&mut shard), vec![(id, true, State::Killed, 2)]);
         shard.fire_timers(t(5_000));
         assert!(effects(&mut shard).is_empty());
         shard.handle(Message::Kill(id), t(6_000));
@@ -368,20 +358,77 @@ tasks:
         shard.fire_timers(t(2_500));
         let ended: Vec<_> = effects(&mut shard)
             .into_iter()
-            .map(|(e, s, _)| (e, s))
+            .map(|(id, terminal, s, _)| (id, terminal, s))
             .collect();
-        assert_eq!(
-            ended,
-            vec![(
-                Effect::Changed {
-                    id: a,
-                    terminal: true
-                },
-                State::Success
-            )]
-        );
+        assert_eq!(ended, vec![(a, true, State::Success)]);
         assert_eq!(shard.get(b).unwrap().state(), State::Running);
         shard.fire_timers(t(3_000));
-        assert_eq!(effects(&mut shard)[0].1, State::Success);
+        assert_eq!(effects(&mut shard)[0].2, State::Success);
+    }
+
+    /// Records what the shard journals, in memory.
+    #[derive(Debug, Default, Clone)]
+    struct MemJournal(std::sync::Arc<std::sync::Mutex<Vec<(ExecutionId, Entry, bool)>>>);
+
+    impl Journal for MemJournal {
+        fn append(&mut self, id: ExecutionId, entry: &Entry, terminal: bool) -> Receipt {
+            self.0.lock().unwrap().push((id, entry.clone(), terminal));
+            Receipt::ready()
+        }
+    }
+
+    #[test]
+    fn the_journal_records_causes_and_a_replay_resumes_the_same_execution() {
+        let journal = MemJournal::default();
+        let mut shard = Shard::with_journal(t(0), Box::new(journal.clone()));
+        let id = start(&mut shard, SLEEPY, 7, t(0));
+        let before = shard.get(id).unwrap().clone();
+        {
+            let log = journal.0.lock().unwrap();
+            assert_eq!(log.len(), 1);
+            assert!(
+                matches!(&log[0], (i, Entry::Created { flow_id, at_ms, .. }, false)
+                if *i == id && flow_id == "sleepy" && *at_ms == t(0).timestamp_millis())
+            );
+        }
+
+        // A fresh shard replays the journal: same task runs, same ids, and
+        // the Sleep waits for its original deadline.
+        let entries: Vec<Entry> = journal
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|e| e.1.clone())
+            .collect();
+        let flow = Arc::new(FlowRevision::new(Arc::new(Flow::parse(SLEEPY).unwrap())));
+        let mut replayed = Shard::new(t(1_000));
+        replayed
+            .restore(id, entries, &|_: &str, _: &str, _: u32| {
+                Some(Arc::clone(&flow))
+            })
+            .unwrap();
+        let after = replayed.get(id).unwrap();
+        let ids = |e: &Execution| e.task_runs().iter().map(|t| t.id()).collect::<Vec<_>>();
+        assert_eq!(ids(after), ids(&before));
+        assert_eq!(after.state(), State::Running);
+        replayed.fire_timers(t(1_999));
+        assert_eq!(replayed.get(id).unwrap().task_runs().len(), 2);
+        replayed.fire_timers(t(2_000));
+        assert!(
+            effects(&mut replayed)
+                .iter()
+                .any(|e| e.1 && e.2 == State::Success)
+        );
+
+        // The original shard journals the timer, then the end as terminal.
+        shard.fire_timers(t(2_000));
+        let log = journal.0.lock().unwrap();
+        assert!(matches!(
+            log[1],
+            (_, Entry::Timer { task_run: 1, .. }, false)
+        ));
+        assert!(matches!(&log[2], (_, Entry::Ended { execution, .. }, true)
+            if execution.contains("SUCCESS")));
     }
 }
