@@ -1448,7 +1448,7 @@ fn return_yaml() {
 /// Kestra: JdbcRunnerTest.executionDate: `{{ execution.startDate }}` renders
 /// as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 #[test]
-fn execution_start_date() {
+fn execution_yaml() {
     let e = run("execution.yaml", no_inputs());
     let date = value_output(only(&e, "hello"));
     assert!(is_millis_instant(date), "{date:?}");
