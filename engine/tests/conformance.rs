@@ -60,6 +60,8 @@ const COVERED: &[&str] = &[
     "parallel-nested.yaml",
     "parallel.yaml",
     "restart-each.yaml",
+    "retry-failed-task-attempts.yml",
+    "retry-success.yaml",
     "return.yaml",
     "sequential-with-global-errors.yaml",
     "sequential-with-local-errors.yaml",
@@ -84,16 +86,13 @@ const EXPECTED_FAILURES: &[(&str, &str)] = &[
         "restart-each.yaml",
         "replay of an execution from a task run",
     ),
-    ("retry-failed-task-attempts.yml", "task retry"),
     ("retry-flowable.yaml", "retry declared on a flowable task"),
-    ("retry-success.yaml", "task retry (warningOnRetry)"),
     ("subflow-child.yaml", "Subflow task"),
     (
         "subflow-grand-child.yaml",
         "Subflow task (correlation id of the root execution)",
     ),
     ("subflow-parent.yaml", "Subflow task"),
-    ("task-allow-warning-runnable.yml", "task retry (3 attempts)"),
     (
         "variables.yaml",
         "envs (KESTRA_* environment) and globals (server configuration)",
@@ -681,7 +680,6 @@ fn task_allow_warning_runnable() {
 }
 
 #[test]
-#[ignore = "task retry"]
 fn task_allow_warning_runnable_retries() {
     let e = run("task-allow-warning-runnable.yml", no_inputs());
     assert_state(&e, State::Success);
@@ -1660,7 +1658,6 @@ fn pause_delay() {
 /// Kestra: RetryCaseTest.retrySuccess: WARNING (warningOnRetry), 1 task run,
 /// 4 attempts.
 #[test]
-#[ignore = "task retry (warningOnRetry)"]
 fn retry_success() {
     let e = run("retry-success.yaml", no_inputs());
     assert_state(&e, State::Warning);
@@ -1670,7 +1667,6 @@ fn retry_success() {
 
 /// Kestra: RetryCaseTest.retryFailedTaskAttempts: FAILED after 4 attempts.
 #[test]
-#[ignore = "task retry"]
 fn retry_failed_task_attempts() {
     let e = run("retry-failed-task-attempts.yml", no_inputs());
     assert_state(&e, State::Failed);

@@ -22,7 +22,13 @@ impl RenderContext<'_> {
             "startDate".into(),
             format_date(tr.state.start_date()).into(),
         );
-        map.insert("attemptsCount".into(), tr.attempts.len().into());
+        // Attempts before the one running now, as Kestra counts them.
+        let ended = tr
+            .attempts
+            .iter()
+            .filter(|a| a.state.current().is_terminal())
+            .count();
+        map.insert("attemptsCount".into(), ended.into());
         if let Some(parent) = tr.parent {
             let parent = &self.run.exec.task_runs[parent as usize];
             map.insert("parentId".into(), parent.id.to_string().into());

@@ -24,7 +24,7 @@ use crate::execution::{
     Attempt, Execution, ExecutionId, Id, LogEntry, Logs, State, StateHistory, TaskRun,
 };
 use crate::expression::Property;
-use crate::flow::{InputType, Level, TaskKind};
+use crate::flow::{InputType, Level, RetryPolicy, TaskKind};
 use crate::journal::Receipt;
 
 /// Where a task run sits, and what it owns.
@@ -277,7 +277,11 @@ impl Run {
         if tr.state.current().is_terminal() || self.is_terminal() {
             return;
         }
-        self.complete_async(task_run, State::Success, Some(empty_outputs()), now);
+        if tr.state.current() == State::Retrying {
+            self.retry_attempt(task_run, now);
+        } else {
+            self.complete_async(task_run, State::Success, Some(empty_outputs()), now);
+        }
     }
 
     /// Kills every running task run and the execution. False if it had ended.
@@ -606,7 +610,13 @@ impl Run {
                     Some(outputs.unwrap_or_else(empty_outputs)),
                     now,
                 )),
-                Err(message) => Some(self.fail_task_run(tr, &message, now)),
+                Err(message) => {
+                    if self.schedule_retry(tr, &message, now) {
+                        None
+                    } else {
+                        Some(self.fail_task_run(tr, &message, now))
+                    }
+                }
             },
             Mode::Timer => match self.timer_deadline(tr, now) {
                 Ok(deadline_ms) => {
@@ -624,6 +634,81 @@ impl Run {
                     self.rev.node(self.slots[tr as usize].task).task.type_name
                 );
                 Some(self.fail_task_run(tr, &message, now))
+            }
+        }
+    }
+
+    /// After a failed attempt: if the task's `retry` allows another, the
+    /// task run waits RETRYING on a timer and true is returned.
+    fn schedule_retry(&mut self, tr: u32, message: &str, now: DateTime<Utc>) -> bool {
+        let Some(retry) = self
+            .rev
+            .node(self.slots[tr as usize].task)
+            .task
+            .retry
+            .clone()
+        else {
+            return false;
+        };
+        let run = &self.exec.task_runs[tr as usize];
+        let attempts = run.attempts.len() as u32;
+        if retry.max_attempt.is_some_and(|max| attempts >= max) {
+            return false;
+        }
+        let delay = retry_delay(&retry.policy, attempts, run.id);
+        if let Some(max) = retry.max_duration {
+            let started = run.state.start_date();
+            let next = now + chrono::Duration::from_std(delay).unwrap_or(chrono::TimeDelta::MAX);
+            if next - started > chrono::Duration::from_std(max).unwrap_or(chrono::TimeDelta::MAX) {
+                return false;
+            }
+        }
+        if retry.max_attempt.is_none() && retry.max_duration.is_none() {
+            return false;
+        }
+        self.log(
+            Some(tr),
+            Level::Warn,
+            format!("attempt {attempts} failed, retrying in {delay:?}: {message}"),
+            now,
+        );
+        let run = &mut self.exec.task_runs[tr as usize];
+        if let Some(attempt) = run.attempts.last_mut() {
+            attempt.state.transition(State::Failed, now);
+        }
+        run.state.transition(State::Retrying, now);
+        let millis = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
+        self.timers.push(TimerRequest {
+            deadline_ms: now.timestamp_millis().saturating_add(millis),
+            task_run: tr,
+        });
+        true
+    }
+
+    /// A retry timer fired: run the task again as a new attempt.
+    fn retry_attempt(&mut self, tr: u32, now: DateTime<Utc>) {
+        let run = &mut self.exec.task_runs[tr as usize];
+        run.state.transition(State::Running, now);
+        let mut attempt = StateHistory::new(State::Created, now);
+        attempt.transition(State::Running, now);
+        run.attempts.push(Attempt { state: attempt });
+        match self.run_inline(tr, now) {
+            Ok(outputs) => {
+                let warn = self
+                    .rev
+                    .node(self.slots[tr as usize].task)
+                    .task
+                    .retry
+                    .as_ref()
+                    .is_some_and(|r| r.warning_on_retry);
+                let state = if warn { State::Warning } else { State::Success };
+                self.complete_async(tr, state, Some(outputs.unwrap_or_else(empty_outputs)), now);
+            }
+            Err(message) => {
+                if !self.schedule_retry(tr, &message, now) {
+                    self.log(Some(tr), Level::Error, message, now);
+                    self.complete_async(tr, State::Failed, Some(empty_outputs()), now);
+                }
             }
         }
     }
@@ -952,6 +1037,35 @@ fn each_task(rev: &FlowRevision, list: ListId, value: Option<Arc<str>>) -> Vec<G
             status: GroupStatus::Pending,
         })
         .collect()
+}
+
+/// The wait before attempt `attempts + 1`. A random policy draws from the
+/// task run's id, so that a replay waits the same.
+fn retry_delay(policy: &RetryPolicy, attempts: u32, id: Id) -> std::time::Duration {
+    use std::time::Duration;
+    match policy {
+        RetryPolicy::Constant { interval } => *interval,
+        RetryPolicy::Exponential {
+            interval,
+            max_interval,
+            delay_factor,
+        } => {
+            let factor = delay_factor.unwrap_or(2.0).max(1.0);
+            let exponent = attempts.saturating_sub(1).min(64) as i32;
+            let secs = interval.as_secs_f64() * factor.powi(exponent);
+            Duration::from_secs_f64(secs.min(max_interval.as_secs_f64()).max(0.0))
+        }
+        RetryPolicy::Random {
+            min_interval,
+            max_interval,
+        } => {
+            let span = max_interval.saturating_sub(*min_interval).as_millis() as u64;
+            let draw = (id.as_u128() as u64
+                ^ u64::from(attempts).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+                % span.max(1);
+            *min_interval + Duration::from_millis(draw)
+        }
+    }
 }
 
 fn empty_outputs() -> Value {
