@@ -5,6 +5,7 @@ use serde_json::{Map, Value, json};
 use super::run::Run;
 use crate::execution::format_date;
 use crate::expression::{Context, Scope};
+use crate::flow::Level;
 
 /// Renders for one task run (`None`: at the execution level, e.g. flow outputs).
 pub(crate) struct RenderContext<'a> {
@@ -97,6 +98,31 @@ impl Context for RenderContext<'_> {
                 .task_run
                 .and_then(|_| self.parents_json().into_iter().next())
                 .map(Scope::Owned),
+            _ => None,
+        }
+    }
+
+    fn function(&self, name: &str, _args: &[Value]) -> Option<Result<Value, String>> {
+        match name {
+            // Kestra's `errorLogs()`: the execution's ERROR log lines so far.
+            "errorLogs" => Some(Ok(Value::Array(
+                self.run
+                    .exec
+                    .logs
+                    .entries()
+                    .iter()
+                    .filter(|l| l.level == Level::Error)
+                    .map(|l| {
+                        json!({
+                            "taskId": l.task_id.as_deref(),
+                            "message": l.message,
+                            "level": l.level.as_str(),
+                            "timestamp": format_date(l.date),
+                            "executionId": self.run.exec.id.to_string(),
+                        })
+                    })
+                    .collect(),
+            ))),
             _ => None,
         }
     }

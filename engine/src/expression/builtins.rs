@@ -92,6 +92,7 @@ builtins! {
         Max = "max" [],
         Min = "min" [],
         CurrentEachOutput = "currentEachOutput" ["outputs"],
+        Render = "render" ["toRender", "recursive"],
     }
 }
 

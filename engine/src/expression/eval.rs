@@ -378,6 +378,11 @@ pub(crate) struct Renderer<'a> {
 }
 
 impl<'a> Renderer<'a> {
+    /// The variables and functions this render reads.
+    pub(crate) fn context(&self) -> &'a dyn Context {
+        self.ctx
+    }
+
     pub(crate) fn new(ctx: &'a dyn Context) -> Self {
         Self {
             ctx,

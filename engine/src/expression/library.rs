@@ -8,6 +8,7 @@ use super::Scope;
 use super::ast::{Args, Pos};
 use super::builtins::{Filter, Function, Test};
 use super::date;
+use super::eval::Fault;
 use super::eval::{
     Key, MAX_ITEMS, Num, R, Renderer, check_items, check_len, failed, get_key, java_string,
     scope_type_name, type_name,
@@ -924,10 +925,56 @@ impl<'a> Renderer<'a> {
                 Ok(best.unwrap_or(Scope::Owned(Value::Null)))
             }
             Function::CurrentEachOutput => self.current_each_output(arg(args, 0), pos),
+            Function::Render => self.render_function(arg(args, 0), arg(args, 1), pos),
             Function::Unknown(name) => {
-                failed(pos, format!("Function or Macro [{name}] does not exist."))
+                let values: Vec<Value> = rest.iter().map(|v| v.json().into_owned()).collect();
+                match self.context().function(name, &values) {
+                    Some(Ok(value)) => Ok(Scope::Owned(value)),
+                    Some(Err(message)) => failed(pos, message),
+                    None => failed(pos, format!("Function or Macro [{name}] does not exist.")),
+                }
             }
         }
+    }
+
+    /// Kestra's `render(text, recursive = true)`: renders a string as a
+    /// template with the same variables; recursively until nothing changes.
+    fn render_function(
+        &self,
+        text: Option<&Scope<'a>>,
+        recursive: Option<&Scope<'a>>,
+        pos: Pos,
+    ) -> R<Scope<'a>> {
+        /// Each pass compiles and renders a template: bound the passes.
+        const MAX_PASSES: usize = 16;
+        let Some(text) = text else {
+            return failed(pos, "The 'render' function expects an argument 'toRender'.");
+        };
+        let mut current = match text.as_value() {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Null) => return Ok(Scope::Owned(Value::Null)),
+            _ => return Ok(Scope::Owned(text.json().into_owned())),
+        };
+        let recursive = recursive
+            .and_then(|r| r.as_value().and_then(Value::as_bool))
+            .unwrap_or(true);
+        for _ in 0..MAX_PASSES {
+            let template = super::Template::compile(&current).map_err(|e| Fault::Failed {
+                message: format!("render: {}", e.message),
+                pos,
+            })?;
+            let rendered = template
+                .render_string(self.context())
+                .map_err(|e| Fault::Failed {
+                    message: format!("render: {}", e.message),
+                    pos,
+                })?;
+            if !recursive || rendered == current {
+                return Ok(Scope::Owned(Value::String(rendered)));
+            }
+            current = rendered;
+        }
+        failed(pos, "render: the template kept changing after 16 passes")
     }
 
     /// Kestra's `currentEachOutput(outputs.t)`: `outputs.t[outermost value]...[taskrun.value]`.

@@ -118,6 +118,13 @@ pub trait LazyObject: std::fmt::Debug {
 pub trait Context {
     /// `None` means undefined (an error in strict mode unless guarded).
     fn root(&self, name: &str) -> Option<Scope<'_>>;
+
+    /// A function the context provides beyond the built-in ones (Kestra's
+    /// `errorLogs()` reads the execution). `None`: no such function here.
+    fn function(&self, name: &str, args: &[Value]) -> Option<std::result::Result<Value, String>> {
+        let _ = (name, args);
+        None
+    }
 }
 
 /// A [`Context`] over a JSON object whose keys are the root variables.
@@ -157,6 +164,9 @@ struct Compiled {
     typed: Option<usize>,
     /// No tag at all: renders to its source.
     is_static: bool,
+    /// Set by [`Template::compile_deferred`]: the template did not compile,
+    /// and rendering it fails with this error.
+    deferred: Option<Error>,
 }
 
 /// A compiled template. Cloning shares the compiled form.
@@ -179,6 +189,7 @@ impl Template {
                     nodes: vec![Node::Text(source.into())],
                     typed: None,
                     is_static: true,
+                    deferred: None,
                 }),
             });
         }
@@ -200,6 +211,22 @@ impl Template {
                 nodes,
                 typed,
                 is_static: false,
+                deferred: None,
+            }),
+        })
+    }
+
+    /// Like [`Template::compile`], but a template that does not compile is
+    /// kept, and fails when rendered, with the same error. Kestra accepts
+    /// such a flow and fails the task that renders it; so do we.
+    pub fn compile_deferred(source: &str) -> Self {
+        Self::compile(source).unwrap_or_else(|error| Self {
+            inner: Arc::new(Compiled {
+                source: source.to_owned(),
+                nodes: Vec::new(),
+                typed: None,
+                is_static: false,
+                deferred: Some(error),
             }),
         })
     }
@@ -222,6 +249,9 @@ impl Template {
     /// Renders to a typed value where the template is one expression, text otherwise.
     pub fn render(&self, ctx: &dyn Context) -> Result<Value> {
         let inner = &*self.inner;
+        if let Some(error) = &inner.deferred {
+            return Err(error.clone());
+        }
         if inner.is_static {
             return Ok(Value::String(inner.source.clone()));
         }
@@ -238,6 +268,9 @@ impl Template {
     /// Renders to text, as Kestra's `render` does.
     pub fn render_string(&self, ctx: &dyn Context) -> Result<String> {
         let inner = &*self.inner;
+        if let Some(error) = &inner.deferred {
+            return Err(error.clone());
+        }
         if inner.is_static {
             return Ok(inner.source.clone());
         }
@@ -266,13 +299,20 @@ enum PropertyKey {
 }
 
 impl PropertyNode {
-    fn compile(raw: &Value) -> Result<Self> {
+    fn compile(raw: &Value, deferred: bool) -> Result<Self> {
+        let template = |s: &str| {
+            if deferred {
+                Ok(Template::compile_deferred(s))
+            } else {
+                Template::compile(s)
+            }
+        };
         Ok(match raw {
-            Value::String(s) if has_tags(s) => PropertyNode::Template(Template::compile(s)?),
+            Value::String(s) if has_tags(s) => PropertyNode::Template(template(s)?),
             Value::Array(items) => {
                 let nodes = items
                     .iter()
-                    .map(PropertyNode::compile)
+                    .map(|item| PropertyNode::compile(item, deferred))
                     .collect::<Result<Vec<_>>>()?;
                 if nodes.iter().all(|n| matches!(n, PropertyNode::Static(_))) {
                     PropertyNode::Static(raw.clone())
@@ -286,11 +326,11 @@ impl PropertyNode {
                 for (k, v) in map {
                     let key = if has_tags(k) {
                         all_static = false;
-                        PropertyKey::Template(Template::compile(k)?)
+                        PropertyKey::Template(template(k)?)
                     } else {
                         PropertyKey::Static(k.clone())
                     };
-                    let node = PropertyNode::compile(v)?;
+                    let node = PropertyNode::compile(v, deferred)?;
                     all_static &= matches!(node, PropertyNode::Static(_));
                     entries.push((key, node));
                 }
@@ -341,8 +381,18 @@ pub struct Property {
 impl Property {
     pub fn compile(raw: &Value) -> Result<Self> {
         Ok(Self {
-            node: PropertyNode::compile(raw)?,
+            node: PropertyNode::compile(raw, false)?,
         })
+    }
+
+    /// Compiles what compiles; a template that does not fails when rendered
+    /// (see [`Template::compile_deferred`]). The first compile error, if any,
+    /// comes back beside the property so that a validator can warn of it.
+    pub fn compile_deferred(raw: &Value) -> (Self, Option<Error>) {
+        let strict = Self::compile(raw).err();
+        let node =
+            PropertyNode::compile(raw, true).unwrap_or_else(|_| PropertyNode::Static(raw.clone()));
+        (Self { node }, strict)
     }
 
     /// True when no string in the property is a template.
@@ -352,5 +402,33 @@ impl Property {
 
     pub fn render(&self, ctx: &dyn Context) -> Result<Value> {
         self.node.render(ctx)
+    }
+}
+
+#[cfg(test)]
+mod deferred_tests {
+    use super::*;
+
+    #[test]
+    fn a_template_that_does_not_compile_fails_when_rendered() {
+        let source = "{{ a + }}";
+        let strict = Template::compile(source).unwrap_err();
+        let deferred = Template::compile_deferred(source);
+        assert_eq!(deferred.render(&EmptyContext).unwrap_err(), strict);
+        assert_eq!(deferred.render_string(&EmptyContext).unwrap_err(), strict);
+
+        let raw = serde_json::json!({"ok": "{{ 1 + 1 }}", "bad": ["{% if %}"]});
+        let (property, error) = Property::compile_deferred(&raw);
+        assert!(
+            error.is_some(),
+            "the compile error is reported beside the property"
+        );
+        assert!(property.render(&EmptyContext).is_err());
+        let (fine, none) = Property::compile_deferred(&serde_json::json!({"ok": "{{ 1 + 1 }}"}));
+        assert!(none.is_none());
+        assert_eq!(
+            fine.render(&EmptyContext).unwrap(),
+            serde_json::json!({"ok": 2})
+        );
     }
 }

@@ -375,14 +375,11 @@ impl Parser {
         self.compile(&Value::String(text), node.pos, path)
     }
 
-    fn compile(&mut self, value: &Value, pos: Pos, path: &str) -> Option<Property> {
-        match Property::compile(value) {
-            Ok(p) => Some(p),
-            Err(e) => {
-                self.problem(path, pos, format!("invalid expression: {e}"));
-                None
-            }
-        }
+    /// Kestra accepts a flow whose template does not parse and fails the
+    /// task that renders it; so the error waits for the render.
+    fn compile(&mut self, value: &Value, _pos: Pos, _path: &str) -> Option<Property> {
+        let (property, _deferred) = Property::compile_deferred(value);
+        Some(property)
     }
 
     fn req_string_property(&mut self, f: &mut Fields<'_>, key: &str) -> Option<Property> {
