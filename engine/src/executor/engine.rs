@@ -11,7 +11,7 @@ use std::time::Duration;
 use chrono::Utc;
 
 use super::inbox::{PushError, Receiver, Sender, inbox};
-use super::plan::FlowRevision;
+use super::plan::FlowLookup;
 use super::run::NewExecution;
 use super::shard::{Effect, Message, Shard};
 use crate::execution::{Execution, ExecutionId};
@@ -89,7 +89,7 @@ impl Engine {
         observer: Arc<dyn Observer>,
         dir: &Path,
         wal: peregrine_wal::Config,
-        resolve: &dyn Fn(&str, &str, u32) -> Option<Arc<FlowRevision>>,
+        resolve: &FlowLookup<'_>,
     ) -> Result<(Self, Recovery), crate::Error> {
         let existing = count_shard_dirs(dir)?;
         let shards = if existing > 0 {

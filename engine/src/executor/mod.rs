@@ -17,7 +17,7 @@ pub use engine::{
 #[cfg(feature = "internals")]
 pub use fixtures::OutputLookup;
 pub use inbox::{PushError, Receiver, Sender, inbox};
-pub use plan::FlowRevision;
+pub use plan::{FlowLookup, FlowRevision};
 pub use run::{NewExecution, OnCreated};
 pub use shard::{Effect, Message, Shard};
 pub use timer::TimerWheel;

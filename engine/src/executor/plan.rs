@@ -42,6 +42,10 @@ pub(crate) struct Node {
     pub task_json: Value,
 }
 
+/// Finds a flow revision by namespace, flow id and revision number: how a
+/// durable engine finds the flow an execution ran when it resumes it.
+pub type FlowLookup<'a> = dyn Fn(&str, &str, u32) -> Option<Arc<FlowRevision>> + 'a;
+
 /// A flow revision, ready to run. Built once per revision, shared by every
 /// shard through an `Arc`.
 #[derive(Debug)]

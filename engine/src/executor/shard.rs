@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use rustc_hash::FxHashMap;
 
-use super::plan::FlowRevision;
+use super::plan::FlowLookup;
 use super::run::{NewExecution, Run};
 use super::timer::TimerWheel;
 use crate::execution::{Execution, ExecutionId};
@@ -161,7 +161,7 @@ impl Shard {
         &mut self,
         id: ExecutionId,
         entries: Vec<Entry>,
-        resolve: &dyn Fn(&str, &str, u32) -> Option<std::sync::Arc<FlowRevision>>,
+        resolve: &FlowLookup<'_>,
     ) -> Result<(), String> {
         let mut entries = entries.into_iter();
         let Some(Entry::Created {

@@ -104,7 +104,7 @@ fn offset_id(offset: &FixedOffset, zero: &str) -> String {
     let sign = if secs < 0 { '-' } else { '+' };
     let abs = secs.unsigned_abs();
     let mut out = format!("{sign}{:02}:{:02}", abs / 3600, (abs / 60) % 60);
-    if abs % 60 != 0 {
+    if !abs.is_multiple_of(60) {
         out.push_str(&format!(":{:02}", abs % 60));
     }
     out
@@ -126,9 +126,9 @@ fn format_named(dt: &Dt, format: &str) -> Option<String> {
             let nanos = u.nanosecond() % 1_000_000_000;
             let fraction = if nanos == 0 {
                 String::new()
-            } else if nanos % 1_000_000 == 0 {
+            } else if nanos.is_multiple_of(1_000_000) {
                 format!(".{:03}", nanos / 1_000_000)
-            } else if nanos % 1_000 == 0 {
+            } else if nanos.is_multiple_of(1_000) {
                 format!(".{:06}", nanos / 1_000)
             } else {
                 format!(".{nanos:09}")
@@ -418,7 +418,7 @@ fn format_pattern(dt: &Dt, pattern: &str) -> Result<String, String> {
                         let abs = offset.unsigned_abs();
                         out.push(if offset < 0 { '-' } else { '+' });
                         out.push_str(&(abs / 3600).to_string());
-                        if (abs / 60) % 60 != 0 {
+                        if !(abs / 60).is_multiple_of(60) {
                             out.push_str(&format!(":{:02}", (abs / 60) % 60));
                         }
                     }

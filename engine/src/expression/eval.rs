@@ -504,17 +504,37 @@ impl<'a> Renderer<'a> {
                 return failed(pos, "Too many loop iterations");
             }
             self.iterations_left -= 1;
-            let mut lp = Map::with_capacity(5);
-            lp.insert("index".into(), Value::from(index));
-            lp.insert("revindex".into(), Value::from(length - index - 1));
-            lp.insert("first".into(), Value::Bool(index == 0));
-            lp.insert("last".into(), Value::Bool(index + 1 == length));
-            lp.insert("length".into(), Value::from(length));
+            let fields = [
+                ("index", Value::from(index)),
+                ("revindex", Value::from(length - index - 1)),
+                ("first", Value::Bool(index == 0)),
+                ("last", Value::Bool(index + 1 == length)),
+                ("length", Value::from(length)),
+            ];
             if index == 0 {
-                self.locals.push(("loop", Scope::Owned(Value::Object(lp))));
+                self.locals.push((
+                    "loop",
+                    Scope::Owned(Value::Object(
+                        fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+                    )),
+                ));
                 self.locals.push((var, item));
             } else {
-                self.locals[mark].1 = Scope::Owned(Value::Object(lp));
+                // Update `loop` in place: no allocation per iteration.
+                match &mut self.locals[mark].1 {
+                    Scope::Owned(Value::Object(lp)) => {
+                        for (k, v) in fields {
+                            if let Some(slot) = lp.get_mut(k) {
+                                *slot = v;
+                            }
+                        }
+                    }
+                    slot => {
+                        *slot = Scope::Owned(Value::Object(
+                            fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
+                        ));
+                    }
+                }
                 self.locals[mark + 1].1 = item;
             }
             let result = self.render_nodes(body, out);
@@ -535,111 +555,160 @@ impl<'a> Renderer<'a> {
         self.ctx.root(name)
     }
 
+    /// Dispatches on the expression kind. Each kind lives in its own
+    /// function so that this recursive frame stays small.
     pub(crate) fn eval(&self, e: &'a Expr) -> R<Scope<'a>> {
         match &e.kind {
             ExprKind::Literal(v) => Ok(Scope::Json(v)),
             ExprKind::Path { root, steps } => self.eval_path(root, steps, e.pos),
-            ExprKind::Access { base, steps } => {
-                let base = self.eval(base)?;
-                self.walk(Cursor::from_scope(base), steps, e.pos)
-            }
+            ExprKind::Access { base, steps } => self.eval_access(base, steps, e.pos),
             ExprKind::Method { name } => failed(
                 e.pos,
                 format!("Method calls such as \"{name}(...)\" are not supported"),
             ),
-            ExprKind::List(items) => {
-                let mut out = Vec::with_capacity(items.len());
-                for item in items {
-                    out.push(self.eval(item)?.into_value());
-                }
-                Ok(Scope::Owned(Value::Array(out)))
-            }
-            ExprKind::Map(entries) => {
-                let mut out = Map::with_capacity(entries.len());
-                for (k, v) in entries {
-                    let key = self.eval(k)?;
-                    let key = match key.as_value() {
-                        Some(Value::String(s)) => s.clone(),
-                        _ => java_string(&key.json()),
-                    };
-                    out.insert(key, self.eval(v)?.into_value());
-                }
-                Ok(Scope::Owned(Value::Object(out)))
-            }
+            ExprKind::List(items) => self.eval_list(items),
+            ExprKind::Map(entries) => self.eval_map(entries),
             ExprKind::Unary(op, operand) => self.eval_unary(*op, operand, e.pos),
             ExprKind::Binary(op, l, r) => self.eval_binary(*op, l, r, e.pos),
             ExprKind::Coalesce {
                 left,
                 right,
                 undefined_only,
-            } => match self.eval(left) {
-                Ok(v) if *undefined_only || !v.is_null() => Ok(v),
-                Ok(_) | Err(Fault::Undefined { .. }) => self.eval(right),
-                Err(other) => Err(other),
-            },
-            ExprKind::Ternary(cond, then, otherwise) => {
-                let c = self.eval(cond)?;
-                if to_bool(&c, cond.pos)?.unwrap_or(false) {
-                    self.eval(then)
-                } else {
-                    self.eval(otherwise)
-                }
-            }
+            } => self.eval_coalesce(left, right, *undefined_only),
+            ExprKind::Ternary(cond, then, otherwise) => self.eval_ternary(cond, then, otherwise),
             ExprKind::Filter {
                 input,
                 filter,
                 args,
-            } => {
-                let value = if *filter == Filter::Default {
-                    match self.eval(input) {
-                        Err(Fault::Undefined { .. }) => Scope::Json(&NULL),
-                        other => other?,
-                    }
-                } else {
-                    self.eval(input)?
-                };
-                let evaluated = self.eval_args(args)?;
-                self.apply_filter(filter, value, &evaluated, args, e.pos)
-            }
+            } => self.eval_filter(input, filter, args, e.pos),
             ExprKind::Test {
                 input,
                 test,
                 negated,
                 args,
-            } => {
-                let value = if *test == Test::Defined {
-                    match self.eval(input) {
-                        Err(Fault::Undefined { .. }) => None,
-                        other => Some(other?),
-                    }
-                } else {
-                    Some(self.eval(input)?)
-                };
-                let evaluated = self.eval_args(args)?;
-                let result = self.apply_test(test, value.as_ref(), &evaluated, e.pos)?;
-                Ok(Scope::Owned(Value::Bool(result != *negated)))
-            }
-            ExprKind::Call { function, args } => {
-                let evaluated = self.eval_args(args)?;
-                let rest = args
-                    .rest
-                    .iter()
-                    .map(|a| self.eval(a))
-                    .collect::<R<Vec<_>>>()?;
-                self.call(function, &evaluated, rest, e.pos)
-            }
-            ExprKind::Interpolation(parts) => {
-                let mut out = String::new();
-                for part in parts {
-                    let v = self.eval(part)?;
-                    if !v.is_null() {
-                        push_java_string(&mut out, &v.json());
-                    }
-                    check_len(out.len(), part.pos)?;
-                }
-                Ok(Scope::Owned(Value::String(out)))
-            }
+            } => self.eval_test(input, test, *negated, args, e.pos),
+            ExprKind::Call { function, args } => self.eval_call(function, args, e.pos),
+            ExprKind::Interpolation(parts) => self.eval_interpolation(parts),
         }
+    }
+
+    #[inline(never)]
+    fn eval_access(&self, base: &'a Expr, steps: &'a [Step], pos: Pos) -> R<Scope<'a>> {
+        let base = self.eval(base)?;
+        self.walk(Cursor::from_scope(base), steps, pos)
+    }
+
+    #[inline(never)]
+    fn eval_list(&self, items: &'a [Expr]) -> R<Scope<'a>> {
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            out.push(self.eval(item)?.into_value());
+        }
+        Ok(Scope::Owned(Value::Array(out)))
+    }
+
+    #[inline(never)]
+    fn eval_map(&self, entries: &'a [(Expr, Expr)]) -> R<Scope<'a>> {
+        let mut out = Map::with_capacity(entries.len());
+        for (k, v) in entries {
+            let key = self.eval(k)?;
+            let key = match key.as_value() {
+                Some(Value::String(s)) => s.clone(),
+                _ => java_string(&key.json()),
+            };
+            out.insert(key, self.eval(v)?.into_value());
+        }
+        Ok(Scope::Owned(Value::Object(out)))
+    }
+
+    #[inline(never)]
+    fn eval_coalesce(&self, left: &'a Expr, right: &'a Expr, undefined_only: bool) -> R<Scope<'a>> {
+        match self.eval(left) {
+            Ok(v) if undefined_only || !v.is_null() => Ok(v),
+            Ok(_) | Err(Fault::Undefined { .. }) => self.eval(right),
+            Err(other) => Err(other),
+        }
+    }
+
+    #[inline(never)]
+    fn eval_ternary(&self, cond: &'a Expr, then: &'a Expr, otherwise: &'a Expr) -> R<Scope<'a>> {
+        let c = self.eval(cond)?;
+        if to_bool(&c, cond.pos)?.unwrap_or(false) {
+            self.eval(then)
+        } else {
+            self.eval(otherwise)
+        }
+    }
+
+    #[inline(never)]
+    fn eval_filter(
+        &self,
+        input: &'a Expr,
+        filter: &'a Filter,
+        args: &'a super::ast::Args,
+        pos: Pos,
+    ) -> R<Scope<'a>> {
+        let value = if *filter == Filter::Default {
+            match self.eval(input) {
+                Err(Fault::Undefined { .. }) => Scope::Json(&NULL),
+                other => other?,
+            }
+        } else {
+            self.eval(input)?
+        };
+        let evaluated = self.eval_args(args)?;
+        self.apply_filter(filter, value, &evaluated, args, pos)
+    }
+
+    #[inline(never)]
+    fn eval_test(
+        &self,
+        input: &'a Expr,
+        test: &'a Test,
+        negated: bool,
+        args: &'a super::ast::Args,
+        pos: Pos,
+    ) -> R<Scope<'a>> {
+        let value = if *test == Test::Defined {
+            match self.eval(input) {
+                Err(Fault::Undefined { .. }) => None,
+                other => Some(other?),
+            }
+        } else {
+            Some(self.eval(input)?)
+        };
+        let evaluated = self.eval_args(args)?;
+        let result = self.apply_test(test, value.as_ref(), &evaluated, pos)?;
+        Ok(Scope::Owned(Value::Bool(result != negated)))
+    }
+
+    #[inline(never)]
+    fn eval_call(
+        &self,
+        function: &'a super::builtins::Function,
+        args: &'a super::ast::Args,
+        pos: Pos,
+    ) -> R<Scope<'a>> {
+        let evaluated = self.eval_args(args)?;
+        let rest = args
+            .rest
+            .iter()
+            .map(|a| self.eval(a))
+            .collect::<R<Vec<_>>>()?;
+        self.call(function, &evaluated, rest, pos)
+    }
+
+    #[inline(never)]
+    fn eval_interpolation(&self, parts: &'a [Expr]) -> R<Scope<'a>> {
+        let mut out = String::new();
+        for part in parts {
+            let v = self.eval(part)?;
+            if !v.is_null() {
+                push_java_string(&mut out, &v.json());
+            }
+            check_len(out.len(), part.pos)?;
+        }
+        Ok(Scope::Owned(Value::String(out)))
     }
 
     fn eval_args(&self, args: &'a super::ast::Args) -> R<Vec<Option<Scope<'a>>>> {
@@ -699,6 +768,7 @@ impl<'a> Renderer<'a> {
         }
     }
 
+    #[inline(never)]
     fn eval_unary(&self, op: UnaryOp, operand: &'a Expr, pos: Pos) -> R<Scope<'a>> {
         let v = self.eval(operand)?;
         match op {
@@ -726,71 +796,73 @@ impl<'a> Renderer<'a> {
         }
     }
 
+    #[inline(never)]
     fn eval_binary(&self, op: BinaryOp, l: &'a Expr, r: &'a Expr, pos: Pos) -> R<Scope<'a>> {
         match op {
-            BinaryOp::And | BinaryOp::Or => {
-                let left = self.logic_operand(l)?;
-                let short = if op == BinaryOp::And { !left } else { left };
-                if short {
-                    return Ok(Scope::Owned(Value::Bool(left)));
-                }
-                Ok(Scope::Owned(Value::Bool(self.logic_operand(r)?)))
+            BinaryOp::And | BinaryOp::Or => self.eval_logic(op, l, r),
+            BinaryOp::Contains | BinaryOp::In => self.eval_contains(op, l, r, pos),
+            BinaryOp::Concat => self.eval_concat(l, r, pos),
+            _ => self.eval_values(op, l, r, pos),
+        }
+    }
+
+    #[inline(never)]
+    fn eval_logic(&self, op: BinaryOp, l: &'a Expr, r: &'a Expr) -> R<Scope<'a>> {
+        let left = self.logic_operand(l)?;
+        let short = if op == BinaryOp::And { !left } else { left };
+        if short {
+            return Ok(Scope::Owned(Value::Bool(left)));
+        }
+        Ok(Scope::Owned(Value::Bool(self.logic_operand(r)?)))
+    }
+
+    #[inline(never)]
+    fn eval_contains(&self, op: BinaryOp, l: &'a Expr, r: &'a Expr, pos: Pos) -> R<Scope<'a>> {
+        let (container, item) = if op == BinaryOp::Contains {
+            let container = self.eval(l)?;
+            if container.is_null() {
+                return Ok(Scope::Owned(Value::Bool(false)));
             }
-            BinaryOp::Contains => {
-                let container = self.eval(l)?;
-                if container.is_null() {
-                    return Ok(Scope::Owned(Value::Bool(false)));
-                }
-                let item = self.eval(r)?;
-                Ok(Scope::Owned(Value::Bool(contains(&container, &item, pos)?)))
-            }
-            BinaryOp::In => {
-                let item = self.eval(l)?;
-                let container = self.eval(r)?;
-                if container.is_null() {
-                    return Ok(Scope::Owned(Value::Bool(false)));
-                }
-                Ok(Scope::Owned(Value::Bool(contains(&container, &item, pos)?)))
-            }
-            BinaryOp::Concat => {
-                let a = self.eval(l)?;
-                let b = self.eval(r)?;
-                let mut out = String::new();
-                for v in [&a, &b] {
-                    if !v.is_null() {
-                        push_java_string(&mut out, &v.json());
-                    }
-                }
-                check_len(out.len(), pos)?;
-                Ok(Scope::Owned(Value::String(out)))
-            }
-            BinaryOp::Range => {
-                let a = self.eval(l)?;
-                let b = self.eval(r)?;
-                Ok(Scope::Owned(super::library::range(
-                    Some(&a),
-                    Some(&b),
-                    None,
-                    pos,
-                )?))
-            }
-            BinaryOp::Eq | BinaryOp::Ne => {
-                let a = self.eval(l)?;
-                let b = self.eval(r)?;
-                let eq = values_equal(&a.json(), &b.json());
-                Ok(Scope::Owned(Value::Bool(eq == (op == BinaryOp::Eq))))
-            }
-            BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
-                let a = self.eval(l)?;
-                let b = self.eval(r)?;
-                Ok(Scope::Owned(Value::Bool(compare(op, &a, &b, pos)?)))
-            }
-            BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Mod => {
-                let a = self.eval(l)?;
-                let b = self.eval(r)?;
-                arithmetic(op, &a, &b, pos).map(Scope::Owned)
+            (container, self.eval(r)?)
+        } else {
+            let item = self.eval(l)?;
+            (self.eval(r)?, item)
+        };
+        if container.is_null() {
+            return Ok(Scope::Owned(Value::Bool(false)));
+        }
+        Ok(Scope::Owned(Value::Bool(contains(&container, &item, pos)?)))
+    }
+
+    #[inline(never)]
+    fn eval_concat(&self, l: &'a Expr, r: &'a Expr, pos: Pos) -> R<Scope<'a>> {
+        let a = self.eval(l)?;
+        let b = self.eval(r)?;
+        let mut out = String::new();
+        for v in [&a, &b] {
+            if !v.is_null() {
+                push_java_string(&mut out, &v.json());
             }
         }
+        check_len(out.len(), pos)?;
+        Ok(Scope::Owned(Value::String(out)))
+    }
+
+    /// Operators that evaluate both sides first: range, equality, comparison, arithmetic.
+    #[inline(never)]
+    fn eval_values(&self, op: BinaryOp, l: &'a Expr, r: &'a Expr, pos: Pos) -> R<Scope<'a>> {
+        let a = self.eval(l)?;
+        let b = self.eval(r)?;
+        let value = match op {
+            BinaryOp::Range => super::library::range(Some(&a), Some(&b), None, pos)?,
+            BinaryOp::Eq => Value::Bool(values_equal(&a.json(), &b.json())),
+            BinaryOp::Ne => Value::Bool(!values_equal(&a.json(), &b.json())),
+            BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
+                Value::Bool(compare(op, &a, &b, pos)?)
+            }
+            _ => arithmetic(op, &a, &b, pos)?,
+        };
+        Ok(Scope::Owned(value))
     }
 
     fn logic_operand(&self, e: &'a Expr) -> R<bool> {

@@ -260,11 +260,7 @@ fn find_open(source: &str, from: usize) -> Option<(usize, u8)> {
 
 /// `{% raw %}...{% endraw %}` and `{% verbatim %}...{% endverbatim %}`:
 /// returns the text, where lexing resumes, and whether to trim what follows.
-fn raw_block<'s>(
-    source: &'s str,
-    from: usize,
-    open_at: usize,
-) -> LexResult<Option<(&'s str, usize, bool)>> {
+fn raw_block(source: &str, from: usize, open_at: usize) -> LexResult<Option<(&str, usize, bool)>> {
     let rest = &source[from..];
     let trimmed = rest.trim_start_matches(is_java_space);
     let (word, end_word) = if starts_with_word(trimmed, "raw") {

@@ -25,9 +25,6 @@ mod lexer;
 mod library;
 mod parser;
 
-#[cfg(test)]
-mod tests;
-
 use ast::{Node, Pos};
 use eval::{Fault, Renderer};
 

@@ -27,7 +27,10 @@ use super::jq::JqProgram;
 use super::lexer::{self, LexResult, Part, Segment, Sym, SyntaxError, Tok, Token};
 
 /// Deepest expression tree accepted.
-const MAX_EXPR_DEPTH: u16 = 200;
+const MAX_EXPR_DEPTH: u16 = 100;
+/// Deepest recursion of the expression parser (parentheses, unary
+/// operators, literals inside literals).
+const MAX_NESTING: usize = 48;
 /// Deepest nesting of `{% if %}` / `{% for %}` blocks accepted.
 const MAX_BLOCK_DEPTH: usize = 64;
 
@@ -422,7 +425,7 @@ impl<'t> ExprParser<'t> {
 
     fn expression(&mut self, min_prec: u16) -> LexResult<Expr> {
         self.nesting += 1;
-        if self.nesting > lexer::MAX_NESTING * 2 {
+        if self.nesting > MAX_NESTING {
             return fail(self.pos(), "Expression is nested too deeply");
         }
         let result = self.expression_inner(min_prec);
@@ -431,8 +434,41 @@ impl<'t> ExprParser<'t> {
     }
 
     fn expression_inner(&mut self, min_prec: u16) -> LexResult<Expr> {
+        let mut left = self.prefix()?;
+        while let Some(token) = self.peek() {
+            let Some((op, prec)) = infix(token) else {
+                break;
+            };
+            if prec < min_prec {
+                break;
+            }
+            let op_pos = token.pos;
+            self.i += 1;
+            left = self.infix_rhs(op, prec, op_pos, left)?;
+        }
+        if min_prec == 0 && self.is_sym(Sym::Question) {
+            return self.ternary(left);
+        }
+        Ok(left)
+    }
+
+    #[inline(never)]
+    fn ternary(&mut self, cond: Expr) -> LexResult<Expr> {
+        let pos = self.pos();
+        self.i += 1;
+        let then = self.expression(0)?;
+        self.expect_sym(Sym::Colon)?;
+        let otherwise = self.expression(0)?;
+        mk(
+            ExprKind::Ternary(Box::new(cond), Box::new(then), Box::new(otherwise)),
+            pos,
+        )
+    }
+
+    #[inline(never)]
+    fn prefix(&mut self) -> LexResult<Expr> {
         let start = self.pos();
-        let mut left = match self.peek().map(|t| &t.tok) {
+        Ok(match self.peek().map(|t| &t.tok) {
             Some(Tok::Name(n)) if &**n == "not" => {
                 self.i += 1;
                 let operand = self.expression(500)?;
@@ -472,95 +508,76 @@ impl<'t> ExprParser<'t> {
                 self.postfix(map)?
             }
             _ => self.primary()?,
-        };
+        })
+    }
 
-        while let Some(token) = self.peek() {
-            let Some((op, prec)) = infix(token) else {
-                break;
-            };
-            if prec < min_prec {
-                break;
+    #[inline(never)]
+    fn infix_rhs(&mut self, op: Infix, prec: u16, op_pos: Pos, left: Expr) -> LexResult<Expr> {
+        Ok(match op {
+            Infix::Filter => {
+                let (name, pos) = self.expect_name()?;
+                let filter = Filter::from_name(name);
+                let mut args = self.arguments_if_any(
+                    filter.params(),
+                    false,
+                    matches!(filter, Filter::Unknown(_)),
+                    name,
+                )?;
+                if filter == Filter::Jq {
+                    args.jq = precompile_jq(&args)?;
+                }
+                mk(
+                    ExprKind::Filter {
+                        input: Box::new(left),
+                        filter,
+                        args,
+                    },
+                    pos,
+                )?
             }
-            let op_pos = token.pos;
-            self.i += 1;
-            left = match op {
-                Infix::Filter => {
-                    let (name, pos) = self.expect_name()?;
-                    let filter = Filter::from_name(name);
-                    let mut args = self.arguments_if_any(
-                        filter.params(),
-                        false,
-                        matches!(filter, Filter::Unknown(_)),
-                        name,
-                    )?;
-                    if filter == Filter::Jq {
-                        args.jq = precompile_jq(&args)?;
-                    }
-                    mk(
-                        ExprKind::Filter {
-                            input: Box::new(left),
-                            filter,
-                            args,
-                        },
-                        pos,
-                    )?
+            Infix::Test => {
+                let negated =
+                    matches!(self.peek(), Some(Token { tok: Tok::Name(n), .. }) if &**n == "not");
+                if negated {
+                    self.i += 1;
                 }
-                Infix::Test => {
-                    let negated = matches!(self.peek(), Some(Token { tok: Tok::Name(n), .. }) if &**n == "not");
-                    if negated {
-                        self.i += 1;
-                    }
-                    let (name, pos) = self.expect_name()?;
-                    let test = Test::from_name(name);
-                    let args = self.arguments_if_any(
-                        test.params(),
-                        false,
-                        matches!(test, Test::Unknown(_)),
-                        name,
-                    )?;
-                    mk(
-                        ExprKind::Test {
-                            input: Box::new(left),
-                            test,
-                            negated,
-                            args,
-                        },
-                        pos,
-                    )?
-                }
-                Infix::Coalesce { undefined_only } => {
-                    let right = self.expression(prec + 1)?;
-                    mk(
-                        ExprKind::Coalesce {
-                            left: Box::new(left),
-                            right: Box::new(right),
-                            undefined_only,
-                        },
-                        op_pos,
-                    )?
-                }
-                Infix::Op(op) => {
-                    let right = self.expression(prec + 1)?;
-                    mk(
-                        ExprKind::Binary(op, Box::new(left), Box::new(right)),
-                        op_pos,
-                    )?
-                }
-            };
-        }
-
-        if min_prec == 0 && self.is_sym(Sym::Question) {
-            let pos = self.pos();
-            self.i += 1;
-            let then = self.expression(0)?;
-            self.expect_sym(Sym::Colon)?;
-            let otherwise = self.expression(0)?;
-            left = mk(
-                ExprKind::Ternary(Box::new(left), Box::new(then), Box::new(otherwise)),
-                pos,
-            )?;
-        }
-        Ok(left)
+                let (name, pos) = self.expect_name()?;
+                let test = Test::from_name(name);
+                let args = self.arguments_if_any(
+                    test.params(),
+                    false,
+                    matches!(test, Test::Unknown(_)),
+                    name,
+                )?;
+                mk(
+                    ExprKind::Test {
+                        input: Box::new(left),
+                        test,
+                        negated,
+                        args,
+                    },
+                    pos,
+                )?
+            }
+            Infix::Coalesce { undefined_only } => {
+                let right = self.expression(prec + 1)?;
+                mk(
+                    ExprKind::Coalesce {
+                        left: Box::new(left),
+                        right: Box::new(right),
+                        undefined_only,
+                    },
+                    op_pos,
+                )?
+            }
+            Infix::Op(op) => {
+                let right = self.expression(prec + 1)?;
+                mk(
+                    ExprKind::Binary(op, Box::new(left), Box::new(right)),
+                    op_pos,
+                )?
+            }
+        })
     }
 
     fn primary(&mut self) -> LexResult<Expr> {
@@ -959,7 +976,7 @@ mod tests {
     fn deep_expressions_are_rejected_not_overflowed() {
         let deep = format!("{{{{ {} }}}}", vec!["a"; 5000].join(" ~ "));
         assert!(parse_template(&deep).is_err());
-        let nested = format!("{{{{ {}1{} }}}}", "(".repeat(60), ")".repeat(60));
+        let nested = format!("{{{{ {}1{} }}}}", "(".repeat(40), ")".repeat(40));
         assert!(parse_template(&nested).is_ok());
         let too_nested = format!("{{{{ {}1{} }}}}", "(".repeat(500), ")".repeat(500));
         assert!(parse_template(&too_nested).is_err());

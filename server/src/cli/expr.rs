@@ -119,10 +119,10 @@ mod tests {
     #[test]
     fn errors_point_at_their_column() {
         let err = render("a\n  {{ nope }}", &json!({})).expect_err("fails");
-        assert_eq!((err.line, err.column), (2, 3));
+        assert_eq!((err.line, err.column), (2, 6));
         let text = describe(&err);
         assert!(text.contains("Unable to find `nope`"), "{text}");
-        assert!(text.ends_with("  {{ nope }}\n  ^"), "{text}");
+        assert!(text.ends_with("  {{ nope }}\n     ^"), "{text}");
     }
 
     #[test]
