@@ -41,6 +41,18 @@ pub(crate) enum Entry {
     Timer { task_run: u32, at_ms: i64 },
     /// The execution was killed.
     Kill { at_ms: i64 },
+    /// A worker answered for attempt `attempt` of task run `task_run`:
+    /// its outputs (JSON text) or why it failed.
+    Worked {
+        task_run: u32,
+        attempt: u32,
+        outputs: Option<String>,
+        error: Option<String>,
+        at_ms: i64,
+    },
+    /// After a restart, task run `task_run`'s work had no answer: it runs
+    /// again as a new attempt.
+    Redispatched { task_run: u32, at_ms: i64 },
     /// The execution ended; its final JSON.
     Ended { execution: String, at_ms: i64 },
 }
@@ -52,6 +64,8 @@ impl Entry {
             Entry::Timer { .. } => 2,
             Entry::Kill { .. } => 3,
             Entry::Ended { .. } => 4,
+            Entry::Worked { .. } => 5,
+            Entry::Redispatched { .. } => 6,
         })
     }
 }

@@ -14,6 +14,7 @@ use super::inbox::{PushError, Receiver, Sender, inbox};
 use super::plan::FlowLookup;
 use super::run::NewExecution;
 use super::shard::{Effect, Message, Shard};
+use super::worker::{self, WorkDone, WorkOrder, WorkerHandle, WorkerPool};
 use crate::execution::{Execution, ExecutionId};
 use crate::journal::{self, Entry, Receipt, WalJournal};
 
@@ -40,6 +41,11 @@ pub struct EngineConfig {
     pub inbox_capacity: NonZeroUsize,
     /// Messages a shard handles before it publishes changes and checks timers.
     pub batch: NonZeroUsize,
+    /// Threads for blocking tasks (HTTP calls). Default: 8.
+    pub workers: NonZeroUsize,
+    /// Blocking jobs queued for the workers before shards hold them back.
+    /// Default: 4096.
+    pub work_queue: NonZeroUsize,
 }
 
 impl Default for EngineConfig {
@@ -48,6 +54,8 @@ impl Default for EngineConfig {
             threads: std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN),
             inbox_capacity: NonZeroUsize::new(4096).unwrap_or(NonZeroUsize::MIN),
             batch: NonZeroUsize::new(256).unwrap_or(NonZeroUsize::MIN),
+            workers: NonZeroUsize::new(8).unwrap_or(NonZeroUsize::MIN),
+            work_queue: NonZeroUsize::new(4096).unwrap_or(NonZeroUsize::MIN),
         }
     }
 }
@@ -56,6 +64,7 @@ impl Default for EngineConfig {
 pub struct Engine {
     inboxes: Vec<Sender<Message>>,
     threads: Vec<JoinHandle<()>>,
+    workers: Option<WorkerPool>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -157,20 +166,33 @@ impl Engine {
         observer: Arc<dyn Observer>,
         shards: Vec<Shard>,
     ) -> std::io::Result<Self> {
-        let mut inboxes = Vec::with_capacity(shards.len());
+        let (senders, receivers): (Vec<_>, Vec<_>) = (0..shards.len())
+            .map(|_| inbox(config.inbox_capacity.get()))
+            .unzip();
+        let (pool, handle) = WorkerPool::start(
+            config.workers.get(),
+            config.work_queue.get(),
+            senders.clone(),
+        )?;
         let mut threads = Vec::with_capacity(shards.len());
-        for (n, shard) in shards.into_iter().enumerate() {
-            let (tx, rx) = inbox(config.inbox_capacity.get());
+        for (n, (shard, rx)) in shards.into_iter().zip(receivers).enumerate() {
             let observer = Arc::clone(&observer);
-            let batch = config.batch.get();
+            let runtime = ShardRuntime {
+                index: n,
+                batch: config.batch.get(),
+                workers: handle.clone(),
+            };
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("shard-{n}"))
-                    .spawn(move || shard_loop(shard, rx, observer, batch))?,
+                    .spawn(move || shard_loop(shard, rx, observer, runtime))?,
             );
-            inboxes.push(tx);
         }
-        Ok(Self { inboxes, threads })
+        Ok(Self {
+            inboxes: senders,
+            threads,
+            workers: Some(pool),
+        })
     }
 
     pub fn shards(&self) -> usize {
@@ -230,6 +252,9 @@ impl Engine {
                 tracing::error!("a shard thread panicked");
             }
         }
+        if let Some(pool) = self.workers.take() {
+            pool.shutdown();
+        }
     }
 }
 
@@ -239,7 +264,26 @@ impl Drop for Engine {
     }
 }
 
-fn shard_loop(mut shard: Shard, rx: Receiver<Message>, observer: Arc<dyn Observer>, batch: usize) {
+/// What a shard thread needs besides its shard and inbox.
+struct ShardRuntime {
+    index: usize,
+    batch: usize,
+    workers: WorkerHandle,
+}
+
+fn shard_loop(
+    mut shard: Shard,
+    rx: Receiver<Message>,
+    observer: Arc<dyn Observer>,
+    runtime: ShardRuntime,
+) {
+    let ShardRuntime {
+        index,
+        batch,
+        workers,
+    } = runtime;
+    // Work the pool could not take yet: retried every turn, never dropped.
+    let mut held: std::collections::VecDeque<(ExecutionId, WorkOrder)> = Default::default();
     loop {
         let now = Utc::now();
         let mut handled = 0;
@@ -255,19 +299,32 @@ fn shard_loop(mut shard: Shard, rx: Receiver<Message>, observer: Arc<dyn Observe
              },
              exec| { observer.on_change_journaled(exec, *terminal, receipt) },
         );
+        shard.take_work(|id, order| held.push_back((id, order)));
+        while let Some((id, order)) = held.pop_front() {
+            if let Err(order) = workers.try_dispatch(id, index, order) {
+                held.push_front((id, order));
+                break;
+            }
+        }
         if handled == batch {
             continue;
         }
         if rx.is_closed() {
             return;
         }
-        let timeout = shard.next_deadline_ms().map(|deadline| {
+        let mut timeout = shard.next_deadline_ms().map(|deadline| {
             let wait = deadline - Utc::now().timestamp_millis();
             Duration::from_millis(wait.clamp(0, 60_000) as u64)
         });
+        if !held.is_empty() {
+            timeout = Some(timeout.map_or(HELD_WORK_RETRY, |t| t.min(HELD_WORK_RETRY)));
+        }
         rx.park(timeout);
     }
 }
+
+/// How soon a shard retries handing work to a full worker queue.
+const HELD_WORK_RETRY: Duration = Duration::from_millis(1);
 
 /// What recovery found when a durable engine started.
 #[derive(Debug, Default)]
@@ -323,6 +380,20 @@ pub fn run_to_end_observed(new: NewExecution, mut on_change: impl FnMut(&Executi
         });
         if let Some(exec) = last.take() {
             return exec;
+        }
+        let mut work = Vec::new();
+        shard.take_work(|id, order| work.push((id, order)));
+        if !work.is_empty() {
+            for (id, order) in work {
+                let done = WorkDone {
+                    id,
+                    task_run: order.task_run,
+                    attempt: order.attempt,
+                    result: worker::run_now(order.job),
+                };
+                shard.handle(Message::WorkDone(Box::new(done)), Utc::now());
+            }
+            continue;
         }
         let Some(deadline) = shard.next_deadline_ms() else {
             // Nothing left to wait for: the execution is stuck on a task this

@@ -10,6 +10,7 @@ mod render;
 mod run;
 mod shard;
 mod timer;
+mod worker;
 
 pub use engine::{
     Engine, EngineConfig, Observer, Recovery, SubmitError, run_to_end, run_to_end_observed,

@@ -21,6 +21,8 @@ pub(crate) enum Mode {
     Inline,
     /// Waits on the shard's timer wheel.
     Timer,
+    /// Blocks: runs on the worker pool.
+    Worker,
     /// Not runnable by this engine yet; fails with a clear message.
     Unsupported,
 }
@@ -170,6 +172,7 @@ fn mode_of(kind: &TaskKind) -> Mode {
         | TaskKind::Fail { .. }
         | TaskKind::TransformValue { .. } => Mode::Inline,
         TaskKind::Sleep { .. } => Mode::Timer,
+        TaskKind::HttpRequest { .. } => Mode::Worker,
         TaskKind::Subflow { .. } | TaskKind::Pause { .. } => Mode::Unsupported,
         _ => Mode::Flowable,
     }

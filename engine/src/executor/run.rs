@@ -20,6 +20,7 @@ use serde_json::{Map, Value};
 use super::outputs::OutputIndex;
 use super::plan::{FlowRevision, ListId, Mode, TaskIdx};
 use super::render::{RenderContext, into_text, is_truthy};
+use super::worker::{HttpCall, Job, WorkOrder};
 use crate::execution::{
     Attempt, Execution, ExecutionId, Id, LogEntry, Logs, State, StateHistory, TaskRun,
 };
@@ -133,6 +134,8 @@ pub(crate) struct Run {
     frames: Vec<Frame>,
     /// Timers requested since the shard last drained them.
     pub timers: Vec<TimerRequest>,
+    /// Blocking work requested since the shard last drained it.
+    pub work: Vec<WorkOrder>,
 }
 
 /// Told, on the shard's thread, where the creation record stands; wait on
@@ -233,6 +236,7 @@ impl Run {
             slots: Vec::new(),
             frames: vec![root],
             timers: Vec::new(),
+            work: Vec::new(),
         }
     }
 
@@ -628,6 +632,13 @@ impl Run {
                 }
                 Err(message) => Some(self.fail_task_run(tr, &message, now)),
             },
+            Mode::Worker => match self.work_order(tr) {
+                Ok(order) => {
+                    self.work.push(order);
+                    None
+                }
+                Err(message) => Some(self.fail_task_run(tr, &message, now)),
+            },
             Mode::Unsupported => {
                 let message = format!(
                     "task type `{}` is not supported by this engine yet",
@@ -685,6 +696,112 @@ impl Run {
         true
     }
 
+    /// A worker answered for attempt `attempt` of task run `tr`. A stale
+    /// answer (an attempt superseded by a retry or a restart) is ignored.
+    pub fn on_work_done(
+        &mut self,
+        tr: u32,
+        attempt: u32,
+        result: Result<Value, String>,
+        now: DateTime<Utc>,
+    ) {
+        let Some(run) = self.exec.task_runs.get(tr as usize) else {
+            return;
+        };
+        if self.is_terminal()
+            || run.state.current() != State::Running
+            || run.attempts.len() as u32 != attempt
+        {
+            return;
+        }
+        match result {
+            Ok(outputs) => self.complete_async(tr, State::Success, Some(outputs), now),
+            Err(message) => {
+                if !self.schedule_retry(tr, &message, now) {
+                    self.log(Some(tr), Level::Error, message, now);
+                    self.complete_async(tr, State::Failed, Some(empty_outputs()), now);
+                }
+            }
+        }
+    }
+
+    /// Task runs waiting on a worker (after a replay: the answers that never
+    /// came back).
+    pub fn waiting_work(&self) -> Vec<u32> {
+        (0..self.exec.task_runs.len() as u32)
+            .filter(|&tr| {
+                self.rev.node(self.slots[tr as usize].task).mode == Mode::Worker
+                    && self.exec.task_runs[tr as usize].state.current() == State::Running
+            })
+            .collect()
+    }
+
+    /// Runs task run `tr`'s work again as a new attempt: its last one is
+    /// lost (at least once: the task may have run).
+    pub fn redispatch(&mut self, tr: u32, now: DateTime<Utc>) {
+        let run = &mut self.exec.task_runs[tr as usize];
+        if let Some(attempt) = run.attempts.last_mut() {
+            attempt.state.transition(State::Failed, now);
+        }
+        let mut attempt = StateHistory::new(State::Created, now);
+        attempt.transition(State::Running, now);
+        run.attempts.push(Attempt { state: attempt });
+        match self.work_order(tr) {
+            Ok(order) => self.work.push(order),
+            Err(message) => {
+                self.log(Some(tr), Level::Error, message, now);
+                self.complete_async(tr, State::Failed, Some(empty_outputs()), now);
+            }
+        }
+    }
+
+    /// The work of a blocking task, its properties rendered now.
+    fn work_order(&self, tr: u32) -> Result<WorkOrder, String> {
+        let node = self.rev.node(self.slots[tr as usize].task);
+        let job = match &node.task.kind {
+            TaskKind::HttpRequest {
+                uri,
+                method,
+                body,
+                content_type,
+                headers,
+                read_timeout,
+                allow_failed,
+            } => {
+                let text = |p: &Option<Property>| -> Result<Option<String>, String> {
+                    p.as_ref()
+                        .map(|p| self.render(p, Some(tr)).map(into_text))
+                        .transpose()
+                };
+                let headers = match headers {
+                    Some(h) => match self.render(h, Some(tr))? {
+                        Value::Object(map) => {
+                            map.into_iter().map(|(k, v)| (k, into_text(v))).collect()
+                        }
+                        Value::Null => Vec::new(),
+                        other => return Err(format!("headers `{other}` is not a map")),
+                    },
+                    None => Vec::new(),
+                };
+                Job::Http(Box::new(HttpCall {
+                    method: into_text(self.render(method, Some(tr))?),
+                    uri: into_text(self.render(uri, Some(tr))?),
+                    body: text(body)?,
+                    content_type: text(content_type)?,
+                    headers,
+                    timeout: *read_timeout,
+                    allow_failed: *allow_failed,
+                }))
+            }
+            other => return Err(format!("`{other:?}` does not run on a worker")),
+        };
+        Ok(WorkOrder {
+            task_run: tr,
+            attempt: self.exec.task_runs[tr as usize].attempts.len() as u32,
+            job,
+        })
+    }
+
     /// A retry timer fired: run the task again as a new attempt.
     fn retry_attempt(&mut self, tr: u32, now: DateTime<Utc>) {
         let run = &mut self.exec.task_runs[tr as usize];
@@ -692,6 +809,16 @@ impl Run {
         let mut attempt = StateHistory::new(State::Created, now);
         attempt.transition(State::Running, now);
         run.attempts.push(Attempt { state: attempt });
+        if self.rev.node(self.slots[tr as usize].task).mode == Mode::Worker {
+            match self.work_order(tr) {
+                Ok(order) => self.work.push(order),
+                Err(message) => {
+                    self.log(Some(tr), Level::Error, message, now);
+                    self.complete_async(tr, State::Failed, Some(empty_outputs()), now);
+                }
+            }
+            return;
+        }
         match self.run_inline(tr, now) {
             Ok(outputs) => {
                 let warn = self

@@ -9,6 +9,7 @@ use rustc_hash::FxHashMap;
 use super::plan::FlowLookup;
 use super::run::{NewExecution, Run};
 use super::timer::TimerWheel;
+use super::worker::{WorkDone, WorkOrder};
 use crate::execution::{Execution, ExecutionId};
 use crate::journal::{Entry, Journal, NoJournal, Receipt};
 
@@ -17,6 +18,8 @@ use crate::journal::{Entry, Journal, NoJournal, Receipt};
 pub enum Message {
     Start(Box<NewExecution>),
     Kill(ExecutionId),
+    /// A worker's answer.
+    WorkDone(Box<WorkDone>),
 }
 
 /// What a shard asks the outside world to do, as data.
@@ -37,6 +40,8 @@ pub struct Shard {
     timers: TimerWheel<(ExecutionId, u32)>,
     journal: Box<dyn Journal>,
     effects: Vec<Effect>,
+    /// Blocking work for the worker pool, drained by the runtime.
+    work: Vec<(ExecutionId, WorkOrder)>,
     fired: Vec<(ExecutionId, u32)>,
 }
 
@@ -52,6 +57,7 @@ impl Shard {
             timers: TimerWheel::new(now.timestamp_millis()),
             journal,
             effects: Vec::new(),
+            work: Vec::new(),
             fired: Vec::new(),
         }
     }
@@ -110,6 +116,41 @@ impl Shard {
                 run.kill(now);
                 self.settle(id, receipt);
             }
+            Message::WorkDone(done) => {
+                let WorkDone {
+                    id,
+                    task_run,
+                    attempt,
+                    result,
+                } = *done;
+                let Some(run) = self.runs.get_mut(&id) else {
+                    return;
+                };
+                if !run.is_waiting_on(task_run) {
+                    return;
+                }
+                let (outputs, error) = match &result {
+                    Ok(v) => (Some(v.to_string()), None),
+                    Err(e) => (None, Some(e.clone())),
+                };
+                let entry = Entry::Worked {
+                    task_run,
+                    attempt,
+                    outputs,
+                    error,
+                    at_ms: now.timestamp_millis(),
+                };
+                let receipt = self.journal.append(id, &entry, false);
+                run.on_work_done(task_run, attempt, result, now);
+                self.settle(id, receipt);
+            }
+        }
+    }
+
+    /// Hands the blocking work requested since the last call to `dispatch`.
+    pub(crate) fn take_work(&mut self, mut dispatch: impl FnMut(ExecutionId, WorkOrder)) {
+        for (id, order) in self.work.drain(..) {
+            dispatch(id, order);
         }
     }
 
@@ -200,14 +241,43 @@ impl Shard {
                 Entry::Kill { at_ms } => {
                     run.kill(instant(at_ms));
                 }
+                Entry::Worked {
+                    task_run,
+                    attempt,
+                    outputs,
+                    error,
+                    at_ms,
+                } => {
+                    let result = match (outputs, error) {
+                        (Some(text), _) => serde_json::from_str(&text).map_err(|e| e.to_string()),
+                        (None, Some(e)) => Err(e),
+                        (None, None) => Err("the worker's answer was empty".into()),
+                    };
+                    run.on_work_done(task_run, attempt, result, instant(at_ms));
+                }
+                Entry::Redispatched { task_run, at_ms } => {
+                    run.redispatch(task_run, instant(at_ms));
+                }
                 Entry::Created { .. } | Entry::Ended { .. } => {
                     return Err("its journal has a record out of place".into());
                 }
             }
         }
         run.retain_waiting_timers();
+        // Work dispatched before the restart has no answer: run it again.
+        run.work.clear();
+        let now = Utc::now();
+        let mut receipt = Receipt::ready();
+        for task_run in run.waiting_work() {
+            let entry = Entry::Redispatched {
+                task_run,
+                at_ms: now.timestamp_millis(),
+            };
+            receipt = receipt.max(self.journal.append(id, &entry, false));
+            run.redispatch(task_run, now);
+        }
         self.runs.insert(id, run);
-        self.settle(id, Receipt::ready());
+        self.settle(id, receipt);
         Ok(())
     }
 
@@ -219,6 +289,8 @@ impl Shard {
         for timer in run.timers.drain(..) {
             self.timers.insert(timer.deadline_ms, (id, timer.task_run));
         }
+        self.work
+            .extend(run.work.drain(..).map(|order| (id, order)));
         let terminal = run.is_terminal();
         let mut receipt = receipt;
         if terminal {

@@ -176,6 +176,21 @@ pub enum TaskKind {
         from: Property,
         expression: Arc<Jsonata>,
     },
+    /// `core.http.Request`: one HTTP call, run on the worker pool. Outputs
+    /// `code`, `headers`, `body` (text) and `uri`.
+    HttpRequest {
+        uri: Property,
+        /// Default `GET`.
+        method: Property,
+        body: Option<Property>,
+        content_type: Option<Property>,
+        /// A map of header name to value.
+        headers: Option<Property>,
+        /// `options.readTimeout`; the worker's default when absent.
+        read_timeout: Option<Duration>,
+        /// `options.allowFailed`: a 4xx/5xx answer does not fail the task.
+        allow_failed: bool,
+    },
     /// `core.flow.Subflow` (executable; run in a later issue).
     Subflow {
         namespace: Property,
@@ -261,6 +276,7 @@ impl TaskKind {
                 | TaskKind::Fail { .. }
                 | TaskKind::Sleep { .. }
                 | TaskKind::TransformValue { .. }
+                | TaskKind::HttpRequest { .. }
                 | TaskKind::Subflow { .. }
         )
     }

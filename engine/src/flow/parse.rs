@@ -673,6 +673,7 @@ impl Parser {
                 | TaskType::Fail
                 | TaskType::Sleep
                 | TaskType::TransformValue
+                | TaskType::HttpRequest
                 | TaskType::Subflow
         );
         let kind = self.task_kind(task_type, &mut f);
@@ -807,6 +808,47 @@ impl Parser {
                 TaskKind::TransformValue {
                     from: from?,
                     expression: expression?,
+                }
+            }
+            TaskType::HttpRequest => {
+                let uri = self.req_string_property(f, "uri");
+                let method = match f.take("method") {
+                    Some((n, p)) => self.string_property(n, &p),
+                    None => self.compile(&Value::from("GET"), f.pos, &f.path("method")),
+                };
+                let body = self.opt_string_property(f, "body");
+                let content_type = self.opt_string_property(f, "contentType");
+                let headers = match f.take("headers") {
+                    Some((node, path)) => self.property(node, &path),
+                    None => None,
+                };
+                let mut read_timeout = None;
+                let mut allow_failed = false;
+                if let Some((node, path)) = f.take("options") {
+                    let options = node.to_json();
+                    if let Some(text) = options.get("readTimeout").and_then(Value::as_str) {
+                        match parse_duration(text) {
+                            Some(d) => read_timeout = Some(d),
+                            None => self.problem(
+                                &format!("{path}.readTimeout"),
+                                node.pos,
+                                format!("`{text}` is not an ISO-8601 duration (e.g. PT30S)"),
+                            ),
+                        }
+                    }
+                    allow_failed = options
+                        .get("allowFailed")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false);
+                }
+                TaskKind::HttpRequest {
+                    uri: uri?,
+                    method: method?,
+                    body,
+                    content_type,
+                    headers,
+                    read_timeout,
+                    allow_failed,
                 }
             }
             TaskType::Subflow => {

@@ -15,6 +15,7 @@ pub(crate) enum TaskType {
     Fail,
     Sleep,
     TransformValue,
+    HttpRequest,
     Subflow,
     If,
     Switch,
@@ -55,6 +56,11 @@ const TASKS: &[(&str, &[&str], TaskType)] = &[
         "io.kestra.plugin.transform.jsonata.TransformValue",
         &[],
         TaskType::TransformValue,
+    ),
+    (
+        "io.kestra.plugin.core.http.Request",
+        &["io.kestra.plugin.fs.http.Request"],
+        TaskType::HttpRequest,
     ),
     (
         "io.kestra.plugin.core.flow.Subflow",
