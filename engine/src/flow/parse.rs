@@ -30,7 +30,7 @@ use super::model::{
 use super::types::{self, TaskType, TriggerType, Unresolved};
 use super::yaml::{self, Node, NodeValue, Pos};
 use crate::expression::Property;
-use crate::jsonata::Jsonata;
+use crate::jsonata::{Jsonata, MAX_DEPTH};
 
 /// Parses and validates one flow.
 pub(crate) fn parse_flow(source: &str) -> Result<Flow> {
@@ -787,13 +787,25 @@ impl Parser {
             }
             TaskType::TransformValue => {
                 let from = self.req_string_property(f, "from");
+                // plugin-transform's evaluation depth guard (capped by ours).
+                let max_depth = match f.take("maxDepth") {
+                    Some((n, p)) => self.unsigned(n, &p, 1).map_or(MAX_DEPTH, |d| d as usize),
+                    None => MAX_DEPTH,
+                };
                 let expression = match f.take("expression") {
                     Some((node, path)) => {
                         let text = self.string(node, &path)?;
-                        match Jsonata::compile(&text) {
+                        match Jsonata::compile_with_max_depth(&text, max_depth) {
                             Ok(j) => Some(Arc::new(j)),
                             Err(e) => {
-                                self.problem(&path, node.pos, e.to_string());
+                                // Kestra renders the expression with Pebble
+                                // first; we compile it once per revision.
+                                let note = if text.contains("{{") {
+                                    " (a templated expression is not supported)"
+                                } else {
+                                    ""
+                                };
+                                self.problem(&path, node.pos, format!("{e}{note}"));
                                 None
                             }
                         }
@@ -803,10 +815,6 @@ impl Parser {
                         None
                     }
                 };
-                // plugin-transform's recursion guard; the crate has its own.
-                if let Some((n, p)) = f.take("maxDepth") {
-                    self.unsigned(n, &p, 1);
-                }
                 TaskKind::TransformValue {
                     from: from?,
                     expression: expression?,
