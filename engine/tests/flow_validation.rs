@@ -337,3 +337,48 @@ fn problem_display_names_path_and_position() {
         "tasks[0].type at 5:11: unknown task type `Nope`"
     );
 }
+
+#[test]
+fn recursive_subflow_and_bad_cron() {
+    let yaml = format!(
+        "{HEAD}tasks:
+  - id: again
+    type: io.kestra.plugin.core.flow.Subflow
+    namespace: company.team
+    flowId: f
+triggers:
+  - id: hourly
+    type: io.kestra.plugin.core.trigger.Schedule
+    cron: '0 * * *'
+"
+    );
+    let p = problems(&yaml);
+    let got: Vec<_> = p
+        .iter()
+        .map(|p| (p.path.as_str(), p.line, p.column))
+        .collect();
+    assert_eq!(
+        got,
+        [("tasks[0].flowId", 7, 13), ("triggers[0].cron", 11, 11)]
+    );
+    assert!(
+        p[0].message
+            .contains("recursive call to flow `company.team.f`"),
+        "{}",
+        p[0].message
+    );
+    assert!(
+        p[1].message.contains("expected 5 fields, found 4"),
+        "{}",
+        p[1].message
+    );
+}
+
+#[test]
+fn empty_document_and_wrong_root() {
+    let (where_, msg) = only("");
+    assert_eq!(where_.0, "");
+    assert_eq!(msg, "the flow is empty");
+    let (_, msg) = only("- a\n- b\n");
+    assert_eq!(msg, "expected a map, found a list");
+}

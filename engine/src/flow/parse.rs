@@ -45,6 +45,9 @@ pub(crate) fn parse_flow(source: &str) -> Result<Flow> {
     let mut p = Parser::default();
     let flow = p.flow(&root, source);
     p.check_duplicate_ids();
+    if let Some(flow) = &flow {
+        p.check_recursive_subflows(&flow.namespace, &flow.id);
+    }
     match flow {
         Some(flow) if p.problems.is_empty() => Ok(flow),
         _ => {
@@ -59,6 +62,8 @@ struct Parser {
     problems: Vec<Problem>,
     /// Every task id met, with its path and position, for the duplicate check.
     task_ids: Vec<(String, String, Pos)>,
+    /// Static Subflow targets `(namespace, flowId, path, position)`.
+    subflow_calls: Vec<(String, String, String, Pos)>,
 }
 
 /// A map node whose keys are taken one by one; the rest are unknown.
@@ -128,6 +133,40 @@ fn id_matches(id: &str, more: &[u8], lowercase_only: bool) -> bool {
     match bytes.next() {
         Some(b) if ok(b) => bytes.all(|b| ok(b) || more.contains(&b)),
         _ => false,
+    }
+}
+
+/// A light check of a Unix cron (5 fields, 6 `withSeconds`) or a macro;
+/// the scheduler's parser checks the ranges.
+fn check_cron(text: &str, with_seconds: bool) -> Result<(), String> {
+    const MACROS: &[&str] = &[
+        "@yearly",
+        "@annually",
+        "@monthly",
+        "@weekly",
+        "@daily",
+        "@midnight",
+        "@hourly",
+    ];
+    let text = text.trim();
+    if text.starts_with('@') {
+        return if MACROS.contains(&text) {
+            Ok(())
+        } else {
+            Err(format!("unknown macro (one of {})", MACROS.join(", ")))
+        };
+    }
+    let fields = text.split_whitespace().count();
+    let expected = if with_seconds { 6 } else { 5 };
+    if fields != expected {
+        return Err(format!("expected {expected} fields, found {fields}"));
+    }
+    let bad = text
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || c.is_whitespace() || "*,/-?#".contains(*c)));
+    match bad {
+        Some(c) => Err(format!("unexpected character `{c}`")),
+        None => Ok(()),
     }
 }
 
@@ -416,6 +455,10 @@ impl Parser {
     // ---- the flow ----
 
     fn flow(&mut self, root: &Node, source: &str) -> Option<Flow> {
+        if matches!(root.value, NodeValue::Null) {
+            self.problem("", root.pos, "the flow is empty");
+            return None;
+        }
         let mut f = self.fields(root, "")?;
         let id = self.req_string(&mut f, "id");
         if let Some(id) = &id
@@ -821,6 +864,13 @@ impl Parser {
                 }
             }
             TaskType::Subflow => {
+                // Static targets are remembered for the recursion check.
+                if let (Some((ns, _)), Some((id, id_path))) =
+                    (f.take("namespace"), f.take("flowId"))
+                    && let (Some(ns_text), Some(id_text)) = (ns.scalar_text(), id.scalar_text())
+                {
+                    self.subflow_calls.push((ns_text, id_text, id_path, id.pos));
+                }
                 let namespace = self.req_string_property(f, "namespace");
                 let flow_id = self.req_string_property(f, "flowId");
                 let revision = match f.take("revision") {
@@ -1113,6 +1163,20 @@ impl Parser {
                 pos,
                 format!("cyclic dependency between {}", cyclic.join(", ")),
             );
+        }
+    }
+
+    /// A Subflow that calls its own flow would never end (Kestra rejects it).
+    fn check_recursive_subflows(&mut self, namespace: &str, id: &str) {
+        let calls = std::mem::take(&mut self.subflow_calls);
+        for (ns, flow_id, path, pos) in calls {
+            if ns == namespace && flow_id == id {
+                self.problem(
+                    &path,
+                    pos,
+                    format!("recursive call to flow `{namespace}.{id}`"),
+                );
+            }
         }
     }
 
@@ -1607,6 +1671,16 @@ impl Parser {
             TriggerType::Schedule => {
                 let cron = self.req_string(&mut f, "cron");
                 let with_seconds = self.opt_bool(&mut f, "withSeconds", false);
+                if let Some(text) = &cron
+                    && let Err(why) = check_cron(text, with_seconds)
+                {
+                    let pos = f.take("cron").map_or(f.pos, |(n, _)| n.pos);
+                    self.problem(
+                        &f.path("cron"),
+                        pos,
+                        format!("invalid cron `{text}`: {why}"),
+                    );
+                }
                 let timezone = self.opt_string(&mut f, "timezone");
                 let inputs = inputs(self, &mut f);
                 for key in [
