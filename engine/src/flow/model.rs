@@ -39,8 +39,8 @@ pub struct Flow {
     pub disabled: bool,
     /// Flow-level retry (Kestra: applies when the execution fails).
     pub retry: Option<Retry>,
-    /// `pluginDefaults` / deprecated `taskDefaults`, kept raw: applied at parse
-    /// time would change the reported source, so they are not applied yet.
+    /// `pluginDefaults` / deprecated `taskDefaults`, raw. They are already
+    /// applied to `tasks` and `triggers`; kept for display.
     pub plugin_defaults: Vec<Value>,
     /// `concurrency:` kept raw (limit/behavior), not enforced yet.
     pub concurrency: Option<Value>,

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use super::defaults::{self, PluginDefault};
 use super::duration::parse_duration;
 use super::error::{Error, Problem, Result};
 use super::inputs::coerce;
@@ -42,7 +43,10 @@ pub(crate) fn parse_flow(source: &str) -> Result<Flow> {
             message: format!("invalid YAML: {}", e.message),
         }])
     })?;
+    let mut root = root;
     let mut p = Parser::default();
+    let defaults = p.plugin_defaults(&root);
+    defaults::apply(&mut root, &defaults);
     let flow = p.flow(&root, source);
     p.check_duplicate_ids();
     if let Some(flow) = &flow {
@@ -565,6 +569,60 @@ impl Parser {
             concurrency,
             source: source.to_owned(),
         })
+    }
+
+    /// `pluginDefaults` and `taskDefaults` entries, checked.
+    fn plugin_defaults(&mut self, root: &Node) -> Vec<PluginDefault> {
+        let NodeValue::Map(entries) = &root.value else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (key, value) in entries {
+            let Some(name) = key.scalar_text() else {
+                continue;
+            };
+            if name != "pluginDefaults" && name != "taskDefaults" {
+                continue;
+            }
+            let NodeValue::Seq(items) = &value.value else {
+                if !matches!(value.value, NodeValue::Null) {
+                    self.problem(
+                        &name,
+                        value.pos,
+                        format!("expected a list, found {}", value.kind()),
+                    );
+                }
+                continue;
+            };
+            for (i, item) in items.iter().enumerate() {
+                let path = index(&name, i);
+                let Some(mut f) = self.fields(item, &path) else {
+                    continue;
+                };
+                let type_name = self.req_string(&mut f, "type");
+                let values = match f.take("values") {
+                    Some((n, _)) if matches!(n.value, NodeValue::Map(_)) => Some(n.clone()),
+                    Some((n, vp)) => {
+                        self.problem(&vp, n.pos, format!("expected a map, found {}", n.kind()));
+                        None
+                    }
+                    None => {
+                        self.missing(&f, "values");
+                        None
+                    }
+                };
+                let forced = self.opt_bool(&mut f, "forced", false);
+                self.finish(f, "a plugin default");
+                if let (Some(type_name), Some(values)) = (type_name, values) {
+                    out.push(PluginDefault {
+                        type_name,
+                        values,
+                        forced,
+                    });
+                }
+            }
+        }
+        out
     }
 
     /// A map, or a list of `{key, value}`. Values are coerced to strings.
