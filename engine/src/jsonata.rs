@@ -20,7 +20,8 @@ use std::sync::Weak;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use jsonata_core::Expression;
-use jsonata_core::value::JValue;
+use jsonata_core::evaluator::EvaluatorOptions;
+use jsonata_core::value::{JArray, JMap, JValue};
 use serde_json::{Map, Number, Value};
 
 /// A JSONata error: a bad expression, or a failed evaluation.
@@ -37,6 +38,25 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Purge dead cache entries once a thread's cache holds this many.
 const CACHE_PURGE_AT: usize = 1024;
 
+/// Evaluation depth limit. Evaluation runs inline on a shard thread, whose
+/// stack must survive a runaway recursive expression: the crate's own cap
+/// (30,000 levels) would overflow a 2 MiB thread stack first. 1,000 levels
+/// (Kestra's default `maxDepth` is 50 recursive calls of JSONata functions)
+/// fit in a 2 MiB stack with room to spare; see the `deep_recursion` test.
+pub const MAX_DEPTH: usize = 1_000;
+
+/// Longest sequence an evaluation may build, so that `[1..100000000]` fails
+/// instead of eating the heap.
+const MAX_SEQUENCE_LENGTH: usize = 10_000_000;
+
+fn options(max_depth: usize) -> EvaluatorOptions {
+    EvaluatorOptions {
+        max_stack_depth: Some(max_depth.min(MAX_DEPTH)),
+        max_sequence_length: Some(MAX_SEQUENCE_LENGTH),
+        ..EvaluatorOptions::default()
+    }
+}
+
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// A checked JSONata expression; `Send + Sync`, cheap to evaluate repeatedly.
@@ -44,6 +64,7 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 pub struct Jsonata {
     id: u64,
     source: String,
+    max_depth: usize,
     /// Lets thread caches see whether this expression is still alive.
     alive: Arc<()>,
 }
@@ -60,10 +81,18 @@ thread_local! {
 impl Jsonata {
     /// Parses `source`; a syntax error is reported here, not at run time.
     pub fn compile(source: &str) -> Result<Self> {
-        let expression = Expression::compile(source).map_err(|e| Error::Compile(e.to_string()))?;
+        Self::compile_with_max_depth(source, MAX_DEPTH)
+    }
+
+    /// Like [`Jsonata::compile`], with a lower evaluation depth limit
+    /// (capped at [`MAX_DEPTH`]).
+    pub fn compile_with_max_depth(source: &str, max_depth: usize) -> Result<Self> {
+        let expression = Expression::compile_with_options(source, options(max_depth))
+            .map_err(|e| Error::Compile(e.to_string()))?;
         let this = Jsonata {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             source: source.to_owned(),
+            max_depth,
             alive: Arc::new(()),
         };
         // The compiling thread keeps its copy: often the one that runs it.
@@ -77,10 +106,28 @@ impl Jsonata {
 
     /// Evaluates against `input`. An undefined result (no match) is `null`.
     pub fn evaluate(&self, input: &Value) -> Result<Value> {
-        let expression = self.compiled()?;
-        let data = JValue::from(input.clone());
-        let out = expression
-            .evaluate(&data)
+        self.run(&to_jvalue(input))
+    }
+
+    /// Kestra's `TransformValue`: `from` is the rendered property. A string
+    /// must hold JSON and is parsed first (straight into the evaluator's
+    /// values, with no `serde_json::Value` in between); any other value is
+    /// the input as it is.
+    pub fn transform(&self, from: &Value) -> Result<Value> {
+        match from {
+            Value::String(text) => {
+                let data = JValue::from_json_str(text)
+                    .map_err(|e| Error::Evaluate(format!("`from` is not valid JSON: {e}")))?;
+                self.run(&data)
+            }
+            other => self.evaluate(other),
+        }
+    }
+
+    fn run(&self, data: &JValue) -> Result<Value> {
+        let out = self
+            .compiled()?
+            .evaluate(data)
             .map_err(|e| Error::Evaluate(e.to_string()))?;
         Ok(to_json(&out))
     }
@@ -90,8 +137,10 @@ impl Jsonata {
         if let Some(expression) = hit {
             return Ok(expression);
         }
-        let expression =
-            Rc::new(Expression::compile(&self.source).map_err(|e| Error::Compile(e.to_string()))?);
+        let expression = Rc::new(
+            Expression::compile_with_options(&self.source, options(self.max_depth))
+                .map_err(|e| Error::Compile(e.to_string()))?,
+        );
         self.insert(expression.clone());
         Ok(expression)
     }
@@ -110,6 +159,30 @@ impl Jsonata {
                 },
             );
         });
+    }
+}
+
+/// Converts without cloning the input first (the crate's `From` takes it by
+/// value); conversion costs about as much as a small evaluation.
+fn to_jvalue(v: &Value) -> JValue {
+    match v {
+        Value::Null => JValue::Null,
+        Value::Bool(b) => JValue::Bool(*b),
+        Value::Number(n) => JValue::Number(n.as_f64().unwrap_or(f64::NAN)),
+        Value::String(s) => JValue::string(s.as_str()),
+        Value::Array(items) => {
+            // `flat` (no nested array) lets path steps skip a flattening pass.
+            let flat = !items.iter().any(Value::is_array);
+            JValue::Array(JArray::new_flat(
+                items.iter().map(to_jvalue).collect(),
+                flat,
+            ))
+        }
+        Value::Object(map) => JValue::Object(Rc::new(
+            map.iter()
+                .map(|(k, v)| (k.clone(), to_jvalue(v)))
+                .collect::<JMap>(),
+        )),
     }
 }
 
@@ -206,6 +279,47 @@ mod tests {
     #[test]
     fn syntax_error_at_compile() {
         assert!(matches!(Jsonata::compile("xs[ > "), Err(Error::Compile(_))));
+    }
+
+    #[test]
+    fn transform_parses_json_text_like_kestra() {
+        let j = Jsonata::compile("$sum(items.price)").expect("compiles");
+        let text = Value::from(r#"{"items": [{"price": 2}, {"price": 3.5}]}"#);
+        assert_eq!(j.transform(&text).expect("evaluates"), json!(5.5));
+        let typed = json!({"items": [{"price": 1}]});
+        assert_eq!(j.transform(&typed).expect("evaluates"), json!(1));
+        assert!(matches!(
+            j.transform(&Value::from("not json")),
+            Err(Error::Evaluate(m)) if m.contains("not valid JSON")
+        ));
+    }
+
+    #[test]
+    fn deep_recursion_fails_cleanly_on_a_default_thread_stack() {
+        // std's default spawned-thread stack (2 MiB), like a shard thread.
+        let out = std::thread::spawn(|| {
+            let j = Jsonata::compile(
+                "($f := function($n) { $n = 0 ? 0 : 1 + $f($n - 1) }; $f(100000))",
+            )
+            .expect("compiles");
+            j.evaluate(&Value::Null)
+        })
+        .join()
+        .expect("no stack overflow");
+        assert!(matches!(out, Err(Error::Evaluate(_))), "{out:?}");
+        let shallow =
+            Jsonata::compile("($f := function($n) { $n = 0 ? 0 : 1 + $f($n - 1) }; $f(20))")
+                .expect("compiles");
+        assert_eq!(
+            shallow.evaluate(&Value::Null).expect("evaluates"),
+            json!(20)
+        );
+    }
+
+    #[test]
+    fn huge_sequences_fail() {
+        let j = Jsonata::compile("$count([1..100000000].($ * 2))").expect("compiles");
+        assert!(j.evaluate(&Value::Null).is_err());
     }
 
     #[test]

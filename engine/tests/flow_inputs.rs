@@ -91,7 +91,7 @@ fn text_values_are_typed_and_defaults_applied() {
             "flag": true,
             "order": {"id": 7, "items": [1, 2]},
             "wait": "PT1M30S",
-            "at": "2024-01-31T10:00:00+01:00",
+            "at": "2024-01-31T09:00:00Z",
             "color": "green",
             "ids": [1, 2, 3],
             "legacy": "old",
@@ -100,7 +100,7 @@ fn text_values_are_typed_and_defaults_applied() {
 }
 
 #[test]
-fn typed_values_pass_and_optional_ones_stay_absent() {
+fn typed_values_pass_and_optional_ones_are_null() {
     let inputs = validate_inputs(
         &flow(),
         &map(json!({"name": "x", "count": 7, "order": [1]})),
@@ -108,7 +108,10 @@ fn typed_values_pass_and_optional_ones_stay_absent() {
     .expect("valid");
     assert_eq!(
         Value::Object(inputs),
-        json!({"name": "x", "count": 7, "order": [1], "legacy": "old"})
+        json!({
+            "name": "x", "count": 7, "ratio": null, "flag": null, "order": [1], "wait": null,
+            "at": null, "color": null, "ids": null, "legacy": "old"
+        })
     );
     // `null` counts as not given: the default applies.
     let inputs =
@@ -194,4 +197,29 @@ fn seed_flow_takes_its_order_as_json_text() {
     let flow = Flow::parse(include_str!("../../loadtest/flows/seed.yaml")).expect("seed parses");
     let inputs = validate_text_inputs(&flow, [("order", r#"{"order_id": 1}"#)]).expect("valid");
     assert_eq!(inputs["order"], json!({"order_id": 1}));
+}
+
+#[test]
+fn dotted_ids_nest() {
+    let flow = Flow::parse(
+        "id: nested
+namespace: company.team
+inputs:
+  - id: db.host
+    type: STRING
+  - id: db.port
+    type: INT
+    defaults: 5432
+tasks:
+  - id: r
+    type: io.kestra.plugin.core.debug.Return
+    format: x
+",
+    )
+    .expect("valid flow");
+    let inputs = validate_text_inputs(&flow, [("db.host", "localhost")]).expect("valid");
+    assert_eq!(
+        Value::Object(inputs),
+        json!({"db": {"host": "localhost", "port": 5432}})
+    );
 }

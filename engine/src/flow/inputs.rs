@@ -5,12 +5,16 @@
 //! key=value`): `"42"` is accepted for an INT and becomes 42, a JSON input
 //! given as text is parsed, and so on. Semantics after Kestra:
 //! - `required` defaults to true; a missing required input without
-//!   `defaults` is an error, a missing optional one is left out;
+//!   `defaults` is an error, a missing optional one is `null`;
+//! - an input id with dots is nested: `a.b` is read as `inputs.a.b`;
 //! - an explicit `null` counts as missing;
 //! - inputs the flow does not declare are ignored;
-//! - DURATION, DATETIME, DATE and TIME stay strings, checked for ISO-8601.
+//! - DURATION, DATE and TIME stay strings, checked for ISO-8601; DATETIME
+//!   becomes UTC (`2024-01-31T09:00:00Z`), as Kestra's `Instant` prints;
+//! - BOOLEAN takes `true`/`false` only: Kestra's `Boolean.valueOf` turns any
+//!   other text into false, which hides typos, so we reject it instead.
 
-use chrono::{DateTime, NaiveDate, NaiveTime};
+use chrono::{DateTime, NaiveDate, NaiveTime, SecondsFormat, Utc};
 use serde_json::{Map, Number, Value};
 
 use super::duration::parse_duration;
@@ -26,9 +30,7 @@ pub fn validate_inputs(flow: &Flow, provided: &Map<String, Value>) -> Result<Map
         let given = provided.get(&input.id).filter(|v| !v.is_null());
         match given {
             Some(raw) => match coerce(&input.type_, raw) {
-                Ok(v) => {
-                    out.insert(input.id.clone(), v);
-                }
+                Ok(v) => insert_nested(&mut out, &input.id, v),
                 Err(message) => problems.push(InputProblem {
                     id: input.id.clone(),
                     expected: Some(input.type_.name()),
@@ -36,15 +38,13 @@ pub fn validate_inputs(flow: &Flow, provided: &Map<String, Value>) -> Result<Map
                 }),
             },
             None => match &input.defaults {
-                Some(d) => {
-                    out.insert(input.id.clone(), d.clone());
-                }
+                Some(d) => insert_nested(&mut out, &input.id, d.clone()),
                 None if input.required => problems.push(InputProblem {
                     id: input.id.clone(),
                     expected: None,
                     message: format!("missing required input of type {}", input.type_.name()),
                 }),
-                None => {}
+                None => insert_nested(&mut out, &input.id, Value::Null),
             },
         }
     }
@@ -52,6 +52,26 @@ pub fn validate_inputs(flow: &Flow, provided: &Map<String, Value>) -> Result<Map
         Ok(out)
     } else {
         Err(Error::Inputs(problems))
+    }
+}
+
+/// `a.b` = v becomes `{"a": {"b": v}}` (Kestra's `flattenToNestedMap`).
+fn insert_nested(out: &mut Map<String, Value>, id: &str, v: Value) {
+    match id.split_once('.') {
+        Some((head, rest)) if !head.is_empty() && !rest.is_empty() => {
+            let slot = out
+                .entry(head.to_owned())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if !slot.is_object() {
+                *slot = Value::Object(Map::new());
+            }
+            if let Value::Object(inner) = slot {
+                insert_nested(inner, rest, v);
+            }
+        }
+        _ => {
+            out.insert(id.to_owned(), v);
+        }
     }
 }
 
@@ -143,11 +163,19 @@ pub(crate) fn coerce(t: &InputType, v: &Value) -> Result<Value, String> {
             |s| parse_duration(s).is_some(),
             "an ISO-8601 duration (e.g. PT1M30S)",
         ),
-        InputType::DateTime => text(
-            v,
-            |s| DateTime::parse_from_rfc3339(s).is_ok(),
-            "an ISO-8601 date-time with offset (e.g. 2024-01-31T10:00:00Z)",
-        ),
+        InputType::DateTime => match v {
+            Value::String(s) => DateTime::parse_from_rfc3339(s.trim())
+                .map(|d| {
+                    Value::String(d.with_timezone(&Utc).to_rfc3339_opts(SecondsFormat::AutoSi, true))
+                })
+                .map_err(|_| {
+                    format!(
+                        "expected an ISO-8601 date-time with offset (e.g. 2024-01-31T10:00:00Z), got {}",
+                        shown(v)
+                    )
+                }),
+            _ => Err(format!("expected an ISO-8601 date-time, got {}", shown(v))),
+        },
         InputType::Date => text(
             v,
             |s| NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok(),

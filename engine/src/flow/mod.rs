@@ -6,6 +6,7 @@
 //! validate_inputs(&flow, map)  -> flow::Result<Map>    (typed inputs, defaults applied)
 //! ```
 
+mod defaults;
 mod duration;
 mod error;
 mod inputs;

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use super::defaults::{self, PluginDefault};
 use super::duration::parse_duration;
 use super::error::{Error, Problem, Result};
 use super::inputs::coerce;
@@ -30,7 +31,7 @@ use super::model::{
 use super::types::{self, TaskType, TriggerType, Unresolved};
 use super::yaml::{self, Node, NodeValue, Pos};
 use crate::expression::Property;
-use crate::jsonata::Jsonata;
+use crate::jsonata::{Jsonata, MAX_DEPTH};
 
 /// Parses and validates one flow.
 pub(crate) fn parse_flow(source: &str) -> Result<Flow> {
@@ -42,11 +43,21 @@ pub(crate) fn parse_flow(source: &str) -> Result<Flow> {
             message: format!("invalid YAML: {}", e.message),
         }])
     })?;
+    let mut root = root;
     let mut p = Parser::default();
+    let defaults = p.plugin_defaults(&root);
+    defaults::apply(&mut root, &defaults);
     let flow = p.flow(&root, source);
     p.check_duplicate_ids();
+    if let Some(flow) = &flow {
+        p.check_recursive_subflows(&flow.namespace, &flow.id);
+    }
     match flow {
-        Some(flow) if p.problems.is_empty() => Ok(flow),
+        Some(mut flow) if p.problems.is_empty() => {
+            p.warnings.sort_by_key(|p| (p.line, p.column));
+            flow.warnings = p.warnings;
+            Ok(flow)
+        }
         _ => {
             p.problems.sort_by_key(|p| (p.line, p.column));
             Err(Error::Invalid(p.problems))
@@ -59,6 +70,13 @@ struct Parser {
     problems: Vec<Problem>,
     /// Every task id met, with its path and position, for the duplicate check.
     task_ids: Vec<(String, String, Pos)>,
+    /// Static Subflow targets `(namespace, flowId, path, position)`.
+    subflow_calls: Vec<(String, String, String, Pos)>,
+    /// One slot per task being parsed (innermost last): its first
+    /// expression syntax error.
+    task_expression_errors: Vec<Option<String>>,
+    /// Problems that do not make the flow invalid.
+    warnings: Vec<Problem>,
 }
 
 /// A map node whose keys are taken one by one; the rest are unknown.
@@ -128,6 +146,40 @@ fn id_matches(id: &str, more: &[u8], lowercase_only: bool) -> bool {
     match bytes.next() {
         Some(b) if ok(b) => bytes.all(|b| ok(b) || more.contains(&b)),
         _ => false,
+    }
+}
+
+/// A light check of a Unix cron (5 fields, 6 `withSeconds`) or a macro;
+/// the scheduler's parser checks the ranges.
+fn check_cron(text: &str, with_seconds: bool) -> Result<(), String> {
+    const MACROS: &[&str] = &[
+        "@yearly",
+        "@annually",
+        "@monthly",
+        "@weekly",
+        "@daily",
+        "@midnight",
+        "@hourly",
+    ];
+    let text = text.trim();
+    if text.starts_with('@') {
+        return if MACROS.contains(&text) {
+            Ok(())
+        } else {
+            Err(format!("unknown macro (one of {})", MACROS.join(", ")))
+        };
+    }
+    let fields = text.split_whitespace().count();
+    let expected = if with_seconds { 6 } else { 5 };
+    if fields != expected {
+        return Err(format!("expected {expected} fields, found {fields}"));
+    }
+    let bad = text
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || c.is_whitespace() || "*,/-?#".contains(*c)));
+    match bad {
+        Some(c) => Err(format!("unexpected character `{c}`")),
+        None => Ok(()),
     }
 }
 
@@ -375,11 +427,37 @@ impl Parser {
         self.compile(&Value::String(text), node.pos, path)
     }
 
-    /// Kestra accepts a flow whose template does not parse and fails the
-    /// task that renders it; so the error waits for the render.
-    fn compile(&mut self, value: &Value, _pos: Pos, _path: &str) -> Option<Property> {
-        let (property, _deferred) = Property::compile_deferred(value);
-        Some(property)
+    /// Compiles a property. Inside a task, a syntax error does not make the
+    /// flow invalid: Kestra accepts such a flow and fails the task when it
+    /// renders the property, so the error is deferred to the task (see
+    /// [`Task::expression_error`]) and kept as a warning. Elsewhere it is a
+    /// problem.
+    fn compile(&mut self, value: &Value, pos: Pos, path: &str) -> Option<Property> {
+        match Property::compile(value) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                let message = format!("invalid expression: {e}");
+                // The stand-in fails with this same error when rendered.
+                let stand_in = Some(Property::compile_deferred(value).0);
+                match (self.task_expression_errors.last_mut(), stand_in) {
+                    (Some(slot), Some(stand_in)) => {
+                        let warning = Problem {
+                            path: path.to_owned(),
+                            line: pos.line,
+                            column: pos.column,
+                            message: message.clone(),
+                        };
+                        slot.get_or_insert_with(|| warning.to_string());
+                        self.warnings.push(warning);
+                        Some(stand_in)
+                    }
+                    _ => {
+                        self.problem(path, pos, message);
+                        None
+                    }
+                }
+            }
+        }
     }
 
     fn req_string_property(&mut self, f: &mut Fields<'_>, key: &str) -> Option<Property> {
@@ -413,6 +491,10 @@ impl Parser {
     // ---- the flow ----
 
     fn flow(&mut self, root: &Node, source: &str) -> Option<Flow> {
+        if matches!(root.value, NodeValue::Null) {
+            self.problem("", root.pos, "the flow is empty");
+            return None;
+        }
         let mut f = self.fields(root, "")?;
         let id = self.req_string(&mut f, "id");
         if let Some(id) = &id
@@ -518,7 +600,62 @@ impl Parser {
             plugin_defaults,
             concurrency,
             source: source.to_owned(),
+            warnings: Vec::new(),
         })
+    }
+
+    /// `pluginDefaults` and `taskDefaults` entries, checked.
+    fn plugin_defaults(&mut self, root: &Node) -> Vec<PluginDefault> {
+        let NodeValue::Map(entries) = &root.value else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (key, value) in entries {
+            let Some(name) = key.scalar_text() else {
+                continue;
+            };
+            if name != "pluginDefaults" && name != "taskDefaults" {
+                continue;
+            }
+            let NodeValue::Seq(items) = &value.value else {
+                if !matches!(value.value, NodeValue::Null) {
+                    self.problem(
+                        &name,
+                        value.pos,
+                        format!("expected a list, found {}", value.kind()),
+                    );
+                }
+                continue;
+            };
+            for (i, item) in items.iter().enumerate() {
+                let path = index(&name, i);
+                let Some(mut f) = self.fields(item, &path) else {
+                    continue;
+                };
+                let type_name = self.req_string(&mut f, "type");
+                let values = match f.take("values") {
+                    Some((n, _)) if matches!(n.value, NodeValue::Map(_)) => Some(n.clone()),
+                    Some((n, vp)) => {
+                        self.problem(&vp, n.pos, format!("expected a map, found {}", n.kind()));
+                        None
+                    }
+                    None => {
+                        self.missing(&f, "values");
+                        None
+                    }
+                };
+                let forced = self.opt_bool(&mut f, "forced", false);
+                self.finish(f, "a plugin default");
+                if let (Some(type_name), Some(values)) = (type_name, values) {
+                    out.push(PluginDefault {
+                        type_name,
+                        values,
+                        forced,
+                    });
+                }
+            }
+        }
+        out
     }
 
     /// A map, or a list of `{key, value}`. Values are coerced to strings.
@@ -612,6 +749,16 @@ impl Parser {
     }
 
     fn task(&mut self, node: &Node, path: &str) -> Option<Task> {
+        self.task_expression_errors.push(None);
+        let task = self.task_fields(node, path);
+        let expression_error = self.task_expression_errors.pop().flatten();
+        task.map(|t| Task {
+            expression_error,
+            ..t
+        })
+    }
+
+    fn task_fields(&mut self, node: &Node, path: &str) -> Option<Task> {
         let mut f = self.fields(node, path)?;
         let id = self.req_string(&mut f, "id");
         if let Some(id) = &id {
@@ -701,6 +848,7 @@ impl Parser {
             log_to_file,
             errors,
             finally,
+            expression_error: None,
         })
     }
 
@@ -785,13 +933,25 @@ impl Parser {
             }
             TaskType::TransformValue => {
                 let from = self.req_string_property(f, "from");
+                // plugin-transform's evaluation depth guard (capped by ours).
+                let max_depth = match f.take("maxDepth") {
+                    Some((n, p)) => self.unsigned(n, &p, 1).map_or(MAX_DEPTH, |d| d as usize),
+                    None => MAX_DEPTH,
+                };
                 let expression = match f.take("expression") {
                     Some((node, path)) => {
                         let text = self.string(node, &path)?;
-                        match Jsonata::compile(&text) {
+                        match Jsonata::compile_with_max_depth(&text, max_depth) {
                             Ok(j) => Some(Arc::new(j)),
                             Err(e) => {
-                                self.problem(&path, node.pos, e.to_string());
+                                // Kestra renders the expression with Pebble
+                                // first; we compile it once per revision.
+                                let note = if text.contains("{{") {
+                                    " (a templated expression is not supported)"
+                                } else {
+                                    ""
+                                };
+                                self.problem(&path, node.pos, format!("{e}{note}"));
                                 None
                             }
                         }
@@ -801,10 +961,6 @@ impl Parser {
                         None
                     }
                 };
-                // plugin-transform's recursion guard; the crate has its own.
-                if let Some((n, p)) = f.take("maxDepth") {
-                    self.unsigned(n, &p, 1);
-                }
                 TaskKind::TransformValue {
                     from: from?,
                     expression: expression?,
@@ -852,6 +1008,13 @@ impl Parser {
                 }
             }
             TaskType::Subflow => {
+                // Static targets are remembered for the recursion check.
+                if let (Some((ns, _)), Some((id, id_path))) =
+                    (f.take("namespace"), f.take("flowId"))
+                    && let (Some(ns_text), Some(id_text)) = (ns.scalar_text(), id.scalar_text())
+                {
+                    self.subflow_calls.push((ns_text, id_text, id_path, id.pos));
+                }
                 let namespace = self.req_string_property(f, "namespace");
                 let flow_id = self.req_string_property(f, "flowId");
                 let revision = match f.take("revision") {
@@ -1144,6 +1307,20 @@ impl Parser {
                 pos,
                 format!("cyclic dependency between {}", cyclic.join(", ")),
             );
+        }
+    }
+
+    /// A Subflow that calls its own flow would never end (Kestra rejects it).
+    fn check_recursive_subflows(&mut self, namespace: &str, id: &str) {
+        let calls = std::mem::take(&mut self.subflow_calls);
+        for (ns, flow_id, path, pos) in calls {
+            if ns == namespace && flow_id == id {
+                self.problem(
+                    &path,
+                    pos,
+                    format!("recursive call to flow `{namespace}.{id}`"),
+                );
+            }
         }
     }
 
@@ -1638,6 +1815,16 @@ impl Parser {
             TriggerType::Schedule => {
                 let cron = self.req_string(&mut f, "cron");
                 let with_seconds = self.opt_bool(&mut f, "withSeconds", false);
+                if let Some(text) = &cron
+                    && let Err(why) = check_cron(text, with_seconds)
+                {
+                    let pos = f.take("cron").map_or(f.pos, |(n, _)| n.pos);
+                    self.problem(
+                        &f.path("cron"),
+                        pos,
+                        format!("invalid cron `{text}`: {why}"),
+                    );
+                }
                 let timezone = self.opt_string(&mut f, "timezone");
                 let inputs = inputs(self, &mut f);
                 for key in [

@@ -186,9 +186,22 @@ pub(crate) fn parse(source: &str) -> Result<Node, SyntaxError> {
             .unwrap_or_default();
         SyntaxError {
             pos,
-            message: e.to_string(),
+            message: tidy(&e.to_string()),
         }
     })
+}
+
+/// The position is reported on its own, and the hint about the crate's
+/// options means nothing to a flow author.
+fn tidy(message: &str) -> String {
+    let mut m = message.trim();
+    if let Some(i) = m.rfind(" at line ") {
+        m = &m[..i];
+    }
+    if let Some(i) = m.find(", set DuplicateKeyPolicy") {
+        m = &m[..i];
+    }
+    m.to_owned()
 }
 
 #[cfg(test)]
