@@ -313,8 +313,14 @@ impl<'a> Renderer<'a> {
                     Ok(input)
                 }
             }
-            Filter::Upper => owned(Value::String(java_string(&input.json()).to_uppercase())),
-            Filter::Lower => owned(Value::String(java_string(&input.json()).to_lowercase())),
+            Filter::Upper => owned(Value::String(match input.as_str() {
+                Some(s) => s.to_uppercase(),
+                None => java_string(&input.json()).to_uppercase(),
+            })),
+            Filter::Lower => owned(Value::String(match input.as_str() {
+                Some(s) => s.to_lowercase(),
+                None => java_string(&input.json()).to_lowercase(),
+            })),
             Filter::Capitalize | Filter::Title => {
                 let Some(s) = input.as_str() else {
                     return failed(pos, format!("\"{}\" expects a string", filter.name()));
