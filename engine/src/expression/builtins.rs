@@ -92,6 +92,8 @@ builtins! {
         Max = "max" [],
         Min = "min" [],
         CurrentEachOutput = "currentEachOutput" ["outputs"],
+        Render = "render" ["toRender", "recursive"],
+        RenderOnce = "renderOnce" ["toRender"],
     }
 }
 

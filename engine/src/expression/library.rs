@@ -16,6 +16,11 @@ use super::jq::JqProgram;
 
 type Slots<'s, 'a> = &'s [Option<Scope<'a>>];
 
+/// Kestra's cap on recursive rendering passes.
+const MAX_RENDERING_AMOUNT: usize = 100;
+/// Nested `render()` calls allowed (a variable that renders itself).
+const MAX_RENDER_DEPTH: usize = 3;
+
 fn arg<'s, 'a>(args: Slots<'s, 'a>, i: usize) -> Option<&'s Scope<'a>> {
     args.get(i).and_then(Option::as_ref)
 }
@@ -930,10 +935,76 @@ impl<'a> Renderer<'a> {
                 Ok(best.unwrap_or(Scope::Owned(Value::Null)))
             }
             Function::CurrentEachOutput => self.current_each_output(arg(args, 0), pos),
+            Function::Render | Function::RenderOnce => {
+                let Some(input) = arg(args, 0) else {
+                    return failed(pos, "The 'render' function expects an argument 'toRender'.");
+                };
+                let recursive = *function == Function::Render
+                    && arg(args, 1)
+                        .and_then(|r| r.as_value().and_then(Value::as_bool))
+                        .unwrap_or(true);
+                owned(self.render_value(input.json().into_owned(), recursive, pos)?)
+            }
             Function::Unknown(name) => {
                 failed(pos, format!("Function or Macro [{name}] does not exist."))
             }
         }
+    }
+
+    /// Kestra's `render()`: strings are rendered as templates against the
+    /// same context (again and again when `recursive`, until nothing changes);
+    /// lists and maps have their strings rendered.
+    fn render_value(&self, value: Value, recursive: bool, pos: Pos) -> R<Value> {
+        Ok(match value {
+            Value::String(s) => Value::String(self.render_text(s, recursive, pos)?),
+            Value::Array(items) => Value::Array(
+                items
+                    .into_iter()
+                    .map(|v| self.render_value(v, recursive, pos))
+                    .collect::<R<Vec<_>>>()?,
+            ),
+            Value::Object(map) => {
+                let mut out = serde_json::Map::with_capacity(map.len());
+                for (k, v) in map {
+                    let key = self.render_text(k, recursive, pos)?;
+                    let value = self.render_value(v, recursive, pos)?;
+                    out.entry(key).or_insert(value);
+                }
+                Value::Object(out)
+            }
+            other => other,
+        })
+    }
+
+    fn render_text(&self, mut text: String, recursive: bool, pos: Pos) -> R<String> {
+        if self.depth >= MAX_RENDER_DEPTH {
+            return failed(pos, "Too many rendering attempts");
+        }
+        for _ in 0..MAX_RENDERING_AMOUNT {
+            if !super::has_tags(&text) {
+                return Ok(text);
+            }
+            let nodes = super::parser::parse_template(&text)
+                .or_else(|e| failed(pos, format!("{} in rendered `{text}`", e.message)))?;
+            let mut out = String::new();
+            let mut inner = self.nested();
+            inner
+                .render_nodes(&nodes, &mut out)
+                .map_err(|fault| match fault {
+                    super::eval::Fault::Undefined { name, .. } => {
+                        super::eval::Fault::Undefined { name, pos }
+                    }
+                    super::eval::Fault::Failed { message, .. } => super::eval::Fault::Failed {
+                        message: format!("{message} in rendered `{text}`"),
+                        pos,
+                    },
+                })?;
+            if !recursive || out == text {
+                return Ok(out);
+            }
+            text = out;
+        }
+        failed(pos, "Too many rendering attempts")
     }
 
     /// Kestra's `currentEachOutput(outputs.t)`: `outputs.t[outermost value]...[taskrun.value]`.
