@@ -924,3 +924,67 @@ fn compiled_templates_are_shareable() {
     assert_send_sync::<Template>();
     assert_send_sync::<Property>();
 }
+
+#[test]
+fn render_functions_render_variables_holding_templates() {
+    let v = json!({
+        "first": "1",
+        "second": "{{ first }}",
+        "third": "{{ second }}",
+        "map": {"k": "{{ third }}"},
+        "list": ["{{ third }}", 2],
+        "loop": "{{ render(loop) }}",
+        "bad": "{{ nope }}",
+        "inputs": {"start_date": null},
+        "vars": {"start": "{{ inputs.start_date ?? '2024-03-31' | dateAdd(-1, 'MONTHS') | date('yyyy-MM-dd') }}"}
+    });
+    let ctx = JsonContext::new(&v);
+    assert_eq!(render_in("{{ third }}", &ctx), json!("{{ second }}"));
+    assert_eq!(render_in("{{ render(third) }}", &ctx), json!("1"));
+    assert_eq!(
+        render_in("{{ render(third, recursive=false) }}", &ctx),
+        json!("{{ first }}")
+    );
+    assert_eq!(
+        render_in("{{ renderOnce(third) }}", &ctx),
+        json!("{{ first }}")
+    );
+    assert_eq!(render_in("{{ render(map) }}", &ctx), json!({"k": "1"}));
+    assert_eq!(render_in("{{ render(list) }}", &ctx), json!(["1", 2]));
+    // Kestra's documented pattern for optional date inputs.
+    assert_eq!(
+        render_in("from {{ render(vars.start) }}", &ctx),
+        json!("from 2024-02-29")
+    );
+    assert_eq!(
+        render_in("{{ render(bad) ?? 'fallback' }}", &ctx),
+        json!("fallback")
+    );
+    let e = compile("{{ render(loop) }}")
+        .render(&ctx)
+        .expect_err("self-reference");
+    assert!(
+        e.message.contains("Too many rendering attempts"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
+fn null_coalescing_with_filters_as_kestra_documents() {
+    let v = json!({"inputs": {"end_date": null}});
+    let ctx = JsonContext::new(&v);
+    let year = render_in("{{ inputs.end_date ?? now() | date('yyyy') }}", &ctx);
+    assert!(
+        year.as_str()
+            .is_some_and(|y| y.len() == 4 && y.starts_with('2')),
+        "{year}"
+    );
+    assert_eq!(
+        render_in(
+            "{{ inputs.end_date ?? '2024-01-15' | dateAdd(1, 'DAYS') | date('yyyy-MM-dd') }}",
+            &ctx
+        ),
+        json!("2024-01-16")
+    );
+}

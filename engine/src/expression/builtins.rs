@@ -93,6 +93,7 @@ builtins! {
         Min = "min" [],
         CurrentEachOutput = "currentEachOutput" ["outputs"],
         Render = "render" ["toRender", "recursive"],
+        RenderOnce = "renderOnce" ["toRender"],
     }
 }
 

@@ -4,9 +4,8 @@
 //! (`iso`, `iso_sec`, `sql`, `iso_local_date`, ...).
 //!
 //! Time zones: `UTC` (the default, as on a Kestra server running in UTC),
-//! `Z`, `GMT`, and fixed offsets such as `+02:00`. Region names such as
-//! `Europe/Paris` need the tz database, which Peregrine does not ship yet:
-//! they are reported as errors rather than silently treated as UTC.
+//! fixed offsets such as `+02:00`, and IANA names such as `Europe/Paris`
+//! (from the tz database bundled with jiff), with daylight saving applied.
 
 use chrono::{
     DateTime, Datelike, Duration, FixedOffset, Months, NaiveDate, NaiveDateTime, NaiveTime,
@@ -20,23 +19,91 @@ fn utc() -> FixedOffset {
     FixedOffset::east_opt(0).expect("zero is a valid offset")
 }
 
-/// A `timeZone` argument.
-fn zone(name: Option<&str>) -> Result<FixedOffset, String> {
-    let Some(name) = name else { return Ok(utc()) };
+/// A `timeZone` argument: a fixed offset or an IANA zone.
+#[derive(Clone)]
+enum Zone {
+    Fixed(FixedOffset),
+    Named(jiff::tz::TimeZone, String),
+}
+
+impl Zone {
+    /// The zone's offset at an instant (epoch seconds).
+    fn offset_at(&self, epoch_seconds: i64) -> FixedOffset {
+        match self {
+            Zone::Fixed(offset) => *offset,
+            Zone::Named(tz, _) => jiff::Timestamp::from_second(epoch_seconds)
+                .ok()
+                .and_then(|ts| FixedOffset::east_opt(tz.to_offset(ts).seconds()))
+                .unwrap_or_else(utc),
+        }
+    }
+
+    /// The same instant, seen in this zone.
+    fn convert(&self, dt: &Dt) -> Dt {
+        dt.with_timezone(&self.offset_at(dt.timestamp()))
+    }
+
+    /// A wall-clock time in this zone (the earlier offset in a DST overlap,
+    /// shifted forward in a gap, as Java's `ZonedDateTime.of` does).
+    fn local(&self, naive: NaiveDateTime, value: &str) -> Result<Dt, String> {
+        let invalid = || format!("Invalid local date '{value}'");
+        let offset = match self {
+            Zone::Fixed(offset) => *offset,
+            Zone::Named(tz, _) => {
+                let civil = jiff::civil::DateTime::new(
+                    i16::try_from(naive.year()).map_err(|_| invalid())?,
+                    i8::try_from(naive.month()).map_err(|_| invalid())?,
+                    i8::try_from(naive.day()).map_err(|_| invalid())?,
+                    i8::try_from(naive.hour()).map_err(|_| invalid())?,
+                    i8::try_from(naive.minute()).map_err(|_| invalid())?,
+                    i8::try_from(naive.second()).map_err(|_| invalid())?,
+                    i32::try_from(naive.nanosecond() % 1_000_000_000).map_err(|_| invalid())?,
+                )
+                .map_err(|_| invalid())?;
+                let ts = tz
+                    .to_ambiguous_timestamp(civil)
+                    .compatible()
+                    .map_err(|_| invalid())?;
+                let dt = Utc
+                    .timestamp_opt(ts.as_second(), ts.subsec_nanosecond().unsigned_abs())
+                    .single()
+                    .ok_or_else(invalid)?;
+                return Ok(self.convert(&dt.fixed_offset()));
+            }
+        };
+        offset
+            .from_local_datetime(&naive)
+            .single()
+            .ok_or_else(invalid)
+    }
+
+    /// What `z` / `VV` print: the IANA name, or the offset.
+    fn id(&self, dt: &Dt) -> String {
+        match self {
+            Zone::Named(_, name) => name.clone(),
+            Zone::Fixed(_) => offset_id(dt.offset(), "UTC"),
+        }
+    }
+}
+
+fn zone(name: Option<&str>) -> Result<Zone, String> {
+    let Some(name) = name else {
+        return Ok(Zone::Fixed(utc()));
+    };
     let trimmed = name.trim();
-    if matches!(
-        trimmed,
-        "UTC" | "Z" | "GMT" | "UT" | "Etc/UTC" | "Etc/GMT" | "Zulu"
-    ) {
-        return Ok(utc());
+    if matches!(trimmed, "UTC" | "Z" | "GMT" | "UT" | "Zulu") {
+        return Ok(Zone::Fixed(utc()));
     }
     let offset = trimmed
         .strip_prefix("UTC")
         .or_else(|| trimmed.strip_prefix("GMT"))
         .unwrap_or(trimmed);
-    parse_offset(offset).ok_or_else(|| {
-        format!("Unknown time zone '{name}': use UTC or a fixed offset such as +02:00")
-    })
+    if let Some(fixed) = parse_offset(offset) {
+        return Ok(Zone::Fixed(fixed));
+    }
+    jiff::tz::TimeZone::get(trimmed)
+        .map(|tz| Zone::Named(tz, trimmed.to_owned()))
+        .map_err(|_| format!("Unknown time zone '{name}'"))
 }
 
 /// `+2`, `+02`, `+0200`, `+02:00`, `-05:30`.
@@ -296,7 +363,7 @@ fn push_offset(out: &mut String, secs: i32, colon: bool, with_minutes: bool, wit
 }
 
 /// Formats with a Java `DateTimeFormatter` pattern.
-fn format_pattern(dt: &Dt, pattern: &str) -> Result<String, String> {
+fn format_pattern(dt: &Dt, pattern: &str, zone: &Zone) -> Result<String, String> {
     let mut out = String::with_capacity(pattern.len() + 8);
     let offset = dt.offset().local_minus_utc();
     for item in pattern_items(pattern)? {
@@ -424,19 +491,26 @@ fn format_pattern(dt: &Dt, pattern: &str) -> Result<String, String> {
                     }
                 }
             }
-            'z' | 'V' | 'v' => out.push_str(&offset_id(dt.offset(), "UTC")),
+            'z' | 'V' | 'v' => out.push_str(&zone.id(dt)),
             other => return Err(format!("Unknown pattern letter: {other}")),
         }
     }
     Ok(out)
 }
 
-fn format_dt(dt: &Dt, format: &str) -> Result<String, String> {
-    if let Some(s) = format_named(dt, format) {
+fn format_dt(dt: &Dt, format: &str, zone: &Zone) -> Result<String, String> {
+    if let Some(mut s) = format_named(dt, format) {
+        if format == "iso_zoned_date_time"
+            && let Zone::Named(_, name) = zone
+        {
+            s.push('[');
+            s.push_str(name);
+            s.push(']');
+        }
         return Ok(s);
     }
     let pattern = named_pattern(format).unwrap_or(format);
-    format_pattern(dt, pattern)
+    format_pattern(dt, pattern, zone)
 }
 
 /// A Java pattern translated to chrono's parser syntax (for `existingFormat`).
@@ -478,7 +552,7 @@ fn chrono_parse_pattern(pattern: &str) -> Result<String, String> {
     Ok(out)
 }
 
-fn parse_with(value: &str, existing: &str, tz: FixedOffset) -> Result<Dt, String> {
+fn parse_with(value: &str, existing: &str, tz: &Zone) -> Result<Dt, String> {
     if existing == "rfc_1123_date_time" {
         return DateTime::parse_from_rfc2822(value)
             .map_err(|e| format!("Unable to parse date '{value}' as {existing}: {e}"));
@@ -499,14 +573,12 @@ fn parse_with(value: &str, existing: &str, tz: FixedOffset) -> Result<Dt, String
     }
 }
 
-fn local(naive: NaiveDateTime, tz: FixedOffset, value: &str) -> Result<Dt, String> {
-    tz.from_local_datetime(&naive)
-        .single()
-        .ok_or_else(|| format!("Invalid local date '{value}'"))
+fn local(naive: NaiveDateTime, tz: &Zone, value: &str) -> Result<Dt, String> {
+    tz.local(naive, value)
 }
 
 /// Java's `ZonedDateTime.parse`, then `LocalDateTime.parse`, then `LocalDate.parse`.
-fn parse_iso(value: &str, tz: FixedOffset) -> Result<Dt, String> {
+fn parse_iso(value: &str, tz: &Zone) -> Result<Dt, String> {
     let text = value.trim();
     // `2013-09-08T17:19:12+02:00[Europe/Paris]`: the offset is what counts.
     let text = match text.find('[') {
@@ -528,7 +600,7 @@ fn parse_iso(value: &str, tz: FixedOffset) -> Result<Dt, String> {
     if let Some(naive_text) = text.strip_suffix('Z') {
         for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M"] {
             if let Ok(naive) = NaiveDateTime::parse_from_str(naive_text, fmt) {
-                return local(naive, utc(), value);
+                return local(naive, &Zone::Fixed(utc()), value);
             }
         }
     }
@@ -544,14 +616,14 @@ fn parse_iso(value: &str, tz: FixedOffset) -> Result<Dt, String> {
 }
 
 /// The date a value stands for: epoch seconds or an ISO-8601 string.
-fn convert(input: &Value, tz: FixedOffset, existing: Option<&str>) -> Result<Dt, String> {
+fn convert(input: &Value, tz: &Zone, existing: Option<&str>) -> Result<Dt, String> {
     match input {
         Value::Number(n) => {
             let secs = n.as_i64().ok_or_else(|| {
                 format!("Unable to convert '{n}' to a date: epoch seconds must be an integer")
             })?;
             match Utc.timestamp_opt(secs, 0).single() {
-                Some(dt) => Ok(dt.with_timezone(&tz)),
+                Some(dt) => Ok(tz.convert(&dt.fixed_offset())),
                 None => Err(format!("Epoch seconds {secs} are out of range")),
             }
         }
@@ -573,8 +645,8 @@ pub(crate) fn format_value(
     existing: Option<&str>,
 ) -> Result<String, String> {
     let tz = zone(zone_name)?;
-    let dt = convert(input, tz, existing)?;
-    format_dt(&dt.with_timezone(&tz), format.unwrap_or("iso"))
+    let dt = convert(input, &tz, existing)?;
+    format_dt(&tz.convert(&dt), format.unwrap_or("iso"), &tz)
 }
 
 pub(crate) fn add(
@@ -586,21 +658,33 @@ pub(crate) fn add(
     existing: Option<&str>,
 ) -> Result<String, String> {
     let tz = zone(zone_name)?;
-    let dt = convert(input, tz, existing)?.with_timezone(&tz);
+    let dt = tz.convert(&convert(input, &tz, existing)?);
     let overflow = || format!("Adding {amount} {unit} overflows");
+    // Time-based units move the instant; date-based units move the wall
+    // clock and resolve it in the zone again (Java's `ZonedDateTime.plus`).
     let by = |d: Option<Duration>| -> Result<Dt, String> {
         d.and_then(|d| dt.checked_add_signed(d))
+            .map(|r| tz.convert(&r))
             .ok_or_else(overflow)
+    };
+    let naive = dt.naive_local();
+    let days = |d: Option<i64>| -> Result<Dt, String> {
+        let shifted = d
+            .and_then(Duration::try_days)
+            .and_then(|d| naive.checked_add_signed(d))
+            .ok_or_else(overflow)?;
+        tz.local(shifted, &shifted.to_string())
     };
     let months = |m: Option<i64>| -> Result<Dt, String> {
         let m = m.ok_or_else(overflow)?;
         let count = Months::new(u32::try_from(m.unsigned_abs()).map_err(|_| overflow())?);
-        let r = if m >= 0 {
-            dt.checked_add_months(count)
+        let shifted = if m >= 0 {
+            naive.checked_add_months(count)
         } else {
-            dt.checked_sub_months(count)
-        };
-        r.ok_or_else(overflow)
+            naive.checked_sub_months(count)
+        }
+        .ok_or_else(overflow)?;
+        tz.local(shifted, &shifted.to_string())
     };
     let result = match unit {
         "NANOS" => by(Some(Duration::nanoseconds(amount))),
@@ -610,8 +694,8 @@ pub(crate) fn add(
         "MINUTES" => by(Duration::try_minutes(amount)),
         "HOURS" => by(Duration::try_hours(amount)),
         "HALF_DAYS" => by(amount.checked_mul(12).and_then(Duration::try_hours)),
-        "DAYS" => by(Duration::try_days(amount)),
-        "WEEKS" => by(Duration::try_weeks(amount)),
+        "DAYS" => days(Some(amount)),
+        "WEEKS" => days(amount.checked_mul(7)),
         "MONTHS" => months(Some(amount)),
         "YEARS" => months(amount.checked_mul(12)),
         "DECADES" => months(amount.checked_mul(120)),
@@ -621,7 +705,7 @@ pub(crate) fn add(
             "Unknown unit '{other}': use NANOS, MICROS, MILLIS, SECONDS, MINUTES, HOURS, HALF_DAYS, DAYS, WEEKS, MONTHS, YEARS, DECADES, CENTURIES or MILLENNIA"
         )),
     }?;
-    format_dt(&result, format.unwrap_or("iso"))
+    format_dt(&result, format.unwrap_or("iso"), &tz)
 }
 
 pub(crate) fn timestamp(
@@ -630,12 +714,16 @@ pub(crate) fn timestamp(
     existing: Option<&str>,
 ) -> Result<i64, String> {
     let tz = zone(zone_name)?;
-    Ok(convert(input, tz, existing)?.timestamp())
+    Ok(convert(input, &tz, existing)?.timestamp())
 }
 
 pub(crate) fn now(format: Option<&str>, zone_name: Option<&str>) -> Result<String, String> {
     let tz = zone(zone_name)?;
-    format_dt(&Utc::now().with_timezone(&tz), format.unwrap_or("iso"))
+    format_dt(
+        &tz.convert(&Utc::now().fixed_offset()),
+        format.unwrap_or("iso"),
+        &tz,
+    )
 }
 
 #[cfg(test)]
@@ -737,7 +825,64 @@ mod tests {
         );
         assert!(format_value(&json!("nope"), None, None, None).is_err());
         assert!(format_value(&json!(true), None, None, None).is_err());
-        assert!(format_value(&json!("2013-09-08"), None, Some("Europe/Paris"), None).is_err());
+        assert!(format_value(&json!("2013-09-08"), None, Some("Mars/Olympus"), None).is_err());
+    }
+
+    #[test]
+    fn named_zones_follow_daylight_saving() {
+        // Kestra's own DateFilterTest expectations.
+        let v = json!("2013-09-08T16:19:12.123456+01:00");
+        assert_eq!(
+            fmt(v.clone(), Some("iso"), Some("Europe/Paris")),
+            "2013-09-08T17:19:12.123456+02:00"
+        );
+        assert_eq!(
+            fmt(json!("2013-09-08T17:19:12"), None, Some("Europe/Paris")),
+            "2013-09-08T17:19:12.000000+02:00"
+        );
+        assert_eq!(
+            fmt(
+                json!("2013-01-08T12:00:00Z"),
+                Some("HH:mmXXX VV"),
+                Some("Europe/Paris")
+            ),
+            "13:00+01:00 Europe/Paris"
+        );
+        assert_eq!(
+            format_value(
+                &json!("Tue, 08 Feb 2022 19:38:26 GMT"),
+                None,
+                Some("Europe/Paris"),
+                Some("rfc_1123_date_time")
+            )
+            .expect("parses"),
+            "2022-02-08T20:38:26.000000+01:00"
+        );
+        // One day after the night DST starts keeps the wall-clock time.
+        assert_eq!(
+            add(
+                &json!("2024-03-30T12:00:00+01:00"),
+                1,
+                "DAYS",
+                None,
+                Some("Europe/Paris"),
+                None
+            )
+            .expect("adds"),
+            "2024-03-31T12:00:00.000000+02:00"
+        );
+        assert_eq!(
+            add(
+                &json!("2024-03-30T12:00:00+01:00"),
+                24,
+                "HOURS",
+                None,
+                Some("Europe/Paris"),
+                None
+            )
+            .expect("adds"),
+            "2024-03-31T13:00:00.000000+02:00"
+        );
     }
 
     #[test]

@@ -375,6 +375,8 @@ pub(crate) struct Renderer<'a> {
     ctx: &'a dyn Context,
     locals: Vec<(&'a str, Scope<'a>)>,
     iterations_left: usize,
+    /// How many `render()` calls enclose this renderer.
+    pub(crate) depth: usize,
 }
 
 impl<'a> Renderer<'a> {
@@ -388,6 +390,20 @@ impl<'a> Renderer<'a> {
             ctx,
             locals: Vec::new(),
             iterations_left: MAX_LOOP_ITERATIONS,
+            depth: 0,
+        }
+    }
+
+    /// A renderer for a template rendered by `render()` inside this one.
+    pub(crate) fn nested<'b>(&self) -> Renderer<'b>
+    where
+        'a: 'b,
+    {
+        Renderer {
+            ctx: self.ctx,
+            locals: Vec::new(),
+            iterations_left: MAX_LOOP_ITERATIONS,
+            depth: self.depth + 1,
         }
     }
 

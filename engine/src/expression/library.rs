@@ -8,7 +8,6 @@ use super::Scope;
 use super::ast::{Args, Pos};
 use super::builtins::{Filter, Function, Test};
 use super::date;
-use super::eval::Fault;
 use super::eval::{
     Key, MAX_ITEMS, Num, R, Renderer, check_items, check_len, failed, get_key, java_string,
     scope_type_name, type_name,
@@ -16,6 +15,11 @@ use super::eval::{
 use super::jq::JqProgram;
 
 type Slots<'s, 'a> = &'s [Option<Scope<'a>>];
+
+/// Kestra's cap on recursive rendering passes.
+const MAX_RENDERING_AMOUNT: usize = 100;
+/// Nested `render()` calls allowed (a variable that renders itself).
+const MAX_RENDER_DEPTH: usize = 3;
 
 fn arg<'s, 'a>(args: Slots<'s, 'a>, i: usize) -> Option<&'s Scope<'a>> {
     args.get(i).and_then(Option::as_ref)
@@ -314,8 +318,14 @@ impl<'a> Renderer<'a> {
                     Ok(input)
                 }
             }
-            Filter::Upper => owned(Value::String(java_string(&input.json()).to_uppercase())),
-            Filter::Lower => owned(Value::String(java_string(&input.json()).to_lowercase())),
+            Filter::Upper => owned(Value::String(match input.as_str() {
+                Some(s) => s.to_uppercase(),
+                None => java_string(&input.json()).to_uppercase(),
+            })),
+            Filter::Lower => owned(Value::String(match input.as_str() {
+                Some(s) => s.to_lowercase(),
+                None => java_string(&input.json()).to_lowercase(),
+            })),
             Filter::Capitalize | Filter::Title => {
                 let Some(s) = input.as_str() else {
                     return failed(pos, format!("\"{}\" expects a string", filter.name()));
@@ -925,7 +935,16 @@ impl<'a> Renderer<'a> {
                 Ok(best.unwrap_or(Scope::Owned(Value::Null)))
             }
             Function::CurrentEachOutput => self.current_each_output(arg(args, 0), pos),
-            Function::Render => self.render_function(arg(args, 0), arg(args, 1), pos),
+            Function::Render | Function::RenderOnce => {
+                let Some(input) = arg(args, 0) else {
+                    return failed(pos, "The 'render' function expects an argument 'toRender'.");
+                };
+                let recursive = *function == Function::Render
+                    && arg(args, 1)
+                        .and_then(|r| r.as_value().and_then(Value::as_bool))
+                        .unwrap_or(true);
+                owned(self.render_value(input.json().into_owned(), recursive, pos)?)
+            }
             Function::Unknown(name) => {
                 let values: Vec<Value> = rest.iter().map(|v| v.json().into_owned()).collect();
                 match self.context().function(name, &values) {
@@ -937,44 +956,60 @@ impl<'a> Renderer<'a> {
         }
     }
 
-    /// Kestra's `render(text, recursive = true)`: renders a string as a
-    /// template with the same variables; recursively until nothing changes.
-    fn render_function(
-        &self,
-        text: Option<&Scope<'a>>,
-        recursive: Option<&Scope<'a>>,
-        pos: Pos,
-    ) -> R<Scope<'a>> {
-        /// Each pass compiles and renders a template: bound the passes.
-        const MAX_PASSES: usize = 16;
-        let Some(text) = text else {
-            return failed(pos, "The 'render' function expects an argument 'toRender'.");
-        };
-        let mut current = match text.as_value() {
-            Some(Value::String(s)) => s.clone(),
-            Some(Value::Null) => return Ok(Scope::Owned(Value::Null)),
-            _ => return Ok(Scope::Owned(text.json().into_owned())),
-        };
-        let recursive = recursive
-            .and_then(|r| r.as_value().and_then(Value::as_bool))
-            .unwrap_or(true);
-        for _ in 0..MAX_PASSES {
-            let template = super::Template::compile(&current).map_err(|e| Fault::Failed {
-                message: format!("render: {}", e.message),
-                pos,
-            })?;
-            let rendered = template
-                .render_string(self.context())
-                .map_err(|e| Fault::Failed {
-                    message: format!("render: {}", e.message),
-                    pos,
-                })?;
-            if !recursive || rendered == current {
-                return Ok(Scope::Owned(Value::String(rendered)));
+    /// Kestra's `render()`: strings are rendered as templates against the
+    /// same context (again and again when `recursive`, until nothing changes);
+    /// lists and maps have their strings rendered.
+    fn render_value(&self, value: Value, recursive: bool, pos: Pos) -> R<Value> {
+        Ok(match value {
+            Value::String(s) => Value::String(self.render_text(s, recursive, pos)?),
+            Value::Array(items) => Value::Array(
+                items
+                    .into_iter()
+                    .map(|v| self.render_value(v, recursive, pos))
+                    .collect::<R<Vec<_>>>()?,
+            ),
+            Value::Object(map) => {
+                let mut out = serde_json::Map::with_capacity(map.len());
+                for (k, v) in map {
+                    let key = self.render_text(k, recursive, pos)?;
+                    let value = self.render_value(v, recursive, pos)?;
+                    out.entry(key).or_insert(value);
+                }
+                Value::Object(out)
             }
-            current = rendered;
+            other => other,
+        })
+    }
+
+    fn render_text(&self, mut text: String, recursive: bool, pos: Pos) -> R<String> {
+        if self.depth >= MAX_RENDER_DEPTH {
+            return failed(pos, "Too many rendering attempts");
         }
-        failed(pos, "render: the template kept changing after 16 passes")
+        for _ in 0..MAX_RENDERING_AMOUNT {
+            if !super::has_tags(&text) {
+                return Ok(text);
+            }
+            let nodes = super::parser::parse_template(&text)
+                .or_else(|e| failed(pos, format!("{} in rendered `{text}`", e.message)))?;
+            let mut out = String::new();
+            let mut inner = self.nested();
+            inner
+                .render_nodes(&nodes, &mut out)
+                .map_err(|fault| match fault {
+                    super::eval::Fault::Undefined { name, .. } => {
+                        super::eval::Fault::Undefined { name, pos }
+                    }
+                    super::eval::Fault::Failed { message, .. } => super::eval::Fault::Failed {
+                        message: format!("{message} in rendered `{text}`"),
+                        pos,
+                    },
+                })?;
+            if !recursive || out == text {
+                return Ok(out);
+            }
+            text = out;
+        }
+        failed(pos, "Too many rendering attempts")
     }
 
     /// Kestra's `currentEachOutput(outputs.t)`: `outputs.t[outermost value]...[taskrun.value]`.

@@ -734,6 +734,17 @@ impl<'t> ExprParser<'t> {
             }
         }
         self.expect_sym(Sym::RBracket)?;
+        // A list of literals is built once, here, not at every render.
+        if items.iter().all(|e| matches!(e.kind, ExprKind::Literal(_))) {
+            let values = items
+                .into_iter()
+                .map(|e| match e.kind {
+                    ExprKind::Literal(v) => v,
+                    _ => Value::Null,
+                })
+                .collect();
+            return mk(ExprKind::Literal(Value::Array(values)), pos);
+        }
         mk(ExprKind::List(items), pos)
     }
 
@@ -754,6 +765,23 @@ impl<'t> ExprParser<'t> {
             }
         }
         self.expect_sym(Sym::RBrace)?;
+        // A map of literals is built once, here, not at every render.
+        if entries.iter().all(|(k, v)| {
+            matches!(k.kind, ExprKind::Literal(_)) && matches!(v.kind, ExprKind::Literal(_))
+        }) {
+            let mut map = serde_json::Map::with_capacity(entries.len());
+            for (k, v) in entries {
+                let (ExprKind::Literal(k), ExprKind::Literal(v)) = (k.kind, v.kind) else {
+                    continue;
+                };
+                let key = match k {
+                    Value::String(s) => s,
+                    other => super::eval::java_string(&other),
+                };
+                map.insert(key, v);
+            }
+            return mk(ExprKind::Literal(Value::Object(map)), pos);
+        }
         mk(ExprKind::Map(entries), pos)
     }
 

@@ -1,6 +1,6 @@
 //! `peregrine expr TEMPLATE [--context FILE.json]`: renders a template the
 //! way Kestra would. A typed result (one `{{ expression }}` yielding a map,
-//! list, number, boolean or null) prints as JSON; anything else as text.
+//! list, number, boolean or null) prints as JSON; a string prints as text.
 //! An error prints with its position and exits with status 1.
 
 use std::process::ExitCode;
@@ -71,11 +71,8 @@ pub fn render(template: &str, vars: &Value) -> Result<String, Error> {
     let template = Template::compile(template)?;
     let value = template.render(&JsonContext::new(vars))?;
     Ok(match value {
-        Value::String(s) if !template.is_typed() => s,
-        other if template.is_typed() => {
-            serde_json::to_string_pretty(&other).unwrap_or_else(|_| other.to_string())
-        }
-        other => other.to_string(),
+        Value::String(s) => s,
+        other => serde_json::to_string_pretty(&other).unwrap_or_else(|_| other.to_string()),
     })
 }
 
@@ -105,9 +102,14 @@ mod tests {
             render("{{ inputs.m }}", &vars).expect("renders"),
             "{\n  \"a\": [\n    1\n  ]\n}"
         );
+        assert_eq!(render("{{ inputs.name }}", &vars).expect("renders"), "ada");
         assert_eq!(
-            render("{{ inputs.name }}", &vars).expect("renders"),
-            "\"ada\""
+            render("{{ inputs.nope ?? null }}", &vars).expect("renders"),
+            "null"
+        );
+        assert_eq!(
+            render("{{ inputs.n > 1 }}", &vars).expect("renders"),
+            "true"
         );
         assert_eq!(
             render("hi {{ inputs.name | upper }}", &vars).expect("renders"),
