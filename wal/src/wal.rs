@@ -50,6 +50,8 @@ pub(crate) struct Shared {
     failure: OnceLock<Error>,
     closed: AtomicBool,
     flusher_idle: AtomicBool,
+    /// Set (under `wake`) by `Wal::flush` and `close`: sync without waiting.
+    flush_requested: AtomicBool,
     wake: Mutex<()>,
     flusher_cv: Condvar,
     truncator_cv: Condvar,
@@ -139,8 +141,12 @@ impl Wal {
                         offset: r.offset,
                         lsn: r.lsn,
                         time_secs: r.time_secs,
+                        len: r.len,
                     },
                 );
+                if let Some(live) = writer.index.get_mut(&key) {
+                    live.killed.extend_from_slice(recovery.killed(key));
+                }
             } else {
                 writer.note_record(base, key, is_log(r.kind), r.time_secs);
             }
@@ -168,6 +174,7 @@ impl Wal {
             failure: OnceLock::new(),
             closed: AtomicBool::new(false),
             flusher_idle: AtomicBool::new(false),
+            flush_requested: AtomicBool::new(false),
             wake: Mutex::new(()),
             flusher_cv: Condvar::new(),
             truncator_cv: Condvar::new(),
@@ -434,6 +441,9 @@ impl Shared {
     fn kick_flusher(&self, force: bool) {
         if force || self.flusher_idle.load(Ordering::Acquire) {
             let _g = lock(&self.wake);
+            if force {
+                self.flush_requested.store(true, Ordering::Release);
+            }
             self.flusher_idle.store(false, Ordering::Release);
             self.flusher_cv.notify_all();
         }
@@ -551,10 +561,13 @@ fn flusher(shared: &Shared) {
         match interval {
             Some(period) => {
                 let g = lock(&shared.wake);
-                let _ = shared
-                    .flusher_cv
-                    .wait_timeout(g, period)
-                    .unwrap_or_else(|p| p.into_inner());
+                if !shared.flush_requested.swap(false, Ordering::AcqRel) {
+                    let _g = shared
+                        .flusher_cv
+                        .wait_timeout(g, period)
+                        .unwrap_or_else(|p| p.into_inner());
+                    shared.flush_requested.store(false, Ordering::Release);
+                }
                 if shared.closed.load(Ordering::Acquire) {
                     continue;
                 }
