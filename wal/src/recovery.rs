@@ -255,7 +255,7 @@ pub(crate) fn recover(storage: &dyn Storage, config: &Config) -> Result<Recovery
         if let Some(id) = format::parse_spare_name(name) {
             max_spare_id = max_spare_id.max(id);
             let file = storage
-                .open(name, 0)
+                .open(name, format::HEADER_LEN)
                 .map_err(|e| Error::io(format!("opening {name}"), e))?;
             if file.len() == config.segment_bytes.get() {
                 spares.push((id, file));
@@ -271,8 +271,10 @@ pub(crate) fn recover(storage: &dyn Storage, config: &Config) -> Result<Recovery
     let mut report = RecoveryReport::default();
     let mut scans = Vec::with_capacity(segment_names.len());
     for (base, name) in segment_names {
+        // A file cut below its header (a crash right after creating it) is
+        // grown to a zero header, which reads as damage at offset 0.
         let file = storage
-            .open(&name, 0)
+            .open(&name, format::HEADER_LEN)
             .map_err(|e| Error::io(format!("opening {name}"), e))?;
         let image = file
             .clone()

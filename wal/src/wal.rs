@@ -480,6 +480,10 @@ impl Shared {
         if let Some(e) = self.failure.get() {
             return Some(Err(Error::Poisoned(Arc::new(e.clone()))));
         }
+        let last = self.written.load(Ordering::Acquire);
+        if lsn > last {
+            return Some(Err(Error::UnknownLsn { lsn, last }));
+        }
         if self.closed.load(Ordering::Acquire) {
             return Some(Err(Error::Closed));
         }
