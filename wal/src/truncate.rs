@@ -45,6 +45,7 @@ const COPY_MAX_LIVE_PERCENT: u64 = 50;
 
 /// One truncation pass.
 pub(crate) fn run_once(shared: &Shared) -> Result<()> {
+    let _pass = shared.truncating.lock().unwrap_or_else(|p| p.into_inner());
     if shared.has_failed() {
         return Ok(());
     }

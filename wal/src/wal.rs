@@ -43,6 +43,8 @@ pub(crate) struct Shared {
     pub config: Config,
     pub storage: Arc<dyn Storage>,
     pub writer: Mutex<Writer>,
+    /// Serializes truncation passes (background and `truncate_now`).
+    pub truncating: Mutex<()>,
     /// Last LSN whose batch is complete in the map.
     written: AtomicU64,
     /// Last LSN a sync covered.
@@ -169,6 +171,7 @@ impl Wal {
             config,
             storage,
             writer: Mutex::new(writer),
+            truncating: Mutex::new(()),
             written: AtomicU64::new(last),
             synced: AtomicU64::new(last),
             failure: OnceLock::new(),
