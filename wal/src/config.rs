@@ -82,7 +82,7 @@ impl Config {
     /// Rejects settings that contradict each other or the format.
     pub fn validate(&self) -> Result<()> {
         let seg = self.segment_bytes.get();
-        if seg % 4096 != 0 {
+        if !seg.is_multiple_of(4096) {
             return Err(Error::Config(format!(
                 "segment-bytes ({seg}) must be a multiple of 4096"
             )));

@@ -51,6 +51,9 @@ pub enum Error {
     /// WAL accepts no more appends; reopen it to recover what is durable.
     #[error("WAL failed earlier and accepts no more writes: {0}")]
     Poisoned(Arc<Error>),
+    /// `durable` was asked about an LSN that was never appended.
+    #[error("LSN {lsn} was never appended (last appended: {last})")]
+    UnknownLsn { lsn: u64, last: u64 },
     /// The WAL was closed.
     #[error("WAL is closed")]
     Closed,

@@ -40,3 +40,9 @@ pub use error::{Error, Result};
 pub use record::{Batch, Key, Kind, Lsn, Record};
 pub use recovery::{Damage, LiveRecords, Recovered, RecoveryReport};
 pub use wal::{Durable, Wal, WalStats};
+
+/// Helpers for benchmarks; not part of the stable API.
+#[cfg(feature = "internals")]
+pub mod internals {
+    pub use crate::mmap::evict_from_page_cache;
+}

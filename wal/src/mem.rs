@@ -115,13 +115,6 @@ impl MemStorage {
     pub(crate) fn names(&self) -> Vec<String> {
         lock(&self.files).keys().cloned().collect()
     }
-
-    pub(crate) fn used_bytes(&self) -> u64 {
-        lock(&self.files)
-            .values()
-            .map(|f| lock(&f.data).written.len() as u64)
-            .sum()
-    }
 }
 
 impl Storage for MemStorage {

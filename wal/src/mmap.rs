@@ -245,3 +245,19 @@ impl Image {
         }
     }
 }
+
+/// Syncs `path` and asks the kernel to drop its cached pages, so that the
+/// next read comes from the disk (for the recovery benchmark).
+#[cfg(feature = "internals")]
+pub fn evict_from_page_cache(path: &Path) -> io::Result<()> {
+    let file = File::open(path)?;
+    file.sync_all()?;
+    // SAFETY: `posix_fadvise` only reads its integer arguments; the file
+    // descriptor is valid because `file` is borrowed for the call.
+    let rc = unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(rc))
+    }
+}

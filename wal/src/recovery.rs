@@ -167,6 +167,12 @@ pub(crate) struct Recovery {
     pub max_spare_id: u64,
     /// Base LSN of every scanned segment; `RecRef::seg` indexes it.
     scan_bases: Vec<u64>,
+    /// Per key whose terminal records killed records still on disk: the
+    /// bases of the segments holding them.
+    killed: HashMap<Key, Vec<u64>, FxBuildHasher>,
+    /// Terminal records past their retention: not handed back, but the
+    /// index must know them (they still keep the records they killed dead).
+    expired_terminals: Vec<(Key, RecRef)>,
 }
 
 impl Recovery {
@@ -174,11 +180,18 @@ impl Recovery {
         self.scan_bases.get(seg as usize).copied().unwrap_or(0)
     }
 
+    /// Records the index must account for: the live ones handed back and
+    /// the expired terminal ones.
     pub(crate) fn live_refs(&self) -> impl Iterator<Item = (Key, &RecRef)> + '_ {
         self.recovered
             .keys
             .iter()
             .flat_map(|(k, refs)| refs.iter().map(move |r| (*k, r)))
+            .chain(self.expired_terminals.iter().map(|(k, r)| (*k, r)))
+    }
+
+    pub(crate) fn killed(&self, key: Key) -> &[u64] {
+        self.killed.get(&key).map_or(&[], |v| v.as_slice())
     }
 }
 
@@ -242,7 +255,7 @@ pub(crate) fn recover(storage: &dyn Storage, config: &Config) -> Result<Recovery
         if let Some(id) = format::parse_spare_name(name) {
             max_spare_id = max_spare_id.max(id);
             let file = storage
-                .open(name, 0)
+                .open(name, format::HEADER_LEN)
                 .map_err(|e| Error::io(format!("opening {name}"), e))?;
             if file.len() == config.segment_bytes.get() {
                 spares.push((id, file));
@@ -258,8 +271,10 @@ pub(crate) fn recover(storage: &dyn Storage, config: &Config) -> Result<Recovery
     let mut report = RecoveryReport::default();
     let mut scans = Vec::with_capacity(segment_names.len());
     for (base, name) in segment_names {
+        // A file cut below its header (a crash right after creating it) is
+        // grown to a zero header, which reads as damage at offset 0.
         let file = storage
-            .open(&name, 0)
+            .open(&name, format::HEADER_LEN)
             .map_err(|e| Error::io(format!("opening {name}"), e))?;
         let image = file
             .clone()
@@ -287,6 +302,7 @@ pub(crate) fn recover(storage: &dyn Storage, config: &Config) -> Result<Recovery
     // Walk the items, deciding about each damaged spot.
     let now = now_secs();
     let mut live: HashMap<Key, Vec<RecRef>, FxBuildHasher> = HashMap::default();
+    let mut killed: HashMap<Key, Vec<u64>, FxBuildHasher> = HashMap::default();
     let mut next_lsn = 1u64;
     let mut cut: Option<(usize, u64)> = None;
     let mut kept_segments = 0;
@@ -330,6 +346,15 @@ pub(crate) fn recover(storage: &dyn Storage, config: &Config) -> Result<Recovery
                         let key = Key::new(r.header.space, r.header.id);
                         let list = live.entry(key).or_default();
                         if r.header.flags & format::FLAG_TERMINAL != 0 {
+                            if !list.is_empty() {
+                                let k = killed.entry(key).or_default();
+                                for r in list.iter() {
+                                    let base = scans[r.seg as usize].base;
+                                    if k.last() != Some(&base) {
+                                        k.push(base);
+                                    }
+                                }
+                            }
                             list.clear();
                         }
                         list.push(rr);
@@ -423,24 +448,27 @@ pub(crate) fn recover(storage: &dyn Storage, config: &Config) -> Result<Recovery
     }
 
     // Expire what retention no longer keeps, then order keys by first LSN.
-    let mut keys: Vec<(Key, Vec<RecRef>)> = live
-        .into_iter()
-        .filter_map(|(key, mut refs)| {
-            refs.retain(|r| {
-                let kind = Kind::new(r.kind);
-                if config.is_log_kind(kind) {
-                    !expired(r.time_secs, config.log_retention, now)
-                } else if r.flags & format::FLAG_TERMINAL != 0 {
-                    config
-                        .terminal_retention
-                        .is_none_or(|ret| !expired(r.time_secs, ret, now))
-                } else {
-                    true
-                }
-            });
-            (!refs.is_empty()).then_some((key, refs))
-        })
-        .collect();
+    // A terminal record expires only while it is its key's newest record.
+    let mut expired_terminals = Vec::new();
+    let mut keys: Vec<(Key, Vec<RecRef>)> = Vec::with_capacity(live.len());
+    for (key, mut refs) in live {
+        if let Some(last) = refs.last()
+            && last.flags & format::FLAG_TERMINAL != 0
+            && config
+                .terminal_retention
+                .is_some_and(|ret| expired(last.time_secs, ret, now))
+        {
+            expired_terminals.push((key, *last));
+            refs.pop();
+        }
+        refs.retain(|r| {
+            !(config.is_log_kind(Kind::new(r.kind))
+                && expired(r.time_secs, config.log_retention, now))
+        });
+        if !refs.is_empty() {
+            keys.push((key, refs));
+        }
+    }
     keys.sort_unstable_by_key(|(_, refs)| refs.first().map_or(0, |r| r.lsn));
     report.live_records = keys.iter().map(|(_, r)| r.len() as u64).sum();
     report.next_lsn = Lsn::new(next_lsn.max(1));
@@ -457,6 +485,8 @@ pub(crate) fn recover(storage: &dyn Storage, config: &Config) -> Result<Recovery
         spares,
         max_spare_id,
         scan_bases,
+        killed,
+        expired_terminals,
     })
 }
 

@@ -14,7 +14,7 @@ use crate::format::{self, Frame};
 use crate::io::SegmentFile;
 use crate::record::{BatchEntry, Key, Kind, expired, now_secs};
 use crate::wal::Shared;
-use crate::writer::{Pending, TerminalLoc, Writer};
+use crate::writer::{Pending, SegmentMeta, TerminalLoc, Writer};
 
 /// Copies appended per writer-lock hold.
 const COPY_CHUNK: usize = 256;
@@ -37,15 +37,22 @@ pub(crate) fn truncator(shared: &Shared) {
 
 type Copies = Vec<(Key, TerminalLoc)>;
 
+/// A segment is compacted (its live terminal records copied forward) only
+/// while they fill at most this fraction of it; fuller segments wait for
+/// their terminal records to expire or be replaced, so that copies of copies
+/// do not churn.
+const COPY_MAX_LIVE_PERCENT: u64 = 50;
+
 /// One truncation pass.
 pub(crate) fn run_once(shared: &Shared) -> Result<()> {
+    let _pass = shared.truncating.lock().unwrap_or_else(|p| p.into_inner());
     if shared.has_failed() {
         return Ok(());
     }
     let config = &shared.config;
     let now = now_secs();
     let stable = shared.stable();
-    let mut to_drop = Vec::new();
+    let mut to_drop: Vec<SegmentMeta> = Vec::new();
     let mut to_copy: Vec<(u64, Arc<dyn SegmentFile>, Copies)> = Vec::new();
     {
         let mut w = lock(shared);
@@ -56,6 +63,8 @@ pub(crate) fn run_once(shared: &Shared) -> Result<()> {
             .copied()
             .filter(|b| *b != active)
             .collect();
+        // In LSN order, so that a segment holding records killed by a
+        // terminal record is gone before that record's expiry is decided.
         for base in bases {
             let Some(m) = w.segments.get(&base) else {
                 continue;
@@ -66,7 +75,7 @@ pub(crate) fn run_once(shared: &Shared) -> Result<()> {
             }
             if let Some(after) = m.drop_after {
                 if after <= stable {
-                    to_drop.push(base);
+                    to_drop.extend(w.segments.remove(&base));
                 }
                 continue;
             }
@@ -91,32 +100,34 @@ pub(crate) fn run_once(shared: &Shared) -> Result<()> {
                 if config
                     .terminal_retention
                     .is_some_and(|r| expired(loc.time_secs, r, now))
+                    && w.may_expire(key)
                 {
                     w.expire_terminal(key);
                 } else {
                     copies.push((key, loc));
                 }
             }
-            if let Some(m) = w.segments.get_mut(&base) {
-                m.terminal_keys = copies.iter().map(|(k, _)| *k).collect();
-            }
+            let capacity = w.capacity;
+            let Some(m) = w.segments.get_mut(&base) else {
+                continue;
+            };
+            m.terminal_keys = copies.iter().map(|(k, _)| *k).collect();
             if copies.is_empty() {
-                to_drop.push(base);
-            } else {
+                to_drop.extend(w.segments.remove(&base));
+            } else if m.live_terminal_bytes * 100 <= capacity * COPY_MAX_LIVE_PERCENT {
                 to_copy.push((base, file, copies));
             }
         }
     }
 
+    // Drop first: dropping can let terminal records of later segments
+    // expire on the next pass instead of being copied.
+    drop_segments(shared, to_drop)?;
     for (base, file, copies) in to_copy {
         let last = copy_forward(shared, base, file, &copies)?;
         if let Some(m) = lock(shared).segments.get_mut(&base) {
             m.drop_after = Some(last);
         }
-    }
-
-    for base in to_drop {
-        drop_segment(shared, base)?;
     }
     refill_spares(shared);
     Ok(())
@@ -189,39 +200,45 @@ fn copy_forward(
     Ok(last)
 }
 
-fn drop_segment(shared: &Shared, base: u64) -> Result<()> {
+/// Recycles or deletes the files of dropped segments, in LSN order, making
+/// each removal durable before the next: once a segment holding a terminal
+/// record is gone, an older segment holding records it killed must never
+/// reappear after a crash.
+fn drop_segments(shared: &Shared, metas: Vec<SegmentMeta>) -> Result<()> {
     let config = &shared.config;
-    let (meta, spare) = {
-        let mut w = lock(shared);
-        let Some(meta) = w.segments.remove(&base) else {
-            return Ok(());
+    for meta in metas {
+        let spare = {
+            let mut w = lock(shared);
+            let recycle = Arc::strong_count(&meta.file) == 1
+                && meta.file.len() == config.segment_bytes.get()
+                && w.spares.len() < config.spare_segments;
+            recycle.then(|| {
+                let id = w.next_spare_id;
+                w.next_spare_id += 1;
+                format::spare_name(id)
+            })
         };
-        let recycle = Arc::strong_count(&meta.file) == 1
-            && meta.file.len() == config.segment_bytes.get()
-            && w.spares.len() < config.spare_segments;
-        let spare = recycle.then(|| {
-            let id = w.next_spare_id;
-            w.next_spare_id += 1;
-            format::spare_name(id)
-        });
-        (meta, spare)
-    };
-    match spare {
-        Some(spare) => {
-            shared
-                .storage
-                .rename(&meta.name, &spare)
-                .map_err(|e| Error::io(format!("recycling {}", meta.name), e))?;
-            lock(shared).spares.push((spare, meta.file));
+        match spare {
+            Some(spare) => {
+                shared
+                    .storage
+                    .rename(&meta.name, &spare)
+                    .map_err(|e| Error::io(format!("recycling {}", meta.name), e))?;
+                lock(shared).spares.push((spare, meta.file));
+            }
+            None => {
+                let name = meta.name.clone();
+                drop(meta);
+                shared
+                    .storage
+                    .remove(&name)
+                    .map_err(|e| Error::io(format!("removing {name}"), e))?;
+            }
         }
-        None => {
-            let name = meta.name.clone();
-            drop(meta);
-            shared
-                .storage
-                .remove(&name)
-                .map_err(|e| Error::io(format!("removing {name}"), e))?;
-        }
+        shared
+            .storage
+            .sync_dir()
+            .map_err(|e| Error::io("syncing the WAL directory", e))?;
     }
     Ok(())
 }

@@ -43,6 +43,8 @@ pub(crate) struct Shared {
     pub config: Config,
     pub storage: Arc<dyn Storage>,
     pub writer: Mutex<Writer>,
+    /// Serializes truncation passes (background and `truncate_now`).
+    pub truncating: Mutex<()>,
     /// Last LSN whose batch is complete in the map.
     written: AtomicU64,
     /// Last LSN a sync covered.
@@ -50,6 +52,8 @@ pub(crate) struct Shared {
     failure: OnceLock<Error>,
     closed: AtomicBool,
     flusher_idle: AtomicBool,
+    /// Set (under `wake`) by `Wal::flush` and `close`: sync without waiting.
+    flush_requested: AtomicBool,
     wake: Mutex<()>,
     flusher_cv: Condvar,
     truncator_cv: Condvar,
@@ -139,8 +143,12 @@ impl Wal {
                         offset: r.offset,
                         lsn: r.lsn,
                         time_secs: r.time_secs,
+                        len: r.len,
                     },
                 );
+                if let Some(live) = writer.index.get_mut(&key) {
+                    live.killed.extend_from_slice(recovery.killed(key));
+                }
             } else {
                 writer.note_record(base, key, is_log(r.kind), r.time_secs);
             }
@@ -163,11 +171,13 @@ impl Wal {
             config,
             storage,
             writer: Mutex::new(writer),
+            truncating: Mutex::new(()),
             written: AtomicU64::new(last),
             synced: AtomicU64::new(last),
             failure: OnceLock::new(),
             closed: AtomicBool::new(false),
             flusher_idle: AtomicBool::new(false),
+            flush_requested: AtomicBool::new(false),
             wake: Mutex::new(()),
             flusher_cv: Condvar::new(),
             truncator_cv: Condvar::new(),
@@ -434,6 +444,9 @@ impl Shared {
     fn kick_flusher(&self, force: bool) {
         if force || self.flusher_idle.load(Ordering::Acquire) {
             let _g = lock(&self.wake);
+            if force {
+                self.flush_requested.store(true, Ordering::Release);
+            }
             self.flusher_idle.store(false, Ordering::Release);
             self.flusher_cv.notify_all();
         }
@@ -469,6 +482,10 @@ impl Shared {
         }
         if let Some(e) = self.failure.get() {
             return Some(Err(Error::Poisoned(Arc::new(e.clone()))));
+        }
+        let last = self.written.load(Ordering::Acquire);
+        if lsn > last {
+            return Some(Err(Error::UnknownLsn { lsn, last }));
         }
         if self.closed.load(Ordering::Acquire) {
             return Some(Err(Error::Closed));
@@ -551,10 +568,13 @@ fn flusher(shared: &Shared) {
         match interval {
             Some(period) => {
                 let g = lock(&shared.wake);
-                let _ = shared
-                    .flusher_cv
-                    .wait_timeout(g, period)
-                    .unwrap_or_else(|p| p.into_inner());
+                if !shared.flush_requested.swap(false, Ordering::AcqRel) {
+                    let _g = shared
+                        .flusher_cv
+                        .wait_timeout(g, period)
+                        .unwrap_or_else(|p| p.into_inner());
+                    shared.flush_requested.store(false, Ordering::Release);
+                }
                 if shared.closed.load(Ordering::Acquire) {
                     continue;
                 }

@@ -21,6 +21,8 @@ pub(crate) struct TerminalLoc {
     pub offset: u64,
     pub lsn: u64,
     pub time_secs: u32,
+    /// Payload length.
+    pub len: u32,
 }
 
 /// Live records of one key.
@@ -29,7 +31,14 @@ pub(crate) struct KeyLive {
     /// Per segment (by base LSN, in order): live records, live log records.
     pub segs: Vec<(u64, u32, u32)>,
     pub terminal: Option<TerminalLoc>,
+    /// Segments still holding records that `terminal` killed. Until they
+    /// are gone, the terminal record must stay (copied forward even past its
+    /// retention), or those records would look live again after a restart.
+    pub killed: Vec<u64>,
 }
+
+/// A byte range `[from, to)` of a segment file that needs a sync.
+pub(crate) type SyncRange = (Arc<dyn SegmentFile>, u64, u64);
 
 /// What the writer and the truncator know about one segment.
 #[derive(Debug)]
@@ -42,6 +51,8 @@ pub(crate) struct SegmentMeta {
     pub live_logs: u64,
     pub log_max_time: u32,
     pub live_terminals: u64,
+    /// Framed bytes of the live terminal records.
+    pub live_terminal_bytes: u64,
     /// Keys whose terminal record was appended here (maybe replaced since).
     pub terminal_keys: Vec<Key>,
     /// The newest terminal record that killed records here: the segment may
@@ -61,6 +72,7 @@ impl SegmentMeta {
             live_logs: 0,
             log_max_time: 0,
             live_terminals: 0,
+            live_terminal_bytes: 0,
             terminal_keys: Vec::new(),
             max_kill_lsn: 0,
             drop_after: None,
@@ -86,7 +98,7 @@ pub(crate) struct Writer {
     pub active: Active,
     pub capacity: u64,
     /// Sealed ranges the flusher has not synced yet.
-    pub unsynced: Vec<(Arc<dyn SegmentFile>, u64, u64)>,
+    pub unsynced: Vec<SyncRange>,
     pub dir_dirty: bool,
     pub segments: BTreeMap<u64, SegmentMeta>,
     pub index: HashMap<Key, KeyLive, FxBuildHasher>,
@@ -191,6 +203,7 @@ impl Writer {
                         offset: off,
                         lsn,
                         time_secs: r.time_secs,
+                        len: r.payload.len() as u32,
                     },
                 );
             } else {
@@ -209,6 +222,7 @@ impl Writer {
             live.segs.insert(0, (t.base, 1, 0));
             if let Some(m) = self.segments.get_mut(&t.base) {
                 m.live_terminals -= 1;
+                m.live_terminal_bytes -= format::frame_len(t.len as usize);
                 m.live_records += 1;
             }
         }
@@ -239,22 +253,42 @@ impl Writer {
     pub(crate) fn note_terminal(&mut self, key: Key, loc: TerminalLoc) {
         let live = self.index.entry(key).or_default();
         for (b, n, l) in live.segs.drain(..) {
+            live.killed.push(b);
             if let Some(m) = self.segments.get_mut(&b) {
                 m.live_records -= u64::from(n);
                 m.live_logs -= u64::from(l);
                 m.max_kill_lsn = m.max_kill_lsn.max(loc.lsn);
             }
         }
-        if let Some(old) = live.terminal.replace(loc)
-            && let Some(m) = self.segments.get_mut(&old.base)
-        {
-            m.live_terminals -= 1;
-            m.max_kill_lsn = m.max_kill_lsn.max(loc.lsn);
+        if let Some(old) = live.terminal.replace(loc) {
+            live.killed.push(old.base);
+            if let Some(m) = self.segments.get_mut(&old.base) {
+                m.live_terminals -= 1;
+                m.live_terminal_bytes -= format::frame_len(old.len as usize);
+                m.max_kill_lsn = m.max_kill_lsn.max(loc.lsn);
+            }
         }
+        live.killed.sort_unstable();
+        live.killed.dedup();
         if let Some(m) = self.segments.get_mut(&loc.base) {
             m.live_terminals += 1;
+            m.live_terminal_bytes += format::frame_len(loc.len as usize);
             m.terminal_keys.push(key);
         }
+    }
+
+    /// Whether the terminal record of `key` may go once expired: no segment
+    /// holding a record it killed is left.
+    pub(crate) fn may_expire(&mut self, key: Key) -> bool {
+        let Some(live) = self.index.get_mut(&key) else {
+            return true;
+        };
+        // Killed records in the terminal record's own segment go with it.
+        let own = live.terminal.map(|t| t.base);
+        let segments = &self.segments;
+        live.killed
+            .retain(|b| Some(*b) != own && segments.contains_key(b));
+        live.killed.is_empty()
     }
 
     /// Forgets an expired terminal record.
@@ -264,6 +298,7 @@ impl Writer {
                 && let Some(m) = self.segments.get_mut(&old.base)
             {
                 m.live_terminals -= 1;
+                m.live_terminal_bytes -= format::frame_len(old.len as usize);
             }
             if live.segs.is_empty() {
                 self.index.remove(&key);
@@ -346,7 +381,7 @@ impl Writer {
     }
 
     /// Ranges to sync and the LSN they make durable.
-    pub(crate) fn take_unsynced(&mut self) -> (Vec<(Arc<dyn SegmentFile>, u64, u64)>, bool, u64) {
+    pub(crate) fn take_unsynced(&mut self) -> (Vec<SyncRange>, bool, u64) {
         let mut ranges = std::mem::take(&mut self.unsynced);
         if self.active.offset > self.active.flushed {
             ranges.push((

@@ -201,6 +201,10 @@ fn durable_waits_block_and_resolve_as_futures_on_the_mmap_backend() {
     assert!(wal.durable_lsn() >= last);
     let l = wal.append(K, Key::execution(2), b"x").expect("append");
     wal.durable(l).expect("durable");
+    assert!(matches!(
+        wal.durable(Lsn::new(l.get() + 1)),
+        Err(Error::UnknownLsn { .. })
+    ));
     assert!(wal.stats().syncs >= 1);
     // Producers on several threads share the WAL and its group commit.
     let threads: Vec<_> = (0..4u128)

@@ -1,1 +1,233 @@
+//! Truncation per execution: dead segments go (recycled or deleted),
+//! terminal records in the retention window are copied forward, live
+//! executions pin their segments, and log kinds have their own retention.
+
+use std::time::Duration;
+
 use super::*;
+use crate::Lsn;
+
+/// Truncation passes until copies are durable and their old segments gone.
+fn settle(wal: &Wal) {
+    for _ in 0..3 {
+        wal.truncate_now().expect("truncate");
+        wal.durable(wal.stats().written_lsn).expect("durable");
+    }
+}
+
+fn segment_files(storage: &MemStorage) -> usize {
+    storage
+        .names()
+        .iter()
+        .filter(|n| n.ends_with(".wal"))
+        .count()
+}
+
+/// `n` executions of 5 records each (4 + a terminal), interleaved 8 at a time.
+fn run_executions(wal: &Wal, n: u128, len: usize) -> Lsn {
+    let mut last = Lsn::ZERO;
+    for chunk in 0..n.div_ceil(8) {
+        let ids: Vec<u128> = (chunk * 8..((chunk + 1) * 8).min(n)).collect();
+        for step in 0..5u64 {
+            for &id in &ids {
+                let p = payload(id, step, len);
+                last = if step == 4 {
+                    wal.append_terminal(DONE, Key::execution(id), &p)
+                } else {
+                    wal.append(K, Key::execution(id), &p)
+                }
+                .expect("append");
+            }
+        }
+    }
+    last
+}
+
+#[test]
+fn finished_executions_free_their_segments_and_keep_their_terminal_record() {
+    let storage = MemStorage::new();
+    let config = small_config(); // terminal retention: forever
+    let (wal, _) = open(&storage, &config);
+    let last = run_executions(&wal, 300, 100);
+    wal.durable(last).expect("durable");
+    // 1500 records of 176 framed bytes would fill 32 segments of 8 KiB.
+    let before = (last.get() * 176).div_ceil(8192 - 64);
+    assert!(before >= 32, "{before}");
+    // Copies are appended, then their old segments go once they are durable.
+    for _ in 0..3 {
+        wal.truncate_now().expect("truncate");
+        wal.durable(wal.stats().written_lsn).expect("durable");
+    }
+    wal.truncate_now().expect("truncate");
+    let after = segment_files(&storage);
+    // 300 terminal records of 100 bytes (144 bytes framed, plus markers)
+    // fit in about 7 segments of 8 KiB.
+    assert!(after <= 10, "{before} segments before, {after} after");
+    assert!(wal.stats().spares >= 1, "a freed file is kept as a spare");
+    wal.close().expect("close");
+
+    let (_wal, rec) = open(&storage, &config);
+    let got = collect(&rec);
+    assert_eq!(got.len(), 300);
+    for (key, recs) in got {
+        assert_eq!(recs.len(), 1, "{key:?}");
+        assert!(recs[0].terminal);
+        assert_eq!(recs[0].payload, payload(key.id(), 4, 100));
+    }
+}
+
+#[test]
+fn expired_terminal_records_are_dropped_entirely() {
+    let storage = MemStorage::new();
+    let config = Config {
+        terminal_retention: Some(Duration::ZERO),
+        ..small_config()
+    };
+    let (wal, _) = open(&storage, &config);
+    let last = run_executions(&wal, 300, 100);
+    wal.durable(last).expect("durable");
+    wal.truncate_now().expect("truncate");
+    // Only the active segment is left (plus the spare); only keys whose
+    // terminal record sits in it are still known.
+    assert_eq!(segment_files(&storage), 1, "{:?}", storage.names());
+    assert!(wal.stats().live_keys < 50, "{}", wal.stats().live_keys);
+    wal.close().expect("close");
+    let (_wal, rec) = open(&storage, &config);
+    assert!(rec.is_empty());
+}
+
+#[test]
+fn a_running_execution_pins_its_segment_and_survives_truncation() {
+    let storage = MemStorage::new();
+    let config = Config {
+        terminal_retention: Some(Duration::ZERO),
+        ..small_config()
+    };
+    let (wal, _) = open(&storage, &config);
+    let running = Key::execution(u128::MAX);
+    wal.append(K, running, b"started").expect("append");
+    run_executions(&wal, 300, 100);
+    wal.append(K, running, b"still going").expect("append");
+    wal.durable(wal.stats().written_lsn).expect("durable");
+    settle(&wal);
+    // The first segment (holding "started") and the active one remain, and
+    // the copies of the terminal records of the executions that had records
+    // in the first segment: they keep those records dead.
+    let names = storage.names();
+    assert!(names.contains(&crate::format::segment_name(1)), "{names:?}");
+    assert!(segment_files(&storage) <= 4, "{names:?}");
+    wal.close().expect("close");
+    let (_wal, rec) = open(&storage, &config);
+    let got = collect(&rec);
+    assert_eq!(got.len(), 1);
+    let p: Vec<_> = got[0].1.iter().map(|r| r.payload.clone()).collect();
+    assert_eq!(p, vec![b"started".to_vec(), b"still going".to_vec()]);
+}
+
+fn log_run(log_retention: Duration) -> (Arc<MemStorage>, Config, usize) {
+    let storage = MemStorage::new();
+    let log = Kind::new(9);
+    let config = Config {
+        log_kinds: vec![log],
+        log_retention,
+        ..small_config()
+    };
+    let (wal, _) = open(&storage, &config);
+    let running = Key::execution(1);
+    wal.append(K, running, b"state").expect("append");
+    for i in 0..200 {
+        wal.append(log, running, &payload(1, i, 200))
+            .expect("append");
+    }
+    wal.append(K, running, b"state 2").expect("append");
+    settle(&wal);
+    let segments = segment_files(&storage);
+    wal.close().expect("close");
+    (storage, config, segments)
+}
+
+#[test]
+fn log_records_expire_by_their_own_retention() {
+    // 200 log records of 200 bytes fill about 6 segments of 8 KiB.
+    let (_, _, kept) = log_run(Duration::from_secs(3600));
+    assert!(kept >= 6, "logs within their retention stay: {kept}");
+    let (storage, config, after) = log_run(Duration::ZERO);
+    // Segments holding only expired logs go, though the execution runs on:
+    // left are the first (with "state") and the last (with "state 2").
+    assert!(after <= 2, "{after}");
+    let (_wal, rec) = open(&storage, &config);
+    let got = collect(&rec);
+    let kinds: Vec<_> = got[0].1.iter().map(|r| r.kind).collect();
+    assert_eq!(
+        kinds,
+        vec![K.get(), K.get()],
+        "expired logs are not handed back"
+    );
+}
+
+#[test]
+fn truncation_never_deletes_what_an_unsynced_terminal_killed() {
+    let storage = MemStorage::new();
+    let config = Config {
+        sync: SyncMode::Interval(Duration::from_secs(3600)),
+        terminal_retention: Some(Duration::ZERO),
+        ..small_config()
+    };
+    let (wal, _) = open(&storage, &config);
+    run_executions(&wal, 100, 100);
+    let before = segment_files(&storage);
+    wal.truncate_now().expect("truncate");
+    assert_eq!(
+        segment_files(&storage),
+        before,
+        "nothing synced, nothing dropped"
+    );
+    wal.flush();
+    for _ in 0..200 {
+        if wal.stats().synced_lsn == wal.stats().written_lsn {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let stats = wal.stats();
+    assert_eq!(stats.synced_lsn, stats.written_lsn, "{stats:?}");
+    wal.truncate_now().expect("truncate");
+    assert!(
+        segment_files(&storage) < before,
+        "{before} {:?}",
+        storage.names()
+    );
+}
+
+#[test]
+fn the_background_truncator_reclaims_without_being_asked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = Config {
+        truncate_interval: Duration::from_millis(20),
+        terminal_retention: Some(Duration::ZERO),
+        spare_segments: 2,
+        ..small_config()
+    };
+    let (wal, _) = Wal::open(dir.path(), config).expect("open");
+    let last = run_executions(&wal, 300, 100);
+    wal.durable(last).expect("durable");
+    let count = || {
+        std::fs::read_dir(dir.path())
+            .expect("read dir")
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".wal"))
+            })
+            .count()
+    };
+    let mut n = count();
+    for _ in 0..200 {
+        if n <= 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+        n = count();
+    }
+    assert!(n <= 2, "{n} segment files left");
+    assert_eq!(wal.stats().spares, 2, "spares are kept ready");
+}
