@@ -382,3 +382,58 @@ fn empty_document_and_wrong_root() {
     let (_, msg) = only("- a\n- b\n");
     assert_eq!(msg, "expected a map, found a list");
 }
+
+/// A template syntax error in a task property does not reject the flow (as
+/// in Kestra, which fails the task at run time): it marks the task and is
+/// kept as a warning with its path and position. Meaningful once the
+/// expression engine rejects the template; the placeholder accepts all.
+#[test]
+fn template_syntax_errors_are_deferred_to_the_task() {
+    let bad = "{{ (inputs.x }}";
+    let yaml = format!(
+        "{HEAD}tasks:
+  - id: seq
+    type: io.kestra.plugin.core.flow.Sequential
+    tasks:
+      - id: broken
+        type: io.kestra.plugin.core.debug.Return
+        format: '{bad}'
+      - id: fine
+        type: io.kestra.plugin.core.debug.Return
+        format: ok
+outputs:
+  - id: out
+    type: STRING
+    value: '{{{{ outputs.fine.value }}}}'
+"
+    );
+    let flow = Flow::parse(&yaml).expect("a template error does not reject the flow");
+    if peregrine_engine::expression::Property::compile(&serde_json::json!(bad)).is_ok() {
+        assert!(flow.warnings.is_empty());
+        return;
+    }
+    let warnings: Vec<_> = flow
+        .warnings
+        .iter()
+        .map(|p| (p.path.as_str(), p.line, p.column))
+        .collect();
+    assert_eq!(warnings, [("tasks[0].tasks[0].format", 9, 17)]);
+    let broken = flow.find_task("broken").expect("task");
+    let error = broken.expression_error.as_deref().expect("marked");
+    assert!(
+        error.starts_with("tasks[0].tasks[0].format at 9:17: invalid expression"),
+        "{error}"
+    );
+    assert!(
+        flow.find_task("seq")
+            .expect("seq")
+            .expression_error
+            .is_none()
+    );
+    assert!(
+        flow.find_task("fine")
+            .expect("fine")
+            .expression_error
+            .is_none()
+    );
+}

@@ -77,3 +77,45 @@ fn unreadable_file_fails() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("cannot read"));
 }
+
+/// Template syntax errors are warnings (Kestra fails the task at run time);
+/// `--strict` fails the file. Checked once the expression engine rejects
+/// the template (the placeholder accepts everything).
+#[test]
+fn template_errors_warn_and_strict_fails() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = write(
+        &dir,
+        "warn.yaml",
+        "id: warn
+namespace: company.team
+tasks:
+  - id: r
+    type: io.kestra.plugin.core.debug.Return
+    format: '{{ (oops }}'
+",
+    );
+    let out = validate(&[&file]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{stdout}");
+    let strict = Command::new(env!("CARGO_BIN_EXE_peregrine"))
+        .args(["flow", "validate", "--strict"])
+        .arg(&file)
+        .output()
+        .expect("peregrine runs");
+    if stdout.contains("warning:") {
+        let first = stdout.lines().next().unwrap_or_default();
+        let prefix = format!(
+            "{}:6:13: tasks[0].format: warning: invalid expression",
+            file.display()
+        );
+        assert!(first.starts_with(&prefix), "{stdout}");
+        assert!(
+            stdout.contains("OK (company.team.warn, 1 tasks, 1 warnings)"),
+            "{stdout}"
+        );
+        assert_eq!(strict.status.code(), Some(1));
+    } else {
+        assert!(strict.status.success());
+    }
+}

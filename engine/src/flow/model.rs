@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use super::error::Problem;
 use crate::expression::Property;
 use crate::jsonata::Jsonata;
 
@@ -46,6 +47,9 @@ pub struct Flow {
     pub concurrency: Option<Value>,
     /// The YAML this flow was parsed from.
     pub source: String,
+    /// Problems that do not make the flow invalid, in source order: template
+    /// syntax errors in task properties (see [`Task::expression_error`]).
+    pub warnings: Vec<Problem>,
 }
 
 impl Flow {
@@ -98,6 +102,12 @@ pub struct Task {
     pub errors: Vec<Task>,
     /// `finally` tasks of a flowable task (always empty on runnable tasks).
     pub finally: Vec<Task>,
+    /// A template syntax error in one of this task's properties (`runIf`
+    /// included), with its path and position. Kestra accepts such a flow
+    /// and fails the task when it renders the property; the executor must
+    /// fail this task's run with this message instead of running it. The
+    /// faulty properties hold a `null` stand-in.
+    pub expression_error: Option<String>,
 }
 
 impl Task {

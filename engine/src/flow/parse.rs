@@ -53,7 +53,11 @@ pub(crate) fn parse_flow(source: &str) -> Result<Flow> {
         p.check_recursive_subflows(&flow.namespace, &flow.id);
     }
     match flow {
-        Some(flow) if p.problems.is_empty() => Ok(flow),
+        Some(mut flow) if p.problems.is_empty() => {
+            p.warnings.sort_by_key(|p| (p.line, p.column));
+            flow.warnings = p.warnings;
+            Ok(flow)
+        }
         _ => {
             p.problems.sort_by_key(|p| (p.line, p.column));
             Err(Error::Invalid(p.problems))
@@ -68,6 +72,11 @@ struct Parser {
     task_ids: Vec<(String, String, Pos)>,
     /// Static Subflow targets `(namespace, flowId, path, position)`.
     subflow_calls: Vec<(String, String, String, Pos)>,
+    /// One slot per task being parsed (innermost last): its first
+    /// expression syntax error.
+    task_expression_errors: Vec<Option<String>>,
+    /// Problems that do not make the flow invalid.
+    warnings: Vec<Problem>,
 }
 
 /// A map node whose keys are taken one by one; the rest are unknown.
@@ -418,12 +427,34 @@ impl Parser {
         self.compile(&Value::String(text), node.pos, path)
     }
 
+    /// Compiles a property. Inside a task, a syntax error does not make the
+    /// flow invalid: Kestra accepts such a flow and fails the task when it
+    /// renders the property, so the error is deferred to the task (see
+    /// [`Task::expression_error`]) and kept as a warning. Elsewhere it is a
+    /// problem.
     fn compile(&mut self, value: &Value, pos: Pos, path: &str) -> Option<Property> {
         match Property::compile(value) {
             Ok(p) => Some(p),
             Err(e) => {
-                self.problem(path, pos, format!("invalid expression: {e}"));
-                None
+                let message = format!("invalid expression: {e}");
+                let stand_in = Property::compile(&Value::Null).ok();
+                match (self.task_expression_errors.last_mut(), stand_in) {
+                    (Some(slot), Some(stand_in)) => {
+                        let warning = Problem {
+                            path: path.to_owned(),
+                            line: pos.line,
+                            column: pos.column,
+                            message: message.clone(),
+                        };
+                        slot.get_or_insert_with(|| warning.to_string());
+                        self.warnings.push(warning);
+                        Some(stand_in)
+                    }
+                    _ => {
+                        self.problem(path, pos, message);
+                        None
+                    }
+                }
             }
         }
     }
@@ -568,6 +599,7 @@ impl Parser {
             plugin_defaults,
             concurrency,
             source: source.to_owned(),
+            warnings: Vec::new(),
         })
     }
 
@@ -716,6 +748,16 @@ impl Parser {
     }
 
     fn task(&mut self, node: &Node, path: &str) -> Option<Task> {
+        self.task_expression_errors.push(None);
+        let task = self.task_fields(node, path);
+        let expression_error = self.task_expression_errors.pop().flatten();
+        task.map(|t| Task {
+            expression_error,
+            ..t
+        })
+    }
+
+    fn task_fields(&mut self, node: &Node, path: &str) -> Option<Task> {
         let mut f = self.fields(node, path)?;
         let id = self.req_string(&mut f, "id");
         if let Some(id) = &id {
@@ -804,6 +846,7 @@ impl Parser {
             log_to_file,
             errors,
             finally,
+            expression_error: None,
         })
     }
 

@@ -4,6 +4,11 @@
 //! Output, one line each: `FILE:LINE:COLUMN: PATH: MESSAGE` for a problem
 //! (the form editors and terminals link to), `FILE: OK (namespace.id, N tasks)`
 //! for a valid file. Exits 1 when any file is invalid or unreadable.
+//!
+//! A template syntax error in a task property is a warning
+//! (`FILE:LINE:COLUMN: PATH: warning: MESSAGE`): Kestra saves such a flow
+//! and fails the task when it runs, and so do we. `--strict` makes warnings
+//! fail the file.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,6 +20,10 @@ pub struct Args {
     /// Flow YAML files.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
+    /// Treat warnings (template syntax errors Kestra would only report at
+    /// run time) as errors.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 pub fn main(args: Args) -> ExitCode {
@@ -30,12 +39,28 @@ pub fn main(args: Args) -> ExitCode {
             }
         };
         match Flow::parse(&source) {
-            Ok(flow) => println!(
-                "{shown}: OK ({}.{}, {} tasks)",
-                flow.namespace,
-                flow.id,
-                flow.all_tasks().len()
-            ),
+            Ok(flow) => {
+                for p in &flow.warnings {
+                    println!(
+                        "{shown}:{}:{}: {}: warning: {}",
+                        p.line, p.column, p.path, p.message
+                    );
+                }
+                if args.strict && !flow.warnings.is_empty() {
+                    all_valid = false;
+                    continue;
+                }
+                let warnings = match flow.warnings.len() {
+                    0 => String::new(),
+                    n => format!(", {n} warnings"),
+                };
+                println!(
+                    "{shown}: OK ({}.{}, {} tasks{warnings})",
+                    flow.namespace,
+                    flow.id,
+                    flow.all_tasks().len()
+                );
+            }
             Err(Error::Invalid(problems)) => {
                 all_valid = false;
                 for p in problems {
