@@ -8,6 +8,15 @@
 //! copy in a thread-local cache, compiled on that thread's first evaluation.
 //! After that, an evaluation costs one hash lookup plus the evaluation.
 //!
+//! Why jsonata-core rather than jsonata-rs 0.3: on 16 conformance-style
+//! expressions it was right on all 16 (jsonata-rs lacks `$average` and
+//! reorders object keys), and jsonata-rs ties each compiled expression to a
+//! bump arena that grows with every evaluation, so it would be re-parsed per
+//! run. On the seed expression, user CPU time on this (loaded, 2-core)
+//! machine: jsonata-core's evaluate alone 4.6 µs; [`Jsonata::evaluate`]
+//! (JSON in, JSON out, cache lookup) 7.2 µs; jsonata-rs with a parse per
+//! run 51 µs.
+//!
 //! The cache is bounded by the live expressions: an entry holds a `Weak` to
 //! its expression, and dead entries are purged when the cache grows past
 //! [`CACHE_PURGE_AT`].

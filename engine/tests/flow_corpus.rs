@@ -245,3 +245,23 @@ fn flows_can_be_shared_across_shard_threads() {
         .expect("thread");
     assert_eq!(ids, 3);
 }
+
+/// Kestra saves this flow although its `if` condition is not valid Pebble,
+/// and fails the `if` task runs; the error waits on the task.
+#[test]
+fn invalid_template_waits_on_its_task() {
+    let flow = load("flowable-with-parent-fail.yaml");
+    let task = flow.find_task("if").expect("if");
+    let rejected = peregrine_engine::expression::Property::compile(&serde_json::json!(
+        "{{ a and {% for e in b %}{{ e }}{% endfor %} }}"
+    ))
+    .is_err();
+    assert_eq!(task.expression_error.is_some(), rejected);
+    assert_eq!(flow.warnings.len(), usize::from(rejected));
+    assert!(
+        flow.find_task("vision")
+            .expect("vision")
+            .expression_error
+            .is_none()
+    );
+}

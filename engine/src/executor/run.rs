@@ -1082,13 +1082,8 @@ impl Run {
                 Err(into_text(self.render(error_message, Some(tr))?))
             }
             TaskKind::TransformValue { from, expression } => {
-                let input = match self.render(from, Some(tr))? {
-                    Value::String(text) => {
-                        serde_json::from_str(&text).unwrap_or(Value::String(text))
-                    }
-                    other => other,
-                };
-                let value = expression.evaluate(&input).map_err(|e| e.to_string())?;
+                let input = self.render(from, Some(tr))?;
+                let value = expression.transform(&input).map_err(|e| e.to_string())?;
                 Ok(Some(serde_json::json!({ "value": value })))
             }
             other => Err(format!("`{other:?}` cannot run inline")),

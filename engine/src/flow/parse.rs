@@ -12,7 +12,11 @@
 //! - an explicit `null` is the same as an absent property;
 //! - scalars are coerced like Jackson does: `format: 42` is the string "42",
 //!   `concurrent: "2"` is 2, `disabled: "true"` is true. YAML 1.1 booleans
-//!   (`yes`, `on`) are strings (see `yaml::parse`).
+//!   (`yes`, `on`) are strings (see `yaml::parse`);
+//! - a template syntax error in a task property does not reject the flow:
+//!   Kestra saves it and fails the task at run time, so the error goes to
+//!   `Task::expression_error` and `Flow::warnings`. JSONata expressions, by
+//!   contrast, are compiled here once and a syntax error is a problem.
 
 use std::collections::HashMap;
 use std::sync::Arc;
