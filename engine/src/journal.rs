@@ -160,6 +160,11 @@ impl Receipt {
 /// Where a shard writes its journal. Behind a trait so the state machine is
 /// tested without files.
 pub(crate) trait Journal: Send + fmt::Debug {
+    /// False when appends are discarded: callers then skip building records.
+    fn keeps_records(&self) -> bool {
+        true
+    }
+
     fn append(&mut self, id: ExecutionId, entry: &Entry, terminal: bool) -> Receipt;
 }
 
@@ -168,6 +173,10 @@ pub(crate) trait Journal: Send + fmt::Debug {
 pub(crate) struct NoJournal;
 
 impl Journal for NoJournal {
+    fn keeps_records(&self) -> bool {
+        false
+    }
+
     fn append(&mut self, _: ExecutionId, _: &Entry, _: bool) -> Receipt {
         Receipt::ready()
     }

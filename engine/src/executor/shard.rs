@@ -84,16 +84,20 @@ impl Shard {
                 if self.runs.contains_key(&id) {
                     return;
                 }
-                let created = Entry::Created {
-                    namespace: new.flow.namespace.to_string(),
-                    flow_id: new.flow.flow_id.to_string(),
-                    revision: new.flow.revision(),
-                    inputs: serde_json::Value::Object(new.inputs.clone()).to_string(),
-                    labels: new.labels.clone(),
-                    trigger: new.trigger.as_ref().map(|t| t.to_string()),
-                    at_ms: now.timestamp_millis(),
+                let receipt = if self.journal.keeps_records() {
+                    let created = Entry::Created {
+                        namespace: new.flow.namespace.to_string(),
+                        flow_id: new.flow.flow_id.to_string(),
+                        revision: new.flow.revision(),
+                        inputs: serde_json::to_string(&new.inputs).unwrap_or_default(),
+                        labels: new.labels.clone(),
+                        trigger: new.trigger.as_ref().map(|t| t.to_string()),
+                        at_ms: now.timestamp_millis(),
+                    };
+                    self.journal.append(id, &created, false)
+                } else {
+                    Receipt::ready()
                 };
-                let receipt = self.journal.append(id, &created, false);
                 let on_created = new.on_created.take();
                 let run = self.runs.entry(id).or_insert(Run::new(*new, now));
                 if let Some(ack) = on_created {
@@ -293,7 +297,7 @@ impl Shard {
             .extend(run.work.drain(..).map(|order| (id, order)));
         let terminal = run.is_terminal();
         let mut receipt = receipt;
-        if terminal {
+        if terminal && self.journal.keeps_records() {
             let now = run.exec.history().end_date().unwrap_or_else(Utc::now);
             let ended = Entry::Ended {
                 execution: run.exec.to_json(now).to_string(),
