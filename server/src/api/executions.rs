@@ -196,7 +196,15 @@ async fn start(
     new.labels = labels;
     new.trigger = trigger.clone();
     let id = new.id;
-    let mut shown_labels = flow.labels.clone();
+    // As the engine will label it (see `Run::new`), so that the execution
+    // reads the same before and after its shard picks it up.
+    let mut shown_labels: Vec<(String, String)> = flow
+        .labels
+        .iter()
+        .filter(|(k, _)| !k.starts_with("system."))
+        .cloned()
+        .collect();
+    shown_labels.push(("system.correlationId".into(), id.to_string()));
     for (k, v) in &new.labels {
         match shown_labels.iter_mut().find(|(key, _)| key == k) {
             Some(slot) => slot.1 = v.clone(),
