@@ -621,12 +621,15 @@ async fn limits_and_auth_over_a_real_socket() {
     assert!(status.success(), "{status}");
 }
 
+/// A request: method, path, headers, body.
+type Attempt<'a> = (Method, &'a str, Vec<(&'a str, &'a str)>, Bytes);
+
 #[tokio::test]
 async fn no_request_can_take_the_server_down() {
     let mut server = Server::start(&[]).await;
     server.create_flow(HELLO).await;
     let (content_type, _) = multipart(&[]);
-    let nasty: Vec<(Method, &str, Vec<(&str, &str)>, Bytes)> = vec![
+    let nasty: Vec<Attempt<'_>> = vec![
         (
             Method::POST,
             "/api/v1/flows",
