@@ -189,3 +189,71 @@ impl Drop for Subscription {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use peregrine_engine::executor::{FlowRevision, NewExecution, run_to_end};
+    use peregrine_engine::flow::Flow;
+    use tokio::sync::broadcast::error::RecvError;
+
+    use super::*;
+
+    fn an_execution() -> Execution {
+        let flow = Flow::parse(
+            "id: f\nnamespace: t\ntasks:\n  - id: r\n    type: io.kestra.plugin.core.debug.Return\n    format: x\n",
+        )
+        .expect("parses");
+        let revision = Arc::new(FlowRevision::new(Arc::new(flow)));
+        run_to_end(NewExecution::new(revision, serde_json::Map::new()))
+    }
+
+    #[tokio::test]
+    async fn a_follower_that_falls_behind_is_told_so_and_the_rest_keep_up() {
+        let hub = Arc::new(Hub::new(4));
+        let exec = an_execution();
+        let mut slow = hub.subscribe(exec.id(), true).expect("open");
+        let mut fast = hub.subscribe(exec.id(), true).expect("open");
+        for _ in 0..3 {
+            hub.publish(&exec, false);
+            assert!(!fast.recv().await.expect("an update").terminal);
+        }
+        for _ in 0..10 {
+            hub.publish(&exec, false);
+            fast.recv().await.expect("an update");
+        }
+        assert!(matches!(slow.recv().await, Err(RecvError::Lagged(_))));
+        hub.publish(&exec, true);
+        assert!(fast.recv().await.expect("the end").terminal);
+        assert!(matches!(fast.recv().await, Err(RecvError::Closed)));
+        assert_eq!(hub.topics(), 0, "the end removes the topic");
+    }
+
+    #[tokio::test]
+    async fn waiters_get_only_the_end_and_leaving_cleans_up() {
+        let hub = Arc::new(Hub::new(4));
+        let exec = an_execution();
+        let mut waiter = hub.subscribe(exec.id(), false).expect("open");
+        for _ in 0..100 {
+            hub.publish(&exec, false);
+        }
+        hub.publish(&exec, true);
+        let update = waiter.recv().await.expect("the end, not lagged");
+        assert!(update.terminal);
+        let json: serde_json::Value = serde_json::from_slice(&update.json).expect("JSON");
+        assert_eq!(json["id"], exec.id().to_string());
+
+        let follower = hub.subscribe(exec.id(), true).expect("open");
+        assert_eq!(hub.topics(), 1);
+        drop(follower);
+        assert_eq!(
+            hub.topics(),
+            0,
+            "the last subscriber leaving removes the topic"
+        );
+
+        hub.close();
+        assert!(hub.subscribe(exec.id(), true).is_err(), "closed for good");
+    }
+}

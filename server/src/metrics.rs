@@ -3,6 +3,7 @@
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
 
 use peregrine_engine::execution::State;
 
@@ -58,12 +59,12 @@ impl Metrics {
         self.rejected.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// An execution ended in `state` after `duration` (from its creation).
-    pub fn finished(&self, state: State, duration: chrono::Duration) {
+    /// An execution ended in `state`, `took` after the API accepted it.
+    pub fn finished(&self, state: State, took: Duration) {
         if let Some(i) = State::ALL.iter().position(|s| *s == state) {
             self.finished[i].fetch_add(1, Ordering::Relaxed);
         }
-        let us = duration.num_microseconds().unwrap_or(i64::MAX).max(0) as u64;
+        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
         let secs = us as f64 / 1e6;
         if let Some(i) = LATENCY_BOUNDS_S.iter().position(|b| secs <= *b) {
             self.latency_buckets[i].fetch_add(1, Ordering::Relaxed);
@@ -128,7 +129,7 @@ impl Metrics {
             gauges.running
         );
         out.push_str(
-            "# HELP peregrine_execution_duration_seconds Time from creation to the end of an execution.\n\
+            "# HELP peregrine_execution_duration_seconds Time from the API accepting an execution to its end.\n\
              # TYPE peregrine_execution_duration_seconds histogram\n",
         );
         let mut cumulative = 0;
@@ -183,8 +184,8 @@ mod tests {
     fn histogram_is_cumulative_and_states_are_labelled() {
         let m = Metrics::default();
         m.created();
-        m.finished(State::Success, chrono::Duration::microseconds(700));
-        m.finished(State::Failed, chrono::Duration::seconds(2));
+        m.finished(State::Success, Duration::from_micros(700));
+        m.finished(State::Failed, Duration::from_secs(2));
         let text = m.render(&Gauges {
             inbox_depths: vec![0, 3],
             running: 1,

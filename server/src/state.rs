@@ -45,10 +45,8 @@ pub(crate) struct Tracker {
 
 impl Observer for Tracker {
     fn on_change(&self, execution: &Execution, terminal: bool) {
-        if self.executions.observe(execution, terminal) {
-            let history = execution.history();
-            let duration = history.end_date().unwrap_or(chrono::Utc::now()) - history.start_date();
-            self.metrics.finished(execution.state(), duration);
+        if let Some(took) = self.executions.observe(execution, terminal) {
+            self.metrics.finished(execution.state(), took);
         }
         self.hub.publish(execution, terminal);
     }

@@ -169,6 +169,8 @@ struct Entry {
     record: Record,
     /// Counted in `running` until it ends.
     counted: bool,
+    /// When the API accepted it; `None` for executions it did not create.
+    accepted: Option<Instant>,
 }
 
 #[derive(Debug, Default)]
@@ -227,6 +229,7 @@ impl ExecutionStore {
             Entry {
                 record: Record::Pending(Arc::new(pending)),
                 counted: true,
+                accepted: Some(Instant::now()),
             },
         );
         Ok(())
@@ -241,14 +244,16 @@ impl ExecutionStore {
         }
     }
 
-    /// Keeps the engine's latest snapshot. True when this change ended it.
-    pub fn observe(&self, execution: &Execution, terminal: bool) -> bool {
+    /// Keeps the engine's latest snapshot. When this change ended the
+    /// execution, returns how long it took: from its acceptance by the API
+    /// when it came through it, else by the engine's clock.
+    pub fn observe(&self, execution: &Execution, terminal: bool) -> Option<Duration> {
         let id = execution.id();
         let record = Record::Seen(Arc::new(execution.clone()));
         let mut stripe = self.stripe(id);
-        let (counted, was_terminal) = match stripe.entries.get(&id) {
-            Some(e) => (e.counted, e.record.is_terminal()),
-            None => (false, false),
+        let (counted, was_terminal, accepted) = match stripe.entries.get(&id) {
+            Some(e) => (e.counted, e.record.is_terminal(), e.accepted),
+            None => (false, false, None),
         };
         let ends = terminal && !was_terminal;
         stripe.entries.insert(
@@ -256,17 +261,27 @@ impl ExecutionStore {
             Entry {
                 record,
                 counted: counted && !ends,
+                accepted,
             },
         );
-        if ends {
-            if counted {
-                self.running.fetch_sub(1, Ordering::AcqRel);
-            }
-            let now = Instant::now();
-            stripe.finished.push_back((now, id));
-            self.evict(&mut stripe, now);
+        if !ends {
+            return None;
         }
-        ends
+        if counted {
+            self.running.fetch_sub(1, Ordering::AcqRel);
+        }
+        let now = Instant::now();
+        stripe.finished.push_back((now, id));
+        self.evict(&mut stripe, now);
+        Some(match accepted {
+            Some(at) => now.saturating_duration_since(at),
+            None => {
+                let history = execution.history();
+                (history.end_date().unwrap_or_else(chrono::Utc::now) - history.start_date())
+                    .to_std()
+                    .unwrap_or_default()
+            }
+        })
     }
 
     pub fn get(&self, id: ExecutionId) -> Option<Record> {
