@@ -76,6 +76,9 @@ pub struct ServerConfig {
     /// Updates buffered per followed execution; a follower that falls this
     /// far behind is dropped rather than allowed to hold memory. Default: 64.
     pub sse_buffer: NonZeroUsize,
+    /// Open connections; more wait in the kernel's backlog until one
+    /// closes. Default: 10000.
+    pub max_connections: NonZeroUsize,
     /// Concurrent `follow` streams; more get 503. Default: 10000.
     pub max_followers: NonZeroUsize,
     /// Kestra-style basic auth on every `/api` route. Default: none.
@@ -182,6 +185,7 @@ impl Default for ServerConfig {
             shutdown_timeout: TimeSpan::secs(30),
             sse_keep_alive: TimeSpan::secs(15),
             sse_buffer: nz(64),
+            max_connections: nz(10_000),
             max_followers: nz(10_000),
             basic_auth: None,
         }
@@ -229,6 +233,7 @@ const KEYS: &[(&str, bool)] = &[
     ("server.shutdown-timeout", false),
     ("server.sse-keep-alive", false),
     ("server.sse-buffer", false),
+    ("server.max-connections", false),
     ("server.max-followers", false),
     ("server.basic-auth.username", true),
     ("server.basic-auth.password", true),
@@ -375,6 +380,18 @@ impl Config {
         }
         if self.server.sse_buffer.get() > 65_536 {
             return invalid("server.sse-buffer", "at most 65536 updates");
+        }
+        if self.server.max_connections.get() > 1_000_000 {
+            return invalid("server.max-connections", "at most 1000000");
+        }
+        if self.server.max_followers > self.server.max_connections {
+            return invalid(
+                "server.max-followers",
+                format!(
+                    "{} follow streams cannot be open over {} connections (server.max-connections)",
+                    self.server.max_followers, self.server.max_connections
+                ),
+            );
         }
         if let Some(auth) = &self.server.basic_auth {
             if auth.username.is_empty() || auth.username.contains(':') {
@@ -760,6 +777,11 @@ mod tests {
             &[],
         ));
         assert!(m.contains("server.basic-auth.password"), "{m}");
+        let m = message(load(
+            "server:\n  max-connections: 10\n  max-followers: 11\n",
+            &[],
+        ));
+        assert!(m.contains("server.max-followers"), "{m}");
         let m = message(load("executor:\n  threads: 0\n", &[]));
         assert!(m.contains("executor.threads"), "{m}");
         let m = message(load("executor:\n  thread: 2\n", &[]));

@@ -7,6 +7,7 @@
 mod api;
 pub mod config;
 mod hub;
+mod listener;
 mod metrics;
 mod serve;
 mod state;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 use crate::api::app;
+use crate::listener::Limited;
 use crate::state::AppState;
 
 /// How often finished executions past their retention are dropped.
@@ -31,6 +32,7 @@ pub async fn serve(
         }
     });
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let listener = Limited::new(listener, state.config().server.max_connections.get());
     let server = axum::serve(listener, app(state.clone()))
         .with_graceful_shutdown(async move {
             let _ = stopped.await;

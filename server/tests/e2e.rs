@@ -116,7 +116,7 @@ impl Server {
         let server = Server {
             child,
             base: addr,
-            client: Client::builder(TokioExecutor::new()).build_http(),
+            client: client(),
             _data: data,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -273,6 +273,14 @@ impl Drop for Server {
             let _ = self.child.wait();
         }
     }
+}
+
+/// A client that closes each connection after its request, so that tests
+/// count connections exactly.
+fn client() -> Client<HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(0)
+        .build_http()
 }
 
 fn parse_sse(text: &str) -> Vec<(String, Value)> {
@@ -786,4 +794,50 @@ fn contradictory_settings_are_refused_at_start() {
     assert!(stdout.contains("threads: 3"), "{stdout}");
     assert!(stdout.contains("durability: interval"), "{stdout}");
     assert!(stdout.contains("retention: 2h"), "{stdout}");
+}
+
+#[tokio::test]
+async fn connections_past_the_limit_wait_for_a_free_one() {
+    let server = Server::start(&[
+        ("PEREGRINE_SERVER_MAX_CONNECTIONS", "1"),
+        ("PEREGRINE_SERVER_MAX_FOLLOWERS", "1"),
+    ])
+    .await;
+    server.create_flow(SLEEPY).await;
+    let id = id_of(
+        &server
+            .trigger("/api/v1/executions/e2e/sleepy", json!({}))
+            .await,
+    );
+    let holder = client();
+    let request = Request::builder()
+        .uri(format!("{}/api/v1/executions/{id}/follow", server.base))
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let stream = tokio::time::timeout(Duration::from_secs(10), holder.request(request))
+        .await
+        .expect("follow answers")
+        .expect("follow connects");
+    assert_eq!(stream.status(), StatusCode::OK);
+
+    let other = client();
+    let health = || {
+        Request::builder()
+            .uri(format!("{}/health", server.base))
+            .body(Full::new(Bytes::new()))
+            .expect("request")
+    };
+    let blocked = tokio::time::timeout(Duration::from_millis(500), other.request(health())).await;
+    assert!(
+        blocked.is_err(),
+        "a second connection waits while the first is open"
+    );
+
+    drop(stream);
+    drop(holder);
+    let answered = tokio::time::timeout(Duration::from_secs(10), other.request(health()))
+        .await
+        .expect("answered once the first connection closed")
+        .expect("connects");
+    assert_eq!(answered.status(), StatusCode::OK);
 }
