@@ -33,11 +33,9 @@ impl axum::serve::Listener for Limited {
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Connection, SocketAddr) {
-        let slot = match Arc::clone(&self.slots).acquire_owned().await {
-            Ok(slot) => Some(slot),
-            // Never closed; without a slot the connection is simply uncounted.
-            Err(_) => None,
-        };
+        // The semaphore is never closed, so this waits for a slot; were it
+        // closed, the connection would simply go uncounted.
+        let slot = Arc::clone(&self.slots).acquire_owned().await.ok();
         let (stream, addr) = axum::serve::Listener::accept(&mut self.inner).await;
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!("cannot set TCP_NODELAY: {e}");
