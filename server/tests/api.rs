@@ -849,3 +849,42 @@ async fn health_and_metrics() {
     assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(refused.headers.contains_key(header::RETRY_AFTER));
 }
+
+#[tokio::test]
+async fn shutdown_answers_waiters_with_what_is_known() {
+    let (state, app) = start(test_config());
+    create_flow(&app, SLEEPY).await;
+    let waiting = tokio::spawn({
+        let app = app.clone();
+        async move {
+            trigger_json(
+                &app,
+                "/api/v1/executions/tests.api/sleepy?wait=true",
+                json!({}),
+            )
+            .await
+        }
+    });
+    let search = || {
+        req("GET", "/api/v1/executions/search?state=RUNNING")
+            .body(Body::empty())
+            .expect("request")
+    };
+    for _ in 0..200 {
+        if call(&app, search()).await.json()["total"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    state.begin_shutdown();
+    let reply = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("the waiter answers at shutdown")
+        .expect("the task ran");
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.json()["state"]["current"], "RUNNING");
+    tokio::task::spawn_blocking(move || state.shutdown())
+        .await
+        .expect("joined")
+        .expect("engine stops and syncs");
+}
