@@ -27,10 +27,7 @@ fn parse(body: &Body) -> ApiResult<Flow> {
                     json!({"path": p.path, "line": p.line, "column": p.column, "message": p.message})
                 })
                 .collect();
-            ApiError::unprocessable(
-                format!("invalid flow: {}", flow::Error::Invalid(problems)),
-                Value::Array(details),
-            )
+            ApiError::unprocessable(flow::Error::Invalid(problems).to_string(), Value::Array(details))
         }
         other => ApiError::unprocessable(other.to_string(), Value::Null),
     })
