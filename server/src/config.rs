@@ -136,6 +136,10 @@ pub struct WalConfig {
     pub fsync_interval: Option<TimeSpan>,
     /// Size of each preallocated segment file. Default: 64 MiB.
     pub segment_size: ByteSize,
+    /// Largest record (a flow's source, an execution's state). Default:
+    /// 16 MiB: room for a request body at its limit, and at most half a
+    /// segment.
+    pub max_record_size: ByteSize,
     /// How long high-volume log records are kept. Default: 1h.
     pub log_retention: TimeSpan,
 }
@@ -210,6 +214,7 @@ impl Default for WalConfig {
             group_commit_delay: TimeSpan::millis(0),
             fsync_interval: None,
             segment_size: ByteSize(64 << 20),
+            max_record_size: ByteSize(16 << 20),
             log_retention: TimeSpan::secs(3600),
         }
     }
@@ -245,6 +250,7 @@ const KEYS: &[(&str, bool)] = &[
     ("wal.group-commit-delay", false),
     ("wal.fsync-interval", false),
     ("wal.segment-size", false),
+    ("wal.max-record-size", false),
     ("wal.log-retention", false),
     ("executions.retention", false),
     ("executions.max-finished", false),
@@ -445,6 +451,25 @@ impl Config {
             return invalid(
                 "wal.segment-size",
                 format!("{segment} bytes: must be a multiple of 4KiB within 1MiB..=4GiB"),
+            );
+        }
+        let record = self.wal.max_record_size.0;
+        if record < 4096 || record > segment / 2 {
+            return invalid(
+                "wal.max-record-size",
+                format!(
+                    "{} must be within 4KiB..=half of wal.segment-size ({})",
+                    self.wal.max_record_size, self.wal.segment_size
+                ),
+            );
+        }
+        if self.server.request_body_limit.0 > record {
+            return invalid(
+                "server.request-body-limit",
+                format!(
+                    "{} would accept flows and inputs larger than a WAL record (wal.max-record-size is {})",
+                    self.server.request_body_limit, self.wal.max_record_size
+                ),
             );
         }
         if self.executions.retention.0.is_zero() {
@@ -788,6 +813,10 @@ mod tests {
         assert!(m.contains("thread"), "{m}");
         let m = message(load("wal:\n  segment-size: 1000\n", &[]));
         assert!(m.contains("wal.segment-size"), "{m}");
+        let m = message(load("server:\n  request-body-limit: 32MiB\n", &[]));
+        assert!(m.contains("wal.max-record-size"), "{m}");
+        let m = message(load("wal:\n  max-record-size: 40MiB\n", &[]));
+        assert!(m.contains("wal.max-record-size"), "{m}");
         let m = message(load("wal:\n  durability: sometimes\n", &[]));
         assert!(m.contains("wal.durability"), "{m}");
         let m = message(load("server:\n  shutdown-timeout: 30\n", &[]));
