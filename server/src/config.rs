@@ -113,6 +113,11 @@ pub struct ExecutorConfig {
     pub inbox_capacity: NonZeroUsize,
     /// Messages a shard handles between publishing changes. Default: 256.
     pub batch: NonZeroUsize,
+    /// Threads for blocking tasks (HTTP calls). Default: 8.
+    pub workers: NonZeroUsize,
+    /// Blocking jobs queued for the workers before shards hold them back.
+    /// Default: 4096.
+    pub work_queue: NonZeroUsize,
     /// Executions created but not ended, across all shards. Past it, new
     /// executions get 429: sleeping executions hold memory, and the inbox
     /// bound alone does not limit them. Default: 100000.
@@ -202,6 +207,8 @@ impl Default for ExecutorConfig {
             threads: None,
             inbox_capacity: nz(4096),
             batch: nz(256),
+            workers: nz(8),
+            work_queue: nz(4096),
             max_running: nz(100_000),
         }
     }
@@ -245,6 +252,8 @@ const KEYS: &[(&str, bool)] = &[
     ("executor.threads", false),
     ("executor.inbox-capacity", false),
     ("executor.batch", false),
+    ("executor.workers", false),
+    ("executor.work-queue", false),
     ("executor.max-running", false),
     ("wal.durability", true),
     ("wal.group-commit-delay", false),
@@ -418,6 +427,12 @@ impl Config {
         }
         if self.executor.inbox_capacity.get() > 1 << 24 {
             return invalid("executor.inbox-capacity", "at most 16777216");
+        }
+        if self.executor.workers.get() > 1024 {
+            return invalid("executor.workers", "at most 1024");
+        }
+        if self.executor.work_queue.get() > 1 << 24 {
+            return invalid("executor.work-queue", "at most 16777216");
         }
         if self.executor.batch > self.executor.inbox_capacity {
             return invalid(

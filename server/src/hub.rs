@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use chrono::Utc;
+use peregrine_engine::Receipt;
 use peregrine_engine::execution::{Execution, ExecutionId};
 use tokio::sync::broadcast;
 
@@ -25,6 +26,9 @@ pub struct Update {
     /// Kestra's execution JSON.
     pub json: Bytes,
     pub terminal: bool,
+    /// Where the change stands on its way to the journal: wait on it before
+    /// showing the change to anyone.
+    pub receipt: Receipt,
 }
 
 #[derive(Debug)]
@@ -103,7 +107,7 @@ impl Hub {
 
     /// Publishes a change to its subscribers, if there are any. Called on the
     /// shard thread: one map lookup when nobody watches.
-    pub fn publish(&self, execution: &Execution, terminal: bool) {
+    pub fn publish(&self, execution: &Execution, terminal: bool, receipt: &Receipt) {
         let id = execution.id();
         let mut stripe = self.stripe(id);
         let Some(topic) = stripe.get(&id) else { return };
@@ -119,7 +123,11 @@ impl Hub {
         };
         // No receiver left is fine: the last one is leaving and will remove
         // the topic.
-        let _ = topic.tx.send(Update { json, terminal });
+        let _ = topic.tx.send(Update {
+            json,
+            terminal,
+            receipt: receipt.clone(),
+        });
         if terminal {
             // Receivers still get what was sent, then `Closed`.
             stripe.remove(&id);
@@ -216,15 +224,15 @@ mod tests {
         let mut slow = hub.subscribe(exec.id(), true).expect("open");
         let mut fast = hub.subscribe(exec.id(), true).expect("open");
         for _ in 0..3 {
-            hub.publish(&exec, false);
+            hub.publish(&exec, false, &Receipt::ready());
             assert!(!fast.recv().await.expect("an update").terminal);
         }
         for _ in 0..10 {
-            hub.publish(&exec, false);
+            hub.publish(&exec, false, &Receipt::ready());
             fast.recv().await.expect("an update");
         }
         assert!(matches!(slow.recv().await, Err(RecvError::Lagged(_))));
-        hub.publish(&exec, true);
+        hub.publish(&exec, true, &Receipt::ready());
         assert!(fast.recv().await.expect("the end").terminal);
         assert!(matches!(fast.recv().await, Err(RecvError::Closed)));
         assert_eq!(hub.topics(), 0, "the end removes the topic");
@@ -236,9 +244,9 @@ mod tests {
         let exec = an_execution();
         let mut waiter = hub.subscribe(exec.id(), false).expect("open");
         for _ in 0..100 {
-            hub.publish(&exec, false);
+            hub.publish(&exec, false, &Receipt::ready());
         }
-        hub.publish(&exec, true);
+        hub.publish(&exec, true, &Receipt::ready());
         let update = waiter.recv().await.expect("the end, not lagged");
         assert!(update.terminal);
         let json: serde_json::Value = serde_json::from_slice(&update.json).expect("JSON");

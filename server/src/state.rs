@@ -4,6 +4,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
+use peregrine_engine::Receipt;
 use peregrine_engine::execution::{Execution, ExecutionId};
 use peregrine_engine::executor::{Engine, EngineConfig, NewExecution, Observer, PushError};
 
@@ -45,10 +46,14 @@ pub(crate) struct Tracker {
 
 impl Observer for Tracker {
     fn on_change(&self, execution: &Execution, terminal: bool) {
+        self.on_change_journaled(execution, terminal, &Receipt::ready());
+    }
+
+    fn on_change_journaled(&self, execution: &Execution, terminal: bool, receipt: &Receipt) {
         if let Some(took) = self.executions.observe(execution, terminal) {
             self.metrics.finished(execution.state(), took);
         }
-        self.hub.publish(execution, terminal);
+        self.hub.publish(execution, terminal, receipt);
     }
 }
 
@@ -88,6 +93,8 @@ impl AppState {
                 threads: config.threads(),
                 inbox_capacity: config.executor.inbox_capacity,
                 batch: config.executor.batch,
+                workers: config.executor.workers,
+                work_queue: config.executor.work_queue,
             },
             Arc::clone(&tracker) as Arc<dyn Observer>,
         )?;

@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use chrono::Utc;
+use peregrine_engine::Receipt;
 use peregrine_engine::execution::{ExecutionId, State as ExecState};
 use peregrine_engine::executor::NewExecution;
 use peregrine_engine::flow::{self, InputType};
@@ -195,6 +196,11 @@ async fn start(
     let mut new = NewExecution::new(Arc::clone(stored.revision()), inputs.clone());
     new.labels = labels;
     new.trigger = trigger.clone();
+    let (created_tx, created_rx) = tokio::sync::oneshot::channel::<Receipt>();
+    new.on_created = Some(Box::new(move |_, receipt| {
+        // The request may have gone; then nobody waits for the receipt.
+        let _ = created_tx.send(receipt);
+    }));
     let id = new.id;
     // As the engine will label it (see `Run::new`), so that the execution
     // reads the same before and after its shard picks it up.
@@ -245,15 +251,24 @@ async fn start(
         return Err(refused.into());
     }
     state.metrics().created();
-    state
-        .persistence()
-        .execution_created(id)
+    // Commit before externalize: the answer that acknowledges the execution
+    // waits for its creation record (durable in `sync` mode).
+    let receipt = created_rx
+        .await
+        .map_err(|_| ApiError::unavailable("the executor stopped before starting the execution"))?;
+    receipt
+        .durable()
         .await
         .map_err(|e| ApiError::internal("making an execution durable", e))?;
     if let Some(waiter) = &mut waiter {
         loop {
             match waiter.recv().await {
                 Ok(update) if update.terminal => {
+                    update
+                        .receipt
+                        .durable()
+                        .await
+                        .map_err(|e| ApiError::internal("making an execution durable", e))?;
                     return Ok(json_response(StatusCode::OK, update.json));
                 }
                 Ok(_) | Err(RecvError::Lagged(_)) => {}

@@ -120,10 +120,19 @@ fn frames(follower: Follower) -> impl Stream<Item = Result<Event, Infallible>> +
                 return None;
             }
             match f.subscription.recv().await {
-                Ok(update) if update.terminal => {
-                    f = f.finish_with(update.json);
+                Ok(update) => {
+                    // Commit before externalize; a change that could not be
+                    // made durable ends the stream (the server logs it).
+                    if let Err(e) = update.receipt.durable().await {
+                        tracing::error!("a followed change is not durable: {e}");
+                        return None;
+                    }
+                    if update.terminal {
+                        f = f.finish_with(update.json);
+                    } else {
+                        f.pending.push(update.json);
+                    }
                 }
-                Ok(update) => f.pending.push(update.json),
                 Err(RecvError::Lagged(missed)) => {
                     tracing::debug!(missed, "a follower fell behind; dropping it");
                     f.state.metrics().follower_dropped();

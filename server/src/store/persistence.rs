@@ -1,17 +1,20 @@
-//! The durability seam.
+//! The durability seam for flows.
 //!
-//! Handlers call [`crate::store::FlowRepository`] and
-//! [`crate::store::ExecutionStore`]; those call a [`Persistence`] before
-//! anything is acknowledged (commit-before-externalize). [`InMemory`]
-//! acknowledges at once: nothing survives a restart. The WAL-backed
-//! implementation plugs in here without a handler changing.
+//! Handlers call [`crate::store::FlowRepository`], which calls a
+//! [`Persistence`] before a flow change is acknowledged
+//! (commit-before-externalize). [`InMemory`] acknowledges at once: nothing
+//! survives a restart. The WAL-backed implementation plugs in here without a
+//! handler changing.
+//!
+//! Executions are made durable by the engine's own journal: the API waits
+//! on the engine's [`peregrine_engine::Receipt`] of an execution's creation
+//! before acknowledging it, and on the receipt of each change before a
+//! waiter or a follower sees it.
 
 use std::fmt;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-
-use peregrine_engine::execution::ExecutionId;
 
 /// Resolves once a change is durable (or failed to become so).
 pub type Durable = Pin<Box<dyn Future<Output = io::Result<()>> + Send + 'static>>;
@@ -39,10 +42,6 @@ pub trait Persistence: Send + Sync + fmt::Debug + 'static {
     /// Logs a flow change; the future resolves when it is durable.
     fn flow_changed(&self, change: FlowChange) -> Durable;
 
-    /// Resolves when the creation record of `id` is durable; in `sync` mode
-    /// the HTTP answer that acknowledges the execution waits for it.
-    fn execution_created(&self, id: ExecutionId) -> Durable;
-
     /// Flow changes logged before this start, oldest first (recovery).
     fn recovered_flows(&self) -> io::Result<Vec<FlowChange>>;
 
@@ -60,10 +59,6 @@ fn ready() -> Durable {
 
 impl Persistence for InMemory {
     fn flow_changed(&self, _change: FlowChange) -> Durable {
-        ready()
-    }
-
-    fn execution_created(&self, _id: ExecutionId) -> Durable {
         ready()
     }
 
