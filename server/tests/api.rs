@@ -229,6 +229,30 @@ async fn flows_are_created_updated_read_listed_and_deleted() {
     )
     .await;
     assert_eq!(with_source.json()["source"], updated_yaml.as_str());
+    let first = call(
+        &app,
+        req(
+            "GET",
+            "/api/v1/flows/tests.api/hello?revision=1&source=true",
+        )
+        .body(Body::empty())
+        .expect("request"),
+    )
+    .await;
+    assert_eq!(first.json()["revision"], 1);
+    assert_eq!(
+        first.json()["source"],
+        HELLO,
+        "earlier revisions stay readable"
+    );
+    let never = call(
+        &app,
+        req("GET", "/api/v1/flows/tests.api/hello?revision=9")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(never.status, StatusCode::NOT_FOUND);
 
     let renamed = call(
         &app,

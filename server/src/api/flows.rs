@@ -65,17 +65,30 @@ pub async fn update(
     Ok(Json(stored.to_json(true)).into_response())
 }
 
-/// `GET /flows/{namespace}/{id}`, `?source=true` for the YAML.
+/// `GET /flows/{namespace}/{id}`, `?source=true` for the YAML,
+/// `?revision=N` for an earlier revision.
 pub async fn get(
     State(state): State<AppState>,
     Params((namespace, id)): Params<(String, String)>,
     query: Pairs,
 ) -> ApiResult<Response> {
     let with_source = query.flag("source")?;
-    let stored = state
-        .flows()
-        .get(&namespace, &id)
-        .ok_or_else(|| ApiError::not_found(format!("flow {namespace}.{id} not found")))?;
+    let not_found = || ApiError::not_found(format!("flow {namespace}.{id} not found"));
+    let current = state.flows().get(&namespace, &id).ok_or_else(not_found)?;
+    let stored = match query.get("revision").filter(|r| !r.is_empty()) {
+        None => current,
+        Some(raw) => {
+            let revision = raw
+                .parse::<u32>()
+                .map_err(|_| ApiError::bad_request(format!("revision `{raw}` is not a number")))?;
+            state
+                .flows()
+                .revision(&namespace, &id, revision)
+                .ok_or_else(|| {
+                    ApiError::not_found(format!("flow {namespace}.{id} has no revision {revision}"))
+                })?
+        }
+    };
     Ok(Json(stored.to_json(with_source)).into_response())
 }
 

@@ -106,6 +106,19 @@ struct Slot {
     current: Option<Arc<StoredFlow>>,
     /// Highest revision ever given, so that a re-created flow goes on from it.
     last_revision: u32,
+    /// Every revision saved, deleted ones too: recovery resumes an execution
+    /// with the revision it started with, however old. Flows are small, and
+    /// Kestra keeps every revision as well.
+    history: BTreeMap<u32, Arc<StoredFlow>>,
+}
+
+impl Slot {
+    fn save(&mut self, stored: Arc<StoredFlow>) {
+        let revision = stored.flow().revision;
+        self.last_revision = self.last_revision.max(revision);
+        self.history.insert(revision, Arc::clone(&stored));
+        self.current = Some(stored);
+    }
 }
 
 /// Every flow, by namespace then id.
@@ -139,8 +152,7 @@ impl FlowRepository {
             } => match Flow::parse(&source) {
                 Ok(flow) => {
                     let slot = flows.entry(namespace).or_default().entry(id).or_default();
-                    slot.last_revision = slot.last_revision.max(revision);
-                    slot.current = Some(Arc::new(StoredFlow::new(flow, revision)));
+                    slot.save(Arc::new(StoredFlow::new(flow, revision)));
                 }
                 Err(e) => tracing::error!("recovered flow {namespace}.{id} no longer parses: {e}"),
             },
@@ -179,6 +191,17 @@ impl FlowRepository {
             .map(Arc::clone)
     }
 
+    /// One saved revision of a flow, deleted or replaced since or not. Fits
+    /// the engine's `FlowLookup`, which recovery uses to resume executions.
+    pub fn revision(&self, namespace: &str, id: &str, revision: u32) -> Option<Arc<StoredFlow>> {
+        self.read()
+            .get(namespace)?
+            .get(id)?
+            .history
+            .get(&revision)
+            .map(Arc::clone)
+    }
+
     /// The flows of one namespace, by id.
     pub fn list(&self, namespace: &str) -> Vec<Arc<StoredFlow>> {
         let mut out: Vec<_> = self
@@ -202,9 +225,8 @@ impl FlowRepository {
             if slot.current.is_some() {
                 return Err(FlowError::Exists(flow.namespace, flow.id));
             }
-            slot.last_revision += 1;
-            let stored = Arc::new(StoredFlow::new(flow, slot.last_revision));
-            slot.current = Some(Arc::clone(&stored));
+            let stored = Arc::new(StoredFlow::new(flow, slot.last_revision + 1));
+            slot.save(Arc::clone(&stored));
             stored
         };
         self.persist_saved(&stored).await?;
@@ -223,9 +245,8 @@ impl FlowRepository {
             let Some(slot) = slot else {
                 return Err(FlowError::NotFound(flow.namespace, flow.id));
             };
-            slot.last_revision += 1;
-            let stored = Arc::new(StoredFlow::new(flow, slot.last_revision));
-            slot.current = Some(Arc::clone(&stored));
+            let stored = Arc::new(StoredFlow::new(flow, slot.last_revision + 1));
+            slot.save(Arc::clone(&stored));
             stored
         };
         self.persist_saved(&stored).await?;
