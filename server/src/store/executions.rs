@@ -62,6 +62,55 @@ impl Pending {
     }
 }
 
+/// A finished execution read back from the journal, as its final JSON.
+#[derive(Debug)]
+pub struct Restored {
+    json: Value,
+    id: ExecutionId,
+    namespace: String,
+    flow_id: String,
+    state: State,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    labels: Vec<(String, String)>,
+}
+
+impl Restored {
+    /// Reads the fields the store indexes; `None` if the JSON lacks them or
+    /// does not describe a finished execution.
+    pub fn from_json(json: Value) -> Option<Self> {
+        let text = |v: &Value| v.as_str().map(str::to_owned);
+        let date = |v: &Value| {
+            v.as_str()
+                .and_then(|d| DateTime::parse_from_rfc3339(d).ok())
+                .map(|d| d.with_timezone(&Utc))
+        };
+        let state = State::parse(json["state"]["current"].as_str()?)?;
+        if !state.is_terminal() {
+            return None;
+        }
+        let labels = json["labels"]
+            .as_array()
+            .map(|labels| {
+                labels
+                    .iter()
+                    .filter_map(|l| Some((text(&l["key"])?, text(&l["value"])?)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some(Self {
+            id: json["id"].as_str()?.parse().ok()?,
+            namespace: text(&json["namespace"])?,
+            flow_id: text(&json["flowId"])?,
+            start: date(&json["state"]["startDate"])?,
+            end: date(&json["state"]["endDate"])?,
+            state,
+            labels,
+            json,
+        })
+    }
+}
+
 /// What the store knows of one execution.
 #[derive(Debug, Clone)]
 pub enum Record {
@@ -69,6 +118,8 @@ pub enum Record {
     Pending(Arc<Pending>),
     /// The latest snapshot the engine published.
     Seen(Arc<Execution>),
+    /// Finished before a restart.
+    Restored(Arc<Restored>),
 }
 
 impl Record {
@@ -76,6 +127,7 @@ impl Record {
         match self {
             Record::Pending(p) => &p.namespace,
             Record::Seen(e) => e.namespace(),
+            Record::Restored(r) => &r.namespace,
         }
     }
 
@@ -83,6 +135,7 @@ impl Record {
         match self {
             Record::Pending(p) => &p.flow_id,
             Record::Seen(e) => e.flow_id(),
+            Record::Restored(r) => &r.flow_id,
         }
     }
 
@@ -90,6 +143,7 @@ impl Record {
         match self {
             Record::Pending(_) => State::Created,
             Record::Seen(e) => e.state(),
+            Record::Restored(r) => r.state,
         }
     }
 
@@ -97,6 +151,7 @@ impl Record {
         match self {
             Record::Pending(p) => p.created,
             Record::Seen(e) => e.history().start_date(),
+            Record::Restored(r) => r.start,
         }
     }
 
@@ -104,6 +159,7 @@ impl Record {
         match self {
             Record::Pending(p) => &p.labels,
             Record::Seen(e) => e.labels(),
+            Record::Restored(r) => &r.labels,
         }
     }
 
@@ -116,6 +172,7 @@ impl Record {
         match self {
             Record::Pending(p) => p.to_json(now),
             Record::Seen(e) => e.to_json(now),
+            Record::Restored(r) => r.json.clone(),
         }
     }
 }
@@ -284,6 +341,30 @@ impl ExecutionStore {
         })
     }
 
+    /// Keeps a finished execution recovered from the journal, for what is
+    /// left of its retention window. False if it is already past it.
+    pub fn restore(&self, restored: Restored) -> bool {
+        let age = (Utc::now() - restored.end).to_std().unwrap_or_default();
+        if age >= self.retention {
+            return false;
+        }
+        let now = Instant::now();
+        let finished_at = now.checked_sub(age).unwrap_or(now);
+        let id = restored.id;
+        let mut stripe = self.stripe(id);
+        stripe.entries.insert(
+            id,
+            Entry {
+                record: Record::Restored(Arc::new(restored)),
+                counted: false,
+                accepted: None,
+            },
+        );
+        stripe.finished.push_back((finished_at, id));
+        self.evict(&mut stripe, now);
+        true
+    }
+
     pub fn get(&self, id: ExecutionId) -> Option<Record> {
         self.stripe(id).entries.get(&id).map(|e| e.record.clone())
     }
@@ -336,5 +417,50 @@ impl ExecutionStore {
                 stripe.entries.remove(&id);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finished(id: ExecutionId, ended: DateTime<Utc>) -> Value {
+        serde_json::json!({
+            "id": id.to_string(),
+            "namespace": "company.team",
+            "flowId": "f",
+            "labels": [{"key": "k", "value": "v"}],
+            "state": {
+                "current": "SUCCESS",
+                "startDate": format_date(ended - chrono::Duration::seconds(1)),
+                "endDate": format_date(ended),
+            },
+        })
+    }
+
+    #[test]
+    fn recovered_finished_executions_are_searchable_within_their_retention() {
+        let store = ExecutionStore::new(10, Duration::from_secs(3600), 100);
+        let recent = ExecutionId::from_u128(1);
+        let old = ExecutionId::from_u128(2);
+        let now = Utc::now();
+        let restored = Restored::from_json(finished(recent, now)).expect("readable");
+        assert!(store.restore(restored));
+        let expired =
+            Restored::from_json(finished(old, now - chrono::Duration::hours(2))).expect("readable");
+        assert!(!store.restore(expired), "past its retention");
+        assert!(Restored::from_json(serde_json::json!({"id": "x"})).is_none());
+
+        let record = store.get(recent).expect("kept");
+        assert_eq!(record.state(), State::Success);
+        assert_eq!(record.to_json(now)["flowId"], "f");
+        assert!(store.get(old).is_none());
+        let filter = Filter {
+            namespace: Some("company".into()),
+            labels: vec![("k".into(), "v".into())],
+            ..Filter::default()
+        };
+        assert_eq!(store.search(&filter, 1, 10).1, 1);
+        assert_eq!(store.running(), 0, "restored executions are not running");
     }
 }

@@ -7,6 +7,6 @@ mod executions;
 mod flows;
 mod persistence;
 
-pub use executions::{ExecutionStore, Filter, Pending, Record, RunningLimit};
+pub use executions::{ExecutionStore, Filter, Pending, Record, Restored, RunningLimit};
 pub use flows::{FlowError, FlowKey, FlowRepository, StoredFlow};
 pub use persistence::{Durable, FlowChange, InMemory, Persistence};
