@@ -26,6 +26,8 @@ enum Command {
     Expr(cli::expr::Args),
     /// Run one execution of a flow in-process and print its final JSON.
     Run(cli::run::Args),
+    /// Serve the HTTP API (Kestra-compatible) until SIGTERM.
+    Server(cli::server::Args),
     /// Work with flow files.
     #[command(subcommand)]
     Flow(cli::FlowCommand),
@@ -34,6 +36,7 @@ enum Command {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
@@ -44,5 +47,6 @@ fn main() -> ExitCode {
         Command::Expr(args) => cli::expr::main(args),
         Command::Run(args) => cli::run::main(args),
         Command::Flow(cli::FlowCommand::Validate(args)) => cli::validate::main(args),
+        Command::Server(args) => cli::server::main(args),
     }
 }

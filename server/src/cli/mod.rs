@@ -2,6 +2,7 @@
 
 pub mod expr;
 pub mod run;
+pub mod server;
 pub mod validate;
 
 /// `peregrine flow ...`: work with flow files.

@@ -1,0 +1,424 @@
+//! `/executions`: trigger (inputs as multipart or JSON, `wait=true`), get,
+//! search, kill, and webhooks.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{FromRequest, Multipart, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use chrono::Utc;
+use peregrine_engine::Receipt;
+use peregrine_engine::execution::{ExecutionId, State as ExecState};
+use peregrine_engine::executor::NewExecution;
+use peregrine_engine::flow::{self, InputType};
+use serde_json::{Map, Value, json};
+use tokio::sync::broadcast::error::RecvError;
+
+use super::error::{ApiError, ApiResult, rejection};
+use super::extract::{Body, Pairs, Params};
+use crate::state::AppState;
+use crate::store::{Filter, Pending, StoredFlow};
+
+/// Inputs one request may carry (multipart parts).
+const MAX_INPUT_PARTS: usize = 1024;
+/// Labels one request may set.
+const MAX_LABELS: usize = 64;
+/// Page size of a search, at most.
+const MAX_PAGE_SIZE: usize = 1000;
+
+/// Parses an execution id; an id that cannot exist is simply not found.
+pub(super) fn parse_id(text: &str) -> ApiResult<ExecutionId> {
+    text.parse()
+        .map_err(|_| ApiError::not_found(format!("execution {text} not found")))
+}
+
+fn json_response(status: StatusCode, body: Bytes) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn find_flow(state: &AppState, namespace: &str, flow_id: &str) -> ApiResult<Arc<StoredFlow>> {
+    state
+        .flows()
+        .get(namespace, flow_id)
+        .ok_or_else(|| ApiError::not_found(format!("flow {namespace}.{flow_id} not found")))
+}
+
+/// `POST /executions/{namespace}/{flowId}`.
+pub async fn trigger(
+    State(state): State<AppState>,
+    Params((namespace, flow_id)): Params<(String, String)>,
+    query: Pairs,
+    request: Request,
+) -> ApiResult<Response> {
+    let stored = find_flow(&state, &namespace, &flow_id)?;
+    let wait = query.flag("wait")?;
+    let labels = parse_labels(&query)?;
+    let provided = read_inputs(&stored, request).await?;
+    let inputs = check_inputs(&stored, &provided)?;
+    start(&state, &stored, inputs, labels, None, wait).await
+}
+
+/// Kestra labels, `labels=key:value`, repeatable.
+fn parse_labels(query: &Pairs) -> ApiResult<Vec<(String, String)>> {
+    let mut labels = Vec::new();
+    for raw in query.all("labels") {
+        let Some((key, value)) = raw.split_once(':').filter(|(k, _)| !k.is_empty()) else {
+            return Err(ApiError::bad_request(format!(
+                "label `{raw}` is not key:value"
+            )));
+        };
+        labels.push((key.to_owned(), value.to_owned()));
+    }
+    if labels.len() > MAX_LABELS {
+        return Err(ApiError::bad_request(format!(
+            "{} labels; at most {MAX_LABELS}",
+            labels.len()
+        )));
+    }
+    Ok(labels)
+}
+
+/// The inputs as sent: one multipart part per input, or a JSON object.
+async fn read_inputs(stored: &StoredFlow, request: Request) -> ApiResult<Map<String, Value>> {
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if content_type.starts_with("multipart/form-data") {
+        let mut multipart = Multipart::from_request(request, &())
+            .await
+            .map_err(|r| rejection(r.status(), r.body_text()))?;
+        let mut inputs = Map::new();
+        let mut parts = 0;
+        while let Some(field) = multipart
+            .next_field()
+            .await
+            .map_err(|e| rejection(e.status(), e.body_text()))?
+        {
+            parts += 1;
+            if parts > MAX_INPUT_PARTS {
+                return Err(ApiError::bad_request(format!(
+                    "more than {MAX_INPUT_PARTS} parts"
+                )));
+            }
+            let Some(name) = field.name().filter(|n| !n.is_empty()).map(str::to_owned) else {
+                return Err(ApiError::bad_request("a multipart part has no name"));
+            };
+            let is_file = stored
+                .flow()
+                .input(&name)
+                .is_some_and(|i| matches!(i.type_, InputType::File));
+            if is_file {
+                return Err(ApiError::unprocessable(
+                    format!("input `{name}`: FILE inputs are not supported yet"),
+                    json!([{"input": name, "expected": "FILE", "message": "file uploads are not supported yet"}]),
+                ));
+            }
+            let text = field
+                .text()
+                .await
+                .map_err(|e| rejection(e.status(), e.body_text()))?;
+            // A repeated part (a multi-select) becomes a list.
+            match inputs.get_mut(&name) {
+                Some(Value::Array(items)) => items.push(Value::String(text)),
+                Some(previous) => {
+                    let first = previous.take();
+                    *previous = Value::Array(vec![first, Value::String(text)]);
+                }
+                None => {
+                    inputs.insert(name, Value::String(text));
+                }
+            }
+        }
+        return Ok(inputs);
+    }
+    let is_json = content_type.starts_with("application/json") || content_type.contains("+json");
+    let Body(bytes) = Body::from_request(request, &()).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    if !is_json && !content_type.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("inputs come as multipart/form-data or a JSON object, not `{content_type}`"),
+        ));
+    }
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(ApiError::bad_request(
+            "the JSON body must be an object of inputs",
+        )),
+        Err(e) => Err(ApiError::bad_request(format!("the body is not JSON: {e}"))),
+    }
+}
+
+/// Types the inputs; every bad one is named.
+fn check_inputs(
+    stored: &StoredFlow,
+    provided: &Map<String, Value>,
+) -> ApiResult<Map<String, Value>> {
+    flow::validate_inputs(stored.flow(), provided).map_err(|e| match e {
+        flow::Error::Inputs(problems) => {
+            let details = problems
+                .iter()
+                .map(|p| json!({"input": p.id, "expected": p.expected, "message": p.message}))
+                .collect();
+            ApiError::unprocessable(
+                flow::Error::Inputs(problems).to_string(),
+                Value::Array(details),
+            )
+        }
+        other => ApiError::unprocessable(other.to_string(), Value::Null),
+    })
+}
+
+/// Creates an execution and answers: once it is durably created, or once it
+/// has ended with `wait`.
+async fn start(
+    state: &AppState,
+    stored: &StoredFlow,
+    inputs: Map<String, Value>,
+    labels: Vec<(String, String)>,
+    trigger: Option<Value>,
+    wait: bool,
+) -> ApiResult<Response> {
+    let flow = stored.flow();
+    if flow.disabled {
+        return Err(ApiError::unprocessable(
+            format!("flow {}.{} is disabled", flow.namespace, flow.id),
+            Value::Null,
+        ));
+    }
+    let mut new = NewExecution::new(Arc::clone(stored.revision()), inputs.clone());
+    new.labels = labels;
+    new.trigger = trigger.clone();
+    let (created_tx, created_rx) = tokio::sync::oneshot::channel::<Receipt>();
+    new.on_created = Some(Box::new(move |_, receipt| {
+        // The request may have gone; then nobody waits for the receipt.
+        let _ = created_tx.send(receipt);
+    }));
+    let id = new.id;
+    // As the engine will label it (see `Run::new`), so that the execution
+    // reads the same before and after its shard picks it up.
+    let mut shown_labels: Vec<(String, String)> = flow
+        .labels
+        .iter()
+        .filter(|(k, _)| !k.starts_with("system."))
+        .cloned()
+        .collect();
+    shown_labels.push(("system.correlationId".into(), id.to_string()));
+    for (k, v) in &new.labels {
+        match shown_labels.iter_mut().find(|(key, _)| key == k) {
+            Some(slot) => slot.1 = v.clone(),
+            None => shown_labels.push((k.clone(), v.clone())),
+        }
+    }
+    state
+        .executions()
+        .admit(Pending {
+            id,
+            namespace: flow.namespace.clone(),
+            flow_id: flow.id.clone(),
+            flow_revision: flow.revision,
+            inputs,
+            labels: shown_labels,
+            trigger,
+            created: Utc::now(),
+        })
+        .map_err(|e| {
+            state.metrics().rejected();
+            ApiError::too_many(e.to_string())
+        })?;
+    // Subscribed before submitting: the end cannot slip by unseen.
+    let mut waiter = if wait {
+        match state.hub().subscribe(id, false) {
+            Ok(sub) => Some(sub),
+            Err(closed) => {
+                state.executions().withdraw(id);
+                return Err(ApiError::unavailable(closed.to_string()));
+            }
+        }
+    } else {
+        None
+    };
+    if let Err(refused) = state.submit(new) {
+        state.executions().withdraw(id);
+        state.metrics().rejected();
+        return Err(refused.into());
+    }
+    state.metrics().created();
+    // Commit before externalize: the answer that acknowledges the execution
+    // waits for its creation record (durable in `sync` mode).
+    let receipt = created_rx
+        .await
+        .map_err(|_| ApiError::unavailable("the executor stopped before starting the execution"))?;
+    receipt
+        .durable()
+        .await
+        .map_err(|e| ApiError::internal("making an execution durable", e))?;
+    if let Some(waiter) = &mut waiter {
+        loop {
+            match waiter.recv().await {
+                Ok(update) if update.terminal => {
+                    update
+                        .receipt
+                        .durable()
+                        .await
+                        .map_err(|e| ApiError::internal("making an execution durable", e))?;
+                    return Ok(json_response(StatusCode::OK, update.json));
+                }
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                // Shutting down: answer with what is known.
+                Err(RecvError::Closed) => break,
+            }
+        }
+    }
+    let record = state
+        .executions()
+        .get(id)
+        .ok_or_else(|| ApiError::internal("reading a new execution", "it is gone"))?;
+    Ok(Json(record.to_json(Utc::now())).into_response())
+}
+
+/// `GET /executions/{id}`.
+pub async fn get(State(state): State<AppState>, Params(id): Params<String>) -> ApiResult<Response> {
+    let record = state
+        .executions()
+        .get(parse_id(&id)?)
+        .ok_or_else(|| ApiError::not_found(format!("execution {id} not found")))?;
+    Ok(Json(record.to_json(Utc::now())).into_response())
+}
+
+/// `GET /executions/search?namespace=&flowId=&state=&labels=&page=&size=`:
+/// newest first, `{results, total}`.
+pub async fn search(State(state): State<AppState>, query: Pairs) -> ApiResult<Json<Value>> {
+    let number = |key: &str, default: usize, max: usize| -> ApiResult<usize> {
+        match query.get(key) {
+            None | Some("") => Ok(default),
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=max).contains(n))
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!("`{key}` must be a number within 1..={max}"))
+                }),
+        }
+    };
+    let page = number("page", 1, usize::MAX)?;
+    let size = number("size", 10, MAX_PAGE_SIZE)?;
+    let mut filter = Filter {
+        namespace: query
+            .get("namespace")
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned),
+        flow_id: query
+            .get("flowId")
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned),
+        labels: parse_labels(&query)?,
+        ..Filter::default()
+    };
+    for raw in query.all("state") {
+        for name in raw.split(',').filter(|s| !s.is_empty()) {
+            let state = ExecState::parse(name)
+                .ok_or_else(|| ApiError::bad_request(format!("`{name}` is not a state")))?;
+            filter.states.push(state);
+        }
+    }
+    let (results, total) = state.executions().search(&filter, page, size);
+    let now = Utc::now();
+    Ok(Json(json!({
+        "results": results.iter().map(|r| r.to_json(now)).collect::<Vec<_>>(),
+        "total": total,
+    })))
+}
+
+/// `DELETE /executions/{id}/kill`: 202, or 409 when it has already ended.
+pub async fn kill(state: &AppState, id: &str) -> ApiResult<Response> {
+    let parsed = parse_id(id)?;
+    let record = state
+        .executions()
+        .get(parsed)
+        .ok_or_else(|| ApiError::not_found(format!("execution {id} not found")))?;
+    if record.is_terminal() {
+        return Err(ApiError::conflict(format!(
+            "execution {id} has already ended ({})",
+            record.state()
+        )));
+    }
+    state.kill(parsed)?;
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+/// `DELETE /executions/{a}/{b}`: only `/executions/{id}/kill` exists.
+pub async fn delete_pair(
+    State(state): State<AppState>,
+    Params((a, b)): Params<(String, String)>,
+) -> ApiResult<Response> {
+    if b != "kill" {
+        return Err(ApiError::not_found(format!(
+            "no route for DELETE /executions/{a}/{b}"
+        )));
+    }
+    kill(&state, &a).await
+}
+
+/// `GET|POST|PUT /executions/webhook/{namespace}/{flowId}/{key}`: starts
+/// the flow whose Webhook trigger has this key, with `trigger.body`,
+/// `trigger.headers` and `trigger.parameters`.
+pub async fn webhook(
+    State(state): State<AppState>,
+    Params((namespace, flow_id, key)): Params<(String, String, String)>,
+    query: Pairs,
+    headers: HeaderMap,
+    Body(body): Body,
+) -> ApiResult<Response> {
+    let stored = state
+        .flows()
+        .get(&namespace, &flow_id)
+        .filter(|f| f.has_webhook(&key))
+        .ok_or_else(|| {
+            ApiError::not_found(format!("no webhook {key} on flow {namespace}.{flow_id}"))
+        })?;
+    let body = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&body)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()))
+    };
+    let mut header_map = Map::new();
+    for (name, value) in &headers {
+        // Credentials are not the flow's business, and would be stored with
+        // the execution.
+        if name == header::AUTHORIZATION || name == header::COOKIE {
+            continue;
+        }
+        let value = Value::String(String::from_utf8_lossy(value.as_bytes()).into_owned());
+        match header_map.get_mut(name.as_str()) {
+            Some(Value::Array(values)) => values.push(value),
+            _ => {
+                header_map.insert(name.as_str().to_owned(), Value::Array(vec![value]));
+            }
+        }
+    }
+    let mut parameters = Map::new();
+    for (k, v) in &query.0 {
+        match parameters.get_mut(k) {
+            Some(Value::Array(values)) => values.push(Value::String(v.clone())),
+            _ => {
+                parameters.insert(k.clone(), Value::Array(vec![Value::String(v.clone())]));
+            }
+        }
+    }
+    let trigger = json!({
+        "body": body,
+        "headers": header_map,
+        "parameters": parameters,
+    });
+    let inputs = check_inputs(&stored, &Map::new())?;
+    start(&state, &stored, inputs, Vec::new(), Some(trigger), false).await
+}

@@ -1,0 +1,114 @@
+//! `/flows`: create, update, get, list, delete.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use peregrine_engine::flow::{self, Flow};
+use serde_json::{Value, json};
+
+use super::error::{ApiError, ApiResult};
+use super::extract::{Body, Pairs, Params};
+use crate::state::AppState;
+
+/// Parses a flow's YAML; every problem found, with where, as 422 details.
+fn parse(body: &Body) -> ApiResult<Flow> {
+    let source = body.text()?;
+    if source.trim().is_empty() {
+        return Err(ApiError::bad_request(
+            "the body is empty: send the flow's YAML (application/x-yaml)",
+        ));
+    }
+    Flow::parse(source).map_err(|e| match e {
+        flow::Error::Invalid(problems) => {
+            let details = problems
+                .iter()
+                .map(|p| {
+                    json!({"path": p.path, "line": p.line, "column": p.column, "message": p.message})
+                })
+                .collect();
+            ApiError::unprocessable(flow::Error::Invalid(problems).to_string(), Value::Array(details))
+        }
+        other => ApiError::unprocessable(other.to_string(), Value::Null),
+    })
+}
+
+/// `POST /flows`: 409 when the flow exists.
+pub async fn create(State(state): State<AppState>, body: Body) -> ApiResult<Response> {
+    let flow = parse(&body)?;
+    let stored = state.flows().create(flow).await?;
+    tracing::info!(
+        namespace = stored.flow().namespace,
+        id = stored.flow().id,
+        "flow created"
+    );
+    Ok(Json(stored.to_json(true)).into_response())
+}
+
+/// `PUT /flows/{namespace}/{id}`: a new revision.
+pub async fn update(
+    State(state): State<AppState>,
+    Params((namespace, id)): Params<(String, String)>,
+    body: Body,
+) -> ApiResult<Response> {
+    let flow = parse(&body)?;
+    if flow.namespace != namespace || flow.id != id {
+        return Err(ApiError::unprocessable(
+            format!(
+                "the body is flow {}.{}, the path names {namespace}.{id}",
+                flow.namespace, flow.id
+            ),
+            json!([{"path": "id", "message": "namespace and id cannot change on update"}]),
+        ));
+    }
+    let stored = state.flows().update(flow).await?;
+    Ok(Json(stored.to_json(true)).into_response())
+}
+
+/// `GET /flows/{namespace}/{id}`, `?source=true` for the YAML,
+/// `?revision=N` for an earlier revision.
+pub async fn get(
+    State(state): State<AppState>,
+    Params((namespace, id)): Params<(String, String)>,
+    query: Pairs,
+) -> ApiResult<Response> {
+    let with_source = query.flag("source")?;
+    let not_found = || ApiError::not_found(format!("flow {namespace}.{id} not found"));
+    let current = state.flows().get(&namespace, &id).ok_or_else(not_found)?;
+    let stored = match query.get("revision").filter(|r| !r.is_empty()) {
+        None => current,
+        Some(raw) => {
+            let revision = raw
+                .parse::<u32>()
+                .map_err(|_| ApiError::bad_request(format!("revision `{raw}` is not a number")))?;
+            state
+                .flows()
+                .revision(&namespace, &id, revision)
+                .ok_or_else(|| {
+                    ApiError::not_found(format!("flow {namespace}.{id} has no revision {revision}"))
+                })?
+        }
+    };
+    Ok(Json(stored.to_json(with_source)).into_response())
+}
+
+/// `DELETE /flows/{namespace}/{id}`.
+pub async fn delete(
+    State(state): State<AppState>,
+    Params((namespace, id)): Params<(String, String)>,
+) -> ApiResult<StatusCode> {
+    state.flows().delete(&namespace, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /flows/{namespace}`: the namespace's flows.
+pub async fn list(State(state): State<AppState>, Params(namespace): Params<String>) -> Json<Value> {
+    Json(Value::Array(
+        state
+            .flows()
+            .list(&namespace)
+            .iter()
+            .map(|f| f.to_json(false))
+            .collect(),
+    ))
+}

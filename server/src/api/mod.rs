@@ -1,0 +1,147 @@
+//! The HTTP API: Kestra's paths under `/api/v1/main/`, with `/api/v1/` as
+//! an alias, plus `/health` and `/metrics`.
+
+mod error;
+mod executions;
+mod extract;
+mod flows;
+mod follow;
+
+use std::any::Any;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+pub use error::ApiError;
+
+use crate::state::AppState;
+
+/// The whole HTTP service.
+pub fn app(state: AppState) -> Router {
+    let body_limit =
+        usize::try_from(state.config().server.request_body_limit.0).unwrap_or(usize::MAX);
+    let api = Router::new()
+        .route("/flows", post(flows::create))
+        .route("/flows/{namespace}", get(flows::list))
+        .route(
+            "/flows/{namespace}/{id}",
+            get(flows::get).put(flows::update).delete(flows::delete),
+        )
+        .route("/executions", get(executions::search))
+        .route("/executions/search", get(executions::search))
+        .route("/executions/{id}", get(executions::get))
+        // One route for three shapes whose segments would clash:
+        // GET {id}/follow, DELETE {id}/kill, POST {namespace}/{flowId}.
+        .route(
+            "/executions/{a}/{b}",
+            get(follow::get_pair)
+                .post(executions::trigger)
+                .delete(executions::delete_pair),
+        )
+        .route(
+            "/executions/trigger/{namespace}/{flow_id}",
+            post(executions::trigger),
+        )
+        .route(
+            "/executions/webhook/{namespace}/{flow_id}/{key}",
+            get(executions::webhook)
+                .post(executions::webhook)
+                .put(executions::webhook),
+        )
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_auth));
+    Router::new()
+        .nest("/api/v1/main", api.clone())
+        .nest("/api/v1", api)
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(TraceLayer::new_for_http())
+        .layer(CatchPanicLayer::custom(panicked))
+        .with_state(state)
+}
+
+/// Basic auth, when configured, on every `/api` route.
+async fn require_auth(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let Some(expected) = state.authorization() else {
+        return next.run(request).await;
+    };
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(HeaderValue::as_bytes)
+        .unwrap_or_default();
+    if constant_time_eq(given, expected.as_bytes()) {
+        return next.run(request).await;
+    }
+    let mut response =
+        ApiError::new(StatusCode::UNAUTHORIZED, "authentication required").into_response();
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"peregrine\""),
+    );
+    response
+}
+
+/// Compares without an early exit, so timing does not reveal the prefix
+/// that matched.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// `GET /health`: 200 while serving, 503 once shutdown has begun.
+async fn health(State(state): State<AppState>) -> Response {
+    if state.is_ready() {
+        axum::Json(json!({"status": "UP"})).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(json!({"status": "DOWN"})),
+        )
+            .into_response()
+    }
+}
+
+/// `GET /metrics`: Prometheus text.
+async fn metrics(State(state): State<AppState>) -> Response {
+    let text = state.metrics().render(&state.gauges());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+async fn no_route(method: Method, uri: Uri) -> ApiError {
+    ApiError::not_found(format!("no route for {method} {}", uri.path()))
+}
+
+async fn wrong_method(method: Method, uri: Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("{method} is not allowed on {}", uri.path()),
+    )
+}
+
+fn panicked(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    ApiError::internal("a request handler panicked", what).into_response()
+}

@@ -1,0 +1,847 @@
+//! The server's settings: a kebab-case YAML file, then `PEREGRINE_*`
+//! environment variables, then command-line flags, each overriding the one
+//! before. Every default is documented on its field; [`Config::check`]
+//! rejects settings that contradict each other before anything starts.
+//!
+//! ```yaml
+//! data-dir: ./data
+//! server:
+//!   bind: 127.0.0.1:8080
+//!   request-body-limit: 10MiB
+//!   basic-auth: { username: admin, password: secret }
+//! executor:
+//!   threads: 4
+//! wal:
+//!   durability: sync
+//!   group-commit-delay: 2ms
+//! executions:
+//!   retention: 24h
+//! ```
+//!
+//! An environment variable names a key by its path in upper case with `_`
+//! for both `.` and `-`: `PEREGRINE_WAL_GROUP_COMMIT_DELAY=2ms`,
+//! `PEREGRINE_SERVER_BASIC_AUTH_PASSWORD=...`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+
+/// A setting that cannot be used, with the key it concerns.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("config `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything `peregrine server` reads at start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the WAL and stored flows live. Default: `./data`.
+    pub data_dir: PathBuf,
+    pub server: ServerConfig,
+    pub executor: ExecutorConfig,
+    pub wal: WalConfig,
+    pub executions: ExecutionsConfig,
+}
+
+/// The HTTP side.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on. Default: `127.0.0.1:8080`.
+    pub bind: SocketAddr,
+    /// Largest request body accepted (flows, inputs, webhook payloads);
+    /// larger ones get 413. Default: 10 MiB.
+    pub request_body_limit: ByteSize,
+    /// How long SIGTERM waits for in-flight requests before closing them.
+    /// Default: 30s.
+    pub shutdown_timeout: TimeSpan,
+    /// Interval of SSE keep-alive comments on `follow`. Default: 15s.
+    pub sse_keep_alive: TimeSpan,
+    /// Updates buffered per followed execution; a follower that falls this
+    /// far behind is dropped rather than allowed to hold memory. Default: 64.
+    pub sse_buffer: NonZeroUsize,
+    /// Open connections; more wait in the kernel's backlog until one
+    /// closes. Default: 10000.
+    pub max_connections: NonZeroUsize,
+    /// Concurrent `follow` streams; more get 503. Default: 10000.
+    pub max_followers: NonZeroUsize,
+    /// Kestra-style basic auth on every `/api` route. Default: none.
+    pub basic_auth: Option<BasicAuth>,
+}
+
+/// One user allowed in with HTTP basic auth.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct BasicAuth {
+    pub username: String,
+    pub password: String,
+}
+
+impl fmt::Debug for BasicAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BasicAuth")
+            .field("username", &self.username)
+            .field("password", &"***")
+            .finish()
+    }
+}
+
+/// The sharded executor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct ExecutorConfig {
+    /// Shard threads. Default: one per CPU.
+    pub threads: Option<NonZeroUsize>,
+    /// Messages each shard's inbox holds; a full inbox answers 429.
+    /// Default: 4096.
+    pub inbox_capacity: NonZeroUsize,
+    /// Messages a shard handles between publishing changes. Default: 256.
+    pub batch: NonZeroUsize,
+    /// Threads for blocking tasks (HTTP calls). Default: 8.
+    pub workers: NonZeroUsize,
+    /// Blocking jobs queued for the workers before shards hold them back.
+    /// Default: 4096.
+    pub work_queue: NonZeroUsize,
+    /// Executions created but not ended, across all shards. Past it, new
+    /// executions get 429: sleeping executions hold memory, and the inbox
+    /// bound alone does not limit them. Default: 100000.
+    pub max_running: NonZeroUsize,
+}
+
+/// How the write-ahead log makes changes durable.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct WalConfig {
+    /// `sync` (fsync before acknowledging), `interval` (fsync every
+    /// `fsync-interval`, acknowledging before) or `none` (tests only).
+    /// Default: `sync`.
+    pub durability: Durability,
+    /// Longest the flusher waits for more appends to share an fsync: the
+    /// latency/throughput knob. Default: 0ms (sync at once; appends that
+    /// arrive during a sync share the next, so batches still grow with load).
+    pub group_commit_delay: TimeSpan,
+    /// Only with `durability: interval`: how often to fsync. Default (in that
+    /// mode): 100ms.
+    pub fsync_interval: Option<TimeSpan>,
+    /// Size of each preallocated segment file. Default: 64 MiB.
+    pub segment_size: ByteSize,
+    /// Largest record (a flow's source, an execution's state). Default:
+    /// 16 MiB: room for a request body at its limit, and at most half a
+    /// segment.
+    pub max_record_size: ByteSize,
+    /// How long high-volume log records are kept. Default: 1h.
+    pub log_retention: TimeSpan,
+}
+
+/// `wal.durability`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Durability {
+    Sync,
+    Interval,
+    None,
+}
+
+/// Finished executions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct ExecutionsConfig {
+    /// How long a finished execution stays readable (GET, search).
+    /// Default: 24h.
+    pub retention: TimeSpan,
+    /// Finished executions kept at most, oldest dropped first, whatever
+    /// their age. Default: 100000.
+    pub max_finished: NonZeroUsize,
+}
+
+fn nz(n: usize) -> NonZeroUsize {
+    NonZeroUsize::new(n).unwrap_or(NonZeroUsize::MIN)
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./data"),
+            server: ServerConfig::default(),
+            executor: ExecutorConfig::default(),
+            wal: WalConfig::default(),
+            executions: ExecutionsConfig::default(),
+        }
+    }
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            request_body_limit: ByteSize(10 << 20),
+            shutdown_timeout: TimeSpan::secs(30),
+            sse_keep_alive: TimeSpan::secs(15),
+            sse_buffer: nz(64),
+            max_connections: nz(10_000),
+            max_followers: nz(10_000),
+            basic_auth: None,
+        }
+    }
+}
+
+impl Default for ExecutorConfig {
+    fn default() -> Self {
+        Self {
+            threads: None,
+            inbox_capacity: nz(4096),
+            batch: nz(256),
+            workers: nz(8),
+            work_queue: nz(4096),
+            max_running: nz(100_000),
+        }
+    }
+}
+
+impl Default for WalConfig {
+    fn default() -> Self {
+        Self {
+            durability: Durability::Sync,
+            group_commit_delay: TimeSpan::millis(0),
+            fsync_interval: None,
+            segment_size: ByteSize(64 << 20),
+            max_record_size: ByteSize(16 << 20),
+            log_retention: TimeSpan::secs(3600),
+        }
+    }
+}
+
+impl Default for ExecutionsConfig {
+    fn default() -> Self {
+        Self {
+            retention: TimeSpan::secs(24 * 3600),
+            max_finished: nz(100_000),
+        }
+    }
+}
+
+/// Every key a `PEREGRINE_*` variable can set, and whether its value is
+/// taken as text as is (names, passwords) rather than read as a YAML scalar.
+const KEYS: &[(&str, bool)] = &[
+    ("data-dir", true),
+    ("server.bind", true),
+    ("server.request-body-limit", false),
+    ("server.shutdown-timeout", false),
+    ("server.sse-keep-alive", false),
+    ("server.sse-buffer", false),
+    ("server.max-connections", false),
+    ("server.max-followers", false),
+    ("server.basic-auth.username", true),
+    ("server.basic-auth.password", true),
+    ("executor.threads", false),
+    ("executor.inbox-capacity", false),
+    ("executor.batch", false),
+    ("executor.workers", false),
+    ("executor.work-queue", false),
+    ("executor.max-running", false),
+    ("wal.durability", true),
+    ("wal.group-commit-delay", false),
+    ("wal.fsync-interval", false),
+    ("wal.segment-size", false),
+    ("wal.max-record-size", false),
+    ("wal.log-retention", false),
+    ("executions.retention", false),
+    ("executions.max-finished", false),
+];
+
+/// The environment variable that sets `key`.
+pub fn env_name(key: &str) -> String {
+    let mut name = String::from("PEREGRINE_");
+    name.extend(key.chars().map(|c| match c {
+        '.' | '-' => '_',
+        c => c.to_ascii_uppercase(),
+    }));
+    name
+}
+
+/// Values set on the command line; they win over the file and the
+/// environment.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub bind: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Config {
+    /// Defaults, then `file`, then `env` (`PEREGRINE_*` pairs), then
+    /// `overrides`; checked.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        overrides: &Overrides,
+    ) -> Result<Config> {
+        let mut tree = serde_json::to_value(Config::default()).map_err(|e| Error::Invalid {
+            key: String::new(),
+            message: e.to_string(),
+        })?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+            let doc = parse_yaml(&text).map_err(|message| Error::Syntax {
+                path: path.to_owned(),
+                message,
+            })?;
+            match doc {
+                Value::Null => {}
+                Value::Object(_) => merge(&mut tree, doc),
+                _ => {
+                    return Err(Error::Syntax {
+                        path: path.to_owned(),
+                        message: "the config must be a mapping".into(),
+                    });
+                }
+            }
+        }
+        for (name, value) in env {
+            let Some((key, verbatim)) = KEYS.iter().find(|(k, _)| env_name(k) == name) else {
+                if name.starts_with("PEREGRINE_") && name != "PEREGRINE_CONFIG" {
+                    tracing::warn!("{name} is not a peregrine setting; ignored");
+                }
+                continue;
+            };
+            let value = if *verbatim {
+                Value::String(value)
+            } else {
+                parse_yaml(&value).unwrap_or(Value::String(value))
+            };
+            set(&mut tree, key, value);
+        }
+        if let Some(bind) = overrides.bind {
+            set(&mut tree, "server.bind", Value::String(bind.to_string()));
+        }
+        if let Some(dir) = &overrides.data_dir {
+            set(
+                &mut tree,
+                "data-dir",
+                Value::String(dir.to_string_lossy().into_owned()),
+            );
+        }
+        let config: Config = serde_path_to_error::deserialize(tree).map_err(|e| {
+            let key = e.path().to_string();
+            Error::Invalid {
+                key: if key == "." { String::new() } else { key },
+                message: e.into_inner().to_string(),
+            }
+        })?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Shard threads, resolving the per-CPU default.
+    pub fn threads(&self) -> NonZeroUsize {
+        self.executor
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN))
+    }
+
+    /// The fsync interval in force: `Some` only in `interval` mode.
+    pub fn fsync_interval(&self) -> Option<Duration> {
+        match self.wal.durability {
+            Durability::Interval => Some(
+                self.wal
+                    .fsync_interval
+                    .map_or(Duration::from_millis(100), |s| s.0),
+            ),
+            Durability::Sync | Durability::None => None,
+        }
+    }
+
+    /// Rejects settings that cannot work, or that contradict each other.
+    pub fn check(&self) -> Result<()> {
+        fn invalid(key: &str, message: impl Into<String>) -> Result<()> {
+            Err(Error::Invalid {
+                key: key.into(),
+                message: message.into(),
+            })
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return invalid("data-dir", "must not be empty");
+        }
+        let body = self.server.request_body_limit.0;
+        if !(1024..=1 << 30).contains(&body) {
+            return invalid(
+                "server.request-body-limit",
+                format!("{body} bytes is outside 1KiB..=1GiB"),
+            );
+        }
+        if self.server.shutdown_timeout.0 > Duration::from_secs(600) {
+            return invalid("server.shutdown-timeout", "at most 10m");
+        }
+        if self.server.sse_keep_alive.0 < Duration::from_secs(1) {
+            return invalid("server.sse-keep-alive", "at least 1s");
+        }
+        if self.server.sse_buffer.get() > 65_536 {
+            return invalid("server.sse-buffer", "at most 65536 updates");
+        }
+        if self.server.max_connections.get() > 1_000_000 {
+            return invalid("server.max-connections", "at most 1000000");
+        }
+        if self.server.max_followers > self.server.max_connections {
+            return invalid(
+                "server.max-followers",
+                format!(
+                    "{} follow streams cannot be open over {} connections (server.max-connections)",
+                    self.server.max_followers, self.server.max_connections
+                ),
+            );
+        }
+        if let Some(auth) = &self.server.basic_auth {
+            if auth.username.is_empty() || auth.username.contains(':') {
+                return invalid(
+                    "server.basic-auth.username",
+                    "must be non-empty and without `:`",
+                );
+            }
+            if auth.password.is_empty() {
+                return invalid(
+                    "server.basic-auth.password",
+                    "must be non-empty when basic auth is on",
+                );
+            }
+        }
+        if self.executor.threads.is_some_and(|t| t.get() > 1024) {
+            return invalid("executor.threads", "at most 1024");
+        }
+        if self.executor.inbox_capacity.get() > 1 << 24 {
+            return invalid("executor.inbox-capacity", "at most 16777216");
+        }
+        if self.executor.workers.get() > 1024 {
+            return invalid("executor.workers", "at most 1024");
+        }
+        if self.executor.work_queue.get() > 1 << 24 {
+            return invalid("executor.work-queue", "at most 16777216");
+        }
+        if self.executor.batch > self.executor.inbox_capacity {
+            return invalid(
+                "executor.batch",
+                format!(
+                    "{} is larger than executor.inbox-capacity ({})",
+                    self.executor.batch, self.executor.inbox_capacity
+                ),
+            );
+        }
+        if self.wal.group_commit_delay.0 > Duration::from_secs(1) {
+            return invalid("wal.group-commit-delay", "at most 1s");
+        }
+        match (self.wal.durability, self.wal.fsync_interval) {
+            (Durability::Interval, Some(i)) if i.0.is_zero() || i.0 > Duration::from_secs(60) => {
+                return invalid("wal.fsync-interval", "must be within 1ms..=60s");
+            }
+            (Durability::Sync | Durability::None, Some(_)) => {
+                return invalid(
+                    "wal.fsync-interval",
+                    format!(
+                        "applies only to `durability: interval`, but durability is `{}`",
+                        self.wal.durability.as_str()
+                    ),
+                );
+            }
+            _ => {}
+        }
+        let segment = self.wal.segment_size.0;
+        if !(1 << 20..=1 << 32).contains(&segment) || !segment.is_multiple_of(4096) {
+            return invalid(
+                "wal.segment-size",
+                format!("{segment} bytes: must be a multiple of 4KiB within 1MiB..=4GiB"),
+            );
+        }
+        let record = self.wal.max_record_size.0;
+        if record < 4096 || record > segment / 2 {
+            return invalid(
+                "wal.max-record-size",
+                format!(
+                    "{} must be within 4KiB..=half of wal.segment-size ({})",
+                    self.wal.max_record_size, self.wal.segment_size
+                ),
+            );
+        }
+        if self.server.request_body_limit.0 > record {
+            return invalid(
+                "server.request-body-limit",
+                format!(
+                    "{} would accept flows and inputs larger than a WAL record (wal.max-record-size is {})",
+                    self.server.request_body_limit, self.wal.max_record_size
+                ),
+            );
+        }
+        if self.executions.retention.0.is_zero() {
+            return invalid("executions.retention", "must be longer than 0s");
+        }
+        if self.wal.log_retention.0 > self.executions.retention.0 {
+            return invalid(
+                "wal.log-retention",
+                format!(
+                    "{} outlives the executions it belongs to (executions.retention is {})",
+                    self.wal.log_retention, self.executions.retention
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// The settings in force, as YAML (`--print-config`).
+    pub fn to_yaml(&self) -> String {
+        let mut shown = self.clone();
+        if let Some(auth) = &mut shown.server.basic_auth {
+            auth.password = "***".into();
+        }
+        serde_saphyr::to_string(&shown).unwrap_or_else(|e| format!("# cannot print: {e}\n"))
+    }
+}
+
+impl Durability {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Durability::Sync => "sync",
+            Durability::Interval => "interval",
+            Durability::None => "none",
+        }
+    }
+}
+
+fn parse_yaml(text: &str) -> std::result::Result<Value, String> {
+    let options = serde_saphyr::options! { strict_booleans: true, with_snippet: false };
+    serde_saphyr::from_str_with_options::<Value>(text, options).map_err(|e| e.to_string())
+}
+
+/// Overlays `top` on `base`: mappings merge key by key, anything else replaces.
+fn merge(base: &mut Value, top: Value) {
+    match (base, top) {
+        (Value::Object(base), Value::Object(top)) => {
+            for (k, v) in top {
+                match base.get_mut(&k) {
+                    Some(slot) if slot.is_object() && v.is_object() => merge(slot, v),
+                    _ => {
+                        base.insert(k, v);
+                    }
+                }
+            }
+        }
+        (base, top) => *base = top,
+    }
+}
+
+/// Sets the value at a dotted `key`, creating mappings on the way.
+fn set(tree: &mut Value, key: &str, value: Value) {
+    let mut node = tree;
+    let mut parts = key.split('.').peekable();
+    while let Some(part) = parts.next() {
+        if !node.is_object() {
+            *node = Value::Object(serde_json::Map::new());
+        }
+        let Value::Object(map) = node else { return };
+        if parts.peek().is_none() {
+            map.insert(part.to_owned(), value);
+            return;
+        }
+        node = map
+            .entry(part.to_owned())
+            .or_insert_with(|| Value::Object(serde_json::Map::new()));
+    }
+}
+
+/// A length of time, written with its unit: `250ms`, `30s`, `5m`, `1h`,
+/// `7d`, or ISO-8601 as in flows (`PT1M`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TimeSpan(pub Duration);
+
+impl TimeSpan {
+    pub const fn secs(n: u64) -> Self {
+        Self(Duration::from_secs(n))
+    }
+
+    pub const fn millis(n: u64) -> Self {
+        Self(Duration::from_millis(n))
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        let text = text.trim();
+        if text.starts_with('P') || text.starts_with('p') {
+            return peregrine_engine::flow::parse_duration(text).map(Self);
+        }
+        let split = text
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let number: f64 = number.parse().ok()?;
+        let scale = match unit.trim() {
+            "ms" => 0.001,
+            "s" => 1.0,
+            "m" | "min" => 60.0,
+            "h" => 3600.0,
+            "d" => 86_400.0,
+            _ => return None,
+        };
+        Duration::try_from_secs_f64(number * scale).ok().map(Self)
+    }
+}
+
+impl fmt::Display for TimeSpan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = self.0.as_millis();
+        for (unit, size) in [
+            ("d", 86_400_000),
+            ("h", 3_600_000),
+            ("m", 60_000),
+            ("s", 1000),
+        ] {
+            if ms >= size && ms.is_multiple_of(size) {
+                return write!(f, "{}{unit}", ms / size);
+            }
+        }
+        write!(f, "{ms}ms")
+    }
+}
+
+impl Serialize for TimeSpan {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for TimeSpan {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(f64),
+            Text(String),
+        }
+        let text = match Raw::deserialize(d)? {
+            Raw::Number(n) => n.to_string(),
+            Raw::Text(text) => text,
+        };
+        TimeSpan::parse(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "`{text}` is not a duration (write it with a unit: 250ms, 30s, 5m, 1h, 7d)"
+            ))
+        })
+    }
+}
+
+/// A number of bytes: `4096`, `512KiB`, `64MiB`, `1GiB` (also `KB`, `MB`, `GB`
+/// as powers of 1000).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ByteSize(pub u64);
+
+impl ByteSize {
+    pub fn parse(text: &str) -> Option<Self> {
+        let text = text.trim();
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let number: u64 = number.parse().ok()?;
+        let scale: u64 = match unit.trim() {
+            "" | "B" => 1,
+            "KiB" => 1 << 10,
+            "MiB" => 1 << 20,
+            "GiB" => 1 << 30,
+            "KB" | "kB" => 1000,
+            "MB" => 1_000_000,
+            "GB" => 1_000_000_000,
+            _ => return None,
+        };
+        number.checked_mul(scale).map(Self)
+    }
+}
+
+impl fmt::Display for ByteSize {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (unit, size) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+            if self.0 >= size && self.0.is_multiple_of(size) {
+                return write!(f, "{}{unit}", self.0 / size);
+            }
+        }
+        write!(f, "{}", self.0)
+    }
+}
+
+impl Serialize for ByteSize {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Number(n) => Ok(ByteSize(n)),
+            Raw::Text(text) => ByteSize::parse(&text).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "`{text}` is not a size (write 4096, 512KiB, 64MiB or 1GiB)"
+                ))
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(yaml: &str, env: &[(&str, &str)]) -> Result<Config> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("peregrine.yaml");
+        std::fs::write(&path, yaml).expect("write config");
+        Config::load(
+            Some(&path),
+            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+            &Overrides::default(),
+        )
+    }
+
+    fn message(result: Result<Config>) -> String {
+        result.expect_err("rejected").to_string()
+    }
+
+    #[test]
+    fn defaults_are_valid_and_documented_values() {
+        let config = Config::load(None, [], &Overrides::default()).expect("defaults load");
+        assert_eq!(config, Config::default());
+        assert_eq!(config.wal.durability, Durability::Sync);
+        assert_eq!(config.server.request_body_limit, ByteSize(10 << 20));
+        assert_eq!(
+            config.threads(),
+            std::thread::available_parallelism().unwrap()
+        );
+        let yaml = config.to_yaml();
+        assert!(yaml.contains("group-commit-delay: 0ms"), "{yaml}");
+    }
+
+    #[test]
+    fn file_then_env_then_flags() {
+        let config = Config::load(
+            None,
+            [("PEREGRINE_EXECUTOR_THREADS".into(), "3".into())],
+            &Overrides::default(),
+        )
+        .expect("loads");
+        assert_eq!(config.threads().get(), 3);
+
+        let config = load(
+            "executor:\n  threads: 2\nwal:\n  group-commit-delay: 5ms\nserver:\n  request-body-limit: 1MiB\n",
+            &[
+                ("PEREGRINE_WAL_GROUP_COMMIT_DELAY", "7ms"),
+                ("PEREGRINE_SERVER_BASIC_AUTH_USERNAME", "admin"),
+                ("PEREGRINE_SERVER_BASIC_AUTH_PASSWORD", "1234"),
+            ],
+        )
+        .expect("loads");
+        assert_eq!(config.threads().get(), 2);
+        assert_eq!(config.wal.group_commit_delay, TimeSpan::millis(7));
+        assert_eq!(config.server.request_body_limit, ByteSize(1 << 20));
+        let auth = config.server.basic_auth.expect("auth set from env");
+        assert_eq!(
+            (auth.username.as_str(), auth.password.as_str()),
+            ("admin", "1234")
+        );
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("c.yaml");
+        std::fs::write(&path, "server:\n  bind: 127.0.0.1:1\n").expect("write");
+        let config = Config::load(
+            Some(&path),
+            [("PEREGRINE_SERVER_BIND".into(), "127.0.0.1:2".into())],
+            &Overrides {
+                bind: Some("127.0.0.1:3".parse().expect("addr")),
+                data_dir: Some("/tmp/x".into()),
+            },
+        )
+        .expect("loads");
+        assert_eq!(config.server.bind.port(), 3);
+        assert_eq!(config.data_dir, PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn units_parse() {
+        assert_eq!(TimeSpan::parse("250ms"), Some(TimeSpan::millis(250)));
+        assert_eq!(TimeSpan::parse("1.5s"), Some(TimeSpan::millis(1500)));
+        assert_eq!(TimeSpan::parse("7d"), Some(TimeSpan::secs(7 * 86_400)));
+        assert_eq!(TimeSpan::parse("PT1M"), Some(TimeSpan::secs(60)));
+        assert_eq!(TimeSpan::parse("10"), None, "a unit is required");
+        assert_eq!(ByteSize::parse("64MiB"), Some(ByteSize(64 << 20)));
+        assert_eq!(ByteSize::parse("10MB"), Some(ByteSize(10_000_000)));
+        assert_eq!(ByteSize::parse("12 parsecs"), None);
+        assert_eq!(TimeSpan::secs(3600).to_string(), "1h");
+        assert_eq!(ByteSize(64 << 20).to_string(), "64MiB");
+    }
+
+    #[test]
+    fn nonsense_and_contradictions_are_rejected_with_the_key() {
+        let m = message(load("wal:\n  fsync-interval: 10ms\n", &[]));
+        assert!(
+            m.contains("wal.fsync-interval") && m.contains("sync"),
+            "{m}"
+        );
+        assert!(
+            load(
+                "wal:\n  durability: interval\n  fsync-interval: 10ms\n",
+                &[]
+            )
+            .is_ok()
+        );
+        let m = message(load("wal:\n  log-retention: 2d\n", &[]));
+        assert!(m.contains("wal.log-retention"), "{m}");
+        let m = message(load(
+            "server:\n  basic-auth:\n    username: a\n    password: ''\n",
+            &[],
+        ));
+        assert!(m.contains("server.basic-auth.password"), "{m}");
+        let m = message(load(
+            "server:\n  max-connections: 10\n  max-followers: 11\n",
+            &[],
+        ));
+        assert!(m.contains("server.max-followers"), "{m}");
+        let m = message(load("executor:\n  threads: 0\n", &[]));
+        assert!(m.contains("executor.threads"), "{m}");
+        let m = message(load("executor:\n  thread: 2\n", &[]));
+        assert!(m.contains("thread"), "{m}");
+        let m = message(load("wal:\n  segment-size: 1000\n", &[]));
+        assert!(m.contains("wal.segment-size"), "{m}");
+        let m = message(load("server:\n  request-body-limit: 32MiB\n", &[]));
+        assert!(m.contains("wal.max-record-size"), "{m}");
+        let m = message(load("wal:\n  max-record-size: 40MiB\n", &[]));
+        assert!(m.contains("wal.max-record-size"), "{m}");
+        let m = message(load("wal:\n  durability: sometimes\n", &[]));
+        assert!(m.contains("wal.durability"), "{m}");
+        let m = message(load("server:\n  shutdown-timeout: 30\n", &[]));
+        assert!(
+            m.contains("server.shutdown-timeout") && m.contains("unit"),
+            "{m}"
+        );
+        let m = message(load("executor: [1\n", &[]));
+        assert!(m.contains("peregrine.yaml"), "{m}");
+        let m = message(load("", &[("PEREGRINE_SERVER_REQUEST_BODY_LIMIT", "huge")]));
+        assert!(m.contains("server.request-body-limit"), "{m}");
+    }
+}

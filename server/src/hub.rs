@@ -1,0 +1,267 @@
+//! One fan-out per watched execution.
+//!
+//! A topic is created when the first follower (SSE) or waiter (`wait=true`)
+//! arrives, fed by the engine's observer, and removed when the execution ends
+//! or its last subscriber leaves. However many followers an execution has,
+//! each change is serialized once and sent once: the shard thread never does
+//! per-connection work. Updates go through a bounded broadcast ring: a
+//! subscriber that falls `sse-buffer` updates behind sees `Lagged` and is
+//! dropped, so a slow client can never stall a shard or hold unbounded memory.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use chrono::Utc;
+use peregrine_engine::Receipt;
+use peregrine_engine::execution::{Execution, ExecutionId};
+use tokio::sync::broadcast;
+
+const STRIPES: usize = 64;
+
+/// One change of an execution, serialized.
+#[derive(Debug, Clone)]
+pub struct Update {
+    /// Kestra's execution JSON.
+    pub json: Bytes,
+    pub terminal: bool,
+    /// Where the change stands on its way to the journal: wait on it before
+    /// showing the change to anyone.
+    pub receipt: Receipt,
+}
+
+#[derive(Debug)]
+struct Topic {
+    tx: broadcast::Sender<Update>,
+    /// Subscribers that want every change; waiters only want the last.
+    followers: usize,
+    /// Tells this topic from a later one of the same execution.
+    generation: u64,
+}
+
+/// The server is shutting down: no new subscriptions.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the server is shutting down")]
+pub struct Closed;
+
+/// Every watched execution's fan-out.
+#[derive(Debug)]
+pub struct Hub {
+    stripes: Box<[Mutex<HashMap<ExecutionId, Topic>>]>,
+    buffer: usize,
+    closed: AtomicBool,
+    generations: AtomicU64,
+}
+
+impl Hub {
+    /// `buffer`: updates a subscriber may fall behind before it is dropped.
+    pub fn new(buffer: usize) -> Self {
+        Self {
+            stripes: (0..STRIPES).map(|_| Mutex::default()).collect(),
+            buffer: buffer.max(2),
+            closed: AtomicBool::new(false),
+            generations: AtomicU64::new(0),
+        }
+    }
+
+    fn stripe(&self, id: ExecutionId) -> MutexGuard<'_, HashMap<ExecutionId, Topic>> {
+        let raw = id.as_u128();
+        let n = ((raw >> 64) as u64 ^ raw as u64) as usize % STRIPES;
+        // Each change under the lock is one map operation; a poisoned lock
+        // holds a consistent map.
+        self.stripes[n]
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Subscribes to `id`'s changes: every change for a follower, only the
+    /// last one otherwise. Subscribe before the execution can end (for a
+    /// waiter, before submitting it), or read its state after subscribing.
+    pub fn subscribe(
+        self: &Arc<Self>,
+        id: ExecutionId,
+        follower: bool,
+    ) -> Result<Subscription, Closed> {
+        let mut stripe = self.stripe(id);
+        // Checked under the stripe lock, which `close` also takes: no topic
+        // can be created after `close` has emptied the stripes.
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Closed);
+        }
+        let topic = stripe.entry(id).or_insert_with(|| Topic {
+            tx: broadcast::channel(self.buffer).0,
+            followers: 0,
+            generation: self.generations.fetch_add(1, Ordering::Relaxed),
+        });
+        topic.followers += usize::from(follower);
+        let rx = topic.tx.subscribe();
+        Ok(Subscription {
+            hub: Arc::clone(self),
+            id,
+            generation: topic.generation,
+            rx: Some(rx),
+            follower,
+        })
+    }
+
+    /// Publishes a change to its subscribers, if there are any. Called on the
+    /// shard thread: one map lookup when nobody watches.
+    pub fn publish(&self, execution: &Execution, terminal: bool, receipt: &Receipt) {
+        let id = execution.id();
+        let mut stripe = self.stripe(id);
+        let Some(topic) = stripe.get(&id) else { return };
+        if !terminal && topic.followers == 0 {
+            return;
+        }
+        let json = match serde_json::to_vec(&execution.to_json(Utc::now())) {
+            Ok(json) => Bytes::from(json),
+            Err(e) => {
+                tracing::error!(%id, "cannot serialize an execution: {e}");
+                return;
+            }
+        };
+        // No receiver left is fine: the last one is leaving and will remove
+        // the topic.
+        let _ = topic.tx.send(Update {
+            json,
+            terminal,
+            receipt: receipt.clone(),
+        });
+        if terminal {
+            // Receivers still get what was sent, then `Closed`.
+            stripe.remove(&id);
+        }
+    }
+
+    /// Ends every subscription (shutdown): followers' streams end and
+    /// waiters answer with what is known.
+    pub fn close(&self) {
+        for stripe in self.stripes.iter() {
+            let mut stripe = stripe
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            self.closed.store(true, Ordering::Release);
+            stripe.clear();
+        }
+    }
+
+    /// Executions with at least one subscriber.
+    pub fn topics(&self) -> usize {
+        self.stripes
+            .iter()
+            .map(|s| {
+                s.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .len()
+            })
+            .sum()
+    }
+}
+
+/// A subscription to one execution's changes; leaving it removes the topic
+/// when it was the last.
+#[derive(Debug)]
+pub struct Subscription {
+    hub: Arc<Hub>,
+    id: ExecutionId,
+    generation: u64,
+    rx: Option<broadcast::Receiver<Update>>,
+    follower: bool,
+}
+
+impl Subscription {
+    /// The next update. `Err(Lagged)` when this subscriber fell too far
+    /// behind; `Err(Closed)` after the last update.
+    pub async fn recv(&mut self) -> Result<Update, broadcast::error::RecvError> {
+        match &mut self.rx {
+            Some(rx) => rx.recv().await,
+            None => Err(broadcast::error::RecvError::Closed),
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let mut stripe = self.hub.stripe(self.id);
+        // Drop the receiver under the lock so the count below is exact.
+        drop(self.rx.take());
+        if let Some(topic) = stripe
+            .get_mut(&self.id)
+            .filter(|t| t.generation == self.generation)
+        {
+            topic.followers -= usize::from(self.follower);
+            if topic.tx.receiver_count() == 0 {
+                stripe.remove(&self.id);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use peregrine_engine::executor::{FlowRevision, NewExecution, run_to_end};
+    use peregrine_engine::flow::Flow;
+    use tokio::sync::broadcast::error::RecvError;
+
+    use super::*;
+
+    fn an_execution() -> Execution {
+        let flow = Flow::parse(
+            "id: f\nnamespace: t\ntasks:\n  - id: r\n    type: io.kestra.plugin.core.debug.Return\n    format: x\n",
+        )
+        .expect("parses");
+        let revision = Arc::new(FlowRevision::new(Arc::new(flow)));
+        run_to_end(NewExecution::new(revision, serde_json::Map::new()))
+    }
+
+    #[tokio::test]
+    async fn a_follower_that_falls_behind_is_told_so_and_the_rest_keep_up() {
+        let hub = Arc::new(Hub::new(4));
+        let exec = an_execution();
+        let mut slow = hub.subscribe(exec.id(), true).expect("open");
+        let mut fast = hub.subscribe(exec.id(), true).expect("open");
+        for _ in 0..3 {
+            hub.publish(&exec, false, &Receipt::ready());
+            assert!(!fast.recv().await.expect("an update").terminal);
+        }
+        for _ in 0..10 {
+            hub.publish(&exec, false, &Receipt::ready());
+            fast.recv().await.expect("an update");
+        }
+        assert!(matches!(slow.recv().await, Err(RecvError::Lagged(_))));
+        hub.publish(&exec, true, &Receipt::ready());
+        assert!(fast.recv().await.expect("the end").terminal);
+        assert!(matches!(fast.recv().await, Err(RecvError::Closed)));
+        assert_eq!(hub.topics(), 0, "the end removes the topic");
+    }
+
+    #[tokio::test]
+    async fn waiters_get_only_the_end_and_leaving_cleans_up() {
+        let hub = Arc::new(Hub::new(4));
+        let exec = an_execution();
+        let mut waiter = hub.subscribe(exec.id(), false).expect("open");
+        for _ in 0..100 {
+            hub.publish(&exec, false, &Receipt::ready());
+        }
+        hub.publish(&exec, true, &Receipt::ready());
+        let update = waiter.recv().await.expect("the end, not lagged");
+        assert!(update.terminal);
+        let json: serde_json::Value = serde_json::from_slice(&update.json).expect("JSON");
+        assert_eq!(json["id"], exec.id().to_string());
+
+        let follower = hub.subscribe(exec.id(), true).expect("open");
+        assert_eq!(hub.topics(), 1);
+        drop(follower);
+        assert_eq!(
+            hub.topics(),
+            0,
+            "the last subscriber leaving removes the topic"
+        );
+
+        hub.close();
+        assert!(hub.subscribe(exec.id(), true).is_err(), "closed for good");
+    }
+}

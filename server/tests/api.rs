@@ -1,0 +1,914 @@
+//! The API driven in-process with `oneshot`, no socket.
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode, header};
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use peregrine_server::config::{BasicAuth, ByteSize};
+use peregrine_server::{AppState, Config, app};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+const HELLO: &str = r#"
+id: hello
+namespace: tests.api
+labels:
+  team: core
+inputs:
+  - id: name
+    type: STRING
+  - id: times
+    type: INT
+    defaults: 2
+tasks:
+  - id: greet
+    type: io.kestra.plugin.core.debug.Return
+    format: "hello {{ inputs.name }} x{{ inputs.times }}"
+outputs:
+  - id: greeting
+    type: STRING
+    value: "{{ outputs.greet.value }}"
+"#;
+
+const SLEEPY: &str = r#"
+id: sleepy
+namespace: tests.api
+tasks:
+  - id: before
+    type: io.kestra.plugin.core.debug.Return
+    format: one
+  - id: nap
+    type: io.kestra.plugin.core.flow.Sleep
+    duration: PT30S
+  - id: after
+    type: io.kestra.plugin.core.debug.Return
+    format: two
+"#;
+
+const SHORT_NAP: &str = r#"
+id: nap
+namespace: tests.api
+tasks:
+  - id: nap
+    type: io.kestra.plugin.core.flow.Sleep
+    duration: PT0.3S
+  - id: done
+    type: io.kestra.plugin.core.debug.Return
+    format: done
+"#;
+
+const HOOK: &str = r#"
+id: hook
+namespace: tests.api
+tasks:
+  - id: echo
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ trigger.body.order }}/{{ trigger.parameters.p[0] }}/{{ trigger.headers['x-source'][0] }}"
+triggers:
+  - id: web
+    type: io.kestra.plugin.core.trigger.Webhook
+    key: s3cret
+"#;
+
+fn test_config() -> Config {
+    let mut config = Config::default();
+    config.executor.threads = std::num::NonZeroUsize::new(1);
+    config
+}
+
+fn start(config: Config) -> (AppState, Router) {
+    let state = AppState::start(config).expect("engine starts");
+    (state.clone(), app(state))
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+async fn call(app: &Router, request: Request<Body>) -> Reply {
+    let response = tokio::time::timeout(Duration::from_secs(20), app.clone().oneshot(request))
+        .await
+        .expect("answers in time")
+        .expect("infallible");
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = tokio::time::timeout(Duration::from_secs(20), response.into_body().collect())
+        .await
+        .expect("body in time")
+        .expect("body reads")
+        .to_bytes();
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn req(method: &str, uri: &str) -> axum::http::request::Builder {
+    Request::builder().method(method).uri(uri)
+}
+
+async fn create_flow(app: &Router, yaml: &str) -> Reply {
+    call(
+        app,
+        req("POST", "/api/v1/main/flows")
+            .header(header::CONTENT_TYPE, "application/x-yaml")
+            .body(Body::from(yaml.to_owned()))
+            .expect("request"),
+    )
+    .await
+}
+
+async fn trigger_json(app: &Router, path: &str, inputs: Value) -> Reply {
+    call(
+        app,
+        req("POST", path)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(inputs.to_string()))
+            .expect("request"),
+    )
+    .await
+}
+
+fn multipart(parts: &[(&str, &str)]) -> (String, String) {
+    let boundary = "----peregrine-test-boundary";
+    let mut body = String::new();
+    for (name, value) in parts {
+        body.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+        ));
+    }
+    body.push_str(&format!("--{boundary}--\r\n"));
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+async fn wait_for_state(app: &Router, id: &str, wanted: &str) -> Value {
+    for _ in 0..200 {
+        let reply = call(
+            app,
+            req("GET", &format!("/api/v1/executions/{id}"))
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+        if reply.status == StatusCode::OK && reply.json()["state"]["current"] == wanted {
+            return reply.json();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("execution {id} never reached {wanted}");
+}
+
+#[tokio::test]
+async fn flows_are_created_updated_read_listed_and_deleted() {
+    let (_state, app) = start(test_config());
+    let created = create_flow(&app, HELLO).await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.text());
+    let flow = created.json();
+    assert_eq!(flow["id"], "hello");
+    assert_eq!(flow["namespace"], "tests.api");
+    assert_eq!(flow["revision"], 1);
+    assert_eq!(flow["tasks"][0]["id"], "greet");
+    assert!(
+        flow["source"]
+            .as_str()
+            .is_some_and(|s| s.contains("hello {{ inputs.name }}"))
+    );
+
+    let again = create_flow(&app, HELLO).await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    assert!(
+        again.json()["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("already exists"))
+    );
+
+    let updated_yaml = HELLO.replace("hello {{", "hi {{");
+    let updated = call(
+        &app,
+        req("PUT", "/api/v1/flows/tests.api/hello")
+            .header(header::CONTENT_TYPE, "application/x-yaml")
+            .body(Body::from(updated_yaml.clone()))
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(updated.status, StatusCode::OK, "{}", updated.text());
+    assert_eq!(updated.json()["revision"], 2);
+
+    let got = call(
+        &app,
+        req("GET", "/api/v1/main/flows/tests.api/hello")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(got.status, StatusCode::OK);
+    assert_eq!(got.json()["revision"], 2);
+    assert!(got.json().get("source").is_none(), "no source unless asked");
+    let with_source = call(
+        &app,
+        req("GET", "/api/v1/flows/tests.api/hello?source=true")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(with_source.json()["source"], updated_yaml.as_str());
+    let first = call(
+        &app,
+        req(
+            "GET",
+            "/api/v1/flows/tests.api/hello?revision=1&source=true",
+        )
+        .body(Body::empty())
+        .expect("request"),
+    )
+    .await;
+    assert_eq!(first.json()["revision"], 1);
+    assert_eq!(
+        first.json()["source"],
+        HELLO,
+        "earlier revisions stay readable"
+    );
+    let never = call(
+        &app,
+        req("GET", "/api/v1/flows/tests.api/hello?revision=9")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(never.status, StatusCode::NOT_FOUND);
+
+    let renamed = call(
+        &app,
+        req("PUT", "/api/v1/flows/tests.api/other")
+            .body(Body::from(HELLO.to_owned()))
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(renamed.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let missing = call(
+        &app,
+        req("PUT", "/api/v1/flows/tests.api/hello2")
+            .body(Body::from(HELLO.replace("id: hello", "id: hello2")))
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+
+    create_flow(&app, SLEEPY).await;
+    let list = call(
+        &app,
+        req("GET", "/api/v1/main/flows/tests.api")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    let ids: Vec<_> = list
+        .json()
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|f| f["id"].clone())
+        .collect();
+    assert_eq!(ids, vec![json!("hello"), json!("sleepy")]);
+
+    let deleted = call(
+        &app,
+        req("DELETE", "/api/v1/main/flows/tests.api/hello")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    let gone = call(
+        &app,
+        req("GET", "/api/v1/main/flows/tests.api/hello")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    assert!(gone.json()["message"].is_string());
+    let deleted_twice = call(
+        &app,
+        req("DELETE", "/api/v1/main/flows/tests.api/hello")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(deleted_twice.status, StatusCode::NOT_FOUND);
+    let recreated = create_flow(&app, HELLO).await;
+    assert_eq!(
+        recreated.json()["revision"],
+        3,
+        "revisions go on after a delete"
+    );
+}
+
+#[tokio::test]
+async fn invalid_flows_report_every_problem_with_its_position() {
+    let (_state, app) = start(test_config());
+    let reply = create_flow(
+        &app,
+        "id: broken\nnamespace: tests.api\ntasks:\n  - id: a\n    type: io.kestra.plugin.core.debug.Nope\n",
+    )
+    .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        reply.text()
+    );
+    let body = reply.json();
+    let problem = &body["details"][0];
+    assert_eq!(problem["path"], "tasks[0].type");
+    assert_eq!(problem["line"], 5);
+    assert!(problem["column"].as_u64().is_some_and(|c| c > 0));
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("invalid flow"))
+    );
+
+    let syntax = create_flow(&app, "id: [unclosed\n").await;
+    assert_eq!(syntax.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(syntax.json()["details"][0]["line"].as_u64().is_some());
+
+    let empty = create_flow(&app, "").await;
+    assert_eq!(empty.status, StatusCode::BAD_REQUEST);
+    let not_utf8 = call(
+        &app,
+        req("POST", "/api/v1/flows")
+            .body(Body::from(vec![0xff, 0xfe]))
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(not_utf8.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn executions_run_with_json_and_multipart_inputs_and_wait() {
+    let (_state, app) = start(test_config());
+    create_flow(&app, HELLO).await;
+
+    let done = trigger_json(
+        &app,
+        "/api/v1/main/executions/tests.api/hello?wait=true&labels=env:test&labels=team:edge",
+        json!({"name": "Ada"}),
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text());
+    let exec = done.json();
+    assert_eq!(exec["state"]["current"], "SUCCESS");
+    assert_eq!(exec["namespace"], "tests.api");
+    assert_eq!(exec["flowId"], "hello");
+    assert_eq!(exec["inputs"], json!({"name": "Ada", "times": 2}));
+    assert_eq!(exec["outputs"]["greeting"], "hello Ada x2");
+    assert_eq!(exec["taskRunList"][0]["outputs"]["value"], "hello Ada x2");
+    assert!(exec["state"]["endDate"].is_string());
+    let labels = exec["labels"].as_array().expect("labels");
+    assert!(labels.contains(&json!({"key": "env", "value": "test"})));
+    assert!(
+        labels.contains(&json!({"key": "team", "value": "edge"})),
+        "request labels override the flow's"
+    );
+
+    let (content_type, body) = multipart(&[("name", "Grace"), ("times", "3")]);
+    let done = call(
+        &app,
+        req("POST", "/api/v1/executions/tests.api/hello?wait=true")
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Body::from(body))
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text());
+    assert_eq!(done.json()["outputs"]["greeting"], "hello Grace x3");
+    assert_eq!(done.json()["inputs"]["times"], 3, "multipart text is typed");
+
+    // Without wait: the execution is answered as soon as it is created, and
+    // can be read back at once.
+    let created = trigger_json(
+        &app,
+        "/api/v1/executions/tests.api/hello",
+        json!({"name": "Edsger"}),
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.text());
+    let id = created.json()["id"].as_str().expect("id").to_owned();
+    assert_eq!(id.len(), 22);
+    let ended = wait_for_state(&app, &id, "SUCCESS").await;
+    assert_eq!(ended["outputs"]["greeting"], "hello Edsger x2");
+}
+
+#[tokio::test]
+async fn bad_inputs_and_unknown_things_are_named() {
+    let (_state, app) = start(test_config());
+    create_flow(&app, HELLO).await;
+
+    let missing = trigger_json(&app, "/api/v1/executions/tests.api/hello", json!({})).await;
+    assert_eq!(missing.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(missing.json()["details"][0]["input"], "name");
+
+    let wrong = trigger_json(
+        &app,
+        "/api/v1/executions/tests.api/hello",
+        json!({"name": "x", "times": "many"}),
+    )
+    .await;
+    assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(wrong.json()["details"][0]["input"], "times");
+    assert_eq!(wrong.json()["details"][0]["expected"], "INT");
+
+    let not_object = trigger_json(&app, "/api/v1/executions/tests.api/hello", json!([1])).await;
+    assert_eq!(not_object.status, StatusCode::BAD_REQUEST);
+    let not_json = call(
+        &app,
+        req("POST", "/api/v1/executions/tests.api/hello")
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from("{nope"))
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(not_json.status, StatusCode::BAD_REQUEST);
+    assert!(not_json.json()["message"].is_string());
+
+    let bad_label = trigger_json(
+        &app,
+        "/api/v1/executions/tests.api/hello?labels=nocolon",
+        json!({"name": "x"}),
+    )
+    .await;
+    assert_eq!(bad_label.status, StatusCode::BAD_REQUEST);
+    let bad_wait = trigger_json(
+        &app,
+        "/api/v1/executions/tests.api/hello?wait=soon",
+        json!({"name": "x"}),
+    )
+    .await;
+    assert_eq!(bad_wait.status, StatusCode::BAD_REQUEST);
+
+    let unknown_flow = trigger_json(&app, "/api/v1/executions/tests.api/nope", json!({})).await;
+    assert_eq!(unknown_flow.status, StatusCode::NOT_FOUND);
+    assert!(
+        unknown_flow.json()["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("tests.api.nope"))
+    );
+
+    for path in [
+        "/api/v1/executions/0000000000000000000000",
+        "/api/v1/executions/not-an-id",
+        "/api/v1/executions/0000000000000000000000/follow",
+    ] {
+        let reply = call(&app, req("GET", path).body(Body::empty()).expect("request")).await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{path}");
+        assert!(reply.json()["message"].is_string());
+    }
+    let no_route = call(
+        &app,
+        req("GET", "/api/v1/nothing/here")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(no_route.status, StatusCode::NOT_FOUND);
+    assert!(no_route.json()["message"].is_string());
+    let wrong_method = call(
+        &app,
+        req("PATCH", "/api/v1/flows")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert!(wrong_method.json()["message"].is_string());
+    let bad_search = call(
+        &app,
+        req("GET", "/api/v1/executions/search?state=SLEEPY")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(bad_search.status, StatusCode::BAD_REQUEST);
+    let bad_size = call(
+        &app,
+        req("GET", "/api/v1/executions/search?size=0")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(bad_size.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn search_filters_pages_and_counts() {
+    let (_state, app) = start(test_config());
+    create_flow(&app, HELLO).await;
+    create_flow(
+        &app,
+        &HELLO.replace("namespace: tests.api", "namespace: tests.api.sub"),
+    )
+    .await;
+    for n in 0..5 {
+        let reply = trigger_json(
+            &app,
+            &format!("/api/v1/executions/tests.api/hello?wait=true&labels=n:{n}"),
+            json!({"name": format!("n{n}")}),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK);
+    }
+    trigger_json(
+        &app,
+        "/api/v1/executions/tests.api.sub/hello?wait=true",
+        json!({"name": "sub"}),
+    )
+    .await;
+
+    let search = |query: &'static str| {
+        let app = app.clone();
+        async move {
+            let reply = call(
+                &app,
+                req("GET", &format!("/api/v1/main/executions/search?{query}"))
+                    .body(Body::empty())
+                    .expect("request"),
+            )
+            .await;
+            assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+            reply.json()
+        }
+    };
+    let all = search("namespace=tests.api&flowId=hello").await;
+    assert_eq!(all["total"], 6, "a namespace includes the ones below it");
+    assert_eq!(all["results"].as_array().map(Vec::len), Some(6));
+    let exact = search("namespace=tests.api.sub").await;
+    assert_eq!(exact["total"], 1);
+    let page = search("namespace=tests.api&size=2&page=3").await;
+    assert_eq!(page["total"], 6);
+    assert_eq!(page["results"].as_array().map(Vec::len), Some(2));
+    let failed = search("state=FAILED").await;
+    assert_eq!(failed["total"], 0);
+    let success = search("state=SUCCESS&state=KILLED").await;
+    assert_eq!(success["total"], 6);
+    let labelled = search("labels=n:3").await;
+    assert_eq!(labelled["total"], 1);
+    assert_eq!(labelled["results"][0]["inputs"]["name"], "n3");
+    let newest_first = search("namespace=tests.api&size=10").await;
+    let dates: Vec<String> = newest_first["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| {
+            r["state"]["startDate"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .collect();
+    let mut sorted = dates.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(dates, sorted);
+}
+
+#[tokio::test]
+async fn a_sleeping_execution_is_killed_once() {
+    let (_state, app) = start(test_config());
+    create_flow(&app, SLEEPY).await;
+    let created = trigger_json(&app, "/api/v1/executions/tests.api/sleepy", json!({})).await;
+    let id = created.json()["id"].as_str().expect("id").to_owned();
+    wait_for_state(&app, &id, "RUNNING").await;
+
+    let kill = call(
+        &app,
+        req("DELETE", &format!("/api/v1/main/executions/{id}/kill"))
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(kill.status, StatusCode::ACCEPTED);
+    let killed = wait_for_state(&app, &id, "KILLED").await;
+    let runs = killed["taskRunList"].as_array().expect("task runs");
+    assert_eq!(runs[0]["state"]["current"], "SUCCESS");
+    assert_eq!(runs[1]["state"]["current"], "KILLED", "the sleep stops");
+    assert_eq!(runs.len(), 2, "nothing runs after the kill");
+
+    let again = call(
+        &app,
+        req("DELETE", &format!("/api/v1/executions/{id}/kill"))
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+    let unknown = call(
+        &app,
+        req("DELETE", "/api/v1/executions/0000000000000000000000/kill")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+}
+
+/// Reads SSE frames until the stream ends: (id, data) pairs.
+async fn sse_frames(app: &Router, id: &str) -> Vec<(String, Value)> {
+    let response = app
+        .clone()
+        .oneshot(
+            req("GET", &format!("/api/v1/executions/{id}/follow"))
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("infallible");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .is_ok_and(|c| c.starts_with("text/event-stream"))
+    );
+    let body = tokio::time::timeout(Duration::from_secs(20), response.into_body().collect())
+        .await
+        .expect("the stream ends after the execution")
+        .expect("reads")
+        .to_bytes();
+    parse_sse(&String::from_utf8_lossy(&body))
+}
+
+fn parse_sse(text: &str) -> Vec<(String, Value)> {
+    text.split("\n\n")
+        .filter_map(|frame| {
+            let mut id = None;
+            let mut data = String::new();
+            for line in frame.lines() {
+                if let Some(v) = line.strip_prefix("id:") {
+                    id = Some(v.trim().to_owned());
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data.push_str(v.trim_start());
+                }
+            }
+            Some((id?, serde_json::from_str(&data).ok()?))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn followers_share_one_feed_and_end_with_an_end_frame() {
+    let (state, app) = start(test_config());
+    create_flow(&app, SHORT_NAP).await;
+    let created = trigger_json(&app, "/api/v1/executions/tests.api/nap", json!({})).await;
+    let id = created.json()["id"].as_str().expect("id").to_owned();
+
+    let (a, b) = tokio::join!(sse_frames(&app, &id), sse_frames(&app, &id));
+    for frames in [&a, &b] {
+        let ids: Vec<&str> = frames.iter().map(|(id, _)| id.as_str()).collect();
+        assert!(ids.len() >= 2, "{ids:?}");
+        assert_eq!(ids.last(), Some(&"end"));
+        assert!(
+            ids[..ids.len() - 1].iter().all(|i| *i == "progress"),
+            "{ids:?}"
+        );
+        assert_eq!(
+            frames.last().map(|(_, d)| d["state"]["current"].clone()),
+            Some(json!("SUCCESS"))
+        );
+        assert_eq!(frames[0].1["id"], id.as_str());
+    }
+    assert_eq!(state.metrics().followers(), 0, "both streams left");
+
+    // Following an ended execution answers at once.
+    let late = sse_frames(&app, &id).await;
+    let ids: Vec<&str> = late.iter().map(|(id, _)| id.as_str()).collect();
+    assert_eq!(ids, vec!["progress", "end"]);
+}
+
+#[tokio::test]
+async fn webhooks_pass_body_headers_and_parameters() {
+    let (_state, app) = start(test_config());
+    let created = create_flow(&app, HOOK).await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.text());
+    let reply = call(
+        &app,
+        req(
+            "POST",
+            "/api/v1/main/executions/webhook/tests.api/hook/s3cret?p=param",
+        )
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("x-source", "unit")
+        .body(Body::from(r#"{"order": 42}"#))
+        .expect("request"),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let id = reply.json()["id"].as_str().expect("id").to_owned();
+    let ended = wait_for_state(&app, &id, "SUCCESS").await;
+    assert_eq!(ended["taskRunList"][0]["outputs"]["value"], "42/param/unit");
+    assert_eq!(ended["trigger"]["body"]["order"], 42);
+
+    let get = call(
+        &app,
+        req("GET", "/api/v1/executions/webhook/tests.api/hook/s3cret")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(get.status, StatusCode::OK);
+    let wrong_key = call(
+        &app,
+        req("POST", "/api/v1/executions/webhook/tests.api/hook/guess")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(wrong_key.status, StatusCode::NOT_FOUND);
+    let no_flow = call(
+        &app,
+        req("PUT", "/api/v1/executions/webhook/tests.api/none/s3cret")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(no_flow.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn basic_auth_guards_the_api_but_not_health() {
+    let mut config = test_config();
+    config.server.basic_auth = Some(BasicAuth {
+        username: "admin".into(),
+        password: "pw".into(),
+    });
+    let (_state, app) = start(config);
+    let anonymous = call(
+        &app,
+        req("GET", "/api/v1/flows/tests.api")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    assert!(anonymous.headers.contains_key(header::WWW_AUTHENTICATE));
+    assert!(anonymous.json()["message"].is_string());
+    let wrong = call(
+        &app,
+        req("GET", "/api/v1/flows/tests.api")
+            .header(header::AUTHORIZATION, "Basic YWRtaW46bm9wZQ==")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    // admin:pw
+    let right = call(
+        &app,
+        req("GET", "/api/v1/flows/tests.api")
+            .header(header::AUTHORIZATION, "Basic YWRtaW46cHc=")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(right.status, StatusCode::OK);
+    let health = call(
+        &app,
+        req("GET", "/health").body(Body::empty()).expect("request"),
+    )
+    .await;
+    assert_eq!(health.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn limits_answer_413_and_429_with_retry_after() {
+    let mut config = test_config();
+    config.server.request_body_limit = ByteSize(4096);
+    config.executor.max_running = std::num::NonZeroUsize::new(2).expect("non-zero");
+    let (_state, app) = start(config);
+    let huge = format!("{HELLO}\n#{}\n", "x".repeat(8192));
+    let too_big = create_flow(&app, &huge).await;
+    assert_eq!(too_big.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(too_big.json()["message"].is_string());
+
+    create_flow(&app, SLEEPY).await;
+    for _ in 0..2 {
+        let ok = trigger_json(&app, "/api/v1/executions/tests.api/sleepy", json!({})).await;
+        assert_eq!(ok.status, StatusCode::OK);
+    }
+    let refused = trigger_json(&app, "/api/v1/executions/tests.api/sleepy", json!({})).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(refused.headers[header::RETRY_AFTER], "1");
+    assert!(refused.json()["message"].is_string());
+}
+
+#[tokio::test]
+async fn health_and_metrics() {
+    let (state, app) = start(test_config());
+    create_flow(&app, HELLO).await;
+    trigger_json(
+        &app,
+        "/api/v1/executions/tests.api/hello?wait=true",
+        json!({"name": "m"}),
+    )
+    .await;
+    let metrics = call(
+        &app,
+        req("GET", "/metrics").body(Body::empty()).expect("request"),
+    )
+    .await;
+    assert_eq!(metrics.status, StatusCode::OK);
+    let text = metrics.text();
+    assert!(
+        text.contains("peregrine_executions_created_total 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("peregrine_executions_finished_total{state=\"SUCCESS\"} 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("peregrine_execution_duration_seconds_count 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("peregrine_shard_inbox_depth{shard=\"0\"} 0\n"),
+        "{text}"
+    );
+    assert!(text.contains("peregrine_sse_followers 0\n"), "{text}");
+
+    let health = call(
+        &app,
+        req("GET", "/health").body(Body::empty()).expect("request"),
+    )
+    .await;
+    assert_eq!(health.json()["status"], "UP");
+    state.begin_shutdown();
+    let down = call(
+        &app,
+        req("GET", "/health").body(Body::empty()).expect("request"),
+    )
+    .await;
+    assert_eq!(down.status, StatusCode::SERVICE_UNAVAILABLE);
+    let refused = trigger_json(
+        &app,
+        "/api/v1/executions/tests.api/hello",
+        json!({"name": "late"}),
+    )
+    .await;
+    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(refused.headers.contains_key(header::RETRY_AFTER));
+}
+
+#[tokio::test]
+async fn shutdown_answers_waiters_with_what_is_known() {
+    let (state, app) = start(test_config());
+    create_flow(&app, SLEEPY).await;
+    let waiting = tokio::spawn({
+        let app = app.clone();
+        async move {
+            trigger_json(
+                &app,
+                "/api/v1/executions/tests.api/sleepy?wait=true",
+                json!({}),
+            )
+            .await
+        }
+    });
+    let search = || {
+        req("GET", "/api/v1/executions/search?state=RUNNING")
+            .body(Body::empty())
+            .expect("request")
+    };
+    for _ in 0..200 {
+        if call(&app, search()).await.json()["total"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    state.begin_shutdown();
+    let reply = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("the waiter answers at shutdown")
+        .expect("the task ran");
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.json()["state"]["current"], "RUNNING");
+    tokio::task::spawn_blocking(move || state.shutdown())
+        .await
+        .expect("joined")
+        .expect("engine stops and syncs");
+}

@@ -1,0 +1,843 @@
+//! The real `peregrine server` binary on a loopback port, driven over HTTP.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, StatusCode, header};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::{Value, json};
+
+const HELLO: &str = r#"
+id: hello
+namespace: e2e
+inputs:
+  - id: name
+    type: STRING
+tasks:
+  - id: greet
+    type: io.kestra.plugin.core.debug.Return
+    format: "hello {{ inputs.name }}"
+outputs:
+  - id: greeting
+    type: STRING
+    value: "{{ outputs.greet.value }}"
+"#;
+
+const SLEEPY: &str = r#"
+id: sleepy
+namespace: e2e
+inputs:
+  - id: nap
+    type: DURATION
+    defaults: PT30S
+tasks:
+  - id: before
+    type: io.kestra.plugin.core.debug.Return
+    format: one
+  - id: nap
+    type: io.kestra.plugin.core.flow.Sleep
+    duration: "{{ inputs.nap }}"
+  - id: after
+    type: io.kestra.plugin.core.debug.Return
+    format: two
+"#;
+
+const HOOK: &str = r#"
+id: hook
+namespace: e2e
+tasks:
+  - id: echo
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ trigger.body.name }} via {{ trigger.parameters.via[0] }}"
+triggers:
+  - id: web
+    type: io.kestra.plugin.core.trigger.Webhook
+    key: k3y
+"#;
+
+/// A running `peregrine server`, stopped (SIGKILL) if the test fails.
+struct Server {
+    child: Child,
+    base: String,
+    client: Client<HttpConnector, Full<Bytes>>,
+    _data: tempfile::TempDir,
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: hyper::HeaderMap,
+    body: Bytes,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+impl Server {
+    async fn start(env: &[(&str, &str)]) -> Server {
+        let data = tempfile::tempdir().expect("temp dir");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_peregrine"));
+        command
+            .args(["server", "--bind", "127.0.0.1:0", "--data-dir"])
+            .arg(data.path().join("data"))
+            .env("PEREGRINE_EXECUTOR_THREADS", "2")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("the binary starts");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the server prints its address");
+        let addr = line
+            .strip_prefix("peregrine listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {line}"))
+            .to_owned();
+        let server = Server {
+            child,
+            base: addr,
+            client: client(),
+            _data: data,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(reply) = tokio::time::timeout(
+                Duration::from_secs(2),
+                server.try_send(Method::GET, "/health", &[], Bytes::new()),
+            )
+            .await
+                && let Ok(reply) = reply
+                && reply.status == StatusCode::OK
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the server never became healthy");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        server
+    }
+
+    async fn try_send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Bytes,
+    ) -> Result<Reply, String> {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base));
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        let request = request.body(Full::new(body)).map_err(|e| e.to_string())?;
+        let response = self
+            .client
+            .request(request)
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?
+            .to_bytes();
+        Ok(Reply {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: impl Into<Bytes>,
+    ) -> Reply {
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            self.try_send(method, path, headers, body.into()),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{path} answers in time"))
+        .unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    async fn get(&self, path: &str) -> Reply {
+        self.send(Method::GET, path, &[], Bytes::new()).await
+    }
+
+    async fn create_flow(&self, yaml: &str) -> Reply {
+        self.send(
+            Method::POST,
+            "/api/v1/main/flows",
+            &[("content-type", "application/x-yaml")],
+            yaml.to_owned(),
+        )
+        .await
+    }
+
+    async fn trigger(&self, path: &str, inputs: Value) -> Reply {
+        self.send(
+            Method::POST,
+            path,
+            &[("content-type", "application/json")],
+            inputs.to_string(),
+        )
+        .await
+    }
+
+    async fn wait_for_state(&self, id: &str, wanted: &str) -> Value {
+        for _ in 0..500 {
+            let reply = self.get(&format!("/api/v1/main/executions/{id}")).await;
+            if reply.status == StatusCode::OK && reply.json()["state"]["current"] == wanted {
+                return reply.json();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("execution {id} never reached {wanted}");
+    }
+
+    /// Follows an execution to the end of the stream: its frames, as
+    /// (id, JSON) pairs.
+    async fn follow(&self, id: &str) -> Vec<(String, Value)> {
+        let request = Request::builder()
+            .uri(format!("{}/api/v1/main/executions/{id}/follow", self.base))
+            .body(Full::new(Bytes::new()))
+            .expect("request");
+        let response = tokio::time::timeout(Duration::from_secs(10), self.client.request(request))
+            .await
+            .expect("follow answers")
+            .expect("follow connects");
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = tokio::time::timeout(Duration::from_secs(30), response.into_body().collect())
+            .await
+            .expect("the stream ends with the execution")
+            .expect("the stream reads")
+            .to_bytes();
+        parse_sse(&String::from_utf8_lossy(&body))
+    }
+
+    fn terminate(&mut self) -> ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.is_running() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A client that closes each connection after its request, so that tests
+/// count connections exactly.
+fn client() -> Client<HttpConnector, Full<Bytes>> {
+    Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(0)
+        .build_http()
+}
+
+fn parse_sse(text: &str) -> Vec<(String, Value)> {
+    text.split("\n\n")
+        .filter_map(|frame| {
+            let mut id = None;
+            let mut data = String::new();
+            for line in frame.lines() {
+                if let Some(v) = line.strip_prefix("id:") {
+                    id = Some(v.trim().to_owned());
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data.push_str(v.trim_start());
+                }
+            }
+            Some((id?, serde_json::from_str(&data).ok()?))
+        })
+        .collect()
+}
+
+fn multipart(parts: &[(&str, &str)]) -> (String, String) {
+    let boundary = "e2e-boundary-7MA4YWxkTrZu0gW";
+    let mut body = String::new();
+    for (name, value) in parts {
+        body.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+        ));
+    }
+    body.push_str(&format!("--{boundary}--\r\n"));
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+fn id_of(reply: &Reply) -> String {
+    reply.json()["id"]
+        .as_str()
+        .expect("an execution id")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn the_api_over_a_real_socket() {
+    let mut server = Server::start(&[]).await;
+
+    // Flows.
+    let created = server.create_flow(HELLO).await;
+    assert_eq!(created.status, StatusCode::OK);
+    assert_eq!(created.json()["revision"], 1);
+    assert_eq!(server.create_flow(HELLO).await.status, StatusCode::CONFLICT);
+    let invalid = server
+        .create_flow(
+            "id: x\nnamespace: e2e\ntasks:\n  - id: t\n    type: io.kestra.plugin.core.Unknown\n",
+        )
+        .await;
+    assert_eq!(invalid.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(invalid.json()["details"][0]["line"], 5);
+    let updated = server
+        .send(
+            Method::PUT,
+            "/api/v1/flows/e2e/hello",
+            &[("content-type", "application/x-yaml")],
+            HELLO.replace("hello {{", "hi {{"),
+        )
+        .await;
+    assert_eq!(updated.json()["revision"], 2);
+    let source = server.get("/api/v1/flows/e2e/hello?source=true").await;
+    assert!(
+        source.json()["source"]
+            .as_str()
+            .is_some_and(|s| s.contains("hi {{"))
+    );
+    for flow in [SLEEPY, HOOK] {
+        assert_eq!(server.create_flow(flow).await.status, StatusCode::OK);
+    }
+    let listed = server.get("/api/v1/main/flows/e2e").await;
+    assert_eq!(listed.json().as_array().map(Vec::len), Some(3));
+
+    // Trigger with multipart and wait.
+    let (content_type, body) = multipart(&[("name", "Ada")]);
+    let done = server
+        .send(
+            Method::POST,
+            "/api/v1/main/executions/e2e/hello?wait=true&labels=via:multipart",
+            &[("content-type", &content_type)],
+            body,
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::OK);
+    let exec = done.json();
+    assert_eq!(exec["state"]["current"], "SUCCESS");
+    assert_eq!(exec["outputs"]["greeting"], "hi Ada");
+    assert_eq!(exec["flowRevision"], 2);
+    let labels = exec["labels"].as_array().expect("labels");
+    assert!(
+        labels.contains(&json!({"key": "via", "value": "multipart"})),
+        "{labels:?}"
+    );
+
+    // Trigger with JSON, no wait: read back until it ends.
+    let created = server
+        .trigger("/api/v1/executions/e2e/hello", json!({"name": "Grace"}))
+        .await;
+    assert_eq!(created.status, StatusCode::OK);
+    let ended = server.wait_for_state(&id_of(&created), "SUCCESS").await;
+    assert_eq!(ended["outputs"]["greeting"], "hi Grace");
+
+    // Bad input, unknown flow, unknown execution.
+    let bad = server
+        .trigger("/api/v1/executions/e2e/hello", json!({}))
+        .await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(bad.json()["details"][0]["input"], "name");
+    let nope = server
+        .trigger("/api/v1/executions/e2e/nope", json!({}))
+        .await;
+    assert_eq!(nope.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        server
+            .get("/api/v1/executions/0000000000000000000000")
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let malformed = server
+        .send(
+            Method::POST,
+            "/api/v1/executions/e2e/hello",
+            &[("content-type", "application/json")],
+            "{",
+        )
+        .await;
+    assert_eq!(malformed.status, StatusCode::BAD_REQUEST);
+    assert!(malformed.json()["message"].is_string());
+
+    // Search.
+    let search = server
+        .get("/api/v1/main/executions/search?namespace=e2e&flowId=hello&state=SUCCESS")
+        .await;
+    assert_eq!(search.status, StatusCode::OK);
+    assert_eq!(search.json()["total"], 2);
+
+    // Two followers at once on a short sleep, fed by one fan-out.
+    let short = server
+        .trigger("/api/v1/executions/e2e/sleepy", json!({"nap": "PT0.5S"}))
+        .await;
+    let short_id = id_of(&short);
+    let (a, b) = tokio::join!(server.follow(&short_id), server.follow(&short_id));
+    for frames in [&a, &b] {
+        let ids: Vec<&str> = frames.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(ids.last(), Some(&"end"), "{ids:?}");
+        assert!(
+            ids.len() >= 2 && ids[..ids.len() - 1].iter().all(|i| *i == "progress"),
+            "{ids:?}"
+        );
+        let last = &frames.last().expect("frames").1;
+        assert_eq!(last["state"]["current"], "SUCCESS");
+        assert_eq!(last["taskRunList"][2]["outputs"]["value"], "two");
+    }
+
+    // Kill a sleeping execution: 202, KILLED, then 409.
+    let sleeping = server
+        .trigger("/api/v1/executions/e2e/sleepy", json!({}))
+        .await;
+    let sleeping_id = id_of(&sleeping);
+    server.wait_for_state(&sleeping_id, "RUNNING").await;
+    let follower = {
+        let id = sleeping_id.clone();
+        let server = &server;
+        async move { server.follow(&id).await }
+    };
+    let kill_path = format!("/api/v1/main/executions/{sleeping_id}/kill");
+    let killer = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        server
+            .send(Method::DELETE, &kill_path, &[], Bytes::new())
+            .await
+    };
+    let (frames, kill) = tokio::join!(follower, killer);
+    assert_eq!(kill.status, StatusCode::ACCEPTED);
+    assert_eq!(
+        frames
+            .last()
+            .map(|(id, d)| (id.as_str(), d["state"]["current"].clone())),
+        Some(("end", json!("KILLED")))
+    );
+    let killed = server.wait_for_state(&sleeping_id, "KILLED").await;
+    assert_eq!(killed["taskRunList"][1]["state"]["current"], "KILLED");
+    assert_eq!(killed["taskRunList"].as_array().map(Vec::len), Some(2));
+    let again = server
+        .send(Method::DELETE, &kill_path, &[], Bytes::new())
+        .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+
+    // Webhook.
+    let hooked = server
+        .send(
+            Method::POST,
+            "/api/v1/executions/webhook/e2e/hook/k3y?via=curl",
+            &[("content-type", "application/json")],
+            r#"{"name": "Barbara"}"#,
+        )
+        .await;
+    assert_eq!(hooked.status, StatusCode::OK);
+    let ended = server.wait_for_state(&id_of(&hooked), "SUCCESS").await;
+    assert_eq!(
+        ended["taskRunList"][0]["outputs"]["value"],
+        "Barbara via curl"
+    );
+    let wrong = server
+        .send(
+            Method::POST,
+            "/api/v1/executions/webhook/e2e/hook/nope",
+            &[],
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::NOT_FOUND);
+
+    // Metrics.
+    let metrics = server.get("/metrics").await;
+    assert_eq!(metrics.status, StatusCode::OK);
+    let text = String::from_utf8_lossy(&metrics.body).into_owned();
+    assert!(
+        text.contains("peregrine_executions_created_total 5\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("peregrine_executions_finished_total{state=\"SUCCESS\"} 4\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("peregrine_executions_finished_total{state=\"KILLED\"} 1\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("peregrine_shard_inbox_depth{shard=\"1\"}"),
+        "{text}"
+    );
+    assert!(text.contains("peregrine_sse_followers 0\n"), "{text}");
+    assert!(
+        text.contains("peregrine_execution_duration_seconds_bucket{le=\"+Inf\"} 5\n"),
+        "{text}"
+    );
+
+    // Delete, then the flow is gone.
+    let deleted = server
+        .send(Method::DELETE, "/api/v1/flows/e2e/hello", &[], Bytes::new())
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        server.get("/api/v1/flows/e2e/hello").await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    let status = server.terminate();
+    assert!(status.success(), "clean exit on SIGTERM: {status}");
+}
+
+#[tokio::test]
+async fn limits_and_auth_over_a_real_socket() {
+    let mut server = Server::start(&[
+        ("PEREGRINE_SERVER_REQUEST_BODY_LIMIT", "64KiB"),
+        ("PEREGRINE_EXECUTOR_MAX_RUNNING", "1"),
+        ("PEREGRINE_SERVER_BASIC_AUTH_USERNAME", "kestra"),
+        ("PEREGRINE_SERVER_BASIC_AUTH_PASSWORD", "s3cret"),
+    ])
+    .await;
+    // kestra:s3cret
+    let auth = [
+        ("authorization", "Basic a2VzdHJhOnMzY3JldA=="),
+        ("content-type", "application/x-yaml"),
+    ];
+
+    let anonymous = server.create_flow(SLEEPY).await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    assert!(anonymous.json()["message"].is_string());
+    assert_eq!(
+        server.get("/api/v1/flows/e2e").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(server.get("/health").await.status, StatusCode::OK);
+
+    let created = server
+        .send(Method::POST, "/api/v1/flows", &auth, SLEEPY)
+        .await;
+    assert_eq!(created.status, StatusCode::OK);
+
+    let too_big = server
+        .send(
+            Method::POST,
+            "/api/v1/flows",
+            &auth,
+            format!("{SLEEPY}\n#{}\n", "x".repeat(100 << 10)),
+        )
+        .await;
+    assert_eq!(too_big.status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(too_big.json()["message"].is_string());
+
+    let first = server
+        .send(
+            Method::POST,
+            "/api/v1/executions/e2e/sleepy",
+            &auth,
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(first.status, StatusCode::OK);
+    let second = server
+        .send(
+            Method::POST,
+            "/api/v1/executions/e2e/sleepy",
+            &auth,
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(second.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(second.headers[header::RETRY_AFTER], "1");
+
+    // Once the first is killed, there is room again.
+    let kill = server
+        .send(
+            Method::DELETE,
+            &format!("/api/v1/executions/{}/kill", id_of(&first)),
+            &auth,
+            Bytes::new(),
+        )
+        .await;
+    assert_eq!(kill.status, StatusCode::ACCEPTED);
+    let mut admitted = false;
+    for _ in 0..100 {
+        let reply = server
+            .send(
+                Method::POST,
+                "/api/v1/executions/e2e/sleepy",
+                &auth,
+                Bytes::new(),
+            )
+            .await;
+        if reply.status == StatusCode::OK {
+            admitted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(admitted);
+
+    let status = server.terminate();
+    assert!(status.success(), "{status}");
+}
+
+/// A request: method, path, headers, body.
+type Attempt<'a> = (Method, &'a str, Vec<(&'a str, &'a str)>, Bytes);
+
+#[tokio::test]
+async fn no_request_can_take_the_server_down() {
+    let mut server = Server::start(&[]).await;
+    server.create_flow(HELLO).await;
+    let (content_type, _) = multipart(&[]);
+    let nasty: Vec<Attempt<'_>> = vec![
+        (
+            Method::POST,
+            "/api/v1/flows",
+            vec![],
+            Bytes::from_static(b"\xff\xfe\x00"),
+        ),
+        (
+            Method::POST,
+            "/api/v1/flows",
+            vec![],
+            Bytes::from_static(b"- just\n- a list\n"),
+        ),
+        (
+            Method::POST,
+            "/api/v1/flows",
+            vec![],
+            Bytes::from_static(b"id: &a [*a]\n"),
+        ),
+        (
+            Method::POST,
+            "/api/v1/executions/e2e/hello",
+            vec![("content-type", content_type.as_str())],
+            Bytes::from_static(b"garbage"),
+        ),
+        (
+            Method::POST,
+            "/api/v1/executions/e2e/hello",
+            vec![("content-type", "multipart/form-data")],
+            Bytes::from_static(b"x"),
+        ),
+        (
+            Method::POST,
+            "/api/v1/executions/e2e/hello",
+            vec![("content-type", "text/plain")],
+            Bytes::from_static(b"name=x"),
+        ),
+        (
+            Method::POST,
+            "/api/v1/executions/e2e/hello?labels=%ZZ",
+            vec![],
+            Bytes::new(),
+        ),
+        (
+            Method::GET,
+            "/api/v1/executions/search?page=-1",
+            vec![],
+            Bytes::new(),
+        ),
+        (
+            Method::GET,
+            "/api/v1/executions/search?size=99999999999999999999999",
+            vec![],
+            Bytes::new(),
+        ),
+        (
+            Method::GET,
+            "/api/v1/executions/%F0%9F%92%A5/follow",
+            vec![],
+            Bytes::new(),
+        ),
+        (
+            Method::DELETE,
+            "/api/v1/executions/zzzzzzzzzzzzzzzzzzzzzz/kill",
+            vec![],
+            Bytes::new(),
+        ),
+        (Method::GET, "/api/v1/flows/%00/%00", vec![], Bytes::new()),
+        (
+            Method::PUT,
+            "/api/v1/flows/e2e/hello",
+            vec![],
+            Bytes::from_static(b"{}"),
+        ),
+        (
+            Method::GET,
+            "/api/v1/executions/webhook/e2e/hello/x",
+            vec![],
+            Bytes::new(),
+        ),
+    ];
+    for (method, path, headers, body) in nasty {
+        let reply = server.send(method.clone(), path, &headers, body).await;
+        assert!(
+            reply.status.is_client_error(),
+            "{method} {path}: {} {}",
+            reply.status,
+            String::from_utf8_lossy(&reply.body)
+        );
+        assert!(reply.json()["message"].is_string(), "{method} {path}");
+    }
+    assert!(server.is_running());
+    assert_eq!(server.get("/health").await.status, StatusCode::OK);
+    assert!(server.terminate().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_follow_streams_and_exits_cleanly() {
+    let mut server = Server::start(&[("PEREGRINE_SERVER_SHUTDOWN_TIMEOUT", "5s")]).await;
+    server.create_flow(SLEEPY).await;
+    let sleeping = server
+        .trigger("/api/v1/executions/e2e/sleepy", json!({}))
+        .await;
+    let id = id_of(&sleeping);
+    let request = Request::builder()
+        .uri(format!("{}/api/v1/executions/{id}/follow", server.base))
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let response = server
+        .client
+        .request(request)
+        .await
+        .expect("follow connects");
+    assert_eq!(response.status(), StatusCode::OK);
+    let started = Instant::now();
+    let status = tokio::task::block_in_place(|| server.terminate());
+    assert!(status.success(), "{status}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "no need to wait out the grace period"
+    );
+    let rest = tokio::time::timeout(Duration::from_secs(5), response.into_body().collect()).await;
+    assert!(rest.is_ok(), "the follow stream ended with the server");
+}
+
+#[test]
+fn contradictory_settings_are_refused_at_start() {
+    let output = Command::new(env!("CARGO_BIN_EXE_peregrine"))
+        .args(["server", "--bind", "127.0.0.1:0"])
+        .env("PEREGRINE_WAL_FSYNC_INTERVAL", "10ms")
+        .output()
+        .expect("runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("wal.fsync-interval") && stderr.contains("interval"),
+        "{stderr}"
+    );
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("peregrine.yaml");
+    std::fs::write(
+        &file,
+        "executor:\n  threads: 3\nwal:\n  durability: interval\n",
+    )
+    .expect("write");
+    let output = Command::new(env!("CARGO_BIN_EXE_peregrine"))
+        .args(["server", "--print-config", "--config"])
+        .arg(&file)
+        .env("PEREGRINE_EXECUTIONS_RETENTION", "2h")
+        .output()
+        .expect("runs");
+    assert!(output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("threads: 3"), "{stdout}");
+    assert!(stdout.contains("durability: interval"), "{stdout}");
+    assert!(stdout.contains("retention: 2h"), "{stdout}");
+}
+
+#[tokio::test]
+async fn connections_past_the_limit_wait_for_a_free_one() {
+    let server = Server::start(&[
+        ("PEREGRINE_SERVER_MAX_CONNECTIONS", "1"),
+        ("PEREGRINE_SERVER_MAX_FOLLOWERS", "1"),
+    ])
+    .await;
+    server.create_flow(SLEEPY).await;
+    let id = id_of(
+        &server
+            .trigger("/api/v1/executions/e2e/sleepy", json!({}))
+            .await,
+    );
+    let holder = client();
+    let request = Request::builder()
+        .uri(format!("{}/api/v1/executions/{id}/follow", server.base))
+        .body(Full::new(Bytes::new()))
+        .expect("request");
+    let stream = tokio::time::timeout(Duration::from_secs(10), holder.request(request))
+        .await
+        .expect("follow answers")
+        .expect("follow connects");
+    assert_eq!(stream.status(), StatusCode::OK);
+
+    let other = client();
+    let health = || {
+        Request::builder()
+            .uri(format!("{}/health", server.base))
+            .body(Full::new(Bytes::new()))
+            .expect("request")
+    };
+    let blocked = tokio::time::timeout(Duration::from_millis(500), other.request(health())).await;
+    assert!(
+        blocked.is_err(),
+        "a second connection waits while the first is open"
+    );
+
+    drop(stream);
+    drop(holder);
+    let answered = tokio::time::timeout(Duration::from_secs(10), other.request(health()))
+        .await
+        .expect("answered once the first connection closed")
+        .expect("connects");
+    assert_eq!(answered.status(), StatusCode::OK);
+}
