@@ -357,6 +357,33 @@ impl Config {
             .unwrap_or_else(|| std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN))
     }
 
+    /// The WAL settings of the engine's shards and of the flows' log.
+    pub fn wal_config(&self) -> peregrine_wal::Config {
+        let defaults = peregrine_wal::Config::default();
+        peregrine_wal::Config {
+            segment_bytes: std::num::NonZeroU64::new(self.wal.segment_size.0)
+                .unwrap_or(defaults.segment_bytes),
+            max_record_bytes: u32::try_from(self.wal.max_record_size.0)
+                .ok()
+                .and_then(std::num::NonZeroU32::new)
+                .unwrap_or(defaults.max_record_bytes),
+            sync: match self.wal.durability {
+                Durability::Sync => peregrine_wal::SyncMode::Sync,
+                Durability::Interval => peregrine_wal::SyncMode::Interval(
+                    self.fsync_interval().unwrap_or(Duration::from_millis(100)),
+                ),
+                Durability::None => peregrine_wal::SyncMode::None,
+            },
+            group_commit_delay: match self.wal.durability {
+                Durability::Sync => self.wal.group_commit_delay.0,
+                Durability::Interval | Durability::None => Duration::ZERO,
+            },
+            terminal_retention: Some(self.executions.retention.0),
+            log_retention: self.wal.log_retention.0,
+            ..defaults
+        }
+    }
+
     /// The fsync interval in force: `Some` only in `interval` mode.
     pub fn fsync_interval(&self) -> Option<Duration> {
         match self.wal.durability {

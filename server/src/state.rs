@@ -11,7 +11,7 @@ use peregrine_engine::executor::{Engine, EngineConfig, NewExecution, Observer, P
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::metrics::{Gauges, Metrics};
-use crate::store::{ExecutionStore, FlowRepository, InMemory, Persistence};
+use crate::store::{ExecutionStore, FlowRepository, InMemory, Persistence, Restored, WalFlows};
 
 /// The server's state; cheap to clone (one `Arc`).
 #[derive(Clone)]
@@ -73,10 +73,30 @@ impl AppState {
         Self::with_persistence(config, Arc::new(InMemory))
     }
 
-    /// Recovers the flows from `persistence` and starts the engine.
+    /// Recovers the flows from `persistence` and starts the engine, with
+    /// nothing of the executions kept on disk.
     pub fn with_persistence(
         config: Config,
         persistence: Arc<dyn Persistence>,
+    ) -> std::io::Result<Self> {
+        Self::assemble(config, persistence, None)
+    }
+
+    /// The server as it runs in production: flows in `data/flows`, every
+    /// execution journaled in `data/executions/shard-N`. What was in flight
+    /// resumes; what had ended stays readable for its retention window.
+    pub fn open(config: Config) -> std::io::Result<Self> {
+        let wal = config.wal_config();
+        let flows_dir = config.data_dir.join("flows");
+        let flows = WalFlows::open(&flows_dir, flows_wal(&wal))?;
+        let dir = config.data_dir.join("executions");
+        Self::assemble(config, Arc::new(flows), Some((dir, wal)))
+    }
+
+    fn assemble(
+        config: Config,
+        persistence: Arc<dyn Persistence>,
+        journal: Option<(std::path::PathBuf, peregrine_wal::Config)>,
     ) -> std::io::Result<Self> {
         let tracker = Arc::new(Tracker {
             executions: ExecutionStore::new(
@@ -88,16 +108,53 @@ impl AppState {
             metrics: Metrics::default(),
         });
         let flows = FlowRepository::open(Arc::clone(&persistence))?;
-        let engine = Engine::start(
-            EngineConfig {
-                threads: config.threads(),
-                inbox_capacity: config.executor.inbox_capacity,
-                batch: config.executor.batch,
-                workers: config.executor.workers,
-                work_queue: config.executor.work_queue,
-            },
-            Arc::clone(&tracker) as Arc<dyn Observer>,
-        )?;
+        let engine_config = EngineConfig {
+            threads: config.threads(),
+            inbox_capacity: config.executor.inbox_capacity,
+            batch: config.executor.batch,
+            workers: config.executor.workers,
+            work_queue: config.executor.work_queue,
+        };
+        let observer = Arc::clone(&tracker) as Arc<dyn Observer>;
+        let engine = match journal {
+            None => Engine::start(engine_config, observer)?,
+            Some((dir, wal)) => {
+                let resolve = |namespace: &str, id: &str, revision: u32| {
+                    flows
+                        .revision(namespace, id, revision)
+                        .map(|stored| Arc::clone(stored.revision()))
+                };
+                let (engine, recovery) =
+                    Engine::start_durable(engine_config, observer, &dir, wal, &resolve)
+                        .map_err(std::io::Error::other)?;
+                let mut restored = 0;
+                for json in recovery.finished {
+                    if Restored::from_json(json).is_some_and(|r| tracker.executions.restore(r)) {
+                        restored += 1;
+                    }
+                }
+                for (id, why) in &recovery.failed {
+                    tracing::error!(execution = %id, "cannot resume: {why}");
+                }
+                for report in &recovery.reports {
+                    if let Some(tail) = &report.torn_tail {
+                        tracing::warn!(
+                            segment = %tail.segment,
+                            offset = tail.offset,
+                            "cut a torn tail: {}",
+                            tail.reason
+                        );
+                    }
+                }
+                tracing::info!(
+                    resumed = recovery.resumed,
+                    restored,
+                    failed = recovery.failed.len(),
+                    "recovered executions"
+                );
+                engine
+            }
+        };
         let authorization = config.server.basic_auth.as_ref().map(|auth| {
             format!(
                 "Basic {}",
@@ -208,6 +265,17 @@ impl AppState {
             engine.shutdown();
         }
         self.0.persistence.sync()
+    }
+}
+
+/// The flows' log: the same disk settings, but records never expire (a
+/// flow change is never superseded by a terminal record), and no spare
+/// segment kept ready, since flows change rarely.
+fn flows_wal(executions: &peregrine_wal::Config) -> peregrine_wal::Config {
+    peregrine_wal::Config {
+        terminal_retention: None,
+        spare_segments: 0,
+        ..executions.clone()
     }
 }
 

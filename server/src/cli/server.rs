@@ -72,10 +72,8 @@ fn run(config: Config) -> anyhow::Result<()> {
             auth = config.server.basic_auth.is_some(),
             "starting"
         );
-        // The WAL plugs in through `store::Persistence`; until it does,
-        // nothing survives a restart, whatever `wal.durability` says.
-        tracing::warn!("the WAL is not wired yet: flows and executions live in memory only");
-        let state = AppState::start(config).context("cannot start the engine")?;
+        let state = tokio::task::block_in_place(|| AppState::open(config))
+            .context("cannot open the data folder and start the engine")?;
         // On stdout, for scripts and tests that bound port 0.
         println!("peregrine listening on http://{addr}");
         tracing::info!("listening on http://{addr}");

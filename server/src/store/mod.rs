@@ -6,7 +6,9 @@
 mod executions;
 mod flows;
 mod persistence;
+mod wal;
 
 pub use executions::{ExecutionStore, Filter, Pending, Record, Restored, RunningLimit};
 pub use flows::{FlowError, FlowKey, FlowRepository, StoredFlow};
 pub use persistence::{Durable, FlowChange, InMemory, Persistence};
+pub use wal::WalFlows;
