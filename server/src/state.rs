@@ -138,7 +138,8 @@ impl AppState {
                 }
                 for report in &recovery.reports {
                     if let Some(tail) = &report.torn_tail {
-                        tracing::warn!(
+                        // Expected after a crash: the last batch may be cut.
+                        tracing::info!(
                             segment = %tail.segment,
                             offset = tail.offset,
                             "cut a torn tail: {}",

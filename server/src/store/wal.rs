@@ -165,14 +165,18 @@ mod tests {
         ];
         {
             let flows = WalFlows::open(dir.path(), config()).unwrap();
-            let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
             for change in &changes {
                 rt.block_on(flows.flow_changed(change.clone())).unwrap();
             }
         }
         let flows = WalFlows::open(dir.path(), config()).unwrap();
         assert_eq!(flows.recovered_flows().unwrap(), changes);
-        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
         let later = FlowChange::Saved {
             namespace: "ns".into(),
             id: "b".into(),
