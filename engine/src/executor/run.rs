@@ -690,7 +690,7 @@ impl Run {
         run.state.transition(State::Retrying, now);
         let millis = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
         self.timers.push(TimerRequest {
-            deadline_ms: now.timestamp_millis().saturating_add(millis),
+            deadline_ms: deadline_ms(now, millis),
             task_run: tr,
         });
         true
@@ -1099,7 +1099,7 @@ impl Run {
         let duration = crate::flow::parse_duration(&text)
             .ok_or_else(|| format!("`{text}` is not an ISO-8601 duration (e.g. PT1S)"))?;
         let millis = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
-        Ok(now.timestamp_millis().saturating_add(millis))
+        Ok(deadline_ms(now, millis))
     }
 
     // ---- helpers ----
@@ -1134,6 +1134,15 @@ fn task_run_id(execution: ExecutionId, index: u32) -> Id {
     bytes[..16].copy_from_slice(&execution.as_u128().to_le_bytes());
     bytes[16..].copy_from_slice(&index.to_le_bytes());
     Id::derive(&bytes)
+}
+
+/// `now + millis` in epoch milliseconds, rounded up: a timer never fires
+/// before its full duration has passed.
+fn deadline_ms(now: DateTime<Utc>, millis: i64) -> i64 {
+    let sub_ms = now.timestamp_subsec_nanos() % 1_000_000 != 0;
+    now.timestamp_millis()
+        .saturating_add(i64::from(sub_ms))
+        .saturating_add(millis)
 }
 
 fn whole_list(rev: &FlowRevision, list: ListId) -> Group {
