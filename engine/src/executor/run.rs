@@ -1139,7 +1139,7 @@ fn task_run_id(execution: ExecutionId, index: u32) -> Id {
 /// `now + millis` in epoch milliseconds, rounded up: a timer never fires
 /// before its full duration has passed.
 fn deadline_ms(now: DateTime<Utc>, millis: i64) -> i64 {
-    let sub_ms = now.timestamp_subsec_nanos() % 1_000_000 != 0;
+    let sub_ms = !now.timestamp_subsec_nanos().is_multiple_of(1_000_000);
     now.timestamp_millis()
         .saturating_add(i64::from(sub_ms))
         .saturating_add(millis)
