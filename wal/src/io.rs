@@ -39,6 +39,10 @@ pub(crate) trait SegmentFile: Send + Sync + Debug {
     fn sync(&self, offset: u64, len: u64) -> io::Result<()>;
     /// A read-only view of the whole file that stays valid while it lives.
     fn image(self: Arc<Self>) -> io::Result<Image>;
+    /// Brings the file's pages into memory ahead of the writer (called off
+    /// the append path, on spares), so that appends do not take the page
+    /// faults that zero-fill fresh pages. Best effort.
+    fn prefault(&self);
 }
 
 pub(crate) fn out_of_bounds(offset: u64, len: usize, file_len: u64) -> io::Error {

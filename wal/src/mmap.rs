@@ -169,6 +169,14 @@ impl SegmentFile for MappedFile {
         self.map.flush_range(offset as usize, len as usize)
     }
 
+    fn prefault(&self) {
+        // Populating read-only maps the page-cache pages (zero-filled for
+        // never-written blocks) without dirtying them.
+        if let Err(e) = self.map.advise(memmap2::Advice::PopulateRead) {
+            tracing::debug!(error = %e, "prefaulting a WAL segment failed");
+        }
+    }
+
     fn image(self: Arc<Self>) -> io::Result<Image> {
         let ptr = self.map.as_ptr();
         let len = self.len as usize;

@@ -125,6 +125,7 @@ impl Wal {
             capacity,
             unsynced: Vec::new(),
             dir_dirty: false,
+            track_unsynced: config.sync != SyncMode::None,
             segments,
             index: Default::default(),
             spares,
@@ -147,7 +148,9 @@ impl Wal {
                     },
                 );
                 if let Some(live) = writer.index.get_mut(&key) {
-                    live.killed.extend_from_slice(recovery.killed(key));
+                    for b in recovery.killed(key) {
+                        live.killed.push_distinct(*b);
+                    }
                 }
             } else {
                 writer.note_record(base, key, is_log(r.kind), r.time_secs);
@@ -158,6 +161,7 @@ impl Wal {
             m.max_kill_lsn = 0;
         }
         let (name, file) = writer.take_segment_file(storage.as_ref(), next_lsn)?;
+        file.prefault();
         writer
             .start_segment(name, file, next_lsn)
             .map_err(|e| match e {
@@ -655,4 +659,5 @@ impl crate::io::SegmentFile for NoFile {
     fn image(self: Arc<Self>) -> std::io::Result<crate::mmap::Image> {
         Ok(crate::mmap::Image::owned(&[]))
     }
+    fn prefault(&self) {}
 }
