@@ -71,10 +71,6 @@ impl<T: Copy + PartialEq> Small<T> {
         }
     }
 
-    pub fn last(&self) -> Option<T> {
-        self.rest.last().copied().or(self.head)
-    }
-
     pub fn last_mut(&mut self) -> Option<&mut T> {
         match self.rest.last_mut() {
             Some(x) => Some(x),
