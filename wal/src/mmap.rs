@@ -178,6 +178,13 @@ impl SegmentFile for MappedFile {
     }
 
     fn image(self: Arc<Self>) -> io::Result<Image> {
+        // Recovery reads images front to back: ask for readahead of the
+        // whole file now, so the disk streams while earlier files parse.
+        for advice in [memmap2::Advice::Sequential, memmap2::Advice::WillNeed] {
+            if let Err(e) = self.map.advise(advice) {
+                tracing::debug!(error = %e, "madvise on a WAL segment failed");
+            }
+        }
         let ptr = self.map.as_ptr();
         let len = self.len as usize;
         Ok(Image {

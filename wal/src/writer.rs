@@ -277,68 +277,13 @@ impl Writer {
 
     pub(crate) fn note_record(&mut self, base: u64, key: Key, is_log: bool, time_secs: u32) {
         let live = self.index.entry(key).or_default();
-        // A record after a terminal one reopens the key: the terminal record
-        // becomes an ordinary live record (it is never copied forward past
-        // the records that follow it).
-        if let Some(t) = live.terminal.take() {
-            live.segs.push_front((t.base, 1, 0));
-            if let Some(m) = self.segments.get_mut(&t.base) {
-                m.live_terminals -= 1;
-                m.live_terminal_bytes -= format::frame_len(t.len as usize);
-                m.live_records += 1;
-            }
-        }
-        match live.segs.last_mut() {
-            Some((b, n, l)) if *b == base => {
-                if is_log {
-                    *l += 1;
-                } else {
-                    *n += 1;
-                }
-            }
-            _ => live
-                .segs
-                .push((base, u32::from(!is_log), u32::from(is_log))),
-        }
-        if let Some(m) = self.segments.get_mut(&base) {
-            if is_log {
-                m.live_logs += 1;
-                m.log_max_time = m.log_max_time.max(time_secs);
-            } else {
-                m.live_records += 1;
-            }
-        }
+        note_record_in(live, &mut self.segments, base, is_log, time_secs);
     }
 
     /// A terminal record kills every earlier record of its key.
     pub(crate) fn note_terminal(&mut self, key: Key, loc: TerminalLoc) {
         let live = self.index.entry(key).or_default();
-        for (b, n, l) in live.segs.take() {
-            // Killed records in the terminal record's own segment go with it.
-            if b != loc.base {
-                live.killed.push_distinct(b);
-            }
-            if let Some(m) = self.segments.get_mut(&b) {
-                m.live_records -= u64::from(n);
-                m.live_logs -= u64::from(l);
-                m.max_kill_lsn = m.max_kill_lsn.max(loc.lsn);
-            }
-        }
-        if let Some(old) = live.terminal.replace(loc) {
-            if old.base != loc.base {
-                live.killed.push_distinct(old.base);
-            }
-            if let Some(m) = self.segments.get_mut(&old.base) {
-                m.live_terminals -= 1;
-                m.live_terminal_bytes -= format::frame_len(old.len as usize);
-                m.max_kill_lsn = m.max_kill_lsn.max(loc.lsn);
-            }
-        }
-        if let Some(m) = self.segments.get_mut(&loc.base) {
-            m.live_terminals += 1;
-            m.live_terminal_bytes += format::frame_len(loc.len as usize);
-            m.terminal_keys.push(key);
-        }
+        note_terminal_in(live, &mut self.segments, key, loc);
     }
 
     /// Whether the terminal record of `key` may go once expired: no segment
@@ -487,5 +432,81 @@ pub(crate) enum WriteError {
 impl WriteError {
     fn io(e: std::io::Error) -> WriteError {
         WriteError::Failed(Error::io("writing a segment", e))
+    }
+}
+
+/// Accounts for a live record of a key (see `Writer::note_record`).
+pub(crate) fn note_record_in(
+    live: &mut KeyLive,
+    segments: &mut BTreeMap<u64, SegmentMeta>,
+    base: u64,
+    is_log: bool,
+    time_secs: u32,
+) {
+    // A record after a terminal one reopens the key: the terminal record
+    // becomes an ordinary live record (it is never copied forward past the
+    // records that follow it).
+    if let Some(t) = live.terminal.take() {
+        live.segs.push_front((t.base, 1, 0));
+        if let Some(m) = segments.get_mut(&t.base) {
+            m.live_terminals -= 1;
+            m.live_terminal_bytes -= format::frame_len(t.len as usize);
+            m.live_records += 1;
+        }
+    }
+    match live.segs.last_mut() {
+        Some((b, n, l)) if *b == base => {
+            if is_log {
+                *l += 1;
+            } else {
+                *n += 1;
+            }
+        }
+        _ => live
+            .segs
+            .push((base, u32::from(!is_log), u32::from(is_log))),
+    }
+    if let Some(m) = segments.get_mut(&base) {
+        if is_log {
+            m.live_logs += 1;
+            m.log_max_time = m.log_max_time.max(time_secs);
+        } else {
+            m.live_records += 1;
+        }
+    }
+}
+
+/// Accounts for a terminal record (see `Writer::note_terminal`).
+pub(crate) fn note_terminal_in(
+    live: &mut KeyLive,
+    segments: &mut BTreeMap<u64, SegmentMeta>,
+    key: Key,
+    loc: TerminalLoc,
+) {
+    for (b, n, l) in live.segs.take() {
+        // Killed records in the terminal record's own segment go with it.
+        if b != loc.base {
+            live.killed.push_distinct(b);
+        }
+        if let Some(m) = segments.get_mut(&b) {
+            m.live_records -= u64::from(n);
+            m.live_logs -= u64::from(l);
+            m.max_kill_lsn = m.max_kill_lsn.max(loc.lsn);
+        }
+    }
+    if let Some(old) = live.terminal.replace(loc) {
+        if old.base != loc.base {
+            live.killed.push_distinct(old.base);
+        }
+        if let Some(m) = segments.get_mut(&old.base) {
+            m.live_terminals -= 1;
+            m.live_terminal_bytes -= format::frame_len(old.len as usize);
+            m.max_kill_lsn = m.max_kill_lsn.max(loc.lsn);
+        }
+    }
+    if let Some(m) = segments.get_mut(&loc.base) {
+        m.live_terminals += 1;
+        m.live_terminal_bytes += format::frame_len(loc.len as usize);
+        m.terminal_keys.push(key);
     }
 }
