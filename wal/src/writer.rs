@@ -306,8 +306,10 @@ impl Writer {
             if let Some(old) = live.terminal.take()
                 && let Some(m) = self.segments.get_mut(&old.base)
             {
-                m.live_terminals -= 1;
-                m.live_terminal_bytes -= format::frame_len(old.len as usize);
+                m.live_terminals = m.live_terminals.saturating_sub(1);
+                m.live_terminal_bytes = m
+                    .live_terminal_bytes
+                    .saturating_sub(format::frame_len(old.len as usize));
             }
             if live.segs.is_empty() {
                 self.index.remove(&key);
@@ -449,8 +451,10 @@ pub(crate) fn note_record_in(
     if let Some(t) = live.terminal.take() {
         live.segs.push_front((t.base, 1, 0));
         if let Some(m) = segments.get_mut(&t.base) {
-            m.live_terminals -= 1;
-            m.live_terminal_bytes -= format::frame_len(t.len as usize);
+            m.live_terminals = m.live_terminals.saturating_sub(1);
+            m.live_terminal_bytes = m
+                .live_terminal_bytes
+                .saturating_sub(format::frame_len(t.len as usize));
             m.live_records += 1;
         }
     }
@@ -489,8 +493,8 @@ pub(crate) fn note_terminal_in(
             live.killed.push_distinct(b);
         }
         if let Some(m) = segments.get_mut(&b) {
-            m.live_records -= u64::from(n);
-            m.live_logs -= u64::from(l);
+            m.live_records = m.live_records.saturating_sub(u64::from(n));
+            m.live_logs = m.live_logs.saturating_sub(u64::from(l));
             m.max_kill_lsn = m.max_kill_lsn.max(loc.lsn);
         }
     }
@@ -499,8 +503,10 @@ pub(crate) fn note_terminal_in(
             live.killed.push_distinct(old.base);
         }
         if let Some(m) = segments.get_mut(&old.base) {
-            m.live_terminals -= 1;
-            m.live_terminal_bytes -= format::frame_len(old.len as usize);
+            m.live_terminals = m.live_terminals.saturating_sub(1);
+            m.live_terminal_bytes = m
+                .live_terminal_bytes
+                .saturating_sub(format::frame_len(old.len as usize));
             m.max_kill_lsn = m.max_kill_lsn.max(loc.lsn);
         }
     }
