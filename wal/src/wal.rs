@@ -105,6 +105,18 @@ impl Wal {
         let capacity = Writer::config_capacity(&config);
         let next_lsn = recovery.recovered.report().next_lsn.get();
 
+        // What recovery read may sit only in the page cache (the process
+        // died, not the machine). Make it durable before new markers claim
+        // it is: a later recovery trusts those claims.
+        for s in &recovery.segments {
+            s.file
+                .sync(0, s.file.len())
+                .map_err(|e| Error::io(format!("syncing {}", s.name), e))?;
+        }
+        storage
+            .sync_dir()
+            .map_err(|e| Error::io("syncing the WAL directory", e))?;
+
         let mut segments = std::collections::BTreeMap::new();
         for s in &recovery.segments {
             let mut meta = SegmentMeta::new(s.name.clone(), s.file.clone());
