@@ -25,13 +25,28 @@ use crate::io::{SegmentFile, Storage, in_bounds, out_of_bounds};
 #[derive(Debug)]
 pub(crate) struct FsStorage {
     dir: PathBuf,
+    // Holds an exclusive lock on `LOCK` while the WAL is open, so that a
+    // second WAL on the same directory (invariant 1) fails to open.
+    _lock: File,
 }
 
 impl FsStorage {
     pub(crate) fn new(dir: &Path) -> io::Result<Self> {
         fs::create_dir_all(dir)?;
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("LOCK"))?;
+        if let Err(e) = lock.try_lock() {
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!("the WAL directory {} is in use ({e})", dir.display()),
+            ));
+        }
         Ok(FsStorage {
             dir: dir.to_path_buf(),
+            _lock: lock,
         })
     }
 }

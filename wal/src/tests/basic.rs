@@ -344,3 +344,13 @@ fn short_or_stray_files_on_the_mmap_backend_do_not_stop_recovery() {
     let (_wal, rec) = Wal::open(dir.path(), config).expect("recover again");
     assert_eq!(rec.report().live_records, 31);
 }
+
+#[test]
+fn a_directory_opens_as_one_wal_at_a_time() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (wal, _) = Wal::open(dir.path(), small_config()).expect("open");
+    let err = Wal::open(dir.path(), small_config()).expect_err("in use");
+    assert!(err.to_string().contains("in use"), "{err}");
+    drop(wal);
+    let (_wal, _) = Wal::open(dir.path(), small_config()).expect("free again");
+}
