@@ -14,6 +14,7 @@
 //! - `WAL_BENCH_SECS`: seconds per durable-append run (default 5)
 //! - `WAL_BENCH_WINDOWS`: producer windows, records appended before waiting
 //!   for durability (default `64,1024,4096`)
+//! - `WAL_BENCH_DELAY_US`: `group_commit_delay` of the durable runs (default 0)
 //! - `WAL_BENCH_RECOVERY_MIB`: size of the recovery WAL (default 1024)
 //! - `WAL_BENCH_EXECUTIONS`: executions in the disk-use run (default 1000000)
 
@@ -204,7 +205,11 @@ fn bench_durable() {
     for &window in &windows {
         for producers in [1usize, 2, 4] {
             let run = bench_dir();
-            let (wal, _) = Wal::open(run.path(), throwaway_config(SyncMode::Sync)).expect("open");
+            let config = Config {
+                group_commit_delay: Duration::from_micros(env_or("WAL_BENCH_DELAY_US", 0)),
+                ..throwaway_config(SyncMode::Sync)
+            };
+            let (wal, _) = Wal::open(run.path(), config).expect("open");
             let deadline = Instant::now() + Duration::from_secs(secs);
             let syncs_before = wal.stats().syncs;
             let start = Instant::now();

@@ -70,7 +70,7 @@ impl Storage for FsStorage {
             .write(true)
             .create_new(true)
             .open(&path)?;
-        if let Err(e) = allocate(&file, len) {
+        if let Err(e) = allocate(&file, len).and_then(|()| zero_fill(&file, len)) {
             drop(file);
             let _ = fs::remove_file(&path);
             return Err(e);
@@ -122,6 +122,23 @@ fn allocate(file: &File, len: u64) -> io::Result<()> {
         libc::EOPNOTSUPP | libc::EINVAL => file.set_len(len as u64),
         errno => Err(io::Error::from_raw_os_error(errno)),
     }
+}
+
+/// Writes zeros over `[0, len)` and syncs them. Blocks that were only
+/// reserved (`fallocate` leaves them "unwritten") would make every later
+/// sync also commit the file system's journal to convert them; written
+/// blocks make a sync a pure data write. PostgreSQL zero-fills its WAL
+/// segments for the same reason. Recycled files skip this.
+fn zero_fill(file: &File, len: u64) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let zeros = vec![0u8; 1 << 20];
+    let mut at = 0;
+    while at < len {
+        let n = (len - at).min(zeros.len() as u64) as usize;
+        file.write_all_at(&zeros[..n], at)?;
+        at += n as u64;
+    }
+    file.sync_all()
 }
 
 /// A file mapped read-write for its whole length.
