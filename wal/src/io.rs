@@ -13,9 +13,11 @@ pub(crate) trait Storage: Send + Sync + Debug {
     /// Names of all files in the directory.
     fn list(&self) -> io::Result<Vec<String>>;
     /// Creates `name` with `len` bytes allocated up front (so that a full
-    /// disk shows here and never as a failed write into the map). Fails if
+    /// disk shows here and never as a failed write into the map). With
+    /// `fill`, the blocks are also written once (slow; for spares made in
+    /// the background), so that later syncs are pure data writes. Fails if
     /// the file exists.
-    fn create(&self, name: &str, len: u64) -> io::Result<Arc<dyn SegmentFile>>;
+    fn create(&self, name: &str, len: u64, fill: bool) -> io::Result<Arc<dyn SegmentFile>>;
     /// Opens an existing file for reading and writing, growing it to at
     /// least `min_len` bytes first.
     fn open(&self, name: &str, min_len: u64) -> io::Result<Arc<dyn SegmentFile>>;

@@ -63,14 +63,15 @@ impl Storage for FsStorage {
         Ok(names)
     }
 
-    fn create(&self, name: &str, len: u64) -> io::Result<Arc<dyn SegmentFile>> {
+    fn create(&self, name: &str, len: u64, fill: bool) -> io::Result<Arc<dyn SegmentFile>> {
         let path = self.dir.join(name);
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create_new(true)
             .open(&path)?;
-        if let Err(e) = allocate(&file, len).and_then(|()| zero_fill(&file, len)) {
+        let filled = |()| if fill { zero_fill(&file, len) } else { Ok(()) };
+        if let Err(e) = allocate(&file, len).and_then(filled) {
             drop(file);
             let _ = fs::remove_file(&path);
             return Err(e);

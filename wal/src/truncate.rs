@@ -275,7 +275,7 @@ fn refill_spares(shared: &Shared) {
         let name = format::spare_name(id);
         match shared
             .storage
-            .create(&name, shared.config.segment_bytes.get())
+            .create(&name, shared.config.segment_bytes.get(), true)
         {
             Ok(file) => {
                 file.prefault();

@@ -386,7 +386,8 @@ impl Writer {
             return Ok((name, file));
         }
         let file = storage
-            .create(&name, self.capacity)
+            // On the append path: reserve only, do not fill.
+            .create(&name, self.capacity, false)
             .map_err(|e| Error::io(format!("creating {name}"), e))?;
         Ok((name, file))
     }
