@@ -78,13 +78,16 @@ pub(crate) fn run_once(shared: &Shared) -> Result<()> {
             continue;
         }
         if let Some(after) = m.drop_after {
-            if after <= stable {
+            if m.live_records > 0 || m.live_terminals > 0 {
+                // A key was reopened, or a copy was skipped: look again.
+                if let Some(m) = w.segments.get_mut(&base) {
+                    m.drop_after = None;
+                }
+            } else if after <= stable {
                 to_drop.extend(w.segments.remove(&base));
             }
             continue;
         }
-        // Records of a sealed segment only ever die, so once dead it stays
-        // dead while the lock is released below.
         let logs_dead = m.live_logs == 0 || expired(m.log_max_time, config.log_retention, now);
         if m.live_records > 0 || !logs_dead {
             continue;
@@ -123,10 +126,15 @@ pub(crate) fn run_once(shared: &Shared) -> Result<()> {
         let Some(m) = w.segments.get_mut(&base) else {
             continue;
         };
-        // Terminal records appended here since cannot exist (sealed), but
-        // some of `copies` may have been replaced meanwhile; the copy step
-        // checks again under the lock.
+        // No terminal record is appended to a sealed segment, but while the
+        // lock was released a key may have been reopened, turning its
+        // terminal record here into a live record: then the segment stays.
+        // Some of `copies` may also have been replaced meanwhile; the copy
+        // step checks again under the lock.
         m.terminal_keys = copies.iter().map(|(k, _)| *k).collect();
+        if m.live_records > 0 {
+            continue;
+        }
         if copies.is_empty() {
             to_drop.extend(w.segments.remove(&base));
         } else if m.live_terminal_bytes * 100 <= capacity * COPY_MAX_LIVE_PERCENT {

@@ -101,7 +101,15 @@ fn crash_and_check(
         "recovered keys (upto {upto}, appended {last_appended})"
     );
     for ((key, have), (_, want)) in got.iter().zip(&want) {
-        assert_eq!(have.len(), want.len(), "records of {key:?}");
+        assert_eq!(
+            have.len(),
+            want.len(),
+            "records of {key:?} (upto {upto}): have {:?}, want {:?}",
+            have.iter()
+                .map(|r| (r.lsn, r.terminal, r.copy))
+                .collect::<Vec<_>>(),
+            want.iter().map(|a| (a.lsn, a.terminal)).collect::<Vec<_>>()
+        );
         for (h, w) in have.iter().zip(want) {
             assert_eq!(h.payload, w.payload, "payload of {key:?}");
             assert_eq!(h.kind, w.kind);
