@@ -13,7 +13,8 @@
 //! - `WAL_BENCH_DIR`: where the WAL files go (default: the temp dir)
 //! - `WAL_BENCH_SECS`: seconds per durable-append run (default 5)
 //! - `WAL_BENCH_WINDOWS`: producer windows, records appended before waiting
-//!   for durability (default `64,1024`)
+//!   for durability (default `64,1024,4096`)
+//! - `WAL_BENCH_DELAY_US`: `group_commit_delay` of the durable runs (default 0)
 //! - `WAL_BENCH_RECOVERY_MIB`: size of the recovery WAL (default 1024)
 //! - `WAL_BENCH_EXECUTIONS`: executions in the disk-use run (default 1000000)
 
@@ -70,6 +71,13 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i]
 }
 
+/// Nanoseconds the calling thread has spent on a CPU (Linux schedstat), so
+/// that figures can be read independently of how busy the machine is.
+fn thread_cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
+}
+
 fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
@@ -121,14 +129,24 @@ fn bench_append(c: &mut Criterion) {
     let dir = bench_dir();
     let (wal, _) = Wal::open(dir.path(), throwaway_config(SyncMode::None)).expect("open");
     let count = 4_000_000u64;
+    let cpu_start = thread_cpu_ns();
     let start = Instant::now();
     for n in 0..count {
         append_step(&wal, n, 0, &payload);
     }
     let secs = start.elapsed().as_secs_f64();
+    let cpu = match (cpu_start, thread_cpu_ns()) {
+        (Some(a), Some(b)) if b > a => format!(
+            "; the appending thread was on a CPU for {:.3} s: {:.2} M records per CPU-second ({:.0} ns per append)",
+            (b - a) as f64 / 1e9,
+            count as f64 / ((b - a) as f64 / 1e9) / 1e6,
+            (b - a) as f64 / count as f64
+        ),
+        _ => String::new(),
+    };
     println!(
         "\n## append, 256-byte records, one writer, mode none\n\n\
-         {count} records in {secs:.3} s: {:.2} M records/s, {:.3} GB/s payload, {:.3} GB/s framed",
+         {count} records in {secs:.3} s: {:.2} M records/s, {:.3} GB/s payload, {:.3} GB/s framed{cpu}",
         count as f64 / secs / 1e6,
         count as f64 * RECORD as f64 / secs / 1e9,
         count as f64 * FRAMED as f64 / secs / 1e9,
@@ -166,27 +184,32 @@ fn raw_fsync(dir: &Path, samples: usize) -> Vec<Duration> {
 fn bench_durable() {
     let secs = env_or("WAL_BENCH_SECS", 5u64);
     let windows: Vec<u64> = std::env::var("WAL_BENCH_WINDOWS")
-        .unwrap_or_else(|_| "64,1024".into())
+        .unwrap_or_else(|_| "64,1024,4096".into())
         .split(',')
         .filter_map(|w| w.trim().parse().ok())
         .collect();
     let dir = bench_dir();
     let raw_before = raw_fsync(dir.path(), 300);
     let raw_p50 = percentile(&raw_before, 0.5);
+    let raw_p99 = percentile(&raw_before, 0.99);
     println!(
         "\n## durable append, mode sync, 256-byte records\n\n\
          raw fdatasync of a 4 KiB overwrite (same disk, before): p50 {:.0} us, p99 {:.0} us\n\n\
          Each producer appends a window of records, then waits for the last to be durable; \
          a record's commit latency runs from its append to the end of that wait (an upper bound).\n\n\
-         | producers | window | records/s | p50 commit | p99 commit | p50 / raw p50 | p99 / raw p50 | records per fsync |\n\
-         |---|---|---|---|---|---|---|---|",
+         | producers | window | records/s | p50 commit | p99 commit | p50 / raw p50 | p99 / raw p50 | p99 / raw p99 | records per fsync |\n\
+         |---|---|---|---|---|---|---|---|---|",
         us(raw_p50),
         us(percentile(&raw_before, 0.99)),
     );
     for &window in &windows {
         for producers in [1usize, 2, 4] {
             let run = bench_dir();
-            let (wal, _) = Wal::open(run.path(), throwaway_config(SyncMode::Sync)).expect("open");
+            let config = Config {
+                group_commit_delay: Duration::from_micros(env_or("WAL_BENCH_DELAY_US", 0)),
+                ..throwaway_config(SyncMode::Sync)
+            };
+            let (wal, _) = Wal::open(run.path(), config).expect("open");
             let deadline = Instant::now() + Duration::from_secs(secs);
             let syncs_before = wal.stats().syncs;
             let start = Instant::now();
@@ -223,12 +246,13 @@ fn bench_durable() {
             lat.sort_unstable();
             let (p50, p99) = (percentile(&lat, 0.5), percentile(&lat, 0.99));
             println!(
-                "| {producers} | {window} | {:.0} | {:.0} us | {:.0} us | {:.2} | {:.2} | {:.0} |",
+                "| {producers} | {window} | {:.0} | {:.0} us | {:.0} us | {:.2} | {:.2} | {:.2} | {:.0} |",
                 lat.len() as f64 / elapsed,
                 us(p50),
                 us(p99),
                 p50.as_secs_f64() / raw_p50.as_secs_f64(),
                 p99.as_secs_f64() / raw_p50.as_secs_f64(),
+                p99.as_secs_f64() / raw_p99.as_secs_f64(),
                 lat.len() as f64 / syncs.max(1) as f64,
             );
             drop(wal);
@@ -248,15 +272,19 @@ fn evict(dir: &Path) {
     }
 }
 
-fn bench_recovery() {
-    let mib = env_or("WAL_BENCH_RECOVERY_MIB", 1024u64);
-    let dir = bench_dir();
-    let config = Config {
+fn config_for_warm() -> Config {
+    Config {
         sync: SyncMode::None,
         terminal_retention: None,
         spare_segments: 0,
         ..Config::default()
-    };
+    }
+}
+
+fn bench_recovery() {
+    let mib = env_or("WAL_BENCH_RECOVERY_MIB", 1024u64);
+    let dir = bench_dir();
+    let config = config_for_warm();
     let (wal, _) = Wal::open(dir.path(), config.clone()).expect("open");
     // Executions that never finish: every record stays live, the worst case.
     let payload = [3u8; RECORD];
@@ -282,6 +310,17 @@ fn bench_recovery() {
     let report = recovered.report().clone();
     drop(recovered);
     drop(wal);
+    // Again with the files in the page cache: the CPU cost alone.
+    let cpu_start = thread_cpu_ns();
+    let start = Instant::now();
+    let (wal, recovered) = Wal::open(dir.path(), config_for_warm()).expect("recover warm");
+    let warm_secs = start.elapsed().as_secs_f64();
+    let warm_cpu = match (cpu_start, thread_cpu_ns()) {
+        (Some(a), Some(b)) if b > a => format!(" ({:.3} s on a CPU)", (b - a) as f64 / 1e9),
+        _ => String::new(),
+    };
+    drop(recovered);
+    drop(wal);
     // The same files read sequentially from a cold cache, for comparison.
     evict(dir.path());
     let start = Instant::now();
@@ -295,7 +334,8 @@ fn bench_recovery() {
     println!(
         "\n## recovery\n\n\
          {:.2} GiB in {} segments, {} records ({} live, {} keys), cold page cache.\n\
-         open + recovery: {open_secs:.3} s ({:.2} GB/s); plus touching every payload: {total_secs:.3} s.\n\
+         open + recovery: {open_secs:.3} s ({:.2} GB/s); plus touching every payload: {total_secs:.3} s; \
+         warm page cache: {warm_secs:.3} s{warm_cpu}.\n\
          plain sequential read of the same segment files, cold: {read_secs:.3} s ({:.2} GB/s); \
          recovery / read = {:.2}",
         bytes as f64 / (1u64 << 30) as f64,

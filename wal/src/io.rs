@@ -13,9 +13,11 @@ pub(crate) trait Storage: Send + Sync + Debug {
     /// Names of all files in the directory.
     fn list(&self) -> io::Result<Vec<String>>;
     /// Creates `name` with `len` bytes allocated up front (so that a full
-    /// disk shows here and never as a failed write into the map). Fails if
+    /// disk shows here and never as a failed write into the map). With
+    /// `fill`, the blocks are also written once (slow; for spares made in
+    /// the background), so that later syncs are pure data writes. Fails if
     /// the file exists.
-    fn create(&self, name: &str, len: u64) -> io::Result<Arc<dyn SegmentFile>>;
+    fn create(&self, name: &str, len: u64, fill: bool) -> io::Result<Arc<dyn SegmentFile>>;
     /// Opens an existing file for reading and writing, growing it to at
     /// least `min_len` bytes first.
     fn open(&self, name: &str, min_len: u64) -> io::Result<Arc<dyn SegmentFile>>;
@@ -39,6 +41,10 @@ pub(crate) trait SegmentFile: Send + Sync + Debug {
     fn sync(&self, offset: u64, len: u64) -> io::Result<()>;
     /// A read-only view of the whole file that stays valid while it lives.
     fn image(self: Arc<Self>) -> io::Result<Image>;
+    /// Brings the file's pages into memory ahead of the writer (called off
+    /// the append path, on spares), so that appends do not take the page
+    /// faults that zero-fill fresh pages. Best effort.
+    fn prefault(&self);
 }
 
 pub(crate) fn out_of_bounds(offset: u64, len: usize, file_len: u64) -> io::Error {

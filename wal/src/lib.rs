@@ -1,6 +1,34 @@
 //! Peregrine's write-ahead log: segmented, mmap-backed, group-committed,
 //! truncated per execution, and recovered with every checksum verified.
 //!
+//! # How the engine uses it
+//!
+//! - **Open and recover.** `Wal::open(dir, config)` recovers the directory
+//!   and returns the WAL with a [`Recovered`]: per [`Key`], its live records
+//!   in LSN order (a finished execution's terminal record, within its
+//!   retention; a running execution's records since its start). Payloads are
+//!   read in place from the segment maps; drop the `Recovered` once the
+//!   shard has rebuilt its state (until then, its segments are not recycled).
+//! - **Append.** One shard thread owns the WAL and appends every state
+//!   change: [`Wal::append`], [`Wal::append_terminal`] for the record that
+//!   ends an execution (all its earlier records die), or [`Wal::append_batch`]
+//!   for several records that must survive a crash together. An append
+//!   copies into the mapped segment and returns an [`Lsn`]; it never waits
+//!   for the disk. `Wal` is `Clone + Send + Sync`; clones share one writer
+//!   lock, so other threads may append too (the benchmarks use 1–4).
+//! - **Commit before externalizing.** Before a reply or event that depends
+//!   on a record leaves the process, wait for it: [`Wal::durable`] blocks,
+//!   [`Wal::wait_durable`] is a runtime-agnostic future. A flusher thread
+//!   group-commits: appends made while one sync runs share the next.
+//! - **Kinds and keys.** The engine numbers its record kinds ([`Kind`],
+//!   below `0xFF00`) and names the high-volume ones (logs) in
+//!   [`Config::log_kinds`]. Executions use `Key::execution(id)`; flows,
+//!   trigger offsets and other non-execution records use other key spaces
+//!   (`Key::new(space, id)`), where a terminal record likewise replaces the
+//!   key's earlier ones.
+//! - **Payloads** are opaque bytes; [`encode`] and [`access`] archive and
+//!   read rkyv types (derive them through the re-exported [`rkyv`]).
+//!
 //! ```no_run
 //! use peregrine_wal::{Config, Key, Kind, Wal};
 //! # fn main() -> peregrine_wal::Result<()> {
@@ -15,7 +43,8 @@
 //! # Ok(()) }
 //! ```
 //!
-//! The byte layout is in `FORMAT.md` and `format.rs`.
+//! The byte layout is in `FORMAT.md` and `format.rs`; `unsafe` code lives
+//! only in `mmap.rs`.
 
 mod archive;
 mod config;

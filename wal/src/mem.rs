@@ -122,7 +122,7 @@ impl Storage for MemStorage {
         Ok(self.names())
     }
 
-    fn create(&self, name: &str, len: u64) -> io::Result<Arc<dyn SegmentFile>> {
+    fn create(&self, name: &str, len: u64, _fill: bool) -> io::Result<Arc<dyn SegmentFile>> {
         let mut files = lock(&self.files);
         if files.contains_key(name) {
             return Err(io::Error::new(
@@ -220,4 +220,6 @@ impl SegmentFile for MemFile {
     fn image(self: Arc<Self>) -> io::Result<Image> {
         Ok(Image::owned(&lock(&self.data).written))
     }
+
+    fn prefault(&self) {}
 }

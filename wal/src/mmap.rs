@@ -25,13 +25,28 @@ use crate::io::{SegmentFile, Storage, in_bounds, out_of_bounds};
 #[derive(Debug)]
 pub(crate) struct FsStorage {
     dir: PathBuf,
+    // Holds an exclusive lock on `LOCK` while the WAL is open, so that a
+    // second WAL on the same directory (invariant 1) fails to open.
+    _lock: File,
 }
 
 impl FsStorage {
     pub(crate) fn new(dir: &Path) -> io::Result<Self> {
         fs::create_dir_all(dir)?;
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("LOCK"))?;
+        if let Err(e) = lock.try_lock() {
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!("the WAL directory {} is in use ({e})", dir.display()),
+            ));
+        }
         Ok(FsStorage {
             dir: dir.to_path_buf(),
+            _lock: lock,
         })
     }
 }
@@ -48,14 +63,15 @@ impl Storage for FsStorage {
         Ok(names)
     }
 
-    fn create(&self, name: &str, len: u64) -> io::Result<Arc<dyn SegmentFile>> {
+    fn create(&self, name: &str, len: u64, fill: bool) -> io::Result<Arc<dyn SegmentFile>> {
         let path = self.dir.join(name);
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create_new(true)
             .open(&path)?;
-        if let Err(e) = allocate(&file, len) {
+        let filled = |()| if fill { zero_fill(&file, len) } else { Ok(()) };
+        if let Err(e) = allocate(&file, len).and_then(filled) {
             drop(file);
             let _ = fs::remove_file(&path);
             return Err(e);
@@ -107,6 +123,23 @@ fn allocate(file: &File, len: u64) -> io::Result<()> {
         libc::EOPNOTSUPP | libc::EINVAL => file.set_len(len as u64),
         errno => Err(io::Error::from_raw_os_error(errno)),
     }
+}
+
+/// Writes zeros over `[0, len)` and syncs them. Blocks that were only
+/// reserved (`fallocate` leaves them "unwritten") would make every later
+/// sync also commit the file system's journal to convert them; written
+/// blocks make a sync a pure data write. PostgreSQL zero-fills its WAL
+/// segments for the same reason. Recycled files skip this.
+fn zero_fill(file: &File, len: u64) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let zeros = vec![0u8; 1 << 20];
+    let mut at = 0;
+    while at < len {
+        let n = (len - at).min(zeros.len() as u64) as usize;
+        file.write_all_at(&zeros[..n], at)?;
+        at += n as u64;
+    }
+    file.sync_all()
 }
 
 /// A file mapped read-write for its whole length.
@@ -169,7 +202,22 @@ impl SegmentFile for MappedFile {
         self.map.flush_range(offset as usize, len as usize)
     }
 
+    fn prefault(&self) {
+        // Populating read-only maps the page-cache pages (zero-filled for
+        // never-written blocks) without dirtying them.
+        if let Err(e) = self.map.advise(memmap2::Advice::PopulateRead) {
+            tracing::debug!(error = %e, "prefaulting a WAL segment failed");
+        }
+    }
+
     fn image(self: Arc<Self>) -> io::Result<Image> {
+        // Recovery reads images front to back: ask for readahead of the
+        // whole file now, so the disk streams while earlier files parse.
+        for advice in [memmap2::Advice::Sequential, memmap2::Advice::WillNeed] {
+            if let Err(e) = self.map.advise(advice) {
+                tracing::debug!(error = %e, "madvise on a WAL segment failed");
+            }
+        }
         let ptr = self.map.as_ptr();
         let len = self.len as usize;
         Ok(Image {

@@ -62,19 +62,45 @@ pub struct RecoveryReport {
 #[derive(Debug)]
 pub struct Recovered {
     images: Vec<Image>,
-    keys: Vec<(Key, Vec<RecRef>)>,
+    arena: Arena,
+    /// Per key: the first of its live records in `arena` and how many.
+    keys: Vec<(Key, u32, u32)>,
     report: RecoveryReport,
 }
 
+/// Every valid record, linked per key in LSN order: one allocation for the
+/// whole log instead of one per key.
+#[derive(Debug, Default)]
+struct Arena {
+    recs: Vec<RecRef>,
+    next: Vec<u32>,
+}
+
+const NIL: u32 = u32::MAX;
+
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct RecRef {
-    pub seg: u32,
     pub offset: u64,
     pub lsn: u64,
+    pub seg: u32,
     pub len: u32,
+    pub time_secs: u32,
     pub kind: u16,
     pub flags: u8,
-    pub time_secs: u32,
+}
+
+impl RecRef {
+    fn is_terminal(&self) -> bool {
+        self.flags & format::FLAG_TERMINAL != 0
+    }
+}
+
+/// A key's chain in the arena while recovery walks the log.
+#[derive(Debug, Clone, Copy)]
+struct Chain {
+    head: u32,
+    tail: u32,
+    len: u32,
 }
 
 impl Recovered {
@@ -93,16 +119,19 @@ impl Recovered {
 
     /// Keys with their live records, ordered by each key's first live LSN.
     pub fn iter(&self) -> impl Iterator<Item = (Key, LiveRecords<'_>)> + '_ {
-        self.keys.iter().map(move |(key, refs)| {
-            (
-                *key,
-                LiveRecords {
-                    images: &self.images,
-                    key: *key,
-                    refs: refs.iter(),
-                },
-            )
-        })
+        self.keys
+            .iter()
+            .map(move |&(key, head, len)| (key, self.records(key, head, len)))
+    }
+
+    fn records(&self, key: Key, head: u32, len: u32) -> LiveRecords<'_> {
+        LiveRecords {
+            images: &self.images,
+            arena: &self.arena,
+            key,
+            at: head,
+            left: len as usize,
+        }
     }
 
     /// The live records of one key (a linear search; meant for tests and
@@ -116,15 +145,34 @@ impl Recovered {
 #[derive(Debug, Clone)]
 pub struct LiveRecords<'a> {
     images: &'a [Image],
+    arena: &'a Arena,
     key: Key,
-    refs: std::slice::Iter<'a, RecRef>,
+    at: u32,
+    left: usize,
+}
+
+impl<'a> LiveRecords<'a> {
+    fn next_ref(&mut self) -> Option<&'a RecRef> {
+        if self.left == 0 {
+            return None;
+        }
+        let r = self.arena.recs.get(self.at as usize)?;
+        self.at = self
+            .arena
+            .next
+            .get(self.at as usize)
+            .copied()
+            .unwrap_or(NIL);
+        self.left -= 1;
+        Some(r)
+    }
 }
 
 impl<'a> Iterator for LiveRecords<'a> {
     type Item = Record<'a>;
 
     fn next(&mut self) -> Option<Record<'a>> {
-        let r = self.refs.next()?;
+        let r = self.next_ref()?;
         let start = (r.offset + format::FRAME_HEADER_LEN) as usize;
         // Recovery verified the range when it read the frame.
         let payload = self.images[r.seg as usize]
@@ -142,7 +190,7 @@ impl<'a> Iterator for LiveRecords<'a> {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        self.refs.size_hint()
+        (self.left, Some(self.left))
     }
 }
 
@@ -180,14 +228,21 @@ impl Recovery {
         self.scan_bases.get(seg as usize).copied().unwrap_or(0)
     }
 
-    /// Records the index must account for: the live ones handed back and
-    /// the expired terminal ones.
-    pub(crate) fn live_refs(&self) -> impl Iterator<Item = (Key, &RecRef)> + '_ {
-        self.recovered
-            .keys
+    /// Per key, the records the index must account for: the live ones
+    /// handed back, and the expired terminal ones.
+    pub(crate) fn live_keys(&self) -> impl Iterator<Item = (Key, Vec<RecRef>)> + '_ {
+        let r = &self.recovered;
+        r.keys
             .iter()
-            .flat_map(|(k, refs)| refs.iter().map(move |r| (*k, r)))
-            .chain(self.expired_terminals.iter().map(|(k, r)| (*k, r)))
+            .map(move |&(key, head, len)| {
+                let mut it = r.records(key, head, len);
+                let mut refs = Vec::with_capacity(len as usize);
+                while let Some(x) = it.next_ref() {
+                    refs.push(*x);
+                }
+                (key, refs)
+            })
+            .chain(self.expired_terminals.iter().map(|(k, r)| (*k, vec![*r])))
     }
 
     pub(crate) fn killed(&self, key: Key) -> &[u64] {
@@ -269,7 +324,8 @@ pub(crate) fn recover(storage: &dyn Storage, config: &Config) -> Result<Recovery
     }
 
     let mut report = RecoveryReport::default();
-    let mut scans = Vec::with_capacity(segment_names.len());
+    // Open (and start reading ahead) every segment first, then parse.
+    let mut opened = Vec::with_capacity(segment_names.len());
     for (base, name) in segment_names {
         // A file cut below its header (a crash right after creating it) is
         // grown to a zero header, which reads as damage at offset 0.
@@ -282,6 +338,10 @@ pub(crate) fn recover(storage: &dyn Storage, config: &Config) -> Result<Recovery
             .map_err(|e| Error::io(format!("reading {name}"), e))?;
         report.segments += 1;
         report.bytes_scanned += image.len() as u64;
+        opened.push((base, name, file, image));
+    }
+    let mut scans = Vec::with_capacity(opened.len());
+    for (base, name, file, image) in opened {
         scans.push(scan_segment(base, name, file, image)?);
     }
 
@@ -301,7 +361,12 @@ pub(crate) fn recover(storage: &dyn Storage, config: &Config) -> Result<Recovery
 
     // Walk the items, deciding about each damaged spot.
     let now = now_secs();
-    let mut live: HashMap<Key, Vec<RecRef>, FxBuildHasher> = HashMap::default();
+    let total_records: usize = scans.iter().map(|s| s.records.len()).sum();
+    let mut arena = Arena {
+        recs: Vec::with_capacity(total_records),
+        next: Vec::with_capacity(total_records),
+    };
+    let mut live: HashMap<Key, Chain, FxBuildHasher> = HashMap::default();
     let mut killed: HashMap<Key, Vec<u64>, FxBuildHasher> = HashMap::default();
     let mut next_lsn = 1u64;
     let mut cut: Option<(usize, u64)> = None;
@@ -343,21 +408,47 @@ pub(crate) fn recover(storage: &dyn Storage, config: &Config) -> Result<Recovery
                             flags: r.header.flags,
                             time_secs: r.header.time_secs,
                         };
+                        let Ok(at) = u32::try_from(arena.recs.len()) else {
+                            return Err(Error::corrupt(&s.name, r.offset, "more than 4G records"));
+                        };
+                        arena.recs.push(rr);
+                        arena.next.push(NIL);
                         let key = Key::new(r.header.space, r.header.id);
-                        let list = live.entry(key).or_default();
-                        if r.header.flags & format::FLAG_TERMINAL != 0 {
-                            if !list.is_empty() {
+                        match live.get_mut(&key) {
+                            Some(chain) if rr.is_terminal() => {
+                                // Everything before it dies; remember where
+                                // those records sit.
                                 let k = killed.entry(key).or_default();
-                                for r in list.iter() {
-                                    let base = scans[r.seg as usize].base;
+                                let mut x = chain.head;
+                                while x != NIL {
+                                    let base = scans[arena.recs[x as usize].seg as usize].base;
                                     if k.last() != Some(&base) {
                                         k.push(base);
                                     }
+                                    x = arena.next[x as usize];
                                 }
+                                *chain = Chain {
+                                    head: at,
+                                    tail: at,
+                                    len: 1,
+                                };
                             }
-                            list.clear();
+                            Some(chain) => {
+                                arena.next[chain.tail as usize] = at;
+                                chain.tail = at;
+                                chain.len += 1;
+                            }
+                            None => {
+                                live.insert(
+                                    key,
+                                    Chain {
+                                        head: at,
+                                        tail: at,
+                                        len: 1,
+                                    },
+                                );
+                            }
                         }
-                        list.push(rr);
                     }
                     next_lsn = b.first_lsn + b.records.len() as u64;
                 }
@@ -448,29 +539,51 @@ pub(crate) fn recover(storage: &dyn Storage, config: &Config) -> Result<Recovery
     }
 
     // Expire what retention no longer keeps, then order keys by first LSN.
-    // A terminal record expires only while it is its key's newest record.
+    // A terminal record expires only while it is its key's newest record
+    // (then it is its key's only record).
     let mut expired_terminals = Vec::new();
-    let mut keys: Vec<(Key, Vec<RecRef>)> = Vec::with_capacity(live.len());
-    for (key, mut refs) in live {
-        if let Some(last) = refs.last()
-            && last.flags & format::FLAG_TERMINAL != 0
+    let mut keys: Vec<(Key, u32, u32)> = Vec::with_capacity(live.len());
+    let has_logs = !config.log_kinds.is_empty();
+    for (key, chain) in live {
+        let last = arena.recs[chain.tail as usize];
+        if last.is_terminal()
             && config
                 .terminal_retention
                 .is_some_and(|ret| expired(last.time_secs, ret, now))
         {
-            expired_terminals.push((key, *last));
-            refs.pop();
+            expired_terminals.push((key, last));
+            continue;
         }
-        refs.retain(|r| {
-            !(config.is_log_kind(Kind::new(r.kind))
-                && expired(r.time_secs, config.log_retention, now))
-        });
-        if !refs.is_empty() {
-            keys.push((key, refs));
+        let (mut head, mut len) = (chain.head, chain.len);
+        if has_logs {
+            // Unlink expired log records.
+            let dead = |r: &RecRef| {
+                config.is_log_kind(Kind::new(r.kind))
+                    && expired(r.time_secs, config.log_retention, now)
+            };
+            let mut prev = NIL;
+            let mut x = head;
+            for _ in 0..chain.len {
+                let nx = arena.next[x as usize];
+                if dead(&arena.recs[x as usize]) {
+                    len -= 1;
+                    if prev == NIL {
+                        head = nx;
+                    } else {
+                        arena.next[prev as usize] = nx;
+                    }
+                } else {
+                    prev = x;
+                }
+                x = nx;
+            }
+        }
+        if len > 0 {
+            keys.push((key, head, len));
         }
     }
-    keys.sort_unstable_by_key(|(_, refs)| refs.first().map_or(0, |r| r.lsn));
-    report.live_records = keys.iter().map(|(_, r)| r.len() as u64).sum();
+    keys.sort_unstable_by_key(|&(_, head, _)| arena.recs[head as usize].lsn);
+    report.live_records = keys.iter().map(|&(_, _, len)| u64::from(len)).sum();
     report.next_lsn = Lsn::new(next_lsn.max(1));
 
     let scan_bases = scans.iter().map(|s| s.base).collect();
@@ -478,6 +591,7 @@ pub(crate) fn recover(storage: &dyn Storage, config: &Config) -> Result<Recovery
     Ok(Recovery {
         recovered: Recovered {
             images,
+            arena,
             keys,
             report,
         },

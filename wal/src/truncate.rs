@@ -18,6 +18,8 @@ use crate::writer::{Pending, SegmentMeta, TerminalLoc, Writer};
 
 /// Copies appended per writer-lock hold.
 const COPY_CHUNK: usize = 256;
+/// Terminal records examined per writer-lock hold.
+const KEYS_PER_LOCK: usize = 1024;
 
 fn lock(shared: &Shared) -> MutexGuard<'_, Writer> {
     shared.writer.lock().unwrap_or_else(|p| p.into_inner())
@@ -25,6 +27,7 @@ fn lock(shared: &Shared) -> MutexGuard<'_, Writer> {
 
 /// The truncator thread.
 pub(crate) fn truncator(shared: &Shared) {
+    refill_spares(shared);
     loop {
         if !shared.wait_truncator() {
             return;
@@ -54,43 +57,53 @@ pub(crate) fn run_once(shared: &Shared) -> Result<()> {
     let stable = shared.stable();
     let mut to_drop: Vec<SegmentMeta> = Vec::new();
     let mut to_copy: Vec<(u64, Arc<dyn SegmentFile>, Copies)> = Vec::new();
-    {
-        let mut w = lock(shared);
+    let bases: Vec<u64> = {
+        let w = lock(shared);
         let active = w.active.base;
-        let bases: Vec<u64> = w
-            .segments
+        w.segments
             .keys()
             .copied()
             .filter(|b| *b != active)
-            .collect();
-        // In LSN order, so that a segment holding records killed by a
-        // terminal record is gone before that record's expiry is decided.
-        for base in bases {
-            let Some(m) = w.segments.get(&base) else {
-                continue;
-            };
-            let Some(end) = m.end_lsn else { continue };
-            if end.saturating_sub(1) > stable || m.max_kill_lsn > stable {
-                continue;
-            }
-            if let Some(after) = m.drop_after {
-                if after <= stable {
-                    to_drop.extend(w.segments.remove(&base));
+            .collect()
+    };
+    // In LSN order, so that a segment holding records killed by a terminal
+    // record is gone before that record's expiry is decided.
+    for base in bases {
+        let mut w = lock(shared);
+        let Some(m) = w.segments.get(&base) else {
+            continue;
+        };
+        let Some(end) = m.end_lsn else { continue };
+        if end.saturating_sub(1) > stable || m.max_kill_lsn > stable {
+            continue;
+        }
+        if let Some(after) = m.drop_after {
+            if m.live_records > 0 || m.live_terminals > 0 {
+                // A key was reopened, or a copy was skipped: look again.
+                if let Some(m) = w.segments.get_mut(&base) {
+                    m.drop_after = None;
                 }
-                continue;
+            } else if after <= stable {
+                to_drop.extend(w.segments.remove(&base));
             }
-            let logs_dead = m.live_logs == 0 || expired(m.log_max_time, config.log_retention, now);
-            if m.live_records > 0 || !logs_dead {
-                continue;
-            }
-            let file = m.file.clone();
-            let keys = w
-                .segments
-                .get_mut(&base)
-                .map(|m| std::mem::take(&mut m.terminal_keys))
-                .unwrap_or_default();
-            let mut copies = Vec::new();
-            for key in keys {
+            continue;
+        }
+        let logs_dead = m.live_logs == 0 || expired(m.log_max_time, config.log_retention, now);
+        if m.live_records > 0 || !logs_dead {
+            continue;
+        }
+        let file = m.file.clone();
+        let keys = w
+            .segments
+            .get_mut(&base)
+            .map(|m| std::mem::take(&mut m.terminal_keys))
+            .unwrap_or_default();
+        drop(w);
+        let mut copies = Vec::new();
+        // Bounded lock holds: a segment may hold many thousand terminals.
+        for chunk in keys.chunks(KEYS_PER_LOCK) {
+            let mut w = lock(shared);
+            for &key in chunk {
                 let Some(loc) = w.index.get(&key).and_then(|l| l.terminal) else {
                     continue;
                 };
@@ -107,16 +120,25 @@ pub(crate) fn run_once(shared: &Shared) -> Result<()> {
                     copies.push((key, loc));
                 }
             }
-            let capacity = w.capacity;
-            let Some(m) = w.segments.get_mut(&base) else {
-                continue;
-            };
-            m.terminal_keys = copies.iter().map(|(k, _)| *k).collect();
-            if copies.is_empty() {
-                to_drop.extend(w.segments.remove(&base));
-            } else if m.live_terminal_bytes * 100 <= capacity * COPY_MAX_LIVE_PERCENT {
-                to_copy.push((base, file, copies));
-            }
+        }
+        let mut w = lock(shared);
+        let capacity = w.capacity;
+        let Some(m) = w.segments.get_mut(&base) else {
+            continue;
+        };
+        // No terminal record is appended to a sealed segment, but while the
+        // lock was released a key may have been reopened, turning its
+        // terminal record here into a live record: then the segment stays.
+        // Some of `copies` may also have been replaced meanwhile; the copy
+        // step checks again under the lock.
+        m.terminal_keys = copies.iter().map(|(k, _)| *k).collect();
+        if m.live_records > 0 {
+            continue;
+        }
+        if copies.is_empty() {
+            to_drop.extend(w.segments.remove(&base));
+        } else if m.live_terminal_bytes * 100 <= capacity * COPY_MAX_LIVE_PERCENT {
+            to_copy.push((base, file, copies));
         }
     }
 
@@ -224,6 +246,7 @@ fn drop_segments(shared: &Shared, metas: Vec<SegmentMeta>) -> Result<()> {
                     .storage
                     .rename(&meta.name, &spare)
                     .map_err(|e| Error::io(format!("recycling {}", meta.name), e))?;
+                meta.file.prefault();
                 lock(shared).spares.push((spare, meta.file));
             }
             None => {
@@ -260,9 +283,12 @@ fn refill_spares(shared: &Shared) {
         let name = format::spare_name(id);
         match shared
             .storage
-            .create(&name, shared.config.segment_bytes.get())
+            .create(&name, shared.config.segment_bytes.get(), true)
         {
-            Ok(file) => lock(shared).spares.push((name, file)),
+            Ok(file) => {
+                file.prefault();
+                lock(shared).spares.push((name, file));
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot preallocate a spare WAL segment");
                 return;

@@ -21,7 +21,10 @@ use crate::io::Storage;
 use crate::mmap::FsStorage;
 use crate::record::{Batch, BatchEntry, Key, Kind, Lsn, now_secs};
 use crate::recovery::{Recovered, recover};
-use crate::writer::{Active, Pending, SegmentMeta, TerminalLoc, WriteError, Writer};
+use crate::writer::{
+    Active, KeyLive, Pending, SegmentMeta, TerminalLoc, WriteError, Writer, note_record_in,
+    note_terminal_in,
+};
 
 /// A write-ahead log. Cloning gives another handle to the same log; the
 /// clones share one writer lock, so several producer threads may append (the
@@ -102,6 +105,18 @@ impl Wal {
         let capacity = Writer::config_capacity(&config);
         let next_lsn = recovery.recovered.report().next_lsn.get();
 
+        // What recovery read may sit only in the page cache (the process
+        // died, not the machine). Make it durable before new markers claim
+        // it is: a later recovery trusts those claims.
+        for s in &recovery.segments {
+            s.file
+                .sync(0, s.file.len())
+                .map_err(|e| Error::io(format!("syncing {}", s.name), e))?;
+        }
+        storage
+            .sync_dir()
+            .map_err(|e| Error::io("syncing the WAL directory", e))?;
+
         let mut segments = std::collections::BTreeMap::new();
         for s in &recovery.segments {
             let mut meta = SegmentMeta::new(s.name.clone(), s.file.clone());
@@ -125,39 +140,45 @@ impl Wal {
             capacity,
             unsynced: Vec::new(),
             dir_dirty: false,
+            track_unsynced: config.sync != SyncMode::None,
             segments,
             index: Default::default(),
             spares,
             next_spare_id: recovery.max_spare_id + 1,
             rolled: false,
         };
-        // Rebuild the liveness index from what recovery found live.
-        let is_log = |k: u16| config.is_log_kind(Kind::new(k));
-        for (key, r) in recovery.live_refs() {
-            let base = recovery.base_of(r.seg);
-            if r.flags & format::FLAG_TERMINAL != 0 {
-                writer.note_terminal(
-                    key,
-                    TerminalLoc {
+        // Rebuild the liveness index from what recovery found live, one
+        // index insertion per key.
+        writer.index.reserve(recovery.recovered.len());
+        for (key, refs) in recovery.live_keys() {
+            let mut live = KeyLive::default();
+            for r in &refs {
+                let base = recovery.base_of(r.seg);
+                if r.flags & format::FLAG_TERMINAL != 0 {
+                    let loc = TerminalLoc {
                         base,
                         offset: r.offset,
                         lsn: r.lsn,
                         time_secs: r.time_secs,
                         len: r.len,
-                    },
-                );
-                if let Some(live) = writer.index.get_mut(&key) {
-                    live.killed.extend_from_slice(recovery.killed(key));
+                    };
+                    note_terminal_in(&mut live, &mut writer.segments, key, loc);
+                    for b in recovery.killed(key) {
+                        live.killed.push_distinct(*b);
+                    }
+                } else {
+                    let is_log = config.is_log_kind(Kind::new(r.kind));
+                    note_record_in(&mut live, &mut writer.segments, base, is_log, r.time_secs);
                 }
-            } else {
-                writer.note_record(base, key, is_log(r.kind), r.time_secs);
             }
+            writer.index.insert(key, live);
         }
         // Recovered terminal records were durable: nothing waits on them.
         for m in writer.segments.values_mut() {
             m.max_kill_lsn = 0;
         }
         let (name, file) = writer.take_segment_file(storage.as_ref(), next_lsn)?;
+        file.prefault();
         writer
             .start_segment(name, file, next_lsn)
             .map_err(|e| match e {
@@ -655,4 +676,5 @@ impl crate::io::SegmentFile for NoFile {
     fn image(self: Arc<Self>) -> std::io::Result<crate::mmap::Image> {
         Ok(crate::mmap::Image::owned(&[]))
     }
+    fn prefault(&self) {}
 }

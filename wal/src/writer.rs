@@ -29,12 +29,71 @@ pub(crate) struct TerminalLoc {
 #[derive(Debug, Default)]
 pub(crate) struct KeyLive {
     /// Per segment (by base LSN, in order): live records, live log records.
-    pub segs: Vec<(u64, u32, u32)>,
+    pub segs: Small<(u64, u32, u32)>,
     pub terminal: Option<TerminalLoc>,
     /// Segments still holding records that `terminal` killed. Until they
     /// are gone, the terminal record must stay (copied forward even past its
     /// retention), or those records would look live again after a restart.
-    pub killed: Vec<u64>,
+    pub killed: Small<u64>,
+}
+
+/// A list that keeps its first element inline: most keys touch one segment,
+/// and the index must not allocate for each of a million executions.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Small<T> {
+    head: Option<T>,
+    rest: Vec<T>,
+}
+
+impl<T: Copy + PartialEq> Small<T> {
+    pub fn is_empty(&self) -> bool {
+        self.head.is_none()
+    }
+
+    pub fn push(&mut self, x: T) {
+        if self.head.is_none() {
+            self.head = Some(x);
+        } else {
+            self.rest.push(x);
+        }
+    }
+
+    /// Pushes `x` unless it is already there.
+    pub fn push_distinct(&mut self, x: T) {
+        if !self.iter().any(|y| y == x) {
+            self.push(x);
+        }
+    }
+
+    pub fn push_front(&mut self, x: T) {
+        if let Some(h) = self.head.replace(x) {
+            self.rest.insert(0, h);
+        }
+    }
+
+    pub fn last_mut(&mut self) -> Option<&mut T> {
+        match self.rest.last_mut() {
+            Some(x) => Some(x),
+            None => self.head.as_mut(),
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = T> + '_ {
+        self.head.iter().copied().chain(self.rest.iter().copied())
+    }
+
+    pub fn take(&mut self) -> impl Iterator<Item = T> + use<T> {
+        let head = self.head.take();
+        let rest = std::mem::take(&mut self.rest);
+        head.into_iter().chain(rest)
+    }
+
+    pub fn retain(&mut self, mut keep: impl FnMut(T) -> bool) {
+        let all: Vec<T> = self.take().filter(|x| keep(*x)).collect();
+        for x in all {
+            self.push(x);
+        }
+    }
 }
 
 /// A byte range `[from, to)` of a segment file that needs a sync.
@@ -100,6 +159,9 @@ pub(crate) struct Writer {
     /// Sealed ranges the flusher has not synced yet.
     pub unsynced: Vec<SyncRange>,
     pub dir_dirty: bool,
+    /// False in `SyncMode::None`: no flusher takes `unsynced`, and holding
+    /// sealed files there would keep them from being recycled.
+    pub track_unsynced: bool,
     pub segments: BTreeMap<u64, SegmentMeta>,
     pub index: HashMap<Key, KeyLive, FxBuildHasher>,
     pub spares: Vec<(String, Arc<dyn SegmentFile>)>,
@@ -215,66 +277,13 @@ impl Writer {
 
     pub(crate) fn note_record(&mut self, base: u64, key: Key, is_log: bool, time_secs: u32) {
         let live = self.index.entry(key).or_default();
-        // A record after a terminal one reopens the key: the terminal record
-        // becomes an ordinary live record (it is never copied forward past
-        // the records that follow it).
-        if let Some(t) = live.terminal.take() {
-            live.segs.insert(0, (t.base, 1, 0));
-            if let Some(m) = self.segments.get_mut(&t.base) {
-                m.live_terminals -= 1;
-                m.live_terminal_bytes -= format::frame_len(t.len as usize);
-                m.live_records += 1;
-            }
-        }
-        let live = self.index.entry(key).or_default();
-        match live.segs.last_mut() {
-            Some((b, n, l)) if *b == base => {
-                if is_log {
-                    *l += 1;
-                } else {
-                    *n += 1;
-                }
-            }
-            _ => live
-                .segs
-                .push((base, u32::from(!is_log), u32::from(is_log))),
-        }
-        if let Some(m) = self.segments.get_mut(&base) {
-            if is_log {
-                m.live_logs += 1;
-                m.log_max_time = m.log_max_time.max(time_secs);
-            } else {
-                m.live_records += 1;
-            }
-        }
+        note_record_in(live, &mut self.segments, base, is_log, time_secs);
     }
 
     /// A terminal record kills every earlier record of its key.
     pub(crate) fn note_terminal(&mut self, key: Key, loc: TerminalLoc) {
         let live = self.index.entry(key).or_default();
-        for (b, n, l) in live.segs.drain(..) {
-            live.killed.push(b);
-            if let Some(m) = self.segments.get_mut(&b) {
-                m.live_records -= u64::from(n);
-                m.live_logs -= u64::from(l);
-                m.max_kill_lsn = m.max_kill_lsn.max(loc.lsn);
-            }
-        }
-        if let Some(old) = live.terminal.replace(loc) {
-            live.killed.push(old.base);
-            if let Some(m) = self.segments.get_mut(&old.base) {
-                m.live_terminals -= 1;
-                m.live_terminal_bytes -= format::frame_len(old.len as usize);
-                m.max_kill_lsn = m.max_kill_lsn.max(loc.lsn);
-            }
-        }
-        live.killed.sort_unstable();
-        live.killed.dedup();
-        if let Some(m) = self.segments.get_mut(&loc.base) {
-            m.live_terminals += 1;
-            m.live_terminal_bytes += format::frame_len(loc.len as usize);
-            m.terminal_keys.push(key);
-        }
+        note_terminal_in(live, &mut self.segments, key, loc);
     }
 
     /// Whether the terminal record of `key` may go once expired: no segment
@@ -287,7 +296,7 @@ impl Writer {
         let own = live.terminal.map(|t| t.base);
         let segments = &self.segments;
         live.killed
-            .retain(|b| Some(*b) != own && segments.contains_key(b));
+            .retain(|b| Some(b) != own && segments.contains_key(&b));
         live.killed.is_empty()
     }
 
@@ -297,8 +306,10 @@ impl Writer {
             if let Some(old) = live.terminal.take()
                 && let Some(m) = self.segments.get_mut(&old.base)
             {
-                m.live_terminals -= 1;
-                m.live_terminal_bytes -= format::frame_len(old.len as usize);
+                m.live_terminals = m.live_terminals.saturating_sub(1);
+                m.live_terminal_bytes = m
+                    .live_terminal_bytes
+                    .saturating_sub(format::frame_len(old.len as usize));
             }
             if live.segs.is_empty() {
                 self.index.remove(&key);
@@ -347,7 +358,7 @@ impl Writer {
                 flushed: 0,
             },
         );
-        if old.offset > old.flushed {
+        if self.track_unsynced && old.offset > old.flushed {
             self.unsynced.push((old.file, old.flushed, old.offset));
         }
         if let Some(m) = self.segments.get_mut(&old.base) {
@@ -375,7 +386,8 @@ impl Writer {
             return Ok((name, file));
         }
         let file = storage
-            .create(&name, self.capacity)
+            // On the append path: reserve only, do not fill.
+            .create(&name, self.capacity, false)
             .map_err(|e| Error::io(format!("creating {name}"), e))?;
         Ok((name, file))
     }
@@ -423,5 +435,85 @@ pub(crate) enum WriteError {
 impl WriteError {
     fn io(e: std::io::Error) -> WriteError {
         WriteError::Failed(Error::io("writing a segment", e))
+    }
+}
+
+/// Accounts for a live record of a key (see `Writer::note_record`).
+pub(crate) fn note_record_in(
+    live: &mut KeyLive,
+    segments: &mut BTreeMap<u64, SegmentMeta>,
+    base: u64,
+    is_log: bool,
+    time_secs: u32,
+) {
+    // A record after a terminal one reopens the key: the terminal record
+    // becomes an ordinary live record (it is never copied forward past the
+    // records that follow it).
+    if let Some(t) = live.terminal.take() {
+        live.segs.push_front((t.base, 1, 0));
+        if let Some(m) = segments.get_mut(&t.base) {
+            m.live_terminals = m.live_terminals.saturating_sub(1);
+            m.live_terminal_bytes = m
+                .live_terminal_bytes
+                .saturating_sub(format::frame_len(t.len as usize));
+            m.live_records += 1;
+        }
+    }
+    match live.segs.last_mut() {
+        Some((b, n, l)) if *b == base => {
+            if is_log {
+                *l += 1;
+            } else {
+                *n += 1;
+            }
+        }
+        _ => live
+            .segs
+            .push((base, u32::from(!is_log), u32::from(is_log))),
+    }
+    if let Some(m) = segments.get_mut(&base) {
+        if is_log {
+            m.live_logs += 1;
+            m.log_max_time = m.log_max_time.max(time_secs);
+        } else {
+            m.live_records += 1;
+        }
+    }
+}
+
+/// Accounts for a terminal record (see `Writer::note_terminal`).
+pub(crate) fn note_terminal_in(
+    live: &mut KeyLive,
+    segments: &mut BTreeMap<u64, SegmentMeta>,
+    key: Key,
+    loc: TerminalLoc,
+) {
+    for (b, n, l) in live.segs.take() {
+        // Killed records in the terminal record's own segment go with it.
+        if b != loc.base {
+            live.killed.push_distinct(b);
+        }
+        if let Some(m) = segments.get_mut(&b) {
+            m.live_records = m.live_records.saturating_sub(u64::from(n));
+            m.live_logs = m.live_logs.saturating_sub(u64::from(l));
+            m.max_kill_lsn = m.max_kill_lsn.max(loc.lsn);
+        }
+    }
+    if let Some(old) = live.terminal.replace(loc) {
+        if old.base != loc.base {
+            live.killed.push_distinct(old.base);
+        }
+        if let Some(m) = segments.get_mut(&old.base) {
+            m.live_terminals = m.live_terminals.saturating_sub(1);
+            m.live_terminal_bytes = m
+                .live_terminal_bytes
+                .saturating_sub(format::frame_len(old.len as usize));
+            m.max_kill_lsn = m.max_kill_lsn.max(loc.lsn);
+        }
+    }
+    if let Some(m) = segments.get_mut(&loc.base) {
+        m.live_terminals += 1;
+        m.live_terminal_bytes += format::frame_len(loc.len as usize);
+        m.terminal_keys.push(key);
     }
 }

@@ -281,3 +281,76 @@ fn appends_after_close_fail() {
         Err(Error::Closed)
     ));
 }
+
+#[test]
+fn interval_mode_acknowledges_at_once_and_syncs_in_the_background() {
+    let storage = MemStorage::new();
+    let config = Config {
+        sync: SyncMode::Interval(std::time::Duration::from_millis(20)),
+        ..small_config()
+    };
+    let (wal, _) = open(&storage, &config);
+    let lsn = wal.append(K, Key::execution(1), b"x").expect("append");
+    wal.durable(lsn).expect("acknowledged at once");
+    assert_eq!(wal.durable_lsn(), lsn);
+    let mut synced = false;
+    for _ in 0..200 {
+        if wal.stats().synced_lsn >= lsn {
+            synced = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(synced, "the interval flusher synced without being asked");
+    // Synced means it survives a crash that keeps only durable bytes.
+    let crashed = storage.crash(|_, lo, _| lo);
+    let (_wal, rec) = open(&crashed, &config);
+    assert_eq!(rec.report().live_records, 1);
+}
+
+#[test]
+fn short_or_stray_files_on_the_mmap_backend_do_not_stop_recovery() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = small_config();
+    let (wal, _) = Wal::open(dir.path(), config.clone()).expect("open");
+    for i in 0..30u64 {
+        wal.append(K, Key::execution(1), &payload(1, i, 200))
+            .expect("append");
+    }
+    wal.close().expect("close");
+    // A crash right after creating files: an empty segment after the last
+    // one, a spare cut short, and an unrelated file.
+    std::fs::write(dir.path().join(crate::format::segment_name(1_000_000)), b"").expect("write");
+    std::fs::write(dir.path().join(crate::format::spare_name(99)), b"junk").expect("write");
+    std::fs::write(dir.path().join("notes.txt"), b"hello").expect("write");
+    let (wal, rec) = Wal::open(dir.path(), config.clone()).expect("recover");
+    assert_eq!(rec.report().live_records, 30);
+    assert!(
+        rec.report().torn_tail.is_some(),
+        "the empty segment is a torn tail"
+    );
+    assert!(!dir.path().join(crate::format::spare_name(99)).exists());
+    // The torn segment's name still claims its LSNs: numbering goes on
+    // from there (LSNs only need to grow).
+    assert_eq!(rec.report().next_lsn.get(), 1_000_000);
+    assert_eq!(
+        wal.append(K, Key::execution(1), b"more")
+            .expect("append")
+            .get(),
+        1_000_000
+    );
+    drop(rec);
+    wal.close().expect("close");
+    let (_wal, rec) = Wal::open(dir.path(), config).expect("recover again");
+    assert_eq!(rec.report().live_records, 31);
+}
+
+#[test]
+fn a_directory_opens_as_one_wal_at_a_time() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (wal, _) = Wal::open(dir.path(), small_config()).expect("open");
+    let err = Wal::open(dir.path(), small_config()).expect_err("in use");
+    assert!(err.to_string().contains("in use"), "{err}");
+    drop(wal);
+    let (_wal, _) = Wal::open(dir.path(), small_config()).expect("free again");
+}
