@@ -47,6 +47,8 @@ impl Default for Metrics {
 pub struct Gauges {
     pub inbox_depths: Vec<usize>,
     pub running: usize,
+    /// Each shard's WAL, when executions are journaled.
+    pub wals: Vec<peregrine_wal::WalStats>,
 }
 
 impl Metrics {
@@ -158,6 +160,7 @@ impl Metrics {
                 "peregrine_shard_inbox_depth{{shard=\"{shard}\"}} {depth}"
             );
         }
+        render_wal(&mut out, &gauges.wals);
         let _ = writeln!(
             out,
             "# HELP peregrine_sse_followers Open execution follow streams.\n\
@@ -176,6 +179,52 @@ impl Metrics {
     }
 }
 
+/// The shards' WAL fsyncs: a latency histogram summed over shards, the
+/// bytes they covered, and the segments in use per shard.
+fn render_wal(out: &mut String, wals: &[peregrine_wal::WalStats]) {
+    if wals.is_empty() {
+        return;
+    }
+    out.push_str(
+        "# HELP peregrine_wal_fsync_seconds Time of each WAL sync (all shards).\n\
+         # TYPE peregrine_wal_fsync_seconds histogram\n",
+    );
+    for (i, le) in peregrine_wal::SYNC_BUCKETS_MICROS.iter().enumerate() {
+        let count: u64 = wals.iter().map(|w| w.sync_buckets[i]).sum();
+        let _ = writeln!(
+            out,
+            "peregrine_wal_fsync_seconds_bucket{{le=\"{}\"}} {count}",
+            *le as f64 / 1e6
+        );
+    }
+    let syncs: u64 = wals.iter().map(|w| w.syncs).sum();
+    let seconds: f64 = wals.iter().map(|w| w.sync_time.as_secs_f64()).sum();
+    let _ = writeln!(
+        out,
+        "peregrine_wal_fsync_seconds_bucket{{le=\"+Inf\"}} {syncs}\n\
+         peregrine_wal_fsync_seconds_sum {seconds}\n\
+         peregrine_wal_fsync_seconds_count {syncs}"
+    );
+    let _ = writeln!(
+        out,
+        "# HELP peregrine_wal_synced_bytes_total Bytes made durable by WAL syncs.\n\
+         # TYPE peregrine_wal_synced_bytes_total counter\n\
+         peregrine_wal_synced_bytes_total {}",
+        wals.iter().map(|w| w.synced_bytes).sum::<u64>()
+    );
+    out.push_str(
+        "# HELP peregrine_wal_segments Segment files in use per shard.\n\
+         # TYPE peregrine_wal_segments gauge\n",
+    );
+    for (shard, w) in wals.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "peregrine_wal_segments{{shard=\"{shard}\"}} {}",
+            w.segments
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,6 +238,7 @@ mod tests {
         let text = m.render(&Gauges {
             inbox_depths: vec![0, 3],
             running: 1,
+            wals: Vec::new(),
         });
         assert!(
             text.contains("peregrine_executions_created_total 1\n"),

@@ -241,6 +241,7 @@ impl AppState {
         Gauges {
             inbox_depths: self.with_engine(Engine::inbox_depths).unwrap_or_default(),
             running: self.executions().running(),
+            wals: self.with_engine(Engine::journal_stats).unwrap_or_default(),
         }
     }
 

@@ -259,6 +259,19 @@ async fn the_api_over_a_real_socket() {
         "{text}"
     );
     assert!(text.contains("peregrine_sse_followers 0\n"), "{text}");
+    // The executions were journaled: the WAL synced, and says so.
+    let syncs: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("peregrine_wal_fsync_seconds_count "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no WAL sync count in {text}"));
+    assert!(syncs > 0, "{text}");
+    let bytes: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("peregrine_wal_synced_bytes_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(bytes > 0, "{text}");
     assert!(
         text.contains("peregrine_execution_duration_seconds_bucket{le=\"+Inf\"} 5\n"),
         "{text}"

@@ -63,6 +63,10 @@ pub(crate) struct Shared {
     waiters: Mutex<Vec<(u64, Waker)>>,
     waiters_cv: Condvar,
     syncs: AtomicU64,
+    synced_bytes: AtomicU64,
+    sync_nanos: AtomicU64,
+    /// Per bucket of [`SYNC_BUCKETS_MICROS`], not cumulative.
+    sync_buckets: [AtomicU64; SYNC_BUCKETS_MICROS.len()],
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -86,7 +90,19 @@ pub struct WalStats {
     pub spares: usize,
     /// Keys with live records.
     pub live_keys: usize,
+    /// Bytes the syncs covered.
+    pub synced_bytes: u64,
+    /// Time spent in syncs, in all.
+    pub sync_time: std::time::Duration,
+    /// Sync latencies: how many took at most each of
+    /// [`SYNC_BUCKETS_MICROS`] (cumulative, as Prometheus buckets).
+    pub sync_buckets: [u64; SYNC_BUCKETS_MICROS.len()],
 }
+
+/// Upper bounds of the sync-latency buckets, in microseconds.
+pub const SYNC_BUCKETS_MICROS: [u64; 10] = [
+    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 100_000, 1_000_000,
+];
 
 impl Wal {
     /// Opens (creating if needed) the WAL in `dir` and recovers it. The WAL
@@ -205,6 +221,9 @@ impl Wal {
             waiters: Mutex::new(Vec::new()),
             waiters_cv: Condvar::new(),
             syncs: AtomicU64::new(0),
+            synced_bytes: AtomicU64::new(0),
+            sync_nanos: AtomicU64::new(0),
+            sync_buckets: Default::default(),
         });
         let mut threads = Vec::new();
         if shared.config.sync != SyncMode::None {
@@ -326,6 +345,17 @@ impl Wal {
             segments: w.segments.len(),
             spares: w.spares.len(),
             live_keys: w.index.len(),
+            synced_bytes: s.synced_bytes.load(Ordering::Relaxed),
+            sync_time: std::time::Duration::from_nanos(s.sync_nanos.load(Ordering::Relaxed)),
+            sync_buckets: {
+                let mut cumulative = [0u64; SYNC_BUCKETS_MICROS.len()];
+                let mut total = 0;
+                for (i, bucket) in s.sync_buckets.iter().enumerate() {
+                    total += bucket.load(Ordering::Relaxed);
+                    cumulative[i] = total;
+                }
+                cumulative
+            },
         }
     }
 
@@ -542,6 +572,8 @@ impl Shared {
         if target <= self.synced.load(Ordering::Acquire) && ranges.is_empty() && !dir {
             return Ok(());
         }
+        let started = std::time::Instant::now();
+        let bytes: u64 = ranges.iter().map(|(_, from, to)| to - from).sum();
         let mut result = Ok(());
         if dir {
             result = self
@@ -565,6 +597,16 @@ impl Shared {
         }
         self.synced.fetch_max(target, Ordering::AcqRel);
         self.syncs.fetch_add(1, Ordering::Relaxed);
+        let took = started.elapsed();
+        self.synced_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.sync_nanos.fetch_add(
+            u64::try_from(took.as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        if let Some(i) = SYNC_BUCKETS_MICROS.iter().position(|&le| micros <= le) {
+            self.sync_buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
         self.wake_waiters();
         Ok(())
     }

@@ -65,6 +65,8 @@ pub struct Engine {
     inboxes: Vec<Sender<Message>>,
     threads: Vec<JoinHandle<()>>,
     workers: Option<WorkerPool>,
+    /// The shards' WALs (empty when nothing is journaled), for their stats.
+    wals: Vec<peregrine_wal::Wal>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -115,10 +117,12 @@ impl Engine {
         };
         let mut recovery = Recovery::default();
         let mut prepared = Vec::with_capacity(shards);
+        let mut wals = Vec::with_capacity(shards);
         let now = Utc::now();
         for n in 0..shards {
             let path = dir.join(format!("shard-{n}"));
             let (wal, recovered) = peregrine_wal::Wal::open(&path, wal.clone())?;
+            wals.push(wal.clone());
             recovery.reports.push(recovered.report().clone());
             let mut shard = Shard::with_journal(now, Box::new(WalJournal::new(wal)));
             for (key, records) in recovered.iter() {
@@ -157,7 +161,8 @@ impl Engine {
             threads: NonZeroUsize::new(shards).unwrap_or(NonZeroUsize::MIN),
             ..config
         };
-        let engine = Self::spawn(&config, observer, prepared)?;
+        let mut engine = Self::spawn(&config, observer, prepared)?;
+        engine.wals = wals;
         Ok((engine, recovery))
     }
 
@@ -192,6 +197,7 @@ impl Engine {
             inboxes: senders,
             threads,
             workers: Some(pool),
+            wals: Vec::new(),
         })
     }
 
@@ -229,6 +235,11 @@ impl Engine {
                 PushError::Full(_) => PushError::Full(id),
                 PushError::Closed(_) => PushError::Closed(id),
             })
+    }
+
+    /// Each shard's WAL statistics (empty when nothing is journaled).
+    pub fn journal_stats(&self) -> Vec<peregrine_wal::WalStats> {
+        self.wals.iter().map(peregrine_wal::Wal::stats).collect()
     }
 
     /// Messages waiting in each shard's inbox.

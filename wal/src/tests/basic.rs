@@ -354,3 +354,28 @@ fn a_directory_opens_as_one_wal_at_a_time() {
     drop(wal);
     let (_wal, _) = Wal::open(dir.path(), small_config()).expect("free again");
 }
+
+#[test]
+fn stats_count_syncs_their_bytes_and_their_latency() {
+    let storage = MemStorage::new();
+    let config = Config {
+        sync: crate::SyncMode::Sync,
+        ..small_config()
+    };
+    let (wal, _) = open(&storage, &config);
+    let before = wal.stats();
+    let lsn = wal
+        .append(K, Key::execution(9), &[7u8; 300])
+        .expect("append");
+    wal.durable(lsn).expect("durable");
+    let after = wal.stats();
+    assert!(after.syncs > before.syncs);
+    assert!(
+        after.synced_bytes >= before.synced_bytes + 300,
+        "the record's bytes were synced"
+    );
+    let buckets = after.sync_buckets;
+    assert!(buckets.windows(2).all(|w| w[0] <= w[1]), "cumulative");
+    assert!(buckets[buckets.len() - 1] <= after.syncs);
+    assert!(buckets[buckets.len() - 1] > 0, "an in-memory sync is fast");
+}
