@@ -266,6 +266,13 @@ impl Engine {
         if let Some(pool) = self.workers.take() {
             pool.shutdown();
         }
+        // Every shard has stopped: sync what `interval` mode had not yet,
+        // seal the segments and stop the WALs' threads.
+        for wal in self.wals.drain(..) {
+            if let Err(e) = wal.close() {
+                tracing::error!("closing a shard's WAL: {e}");
+            }
+        }
     }
 }
 
