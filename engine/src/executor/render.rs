@@ -4,32 +4,49 @@ use serde_json::{Map, Value, json};
 
 use super::run::Run;
 use crate::execution::format_date;
-use crate::expression::{Context, Scope};
+use crate::expression::{Context, LazyObject, Scope};
 use crate::flow::Level;
 
 /// Renders for one task run (`None`: at the execution level, e.g. flow outputs).
 pub(crate) struct RenderContext<'a> {
-    pub run: &'a Run,
-    pub task_run: Option<u32>,
+    run: &'a Run,
+    task_run: Option<u32>,
+    /// `taskrun`, answered field by field: a template that reads
+    /// `taskrun.value` builds nothing else.
+    task_run_view: TaskRunView<'a>,
 }
 
-impl RenderContext<'_> {
+impl<'a> RenderContext<'a> {
+    pub fn new(run: &'a Run, task_run: Option<u32>) -> Self {
+        Self {
+            run,
+            task_run,
+            task_run_view: TaskRunView {
+                run,
+                idx: task_run.unwrap_or(0),
+            },
+        }
+    }
+}
+
+/// Kestra's `taskrun` variable for one task run, read in place.
+#[derive(Debug)]
+struct TaskRunView<'a> {
+    run: &'a Run,
+    idx: u32,
+}
+
+impl TaskRunView<'_> {
     /// Kestra's `taskrun`: `value` is absent, not null, when the run has none.
-    fn task_run_json(&self, idx: u32) -> Value {
-        let tr = &self.run.exec.task_runs[idx as usize];
+    fn json(&self) -> Value {
+        let tr = &self.run.exec.task_runs[self.idx as usize];
         let mut map = Map::with_capacity(6);
         map.insert("id".into(), tr.id.to_string().into());
         map.insert(
             "startDate".into(),
             format_date(tr.state.start_date()).into(),
         );
-        // Attempts before the one running now, as Kestra counts them.
-        let ended = tr
-            .attempts
-            .iter()
-            .filter(|a| a.state.current().is_terminal())
-            .count();
-        map.insert("attemptsCount".into(), ended.into());
+        map.insert("attemptsCount".into(), attempts_ended(tr).into());
         if let Some(parent) = tr.parent {
             let parent = &self.run.exec.task_runs[parent as usize];
             map.insert("parentId".into(), parent.id.to_string().into());
@@ -42,7 +59,41 @@ impl RenderContext<'_> {
         }
         Value::Object(map)
     }
+}
 
+impl LazyObject for TaskRunView<'_> {
+    fn get(&self, key: &str) -> Option<Scope<'_>> {
+        let tr = self.run.exec.task_runs.get(self.idx as usize)?;
+        let value = match key {
+            "value" => Value::from(&**tr.value.as_ref()?),
+            "id" => tr.id.to_string().into(),
+            "taskId" => Value::from(&*tr.task_id),
+            "iteration" => tr.iteration?.into(),
+            "parentId" => self.run.exec.task_runs[tr.parent? as usize]
+                .id
+                .to_string()
+                .into(),
+            "startDate" => format_date(tr.state.start_date()).into(),
+            "attemptsCount" => attempts_ended(tr).into(),
+            _ => return None,
+        };
+        Some(Scope::Owned(value))
+    }
+
+    fn to_json(&self) -> Value {
+        self.json()
+    }
+}
+
+/// Attempts before the one running now, as Kestra counts them.
+fn attempts_ended(tr: &crate::execution::TaskRun) -> usize {
+    tr.attempts
+        .iter()
+        .filter(|a| a.state.current().is_terminal())
+        .count()
+}
+
+impl RenderContext<'_> {
     /// Kestra's `parents`: the ancestors, closest first, keeping those with
     /// a value or non-empty outputs, each as `{taskrun: {value}, outputs}`.
     fn parents_json(&self) -> Vec<Value> {
@@ -90,7 +141,7 @@ impl Context for RenderContext<'_> {
             "task" => self
                 .task_run
                 .map(|i| Scope::Json(&run.rev.node(run.slots[i as usize].task).task_json)),
-            "taskrun" => self.task_run.map(|i| Scope::Owned(self.task_run_json(i))),
+            "taskrun" => self.task_run.map(|_| Scope::Lazy(&self.task_run_view)),
             "parents" => self
                 .task_run
                 .map(|_| Scope::Owned(Value::Array(self.parents_json()))),

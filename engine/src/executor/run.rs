@@ -1105,10 +1105,7 @@ impl Run {
     // ---- helpers ----
 
     fn render(&self, property: &Property, tr: Option<u32>) -> Result<Value, String> {
-        let ctx = RenderContext {
-            run: self,
-            task_run: tr,
-        };
+        let ctx = RenderContext::new(self, tr);
         property.render(&ctx).map_err(|e| e.to_string())
     }
 
