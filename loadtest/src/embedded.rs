@@ -1,0 +1,351 @@
+//! Embedded mode: the engine in this process, journaling to a real WAL.
+//!
+//! The calling thread drives the schedule and submits. The engine's observer
+//! runs on each shard thread: on a terminal change it checks the outputs and
+//! hands the journal receipt to that shard's completion thread, which waits
+//! until the records are durable (what a client of `peregrine server` would
+//! wait for) and records the latency in its own histogram. One completion
+//! thread per shard keeps the waits in LSN order, so no completion is
+//! recorded late behind another shard's fsync.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use peregrine_engine::Receipt;
+use peregrine_engine::execution::{Execution, ExecutionId, State};
+use peregrine_engine::executor::{
+    Engine, EngineConfig, FlowRevision, NewExecution, Observer, PushError,
+};
+use peregrine_engine::flow::validate_inputs;
+use peregrine_wal::SyncMode;
+
+use crate::error::{Error, Result};
+use crate::latency::{Outcome, Tally};
+use crate::options::{Durability, EmbeddedSettings};
+use crate::orders::{Expected, order};
+use crate::report::RunReport;
+use crate::schedule::Schedule;
+
+/// A full inbox is retried after this pause: long enough to let the shard
+/// drain a batch, short enough not to add much to the measured latency.
+const FULL_INBOX_PAUSE: Duration = Duration::from_micros(50);
+
+/// The engine under test, one fresh instance (and WAL folder) per run.
+#[derive(Debug)]
+pub struct Embedded {
+    settings: EmbeddedSettings,
+    flow: Arc<FlowRevision>,
+    root: DataRoot,
+    runs: u64,
+}
+
+#[derive(Debug)]
+enum DataRoot {
+    Temporary(tempfile::TempDir),
+    Given(PathBuf),
+    Unused,
+}
+
+impl DataRoot {
+    fn path(&self) -> Option<&Path> {
+        match self {
+            DataRoot::Temporary(dir) => Some(dir.path()),
+            DataRoot::Given(path) => Some(path),
+            DataRoot::Unused => None,
+        }
+    }
+}
+
+/// What the observer hands a completion thread.
+struct Done {
+    n: u64,
+    correct: bool,
+    receipt: Receipt,
+}
+
+/// Sees the run's executions end, on the shard threads.
+struct RunObserver {
+    /// Which execution of the schedule each id is. Built before the run and
+    /// only read during it: no lock.
+    index: HashMap<ExecutionId, u64>,
+    /// The transform each order must yield; `None` when the flow has no
+    /// task `transform` (then only the SUCCESS state is checked).
+    expected: Option<Vec<Expected>>,
+    lanes: Vec<flume::Sender<Done>>,
+    /// Terminal changes a lane could not take: counted as failed, never
+    /// dropped silently (the lanes hold a whole run, so this stays 0).
+    lost: AtomicU64,
+}
+
+impl RunObserver {
+    fn correct(&self, exec: &Execution, n: u64) -> bool {
+        if exec.state() != State::Success {
+            return false;
+        }
+        let Some(expected) = &self.expected else {
+            return true;
+        };
+        let Some(expected) = usize::try_from(n).ok().and_then(|n| expected.get(n)) else {
+            return false;
+        };
+        exec.task_runs_of("transform")
+            .next()
+            .and_then(|run| run.outputs())
+            .and_then(|outputs| outputs.get("value"))
+            .is_some_and(|value| expected.matches(value))
+    }
+}
+
+/// The shard this observer call runs on, from the thread's name (`shard-N`,
+/// as the engine names them); lane 0 if the name says nothing.
+fn shard_lane() -> usize {
+    std::thread::current()
+        .name()
+        .and_then(|name| name.strip_prefix("shard-"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+impl Observer for RunObserver {
+    fn on_change(&self, _: &Execution, _: bool) {}
+
+    fn on_change_journaled(&self, exec: &Execution, terminal: bool, receipt: &Receipt) {
+        if !terminal {
+            return;
+        }
+        let Some(&n) = self.index.get(&exec.id()) else {
+            return;
+        };
+        let done = Done {
+            n,
+            correct: self.correct(exec, n),
+            receipt: receipt.clone(),
+        };
+        let lane = &self.lanes[shard_lane() % self.lanes.len()];
+        if lane.try_send(done).is_err() {
+            self.lost.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// One completion thread: waits for durability in arrival (LSN) order and
+/// records each latency from the execution's intended start.
+fn complete(
+    lane: flume::Receiver<Done>,
+    schedule: Schedule,
+    start: Instant,
+    finished: &AtomicU64,
+) -> Tally {
+    let last = schedule.executions().saturating_sub(1);
+    let mut tally = Tally::new();
+    for done in lane.iter() {
+        let durable = done.receipt.wait().is_ok();
+        let at = Instant::now();
+        let latency = at.saturating_duration_since(start + schedule.offset(done.n));
+        let outcome = if done.correct && durable {
+            Outcome::Completed
+        } else {
+            Outcome::Failed
+        };
+        tally.record(outcome, latency, done.n == last, at);
+        finished.fetch_add(1, Ordering::Relaxed);
+    }
+    tally
+}
+
+impl Embedded {
+    pub fn new(settings: EmbeddedSettings, flow: Arc<FlowRevision>) -> Result<Self> {
+        let root = match (&settings.data_dir, settings.durability) {
+            (_, Durability::Memory) => DataRoot::Unused,
+            (Some(dir), _) => {
+                std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+                DataRoot::Given(dir.clone())
+            }
+            (None, _) => DataRoot::Temporary(
+                tempfile::Builder::new()
+                    .prefix("peregrine-loadtest-")
+                    .tempdir()
+                    .map_err(|e| Error::io(Path::new("temporary folder"), e))?,
+            ),
+        };
+        let embedded = Self {
+            settings,
+            flow,
+            root,
+            runs: 0,
+        };
+        embedded
+            .wal_config()
+            .validate()
+            .map_err(|e| Error::Setup(format!("WAL configuration: {e}")))?;
+        Ok(embedded)
+    }
+
+    fn wal_config(&self) -> peregrine_wal::Config {
+        peregrine_wal::Config {
+            segment_bytes: self.settings.segment_bytes,
+            sync: match self.settings.durability {
+                Durability::Sync => SyncMode::Sync,
+                Durability::Interval => SyncMode::Interval(self.settings.sync_interval),
+                Durability::None | Durability::Memory => SyncMode::None,
+            },
+            ..peregrine_wal::Config::default()
+        }
+    }
+
+    /// Runs one schedule on a fresh engine; `finished` counts executions
+    /// as they end (for the progress bar).
+    pub fn run(
+        &mut self,
+        schedule: Schedule,
+        drain: Duration,
+        finished: &AtomicU64,
+    ) -> Result<RunReport> {
+        let executions = schedule.executions();
+        // Built before the clock starts: the generator's own cost stays out
+        // of the measurement.
+        let mut news = Vec::with_capacity(usize::try_from(executions).unwrap_or(0));
+        let mut index = HashMap::with_capacity(news.capacity());
+        for n in 0..executions {
+            let mut provided = serde_json::Map::new();
+            provided.insert("order".into(), order(n));
+            let inputs = validate_inputs(self.flow.flow(), &provided)
+                .map_err(|e| Error::Setup(format!("the flow refuses the order input: {e}")))?;
+            let new = NewExecution::new(Arc::clone(&self.flow), inputs);
+            index.insert(new.id, n);
+            news.push(new);
+        }
+        let expected = self
+            .flow
+            .flow()
+            .find_task("transform")
+            .is_some()
+            .then(|| (0..executions).map(Expected::of).collect());
+
+        let config = EngineConfig {
+            threads: self.settings.threads,
+            inbox_capacity: self.settings.inbox_capacity,
+            ..EngineConfig::default()
+        };
+        let shards = config.threads.get();
+        let capacity = usize::try_from(executions).unwrap_or(usize::MAX);
+        let (senders, receivers): (Vec<_>, Vec<_>) =
+            (0..shards).map(|_| flume::bounded(capacity)).unzip();
+        let observer = Arc::new(RunObserver {
+            index,
+            expected,
+            lanes: senders,
+            lost: AtomicU64::new(0),
+        });
+        self.runs += 1;
+        let dir = self
+            .root
+            .path()
+            .map(|root| root.join(format!("run-{}", self.runs)));
+        let engine = match &dir {
+            None => Engine::start(config, Arc::clone(&observer) as Arc<dyn Observer>)
+                .map_err(|e| Error::Setup(format!("starting the engine: {e}")))?,
+            Some(dir) => {
+                let flow = Arc::clone(&self.flow);
+                let resolve = move |namespace: &str, id: &str, _revision: u32| {
+                    (flow.flow().namespace == namespace && flow.flow().id == id)
+                        .then(|| Arc::clone(&flow))
+                };
+                let (engine, _recovery) = Engine::start_durable(
+                    config,
+                    Arc::clone(&observer) as Arc<dyn Observer>,
+                    dir,
+                    self.wal_config(),
+                    &resolve,
+                )
+                .map_err(|e| Error::Setup(format!("starting the engine: {e}")))?;
+                engine
+            }
+        };
+
+        // The lanes must know the start before the first completion.
+        let start = Instant::now() + Duration::from_millis(5);
+        let mut generator = Tally::new();
+        let tallies = std::thread::scope(|scope| {
+            let workers: Vec<_> = receivers
+                .into_iter()
+                .enumerate()
+                .map(|(k, lane)| {
+                    std::thread::Builder::new()
+                        .name(format!("complete-{k}"))
+                        .spawn_scoped(scope, move || complete(lane, schedule, start, finished))
+                })
+                .collect::<std::io::Result<_>>()
+                .map_err(|e| Error::Setup(format!("spawning completion threads: {e}")))?;
+
+            let deadline = start + schedule.span() + drain;
+            let mut pending = news.into_iter();
+            schedule.drive(start, |_| {
+                let Some(mut new) = pending.next() else {
+                    return;
+                };
+                loop {
+                    match engine.submit(new) {
+                        Ok(_) => break,
+                        Err(PushError::Full(back)) if Instant::now() < deadline => {
+                            generator.record_retry();
+                            std::thread::sleep(FULL_INBOX_PAUSE);
+                            new = *back;
+                        }
+                        Err(PushError::Full(_) | PushError::Closed(_)) => {
+                            generator.record_lost();
+                            finished.fetch_add(1, Ordering::Relaxed);
+                            break;
+                        }
+                    }
+                }
+            });
+            while finished.load(Ordering::Relaxed) < executions && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            engine.shutdown();
+            let lost = observer.lost.load(Ordering::Relaxed);
+            // The shard threads are gone: this is the last handle on the
+            // lanes' senders, and dropping it lets the lanes finish.
+            drop(observer);
+            let mut tallies = vec![generator];
+            for worker in workers {
+                tallies.push(
+                    worker
+                        .join()
+                        .map_err(|_| Error::Setup("a completion thread panicked".into()))?,
+                );
+            }
+            let mut merged = Tally::new();
+            for t in &tallies {
+                merged.merge(t);
+            }
+            for _ in 0..lost {
+                merged.record_lost();
+            }
+            Ok::<_, Error>(merged)
+        })?;
+        let mut merged = tallies;
+        let seen = merged.completed() + merged.failed();
+        for _ in seen..executions {
+            merged.record_lost();
+        }
+        if let Some(dir) = &dir
+            && !self.settings.keep_data
+        {
+            std::fs::remove_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        let elapsed = merged
+            .finished_at()
+            .map(|t| t.saturating_duration_since(start));
+        Ok(RunReport::from_tally(
+            schedule.rate(),
+            executions,
+            &merged,
+            elapsed,
+        ))
+    }
+}
