@@ -179,7 +179,12 @@ impl Connection {
 }
 
 /// Runs execution `n` to its end; `tally` counts the retries.
-async fn execute(shared: &RunShared, connection: &mut Connection, n: u64, tally: &mut Tally) -> Outcome {
+async fn execute(
+    shared: &RunShared,
+    connection: &mut Connection,
+    n: u64,
+    tally: &mut Tally,
+) -> Outcome {
     let Some(body) = usize::try_from(n).ok().and_then(|i| shared.bodies.get(i)) else {
         return Outcome::Failed;
     };
@@ -196,11 +201,11 @@ async fn execute(shared: &RunShared, connection: &mut Connection, n: u64, tally:
         let Ok(request) = builder.body(Full::new(body.clone())) else {
             return Outcome::Failed;
         };
-        let answer = match tokio::time::timeout_at(shared.deadline, connection.exchange(request)).await
-        {
-            Ok(answer) => answer,
-            Err(_elapsed) => return Outcome::Failed,
-        };
+        let answer =
+            match tokio::time::timeout_at(shared.deadline, connection.exchange(request)).await {
+                Ok(answer) => answer,
+                Err(_elapsed) => return Outcome::Failed,
+            };
         let (status, headers, bytes) = match answer {
             Ok(answer) => answer,
             // A keep-alive connection the server closed meanwhile: the
@@ -324,8 +329,14 @@ impl Http {
                 authority: self.settings.target.authority.clone(),
                 sender: None,
             };
-            let (status, body) =
-                send_yaml(&mut connection, &self.settings, Method::POST, &create, &yaml).await?;
+            let (status, body) = send_yaml(
+                &mut connection,
+                &self.settings,
+                Method::POST,
+                &create,
+                &yaml,
+            )
+            .await?;
             let (status, body) = if status == StatusCode::CONFLICT {
                 send_yaml(&mut connection, &self.settings, Method::PUT, &update, &yaml).await?
             } else {
@@ -351,7 +362,9 @@ impl Http {
         finished: &Arc<AtomicU64>,
     ) -> Result<RunReport> {
         let executions = schedule.executions();
-        let bodies: Vec<Bytes> = (0..executions).map(|n| body(self.settings.body, n)).collect();
+        let bodies: Vec<Bytes> = (0..executions)
+            .map(|n| body(self.settings.body, n))
+            .collect();
         let expected = self
             .flow
             .find_task("transform")
@@ -411,7 +424,12 @@ impl Http {
         let elapsed = merged
             .finished_at()
             .map(|t| t.saturating_duration_since(start));
-        Ok(RunReport::from_tally(schedule.rate(), executions, &merged, elapsed))
+        Ok(RunReport::from_tally(
+            schedule.rate(),
+            executions,
+            &merged,
+            elapsed,
+        ))
     }
 }
 
@@ -458,12 +476,24 @@ mod tests {
                 ]
             })
         };
-        assert!(check_execution(&exec("SUCCESS", value.clone()), Some(&expected)));
-        assert!(!check_execution(&exec("FAILED", value.clone()), Some(&expected)));
+        assert!(check_execution(
+            &exec("SUCCESS", value.clone()),
+            Some(&expected)
+        ));
+        assert!(!check_execution(
+            &exec("FAILED", value.clone()),
+            Some(&expected)
+        ));
         assert!(!check_execution(&exec("RUNNING", value.clone()), None));
         assert!(check_execution(&exec("SUCCESS", json!(1)), None));
-        assert!(!check_execution(&exec("SUCCESS", json!({"order_id": 4})), Some(&expected)));
-        assert!(!check_execution(&json!({"state": {"current": "SUCCESS"}}), Some(&expected)));
+        assert!(!check_execution(
+            &exec("SUCCESS", json!({"order_id": 4})),
+            Some(&expected)
+        ));
+        assert!(!check_execution(
+            &json!({"state": {"current": "SUCCESS"}}),
+            Some(&expected)
+        ));
     }
 
     #[test]

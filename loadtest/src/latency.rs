@@ -149,7 +149,10 @@ mod tests {
         let p99 = t.quantile_ms(0.99).unwrap();
         assert!((p99 - 99.0).abs() < 0.1, "p99 {p99}");
         let max = t.max_ms().unwrap();
-        assert!((max - 100.0).abs() < 0.1, "the failed one is not a latency: {max}");
+        assert!(
+            (max - 100.0).abs() < 0.1,
+            "the failed one is not a latency: {max}"
+        );
     }
 
     #[test]

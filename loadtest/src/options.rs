@@ -396,7 +396,9 @@ impl Options {
                 let threads = match self.threads {
                     Some(n) => NonZeroUsize::new(n)
                         .filter(|n| n.get() <= MAX_THREADS)
-                        .ok_or_else(|| invalid(format!("--threads must be within 1..={MAX_THREADS}")))?,
+                        .ok_or_else(|| {
+                            invalid(format!("--threads must be within 1..={MAX_THREADS}"))
+                        })?,
                     None => std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN),
                 };
                 let inbox_capacity = NonZeroUsize::new(self.inbox_capacity)
@@ -426,14 +428,15 @@ impl Options {
                         )));
                     }
                 }
-                let url = self
-                    .url
-                    .as_deref()
-                    .ok_or_else(|| invalid("--mode http needs --url, e.g. http://127.0.0.1:8080"))?;
+                let url = self.url.as_deref().ok_or_else(|| {
+                    invalid("--mode http needs --url, e.g. http://127.0.0.1:8080")
+                })?;
                 let connections = NonZeroUsize::new(self.connections)
                     .filter(|n| n.get() <= MAX_CONNECTIONS)
                     .ok_or_else(|| {
-                        invalid(format!("--connections must be within 1..={MAX_CONNECTIONS}"))
+                        invalid(format!(
+                            "--connections must be within 1..={MAX_CONNECTIONS}"
+                        ))
                     })?;
                 if self.max_retries > 100 {
                     return Err(invalid("--max-retries must be at most 100"));
@@ -544,21 +547,62 @@ mod tests {
             (&["--executions", "0"][..], "--executions"),
             (&["--mode", "http"][..], "needs --url"),
             (&["--url", "http://x:1"][..], "only applies to --mode http"),
-            (&["--mode", "http", "--url", "https://x"][..], "only http://"),
-            (&["--mode", "http", "--url", "localhost:8080"][..], "http://"),
-            (&["--mode", "http", "--url", "http://h", "--durability", "sync"][..], "only applies to --mode embedded"),
-            (&["--mode", "http", "--url", "http://h", "--connections", "0"][..], "--connections"),
-            (&["--mode", "http", "--url", "http://h", "--auth", "nopassword"][..], "user:password"),
+            (
+                &["--mode", "http", "--url", "https://x"][..],
+                "only http://",
+            ),
+            (
+                &["--mode", "http", "--url", "localhost:8080"][..],
+                "http://",
+            ),
+            (
+                &[
+                    "--mode",
+                    "http",
+                    "--url",
+                    "http://h",
+                    "--durability",
+                    "sync",
+                ][..],
+                "only applies to --mode embedded",
+            ),
+            (
+                &["--mode", "http", "--url", "http://h", "--connections", "0"][..],
+                "--connections",
+            ),
+            (
+                &[
+                    "--mode",
+                    "http",
+                    "--url",
+                    "http://h",
+                    "--auth",
+                    "nopassword",
+                ][..],
+                "user:password",
+            ),
             (&["--find-max", "--slo-p99-ms", "0"][..], "slo-p99-ms"),
             (&["--find-max", "--probe-secs=-1"][..], "probe-secs"),
             (&["--find-max", "--precision", "2"][..], "precision"),
-            (&["--sync-interval-ms", "5"][..], "only applies to --durability interval"),
-            (&["--durability", "interval", "--sync-interval-ms", "0"][..], "sync-interval-ms"),
-            (&["--durability", "memory", "--data-dir", "/tmp/x"][..], "memory"),
+            (
+                &["--sync-interval-ms", "5"][..],
+                "only applies to --durability interval",
+            ),
+            (
+                &["--durability", "interval", "--sync-interval-ms", "0"][..],
+                "sync-interval-ms",
+            ),
+            (
+                &["--durability", "memory", "--data-dir", "/tmp/x"][..],
+                "memory",
+            ),
             (&["--threads", "0"][..], "--threads"),
             (&["--plot", "out.png"][..], ".svg"),
             (&["--drain-secs", "0"][..], "drain-secs"),
-            (&["--flow", "/nonexistent/flow.yaml"][..], "cannot read the flow"),
+            (
+                &["--flow", "/nonexistent/flow.yaml"][..],
+                "cannot read the flow",
+            ),
         ] {
             match parse(args) {
                 Ok(_) => panic!("{args:?} was accepted"),
@@ -605,7 +649,10 @@ mod tests {
         assert_eq!(h.connections.get(), 8);
         assert!(s.echo.get("auth").is_none(), "no credentials in the report");
         let t = parse_url("http://example:9000/base/").unwrap();
-        assert_eq!((t.authority.as_str(), t.prefix.as_str()), ("example:9000", "/base"));
+        assert_eq!(
+            (t.authority.as_str(), t.prefix.as_str()),
+            ("example:9000", "/base")
+        );
         assert_eq!(parse_url("http://h").unwrap().authority, "h:80");
     }
 

@@ -11,7 +11,12 @@ use crate::report::{RunReport, kestra_seed};
 
 type Series<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
 
-fn ours<'a>(runs: &[RunReport], name: &'a str, color: RGBColor, pick: fn(&RunReport) -> Option<f64>) -> Series<'a> {
+fn ours<'a>(
+    runs: &[RunReport],
+    name: &'a str,
+    color: RGBColor,
+    pick: fn(&RunReport) -> Option<f64>,
+) -> Series<'a> {
     let points = runs
         .iter()
         .filter_map(|r| pick(r).map(|ms| (r.rate, ms)))
@@ -22,19 +27,38 @@ fn ours<'a>(runs: &[RunReport], name: &'a str, color: RGBColor, pick: fn(&RunRep
 /// The series the plot shows, each a list of (rate, ms).
 fn series(runs: &[RunReport], compare_seed: bool) -> Vec<Series<'static>> {
     let mut all = vec![
-        ours(runs, "Peregrine p50", RGBColor(0x1f, 0x77, 0xb4), |r| r.p50_ms),
-        ours(runs, "Peregrine p99", RGBColor(0xff, 0x7f, 0x0e), |r| r.p99_ms),
-        ours(runs, "Peregrine max", RGBColor(0xd6, 0x27, 0x28), |r| r.max_ms),
-        ours(runs, "Peregrine last", RGBColor(0x2c, 0xa0, 0x2c), |r| r.last_ms),
+        ours(runs, "Peregrine p50", RGBColor(0x1f, 0x77, 0xb4), |r| {
+            r.p50_ms
+        }),
+        ours(runs, "Peregrine p99", RGBColor(0xff, 0x7f, 0x0e), |r| {
+            r.p99_ms
+        }),
+        ours(runs, "Peregrine max", RGBColor(0xd6, 0x27, 0x28), |r| {
+            r.max_ms
+        }),
+        ours(runs, "Peregrine last", RGBColor(0x2c, 0xa0, 0x2c), |r| {
+            r.last_ms
+        }),
     ];
     if compare_seed {
-        let seed = |pick: fn((Option<f64>, Option<f64>)) -> Option<f64>| {
+        let seed = |backend: usize| {
             runs.iter()
-                .filter_map(|r| pick(kestra_seed(r.rate)).map(|ms| (r.rate, ms)))
+                .filter_map(|r| {
+                    let (jdbc, kafka) = kestra_seed(r.rate);
+                    if backend == 0 { jdbc } else { kafka }.map(|ms| (r.rate, ms))
+                })
                 .collect::<Vec<_>>()
         };
-        all.push(("Kestra 0.22 JDBC (last)", RGBColor(0x7f, 0x7f, 0x7f), seed(|k| k.0)));
-        all.push(("Kestra 0.22 Kafka (last)", RGBColor(0x94, 0x67, 0xbd), seed(|k| k.1)));
+        all.push((
+            "Kestra 0.22 JDBC (last)",
+            RGBColor(0x7f, 0x7f, 0x7f),
+            seed(0),
+        ));
+        all.push((
+            "Kestra 0.22 Kafka (last)",
+            RGBColor(0x94, 0x67, 0xbd),
+            seed(1),
+        ));
     }
     all.retain(|(_, _, points)| !points.is_empty());
     all
@@ -76,7 +100,9 @@ pub fn draw(path: &Path, runs: &[RunReport], compare_seed: bool, title: &str) ->
             .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
             .map_err(|e| failed(&e))?
             .label(name)
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
         chart
             .draw_series(PointSeries::of_element(points, 3, color, &|c, s, st| {
                 Circle::new(c, s, st.filled())
@@ -122,7 +148,14 @@ mod tests {
         draw(&path, &[run(10.0, 0.5), run(100.0, 0.8)], true, "test").unwrap();
         let svg = std::fs::read_to_string(&path).unwrap();
         assert!(svg.starts_with("<svg"), "{}", &svg[..50.min(svg.len())]);
-        for name in ["Peregrine p50", "Peregrine p99", "Peregrine max", "Peregrine last", "Kestra 0.22 JDBC", "Kestra 0.22 Kafka"] {
+        for name in [
+            "Peregrine p50",
+            "Peregrine p99",
+            "Peregrine max",
+            "Peregrine last",
+            "Kestra 0.22 JDBC",
+            "Kestra 0.22 Kafka",
+        ] {
             assert!(svg.contains(name), "no {name}");
         }
     }

@@ -164,7 +164,7 @@ fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -179,7 +179,9 @@ pub fn markdown_table(runs: &[RunReport], compare_seed: bool) -> String {
     let mut out = String::new();
     out.push_str("| Throughput (exec/s) | Latency (last) | p50 | p99 | max | completed |");
     if compare_seed {
-        out.push_str(" Kestra 0.22 JDBC | Kestra 0.22 Kafka | faster than JDBC | faster than Kafka |");
+        out.push_str(
+            " Kestra 0.22 JDBC | Kestra 0.22 Kafka | faster than JDBC | faster than Kafka |",
+        );
     }
     out.push('\n');
     out.push_str("|---|---|---|---|---|---|");
@@ -268,7 +270,11 @@ mod tests {
             lines[2],
             "| 100 | 1.50 ms | 0.50 ms | 1.25 ms | 3.00 ms | 1000/1000 | 12 s | 300 ms | ×8,000 | ×200 |"
         );
-        assert!(lines[3].contains("| — | 1.9 s | — | ×950 |"), "{}", lines[3]);
+        assert!(
+            lines[3].contains("| — | 1.9 s | — | ×950 |"),
+            "{}",
+            lines[3]
+        );
         assert!(lines[4].contains("| — | — | — | — |"), "{}", lines[4]);
     }
 
@@ -329,6 +335,9 @@ mod tests {
         assert_eq!(r.last_ms, Some(2.0));
         assert!((r.p99_ms.unwrap() - 2.0).abs() < 0.01);
         let none = RunReport::from_tally(10.0, 10, &Tally::new(), None);
-        assert_eq!((none.achieved_rate, none.p50_ms, none.last_ms), (0.0, None, None));
+        assert_eq!(
+            (none.achieved_rate, none.p50_ms, none.last_ms),
+            (0.0, None, None)
+        );
     }
 }

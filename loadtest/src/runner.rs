@@ -195,7 +195,12 @@ pub fn run(settings: Settings) -> Result<Report> {
         runs.push(run);
     }
     let search = match &settings.find_max {
-        Some(search) => Some(find_max(&mut target, search, settings.drain, settings.quiet)?),
+        Some(search) => Some(find_max(
+            &mut target,
+            search,
+            settings.drain,
+            settings.quiet,
+        )?),
         None => None,
     };
     drop(target);

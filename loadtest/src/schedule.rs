@@ -135,7 +135,11 @@ mod tests {
             (0..100).collect::<Vec<_>>()
         );
         for (n, at) in &sent {
-            assert!(*at >= s.offset(*n), "{n} sent at {at:?}, due {:?}", s.offset(*n));
+            assert!(
+                *at >= s.offset(*n),
+                "{n} sent at {at:?}, due {:?}",
+                s.offset(*n)
+            );
         }
         // 100 at 2,000/s span 49.5 ms; a loaded machine may take longer but
         // the loop must not wait for anything but the clock.

@@ -94,14 +94,13 @@ impl MaxSearch {
 }
 
 /// Whether a probe counts as sustained: every execution completed with the
-/// right result, p99 within the SLO, and the completions kept up with the
-/// schedule (at least 90% of the asked rate; the probe's tail, the last
-/// latency, is all that may lag).
+/// right result, and p99 within the SLO. Latency runs from each intended
+/// start, so a target (or generator) that falls behind the schedule fails
+/// the SLO: the achieved rate needs no separate check.
 pub fn sustainable(run: &RunReport, slo_p99_ms: f64) -> bool {
     run.failed == 0
         && run.completed == run.executions
         && run.p99_ms.is_some_and(|p99| p99 <= slo_p99_ms)
-        && run.achieved_rate >= 0.9 * run.rate
 }
 
 #[cfg(test)]
@@ -124,9 +123,10 @@ mod tests {
     #[test]
     fn doubles_then_bisects_to_within_the_precision() {
         let (best, probed) = search(100.0, 13_000.0);
-        assert_eq!(&probed[..8], &[
-            100.0, 200.0, 400.0, 800.0, 1600.0, 3200.0, 6400.0, 12800.0
-        ]);
+        assert_eq!(
+            &probed[..8],
+            &[100.0, 200.0, 400.0, 800.0, 1600.0, 3200.0, 6400.0, 12800.0]
+        );
         assert_eq!(probed[8], 25_600.0, "the first failure");
         let best = best.unwrap();
         assert!(best <= 13_000.0, "never reports a failing rate: {best}");
@@ -194,12 +194,15 @@ mod tests {
     }
 
     #[test]
-    fn sustained_means_complete_correct_fast_and_keeping_up() {
+    fn sustained_means_complete_correct_and_fast() {
         assert!(sustainable(&run(100.0, 1000, 0, Some(19.9), 99.0), 20.0));
         assert!(!sustainable(&run(100.0, 1000, 0, Some(20.1), 99.0), 20.0));
         assert!(!sustainable(&run(100.0, 999, 1, Some(1.0), 99.0), 20.0));
         assert!(!sustainable(&run(100.0, 999, 0, Some(1.0), 99.0), 20.0));
-        assert!(!sustainable(&run(100.0, 1000, 0, Some(1.0), 50.0), 20.0));
+        assert!(
+            sustainable(&run(100.0, 1000, 0, Some(1.0), 50.0), 20.0),
+            "a short probe's achieved rate lags by its tail latency"
+        );
         assert!(!sustainable(&run(100.0, 0, 0, None, 0.0), 20.0));
     }
 }
