@@ -8,7 +8,6 @@
 //! thread per shard keeps the waits in LSN order, so no completion is
 //! recorded late behind another shard's fsync.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,6 +20,7 @@ use peregrine_engine::executor::{
 };
 use peregrine_engine::flow::validate_inputs;
 use peregrine_wal::SyncMode;
+use rustc_hash::FxHashMap;
 
 use crate::error::{Error, Result};
 use crate::latency::{Outcome, Tally};
@@ -70,7 +70,7 @@ struct Done {
 struct RunObserver {
     /// Which execution of the schedule each id is. Built before the run and
     /// only read during it: no lock.
-    index: HashMap<ExecutionId, u64>,
+    index: FxHashMap<ExecutionId, u64>,
     /// The transform each order must yield; `None` when the flow has no
     /// task `transform` (then only the SUCCESS state is checked).
     expected: Option<Vec<Expected>>,
@@ -208,7 +208,7 @@ impl Embedded {
         // Built before the clock starts: the generator's own cost stays out
         // of the measurement.
         let mut news = Vec::with_capacity(usize::try_from(executions).unwrap_or(0));
-        let mut index = HashMap::with_capacity(news.capacity());
+        let mut index = FxHashMap::with_capacity_and_hasher(news.capacity(), Default::default());
         for n in 0..executions {
             let mut provided = serde_json::Map::new();
             provided.insert("order".into(), order(n));
