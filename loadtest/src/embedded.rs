@@ -2,15 +2,22 @@
 //!
 //! The calling thread drives the schedule and submits. The engine's observer
 //! runs on each shard thread: on a terminal change it checks the outputs and
-//! hands the journal receipt to that shard's completion thread, which waits
-//! until the records are durable (what a client of `peregrine server` would
-//! wait for) and records the latency in its own histogram. One completion
-//! thread per shard keeps the waits in LSN order, so no completion is
-//! recorded late behind another shard's fsync.
+//! looks at the journal receipt. If the records are already durable (no WAL,
+//! or a WAL that acknowledges before syncing) it records the latency right
+//! there, in that shard's own histogram. Otherwise (`sync`) it hands the
+//! receipt to that shard's completion thread, which waits until the records
+//! are durable (what a client of `peregrine server` would wait for) and
+//! records the latency in its own histogram. One completion thread per shard
+//! keeps the waits in LSN order, so no completion is recorded late behind
+//! another shard's fsync; recording in place otherwise keeps the generator
+//! from waking a thread per execution on the shard's time.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use peregrine_engine::Receipt;
@@ -78,6 +85,50 @@ struct RunObserver {
     /// Terminal changes a lane could not take: counted as failed, never
     /// dropped silently (the lanes hold a whole run, so this stays 0).
     lost: AtomicU64,
+    /// Whether receipts may already be durable when the observer sees them
+    /// (every mode but `sync`): then the shard records in place.
+    in_place: bool,
+    /// One tally per shard, each locked only by its shard's thread.
+    in_place_tallies: Vec<Mutex<Tally>>,
+    schedule: Schedule,
+    /// Set once the engine is up, before the first submission.
+    start: OnceLock<Instant>,
+    finished: Arc<AtomicU64>,
+    /// A tally lock was found poisoned (a panic on a shard thread).
+    poisoned: AtomicBool,
+}
+
+/// Records one ended execution of `schedule` begun at `start`.
+fn record(
+    tally: &mut Tally,
+    schedule: &Schedule,
+    start: Instant,
+    n: u64,
+    completed: bool,
+    finished: &AtomicU64,
+) {
+    let at = Instant::now();
+    let latency = at.saturating_duration_since(start + schedule.offset(n));
+    let outcome = if completed {
+        Outcome::Completed
+    } else {
+        Outcome::Failed
+    };
+    let last = schedule.executions().saturating_sub(1);
+    tally.record(outcome, latency, n == last, at);
+    finished.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The receipt's verdict if it is already decided, without blocking.
+fn settled(receipt: &Receipt) -> Option<bool> {
+    let mut durable = std::pin::pin!(receipt.durable());
+    match durable
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(result) => Some(result.is_ok()),
+        Poll::Pending => None,
+    }
 }
 
 impl RunObserver {
@@ -119,13 +170,31 @@ impl Observer for RunObserver {
         let Some(&n) = self.index.get(&exec.id()) else {
             return;
         };
+        let correct = self.correct(exec, n);
+        let lane = shard_lane() % self.lanes.len();
+        if self.in_place
+            && let Some(durable) = settled(receipt)
+            && let Some(start) = self.start.get()
+        {
+            match self.in_place_tallies[lane].lock() {
+                Ok(mut tally) => record(
+                    &mut tally,
+                    &self.schedule,
+                    *start,
+                    n,
+                    correct && durable,
+                    &self.finished,
+                ),
+                Err(_) => self.poisoned.store(true, Ordering::Relaxed),
+            }
+            return;
+        }
         let done = Done {
             n,
-            correct: self.correct(exec, n),
+            correct,
             receipt: receipt.clone(),
         };
-        let lane = &self.lanes[shard_lane() % self.lanes.len()];
-        if lane.try_send(done).is_err() {
+        if self.lanes[lane].try_send(done).is_err() {
             self.lost.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -139,19 +208,17 @@ fn complete(
     start: Instant,
     finished: &AtomicU64,
 ) -> Tally {
-    let last = schedule.executions().saturating_sub(1);
     let mut tally = Tally::new();
     for done in lane.iter() {
         let durable = done.receipt.wait().is_ok();
-        let at = Instant::now();
-        let latency = at.saturating_duration_since(start + schedule.offset(done.n));
-        let outcome = if done.correct && durable {
-            Outcome::Completed
-        } else {
-            Outcome::Failed
-        };
-        tally.record(outcome, latency, done.n == last, at);
-        finished.fetch_add(1, Ordering::Relaxed);
+        record(
+            &mut tally,
+            &schedule,
+            start,
+            done.n,
+            done.correct && durable,
+            finished,
+        );
     }
     tally
 }
@@ -202,7 +269,7 @@ impl Embedded {
         &mut self,
         schedule: Schedule,
         drain: Duration,
-        finished: &AtomicU64,
+        finished: &Arc<AtomicU64>,
     ) -> Result<RunReport> {
         let executions = schedule.executions();
         // Built before the clock starts: the generator's own cost stays out
@@ -239,6 +306,12 @@ impl Embedded {
             expected,
             lanes: senders,
             lost: AtomicU64::new(0),
+            in_place: self.settings.durability != Durability::Sync,
+            in_place_tallies: (0..shards).map(|_| Mutex::new(Tally::new())).collect(),
+            schedule,
+            start: OnceLock::new(),
+            finished: Arc::clone(finished),
+            poisoned: AtomicBool::new(false),
         });
         self.runs += 1;
         let dir = self
@@ -266,8 +339,13 @@ impl Embedded {
             }
         };
 
-        // The lanes must know the start before the first completion.
+        // Everything must know the start before the first completion.
         let start = Instant::now() + Duration::from_millis(5);
+        observer
+            .start
+            .set(start)
+            .map_err(|_| Error::Setup("the run's start was set twice".into()))?;
+        let finished: &AtomicU64 = finished;
         let mut generator = Tally::new();
         let tallies = std::thread::scope(|scope| {
             let workers: Vec<_> = receivers
@@ -308,10 +386,21 @@ impl Embedded {
             }
             engine.shutdown();
             let lost = observer.lost.load(Ordering::Relaxed);
+            if observer.poisoned.load(Ordering::Relaxed) {
+                return Err(Error::Setup(
+                    "a shard thread panicked while recording".into(),
+                ));
+            }
+            let mut tallies = vec![generator];
+            for tally in &observer.in_place_tallies {
+                let tally = tally
+                    .lock()
+                    .map_err(|_| Error::Setup("a shard thread panicked while recording".into()))?;
+                tallies.push(tally.clone());
+            }
             // The shard threads are gone: this is the last handle on the
             // lanes' senders, and dropping it lets the lanes finish.
             drop(observer);
-            let mut tallies = vec![generator];
             for worker in workers {
                 tallies.push(
                     worker
