@@ -11,8 +11,8 @@
 //! (backpressure) is retried after its `Retry-After` (capped), up to
 //! `--max-retries`, and counted in `retried`; past that the execution fails.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -39,6 +39,9 @@ const MAX_RETRY_PAUSE: Duration = Duration::from_secs(1);
 const DEFAULT_RETRY_PAUSE: Duration = Duration::from_millis(100);
 /// Setting up the flow gives up after this.
 const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
+/// Opening the pool before a run gives up after this (the run goes on;
+/// connections that failed are retried on their first request).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const BOUNDARY: &str = "peregrine-loadtest-8f3a1c5e";
 
 /// The server under test.
@@ -57,8 +60,23 @@ struct RunShared {
     bodies: Vec<Bytes>,
     expected: Option<Vec<Expected>>,
     schedule: Schedule,
-    start: Instant,
-    deadline: tokio::time::Instant,
+    /// The schedule's start and the run's deadline, set once every
+    /// connection is open (before the first execution is queued).
+    clock: OnceLock<(Instant, tokio::time::Instant)>,
+    /// Connections that have tried to open.
+    opened: AtomicUsize,
+}
+
+impl RunShared {
+    fn start(&self) -> Instant {
+        self.clock.get().map_or_else(Instant::now, |c| c.0)
+    }
+
+    fn deadline(&self) -> tokio::time::Instant {
+        self.clock
+            .get()
+            .map_or_else(tokio::time::Instant::now, |c| c.1)
+    }
 }
 
 /// `text` with everything but RFC 3986's unreserved characters escaped.
@@ -202,7 +220,7 @@ async fn execute(
             return Outcome::Failed;
         };
         let answer =
-            match tokio::time::timeout_at(shared.deadline, connection.exchange(request)).await {
+            match tokio::time::timeout_at(shared.deadline(), connection.exchange(request)).await {
                 Ok(answer) => answer,
                 Err(_elapsed) => return Outcome::Failed,
             };
@@ -236,7 +254,7 @@ async fn execute(
                 tries += 1;
                 tally.record_retry();
                 let pause = retry_pause(&headers);
-                if tokio::time::Instant::now() + pause >= shared.deadline {
+                if tokio::time::Instant::now() + pause >= shared.deadline() {
                     return Outcome::Failed;
                 }
                 tokio::time::sleep(pause).await;
@@ -283,11 +301,15 @@ async fn connection_task(
         authority: shared.settings.target.authority.clone(),
         sender: None,
     };
+    // Opened before the clock starts; a failure here is retried on the
+    // first request.
+    connection.sender = connect(&connection.authority).await.ok();
+    shared.opened.fetch_add(1, Ordering::Release);
     let last = shared.schedule.executions().saturating_sub(1);
     while let Ok(n) = jobs.recv_async().await {
         let outcome = execute(&shared, &mut connection, n, &mut tally).await;
         let at = Instant::now();
-        let latency = at.saturating_duration_since(shared.start + shared.schedule.offset(n));
+        let latency = at.saturating_duration_since(shared.start() + shared.schedule.offset(n));
         tally.record(outcome, latency, n == last, at);
         finished.fetch_add(1, Ordering::Relaxed);
     }
@@ -375,8 +397,6 @@ impl Http {
             escape(&self.flow.namespace),
             escape(&self.flow.id)
         ));
-        let start = Instant::now() + Duration::from_millis(5);
-        let deadline = start + schedule.span() + drain;
         let shared = Arc::new(RunShared {
             settings: self.settings.clone(),
             path,
@@ -384,8 +404,8 @@ impl Http {
             bodies,
             expected,
             schedule,
-            start,
-            deadline: tokio::time::Instant::from_std(deadline),
+            clock: OnceLock::new(),
+            opened: AtomicUsize::new(0),
         });
         // Holds the whole run, so queueing never blocks the schedule.
         let (jobs, queue) = flume::bounded(usize::try_from(executions).unwrap_or(usize::MAX));
@@ -399,6 +419,17 @@ impl Http {
             })
             .collect();
         drop(queue);
+        let connections = self.settings.connections.get();
+        let opening = Instant::now() + CONNECT_TIMEOUT;
+        while shared.opened.load(Ordering::Acquire) < connections && Instant::now() < opening {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let start = Instant::now() + Duration::from_millis(5);
+        let deadline = start + schedule.span() + drain;
+        shared
+            .clock
+            .set((start, tokio::time::Instant::from_std(deadline)))
+            .map_err(|_| Error::Setup("the run's start was set twice".into()))?;
         let mut generator = Tally::new();
         schedule.drive(start, |n| {
             if jobs.try_send(n).is_err() {

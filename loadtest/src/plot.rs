@@ -91,6 +91,14 @@ pub fn draw(path: &Path, runs: &[RunReport], compare_seed: bool, title: &str) ->
         .map_err(|e| failed(&e))?;
     chart
         .configure_mesh()
+        .x_label_formatter(&|rate| format!("{rate:.0}"))
+        .y_label_formatter(&|ms| {
+            if *ms >= 1.0 {
+                format!("{ms:.0}")
+            } else {
+                format!("{ms:.2}")
+            }
+        })
         .x_desc("rate (executions/s)")
         .y_desc("latency from intended start (ms, log)")
         .draw()
