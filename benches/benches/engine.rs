@@ -7,8 +7,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use peregrine_engine::execution::Execution;
 use peregrine_engine::execution::State;
-use peregrine_engine::executor::{FlowRevision, NewExecution, OutputLookup, run_to_end};
+use peregrine_engine::executor::{
+    Engine, EngineConfig, FlowRevision, NewExecution, Observer, OutputLookup, run_to_end,
+};
 use peregrine_engine::flow::{Flow, validate_inputs};
 
 /// Counts allocations so the report can show them beside wall time.
@@ -135,5 +138,69 @@ fn bench_seed_flow(c: &mut Criterion) {
     c.bench_function("seed_flow_in_process", |b| b.iter(run));
 }
 
-criterion_group!(benches, bench_output_lookup, bench_foreach, bench_seed_flow);
+/// Sends each ended execution's receipt to the bench loop.
+struct Ended(std::sync::Mutex<std::sync::mpsc::Sender<peregrine_engine::Receipt>>);
+
+impl Observer for Ended {
+    fn on_change(&self, _: &Execution, _: bool) {}
+
+    fn on_change_journaled(
+        &self,
+        _: &Execution,
+        terminal: bool,
+        receipt: &peregrine_engine::Receipt,
+    ) {
+        if terminal && let Ok(tx) = self.0.lock() {
+            let _ = tx.send(receipt.clone());
+        }
+    }
+}
+
+/// One execution of the seed flow through a running engine with a `sync`
+/// WAL: submit, then wait until it has ended and its records are durable.
+fn bench_seed_flow_sync(c: &mut Criterion) {
+    let yaml = include_str!("../../loadtest/flows/seed.yaml");
+    let flow = revision(yaml);
+    let inputs = validate_inputs(
+        flow.flow(),
+        &serde_json::json!({ "order": peregrine_loadtest::order(7) })
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+    )
+    .expect("the seed's inputs are valid");
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let config = EngineConfig {
+        threads: std::num::NonZeroUsize::MIN,
+        ..EngineConfig::default()
+    };
+    let resolve = |_: &str, _: &str, _: u32| Some(Arc::clone(&flow));
+    let (engine, _) = Engine::start_durable(
+        config,
+        Arc::new(Ended(std::sync::Mutex::new(tx))),
+        dir.path(),
+        peregrine_wal::Config::default(),
+        &resolve,
+    )
+    .expect("the engine starts");
+    c.bench_function("seed_flow_engine_sync_wal", |b| {
+        b.iter(|| {
+            engine
+                .submit(NewExecution::new(Arc::clone(&flow), inputs.clone()))
+                .expect("accepted");
+            let receipt = rx.recv().expect("the execution ends");
+            receipt.wait().expect("durable");
+        })
+    });
+    engine.shutdown();
+}
+
+criterion_group!(
+    benches,
+    bench_output_lookup,
+    bench_foreach,
+    bench_seed_flow,
+    bench_seed_flow_sync
+);
 criterion_main!(benches);
