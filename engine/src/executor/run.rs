@@ -966,31 +966,11 @@ impl Run {
             } => {
                 limit = unlimited_if_zero(*concurrency_limit);
                 let values = loop_values(self.render(values, Some(tr))?)?;
-                values
-                    .into_iter()
-                    .map(|v| Group {
-                        list: node.children[0],
-                        pos: 0,
-                        end: rev.list(node.children[0]).len() as u32,
-                        value: Some(v),
-                        iteration: None,
-                        status: GroupStatus::Pending,
-                    })
-                    .collect()
+                per_value(&rev, node.children[0], values)
             }
             TaskKind::EachSequential { value, .. } => {
                 let values = loop_values(self.render(value, Some(tr))?)?;
-                values
-                    .into_iter()
-                    .map(|v| Group {
-                        list: node.children[0],
-                        pos: 0,
-                        end: rev.list(node.children[0]).len() as u32,
-                        value: Some(v),
-                        iteration: None,
-                        status: GroupStatus::Pending,
-                    })
-                    .collect()
+                per_value(&rev, node.children[0], values)
             }
             TaskKind::EachParallel {
                 value, concurrent, ..
@@ -1151,6 +1131,22 @@ fn whole_list(rev: &FlowRevision, list: ListId) -> Group {
         iteration: None,
         status: GroupStatus::Pending,
     }
+}
+
+/// One group per loop value, each running all of `list` with that value.
+fn per_value(rev: &FlowRevision, list: ListId, values: Vec<Arc<str>>) -> Vec<Group> {
+    let end = rev.list(list).len() as u32;
+    values
+        .into_iter()
+        .map(|v| Group {
+            list,
+            pos: 0,
+            end,
+            value: Some(v),
+            iteration: None,
+            status: GroupStatus::Pending,
+        })
+        .collect()
 }
 
 /// One group per task of `list`, for tasks that run side by side.

@@ -1431,26 +1431,40 @@ impl Parser {
     // ---- inputs and outputs ----
 
     fn inputs(&mut self, node: &Node, path: &str) -> Vec<InputDef> {
+        self.list_with_ids(node, path, "input", Self::input, |i| &i.id)
+    }
+
+    /// A list of items with ids (inputs, triggers): each parsed, and a
+    /// repeated id reported where it repeats.
+    fn list_with_ids<T>(
+        &mut self,
+        node: &Node,
+        path: &str,
+        what: &str,
+        parse: fn(&mut Self, &Node, &str) -> Option<T>,
+        id_of: fn(&T) -> &String,
+    ) -> Vec<T> {
         let NodeValue::Seq(items) = &node.value else {
             self.problem(
                 path,
                 node.pos,
-                format!("expected a list of inputs, found {}", node.kind()),
+                format!("expected a list of {what}s, found {}", node.kind()),
             );
             return Vec::new();
         };
-        let mut out: Vec<InputDef> = Vec::new();
+        let mut out: Vec<T> = Vec::new();
         for (i, item) in items.iter().enumerate() {
             let p = index(path, i);
-            if let Some(input) = self.input(item, &p) {
-                if out.iter().any(|o| o.id == input.id) {
+            if let Some(parsed) = parse(self, item, &p) {
+                let id = id_of(&parsed);
+                if out.iter().any(|o| id_of(o) == id) {
                     self.problem(
                         &child(&p, "id"),
                         item.pos,
-                        format!("duplicate input id `{}`", input.id),
+                        format!("duplicate {what} id `{id}`"),
                     );
                 }
-                out.push(input);
+                out.push(parsed);
             }
         }
         out
@@ -1742,29 +1756,7 @@ impl Parser {
     // ---- triggers ----
 
     fn triggers(&mut self, node: &Node, path: &str) -> Vec<Trigger> {
-        let NodeValue::Seq(items) = &node.value else {
-            self.problem(
-                path,
-                node.pos,
-                format!("expected a list of triggers, found {}", node.kind()),
-            );
-            return Vec::new();
-        };
-        let mut out: Vec<Trigger> = Vec::new();
-        for (i, item) in items.iter().enumerate() {
-            let p = index(path, i);
-            if let Some(t) = self.trigger(item, &p) {
-                if out.iter().any(|o| o.id == t.id) {
-                    self.problem(
-                        &child(&p, "id"),
-                        item.pos,
-                        format!("duplicate trigger id `{}`", t.id),
-                    );
-                }
-                out.push(t);
-            }
-        }
-        out
+        self.list_with_ids(node, path, "trigger", Self::trigger, |t| &t.id)
     }
 
     fn trigger(&mut self, node: &Node, path: &str) -> Option<Trigger> {
