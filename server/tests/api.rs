@@ -1,5 +1,9 @@
 //! The API driven in-process with `oneshot`, no socket.
 
+mod common;
+
+use common::{multipart, parse_sse};
+
 use std::time::Duration;
 
 use axum::Router;
@@ -144,18 +148,6 @@ async fn trigger_json(app: &Router, path: &str, inputs: Value) -> Reply {
             .expect("request"),
     )
     .await
-}
-
-fn multipart(parts: &[(&str, &str)]) -> (String, String) {
-    let boundary = "----peregrine-test-boundary";
-    let mut body = String::new();
-    for (name, value) in parts {
-        body.push_str(&format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
-        ));
-    }
-    body.push_str(&format!("--{boundary}--\r\n"));
-    (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
 async fn wait_for_state(app: &Router, id: &str, wanted: &str) -> Value {
@@ -651,23 +643,6 @@ async fn sse_frames(app: &Router, id: &str) -> Vec<(String, Value)> {
         .expect("reads")
         .to_bytes();
     parse_sse(&String::from_utf8_lossy(&body))
-}
-
-fn parse_sse(text: &str) -> Vec<(String, Value)> {
-    text.split("\n\n")
-        .filter_map(|frame| {
-            let mut id = None;
-            let mut data = String::new();
-            for line in frame.lines() {
-                if let Some(v) = line.strip_prefix("id:") {
-                    id = Some(v.trim().to_owned());
-                } else if let Some(v) = line.strip_prefix("data:") {
-                    data.push_str(v.trim_start());
-                }
-            }
-            Some((id?, serde_json::from_str(&data).ok()?))
-        })
-        .collect()
 }
 
 #[tokio::test]

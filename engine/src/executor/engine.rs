@@ -150,7 +150,7 @@ impl Engine {
                     }
                     continue;
                 }
-                match shard.restore(id, entries, resolve) {
+                match shard.restore(id, entries, resolve, now) {
                     Ok(()) => recovery.resumed += 1,
                     Err(e) => recovery.failed.push((id, e)),
                 }

@@ -207,6 +207,7 @@ impl Shard {
         id: ExecutionId,
         entries: Vec<Entry>,
         resolve: &FlowLookup<'_>,
+        now: DateTime<Utc>,
     ) -> Result<(), String> {
         let mut entries = entries.into_iter();
         let Some(Entry::Created {
@@ -270,7 +271,6 @@ impl Shard {
         run.retain_waiting_timers();
         // Work dispatched before the restart has no answer: run it again.
         run.work.clear();
-        let now = Utc::now();
         let mut receipt = Receipt::ready();
         for task_run in run.waiting_work() {
             let entry = Entry::Redispatched {
@@ -480,9 +480,12 @@ tasks:
         let flow = Arc::new(FlowRevision::new(Arc::new(Flow::parse(SLEEPY).unwrap())));
         let mut replayed = Shard::new(t(1_000));
         replayed
-            .restore(id, entries, &|_: &str, _: &str, _: u32| {
-                Some(Arc::clone(&flow))
-            })
+            .restore(
+                id,
+                entries,
+                &|_: &str, _: &str, _: u32| Some(Arc::clone(&flow)),
+                t(1_000),
+            )
             .unwrap();
         let after = replayed.get(id).unwrap();
         let ids = |e: &Execution| e.task_runs().iter().map(|t| t.id()).collect::<Vec<_>>();
