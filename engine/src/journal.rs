@@ -124,6 +124,18 @@ impl Receipt {
         }
     }
 
+    /// Whether the change is durable yet, without waiting: `None` while it
+    /// is on its way, `Some(Err(_))` when it never will be.
+    pub fn poll_durable(&self) -> Option<Result<(), DurabilityError>> {
+        match &self.state {
+            ReceiptState::Ready => Some(Ok(())),
+            ReceiptState::Pending(wal, lsn) => wal
+                .poll_durable(*lsn)
+                .map(|r| r.map_err(|e| DurabilityError(Arc::from(e.to_string())))),
+            ReceiptState::Failed(e) => Some(Err(e.clone())),
+        }
+    }
+
     /// Resolves when the change is durable; needs no particular runtime.
     pub fn durable(&self) -> impl Future<Output = Result<(), DurabilityError>> + Send + 'static {
         let state = self.state.clone();

@@ -1,6 +1,6 @@
 //! Each kind of validation problem names the path, the line and the column.
 
-use peregrine_engine::flow::{Error, Flow, Problem};
+use peregrine_engine::flow::{Deserializer, Error, Flow, Problem, TriggerKind};
 
 fn problems(yaml: &str) -> Vec<Problem> {
     match Flow::parse(yaml) {
@@ -436,4 +436,77 @@ outputs:
             .expression_error
             .is_none()
     );
+}
+
+#[test]
+fn kafka_realtime_trigger_is_typed_and_checked() {
+    let flow = Flow::parse(
+        r#"
+id: k
+namespace: ns
+triggers:
+  - id: orders
+    type: io.kestra.plugin.kafka.RealtimeTrigger
+    topic: [a, b]
+    properties:
+      bootstrap.servers: 127.0.0.1:9092
+      fetch.wait.max.ms: 5
+    groupId: g
+    valueDeserializer: JSON
+tasks:
+  - id: r
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ trigger.value }}"
+"#,
+    )
+    .unwrap();
+    match &flow.triggers[0].kind {
+        TriggerKind::KafkaRealtime {
+            topic,
+            group_id,
+            key_deserializer,
+            value_deserializer,
+            properties,
+            ..
+        } => {
+            assert_eq!(topic, &["a", "b"]);
+            assert_eq!(group_id, "g");
+            assert_eq!(*key_deserializer, Deserializer::String);
+            assert_eq!(*value_deserializer, Deserializer::Json);
+            assert_eq!(properties["fetch.wait.max.ms"], 5);
+        }
+        other => panic!("not a Kafka trigger: {other:?}"),
+    }
+
+    let bad = problems(
+        r#"
+id: k
+namespace: ns
+triggers:
+  - id: orders
+    type: io.kestra.plugin.kafka.RealtimeTrigger
+    properties:
+      group.id: x
+    valueDeserializer: AVRO
+    keyDeserializer: NOPE
+tasks:
+  - id: r
+    type: io.kestra.plugin.core.debug.Return
+    format: x
+"#,
+    );
+    let messages: Vec<String> = bad
+        .iter()
+        .map(|p| format!("{}: {}", p.path, p.message))
+        .collect();
+    let joined = messages.join("\n");
+    for expected in [
+        "triggers[0].topic: missing required property `topic`",
+        "triggers[0].groupId: missing required property `groupId`",
+        "triggers[0].properties: missing required property `bootstrap.servers`",
+        "triggers[0].valueDeserializer: `AVRO`: AVRO needs a schema registry",
+        "triggers[0].keyDeserializer: `NOPE`: expected one of STRING",
+    ] {
+        assert!(joined.contains(expected), "{expected}\nnot in\n{joined}");
+    }
 }

@@ -311,6 +311,12 @@ impl Wal {
         }
     }
 
+    /// Whether `lsn` is durable, without waiting: `None` while it is not
+    /// yet, an error if the WAL failed before syncing it.
+    pub fn poll_durable(&self, lsn: Lsn) -> Option<Result<()>> {
+        self.inner.shared.check_durable(lsn.get())
+    }
+
     /// A future that resolves when `lsn` is durable. It needs no runtime:
     /// the flusher wakes it.
     pub fn wait_durable(&self, lsn: Lsn) -> Durable {

@@ -59,6 +59,28 @@ impl Id {
         Self((u128::from(hi) << 64) | u128::from(lo))
     }
 
+    /// The id of the execution that a Kafka message starts: derived from
+    /// the trigger that consumed it and the message's coordinates, so that a
+    /// message delivered twice (after a crash, or to another node of the
+    /// consumer group) names the same execution.
+    pub fn for_message(origin: &MessageOrigin<'_>) -> Self {
+        let mut bytes = Vec::with_capacity(128);
+        for field in [
+            origin.namespace,
+            origin.flow_id,
+            origin.trigger_id,
+            origin.group_id,
+            origin.topic,
+        ] {
+            // Length-prefixed, so that no two tuples share an encoding.
+            bytes.extend_from_slice(&(field.len() as u64).to_le_bytes());
+            bytes.extend_from_slice(field.as_bytes());
+        }
+        bytes.extend_from_slice(&origin.partition.to_le_bytes());
+        bytes.extend_from_slice(&origin.offset.to_le_bytes());
+        Self::derive(&bytes)
+    }
+
     fn encode(self) -> [u8; ENCODED_LEN] {
         let mut out = [b'0'; ENCODED_LEN];
         let mut n = self.0;
@@ -68,6 +90,19 @@ impl Id {
         }
         out
     }
+}
+
+/// Where a message came from: the trigger that consumed it (flow, trigger
+/// id, consumer group) and its place in the topic.
+#[derive(Debug, Clone, Copy)]
+pub struct MessageOrigin<'a> {
+    pub namespace: &'a str,
+    pub flow_id: &'a str,
+    pub trigger_id: &'a str,
+    pub group_id: &'a str,
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
 }
 
 fn splitmix64(mut z: u64) -> u64 {
@@ -164,5 +199,56 @@ mod tests {
         assert_eq!(ids.len(), 10_000);
         assert_eq!(Id::derive(b"topic/0/42"), Id::derive(b"topic/0/42"));
         assert_ne!(Id::derive(b"topic/0/42"), Id::derive(b"topic/0/43"));
+    }
+
+    #[test]
+    fn message_ids_depend_on_every_coordinate() {
+        let base = MessageOrigin {
+            namespace: "ns",
+            flow_id: "f",
+            trigger_id: "t",
+            group_id: "g",
+            topic: "orders",
+            partition: 1,
+            offset: 42,
+        };
+        let id = Id::for_message(&base);
+        assert_eq!(id, Id::for_message(&base));
+        let variants = [
+            MessageOrigin {
+                namespace: "ns2",
+                ..base
+            },
+            MessageOrigin {
+                flow_id: "f2",
+                ..base
+            },
+            MessageOrigin {
+                trigger_id: "t2",
+                ..base
+            },
+            MessageOrigin {
+                group_id: "g2",
+                ..base
+            },
+            MessageOrigin {
+                topic: "orders2",
+                ..base
+            },
+            MessageOrigin {
+                partition: 2,
+                ..base
+            },
+            MessageOrigin { offset: 43, ..base },
+            // Same bytes concatenated, different fields.
+            MessageOrigin {
+                namespace: "n",
+                flow_id: "sf",
+                ..base
+            },
+        ];
+        for variant in variants {
+            assert_ne!(Id::for_message(&variant), id, "{variant:?}");
+        }
     }
 }

@@ -4,6 +4,6 @@ mod id;
 mod model;
 mod state;
 
-pub use id::{ExecutionId, Id, ParseIdError, TaskRunId};
+pub use id::{ExecutionId, Id, MessageOrigin, ParseIdError, TaskRunId};
 pub use model::{Attempt, Execution, LogEntry, Logs, TaskRun};
 pub use state::{State, StateChange, StateHistory, format_date, iso_duration};

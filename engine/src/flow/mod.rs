@@ -19,8 +19,8 @@ pub use duration::parse_duration;
 pub use error::{Error, InputProblem, Problem, Result};
 pub use inputs::{validate_inputs, validate_text_inputs};
 pub use model::{
-    DagTask, Flow, FlowOutput, InputDef, InputType, Level, Retry, RetryBehavior, RetryPolicy, Task,
-    TaskKind, Trigger, TriggerKind,
+    DagTask, Deserializer, Flow, FlowOutput, InputDef, InputType, Level, Retry, RetryBehavior,
+    RetryPolicy, Task, TaskKind, Trigger, TriggerKind,
 };
 
 impl Flow {

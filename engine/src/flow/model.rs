@@ -439,14 +439,62 @@ pub enum TriggerKind {
     },
     /// `io.kestra.plugin.kafka.RealtimeTrigger`.
     KafkaRealtime {
+        /// Topics to subscribe to; at least one unless `topic_pattern`.
         topic: Vec<String>,
+        /// A regular expression of topics to subscribe to (`topicPattern`).
+        topic_pattern: Option<String>,
+        /// Consumer properties (`bootstrap.servers`, ...), as strings.
         properties: Map<String, Value>,
-        group_id: Option<String>,
-        key_deserializer: Option<String>,
-        value_deserializer: Option<String>,
+        group_id: String,
+        key_deserializer: Deserializer,
+        value_deserializer: Deserializer,
         /// Any other property, raw.
         extra: Map<String, Value>,
     },
+}
+
+/// How a Kafka key or value is turned into the `trigger.key` or
+/// `trigger.value` a flow sees (Kestra's `SerdeType`, minus AVRO, which
+/// needs a schema registry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Deserializer {
+    /// UTF-8 text (Kestra's default).
+    #[default]
+    String,
+    /// A JSON document, parsed.
+    Json,
+    /// Big-endian integers and floats, as Kafka's serializers write them.
+    Short,
+    Integer,
+    Long,
+    Float,
+    Double,
+    /// A UUID, as Kafka's `UUIDSerializer` writes it (its text form).
+    Uuid,
+    /// Raw bytes, shown as base64 (Kestra: BYTE_ARRAY, BYTE_BUFFER, BYTES).
+    Bytes,
+    /// Always null.
+    Void,
+}
+
+impl Deserializer {
+    /// Kestra's name for it, as a flow writes it.
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "STRING" => Self::String,
+            "JSON" => Self::Json,
+            "SHORT" => Self::Short,
+            "INTEGER" => Self::Integer,
+            "LONG" => Self::Long,
+            "FLOAT" => Self::Float,
+            "DOUBLE" => Self::Double,
+            "UUID" => Self::Uuid,
+            "BYTE_ARRAY" | "BYTE_BUFFER" | "BYTES" => Self::Bytes,
+            "VOID" => Self::Void,
+            _ => return None,
+        })
+    }
 }
 
 /// A flow input declaration.

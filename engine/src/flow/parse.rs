@@ -29,8 +29,8 @@ use super::duration::parse_duration;
 use super::error::{Error, Problem, Result};
 use super::inputs::coerce;
 use super::model::{
-    DagTask, Flow, FlowOutput, InputDef, InputType, Level, Retry, RetryBehavior, RetryPolicy, Task,
-    TaskKind, Trigger, TriggerKind,
+    DagTask, Deserializer, Flow, FlowOutput, InputDef, InputType, Level, Retry, RetryBehavior,
+    RetryPolicy, Task, TaskKind, Trigger, TriggerKind,
 };
 use super::types::{self, TaskType, TriggerType, Unresolved};
 use super::yaml::{self, Node, NodeValue, Pos};
@@ -1853,23 +1853,52 @@ impl Parser {
             TriggerType::KafkaRealtime => {
                 let topic = match f.take("topic") {
                     Some((n, tp)) => self.string_list(n, &tp),
-                    None => {
-                        self.missing(&f, "topic");
-                        Vec::new()
-                    }
+                    None => Vec::new(),
                 };
+                let topic_pattern = self.opt_string(&mut f, "topicPattern");
+                if topic.is_empty() && topic_pattern.is_none() {
+                    self.missing(&f, "topic");
+                }
                 let properties = match f.take("properties") {
-                    Some((n, pp)) => self.json_map(n, &pp),
+                    Some((n, pp)) => {
+                        let map = self.json_map(n, &pp);
+                        if !map.contains_key("bootstrap.servers") {
+                            self.problem(
+                                &pp,
+                                n.pos,
+                                "missing required property `bootstrap.servers`",
+                            );
+                        }
+                        map
+                    }
                     None => {
                         self.missing(&f, "properties");
                         Map::new()
                     }
                 };
-                let group_id = self.opt_string(&mut f, "groupId");
-                let key_deserializer = self.opt_string(&mut f, "keyDeserializer");
-                let value_deserializer = self.opt_string(&mut f, "valueDeserializer");
-                // The plugin has more knobs (topicPattern, partitions, since,
-                // serdeProperties...): kept raw for the Kafka issue.
+                let group_id = self.req_string(&mut f, "groupId").unwrap_or_default();
+                let deserializer = |p: &mut Self, f: &mut Fields<'_>, key: &str| {
+                    let (node, path) = f.take(key)?;
+                    let name = p.string(node, &path)?;
+                    let found = Deserializer::parse(&name);
+                    if found.is_none() {
+                        let why = if name == "AVRO" {
+                            "AVRO needs a schema registry, which Peregrine does not speak"
+                        } else {
+                            "expected one of STRING, JSON, SHORT, INTEGER, LONG, FLOAT, \
+                             DOUBLE, UUID, BYTE_ARRAY, BYTE_BUFFER, BYTES, VOID"
+                        };
+                        p.problem(&path, node.pos, format!("`{name}`: {why}"));
+                    }
+                    found
+                };
+                let key_deserializer =
+                    deserializer(self, &mut f, "keyDeserializer").unwrap_or_default();
+                let value_deserializer =
+                    deserializer(self, &mut f, "valueDeserializer").unwrap_or_default();
+                // The plugin has more knobs (partitions, since,
+                // serdeProperties...): kept raw, and the consumer says which
+                // it ignores.
                 let mut extra = Map::new();
                 for e in f.entries.iter_mut().filter(|e| !e.used) {
                     e.used = true;
@@ -1877,6 +1906,7 @@ impl Parser {
                 }
                 TriggerKind::KafkaRealtime {
                     topic,
+                    topic_pattern,
                     properties,
                     group_id,
                     key_deserializer,
