@@ -219,13 +219,26 @@ pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<(),
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
         .create()?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(Error::Spawn)?;
     let new = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    let results = runtime.block_on(admin.create_topics([&new], &options))?;
+    // On a thread of its own: callers may be inside an async runtime, where
+    // blocking on another is refused.
+    let results = std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(Error::Spawn)?;
+                Ok::<_, Error>(runtime.block_on(admin.create_topics([&new], &options))?)
+            })
+            .join()
+            .unwrap_or_else(|_| {
+                Err(Error::Spawn(std::io::Error::other(
+                    "the admin thread panicked",
+                )))
+            })
+    })?;
     for result in results {
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}

@@ -19,6 +19,7 @@ use serde_json::{Map, Value};
 
 use super::ledger::{Ledger, Partition, Progress, Step};
 use super::message::{self, Parts};
+use super::watchdog;
 use crate::config::KafkaConfig;
 use crate::state::{AppState, Launch, LaunchError, Refused};
 use crate::store::StoredFlow;
@@ -233,6 +234,7 @@ struct Book {
 struct Context {
     name: String,
     book: Arc<Mutex<Book>>,
+    watch: Arc<watchdog::Shared>,
     last_error: Mutex<Option<Instant>>,
 }
 
@@ -247,6 +249,23 @@ impl ClientContext for Context {
 }
 
 impl ConsumerContext for Context {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, _: &Rebalance<'_>) {
+        let assigned = consumer
+            .assignment()
+            .map(|list| {
+                list.elements()
+                    .iter()
+                    .map(|e| (e.topic().to_owned(), e.partition()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        *self
+            .watch
+            .assigned
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = assigned;
+    }
+
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         let Rebalance::Revoke(revoked) = rebalance else {
             return;
@@ -321,9 +340,11 @@ fn consume(
     for (key, value) in &spec.config {
         config.set(key, value);
     }
+    let watch = Arc::new(watchdog::Shared::default());
     let context = Context {
         name: name.clone(),
         book: Arc::clone(&book),
+        watch: Arc::clone(&watch),
         last_error: Mutex::new(None),
     };
     let consumer: BaseConsumer<Context> = config
@@ -339,11 +360,34 @@ fn consume(
         group = spec.group_id,
         "Kafka trigger consuming"
     );
+    let watcher = std::thread::Builder::new()
+        .name(format!("kafka-watch-{}", spec.trigger_id))
+        .spawn({
+            let (name, watch) = (name.clone(), Arc::clone(&watch));
+            let exact: Vec<String> = spec
+                .subscription
+                .iter()
+                .filter(|t| !t.starts_with('^'))
+                .cloned()
+                .collect();
+            let limit = stall_limit(&spec);
+            move || watchdog::watch(&name, &config, &exact, limit, &watch)
+        })
+        .map_err(|e| format!("cannot start the partition watcher: {e}"))?;
     let metrics = state.metrics();
     let mut paused = false;
     let mut last_commit = Instant::now();
     let mut outcome = Ok(());
     while !stop.load(Ordering::Acquire) {
+        if watch.rejoin.swap(false, Ordering::AcqRel) {
+            // Leaving commits what is durable (the revoke callback), and
+            // joining again makes the group rebalance among live members.
+            consumer.unsubscribe();
+            if let Err(e) = consumer.subscribe(&topics) {
+                outcome = Err(format!("cannot subscribe again to {topics:?}: {e}"));
+                break;
+            }
+        }
         let busy = {
             let b = book.lock().unwrap_or_else(|p| p.into_inner());
             b.ledger.waiting() > 0 || !b.held.is_empty()
@@ -434,8 +478,26 @@ fn consume(
         }
     }
     consumer.unsubscribe();
+    watch.stop.store(true, Ordering::Release);
+    if watcher.join().is_err() {
+        tracing::error!(trigger = name, "the partition watcher panicked");
+    }
     tracing::info!(trigger = name, "Kafka trigger stopped consuming");
     outcome
+}
+
+/// How long a partition of the group may go unconsumed before the watcher
+/// asks for a rejoin: a dead owner is dropped from the group after its
+/// session timeout, and a live one commits at least every commit interval.
+fn stall_limit(spec: &Spec) -> Duration {
+    let session_ms = spec
+        .config
+        .iter()
+        .find(|(k, _)| k == "session.timeout.ms")
+        .and_then(|(_, v)| v.parse::<u64>().ok())
+        // librdkafka's default.
+        .unwrap_or(45_000);
+    Duration::from_millis(session_ms.saturating_mul(2)) + spec.commit_interval
 }
 
 /// Starts a message's execution, unless it already exists (a redelivery).

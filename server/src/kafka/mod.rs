@@ -14,6 +14,7 @@
 mod consumer;
 mod ledger;
 mod message;
+mod watchdog;
 
 use std::collections::HashMap;
 use std::sync::Mutex;
