@@ -26,7 +26,7 @@ use crate::store::StoredFlow;
 
 /// Consumer settings Peregrine chooses unless the flow's `properties` say
 /// otherwise: tuned for latency, as the seed's Kafka benchmark was.
-const DEFAULTS: [(&str, &str); 4] = [
+const DEFAULTS: [(&str, &str); 5] = [
     // The broker answers a fetch as soon as one message is there, or after
     // 10 ms (librdkafka's default is 500 ms).
     ("fetch.wait.max.ms", "10"),
@@ -34,6 +34,9 @@ const DEFAULTS: [(&str, &str); 4] = [
     // Kestra's RealtimeTrigger reads a new group's topic from the start.
     ("auto.offset.reset", "earliest"),
     ("socket.nagle.disable", "true"),
+    // What librdkafka prefetches per partition: all that can pile up while
+    // the consumer is paused for backpressure (its default is 64 MiB).
+    ("queued.max.messages.kbytes", "8192"),
 ];
 
 /// Settings the delivery guarantee depends on: never the flow's to change.
@@ -596,5 +599,58 @@ fn commit(
     }
     if let Err(e) = consumer.commit(&list, mode) {
         tracing::warn!(trigger = name, "offset commit failed: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_go_defaults_then_server_then_flow_then_forced() {
+        let server: BTreeMap<String, String> = [
+            ("fetch.wait.max.ms".to_owned(), "50".to_owned()),
+            ("client.id".to_owned(), "node-a".to_owned()),
+        ]
+        .into();
+        let flow: Map<String, Value> = serde_json::from_value(serde_json::json!({
+            "bootstrap.servers": "127.0.0.1:9092",
+            "fetch.wait.max.ms": 5,
+            "enable.auto.commit": "true",
+            "group.id": "not-this-one",
+        }))
+        .unwrap();
+        let config: BTreeMap<String, String> = client_config(&server, &flow, "orders")
+            .into_iter()
+            .collect();
+        assert_eq!(config["fetch.wait.max.ms"], "5");
+        assert_eq!(config["client.id"], "node-a");
+        assert_eq!(config["bootstrap.servers"], "127.0.0.1:9092");
+        assert_eq!(config["auto.offset.reset"], "earliest");
+        assert_eq!(config["group.id"], "orders");
+        assert_eq!(config["enable.auto.commit"], "false");
+        assert_eq!(config["enable.auto.offset.store"], "false");
+    }
+
+    #[test]
+    fn the_stall_limit_covers_two_sessions_and_a_commit_interval() {
+        let spec = |session: Option<&str>| Spec {
+            namespace: "ns".into(),
+            flow_id: "f".into(),
+            trigger_id: "t".into(),
+            group_id: "g".into(),
+            subscription: vec!["orders".into()],
+            key: Deserializer::String,
+            value: Deserializer::Json,
+            config: session
+                .map(|s| vec![("session.timeout.ms".to_owned(), s.to_owned())])
+                .unwrap_or_default(),
+            commit_interval: Duration::from_millis(500),
+        };
+        assert_eq!(
+            stall_limit(&spec(Some("6000"))),
+            Duration::from_millis(12_500)
+        );
+        assert_eq!(stall_limit(&spec(None)), Duration::from_millis(90_500));
     }
 }
