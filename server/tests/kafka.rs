@@ -600,3 +600,33 @@ async fn a_full_engine_pauses_consumption_and_loses_nothing() {
     assert_eq!(metric(&server, "peregrine_kafka_started_total").await, 30);
     assert!(metric(&server, "peregrine_kafka_paused_total").await > 0);
 }
+
+/// A graceful stop (SIGTERM) commits the offset of every message whose
+/// execution is durable, however long the commit interval: a restart then
+/// redelivers nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_stop_commits_what_is_durable() {
+    let setup = Setup::new("stop", 2);
+    let mut server = Server::start(&[("PEREGRINE_KAFKA_COMMIT_INTERVAL", "1h")]).await;
+    deploy(&server, &setup.flow(RETURN)).await;
+    let sent = publish_at(setup.topic.clone(), 0, 20, 200.0).await;
+    for s in &sent {
+        server
+            .wait_for_state(&setup.id_of(s.partition, s.offset), "SUCCESS")
+            .await;
+    }
+    assert!(
+        setup.committed(2).values().all(|&o| o <= 0),
+        "nothing is committed before the stop"
+    );
+    assert!(server.terminate().success());
+    let mut ends: BTreeMap<i32, i64> = BTreeMap::new();
+    for s in &sent {
+        let end = ends.entry(s.partition).or_default();
+        *end = (*end).max(s.offset + 1);
+    }
+    let committed = setup.committed(2);
+    for (partition, end) in ends {
+        assert_eq!(committed.get(&partition), Some(&end), "{committed:?}");
+    }
+}
