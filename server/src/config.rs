@@ -16,6 +16,9 @@
 //!   group-commit-delay: 2ms
 //! executions:
 //!   retention: 24h
+//! kafka:
+//!   commit-interval: 0ms
+//!   properties: { fetch.wait.max.ms: "10" }
 //! ```
 //!
 //! An environment variable names a key by its path in upper case with `_`
@@ -57,6 +60,7 @@ pub struct Config {
     pub executor: ExecutorConfig,
     pub wal: WalConfig,
     pub executions: ExecutionsConfig,
+    pub kafka: KafkaConfig,
 }
 
 /// The HTTP side.
@@ -170,6 +174,30 @@ pub struct ExecutionsConfig {
     pub max_finished: NonZeroUsize,
 }
 
+/// Kafka realtime triggers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct KafkaConfig {
+    /// How long a consumer may wait before committing the offsets of
+    /// messages whose executions are durably created: 0 commits at once
+    /// (the smallest redelivery after a node dies); longer batches commits
+    /// and lightens the broker's load. Default: 0ms.
+    pub commit_interval: TimeSpan,
+    /// librdkafka properties for every trigger's consumer, under the
+    /// flow's own `properties`. Default: none (Peregrine's latency
+    /// defaults apply: `fetch.wait.max.ms` 10).
+    pub properties: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for KafkaConfig {
+    fn default() -> Self {
+        Self {
+            commit_interval: TimeSpan::millis(0),
+            properties: std::collections::BTreeMap::new(),
+        }
+    }
+}
+
 fn nz(n: usize) -> NonZeroUsize {
     NonZeroUsize::new(n).unwrap_or(NonZeroUsize::MIN)
 }
@@ -182,6 +210,7 @@ impl Default for Config {
             executor: ExecutorConfig::default(),
             wal: WalConfig::default(),
             executions: ExecutionsConfig::default(),
+            kafka: KafkaConfig::default(),
         }
     }
 }
@@ -263,6 +292,7 @@ const KEYS: &[(&str, bool)] = &[
     ("wal.log-retention", false),
     ("executions.retention", false),
     ("executions.max-finished", false),
+    ("kafka.commit-interval", false),
 ];
 
 /// The environment variable that sets `key`.

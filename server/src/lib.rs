@@ -19,6 +19,7 @@
 mod api;
 pub mod config;
 mod hub;
+mod kafka;
 mod listener;
 mod metrics;
 mod serve;

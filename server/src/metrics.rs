@@ -25,6 +25,83 @@ pub struct Metrics {
     latency_sum_us: AtomicU64,
     followers: AtomicI64,
     followers_dropped: AtomicU64,
+    kafka: KafkaMetrics,
+}
+
+/// What the Kafka triggers count.
+#[derive(Debug, Default)]
+pub struct KafkaMetrics {
+    consumed: AtomicU64,
+    started: AtomicU64,
+    redelivered: AtomicU64,
+    undeliverable: AtomicU64,
+    paused: AtomicU64,
+}
+
+impl KafkaMetrics {
+    /// A message was read.
+    pub fn consumed(&self) {
+        self.consumed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A message started its execution.
+    pub fn started(&self) {
+        self.started.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A message came again whose execution exists: skipped.
+    pub fn redelivered(&self) {
+        self.redelivered.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A message could not start an execution (its key or value does not
+    /// deserialize): skipped.
+    pub fn undeliverable(&self) {
+        self.undeliverable.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Consumption paused because the engine pushed back.
+    pub fn paused(&self) {
+        self.paused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String) {
+        for (name, help, counter) in [
+            (
+                "consumed",
+                "Kafka messages read by realtime triggers.",
+                &self.consumed,
+            ),
+            (
+                "started",
+                "Executions started by Kafka messages.",
+                &self.started,
+            ),
+            (
+                "redelivered",
+                "Kafka messages whose execution existed already (redeliveries), skipped.",
+                &self.redelivered,
+            ),
+            (
+                "undeliverable",
+                "Kafka messages that could not be deserialized, skipped.",
+                &self.undeliverable,
+            ),
+            (
+                "paused",
+                "Times a Kafka trigger paused consuming because the engine pushed back.",
+                &self.paused,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP peregrine_kafka_{name}_total {help}\n\
+                 # TYPE peregrine_kafka_{name}_total counter\n\
+                 peregrine_kafka_{name}_total {}",
+                counter.load(Ordering::Relaxed)
+            );
+        }
+    }
 }
 
 impl Default for Metrics {
@@ -38,6 +115,7 @@ impl Default for Metrics {
             latency_sum_us: AtomicU64::new(0),
             followers: AtomicI64::new(0),
             followers_dropped: AtomicU64::new(0),
+            kafka: KafkaMetrics::default(),
         }
     }
 }
@@ -88,6 +166,10 @@ impl Metrics {
         self.followers_dropped.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub fn kafka(&self) -> &KafkaMetrics {
+        &self.kafka
+    }
+
     pub fn followers(&self) -> i64 {
         self.followers.load(Ordering::Relaxed)
     }
@@ -98,7 +180,7 @@ impl Metrics {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let _ = writeln!(
             out,
-            "# HELP peregrine_executions_created_total Executions accepted by the API.\n\
+            "# HELP peregrine_executions_created_total Executions accepted (API calls, webhooks, Kafka messages).\n\
              # TYPE peregrine_executions_created_total counter\n\
              peregrine_executions_created_total {}",
             load(&self.created)
@@ -175,6 +257,7 @@ impl Metrics {
              peregrine_sse_followers_dropped_total {}",
             load(&self.followers_dropped)
         );
+        self.kafka.render(&mut out);
         out
     }
 }

@@ -31,6 +31,14 @@ pub async fn serve(
             }
         }
     });
+    // Kafka triggers consume from here on: their consumers block, so they
+    // start off the runtime.
+    tokio::task::spawn_blocking({
+        let state = state.clone();
+        move || state.triggers().start_all(&state)
+    })
+    .await
+    .map_err(std::io::Error::other)?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let listener = Limited::new(listener, state.config().server.max_connections.get());
     let server = axum::serve(listener, app(state.clone()))

@@ -6,12 +6,17 @@ use std::sync::{Arc, RwLock};
 
 use peregrine_engine::Receipt;
 use peregrine_engine::execution::{Execution, ExecutionId};
-use peregrine_engine::executor::{Engine, EngineConfig, NewExecution, Observer, PushError};
+use peregrine_engine::executor::{
+    Engine, EngineConfig, NewExecution, Observer, OnCreated, PushError,
+};
+use serde_json::{Map, Value};
 
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::metrics::{Gauges, Metrics};
-use crate::store::{ExecutionStore, FlowRepository, InMemory, Persistence, Restored, WalFlows};
+use crate::store::{
+    ExecutionStore, FlowRepository, InMemory, Pending, Persistence, Restored, StoredFlow, WalFlows,
+};
 
 /// The server's state; cheap to clone (one `Arc`).
 #[derive(Clone)]
@@ -33,6 +38,10 @@ struct Shared {
     /// `Basic <base64>` that requests must carry, when auth is on.
     authorization: Option<String>,
     stopping: AtomicBool,
+    /// Executions recovered in flight at start: known before their shard
+    /// first reports them, so that a redelivered trigger message finds them.
+    recovered: std::collections::HashSet<ExecutionId>,
+    triggers: crate::kafka::Triggers,
 }
 
 /// Where the engine's changes land: the store first, then the hub, so that
@@ -64,6 +73,31 @@ pub enum Refused {
     Full,
     /// The engine is stopping or stopped.
     Stopped,
+}
+
+/// What starting an execution needs, whatever started it (an API call, a
+/// webhook, a Kafka message).
+pub(crate) struct Launch<'a> {
+    pub flow: &'a StoredFlow,
+    /// Validated inputs.
+    pub inputs: Map<String, Value>,
+    pub labels: Vec<(String, String)>,
+    pub trigger: Option<Value>,
+    /// The id to give it: derived from its source when a redelivery must
+    /// find the same execution, else fresh.
+    pub id: ExecutionId,
+    /// Called on the shard once the creation is journaled.
+    pub on_created: Option<OnCreated>,
+}
+
+/// Why an execution was not started.
+#[derive(Debug)]
+pub(crate) enum LaunchError {
+    /// The flow is disabled.
+    Disabled,
+    /// `executor.max-running` executions are running already.
+    TooMany(String),
+    Refused(Refused),
 }
 
 impl AppState {
@@ -116,6 +150,7 @@ impl AppState {
             work_queue: config.executor.work_queue,
         };
         let observer = Arc::clone(&tracker) as Arc<dyn Observer>;
+        let mut recovered = std::collections::HashSet::new();
         let engine = match journal {
             None => Engine::start(engine_config, observer)?,
             Some((dir, wal)) => {
@@ -133,6 +168,7 @@ impl AppState {
                         restored += 1;
                     }
                 }
+                recovered.extend(recovery.resumed_ids.iter().copied());
                 for (id, why) in &recovery.failed {
                     tracing::error!(execution = %id, "cannot resume: {why}");
                 }
@@ -170,6 +206,8 @@ impl AppState {
             persistence,
             authorization,
             stopping: AtomicBool::new(false),
+            recovered,
+            triggers: crate::kafka::Triggers::default(),
         })))
     }
 
@@ -197,6 +235,15 @@ impl AppState {
         &self.0.persistence
     }
 
+    pub(crate) fn triggers(&self) -> &crate::kafka::Triggers {
+        &self.0.triggers
+    }
+
+    /// Whether this node has (or had, within the retention) execution `id`.
+    pub(crate) fn is_known(&self, id: ExecutionId) -> bool {
+        self.0.recovered.contains(&id) || self.executions().get(id).is_some()
+    }
+
     pub(crate) fn authorization(&self) -> Option<&str> {
         self.0.authorization.as_deref()
     }
@@ -213,6 +260,62 @@ impl AppState {
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         engine.as_ref().map(f)
+    }
+
+    /// Admits an execution (running limit), shows it in the store as
+    /// pending, and queues it on its shard; undone when refused (the caller
+    /// counts refusals its own way).
+    pub(crate) fn launch(&self, launch: Launch<'_>) -> Result<ExecutionId, LaunchError> {
+        let Launch {
+            flow: stored,
+            inputs,
+            labels,
+            trigger,
+            id,
+            on_created,
+        } = launch;
+        let flow = stored.flow();
+        if flow.disabled {
+            return Err(LaunchError::Disabled);
+        }
+        // As the engine will label it (see `Run::new`), so that the
+        // execution reads the same before and after its shard picks it up.
+        let mut shown_labels: Vec<(String, String)> = flow
+            .labels
+            .iter()
+            .filter(|(k, _)| !k.starts_with("system."))
+            .cloned()
+            .collect();
+        shown_labels.push(("system.correlationId".into(), id.to_string()));
+        for (k, v) in &labels {
+            match shown_labels.iter_mut().find(|(key, _)| key == k) {
+                Some(slot) => slot.1 = v.clone(),
+                None => shown_labels.push((k.clone(), v.clone())),
+            }
+        }
+        self.executions()
+            .admit(Pending {
+                id,
+                namespace: flow.namespace.clone(),
+                flow_id: flow.id.clone(),
+                flow_revision: flow.revision,
+                inputs: inputs.clone(),
+                labels: shown_labels,
+                trigger: trigger.clone(),
+                created: chrono::Utc::now(),
+            })
+            .map_err(|e| LaunchError::TooMany(e.to_string()))?;
+        let mut new = NewExecution::new(std::sync::Arc::clone(stored.revision()), inputs);
+        new.id = id;
+        new.labels = labels;
+        new.trigger = trigger;
+        new.on_created = on_created;
+        if let Err(refused) = self.submit(new) {
+            self.executions().withdraw(id);
+            return Err(LaunchError::Refused(refused));
+        }
+        self.metrics().created();
+        Ok(id)
     }
 
     /// Queues a new execution on its shard.
@@ -257,6 +360,8 @@ impl AppState {
     /// runtime.
     pub fn shutdown(&self) -> std::io::Result<()> {
         self.begin_shutdown();
+        // Consumers first: each commits the offsets of what is durable.
+        self.0.triggers.stop_all();
         let engine = self
             .0
             .engine
@@ -282,7 +387,7 @@ fn flows_wal(executions: &peregrine_wal::Config) -> peregrine_wal::Config {
 }
 
 /// Standard base64 with padding, for the expected `Authorization` value.
-fn base64(bytes: &[u8]) -> String {
+pub(crate) fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {

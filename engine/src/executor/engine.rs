@@ -151,7 +151,10 @@ impl Engine {
                     continue;
                 }
                 match shard.restore(id, entries, resolve, now) {
-                    Ok(()) => recovery.resumed += 1,
+                    Ok(()) => {
+                        recovery.resumed += 1;
+                        recovery.resumed_ids.push(id);
+                    }
                     Err(e) => recovery.failed.push((id, e)),
                 }
             }
@@ -349,6 +352,8 @@ const HELD_WORK_RETRY: Duration = Duration::from_millis(1);
 pub struct Recovery {
     /// Executions that were in flight and resumed.
     pub resumed: usize,
+    /// Their ids.
+    pub resumed_ids: Vec<ExecutionId>,
     /// The final JSON of executions that had ended (within the retention).
     pub finished: Vec<serde_json::Value>,
     /// Executions that could not be rebuilt, and why.

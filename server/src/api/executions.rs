@@ -11,15 +11,15 @@ use bytes::Bytes;
 use chrono::Utc;
 use peregrine_engine::Receipt;
 use peregrine_engine::execution::{ExecutionId, State as ExecState};
-use peregrine_engine::executor::NewExecution;
+use peregrine_engine::executor::OnCreated;
 use peregrine_engine::flow::{self, InputType};
 use serde_json::{Map, Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::error::{ApiError, ApiResult, rejection};
 use super::extract::{Body, Pairs, Params};
-use crate::state::AppState;
-use crate::store::{Filter, Pending, StoredFlow};
+use crate::state::{AppState, Launch, LaunchError};
+use crate::store::{Filter, StoredFlow};
 
 /// Inputs one request may carry (multipart parts).
 const MAX_INPUT_PARTS: usize = 1024;
@@ -186,71 +186,49 @@ async fn start(
     trigger: Option<Value>,
     wait: bool,
 ) -> ApiResult<Response> {
-    let flow = stored.flow();
-    if flow.disabled {
-        return Err(ApiError::unprocessable(
-            format!("flow {}.{} is disabled", flow.namespace, flow.id),
-            Value::Null,
-        ));
-    }
-    let mut new = NewExecution::new(Arc::clone(stored.revision()), inputs.clone());
-    new.labels = labels;
-    new.trigger = trigger.clone();
-    let (created_tx, created_rx) = tokio::sync::oneshot::channel::<Receipt>();
-    new.on_created = Some(Box::new(move |_, receipt| {
-        // The request may have gone; then nobody waits for the receipt.
-        let _ = created_tx.send(receipt);
-    }));
-    let id = new.id;
-    // As the engine will label it (see `Run::new`), so that the execution
-    // reads the same before and after its shard picks it up.
-    let mut shown_labels: Vec<(String, String)> = flow
-        .labels
-        .iter()
-        .filter(|(k, _)| !k.starts_with("system."))
-        .cloned()
-        .collect();
-    shown_labels.push(("system.correlationId".into(), id.to_string()));
-    for (k, v) in &new.labels {
-        match shown_labels.iter_mut().find(|(key, _)| key == k) {
-            Some(slot) => slot.1 = v.clone(),
-            None => shown_labels.push((k.clone(), v.clone())),
-        }
-    }
-    state
-        .executions()
-        .admit(Pending {
-            id,
-            namespace: flow.namespace.clone(),
-            flow_id: flow.id.clone(),
-            flow_revision: flow.revision,
-            inputs,
-            labels: shown_labels,
-            trigger,
-            created: Utc::now(),
-        })
-        .map_err(|e| {
-            state.metrics().rejected();
-            ApiError::too_many(e.to_string())
-        })?;
+    let id = ExecutionId::generate();
     // Subscribed before submitting: the end cannot slip by unseen.
     let mut waiter = if wait {
-        match state.hub().subscribe(id, false) {
-            Ok(sub) => Some(sub),
-            Err(closed) => {
-                state.executions().withdraw(id);
-                return Err(ApiError::unavailable(closed.to_string()));
-            }
-        }
+        Some(
+            state
+                .hub()
+                .subscribe(id, false)
+                .map_err(|closed| ApiError::unavailable(closed.to_string()))?,
+        )
     } else {
         None
     };
-    if let Err(refused) = state.submit(new) {
-        state.executions().withdraw(id);
-        state.metrics().rejected();
-        return Err(refused.into());
-    }
-    state.metrics().created();
+    let (created_tx, created_rx) = tokio::sync::oneshot::channel::<Receipt>();
+    let on_created: OnCreated = Box::new(move |_, receipt| {
+        // The request may have gone; then nobody waits for the receipt.
+        let _ = created_tx.send(receipt);
+    });
+    state
+        .launch(Launch {
+            flow: stored,
+            inputs,
+            labels,
+            trigger,
+            id,
+            on_created: Some(on_created),
+        })
+        .map_err(|e| {
+            if !matches!(e, LaunchError::Disabled) {
+                state.metrics().rejected();
+            }
+            e
+        })
+        .map_err(|e| match e {
+            LaunchError::Disabled => {
+                let flow = stored.flow();
+                ApiError::unprocessable(
+                    format!("flow {}.{} is disabled", flow.namespace, flow.id),
+                    Value::Null,
+                )
+            }
+            LaunchError::TooMany(why) => ApiError::too_many(why),
+            LaunchError::Refused(refused) => refused.into(),
+        })?;
     // Commit before externalize: the answer that acknowledges the execution
     // waits for its creation record (durable in `sync` mode).
     let receipt = created_rx

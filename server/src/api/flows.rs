@@ -33,10 +33,24 @@ fn parse(body: &Body) -> ApiResult<Flow> {
     })
 }
 
+/// Restarts the flow's realtime triggers on its new revision (or stops
+/// them), off the runtime: a consumer commits before it stops.
+async fn reconcile_triggers(state: &AppState, namespace: &str, id: &str) {
+    let (state, namespace, id) = (state.clone(), namespace.to_owned(), id.to_owned());
+    let done = tokio::task::spawn_blocking(move || {
+        state.triggers().reconcile(&state, &namespace, &id);
+    })
+    .await;
+    if let Err(e) = done {
+        tracing::error!("restarting a flow's triggers: {e}");
+    }
+}
+
 /// `POST /flows`: 409 when the flow exists.
 pub async fn create(State(state): State<AppState>, body: Body) -> ApiResult<Response> {
     let flow = parse(&body)?;
     let stored = state.flows().create(flow).await?;
+    reconcile_triggers(&state, &stored.flow().namespace, &stored.flow().id).await;
     tracing::info!(
         namespace = stored.flow().namespace,
         id = stored.flow().id,
@@ -62,6 +76,7 @@ pub async fn update(
         ));
     }
     let stored = state.flows().update(flow).await?;
+    reconcile_triggers(&state, &namespace, &id).await;
     Ok(Json(stored.to_json(true)).into_response())
 }
 
@@ -98,6 +113,7 @@ pub async fn delete(
     Params((namespace, id)): Params<(String, String)>,
 ) -> ApiResult<StatusCode> {
     state.flows().delete(&namespace, &id).await?;
+    reconcile_triggers(&state, &namespace, &id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

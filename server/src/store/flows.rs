@@ -202,6 +202,14 @@ impl FlowRepository {
             .map(Arc::clone)
     }
 
+    /// Every current flow.
+    pub fn all(&self) -> Vec<Arc<StoredFlow>> {
+        self.read()
+            .values()
+            .flat_map(|ids| ids.values().filter_map(|s| s.current.clone()))
+            .collect()
+    }
+
     /// The flows of one namespace, by id.
     pub fn list(&self, namespace: &str) -> Vec<Arc<StoredFlow>> {
         let mut out: Vec<_> = self

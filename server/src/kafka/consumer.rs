@@ -1,0 +1,538 @@
+//! One consumer per Kafka trigger, on its own thread: each message starts
+//! one execution, whose id derives from the message's origin, and the
+//! message's offset is committed only once that execution's creation is
+//! durable in the WAL.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use peregrine_engine::Receipt;
+use peregrine_engine::execution::{ExecutionId, MessageOrigin};
+use peregrine_engine::flow::{self, Deserializer, TriggerKind};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use serde_json::{Map, Value};
+
+use super::ledger::{Ledger, Partition, Progress, Step};
+use super::message::{self, Parts};
+use crate::config::KafkaConfig;
+use crate::state::{AppState, Launch, LaunchError, Refused};
+use crate::store::StoredFlow;
+
+/// Consumer settings Peregrine chooses unless the flow's `properties` say
+/// otherwise: tuned for latency, as the seed's Kafka benchmark was.
+const DEFAULTS: [(&str, &str); 4] = [
+    // The broker answers a fetch as soon as one message is there, or after
+    // 10 ms (librdkafka's default is 500 ms).
+    ("fetch.wait.max.ms", "10"),
+    ("fetch.min.bytes", "1"),
+    // Kestra's RealtimeTrigger reads a new group's topic from the start.
+    ("auto.offset.reset", "earliest"),
+    ("socket.nagle.disable", "true"),
+];
+
+/// Settings the delivery guarantee depends on: never the flow's to change.
+const FORCED: [(&str, &str); 2] = [
+    // Offsets are committed by the ledger, after durability.
+    ("enable.auto.commit", "false"),
+    ("enable.auto.offset.store", "false"),
+];
+
+/// How long a poll waits when nothing is pending.
+const IDLE_POLL: Duration = Duration::from_millis(100);
+/// How long a poll waits while creations are on their way to the disk or
+/// messages are held back: this is how soon offsets are committed.
+const BUSY_POLL: Duration = Duration::from_millis(2);
+/// How long a revoked partition or a stopping consumer waits for its
+/// pending creations before giving them up to redelivery.
+const DRAIN: Duration = Duration::from_secs(5);
+/// At most one broker error logged per this period per consumer.
+const ERROR_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// What one `RealtimeTrigger` of one flow revision consumes, and how.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub namespace: String,
+    pub flow_id: String,
+    pub trigger_id: String,
+    pub group_id: String,
+    /// Topic names, and `^regex` for a `topicPattern`.
+    pub subscription: Vec<String>,
+    pub key: Deserializer,
+    pub value: Deserializer,
+    pub config: Vec<(String, String)>,
+    /// How long durable offsets may wait before a commit.
+    pub commit_interval: Duration,
+}
+
+impl Spec {
+    /// The Kafka triggers of a flow, enabled ones only.
+    pub fn of_flow(stored: &StoredFlow, server: &KafkaConfig) -> Vec<Spec> {
+        let flow = stored.flow();
+        if flow.disabled {
+            return Vec::new();
+        }
+        flow.triggers
+            .iter()
+            .filter(|t| !t.disabled)
+            .filter_map(|t| match &t.kind {
+                TriggerKind::KafkaRealtime {
+                    topic,
+                    topic_pattern,
+                    properties,
+                    group_id,
+                    key_deserializer,
+                    value_deserializer,
+                    extra,
+                } => {
+                    if !extra.is_empty() {
+                        let ignored: Vec<&str> = extra.keys().map(String::as_str).collect();
+                        tracing::warn!(
+                            flow = %format!("{}.{}", flow.namespace, flow.id),
+                            trigger = t.id,
+                            ?ignored,
+                            "Kafka trigger properties not supported, ignored"
+                        );
+                    }
+                    let mut subscription = topic.clone();
+                    if let Some(pattern) = topic_pattern {
+                        // librdkafka subscribes by regex to names starting with `^`.
+                        let pattern = pattern.strip_prefix('^').unwrap_or(pattern);
+                        subscription.push(format!("^{pattern}"));
+                    }
+                    Some(Spec {
+                        namespace: flow.namespace.clone(),
+                        flow_id: flow.id.clone(),
+                        trigger_id: t.id.clone(),
+                        group_id: group_id.clone(),
+                        subscription,
+                        key: *key_deserializer,
+                        value: *value_deserializer,
+                        config: client_config(&server.properties, properties, group_id),
+                        commit_interval: server.commit_interval.0,
+                    })
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn name(&self) -> String {
+        format!("{}.{}/{}", self.namespace, self.flow_id, self.trigger_id)
+    }
+}
+
+/// The consumer's settings: Peregrine's defaults, then the server's, then
+/// the flow's, then the forced ones.
+fn client_config(
+    server: &BTreeMap<String, String>,
+    properties: &Map<String, Value>,
+    group_id: &str,
+) -> Vec<(String, String)> {
+    let mut config: Vec<(String, String)> = DEFAULTS
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let mut set = |key: &str, value: &str| match config.iter_mut().find(|(k, _)| k == key) {
+        Some(slot) => slot.1 = value.to_owned(),
+        None => config.push((key.to_owned(), value.to_owned())),
+    };
+    let server = server.iter().map(|(k, v)| (k, Value::String(v.clone())));
+    for (key, value) in server.chain(properties.iter().map(|(k, v)| (k, v.clone()))) {
+        let text = match value {
+            Value::String(s) => s,
+            Value::Null => continue,
+            other => other.to_string(),
+        };
+        if FORCED.iter().any(|(k, _)| k == key) {
+            tracing::warn!(
+                property = key,
+                "ignored: Peregrine commits offsets itself, once executions are durable"
+            );
+            continue;
+        }
+        set(key, &text);
+    }
+    set("group.id", group_id);
+    for (key, value) in FORCED {
+        set(key, value);
+    }
+    config
+}
+
+/// A running consumer; stopping it commits what is durable and leaves the
+/// group.
+#[derive(Debug)]
+pub struct Running {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Running {
+    pub fn start(spec: Spec, flow: Arc<StoredFlow>, state: AppState) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = std::thread::Builder::new()
+            .name(format!("kafka-{}", spec.trigger_id))
+            .spawn({
+                let stop = Arc::clone(&stop);
+                move || {
+                    let name = spec.name();
+                    if let Err(e) = consume(spec, &flow, &state, &stop) {
+                        tracing::error!(trigger = name, "Kafka trigger stopped: {e}");
+                    }
+                }
+            })?;
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Asks the consumer to stop, without waiting.
+    pub fn signal(&self) {
+        self.stop.store(true, Ordering::Release);
+    }
+
+    /// Stops the consumer and waits until it has committed and left.
+    pub fn stop(mut self) {
+        self.signal();
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("a Kafka consumer thread panicked");
+        }
+    }
+}
+
+/// Set on the shard once the execution's creation is journaled.
+type Created = Arc<OnceLock<Receipt>>;
+
+fn progress(created: &Created) -> Progress {
+    match created.get().map(Receipt::poll_durable) {
+        None | Some(None) => Progress::NotYet,
+        Some(Some(Ok(()))) => Progress::Durable,
+        Some(Some(Err(e))) => Progress::Failed(e.to_string()),
+    }
+}
+
+/// What the consumer thread and its rebalance callbacks share (both run on
+/// the consumer's thread: the lock is never contended).
+#[derive(Default)]
+struct Book {
+    ledger: Ledger<Created>,
+    /// Messages the engine could not take yet (backpressure), in order.
+    held: std::collections::VecDeque<Incoming>,
+    /// Set when the WAL failed: stop, commit nothing more.
+    failed: Option<String>,
+}
+
+struct Context {
+    name: String,
+    book: Arc<Mutex<Book>>,
+    last_error: Mutex<Option<Instant>>,
+}
+
+impl ClientContext for Context {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        let mut last = self.last_error.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_none_or(|t| t.elapsed() >= ERROR_LOG_EVERY) {
+            *last = Some(Instant::now());
+            tracing::warn!(trigger = self.name, "Kafka: {error}: {reason}");
+        }
+    }
+}
+
+impl ConsumerContext for Context {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(revoked) = rebalance else {
+            return;
+        };
+        // Before the partitions go to another consumer: commit what is
+        // durable of them, waiting a little for what is on its way, so that
+        // the next owner redelivers as little as possible.
+        let partitions: Vec<Partition> = revoked
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_owned(), e.partition()))
+            .collect();
+        let mut book = self.book.lock().unwrap_or_else(|p| p.into_inner());
+        book.held
+            .retain(|m| !partitions.contains(&(m.topic.clone(), m.partition)));
+        let deadline = Instant::now() + DRAIN;
+        loop {
+            if let Err(e) = book.ledger.advance(progress) {
+                book.failed = Some(e);
+                break;
+            }
+            if book.ledger.waiting() == 0 || Instant::now() >= deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        commit(consumer, &mut book.ledger, CommitMode::Sync, &self.name);
+        let mut dropped = 0;
+        for partition in &partitions {
+            dropped += book.ledger.forget(partition);
+        }
+        if dropped > 0 {
+            tracing::warn!(
+                trigger = self.name,
+                dropped,
+                "partitions revoked with creations not yet durable: they will be redelivered"
+            );
+        }
+    }
+
+    fn commit_callback(
+        &self,
+        result: rdkafka::error::KafkaResult<()>,
+        _offsets: &TopicPartitionList,
+    ) {
+        if let Err(e) = result {
+            tracing::warn!(trigger = self.name, "offset commit failed: {e}");
+        }
+    }
+}
+
+/// A message turned into what starting its execution needs.
+struct Incoming {
+    topic: String,
+    partition: i32,
+    offset: i64,
+    /// Its execution's id and `trigger` variable, or why it has none.
+    start: Result<(ExecutionId, Value), String>,
+}
+
+fn consume(
+    spec: Spec,
+    flow: &StoredFlow,
+    state: &AppState,
+    stop: &AtomicBool,
+) -> Result<(), String> {
+    let name = spec.name();
+    let inputs = flow::validate_inputs(flow.flow(), &Map::new())
+        .map_err(|e| format!("the flow's inputs need values a message cannot give: {e}"))?;
+    let book = Arc::new(Mutex::new(Book::default()));
+    let mut config = ClientConfig::new();
+    for (key, value) in &spec.config {
+        config.set(key, value);
+    }
+    let context = Context {
+        name: name.clone(),
+        book: Arc::clone(&book),
+        last_error: Mutex::new(None),
+    };
+    let consumer: BaseConsumer<Context> = config
+        .create_with_context(context)
+        .map_err(|e| format!("cannot create the consumer: {e}"))?;
+    let topics: Vec<&str> = spec.subscription.iter().map(String::as_str).collect();
+    consumer
+        .subscribe(&topics)
+        .map_err(|e| format!("cannot subscribe to {topics:?}: {e}"))?;
+    tracing::info!(
+        trigger = name,
+        ?topics,
+        group = spec.group_id,
+        "Kafka trigger consuming"
+    );
+    let metrics = state.metrics();
+    let mut paused = false;
+    let mut last_commit = Instant::now();
+    let mut outcome = Ok(());
+    while !stop.load(Ordering::Acquire) {
+        let busy = {
+            let b = book.lock().unwrap_or_else(|p| p.into_inner());
+            b.ledger.waiting() > 0 || !b.held.is_empty()
+        };
+        let polled = consumer.poll(if busy { BUSY_POLL } else { IDLE_POLL });
+        let mut b = book.lock().unwrap_or_else(|p| p.into_inner());
+        // Errors are logged by the context's `error`, rate-limited.
+        if let Some(Ok(msg)) = polled {
+            metrics.kafka().consumed();
+            let m = incoming(&spec, &msg);
+            if let Err(why) = &m.start {
+                // It cannot start an execution, now or ever: say so, and
+                // go past it (in its turn) rather than block the partition.
+                metrics.kafka().undeliverable();
+                tracing::error!(
+                    trigger = name,
+                    topic = m.topic,
+                    partition = m.partition,
+                    offset = m.offset,
+                    "message skipped: {why}"
+                );
+            }
+            b.held.push_back(m);
+        }
+        // Start what the engine will take, in order.
+        let mut refused = None;
+        while let Some(m) = b.held.pop_front() {
+            match start(state, flow, &inputs, &m) {
+                Ok(step) => {
+                    let partition = (m.topic, m.partition);
+                    b.ledger.push(&partition, m.offset, step);
+                }
+                Err(why) => {
+                    b.held.push_front(m);
+                    refused = Some(why);
+                    break;
+                }
+            }
+        }
+        match refused {
+            Some(Refused::Stopped) => {
+                outcome = Err("the engine is stopping".into());
+                break;
+            }
+            Some(Refused::Full) if !paused => {
+                // Backpressure: stop fetching instead of buffering.
+                if let Ok(assignment) = consumer.assignment() {
+                    let _ = consumer.pause(&assignment);
+                }
+                paused = true;
+                metrics.kafka().paused();
+            }
+            None if paused => {
+                if let Ok(assignment) = consumer.assignment() {
+                    let _ = consumer.resume(&assignment);
+                }
+                paused = false;
+            }
+            _ => {}
+        }
+        if let Err(e) = b.ledger.advance(progress) {
+            b.failed = Some(e);
+        }
+        if let Some(e) = &b.failed {
+            outcome = Err(format!(
+                "an execution's creation could not be made durable: {e}"
+            ));
+            break;
+        }
+        if last_commit.elapsed() >= spec.commit_interval {
+            commit(&consumer, &mut b.ledger, CommitMode::Async, &name);
+            last_commit = Instant::now();
+        }
+    }
+    // Stopping: commit what is durable (waiting a little for what is on its
+    // way), then leave the group.
+    {
+        let mut b = book.lock().unwrap_or_else(|p| p.into_inner());
+        if b.failed.is_none() {
+            let deadline = Instant::now() + DRAIN;
+            while b.ledger.waiting() > 0 && Instant::now() < deadline {
+                if b.ledger.advance(progress).is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            commit(&consumer, &mut b.ledger, CommitMode::Sync, &name);
+        }
+    }
+    consumer.unsubscribe();
+    tracing::info!(trigger = name, "Kafka trigger stopped consuming");
+    outcome
+}
+
+/// Starts a message's execution, unless it already exists (a redelivery).
+fn start(
+    state: &AppState,
+    flow: &StoredFlow,
+    inputs: &Map<String, Value>,
+    m: &Incoming,
+) -> Result<Step<Created>, Refused> {
+    let Ok((id, trigger)) = &m.start else {
+        return Ok(Step::Done);
+    };
+    if state.is_known(*id) {
+        state.metrics().kafka().redelivered();
+        return Ok(Step::Done);
+    }
+    let created: Created = Arc::new(OnceLock::new());
+    let slot = Arc::clone(&created);
+    let launched = state.launch(Launch {
+        flow,
+        inputs: inputs.clone(),
+        labels: Vec::new(),
+        trigger: Some(trigger.clone()),
+        id: *id,
+        on_created: Some(Box::new(move |_, receipt| {
+            let _ = slot.set(receipt);
+        })),
+    });
+    match launched {
+        Ok(_) => {
+            state.metrics().kafka().started();
+            Ok(Step::Pending(created))
+        }
+        Err(LaunchError::Refused(refused)) => Err(refused),
+        Err(LaunchError::TooMany(_)) => Err(Refused::Full),
+        // The flow was disabled since: its consumer is being stopped.
+        Err(LaunchError::Disabled) => Err(Refused::Stopped),
+    }
+}
+
+fn incoming<M: Message>(spec: &Spec, msg: &M) -> Incoming {
+    let headers: Vec<(&str, Option<&[u8]>)> = msg
+        .headers()
+        .map(|h| {
+            (0..h.count())
+                .filter_map(|i| h.try_get(i))
+                .map(|h| (h.key, h.value))
+                .collect()
+        })
+        .unwrap_or_default();
+    let parts = Parts {
+        topic: msg.topic(),
+        partition: msg.partition(),
+        offset: msg.offset(),
+        timestamp_ms: msg.timestamp().to_millis(),
+        key: msg.key(),
+        value: msg.payload(),
+        headers: &headers,
+    };
+    let start = message::variables(&parts, spec.key, spec.value).map(|trigger| {
+        let id = ExecutionId::for_message(&MessageOrigin {
+            namespace: &spec.namespace,
+            flow_id: &spec.flow_id,
+            trigger_id: &spec.trigger_id,
+            group_id: &spec.group_id,
+            topic: msg.topic(),
+            partition: msg.partition(),
+            offset: msg.offset(),
+        });
+        (id, trigger)
+    });
+    Incoming {
+        topic: msg.topic().to_owned(),
+        partition: msg.partition(),
+        offset: msg.offset(),
+        start,
+    }
+}
+
+/// Commits every partition's offset that moved.
+fn commit(
+    consumer: &BaseConsumer<Context>,
+    ledger: &mut Ledger<Created>,
+    mode: CommitMode,
+    name: &str,
+) {
+    let commits = ledger.take_commits();
+    if commits.is_empty() {
+        return;
+    }
+    let mut list = TopicPartitionList::with_capacity(commits.len());
+    for ((topic, partition), next) in &commits {
+        if let Err(e) = list.add_partition_offset(topic, *partition, Offset::Offset(*next)) {
+            tracing::error!(trigger = name, "bad offset {topic}/{partition}@{next}: {e}");
+        }
+    }
+    if let Err(e) = consumer.commit(&list, mode) {
+        tracing::warn!(trigger = name, "offset commit failed: {e}");
+    }
+}
