@@ -22,6 +22,12 @@
 //! depend on it: a latency is the execution's own `state.endDate` (the
 //! server's clock, which is this machine's) minus its message's intended
 //! publish time, not the moment a watcher saw the end.
+//!
+//! What `endDate` is: the server stamps it to the millisecond (truncated),
+//! with the time its shard began the step that ended the execution, and
+//! before the end is journaled. So a kafka-mode latency does not include
+//! the fsync of the end (http mode's answer waits for it), and reads low by
+//! up to one shard step when the shard is busy or descheduled mid-step.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,6 +36,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use hdrhistogram::Histogram;
 use http_body_util::Full;
 use hyper::header::{AUTHORIZATION, HOST};
 use hyper::{Method, Request, StatusCode};
@@ -51,7 +58,7 @@ use crate::http::{Connection, check_execution, deploy_flow};
 use crate::latency::{Outcome, Tally};
 use crate::options::{KafkaSettings, Target};
 use crate::orders::{Expected, order};
-use crate::report::RunReport;
+use crate::report::{KafkaStages, RunReport};
 use crate::schedule::Schedule;
 
 /// Watcher connections at most, whatever the partitions: each is a
@@ -75,7 +82,7 @@ const PROBES_LOOKED_AT: usize = 8;
 /// consumer runs.
 const WARMUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// The pause after a look that found the execution missing or running,
-/// doubling up to the second.
+/// doubling with each such look up to the second constant.
 const FIRST_LOOK_PAUSE: Duration = Duration::from_millis(2);
 const MAX_LOOK_PAUSE: Duration = Duration::from_millis(64);
 /// One look gives up after this (the watcher tries again).
@@ -83,6 +90,8 @@ const LOOK_TIMEOUT: Duration = Duration::from_secs(5);
 /// After the deadline, the executions of the messages not yet seen ended
 /// get one last look each, within this time; the rest count as failed.
 const LAST_LOOKS_BUDGET: Duration = Duration::from_secs(10);
+/// How long the brokers may take to answer the first metadata request.
+const BROKER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Creating a topic and seeing every partition with a leader.
 const TOPIC_TIMEOUT: Duration = Duration::from_secs(30);
 /// A full producer queue is retried after this pause.
@@ -188,12 +197,17 @@ pub(crate) fn check_seed_execution(json: &Value, expected: Option<&Expected>) ->
     }
 }
 
-/// When the execution ended (`state.endDate`), if it has.
-fn end_date(json: &Value) -> Option<DateTime<Utc>> {
-    json.pointer("/state/endDate")
+/// The date at `pointer` in `json`, as the server writes dates.
+fn date_at(json: &Value, pointer: &str) -> Option<DateTime<Utc>> {
+    json.pointer(pointer)
         .and_then(Value::as_str)
         .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
         .map(|date| date.with_timezone(&Utc))
+}
+
+/// When the execution ended (`state.endDate`), if it has.
+fn end_date(json: &Value) -> Option<DateTime<Utc>> {
+    date_at(json, "/state/endDate")
 }
 
 /// The consumer that starts a run's executions, as it names them.
@@ -235,14 +249,87 @@ struct Route {
     /// Never empty; a partition's reports always go to the same lane.
     lanes: Vec<flume::Sender<Delivered>>,
     /// Messages the broker did not take (or whose lane had closed).
-    failed: AtomicU64,
+    failed: Arc<AtomicU64>,
     finished: Arc<AtomicU64>,
+    /// Send to acknowledgement; only the producer's polling thread records.
+    acked: Arc<Mutex<Stage>>,
+}
+
+impl Route {
+    fn new(lanes: Vec<flume::Sender<Delivered>>, finished: Arc<AtomicU64>) -> Self {
+        Self {
+            lanes,
+            failed: Arc::new(AtomicU64::new(0)),
+            finished,
+            acked: Arc::new(Mutex::new(Stage::new())),
+        }
+    }
 }
 
 /// What each message carries to its delivery report.
 struct Ticket {
     n: u64,
+    sent: Instant,
     route: Arc<Route>,
+}
+
+/// The durations of one stage of the messages' way, to three significant
+/// digits, up to an hour.
+#[derive(Debug, Clone)]
+struct Stage(Histogram<u64>);
+
+impl Stage {
+    fn new() -> Self {
+        Self(Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("constant bounds are valid"))
+    }
+
+    fn record(&mut self, duration: Duration) {
+        let us = u64::try_from(duration.as_micros()).unwrap_or(u64::MAX);
+        self.0.saturating_record(us.max(1));
+    }
+
+    /// Between two server stamps; one before the other (a clock step, or
+    /// a stamp taken at the start of a step) counts as 0.
+    fn record_between(&mut self, from: DateTime<Utc>, to: DateTime<Utc>) {
+        self.record((to - from).to_std().unwrap_or(Duration::ZERO));
+    }
+
+    fn merge(&mut self, other: &Stage) {
+        self.0
+            .add(&other.0)
+            .expect("histograms with the same bounds always add");
+    }
+
+    fn quantile_ms(&self, quantile: f64) -> Option<f64> {
+        (!self.0.is_empty()).then(|| self.0.value_at_quantile(quantile) as f64 / 1000.0)
+    }
+}
+
+/// What a watcher saw of the stages after the acknowledgement.
+#[derive(Debug, Clone)]
+struct Stages {
+    created: Stage,
+    ended: Stage,
+}
+
+impl Stages {
+    fn new() -> Self {
+        Self {
+            created: Stage::new(),
+            ended: Stage::new(),
+        }
+    }
+
+    fn report(&self, acked: &Stage) -> KafkaStages {
+        KafkaStages {
+            acked_p50_ms: acked.quantile_ms(0.5),
+            acked_p99_ms: acked.quantile_ms(0.99),
+            created_p50_ms: self.created.quantile_ms(0.5),
+            created_p99_ms: self.created.quantile_ms(0.99),
+            ended_p50_ms: self.ended.quantile_ms(0.5),
+            ended_p99_ms: self.ended.quantile_ms(0.99),
+        }
+    }
 }
 
 /// The producer's context: hands delivery reports to their lanes, and
@@ -275,8 +362,11 @@ impl ProducerContext for Reports {
     type DeliveryOpaque = Box<Ticket>;
 
     fn delivery(&self, result: &DeliveryResult<'_>, ticket: Box<Ticket>) {
-        let Ticket { n, route } = *ticket;
+        let Ticket { n, sent, route } = *ticket;
         if let Ok(message) = result {
+            if let Ok(mut acked) = route.acked.lock() {
+                acked.record(sent.elapsed());
+            }
             let delivered = Delivered {
                 n,
                 partition: message.partition(),
@@ -368,13 +458,20 @@ struct Watch {
 
 impl Watch {
     /// Records the ended execution `json` of message `n`: its latency from
-    /// the message's intended publish time to its `endDate`.
-    fn record(&self, tally: &mut Tally, n: u64, json: &Value) {
+    /// the message's intended publish time to its `endDate`, and the stages
+    /// its stamps tell.
+    fn record(&self, tally: &mut Tally, stages: &mut Stages, n: u64, json: &Value) {
         self.finished.fetch_add(1, Ordering::Relaxed);
         let Some(end) = end_date(json) else {
             tally.record_lost();
             return;
         };
+        if let Some(created) = date_at(json, "/state/startDate") {
+            stages.ended.record_between(created, end);
+            if let Some(published) = date_at(json, "/trigger/timestamp") {
+                stages.created.record_between(published, created);
+            }
+        }
         // An end before the start would be a clock step: then 0.
         let since_start = (end - self.clock.start_wall)
             .to_std()
@@ -397,8 +494,9 @@ impl Watch {
 /// One lane's watcher: follows each delivered message's execution to its
 /// end, in delivery order, until the lane closes or the deadline passes;
 /// then gives each message left one last look.
-async fn watch_lane(watch: Arc<Watch>, lane: flume::Receiver<Delivered>) -> Tally {
+async fn watch_lane(watch: Arc<Watch>, lane: flume::Receiver<Delivered>) -> (Tally, Stages) {
     let mut tally = Tally::new();
+    let mut stages = Stages::new();
     let mut connection = Connection::new(&watch.api.target.authority);
     let deadline = tokio::time::Instant::from_std(watch.clock.deadline);
     let mut left = Vec::new();
@@ -410,7 +508,7 @@ async fn watch_lane(watch: Arc<Watch>, lane: flume::Receiver<Delivered>) -> Tall
         let mut pause = FIRST_LOOK_PAUSE;
         loop {
             if let Look::Ended(json) = watch.api.look(&mut connection, id).await {
-                watch.record(&mut tally, delivered.n, &json);
+                watch.record(&mut tally, &mut stages, delivered.n, &json);
                 continue 'lane;
             }
             if tokio::time::Instant::now() + pause >= deadline {
@@ -433,14 +531,14 @@ async fn watch_lane(watch: Arc<Watch>, lane: flume::Receiver<Delivered>) -> Tall
             Look::Unanswered("out of time".to_owned())
         };
         match look {
-            Look::Ended(json) => watch.record(&mut tally, delivered.n, &json),
+            Look::Ended(json) => watch.record(&mut tally, &mut stages, delivered.n, &json),
             _ => {
                 tally.record_lost();
                 watch.finished.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
-    tally
+    (tally, stages)
 }
 
 /// The server under test, fed through Kafka.
@@ -467,8 +565,8 @@ impl std::fmt::Debug for Kafka {
 }
 
 impl Kafka {
-    /// The producer and the admin client; nothing is sent yet. An unknown
-    /// `--producer-property` fails here.
+    /// The producer and the admin client, once the brokers answer; nothing
+    /// is sent yet. An unknown `--producer-property` fails here.
     pub fn new(settings: KafkaSettings, flow: Arc<Flow>) -> Result<Self> {
         let trigger_id = trigger_id(&flow).map_err(Error::Setup)?.to_owned();
         let mut config = ClientConfig::new();
@@ -476,9 +574,16 @@ impl Kafka {
         for (key, value) in &settings.producer {
             config.set(key, value);
         }
-        let producer = config
+        let producer: ThreadedProducer<Reports> = config
             .create_with_context(Reports::default())
             .map_err(|e| Error::Setup(format!("the Kafka producer: {e}")))?;
+        if let Err(e) = producer.client().fetch_metadata(None, BROKER_TIMEOUT) {
+            return Err(Error::Setup(format!(
+                "no Kafka broker at {} answered within {BROKER_TIMEOUT:?}: {e}{}",
+                settings.brokers,
+                producer.context().last_error()
+            )));
+        }
         let admin = ClientConfig::new()
             .set("bootstrap.servers", &settings.brokers)
             .create()
@@ -545,7 +650,15 @@ impl Kafka {
             &self.flow.id,
             Bytes::from(yaml),
         ))?;
-        self.warm_up(&origin)?;
+        let deployed = Instant::now();
+        let consuming = self.warm_up(&origin)?;
+        eprintln!(
+            "peregrine-loadtest: topic {}: the server consumed it {:.1} s after the deploy; \
+             {WARMUP_MESSAGES} warm-up executions ended {:.1} s later",
+            origin.topic,
+            consuming.saturating_duration_since(deployed).as_secs_f64(),
+            consuming.elapsed().as_secs_f64()
+        );
         self.measure(schedule, drain, finished, origin)
     }
 
@@ -616,15 +729,11 @@ impl Kafka {
 
     /// Waits until the server's consumer starts executions from the run's
     /// topic, then until the executions of [`WARMUP_MESSAGES`] messages have
-    /// ended in SUCCESS.
-    fn warm_up(&self, origin: &Origin) -> Result<()> {
+    /// ended in SUCCESS. Returns when the consumer was first seen at work.
+    fn warm_up(&self, origin: &Origin) -> Result<Instant> {
         let api = self.api();
         let (sender, lane) = flume::bounded(1024);
-        let route = Arc::new(Route {
-            lanes: vec![sender],
-            failed: AtomicU64::new(0),
-            finished: Arc::new(AtomicU64::new(0)),
-        });
+        let route = Arc::new(Route::new(vec![sender], Arc::new(AtomicU64::new(0))));
         let payload = order(0).to_string().into_bytes();
         let send = |n: u64| -> Result<()> {
             let key = n.to_string();
@@ -632,6 +741,7 @@ impl Kafka {
                 &origin.topic,
                 Box::new(Ticket {
                     n,
+                    sent: Instant::now(),
                     route: Arc::clone(&route),
                 }),
             )
@@ -688,6 +798,7 @@ impl Kafka {
                 }
             }
             // The consumer runs: the warm-up proper, waited for to the end.
+            let consuming = Instant::now();
             for n in 0..WARMUP_MESSAGES {
                 send(sent + n)?;
             }
@@ -751,7 +862,7 @@ impl Kafka {
                     }
                 }
             }
-            Ok(())
+            Ok(consuming)
         })
     }
 
@@ -773,11 +884,9 @@ impl Kafka {
         let capacity = usize::try_from(executions).unwrap_or(usize::MAX);
         let (senders, receivers): (Vec<_>, Vec<_>) =
             (0..lanes).map(|_| flume::bounded(capacity)).unzip();
-        let route = Arc::new(Route {
-            lanes: senders,
-            failed: AtomicU64::new(0),
-            finished: Arc::clone(finished),
-        });
+        let route = Arc::new(Route::new(senders, Arc::clone(finished)));
+        let unacknowledged = Arc::clone(&route.failed);
+        let acked = Arc::clone(&route.acked);
 
         let start = Instant::now() + Duration::from_millis(5);
         let start_wall = Utc::now() + chrono::Duration::milliseconds(5);
@@ -818,6 +927,7 @@ impl Kafka {
                 topic,
                 Box::new(Ticket {
                     n,
+                    sent: Instant::now(),
                     route: Arc::clone(&route),
                 }),
             )
@@ -841,6 +951,9 @@ impl Kafka {
                 }
             }
         });
+        // The lanes close once the last report is in: then the watchers
+        // stop without waiting for the deadline.
+        drop(route);
         // Every message acknowledged by the deadline, or purged: a purged
         // message's report counts it as failed.
         if self
@@ -852,16 +965,21 @@ impl Kafka {
                 .purge(PurgeConfig::default().queue().inflight());
         }
         let mut merged = generator;
+        let mut stages = Stages::new();
         self.runtime.block_on(async {
             for watcher in watchers {
                 match watcher.await {
-                    Ok(tally) => merged.merge(&tally),
+                    Ok((tally, seen)) => {
+                        merged.merge(&tally);
+                        stages.created.merge(&seen.created);
+                        stages.ended.merge(&seen.ended);
+                    }
                     Err(e) => return Err(Error::Setup(format!("a watcher failed: {e}"))),
                 }
             }
             Ok(())
         })?;
-        for _ in 0..route.failed.load(Ordering::Relaxed) {
+        for _ in 0..unacknowledged.load(Ordering::Relaxed) {
             merged.record_lost();
         }
         let seen = merged.completed() + merged.failed();
@@ -871,12 +989,13 @@ impl Kafka {
         let elapsed = merged
             .finished_at()
             .map(|t| t.saturating_duration_since(start));
-        Ok(RunReport::from_tally(
-            schedule.rate(),
-            executions,
-            &merged,
-            elapsed,
-        ))
+        let mut report = RunReport::from_tally(schedule.rate(), executions, &merged, elapsed);
+        let acked = acked
+            .lock()
+            .map_err(|_| Error::Setup("the producer's thread panicked".into()))?
+            .clone();
+        report.stages = Some(stages.report(&acked));
+        Ok(report)
     }
 }
 
@@ -1049,25 +1168,59 @@ mod tests {
             },
             finished: Arc::new(AtomicU64::new(0)),
         };
-        // Message 2 is due at 200 ms; its execution ended at 212 ms, in
-        // FAILED: a failure, whose latency still names the last execution.
+        // Message 2 is due at 200 ms, was sent at 201 ms; its execution was
+        // created at 209 ms and ended at 212 ms, in FAILED: a failure, whose
+        // latency still names the last execution.
         let mut tally = Tally::new();
+        let mut stages = Stages::new();
         watch.record(
             &mut tally,
+            &mut stages,
             2,
-            &json!({"state": {"current": "FAILED", "endDate": "2026-11-25T18:00:00.212Z"}}),
+            &json!({
+                "state": {
+                    "current": "FAILED",
+                    "startDate": "2026-11-25T18:00:00.209Z",
+                    "endDate": "2026-11-25T18:00:00.212Z"
+                },
+                "trigger": {"timestamp": "2026-11-25T18:00:00.201Z"}
+            }),
         );
         assert_eq!(tally.failed(), 1);
         assert_eq!(tally.last(), Some(Duration::from_millis(12)));
-        // Ended after the deadline: failed, however correct.
+        let seen = stages.report(&Stage::new());
+        let near = |ms: Option<f64>, want: f64| ms.is_some_and(|ms| (ms - want).abs() < 0.01);
+        assert!(near(seen.created_p50_ms, 8.0), "{seen:?}");
+        assert!(near(seen.ended_p50_ms, 3.0), "{seen:?}");
+        assert_eq!(seen.acked_p50_ms, None);
+        // Ended after the deadline: failed, however correct; without its
+        // stamps, no stage.
         let mut late = Tally::new();
         watch.record(
             &mut late,
+            &mut stages,
             0,
             &json!({"state": {"current": "SUCCESS", "endDate": "2026-11-25T18:00:01.500Z"}}),
         );
         assert_eq!((late.completed(), late.failed()), (0, 1));
         assert_eq!(watch.finished.load(Ordering::Relaxed), 2);
+        assert_eq!(stages.ended.0.len(), 1);
+        // A creation stamped before the message's own timestamp reads 0.
+        let mut early = Stages::new();
+        watch.record(
+            &mut Tally::new(),
+            &mut early,
+            1,
+            &json!({
+                "state": {
+                    "current": "SUCCESS",
+                    "startDate": "2026-11-25T18:00:00.100Z",
+                    "endDate": "2026-11-25T18:00:00.100Z"
+                },
+                "trigger": {"timestamp": "2026-11-25T18:00:00.104Z"}
+            }),
+        );
+        assert_eq!(early.report(&Stage::new()).created_p50_ms, Some(0.001));
     }
 
     #[test]

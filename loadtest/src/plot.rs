@@ -148,6 +148,7 @@ mod tests {
             p999_ms: Some(ms),
             max_ms: Some(ms * 2.0),
             achieved_rate: rate,
+            stages: None,
         }
     }
 

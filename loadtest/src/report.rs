@@ -33,6 +33,28 @@ pub struct RunReport {
     /// Completions per second, from the first intended start to the last
     /// completion.
     pub achieved_rate: f64,
+    /// Kafka mode only: where the time went.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub stages: Option<KafkaStages>,
+}
+
+/// Kafka mode: the stages of a message's way to its execution's end, from
+/// the stamps the producer, the broker and the server leave on it, in
+/// milliseconds (the server stamps to the millisecond). `None` when nothing
+/// was measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KafkaStages {
+    /// From the producer's send to the broker's acknowledgement.
+    pub acked_p50_ms: Option<f64>,
+    pub acked_p99_ms: Option<f64>,
+    /// From the message's timestamp (set by the producer when it sent it)
+    /// to the execution's creation (`state.startDate`): the broker, then
+    /// the server's consumer.
+    pub created_p50_ms: Option<f64>,
+    pub created_p99_ms: Option<f64>,
+    /// From the creation to `state.endDate`: the engine.
+    pub ended_p50_ms: Option<f64>,
+    pub ended_p99_ms: Option<f64>,
 }
 
 impl RunReport {
@@ -62,6 +84,7 @@ impl RunReport {
             p999_ms: tally.quantile_ms(0.999),
             max_ms: tally.max_ms(),
             achieved_rate: round(achieved_rate),
+            stages: None,
         }
     }
 }
@@ -274,6 +297,7 @@ mod tests {
             p999_ms: Some(2.0),
             max_ms: Some(3.0),
             achieved_rate: rate,
+            stages: None,
         }
     }
 

@@ -85,6 +85,18 @@ fn with_progress<T>(
 }
 
 fn one_line(run: &RunReport) -> String {
+    let stages = match &run.stages {
+        Some(s) => format!(
+            "\n  stages (p50/p99): broker ack {}/{}, message to execution created {}/{}, created to ended {}/{}",
+            format_ms(s.acked_p50_ms),
+            format_ms(s.acked_p99_ms),
+            format_ms(s.created_p50_ms),
+            format_ms(s.created_p99_ms),
+            format_ms(s.ended_p50_ms),
+            format_ms(s.ended_p99_ms),
+        ),
+        None => String::new(),
+    };
     format!(
         "rate {:>9.1}/s: {}/{} completed, {} failed, {} retried, last {}, p50 {}, p99 {}, max {}, achieved {:.1}/s",
         run.rate,
@@ -96,8 +108,8 @@ fn one_line(run: &RunReport) -> String {
         format_ms(run.p50_ms),
         format_ms(run.p99_ms),
         format_ms(run.max_ms),
-        run.achieved_rate
-    )
+        run.achieved_rate,
+    ) + &stages
 }
 
 fn find_max(
