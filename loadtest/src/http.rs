@@ -26,7 +26,7 @@ use serde_json::Value;
 
 use crate::error::{Error, Result};
 use crate::latency::{Outcome, Tally};
-use crate::options::{BodyKind, HttpSettings};
+use crate::options::{BodyKind, HttpSettings, Target};
 use crate::orders::{Expected, order};
 use crate::report::RunReport;
 use crate::schedule::Schedule;
@@ -80,7 +80,7 @@ impl RunShared {
 }
 
 /// `text` with everything but RFC 3986's unreserved characters escaped.
-fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for b in text.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
@@ -156,15 +156,23 @@ fn retry_pause(headers: &hyper::HeaderMap) -> Duration {
 }
 
 /// One keep-alive connection, reopened when it breaks.
-struct Connection {
+pub(crate) struct Connection {
     authority: String,
     sender: Option<SendRequest<Full<Bytes>>>,
 }
 
 impl Connection {
+    /// A connection to `authority`, opened on its first request.
+    pub(crate) fn new(authority: &str) -> Self {
+        Self {
+            authority: authority.to_owned(),
+            sender: None,
+        }
+    }
+
     /// Sends `request` and reads the whole answer; a broken connection is
     /// dropped so the next call opens another.
-    async fn exchange(
+    pub(crate) async fn exchange(
         &mut self,
         request: Request<Full<Bytes>>,
     ) -> std::result::Result<(StatusCode, hyper::HeaderMap, Bytes), String> {
@@ -267,7 +275,8 @@ async fn execute(
 /// Sends the flow's YAML to `path`.
 async fn send_yaml(
     connection: &mut Connection,
-    settings: &HttpSettings,
+    target: &Target,
+    authorization: Option<&str>,
     method: Method,
     path: &str,
     yaml: &Bytes,
@@ -275,10 +284,10 @@ async fn send_yaml(
     let mut builder = Request::builder()
         .method(method)
         .uri(path)
-        .header(HOST, settings.target.authority.as_str())
+        .header(HOST, target.authority.as_str())
         .header(CONTENT_TYPE, "application/x-yaml");
-    if let Some(auth) = &settings.authorization {
-        builder = builder.header(AUTHORIZATION, auth.as_str());
+    if let Some(auth) = authorization {
+        builder = builder.header(AUTHORIZATION, auth);
     }
     let request = builder
         .body(Full::new(yaml.clone()))
@@ -286,8 +295,58 @@ async fn send_yaml(
     let (status, _, body) = tokio::time::timeout(SETUP_TIMEOUT, connection.exchange(request))
         .await
         .map_err(|_| Error::Server(format!("no answer within {SETUP_TIMEOUT:?}")))?
-        .map_err(|e| Error::Server(format!("{}: {e}", settings.target.authority)))?;
+        .map_err(|e| Error::Server(format!("{}: {e}", target.authority)))?;
     Ok((status, body))
+}
+
+/// Creates the flow `namespace.id` from `yaml` on the server (`POST
+/// /flows`), or updates it (`PUT`) when it exists (409).
+pub(crate) async fn deploy_flow(
+    target: &Target,
+    authorization: Option<&str>,
+    namespace: &str,
+    id: &str,
+    yaml: Bytes,
+) -> Result<()> {
+    let create = format!("{}/api/v1/main/flows", target.prefix);
+    let update = format!(
+        "{}/api/v1/main/flows/{}/{}",
+        target.prefix,
+        escape(namespace),
+        escape(id)
+    );
+    let mut connection = Connection::new(&target.authority);
+    let (status, body) = send_yaml(
+        &mut connection,
+        target,
+        authorization,
+        Method::POST,
+        &create,
+        &yaml,
+    )
+    .await?;
+    let (status, body) = if status == StatusCode::CONFLICT {
+        send_yaml(
+            &mut connection,
+            target,
+            authorization,
+            Method::PUT,
+            &update,
+            &yaml,
+        )
+        .await?
+    } else {
+        (status, body)
+    };
+    if status.is_success() {
+        Ok(())
+    } else {
+        let text = String::from_utf8_lossy(&body);
+        Err(Error::Server(format!(
+            "the flow was refused ({status}): {}",
+            text.chars().take(500).collect::<String>()
+        )))
+    }
 }
 
 /// One connection's task: takes executions off the queue until it closes.
@@ -297,10 +356,7 @@ async fn connection_task(
     finished: Arc<AtomicU64>,
 ) -> Tally {
     let mut tally = Tally::new();
-    let mut connection = Connection {
-        authority: shared.settings.target.authority.clone(),
-        sender: None,
-    };
+    let mut connection = Connection::new(&shared.settings.target.authority);
     // Opened before the clock starts; a failure here is retried on the
     // first request.
     connection.sender = connect(&connection.authority).await.ok();
@@ -339,41 +395,13 @@ impl Http {
 
     /// Creates the flow on the server, or updates it if it exists.
     pub fn prepare(&self) -> Result<()> {
-        let yaml = Bytes::from(self.flow.source.clone());
-        let create = self.api("/flows");
-        let update = self.api(&format!(
-            "/flows/{}/{}",
-            escape(&self.flow.namespace),
-            escape(&self.flow.id)
-        ));
-        self.runtime.block_on(async {
-            let mut connection = Connection {
-                authority: self.settings.target.authority.clone(),
-                sender: None,
-            };
-            let (status, body) = send_yaml(
-                &mut connection,
-                &self.settings,
-                Method::POST,
-                &create,
-                &yaml,
-            )
-            .await?;
-            let (status, body) = if status == StatusCode::CONFLICT {
-                send_yaml(&mut connection, &self.settings, Method::PUT, &update, &yaml).await?
-            } else {
-                (status, body)
-            };
-            if status.is_success() {
-                Ok(())
-            } else {
-                let text = String::from_utf8_lossy(&body);
-                Err(Error::Server(format!(
-                    "the flow was refused ({status}): {}",
-                    text.chars().take(500).collect::<String>()
-                )))
-            }
-        })
+        self.runtime.block_on(deploy_flow(
+            &self.settings.target,
+            self.settings.authorization.as_deref(),
+            &self.flow.namespace,
+            &self.flow.id,
+            Bytes::from(self.flow.source.clone()),
+        ))
     }
 
     /// Runs one schedule; `finished` counts executions as they end.

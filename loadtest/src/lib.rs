@@ -6,6 +6,7 @@
 mod embedded;
 mod error;
 mod http;
+mod kafka;
 mod latency;
 mod machine;
 mod options;
@@ -20,7 +21,7 @@ pub use error::{Error, Result};
 pub use latency::{Outcome, Tally};
 pub use options::{Durability, Mode, Options, OptionsError, Settings};
 pub use orders::{Expected, expected_total_price, order};
-pub use report::{FindMaxReport, Report, RunReport, kestra_seed, markdown_table};
+pub use report::{FindMaxReport, Report, RunReport, SeedColumns, kestra_seed, markdown_table};
 pub use runner::run;
 pub use schedule::Schedule;
 pub use search::{MaxSearch, sustainable};

@@ -1,7 +1,7 @@
 //! The command line, and its check: every option is validated, and
 //! contradictions refused, before anything runs.
 
-use std::num::{NonZeroU64, NonZeroUsize};
+use std::num::{NonZeroU16, NonZeroU64, NonZeroUsize};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +14,29 @@ pub const SEED_RATES: [f64; 7] = [10.0, 25.0, 50.0, 75.0, 100.0, 150.0, 200.0];
 
 /// The seed benchmark's flow, shipped with the generator.
 pub const SEED_FLOW: &str = include_str!("../flows/seed.yaml");
+
+/// The seed's Kafka flow; kafka mode deploys it with its own topic, brokers
+/// and consumer group in place of the placeholders.
+pub const SEED_KAFKA_FLOW: &str = include_str!("../flows/seed-kafka.yaml");
+
+/// Partitions of each run's topic, in kafka mode, unless `--partitions`.
+pub const DEFAULT_PARTITIONS: u16 = 4;
+/// Above this, a typo is more likely than intent.
+const MAX_PARTITIONS: u16 = 1024;
+/// Bounds on `--producer-property`: each key and value, and how many.
+const MAX_PRODUCER_PROPERTIES: usize = 64;
+const MAX_PROPERTY_LEN: usize = 4096;
+
+/// What the Kafka producer is set to unless `--producer-property` says
+/// otherwise: tuned for latency (no batching delay, no Nagle), and every
+/// message acknowledged by all in-sync replicas before it counts as sent
+/// (with one broker, the same as `acks=1`).
+pub const PRODUCER_DEFAULTS: [(&str, &str); 4] = [
+    ("linger.ms", "0"),
+    ("acks", "all"),
+    ("socket.nagle.disable", "true"),
+    ("client.id", "peregrine-loadtest"),
+];
 
 /// Upper bounds: beyond them a run would hold more than a few GiB of
 /// pre-built inputs, or a typo is more likely than intent.
@@ -29,6 +52,9 @@ pub enum Mode {
     Embedded,
     /// A running `peregrine server`, over HTTP.
     Http,
+    /// A running `peregrine server` whose Kafka trigger consumes the
+    /// messages this generator publishes.
+    Kafka,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
@@ -61,14 +87,26 @@ pub struct Options {
     /// Where executions run.
     #[arg(long, value_enum, default_value_t = Mode::Embedded)]
     pub mode: Mode,
-    /// The server, in http mode: `http://host:port`.
+    /// The server, in http and kafka modes: `http://host:port`.
     #[arg(long)]
     pub url: Option<String>,
+    /// The Kafka brokers, in kafka mode: `host:port[,host:port...]`, for
+    /// the generator's producer and the flow's `bootstrap.servers`.
+    #[arg(long)]
+    pub brokers: Option<String>,
+    /// Partitions of each run's fresh topic, in kafka mode. Default: 4.
+    #[arg(long)]
+    pub partitions: Option<u16>,
+    /// A librdkafka producer property, `key=value`, in kafka mode;
+    /// repeatable. Defaults: linger.ms=0, acks=all, socket.nagle.disable=true.
+    #[arg(long = "producer-property", value_name = "KEY=VALUE")]
+    pub producer_properties: Vec<String>,
     /// Basic auth for the server, `user:password`.
     #[arg(long, env = "PEREGRINE_LOADTEST_AUTH", hide_env_values = true)]
     pub auth: Option<String>,
     /// The flow to run (YAML). It gets a JSON input `order`; when it has a
     /// task `transform`, that task's output is checked. Default: the seed's.
+    /// Not in kafka mode, which runs `flows/seed-kafka.yaml`.
     #[arg(long)]
     pub flow: Option<PathBuf>,
     /// Rates to run, executions per second. Default: the seed's
@@ -137,7 +175,8 @@ pub struct Options {
     #[arg(long, default_value_t = 5)]
     pub max_retries: u32,
     /// How long to wait, after the last start, for executions to end;
-    /// those still running then count as failed.
+    /// those still running then count as failed. In kafka mode, also how
+    /// long the producer may take to have every message acknowledged.
     #[arg(long, default_value_t = 30.0)]
     pub drain_secs: f64,
     /// No progress bar.
@@ -206,10 +245,26 @@ pub struct HttpSettings {
     pub max_retries: u32,
 }
 
+/// What the kafka mode needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KafkaSettings {
+    /// The server, whose Kafka trigger runs the flow.
+    pub target: Target,
+    /// `Basic ...`, ready to send.
+    pub authorization: Option<String>,
+    /// `host:port,...`, checked.
+    pub brokers: String,
+    /// Partitions of each run's topic.
+    pub partitions: NonZeroU16,
+    /// The producer's properties: the defaults, then `--producer-property`.
+    pub producer: Vec<(String, String)>,
+}
+
 #[derive(Debug, Clone)]
 pub enum ModeSettings {
     Embedded(EmbeddedSettings),
     Http(HttpSettings),
+    Kafka(KafkaSettings),
 }
 
 /// Options once checked: typed, complete, consistent.
@@ -308,6 +363,76 @@ fn basic_auth(credentials: &str) -> Result<String, OptionsError> {
     Ok(out)
 }
 
+/// Refuses every option of `given` that was given: `NAME {why}`.
+fn refuse(given: &[(bool, &str)], why: &str) -> Result<(), OptionsError> {
+    match given.iter().find(|(given, _)| *given) {
+        Some((_, name)) => Err(invalid(format!("{name} {why}"))),
+        None => Ok(()),
+    }
+}
+
+/// `host:port[,host:port...]`, as librdkafka's `bootstrap.servers` takes
+/// it; returned without spaces.
+fn parse_brokers(brokers: &str) -> Result<String, OptionsError> {
+    let mut checked = Vec::new();
+    for broker in brokers.split(',').map(str::trim) {
+        let port = broker
+            .rsplit_once(':')
+            .filter(|(host, _)| !host.is_empty() && !host.contains('/'))
+            .and_then(|(_, port)| port.parse::<u16>().ok())
+            .filter(|port| *port > 0);
+        if port.is_none() {
+            return Err(invalid(format!(
+                "--brokers {brokers:?}: each broker must be host:port, not {broker:?}"
+            )));
+        }
+        checked.push(broker);
+    }
+    Ok(checked.join(","))
+}
+
+/// The producer's properties: [`PRODUCER_DEFAULTS`], each overridden or
+/// extended by a `key=value` of `--producer-property`. `bootstrap.servers`
+/// is `--brokers`'. Property names are librdkafka's to check: an unknown
+/// one fails the setup, before the first run.
+fn producer_properties(given: &[String]) -> Result<Vec<(String, String)>, OptionsError> {
+    if given.len() > MAX_PRODUCER_PROPERTIES {
+        return Err(invalid(format!(
+            "--producer-property: at most {MAX_PRODUCER_PROPERTIES}"
+        )));
+    }
+    let mut properties: Vec<(String, String)> = PRODUCER_DEFAULTS
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    for property in given {
+        let (key, value) = property
+            .split_once('=')
+            .map(|(k, v)| (k.trim(), v.trim()))
+            .filter(|(k, _)| !k.is_empty())
+            .ok_or_else(|| {
+                invalid(format!(
+                    "--producer-property {property:?} must be key=value"
+                ))
+            })?;
+        if key.len() > MAX_PROPERTY_LEN || value.len() > MAX_PROPERTY_LEN {
+            return Err(invalid(format!(
+                "--producer-property {key}: longer than {MAX_PROPERTY_LEN} bytes"
+            )));
+        }
+        if key == "bootstrap.servers" {
+            return Err(invalid(
+                "--producer-property bootstrap.servers: give the brokers with --brokers",
+            ));
+        }
+        match properties.iter_mut().find(|(k, _)| k == key) {
+            Some(slot) => slot.1 = value.to_owned(),
+            None => properties.push((key.to_owned(), value.to_owned())),
+        }
+    }
+    Ok(properties)
+}
+
 impl Options {
     /// Checks everything, reads and parses the flow; nothing runs yet.
     pub fn validate(self) -> Result<Settings, OptionsError> {
@@ -359,16 +484,37 @@ impl Options {
                 plot.display()
             )));
         }
+        if self.mode != Mode::Kafka {
+            refuse(
+                &[
+                    (self.brokers.is_some(), "--brokers"),
+                    (self.partitions.is_some(), "--partitions"),
+                    (!self.producer_properties.is_empty(), "--producer-property"),
+                ],
+                "only applies to --mode kafka",
+            )?;
+        }
+        if self.mode != Mode::Embedded {
+            refuse(
+                &[
+                    (self.durability.is_some(), "--durability"),
+                    (self.sync_interval_ms.is_some(), "--sync-interval-ms"),
+                    (self.data_dir.is_some(), "--data-dir"),
+                    (self.keep_data, "--keep-data"),
+                    (self.threads.is_some(), "--threads"),
+                ],
+                "only applies to --mode embedded (the server has its own)",
+            )?;
+        }
         let mode = match self.mode {
             Mode::Embedded => {
-                for (given, name) in [
-                    (self.url.is_some(), "--url"),
-                    (self.auth.is_some(), "--auth"),
-                ] {
-                    if given {
-                        return Err(invalid(format!("{name} only applies to --mode http")));
-                    }
-                }
+                refuse(
+                    &[
+                        (self.url.is_some(), "--url"),
+                        (self.auth.is_some(), "--auth"),
+                    ],
+                    "only applies to --mode http or kafka",
+                )?;
                 let durability = self.durability.unwrap_or(Durability::Sync);
                 let sync_interval = match (durability, self.sync_interval_ms) {
                     (Durability::Interval, ms) => {
@@ -415,19 +561,6 @@ impl Options {
                 })
             }
             Mode::Http => {
-                for (given, name) in [
-                    (self.durability.is_some(), "--durability"),
-                    (self.sync_interval_ms.is_some(), "--sync-interval-ms"),
-                    (self.data_dir.is_some(), "--data-dir"),
-                    (self.keep_data, "--keep-data"),
-                    (self.threads.is_some(), "--threads"),
-                ] {
-                    if given {
-                        return Err(invalid(format!(
-                            "{name} only applies to --mode embedded (the server has its own)"
-                        )));
-                    }
-                }
                 let url = self.url.as_deref().ok_or_else(|| {
                     invalid("--mode http needs --url, e.g. http://127.0.0.1:8080")
                 })?;
@@ -449,8 +582,42 @@ impl Options {
                     max_retries: self.max_retries,
                 })
             }
+            Mode::Kafka => {
+                refuse(
+                    &[(self.flow.is_some(), "--flow")],
+                    "does not apply to --mode kafka, which runs flows/seed-kafka.yaml",
+                )?;
+                let url = self.url.as_deref().ok_or_else(|| {
+                    invalid(
+                        "--mode kafka needs --url, the server whose Kafka trigger runs the flow, \
+                         e.g. http://127.0.0.1:8080",
+                    )
+                })?;
+                let brokers = self
+                    .brokers
+                    .as_deref()
+                    .ok_or_else(|| invalid("--mode kafka needs --brokers, e.g. 127.0.0.1:9092"))?;
+                let partitions = match self.partitions {
+                    None => NonZeroU16::new(DEFAULT_PARTITIONS),
+                    Some(n) => NonZeroU16::new(n).filter(|n| n.get() <= MAX_PARTITIONS),
+                }
+                .ok_or_else(|| {
+                    invalid(format!("--partitions must be within 1..={MAX_PARTITIONS}"))
+                })?;
+                ModeSettings::Kafka(KafkaSettings {
+                    target: parse_url(url)?,
+                    authorization: self.auth.as_deref().map(basic_auth).transpose()?,
+                    brokers: parse_brokers(brokers)?,
+                    partitions,
+                    producer: producer_properties(&self.producer_properties)?,
+                })
+            }
         };
         let (source, flow_source) = match &self.flow {
+            None if self.mode == Mode::Kafka => (
+                SEED_KAFKA_FLOW.to_owned(),
+                "loadtest/flows/seed-kafka.yaml".to_owned(),
+            ),
             Some(path) => (
                 std::fs::read_to_string(path).map_err(|source| OptionsError::ReadFlow {
                     path: path.clone(),
@@ -461,7 +628,9 @@ impl Options {
             None => (SEED_FLOW.to_owned(), "loadtest/flows/seed.yaml".to_owned()),
         };
         let flow = Flow::parse(&source).map_err(|e| OptionsError::Flow(e.to_string()))?;
-        if flow.input("order").is_none() {
+        if self.mode == Mode::Kafka {
+            crate::kafka::trigger_id(&flow).map_err(OptionsError::Flow)?;
+        } else if flow.input("order").is_none() {
             return Err(OptionsError::Flow(format!(
                 "{}.{} declares no input `order`: the generator sends one",
                 flow.namespace, flow.id
@@ -488,6 +657,21 @@ impl Options {
         serde_json::json!({
             "mode": self.mode,
             "url": self.url,
+            "brokers": self.brokers,
+            "partitions": match self.mode {
+                Mode::Kafka => Some(self.partitions.unwrap_or(DEFAULT_PARTITIONS)),
+                _ => self.partitions,
+            },
+            "producer_properties": match self.mode {
+                Mode::Kafka => producer_properties(&self.producer_properties)
+                    .ok()
+                    .map(|p| {
+                        p.into_iter()
+                            .map(|(k, v)| (k, serde_json::Value::String(v)))
+                            .collect::<serde_json::Map<_, _>>()
+                    }),
+                _ => None,
+            },
             "flow": self.flow.as_ref().map(|p| p.display().to_string()),
             "rates": self.rates,
             "executions": self.executions,
@@ -603,12 +787,129 @@ mod tests {
                 &["--flow", "/nonexistent/flow.yaml"][..],
                 "cannot read the flow",
             ),
+            (&["--brokers", "h:1"][..], "only applies to --mode kafka"),
+            (
+                &["--mode", "http", "--url", "http://h", "--partitions", "2"][..],
+                "--partitions only applies to --mode kafka",
+            ),
+            (
+                &["--producer-property", "acks=1"][..],
+                "--producer-property only applies to --mode kafka",
+            ),
         ] {
             match parse(args) {
                 Ok(_) => panic!("{args:?} was accepted"),
                 Err(e) => assert!(e.contains(says), "{args:?}: {e}"),
             }
         }
+    }
+
+    /// `--mode kafka --url http://h:8080 --brokers h:9092` with `extra`,
+    /// which may give its own `--url` or `--brokers`.
+    fn kafka(extra: &[&str]) -> Result<Settings, String> {
+        let mut args = vec!["--mode", "kafka"];
+        for (name, value) in [("--url", "http://h:8080"), ("--brokers", "h:9092")] {
+            if !extra.contains(&name) {
+                args.extend_from_slice(&[name, value]);
+            }
+        }
+        args.extend_from_slice(extra);
+        parse(&args)
+    }
+
+    #[test]
+    fn kafka_nonsense_is_refused_before_the_run() {
+        for (args, says) in [
+            (
+                &["--mode", "kafka", "--url", "http://h"][..],
+                "needs --brokers",
+            ),
+            (&["--mode", "kafka", "--brokers", "h:1"][..], "needs --url"),
+        ] {
+            let e = parse(args)
+                .err()
+                .unwrap_or_else(|| panic!("{args:?} was accepted"));
+            assert!(e.contains(says), "{args:?}: {e}");
+        }
+        for (extra, says) in [
+            (&["--brokers", "h"][..], "host:port"),
+            (&["--brokers", "h:1,"][..], "host:port"),
+            (&["--brokers", ":9092"][..], "host:port"),
+            (&["--brokers", "h:0"][..], "host:port"),
+            (&["--brokers", "h:port"][..], "host:port"),
+            (&["--brokers", "kafka://h:1"][..], "host:port"),
+            (&["--partitions", "0"][..], "--partitions must be within"),
+            (&["--partitions", "5000"][..], "--partitions must be within"),
+            (&["--producer-property", "acks"][..], "key=value"),
+            (&["--producer-property", "=1"][..], "key=value"),
+            (
+                &["--producer-property", "bootstrap.servers=x:1"][..],
+                "--brokers",
+            ),
+            (
+                &["--durability", "sync"][..],
+                "only applies to --mode embedded",
+            ),
+            (&["--threads", "2"][..], "only applies to --mode embedded"),
+            (&["--flow", "f.yaml"][..], "does not apply to --mode kafka"),
+            (&["--url", "https://h"][..], "only http://"),
+            (&["--auth", "nopassword"][..], "user:password"),
+        ] {
+            match kafka(extra) {
+                Ok(_) => panic!("{extra:?} was accepted"),
+                Err(e) => assert!(e.contains(says), "{extra:?}: {e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn kafka_settings_are_typed_with_a_latency_producer_by_default() {
+        let s = kafka(&[]).unwrap();
+        assert_eq!(s.flow.id, "seed-kafka");
+        assert_eq!(s.flow_source, "loadtest/flows/seed-kafka.yaml");
+        let ModeSettings::Kafka(k) = &s.mode else {
+            panic!("kafka")
+        };
+        assert_eq!(k.target.authority, "h:8080");
+        assert_eq!(k.brokers, "h:9092");
+        assert_eq!(k.partitions.get(), DEFAULT_PARTITIONS);
+        let get = |k: &KafkaSettings, key: &str| {
+            k.producer
+                .iter()
+                .find(|(name, _)| name == key)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(get(k, "linger.ms").as_deref(), Some("0"));
+        assert_eq!(get(k, "acks").as_deref(), Some("all"));
+        assert_eq!(s.echo["mode"], "kafka");
+        assert_eq!(s.echo["brokers"], "h:9092");
+        assert_eq!(s.echo["partitions"], 4);
+        assert_eq!(s.echo["producer_properties"]["acks"], "all");
+
+        let s = kafka(&[
+            "--brokers",
+            "a:1, b:2",
+            "--partitions",
+            "8",
+            "--producer-property",
+            "acks=1",
+            "--producer-property",
+            "compression.type = lz4",
+        ])
+        .unwrap();
+        let ModeSettings::Kafka(k) = &s.mode else {
+            panic!("kafka")
+        };
+        assert_eq!(k.brokers, "a:1,b:2");
+        assert_eq!(k.partitions.get(), 8);
+        assert_eq!(get(k, "acks").as_deref(), Some("1"), "overridden in place");
+        assert_eq!(get(k, "compression.type").as_deref(), Some("lz4"));
+        assert_eq!(get(k, "linger.ms").as_deref(), Some("0"));
+        assert_eq!(s.echo["partitions"], 8);
+        assert_eq!(s.echo["producer_properties"]["acks"], "1");
+        // Other modes record no Kafka settings.
+        let e = parse(&[]).unwrap();
+        assert!(e.echo["partitions"].is_null() && e.echo["producer_properties"].is_null());
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::path::Path;
 use plotters::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::report::{RunReport, kestra_seed};
+use crate::report::{RunReport, SeedColumns, kestra_seed};
 
 type Series<'a> = (&'a str, RGBColor, Vec<(f64, f64)>);
 
@@ -25,7 +25,7 @@ fn ours<'a>(
 }
 
 /// The series the plot shows, each a list of (rate, ms).
-fn series(runs: &[RunReport], compare_seed: bool) -> Vec<Series<'static>> {
+fn series(runs: &[RunReport], seed: SeedColumns) -> Vec<Series<'static>> {
     let mut all = vec![
         ours(runs, "Peregrine p50", RGBColor(0x1f, 0x77, 0xb4), |r| {
             r.p50_ms
@@ -40,24 +40,26 @@ fn series(runs: &[RunReport], compare_seed: bool) -> Vec<Series<'static>> {
             r.last_ms
         }),
     ];
-    if compare_seed {
-        let seed = |backend: usize| {
-            runs.iter()
-                .filter_map(|r| {
-                    let (jdbc, kafka) = kestra_seed(r.rate);
-                    if backend == 0 { jdbc } else { kafka }.map(|ms| (r.rate, ms))
-                })
-                .collect::<Vec<_>>()
-        };
+    let kestra = |backend: usize| {
+        runs.iter()
+            .filter_map(|r| {
+                let (jdbc, kafka) = kestra_seed(r.rate);
+                if backend == 0 { jdbc } else { kafka }.map(|ms| (r.rate, ms))
+            })
+            .collect::<Vec<_>>()
+    };
+    if seed.jdbc() {
         all.push((
             "Kestra 0.22 JDBC (last)",
             RGBColor(0x7f, 0x7f, 0x7f),
-            seed(0),
+            kestra(0),
         ));
+    }
+    if seed.kafka() {
         all.push((
             "Kestra 0.22 Kafka (last)",
             RGBColor(0x94, 0x67, 0xbd),
-            seed(1),
+            kestra(1),
         ));
     }
     all.retain(|(_, _, points)| !points.is_empty());
@@ -65,11 +67,11 @@ fn series(runs: &[RunReport], compare_seed: bool) -> Vec<Series<'static>> {
 }
 
 /// Draws `runs` into the SVG file at `path`.
-pub fn draw(path: &Path, runs: &[RunReport], compare_seed: bool, title: &str) -> Result<()> {
+pub fn draw(path: &Path, runs: &[RunReport], seed: SeedColumns, title: &str) -> Result<()> {
     let failed = |e: &dyn std::fmt::Display| Error::Report(format!("{}: {e}", path.display()));
     let mut sorted = runs.to_vec();
     sorted.sort_by(|a, b| a.rate.total_cmp(&b.rate));
-    let all = series(&sorted, compare_seed);
+    let all = series(&sorted, seed);
     let values = || all.iter().flat_map(|(_, _, p)| p.iter().copied());
     let rate_max = values().map(|(x, _)| x).fold(1.0_f64, f64::max) * 1.05;
     let ms_min = values().map(|(_, y)| y).fold(f64::INFINITY, f64::min);
@@ -146,6 +148,7 @@ mod tests {
             p999_ms: Some(ms),
             max_ms: Some(ms * 2.0),
             achieved_rate: rate,
+            stages: None,
         }
     }
 
@@ -153,7 +156,13 @@ mod tests {
     fn draws_every_series_into_an_svg() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("plot.svg");
-        draw(&path, &[run(10.0, 0.5), run(100.0, 0.8)], true, "test").unwrap();
+        draw(
+            &path,
+            &[run(10.0, 0.5), run(100.0, 0.8)],
+            SeedColumns::JdbcAndKafka,
+            "test",
+        )
+        .unwrap();
         let svg = std::fs::read_to_string(&path).unwrap();
         assert!(svg.starts_with("<svg"), "{}", &svg[..50.min(svg.len())]);
         for name in [
@@ -170,20 +179,27 @@ mod tests {
 
     #[test]
     fn seed_series_only_where_kestra_measured() {
-        let all = series(&[run(150.0, 1.0), run(300.0, 1.0)], true);
+        let all = series(
+            &[run(150.0, 1.0), run(300.0, 1.0)],
+            SeedColumns::JdbcAndKafka,
+        );
         let jdbc = all.iter().find(|(n, _, _)| n.contains("JDBC"));
         assert!(jdbc.is_none(), "JDBC has no 150 or 300 figure");
         let kafka = all.iter().find(|(n, _, _)| n.contains("Kafka")).unwrap();
         assert_eq!(kafka.2, vec![(150.0, 750.0)]);
-        let nothing = series(&[], false);
+        let nothing = series(&[], SeedColumns::Off);
         assert!(nothing.is_empty());
+        let kafka_only = series(&[run(100.0, 1.0)], SeedColumns::Kafka);
+        let names: Vec<&str> = kafka_only.iter().map(|(n, _, _)| *n).collect();
+        assert!(names.contains(&"Kestra 0.22 Kafka (last)"), "{names:?}");
+        assert!(!names.iter().any(|n| n.contains("JDBC")), "{names:?}");
     }
 
     #[test]
     fn an_empty_run_list_still_draws() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("empty.svg");
-        draw(&path, &[], false, "nothing").unwrap();
+        draw(&path, &[], SeedColumns::Off, "nothing").unwrap();
         assert!(std::fs::read_to_string(&path).unwrap().contains("nothing"));
     }
 }

@@ -33,6 +33,28 @@ pub struct RunReport {
     /// Completions per second, from the first intended start to the last
     /// completion.
     pub achieved_rate: f64,
+    /// Kafka mode only: where the time went.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub stages: Option<KafkaStages>,
+}
+
+/// Kafka mode: the stages of a message's way to its execution's end, from
+/// the stamps the producer, the broker and the server leave on it, in
+/// milliseconds (the server stamps to the millisecond). `None` when nothing
+/// was measured.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KafkaStages {
+    /// From the producer's send to the broker's acknowledgement.
+    pub acked_p50_ms: Option<f64>,
+    pub acked_p99_ms: Option<f64>,
+    /// From the message's timestamp (set by the producer when it sent it)
+    /// to the execution's creation (`state.startDate`): the broker, then
+    /// the server's consumer.
+    pub created_p50_ms: Option<f64>,
+    pub created_p99_ms: Option<f64>,
+    /// From the creation to `state.endDate`: the engine.
+    pub ended_p50_ms: Option<f64>,
+    pub ended_p99_ms: Option<f64>,
 }
 
 impl RunReport {
@@ -62,6 +84,7 @@ impl RunReport {
             p999_ms: tally.quantile_ms(0.999),
             max_ms: tally.max_ms(),
             achieved_rate: round(achieved_rate),
+            stages: None,
         }
     }
 }
@@ -119,6 +142,27 @@ pub fn kestra_seed(rate: f64) -> (Option<f64>, Option<f64>) {
     (find(&JDBC), find(&KAFKA))
 }
 
+/// Which of Kestra 0.22's figures a table or a plot sets beside ours.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeedColumns {
+    Off,
+    /// JDBC and Kafka: the embedded and http modes.
+    JdbcAndKafka,
+    /// Kafka alone: the kafka mode, where a broker sits on the path as in
+    /// Kestra's Kafka figures.
+    Kafka,
+}
+
+impl SeedColumns {
+    pub(crate) fn jdbc(self) -> bool {
+        self == SeedColumns::JdbcAndKafka
+    }
+
+    pub(crate) fn kafka(self) -> bool {
+        self != SeedColumns::Off
+    }
+}
+
 /// A latency as people read it: `0.84 ms`, `12.3 ms`, `150 ms`, `1.9 s`.
 pub fn format_ms(ms: Option<f64>) -> String {
     match ms {
@@ -173,20 +217,24 @@ fn thousands(n: u64) -> String {
 }
 
 /// The seed's table: `| Throughput (exec/s) | Latency (last) | p50 | p99 |
-/// max | completed |`, and with `compare_seed` Kestra 0.22's JDBC and Kafka
-/// figures beside ours, with the factor by which the last latency is lower.
-pub fn markdown_table(runs: &[RunReport], compare_seed: bool) -> String {
+/// max | completed |`, then Kestra 0.22's figures that `seed` names beside
+/// ours, each with the factor by which our last latency is lower.
+pub fn markdown_table(runs: &[RunReport], seed: SeedColumns) -> String {
     let mut out = String::new();
     out.push_str("| Throughput (exec/s) | Latency (last) | p50 | p99 | max | completed |");
-    if compare_seed {
-        out.push_str(
+    match seed {
+        SeedColumns::Off => {}
+        SeedColumns::JdbcAndKafka => out.push_str(
             " Kestra 0.22 JDBC | Kestra 0.22 Kafka | faster than JDBC | faster than Kafka |",
-        );
+        ),
+        SeedColumns::Kafka => out.push_str(" Kestra 0.22 Kafka | faster than Kafka |"),
     }
     out.push('\n');
     out.push_str("|---|---|---|---|---|---|");
-    if compare_seed {
-        out.push_str("---|---|---|---|");
+    match seed {
+        SeedColumns::Off => {}
+        SeedColumns::JdbcAndKafka => out.push_str("---|---|---|---|"),
+        SeedColumns::Kafka => out.push_str("---|---|"),
     }
     out.push('\n');
     for run in runs {
@@ -201,16 +249,27 @@ pub fn markdown_table(runs: &[RunReport], compare_seed: bool) -> String {
             run.completed,
             run.executions,
         );
-        if compare_seed {
-            let (jdbc, kafka) = kestra_seed(run.rate);
-            let _ = write!(
-                out,
-                " {} | {} | {} | {} |",
-                format_ms(jdbc),
-                format_ms(kafka),
-                format_factor(jdbc, run.last_ms),
-                format_factor(kafka, run.last_ms),
-            );
+        let (jdbc, kafka) = kestra_seed(run.rate);
+        match seed {
+            SeedColumns::Off => {}
+            SeedColumns::JdbcAndKafka => {
+                let _ = write!(
+                    out,
+                    " {} | {} | {} | {} |",
+                    format_ms(jdbc),
+                    format_ms(kafka),
+                    format_factor(jdbc, run.last_ms),
+                    format_factor(kafka, run.last_ms),
+                );
+            }
+            SeedColumns::Kafka => {
+                let _ = write!(
+                    out,
+                    " {} | {} |",
+                    format_ms(kafka),
+                    format_factor(kafka, run.last_ms),
+                );
+            }
         }
         out.push('\n');
     }
@@ -238,12 +297,13 @@ mod tests {
             p999_ms: Some(2.0),
             max_ms: Some(3.0),
             achieved_rate: rate,
+            stages: None,
         }
     }
 
     #[test]
     fn table_has_the_seed_header_and_one_row_per_run() {
-        let table = markdown_table(&[sample(10.0, 0.75), sample(100.0, 1.5)], false);
+        let table = markdown_table(&[sample(10.0, 0.75), sample(100.0, 1.5)], SeedColumns::Off);
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(
             lines[0],
@@ -260,7 +320,7 @@ mod tests {
     fn compare_seed_adds_kestra_and_the_factor() {
         let table = markdown_table(
             &[sample(100.0, 1.5), sample(200.0, 2.0), sample(300.0, 2.0)],
-            true,
+            SeedColumns::JdbcAndKafka,
         );
         let lines: Vec<&str> = table.lines().collect();
         assert!(lines[0].ends_with(
@@ -276,6 +336,27 @@ mod tests {
             lines[3]
         );
         assert!(lines[4].contains("| — | — | — | — |"), "{}", lines[4]);
+    }
+
+    #[test]
+    fn kafka_mode_compares_with_kestras_kafka_column_only() {
+        let table = markdown_table(
+            &[sample(10.0, 20.0), sample(100.0, 30.0), sample(300.0, 2.0)],
+            SeedColumns::Kafka,
+        );
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(
+            lines[0],
+            "| Throughput (exec/s) | Latency (last) | p50 | p99 | max | completed | Kestra 0.22 Kafka | faster than Kafka |"
+        );
+        assert_eq!(lines[1], "|---|---|---|---|---|---|---|---|");
+        assert_eq!(
+            lines[2],
+            "| 10 | 20.0 ms | 0.50 ms | 1.25 ms | 3.00 ms | 1000/1000 | 200 ms | ×10 |"
+        );
+        assert!(lines[3].ends_with("| 300 ms | ×10 |"), "{}", lines[3]);
+        assert!(lines[4].ends_with("| — | — |"), "{}", lines[4]);
+        assert!(!table.contains("JDBC"));
     }
 
     #[test]

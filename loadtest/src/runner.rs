@@ -11,8 +11,9 @@ use peregrine_engine::executor::FlowRevision;
 use crate::embedded::Embedded;
 use crate::error::{Error, Result};
 use crate::http::Http;
+use crate::kafka::Kafka;
 use crate::options::{Durability, FindMax, ModeSettings, Settings};
-use crate::report::{FindMaxReport, Report, RunReport, format_ms, markdown_table};
+use crate::report::{FindMaxReport, Report, RunReport, SeedColumns, format_ms, markdown_table};
 use crate::schedule::Schedule;
 use crate::search::{MaxSearch, sustainable};
 
@@ -29,6 +30,7 @@ const PROBE_DRAIN_MAX: Duration = Duration::from_secs(5);
 enum Target {
     Embedded(Embedded),
     Http(Http),
+    Kafka(Kafka),
 }
 
 impl Target {
@@ -41,6 +43,7 @@ impl Target {
         match self {
             Target::Embedded(e) => e.run(schedule, drain, finished),
             Target::Http(h) => h.run(schedule, drain, finished),
+            Target::Kafka(k) => k.run(schedule, drain, finished),
         }
     }
 }
@@ -82,6 +85,18 @@ fn with_progress<T>(
 }
 
 fn one_line(run: &RunReport) -> String {
+    let stages = match &run.stages {
+        Some(s) => format!(
+            "\n  stages (p50/p99): broker ack {}/{}, message to execution created {}/{}, created to ended {}/{}",
+            format_ms(s.acked_p50_ms),
+            format_ms(s.acked_p99_ms),
+            format_ms(s.created_p50_ms),
+            format_ms(s.created_p99_ms),
+            format_ms(s.ended_p50_ms),
+            format_ms(s.ended_p99_ms),
+        ),
+        None => String::new(),
+    };
     format!(
         "rate {:>9.1}/s: {}/{} completed, {} failed, {} retried, last {}, p50 {}, p99 {}, max {}, achieved {:.1}/s",
         run.rate,
@@ -93,8 +108,8 @@ fn one_line(run: &RunReport) -> String {
         format_ms(run.p50_ms),
         format_ms(run.p99_ms),
         format_ms(run.max_ms),
-        run.achieved_rate
-    )
+        run.achieved_rate,
+    ) + &stages
 }
 
 fn find_max(
@@ -171,6 +186,20 @@ pub fn run(settings: Settings) -> Result<Report> {
                 format!("http://{}{}", h.target.authority, h.target.prefix),
             )
         }
+        ModeSettings::Kafka(k) => (
+            Target::Kafka(Kafka::new(k.clone(), Arc::clone(&settings.flow))?),
+            format!(
+                "kafka {}, {} partitions, server http://{}{}",
+                k.brokers, k.partitions, k.target.authority, k.target.prefix
+            ),
+        ),
+    };
+    // In kafka mode a broker sits on the path, as in Kestra's Kafka
+    // figures: those are the ones to compare with.
+    let seed = match (&settings.mode, settings.compare_seed) {
+        (_, false) => SeedColumns::Off,
+        (ModeSettings::Kafka(_), true) => SeedColumns::Kafka,
+        (_, true) => SeedColumns::JdbcAndKafka,
     };
     eprintln!(
         "peregrine-loadtest: {} of flow {}.{} ({mode_label})",
@@ -206,10 +235,10 @@ pub fn run(settings: Settings) -> Result<Report> {
     drop(target);
 
     if !runs.is_empty() {
-        println!("{}", markdown_table(&runs, settings.compare_seed));
+        println!("{}", markdown_table(&runs, seed));
     }
     if let Some(search) = &search {
-        println!("{}", markdown_table(&search.probes, false));
+        println!("{}", markdown_table(&search.probes, SeedColumns::Off));
         match search.max_rate {
             Some(rate) => println!(
                 "Max sustainable rate (p99 <= {} ms, every execution completed): {rate} exec/s{}",
@@ -254,7 +283,7 @@ pub fn run(settings: Settings) -> Result<Report> {
         crate::plot::draw(
             path,
             runs,
-            settings.compare_seed,
+            seed,
             &format!("Peregrine latency by rate ({mode_label})"),
         )?;
     }

@@ -190,6 +190,7 @@ mod tests {
             p999_ms: p99,
             max_ms: p99,
             achieved_rate: achieved,
+            stages: None,
         }
     }
 

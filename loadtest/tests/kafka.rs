@@ -1,0 +1,288 @@
+//! Runs the real binary in kafka mode against a real `peregrine server`
+//! (built through cargo, with this test's profile) and a real broker
+//! (`peregrine_testkit`: tansu on loopback, or `PEREGRINE_TEST_KAFKA`), and
+//! reads back what it wrote.
+
+// Helpers outside #[test] functions unwrap too: a broken fixture is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use peregrine_testkit::Broker;
+use serde_json::Value;
+
+/// The whole loadtest run (two rates of a few seconds, each with a fresh
+/// topic, a consumer joining its group and a warm-up) ends well within this.
+const RUN_TIMEOUT: Duration = Duration::from_secs(240);
+
+/// `peregrine`, built by cargo for the profile and target folder this test
+/// was built for: cargo builds only the loadtest's own binaries for its
+/// tests, and a binary found lying in the target folder may be stale.
+fn server_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    // <target>/<profile>/deps/<test>
+    let profile_dir = exe.parent().and_then(Path::parent).unwrap();
+    let profile = profile_dir.file_name().unwrap().to_str().unwrap();
+    let target_dir = profile_dir.parent().unwrap();
+    let mut cargo = Command::new(env!("CARGO"));
+    cargo
+        .args(["build", "-p", "peregrine-server", "--bin", "peregrine"])
+        .args(["--message-format", "json-render-diagnostics"])
+        .arg("--target-dir")
+        .arg(target_dir)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stderr(Stdio::inherit());
+    if profile != "debug" {
+        cargo.args(["--profile", profile]);
+    }
+    let out = cargo.output().expect("cargo runs");
+    assert!(
+        out.status.success(),
+        "cargo build -p peregrine-server failed"
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "peregrine")
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .expect("cargo names the peregrine binary")
+}
+
+/// A running `peregrine server`, killed when dropped.
+struct Server {
+    child: Child,
+    url: String,
+    _data: tempfile::TempDir,
+}
+
+impl Server {
+    fn start() -> Server {
+        let data = tempfile::tempdir().unwrap();
+        let mut child = Command::new(server_binary())
+            .args(["server", "--bind", "127.0.0.1:0", "--data-dir"])
+            .arg(data.path().join("data"))
+            .env("PEREGRINE_EXECUTOR_THREADS", "2")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the server starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the server prints its address");
+        let url = line
+            .strip_prefix("peregrine listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line: {line}"))
+            .to_owned();
+        Server {
+            child,
+            url,
+            _data: data,
+        }
+    }
+
+    /// The value of a Prometheus counter on `/metrics`.
+    fn metric(&self, name: &str) -> f64 {
+        let authority = self.url.strip_prefix("http://").unwrap();
+        let mut stream = std::net::TcpStream::connect(authority).unwrap();
+        std::io::Write::write_all(
+            &mut stream,
+            format!("GET /metrics HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .unwrap();
+        let mut text = String::new();
+        stream.read_to_string(&mut text).unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs the loadtest binary, killed if it outlives [`RUN_TIMEOUT`].
+fn loadtest(args: &[&str]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_peregrine-loadtest"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        let _ = stdout.read_to_end(&mut text);
+        text
+    });
+    let err = std::thread::spawn(move || {
+        let mut text = Vec::new();
+        let _ = stderr.read_to_end(&mut text);
+        text
+    });
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "the loadtest ran past {RUN_TIMEOUT:?}:\n{}",
+                String::from_utf8_lossy(&err.join().unwrap())
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
+}
+
+/// Every documented field is there, and the run is whole and plausible.
+fn assert_complete_run(run: &Value, rate: f64, executions: u64) {
+    assert_eq!(run["rate"].as_f64(), Some(rate), "{run}");
+    assert_eq!(run["executions"].as_u64(), Some(executions), "{run}");
+    assert_eq!(run["completed"].as_u64(), Some(executions), "{run}");
+    assert_eq!(run["failed"].as_u64(), Some(0), "{run}");
+    assert_eq!(run["retried"].as_u64(), Some(0), "{run}");
+    let ms = |field: &str| {
+        run[field]
+            .as_f64()
+            .unwrap_or_else(|| panic!("`{field}` is a number: {run}"))
+    };
+    // Through a broker, a consumer and the engine: more than nothing, and
+    // (on any machine this runs on) less than the drain.
+    assert!(ms("last_ms") > 0.0 && ms("last_ms") < 30_000.0, "{run}");
+    assert!(ms("p50_ms") > 0.0, "{run}");
+    assert!(ms("p50_ms") <= ms("p90_ms"), "{run}");
+    assert!(ms("p90_ms") <= ms("p99_ms"), "{run}");
+    assert!(ms("p99_ms") <= ms("p999_ms"), "{run}");
+    assert!(ms("p999_ms") <= ms("max_ms"), "{run}");
+    assert!(ms("last_ms") <= ms("max_ms") * 1.01, "{run}");
+    let achieved = ms("achieved_rate");
+    assert!(
+        achieved > 0.0 && achieved <= rate * 1.5,
+        "achieved {achieved} at {rate}/s"
+    );
+}
+
+#[test]
+fn kafka_mode_runs_the_seed_through_a_broker_and_a_real_server() {
+    let brokers = Broker::shared().bootstrap().to_owned();
+    let server = Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("kafka.json");
+    let plot = dir.path().join("kafka.svg");
+    let out = loadtest(&[
+        "--mode",
+        "kafka",
+        "--brokers",
+        &brokers,
+        "--url",
+        &server.url,
+        "--rates",
+        "20,40",
+        "--executions",
+        "40",
+        "--partitions",
+        "3",
+        "--producer-property",
+        "acks=1",
+        "--drain-secs",
+        "20",
+        "--compare-seed",
+        "--json",
+        json.to_str().unwrap(),
+        "--plot",
+        plot.to_str().unwrap(),
+        "--quiet",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let config = &report["config"];
+    assert_eq!(config["mode"], "kafka");
+    assert_eq!(config["brokers"], brokers.as_str());
+    assert_eq!(config["partitions"], 3);
+    assert_eq!(config["producer_properties"]["acks"], "1");
+    assert_eq!(config["producer_properties"]["linger.ms"], "0");
+    assert_eq!(config["flow_source"], "loadtest/flows/seed-kafka.yaml");
+    let runs = report["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_complete_run(&runs[0], 20.0, 40);
+    assert_complete_run(&runs[1], 40.0, 40);
+
+    // The table compares with Kestra's Kafka column alone.
+    let table: Vec<&str> = stdout.lines().filter(|l| l.starts_with('|')).collect();
+    assert_eq!(table.len(), 4, "{stdout}");
+    assert!(
+        table[0].ends_with("| completed | Kestra 0.22 Kafka | faster than Kafka |"),
+        "{}",
+        table[0]
+    );
+    assert!(table[2].starts_with("| 20 |") && table[2].contains("| 40/40 | — |"));
+    let svg = std::fs::read_to_string(&plot).unwrap();
+    assert!(svg.contains("Peregrine p99") && !svg.contains("JDBC"));
+
+    // Every measured message, and the warm-ups, started an execution on
+    // the server, through its consumer.
+    let started = server.metric("peregrine_kafka_started_total");
+    assert!(started >= 2.0 * (40.0 + 50.0), "started {started}");
+    assert_eq!(server.metric("peregrine_kafka_undeliverable_total"), 0.0);
+}
+
+#[test]
+fn kafka_mode_without_a_broker_fails_its_setup_clearly() {
+    // Bind then drop: the port is very likely closed.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let started = Instant::now();
+    let out = loadtest(&[
+        "--mode",
+        "kafka",
+        "--brokers",
+        &closed,
+        "--url",
+        "http://127.0.0.1:9",
+        "--rates",
+        "10",
+        "--executions",
+        "1",
+        "--quiet",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("no Kafka broker at {closed} answered")),
+        "{stderr}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(60));
+}
