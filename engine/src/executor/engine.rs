@@ -306,11 +306,13 @@ fn shard_loop(
     // Work the pool could not take yet: retried every turn, never dropped.
     let mut held: std::collections::VecDeque<(ExecutionId, WorkOrder)> = Default::default();
     loop {
-        let now = Utc::now();
         let mut handled = 0;
         while handled < batch {
             let Some(message) = rx.pop() else { break };
-            shard.handle(message, now);
+            // Each message gets its own instant: the dates an execution
+            // shows (created, ended) are when its step ran, not when the
+            // batch began (a vDSO clock read, tens of nanoseconds).
+            shard.handle(message, Utc::now());
             handled += 1;
         }
         shard.fire_timers(Utc::now());
