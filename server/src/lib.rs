@@ -19,7 +19,7 @@
 mod api;
 pub mod config;
 mod hub;
-mod kafka;
+pub mod kafka;
 mod listener;
 mod metrics;
 mod serve;

@@ -355,6 +355,42 @@ async fn invalid_flows_report_every_problem_with_its_position() {
 }
 
 #[tokio::test]
+async fn kafka_settings_librdkafka_refuses_are_refused_with_the_flow() {
+    let (state, app) = start(test_config());
+    let flow = |property: &str| {
+        format!(
+            "id: k\nnamespace: tests.api\ntriggers:\n  - id: t\n    \
+             type: io.kestra.plugin.kafka.RealtimeTrigger\n    topic: orders\n    \
+             groupId: g\n    properties:\n      bootstrap.servers: 127.0.0.1:1\n      \
+             {property}\ntasks:\n  - id: r\n    type: io.kestra.plugin.core.debug.Return\n    \
+             format: x\n"
+        )
+    };
+    for bad in ["no.such.setting: 1", "fetch.wait.max.ms: lots"] {
+        let reply = create_flow(&app, &flow(bad)).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{bad}: {}",
+            reply.text()
+        );
+        let body = reply.json();
+        assert_eq!(
+            body["details"][0]["path"], "triggers[0].properties",
+            "{bad}"
+        );
+        let key = bad.split(':').next().unwrap();
+        assert!(
+            body["message"].as_str().is_some_and(|m| m.contains(key)),
+            "{body}"
+        );
+        assert!(state.flows().get("tests.api", "k").is_none());
+    }
+    let good = create_flow(&app, &flow("fetch.wait.max.ms: 5")).await;
+    assert_eq!(good.status, StatusCode::OK, "{}", good.text());
+}
+
+#[tokio::test]
 async fn executions_run_with_json_and_multipart_inputs_and_wait() {
     let (_state, app) = start(test_config());
     create_flow(&app, HELLO).await;

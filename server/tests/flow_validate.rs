@@ -119,3 +119,32 @@ tasks:
         assert!(strict.status.success());
     }
 }
+
+#[test]
+fn kafka_settings_librdkafka_refuses_fail_validation() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let flow = |property: &str| {
+        format!(
+            "id: k\nnamespace: t\ntriggers:\n  - id: t\n    \
+             type: io.kestra.plugin.kafka.RealtimeTrigger\n    topic: orders\n    \
+             groupId: g\n    properties:\n      bootstrap.servers: 127.0.0.1:1\n      \
+             {property}\ntasks:\n  - id: r\n    type: io.kestra.plugin.core.debug.Return\n    \
+             format: x\n"
+        )
+    };
+    let bad = write(&dir, "bad.yaml", &flow("no.such.setting: 1"));
+    let out = validate(&[&bad]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("triggers[0].properties") && stdout.contains("no.such.setting"),
+        "{stdout}"
+    );
+    let good = write(&dir, "good.yaml", &flow("fetch.wait.max.ms: 5"));
+    let out = validate(&[&good]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

@@ -46,9 +46,28 @@ async fn reconcile_triggers(state: &AppState, namespace: &str, id: &str) {
     }
 }
 
+/// Refuses a flow whose Kafka triggers carry settings librdkafka rejects.
+fn check_triggers(state: &AppState, flow: &Flow) -> ApiResult<()> {
+    let problems = crate::kafka::config_problems(flow, &state.config().kafka);
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let message = problems
+        .iter()
+        .map(|(path, why)| format!("{path}: {why}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let details = problems
+        .iter()
+        .map(|(path, why)| json!({"path": path, "message": why}))
+        .collect();
+    Err(ApiError::unprocessable(message, Value::Array(details)))
+}
+
 /// `POST /flows`: 409 when the flow exists.
 pub async fn create(State(state): State<AppState>, body: Body) -> ApiResult<Response> {
     let flow = parse(&body)?;
+    check_triggers(&state, &flow)?;
     let stored = state.flows().create(flow).await?;
     reconcile_triggers(&state, &stored.flow().namespace, &stored.flow().id).await;
     tracing::info!(
@@ -66,6 +85,7 @@ pub async fn update(
     body: Body,
 ) -> ApiResult<Response> {
     let flow = parse(&body)?;
+    check_triggers(&state, &flow)?;
     if flow.namespace != namespace || flow.id != id {
         return Err(ApiError::unprocessable(
             format!(

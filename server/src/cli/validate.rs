@@ -50,6 +50,14 @@ pub fn main(args: Args) -> ExitCode {
                     all_valid = false;
                     continue;
                 }
+                let kafka = peregrine_server::kafka::config_problems(&flow, &Default::default());
+                if !kafka.is_empty() {
+                    for (path, why) in kafka {
+                        println!("{shown}: {path}: {why}");
+                    }
+                    all_valid = false;
+                    continue;
+                }
                 let warnings = match flow.warnings.len() {
                     0 => String::new(),
                     n => format!(", {n} warnings"),

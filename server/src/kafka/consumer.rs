@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use peregrine_engine::Receipt;
 use peregrine_engine::execution::{ExecutionId, MessageOrigin};
-use peregrine_engine::flow::{self, Deserializer, TriggerKind};
+use peregrine_engine::flow::{self, Deserializer, Flow, TriggerKind};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::{Headers, Message};
@@ -128,6 +128,31 @@ impl Spec {
     fn name(&self) -> String {
         format!("{}.{}/{}", self.namespace, self.flow_id, self.trigger_id)
     }
+}
+
+/// The librdkafka settings of each Kafka trigger of `flow` that librdkafka
+/// refuses (an unknown property, a value out of range), as (path, why):
+/// refused when the flow is saved rather than found when it runs.
+pub fn config_problems(flow: &Flow, server: &KafkaConfig) -> Vec<(String, String)> {
+    let mut problems = Vec::new();
+    for (i, trigger) in flow.triggers.iter().enumerate() {
+        let TriggerKind::KafkaRealtime {
+            properties,
+            group_id,
+            ..
+        } = &trigger.kind
+        else {
+            continue;
+        };
+        let mut config = ClientConfig::new();
+        for (key, value) in client_config(&server.properties, properties, group_id) {
+            config.set(key, value);
+        }
+        if let Err(e) = config.create_native_config() {
+            problems.push((format!("triggers[{i}].properties"), e.to_string()));
+        }
+    }
+    problems
 }
 
 /// The consumer's settings: Peregrine's defaults, then the server's, then

@@ -19,6 +19,7 @@ mod watchdog;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+pub use consumer::config_problems;
 use consumer::{Running, Spec};
 
 use crate::state::AppState;
@@ -28,7 +29,7 @@ type ByFlow = HashMap<(String, String), Vec<Running>>;
 
 /// The consumers of every flow's Kafka triggers, by flow.
 #[derive(Debug, Default)]
-pub struct Triggers {
+pub(crate) struct Triggers {
     /// `None` until the server starts serving (tests of the router alone
     /// consume nothing), and again once it stops.
     running: Mutex<Option<ByFlow>>,
