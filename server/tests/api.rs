@@ -732,7 +732,11 @@ async fn webhooks_pass_body_headers_and_parameters() {
     let id = reply.json()["id"].as_str().expect("id").to_owned();
     let ended = wait_for_state(&app, &id, "SUCCESS").await;
     assert_eq!(ended["taskRunList"][0]["outputs"]["value"], "42/param/unit");
-    assert_eq!(ended["trigger"]["body"]["order"], 42);
+    // As Kestra shows it: which trigger, its type, and what flows read.
+    let trigger = &ended["trigger"];
+    assert_eq!(trigger["id"], "web");
+    assert_eq!(trigger["type"], "io.kestra.plugin.core.trigger.Webhook");
+    assert_eq!(trigger["variables"]["body"]["order"], 42);
 
     let get = call(
         &app,

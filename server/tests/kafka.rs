@@ -294,7 +294,11 @@ async fn each_message_starts_one_execution_with_the_trigger_variables() {
             outputs["timestamp"].as_str().unwrap().parse().unwrap();
         let slack = chrono::Duration::seconds(1);
         assert!(stamp >= before - slack && stamp <= after + slack, "{stamp}");
-        assert_eq!(exec["trigger"]["value"], json!({"n": s.n}));
+        let trigger = &exec["trigger"];
+        assert_eq!(trigger["id"], TRIGGER);
+        assert_eq!(trigger["type"], "io.kestra.plugin.kafka.RealtimeTrigger");
+        assert_eq!(trigger["variables"]["value"], json!({"n": s.n}));
+        assert_eq!(trigger["variables"]["offset"], s.offset);
     }
     // Exactly one execution per good message, and no other.
     let all = executions(&server, &setup.flow_id).await;

@@ -5,5 +5,5 @@ mod model;
 mod state;
 
 pub use id::{ExecutionId, Id, MessageOrigin, ParseIdError, TaskRunId};
-pub use model::{Attempt, Execution, LogEntry, Logs, TaskRun};
+pub use model::{Attempt, Execution, LogEntry, Logs, TaskRun, execution_trigger};
 pub use state::{State, StateChange, StateHistory, format_date, iso_duration};

@@ -73,6 +73,11 @@ impl TaskRun {
     }
 }
 
+/// An execution's `trigger` as Kestra shows it: which trigger of the flow
+/// started it, its type, and the variables flows read as `trigger`.
+pub fn execution_trigger(id: &str, type_: &str, variables: Value) -> Value {
+    serde_json::json!({"id": id, "type": type_, "variables": variables})
+}
 /// One run of a flow.
 #[derive(Debug, Clone)]
 pub struct Execution {

@@ -131,7 +131,13 @@ impl Context for RenderContext<'_> {
             "outputs" => Some(Scope::Lazy(&run.outputs)),
             "vars" => Some(Scope::Json(&run.rev.variables)),
             "flow" => Some(Scope::Json(&run.rev.flow_json)),
-            "trigger" => run.exec.trigger.as_ref().map(Scope::Json),
+            // Kestra: the flow's `trigger` is the execution trigger's variables.
+            "trigger" => run
+                .exec
+                .trigger
+                .as_ref()
+                .and_then(|t| t.get("variables"))
+                .map(Scope::Json),
             "execution" => Some(Scope::Owned(json!({
                 "id": run.exec.id.to_string(),
                 "startDate": format_date(run.exec.state.start_date()),

@@ -149,7 +149,9 @@ pub struct NewExecution {
     /// Validated inputs.
     pub inputs: Map<String, Value>,
     pub labels: Vec<(String, String)>,
-    /// The `trigger` variable, when a trigger started it.
+    /// The trigger that started it, as Kestra shows it on the execution
+    /// (`{id, type, variables}`, see [`crate::execution::execution_trigger`]);
+    /// flows see its `variables` as `trigger`.
     pub trigger: Option<Value>,
     /// Called once the shard has journaled the creation.
     pub on_created: Option<OnCreated>,

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use chrono::Utc;
 use peregrine_engine::Receipt;
-use peregrine_engine::execution::{ExecutionId, State as ExecState};
+use peregrine_engine::execution::{ExecutionId, State as ExecState, execution_trigger};
 use peregrine_engine::executor::OnCreated;
 use peregrine_engine::flow::{self, InputType};
 use serde_json::{Map, Value, json};
@@ -358,10 +358,11 @@ pub async fn webhook(
     let stored = state
         .flows()
         .get(&namespace, &flow_id)
-        .filter(|f| f.has_webhook(&key))
+        .filter(|f| f.webhook(&key).is_some())
         .ok_or_else(|| {
             ApiError::not_found(format!("no webhook {key} on flow {namespace}.{flow_id}"))
         })?;
+    let trigger_id = stored.webhook(&key).unwrap_or_default().to_owned();
     let body = if body.is_empty() {
         Value::Null
     } else {
@@ -392,11 +393,15 @@ pub async fn webhook(
             }
         }
     }
-    let trigger = json!({
-        "body": body,
-        "headers": header_map,
-        "parameters": parameters,
-    });
+    let trigger = execution_trigger(
+        &trigger_id,
+        "io.kestra.plugin.core.trigger.Webhook",
+        json!({
+            "body": body,
+            "headers": header_map,
+            "parameters": parameters,
+        }),
+    );
     let inputs = check_inputs(&stored, &Map::new())?;
     start(&state, &stored, inputs, Vec::new(), Some(trigger), false).await
 }

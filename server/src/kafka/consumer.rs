@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use peregrine_engine::Receipt;
-use peregrine_engine::execution::{ExecutionId, MessageOrigin};
+use peregrine_engine::execution::{ExecutionId, MessageOrigin, execution_trigger};
 use peregrine_engine::flow::{self, Deserializer, Flow, TriggerKind};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
@@ -443,7 +443,7 @@ fn consume(
         // Start what the engine will take, in order.
         let mut refused = None;
         while let Some(m) = b.held.pop_front() {
-            match start(state, flow, &inputs, &m) {
+            match start(state, &spec, flow, &inputs, &m) {
                 Ok(step) => {
                     let partition = (m.topic, m.partition);
                     b.ledger.push(&partition, m.offset, step);
@@ -531,6 +531,7 @@ fn stall_limit(spec: &Spec) -> Duration {
 /// Starts a message's execution, unless it already exists (a redelivery).
 fn start(
     state: &AppState,
+    spec: &Spec,
     flow: &StoredFlow,
     inputs: &Map<String, Value>,
     m: &Incoming,
@@ -548,7 +549,11 @@ fn start(
         flow,
         inputs: inputs.clone(),
         labels: Vec::new(),
-        trigger: Some(trigger.clone()),
+        trigger: Some(execution_trigger(
+            &spec.trigger_id,
+            "io.kestra.plugin.kafka.RealtimeTrigger",
+            trigger.clone(),
+        )),
         id: *id,
         on_created: Some(Box::new(move |_, receipt| {
             let _ = slot.set(receipt);

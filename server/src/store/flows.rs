@@ -61,12 +61,16 @@ impl StoredFlow {
     }
 
     /// Whether a webhook trigger of this flow answers to `key`.
-    pub fn has_webhook(&self, key: &str) -> bool {
+    /// The id of the enabled Webhook trigger with this key, if any.
+    pub fn webhook(&self, key: &str) -> Option<&str> {
         let flow = self.flow();
-        !flow.disabled
-            && flow.triggers.iter().any(|t| {
-                !t.disabled && matches!(&t.kind, TriggerKind::Webhook { key: k } if k == key)
-            })
+        if flow.disabled {
+            return None;
+        }
+        flow.triggers
+            .iter()
+            .find(|t| !t.disabled && matches!(&t.kind, TriggerKind::Webhook { key: k } if k == key))
+            .map(|t| t.id.as_str())
     }
 }
 
