@@ -468,7 +468,7 @@ impl Watch {
         };
         if let Some(created) = date_at(json, "/state/startDate") {
             stages.ended.record_between(created, end);
-            if let Some(published) = date_at(json, "/trigger/timestamp") {
+            if let Some(published) = date_at(json, "/trigger/variables/timestamp") {
                 stages.created.record_between(published, created);
             }
         }
@@ -1183,7 +1183,7 @@ mod tests {
                     "startDate": "2026-11-25T18:00:00.209Z",
                     "endDate": "2026-11-25T18:00:00.212Z"
                 },
-                "trigger": {"timestamp": "2026-11-25T18:00:00.201Z"}
+                "trigger": {"variables": {"timestamp": "2026-11-25T18:00:00.201Z"}}
             }),
         );
         assert_eq!(tally.failed(), 1);
@@ -1217,7 +1217,7 @@ mod tests {
                     "startDate": "2026-11-25T18:00:00.100Z",
                     "endDate": "2026-11-25T18:00:00.100Z"
                 },
-                "trigger": {"timestamp": "2026-11-25T18:00:00.104Z"}
+                "trigger": {"variables": {"timestamp": "2026-11-25T18:00:00.104Z"}}
             }),
         );
         assert_eq!(early.report(&Stage::new()).created_p50_ms, Some(0.001));

@@ -187,6 +187,14 @@ fn assert_complete_run(run: &Value, rate: f64, executions: u64) {
         achieved > 0.0 && achieved <= rate * 1.5,
         "achieved {achieved} at {rate}/s"
     );
+    // Every stage was measured (the stamps were found on the executions).
+    let stages = &run["stages"];
+    for stage in ["acked", "created", "ended"] {
+        for q in ["p50", "p99"] {
+            let key = format!("{stage}_{q}_ms");
+            assert!(stages[&key].as_f64().is_some(), "{key} missing: {run}");
+        }
+    }
 }
 
 #[test]
