@@ -457,7 +457,8 @@ fn consume(
         }
         match refused {
             Some(Refused::Stopped) => {
-                outcome = Err("the engine is stopping".into());
+                // The server is shutting down: stop like a stop request,
+                // committing what is durable.
                 break;
             }
             Some(Refused::Full) if !paused => {
