@@ -1,6 +1,6 @@
 //! Runs the real binary in kafka mode against a real `peregrine server`
 //! (built through cargo, with this test's profile) and a real broker
-//! (`peregrine_testkit`: tansu on loopback, or `PEREGRINE_TEST_KAFKA`), and
+//! (`peregrine_testkit`: tansu on loopback, or `TEST_KAFKA_BROKERS`), and
 //! reads back what it wrote.
 
 // Helpers outside #[test] functions unwrap too: a broken fixture is a failed test.

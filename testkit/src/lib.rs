@@ -2,7 +2,7 @@
 //! (tansu), and topics created through Kafka's admin API (tansu creates
 //! none by itself).
 //!
-//! The broker is `PEREGRINE_TEST_KAFKA` when it is set (`.ci/run` starts one
+//! The broker is `TEST_KAFKA_BROKERS` when it is set (`.ci/run` starts one
 //! and sets it); otherwise one `tansu` per test process, started on a free
 //! loopback port the first time a test asks, and killed with the process.
 //! Tests never skip for want of a broker: without `tansu` they fail, and say
@@ -28,7 +28,7 @@ pub enum Error {
     #[error(
         "no `tansu` binary (looked at $TANSU, $PATH and ~/.cargo/bin): install it with \
          `cargo install tansu@0.6.0 --locked --features dynostore,libsql`, or point \
-         PEREGRINE_TEST_KAFKA at a running broker"
+         TEST_KAFKA_BROKERS at a running broker"
     )]
     NoTansu,
     #[error("starting tansu: {0}")]
@@ -65,7 +65,7 @@ impl Broker {
     }
 
     fn connect_or_start() -> Result<Broker, Error> {
-        if let Ok(bootstrap) = std::env::var("PEREGRINE_TEST_KAFKA")
+        if let Ok(bootstrap) = std::env::var("TEST_KAFKA_BROKERS")
             && !bootstrap.is_empty()
         {
             return Ok(Broker { bootstrap });
