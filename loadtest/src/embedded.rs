@@ -453,23 +453,16 @@ impl Embedded {
             Ok::<_, Error>(merged)
         })?;
         let mut merged = tallies;
-        let seen = merged.completed() + merged.failed();
-        for _ in seen..executions {
-            merged.record_lost();
-        }
         if let Some(dir) = &dir
             && !self.settings.keep_data
         {
             std::fs::remove_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         }
-        let elapsed = merged
-            .finished_at()
-            .map(|t| t.saturating_duration_since(start));
-        Ok(RunReport::from_tally(
+        Ok(RunReport::close(
             schedule.rate(),
             executions,
-            &merged,
-            elapsed,
+            &mut merged,
+            start,
         ))
     }
 }

@@ -476,18 +476,11 @@ impl Http {
             }
             Ok(())
         })?;
-        let seen = merged.completed() + merged.failed();
-        for _ in seen..executions {
-            merged.record_lost();
-        }
-        let elapsed = merged
-            .finished_at()
-            .map(|t| t.saturating_duration_since(start));
-        Ok(RunReport::from_tally(
+        Ok(RunReport::close(
             schedule.rate(),
             executions,
-            &merged,
-            elapsed,
+            &mut merged,
+            start,
         ))
     }
 }

@@ -982,14 +982,7 @@ impl Kafka {
         for _ in 0..unacknowledged.load(Ordering::Relaxed) {
             merged.record_lost();
         }
-        let seen = merged.completed() + merged.failed();
-        for _ in seen..executions {
-            merged.record_lost();
-        }
-        let elapsed = merged
-            .finished_at()
-            .map(|t| t.saturating_duration_since(start));
-        let mut report = RunReport::from_tally(schedule.rate(), executions, &merged, elapsed);
+        let mut report = RunReport::close(schedule.rate(), executions, &mut merged, start);
         let acked = acked
             .lock()
             .map_err(|_| Error::Setup("the producer's thread panicked".into()))?

@@ -58,6 +58,19 @@ pub struct KafkaStages {
 }
 
 impl RunReport {
+    /// Ends a run that began at `start`: every scheduled execution neither
+    /// completed nor failed counts as lost, then the tally is summarized.
+    pub fn close(rate: f64, executions: u64, tally: &mut Tally, start: std::time::Instant) -> Self {
+        let seen = tally.completed() + tally.failed();
+        for _ in seen..executions {
+            tally.record_lost();
+        }
+        let elapsed = tally
+            .finished_at()
+            .map(|t| t.saturating_duration_since(start));
+        Self::from_tally(rate, executions, tally, elapsed)
+    }
+
     /// Summarizes the merged tally of a run whose schedule began at
     /// `elapsed_to_last_completion` before its last completion.
     pub fn from_tally(
