@@ -285,3 +285,34 @@ fn wait_for_partitions(bootstrap: &str, topic: &str, partitions: i32) -> Result<
         why: format!("partitions not ready within 10 s ({last})"),
     })
 }
+
+/// Starts a `peregrine server` command (its stdout is taken over) and
+/// returns it with the address it says it listens on (`http://…`), once it
+/// has printed it.
+pub fn spawn_server(mut command: Command) -> (Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("the server does not start: {e}"));
+    let Some(stdout) = child.stdout.take() else {
+        panic!("the server's stdout is not piped");
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let line = rx
+        .recv_timeout(START_TIMEOUT)
+        .unwrap_or_else(|_| panic!("the server did not print its address"));
+    let Some(addr) = line.strip_prefix("peregrine listening on ") else {
+        panic!("unexpected first line from the server: {line}");
+    };
+    let addr = addr.to_owned();
+    (child, addr)
+}
