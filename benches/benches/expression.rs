@@ -41,6 +41,10 @@ impl Context for Execution {
             _ => None,
         }
     }
+
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::UNIX_EPOCH
+    }
 }
 
 /// `n` task outputs, plus one ForEach task `each` with `n` iteration values.

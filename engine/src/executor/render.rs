@@ -159,6 +159,10 @@ impl Context for RenderContext<'_> {
         }
     }
 
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.run.instant
+    }
+
     fn function(&self, name: &str, _args: &[Value]) -> Option<Result<Value, String>> {
         match name {
             // Kestra's `errorLogs()`: the execution's ERROR log lines so far.

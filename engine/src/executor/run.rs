@@ -136,6 +136,9 @@ pub(crate) struct Run {
     pub timers: Vec<TimerRequest>,
     /// Blocking work requested since the shard last drained it.
     pub work: Vec<WorkOrder>,
+    /// The instant of the step being handled: what `now()` renders. Every
+    /// entry point sets it, so a replay of the same steps renders the same.
+    pub instant: DateTime<Utc>,
 }
 
 /// Told, on the shard's thread, where the creation record stands; wait on
@@ -239,6 +242,7 @@ impl Run {
             frames: vec![root],
             timers: Vec::new(),
             work: Vec::new(),
+            instant: now,
         }
     }
 
@@ -259,6 +263,7 @@ impl Run {
         if self.exec.state.current() != State::Created {
             return;
         }
+        self.instant = now;
         self.exec.state.transition(State::Running, now);
         if let Some(state) = self.drive(0, now) {
             self.finish_execution(state, now);
@@ -277,6 +282,7 @@ impl Run {
 
     /// A timer of this run fired.
     pub fn on_timer(&mut self, task_run: u32, now: DateTime<Utc>) {
+        self.instant = now;
         let Some(tr) = self.exec.task_runs.get(task_run as usize) else {
             return;
         };
@@ -292,6 +298,7 @@ impl Run {
 
     /// Kills every running task run and the execution. False if it had ended.
     pub fn kill(&mut self, now: DateTime<Utc>) -> bool {
+        self.instant = now;
         if self.is_terminal() {
             return false;
         }
@@ -707,6 +714,7 @@ impl Run {
         result: Result<Value, String>,
         now: DateTime<Utc>,
     ) {
+        self.instant = now;
         let Some(run) = self.exec.task_runs.get(tr as usize) else {
             return;
         };
@@ -741,6 +749,7 @@ impl Run {
     /// Runs task run `tr`'s work again as a new attempt: its last one is
     /// lost (at least once: the task may have run).
     pub fn redispatch(&mut self, tr: u32, now: DateTime<Utc>) {
+        self.instant = now;
         let run = &mut self.exec.task_runs[tr as usize];
         if let Some(attempt) = run.attempts.last_mut() {
             attempt.state.transition(State::Failed, now);

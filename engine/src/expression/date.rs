@@ -717,10 +717,14 @@ pub(crate) fn timestamp(
     Ok(convert(input, &tz, existing)?.timestamp())
 }
 
-pub(crate) fn now(format: Option<&str>, zone_name: Option<&str>) -> Result<String, String> {
+pub(crate) fn now(
+    now: DateTime<Utc>,
+    format: Option<&str>,
+    zone_name: Option<&str>,
+) -> Result<String, String> {
     let tz = zone(zone_name)?;
     format_dt(
-        &tz.convert(&Utc::now().fixed_offset()),
+        &tz.convert(&now.fixed_offset()),
         format.unwrap_or("iso"),
         &tz,
     )

@@ -902,7 +902,7 @@ impl<'a> Renderer<'a> {
             Function::Now => {
                 let format = str_arg(args, 0, "format", pos)?;
                 let zone = str_arg(args, 1, "timeZone", pos)?;
-                date::now(format.as_deref(), zone.as_deref())
+                date::now(self.context().now(), format.as_deref(), zone.as_deref())
                     .map(|s| Scope::Owned(Value::String(s)))
                     .or_else(|m| failed(pos, m))
             }

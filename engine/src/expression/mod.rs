@@ -14,6 +14,7 @@
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 mod ast;
@@ -116,6 +117,10 @@ pub trait Context {
     /// `None` means undefined (an error in strict mode unless guarded).
     fn root(&self, name: &str) -> Option<Scope<'_>>;
 
+    /// The instant `now()` renders. An execution's context answers with the
+    /// instant of the step that renders, so that a replay renders the same.
+    fn now(&self) -> DateTime<Utc>;
+
     /// A function the context provides beyond the built-in ones (Kestra's
     /// `errorLogs()` reads the execution). `None`: no such function here.
     fn function(&self, name: &str, args: &[Value]) -> Option<std::result::Result<Value, String>> {
@@ -128,18 +133,29 @@ pub trait Context {
 #[derive(Debug, Clone, Copy)]
 pub struct JsonContext<'a> {
     vars: &'a Value,
+    now: DateTime<Utc>,
 }
 
 impl<'a> JsonContext<'a> {
-    /// `vars` should be an object; anything else has no variables.
+    /// `vars` should be an object; anything else has no variables. `now()`
+    /// renders the instant this context was made.
     pub fn new(vars: &'a Value) -> Self {
-        Self { vars }
+        Self::at(vars, Utc::now())
+    }
+
+    /// Like [`JsonContext::new`], with `now()` rendering `now`.
+    pub fn at(vars: &'a Value, now: DateTime<Utc>) -> Self {
+        Self { vars, now }
     }
 }
 
 impl Context for JsonContext<'_> {
     fn root(&self, name: &str) -> Option<Scope<'_>> {
         self.vars.get(name).map(Scope::Json)
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.now
     }
 }
 
@@ -150,6 +166,11 @@ pub struct EmptyContext;
 impl Context for EmptyContext {
     fn root(&self, _name: &str) -> Option<Scope<'_>> {
         None
+    }
+
+    /// The Unix epoch: a context with no variables has no instant either.
+    fn now(&self) -> DateTime<Utc> {
+        DateTime::<Utc>::UNIX_EPOCH
     }
 }
 
