@@ -45,6 +45,10 @@ pub(crate) trait SegmentFile: Send + Sync + Debug {
     /// the append path, on spares), so that appends do not take the page
     /// faults that zero-fill fresh pages. Best effort.
     fn prefault(&self);
+    /// Drops the file's pages from this process's memory (they stay in the
+    /// file and the page cache, and come back when read): a sealed segment
+    /// is read again only by recovery and truncation. Best effort.
+    fn release(&self) {}
 }
 
 pub(crate) fn out_of_bounds(offset: u64, len: usize, file_len: u64) -> io::Error {

@@ -68,7 +68,7 @@ pub use config::{Config, SyncMode};
 pub use error::{Error, Result};
 pub use record::{Batch, Key, Kind, Lsn, Record};
 pub use recovery::{Damage, LiveRecords, Recovered, RecoveryReport};
-pub use wal::{Durable, SYNC_BUCKETS_MICROS, Wal, WalStats};
+pub use wal::{Durable, SYNC_BUCKETS_MICROS, Ticket, Wal, WalStats};
 
 /// Helpers for benchmarks; not part of the stable API.
 #[cfg(feature = "internals")]

@@ -210,6 +210,23 @@ impl SegmentFile for MappedFile {
         }
     }
 
+    fn release(&self) {
+        // SAFETY: the mapping is a shared mapping of a regular file
+        // (`MmapRaw::map_raw`), for which MADV_DONTNEED only drops this
+        // process's page table entries: dirty pages stay dirty in the page
+        // cache and are written back as usual, and any later access (an
+        // `Image` read by the truncator) faults the file's current contents
+        // back in. So no byte anyone reads or syncs changes, and no
+        // reference into the map becomes invalid.
+        let released = unsafe {
+            self.map
+                .unchecked_advise(memmap2::UncheckedAdvice::DontNeed)
+        };
+        if let Err(e) = released {
+            tracing::debug!(error = %e, "releasing a sealed WAL segment's pages failed");
+        }
+    }
+
     fn image(self: Arc<Self>) -> io::Result<Image> {
         // Recovery reads images front to back: ask for readahead of the
         // whole file now, so the disk streams while earlier files parse.
@@ -247,6 +264,16 @@ enum ImageBytes {
 unsafe impl Send for Image {}
 // SAFETY: as for `Send`: shared access only ever reads immutable bytes.
 unsafe impl Sync for Image {}
+
+impl Drop for Image {
+    fn drop(&mut self) {
+        // Recovery and truncation read whole segments once; what they read
+        // need not stay in this process's memory afterwards.
+        if let Some(file) = &self._keep {
+            file.release();
+        }
+    }
+}
 
 impl std::fmt::Debug for Image {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -48,20 +48,14 @@ pub(crate) struct Shared {
     pub writer: Mutex<Writer>,
     /// Serializes truncation passes (background and `truncate_now`).
     pub truncating: Mutex<()>,
-    /// Last LSN whose batch is complete in the map.
-    written: AtomicU64,
-    /// Last LSN a sync covered.
-    synced: AtomicU64,
-    failure: OnceLock<Error>,
-    closed: AtomicBool,
+    /// Where durability stands: shared with every [`Ticket`].
+    mark: Arc<Watermark>,
     flusher_idle: AtomicBool,
     /// Set (under `wake`) by `Wal::flush` and `close`: sync without waiting.
     flush_requested: AtomicBool,
     wake: Mutex<()>,
     flusher_cv: Condvar,
     truncator_cv: Condvar,
-    waiters: Mutex<Vec<(u64, Waker)>>,
-    waiters_cv: Condvar,
     syncs: AtomicU64,
     synced_bytes: AtomicU64,
     sync_nanos: AtomicU64,
@@ -205,21 +199,24 @@ impl Wal {
 
         let last = next_lsn - 1;
         let shared = Arc::new(Shared {
-            config,
+            config: config.clone(),
             storage,
             writer: Mutex::new(writer),
             truncating: Mutex::new(()),
-            written: AtomicU64::new(last),
-            synced: AtomicU64::new(last),
-            failure: OnceLock::new(),
-            closed: AtomicBool::new(false),
+            mark: Arc::new(Watermark {
+                sync: config.sync,
+                written: AtomicU64::new(last),
+                synced: AtomicU64::new(last),
+                failure: OnceLock::new(),
+                closed: AtomicBool::new(false),
+                waiters: Mutex::new(Vec::new()),
+                waiters_cv: Condvar::new(),
+            }),
             flusher_idle: AtomicBool::new(false),
             flush_requested: AtomicBool::new(false),
             wake: Mutex::new(()),
             flusher_cv: Condvar::new(),
             truncator_cv: Condvar::new(),
-            waiters: Mutex::new(Vec::new()),
-            waiters_cv: Condvar::new(),
             syncs: AtomicU64::new(0),
             synced_bytes: AtomicU64::new(0),
             sync_nanos: AtomicU64::new(0),
@@ -295,20 +292,7 @@ impl Wal {
     /// Blocks until `lsn` is durable (in `SyncMode::Sync`; in the other modes
     /// it returns at once). Fails if the WAL failed before `lsn` was synced.
     pub fn durable(&self, lsn: Lsn) -> Result<()> {
-        let shared = &self.inner.shared;
-        if let Some(r) = shared.check_durable(lsn.get()) {
-            return r;
-        }
-        let mut guard = lock(&shared.waiters);
-        loop {
-            if let Some(r) = shared.check_durable(lsn.get()) {
-                return r;
-            }
-            guard = shared
-                .waiters_cv
-                .wait(guard)
-                .unwrap_or_else(|p| p.into_inner());
-        }
+        self.ticket(lsn).durable()
     }
 
     /// Whether `lsn` is durable, without waiting: `None` while it is not
@@ -320,8 +304,14 @@ impl Wal {
     /// A future that resolves when `lsn` is durable. It needs no runtime:
     /// the flusher wakes it.
     pub fn wait_durable(&self, lsn: Lsn) -> Durable {
-        Durable {
-            shared: self.inner.shared.clone(),
+        self.ticket(lsn).wait_durable()
+    }
+
+    /// A handle on `lsn`'s durability that keeps nothing else of the WAL
+    /// alive: hold it as long as needed, after the WAL closed too.
+    pub fn ticket(&self, lsn: Lsn) -> Ticket {
+        Ticket {
+            mark: Arc::clone(&self.inner.shared.mark),
             lsn: lsn.get(),
         }
     }
@@ -345,8 +335,8 @@ impl Wal {
         let s = &self.inner.shared;
         let w = lock(&s.writer);
         WalStats {
-            written_lsn: Lsn::new(s.written.load(Ordering::Acquire)),
-            synced_lsn: Lsn::new(s.synced.load(Ordering::Acquire)),
+            written_lsn: Lsn::new(s.mark.written.load(Ordering::Acquire)),
+            synced_lsn: Lsn::new(s.mark.synced.load(Ordering::Acquire)),
             syncs: s.syncs.load(Ordering::Relaxed),
             segments: w.segments.len(),
             spares: w.spares.len(),
@@ -375,7 +365,7 @@ impl Wal {
 impl Inner {
     fn shutdown(&self) -> Result<()> {
         let shared = &self.shared;
-        if shared.closed.swap(true, Ordering::AcqRel) {
+        if shared.mark.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
         shared.kick_flusher(true);
@@ -388,7 +378,7 @@ impl Inner {
             let _ = t.join();
         }
         // Seal and sync whatever is left, unless the WAL already failed.
-        if let Some(e) = shared.failure.get() {
+        if let Some(e) = shared.mark.failure.get() {
             return Err(Error::Poisoned(Arc::new(e.clone())));
         }
         {
@@ -450,13 +440,13 @@ impl Shared {
 
     /// Appends under a held writer lock; returns the last LSN.
     pub(crate) fn append_locked(&self, w: &mut Writer, records: &[Pending<'_>]) -> Result<u64> {
-        if let Some(e) = self.failure.get() {
+        if let Some(e) = self.mark.failure.get() {
             return Err(Error::Poisoned(Arc::new(e.clone())));
         }
-        if self.closed.load(Ordering::Acquire) {
+        if self.mark.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
-        let durable = self.synced.load(Ordering::Acquire);
+        let durable = self.mark.synced.load(Ordering::Acquire);
         let last = match w.write_batch(self.storage.as_ref(), records, durable) {
             Ok(last) => last,
             Err(WriteError::Refused(e)) => return Err(e),
@@ -465,7 +455,7 @@ impl Shared {
                 return Err(e);
             }
         };
-        self.written.store(last, Ordering::Release);
+        self.mark.written.store(last, Ordering::Release);
         Ok(last)
     }
 
@@ -481,20 +471,20 @@ impl Shared {
     }
 
     pub(crate) fn has_failed(&self) -> bool {
-        self.failure.get().is_some()
+        self.mark.failure.get().is_some()
     }
 
     /// Sleeps until the next truncation pass is due; false when closing.
     pub(crate) fn wait_truncator(&self) -> bool {
         let g = lock(&self.wake);
-        if self.closed.load(Ordering::Acquire) || self.has_failed() {
+        if self.mark.closed.load(Ordering::Acquire) || self.has_failed() {
             return false;
         }
         let _ = self
             .truncator_cv
             .wait_timeout(g, self.config.truncate_interval)
             .unwrap_or_else(|p| p.into_inner());
-        !self.closed.load(Ordering::Acquire) && !self.has_failed()
+        !self.mark.closed.load(Ordering::Acquire) && !self.has_failed()
     }
 
     /// Wakes the flusher if it sleeps (or always, when `force`).
@@ -511,16 +501,12 @@ impl Shared {
 
     pub(crate) fn poison(&self, e: Error) {
         tracing::error!(error = %e, "WAL failed; no more appends");
-        let _ = self.failure.set(e);
-        self.wake_waiters();
+        let _ = self.mark.failure.set(e);
+        self.mark.wake_waiters();
     }
 
-    /// The last LSN callers may treat as durable under the sync mode.
     fn acknowledged(&self) -> u64 {
-        match self.config.sync {
-            SyncMode::Sync => self.synced.load(Ordering::Acquire),
-            SyncMode::Interval(_) | SyncMode::None => self.written.load(Ordering::Acquire),
-        }
+        self.mark.acknowledged()
     }
 
     /// The last LSN actually on disk; truncation never deletes records that
@@ -528,8 +514,153 @@ impl Shared {
     /// ever synced, so everything written counts.
     pub(crate) fn stable(&self) -> u64 {
         match self.config.sync {
-            SyncMode::None => self.written.load(Ordering::Acquire),
-            _ => self.synced.load(Ordering::Acquire),
+            SyncMode::None => self.mark.written.load(Ordering::Acquire),
+            _ => self.mark.synced.load(Ordering::Acquire),
+        }
+    }
+
+    fn check_durable(&self, lsn: u64) -> Option<Result<()>> {
+        self.mark.check_durable(lsn)
+    }
+
+    fn wake_waiters(&self) {
+        self.mark.wake_waiters();
+    }
+
+    /// Syncs everything appended so far; advances the synced LSN.
+    pub(crate) fn sync_once(&self) -> Result<()> {
+        let (ranges, sealed, dir, target) = lock(&self.writer).take_unsynced();
+        if target <= self.mark.synced.load(Ordering::Acquire) && ranges.is_empty() && !dir {
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        let bytes: u64 = ranges.iter().map(|(_, from, to)| to - from).sum();
+        let mut result = Ok(());
+        if dir {
+            result = self
+                .storage
+                .sync_dir()
+                .map_err(|e| Error::io("syncing the WAL directory", e));
+        }
+        for (file, from, to) in &ranges {
+            if result.is_err() {
+                break;
+            }
+            result = file
+                .sync(*from, to - from)
+                .map_err(|e| Error::io("syncing a segment", e));
+        }
+        if result.is_ok() {
+            // A sealed segment, now durable, is never written again: its
+            // pages need not stay in this process's memory.
+            for (file, _, _) in &ranges[..sealed] {
+                file.release();
+            }
+        }
+        if let Err(e) = result {
+            // fsync failures are not retryable: the page cache may have
+            // dropped the dirty pages. Stop accepting writes.
+            self.poison(e.clone());
+            return Err(e);
+        }
+        self.mark.synced.fetch_max(target, Ordering::AcqRel);
+        self.syncs.fetch_add(1, Ordering::Relaxed);
+        let took = started.elapsed();
+        self.synced_bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.sync_nanos.fetch_add(
+            u64::try_from(took.as_nanos()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        if let Some(i) = SYNC_BUCKETS_MICROS.iter().position(|&le| micros <= le) {
+            self.sync_buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.wake_waiters();
+        Ok(())
+    }
+}
+
+/// The flusher thread: group commit.
+fn flusher(shared: &Shared) {
+    let interval = match shared.config.sync {
+        SyncMode::Interval(p) => Some(p),
+        _ => None,
+    };
+    loop {
+        if shared.mark.failure.get().is_some() {
+            return;
+        }
+        let closing = shared.mark.closed.load(Ordering::Acquire);
+        let behind = shared.mark.written.load(Ordering::Acquire)
+            > shared.mark.synced.load(Ordering::Acquire);
+        if closing {
+            let _ = shared.sync_once();
+            return;
+        }
+        match interval {
+            Some(period) => {
+                let g = lock(&shared.wake);
+                if !shared.flush_requested.swap(false, Ordering::AcqRel) {
+                    let _g = shared
+                        .flusher_cv
+                        .wait_timeout(g, period)
+                        .unwrap_or_else(|p| p.into_inner());
+                    shared.flush_requested.store(false, Ordering::Release);
+                }
+                if shared.mark.closed.load(Ordering::Acquire) {
+                    continue;
+                }
+                let _ = shared.sync_once();
+            }
+            None if behind => {
+                let delay = shared.config.group_commit_delay;
+                if !delay.is_zero() {
+                    std::thread::sleep(delay);
+                }
+                let _ = shared.sync_once();
+            }
+            None => {
+                let g = lock(&shared.wake);
+                shared.flusher_idle.store(true, Ordering::Release);
+                // Re-check under the lock: an append may have slipped in.
+                if shared.mark.written.load(Ordering::Acquire)
+                    > shared.mark.synced.load(Ordering::Acquire)
+                    || shared.mark.closed.load(Ordering::Acquire)
+                {
+                    shared.flusher_idle.store(false, Ordering::Release);
+                    continue;
+                }
+                let _ = shared
+                    .flusher_cv
+                    .wait_timeout(g, Duration::from_millis(100))
+                    .unwrap_or_else(|p| p.into_inner());
+                shared.flusher_idle.store(false, Ordering::Release);
+            }
+        }
+    }
+}
+
+/// Where durability stands, apart from the rest of the WAL so that
+/// [`Ticket`]s can outlive it.
+#[derive(Debug)]
+struct Watermark {
+    sync: SyncMode,
+    /// Last LSN whose batch is complete in the map.
+    written: AtomicU64,
+    /// Last LSN a sync covered.
+    synced: AtomicU64,
+    failure: OnceLock<Error>,
+    closed: AtomicBool,
+    waiters: Mutex<Vec<(u64, Waker)>>,
+    waiters_cv: Condvar,
+}
+
+impl Watermark {
+    /// The last LSN callers may treat as durable under the sync mode.
+    fn acknowledged(&self) -> u64 {
+        match self.sync {
+            SyncMode::Sync => self.synced.load(Ordering::Acquire),
+            SyncMode::Interval(_) | SyncMode::None => self.written.load(Ordering::Acquire),
         }
     }
 
@@ -571,107 +702,49 @@ impl Shared {
             w.wake();
         }
     }
-
-    /// Syncs everything appended so far; advances the synced LSN.
-    pub(crate) fn sync_once(&self) -> Result<()> {
-        let (ranges, dir, target) = lock(&self.writer).take_unsynced();
-        if target <= self.synced.load(Ordering::Acquire) && ranges.is_empty() && !dir {
-            return Ok(());
-        }
-        let started = std::time::Instant::now();
-        let bytes: u64 = ranges.iter().map(|(_, from, to)| to - from).sum();
-        let mut result = Ok(());
-        if dir {
-            result = self
-                .storage
-                .sync_dir()
-                .map_err(|e| Error::io("syncing the WAL directory", e));
-        }
-        for (file, from, to) in &ranges {
-            if result.is_err() {
-                break;
-            }
-            result = file
-                .sync(*from, to - from)
-                .map_err(|e| Error::io("syncing a segment", e));
-        }
-        if let Err(e) = result {
-            // fsync failures are not retryable: the page cache may have
-            // dropped the dirty pages. Stop accepting writes.
-            self.poison(e.clone());
-            return Err(e);
-        }
-        self.synced.fetch_max(target, Ordering::AcqRel);
-        self.syncs.fetch_add(1, Ordering::Relaxed);
-        let took = started.elapsed();
-        self.synced_bytes.fetch_add(bytes, Ordering::Relaxed);
-        self.sync_nanos.fetch_add(
-            u64::try_from(took.as_nanos()).unwrap_or(u64::MAX),
-            Ordering::Relaxed,
-        );
-        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
-        if let Some(i) = SYNC_BUCKETS_MICROS.iter().position(|&le| micros <= le) {
-            self.sync_buckets[i].fetch_add(1, Ordering::Relaxed);
-        }
-        self.wake_waiters();
-        Ok(())
-    }
 }
 
-/// The flusher thread: group commit.
-fn flusher(shared: &Shared) {
-    let interval = match shared.config.sync {
-        SyncMode::Interval(p) => Some(p),
-        _ => None,
-    };
-    loop {
-        if shared.failure.get().is_some() {
-            return;
+/// One LSN's durability: wait for it, poll it, or await it. Cheap to clone,
+/// and it keeps none of the WAL's files or threads alive.
+#[derive(Debug, Clone)]
+pub struct Ticket {
+    mark: Arc<Watermark>,
+    lsn: u64,
+}
+
+impl Ticket {
+    pub fn lsn(&self) -> Lsn {
+        Lsn::new(self.lsn)
+    }
+
+    /// Blocks until the LSN is durable; see [`Wal::durable`].
+    pub fn durable(&self) -> Result<()> {
+        if let Some(r) = self.mark.check_durable(self.lsn) {
+            return r;
         }
-        let closing = shared.closed.load(Ordering::Acquire);
-        let behind = shared.written.load(Ordering::Acquire) > shared.synced.load(Ordering::Acquire);
-        if closing {
-            let _ = shared.sync_once();
-            return;
+        let mut guard = lock(&self.mark.waiters);
+        loop {
+            if let Some(r) = self.mark.check_durable(self.lsn) {
+                return r;
+            }
+            guard = self
+                .mark
+                .waiters_cv
+                .wait(guard)
+                .unwrap_or_else(|p| p.into_inner());
         }
-        match interval {
-            Some(period) => {
-                let g = lock(&shared.wake);
-                if !shared.flush_requested.swap(false, Ordering::AcqRel) {
-                    let _g = shared
-                        .flusher_cv
-                        .wait_timeout(g, period)
-                        .unwrap_or_else(|p| p.into_inner());
-                    shared.flush_requested.store(false, Ordering::Release);
-                }
-                if shared.closed.load(Ordering::Acquire) {
-                    continue;
-                }
-                let _ = shared.sync_once();
-            }
-            None if behind => {
-                let delay = shared.config.group_commit_delay;
-                if !delay.is_zero() {
-                    std::thread::sleep(delay);
-                }
-                let _ = shared.sync_once();
-            }
-            None => {
-                let g = lock(&shared.wake);
-                shared.flusher_idle.store(true, Ordering::Release);
-                // Re-check under the lock: an append may have slipped in.
-                if shared.written.load(Ordering::Acquire) > shared.synced.load(Ordering::Acquire)
-                    || shared.closed.load(Ordering::Acquire)
-                {
-                    shared.flusher_idle.store(false, Ordering::Release);
-                    continue;
-                }
-                let _ = shared
-                    .flusher_cv
-                    .wait_timeout(g, Duration::from_millis(100))
-                    .unwrap_or_else(|p| p.into_inner());
-                shared.flusher_idle.store(false, Ordering::Release);
-            }
+    }
+
+    /// Whether the LSN is durable, without waiting; see [`Wal::poll_durable`].
+    pub fn poll_durable(&self) -> Option<Result<()>> {
+        self.mark.check_durable(self.lsn)
+    }
+
+    /// Resolves when the LSN is durable; see [`Wal::wait_durable`].
+    pub fn wait_durable(&self) -> Durable {
+        Durable {
+            mark: Arc::clone(&self.mark),
+            lsn: self.lsn,
         }
     }
 }
@@ -679,7 +752,7 @@ fn flusher(shared: &Shared) {
 /// Resolves when its LSN is durable; see `Wal::wait_durable`.
 #[derive(Debug)]
 pub struct Durable {
-    shared: Arc<Shared>,
+    mark: Arc<Watermark>,
     lsn: u64,
 }
 
@@ -687,12 +760,12 @@ impl Future for Durable {
     type Output = Result<()>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        if let Some(r) = self.shared.check_durable(self.lsn) {
+        if let Some(r) = self.mark.check_durable(self.lsn) {
             return Poll::Ready(r);
         }
-        let mut waiters = lock(&self.shared.waiters);
+        let mut waiters = lock(&self.mark.waiters);
         // Re-check under the lock the flusher takes to wake us.
-        if let Some(r) = self.shared.check_durable(self.lsn) {
+        if let Some(r) = self.mark.check_durable(self.lsn) {
             return Poll::Ready(r);
         }
         if let Some(slot) = waiters

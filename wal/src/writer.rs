@@ -360,6 +360,9 @@ impl Writer {
         );
         if self.track_unsynced && old.offset > old.flushed {
             self.unsynced.push((old.file, old.flushed, old.offset));
+        } else if !self.track_unsynced {
+            // Nothing syncs in this mode: the sealed segment is released now.
+            old.file.release();
         }
         if let Some(m) = self.segments.get_mut(&old.base) {
             m.end_lsn = Some(base);
@@ -392,9 +395,11 @@ impl Writer {
         Ok((name, file))
     }
 
-    /// Ranges to sync and the LSN they make durable.
-    pub(crate) fn take_unsynced(&mut self) -> (Vec<SyncRange>, bool, u64) {
+    /// Ranges to sync (those of sealed segments first: `.1` of them), whether
+    /// the directory must be synced too, and the LSN they make durable.
+    pub(crate) fn take_unsynced(&mut self) -> (Vec<SyncRange>, usize, bool, u64) {
         let mut ranges = std::mem::take(&mut self.unsynced);
+        let sealed = ranges.len();
         if self.active.offset > self.active.flushed {
             ranges.push((
                 self.active.file.clone(),
@@ -404,7 +409,7 @@ impl Writer {
             self.active.flushed = self.active.offset;
         }
         let dir = std::mem::take(&mut self.dir_dirty);
-        (ranges, dir, self.next_lsn - 1)
+        (ranges, sealed, dir, self.next_lsn - 1)
     }
 
     /// Writes a seal at the end of the active segment (on close).

@@ -233,6 +233,29 @@ fn durable_waits_block_and_resolve_as_futures_on_the_mmap_backend() {
 }
 
 #[test]
+fn a_ticket_outlives_its_wal_without_holding_it_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = small_config();
+    let (wal, _) = Wal::open(dir.path(), config.clone()).expect("open");
+    let lsn = wal.append(K, Key::execution(1), b"x").expect("append");
+    let ticket = wal.ticket(lsn);
+    let later = wal.ticket(Lsn::new(lsn.get() + 1));
+    ticket.durable().expect("durable");
+    assert!(matches!(
+        later.poll_durable(),
+        Some(Err(Error::UnknownLsn { .. }))
+    ));
+    drop(wal);
+    // The directory is free again although the tickets still live, and
+    // they still answer.
+    let (wal, rec) = Wal::open(dir.path(), config).expect("reopen while tickets live");
+    assert_eq!(rec.report().live_records, 1);
+    assert!(matches!(ticket.poll_durable(), Some(Ok(()))));
+    assert_eq!(block_on(ticket.wait_durable()).0.ok(), Some(()));
+    drop(wal);
+}
+
+#[test]
 fn rkyv_payloads_are_read_in_place_after_recovery() {
     #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, PartialEq)]
     struct TaskRunDone {
@@ -378,4 +401,56 @@ fn stats_count_syncs_their_bytes_and_their_latency() {
     assert!(buckets.windows(2).all(|w| w[0] <= w[1]), "cumulative");
     assert!(buckets[buckets.len() - 1] <= after.syncs);
     assert!(buckets[buckets.len() - 1] > 0, "an in-memory sync is fast");
+}
+
+/// Resident KiB of this process's mappings of `file` (Linux `smaps`).
+fn resident_kib(file: &std::path::Path) -> Option<u64> {
+    let smaps = std::fs::read_to_string("/proc/self/smaps").ok()?;
+    let name = file.to_str()?;
+    let is_header = |line: &str| {
+        line.split_whitespace().next().is_some_and(|range| {
+            range.contains('-') && range.chars().all(|c| c.is_ascii_hexdigit() || c == '-')
+        })
+    };
+    let mut total = None;
+    let mut inside = false;
+    for line in smaps.lines() {
+        if is_header(line) {
+            inside = line.ends_with(name);
+        } else if inside && let Some(kib) = line.strip_prefix("Rss:") {
+            let kib: u64 = kib.trim().trim_end_matches("kB").trim().parse().ok()?;
+            *total.get_or_insert(0) += kib;
+        }
+    }
+    total
+}
+
+#[test]
+fn a_sealed_segment_leaves_memory_once_it_is_durable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = Config {
+        segment_bytes: NonZeroU64::new(1 << 20).expect("non-zero"),
+        max_record_bytes: NonZeroU32::new(64 << 10).expect("non-zero"),
+        ..small_config()
+    };
+    let (wal, _) = Wal::open(dir.path(), config).expect("open");
+    let first = dir.path().join(crate::format::segment_name(1));
+    let mut last = Lsn::ZERO;
+    // Fill the first segment with ~1 MiB, then roll into a second one.
+    for i in 0..40u64 {
+        last = wal
+            .append(K, Key::execution(u128::from(i)), &vec![7u8; 40 << 10])
+            .expect("append");
+    }
+    wal.durable(last).expect("durable");
+    assert!(wal.stats().segments >= 2, "rolled: {:?}", wal.stats());
+    // The next sync after the roll covers the sealed segment's tail.
+    let lsn = wal.append(K, Key::execution(99), b"x").expect("append");
+    wal.durable(lsn).expect("durable");
+    let resident = resident_kib(&first).expect("the sealed segment is still mapped");
+    assert!(
+        resident < 64,
+        "{resident} KiB of the sealed segment stay resident"
+    );
+    drop(wal);
 }
