@@ -7,10 +7,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use peregrine_engine::execution::Execution;
 use peregrine_engine::execution::State;
 use peregrine_engine::executor::{
-    Engine, EngineConfig, FlowRevision, NewExecution, Observer, OutputLookup, run_to_end,
+    Ack, Change, Engine, EngineConfig, FlowRevision, NewExecution, Observer, OutputLookup,
+    run_to_end,
 };
 use peregrine_engine::flow::{Flow, validate_inputs};
 
@@ -142,16 +142,11 @@ fn bench_seed_flow(c: &mut Criterion) {
 struct Ended(std::sync::Mutex<std::sync::mpsc::Sender<peregrine_engine::Receipt>>);
 
 impl Observer for Ended {
-    fn on_change(&self, _: &Execution, _: bool) {}
-
-    fn on_change_journaled(
-        &self,
-        _: &Execution,
-        terminal: bool,
-        receipt: &peregrine_engine::Receipt,
-    ) {
-        if terminal && let Ok(tx) = self.0.lock() {
-            let _ = tx.send(receipt.clone());
+    fn on_change(&self, change: &Change<'_>) {
+        if change.ended.is_some()
+            && let Ok(tx) = self.0.lock()
+        {
+            let _ = tx.send(change.receipt.clone());
         }
     }
 }
@@ -187,7 +182,10 @@ fn bench_seed_flow_sync(c: &mut Criterion) {
     c.bench_function("seed_flow_engine_sync_wal", |b| {
         b.iter(|| {
             engine
-                .submit(NewExecution::new(Arc::clone(&flow), inputs.clone()))
+                .submit(
+                    NewExecution::new(Arc::clone(&flow), inputs.clone()),
+                    Ack::Receipt,
+                )
                 .expect("accepted");
             let receipt = rx.recv().expect("the execution ends");
             receipt.wait().expect("durable");

@@ -5,23 +5,27 @@
 //! with the instant each happened), it makes the same task runs with the same
 //! ids, states and outputs. So the journal records exactly those causes, one
 //! record per event, and recovery replays them through the same state
-//! machine. When an execution ends, a terminal record holding its final JSON
-//! supersedes the others, so the WAL truncates them and the finished
-//! execution can still be read back within the retention window.
+//! machine. When an execution ends, a terminal record holding its final
+//! state (its [`Record`], the same bytes the API reads) supersedes the
+//! others, so the WAL truncates them and the finished execution can still be
+//! read back within the retention window.
 //!
 //! Records live in the shard's WAL, keyed by execution id; payloads are
-//! rkyv-archived and read in place on recovery.
+//! rkyv archives.
 
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
 use peregrine_wal::rkyv;
-use peregrine_wal::{Key, Kind, Lsn, Wal};
+use peregrine_wal::{Key, Kind, Lsn, Ticket, Wal};
 
-use crate::execution::ExecutionId;
+use crate::execution::{ExecutionId, Record};
 
-/// One journal record.
+/// One journal record: a cause of a state change, with the instant of the
+/// step that handled it (microseconds since the Unix epoch: the step's
+/// instant at the precision the shard keeps, so that a replay renders
+/// `now()` and dates exactly as the first run did).
 #[derive(Debug, Clone, PartialEq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(crate = peregrine_wal::rkyv)]
 pub(crate) enum Entry {
@@ -33,14 +37,14 @@ pub(crate) enum Entry {
         /// The validated inputs, as JSON text.
         inputs: String,
         labels: Vec<(String, String)>,
-        /// The `trigger` variable, as JSON text.
+        /// The execution's `trigger` (`{id, type, variables}`), as JSON text.
         trigger: Option<String>,
-        at_ms: i64,
+        at_us: i64,
     },
     /// A timer of task run `task_run` fired.
-    Timer { task_run: u32, at_ms: i64 },
+    Timer { task_run: u32, at_us: i64 },
     /// The execution was killed.
-    Kill { at_ms: i64 },
+    Kill { at_us: i64 },
     /// A worker answered for attempt `attempt` of task run `task_run`:
     /// its outputs (JSON text) or why it failed.
     Worked {
@@ -48,26 +52,56 @@ pub(crate) enum Entry {
         attempt: u32,
         outputs: Option<String>,
         error: Option<String>,
-        at_ms: i64,
+        at_us: i64,
     },
     /// After a restart, task run `task_run`'s work had no answer: it runs
     /// again as a new attempt.
-    Redispatched { task_run: u32, at_ms: i64 },
-    /// The execution ended; its final JSON.
-    Ended { execution: String, at_ms: i64 },
+    Redispatched { task_run: u32, at_us: i64 },
 }
+
+/// Record kinds of this journal format (2). Format 1 used kinds 1 to 6, with
+/// millisecond instants and a JSON terminal record.
+const CREATED: u16 = 11;
+const TIMER: u16 = 12;
+const KILL: u16 = 13;
+/// The terminal record: the execution's [`Record`], as it is archived.
+const ENDED: u16 = 14;
+const WORKED: u16 = 15;
+const REDISPATCHED: u16 = 16;
+const FORMAT_1_KINDS: std::ops::RangeInclusive<u16> = 1..=6;
 
 impl Entry {
     fn kind(&self) -> Kind {
         Kind::new(match self {
-            Entry::Created { .. } => 1,
-            Entry::Timer { .. } => 2,
-            Entry::Kill { .. } => 3,
-            Entry::Ended { .. } => 4,
-            Entry::Worked { .. } => 5,
-            Entry::Redispatched { .. } => 6,
+            Entry::Created { .. } => CREATED,
+            Entry::Timer { .. } => TIMER,
+            Entry::Kill { .. } => KILL,
+            Entry::Worked { .. } => WORKED,
+            Entry::Redispatched { .. } => REDISPATCHED,
         })
     }
+}
+
+/// A journal record read back.
+#[derive(Debug)]
+pub(crate) enum Recovered {
+    /// A cause, to replay.
+    Entry(Entry),
+    /// The execution ended: its final state.
+    Ended(Record),
+}
+
+/// Why a journal record cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JournalError {
+    #[error(
+        "record kind {0} was written by an earlier Peregrine (journal format 1); this version reads format 2 only"
+    )]
+    OldFormat(u16),
+    #[error("unknown record kind {0}")]
+    UnknownKind(u16),
+    #[error("unreadable record: {0}")]
+    Unreadable(String),
 }
 
 /// Why a change could not be made durable.
@@ -86,7 +120,7 @@ pub struct Receipt {
 enum ReceiptState {
     /// Nothing to wait for (no journal, or nothing was appended).
     Ready,
-    Pending(Wal, Lsn),
+    Pending(Ticket),
     Failed(DurabilityError),
 }
 
@@ -94,7 +128,7 @@ impl fmt::Debug for Receipt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.state {
             ReceiptState::Ready => f.write_str("Receipt(ready)"),
-            ReceiptState::Pending(_, lsn) => write!(f, "Receipt(lsn {lsn})"),
+            ReceiptState::Pending(ticket) => write!(f, "Receipt(lsn {})", ticket.lsn()),
             ReceiptState::Failed(e) => write!(f, "Receipt({e})"),
         }
     }
@@ -107,7 +141,7 @@ impl Receipt {
         }
     }
 
-    fn failed(error: impl fmt::Display) -> Self {
+    pub(crate) fn failed(error: impl fmt::Display) -> Self {
         Self {
             state: ReceiptState::Failed(DurabilityError(Arc::from(error.to_string()))),
         }
@@ -117,8 +151,8 @@ impl Receipt {
     pub fn wait(&self) -> Result<(), DurabilityError> {
         match &self.state {
             ReceiptState::Ready => Ok(()),
-            ReceiptState::Pending(wal, lsn) => wal
-                .durable(*lsn)
+            ReceiptState::Pending(ticket) => ticket
+                .durable()
                 .map_err(|e| DurabilityError(Arc::from(e.to_string()))),
             ReceiptState::Failed(e) => Err(e.clone()),
         }
@@ -129,8 +163,8 @@ impl Receipt {
     pub fn poll_durable(&self) -> Option<Result<(), DurabilityError>> {
         match &self.state {
             ReceiptState::Ready => Some(Ok(())),
-            ReceiptState::Pending(wal, lsn) => wal
-                .poll_durable(*lsn)
+            ReceiptState::Pending(ticket) => ticket
+                .poll_durable()
                 .map(|r| r.map_err(|e| DurabilityError(Arc::from(e.to_string())))),
             ReceiptState::Failed(e) => Some(Err(e.clone())),
         }
@@ -142,8 +176,8 @@ impl Receipt {
         async move {
             match state {
                 ReceiptState::Ready => Ok(()),
-                ReceiptState::Pending(wal, lsn) => wal
-                    .wait_durable(lsn)
+                ReceiptState::Pending(ticket) => ticket
+                    .wait_durable()
                     .await
                     .map_err(|e| DurabilityError(Arc::from(e.to_string()))),
                 ReceiptState::Failed(e) => Err(e),
@@ -158,8 +192,8 @@ impl Receipt {
             (_, ReceiptState::Failed(_)) => other,
             (ReceiptState::Ready, _) => other,
             (_, ReceiptState::Ready) => self,
-            (ReceiptState::Pending(_, a), ReceiptState::Pending(_, b)) => {
-                if a >= b {
+            (ReceiptState::Pending(a), ReceiptState::Pending(b)) => {
+                if a.lsn() >= b.lsn() {
                     self
                 } else {
                     other
@@ -177,7 +211,12 @@ pub(crate) trait Journal: Send + fmt::Debug {
         true
     }
 
-    fn append(&mut self, id: ExecutionId, entry: &Entry, terminal: bool) -> Receipt;
+    /// Journals a cause of a change.
+    fn append(&mut self, id: ExecutionId, entry: &Entry) -> Receipt;
+
+    /// Journals the end of an execution: its final state, which supersedes
+    /// every earlier record of it.
+    fn append_ended(&mut self, id: ExecutionId, record: &Record) -> Receipt;
 }
 
 /// No durability: every receipt is ready at once.
@@ -189,7 +228,11 @@ impl Journal for NoJournal {
         false
     }
 
-    fn append(&mut self, _: ExecutionId, _: &Entry, _: bool) -> Receipt {
+    fn append(&mut self, _: ExecutionId, _: &Entry) -> Receipt {
+        Receipt::ready()
+    }
+
+    fn append_ended(&mut self, _: ExecutionId, _: &Record) -> Receipt {
         Receipt::ready()
     }
 }
@@ -206,21 +249,11 @@ impl WalJournal {
     }
 }
 
-impl Journal for WalJournal {
-    fn append(&mut self, id: ExecutionId, entry: &Entry, terminal: bool) -> Receipt {
-        let bytes = match peregrine_wal::encode(entry) {
-            Ok(bytes) => bytes,
-            Err(e) => return Receipt::failed(e),
-        };
-        let key = Key::execution(id.as_u128());
-        let appended = if terminal {
-            self.wal.append_terminal(entry.kind(), key, &bytes)
-        } else {
-            self.wal.append(entry.kind(), key, &bytes)
-        };
+impl WalJournal {
+    fn receipt(&self, id: ExecutionId, appended: peregrine_wal::Result<Lsn>) -> Receipt {
         match appended {
             Ok(lsn) => Receipt {
-                state: ReceiptState::Pending(self.wal.clone(), lsn),
+                state: ReceiptState::Pending(self.wal.ticket(lsn)),
             },
             Err(e) => {
                 tracing::error!(execution = %id, "journal append failed: {e}");
@@ -230,15 +263,57 @@ impl Journal for WalJournal {
     }
 }
 
-/// Reads a recovered payload back into an entry.
-pub(crate) fn decode(payload: &[u8]) -> Result<Entry, String> {
-    let archived = peregrine_wal::access::<Entry>(payload).map_err(|e| e.to_string())?;
-    rkyv::deserialize::<Entry, rkyv::rancor::Error>(archived).map_err(|e| e.to_string())
+impl Journal for WalJournal {
+    fn append(&mut self, id: ExecutionId, entry: &Entry) -> Receipt {
+        let bytes = match peregrine_wal::encode(entry) {
+            Ok(bytes) => bytes,
+            Err(e) => return Receipt::failed(e),
+        };
+        let appended = self
+            .wal
+            .append(entry.kind(), Key::execution(id.as_u128()), &bytes);
+        self.receipt(id, appended)
+    }
+
+    fn append_ended(&mut self, id: ExecutionId, record: &Record) -> Receipt {
+        let appended = self.wal.append_terminal(
+            Kind::new(ENDED),
+            Key::execution(id.as_u128()),
+            record.as_bytes(),
+        );
+        self.receipt(id, appended)
+    }
+}
+
+/// Reads a recovered record back.
+pub(crate) fn decode(kind: Kind, payload: &[u8]) -> Result<Recovered, JournalError> {
+    match kind.get() {
+        ENDED => Record::from_bytes(payload)
+            .map(Recovered::Ended)
+            .map_err(|e| JournalError::Unreadable(e.to_string())),
+        CREATED | TIMER | KILL | WORKED | REDISPATCHED => {
+            let archived = peregrine_wal::access::<Entry>(payload)
+                .map_err(|e| JournalError::Unreadable(e.to_string()))?;
+            rkyv::deserialize::<Entry, rkyv::rancor::Error>(archived)
+                .map(Recovered::Entry)
+                .map_err(|e| JournalError::Unreadable(e.to_string()))
+        }
+        old if FORMAT_1_KINDS.contains(&old) => Err(JournalError::OldFormat(old)),
+        other => Err(JournalError::UnknownKind(other)),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn round_trip(entry: &Entry) -> Entry {
+        let bytes = peregrine_wal::encode(entry).unwrap();
+        match decode(entry.kind(), &bytes).unwrap() {
+            Recovered::Entry(e) => e,
+            Recovered::Ended(_) => panic!("a cause decoded as an end"),
+        }
+    }
 
     #[test]
     fn entries_round_trip_through_the_wal_encoding() {
@@ -250,22 +325,47 @@ mod tests {
                 inputs: r#"{"a":1}"#.into(),
                 labels: vec![("k".into(), "v".into())],
                 trigger: None,
-                at_ms: 42,
+                at_us: 42,
             },
             Entry::Timer {
                 task_run: 7,
-                at_ms: 43,
+                at_us: 43,
             },
-            Entry::Kill { at_ms: 44 },
-            Entry::Ended {
-                execution: "{}".into(),
-                at_ms: 45,
+            Entry::Kill { at_us: 44 },
+            Entry::Worked {
+                task_run: 1,
+                attempt: 2,
+                outputs: Some("{}".into()),
+                error: None,
+                at_us: 45,
+            },
+            Entry::Redispatched {
+                task_run: 1,
+                at_us: 46,
             },
         ];
         for entry in entries {
-            let bytes = peregrine_wal::encode(&entry).unwrap();
-            assert_eq!(decode(&bytes).unwrap(), entry);
+            assert_eq!(round_trip(&entry), entry);
         }
-        assert!(decode(b"not an archive").is_err());
+    }
+
+    #[test]
+    fn bad_and_old_records_are_named_not_guessed() {
+        assert!(matches!(
+            decode(Kind::new(CREATED), b"not an archive"),
+            Err(JournalError::Unreadable(_))
+        ));
+        assert_eq!(
+            decode(Kind::new(4), b"{}").unwrap_err(),
+            JournalError::OldFormat(4)
+        );
+        assert_eq!(
+            decode(Kind::new(99), b"").unwrap_err(),
+            JournalError::UnknownKind(99)
+        );
+        assert!(matches!(
+            decode(Kind::new(ENDED), b"not a record"),
+            Err(JournalError::Unreadable(_))
+        ));
     }
 }

@@ -8,8 +8,10 @@ use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use peregrine_engine::execution::{Execution, ExecutionId, State};
-use peregrine_engine::executor::{Engine, EngineConfig, FlowRevision, NewExecution, Observer};
+use peregrine_engine::execution::{ExecutionId, State};
+use peregrine_engine::executor::{
+    Ack, Change, Engine, EngineConfig, Filter, FlowRevision, NewExecution, Observer,
+};
 use peregrine_engine::flow::Flow;
 
 const NAP: &str = r#"
@@ -34,8 +36,9 @@ inputs:
 struct Ended(Mutex<Vec<(ExecutionId, State, serde_json::Value)>>);
 
 impl Observer for Ended {
-    fn on_change(&self, execution: &Execution, terminal: bool) {
-        if terminal {
+    fn on_change(&self, change: &Change<'_>) {
+        let execution = change.execution;
+        if change.ended.is_some() {
             self.0.lock().unwrap().push((
                 execution.id(),
                 execution.state(),
@@ -87,23 +90,19 @@ fn in_flight_executions_resume_with_their_deadlines_after_a_restart() {
 
     // Submit, and wait for every creation to be durable, as the API does
     // before it acknowledges.
-    let (tx, rx) = std::sync::mpsc::channel();
     let mut ids = Vec::new();
+    let mut pending = Vec::new();
     for n in 0..20 {
-        let mut new = NewExecution::new(
+        let new = NewExecution::new(
             Arc::clone(&flow),
             serde_json::json!({ "n": n }).as_object().cloned().unwrap(),
         );
-        let tx = tx.clone();
-        new.on_created = Some(Box::new(move |exec, receipt| {
-            tx.send((exec.id(), receipt)).unwrap();
-        }));
-        ids.push(engine.submit(new).unwrap());
+        ids.push(new.id);
+        pending.push(engine.submit(new, Ack::Receipt).unwrap());
     }
     let submitted = Instant::now();
-    for _ in 0..20 {
-        let (_, receipt) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
-        receipt.wait().unwrap();
+    for started in pending {
+        started.wait().unwrap().receipt.wait().unwrap();
     }
     // Stop while every execution sleeps; nothing has ended.
     engine.shutdown();
@@ -143,16 +142,21 @@ fn in_flight_executions_resume_with_their_deadlines_after_a_restart() {
     }
     engine.shutdown();
 
-    // A third start finds them all ended, readable from their final records.
+    // A third start finds them all ended, readable from their final records
+    // exactly as they were when they ended.
     let (engine, _, recovery) = start(dir.path(), &flow);
     assert_eq!(recovery.resumed, 0);
-    assert_eq!(recovery.finished.len(), 20);
-    assert!(
-        recovery
-            .finished
-            .iter()
-            .all(|j| j["state"]["current"] == "SUCCESS")
-    );
+    assert_eq!(recovery.finished, 20);
+    let page = engine
+        .search(Filter::default(), 1, 100)
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!(page.total, 20);
+    for (id, _, json) in &results {
+        let read = engine.read(*id).unwrap().wait().unwrap().expect("kept");
+        assert_eq!(&read.record.to_json(chrono::Utc::now()), json);
+    }
     engine.shutdown();
 }
 
@@ -161,12 +165,12 @@ fn a_kill_is_journaled_and_stays_killed_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let flow = revision();
     let (engine, ended, _) = start(dir.path(), &flow);
-    let id = engine
-        .submit(NewExecution::new(
-            Arc::clone(&flow),
-            serde_json::json!({ "n": 1 }).as_object().cloned().unwrap(),
-        ))
-        .unwrap();
+    let new = NewExecution::new(
+        Arc::clone(&flow),
+        serde_json::json!({ "n": 1 }).as_object().cloned().unwrap(),
+    );
+    let id = new.id;
+    engine.submit(new, Ack::Receipt).unwrap().wait().unwrap();
     std::thread::sleep(Duration::from_millis(50));
     engine.kill(id).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -177,8 +181,9 @@ fn a_kill_is_journaled_and_stays_killed_after_a_restart() {
     engine.shutdown();
     let (engine, _, recovery) = start(dir.path(), &flow);
     assert_eq!(recovery.resumed, 0);
-    assert_eq!(recovery.finished.len(), 1);
-    assert_eq!(recovery.finished[0]["state"]["current"], "KILLED");
+    assert_eq!(recovery.finished, 1);
+    let read = engine.read(id).unwrap().wait().unwrap().expect("kept");
+    assert_eq!(read.record.state(), State::Killed);
     engine.shutdown();
 }
 
@@ -187,17 +192,12 @@ fn an_execution_whose_flow_is_gone_is_reported_not_resumed() {
     let dir = tempfile::tempdir().unwrap();
     let flow = revision();
     let (engine, _, _) = start(dir.path(), &flow);
-    let (tx, rx) = std::sync::mpsc::channel();
-    let mut new = NewExecution::new(
+    let new = NewExecution::new(
         Arc::clone(&flow),
         serde_json::json!({ "n": 1 }).as_object().cloned().unwrap(),
     );
-    new.on_created = Some(Box::new(move |_, receipt| tx.send(receipt).unwrap()));
-    engine.submit(new).unwrap();
-    rx.recv_timeout(Duration::from_secs(10))
-        .unwrap()
-        .wait()
-        .unwrap();
+    let started = engine.submit(new, Ack::Receipt).unwrap().wait().unwrap();
+    started.receipt.wait().unwrap();
     engine.shutdown();
     let ended = Arc::new(Ended::default());
     let (engine, recovery) = Engine::start_durable(
@@ -210,10 +210,7 @@ fn an_execution_whose_flow_is_gone_is_reported_not_resumed() {
     .unwrap();
     assert_eq!(recovery.resumed, 0);
     assert_eq!(recovery.failed.len(), 1);
-    assert!(
-        recovery.failed[0].1.contains("is gone"),
-        "{}",
-        recovery.failed[0].1
-    );
+    let why = recovery.failed[0].1.to_string();
+    assert!(why.contains("is gone"), "{why}");
     engine.shutdown();
 }

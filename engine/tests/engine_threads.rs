@@ -7,9 +7,10 @@ use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use peregrine_engine::execution::{Execution, ExecutionId, State};
+use peregrine_engine::execution::{ExecutionId, State};
 use peregrine_engine::executor::{
-    Engine, EngineConfig, FlowRevision, NewExecution, Observer, PushError,
+    Ack, Change, Engine, EngineConfig, Filter, FlowRevision, KillOutcome, NewExecution, Observer,
+    Refusal,
 };
 use peregrine_engine::flow::Flow;
 
@@ -19,8 +20,9 @@ struct Collect {
 }
 
 impl Observer for Collect {
-    fn on_change(&self, execution: &Execution, terminal: bool) {
-        if terminal {
+    fn on_change(&self, change: &Change<'_>) {
+        let execution = change.execution;
+        if change.ended.is_some() {
             let thread = std::thread::current().name().unwrap_or("").to_owned();
             self.ended
                 .lock()
@@ -65,10 +67,9 @@ fn executions_spread_over_shards_and_all_end() {
     let flow = revision(TWO_STEPS);
     let mut ids = Vec::new();
     for _ in 0..300 {
-        let id = engine
-            .submit(NewExecution::new(flow.clone(), Default::default()))
-            .unwrap();
-        ids.push(id);
+        let new = NewExecution::new(flow.clone(), Default::default());
+        ids.push(new.id);
+        engine.submit(new, Ack::Receipt).unwrap();
     }
     wait_for(&collect, 300);
     let ended = collect.ended.lock().unwrap().clone();
@@ -105,14 +106,14 @@ fn a_full_inbox_hands_the_execution_back() {
     for _ in 0..100_000 {
         let new = NewExecution::new(flow.clone(), Default::default());
         let id = new.id;
-        match engine.submit(new) {
+        match engine.submit(new, Ack::Receipt) {
             Ok(_) => accepted += 1,
-            Err(PushError::Full(back)) => {
-                assert_eq!(back.id, id, "the refused execution comes back whole");
+            Err(e) if e.refusal == Refusal::Full => {
+                assert_eq!(e.execution.id, id, "the refused execution comes back whole");
                 refused = Some(id);
                 break;
             }
-            Err(PushError::Closed(_)) => panic!("the engine is running"),
+            Err(e) => panic!("the engine is running: {e}"),
         }
     }
     assert!(refused.is_some(), "a 4-slot inbox must push back");
@@ -135,11 +136,156 @@ tasks:
     duration: PT60S
 "#,
     );
-    let id = engine
-        .submit(NewExecution::new(flow, Default::default()))
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(20));
-    engine.kill(id).unwrap();
+    let new = NewExecution::new(flow, Default::default());
+    let id = new.id;
+    engine.submit(new, Ack::Receipt).unwrap().wait().unwrap();
+    let KillOutcome::Killed(receipt) = engine.kill(id).unwrap().wait().unwrap() else {
+        panic!("a sleeping execution is killed");
+    };
+    receipt.wait().unwrap();
     wait_for(&collect, 1);
     assert_eq!(collect.ended.lock().unwrap()[0].1, State::Killed);
+    assert!(matches!(
+        engine.kill(id).unwrap().wait().unwrap(),
+        KillOutcome::Ended(State::Killed)
+    ));
+    assert!(matches!(
+        engine
+            .kill(ExecutionId::generate())
+            .unwrap()
+            .wait()
+            .unwrap(),
+        KillOutcome::NotFound
+    ));
+}
+
+const SLEEPY: &str = r#"
+id: sleepy
+namespace: company.team
+tasks:
+  - id: nap
+    type: io.kestra.plugin.core.flow.Sleep
+    duration: PT30S
+"#;
+
+#[test]
+fn a_repeated_start_finds_the_execution_and_runs_nothing_twice() {
+    let collect = Arc::new(Collect::default());
+    let engine = Engine::start(EngineConfig::default(), collect.clone()).unwrap();
+    let flow = revision(TWO_STEPS);
+    let new = NewExecution::new(flow.clone(), Default::default());
+    let id = new.id;
+    let first = engine.submit(new, Ack::Snapshot).unwrap().wait().unwrap();
+    assert!(!first.existed);
+    assert_eq!(first.snapshot.unwrap().id(), id);
+    let mut again = NewExecution::new(flow.clone(), Default::default());
+    again.id = id;
+    let second = engine.submit(again, Ack::Receipt).unwrap().wait().unwrap();
+    assert!(second.existed, "the same id is not started twice");
+    wait_for(&collect, 1);
+    // Once it has ended, a start of the same id still finds it.
+    let mut late = NewExecution::new(flow, Default::default());
+    late.id = id;
+    let third = engine.submit(late, Ack::Snapshot).unwrap().wait().unwrap();
+    assert!(third.existed);
+    assert_eq!(third.snapshot.unwrap().state(), State::Success);
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(collect.ended.lock().unwrap().len(), 1, "it ran once");
+    assert_eq!(engine.running(), 0, "repeats are not counted as running");
+}
+
+#[test]
+fn max_running_refuses_starts_past_the_limit_until_one_ends() {
+    let collect = Arc::new(Collect::default());
+    let config = EngineConfig {
+        max_running: NonZeroUsize::new(2),
+        ..EngineConfig::default()
+    };
+    let engine = Engine::start(config, collect.clone()).unwrap();
+    let flow = revision(SLEEPY);
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let new = NewExecution::new(flow.clone(), Default::default());
+        ids.push(new.id);
+        engine.submit(new, Ack::Receipt).unwrap().wait().unwrap();
+    }
+    let refused = engine
+        .submit(
+            NewExecution::new(flow.clone(), Default::default()),
+            Ack::Receipt,
+        )
+        .unwrap_err();
+    assert_eq!(refused.refusal, Refusal::TooMany(2));
+    engine.kill(ids[0]).unwrap().wait().unwrap();
+    wait_for(&collect, 1);
+    engine
+        .submit(NewExecution::new(flow, Default::default()), Ack::Receipt)
+        .expect("room again once one ended");
+    assert_eq!(engine.running(), 2);
+}
+
+#[test]
+fn reads_and_searches_see_running_and_finished_executions() {
+    let collect = Arc::new(Collect::default());
+    let config = EngineConfig {
+        threads: NonZeroUsize::new(2).unwrap(),
+        ..EngineConfig::default()
+    };
+    let engine = Engine::start(config, collect.clone()).unwrap();
+    let sleepy = revision(SLEEPY);
+    let quick = revision(TWO_STEPS);
+    let mut sleeping = Vec::new();
+    for _ in 0..5 {
+        let new = NewExecution::new(sleepy.clone(), Default::default());
+        sleeping.push(new.id);
+        engine.submit(new, Ack::Receipt).unwrap().wait().unwrap();
+    }
+    let mut quick_ids = Vec::new();
+    for _ in 0..3 {
+        let new = NewExecution::new(quick.clone(), Default::default());
+        quick_ids.push(new.id);
+        engine.submit(new, Ack::Receipt).unwrap();
+    }
+    wait_for(&collect, 3);
+
+    let running = engine.read(sleeping[0]).unwrap().wait().unwrap().unwrap();
+    assert_eq!(running.record.state(), State::Running);
+    let done = engine.read(quick_ids[0]).unwrap().wait().unwrap().unwrap();
+    assert_eq!(done.record.state(), State::Success);
+    assert!(
+        engine
+            .read(ExecutionId::generate())
+            .unwrap()
+            .wait()
+            .unwrap()
+            .is_none()
+    );
+
+    let all = engine
+        .search(Filter::default(), 1, 100)
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!(all.total, 8);
+    let starts: Vec<_> = all.results.iter().map(|s| s.record.start_date()).collect();
+    assert!(starts.windows(2).all(|w| w[0] >= w[1]), "newest first");
+    let page = engine
+        .search(Filter::default(), 2, 3)
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!(page.total, 8);
+    let ids: Vec<_> = page.results.iter().map(|s| s.record.id()).collect();
+    let expected: Vec<_> = all.results[3..6].iter().map(|s| s.record.id()).collect();
+    assert_eq!(ids, expected, "page 2 of 3 is the 4th to 6th newest");
+    let in_team = Filter {
+        namespace: Some("company".into()),
+        states: vec![State::Running],
+        ..Filter::default()
+    };
+    let found = engine.search(in_team, 1, 10).unwrap().wait().unwrap();
+    let mut found: Vec<_> = found.results.iter().map(|s| s.record.id()).collect();
+    found.sort();
+    sleeping.sort();
+    assert_eq!(found, sleeping);
 }

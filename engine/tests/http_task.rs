@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use peregrine_engine::execution::{Execution, ExecutionId, State};
 use peregrine_engine::executor::{
-    Engine, EngineConfig, FlowRevision, NewExecution, Observer, run_to_end,
+    Ack, Change, Engine, EngineConfig, FlowRevision, NewExecution, Observer, run_to_end,
 };
 use peregrine_engine::flow::Flow;
 
@@ -106,8 +106,9 @@ tasks:
 struct Ended(Mutex<Vec<(ExecutionId, Execution, Instant)>>);
 
 impl Observer for Ended {
-    fn on_change(&self, execution: &Execution, terminal: bool) {
-        if terminal {
+    fn on_change(&self, change: &Change<'_>) {
+        let execution = change.execution;
+        if change.ended.is_some() {
             self.0
                 .lock()
                 .unwrap()
@@ -174,9 +175,9 @@ fn a_slow_call_does_not_hold_up_its_shard() {
         ..EngineConfig::default()
     };
     let engine = Engine::start(config, ended.clone()).unwrap();
-    let slow = engine
-        .submit(NewExecution::new(flow(&base, ""), Default::default()))
-        .unwrap();
+    let new = NewExecution::new(flow(&base, ""), Default::default());
+    let slow = new.id;
+    engine.submit(new, Ack::Receipt).unwrap();
     std::thread::sleep(Duration::from_millis(50));
     let quick_flow = Arc::new(FlowRevision::new(Arc::new(
         Flow::parse(
@@ -185,9 +186,9 @@ fn a_slow_call_does_not_hold_up_its_shard() {
         .unwrap(),
     )));
     let submitted = Instant::now();
-    let quick = engine
-        .submit(NewExecution::new(quick_flow, Default::default()))
-        .unwrap();
+    let new = NewExecution::new(quick_flow, Default::default());
+    let quick = new.id;
+    engine.submit(new, Ack::Receipt).unwrap();
     wait_for(&ended, 2);
     let ended = ended.0.lock().unwrap();
     let quick_end = ended.iter().find(|e| e.0 == quick).unwrap();
@@ -227,14 +228,10 @@ fn a_call_lost_in_a_restart_runs_again_as_a_new_attempt() {
         &resolve,
     )
     .unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let mut new = NewExecution::new(revision.clone(), Default::default());
-    new.on_created = Some(Box::new(move |_, receipt| tx.send(receipt).unwrap()));
-    let id = engine.submit(new).unwrap();
-    rx.recv_timeout(Duration::from_secs(10))
-        .unwrap()
-        .wait()
-        .unwrap();
+    let new = NewExecution::new(revision.clone(), Default::default());
+    let id = new.id;
+    let started = engine.submit(new, Ack::Receipt).unwrap().wait().unwrap();
+    started.receipt.wait().unwrap();
     // Wait until the call is in flight, then stop: the answer comes too late.
     let deadline = Instant::now() + Duration::from_secs(10);
     while seen.lock().unwrap().is_empty() {

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use peregrine_engine::Receipt;
 use peregrine_engine::execution::{Execution, ExecutionId, State};
 use peregrine_engine::executor::{
-    Engine, EngineConfig, FlowRevision, NewExecution, Observer, PushError,
+    Ack, Change, Engine, EngineConfig, FlowRevision, NewExecution, Observer, Refusal,
 };
 use peregrine_engine::flow::validate_inputs;
 use peregrine_wal::SyncMode;
@@ -169,12 +169,11 @@ fn shard_lane() -> usize {
 }
 
 impl Observer for RunObserver {
-    fn on_change(&self, _: &Execution, _: bool) {}
-
-    fn on_change_journaled(&self, exec: &Execution, terminal: bool, receipt: &Receipt) {
-        if !terminal {
+    fn on_change(&self, change: &Change<'_>) {
+        if change.ended.is_none() {
             return;
         }
+        let (exec, receipt) = (change.execution, change.receipt);
         let Some(&n) = self.index.get(&exec.id()) else {
             self.warmed.fetch_add(1, Ordering::Relaxed);
             return;
@@ -360,7 +359,10 @@ impl Embedded {
             let inputs = validate_inputs(self.flow.flow(), &provided)
                 .map_err(|e| Error::Setup(format!("the flow refuses the order input: {e}")))?;
             if engine
-                .submit(NewExecution::new(Arc::clone(&self.flow), inputs))
+                .submit(
+                    NewExecution::new(Arc::clone(&self.flow), inputs),
+                    Ack::Receipt,
+                )
                 .is_ok()
             {
                 warmup_left -= 1;
@@ -401,14 +403,14 @@ impl Embedded {
                     return;
                 };
                 loop {
-                    match engine.submit(new) {
+                    match engine.submit(new, Ack::Receipt) {
                         Ok(_) => break,
-                        Err(PushError::Full(back)) if Instant::now() < deadline => {
+                        Err(e) if e.refusal == Refusal::Full && Instant::now() < deadline => {
                             generator.record_retry();
                             std::thread::sleep(FULL_INBOX_PAUSE);
-                            new = *back;
+                            new = *e.execution;
                         }
-                        Err(PushError::Full(_) | PushError::Closed(_)) => {
+                        Err(_) => {
                             generator.record_lost();
                             finished.fetch_add(1, Ordering::Relaxed);
                             break;

@@ -10,25 +10,57 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use bytes::Bytes;
 use chrono::Utc;
 use peregrine_engine::Receipt;
-use peregrine_engine::execution::{Execution, ExecutionId};
+use peregrine_engine::execution::{ExecutionId, Record};
+use peregrine_engine::executor::Change;
 use tokio::sync::broadcast;
 
 const STRIPES: usize = 64;
 
-/// One change of an execution, serialized.
+/// One change of an execution: its record, and its JSON rendered once, off
+/// the shard's thread, by the first subscriber that needs it.
 #[derive(Debug, Clone)]
-pub struct Update {
+pub struct Update(Arc<Changed>);
+
+#[derive(Debug)]
+struct Changed {
+    record: Record,
+    terminal: bool,
+    receipt: Receipt,
+    json: OnceLock<Bytes>,
+}
+
+impl Update {
+    fn new(record: Record, terminal: bool, receipt: Receipt) -> Self {
+        Self(Arc::new(Changed {
+            record,
+            terminal,
+            receipt,
+            json: OnceLock::new(),
+        }))
+    }
+
     /// Kestra's execution JSON.
-    pub json: Bytes,
-    pub terminal: bool,
+    pub fn json(&self) -> Bytes {
+        self.0
+            .json
+            .get_or_init(|| Bytes::from(self.0.record.to_json_bytes(Utc::now())))
+            .clone()
+    }
+
+    pub fn is_terminal(&self) -> bool {
+        self.0.terminal
+    }
+
     /// Where the change stands on its way to the journal: wait on it before
     /// showing the change to anyone.
-    pub receipt: Receipt,
+    pub fn receipt(&self) -> &Receipt {
+        &self.0.receipt
+    }
 }
 
 #[derive(Debug)]
@@ -106,28 +138,25 @@ impl Hub {
     }
 
     /// Publishes a change to its subscribers, if there are any. Called on the
-    /// shard thread: one map lookup when nobody watches.
-    pub fn publish(&self, execution: &Execution, terminal: bool, receipt: &Receipt) {
-        let id = execution.id();
+    /// shard thread: one map lookup when nobody watches, and at most one
+    /// record built (none at the end: the engine's final record is shared).
+    pub fn publish(&self, change: &Change<'_>) {
+        let id = change.execution.id();
+        let terminal = change.ended.is_some();
         let mut stripe = self.stripe(id);
         let Some(topic) = stripe.get(&id) else { return };
         if !terminal && topic.followers == 0 {
             return;
         }
-        let json = match serde_json::to_vec(&execution.to_json(Utc::now())) {
-            Ok(json) => Bytes::from(json),
-            Err(e) => {
-                tracing::error!(%id, "cannot serialize an execution: {e}");
-                return;
-            }
+        let record = match change.ended {
+            Some(record) => record.clone(),
+            None => Record::of(change.execution),
         };
         // No receiver left is fine: the last one is leaving and will remove
         // the topic.
-        let _ = topic.tx.send(Update {
-            json,
-            terminal,
-            receipt: receipt.clone(),
-        });
+        let _ = topic
+            .tx
+            .send(Update::new(record, terminal, change.receipt.clone()));
         if terminal {
             // Receivers still get what was sent, then `Closed`.
             stripe.remove(&id);
@@ -202,38 +231,54 @@ impl Drop for Subscription {
 mod tests {
     use std::sync::Arc;
 
+    use peregrine_engine::execution::Execution;
     use peregrine_engine::executor::{FlowRevision, NewExecution, run_to_end};
     use peregrine_engine::flow::Flow;
     use tokio::sync::broadcast::error::RecvError;
 
     use super::*;
 
-    fn an_execution() -> Execution {
+    fn an_execution() -> (Execution, Record) {
         let flow = Flow::parse(
             "id: f\nnamespace: t\ntasks:\n  - id: r\n    type: io.kestra.plugin.core.debug.Return\n    format: x\n",
         )
         .expect("parses");
         let revision = Arc::new(FlowRevision::new(Arc::new(flow)));
-        run_to_end(NewExecution::new(revision, serde_json::Map::new()))
+        let exec = run_to_end(NewExecution::new(revision, serde_json::Map::new()));
+        let record = Record::of(&exec);
+        (exec, record)
+    }
+
+    fn change<'a>(
+        exec: &'a Execution,
+        ended: Option<&'a Record>,
+        receipt: &'a Receipt,
+    ) -> Change<'a> {
+        Change {
+            execution: exec,
+            receipt,
+            ended,
+        }
     }
 
     #[tokio::test]
     async fn a_follower_that_falls_behind_is_told_so_and_the_rest_keep_up() {
         let hub = Arc::new(Hub::new(4));
-        let exec = an_execution();
+        let (exec, record) = an_execution();
+        let ready = Receipt::ready();
         let mut slow = hub.subscribe(exec.id(), true).expect("open");
         let mut fast = hub.subscribe(exec.id(), true).expect("open");
         for _ in 0..3 {
-            hub.publish(&exec, false, &Receipt::ready());
-            assert!(!fast.recv().await.expect("an update").terminal);
+            hub.publish(&change(&exec, None, &ready));
+            assert!(!fast.recv().await.expect("an update").is_terminal());
         }
         for _ in 0..10 {
-            hub.publish(&exec, false, &Receipt::ready());
+            hub.publish(&change(&exec, None, &ready));
             fast.recv().await.expect("an update");
         }
         assert!(matches!(slow.recv().await, Err(RecvError::Lagged(_))));
-        hub.publish(&exec, true, &Receipt::ready());
-        assert!(fast.recv().await.expect("the end").terminal);
+        hub.publish(&change(&exec, Some(&record), &ready));
+        assert!(fast.recv().await.expect("the end").is_terminal());
         assert!(matches!(fast.recv().await, Err(RecvError::Closed)));
         assert_eq!(hub.topics(), 0, "the end removes the topic");
     }
@@ -241,16 +286,18 @@ mod tests {
     #[tokio::test]
     async fn waiters_get_only_the_end_and_leaving_cleans_up() {
         let hub = Arc::new(Hub::new(4));
-        let exec = an_execution();
+        let (exec, record) = an_execution();
+        let ready = Receipt::ready();
         let mut waiter = hub.subscribe(exec.id(), false).expect("open");
         for _ in 0..100 {
-            hub.publish(&exec, false, &Receipt::ready());
+            hub.publish(&change(&exec, None, &ready));
         }
-        hub.publish(&exec, true, &Receipt::ready());
+        hub.publish(&change(&exec, Some(&record), &ready));
         let update = waiter.recv().await.expect("the end, not lagged");
-        assert!(update.terminal);
-        let json: serde_json::Value = serde_json::from_slice(&update.json).expect("JSON");
+        assert!(update.is_terminal());
+        let json: serde_json::Value = serde_json::from_slice(&update.json()).expect("JSON");
         assert_eq!(json["id"], exec.id().to_string());
+        assert_eq!(json["state"]["current"], "SUCCESS");
 
         let follower = hub.subscribe(exec.id(), true).expect("open");
         assert_eq!(hub.topics(), 1);

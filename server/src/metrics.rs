@@ -125,6 +125,8 @@ impl Default for Metrics {
 pub struct Gauges {
     pub inbox_depths: Vec<usize>,
     pub running: usize,
+    /// Finished executions kept readable (the retention window).
+    pub finished: usize,
     /// Each shard's WAL, when executions are journaled.
     pub wals: Vec<peregrine_wal::WalStats>,
 }
@@ -212,8 +214,15 @@ impl Metrics {
              peregrine_executions_running {}",
             gauges.running
         );
+        let _ = writeln!(
+            out,
+            "# HELP peregrine_executions_kept Finished executions kept readable for the retention window.\n\
+             # TYPE peregrine_executions_kept gauge\n\
+             peregrine_executions_kept {}",
+            gauges.finished
+        );
         out.push_str(
-            "# HELP peregrine_execution_duration_seconds Time from the API accepting an execution to its end.\n\
+            "# HELP peregrine_execution_duration_seconds Time from an execution's start to its end.\n\
              # TYPE peregrine_execution_duration_seconds histogram\n",
         );
         let mut cumulative = 0;
@@ -321,6 +330,7 @@ mod tests {
         let text = m.render(&Gauges {
             inbox_depths: vec![0, 3],
             running: 1,
+            finished: 4,
             wals: Vec::new(),
         });
         assert!(
@@ -336,5 +346,6 @@ mod tests {
         assert!(text.contains("peregrine_execution_duration_seconds_count 2\n"));
         assert!(text.contains("peregrine_shard_inbox_depth{shard=\"1\"} 3\n"));
         assert!(text.contains("peregrine_executions_running 1\n"));
+        assert!(text.contains("peregrine_executions_kept 4\n"));
     }
 }

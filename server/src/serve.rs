@@ -3,16 +3,12 @@
 //! `server.shutdown-timeout`), stop the shards, then sync.
 
 use std::future::{Future, IntoFuture};
-use std::time::Duration;
 
 use tokio::net::TcpListener;
 
 use crate::api::app;
 use crate::listener::Limited;
 use crate::state::AppState;
-
-/// How often finished executions past their retention are dropped.
-const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// Serves `state` on `listener` until `shutdown` resolves, then shuts down
 /// gracefully.
@@ -21,16 +17,6 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let sweeper = tokio::spawn({
-        let state = state.clone();
-        async move {
-            let mut tick = tokio::time::interval(SWEEP_EVERY);
-            loop {
-                tick.tick().await;
-                state.executions().sweep();
-            }
-        }
-    });
     // Kafka triggers consume from here on: their consumers block, so they
     // start off the runtime.
     tokio::task::spawn_blocking({
@@ -71,7 +57,6 @@ pub async fn serve(
             }
         }
     };
-    sweeper.abort();
     let stopping = state.clone();
     tokio::task::spawn_blocking(move || stopping.shutdown())
         .await

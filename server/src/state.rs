@@ -1,78 +1,112 @@
-//! What every handler shares: the settings, the flows, the executions the
-//! API answers for, the fan-out hub, the metrics and the engine.
+//! The server's parts, each with one job, and [`AppState`], which only holds
+//! them together for the router:
+//!
+//! - [`Launcher`] starts executions, for the API, webhooks and Kafka
+//!   triggers alike;
+//! - [`Executions`] reads, searches and kills them: the engine holds the
+//!   only copy of each execution (running ones in their shard, finished
+//!   ones as records for the retention window), so there is nothing here to
+//!   keep in step with it;
+//! - [`Hub`] fans changes out to followers and waiters, fed by the engine's
+//!   observer ([`Tracker`]);
+//! - the flows, the settings and the metrics.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
-use peregrine_engine::Receipt;
-use peregrine_engine::execution::{Execution, ExecutionId};
+use axum::extract::FromRef;
+use peregrine_engine::execution::ExecutionId;
 use peregrine_engine::executor::{
-    Engine, EngineConfig, NewExecution, Observer, OnCreated, PushError,
+    Ack, Change, Engine, EngineConfig, Filter, KillOutcome, NewExecution, Observer, Pending,
+    Refusal, Search, Snapshot, Started,
 };
+use peregrine_engine::{DurabilityError, Receipt};
 use serde_json::{Map, Value};
 
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::metrics::{Gauges, Metrics};
-use crate::store::{
-    ExecutionStore, FlowRepository, InMemory, Pending, Persistence, Restored, StoredFlow, WalFlows,
-};
+use crate::store::{FlowRepository, InMemory, Persistence, StoredFlow, WalFlows};
 
-/// The server's state; cheap to clone (one `Arc`).
-#[derive(Clone)]
-pub struct AppState(Arc<Shared>);
+/// The running engine, until shutdown takes it.
+#[derive(Debug, Default)]
+struct Slot(RwLock<Option<Engine>>);
 
-impl std::fmt::Debug for AppState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState").finish_non_exhaustive()
+impl Slot {
+    fn with<T>(&self, f: impl FnOnce(&Engine) -> T) -> Option<T> {
+        let engine = self
+            .0
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        engine.as_ref().map(f)
+    }
+
+    fn take(&self) -> Option<Engine> {
+        self.0
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
     }
 }
 
-struct Shared {
-    config: Config,
-    flows: FlowRepository,
-    tracker: Arc<Tracker>,
-    /// `None` once shut down.
-    engine: RwLock<Option<Engine>>,
-    persistence: Arc<dyn Persistence>,
-    /// `Basic <base64>` that requests must carry, when auth is on.
-    authorization: Option<String>,
-    stopping: AtomicBool,
-    /// Executions recovered in flight at start: known before their shard
-    /// first reports them, so that a redelivered trigger message finds them.
-    recovered: std::collections::HashSet<ExecutionId>,
-    triggers: crate::kafka::Triggers,
+/// Whether the server still takes work; false from the start of shutdown.
+#[derive(Debug, Default)]
+pub(crate) struct Readiness(AtomicBool);
+
+impl Readiness {
+    pub fn is_ready(&self) -> bool {
+        !self.0.load(Ordering::Acquire)
+    }
+
+    fn stop(&self) {
+        self.0.store(true, Ordering::Release);
+    }
 }
 
-/// Where the engine's changes land: the store first, then the hub, so that
-/// a subscriber that reads the store after subscribing misses nothing.
+/// Where the engine's changes land, on the shard's thread: the metrics,
+/// then the hub.
 #[derive(Debug)]
 pub(crate) struct Tracker {
-    pub executions: ExecutionStore,
-    pub hub: Arc<Hub>,
-    pub metrics: Metrics,
+    hub: Arc<Hub>,
+    metrics: Arc<Metrics>,
 }
 
 impl Observer for Tracker {
-    fn on_change(&self, execution: &Execution, terminal: bool) {
-        self.on_change_journaled(execution, terminal, &Receipt::ready());
-    }
-
-    fn on_change_journaled(&self, execution: &Execution, terminal: bool, receipt: &Receipt) {
-        if let Some(took) = self.executions.observe(execution, terminal) {
-            self.metrics.finished(execution.state(), took);
+    fn on_change(&self, change: &Change<'_>) {
+        if change.ended.is_some() {
+            let history = change.execution.history();
+            let took = history
+                .end_date()
+                .map(|end| end - history.start_date())
+                .and_then(|d| d.to_std().ok())
+                .unwrap_or_default();
+            self.metrics.finished(change.execution.state(), took);
         }
-        self.hub.publish(execution, terminal, receipt);
+        self.hub.publish(change);
     }
 }
 
-/// The engine would not take an execution or a kill.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The engine would not take an execution or a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refused {
     /// The shard's inbox is full: backpressure.
     Full,
+    /// `executor.max-running` executions are running already.
+    TooMany(String),
     /// The engine is stopping or stopped.
     Stopped,
+    /// The journal failed to make what would be shown durable.
+    NotDurable(String),
+}
+
+impl From<Refusal> for Refused {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::Full => Refused::Full,
+            Refusal::TooMany(_) => Refused::TooMany(refusal.to_string()),
+            Refusal::Stopped => Refused::Stopped,
+        }
+    }
 }
 
 /// What starting an execution needs, whatever started it (an API call, a
@@ -86,8 +120,8 @@ pub(crate) struct Launch<'a> {
     /// The id to give it: derived from its source when a redelivery must
     /// find the same execution, else fresh.
     pub id: ExecutionId,
-    /// Called on the shard once the creation is journaled.
-    pub on_created: Option<OnCreated>,
+    /// What the answer carries.
+    pub ack: Ack,
 }
 
 /// Why an execution was not started.
@@ -95,9 +129,152 @@ pub(crate) struct Launch<'a> {
 pub(crate) enum LaunchError {
     /// The flow is disabled.
     Disabled,
-    /// `executor.max-running` executions are running already.
-    TooMany(String),
     Refused(Refused),
+}
+
+/// Starts executions; the one way in, whatever the trigger.
+#[derive(Debug, Clone)]
+pub(crate) struct Launcher {
+    engine: Arc<Slot>,
+    readiness: Arc<Readiness>,
+    metrics: Arc<Metrics>,
+}
+
+impl Launcher {
+    /// Queues an execution on its shard. The answer says whether it existed
+    /// already (a redelivery: nothing starts) and carries the receipt to
+    /// wait on before acknowledging it.
+    pub fn launch(&self, launch: Launch<'_>) -> Result<Pending<Started>, LaunchError> {
+        let Launch {
+            flow: stored,
+            inputs,
+            labels,
+            trigger,
+            id,
+            ack,
+        } = launch;
+        if stored.flow().disabled {
+            return Err(LaunchError::Disabled);
+        }
+        if !self.readiness.is_ready() {
+            return Err(LaunchError::Refused(Refused::Stopped));
+        }
+        let mut new = NewExecution::new(Arc::clone(stored.revision()), inputs);
+        new.id = id;
+        new.labels = labels;
+        new.trigger = trigger;
+        let submitted = self
+            .engine
+            .with(|engine| engine.submit(new, ack))
+            .ok_or(LaunchError::Refused(Refused::Stopped))?;
+        match submitted {
+            Ok(pending) => {
+                self.metrics.created();
+                Ok(pending)
+            }
+            Err(e) => {
+                self.metrics.rejected();
+                Err(LaunchError::Refused(e.refusal.into()))
+            }
+        }
+    }
+}
+
+/// Reads, searches and kills executions.
+#[derive(Debug, Clone)]
+pub(crate) struct Executions {
+    engine: Arc<Slot>,
+}
+
+/// Commit before externalize: what is shown must be durable first.
+async fn durable(receipt: &Receipt) -> Result<(), Refused> {
+    receipt
+        .durable()
+        .await
+        .map_err(|e: DurabilityError| Refused::NotDurable(e.to_string()))
+}
+
+impl Executions {
+    fn ask<T>(&self, f: impl FnOnce(&Engine) -> Result<T, Refusal>) -> Result<T, Refused> {
+        self.engine
+            .with(f)
+            .unwrap_or(Err(Refusal::Stopped))
+            .map_err(Refused::from)
+    }
+
+    /// Execution `id` as it stands, once the records behind what it shows
+    /// are durable; `None` if this node does not have it.
+    pub async fn get(&self, id: ExecutionId) -> Result<Option<Snapshot>, Refused> {
+        let pending = self.ask(|engine| engine.read(id))?;
+        let found = pending.answer().await.map_err(|_| Refused::Stopped)?;
+        if let Some(snapshot) = &found {
+            durable(&snapshot.receipt).await?;
+        }
+        Ok(found)
+    }
+
+    /// One page of matching executions, newest first, and how many match.
+    pub async fn search(
+        &self,
+        filter: Filter,
+        page: usize,
+        size: usize,
+    ) -> Result<(Vec<Snapshot>, usize), Refused> {
+        let search: Search = self.ask(|engine| engine.search(filter, page, size))?;
+        let page = search.answer().await.map_err(|_| Refused::Stopped)?;
+        for snapshot in &page.results {
+            durable(&snapshot.receipt).await?;
+        }
+        Ok((page.results, page.total))
+    }
+
+    /// Kills `id`; answers once the kill is durable.
+    pub async fn kill(&self, id: ExecutionId) -> Result<KillOutcome, Refused> {
+        let pending = self.ask(|engine| engine.kill(id))?;
+        let outcome = pending.answer().await.map_err(|_| Refused::Stopped)?;
+        if let KillOutcome::Killed(receipt) = &outcome {
+            durable(receipt).await?;
+        }
+        Ok(outcome)
+    }
+}
+
+/// Everything the router hands its handlers; each handler takes the part
+/// it needs (`State<Launcher>`, `State<Executions>`, ...).
+#[derive(Clone)]
+pub struct AppState(Arc<Parts>);
+
+struct Parts {
+    config: Config,
+    flows: FlowRepository,
+    engine: Arc<Slot>,
+    launcher: Launcher,
+    executions: Executions,
+    hub: Arc<Hub>,
+    metrics: Arc<Metrics>,
+    readiness: Arc<Readiness>,
+    persistence: Arc<dyn Persistence>,
+    /// `Basic <base64>` that requests must carry, when auth is on.
+    authorization: Option<String>,
+    triggers: crate::kafka::Triggers,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").finish_non_exhaustive()
+    }
+}
+
+impl FromRef<AppState> for Launcher {
+    fn from_ref(state: &AppState) -> Self {
+        state.0.launcher.clone()
+    }
+}
+
+impl FromRef<AppState> for Executions {
+    fn from_ref(state: &AppState) -> Self {
+        state.0.executions.clone()
+    }
 }
 
 impl AppState {
@@ -132,14 +309,11 @@ impl AppState {
         persistence: Arc<dyn Persistence>,
         journal: Option<(std::path::PathBuf, peregrine_wal::Config)>,
     ) -> std::io::Result<Self> {
+        let hub = Arc::new(Hub::new(config.server.sse_buffer.get()));
+        let metrics = Arc::new(Metrics::default());
         let tracker = Arc::new(Tracker {
-            executions: ExecutionStore::new(
-                config.executor.max_running.get(),
-                config.executions.retention.0,
-                config.executions.max_finished.get(),
-            ),
-            hub: Arc::new(Hub::new(config.server.sse_buffer.get())),
-            metrics: Metrics::default(),
+            hub: Arc::clone(&hub),
+            metrics: Arc::clone(&metrics),
         });
         let flows = FlowRepository::open(Arc::clone(&persistence))?;
         let engine_config = EngineConfig {
@@ -148,9 +322,11 @@ impl AppState {
             batch: config.executor.batch,
             workers: config.executor.workers,
             work_queue: config.executor.work_queue,
+            max_running: Some(config.executor.max_running),
+            retention: config.executions.retention.0,
+            max_finished: config.executions.max_finished,
         };
-        let observer = Arc::clone(&tracker) as Arc<dyn Observer>;
-        let mut recovered = std::collections::HashSet::new();
+        let observer = tracker as Arc<dyn Observer>;
         let engine = match journal {
             None => Engine::start(engine_config, observer)?,
             Some((dir, wal)) => {
@@ -162,15 +338,8 @@ impl AppState {
                 let (engine, recovery) =
                     Engine::start_durable(engine_config, observer, &dir, wal, &resolve)
                         .map_err(std::io::Error::other)?;
-                let mut restored = 0;
-                for json in recovery.finished {
-                    if Restored::from_json(json).is_some_and(|r| tracker.executions.restore(r)) {
-                        restored += 1;
-                    }
-                }
-                recovered.extend(recovery.resumed_ids.iter().copied());
                 for (id, why) in &recovery.failed {
-                    tracing::error!(execution = %id, "cannot resume: {why}");
+                    tracing::error!(execution = %id, "{why}");
                 }
                 for report in &recovery.reports {
                     if let Some(tail) = &report.torn_tail {
@@ -185,7 +354,7 @@ impl AppState {
                 }
                 tracing::info!(
                     resumed = recovery.resumed,
-                    restored,
+                    finished = recovery.finished,
                     failed = recovery.failed.len(),
                     "recovered executions"
                 );
@@ -198,15 +367,25 @@ impl AppState {
                 base64(format!("{}:{}", auth.username, auth.password).as_bytes())
             )
         });
-        Ok(Self(Arc::new(Shared {
+        let engine = Arc::new(Slot(RwLock::new(Some(engine))));
+        let readiness = Arc::new(Readiness::default());
+        Ok(Self(Arc::new(Parts {
             config,
             flows,
-            tracker,
-            engine: RwLock::new(Some(engine)),
+            launcher: Launcher {
+                engine: Arc::clone(&engine),
+                readiness: Arc::clone(&readiness),
+                metrics: Arc::clone(&metrics),
+            },
+            executions: Executions {
+                engine: Arc::clone(&engine),
+            },
+            engine,
+            hub,
+            metrics,
+            readiness,
             persistence,
             authorization,
-            stopping: AtomicBool::new(false),
-            recovered,
             triggers: crate::kafka::Triggers::default(),
         })))
     }
@@ -219,16 +398,24 @@ impl AppState {
         &self.0.flows
     }
 
-    pub fn executions(&self) -> &ExecutionStore {
-        &self.0.tracker.executions
+    pub(crate) fn launcher(&self) -> &Launcher {
+        &self.0.launcher
+    }
+
+    pub(crate) fn executions(&self) -> &Executions {
+        &self.0.executions
     }
 
     pub fn hub(&self) -> &Arc<Hub> {
-        &self.0.tracker.hub
+        &self.0.hub
     }
 
     pub fn metrics(&self) -> &Metrics {
-        &self.0.tracker.metrics
+        &self.0.metrics
+    }
+
+    pub(crate) fn metrics_handle(&self) -> &Arc<Metrics> {
+        &self.0.metrics
     }
 
     pub fn persistence(&self) -> &Arc<dyn Persistence> {
@@ -239,119 +426,32 @@ impl AppState {
         &self.0.triggers
     }
 
-    /// Whether this node has (or had, within the retention) execution `id`.
-    pub(crate) fn is_known(&self, id: ExecutionId) -> bool {
-        self.0.recovered.contains(&id) || self.executions().get(id).is_some()
-    }
-
     pub(crate) fn authorization(&self) -> Option<&str> {
         self.0.authorization.as_deref()
     }
 
     /// False from the start of shutdown on.
     pub fn is_ready(&self) -> bool {
-        !self.0.stopping.load(Ordering::Acquire)
-    }
-
-    fn with_engine<T>(&self, f: impl FnOnce(&Engine) -> T) -> Option<T> {
-        let engine = self
-            .0
-            .engine
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        engine.as_ref().map(f)
-    }
-
-    /// Admits an execution (running limit), shows it in the store as
-    /// pending, and queues it on its shard; undone when refused (the caller
-    /// counts refusals its own way).
-    pub(crate) fn launch(&self, launch: Launch<'_>) -> Result<ExecutionId, LaunchError> {
-        let Launch {
-            flow: stored,
-            inputs,
-            labels,
-            trigger,
-            id,
-            on_created,
-        } = launch;
-        let flow = stored.flow();
-        if flow.disabled {
-            return Err(LaunchError::Disabled);
-        }
-        // As the engine will label it (see `Run::new`), so that the
-        // execution reads the same before and after its shard picks it up.
-        let mut shown_labels: Vec<(String, String)> = flow
-            .labels
-            .iter()
-            .filter(|(k, _)| !k.starts_with("system."))
-            .cloned()
-            .collect();
-        shown_labels.push(("system.correlationId".into(), id.to_string()));
-        for (k, v) in &labels {
-            match shown_labels.iter_mut().find(|(key, _)| key == k) {
-                Some(slot) => slot.1 = v.clone(),
-                None => shown_labels.push((k.clone(), v.clone())),
-            }
-        }
-        self.executions()
-            .admit(Pending {
-                id,
-                namespace: flow.namespace.clone(),
-                flow_id: flow.id.clone(),
-                flow_revision: flow.revision,
-                inputs: inputs.clone(),
-                labels: shown_labels,
-                trigger: trigger.clone(),
-                created: chrono::Utc::now(),
-            })
-            .map_err(|e| LaunchError::TooMany(e.to_string()))?;
-        let mut new = NewExecution::new(std::sync::Arc::clone(stored.revision()), inputs);
-        new.id = id;
-        new.labels = labels;
-        new.trigger = trigger;
-        new.on_created = on_created;
-        if let Err(refused) = self.submit(new) {
-            self.executions().withdraw(id);
-            return Err(LaunchError::Refused(refused));
-        }
-        self.metrics().created();
-        Ok(id)
-    }
-
-    /// Queues a new execution on its shard.
-    pub fn submit(&self, new: NewExecution) -> Result<ExecutionId, Refused> {
-        if !self.is_ready() {
-            return Err(Refused::Stopped);
-        }
-        match self.with_engine(|engine| engine.submit(new)) {
-            Some(Ok(id)) => Ok(id),
-            Some(Err(PushError::Full(_))) => Err(Refused::Full),
-            Some(Err(PushError::Closed(_))) | None => Err(Refused::Stopped),
-        }
-    }
-
-    /// Asks the owning shard to kill `id`.
-    pub fn kill(&self, id: ExecutionId) -> Result<(), Refused> {
-        match self.with_engine(|engine| engine.kill(id)) {
-            Some(Ok(())) => Ok(()),
-            Some(Err(PushError::Full(_))) => Err(Refused::Full),
-            Some(Err(PushError::Closed(_))) | None => Err(Refused::Stopped),
-        }
+        self.0.readiness.is_ready()
     }
 
     /// What `/metrics` reads at scrape time.
     pub fn gauges(&self) -> Gauges {
-        Gauges {
-            inbox_depths: self.with_engine(Engine::inbox_depths).unwrap_or_default(),
-            running: self.executions().running(),
-            wals: self.with_engine(Engine::journal_stats).unwrap_or_default(),
-        }
+        self.0
+            .engine
+            .with(|engine| Gauges {
+                inbox_depths: engine.inbox_depths(),
+                running: engine.running(),
+                finished: engine.finished(),
+                wals: engine.journal_stats(),
+            })
+            .unwrap_or_default()
     }
 
     /// First step of a graceful shutdown: report not ready, refuse new
     /// executions and subscriptions, and end every follow stream and wait.
     pub fn begin_shutdown(&self) {
-        self.0.stopping.store(true, Ordering::Release);
+        self.0.readiness.stop();
         self.hub().close();
     }
 
@@ -362,13 +462,7 @@ impl AppState {
         self.begin_shutdown();
         // Consumers first: each commits the offsets of what is durable.
         self.0.triggers.stop_all();
-        let engine = self
-            .0
-            .engine
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
-        if let Some(engine) = engine {
+        if let Some(engine) = self.0.engine.take() {
             engine.shutdown();
         }
         self.0.persistence.sync()

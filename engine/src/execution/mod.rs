@@ -2,8 +2,10 @@
 
 mod id;
 mod model;
+mod record;
 mod state;
 
 pub use id::{ExecutionId, Id, MessageOrigin, ParseIdError, TaskRunId};
 pub use model::{Attempt, Execution, LogEntry, Logs, TaskRun, execution_trigger};
+pub use record::{Record, RecordError};
 pub use state::{State, StateChange, StateHistory, format_date, iso_duration};

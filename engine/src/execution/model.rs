@@ -3,10 +3,10 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::id::{ExecutionId, TaskRunId};
-use super::state::{State, StateHistory, history_json};
+use super::state::{State, StateHistory};
 
 /// One try of a task run.
 #[derive(Debug, Clone)]
@@ -192,72 +192,6 @@ impl Execution {
 
     /// The execution as Kestra's API returns it.
     pub fn to_json(&self, now: DateTime<Utc>) -> Value {
-        let mut map = Map::with_capacity(12);
-        map.insert("id".into(), self.id.to_string().into());
-        map.insert("namespace".into(), Value::from(&*self.namespace));
-        map.insert("flowId".into(), Value::from(&*self.flow_id));
-        map.insert("flowRevision".into(), self.flow_revision.into());
-        map.insert("inputs".into(), self.inputs.clone());
-        if let Some(outputs) = &self.outputs {
-            map.insert("outputs".into(), outputs.clone());
-        }
-        map.insert(
-            "labels".into(),
-            Value::Array(
-                self.labels
-                    .iter()
-                    .map(|(k, v)| serde_json::json!({"key": k, "value": v}))
-                    .collect(),
-            ),
-        );
-        if let Some(trigger) = &self.trigger {
-            map.insert("trigger".into(), trigger.clone());
-        }
-        map.insert("state".into(), history_json(&self.state, now));
-        map.insert(
-            "taskRunList".into(),
-            Value::Array(
-                self.task_runs
-                    .iter()
-                    .map(|t| self.task_run_json(t, now))
-                    .collect(),
-            ),
-        );
-        if let Some(error) = &self.error {
-            map.insert("error".into(), error.as_str().into());
-        }
-        Value::Object(map)
-    }
-
-    fn task_run_json(&self, t: &TaskRun, now: DateTime<Utc>) -> Value {
-        let mut map = Map::with_capacity(12);
-        map.insert("id".into(), t.id.to_string().into());
-        map.insert("executionId".into(), self.id.to_string().into());
-        map.insert("namespace".into(), Value::from(&*self.namespace));
-        map.insert("flowId".into(), Value::from(&*self.flow_id));
-        map.insert("taskId".into(), Value::from(&*t.task_id));
-        if let Some(parent) = t.parent.and_then(|p| self.task_runs.get(p as usize)) {
-            map.insert("parentTaskRunId".into(), parent.id.to_string().into());
-        }
-        if let Some(value) = &t.value {
-            map.insert("value".into(), Value::from(&**value));
-        }
-        if let Some(iteration) = t.iteration {
-            map.insert("iteration".into(), iteration.into());
-        }
-        map.insert(
-            "attempts".into(),
-            Value::Array(
-                t.attempts
-                    .iter()
-                    .map(|a| serde_json::json!({"state": history_json(&a.state, now)}))
-                    .collect(),
-            ),
-        );
-        if let Some(outputs) = &t.outputs {
-            map.insert("outputs".into(), (**outputs).clone());
-        }
-        map.insert("state".into(), history_json(&t.state, now));
-        Value::Object(map)
+        super::Record::of(self).to_json(now)
     }
 }

@@ -1,35 +1,58 @@
 //! The runtime: one thread per shard, executions hash-partitioned across
-//! their inboxes, and a local driver that runs one execution on the caller's
-//! thread.
+//! their inboxes, the worker pool, and a local driver that runs one
+//! execution on the caller's thread.
+//!
+//! The runtime is what the shard's state machine is not: it owns the
+//! threads, reads the clock once per message, and carries out the effects a
+//! step returns: it answers the caller that asked (the reply channel stays
+//! here, the shard only sees a request id), hands work to the pool, and
+//! tells the observer about changes.
 
 use std::num::NonZeroUsize;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use rustc_hash::FxHashMap;
 
+use super::finished::Finished;
 use super::inbox::{PushError, Receiver, Sender, inbox};
 use super::plan::FlowLookup;
 use super::run::NewExecution;
-use super::shard::{Effect, Message, Shard};
+use super::search::{Filter, Newest};
+use super::shard::{
+    Effect, KillOutcome, Message, Reply, RequestId, RestoreError, Shard, Snapshot, Started,
+};
 use super::worker::{self, WorkDone, WorkOrder, WorkerHandle, WorkerPool};
-use crate::execution::{Execution, ExecutionId};
-use crate::journal::{self, Entry, Receipt, WalJournal};
+use crate::execution::{Execution, ExecutionId, Record};
+use crate::journal::{self, JournalError, Receipt, Recovered, WalJournal};
 
-/// Sees every change of every execution, on the shard's thread. Keep it
-/// cheap: serialize only what someone is waiting for.
+/// Sees every change of every execution, on the shard's thread, after the
+/// step that made it. Keep it cheap: build only what someone waits for.
 pub trait Observer: Send + Sync + 'static {
-    fn on_change(&self, execution: &Execution, terminal: bool);
+    fn on_change(&self, change: &Change<'_>);
+}
 
-    /// Like `on_change`, with the receipt of the journal records behind the
-    /// change: wait on it before telling a client (commit before
-    /// externalize). The default ignores it.
-    fn on_change_journaled(&self, execution: &Execution, terminal: bool, receipt: &Receipt) {
-        let _ = receipt;
-        self.on_change(execution, terminal);
-    }
+/// One change of an execution.
+#[derive(Debug, Clone, Copy)]
+pub struct Change<'a> {
+    pub execution: &'a Execution,
+    /// Where the records behind the change stand: wait on it before telling
+    /// anyone (commit before externalize).
+    pub receipt: &'a Receipt,
+    /// The execution's final record, when this change ended it.
+    pub ended: Option<&'a Record>,
+}
+
+/// An observer that looks at nothing.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoObserver;
+
+impl Observer for NoObserver {
+    fn on_change(&self, _: &Change<'_>) {}
 }
 
 /// How the executor runs.
@@ -46,25 +69,275 @@ pub struct EngineConfig {
     /// Blocking jobs queued for the workers before shards hold them back.
     /// Default: 4096.
     pub work_queue: NonZeroUsize,
+    /// Executions running at once, at most; a start past it is refused.
+    /// Default: unbounded.
+    pub max_running: Option<NonZeroUsize>,
+    /// How long a finished execution stays readable. Default: 24 hours.
+    pub retention: Duration,
+    /// Finished executions kept, at most, across shards (the oldest go
+    /// first). Default: 100,000.
+    pub max_finished: NonZeroUsize,
 }
 
 impl Default for EngineConfig {
     fn default() -> Self {
+        let n = |v: usize| NonZeroUsize::new(v).unwrap_or(NonZeroUsize::MIN);
         Self {
             threads: std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN),
-            inbox_capacity: NonZeroUsize::new(4096).unwrap_or(NonZeroUsize::MIN),
-            batch: NonZeroUsize::new(256).unwrap_or(NonZeroUsize::MIN),
-            workers: NonZeroUsize::new(8).unwrap_or(NonZeroUsize::MIN),
-            work_queue: NonZeroUsize::new(4096).unwrap_or(NonZeroUsize::MIN),
+            inbox_capacity: n(4096),
+            batch: n(256),
+            workers: n(8),
+            work_queue: n(4096),
+            max_running: None,
+            retention: Duration::from_secs(24 * 3600),
+            max_finished: n(100_000),
         }
     }
 }
 
+/// Why the engine did not take a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// The shard's inbox is full: backpressure, try again later.
+    #[error("the shard's inbox is full")]
+    Full,
+    /// `max_running` executions are running already.
+    #[error("{0} executions are running, the most allowed")]
+    TooMany(usize),
+    /// The engine is stopping or stopped.
+    #[error("the engine has stopped")]
+    Stopped,
+}
+
+/// A start the engine refused; the execution comes back to the caller.
+#[derive(Debug, thiserror::Error)]
+#[error("{refusal}")]
+pub struct SubmitError {
+    pub refusal: Refusal,
+    pub execution: Box<NewExecution>,
+}
+
+/// What a start is answered with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ack {
+    /// The receipt of the creation.
+    Receipt,
+    /// The receipt, and the execution as its first step left it.
+    Snapshot,
+}
+
+/// The engine stopped before answering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the engine stopped before answering")]
+pub struct Stopped;
+
+/// An answer on its way from a shard.
+#[derive(Debug)]
+pub struct Pending<T> {
+    rx: flume::Receiver<T>,
+}
+
+impl<T> Pending<T> {
+    fn channel() -> (flume::Sender<T>, Self) {
+        let (tx, rx) = flume::bounded(1);
+        (tx, Self { rx })
+    }
+
+    fn ready(value: T) -> Self {
+        let (tx, pending) = Self::channel();
+        // A fresh channel of capacity 1 has room for one value.
+        let _ = tx.send(value);
+        pending
+    }
+
+    /// Blocks until the answer comes.
+    pub fn wait(self) -> Result<T, Stopped> {
+        self.rx.recv().map_err(|_| Stopped)
+    }
+
+    /// The answer if it has come, without waiting.
+    pub fn try_take(&self) -> Option<Result<T, Stopped>> {
+        match self.rx.try_recv() {
+            Ok(value) => Some(Ok(value)),
+            Err(flume::TryRecvError::Empty) => None,
+            Err(flume::TryRecvError::Disconnected) => Some(Err(Stopped)),
+        }
+    }
+
+    /// Resolves with the answer; needs no particular runtime.
+    pub async fn answer(self) -> Result<T, Stopped> {
+        self.rx.recv_async().await.map_err(|_| Stopped)
+    }
+}
+
+/// One page of a search, newest first, and how many executions matched.
+#[derive(Debug)]
+pub struct Page {
+    pub results: Vec<Snapshot>,
+    pub total: usize,
+}
+
+/// A search on its way: the finished executions were scanned already; the
+/// running ones are being listed by their shards.
+#[derive(Debug)]
+pub struct Search {
+    finished: Newest<Snapshot>,
+    shards: Vec<Pending<Newest<Snapshot>>>,
+    skip: usize,
+}
+
+impl Search {
+    fn page(mut self, running: Vec<Newest<Snapshot>>) -> Page {
+        for part in running {
+            self.finished.merge(part);
+        }
+        let (newest, total) = self.finished.into_sorted();
+        Page {
+            results: newest.into_iter().skip(self.skip).collect(),
+            total,
+        }
+    }
+
+    /// Blocks until every shard has answered.
+    pub fn wait(mut self) -> Result<Page, Stopped> {
+        let shards = std::mem::take(&mut self.shards);
+        let running = shards
+            .into_iter()
+            .map(Pending::wait)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(self.page(running))
+    }
+
+    /// Resolves once every shard has answered.
+    pub async fn answer(mut self) -> Result<Page, Stopped> {
+        let shards = std::mem::take(&mut self.shards);
+        let mut running = Vec::with_capacity(shards.len());
+        for part in shards {
+            running.push(part.answer().await?);
+        }
+        Ok(self.page(running))
+    }
+}
+
+/// What callers hand a shard: a message and where its answer goes.
+pub(crate) enum Command {
+    Start {
+        new: Box<NewExecution>,
+        ack: Ack,
+        reply: flume::Sender<Started>,
+    },
+    Kill {
+        id: ExecutionId,
+        reply: flume::Sender<KillOutcome>,
+    },
+    Read {
+        id: ExecutionId,
+        reply: flume::Sender<Option<Snapshot>>,
+    },
+    Search {
+        filter: Arc<Filter>,
+        limit: usize,
+        reply: flume::Sender<Newest<Snapshot>>,
+    },
+    WorkDone(Box<WorkDone>),
+}
+
+/// Where the answer to a request goes; kept by the shard's runtime, never
+/// by the shard.
+enum ReplyTo {
+    Started(flume::Sender<Started>),
+    Kill(flume::Sender<KillOutcome>),
+    Read(flume::Sender<Option<Snapshot>>),
+    Search(flume::Sender<Newest<Snapshot>>),
+}
+
+impl Command {
+    fn into_message(self, request: RequestId) -> (Message, Option<ReplyTo>) {
+        match self {
+            Command::Start { new, ack, reply } => (
+                Message::Start {
+                    new,
+                    request,
+                    snapshot: ack == Ack::Snapshot,
+                },
+                Some(ReplyTo::Started(reply)),
+            ),
+            Command::Kill { id, reply } => {
+                (Message::Kill { id, request }, Some(ReplyTo::Kill(reply)))
+            }
+            Command::Read { id, reply } => {
+                (Message::Read { id, request }, Some(ReplyTo::Read(reply)))
+            }
+            Command::Search {
+                filter,
+                limit,
+                reply,
+            } => (
+                Message::Search {
+                    filter,
+                    limit,
+                    request,
+                },
+                Some(ReplyTo::Search(reply)),
+            ),
+            Command::WorkDone(done) => (Message::WorkDone(done), None),
+        }
+    }
+}
+
+/// Counts running executions against `max_running`: one is counted from
+/// its submission until it ends (or its start finds it existed).
+#[derive(Debug)]
+struct Admission {
+    running: AtomicUsize,
+    max: usize,
+}
+
+impl Admission {
+    fn admit(&self) -> Result<(), Refusal> {
+        self.running
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < self.max).then_some(n + 1)
+            })
+            .map(drop)
+            .map_err(Refusal::TooMany)
+    }
+
+    fn release(&self) {
+        self.running.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Why an execution found in a journal was not recovered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Unrecoverable {
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("cannot resume: {0}")]
+    Restore(#[from] RestoreError),
+}
+
+/// What recovery found when a durable engine started.
+#[derive(Debug, Default)]
+pub struct Recovery {
+    /// Executions that were in flight and resumed.
+    pub resumed: usize,
+    /// Finished executions kept readable (within the retention).
+    pub finished: usize,
+    /// Executions that could not be rebuilt, and why.
+    pub failed: Vec<(ExecutionId, Unrecoverable)>,
+    /// What each shard's WAL recovery read and repaired.
+    pub reports: Vec<peregrine_wal::RecoveryReport>,
+}
+
 /// A running executor.
 pub struct Engine {
-    inboxes: Vec<Sender<Message>>,
+    inboxes: Vec<Sender<Command>>,
     threads: Vec<JoinHandle<()>>,
     workers: Option<WorkerPool>,
+    /// Each shard's finished executions, read in place by callers.
+    finished: Vec<Arc<Finished>>,
+    admission: Arc<Admission>,
     /// The shards' WALs (empty when nothing is journaled), for their stats.
     wals: Vec<peregrine_wal::Wal>,
 }
@@ -73,24 +346,33 @@ impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine")
             .field("shards", &self.inboxes.len())
+            .field("running", &self.running())
             .finish()
     }
 }
 
-/// Refused: the execution comes back to the caller.
-pub type SubmitError = PushError<Box<NewExecution>>;
+fn finished_store(config: &EngineConfig, shards: usize) -> Arc<Finished> {
+    Arc::new(Finished::new(
+        config.retention,
+        config.max_finished.get().div_ceil(shards.max(1)),
+    ))
+}
 
 impl Engine {
     /// An engine that keeps nothing on disk.
     pub fn start(config: EngineConfig, observer: Arc<dyn Observer>) -> std::io::Result<Self> {
         let now = Utc::now();
-        let shards = (0..config.threads.get()).map(|_| Shard::new(now)).collect();
-        Self::spawn(&config, observer, shards)
+        let shards = config.threads.get();
+        let shards = (0..shards)
+            .map(|_| Shard::new(now, finished_store(&config, shards)))
+            .collect();
+        Self::spawn(&config, observer, shards, 0)
     }
 
     /// An engine whose shards journal every execution in a WAL under `dir`
     /// (`dir/shard-N`), after recovering what the WALs hold: executions in
-    /// flight resume, finished ones come back in [`Recovery::finished`].
+    /// flight resume, finished ones stay readable for what is left of their
+    /// retention.
     ///
     /// `resolve` finds the flow revision an execution ran. The number of
     /// shards is the number found on disk, if any, so that every execution
@@ -124,47 +406,26 @@ impl Engine {
             let (wal, recovered) = peregrine_wal::Wal::open(&path, wal.clone())?;
             wals.push(wal.clone());
             recovery.reports.push(recovered.report().clone());
-            let mut shard = Shard::with_journal(now, Box::new(WalJournal::new(wal)));
+            let finished = finished_store(&config, shards);
+            let mut shard =
+                Shard::with_journal(now, Box::new(WalJournal::new(wal)), Arc::clone(&finished));
             for (key, records) in recovered.iter() {
                 let id = ExecutionId::from_u128(key.id());
-                let mut entries = Vec::new();
-                let mut damaged = None;
-                for record in records {
-                    match journal::decode(record.payload()) {
-                        Ok(entry) => entries.push(entry),
-                        Err(e) => damaged = Some(e),
-                    }
-                }
-                if let Some(e) = damaged {
-                    recovery
-                        .failed
-                        .push((id, format!("unreadable journal record: {e}")));
-                    continue;
-                }
-                if let [Entry::Ended { execution, .. }] = entries.as_slice() {
-                    match serde_json::from_str(execution) {
-                        Ok(json) => recovery.finished.push(json),
-                        Err(e) => recovery
-                            .failed
-                            .push((id, format!("unreadable final state: {e}"))),
-                    }
-                    continue;
-                }
-                match shard.restore(id, entries, resolve, now) {
-                    Ok(()) => {
-                        recovery.resumed += 1;
-                        recovery.resumed_ids.push(id);
-                    }
-                    Err(e) => recovery.failed.push((id, e)),
+                match recover(&mut shard, &finished, id, records, resolve, now) {
+                    Ok(Found::InFlight) => recovery.resumed += 1,
+                    Ok(Found::Finished) => recovery.finished += 1,
+                    Err(why) => recovery.failed.push((id, why)),
                 }
             }
+            finished.sort();
             prepared.push(shard);
         }
         let config = EngineConfig {
             threads: NonZeroUsize::new(shards).unwrap_or(NonZeroUsize::MIN),
             ..config
         };
-        let mut engine = Self::spawn(&config, observer, prepared)?;
+        let resumed = recovery.resumed;
+        let mut engine = Self::spawn(&config, observer, prepared, resumed)?;
         engine.wals = wals;
         Ok((engine, recovery))
     }
@@ -173,6 +434,7 @@ impl Engine {
         config: &EngineConfig,
         observer: Arc<dyn Observer>,
         shards: Vec<Shard>,
+        running: usize,
     ) -> std::io::Result<Self> {
         let (senders, receivers): (Vec<_>, Vec<_>) = (0..shards.len())
             .map(|_| inbox(config.inbox_capacity.get()))
@@ -182,24 +444,32 @@ impl Engine {
             config.work_queue.get(),
             senders.clone(),
         )?;
+        let admission = Arc::new(Admission {
+            running: AtomicUsize::new(running),
+            max: config.max_running.map_or(usize::MAX, NonZeroUsize::get),
+        });
+        let finished = shards.iter().map(|s| Arc::clone(s.finished())).collect();
         let mut threads = Vec::with_capacity(shards.len());
         for (n, (shard, rx)) in shards.into_iter().zip(receivers).enumerate() {
-            let observer = Arc::clone(&observer);
             let runtime = ShardRuntime {
                 index: n,
                 batch: config.batch.get(),
                 workers: handle.clone(),
+                observer: Arc::clone(&observer),
+                admission: Arc::clone(&admission),
             };
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("shard-{n}"))
-                    .spawn(move || shard_loop(shard, rx, observer, runtime))?,
+                    .spawn(move || shard_loop(shard, rx, runtime))?,
             );
         }
         Ok(Self {
             inboxes: senders,
             threads,
             workers: Some(pool),
+            finished,
+            admission,
             wals: Vec::new(),
         })
     }
@@ -215,29 +485,116 @@ impl Engine {
         (mixed % self.inboxes.len() as u64) as usize
     }
 
-    /// Queues a new execution on its shard.
-    pub fn submit(&self, new: NewExecution) -> Result<ExecutionId, SubmitError> {
-        let id = new.id;
+    fn push(&self, id: ExecutionId, command: Command) -> Result<(), (Refusal, Command)> {
         self.inboxes[self.shard_of(id)]
-            .push(Message::Start(Box::new(new)))
-            .map(|()| id)
+            .push(command)
             .map_err(|e| match e {
-                PushError::Full(Message::Start(n)) => PushError::Full(n),
-                PushError::Closed(Message::Start(n)) => PushError::Closed(n),
-                PushError::Full(_) | PushError::Closed(_) => {
-                    unreachable!("the message pushed was a Start")
-                }
+                PushError::Full(c) => (Refusal::Full, c),
+                PushError::Closed(c) => (Refusal::Stopped, c),
             })
     }
 
+    /// Starts a new execution on its shard. The answer says whether it
+    /// existed already (then nothing was started) and carries the receipt
+    /// to wait on before acknowledging it.
+    pub fn submit(&self, new: NewExecution, ack: Ack) -> Result<Pending<Started>, SubmitError> {
+        if let Err(refusal) = self.admission.admit() {
+            return Err(SubmitError {
+                refusal,
+                execution: Box::new(new),
+            });
+        }
+        let (reply, pending) = Pending::channel();
+        let id = new.id;
+        let command = Command::Start {
+            new: Box::new(new),
+            ack,
+            reply,
+        };
+        match self.push(id, command) {
+            Ok(()) => Ok(pending),
+            Err((refusal, Command::Start { new, .. })) => {
+                self.admission.release();
+                Err(SubmitError {
+                    refusal,
+                    execution: new,
+                })
+            }
+            Err(_) => unreachable!("the command pushed was a Start"),
+        }
+    }
+
     /// Asks the owning shard to kill `id`.
-    pub fn kill(&self, id: ExecutionId) -> Result<(), PushError<ExecutionId>> {
-        self.inboxes[self.shard_of(id)]
-            .push(Message::Kill(id))
-            .map_err(|e| match e {
-                PushError::Full(_) => PushError::Full(id),
-                PushError::Closed(_) => PushError::Closed(id),
-            })
+    pub fn kill(&self, id: ExecutionId) -> Result<Pending<KillOutcome>, Refusal> {
+        let (reply, pending) = Pending::channel();
+        self.push(id, Command::Kill { id, reply })
+            .map_err(|(refusal, _)| refusal)?;
+        Ok(pending)
+    }
+
+    /// Execution `id` as it stands, running or finished, with the receipt
+    /// to wait on before showing it.
+    pub fn read(&self, id: ExecutionId) -> Result<Pending<Option<Snapshot>>, Refusal> {
+        // Finished executions are read in place; the shard answers for the
+        // others (and for one that ends meanwhile: it looks at both).
+        if let Some(kept) = self.finished[self.shard_of(id)].get(id) {
+            return Ok(Pending::ready(Some(Snapshot {
+                record: kept.record,
+                receipt: kept.receipt,
+            })));
+        }
+        let (reply, pending) = Pending::channel();
+        self.push(id, Command::Read { id, reply })
+            .map_err(|(refusal, _)| refusal)?;
+        Ok(pending)
+    }
+
+    /// The executions that match `filter`, newest first: page `page` (from
+    /// 1) of `size`, and how many match in all.
+    pub fn search(&self, filter: Filter, page: usize, size: usize) -> Result<Search, Refusal> {
+        let skip = page.saturating_sub(1).saturating_mul(size);
+        let limit = skip.saturating_add(size);
+        let filter = Arc::new(filter);
+        let mut shards = Vec::with_capacity(self.inboxes.len());
+        for inbox in &self.inboxes {
+            let (reply, pending) = Pending::channel();
+            let command = Command::Search {
+                filter: Arc::clone(&filter),
+                limit,
+                reply,
+            };
+            inbox.push(command).map_err(|e| match e {
+                PushError::Full(_) => Refusal::Full,
+                PushError::Closed(_) => Refusal::Stopped,
+            })?;
+            shards.push(pending);
+        }
+        let mut finished = Newest::new(limit);
+        for store in &self.finished {
+            store.scan(|kept| {
+                if filter.matches(&kept.record) {
+                    finished.offer(kept.record.start_date(), || Snapshot {
+                        record: kept.record.clone(),
+                        receipt: kept.receipt.clone(),
+                    });
+                }
+            });
+        }
+        Ok(Search {
+            finished,
+            shards,
+            skip,
+        })
+    }
+
+    /// Executions submitted and not ended.
+    pub fn running(&self) -> usize {
+        self.admission.running.load(Ordering::Relaxed)
+    }
+
+    /// Finished executions kept readable.
+    pub fn finished(&self) -> usize {
+        self.finished.iter().map(|f| f.len()).sum()
     }
 
     /// Each shard's WAL statistics (empty when nothing is journaled).
@@ -285,52 +642,123 @@ impl Drop for Engine {
     }
 }
 
+/// What recovery found of one execution.
+enum Found {
+    InFlight,
+    Finished,
+}
+
+/// Rebuilds one execution from its recovered records: a finished one goes
+/// to the shard's finished executions, one in flight resumes.
+fn recover(
+    shard: &mut Shard,
+    finished: &Finished,
+    id: ExecutionId,
+    records: peregrine_wal::LiveRecords<'_>,
+    resolve: &FlowLookup<'_>,
+    now: DateTime<Utc>,
+) -> Result<Found, Unrecoverable> {
+    let mut entries = Vec::new();
+    for record in records {
+        match journal::decode(record.kind(), record.payload())? {
+            Recovered::Entry(entry) => entries.push(entry),
+            Recovered::Ended(ended) if entries.is_empty() => {
+                finished.restore(ended, now);
+                return Ok(Found::Finished);
+            }
+            Recovered::Ended(_) => return Err(RestoreError::OutOfPlace.into()),
+        }
+    }
+    shard.restore(id, entries, resolve, now)?;
+    Ok(Found::InFlight)
+}
+
 /// What a shard thread needs besides its shard and inbox.
 struct ShardRuntime {
     index: usize,
     batch: usize,
     workers: WorkerHandle,
+    observer: Arc<dyn Observer>,
+    admission: Arc<Admission>,
 }
 
-fn shard_loop(
-    mut shard: Shard,
-    rx: Receiver<Message>,
-    observer: Arc<dyn Observer>,
-    runtime: ShardRuntime,
-) {
-    let ShardRuntime {
-        index,
-        batch,
-        workers,
-    } = runtime;
+impl ShardRuntime {
+    /// Carries out one effect of a step.
+    fn apply(
+        &self,
+        effect: Effect,
+        execution: Option<&Execution>,
+        replies: &mut FxHashMap<RequestId, ReplyTo>,
+        held: &mut std::collections::VecDeque<(ExecutionId, WorkOrder)>,
+    ) {
+        match effect {
+            Effect::Reply { request, reply } => {
+                if let Reply::Started(Started { existed: true, .. }) = &reply {
+                    // Counted at submission; it runs once, counted already.
+                    self.admission.release();
+                }
+                let Some(to) = replies.remove(&request) else {
+                    return;
+                };
+                // A caller that stopped waiting has dropped its receiver:
+                // nobody to tell.
+                let _ = match (to, reply) {
+                    (ReplyTo::Started(tx), Reply::Started(r)) => tx.send(r).map_err(drop),
+                    (ReplyTo::Kill(tx), Reply::Kill(r)) => tx.send(r).map_err(drop),
+                    (ReplyTo::Read(tx), Reply::Read(r)) => tx.send(r).map_err(drop),
+                    (ReplyTo::Search(tx), Reply::Search(r)) => tx.send(r).map_err(drop),
+                    _ => {
+                        tracing::error!("a shard answered a request with the wrong kind of reply");
+                        Ok(())
+                    }
+                };
+            }
+            Effect::Work { id, order } => held.push_back((id, order)),
+            Effect::Changed { receipt, ended, .. } => {
+                if let Some(execution) = execution {
+                    self.observer.on_change(&Change {
+                        execution,
+                        receipt: &receipt,
+                        ended: ended.as_ref(),
+                    });
+                }
+                if ended.is_some() {
+                    self.admission.release();
+                }
+            }
+        }
+    }
+}
+
+fn shard_loop(mut shard: Shard, rx: Receiver<Command>, runtime: ShardRuntime) {
     // Work the pool could not take yet: retried every turn, never dropped.
     let mut held: std::collections::VecDeque<(ExecutionId, WorkOrder)> = Default::default();
+    let mut replies: FxHashMap<RequestId, ReplyTo> = FxHashMap::default();
+    let mut next_request: RequestId = 0;
     loop {
         let mut handled = 0;
-        while handled < batch {
-            let Some(message) = rx.pop() else { break };
+        while handled < runtime.batch {
+            let Some(command) = rx.pop() else { break };
+            next_request += 1;
+            let (message, reply) = command.into_message(next_request);
+            if let Some(reply) = reply {
+                replies.insert(next_request, reply);
+            }
             // Each message gets its own instant: the dates an execution
             // shows (created, ended) are when its step ran, not when the
-            // batch began. One clock read per message; its cost was not
-            // measured on its own.
-            shard.handle(message, Utc::now());
+            // batch began.
+            shard.step(message, Utc::now());
             handled += 1;
         }
-        shard.fire_timers(Utc::now());
-        shard.drain(
-            |Effect::Changed {
-                 terminal, receipt, ..
-             },
-             exec| { observer.on_change_journaled(exec, *terminal, receipt) },
-        );
-        shard.take_work(|id, order| held.push_back((id, order)));
+        shard.step(Message::Tick, Utc::now());
+        shard.drain(|effect, execution| runtime.apply(effect, execution, &mut replies, &mut held));
         while let Some((id, order)) = held.pop_front() {
-            if let Err(order) = workers.try_dispatch(id, index, order) {
+            if let Err(order) = runtime.workers.try_dispatch(id, runtime.index, order) {
                 held.push_front((id, order));
                 break;
             }
         }
-        if handled == batch {
+        if handled == runtime.batch {
             continue;
         }
         if rx.is_closed() {
@@ -343,27 +771,17 @@ fn shard_loop(
         if !held.is_empty() {
             timeout = Some(timeout.map_or(HELD_WORK_RETRY, |t| t.min(HELD_WORK_RETRY)));
         }
+        // Finished executions leave the retention window even when nothing
+        // happens: wake at least this often.
+        timeout = Some(timeout.map_or(IDLE_TICK, |t| t.min(IDLE_TICK)));
         rx.park(timeout);
     }
 }
 
 /// How soon a shard retries handing work to a full worker queue.
 const HELD_WORK_RETRY: Duration = Duration::from_millis(1);
-
-/// What recovery found when a durable engine started.
-#[derive(Debug, Default)]
-pub struct Recovery {
-    /// Executions that were in flight and resumed.
-    pub resumed: usize,
-    /// Their ids.
-    pub resumed_ids: Vec<ExecutionId>,
-    /// The final JSON of executions that had ended (within the retention).
-    pub finished: Vec<serde_json::Value>,
-    /// Executions that could not be rebuilt, and why.
-    pub failed: Vec<(ExecutionId, String)>,
-    /// What each shard's WAL recovery read and repaired.
-    pub reports: Vec<peregrine_wal::RecoveryReport>,
-}
+/// How often an idle shard ticks (retention of finished executions).
+const IDLE_TICK: Duration = Duration::from_secs(1);
 
 fn count_shard_dirs(dir: &Path) -> std::io::Result<usize> {
     let entries = match std::fs::read_dir(dir) {
@@ -394,21 +812,32 @@ pub fn run_to_end(new: NewExecution) -> Execution {
 /// Like [`run_to_end`], calling `on_change` after every step.
 pub fn run_to_end_observed(new: NewExecution, mut on_change: impl FnMut(&Execution)) -> Execution {
     let id = new.id;
-    let mut shard = Shard::new(Utc::now());
-    shard.handle(Message::Start(Box::new(new)), Utc::now());
-    let mut last: Option<Execution> = None;
+    let finished = Arc::new(Finished::new(Duration::from_secs(3600), 1));
+    let mut shard = Shard::new(Utc::now(), finished);
+    let start = Message::Start {
+        new: Box::new(new),
+        request: 0,
+        snapshot: false,
+    };
+    shard.step(start, Utc::now());
     loop {
-        shard.drain(|Effect::Changed { terminal, .. }, exec| {
-            on_change(exec);
-            if *terminal {
-                last = Some(exec.clone());
+        let mut last: Option<Execution> = None;
+        let mut work = Vec::new();
+        shard.drain(|effect, execution| match effect {
+            Effect::Changed { ended, .. } => {
+                if let Some(execution) = execution {
+                    on_change(execution);
+                    if ended.is_some() {
+                        last = Some(execution.clone());
+                    }
+                }
             }
+            Effect::Work { id, order } => work.push((id, order)),
+            Effect::Reply { .. } => {}
         });
-        if let Some(exec) = last.take() {
+        if let Some(exec) = last {
             return exec;
         }
-        let mut work = Vec::new();
-        shard.take_work(|id, order| work.push((id, order)));
         if !work.is_empty() {
             for (id, order) in work {
                 let done = WorkDone {
@@ -417,7 +846,7 @@ pub fn run_to_end_observed(new: NewExecution, mut on_change: impl FnMut(&Executi
                     attempt: order.attempt,
                     result: worker::run_now(order.job),
                 };
-                shard.handle(Message::WorkDone(Box::new(done)), Utc::now());
+                shard.step(Message::WorkDone(Box::new(done)), Utc::now());
             }
             continue;
         }
@@ -433,6 +862,6 @@ pub fn run_to_end_observed(new: NewExecution, mut on_change: impl FnMut(&Executi
         if wait > 0 {
             std::thread::sleep(Duration::from_millis(wait as u64));
         }
-        shard.fire_timers(Utc::now());
+        shard.step(Message::Tick, Utc::now());
     }
 }

@@ -18,14 +18,6 @@ pub enum PushError<T> {
     Closed(T),
 }
 
-impl<T> PushError<T> {
-    pub fn into_inner(self) -> T {
-        match self {
-            PushError::Full(t) | PushError::Closed(t) => t,
-        }
-    }
-}
-
 struct Shared<T> {
     queue: ArrayQueue<T>,
     closed: AtomicBool,
@@ -110,18 +102,9 @@ impl<T> Sender<T> {
         self.shared.queue.is_empty()
     }
 
-    pub fn capacity(&self) -> usize {
-        self.shared.queue.capacity()
-    }
-
     /// Stops accepting messages and wakes the shard so it can notice.
     pub fn close(&self) {
         self.shared.closed.store(true, Ordering::Release);
-        self.shared.unparker.unpark();
-    }
-
-    /// Wakes the shard without a message (timers, shutdown).
-    pub fn wake(&self) {
         self.shared.unparker.unpark();
     }
 }

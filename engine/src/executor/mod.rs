@@ -1,24 +1,32 @@
 //! The sharded executor.
 
 mod engine;
+mod finished;
 #[cfg(feature = "internals")]
 mod fixtures;
 mod inbox;
 mod outputs;
 mod plan;
 mod render;
+#[cfg(test)]
+mod replay;
 mod run;
+mod search;
 mod shard;
+#[cfg(test)]
+mod test_journal;
 mod timer;
 mod worker;
 
 pub use engine::{
-    Engine, EngineConfig, Observer, Recovery, SubmitError, run_to_end, run_to_end_observed,
+    Ack, Change, Engine, EngineConfig, NoObserver, Observer, Page, Pending, Recovery, Refusal,
+    Search, Stopped, SubmitError, Unrecoverable, run_to_end, run_to_end_observed,
 };
 #[cfg(feature = "internals")]
 pub use fixtures::OutputLookup;
+#[cfg(feature = "internals")]
 pub use inbox::{PushError, Receiver, Sender, inbox};
 pub use plan::{FlowLookup, FlowRevision};
-pub use run::{NewExecution, OnCreated};
-pub use shard::{Effect, Message, Shard};
-pub use timer::TimerWheel;
+pub use run::NewExecution;
+pub use search::Filter;
+pub use shard::{KillOutcome, RestoreError, Snapshot, Started};

@@ -26,7 +26,6 @@ use crate::execution::{
 };
 use crate::expression::Property;
 use crate::flow::{InputType, Level, RetryPolicy, TaskKind};
-use crate::journal::Receipt;
 
 /// Where a task run sits, and what it owns.
 #[derive(Debug, Clone)]
@@ -141,23 +140,19 @@ pub(crate) struct Run {
     pub instant: DateTime<Utc>,
 }
 
-/// Told, on the shard's thread, where the creation record stands; wait on
-/// the receipt before acknowledging the execution to a client.
-pub type OnCreated = Box<dyn FnOnce(&Execution, Receipt) + Send>;
-
 /// What starting an execution needs.
 pub struct NewExecution {
     pub id: ExecutionId,
     pub flow: Arc<FlowRevision>,
     /// Validated inputs.
     pub inputs: Map<String, Value>,
+    /// Labels given when it was started; the engine adds the flow's and
+    /// `system.correlationId` (see [`Run::new`]).
     pub labels: Vec<(String, String)>,
     /// The trigger that started it, as Kestra shows it on the execution
     /// (`{id, type, variables}`, see [`crate::execution::execution_trigger`]);
     /// flows see its `variables` as `trigger`.
     pub trigger: Option<Value>,
-    /// Called once the shard has journaled the creation.
-    pub on_created: Option<OnCreated>,
 }
 
 impl std::fmt::Debug for NewExecution {
@@ -168,7 +163,7 @@ impl std::fmt::Debug for NewExecution {
             .field("inputs", &self.inputs)
             .field("labels", &self.labels)
             .field("trigger", &self.trigger)
-            .finish_non_exhaustive()
+            .finish()
     }
 }
 
@@ -180,7 +175,6 @@ impl NewExecution {
             inputs,
             labels: Vec::new(),
             trigger: None,
-            on_created: None,
         }
     }
 }

@@ -1,180 +1,401 @@
 //! A shard: the executions it owns, its timers, and the state machine that
-//! turns messages into changes. No threads and no files: the runtime
-//! ([`super::engine`]) feeds it messages and the clock, the journal is a
-//! trait, and what the outside world must hear comes out as effects.
+//! turns messages into changes.
+//!
+//! `step(message, now)` is the whole interface: a message and the instant
+//! go in, effects come out as data ([`Effect`]): replies to the request that
+//! asked, work for the worker pool, changes to publish. Nothing inside a
+//! step reads a clock, touches a file or calls back into its caller: the
+//! runtime ([`super::engine`]) feeds the messages and the clock and carries
+//! the effects out, and the journal is a trait. Every value an execution
+//! depends on comes from its journal or from the instant of a step, so
+//! replaying the journal rebuilds it byte for byte.
+
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use rustc_hash::FxHashMap;
 
+use super::finished::Finished;
 use super::plan::FlowLookup;
 use super::run::{NewExecution, Run};
+use super::search::{Filter, Listed, Newest};
 use super::timer::TimerWheel;
 use super::worker::{WorkDone, WorkOrder};
-use crate::execution::{Execution, ExecutionId};
+use crate::execution::{Execution, ExecutionId, Record, State};
 use crate::journal::{Entry, Journal, NoJournal, Receipt};
+
+/// Names a request, so that its reply finds the caller that asked.
+pub(crate) type RequestId = u64;
 
 /// What a shard is told.
 #[derive(Debug)]
-pub enum Message {
-    Start(Box<NewExecution>),
-    Kill(ExecutionId),
+pub(crate) enum Message {
+    /// Start an execution (or, if it exists, say so): `snapshot` asks for
+    /// the execution as the step left it.
+    Start {
+        new: Box<NewExecution>,
+        request: RequestId,
+        snapshot: bool,
+    },
+    Kill {
+        id: ExecutionId,
+        request: RequestId,
+    },
     /// A worker's answer.
     WorkDone(Box<WorkDone>),
+    /// The execution as it stands, if this shard has it.
+    Read {
+        id: ExecutionId,
+        request: RequestId,
+    },
+    /// The running executions that match, newest first, at most `limit`.
+    Search {
+        filter: Arc<Filter>,
+        limit: usize,
+        request: RequestId,
+    },
+    /// Time passed: fire the timers due and drop what left the retention
+    /// window.
+    Tick,
+}
+
+/// The answer to a start.
+#[derive(Debug, Clone)]
+pub struct Started {
+    pub id: ExecutionId,
+    /// The execution existed already (a redelivered or repeated start): it
+    /// was not started again.
+    pub existed: bool,
+    /// Wait on it before acknowledging the execution: it covers its
+    /// creation and whatever the step did.
+    pub receipt: Receipt,
+    /// The execution as the step left it, when asked for.
+    pub snapshot: Option<Record>,
+}
+
+/// The answer to a kill.
+#[derive(Debug, Clone)]
+pub enum KillOutcome {
+    /// Killed; durable once the receipt is.
+    Killed(Receipt),
+    /// It had already ended, in this state.
+    Ended(State),
+    /// No such execution on this node.
+    NotFound,
+}
+
+/// An execution as it stood, with the receipt of the records behind it:
+/// wait on it before showing the execution to anyone.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub record: Record,
+    pub receipt: Receipt,
+}
+
+/// A shard's answer to a request.
+#[derive(Debug)]
+pub(crate) enum Reply {
+    Started(Started),
+    Kill(KillOutcome),
+    Read(Option<Snapshot>),
+    Search(Newest<Snapshot>),
 }
 
 /// What a shard asks the outside world to do, as data.
-#[derive(Debug, Clone)]
-pub enum Effect {
-    /// The execution changed: publish it once `receipt` is durable.
+#[derive(Debug)]
+pub(crate) enum Effect {
+    /// Answer request `request`.
+    Reply { request: RequestId, reply: Reply },
+    /// Blocking work for the worker pool.
+    Work { id: ExecutionId, order: WorkOrder },
+    /// The execution changed: publish it once `receipt` is durable. `ended`
+    /// holds its final record when this change ended it (it then leaves
+    /// the shard once the effect is carried out).
     Changed {
         id: ExecutionId,
-        terminal: bool,
         receipt: Receipt,
+        ended: Option<Record>,
     },
+}
+
+/// Why a journal does not rebuild an execution.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RestoreError {
+    #[error("its journal does not start with its creation")]
+    NoCreation,
+    #[error("flow {namespace}.{flow_id} revision {revision} is gone")]
+    FlowGone {
+        namespace: String,
+        flow_id: String,
+        revision: u32,
+    },
+    #[error("its journaled {0} are not a JSON object")]
+    BadInputs(&'static str),
+    #[error("its journal has a record out of place")]
+    OutOfPlace,
+}
+
+/// A running execution and the receipt of its latest journal record.
+#[derive(Debug)]
+struct Live {
+    run: Run,
+    receipt: Receipt,
+    /// Its final record, once it ended in this step batch.
+    ended: Option<Record>,
 }
 
 /// One shard's executions and timers.
 #[derive(Debug)]
-pub struct Shard {
-    runs: FxHashMap<ExecutionId, Run>,
+pub(crate) struct Shard {
+    live: FxHashMap<ExecutionId, Live>,
     timers: TimerWheel<(ExecutionId, u32)>,
     journal: Box<dyn Journal>,
+    finished: Arc<Finished>,
     effects: Vec<Effect>,
-    /// Blocking work for the worker pool, drained by the runtime.
-    work: Vec<(ExecutionId, WorkOrder)>,
     fired: Vec<(ExecutionId, u32)>,
+}
+
+/// The instant a step runs at: microseconds, the precision the journal
+/// keeps, so that a replay sees exactly the instants the first run saw.
+fn step_instant(now: DateTime<Utc>) -> DateTime<Utc> {
+    instant(now.timestamp_micros())
+}
+
+fn instant(at_us: i64) -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp_micros(at_us).unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
 }
 
 impl Shard {
     /// A shard that journals nothing.
-    pub fn new(now: DateTime<Utc>) -> Self {
-        Self::with_journal(now, Box::new(NoJournal))
+    pub fn new(now: DateTime<Utc>, finished: Arc<Finished>) -> Self {
+        Self::with_journal(now, Box::new(NoJournal), finished)
     }
 
-    pub(crate) fn with_journal(now: DateTime<Utc>, journal: Box<dyn Journal>) -> Self {
+    pub fn with_journal(
+        now: DateTime<Utc>,
+        journal: Box<dyn Journal>,
+        finished: Arc<Finished>,
+    ) -> Self {
         Self {
-            runs: FxHashMap::default(),
+            live: FxHashMap::default(),
             timers: TimerWheel::new(now.timestamp_millis()),
             journal,
+            finished,
             effects: Vec::new(),
-            work: Vec::new(),
             fired: Vec::new(),
         }
     }
 
-    /// Executions still running here.
-    pub fn len(&self) -> usize {
-        self.runs.len()
+    /// The finished executions this shard keeps.
+    pub fn finished(&self) -> &Arc<Finished> {
+        &self.finished
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.runs.is_empty()
+    /// Executions running here.
+    #[cfg(test)]
+    pub fn len(&self) -> usize {
+        self.live.len()
     }
 
     pub fn get(&self, id: ExecutionId) -> Option<&Execution> {
-        self.runs.get(&id).map(|r| &r.exec)
+        self.live.get(&id).map(|l| &l.run.exec)
     }
 
-    pub fn handle(&mut self, message: Message, now: DateTime<Utc>) {
+    /// Handles one message at instant `now`.
+    pub fn step(&mut self, message: Message, now: DateTime<Utc>) {
+        let now = step_instant(now);
         match message {
-            Message::Start(mut new) => {
-                let id = new.id;
-                // A redelivered start (a retried request, a replayed message)
-                // must not run the execution twice.
-                if self.runs.contains_key(&id) {
-                    return;
-                }
-                let receipt = if self.journal.keeps_records() {
-                    let created = Entry::Created {
-                        namespace: new.flow.namespace.to_string(),
-                        flow_id: new.flow.flow_id.to_string(),
-                        revision: new.flow.revision(),
-                        inputs: serde_json::to_string(&new.inputs).unwrap_or_default(),
-                        labels: new.labels.clone(),
-                        trigger: new.trigger.as_ref().map(|t| t.to_string()),
-                        at_ms: now.timestamp_millis(),
-                    };
-                    self.journal.append(id, &created, false)
-                } else {
-                    Receipt::ready()
-                };
-                let on_created = new.on_created.take();
-                let run = self.runs.entry(id).or_insert(Run::new(*new, now));
-                if let Some(ack) = on_created {
-                    ack(&run.exec, receipt.clone());
-                }
-                run.begin(now);
-                self.settle(id, receipt);
+            Message::Start {
+                new,
+                request,
+                snapshot,
+            } => self.start(*new, request, snapshot, now),
+            Message::Kill { id, request } => {
+                let outcome = self.kill(id, now);
+                self.reply(request, Reply::Kill(outcome));
             }
-            Message::Kill(id) => {
-                let Some(run) = self.runs.get_mut(&id) else {
-                    return;
-                };
-                if run.is_terminal() {
-                    return;
-                }
-                let entry = Entry::Kill {
-                    at_ms: now.timestamp_millis(),
-                };
-                let receipt = self.journal.append(id, &entry, false);
-                run.kill(now);
-                self.settle(id, receipt);
+            Message::WorkDone(done) => self.work_done(*done, now),
+            Message::Read { id, request } => {
+                let found = self.snapshot(id);
+                self.reply(request, Reply::Read(found));
             }
-            Message::WorkDone(done) => {
-                let WorkDone {
-                    id,
-                    task_run,
-                    attempt,
-                    result,
-                } = *done;
-                let Some(run) = self.runs.get_mut(&id) else {
-                    return;
-                };
-                if !run.is_waiting_on(task_run) {
-                    return;
+            Message::Search {
+                filter,
+                limit,
+                request,
+            } => {
+                let mut newest = Newest::new(limit);
+                // An execution that ended in this batch is searched among
+                // the finished ones already.
+                for live in self.live.values().filter(|l| l.ended.is_none()) {
+                    let exec = &live.run.exec;
+                    if filter.matches(exec) {
+                        newest.offer(Listed::start_date(exec), || Snapshot {
+                            record: Record::of(exec),
+                            receipt: live.receipt.clone(),
+                        });
+                    }
                 }
-                let (outputs, error) = match &result {
-                    Ok(v) => (Some(v.to_string()), None),
-                    Err(e) => (None, Some(e.clone())),
-                };
-                let entry = Entry::Worked {
-                    task_run,
-                    attempt,
-                    outputs,
-                    error,
-                    at_ms: now.timestamp_millis(),
-                };
-                let receipt = self.journal.append(id, &entry, false);
-                run.on_work_done(task_run, attempt, result, now);
-                self.settle(id, receipt);
+                self.reply(request, Reply::Search(newest));
+            }
+            Message::Tick => {
+                self.fire_timers(now);
+                self.finished.evict(now);
             }
         }
     }
 
-    /// Hands the blocking work requested since the last call to `dispatch`.
-    pub(crate) fn take_work(&mut self, mut dispatch: impl FnMut(ExecutionId, WorkOrder)) {
-        for (id, order) in self.work.drain(..) {
-            dispatch(id, order);
+    fn reply(&mut self, request: RequestId, reply: Reply) {
+        self.effects.push(Effect::Reply { request, reply });
+    }
+
+    fn start(&mut self, new: NewExecution, request: RequestId, snapshot: bool, now: DateTime<Utc>) {
+        let id = new.id;
+        // A redelivered start (a retried request, a replayed message) must
+        // not run the execution twice: it is answered with what exists.
+        if let Some(receipt) = self.existing_receipt(id) {
+            let started = Started {
+                id,
+                existed: true,
+                snapshot: if snapshot {
+                    self.snapshot(id).map(|s| s.record)
+                } else {
+                    None
+                },
+                receipt,
+            };
+            self.reply(request, Reply::Started(started));
+            return;
         }
+        let receipt = if self.journal.keeps_records() {
+            let created = Entry::Created {
+                namespace: new.flow.namespace.to_string(),
+                flow_id: new.flow.flow_id.to_string(),
+                revision: new.flow.revision(),
+                inputs: serde_json::to_string(&new.inputs).expect("a JSON map always serializes"),
+                labels: new.labels.clone(),
+                trigger: new.trigger.as_ref().map(ToString::to_string),
+                at_us: now.timestamp_micros(),
+            };
+            self.journal.append(id, &created)
+        } else {
+            Receipt::ready()
+        };
+        let mut run = Run::new(new, now);
+        run.begin(now);
+        self.live.insert(
+            id,
+            Live {
+                run,
+                receipt: Receipt::ready(),
+                ended: None,
+            },
+        );
+        self.settle(id, receipt);
+        let live = &self.live[&id];
+        let started = Started {
+            id,
+            existed: false,
+            receipt: live.receipt.clone(),
+            snapshot: snapshot.then(|| {
+                live.ended
+                    .clone()
+                    .unwrap_or_else(|| Record::of(&live.run.exec))
+            }),
+        };
+        self.reply(request, Reply::Started(started));
+    }
+
+    /// The receipt of an execution this shard has (running or finished).
+    fn existing_receipt(&self, id: ExecutionId) -> Option<Receipt> {
+        match self.live.get(&id) {
+            Some(live) => Some(live.receipt.clone()),
+            None => self.finished.get(id).map(|kept| kept.receipt),
+        }
+    }
+
+    /// The execution as it stands here (running or finished), if any.
+    fn snapshot(&self, id: ExecutionId) -> Option<Snapshot> {
+        if let Some(live) = self.live.get(&id) {
+            return Some(Snapshot {
+                record: live
+                    .ended
+                    .clone()
+                    .unwrap_or_else(|| Record::of(&live.run.exec)),
+                receipt: live.receipt.clone(),
+            });
+        }
+        self.finished.get(id).map(|kept| Snapshot {
+            record: kept.record,
+            receipt: kept.receipt,
+        })
+    }
+
+    fn kill(&mut self, id: ExecutionId, now: DateTime<Utc>) -> KillOutcome {
+        let Some(live) = self.live.get_mut(&id) else {
+            return match self.finished.get(id) {
+                Some(kept) => KillOutcome::Ended(kept.record.state()),
+                None => KillOutcome::NotFound,
+            };
+        };
+        if live.run.is_terminal() {
+            return KillOutcome::Ended(live.run.exec.state());
+        }
+        let entry = Entry::Kill {
+            at_us: now.timestamp_micros(),
+        };
+        let receipt = self.journal.append(id, &entry);
+        live.run.kill(now);
+        self.settle(id, receipt);
+        KillOutcome::Killed(self.live[&id].receipt.clone())
+    }
+
+    fn work_done(&mut self, done: WorkDone, now: DateTime<Utc>) {
+        let WorkDone {
+            id,
+            task_run,
+            attempt,
+            result,
+        } = done;
+        let Some(live) = self.live.get_mut(&id) else {
+            return;
+        };
+        if !live.run.is_waiting_on(task_run) {
+            return;
+        }
+        let (outputs, error) = match &result {
+            Ok(v) => (Some(v.to_string()), None),
+            Err(e) => (None, Some(e.clone())),
+        };
+        let entry = Entry::Worked {
+            task_run,
+            attempt,
+            outputs,
+            error,
+            at_us: now.timestamp_micros(),
+        };
+        let receipt = self.journal.append(id, &entry);
+        live.run.on_work_done(task_run, attempt, result, now);
+        self.settle(id, receipt);
     }
 
     /// Fires every timer due by `now`.
-    pub fn fire_timers(&mut self, now: DateTime<Utc>) {
+    fn fire_timers(&mut self, now: DateTime<Utc>) {
         self.timers.expire(now.timestamp_millis(), &mut self.fired);
         let fired = std::mem::take(&mut self.fired);
         for &(id, task_run) in &fired {
-            let Some(run) = self.runs.get_mut(&id) else {
+            let Some(live) = self.live.get_mut(&id) else {
                 continue;
             };
-            if !run.is_waiting_on(task_run) {
+            if !live.run.is_waiting_on(task_run) {
                 continue;
             }
             let entry = Entry::Timer {
                 task_run,
-                at_ms: now.timestamp_millis(),
+                at_us: now.timestamp_micros(),
             };
-            let receipt = self.journal.append(id, &entry, false);
-            run.on_timer(task_run, now);
+            let receipt = self.journal.append(id, &entry);
+            live.run.on_timer(task_run, now);
             self.settle(id, receipt);
         }
         self.fired = fired;
@@ -186,29 +407,35 @@ impl Shard {
         self.timers.next_deadline()
     }
 
-    /// Hands every effect since the last call to `apply`, with the execution
-    /// it concerns; ended executions leave the shard afterwards.
-    pub fn drain(&mut self, mut apply: impl FnMut(&Effect, &Execution)) {
+    /// Hands every effect since the last call to `apply`, with the live
+    /// execution a change concerns; an execution that ended leaves the
+    /// shard once its change has been applied.
+    pub fn drain(&mut self, mut apply: impl FnMut(Effect, Option<&Execution>)) {
         for effect in std::mem::take(&mut self.effects) {
-            let Effect::Changed { id, terminal, .. } = &effect;
-            if let Some(run) = self.runs.get(id) {
-                apply(&effect, &run.exec);
-            }
-            if *terminal {
-                self.runs.remove(id);
+            match effect {
+                Effect::Changed { id, .. } => {
+                    let ended = matches!(&effect, Effect::Changed { ended: Some(_), .. });
+                    apply(effect, self.live.get(&id).map(|l| &l.run.exec));
+                    if ended {
+                        self.live.remove(&id);
+                    }
+                }
+                other => apply(other, None),
             }
         }
     }
 
-    /// Rebuilds an execution from its journal and resumes it: its timers keep
-    /// their original deadlines. `resolve` finds the flow revision it ran.
-    pub(crate) fn restore(
+    /// Rebuilds an execution from its journal and resumes it: its timers
+    /// keep their original deadlines, and work that had no answer runs
+    /// again as a new attempt. `resolve` finds the flow revision it ran.
+    pub fn restore(
         &mut self,
         id: ExecutionId,
         entries: Vec<Entry>,
         resolve: &FlowLookup<'_>,
         now: DateTime<Utc>,
-    ) -> Result<(), String> {
+    ) -> Result<(), RestoreError> {
+        let now = step_instant(now);
         let mut entries = entries.into_iter();
         let Some(Entry::Created {
             namespace,
@@ -217,122 +444,137 @@ impl Shard {
             inputs,
             labels,
             trigger,
-            at_ms,
+            at_us,
         }) = entries.next()
         else {
-            return Err("its journal does not start with its creation".into());
+            return Err(RestoreError::NoCreation);
         };
-        let flow = resolve(&namespace, &flow_id, revision)
-            .ok_or_else(|| format!("flow {namespace}.{flow_id} revision {revision} is gone"))?;
+        let flow =
+            resolve(&namespace, &flow_id, revision).ok_or_else(|| RestoreError::FlowGone {
+                namespace: namespace.clone(),
+                flow_id: flow_id.clone(),
+                revision,
+            })?;
         let inputs = match serde_json::from_str(&inputs) {
             Ok(serde_json::Value::Object(map)) => map,
-            _ => return Err("its journaled inputs are not a JSON object".into()),
+            _ => return Err(RestoreError::BadInputs("inputs")),
         };
-        let trigger = trigger.and_then(|t| serde_json::from_str(&t).ok());
-        let created_at = instant(at_ms);
+        let trigger = match trigger.map(|t| serde_json::from_str(&t)) {
+            None => None,
+            Some(Ok(value)) => Some(value),
+            Some(Err(_)) => return Err(RestoreError::BadInputs("trigger")),
+        };
+        let created_at = instant(at_us);
         let new = NewExecution {
             id,
             flow,
             inputs,
             labels,
             trigger,
-            on_created: None,
         };
         let mut run = Run::new(new, created_at);
         run.begin(created_at);
         for entry in entries {
             match entry {
-                Entry::Timer { task_run, at_ms } => run.on_timer(task_run, instant(at_ms)),
-                Entry::Kill { at_ms } => {
-                    run.kill(instant(at_ms));
+                Entry::Timer { task_run, at_us } => run.on_timer(task_run, instant(at_us)),
+                Entry::Kill { at_us } => {
+                    run.kill(instant(at_us));
                 }
                 Entry::Worked {
                     task_run,
                     attempt,
                     outputs,
                     error,
-                    at_ms,
+                    at_us,
                 } => {
                     let result = match (outputs, error) {
                         (Some(text), _) => serde_json::from_str(&text).map_err(|e| e.to_string()),
                         (None, Some(e)) => Err(e),
                         (None, None) => Err("the worker's answer was empty".into()),
                     };
-                    run.on_work_done(task_run, attempt, result, instant(at_ms));
+                    run.on_work_done(task_run, attempt, result, instant(at_us));
                 }
-                Entry::Redispatched { task_run, at_ms } => {
-                    run.redispatch(task_run, instant(at_ms));
+                Entry::Redispatched { task_run, at_us } => {
+                    run.redispatch(task_run, instant(at_us));
                 }
-                Entry::Created { .. } | Entry::Ended { .. } => {
-                    return Err("its journal has a record out of place".into());
-                }
+                Entry::Created { .. } => return Err(RestoreError::OutOfPlace),
             }
         }
         run.retain_waiting_timers();
-        // Work dispatched before the restart has no answer: run it again.
+        // Work dispatched before the restart has no answer: run it again,
+        // unless the journal ended the execution (its terminal record was
+        // lost: the settle below writes it again).
         run.work.clear();
         let mut receipt = Receipt::ready();
-        for task_run in run.waiting_work() {
+        let lost_work = if run.is_terminal() {
+            Vec::new()
+        } else {
+            run.waiting_work()
+        };
+        for task_run in lost_work {
             let entry = Entry::Redispatched {
                 task_run,
-                at_ms: now.timestamp_millis(),
+                at_us: now.timestamp_micros(),
             };
-            receipt = receipt.max(self.journal.append(id, &entry, false));
+            receipt = receipt.max(self.journal.append(id, &entry));
             run.redispatch(task_run, now);
         }
-        self.runs.insert(id, run);
+        self.live.insert(
+            id,
+            Live {
+                run,
+                receipt: Receipt::ready(),
+                ended: None,
+            },
+        );
         self.settle(id, receipt);
         Ok(())
     }
 
-    /// Takes a run's timer requests, journals its end, records the change.
+    /// Takes a run's timer and work requests, journals its end, records
+    /// the change.
     fn settle(&mut self, id: ExecutionId, receipt: Receipt) {
-        let Some(run) = self.runs.get_mut(&id) else {
+        let Some(live) = self.live.get_mut(&id) else {
             return;
         };
-        for timer in run.timers.drain(..) {
+        for timer in live.run.timers.drain(..) {
             self.timers.insert(timer.deadline_ms, (id, timer.task_run));
         }
-        self.work
-            .extend(run.work.drain(..).map(|order| (id, order)));
-        let terminal = run.is_terminal();
-        let mut receipt = receipt;
-        if terminal && self.journal.keeps_records() {
-            let now = run.exec.history().end_date().unwrap_or_else(Utc::now);
-            let ended = Entry::Ended {
-                execution: run.exec.to_json(now).to_string(),
-                at_ms: now.timestamp_millis(),
-            };
-            receipt = receipt.max(self.journal.append(id, &ended, true));
+        for order in live.run.work.drain(..) {
+            self.effects.push(Effect::Work { id, order });
         }
+        live.receipt = std::mem::replace(&mut live.receipt, Receipt::ready()).max(receipt);
+        if live.run.is_terminal() && live.ended.is_none() {
+            let record = Record::of(&live.run.exec);
+            let ended = self.journal.append_ended(id, &record);
+            live.receipt = std::mem::replace(&mut live.receipt, Receipt::ready()).max(ended);
+            self.finished.insert(record.clone(), live.receipt.clone());
+            live.ended = Some(record);
+        }
+        let (receipt, ended) = (live.receipt.clone(), live.ended.clone());
         match self.effects.last_mut() {
             Some(Effect::Changed {
                 id: last,
-                terminal: t,
                 receipt: r,
+                ended: e,
             }) if *last == id => {
-                *t |= terminal;
-                *r = std::mem::replace(r, Receipt::ready()).max(receipt);
+                *r = receipt;
+                *e = ended;
             }
-            _ => self.effects.push(Effect::Changed {
-                id,
-                terminal,
-                receipt,
-            }),
+            _ => self.effects.push(Effect::Changed { id, receipt, ended }),
         }
     }
 }
 
-fn instant(ms: i64) -> DateTime<Utc> {
-    DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
-}
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+    use std::time::Duration;
 
     use super::*;
     use crate::execution::{Id, State};
-    use crate::executor::{FlowRevision, NewExecution};
+    use crate::executor::FlowRevision;
+    use crate::executor::test_journal::FaultyJournal;
     use crate::flow::Flow;
 
     const SLEEPY: &str = r#"
@@ -354,131 +596,211 @@ tasks:
         DateTime::<Utc>::from_timestamp_millis(1_700_000_000_000 + ms).unwrap()
     }
 
+    fn finished() -> Arc<Finished> {
+        Arc::new(Finished::new(Duration::from_secs(3600), 1000))
+    }
+
+    fn revision(yaml: &str) -> Arc<FlowRevision> {
+        Arc::new(FlowRevision::new(Arc::new(Flow::parse(yaml).unwrap())))
+    }
+
     fn start(shard: &mut Shard, yaml: &str, raw_id: u128, now: DateTime<Utc>) -> ExecutionId {
-        let flow = Arc::new(FlowRevision::new(Arc::new(Flow::parse(yaml).unwrap())));
-        let mut new = NewExecution::new(flow, serde_json::Map::new());
+        let mut new = NewExecution::new(revision(yaml), serde_json::Map::new());
         new.id = Id::from_u128(raw_id);
         let id = new.id;
-        shard.handle(Message::Start(Box::new(new)), now);
+        shard.step(
+            Message::Start {
+                new: Box::new(new),
+                request: raw_id as u64,
+                snapshot: true,
+            },
+            now,
+        );
         id
     }
 
-    /// Changes drained: (id, terminal, state, task runs).
-    fn effects(shard: &mut Shard) -> Vec<(ExecutionId, bool, State, usize)> {
-        let mut out = Vec::new();
-        shard.drain(|Effect::Changed { id, terminal, .. }, exec| {
-            out.push((*id, *terminal, exec.state(), exec.task_runs().len()))
+    /// What a drain shows: changes as (id, ended, state, task runs), and
+    /// replies by request.
+    #[derive(Debug, Default)]
+    struct Drained {
+        changes: Vec<(ExecutionId, bool, State, usize)>,
+        replies: Vec<(RequestId, Reply)>,
+        work: usize,
+    }
+
+    fn drain(shard: &mut Shard) -> Drained {
+        let mut out = Drained::default();
+        shard.drain(|effect, exec| match effect {
+            Effect::Changed { id, ended, .. } => {
+                let exec = exec.expect("a change comes with its execution");
+                out.changes
+                    .push((id, ended.is_some(), exec.state(), exec.task_runs().len()))
+            }
+            Effect::Reply { request, reply } => out.replies.push((request, reply)),
+            Effect::Work { .. } => out.work += 1,
         });
         out
     }
 
+    fn changes(shard: &mut Shard) -> Vec<(ExecutionId, bool, State, usize)> {
+        drain(shard).changes
+    }
+
     #[test]
     fn a_sleep_waits_on_the_timer_wheel_then_the_execution_ends() {
-        let mut shard = Shard::new(t(0));
+        let mut shard = Shard::new(t(0), finished());
         let id = start(&mut shard, SLEEPY, 1, t(0));
         assert_eq!(
-            effects(&mut shard),
+            changes(&mut shard),
             vec![(id, false, State::Running, 2)],
             "the first Return ran inline and the Sleep waits"
         );
         let wake = shard.next_deadline_ms().unwrap();
-        assert!(
-            wake <= t(2_000).timestamp_millis(),
-            "the shard wakes by the deadline"
-        );
+        assert!(wake <= t(2_000).timestamp_millis(), "wakes by the deadline");
 
-        shard.fire_timers(t(1_999));
-        assert!(effects(&mut shard).is_empty(), "nothing fires early");
+        shard.step(Message::Tick, t(1_999));
+        assert!(changes(&mut shard).is_empty(), "nothing fires early");
 
-        shard.fire_timers(t(2_000));
-        assert_eq!(effects(&mut shard), vec![(id, true, State::Success, 3)]);
-        assert!(shard.is_empty(), "an ended execution leaves the shard");
+        shard.step(Message::Tick, t(2_000));
+        assert_eq!(changes(&mut shard), vec![(id, true, State::Success, 3)]);
+        assert_eq!(shard.len(), 0, "an ended execution leaves the shard");
         assert_eq!(shard.next_deadline_ms(), None);
+        assert_eq!(
+            shard.finished.get(id).map(|k| k.record.state()),
+            Some(State::Success),
+            "and is kept finished"
+        );
     }
 
     #[test]
     fn kill_ends_running_task_runs_and_a_late_timer_changes_nothing() {
-        let mut shard = Shard::new(t(0));
+        let mut shard = Shard::new(t(0), finished());
         let id = start(&mut shard, SLEEPY, 2, t(0));
-        effects(&mut shard);
-        shard.handle(Message::Kill(id), t(500));
+        drain(&mut shard);
+        shard.step(Message::Kill { id, request: 20 }, t(500));
         let exec = shard.get(id).unwrap();
         assert_eq!(exec.state(), State::Killed);
         assert_eq!(exec.task_runs()[1].state(), State::Killed);
         assert_eq!(exec.task_runs()[0].state(), State::Success);
-        assert_eq!(effects(&mut shard), vec![(id, true, State::Killed, 2)]);
-        shard.fire_timers(t(5_000));
-        assert!(effects(&mut shard).is_empty());
-        shard.handle(Message::Kill(id), t(6_000));
+        let drained = drain(&mut shard);
+        assert_eq!(drained.changes, vec![(id, true, State::Killed, 2)]);
+        assert!(matches!(
+            drained.replies.as_slice(),
+            [(20, Reply::Kill(KillOutcome::Killed(_)))]
+        ));
+        shard.step(Message::Tick, t(5_000));
+        assert!(changes(&mut shard).is_empty());
+        shard.step(Message::Kill { id, request: 21 }, t(6_000));
+        let drained = drain(&mut shard);
         assert!(
-            effects(&mut shard).is_empty(),
-            "killing an ended execution is a no-op"
+            drained.changes.is_empty(),
+            "killing an ended one changes nothing"
         );
+        assert!(matches!(
+            drained.replies.as_slice(),
+            [(21, Reply::Kill(KillOutcome::Ended(State::Killed)))]
+        ));
+        shard.step(
+            Message::Kill {
+                id: Id::from_u128(999),
+                request: 22,
+            },
+            t(6_000),
+        );
+        assert!(matches!(
+            drain(&mut shard).replies.as_slice(),
+            [(22, Reply::Kill(KillOutcome::NotFound))]
+        ));
     }
 
     #[test]
-    fn a_redelivered_start_does_not_run_twice() {
-        let mut shard = Shard::new(t(0));
+    fn a_redelivered_start_is_answered_with_the_execution_that_exists() {
+        let mut shard = Shard::new(t(0), finished());
         let id = start(&mut shard, SLEEPY, 3, t(0));
+        let first = drain(&mut shard);
+        let [(3, Reply::Started(started))] = first.replies.as_slice() else {
+            panic!("one reply to request 3: {first:?}");
+        };
+        assert!(!started.existed);
+        assert_eq!(started.snapshot.as_ref().unwrap().state(), State::Running);
+
         start(&mut shard, SLEEPY, 3, t(10));
+        let again = drain(&mut shard);
+        assert!(again.changes.is_empty(), "nothing ran again");
+        let [(3, Reply::Started(started))] = again.replies.as_slice() else {
+            panic!("the duplicate is answered: {again:?}");
+        };
+        assert!(started.existed);
+        assert_eq!(started.snapshot.as_ref().unwrap().id(), id);
         assert_eq!(shard.len(), 1);
         assert_eq!(shard.get(id).unwrap().task_runs().len(), 2);
+
+        // Once it has ended, a start of the same id finds it finished.
+        shard.step(Message::Tick, t(2_000));
+        drain(&mut shard);
+        start(&mut shard, SLEEPY, 3, t(3_000));
+        let late = drain(&mut shard);
+        let [(3, Reply::Started(started))] = late.replies.as_slice() else {
+            panic!("answered: {late:?}");
+        };
+        assert!(started.existed && late.changes.is_empty());
+        assert_eq!(started.snapshot.as_ref().unwrap().state(), State::Success);
     }
 
     #[test]
-    fn executions_on_one_shard_interleave_on_their_own_timers() {
-        let mut shard = Shard::new(t(0));
+    fn reads_and_searches_answer_by_request() {
+        let mut shard = Shard::new(t(0), finished());
         let a = start(&mut shard, SLEEPY, 10, t(0));
         let b = start(&mut shard, SLEEPY, 11, t(1_000));
-        effects(&mut shard);
-        shard.fire_timers(t(2_500));
-        let ended: Vec<_> = effects(&mut shard)
-            .into_iter()
-            .map(|(id, terminal, s, _)| (id, terminal, s))
-            .collect();
-        assert_eq!(ended, vec![(a, true, State::Success)]);
-        assert_eq!(shard.get(b).unwrap().state(), State::Running);
-        shard.fire_timers(t(3_000));
-        assert_eq!(effects(&mut shard)[0].2, State::Success);
-    }
-
-    /// Records what the shard journals, in memory.
-    #[derive(Debug, Default, Clone)]
-    struct MemJournal(std::sync::Arc<std::sync::Mutex<Vec<(ExecutionId, Entry, bool)>>>);
-
-    impl Journal for MemJournal {
-        fn append(&mut self, id: ExecutionId, entry: &Entry, terminal: bool) -> Receipt {
-            self.0.lock().unwrap().push((id, entry.clone(), terminal));
-            Receipt::ready()
-        }
+        drain(&mut shard);
+        shard.step(Message::Read { id: b, request: 5 }, t(1_001));
+        shard.step(
+            Message::Search {
+                filter: Arc::new(Filter {
+                    namespace: Some("tests".into()),
+                    ..Filter::default()
+                }),
+                limit: 1,
+                request: 6,
+            },
+            t(1_001),
+        );
+        let mut replies = drain(&mut shard).replies.into_iter();
+        let Some((5, Reply::Read(Some(read)))) = replies.next() else {
+            panic!("read answered");
+        };
+        assert_eq!(read.record.id(), b);
+        let Some((6, Reply::Search(found))) = replies.next() else {
+            panic!("search answered");
+        };
+        let (newest, total) = found.into_sorted();
+        assert_eq!(total, 2);
+        assert_eq!(newest.len(), 1);
+        assert_eq!(newest[0].record.id(), b, "newest first");
+        shard.step(Message::Tick, t(2_500));
+        assert_eq!(changes(&mut shard), vec![(a, true, State::Success, 3)]);
     }
 
     #[test]
     fn the_journal_records_causes_and_a_replay_resumes_the_same_execution() {
-        let journal = MemJournal::default();
-        let mut shard = Shard::with_journal(t(0), Box::new(journal.clone()));
+        let journal = FaultyJournal::default();
+        let mut shard = Shard::with_journal(t(0), Box::new(journal.clone()), finished());
         let id = start(&mut shard, SLEEPY, 7, t(0));
         let before = shard.get(id).unwrap().clone();
-        {
-            let log = journal.0.lock().unwrap();
+        let entries: Vec<Entry> = {
+            let log = journal.kept.lock().unwrap();
             assert_eq!(log.len(), 1);
             assert!(
-                matches!(&log[0], (i, Entry::Created { flow_id, at_ms, .. }, false)
-                if *i == id && flow_id == "sleepy" && *at_ms == t(0).timestamp_millis())
+                matches!(&log[0], (i, Some(Entry::Created { flow_id, at_us, .. }))
+                if *i == id && flow_id == "sleepy" && *at_us == t(0).timestamp_micros())
             );
-        }
+            log.iter().filter_map(|e| e.1.clone()).collect()
+        };
 
         // A fresh shard replays the journal: same task runs, same ids, and
         // the Sleep waits for its original deadline.
-        let entries: Vec<Entry> = journal
-            .0
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|e| e.1.clone())
-            .collect();
-        let flow = Arc::new(FlowRevision::new(Arc::new(Flow::parse(SLEEPY).unwrap())));
-        let mut replayed = Shard::new(t(1_000));
+        let flow = revision(SLEEPY);
+        let mut replayed = Shard::new(t(1_000), finished());
         replayed
             .restore(
                 id,
@@ -488,26 +810,40 @@ tasks:
             )
             .unwrap();
         let after = replayed.get(id).unwrap();
-        let ids = |e: &Execution| e.task_runs().iter().map(|t| t.id()).collect::<Vec<_>>();
-        assert_eq!(ids(after), ids(&before));
-        assert_eq!(after.state(), State::Running);
-        replayed.fire_timers(t(1_999));
+        assert_eq!(
+            Record::of(after).as_bytes(),
+            Record::of(&before).as_bytes(),
+            "byte for byte"
+        );
+        replayed.step(Message::Tick, t(1_999));
         assert_eq!(replayed.get(id).unwrap().task_runs().len(), 2);
-        replayed.fire_timers(t(2_000));
+        replayed.step(Message::Tick, t(2_000));
         assert!(
-            effects(&mut replayed)
+            changes(&mut replayed)
                 .iter()
                 .any(|e| e.1 && e.2 == State::Success)
         );
 
-        // The original shard journals the timer, then the end as terminal.
-        shard.fire_timers(t(2_000));
-        let log = journal.0.lock().unwrap();
+        // The original shard journals the timer, then the end.
+        shard.step(Message::Tick, t(2_000));
+        let log = journal.kept.lock().unwrap();
         assert!(matches!(
             log[1],
-            (_, Entry::Timer { task_run: 1, .. }, false)
+            (_, Some(Entry::Timer { task_run: 1, .. }))
         ));
-        assert!(matches!(&log[2], (_, Entry::Ended { execution, .. }, true)
-            if execution.contains("SUCCESS")));
+        assert!(matches!(log[2], (_, None)), "the end is the last record");
+    }
+
+    #[test]
+    fn a_journal_without_its_creation_is_refused() {
+        let mut shard = Shard::new(t(0), finished());
+        let flow = revision(SLEEPY);
+        let refused = shard.restore(
+            Id::from_u128(1),
+            vec![Entry::Kill { at_us: 1 }],
+            &|_: &str, _: &str, _: u32| Some(Arc::clone(&flow)),
+            t(0),
+        );
+        assert_eq!(refused, Err(RestoreError::NoCreation));
     }
 }

@@ -31,10 +31,7 @@ impl<T> TimerWheel<T> {
         }
     }
 
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
+use super::engine::Command;
 use super::inbox::{PushError, Sender};
-use super::shard::Message;
 use crate::execution::ExecutionId;
 
 /// The largest response body an HTTP task reads; a larger one fails it.
@@ -104,7 +104,7 @@ impl WorkerPool {
     pub fn start(
         threads: usize,
         capacity: usize,
-        inboxes: Vec<Sender<Message>>,
+        inboxes: Vec<Sender<Command>>,
     ) -> std::io::Result<(Self, WorkerHandle)> {
         let (tx, rx) = flume::bounded::<Dispatch>(capacity.max(1));
         let inboxes = Arc::new(inboxes);
@@ -155,8 +155,8 @@ impl WorkerPool {
 /// Hands a result to its shard, waiting while the inbox is full: a result
 /// is never dropped while the engine runs. Once the engine stops, the result
 /// is lost and recovery runs the task again (at least once).
-fn deliver(inbox: &Sender<Message>, done: WorkDone) {
-    let mut message = Message::WorkDone(Box::new(done));
+fn deliver(inbox: &Sender<Command>, done: WorkDone) {
+    let mut message = Command::WorkDone(Box::new(done));
     let mut pause = Duration::from_micros(50);
     loop {
         match inbox.push(message) {

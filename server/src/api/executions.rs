@@ -3,23 +3,22 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use chrono::Utc;
-use peregrine_engine::Receipt;
-use peregrine_engine::execution::{ExecutionId, State as ExecState, execution_trigger};
-use peregrine_engine::executor::OnCreated;
+use peregrine_engine::execution::{ExecutionId, Record, State as ExecState, execution_trigger};
+use peregrine_engine::executor::{Ack, Filter, KillOutcome};
 use peregrine_engine::flow::{self, InputType};
+use serde::Serialize;
 use serde_json::{Map, Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::error::{ApiError, ApiResult, rejection};
 use super::extract::{Body, Pairs, Params};
-use crate::state::{AppState, Launch, LaunchError};
-use crate::store::{Filter, StoredFlow};
+use crate::state::{AppState, Executions, Launch, LaunchError};
+use crate::store::StoredFlow;
 
 /// Inputs one request may carry (multipart parts).
 const MAX_INPUT_PARTS: usize = 1024;
@@ -36,6 +35,14 @@ pub(super) fn parse_id(text: &str) -> ApiResult<ExecutionId> {
 
 fn json_response(status: StatusCode, body: Bytes) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// An execution's JSON as Kestra shows it.
+pub(super) fn execution_response(record: &Record) -> Response {
+    json_response(
+        StatusCode::OK,
+        Bytes::from(record.to_json_bytes(Utc::now())),
+    )
 }
 
 fn find_flow(state: &AppState, namespace: &str, flow_id: &str) -> ApiResult<Arc<StoredFlow>> {
@@ -198,25 +205,15 @@ async fn start(
     } else {
         None
     };
-    let (created_tx, created_rx) = tokio::sync::oneshot::channel::<Receipt>();
-    let on_created: OnCreated = Box::new(move |_, receipt| {
-        // The request may have gone; then nobody waits for the receipt.
-        let _ = created_tx.send(receipt);
-    });
-    state
+    let started = state
+        .launcher()
         .launch(Launch {
             flow: stored,
             inputs,
             labels,
             trigger,
             id,
-            on_created: Some(on_created),
-        })
-        .map_err(|e| {
-            if !matches!(e, LaunchError::Disabled) {
-                state.metrics().rejected();
-            }
-            e
+            ack: if wait { Ack::Receipt } else { Ack::Snapshot },
         })
         .map_err(|e| match e {
             LaunchError::Disabled => {
@@ -226,28 +223,28 @@ async fn start(
                     Value::Null,
                 )
             }
-            LaunchError::TooMany(why) => ApiError::too_many(why),
             LaunchError::Refused(refused) => refused.into(),
-        })?;
-    // Commit before externalize: the answer that acknowledges the execution
-    // waits for its creation record (durable in `sync` mode).
-    let receipt = created_rx
+        })?
+        .answer()
         .await
         .map_err(|_| ApiError::unavailable("the executor stopped before starting the execution"))?;
-    receipt
+    // Commit before externalize: the answer that acknowledges the execution
+    // waits for its records (durable in `sync` mode).
+    started
+        .receipt
         .durable()
         .await
         .map_err(|e| ApiError::internal("making an execution durable", e))?;
     if let Some(waiter) = &mut waiter {
         loop {
             match waiter.recv().await {
-                Ok(update) if update.terminal => {
+                Ok(update) if update.is_terminal() => {
                     update
-                        .receipt
+                        .receipt()
                         .durable()
                         .await
                         .map_err(|e| ApiError::internal("making an execution durable", e))?;
-                    return Ok(json_response(StatusCode::OK, update.json));
+                    return Ok(json_response(StatusCode::OK, update.json()));
                 }
                 Ok(_) | Err(RecvError::Lagged(_)) => {}
                 // Shutting down: answer with what is known.
@@ -255,25 +252,41 @@ async fn start(
             }
         }
     }
-    let record = state
-        .executions()
-        .get(id)
-        .ok_or_else(|| ApiError::internal("reading a new execution", "it is gone"))?;
-    Ok(Json(record.to_json(Utc::now())).into_response())
+    match started.snapshot {
+        Some(record) => Ok(execution_response(&record)),
+        None => {
+            let snapshot = state
+                .executions()
+                .get(id)
+                .await?
+                .ok_or_else(|| ApiError::internal("reading a new execution", "it is gone"))?;
+            Ok(execution_response(&snapshot.record))
+        }
+    }
 }
 
 /// `GET /executions/{id}`.
-pub async fn get(State(state): State<AppState>, Params(id): Params<String>) -> ApiResult<Response> {
-    let record = state
-        .executions()
+pub async fn get(
+    State(executions): State<Executions>,
+    Params(id): Params<String>,
+) -> ApiResult<Response> {
+    let snapshot = executions
         .get(parse_id(&id)?)
+        .await?
         .ok_or_else(|| ApiError::not_found(format!("execution {id} not found")))?;
-    Ok(Json(record.to_json(Utc::now())).into_response())
+    Ok(execution_response(&snapshot.record))
+}
+
+/// A page of executions, `{results, total}`, each as Kestra shows it.
+#[derive(Serialize)]
+struct SearchPage<R> {
+    results: Vec<R>,
+    total: usize,
 }
 
 /// `GET /executions/search?namespace=&flowId=&state=&labels=&page=&size=`:
 /// newest first, `{results, total}`.
-pub async fn search(State(state): State<AppState>, query: Pairs) -> ApiResult<Json<Value>> {
+pub async fn search(State(executions): State<Executions>, query: Pairs) -> ApiResult<Response> {
     let number = |key: &str, default: usize, max: usize| -> ApiResult<usize> {
         match query.get(key) {
             None | Some("") => Ok(default),
@@ -307,34 +320,30 @@ pub async fn search(State(state): State<AppState>, query: Pairs) -> ApiResult<Js
             filter.states.push(state);
         }
     }
-    let (results, total) = state.executions().search(&filter, page, size);
+    let (results, total) = executions.search(filter, page, size).await?;
     let now = Utc::now();
-    Ok(Json(json!({
-        "results": results.iter().map(|r| r.to_json(now)).collect::<Vec<_>>(),
-        "total": total,
-    })))
+    let body = SearchPage {
+        results: results.iter().map(|s| s.record.json(now)).collect(),
+        total,
+    };
+    let bytes = serde_json::to_vec(&body).map_err(|e| ApiError::internal("a search page", e))?;
+    Ok(json_response(StatusCode::OK, Bytes::from(bytes)))
 }
 
-/// `DELETE /executions/{id}/kill`: 202, or 409 when it has already ended.
-pub async fn kill(state: &AppState, id: &str) -> ApiResult<Response> {
-    let parsed = parse_id(id)?;
-    let record = state
-        .executions()
-        .get(parsed)
-        .ok_or_else(|| ApiError::not_found(format!("execution {id} not found")))?;
-    if record.is_terminal() {
-        return Err(ApiError::conflict(format!(
-            "execution {id} has already ended ({})",
-            record.state()
-        )));
+/// `DELETE /executions/{id}/kill`: 202, 409 when it has already ended.
+pub async fn kill(executions: &Executions, id: &str) -> ApiResult<Response> {
+    match executions.kill(parse_id(id)?).await? {
+        KillOutcome::Killed(_) => Ok(StatusCode::ACCEPTED.into_response()),
+        KillOutcome::Ended(state) => Err(ApiError::conflict(format!(
+            "execution {id} has already ended ({state})"
+        ))),
+        KillOutcome::NotFound => Err(ApiError::not_found(format!("execution {id} not found"))),
     }
-    state.kill(parsed)?;
-    Ok(StatusCode::ACCEPTED.into_response())
 }
 
 /// `DELETE /executions/{a}/{b}`: only `/executions/{id}/kill` exists.
 pub async fn delete_pair(
-    State(state): State<AppState>,
+    State(executions): State<Executions>,
     Params((a, b)): Params<(String, String)>,
 ) -> ApiResult<Response> {
     if b != "kill" {
@@ -342,7 +351,7 @@ pub async fn delete_pair(
             "no route for DELETE /executions/{a}/{b}"
         )));
     }
-    kill(&state, &a).await
+    kill(&executions, &a).await
 }
 
 /// `GET|POST|PUT /executions/webhook/{namespace}/{flowId}/{key}`: starts

@@ -12,6 +12,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use chrono::Utc;
 use futures_util::stream::{self, Stream};
+use peregrine_engine::execution::ExecutionId;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::error::{ApiError, ApiResult};
@@ -30,11 +31,11 @@ pub async fn get_pair(
             "no route for GET /executions/{a}/{b}"
         )));
     }
-    follow(&state, &a)
+    follow(&state, &a).await
 }
 
-fn follow(state: &AppState, id: &str) -> ApiResult<Response> {
-    let parsed = parse_id(id)?;
+async fn follow(state: &AppState, id: &str) -> ApiResult<Response> {
+    let parsed: ExecutionId = parse_id(id)?;
     if state.metrics().followers() >= state.config().server.max_followers.get() as i64 {
         return Err(ApiError::unavailable("too many follow streams open"));
     }
@@ -47,10 +48,10 @@ fn follow(state: &AppState, id: &str) -> ApiResult<Response> {
     let record = state
         .executions()
         .get(parsed)
-        .ok_or_else(|| ApiError::not_found(format!("execution {id} not found")))?;
-    let first = serde_json::to_vec(&record.to_json(Utc::now()))
-        .map(Bytes::from)
-        .map_err(|e| ApiError::internal("serializing an execution", e))?;
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("execution {id} not found")))?
+        .record;
+    let first = Bytes::from(record.to_json_bytes(Utc::now()));
     let follower = Follower {
         state: state.clone(),
         subscription,
@@ -123,14 +124,14 @@ fn frames(follower: Follower) -> impl Stream<Item = Result<Event, Infallible>> +
                 Ok(update) => {
                     // Commit before externalize; a change that could not be
                     // made durable ends the stream (the server logs it).
-                    if let Err(e) = update.receipt.durable().await {
+                    if let Err(e) = update.receipt().durable().await {
                         tracing::error!("a followed change is not durable: {e}");
                         return None;
                     }
-                    if update.terminal {
-                        f = f.finish_with(update.json);
+                    if update.is_terminal() {
+                        f = f.finish_with(update.json());
                     } else {
-                        f.pending.push(update.json);
+                        f.pending.push(update.json());
                     }
                 }
                 Err(RecvError::Lagged(missed)) => {

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use peregrine_engine::Receipt;
 use peregrine_engine::execution::{ExecutionId, MessageOrigin, execution_trigger};
+use peregrine_engine::executor::{Ack, Pending, Started};
 use peregrine_engine::flow::{self, Deserializer, Flow, TriggerKind};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
@@ -21,7 +22,8 @@ use super::ledger::{Ledger, Partition, Progress, Step};
 use super::message::{self, Parts};
 use super::watchdog;
 use crate::config::KafkaConfig;
-use crate::state::{AppState, Launch, LaunchError, Refused};
+use crate::metrics::Metrics;
+use crate::state::{AppState, Launch, LaunchError, Launcher, Refused};
 use crate::store::StoredFlow;
 
 /// Consumer settings Peregrine chooses unless the flow's `properties` say
@@ -237,14 +239,39 @@ impl Running {
     }
 }
 
-/// Set on the shard once the execution's creation is journaled.
-type Created = Arc<OnceLock<Receipt>>;
+/// A message's start on its way: the shard's answer, then its receipt.
+struct Created {
+    answer: Pending<Started>,
+    receipt: OnceLock<Result<Receipt, String>>,
+    metrics: Arc<Metrics>,
+}
 
 fn progress(created: &Created) -> Progress {
-    match created.get().map(Receipt::poll_durable) {
-        None | Some(None) => Progress::NotYet,
-        Some(Some(Ok(()))) => Progress::Durable,
-        Some(Some(Err(e))) => Progress::Failed(e.to_string()),
+    if created.receipt.get().is_none() {
+        let got = match created.answer.try_take() {
+            None => return Progress::NotYet,
+            Some(Ok(started)) => {
+                if started.existed {
+                    // A redelivery: its execution exists (running, or ended
+                    // within the retention), and nothing started again.
+                    created.metrics.kafka().redelivered();
+                } else {
+                    created.metrics.kafka().started();
+                }
+                Ok(started.receipt)
+            }
+            Some(Err(stopped)) => Err(stopped.to_string()),
+        };
+        let _ = created.receipt.set(got);
+    }
+    match created.receipt.get() {
+        None => Progress::NotYet,
+        Some(Err(why)) => Progress::Failed(why.clone()),
+        Some(Ok(receipt)) => match receipt.poll_durable() {
+            None => Progress::NotYet,
+            Some(Ok(())) => Progress::Durable,
+            Some(Err(e)) => Progress::Failed(e.to_string()),
+        },
     }
 }
 
@@ -443,7 +470,14 @@ fn consume(
         // Start what the engine will take, in order.
         let mut refused = None;
         while let Some(m) = b.held.pop_front() {
-            match start(state, &spec, flow, &inputs, &m) {
+            match start(
+                state.launcher(),
+                state.metrics_handle(),
+                &spec,
+                flow,
+                &inputs,
+                &m,
+            ) {
                 Ok(step) => {
                     let partition = (m.topic, m.partition);
                     b.ledger.push(&partition, m.offset, step);
@@ -529,9 +563,11 @@ fn stall_limit(spec: &Spec) -> Duration {
     Duration::from_millis(session_ms.saturating_mul(2)) + spec.commit_interval
 }
 
-/// Starts a message's execution, unless it already exists (a redelivery).
+/// Starts a message's execution; a redelivered message finds its execution
+/// and starts nothing (the shard answers that it existed).
 fn start(
-    state: &AppState,
+    launcher: &Launcher,
+    metrics: &Arc<Metrics>,
     spec: &Spec,
     flow: &StoredFlow,
     inputs: &Map<String, Value>,
@@ -540,13 +576,7 @@ fn start(
     let Ok((id, trigger)) = &m.start else {
         return Ok(Step::Done);
     };
-    if state.is_known(*id) {
-        state.metrics().kafka().redelivered();
-        return Ok(Step::Done);
-    }
-    let created: Created = Arc::new(OnceLock::new());
-    let slot = Arc::clone(&created);
-    let launched = state.launch(Launch {
+    let launched = launcher.launch(Launch {
         flow,
         inputs: inputs.clone(),
         labels: Vec::new(),
@@ -556,17 +586,16 @@ fn start(
             trigger.clone(),
         )),
         id: *id,
-        on_created: Some(Box::new(move |_, receipt| {
-            let _ = slot.set(receipt);
-        })),
+        ack: Ack::Receipt,
     });
     match launched {
-        Ok(_) => {
-            state.metrics().kafka().started();
-            Ok(Step::Pending(created))
-        }
+        Ok(answer) => Ok(Step::Pending(Created {
+            answer,
+            receipt: OnceLock::new(),
+            metrics: Arc::clone(metrics),
+        })),
+        Err(LaunchError::Refused(Refused::TooMany(_))) => Err(Refused::Full),
         Err(LaunchError::Refused(refused)) => Err(refused),
-        Err(LaunchError::TooMany(_)) => Err(Refused::Full),
         // The flow was disabled since: its consumer is being stopped.
         Err(LaunchError::Disabled) => Err(Refused::Stopped),
     }

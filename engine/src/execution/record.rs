@@ -1,0 +1,497 @@
+//! An execution frozen at one instant, in one compact form that every reader
+//! shares: the journal's terminal record, a finished execution kept for its
+//! retention window, a snapshot the API answers with, an update followers
+//! receive.
+//!
+//! The form is an rkyv archive in one aligned allocation. JSON values
+//! (inputs, outputs, the trigger) are kept as JSON text, a fraction of the
+//! size of a `serde_json::Value` tree, and copied into answers as they are.
+//! The execution's JSON, as Kestra's API shows it, is rendered from the
+//! archive directly, with nothing decoded first.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use peregrine_wal::rkyv;
+use peregrine_wal::rkyv::util::AlignedVec;
+use serde::ser::{SerializeMap, SerializeSeq};
+use serde::{Serialize, Serializer};
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use super::id::{ExecutionId, Id};
+use super::model::{Execution, TaskRun};
+use super::state::{State, StateHistory, format_date, iso_duration};
+
+/// One state change: the state's index in [`State::ALL`] and its instant
+/// in microseconds since the Unix epoch.
+#[derive(Debug, rkyv::Archive, rkyv::Serialize)]
+#[rkyv(crate = peregrine_wal::rkyv)]
+struct Change {
+    state: u8,
+    at_us: i64,
+}
+
+#[derive(Debug, rkyv::Archive, rkyv::Serialize)]
+#[rkyv(crate = peregrine_wal::rkyv)]
+struct FrozenTaskRun {
+    id: u128,
+    task_id: String,
+    parent: Option<u32>,
+    value: Option<String>,
+    iteration: Option<u32>,
+    attempts: Vec<Vec<Change>>,
+    /// JSON text.
+    outputs: Option<String>,
+    state: Vec<Change>,
+}
+
+/// What a [`Record`] holds.
+#[derive(Debug, rkyv::Archive, rkyv::Serialize)]
+#[rkyv(crate = peregrine_wal::rkyv)]
+struct Frozen {
+    id: u128,
+    namespace: String,
+    flow_id: String,
+    flow_revision: u32,
+    /// JSON text of an object.
+    inputs: String,
+    /// JSON text.
+    outputs: Option<String>,
+    labels: Vec<(String, String)>,
+    /// JSON text of Kestra's `{id, type, variables}`.
+    trigger: Option<String>,
+    state: Vec<Change>,
+    task_runs: Vec<FrozenTaskRun>,
+    error: Option<String>,
+}
+
+/// Why bytes are not a record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not an execution record: {0}")]
+pub struct RecordError(String);
+
+/// An execution frozen at one instant: compact, immutable, cheap to clone
+/// (one `Arc`).
+#[derive(Clone)]
+pub struct Record {
+    /// A validated archive of [`Frozen`], never written after it was built.
+    bytes: Arc<AlignedVec>,
+}
+
+impl std::fmt::Debug for Record {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Record")
+            .field("id", &self.id())
+            .field("state", &self.state())
+            .field("bytes", &self.bytes.len())
+            .finish()
+    }
+}
+
+fn json_text(value: &Value) -> String {
+    serde_json::to_string(value).expect("a JSON value always serializes")
+}
+
+fn changes(history: &StateHistory) -> Vec<Change> {
+    history
+        .histories()
+        .iter()
+        .map(|c| Change {
+            state: state_index(c.state),
+            at_us: c.date.timestamp_micros(),
+        })
+        .collect()
+}
+
+fn state_index(state: State) -> u8 {
+    State::ALL
+        .iter()
+        .position(|s| *s == state)
+        .expect("every state is in State::ALL") as u8
+}
+
+fn state_of(index: u8) -> State {
+    // Records are validated and built from `state_index`; an index out of
+    // range cannot come from them.
+    State::ALL
+        .get(usize::from(index))
+        .copied()
+        .unwrap_or(State::Failed)
+}
+
+fn instant(at_us: i64) -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp_micros(at_us).unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+}
+
+fn frozen_task_run(t: &TaskRun) -> FrozenTaskRun {
+    FrozenTaskRun {
+        id: t.id.as_u128(),
+        task_id: t.task_id.to_string(),
+        parent: t.parent,
+        value: t.value.as_deref().map(str::to_owned),
+        iteration: t.iteration,
+        attempts: t.attempts.iter().map(|a| changes(&a.state)).collect(),
+        outputs: t.outputs.as_deref().map(json_text),
+        state: changes(&t.state),
+    }
+}
+
+impl Record {
+    /// Freezes `execution` as it is now.
+    pub fn of(execution: &Execution) -> Record {
+        let frozen = Frozen {
+            id: execution.id.as_u128(),
+            namespace: execution.namespace.to_string(),
+            flow_id: execution.flow_id.to_string(),
+            flow_revision: execution.flow_revision,
+            inputs: json_text(&execution.inputs),
+            outputs: execution.outputs.as_ref().map(json_text),
+            labels: execution.labels.clone(),
+            trigger: execution.trigger.as_ref().map(json_text),
+            state: changes(&execution.state),
+            task_runs: execution.task_runs.iter().map(frozen_task_run).collect(),
+            error: execution.error.clone(),
+        };
+        let archived = rkyv::to_bytes::<rkyv::rancor::Error>(&frozen)
+            .expect("archiving owned strings and numbers cannot fail");
+        Record {
+            bytes: Arc::new(exact(&archived)),
+        }
+    }
+
+    /// A record read back from bytes (the journal's terminal record),
+    /// validated once here.
+    pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Record, RecordError> {
+        let copy = exact(bytes);
+        rkyv::access::<ArchivedFrozen, rkyv::rancor::Error>(&copy)
+            .map_err(|e| RecordError(e.to_string()))?;
+        Ok(Record {
+            bytes: Arc::new(copy),
+        })
+    }
+
+    /// The archived bytes, as the journal stores them.
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The size of the archive, in bytes.
+    pub fn byte_len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    fn frozen(&self) -> &ArchivedFrozen {
+        // SAFETY: `bytes` is an archive of `Frozen` that was either built by
+        // `rkyv::to_bytes` from a `Frozen` (`Record::of`) or validated by
+        // `rkyv::access` (`Record::from_bytes`); it sits in an `AlignedVec`
+        // (16-byte aligned) and is never written afterwards (only shared
+        // behind the `Arc`), so it stays a valid archive.
+        unsafe { rkyv::access_unchecked::<ArchivedFrozen>(&self.bytes) }
+    }
+
+    pub fn id(&self) -> ExecutionId {
+        Id::from_u128(self.frozen().id.to_native())
+    }
+
+    pub fn namespace(&self) -> &str {
+        self.frozen().namespace.as_str()
+    }
+
+    pub fn flow_id(&self) -> &str {
+        self.frozen().flow_id.as_str()
+    }
+
+    pub fn flow_revision(&self) -> u32 {
+        self.frozen().flow_revision.to_native()
+    }
+
+    pub fn state(&self) -> State {
+        self.frozen()
+            .state
+            .last()
+            .map_or(State::Created, |c| state_of(c.state))
+    }
+
+    pub fn is_terminal(&self) -> bool {
+        self.state().is_terminal()
+    }
+
+    pub fn start_date(&self) -> DateTime<Utc> {
+        self.frozen()
+            .state
+            .first()
+            .map_or(DateTime::<Utc>::MIN_UTC, |c| instant(c.at_us.to_native()))
+    }
+
+    pub fn end_date(&self) -> Option<DateTime<Utc>> {
+        let last = self.frozen().state.last()?;
+        state_of(last.state)
+            .is_terminal()
+            .then(|| instant(last.at_us.to_native()))
+    }
+
+    pub fn labels(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.frozen()
+            .labels
+            .iter()
+            .map(|pair| (pair.0.as_str(), pair.1.as_str()))
+    }
+
+    /// Kestra's execution JSON, for `serde` (durations of what still runs
+    /// are counted up to `now`).
+    pub fn json(&self, now: DateTime<Utc>) -> impl Serialize + '_ {
+        ExecutionJson {
+            frozen: self.frozen(),
+            now,
+        }
+    }
+
+    /// Kestra's execution JSON, as a value.
+    pub fn to_json(&self, now: DateTime<Utc>) -> Value {
+        serde_json::to_value(self.json(now)).expect("an execution's JSON always serializes")
+    }
+
+    /// Kestra's execution JSON, as bytes.
+    pub fn to_json_bytes(&self, now: DateTime<Utc>) -> Vec<u8> {
+        serde_json::to_vec(&self.json(now)).expect("an execution's JSON always serializes")
+    }
+}
+
+/// `bytes` in an aligned buffer of exactly their length (what `to_bytes`
+/// returns grows by doubling; a kept record should not carry that slack).
+fn exact(bytes: &[u8]) -> AlignedVec {
+    let mut out = AlignedVec::with_capacity(bytes.len());
+    out.extend_from_slice(bytes);
+    out
+}
+
+/// JSON text kept in a record, written into an answer as it is.
+struct Raw<'a>(&'a str);
+
+impl Serialize for Raw<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match serde_json::from_str::<&RawValue>(self.0) {
+            Ok(raw) => raw.serialize(s),
+            // Written by `json_text`, so always JSON; never fail an answer.
+            Err(_) => s.serialize_unit(),
+        }
+    }
+}
+
+struct History<'a> {
+    changes: &'a [ArchivedChange],
+    now: DateTime<Utc>,
+}
+
+impl Serialize for History<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let current = self
+            .changes
+            .last()
+            .map_or(State::Created, |c| state_of(c.state));
+        let start = self
+            .changes
+            .first()
+            .map_or(DateTime::<Utc>::MIN_UTC, |c| instant(c.at_us.to_native()));
+        let end = current
+            .is_terminal()
+            .then(|| self.changes.last().map(|c| instant(c.at_us.to_native())))
+            .flatten();
+        let mut map = s.serialize_map(Some(5))?;
+        map.serialize_entry("current", current.as_str())?;
+        map.serialize_entry("histories", &Changes(self.changes))?;
+        map.serialize_entry("startDate", &format_date(start))?;
+        if let Some(end) = end {
+            map.serialize_entry("endDate", &format_date(end))?;
+        }
+        map.serialize_entry("duration", &iso_duration(end.unwrap_or(self.now) - start))?;
+        map.end()
+    }
+}
+
+struct Changes<'a>(&'a [ArchivedChange]);
+
+impl Serialize for Changes<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for c in self.0 {
+            seq.serialize_element(&StateAt(c))?;
+        }
+        seq.end()
+    }
+}
+
+struct StateAt<'a>(&'a ArchivedChange);
+
+impl Serialize for StateAt<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(2))?;
+        map.serialize_entry("state", state_of(self.0.state).as_str())?;
+        map.serialize_entry("date", &format_date(instant(self.0.at_us.to_native())))?;
+        map.end()
+    }
+}
+
+struct Labels<'a>(&'a ArchivedFrozen);
+
+impl Serialize for Labels<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.labels.len()))?;
+        for pair in self.0.labels.iter() {
+            seq.serialize_element(&Label(pair.0.as_str(), pair.1.as_str()))?;
+        }
+        seq.end()
+    }
+}
+
+struct Label<'a>(&'a str, &'a str);
+
+impl Serialize for Label<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(2))?;
+        map.serialize_entry("key", self.0)?;
+        map.serialize_entry("value", self.1)?;
+        map.end()
+    }
+}
+
+struct ExecutionJson<'a> {
+    frozen: &'a ArchivedFrozen,
+    now: DateTime<Utc>,
+}
+
+impl Serialize for ExecutionJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let f = self.frozen;
+        let id = Id::from_u128(f.id.to_native()).to_string();
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("id", &id)?;
+        map.serialize_entry("namespace", f.namespace.as_str())?;
+        map.serialize_entry("flowId", f.flow_id.as_str())?;
+        map.serialize_entry("flowRevision", &f.flow_revision.to_native())?;
+        map.serialize_entry("inputs", &Raw(f.inputs.as_str()))?;
+        if let Some(outputs) = f.outputs.as_ref() {
+            map.serialize_entry("outputs", &Raw(outputs.as_str()))?;
+        }
+        map.serialize_entry("labels", &Labels(f))?;
+        if let Some(trigger) = f.trigger.as_ref() {
+            map.serialize_entry("trigger", &Raw(trigger.as_str()))?;
+        }
+        map.serialize_entry(
+            "state",
+            &History {
+                changes: &f.state,
+                now: self.now,
+            },
+        )?;
+        map.serialize_entry(
+            "taskRunList",
+            &TaskRuns {
+                frozen: f,
+                execution_id: &id,
+                now: self.now,
+            },
+        )?;
+        if let Some(error) = f.error.as_ref() {
+            map.serialize_entry("error", error.as_str())?;
+        }
+        map.end()
+    }
+}
+
+struct TaskRuns<'a> {
+    frozen: &'a ArchivedFrozen,
+    execution_id: &'a str,
+    now: DateTime<Utc>,
+}
+
+impl Serialize for TaskRuns<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let runs = &self.frozen.task_runs;
+        let mut seq = s.serialize_seq(Some(runs.len()))?;
+        for t in runs.iter() {
+            seq.serialize_element(&TaskRunJson { run: t, of: self })?;
+        }
+        seq.end()
+    }
+}
+
+struct TaskRunJson<'a> {
+    run: &'a ArchivedFrozenTaskRun,
+    of: &'a TaskRuns<'a>,
+}
+
+impl Serialize for TaskRunJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let (t, f) = (self.run, self.of.frozen);
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("id", &Id::from_u128(t.id.to_native()).to_string())?;
+        map.serialize_entry("executionId", self.of.execution_id)?;
+        map.serialize_entry("namespace", f.namespace.as_str())?;
+        map.serialize_entry("flowId", f.flow_id.as_str())?;
+        map.serialize_entry("taskId", t.task_id.as_str())?;
+        if let Some(parent) = t
+            .parent
+            .as_ref()
+            .and_then(|p| f.task_runs.get(p.to_native() as usize))
+        {
+            map.serialize_entry(
+                "parentTaskRunId",
+                &Id::from_u128(parent.id.to_native()).to_string(),
+            )?;
+        }
+        if let Some(value) = t.value.as_ref() {
+            map.serialize_entry("value", value.as_str())?;
+        }
+        if let Some(iteration) = t.iteration.as_ref() {
+            map.serialize_entry("iteration", &iteration.to_native())?;
+        }
+        map.serialize_entry(
+            "attempts",
+            &Attempts {
+                attempts: &t.attempts,
+                now: self.of.now,
+            },
+        )?;
+        if let Some(outputs) = t.outputs.as_ref() {
+            map.serialize_entry("outputs", &Raw(outputs.as_str()))?;
+        }
+        map.serialize_entry(
+            "state",
+            &History {
+                changes: &t.state,
+                now: self.of.now,
+            },
+        )?;
+        map.end()
+    }
+}
+
+struct Attempts<'a> {
+    attempts: &'a [rkyv::vec::ArchivedVec<ArchivedChange>],
+    now: DateTime<Utc>,
+}
+
+impl Serialize for Attempts<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.attempts.len()))?;
+        for a in self.attempts {
+            seq.serialize_element(&Attempt(History {
+                changes: a,
+                now: self.now,
+            }))?;
+        }
+        seq.end()
+    }
+}
+
+struct Attempt<'a>(History<'a>);
+
+impl Serialize for Attempt<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(1))?;
+        map.serialize_entry("state", &self.0)?;
+        map.end()
+    }
+}

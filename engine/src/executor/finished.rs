@@ -1,0 +1,146 @@
+//! The finished executions a shard keeps for the retention window, as their
+//! records: the one copy of each that the API reads.
+//!
+//! The shard is the only writer: it inserts an execution's record in the
+//! step that ends it (with the receipt of its terminal journal record, which
+//! readers wait on before showing it), and drops records past the retention
+//! window or past the count limit when it ticks. Readers (API threads) look
+//! records up by id and scan them for searches. Lock striping keeps a scan
+//! from holding up the shard: a reader holds one stripe at a time, for as
+//! long as it takes to filter that stripe.
+
+use std::collections::VecDeque;
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rustc_hash::FxHashMap;
+
+use crate::execution::{ExecutionId, Record};
+use crate::journal::Receipt;
+
+const STRIPES: usize = 16;
+
+/// A finished execution and the receipt of its terminal record.
+#[derive(Debug, Clone)]
+pub(crate) struct Kept {
+    pub record: Record,
+    pub receipt: Receipt,
+}
+
+#[derive(Debug, Default)]
+struct Stripe {
+    by_id: FxHashMap<ExecutionId, Kept>,
+    /// Ids by end date, oldest first.
+    order: VecDeque<(i64, ExecutionId)>,
+}
+
+/// One shard's finished executions.
+#[derive(Debug)]
+pub(crate) struct Finished {
+    stripes: Box<[Mutex<Stripe>]>,
+    retention_us: i64,
+    per_stripe: usize,
+}
+
+impl Finished {
+    /// Keeps each finished execution for `retention` after its end, and at
+    /// most `max` of them (the oldest go first).
+    pub fn new(retention: Duration, max: usize) -> Self {
+        Self {
+            stripes: (0..STRIPES).map(|_| Mutex::default()).collect(),
+            retention_us: i64::try_from(retention.as_micros()).unwrap_or(i64::MAX),
+            per_stripe: max.div_ceil(STRIPES).max(1),
+        }
+    }
+
+    fn stripe(&self, id: ExecutionId) -> MutexGuard<'_, Stripe> {
+        let raw = id.as_u128();
+        let n = (((raw >> 64) as u64).rotate_left(7) ^ raw as u64) as usize % STRIPES;
+        lock(&self.stripes[n])
+    }
+
+    /// Keeps `record` (an ended execution); replaces an earlier record of
+    /// the same execution.
+    pub fn insert(&self, record: Record, receipt: Receipt) {
+        let id = record.id();
+        let ended_us = record
+            .end_date()
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
+            .timestamp_micros();
+        let mut stripe = self.stripe(id);
+        if stripe.by_id.insert(id, Kept { record, receipt }).is_none() {
+            stripe.order.push_back((ended_us, id));
+        }
+        let per_stripe = self.per_stripe;
+        while stripe.by_id.len() > per_stripe {
+            let Some((_, oldest)) = stripe.order.pop_front() else {
+                break;
+            };
+            stripe.by_id.remove(&oldest);
+        }
+    }
+
+    /// Keeps a record recovered from the journal, unless it ended before
+    /// the retention window. Recovered records come in any order: the
+    /// stripe's order is restored by [`Finished::sort`].
+    pub fn restore(&self, record: Record, now: DateTime<Utc>) -> bool {
+        let Some(end) = record.end_date() else {
+            return false;
+        };
+        if now
+            .timestamp_micros()
+            .saturating_sub(end.timestamp_micros())
+            >= self.retention_us
+        {
+            return false;
+        }
+        self.insert(record, Receipt::ready());
+        true
+    }
+
+    /// Puts every stripe back in end-date order, after restores.
+    pub fn sort(&self) {
+        for stripe in self.stripes.iter() {
+            lock(stripe).order.make_contiguous().sort_unstable();
+        }
+    }
+
+    pub fn get(&self, id: ExecutionId) -> Option<Kept> {
+        self.stripe(id).by_id.get(&id).cloned()
+    }
+
+    /// Drops what ended before the retention window at `now`.
+    pub fn evict(&self, now: DateTime<Utc>) {
+        let horizon = now.timestamp_micros().saturating_sub(self.retention_us);
+        for stripe in self.stripes.iter() {
+            let mut stripe = lock(stripe);
+            while let Some(&(ended, id)) = stripe.order.front() {
+                if ended > horizon {
+                    break;
+                }
+                stripe.order.pop_front();
+                stripe.by_id.remove(&id);
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.stripes.iter().map(|s| lock(s).by_id.len()).sum()
+    }
+
+    /// Visits every kept execution, one stripe locked at a time.
+    pub fn scan(&self, mut visit: impl FnMut(&Kept)) {
+        for stripe in self.stripes.iter() {
+            lock(stripe).by_id.values().for_each(&mut visit);
+        }
+    }
+}
+
+/// Every change under a stripe's lock is one map and one queue operation on
+/// owned data: a panic elsewhere cannot leave it half-changed.
+fn lock(stripe: &Mutex<Stripe>) -> MutexGuard<'_, Stripe> {
+    stripe
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -1,0 +1,387 @@
+//! Deterministic replay, tested: a shard journals causes only, so replaying
+//! a journal must rebuild each execution byte for byte, whatever the
+//! journal holds and wherever a crash cut it.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use proptest::prelude::*;
+use rustc_hash::FxHashMap;
+use serde_json::{Value, json};
+
+use super::finished::Finished;
+use super::plan::FlowRevision;
+use super::run::NewExecution;
+use super::shard::{Effect, Message, Shard};
+use super::test_journal::FaultyJournal;
+use super::worker::WorkDone;
+use crate::execution::{ExecutionId, Id, Record, State};
+use crate::flow::Flow;
+use crate::journal::Entry;
+
+fn t(us: i64) -> DateTime<Utc> {
+    DateTime::<Utc>::from_timestamp_micros(1_700_000_000_000_000 + us).expect("in range")
+}
+
+fn finished() -> Arc<Finished> {
+    Arc::new(Finished::new(Duration::from_secs(3600), 10_000))
+}
+
+fn revision(yaml: &str) -> Arc<FlowRevision> {
+    Arc::new(FlowRevision::new(Arc::new(
+        Flow::parse(yaml).expect("the test flow is valid"),
+    )))
+}
+
+/// The branch depends on the instant the `If` runs at and on an output
+/// made one step earlier: a replay that read the clock, or that did not
+/// rebuild the earlier output exactly, would go another way.
+const BRANCHY: &str = r#"
+id: branchy
+namespace: tests
+tasks:
+  - id: stamp
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ now() }}"
+  - id: nap
+    type: io.kestra.plugin.core.flow.Sleep
+    duration: PT1S
+  - id: pick
+    type: io.kestra.plugin.core.flow.If
+    condition: "{{ (now(format='SSSSSS') | number) is even and outputs.stamp.value != now() }}"
+    then:
+      - id: even
+        type: io.kestra.plugin.core.debug.Return
+        format: "even at {{ now() }} after {{ outputs.stamp.value }}"
+    else:
+      - id: odd
+        type: io.kestra.plugin.core.debug.Return
+        format: "odd at {{ now() }} after {{ outputs.stamp.value }}"
+  - id: second-nap
+    type: io.kestra.plugin.core.flow.Sleep
+    duration: PT1S
+  - id: last
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ now() }}"
+"#;
+
+fn start(shard: &mut Shard, flow: &Arc<FlowRevision>, raw: u128, at: DateTime<Utc>) -> ExecutionId {
+    let mut new = NewExecution::new(Arc::clone(flow), serde_json::Map::new());
+    new.id = Id::from_u128(raw);
+    let id = new.id;
+    let message = Message::Start {
+        new: Box::new(new),
+        request: 0,
+        snapshot: false,
+    };
+    shard.step(message, at);
+    id
+}
+
+/// Runs BRANCHY with its steps at `steps`, journaling into `journal`;
+/// the execution's record after each step.
+fn run_branchy(journal: FaultyJournal, steps: [DateTime<Utc>; 3]) -> (ExecutionId, Vec<Record>) {
+    let flow = revision(BRANCHY);
+    let mut shard = Shard::with_journal(steps[0], Box::new(journal), finished());
+    let id = start(&mut shard, &flow, 42, steps[0]);
+    let mut records = vec![Record::of(shard.get(id).expect("running"))];
+    for at in &steps[1..] {
+        shard.step(Message::Tick, *at);
+        let mut ended = None;
+        shard.drain(|effect, _| {
+            if let Effect::Changed {
+                ended: Some(record),
+                ..
+            } = effect
+            {
+                ended = Some(record);
+            }
+        });
+        records.push(ended.unwrap_or_else(|| Record::of(shard.get(id).expect("running"))));
+    }
+    (id, records)
+}
+
+fn restore(causes: Vec<Entry>, flow: &Arc<FlowRevision>, id: ExecutionId) -> Shard {
+    let mut shard = Shard::new(t(0), finished());
+    let resolve = |_: &str, _: &str, _: u32| Some(Arc::clone(flow));
+    shard
+        .restore(id, causes, &resolve, t(10_000_000))
+        .expect("the journal rebuilds the execution");
+    shard
+}
+
+fn task_value(record: &Record, task: &str) -> Option<Value> {
+    let json = record.to_json(t(0));
+    json["taskRunList"]
+        .as_array()?
+        .iter()
+        .find(|r| r["taskId"] == task)
+        .map(|r| r["outputs"]["value"].clone())
+}
+
+#[test]
+fn a_crash_between_steps_recovers_onto_the_same_branch_with_the_same_ids_and_outputs() {
+    // The If runs at the second step: at an even then at an odd microsecond.
+    for (second, branch) in [(1_000_002, "even"), (1_000_001, "odd")] {
+        let steps = [t(0), t(second), t(2_100_000)];
+        let journal = FaultyJournal::default();
+        let (id, records) = run_branchy(journal.clone(), steps);
+        assert_eq!(
+            records[2].state(),
+            State::Success,
+            "the live run ends: {:?}",
+            records[2].to_json(t(0))
+        );
+        let chosen = task_value(&records[2], branch).expect("the branch ran");
+        assert!(chosen.as_str().is_some_and(|v| v.starts_with(branch)));
+
+        // A crash after each durable record: the journal that survived
+        // rebuilds the execution exactly as the live shard had it then.
+        let flow = revision(BRANCHY);
+        let causes = journal.causes(id);
+        assert_eq!(causes.len(), 3, "created, then two timers");
+        for (k, live) in records.iter().enumerate().take(2) {
+            let shard = restore(causes[..=k].to_vec(), &flow, id);
+            let rebuilt = Record::of(shard.get(id).expect("resumed"));
+            assert_eq!(
+                rebuilt.as_bytes(),
+                live.as_bytes(),
+                "crash after record {k}: {:?} vs {:?}",
+                rebuilt.to_json(t(0)),
+                live.to_json(t(0))
+            );
+        }
+        // Replaying the whole journal ends it on the same branch, with the
+        // same task-run ids and outputs.
+        let mut shard = restore(causes, &flow, id);
+        let mut ended = None;
+        shard.drain(|effect, _| {
+            if let Effect::Changed {
+                ended: Some(record),
+                ..
+            } = effect
+            {
+                ended = Some(record);
+            }
+        });
+        let replayed = ended.expect("the replay ends the execution");
+        assert_eq!(replayed.as_bytes(), records[2].as_bytes());
+    }
+}
+
+#[test]
+fn a_journal_that_fails_mid_run_rebuilds_what_it_kept() {
+    // The disk fails after the creation and the first timer: the live
+    // shard goes on in memory, but only the kept prefix survives a crash.
+    let steps = [t(0), t(1_000_002), t(2_100_000)];
+    let journal = FaultyJournal::failing_after(2);
+    let (id, records) = run_branchy(journal.clone(), steps);
+    assert_eq!(journal.len(), 2, "the third append was refused");
+    let flow = revision(BRANCHY);
+    let shard = restore(journal.causes(id), &flow, id);
+    let rebuilt = Record::of(shard.get(id).expect("resumed"));
+    assert_eq!(rebuilt.as_bytes(), records[1].as_bytes());
+    assert_eq!(
+        task_value(&rebuilt, "even"),
+        task_value(&records[1], "even"),
+        "the branch taken before the failure is the one rebuilt"
+    );
+}
+
+/// Flows the property test draws from: timers, retries, loops, parallel
+/// branches, worker tasks whose answers the test makes up, and `now()`.
+const FLOWS: [&str; 3] = [
+    BRANCHY,
+    r#"
+id: calls
+namespace: tests
+tasks:
+  - id: each
+    type: io.kestra.plugin.core.flow.ForEach
+    values: ["a", "b", "c"]
+    concurrencyLimit: 2
+    tasks:
+      - id: call
+        type: io.kestra.plugin.core.http.Request
+        uri: "http://127.0.0.1:9/{{ taskrun.value }}"
+        retry:
+          type: constant
+          interval: PT0.5S
+          maxAttempt: 3
+  - id: after
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ outputs.call['b'].code ?? 'none' }} {{ now() }}"
+"#,
+    r#"
+id: fan
+namespace: tests
+tasks:
+  - id: both
+    type: io.kestra.plugin.core.flow.Parallel
+    tasks:
+      - id: wait
+        type: io.kestra.plugin.core.flow.Sleep
+        duration: PT0.3S
+      - id: flaky
+        type: io.kestra.plugin.core.execution.Fail
+        condition: "{{ (now(format='SSSSSS') | number) is odd }}"
+        retry:
+          type: constant
+          interval: PT0.2S
+          maxAttempt: 4
+errors:
+  - id: handle
+    type: io.kestra.plugin.core.debug.Return
+    format: "failed at {{ now() }}"
+"#,
+];
+
+/// One event of a random history.
+#[derive(Debug, Clone)]
+enum Event {
+    Start {
+        flow: usize,
+    },
+    /// Time passes by this many microseconds, then the shard ticks.
+    Tick {
+        us: i64,
+    },
+    Kill {
+        pick: usize,
+    },
+    /// A worker answers the oldest outstanding work order, with a code or
+    /// (None) a failure.
+    Answer {
+        code: Option<u16>,
+    },
+}
+
+fn event() -> impl Strategy<Value = Event> {
+    prop_oneof![
+        2 => (0..FLOWS.len()).prop_map(|flow| Event::Start { flow }),
+        4 => (1i64..900_000).prop_map(|us| Event::Tick { us }),
+        1 => (0usize..8).prop_map(|pick| Event::Kill { pick }),
+        3 => prop::option::of(200u16..600).prop_map(|code| Event::Answer { code }),
+    ]
+}
+
+/// Drives a journaled shard through `events`; the live executions (by id)
+/// and, for those that ended, their final records.
+fn drive(events: &[Event], journal: FaultyJournal) -> (Shard, FxHashMap<ExecutionId, Record>) {
+    let flows: Vec<_> = FLOWS.iter().map(|f| revision(f)).collect();
+    let mut now = t(0);
+    let mut shard = Shard::with_journal(now, Box::new(journal), finished());
+    let mut started = Vec::new();
+    let mut work = std::collections::VecDeque::new();
+    let mut ended = FxHashMap::default();
+    for (n, event) in events.iter().enumerate() {
+        now += chrono::Duration::microseconds(7);
+        match event {
+            Event::Start { flow } => {
+                started.push(start(&mut shard, &flows[*flow], 1_000 + n as u128, now));
+            }
+            Event::Tick { us } => {
+                now += chrono::Duration::microseconds(*us);
+                shard.step(Message::Tick, now);
+            }
+            Event::Kill { pick } => {
+                if let Some(&id) = started.get(pick % started.len().max(1)) {
+                    shard.step(Message::Kill { id, request: 0 }, now);
+                }
+            }
+            Event::Answer { code } => {
+                if let Some((id, order)) = work.pop_front() {
+                    let order: super::worker::WorkOrder = order;
+                    let result = match code {
+                        Some(code) => Ok(json!({"code": code, "body": "x", "headers": {}})),
+                        None => Err("connection refused".to_owned()),
+                    };
+                    let done = WorkDone {
+                        id,
+                        task_run: order.task_run,
+                        attempt: order.attempt,
+                        result,
+                    };
+                    shard.step(Message::WorkDone(Box::new(done)), now);
+                }
+            }
+        }
+        shard.drain(|effect, _| match effect {
+            Effect::Work { id, order } => work.push_back((id, order)),
+            Effect::Changed {
+                id,
+                ended: Some(record),
+                ..
+            } => {
+                ended.insert(id, record);
+            }
+            _ => {}
+        });
+    }
+    (shard, ended)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn replaying_a_random_journal_twice_gives_byte_identical_executions(
+        events in prop::collection::vec(event(), 1..60)
+    ) {
+        let journal = FaultyJournal::default();
+        let (live, ended) = drive(&events, journal.clone());
+        let flows: Vec<_> = FLOWS.iter().map(|f| revision(f)).collect();
+        let resolve = |_: &str, id: &str, _: u32| {
+            flows.iter().find(|f| &*f.flow_id == id).cloned()
+        };
+        let ids: Vec<ExecutionId> = {
+            let kept = journal.kept.lock().expect("no panic holds it");
+            let mut ids: Vec<_> = kept.iter().map(|(id, _)| *id).collect();
+            ids.dedup();
+            ids
+        };
+        for id in ids {
+            let causes = journal.causes(id);
+            let replay = |causes: Vec<Entry>| {
+                let mut shard = Shard::new(t(0), finished());
+                shard.restore(id, causes, &resolve, t(100_000_000)).expect("rebuilds");
+                let mut end = None;
+                shard.drain(|effect, _| {
+                    if let Effect::Changed { ended: Some(record), .. } = effect {
+                        end = Some(record);
+                    }
+                });
+                end.unwrap_or_else(|| Record::of(shard.get(id).expect("resumed")))
+            };
+            let first = replay(causes.clone());
+            let second = replay(causes);
+            prop_assert_eq!(
+                first.as_bytes(),
+                second.as_bytes(),
+                "replays differ: {:?} vs {:?}",
+                first.to_json(t(0)),
+                second.to_json(t(0))
+            );
+            // And the replay is the execution the live shard had, unless
+            // work was in flight (a replay runs that again as a new attempt).
+            let live_record = match (ended.get(&id), live.get(id)) {
+                (Some(record), _) => Some(record.clone()),
+                (None, Some(exec)) if exec.task_runs().iter().all(|t| {
+                    t.state() != State::Running || t.task_id() != "call"
+                }) => Some(Record::of(exec)),
+                _ => None,
+            };
+            if let Some(live_record) = live_record {
+                prop_assert_eq!(
+                    first.as_bytes(),
+                    live_record.as_bytes(),
+                    "{:?} vs {:?}",
+                    first.to_json(t(0)),
+                    live_record.to_json(t(0))
+                );
+            }
+        }
+    }
+}
