@@ -217,6 +217,12 @@ pub(crate) trait Journal: Send + fmt::Debug {
     /// Journals the end of an execution: its final state, which supersedes
     /// every earlier record of it.
     fn append_ended(&mut self, id: ExecutionId, record: &Record) -> Receipt;
+
+    /// The finished execution `id` is no longer kept: its final record need
+    /// not outlive it on disk.
+    fn forget(&mut self, id: ExecutionId) {
+        let _ = id;
+    }
 }
 
 /// No durability: every receipt is ready at once.
@@ -273,6 +279,10 @@ impl Journal for WalJournal {
             .wal
             .append(entry.kind(), Key::execution(id.as_u128()), &bytes);
         self.receipt(id, appended)
+    }
+
+    fn forget(&mut self, id: ExecutionId) {
+        self.wal.forget(Key::execution(id.as_u128()));
     }
 
     fn append_ended(&mut self, id: ExecutionId, record: &Record) -> Receipt {

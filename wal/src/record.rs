@@ -57,10 +57,15 @@ impl Kind {
 /// records that are not executions (flow revisions, trigger offsets). Every
 /// space follows the same rule: a terminal record replaces all earlier
 /// records of its key.
+///
+/// The id is held as two 64-bit halves (high first, so that keys order as
+/// `(space, id)`): 24 bytes instead of a `u128`'s 32, in an index that holds
+/// one key per retained execution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Key {
     space: u8,
-    id: u128,
+    id_high: u64,
+    id_low: u64,
 }
 
 impl Key {
@@ -68,15 +73,16 @@ impl Key {
     pub const EXECUTIONS: u8 = 0;
 
     pub const fn new(space: u8, id: u128) -> Key {
-        Key { space, id }
+        Key {
+            space,
+            id_high: (id >> 64) as u64,
+            id_low: id as u64,
+        }
     }
 
     /// The key of an execution.
     pub const fn execution(id: u128) -> Key {
-        Key {
-            space: Self::EXECUTIONS,
-            id,
-        }
+        Key::new(Self::EXECUTIONS, id)
     }
 
     pub const fn space(self) -> u8 {
@@ -84,7 +90,7 @@ impl Key {
     }
 
     pub const fn id(self) -> u128 {
-        self.id
+        ((self.id_high as u128) << 64) | self.id_low as u128
     }
 }
 

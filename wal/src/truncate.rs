@@ -14,7 +14,7 @@ use crate::format::{self, Frame};
 use crate::io::SegmentFile;
 use crate::record::{BatchEntry, Key, Kind, expired, now_secs};
 use crate::wal::Shared;
-use crate::writer::{Pending, SegmentMeta, TerminalLoc, Writer};
+use crate::writer::{FORGOTTEN, Pending, SegmentMeta, TerminalLoc, Writer};
 
 /// Copies appended per writer-lock hold.
 const COPY_CHUNK: usize = 256;
@@ -110,11 +110,11 @@ pub(crate) fn run_once(shared: &Shared) -> Result<()> {
                 if loc.base != base {
                     continue;
                 }
-                if config
-                    .terminal_retention
-                    .is_some_and(|r| expired(loc.time_secs, r, now))
-                    && w.may_expire(key)
-                {
+                let expires = loc.time_secs == FORGOTTEN
+                    || config
+                        .terminal_retention
+                        .is_some_and(|r| expired(loc.time_secs, r, now));
+                if expires && w.may_expire(key) {
                     w.expire_terminal(key);
                 } else {
                     copies.push((key, loc));

@@ -289,6 +289,13 @@ impl Wal {
         shared.write(&pending)
     }
 
+    /// Lets `key`'s terminal record go before its retention ends: nobody
+    /// will read it back. Truncation drops it instead of copying it forward
+    /// (a restart before that may still recover it).
+    pub fn forget(&self, key: Key) {
+        lock(&self.inner.shared.writer).forget(key);
+    }
+
     /// Blocks until `lsn` is durable (in `SyncMode::Sync`; in the other modes
     /// it returns at once). Fails if the WAL failed before `lsn` was synced.
     pub fn durable(&self, lsn: Lsn) -> Result<()> {

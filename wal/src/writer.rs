@@ -25,6 +25,10 @@ pub(crate) struct TerminalLoc {
     pub len: u32,
 }
 
+/// The append time of a terminal record that [`Writer::forget`] marked:
+/// expired whatever the retention.
+pub(crate) const FORGOTTEN: u32 = 0;
+
 /// Live records of one key.
 #[derive(Debug, Default)]
 pub(crate) struct KeyLive {
@@ -37,12 +41,17 @@ pub(crate) struct KeyLive {
     pub killed: Small<u64>,
 }
 
-/// A list that keeps its first element inline: most keys touch one segment,
-/// and the index must not allocate for each of a million executions.
+/// A list that keeps its first element inline and the rest behind one
+/// pointer: most keys touch one segment, and the index must neither allocate
+/// nor carry an empty `Vec` for each of a million executions.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Small<T> {
     head: Option<T>,
-    rest: Vec<T>,
+    #[allow(
+        clippy::box_collection,
+        reason = "one pointer (8 bytes) rather than an empty Vec (24) per key of a million"
+    )]
+    rest: Option<Box<Vec<T>>>,
 }
 
 impl<T: Copy + PartialEq> Small<T> {
@@ -54,7 +63,7 @@ impl<T: Copy + PartialEq> Small<T> {
         if self.head.is_none() {
             self.head = Some(x);
         } else {
-            self.rest.push(x);
+            self.rest.get_or_insert_default().push(x);
         }
     }
 
@@ -67,24 +76,27 @@ impl<T: Copy + PartialEq> Small<T> {
 
     pub fn push_front(&mut self, x: T) {
         if let Some(h) = self.head.replace(x) {
-            self.rest.insert(0, h);
+            self.rest.get_or_insert_default().insert(0, h);
         }
     }
 
     pub fn last_mut(&mut self) -> Option<&mut T> {
-        match self.rest.last_mut() {
+        match self.rest.as_mut().and_then(|r| r.last_mut()) {
             Some(x) => Some(x),
             None => self.head.as_mut(),
         }
     }
 
     pub fn iter(&self) -> impl Iterator<Item = T> + '_ {
-        self.head.iter().copied().chain(self.rest.iter().copied())
+        self.head
+            .iter()
+            .copied()
+            .chain(self.rest.iter().flat_map(|r| r.iter().copied()))
     }
 
     pub fn take(&mut self) -> impl Iterator<Item = T> + use<T> {
         let head = self.head.take();
-        let rest = std::mem::take(&mut self.rest);
+        let rest = self.rest.take().map(|r| *r).unwrap_or_default();
         head.into_iter().chain(rest)
     }
 
@@ -298,6 +310,15 @@ impl Writer {
         live.killed
             .retain(|b| Some(b) != own && segments.contains_key(&b));
         live.killed.is_empty()
+    }
+
+    /// Marks `key`'s terminal record as expired whatever the retention: the
+    /// truncator drops it (rather than copying it forward) once nothing it
+    /// killed is left. A key without a terminal record is left alone.
+    pub(crate) fn forget(&mut self, key: Key) {
+        if let Some(terminal) = self.index.get_mut(&key).and_then(|l| l.terminal.as_mut()) {
+            terminal.time_secs = FORGOTTEN;
+        }
     }
 
     /// Forgets an expired terminal record.

@@ -417,7 +417,7 @@ impl Engine {
                     Err(why) => recovery.failed.push((id, why)),
                 }
             }
-            finished.sort();
+            finished.sort(|gone| shard.forget(gone));
             prepared.push(shard);
         }
         let config = EngineConfig {

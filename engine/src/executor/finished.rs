@@ -61,8 +61,9 @@ impl Finished {
     }
 
     /// Keeps `record` (an ended execution); replaces an earlier record of
-    /// the same execution.
-    pub fn insert(&self, record: Record, receipt: Receipt) {
+    /// the same execution. Hands the executions the count limit pushed out
+    /// to `evicted`.
+    pub fn insert(&self, record: Record, receipt: Receipt, mut evicted: impl FnMut(ExecutionId)) {
         let id = record.id();
         let ended_us = record
             .end_date()
@@ -77,13 +78,16 @@ impl Finished {
             let Some((_, oldest)) = stripe.order.pop_front() else {
                 break;
             };
-            stripe.by_id.remove(&oldest);
+            if stripe.by_id.remove(&oldest).is_some() {
+                evicted(oldest);
+            }
         }
     }
 
     /// Keeps a record recovered from the journal, unless it ended before
     /// the retention window. Recovered records come in any order: the
-    /// stripe's order is restored by [`Finished::sort`].
+    /// stripe's order is restored by [`Finished::sort`], which also applies
+    /// the count limit.
     pub fn restore(&self, record: Record, now: DateTime<Utc>) -> bool {
         let Some(end) = record.end_date() else {
             return false;
@@ -95,14 +99,39 @@ impl Finished {
         {
             return false;
         }
-        self.insert(record, Receipt::ready());
+        let id = record.id();
+        let ended_us = end.timestamp_micros();
+        let mut stripe = self.stripe(id);
+        if stripe
+            .by_id
+            .insert(
+                id,
+                Kept {
+                    record,
+                    receipt: Receipt::ready(),
+                },
+            )
+            .is_none()
+        {
+            stripe.order.push_back((ended_us, id));
+        }
         true
     }
 
-    /// Puts every stripe back in end-date order, after restores.
-    pub fn sort(&self) {
+    /// Puts every stripe back in end-date order after restores, and drops
+    /// the oldest past the count limit, handing them to `evicted`.
+    pub fn sort(&self, mut evicted: impl FnMut(ExecutionId)) {
         for stripe in self.stripes.iter() {
-            lock(stripe).order.make_contiguous().sort_unstable();
+            let mut stripe = lock(stripe);
+            stripe.order.make_contiguous().sort_unstable();
+            while stripe.by_id.len() > self.per_stripe {
+                let Some((_, oldest)) = stripe.order.pop_front() else {
+                    break;
+                };
+                if stripe.by_id.remove(&oldest).is_some() {
+                    evicted(oldest);
+                }
+            }
         }
     }
 

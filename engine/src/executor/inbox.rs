@@ -98,6 +98,7 @@ impl<T> Sender<T> {
         self.shared.queue.len()
     }
 
+    #[cfg(feature = "internals")]
     pub fn is_empty(&self) -> bool {
         self.shared.queue.is_empty()
     }

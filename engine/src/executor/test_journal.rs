@@ -15,6 +15,8 @@ type Kept = Vec<(ExecutionId, Option<Entry>)>;
 pub(crate) struct FaultyJournal {
     /// Every record kept: a cause, or `None` for an execution's end.
     pub kept: Arc<Mutex<Kept>>,
+    /// Executions the shard said it no longer keeps.
+    pub forgotten: Arc<Mutex<Vec<ExecutionId>>>,
     capacity: Option<usize>,
 }
 
@@ -58,5 +60,9 @@ impl Journal for FaultyJournal {
 
     fn append_ended(&mut self, id: ExecutionId, _: &Record) -> Receipt {
         self.keep(id, None)
+    }
+
+    fn forget(&mut self, id: ExecutionId) {
+        self.forgotten.lock().expect("no panic holds it").push(id);
     }
 }

@@ -77,6 +77,29 @@ fn finished_executions_free_their_segments_and_keep_their_terminal_record() {
 }
 
 #[test]
+fn forgotten_terminal_records_are_dropped_before_their_retention_ends() {
+    let storage = MemStorage::new();
+    let config = small_config(); // terminal retention: forever
+    let (wal, _) = open(&storage, &config);
+    let last = run_executions(&wal, 300, 100);
+    wal.durable(last).expect("durable");
+    // The engine no longer keeps the first 200: their ends need not stay.
+    for id in 0..200u128 {
+        wal.forget(Key::execution(id));
+    }
+    settle(&wal);
+    wal.truncate_now().expect("truncate");
+    assert_eq!(wal.stats().live_keys, 100, "only the kept ends are indexed");
+    wal.close().expect("close");
+
+    let (_wal, rec) = open(&storage, &config);
+    let got = collect(&rec);
+    let ids: Vec<u128> = got.iter().map(|(key, _)| key.id()).collect();
+    assert_eq!(ids.len(), 100, "forgotten ends were not copied forward");
+    assert!(ids.iter().all(|id| *id >= 200));
+}
+
+#[test]
 fn expired_terminal_records_are_dropped_entirely() {
     let storage = MemStorage::new();
     let config = Config {
