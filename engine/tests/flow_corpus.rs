@@ -1,9 +1,10 @@
-//! Every flow of the conformance corpus parses and validates, and a few of
-//! them parse into the structures Kestra gives them.
+//! Every flow of the conformance corpus parses and validates (except those
+//! using a task type Peregrine does not run yet), and a few of them parse
+//! into the structures Kestra gives them.
 
 use std::path::{Path, PathBuf};
 
-use peregrine_engine::flow::{Flow, InputType, Level, RetryPolicy, TaskKind, TriggerKind};
+use peregrine_engine::flow::{Error, Flow, InputType, Level, RetryPolicy, TaskKind, TriggerKind};
 
 /// The corpus lives in the shared folder next to the repository; the
 /// `PEREGRINE_CONFORMANCE` variable overrides it.
@@ -37,13 +38,56 @@ fn every_corpus_flow_is_valid() {
     names.sort();
     assert_eq!(names.len(), 53, "the corpus holds 53 flows");
     let mut failures = Vec::new();
+    let mut refused = Vec::new();
     for path in &names {
+        let name = path.file_name().and_then(|n| n.to_str()).expect("a name");
         let source = std::fs::read_to_string(path).expect("corpus file readable");
-        if let Err(e) = Flow::parse(&source) {
-            failures.push(format!("{}: {e}", path.display()));
+        match Flow::parse(&source) {
+            Ok(_) => {}
+            Err(Error::Invalid(problems))
+                if problems.iter().all(|p| {
+                    p.path.ends_with(".type") && p.message.ends_with("is not supported yet")
+                }) =>
+            {
+                let types: Vec<&str> = problems
+                    .iter()
+                    .filter_map(|p| p.message.split('`').nth(1))
+                    .collect();
+                refused.push((name.to_owned(), types.join(", ")));
+            }
+            Err(e) => failures.push(format!("{}: {e}", path.display())),
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let subflow = "io.kestra.plugin.core.flow.Subflow";
+    assert_eq!(
+        refused,
+        [
+            (
+                "pause-delay.yaml".to_owned(),
+                "io.kestra.plugin.core.flow.Pause".to_owned()
+            ),
+            ("subflow-child.yaml".to_owned(), subflow.to_owned()),
+            ("subflow-parent.yaml".to_owned(), subflow.to_owned()),
+        ],
+        "refused for a task type that does not run yet, and nothing else"
+    );
+}
+
+/// A task type Peregrine does not run is refused where the flow names it.
+#[test]
+fn subflow_and_pause_are_not_supported_yet() {
+    let source = std::fs::read_to_string(corpus_dir().join("subflow-parent.yaml"))
+        .expect("corpus file readable");
+    let Err(Error::Invalid(problems)) = Flow::parse(&source) else {
+        panic!("a Subflow is refused");
+    };
+    assert_eq!(
+        problems.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        [
+            "tasks[0].type at 6:11: task type `io.kestra.plugin.core.flow.Subflow` is not supported yet"
+        ]
+    );
 }
 
 #[test]
@@ -184,7 +228,7 @@ fn task_properties() {
 }
 
 #[test]
-fn dag_subflow_pause_and_inputs() {
+fn dag_and_inputs() {
     let flow = load("dag.yaml");
     let TaskKind::Dag { tasks, concurrent } = &flow.tasks[0].kind else {
         panic!("not a Dag");
@@ -194,24 +238,6 @@ fn dag_subflow_pause_and_inputs() {
     assert_eq!(tasks[4].task.id, "task5");
     assert_eq!(tasks[4].depends_on, ["task4", "task3"]);
     assert_eq!(flow.tasks[0].description.as_deref(), Some("my task"));
-
-    let flow = load("subflow-parent.yaml");
-    assert!(matches!(
-        flow.tasks[0].kind,
-        TaskKind::Subflow {
-            wait: true,
-            transmit_failed: true,
-            inherit_labels: false,
-            ..
-        }
-    ));
-
-    let flow = load("pause-delay.yaml");
-    let TaskKind::Pause { delay, tasks, .. } = &flow.tasks[0].kind else {
-        panic!("not a Pause");
-    };
-    assert!(delay.is_some());
-    assert_eq!(tasks[0].id, "subtask");
 
     let flow = load("if.yaml");
     assert_eq!(flow.inputs.len(), 3);

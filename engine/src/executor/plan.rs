@@ -23,8 +23,6 @@ pub(crate) enum Mode {
     Timer,
     /// Blocks: runs on the worker pool.
     Worker,
-    /// Not runnable by this engine yet; fails with a clear message.
-    Unsupported,
 }
 
 #[derive(Debug)]
@@ -173,7 +171,6 @@ fn mode_of(kind: &TaskKind) -> Mode {
         | TaskKind::TransformValue { .. } => Mode::Inline,
         TaskKind::Sleep { .. } => Mode::Timer,
         TaskKind::HttpRequest { .. } => Mode::Worker,
-        TaskKind::Subflow { .. } | TaskKind::Pause { .. } => Mode::Unsupported,
         _ => Mode::Flowable,
     }
 }
@@ -200,8 +197,7 @@ fn strip_children(task: &mut Task) {
         | TaskKind::ForEach { tasks, .. }
         | TaskKind::EachSequential { tasks, .. }
         | TaskKind::EachParallel { tasks, .. }
-        | TaskKind::AllowFailure { tasks }
-        | TaskKind::Pause { tasks, .. } => tasks.clear(),
+        | TaskKind::AllowFailure { tasks } => tasks.clear(),
         TaskKind::Dag { tasks, .. } => tasks.clear(),
         _ => {}
     }

@@ -648,13 +648,6 @@ impl Run {
                 }
                 Err(message) => Some(self.fail_task_run(tr, &message, now)),
             },
-            Mode::Unsupported => {
-                let message = format!(
-                    "task type `{}` is not supported by this engine yet",
-                    self.rev.node(self.slots[tr as usize].task).task.type_name
-                );
-                Some(self.fail_task_run(tr, &message, now))
-            }
         }
     }
 

@@ -155,6 +155,9 @@ impl Task {
 /// templates, compiled once at parse time) and rendered by the executor.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
+// HttpRequest is the large one; built once per task at parse time, never moved
+// around per run.
+#[allow(clippy::large_enum_variant)]
 pub enum TaskKind {
     // ---- runnable ----
     /// `core.debug.Return`: output `value` = rendered `format`.
@@ -200,21 +203,6 @@ pub enum TaskKind {
         read_timeout: Option<Duration>,
         /// `options.allowFailed`: a 4xx/5xx answer does not fail the task.
         allow_failed: bool,
-    },
-    /// `core.flow.Subflow` (executable; run in a later issue).
-    Subflow {
-        namespace: Property,
-        flow_id: Property,
-        revision: Option<u32>,
-        inputs: Option<Property>,
-        labels: Option<Property>,
-        /// Default true.
-        wait: bool,
-        /// Default true.
-        transmit_failed: bool,
-        /// Default false.
-        inherit_labels: bool,
-        schedule_date: Option<Property>,
     },
 
     // ---- flowable ----
@@ -267,13 +255,6 @@ pub enum TaskKind {
     AllowFailure {
         tasks: Vec<Task>,
     },
-    /// `core.flow.Pause` (run in a later issue). `tasks` is deprecated Kestra.
-    Pause {
-        delay: Option<Property>,
-        timeout: Option<Property>,
-        on_resume: Vec<InputDef>,
-        tasks: Vec<Task>,
-    },
 }
 
 impl TaskKind {
@@ -287,7 +268,6 @@ impl TaskKind {
                 | TaskKind::Sleep { .. }
                 | TaskKind::TransformValue { .. }
                 | TaskKind::HttpRequest { .. }
-                | TaskKind::Subflow { .. }
         )
     }
 
@@ -308,8 +288,7 @@ impl TaskKind {
             | TaskKind::ForEach { tasks, .. }
             | TaskKind::EachSequential { tasks, .. }
             | TaskKind::EachParallel { tasks, .. }
-            | TaskKind::AllowFailure { tasks }
-            | TaskKind::Pause { tasks, .. } => vec![tasks],
+            | TaskKind::AllowFailure { tasks } => vec![tasks],
             _ => Vec::new(),
         }
     }

@@ -53,9 +53,6 @@ pub(crate) fn parse_flow(source: &str) -> Result<Flow> {
     defaults::apply(&mut root, &defaults);
     let flow = p.flow(&root, source);
     p.check_duplicate_ids();
-    if let Some(flow) = &flow {
-        p.check_recursive_subflows(&flow.namespace, &flow.id);
-    }
     match flow {
         Some(mut flow) if p.problems.is_empty() => {
             p.warnings.sort_by_key(|p| (p.line, p.column));
@@ -74,8 +71,6 @@ struct Parser {
     problems: Vec<Problem>,
     /// Every task id met, with its path and position, for the duplicate check.
     task_ids: Vec<(String, String, Pos)>,
-    /// Static Subflow targets `(namespace, flowId, path, position)`.
-    subflow_calls: Vec<(String, String, String, Pos)>,
     /// One slot per task being parsed (innermost last): its first
     /// expression syntax error.
     task_expression_errors: Vec<Option<String>>,
@@ -479,19 +474,6 @@ impl Parser {
         self.string_property(node, &path)
     }
 
-    fn opt_map_property(&mut self, f: &mut Fields<'_>, key: &str) -> Option<Property> {
-        let (node, path) = f.take(key)?;
-        if !matches!(node.value, NodeValue::Map(_)) {
-            self.problem(
-                &path,
-                node.pos,
-                format!("expected a map, found {}", node.kind()),
-            );
-            return None;
-        }
-        self.property(node, &path)
-    }
-
     // ---- the flow ----
 
     fn flow(&mut self, root: &Node, source: &str) -> Option<Flow> {
@@ -777,16 +759,19 @@ impl Parser {
             self.task_ids.push((id.clone(), path.to_owned(), id_pos));
         }
         let type_name = self.req_string(&mut f, "type")?;
-        let (canonical, task_type) = match types::task_type(&type_name) {
+        let resolved = match types::task_type(&type_name) {
+            Ok((canonical, Some(task_type))) => Ok((canonical, task_type)),
+            Ok((canonical, None)) => Err(format!("task type `{canonical}` is not supported yet")),
+            Err(Unresolved::Unknown) => Err(format!("unknown task type `{type_name}`")),
+            Err(Unresolved::Ambiguous(c)) => Err(format!(
+                "ambiguous task type `{type_name}`: one of {}",
+                c.join(", ")
+            )),
+        };
+        let (canonical, task_type) = match resolved {
             Ok(t) => t,
-            Err(why) => {
+            Err(message) => {
                 let pos = f.take("type").map_or(f.pos, |(n, _)| n.pos);
-                let message = match why {
-                    Unresolved::Unknown => format!("unknown task type `{type_name}`"),
-                    Unresolved::Ambiguous(c) => {
-                        format!("ambiguous task type `{type_name}`: one of {}", c.join(", "))
-                    }
-                };
                 self.problem(&f.path("type"), pos, message);
                 // Still look inside, so that problems in children show up too.
                 for key in ["tasks", "errors", "finally", "then", "else", "defaults"] {
@@ -825,7 +810,6 @@ impl Parser {
                 | TaskType::Sleep
                 | TaskType::TransformValue
                 | TaskType::HttpRequest
-                | TaskType::Subflow
         );
         let kind = self.task_kind(task_type, &mut f);
         let (errors, finally) = if flowable {
@@ -1011,44 +995,6 @@ impl Parser {
                     allow_failed,
                 }
             }
-            TaskType::Subflow => {
-                // Static targets are remembered for the recursion check.
-                if let (Some((ns, _)), Some((id, id_path))) =
-                    (f.take("namespace"), f.take("flowId"))
-                    && let (Some(ns_text), Some(id_text)) = (ns.scalar_text(), id.scalar_text())
-                {
-                    self.subflow_calls.push((ns_text, id_text, id_path, id.pos));
-                }
-                let namespace = self.req_string_property(f, "namespace");
-                let flow_id = self.req_string_property(f, "flowId");
-                let revision = match f.take("revision") {
-                    Some((n, p)) => self.unsigned(n, &p, 1),
-                    None => None,
-                };
-                let inputs = self.opt_map_property(f, "inputs");
-                let labels = match f.take("labels") {
-                    Some((n, p)) => self.property(n, &p),
-                    None => None,
-                };
-                let wait = self.opt_bool(f, "wait", true);
-                let transmit_failed = self.opt_bool(f, "transmitFailed", true);
-                let inherit_labels = self.opt_bool(f, "inheritLabels", false);
-                let schedule_date = self.opt_string_property(f, "scheduleDate");
-                if let Some((node, path)) = f.take("outputs") {
-                    self.problem(&path, node.pos, "Subflow `outputs` (deprecated since Kestra 0.15) is not supported: declare `outputs` in the subflow");
-                }
-                TaskKind::Subflow {
-                    namespace: namespace?,
-                    flow_id: flow_id?,
-                    revision,
-                    inputs,
-                    labels,
-                    wait,
-                    transmit_failed,
-                    inherit_labels,
-                    schedule_date,
-                }
-            }
             TaskType::If => {
                 let condition = self.req_string_property(f, "condition");
                 let then = self.req_task_list(f, "then");
@@ -1142,35 +1088,7 @@ impl Parser {
                 };
                 TaskKind::Dag { tasks, concurrent }
             }
-            TaskType::Pause => {
-                let delay = self.opt_duration_property(f, "delay");
-                let timeout = self.opt_duration_property(f, "timeout");
-                let on_resume = match f.take("onResume") {
-                    Some((n, p)) => self.inputs(n, &p),
-                    None => Vec::new(),
-                };
-                TaskKind::Pause {
-                    delay,
-                    timeout,
-                    on_resume,
-                    tasks: self.opt_task_list(f, "tasks"),
-                }
-            }
         })
-    }
-
-    /// A duration property: checked now when static, when rendered otherwise.
-    fn opt_duration_property(&mut self, f: &mut Fields<'_>, key: &str) -> Option<Property> {
-        let (node, path) = f.take(key)?;
-        let text = self.string(node, &path)?;
-        if !text.contains("{{") && parse_duration(&text).is_none() {
-            self.problem(
-                &path,
-                node.pos,
-                format!("`{text}` is not an ISO-8601 duration (e.g. PT30S, PT1H, P1DT2H)"),
-            );
-        }
-        self.compile(&Value::String(text), node.pos, &path)
     }
 
     /// ForEach `values`: a list, or a string (a JSON list, or a template).
@@ -1311,20 +1229,6 @@ impl Parser {
                 pos,
                 format!("cyclic dependency between {}", cyclic.join(", ")),
             );
-        }
-    }
-
-    /// A Subflow that calls its own flow would never end (Kestra rejects it).
-    fn check_recursive_subflows(&mut self, namespace: &str, id: &str) {
-        let calls = std::mem::take(&mut self.subflow_calls);
-        for (ns, flow_id, path, pos) in calls {
-            if ns == namespace && flow_id == id {
-                self.problem(
-                    &path,
-                    pos,
-                    format!("recursive call to flow `{namespace}.{id}`"),
-                );
-            }
         }
     }
 
