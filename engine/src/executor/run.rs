@@ -20,13 +20,14 @@ use serde_json::{Map, Value};
 use super::outputs::OutputIndex;
 use super::plan::{FlowRevision, ListId, Mode, TaskIdx};
 use super::render::{RenderContext, into_text, is_truthy};
-use super::worker::{HttpCall, Job, WorkOrder};
+use super::worker::WorkOrder;
 use crate::execution::{
     Attempt, Execution, ExecutionId, Id, LogEntry, Logs, State, StateHistory, TaskRun,
 };
 use crate::expression::Property;
 use crate::flow::{InputType, Level, RetryPolicy, TaskKind};
 use crate::journal::Receipt;
+use crate::tasks::HttpCall;
 
 /// Where a task run sits, and what it owns.
 #[derive(Debug, Clone)]
@@ -787,7 +788,7 @@ impl Run {
                     },
                     None => Vec::new(),
                 };
-                Job::Http(Box::new(HttpCall {
+                Box::new(HttpCall {
                     method: into_text(self.render(method, Some(tr))?),
                     uri: into_text(self.render(uri, Some(tr))?),
                     body: text(body)?,
@@ -795,7 +796,7 @@ impl Run {
                     headers,
                     timeout: *read_timeout,
                     allow_failed: *allow_failed,
-                }))
+                })
             }
             other => return Err(format!("`{other:?}` does not run on a worker")),
         };
