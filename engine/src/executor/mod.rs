@@ -19,6 +19,7 @@ pub use engine::{
 pub use fixtures::OutputLookup;
 pub use inbox::{PushError, Receiver, Sender, inbox};
 pub use plan::{FlowLookup, FlowRevision};
+pub(crate) use render::{RenderContext, into_text, is_truthy};
 pub use run::{NewExecution, OnCreated};
 pub use shard::{Effect, Message, Shard};
 pub use timer::TimerWheel;
