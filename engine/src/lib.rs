@@ -8,6 +8,7 @@ pub mod expression;
 pub mod flow;
 mod journal;
 pub mod jsonata;
+mod tasks;
 
 pub use error::{Error, Result};
 pub use journal::{DurabilityError, Receipt};

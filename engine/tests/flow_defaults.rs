@@ -1,12 +1,20 @@
 //! `pluginDefaults` fill in or override task properties before validation.
 
-use peregrine_engine::flow::{Flow, Level, TaskKind};
+use std::collections::HashMap;
+use std::sync::Arc;
 
-fn level(flow: &Flow, id: &str) -> Level {
-    match &flow.find_task(id).expect("task").kind {
-        TaskKind::Log { level, .. } => *level,
-        other => panic!("not a Log: {other:?}"),
-    }
+use peregrine_engine::executor::{FlowRevision, NewExecution, run_to_end};
+use peregrine_engine::flow::{Flow, Level};
+
+/// The level each Log task of `flow` logs at, read from a run of it.
+fn levels(flow: Flow) -> HashMap<String, Level> {
+    let revision = Arc::new(FlowRevision::new(Arc::new(flow)));
+    let exec = run_to_end(NewExecution::new(revision, Default::default()));
+    exec.logs()
+        .entries()
+        .iter()
+        .filter_map(|l| Some((l.task_id.as_deref()?.to_owned(), l.level)))
+        .collect()
 }
 
 const TASKS: &str = "tasks:
@@ -31,9 +39,10 @@ pluginDefaults:
 {TASKS}"
     ))
     .expect("the default message makes `bare` valid");
-    assert_eq!(level(&flow, "bare"), Level::Debug);
-    assert_eq!(level(&flow, "own"), Level::Trace, "the task wins");
     assert_eq!(flow.plugin_defaults.len(), 1);
+    let levels = levels(flow);
+    assert_eq!(levels["bare"], Level::Debug);
+    assert_eq!(levels["own"], Level::Trace, "the task wins");
 }
 
 #[test]
@@ -52,12 +61,9 @@ pluginDefaults:
 {TASKS}"
     ))
     .expect("valid");
-    assert_eq!(level(&flow, "bare"), Level::Error);
-    assert_eq!(
-        level(&flow, "own"),
-        Level::Error,
-        "forced wins, alias or not"
-    );
+    let levels = levels(flow);
+    assert_eq!(levels["bare"], Level::Error);
+    assert_eq!(levels["own"], Level::Error, "forced wins, alias or not");
 }
 
 #[test]
@@ -75,7 +81,7 @@ tasks:
 ",
     )
     .expect("valid");
-    assert_eq!(level(&flow, "bare"), Level::Info);
+    assert_eq!(levels(flow)["bare"], Level::Info);
 }
 
 #[test]

@@ -339,13 +339,19 @@ fn problem_display_names_path_and_position() {
 }
 
 #[test]
-fn recursive_subflow_and_bad_cron() {
+fn unsupported_task_types_and_bad_cron() {
     let yaml = format!(
         "{HEAD}tasks:
   - id: again
     type: io.kestra.plugin.core.flow.Subflow
     namespace: company.team
     flowId: f
+  - id: wait
+    type: io.kestra.core.tasks.flows.Pause
+    delay: PT1S
+    tasks:
+      - id: inner
+        type: Nope
 triggers:
   - id: hourly
     type: io.kestra.plugin.core.trigger.Schedule
@@ -359,19 +365,42 @@ triggers:
         .collect();
     assert_eq!(
         got,
-        [("tasks[0].flowId", 7, 13), ("triggers[0].cron", 11, 11)]
+        [
+            ("tasks[0].type", 5, 11),
+            ("tasks[1].type", 9, 11),
+            ("tasks[1].tasks[0].type", 13, 15),
+            ("triggers[0].cron", 17, 11)
+        ]
+    );
+    assert_eq!(
+        p[0].message,
+        "task type `io.kestra.plugin.core.flow.Subflow` is not supported yet"
+    );
+    assert_eq!(
+        p[1].message, "task type `io.kestra.plugin.core.flow.Pause` is not supported yet",
+        "named by its canonical name, whatever the alias"
+    );
+    assert_eq!(
+        p[2].message, "unknown task type `Nope`",
+        "children are still checked"
     );
     assert!(
-        p[0].message
-            .contains("recursive call to flow `company.team.f`"),
+        p[3].message.contains("expected 5 fields, found 4"),
         "{}",
-        p[0].message
+        p[3].message
     );
-    assert!(
-        p[1].message.contains("expected 5 fields, found 4"),
-        "{}",
-        p[1].message
-    );
+    for spelling in [
+        "io.kestra.core.tasks.flows.Flow",
+        "Subflow",
+        "core.flow.Pause",
+    ] {
+        let p = problems(&format!("{HEAD}tasks:\n  - id: a\n    type: {spelling}\n"));
+        assert!(
+            p[0].message.ends_with("is not supported yet"),
+            "{spelling}: {}",
+            p[0]
+        );
+    }
 }
 
 #[test]

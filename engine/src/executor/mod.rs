@@ -30,3 +30,4 @@ pub use plan::{FlowLookup, FlowRevision};
 pub use run::NewExecution;
 pub use search::Filter;
 pub use shard::{KillOutcome, RestoreError, Snapshot, Started};
+pub(crate) use render::{RenderContext, into_text, is_truthy};

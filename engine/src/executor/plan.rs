@@ -7,38 +7,24 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 use serde_json::Value;
 
-use crate::flow::{Flow, Task, TaskKind};
+use crate::flow::{Flow, Task};
 
 pub(crate) type TaskIdx = u32;
 pub(crate) type ListId = u32;
 
-/// How a task runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Mode {
-    /// Schedules children; resolved inline in the shard.
-    Flowable,
-    /// Cheap and pure; runs inline in the shard.
-    Inline,
-    /// Waits on the shard's timer wheel.
-    Timer,
-    /// Blocks: runs on the worker pool.
-    Worker,
-    /// Not runnable by this engine yet; fails with a clear message.
-    Unsupported,
-}
-
 #[derive(Debug)]
 pub(crate) struct Node {
-    /// The task with its child lists emptied: children live in `lists`.
+    /// The task without its `errors` and `finally` (they are in `lists`);
+    /// its kind, child lists included, is shared with the flow.
     pub task: Task,
     pub task_id: Arc<str>,
-    pub mode: Mode,
-    /// The kind's child lists, in [`TaskKind::child_lists`] order; for a Dag,
-    /// its one list of tasks.
+    /// The kind's child lists, in
+    /// [`TaskKind::child_lists`](crate::tasks::TaskKind::child_lists) order.
     pub children: Vec<ListId>,
     pub errors: ListId,
     pub finally: ListId,
-    /// For a Dag: for each child position, the positions it waits for.
+    /// For each child position, the positions it waits for (see
+    /// [`TaskKind::dag_deps`](crate::tasks::TaskKind::dag_deps)).
     pub dag_deps: Vec<Vec<u32>>,
     /// `{"id": ..., "type": ...}`, the `task` variable.
     pub task_json: Value,
@@ -118,91 +104,29 @@ impl FlowRevision {
 
     fn add_node(&mut self, task: &Task) -> TaskIdx {
         let idx = self.nodes.len() as TaskIdx;
-        let mut shallow = task.clone();
-        strip_children(&mut shallow);
         let task_id: Arc<str> = Arc::from(task.id.as_str());
         self.by_id.insert(Arc::clone(&task_id), idx);
         self.nodes.push(Node {
-            mode: mode_of(&task.kind),
             task_json: serde_json::json!({"id": task.id, "type": task.type_name}),
-            task: shallow,
+            task: task.without_handlers(),
             task_id,
             children: Vec::new(),
             errors: 0,
             finally: 0,
-            dag_deps: Vec::new(),
+            dag_deps: task.kind.dag_deps(),
         });
-        let mut children: Vec<ListId> = task
+        let children: Vec<ListId> = task
             .kind
             .child_lists()
             .into_iter()
             .map(|list| self.add_list(list))
             .collect();
-        let mut dag_deps = Vec::new();
-        if let TaskKind::Dag { tasks, .. } = &task.kind {
-            let members: Vec<Task> = tasks.iter().map(|d| d.task.clone()).collect();
-            children.push(self.add_list(&members));
-            dag_deps = tasks
-                .iter()
-                .map(|d| {
-                    d.depends_on
-                        .iter()
-                        .filter_map(|dep| tasks.iter().position(|o| &o.task.id == dep))
-                        .map(|p| p as u32)
-                        .collect()
-                })
-                .collect();
-        }
         let errors = self.add_list(&task.errors);
         let finally = self.add_list(&task.finally);
         let node = &mut self.nodes[idx as usize];
         node.children = children;
         node.errors = errors;
         node.finally = finally;
-        node.dag_deps = dag_deps;
         idx
-    }
-}
-
-fn mode_of(kind: &TaskKind) -> Mode {
-    match kind {
-        TaskKind::Return { .. }
-        | TaskKind::Log { .. }
-        | TaskKind::OutputValues { .. }
-        | TaskKind::Fail { .. }
-        | TaskKind::TransformValue { .. } => Mode::Inline,
-        TaskKind::Sleep { .. } => Mode::Timer,
-        TaskKind::HttpRequest { .. } => Mode::Worker,
-        TaskKind::Subflow { .. } | TaskKind::Pause { .. } => Mode::Unsupported,
-        _ => Mode::Flowable,
-    }
-}
-
-/// Empties a task's child lists: the plan holds them as indices instead.
-fn strip_children(task: &mut Task) {
-    task.errors.clear();
-    task.finally.clear();
-    match &mut task.kind {
-        TaskKind::If { then, else_, .. } => {
-            then.clear();
-            else_.clear();
-        }
-        TaskKind::Switch {
-            cases, defaults, ..
-        } => {
-            for (_, tasks) in cases.iter_mut() {
-                tasks.clear();
-            }
-            defaults.clear();
-        }
-        TaskKind::Sequential { tasks }
-        | TaskKind::Parallel { tasks, .. }
-        | TaskKind::ForEach { tasks, .. }
-        | TaskKind::EachSequential { tasks, .. }
-        | TaskKind::EachParallel { tasks, .. }
-        | TaskKind::AllowFailure { tasks }
-        | TaskKind::Pause { tasks, .. } => tasks.clear(),
-        TaskKind::Dag { tasks, .. } => tasks.clear(),
-        _ => {}
     }
 }

@@ -3,14 +3,18 @@
 //!
 //! A flowable task run owns a [`Frame`]: its children grouped into units that
 //! run one after another inside a group (a sequence of tasks) and side by side
-//! across groups, up to a limit. Sequential is one group; Parallel is one
-//! group per task; ForEach is one group per value; a Dag is one group per task
-//! with dependencies. After the main phase, `errors` run if it failed, then
+//! across groups, up to a limit, or as their dependencies allow. Its task
+//! says how ([`FramePlan`]): one group for the whole list, one per task, one
+//! per loop value... After the main phase, `errors` run if it failed, then
 //! `finally`. The execution itself is the root frame.
 //!
 //! Work is event-driven: a child that ends advances only its own group and,
 //! when that frame completes, its parent. Nothing rescans the task-run list,
-//! so a ForEach of thousands of runs costs O(1) per step.
+//! so a loop of thousands of runs costs O(1) per step.
+//!
+//! What a task does is its own business ([`crate::tasks`]): this file calls
+//! its `start` and acts on the [`Started`] it answers, the same way for
+//! every type, and knows none by name.
 
 use std::sync::Arc;
 
@@ -18,14 +22,15 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use super::outputs::OutputIndex;
-use super::plan::{FlowRevision, ListId, Mode, TaskIdx};
-use super::render::{RenderContext, into_text, is_truthy};
-use super::worker::{HttpCall, Job, WorkOrder};
+use super::plan::{FlowRevision, ListId, TaskIdx};
+use super::render::{RenderContext, is_truthy};
+use super::worker::WorkOrder;
 use crate::execution::{
     Attempt, Execution, ExecutionId, Id, LogEntry, Logs, State, StateHistory, TaskRun,
 };
 use crate::expression::Property;
-use crate::flow::{InputType, Level, RetryPolicy, TaskKind};
+use crate::flow::{InputType, Level, RetryPolicy};
+use crate::tasks::{FramePlan, Groups, Started, TaskContext, TaskKind};
 
 /// Where a task run sits, and what it owns.
 #[derive(Debug, Clone)]
@@ -34,12 +39,23 @@ pub(crate) struct Slot {
     frame: u32,
     group: u32,
     /// The frame's phase epoch when this run was created: a run from an
-    /// earlier phase (a Parallel sibling still running when `errors`
+    /// earlier phase (a sibling still running side by side when `errors`
     /// started) no longer drives its frame.
     epoch: u32,
-    /// Loop values from the outermost ForEach in, this run's own last:
+    /// Loop values from the outermost loop in, this run's own last:
     /// the key path of its outputs.
     chain: Arc<[Arc<str>]>,
+    /// What the running attempt waits on, as its last start answered.
+    waits: Waits,
+}
+
+/// What a task run's running attempt waits on: decided by what its task
+/// answered, so a retry, a replay and a restart need no type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Waits {
+    Nothing,
+    Timer,
+    Worker,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,8 +68,10 @@ enum Phase {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum FrameKind {
     Plain,
-    Dag,
-    AllowFailure,
+    /// Groups start once the groups they depend on succeeded.
+    Dependencies,
+    /// A failure ends the frame WARNING.
+    FailureAllowed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,7 +116,7 @@ struct Frame {
     kind: FrameKind,
     phase: Phase,
     groups: Vec<Group>,
-    /// Next group to start, for every kind but Dag.
+    /// Next group to start, for every kind but `Dependencies`.
     cursor: usize,
     active: usize,
     limit: usize,
@@ -109,7 +127,7 @@ struct Frame {
     epoch: u32,
     /// The frame has its final state; late children only record their end.
     finished: bool,
-    /// Kestra starts a Parallel's (and a Dag's) `errors` all together.
+    /// `errors` start all together (see [`FramePlan::parallel_errors`]).
     parallel_errors: bool,
     errors: ListId,
     finally: ListId,
@@ -285,8 +303,9 @@ impl Run {
         }
         if tr.state.current() == State::Retrying {
             self.retry_attempt(task_run, now);
-        } else {
-            self.complete_async(task_run, State::Success, Some(empty_outputs()), now);
+        } else if self.slots[task_run as usize].waits == Waits::Timer {
+            let started = self.call_task(task_run, now, |kind, ctx| kind.on_timer(ctx));
+            self.resume(task_run, started, now);
         }
     }
 
@@ -373,7 +392,7 @@ impl Run {
         if frame.stopped || frame.active >= frame.limit {
             return None;
         }
-        if frame.kind == FrameKind::Dag && frame.phase == Phase::Main {
+        if frame.kind == FrameKind::Dependencies && frame.phase == Phase::Main {
             return (0..frame.groups.len()).find(|&g| {
                 frame.groups[g].status == GroupStatus::Pending
                     && frame.dag_deps[g]
@@ -455,8 +474,23 @@ impl Run {
         outputs: Option<Value>,
         now: DateTime<Utc>,
     ) {
+        let ended = self.finish_task_run(task_run, state, outputs, now);
+        self.roll_up(task_run, ended, now);
+    }
+
+    /// Goes on with an attempt that started outside the inline path (a
+    /// retry, a redispatch, a fired timer), as [`Run::start_task_run`] does.
+    fn resume(&mut self, task_run: u32, started: Started, now: DateTime<Utc>) {
+        if let Some(ended) = self.act(task_run, started, now) {
+            self.roll_up(task_run, ended, now);
+        }
+    }
+
+    /// Task run `task_run` ended `state` outside the inline path: step its
+    /// group, and its frame's owner when the frame ends, up the tree.
+    fn roll_up(&mut self, task_run: u32, state: State, now: DateTime<Utc>) {
         let mut child = task_run;
-        let mut child_state = self.finish_task_run(task_run, state, outputs, now);
+        let mut child_state = state;
         loop {
             let Slot {
                 frame,
@@ -466,8 +500,9 @@ impl Run {
             } = self.slots[child as usize].clone();
             let (f, g) = (frame as usize, group as usize);
             if self.frames[f].finished || self.frames[f].epoch != epoch {
-                // Its frame already moved on (Kestra ends a Parallel as soon
-                // as a child fails); the end is recorded, nothing more.
+                // Its frame already moved on (Kestra ends a frame of side by
+                // side tasks as soon as one fails); the end is recorded,
+                // nothing more.
                 return;
             }
             let group_done = if self.after_child(f, g, child_state) {
@@ -531,7 +566,7 @@ impl Run {
         if o.killed {
             State::Killed
         } else if o.failed {
-            if frame.kind == FrameKind::AllowFailure {
+            if frame.kind == FrameKind::FailureAllowed {
                 State::Warning
             } else {
                 State::Failed
@@ -577,6 +612,7 @@ impl Run {
             group: g as u32,
             epoch,
             chain,
+            waits: Waits::Nothing,
         });
         idx
     }
@@ -594,60 +630,91 @@ impl Run {
                 Err(message) => return Some(self.fail_task_run(tr, &message, now)),
             }
         }
-        let mode = node.mode;
+        let flowable = node.task.is_flowable();
         let run = &mut self.exec.task_runs[tr as usize];
         run.state.transition(State::Running, now);
-        if mode != Mode::Flowable {
+        // Kestra gives a flowable task run no attempts.
+        if !flowable {
             let mut attempt = StateHistory::new(State::Created, now);
             attempt.transition(State::Running, now);
             run.attempts.push(Attempt { state: attempt });
         }
-        match mode {
-            Mode::Flowable => match self.open_frame(tr) {
+        let started = self.call_task(tr, now, |kind, ctx| kind.start(ctx));
+        self.act(tr, started, now)
+    }
+
+    /// Calls into task run `tr`'s task, then appends what it logged.
+    fn call_task(
+        &mut self,
+        tr: u32,
+        now: DateTime<Utc>,
+        call: impl FnOnce(&dyn TaskKind, &mut TaskContext<'_>) -> Started,
+    ) -> Started {
+        let (started, logs) = {
+            let kind = &*self.rev.node(self.slots[tr as usize].task).task.kind;
+            let mut ctx = TaskContext::new(RenderContext::new(self, Some(tr)));
+            let started = call(kind, &mut ctx);
+            (started, ctx.into_logs())
+        };
+        for (level, message) in logs {
+            self.log(Some(tr), level, message, now);
+        }
+        started
+    }
+
+    /// Acts on what task run `tr`'s task answered; `Some(state)` if the task
+    /// run ended (only its own end: the caller rolls it up).
+    fn act(&mut self, tr: u32, started: Started, now: DateTime<Utc>) -> Option<State> {
+        self.slots[tr as usize].waits = Waits::Nothing;
+        match started {
+            Started::Done(Ok(outputs)) => {
+                let run = &self.exec.task_runs[tr as usize];
+                let retried = run.attempts.len() > 1;
+                let warn = retried
+                    && self
+                        .rev
+                        .node(self.slots[tr as usize].task)
+                        .task
+                        .retry
+                        .as_ref()
+                        .is_some_and(|r| r.warning_on_retry);
+                let state = if warn { State::Warning } else { State::Success };
+                let outputs = outputs.unwrap_or_else(empty_outputs);
+                Some(self.finish_task_run(tr, state, Some(outputs), now))
+            }
+            Started::Done(Err(message)) => {
+                // Only an attempt is retried: a flowable task run has none.
+                let attempted = !self.exec.task_runs[tr as usize].attempts.is_empty();
+                if attempted && self.schedule_retry(tr, &message, now) {
+                    None
+                } else {
+                    Some(self.fail_task_run(tr, &message, now))
+                }
+            }
+            Started::Frame(plan) => match self.open_frame(tr, plan) {
                 Ok(f) => {
                     let state = self.drive(f, now)?;
                     Some(self.finish_task_run(tr, state, None, now))
                 }
                 Err(message) => Some(self.fail_task_run(tr, &message, now)),
             },
-            Mode::Inline => match self.run_inline(tr, now) {
-                Ok(outputs) => Some(self.finish_task_run(
-                    tr,
-                    State::Success,
-                    Some(outputs.unwrap_or_else(empty_outputs)),
-                    now,
-                )),
-                Err(message) => {
-                    if self.schedule_retry(tr, &message, now) {
-                        None
-                    } else {
-                        Some(self.fail_task_run(tr, &message, now))
-                    }
-                }
-            },
-            Mode::Timer => match self.timer_deadline(tr, now) {
-                Ok(deadline_ms) => {
-                    self.timers.push(TimerRequest {
-                        deadline_ms,
-                        task_run: tr,
-                    });
-                    None
-                }
-                Err(message) => Some(self.fail_task_run(tr, &message, now)),
-            },
-            Mode::Worker => match self.work_order(tr) {
-                Ok(order) => {
-                    self.work.push(order);
-                    None
-                }
-                Err(message) => Some(self.fail_task_run(tr, &message, now)),
-            },
-            Mode::Unsupported => {
-                let message = format!(
-                    "task type `{}` is not supported by this engine yet",
-                    self.rev.node(self.slots[tr as usize].task).task.type_name
-                );
-                Some(self.fail_task_run(tr, &message, now))
+            Started::Wait(duration) => {
+                let millis = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
+                self.timers.push(TimerRequest {
+                    deadline_ms: deadline_ms(now, millis),
+                    task_run: tr,
+                });
+                self.slots[tr as usize].waits = Waits::Timer;
+                None
+            }
+            Started::Work(job) => {
+                self.work.push(WorkOrder {
+                    task_run: tr,
+                    attempt: self.exec.task_runs[tr as usize].attempts.len() as u32,
+                    job,
+                });
+                self.slots[tr as usize].waits = Waits::Worker;
+                None
             }
         }
     }
@@ -734,14 +801,14 @@ impl Run {
     pub fn waiting_work(&self) -> Vec<u32> {
         (0..self.exec.task_runs.len() as u32)
             .filter(|&tr| {
-                self.rev.node(self.slots[tr as usize].task).mode == Mode::Worker
+                self.slots[tr as usize].waits == Waits::Worker
                     && self.exec.task_runs[tr as usize].state.current() == State::Running
             })
             .collect()
     }
 
-    /// Runs task run `tr`'s work again as a new attempt: its last one is
-    /// lost (at least once: the task may have run).
+    /// Starts task run `tr` again as a new attempt: its last one is lost
+    /// (at least once: the task may have run).
     pub fn redispatch(&mut self, tr: u32, now: DateTime<Utc>) {
         self.instant = now;
         let run = &mut self.exec.task_runs[tr as usize];
@@ -751,60 +818,8 @@ impl Run {
         let mut attempt = StateHistory::new(State::Created, now);
         attempt.transition(State::Running, now);
         run.attempts.push(Attempt { state: attempt });
-        match self.work_order(tr) {
-            Ok(order) => self.work.push(order),
-            Err(message) => {
-                self.log(Some(tr), Level::Error, message, now);
-                self.complete_async(tr, State::Failed, Some(empty_outputs()), now);
-            }
-        }
-    }
-
-    /// The work of a blocking task, its properties rendered now.
-    fn work_order(&self, tr: u32) -> Result<WorkOrder, String> {
-        let node = self.rev.node(self.slots[tr as usize].task);
-        let job = match &node.task.kind {
-            TaskKind::HttpRequest {
-                uri,
-                method,
-                body,
-                content_type,
-                headers,
-                read_timeout,
-                allow_failed,
-            } => {
-                let text = |p: &Option<Property>| -> Result<Option<String>, String> {
-                    p.as_ref()
-                        .map(|p| self.render(p, Some(tr)).map(into_text))
-                        .transpose()
-                };
-                let headers = match headers {
-                    Some(h) => match self.render(h, Some(tr))? {
-                        Value::Object(map) => {
-                            map.into_iter().map(|(k, v)| (k, into_text(v))).collect()
-                        }
-                        Value::Null => Vec::new(),
-                        other => return Err(format!("headers `{other}` is not a map")),
-                    },
-                    None => Vec::new(),
-                };
-                Job::Http(Box::new(HttpCall {
-                    method: into_text(self.render(method, Some(tr))?),
-                    uri: into_text(self.render(uri, Some(tr))?),
-                    body: text(body)?,
-                    content_type: text(content_type)?,
-                    headers,
-                    timeout: *read_timeout,
-                    allow_failed: *allow_failed,
-                }))
-            }
-            other => return Err(format!("`{other:?}` does not run on a worker")),
-        };
-        Ok(WorkOrder {
-            task_run: tr,
-            attempt: self.exec.task_runs[tr as usize].attempts.len() as u32,
-            job,
-        })
+        let started = self.call_task(tr, now, |kind, ctx| kind.start(ctx));
+        self.resume(tr, started, now);
     }
 
     /// A retry timer fired: run the task again as a new attempt.
@@ -814,35 +829,8 @@ impl Run {
         let mut attempt = StateHistory::new(State::Created, now);
         attempt.transition(State::Running, now);
         run.attempts.push(Attempt { state: attempt });
-        if self.rev.node(self.slots[tr as usize].task).mode == Mode::Worker {
-            match self.work_order(tr) {
-                Ok(order) => self.work.push(order),
-                Err(message) => {
-                    self.log(Some(tr), Level::Error, message, now);
-                    self.complete_async(tr, State::Failed, Some(empty_outputs()), now);
-                }
-            }
-            return;
-        }
-        match self.run_inline(tr, now) {
-            Ok(outputs) => {
-                let warn = self
-                    .rev
-                    .node(self.slots[tr as usize].task)
-                    .task
-                    .retry
-                    .as_ref()
-                    .is_some_and(|r| r.warning_on_retry);
-                let state = if warn { State::Warning } else { State::Success };
-                self.complete_async(tr, state, Some(outputs.unwrap_or_else(empty_outputs)), now);
-            }
-            Err(message) => {
-                if !self.schedule_retry(tr, &message, now) {
-                    self.log(Some(tr), Level::Error, message, now);
-                    self.complete_async(tr, State::Failed, Some(empty_outputs()), now);
-                }
-            }
-        }
+        let started = self.call_task(tr, now, |kind, ctx| kind.start(ctx));
+        self.resume(tr, started, now);
     }
 
     fn fail_task_run(&mut self, tr: u32, message: &str, now: DateTime<Utc>) -> State {
@@ -914,87 +902,44 @@ impl Run {
         Ok(Value::Object(map))
     }
 
-    // ---- flowable tasks ----
+    // ---- frames ----
 
-    /// Builds the frame of a flowable task run from its (rendered) properties.
-    fn open_frame(&mut self, tr: u32) -> Result<usize, String> {
+    /// Opens the frame of a flowable task run as its task planned it.
+    fn open_frame(&mut self, tr: u32, plan: FramePlan) -> Result<usize, String> {
         let rev = Arc::clone(&self.rev);
         let node = rev.node(self.slots[tr as usize].task);
-        let single = |list: ListId| vec![whole_list(&rev, list)];
-        let each_task = |list: ListId, value: Option<Arc<str>>| each_task(&rev, list, value);
-        let mut kind = FrameKind::Plain;
-        let mut limit = 1usize;
-        let mut outputs = empty_outputs();
-        let parallel_errors = matches!(
-            node.task.kind,
-            TaskKind::Parallel { .. } | TaskKind::Dag { .. } | TaskKind::EachParallel { .. }
-        );
-        let groups = match &node.task.kind {
-            TaskKind::Sequential { .. } => single(node.children[0]),
-            TaskKind::AllowFailure { .. } => {
-                kind = FrameKind::AllowFailure;
-                single(node.children[0])
-            }
-            TaskKind::Parallel { concurrent, .. } => {
-                limit = unlimited_if_zero(*concurrent);
-                each_task(node.children[0], None)
-            }
-            TaskKind::If { condition, .. } => {
-                let result = is_truthy(&self.render(condition, Some(tr))?);
-                let branch = if result {
-                    node.children[0]
-                } else {
-                    node.children[1]
-                };
-                outputs = serde_json::json!({ "evaluationResult": result });
-                single(branch)
-            }
-            TaskKind::Switch { value, cases, .. } => {
-                let rendered = into_text(self.render(value, Some(tr))?);
-                let matched = cases.iter().position(|(key, _)| *key == rendered);
-                let list = match matched {
-                    Some(i) => node.children[i],
-                    None => node.children[cases.len()],
-                };
-                if matched.is_none() && rev.list(list).is_empty() {
-                    return Err(format!(
-                        "No task found on flow for Switch value `{rendered}`: no case matches and there are no defaults"
-                    ));
-                }
-                outputs = serde_json::json!({ "value": rendered, "defaults": matched.is_none() });
-                single(list)
-            }
-            TaskKind::ForEach {
-                values,
-                concurrency_limit,
-                ..
-            } => {
-                limit = unlimited_if_zero(*concurrency_limit);
-                let values = loop_values(self.render(values, Some(tr))?)?;
-                per_value(&rev, node.children[0], values)
-            }
-            TaskKind::EachSequential { value, .. } => {
-                let values = loop_values(self.render(value, Some(tr))?)?;
-                per_value(&rev, node.children[0], values)
-            }
-            TaskKind::EachParallel {
-                value, concurrent, ..
-            } => {
-                limit = unlimited_if_zero(*concurrent);
-                let values = loop_values(self.render(value, Some(tr))?)?;
+        let list = |i: usize| {
+            node.children
+                .get(i)
+                .copied()
+                .ok_or_else(|| format!("`{}` has no task list {i}", node.task.type_name))
+        };
+        let groups = match plan.groups {
+            Groups::Sequence(i) => vec![whole_list(&rev, list(i)?)],
+            Groups::EachTask(i) => each_task(&rev, list(i)?, None),
+            Groups::PerValue(i, values) => per_value(&rev, list(i)?, values),
+            Groups::EachTaskPerValue(i, values) => {
+                let list = list(i)?;
                 values
                     .into_iter()
-                    .flat_map(|v| each_task(node.children[0], Some(v)))
+                    .flat_map(|v| each_task(&rev, list, Some(v)))
                     .collect()
             }
-            TaskKind::Dag { concurrent, .. } => {
-                kind = FrameKind::Dag;
-                limit = unlimited_if_zero(*concurrent);
-                each_task(node.children[0], None)
+        };
+        let kind = if plan.dag {
+            if node.dag_deps.len() != groups.len() {
+                return Err(format!(
+                    "`{}` has {} dependency lists for {} tasks",
+                    node.task.type_name,
+                    node.dag_deps.len(),
+                    groups.len()
+                ));
             }
-            other => {
-                return Err(format!("`{other:?}` is not a flowable task"));
-            }
+            FrameKind::Dependencies
+        } else if plan.allow_failure {
+            FrameKind::FailureAllowed
+        } else {
+            FrameKind::Plain
         };
         let frame = Frame {
             owner: Some(tr),
@@ -1003,18 +948,18 @@ impl Run {
             groups,
             cursor: 0,
             active: 0,
-            limit,
+            limit: plan.limit,
             outcome: Outcome::default(),
             stopped: false,
             epoch: 0,
             finished: false,
-            parallel_errors,
+            parallel_errors: plan.parallel_errors,
             errors: node.errors,
             finally: node.finally,
             dag_deps: node.dag_deps.clone(),
         };
         self.frames.push(frame);
-        self.set_outputs(tr, outputs);
+        self.set_outputs(tr, plan.outputs);
         Ok(self.frames.len() - 1)
     }
 
@@ -1024,67 +969,6 @@ impl Run {
         let slot = &self.slots[tr as usize];
         let task_id = &self.rev.node(slot.task).task_id;
         self.outputs.insert(task_id, &slot.chain, outputs);
-    }
-
-    // ---- runnable tasks ----
-
-    /// Runs a cheap, pure task in place; its outputs or why it failed.
-    fn run_inline(&mut self, tr: u32, now: DateTime<Utc>) -> Result<Option<Value>, String> {
-        let rev = Arc::clone(&self.rev);
-        let node = rev.node(self.slots[tr as usize].task);
-        match &node.task.kind {
-            TaskKind::Return { format } => {
-                let value = match format {
-                    Some(format) => into_text(self.render(format, Some(tr))?),
-                    None => String::new(),
-                };
-                Ok(Some(serde_json::json!({ "value": value })))
-            }
-            TaskKind::Log { message, level } => {
-                let rendered = self.render(message, Some(tr))?;
-                let lines = match rendered {
-                    Value::Array(items) => items.into_iter().map(into_text).collect(),
-                    other => vec![into_text(other)],
-                };
-                for line in lines {
-                    self.log(Some(tr), *level, line, now);
-                }
-                Ok(None)
-            }
-            TaskKind::OutputValues { values } => {
-                let values = self.render(values, Some(tr))?;
-                Ok(Some(serde_json::json!({ "values": values })))
-            }
-            TaskKind::Fail {
-                condition,
-                error_message,
-            } => {
-                if let Some(condition) = condition
-                    && !is_truthy(&self.render(condition, Some(tr))?)
-                {
-                    return Ok(None);
-                }
-                Err(into_text(self.render(error_message, Some(tr))?))
-            }
-            TaskKind::TransformValue { from, expression } => {
-                let input = self.render(from, Some(tr))?;
-                let value = expression.transform(&input).map_err(|e| e.to_string())?;
-                Ok(Some(serde_json::json!({ "value": value })))
-            }
-            other => Err(format!("`{other:?}` cannot run inline")),
-        }
-    }
-
-    fn timer_deadline(&self, tr: u32, now: DateTime<Utc>) -> Result<i64, String> {
-        let node = self.rev.node(self.slots[tr as usize].task);
-        let TaskKind::Sleep { duration } = &node.task.kind else {
-            return Err("only Sleep waits on a timer".into());
-        };
-        let text = into_text(self.render(duration, Some(tr))?);
-        let duration = crate::flow::parse_duration(&text)
-            .ok_or_else(|| format!("`{text}` is not an ISO-8601 duration (e.g. PT1S)"))?;
-        let millis = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
-        Ok(deadline_ms(now, millis))
     }
 
     // ---- helpers ----
@@ -1241,37 +1125,4 @@ fn typed_output(declared: &InputType, value: Value) -> Result<Value, String> {
         InputType::String { .. } => Ok(Value::String(text_of(&value))),
         _ => Ok(value),
     }
-}
-
-fn unlimited_if_zero(n: u32) -> usize {
-    if n == 0 { usize::MAX } else { n as usize }
-}
-
-/// ForEach values: a list, or a JSON string of one; each rendered to text,
-/// duplicates dropped (first one kept), as Kestra does.
-fn loop_values(rendered: Value) -> Result<Vec<Arc<str>>, String> {
-    let items = match rendered {
-        Value::Array(items) => items,
-        Value::String(text) => match serde_json::from_str::<Value>(&text) {
-            Ok(Value::Array(items)) => items,
-            _ => return Err(format!("values `{text}` is not a list or a JSON list")),
-        },
-        other => return Err(format!("values `{other}` is not a list")),
-    };
-    let nulls = items.iter().filter(|v| v.is_null()).count();
-    if nulls > 0 {
-        return Err(format!(
-            "Found '{nulls}' null values on Each, with values={}",
-            Value::Array(items)
-        ));
-    }
-    let mut seen = rustc_hash::FxHashSet::default();
-    let mut out = Vec::with_capacity(items.len());
-    for item in items {
-        let text: Arc<str> = Arc::from(into_text(item));
-        if seen.insert(Arc::clone(&text)) {
-            out.push(text);
-        }
-    }
-    Ok(out)
 }

@@ -19,9 +19,10 @@ pub use duration::parse_duration;
 pub use error::{Error, InputProblem, Problem, Result};
 pub use inputs::{validate_inputs, validate_text_inputs};
 pub use model::{
-    DagTask, Deserializer, Flow, FlowOutput, InputDef, InputType, Level, Retry, RetryBehavior,
-    RetryPolicy, Task, TaskKind, Trigger, TriggerKind,
+    Deserializer, Flow, FlowOutput, InputDef, InputType, Level, Retry, RetryBehavior, RetryPolicy,
+    Task, Trigger, TriggerKind,
 };
+pub(crate) use parse::{DagEntry, Props};
 
 impl Flow {
     /// Parses and validates a flow's YAML source.

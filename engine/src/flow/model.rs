@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use super::error::Problem;
 use crate::expression::Property;
-use crate::jsonata::Jsonata;
+use crate::tasks::{TaskKind, TaskType};
 
 /// A parsed and validated flow revision.
 ///
@@ -86,7 +86,9 @@ pub struct Task {
     /// Canonical long name, e.g. `io.kestra.plugin.core.debug.Return`,
     /// whatever alias the YAML used.
     pub type_name: String,
-    pub kind: TaskKind,
+    pub(crate) task_type: &'static TaskType,
+    /// Its own properties, and what it does when it runs.
+    pub(crate) kind: Arc<dyn TaskKind>,
     pub description: Option<String>,
     /// `runIf`; `None` when absent (Kestra's default is `"true"`).
     pub run_if: Option<Property>,
@@ -113,7 +115,30 @@ pub struct Task {
 impl Task {
     /// True for tasks that only schedule children (If, Switch, ForEach...).
     pub fn is_flowable(&self) -> bool {
-        self.kind.is_flowable()
+        self.task_type.flowable
+    }
+
+    /// This task without its `errors` and `finally`, which the executor's
+    /// plan holds as task lists of their own; the kind is shared.
+    pub(crate) fn without_handlers(&self) -> Task {
+        Task {
+            id: self.id.clone(),
+            type_name: self.type_name.clone(),
+            task_type: self.task_type,
+            kind: Arc::clone(&self.kind),
+            description: self.description.clone(),
+            run_if: self.run_if.clone(),
+            disabled: self.disabled,
+            allow_failure: self.allow_failure,
+            allow_warning: self.allow_warning,
+            timeout: self.timeout,
+            retry: self.retry.clone(),
+            log_level: self.log_level,
+            log_to_file: self.log_to_file,
+            errors: Vec::new(),
+            finally: Vec::new(),
+            expression_error: self.expression_error.clone(),
+        }
     }
 
     /// This task or a descendant (children, errors, finally) with this id.
@@ -141,187 +166,9 @@ impl Task {
         for list in self.kind.child_lists() {
             list.iter().for_each(&mut *f);
         }
-        if let TaskKind::Dag { tasks, .. } = &self.kind {
-            tasks.iter().for_each(|d| f(&d.task));
-        }
         self.errors.iter().for_each(&mut *f);
         self.finally.iter().for_each(&mut *f);
     }
-}
-
-/// What a task does, with its own properties.
-///
-/// Dynamic properties are [`Property`] (a JSON tree whose strings are
-/// templates, compiled once at parse time) and rendered by the executor.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub enum TaskKind {
-    // ---- runnable ----
-    /// `core.debug.Return`: output `value` = rendered `format`.
-    Return {
-        format: Option<Property>,
-    },
-    /// `core.log.Log`: `message` is a string or a list of strings.
-    Log {
-        message: Property,
-        level: Level,
-    },
-    /// `core.output.OutputValues`: output `values` = rendered `values`.
-    OutputValues {
-        values: Property,
-    },
-    /// `core.execution.Fail`: fails when `condition` is absent or truthy.
-    Fail {
-        condition: Option<Property>,
-        /// Default: `"Task failure"`.
-        error_message: Property,
-    },
-    /// `core.flow.Sleep`: `duration` renders to an ISO-8601 duration.
-    Sleep {
-        duration: Property,
-    },
-    /// `plugin.transform.jsonata.TransformValue`: `from` is rendered (a JSON
-    /// string is parsed first), the expression runs on it, output `value`.
-    TransformValue {
-        from: Property,
-        expression: Arc<Jsonata>,
-    },
-    /// `core.http.Request`: one HTTP call, run on the worker pool. Outputs
-    /// `code`, `headers`, `body` (text) and `uri`.
-    HttpRequest {
-        uri: Property,
-        /// Default `GET`.
-        method: Property,
-        body: Option<Property>,
-        content_type: Option<Property>,
-        /// A map of header name to value.
-        headers: Option<Property>,
-        /// `options.readTimeout`; the worker's default when absent.
-        read_timeout: Option<Duration>,
-        /// `options.allowFailed`: a 4xx/5xx answer does not fail the task.
-        allow_failed: bool,
-    },
-    /// `core.flow.Subflow` (executable; run in a later issue).
-    Subflow {
-        namespace: Property,
-        flow_id: Property,
-        revision: Option<u32>,
-        inputs: Option<Property>,
-        labels: Option<Property>,
-        /// Default true.
-        wait: bool,
-        /// Default true.
-        transmit_failed: bool,
-        /// Default false.
-        inherit_labels: bool,
-        schedule_date: Option<Property>,
-    },
-
-    // ---- flowable ----
-    /// `core.flow.If`: `then` when `condition` is truthy, else `else_`.
-    If {
-        condition: Property,
-        then: Vec<Task>,
-        else_: Vec<Task>,
-    },
-    /// `core.flow.Switch`: the case whose key equals the rendered `value`.
-    Switch {
-        value: Property,
-        /// In source order; keys as strings (`1:` in YAML is `"1"`).
-        cases: Vec<(String, Vec<Task>)>,
-        defaults: Vec<Task>,
-    },
-    Sequential {
-        tasks: Vec<Task>,
-    },
-    /// `concurrent`: 0 = unlimited (Kestra's default).
-    Parallel {
-        tasks: Vec<Task>,
-        concurrent: u32,
-    },
-    /// `values`: a list, or a JSON string of a list (rendered first).
-    /// `concurrency_limit`: default 1, 0 = unlimited.
-    ForEach {
-        values: Property,
-        concurrency_limit: u32,
-        tasks: Vec<Task>,
-    },
-    /// Deprecated `EachSequential`: like ForEach with limit 1.
-    EachSequential {
-        value: Property,
-        tasks: Vec<Task>,
-    },
-    /// Deprecated `EachParallel`: every value × task in parallel;
-    /// `concurrent` 0 = unlimited.
-    EachParallel {
-        value: Property,
-        concurrent: u32,
-        tasks: Vec<Task>,
-    },
-    /// `core.flow.Dag`: dependencies checked at parse time (exist, acyclic).
-    Dag {
-        tasks: Vec<DagTask>,
-        concurrent: u32,
-    },
-    /// `core.flow.AllowFailure`: children's failure ends the task WARNING.
-    AllowFailure {
-        tasks: Vec<Task>,
-    },
-    /// `core.flow.Pause` (run in a later issue). `tasks` is deprecated Kestra.
-    Pause {
-        delay: Option<Property>,
-        timeout: Option<Property>,
-        on_resume: Vec<InputDef>,
-        tasks: Vec<Task>,
-    },
-}
-
-impl TaskKind {
-    pub fn is_flowable(&self) -> bool {
-        !matches!(
-            self,
-            TaskKind::Return { .. }
-                | TaskKind::Log { .. }
-                | TaskKind::OutputValues { .. }
-                | TaskKind::Fail { .. }
-                | TaskKind::Sleep { .. }
-                | TaskKind::TransformValue { .. }
-                | TaskKind::HttpRequest { .. }
-                | TaskKind::Subflow { .. }
-        )
-    }
-
-    /// The task lists this kind owns, in order (Dag tasks excluded: see
-    /// [`TaskKind::Dag`]; Switch cases in source order, then defaults).
-    pub fn child_lists(&self) -> Vec<&[Task]> {
-        match self {
-            TaskKind::If { then, else_, .. } => vec![then, else_],
-            TaskKind::Switch {
-                cases, defaults, ..
-            } => cases
-                .iter()
-                .map(|(_, t)| t.as_slice())
-                .chain(std::iter::once(defaults.as_slice()))
-                .collect(),
-            TaskKind::Sequential { tasks }
-            | TaskKind::Parallel { tasks, .. }
-            | TaskKind::ForEach { tasks, .. }
-            | TaskKind::EachSequential { tasks, .. }
-            | TaskKind::EachParallel { tasks, .. }
-            | TaskKind::AllowFailure { tasks }
-            | TaskKind::Pause { tasks, .. } => vec![tasks],
-            _ => Vec::new(),
-        }
-    }
-}
-
-/// One node of a Dag.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct DagTask {
-    pub task: Task,
-    /// Ids of sibling Dag tasks that must end first.
-    pub depends_on: Vec<String>,
 }
 
 /// Log levels, as Kestra spells them.

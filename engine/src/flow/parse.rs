@@ -17,9 +17,11 @@
 //!   Kestra saves it and fails the task at run time, so the error goes to
 //!   `Task::expression_error` and `Flow::warnings`. JSONata expressions, by
 //!   contrast, are compiled here once and a syntax error is a problem.
+//!
+//! This file reads what every flow and every task has; each task type reads
+//! its own properties in its module under `crate::tasks`, through [`Props`].
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
@@ -29,13 +31,12 @@ use super::duration::parse_duration;
 use super::error::{Error, Problem, Result};
 use super::inputs::coerce;
 use super::model::{
-    DagTask, Deserializer, Flow, FlowOutput, InputDef, InputType, Level, Retry, RetryBehavior,
-    RetryPolicy, Task, TaskKind, Trigger, TriggerKind,
+    Deserializer, Flow, FlowOutput, InputDef, InputType, Level, Retry, RetryBehavior, RetryPolicy,
+    Task, Trigger, TriggerKind,
 };
-use super::types::{self, TaskType, TriggerType, Unresolved};
+use super::types::{self, TriggerType, Unresolved};
 use super::yaml::{self, Node, NodeValue, Pos};
 use crate::expression::Property;
-use crate::jsonata::{Jsonata, MAX_DEPTH};
 
 /// Parses and validates one flow.
 pub(crate) fn parse_flow(source: &str) -> Result<Flow> {
@@ -53,9 +54,6 @@ pub(crate) fn parse_flow(source: &str) -> Result<Flow> {
     defaults::apply(&mut root, &defaults);
     let flow = p.flow(&root, source);
     p.check_duplicate_ids();
-    if let Some(flow) = &flow {
-        p.check_recursive_subflows(&flow.namespace, &flow.id);
-    }
     match flow {
         Some(mut flow) if p.problems.is_empty() => {
             p.warnings.sort_by_key(|p| (p.line, p.column));
@@ -74,8 +72,6 @@ struct Parser {
     problems: Vec<Problem>,
     /// Every task id met, with its path and position, for the duplicate check.
     task_ids: Vec<(String, String, Pos)>,
-    /// Static Subflow targets `(namespace, flowId, path, position)`.
-    subflow_calls: Vec<(String, String, String, Pos)>,
     /// One slot per task being parsed (innermost last): its first
     /// expression syntax error.
     task_expression_errors: Vec<Option<String>>,
@@ -479,19 +475,6 @@ impl Parser {
         self.string_property(node, &path)
     }
 
-    fn opt_map_property(&mut self, f: &mut Fields<'_>, key: &str) -> Option<Property> {
-        let (node, path) = f.take(key)?;
-        if !matches!(node.value, NodeValue::Map(_)) {
-            self.problem(
-                &path,
-                node.pos,
-                format!("expected a map, found {}", node.kind()),
-            );
-            return None;
-        }
-        self.property(node, &path)
-    }
-
     // ---- the flow ----
 
     fn flow(&mut self, root: &Node, source: &str) -> Option<Flow> {
@@ -777,16 +760,19 @@ impl Parser {
             self.task_ids.push((id.clone(), path.to_owned(), id_pos));
         }
         let type_name = self.req_string(&mut f, "type")?;
-        let (canonical, task_type) = match types::task_type(&type_name) {
-            Ok(t) => t,
-            Err(why) => {
+        let resolved = match types::task_type(&type_name) {
+            Ok((_, Some(task_type))) => Ok(task_type),
+            Ok((canonical, None)) => Err(format!("task type `{canonical}` is not supported yet")),
+            Err(Unresolved::Unknown) => Err(format!("unknown task type `{type_name}`")),
+            Err(Unresolved::Ambiguous(c)) => Err(format!(
+                "ambiguous task type `{type_name}`: one of {}",
+                c.join(", ")
+            )),
+        };
+        let task_type = match resolved {
+            Ok(task_type) => task_type,
+            Err(message) => {
                 let pos = f.take("type").map_or(f.pos, |(n, _)| n.pos);
-                let message = match why {
-                    Unresolved::Unknown => format!("unknown task type `{type_name}`"),
-                    Unresolved::Ambiguous(c) => {
-                        format!("ambiguous task type `{type_name}`: one of {}", c.join(", "))
-                    }
-                };
                 self.problem(&f.path("type"), pos, message);
                 // Still look inside, so that problems in children show up too.
                 for key in ["tasks", "errors", "finally", "then", "else", "defaults"] {
@@ -816,19 +802,11 @@ impl Parser {
         // Recorded by Kestra for its worker groups (EE); no meaning here.
         let _ = f.take("workerGroup");
 
-        let flowable = !matches!(
-            task_type,
-            TaskType::Return
-                | TaskType::Log
-                | TaskType::OutputValues
-                | TaskType::Fail
-                | TaskType::Sleep
-                | TaskType::TransformValue
-                | TaskType::HttpRequest
-                | TaskType::Subflow
-        );
-        let kind = self.task_kind(task_type, &mut f);
-        let (errors, finally) = if flowable {
+        let kind = (task_type.parse)(&mut Props {
+            parser: self,
+            fields: &mut f,
+        });
+        let (errors, finally) = if task_type.flowable {
             (
                 self.opt_task_list(&mut f, "errors"),
                 self.opt_task_list(&mut f, "finally"),
@@ -836,10 +814,11 @@ impl Parser {
         } else {
             (Vec::new(), Vec::new())
         };
-        self.finish(f, canonical);
+        self.finish(f, task_type.name);
         Some(Task {
             id: id?,
-            type_name: canonical.to_owned(),
+            type_name: task_type.name.to_owned(),
+            task_type,
             kind: kind?,
             description,
             run_if,
@@ -856,356 +835,8 @@ impl Parser {
         })
     }
 
-    fn task_kind(&mut self, t: TaskType, f: &mut Fields<'_>) -> Option<TaskKind> {
-        Some(match t {
-            TaskType::Return => TaskKind::Return {
-                format: self.opt_string_property(f, "format"),
-            },
-            TaskType::Log => {
-                let message = match f.take("message") {
-                    Some((node, path)) => match &node.value {
-                        NodeValue::Seq(_) => {
-                            let list = self.string_list(node, &path);
-                            self.compile(&Value::from(list), node.pos, &path)
-                        }
-                        _ => self.string_property(node, &path),
-                    },
-                    None => {
-                        self.missing(f, "message");
-                        None
-                    }
-                };
-                let level = match f.take("level") {
-                    Some((n, p)) => self.level(n, &p),
-                    None => Some(Level::Info),
-                };
-                TaskKind::Log {
-                    message: message?,
-                    level: level?,
-                }
-            }
-            TaskType::OutputValues => {
-                let values = match f.take("values") {
-                    Some((node, path)) => {
-                        if matches!(node.value, NodeValue::Map(_)) {
-                            self.property(node, &path)
-                        } else {
-                            self.problem(
-                                &path,
-                                node.pos,
-                                format!("expected a map, found {}", node.kind()),
-                            );
-                            None
-                        }
-                    }
-                    // Kestra allows no values: the output is then empty.
-                    None => self.compile(&Value::Object(Map::new()), f.pos, &f.path("values")),
-                };
-                TaskKind::OutputValues { values: values? }
-            }
-            TaskType::Fail => {
-                let condition = self.opt_string_property(f, "condition");
-                let error_message = match f.take("errorMessage") {
-                    Some((n, p)) => self.string_property(n, &p),
-                    None => {
-                        self.compile(&Value::from("Task failure"), f.pos, &f.path("errorMessage"))
-                    }
-                };
-                TaskKind::Fail {
-                    condition,
-                    error_message: error_message?,
-                }
-            }
-            TaskType::Sleep => {
-                let duration = match f.take("duration") {
-                    Some((node, path)) => {
-                        let text = self.string(node, &path)?;
-                        // A static value is checked now; a template when rendered.
-                        if !text.contains("{{") && parse_duration(&text).is_none() {
-                            self.problem(&path, node.pos, format!("`{text}` is not an ISO-8601 duration (e.g. PT30S, PT1H, P1DT2H)"));
-                        }
-                        self.compile(&Value::String(text), node.pos, &path)
-                    }
-                    None => {
-                        self.missing(f, "duration");
-                        None
-                    }
-                };
-                TaskKind::Sleep {
-                    duration: duration?,
-                }
-            }
-            TaskType::TransformValue => {
-                let from = self.req_string_property(f, "from");
-                // plugin-transform's evaluation depth guard (capped by ours).
-                let max_depth = match f.take("maxDepth") {
-                    Some((n, p)) => self.unsigned(n, &p, 1).map_or(MAX_DEPTH, |d| d as usize),
-                    None => MAX_DEPTH,
-                };
-                let expression = match f.take("expression") {
-                    Some((node, path)) => {
-                        let text = self.string(node, &path)?;
-                        match Jsonata::compile_with_max_depth(&text, max_depth) {
-                            Ok(j) => Some(Arc::new(j)),
-                            Err(e) => {
-                                // Kestra renders the expression with Pebble
-                                // first; we compile it once per revision.
-                                let note = if text.contains("{{") {
-                                    " (a templated expression is not supported)"
-                                } else {
-                                    ""
-                                };
-                                self.problem(&path, node.pos, format!("{e}{note}"));
-                                None
-                            }
-                        }
-                    }
-                    None => {
-                        self.missing(f, "expression");
-                        None
-                    }
-                };
-                TaskKind::TransformValue {
-                    from: from?,
-                    expression: expression?,
-                }
-            }
-            TaskType::HttpRequest => {
-                let uri = self.req_string_property(f, "uri");
-                let method = match f.take("method") {
-                    Some((n, p)) => self.string_property(n, &p),
-                    None => self.compile(&Value::from("GET"), f.pos, &f.path("method")),
-                };
-                let body = self.opt_string_property(f, "body");
-                let content_type = self.opt_string_property(f, "contentType");
-                let headers = match f.take("headers") {
-                    Some((node, path)) => self.property(node, &path),
-                    None => None,
-                };
-                let mut read_timeout = None;
-                let mut allow_failed = false;
-                if let Some((node, path)) = f.take("options") {
-                    let options = node.to_json();
-                    if let Some(text) = options.get("readTimeout").and_then(Value::as_str) {
-                        match parse_duration(text) {
-                            Some(d) => read_timeout = Some(d),
-                            None => self.problem(
-                                &format!("{path}.readTimeout"),
-                                node.pos,
-                                format!("`{text}` is not an ISO-8601 duration (e.g. PT30S)"),
-                            ),
-                        }
-                    }
-                    allow_failed = options
-                        .get("allowFailed")
-                        .and_then(Value::as_bool)
-                        .unwrap_or(false);
-                }
-                TaskKind::HttpRequest {
-                    uri: uri?,
-                    method: method?,
-                    body,
-                    content_type,
-                    headers,
-                    read_timeout,
-                    allow_failed,
-                }
-            }
-            TaskType::Subflow => {
-                // Static targets are remembered for the recursion check.
-                if let (Some((ns, _)), Some((id, id_path))) =
-                    (f.take("namespace"), f.take("flowId"))
-                    && let (Some(ns_text), Some(id_text)) = (ns.scalar_text(), id.scalar_text())
-                {
-                    self.subflow_calls.push((ns_text, id_text, id_path, id.pos));
-                }
-                let namespace = self.req_string_property(f, "namespace");
-                let flow_id = self.req_string_property(f, "flowId");
-                let revision = match f.take("revision") {
-                    Some((n, p)) => self.unsigned(n, &p, 1),
-                    None => None,
-                };
-                let inputs = self.opt_map_property(f, "inputs");
-                let labels = match f.take("labels") {
-                    Some((n, p)) => self.property(n, &p),
-                    None => None,
-                };
-                let wait = self.opt_bool(f, "wait", true);
-                let transmit_failed = self.opt_bool(f, "transmitFailed", true);
-                let inherit_labels = self.opt_bool(f, "inheritLabels", false);
-                let schedule_date = self.opt_string_property(f, "scheduleDate");
-                if let Some((node, path)) = f.take("outputs") {
-                    self.problem(&path, node.pos, "Subflow `outputs` (deprecated since Kestra 0.15) is not supported: declare `outputs` in the subflow");
-                }
-                TaskKind::Subflow {
-                    namespace: namespace?,
-                    flow_id: flow_id?,
-                    revision,
-                    inputs,
-                    labels,
-                    wait,
-                    transmit_failed,
-                    inherit_labels,
-                    schedule_date,
-                }
-            }
-            TaskType::If => {
-                let condition = self.req_string_property(f, "condition");
-                let then = self.req_task_list(f, "then");
-                let else_ = self.opt_task_list(f, "else");
-                TaskKind::If {
-                    condition: condition?,
-                    then,
-                    else_,
-                }
-            }
-            TaskType::Switch => {
-                let value = self.req_string_property(f, "value");
-                let mut cases = Vec::new();
-                if let Some((node, path)) = f.take("cases") {
-                    match &node.value {
-                        NodeValue::Map(entries) => {
-                            for (k, v) in entries {
-                                let key = k.scalar_text().unwrap_or_default();
-                                let p = child(&path, &key);
-                                let tasks = self.task_list(v, &p, false);
-                                cases.push((key, tasks));
-                            }
-                        }
-                        _ => self.problem(
-                            &path,
-                            node.pos,
-                            format!("expected a map of case → tasks, found {}", node.kind()),
-                        ),
-                    }
-                }
-                let defaults = self.opt_task_list(f, "defaults");
-                if cases.iter().all(|(_, t)| t.is_empty()) && defaults.is_empty() {
-                    self.problem(
-                        &f.path("cases"),
-                        f.pos,
-                        "no task defined: neither `cases` nor `defaults` has any task",
-                    );
-                }
-                TaskKind::Switch {
-                    value: value?,
-                    cases,
-                    defaults,
-                }
-            }
-            TaskType::Sequential => TaskKind::Sequential {
-                tasks: self.req_task_list(f, "tasks"),
-            },
-            TaskType::AllowFailure => TaskKind::AllowFailure {
-                tasks: self.req_task_list(f, "tasks"),
-            },
-            TaskType::Parallel => {
-                let concurrent = self.opt_u32(f, "concurrent", 0, 0);
-                TaskKind::Parallel {
-                    tasks: self.req_task_list(f, "tasks"),
-                    concurrent,
-                }
-            }
-            TaskType::ForEach => {
-                let values = self.each_values(f, "values");
-                let concurrency_limit = self.opt_u32(f, "concurrencyLimit", 1, 0);
-                TaskKind::ForEach {
-                    values: values?,
-                    concurrency_limit,
-                    tasks: self.req_task_list(f, "tasks"),
-                }
-            }
-            TaskType::EachSequential => {
-                let value = self.each_values(f, "value");
-                TaskKind::EachSequential {
-                    value: value?,
-                    tasks: self.req_task_list(f, "tasks"),
-                }
-            }
-            TaskType::EachParallel => {
-                let value = self.each_values(f, "value");
-                let concurrent = self.opt_u32(f, "concurrent", 0, 0);
-                TaskKind::EachParallel {
-                    value: value?,
-                    concurrent,
-                    tasks: self.req_task_list(f, "tasks"),
-                }
-            }
-            TaskType::Dag => {
-                let concurrent = self.opt_u32(f, "concurrent", 0, 0);
-                let tasks = match f.take("tasks") {
-                    Some((node, path)) => self.dag_tasks(node, &path),
-                    None => {
-                        self.missing(f, "tasks");
-                        Vec::new()
-                    }
-                };
-                TaskKind::Dag { tasks, concurrent }
-            }
-            TaskType::Pause => {
-                let delay = self.opt_duration_property(f, "delay");
-                let timeout = self.opt_duration_property(f, "timeout");
-                let on_resume = match f.take("onResume") {
-                    Some((n, p)) => self.inputs(n, &p),
-                    None => Vec::new(),
-                };
-                TaskKind::Pause {
-                    delay,
-                    timeout,
-                    on_resume,
-                    tasks: self.opt_task_list(f, "tasks"),
-                }
-            }
-        })
-    }
-
-    /// A duration property: checked now when static, when rendered otherwise.
-    fn opt_duration_property(&mut self, f: &mut Fields<'_>, key: &str) -> Option<Property> {
-        let (node, path) = f.take(key)?;
-        let text = self.string(node, &path)?;
-        if !text.contains("{{") && parse_duration(&text).is_none() {
-            self.problem(
-                &path,
-                node.pos,
-                format!("`{text}` is not an ISO-8601 duration (e.g. PT30S, PT1H, P1DT2H)"),
-            );
-        }
-        self.compile(&Value::String(text), node.pos, &path)
-    }
-
-    /// ForEach `values`: a list, or a string (a JSON list, or a template).
-    fn each_values(&mut self, f: &mut Fields<'_>, key: &str) -> Option<Property> {
-        let Some((node, path)) = f.take(key) else {
-            self.missing(f, key);
-            return None;
-        };
-        match &node.value {
-            NodeValue::Seq(_) => self.property(node, &path),
-            NodeValue::Str(s) => {
-                let trimmed = s.trim_start();
-                if trimmed.starts_with('[')
-                    && !s.contains("{{")
-                    && let Err(e) = serde_json::from_str::<Vec<Value>>(s)
-                {
-                    self.problem(&path, node.pos, format!("not a JSON list: {e}"));
-                }
-                self.property(node, &path)
-            }
-            _ => {
-                self.problem(
-                    &path,
-                    node.pos,
-                    format!(
-                        "expected a list or a JSON string of a list, found {}",
-                        node.kind()
-                    ),
-                );
-                None
-            }
-        }
-    }
-
-    fn dag_tasks(&mut self, node: &Node, path: &str) -> Vec<DagTask> {
+    /// A `{task, dependsOn}` list of a Dag.
+    fn dag_tasks(&mut self, node: &Node, path: &str) -> (Vec<DagEntry>, bool) {
         let NodeValue::Seq(items) = &node.value else {
             self.problem(
                 path,
@@ -1215,13 +846,12 @@ impl Parser {
                     node.kind()
                 ),
             );
-            return Vec::new();
+            return (Vec::new(), false);
         };
         if items.is_empty() {
             self.problem(path, node.pos, "must contain at least one task");
         }
         let mut out = Vec::new();
-        let mut depends_pos = Vec::new();
         for (i, item) in items.iter().enumerate() {
             let p = index(path, i);
             let Some(mut f) = self.fields(item, &p) else {
@@ -1238,94 +868,21 @@ impl Parser {
                 Some((n, dp)) => (self.string_list(n, &dp), n.pos),
                 None => (Vec::new(), f.pos),
             };
-            depends_pos.push((f.path("dependsOn"), pos));
+            let depends_at = At {
+                path: f.path("dependsOn"),
+                pos,
+            };
             self.finish(f, "a Dag task");
             if let Some(task) = task {
-                out.push(DagTask { task, depends_on });
+                out.push(DagEntry {
+                    task,
+                    depends_on,
+                    depends_at,
+                });
             }
         }
-        if out.len() == items.len() {
-            self.check_dag(&out, &depends_pos);
-        }
-        out
-    }
-
-    /// Dependencies must name sibling tasks and must not form a cycle.
-    fn check_dag(&mut self, tasks: &[DagTask], depends_pos: &[(String, Pos)]) {
-        let ids: HashMap<&str, usize> = tasks
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.task.id.as_str(), i))
-            .collect();
-        let mut broken = false;
-        for (t, (path, pos)) in tasks.iter().zip(depends_pos) {
-            for dep in &t.depends_on {
-                if !ids.contains_key(dep.as_str()) {
-                    broken = true;
-                    self.problem(
-                        path,
-                        *pos,
-                        format!("depends on `{dep}`, which is not a task of this Dag"),
-                    );
-                }
-            }
-        }
-        if broken {
-            return;
-        }
-        // Kahn's algorithm: what remains after removing sources is cyclic.
-        let mut indegree: Vec<usize> = tasks.iter().map(|t| t.depends_on.len()).collect();
-        let mut ready: Vec<usize> = (0..tasks.len()).filter(|&i| indegree[i] == 0).collect();
-        let mut done = 0;
-        while let Some(i) = ready.pop() {
-            done += 1;
-            for (j, t) in tasks.iter().enumerate() {
-                let edges = t
-                    .depends_on
-                    .iter()
-                    .filter(|d| **d == tasks[i].task.id)
-                    .count();
-                if edges > 0 {
-                    indegree[j] -= edges;
-                    if indegree[j] == 0 {
-                        ready.push(j);
-                    }
-                }
-            }
-        }
-        if done < tasks.len() {
-            let cyclic: Vec<&str> = tasks
-                .iter()
-                .zip(&indegree)
-                .filter(|(_, d)| **d > 0)
-                .map(|(t, _)| t.task.id.as_str())
-                .collect();
-            let (path, pos) = depends_pos
-                .iter()
-                .zip(&indegree)
-                .find(|(_, d)| **d > 0)
-                .map(|(p, _)| p.clone())
-                .unwrap_or_default();
-            self.problem(
-                &path,
-                pos,
-                format!("cyclic dependency between {}", cyclic.join(", ")),
-            );
-        }
-    }
-
-    /// A Subflow that calls its own flow would never end (Kestra rejects it).
-    fn check_recursive_subflows(&mut self, namespace: &str, id: &str) {
-        let calls = std::mem::take(&mut self.subflow_calls);
-        for (ns, flow_id, path, pos) in calls {
-            if ns == namespace && flow_id == id {
-                self.problem(
-                    &path,
-                    pos,
-                    format!("recursive call to flow `{namespace}.{id}`"),
-                );
-            }
-        }
+        let complete = out.len() == items.len();
+        (out, complete)
     }
 
     fn check_duplicate_ids(&mut self) {
@@ -1924,5 +1481,268 @@ impl Parser {
             conditions,
             kind,
         })
+    }
+}
+
+/// Where a value sits in the flow's YAML: the path and position a problem
+/// about it names.
+#[derive(Debug, Clone)]
+pub(crate) struct At {
+    path: String,
+    pos: Pos,
+}
+
+impl At {
+    /// `key` inside this value, at this value's position.
+    pub(crate) fn child(&self, key: &str) -> At {
+        At {
+            path: child(&self.path, key),
+            pos: self.pos,
+        }
+    }
+}
+
+/// One `{task, dependsOn}` entry of a Dag.
+#[derive(Debug)]
+pub(crate) struct DagEntry {
+    pub task: Task,
+    /// Ids of sibling tasks, unchecked.
+    pub depends_on: Vec<String>,
+    /// `dependsOn` (or the entry, when absent): where a bad dependency points.
+    pub depends_at: At,
+}
+
+/// The properties of one task, as its type reads them (see
+/// [`crate::tasks::TaskType::parse`]). The common ones (id, type, runIf,
+/// retry, errors, finally...) are already taken; whatever the type does not
+/// take is reported as unknown. Every problem names its path and position.
+pub(crate) struct Props<'p, 'a> {
+    parser: &'p mut Parser,
+    fields: &'p mut Fields<'a>,
+}
+
+impl Props<'_, '_> {
+    pub(crate) fn problem(&mut self, at: &At, message: impl Into<String>) {
+        self.parser.problem(&at.path, at.pos, message);
+    }
+
+    /// `key` of this task, at the task's own position: where a problem about
+    /// the task as a whole, or about a property it lacks, points.
+    pub(crate) fn here(&self, key: &str) -> At {
+        At {
+            path: self.fields.path(key),
+            pos: self.fields.pos,
+        }
+    }
+
+    fn missing(&mut self, key: &str) {
+        self.parser.missing(self.fields, key);
+    }
+
+    /// A compiled constant, for a property's default.
+    fn constant(&mut self, key: &str, value: Value) -> Option<Property> {
+        let at = self.here(key);
+        self.parser.compile(&value, at.pos, &at.path)
+    }
+
+    /// An optional string property (scalars are coerced to text).
+    pub(crate) fn string_property(&mut self, key: &str) -> Option<Property> {
+        self.parser.opt_string_property(self.fields, key)
+    }
+
+    pub(crate) fn req_string_property(&mut self, key: &str) -> Option<Property> {
+        self.parser.req_string_property(self.fields, key)
+    }
+
+    /// A string property, `default` when absent.
+    pub(crate) fn string_property_or(&mut self, key: &str, default: &str) -> Option<Property> {
+        match self.fields.take(key) {
+            Some((node, path)) => self.parser.string_property(node, &path),
+            None => self.constant(key, Value::from(default)),
+        }
+    }
+
+    /// An optional property of any shape; strings in it are templates.
+    pub(crate) fn property(&mut self, key: &str) -> Option<Property> {
+        let (node, path) = self.fields.take(key)?;
+        self.parser.property(node, &path)
+    }
+
+    /// A map property; absent, an empty map.
+    pub(crate) fn map_property_or_empty(&mut self, key: &str) -> Option<Property> {
+        match self.fields.take(key) {
+            Some((node, path)) if matches!(node.value, NodeValue::Map(_)) => {
+                self.parser.property(node, &path)
+            }
+            Some((node, path)) => {
+                self.parser.problem(
+                    &path,
+                    node.pos,
+                    format!("expected a map, found {}", node.kind()),
+                );
+                None
+            }
+            None => self.constant(key, Value::Object(Map::new())),
+        }
+    }
+
+    /// A required string property, or a list of strings.
+    pub(crate) fn text_or_list_property(&mut self, key: &str) -> Option<Property> {
+        let Some((node, path)) = self.fields.take(key) else {
+            self.missing(key);
+            return None;
+        };
+        match &node.value {
+            NodeValue::Seq(_) => {
+                let list = self.parser.string_list(node, &path);
+                self.parser.compile(&Value::from(list), node.pos, &path)
+            }
+            _ => self.parser.string_property(node, &path),
+        }
+    }
+
+    /// A required list property: a list, or a string (a JSON list, checked
+    /// now, or a template rendered to one).
+    pub(crate) fn list_property(&mut self, key: &str) -> Option<Property> {
+        let Some((node, path)) = self.fields.take(key) else {
+            self.missing(key);
+            return None;
+        };
+        match &node.value {
+            NodeValue::Seq(_) => self.parser.property(node, &path),
+            NodeValue::Str(s) => {
+                let trimmed = s.trim_start();
+                if trimmed.starts_with('[')
+                    && !s.contains("{{")
+                    && let Err(e) = serde_json::from_str::<Vec<Value>>(s)
+                {
+                    self.parser
+                        .problem(&path, node.pos, format!("not a JSON list: {e}"));
+                }
+                self.parser.property(node, &path)
+            }
+            _ => {
+                self.parser.problem(
+                    &path,
+                    node.pos,
+                    format!(
+                        "expected a list or a JSON string of a list, found {}",
+                        node.kind()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// A required ISO-8601 duration property: checked now when static, when
+    /// rendered otherwise.
+    pub(crate) fn duration_property(&mut self, key: &str) -> Option<Property> {
+        let Some((node, path)) = self.fields.take(key) else {
+            self.missing(key);
+            return None;
+        };
+        let text = self.parser.string(node, &path)?;
+        if !text.contains("{{") && parse_duration(&text).is_none() {
+            self.parser.problem(
+                &path,
+                node.pos,
+                format!("`{text}` is not an ISO-8601 duration (e.g. PT30S, PT1H, P1DT2H)"),
+            );
+        }
+        self.parser.compile(&Value::String(text), node.pos, &path)
+    }
+
+    /// A log level, `default` when absent; `None` when it names none.
+    pub(crate) fn level(&mut self, key: &str, default: Level) -> Option<Level> {
+        match self.fields.take(key) {
+            Some((node, path)) => self.parser.level(node, &path),
+            None => Some(default),
+        }
+    }
+
+    /// An integer ≥ `min`, `default` when absent or invalid (then reported).
+    pub(crate) fn u32(&mut self, key: &str, default: u32, min: u32) -> u32 {
+        self.parser.opt_u32(self.fields, key, default, min)
+    }
+
+    /// A required string, turned into `T` by `check`; its error is a problem
+    /// at the string's path and position.
+    pub(crate) fn req_string_with<T>(
+        &mut self,
+        key: &str,
+        check: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        let Some((node, path)) = self.fields.take(key) else {
+            self.missing(key);
+            return None;
+        };
+        let text = self.parser.string(node, &path)?;
+        match check(&text) {
+            Ok(t) => Some(t),
+            Err(message) => {
+                self.parser.problem(&path, node.pos, message);
+                None
+            }
+        }
+    }
+
+    /// An optional property as plain JSON (no templates), with where it is.
+    pub(crate) fn json(&mut self, key: &str) -> Option<(Value, At)> {
+        let (node, path) = self.fields.take(key)?;
+        Some((
+            node.to_json(),
+            At {
+                path,
+                pos: node.pos,
+            },
+        ))
+    }
+
+    /// A required, non-empty task list.
+    pub(crate) fn req_task_list(&mut self, key: &str) -> Vec<Task> {
+        self.parser.req_task_list(self.fields, key)
+    }
+
+    /// An optional task list; absent, empty.
+    pub(crate) fn opt_task_list(&mut self, key: &str) -> Vec<Task> {
+        self.parser.opt_task_list(self.fields, key)
+    }
+
+    /// A map of keys to task lists (possibly empty), in source order; keys
+    /// are text (`1:` is `"1"`). `what` names a key in the problem.
+    pub(crate) fn keyed_task_lists(&mut self, key: &str, what: &str) -> Vec<(String, Vec<Task>)> {
+        let mut out = Vec::new();
+        let Some((node, path)) = self.fields.take(key) else {
+            return out;
+        };
+        match &node.value {
+            NodeValue::Map(entries) => {
+                for (k, v) in entries {
+                    let key = k.scalar_text().unwrap_or_default();
+                    let p = child(&path, &key);
+                    let tasks = self.parser.task_list(v, &p, false);
+                    out.push((key, tasks));
+                }
+            }
+            _ => self.parser.problem(
+                &path,
+                node.pos,
+                format!("expected a map of {what} → tasks, found {}", node.kind()),
+            ),
+        }
+        out
+    }
+
+    /// A Dag's required `{task, dependsOn}` list, and whether every entry
+    /// parsed (dependencies are worth checking only then).
+    pub(crate) fn dag_task_list(&mut self, key: &str) -> (Vec<DagEntry>, bool) {
+        match self.fields.take(key) {
+            Some((node, path)) => self.parser.dag_tasks(node, &path),
+            None => {
+                self.missing(key);
+                (Vec::new(), false)
+            }
+        }
     }
 }

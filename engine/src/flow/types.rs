@@ -4,119 +4,10 @@
 //! plugin's `aliases` (the deprecated `io.kestra.core.tasks.*` names). We do
 //! the same, and also accept two shorter spellings when they name exactly one
 //! type: the name without `io.kestra.plugin.` (`core.debug.Return`) and the
-//! bare class name (`Return`).
+//! bare class name (`Return`). Task names come from [`crate::tasks::REGISTRY`]
+//! and [`crate::tasks::NOT_YET`].
 
-/// The task types the flow model knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum TaskType {
-    Return,
-    Log,
-    OutputValues,
-    Fail,
-    Sleep,
-    TransformValue,
-    HttpRequest,
-    Subflow,
-    If,
-    Switch,
-    Sequential,
-    Parallel,
-    ForEach,
-    EachSequential,
-    EachParallel,
-    Dag,
-    AllowFailure,
-    Pause,
-}
-
-/// Canonical name, deprecated aliases, type.
-const TASKS: &[(&str, &[&str], TaskType)] = &[
-    (
-        "io.kestra.plugin.core.debug.Return",
-        &["io.kestra.core.tasks.debugs.Return"],
-        TaskType::Return,
-    ),
-    (
-        "io.kestra.plugin.core.log.Log",
-        &["io.kestra.core.tasks.log.Log"],
-        TaskType::Log,
-    ),
-    (
-        "io.kestra.plugin.core.output.OutputValues",
-        &[],
-        TaskType::OutputValues,
-    ),
-    (
-        "io.kestra.plugin.core.execution.Fail",
-        &["io.kestra.core.tasks.executions.Fail"],
-        TaskType::Fail,
-    ),
-    ("io.kestra.plugin.core.flow.Sleep", &[], TaskType::Sleep),
-    (
-        "io.kestra.plugin.transform.jsonata.TransformValue",
-        &[],
-        TaskType::TransformValue,
-    ),
-    (
-        "io.kestra.plugin.core.http.Request",
-        &["io.kestra.plugin.fs.http.Request"],
-        TaskType::HttpRequest,
-    ),
-    (
-        "io.kestra.plugin.core.flow.Subflow",
-        &[
-            "io.kestra.core.tasks.flows.Subflow",
-            "io.kestra.core.tasks.flows.Flow",
-        ],
-        TaskType::Subflow,
-    ),
-    (
-        "io.kestra.plugin.core.flow.If",
-        &["io.kestra.core.tasks.flows.If"],
-        TaskType::If,
-    ),
-    (
-        "io.kestra.plugin.core.flow.Switch",
-        &["io.kestra.core.tasks.flows.Switch"],
-        TaskType::Switch,
-    ),
-    (
-        "io.kestra.plugin.core.flow.Sequential",
-        &["io.kestra.core.tasks.flows.Sequential"],
-        TaskType::Sequential,
-    ),
-    (
-        "io.kestra.plugin.core.flow.Parallel",
-        &["io.kestra.core.tasks.flows.Parallel"],
-        TaskType::Parallel,
-    ),
-    ("io.kestra.plugin.core.flow.ForEach", &[], TaskType::ForEach),
-    (
-        "io.kestra.plugin.core.flow.EachSequential",
-        &["io.kestra.core.tasks.flows.EachSequential"],
-        TaskType::EachSequential,
-    ),
-    (
-        "io.kestra.plugin.core.flow.EachParallel",
-        &["io.kestra.core.tasks.flows.EachParallel"],
-        TaskType::EachParallel,
-    ),
-    (
-        "io.kestra.plugin.core.flow.Dag",
-        &["io.kestra.core.tasks.flows.Dag"],
-        TaskType::Dag,
-    ),
-    (
-        "io.kestra.plugin.core.flow.AllowFailure",
-        &["io.kestra.core.tasks.flows.AllowFailure"],
-        TaskType::AllowFailure,
-    ),
-    (
-        "io.kestra.plugin.core.flow.Pause",
-        &["io.kestra.core.tasks.flows.Pause"],
-        TaskType::Pause,
-    ),
-];
+use crate::tasks::{self, TaskType};
 
 /// The trigger types the flow model knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,30 +49,38 @@ pub(crate) enum Unresolved {
     Ambiguous(Vec<&'static str>),
 }
 
-pub(crate) fn task_type(name: &str) -> Result<(&'static str, TaskType), Unresolved> {
-    resolve(TASKS, name)
+/// A task type's canonical name, and the type when Peregrine runs it
+/// (`None`: a Kestra type it does not run yet).
+pub(crate) fn task_type(
+    name: &str,
+) -> Result<(&'static str, Option<&'static TaskType>), Unresolved> {
+    let runs = tasks::REGISTRY
+        .iter()
+        .map(|t| (t.name, t.aliases, Some(*t)));
+    let not_yet = tasks::NOT_YET.iter().map(|(n, a)| (*n, *a, None));
+    resolve(runs.chain(not_yet), name)
 }
 
 pub(crate) fn trigger_type(name: &str) -> Result<(&'static str, TriggerType), Unresolved> {
-    resolve(TRIGGERS, name)
+    resolve(TRIGGERS.iter().copied(), name)
 }
 
+/// Finds `name` among `(canonical, aliases, T)` entries.
 fn resolve<T: Copy>(
-    table: &'static [(&'static str, &'static [&'static str], T)],
+    table: impl Iterator<Item = (&'static str, &'static [&'static str], T)> + Clone,
     name: &str,
 ) -> Result<(&'static str, T), Unresolved> {
-    let exact = table.iter().find(|(canonical, aliases, _)| {
+    let exact = table.clone().find(|(canonical, aliases, _)| {
         canonical.eq_ignore_ascii_case(name) || aliases.iter().any(|a| a.eq_ignore_ascii_case(name))
     });
     if let Some((canonical, _, t)) = exact {
-        return Ok((canonical, *t));
+        return Ok((canonical, t));
     }
     // A short spelling matches a suffix of the canonical name at a dot.
     if name.is_empty() || name.starts_with('.') {
         return Err(Unresolved::Unknown);
     }
     let matches: Vec<_> = table
-        .iter()
         .filter(|(canonical, _, _)| {
             canonical.len() > name.len()
                 && canonical[canonical.len() - name.len()..].eq_ignore_ascii_case(name)
@@ -201,6 +100,11 @@ fn resolve<T: Copy>(
 mod tests {
     use super::*;
 
+    /// The canonical name, and the registered type's name when it runs.
+    fn named(name: &str) -> Result<(&'static str, Option<&'static str>), Unresolved> {
+        task_type(name).map(|(c, t)| (c, t.map(|t| t.name)))
+    }
+
     #[test]
     fn canonical_aliases_and_short_names() {
         let canonical = "io.kestra.plugin.core.debug.Return";
@@ -212,11 +116,16 @@ mod tests {
             "debug.Return",
             "Return",
         ] {
-            assert_eq!(task_type(name), Ok((canonical, TaskType::Return)), "{name}");
+            assert_eq!(named(name), Ok((canonical, Some(canonical))), "{name}");
         }
         assert_eq!(
-            task_type("io.kestra.core.tasks.flows.Flow"),
-            Ok(("io.kestra.plugin.core.flow.Subflow", TaskType::Subflow))
+            named("io.kestra.core.tasks.flows.Flow"),
+            Ok(("io.kestra.plugin.core.flow.Subflow", None)),
+            "known, not run yet"
+        );
+        assert_eq!(
+            named("pause"),
+            Ok(("io.kestra.plugin.core.flow.Pause", None))
         );
         assert_eq!(
             trigger_type("Schedule"),
@@ -229,12 +138,12 @@ mod tests {
 
     #[test]
     fn unknown_and_partial_names() {
-        assert_eq!(task_type("eturn"), Err(Unresolved::Unknown));
+        assert_eq!(named("eturn"), Err(Unresolved::Unknown));
         assert_eq!(
-            task_type("io.kestra.plugin.core.debug.Echo"),
+            named("io.kestra.plugin.core.debug.Echo"),
             Err(Unresolved::Unknown)
         );
-        assert_eq!(task_type(""), Err(Unresolved::Unknown));
-        assert_eq!(task_type(".Return"), Err(Unresolved::Unknown));
+        assert_eq!(named(""), Err(Unresolved::Unknown));
+        assert_eq!(named(".Return"), Err(Unresolved::Unknown));
     }
 }

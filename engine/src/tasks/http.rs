@@ -1,0 +1,345 @@
+//! `core.http.Request`: one HTTP call, run on the worker pool so that a
+//! shard never waits on the outside world. Outputs `uri`, `code`, `headers`
+//! and `body` (text).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+
+use super::{Job, Started, TaskContext, TaskKind, TaskType, WorkerEnv};
+use crate::executor::into_text;
+use crate::expression::Property;
+use crate::flow::{Props, parse_duration};
+
+/// The largest response body an HTTP task reads; a larger one fails it.
+const MAX_BODY_BYTES: u64 = 10 << 20;
+/// The longest an HTTP task waits when its flow sets no `readTimeout`.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub(super) static REQUEST: TaskType = TaskType {
+    name: "io.kestra.plugin.core.http.Request",
+    aliases: &["io.kestra.plugin.fs.http.Request"],
+    flowable: false,
+    parse,
+};
+
+#[derive(Debug)]
+pub(crate) struct Request {
+    uri: Property,
+    /// Default `GET`.
+    method: Property,
+    body: Option<Property>,
+    content_type: Option<Property>,
+    /// A map of header name to value.
+    headers: Option<Property>,
+    /// `options.readTimeout`; [`DEFAULT_TIMEOUT`] when absent.
+    read_timeout: Option<Duration>,
+    /// `options.allowFailed`: a 4xx/5xx answer does not fail the task.
+    allow_failed: bool,
+}
+
+fn parse(p: &mut Props<'_, '_>) -> Option<Arc<dyn TaskKind>> {
+    let uri = p.req_string_property("uri");
+    let method = p.string_property_or("method", "GET");
+    let body = p.string_property("body");
+    let content_type = p.string_property("contentType");
+    let headers = p.property("headers");
+    let mut read_timeout = None;
+    let mut allow_failed = false;
+    if let Some((options, at)) = p.json("options") {
+        if let Some(text) = options.get("readTimeout").and_then(Value::as_str) {
+            match parse_duration(text) {
+                Some(d) => read_timeout = Some(d),
+                None => p.problem(
+                    &at.child("readTimeout"),
+                    format!("`{text}` is not an ISO-8601 duration (e.g. PT30S)"),
+                ),
+            }
+        }
+        allow_failed = options
+            .get("allowFailed")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+    }
+    Some(Arc::new(Request {
+        uri: uri?,
+        method: method?,
+        body,
+        content_type,
+        headers,
+        read_timeout,
+        allow_failed,
+    }))
+}
+
+impl TaskKind for Request {
+    fn start(&self, ctx: &mut TaskContext<'_>) -> Started {
+        match self.call(ctx) {
+            Ok(call) => Started::Work(Box::new(call)),
+            Err(e) => Started::Done(Err(e)),
+        }
+    }
+}
+
+impl Request {
+    /// The call with its properties rendered now.
+    fn call(&self, ctx: &TaskContext<'_>) -> Result<Call, String> {
+        let text = |p: &Option<Property>| p.as_ref().map(|p| ctx.render_text(p)).transpose();
+        let headers = match &self.headers {
+            Some(h) => match ctx.render(h)? {
+                Value::Object(map) => map.into_iter().map(|(k, v)| (k, into_text(v))).collect(),
+                Value::Null => Vec::new(),
+                other => return Err(format!("headers `{other}` is not a map")),
+            },
+            None => Vec::new(),
+        };
+        Ok(Call {
+            method: ctx.render_text(&self.method)?,
+            uri: ctx.render_text(&self.uri)?,
+            body: text(&self.body)?,
+            content_type: text(&self.content_type)?,
+            headers,
+            timeout: self.read_timeout,
+            allow_failed: self.allow_failed,
+        })
+    }
+}
+
+/// One rendered HTTP call.
+#[derive(Debug, Clone, PartialEq)]
+struct Call {
+    method: String,
+    uri: String,
+    body: Option<String>,
+    content_type: Option<String>,
+    headers: Vec<(String, String)>,
+    timeout: Option<Duration>,
+    allow_failed: bool,
+}
+
+/// The agent every worker shares (pooled connections, default timeout).
+pub(super) fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(DEFAULT_TIMEOUT))
+        .build()
+        .into()
+}
+
+impl Job for Call {
+    fn run(self: Box<Self>, env: &WorkerEnv) -> Result<Value, String> {
+        let call = *self;
+        let agent = &env.http;
+        let method = ureq::http::Method::from_bytes(call.method.to_ascii_uppercase().as_bytes())
+            .map_err(|_| format!("`{}` is not an HTTP method", call.method))?;
+        let mut builder = ureq::http::Request::builder()
+            .method(method)
+            .uri(call.uri.as_str());
+        for (name, value) in &call.headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        if let Some(content_type) = &call.content_type {
+            builder = builder.header("content-type", content_type.as_str());
+        }
+        let body = call.body.unwrap_or_default().into_bytes();
+        let request = builder
+            .body(body)
+            .map_err(|e| format!("invalid request to `{}`: {e}", call.uri))?;
+        let mut config = agent.configure_request(request);
+        if let Some(timeout) = call.timeout {
+            config = config.timeout_global(Some(timeout));
+        }
+        let mut response = agent
+            .run(config.build())
+            .map_err(|e| format!("HTTP request to `{}` failed: {e}", call.uri))?;
+        let code = response.status().as_u16();
+        let mut headers = Map::new();
+        for (name, value) in response.headers() {
+            let value = Value::from(value.to_str().unwrap_or_default());
+            match headers
+                .entry(name.as_str().to_owned())
+                .or_insert_with(|| Value::Array(Vec::new()))
+            {
+                Value::Array(values) => values.push(value),
+                other => *other = Value::Array(vec![value]),
+            }
+        }
+        let text = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_BODY_BYTES)
+            .read_to_string()
+            .map_err(|e| format!("reading the answer of `{}`: {e}", call.uri))?;
+        if code >= 400 && !call.allow_failed {
+            return Err(format!(
+                "Failed http request with response code '{code}' from `{}`",
+                call.uri
+            ));
+        }
+        Ok(json!({
+            "uri": call.uri,
+            "code": code,
+            "headers": headers,
+            "body": text,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpListener;
+
+    use super::*;
+    use crate::execution::State;
+    use crate::flow::Level;
+    use crate::tasks::testing::{flow, kind, logs_of, only, problems, run};
+
+    /// A loopback server that answers `answers` requests, one each, with
+    /// `status` and `body`; sends back each request's head and body.
+    fn serve(
+        status: u16,
+        body: &'static str,
+        answers: usize,
+    ) -> (String, std::sync::mpsc::Receiver<String>) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a loopback port");
+        let addr = listener.local_addr().expect("its address");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(answers) {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().expect("a stream"));
+                let mut seen = String::new();
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                    seen.push_str(&line);
+                }
+                let mut buf = vec![0; length];
+                let _ = reader.read_exact(&mut buf);
+                seen.push_str(&String::from_utf8_lossy(&buf));
+                let _ = tx.send(seen);
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status} X\r\nx-answer: a\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        (format!("http://{addr}"), rx)
+    }
+
+    fn request(base: &str, extra: &str) -> String {
+        format!(
+            "  - id: call
+    type: io.kestra.plugin.core.http.Request
+    uri: \"{base}/items/{{{{ flow.id }}}}\"
+{extra}"
+        )
+    }
+
+    #[test]
+    fn properties_are_read() {
+        let parsed = flow(&request(
+            "http://x",
+            "    method: PUT\n    options:\n      readTimeout: PT2S\n      allowFailed: true\n",
+        ));
+        let call = kind::<Request>(&parsed, "call");
+        assert_eq!(call.read_timeout, Some(Duration::from_secs(2)));
+        assert!(call.allow_failed);
+        let parsed = flow(&request("http://x", ""));
+        let call = kind::<Request>(&parsed, "call");
+        assert!((call.read_timeout, call.allow_failed) == (None, false));
+        assert_eq!(
+            problems(&request(
+                "http://x",
+                "    options:\n      readTimeout: soon\n"
+            )),
+            [
+                "tasks[0].options.readTimeout at 8:7: `soon` is not an ISO-8601 duration (e.g. PT30S)"
+            ]
+        );
+        assert_eq!(
+            problems("  - id: call\n    type: io.kestra.plugin.fs.http.Request\n"),
+            ["tasks[0].uri at 4:5: missing required property `uri`"]
+        );
+    }
+
+    #[test]
+    fn the_call_is_rendered_and_its_answer_is_the_output() {
+        let (base, seen) = serve(201, "made", 1);
+        let exec = run(&request(
+            &base,
+            "    method: post\n    body: \"{{ 40 + 2 }}\"\n    contentType: text/plain\n    headers:\n      x-flow: \"{{ flow.namespace }}\"\n",
+        ));
+        assert_eq!(exec.state(), State::Success, "{:?}", exec.logs().entries());
+        let outputs = only(&exec, "call").outputs().expect("outputs");
+        assert_eq!(outputs["code"], 201);
+        assert_eq!(outputs["body"], "made");
+        assert_eq!(outputs["uri"], format!("{base}/items/t"));
+        assert_eq!(outputs["headers"]["x-answer"], serde_json::json!(["a"]));
+        let request = seen.recv().expect("the request");
+        assert!(
+            request.starts_with("POST /items/t HTTP/1.1\r\n"),
+            "{request}"
+        );
+        assert!(request.contains("x-flow: tests\r\n"), "{request}");
+        assert!(
+            request.contains("content-type: text/plain\r\n"),
+            "{request}"
+        );
+        assert!(request.ends_with("\r\n42"), "{request}");
+    }
+
+    #[test]
+    fn an_error_status_fails_the_task_unless_allowed() {
+        let (base, _seen) = serve(404, "gone", 2);
+        let exec = run(&request(&base, ""));
+        assert_eq!(exec.state(), State::Failed);
+        let call = only(&exec, "call");
+        assert_eq!(call.attempts().len(), 1);
+        assert_eq!(call.outputs(), Some(&serde_json::json!({})));
+        assert_eq!(
+            logs_of(&exec, "call"),
+            [(
+                Level::Error,
+                format!("Failed http request with response code '404' from `{base}/items/t`")
+            )]
+        );
+
+        let exec = run(&request(&base, "    options:\n      allowFailed: true\n"));
+        assert_eq!(exec.state(), State::Success);
+        assert_eq!(only(&exec, "call").outputs().expect("outputs")["code"], 404);
+    }
+
+    #[test]
+    fn a_property_that_does_not_render_fails_before_any_call() {
+        let exec = run(&request(
+            "http://127.0.0.1:9",
+            "    headers: \"{{ 'text' }}\"\n",
+        ));
+        assert_eq!(exec.state(), State::Failed);
+        assert_eq!(
+            logs_of(&exec, "call"),
+            [(Level::Error, "headers `\"text\"` is not a map".to_owned())]
+        );
+        let exec = run(&request(
+            "http://127.0.0.1:9",
+            "    method: \"NOT A METHOD\"\n",
+        ));
+        assert_eq!(
+            logs_of(&exec, "call"),
+            [(
+                Level::Error,
+                "`NOT A METHOD` is not an HTTP method".to_owned()
+            )]
+        );
+    }
+}

@@ -1,0 +1,376 @@
+//! The task types Peregrine runs, one module per family: each holds its
+//! types' properties (read from the flow's YAML through [`Props`]), what a
+//! task run of them does when it starts, and their tests.
+//!
+//! ```text
+//! flow::parse  --REGISTRY, TaskType::parse-->  Task { kind: Arc<dyn TaskKind> }
+//! executor::run  --TaskKind::start(TaskContext)-->  Started
+//!     Done   ended inline (outputs or why it failed)
+//!     Frame  a flowable task: run.rs opens a frame over its child lists
+//!     Wait   a timer on the shard's wheel (then TaskKind::on_timer)
+//!     Work   a Job for the worker pool (its answer comes back as a message)
+//! ```
+//!
+//! `executor::run` owns the lifecycle every task shares (task-run states,
+//! attempts, retries, errors/finally, allowFailure, roll-up) and knows no
+//! task type. Adding a task is its module plus one line in [`REGISTRY`].
+
+mod core;
+mod flowable;
+mod http;
+mod jsonata;
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::executor::{RenderContext, into_text, is_truthy};
+use crate::expression::Property;
+use crate::flow::{Level, Props, Task};
+
+/// A task type Peregrine runs: its names and how its properties are read.
+#[derive(Debug)]
+pub(crate) struct TaskType {
+    /// Canonical, e.g. `io.kestra.plugin.core.debug.Return`.
+    pub name: &'static str,
+    /// Deprecated names Kestra still accepts (`io.kestra.core.tasks.*`).
+    pub aliases: &'static [&'static str],
+    /// Flowable tasks schedule children and may have `errors`/`finally`;
+    /// their task runs have no attempts.
+    pub flowable: bool,
+    /// Reads the type's own properties; `None` when one is invalid (the
+    /// problem is reported through `Props`).
+    pub parse: fn(&mut Props<'_, '_>) -> Option<Arc<dyn TaskKind>>,
+}
+
+/// Every task type Peregrine runs, one line each.
+pub(crate) static REGISTRY: &[&TaskType] = &[
+    &self::core::RETURN,
+    &self::core::LOG,
+    &self::core::OUTPUT_VALUES,
+    &self::core::FAIL,
+    &self::core::SLEEP,
+    &jsonata::TRANSFORM_VALUE,
+    &http::REQUEST,
+    &flowable::IF,
+    &flowable::SWITCH,
+    &flowable::SEQUENTIAL,
+    &flowable::PARALLEL,
+    &flowable::FOR_EACH,
+    &flowable::EACH_SEQUENTIAL,
+    &flowable::EACH_PARALLEL,
+    &flowable::DAG,
+    &flowable::ALLOW_FAILURE,
+];
+
+/// Kestra task types Peregrine knows but does not run yet, with their
+/// aliases: a flow using one is refused as "not supported yet" rather than
+/// "unknown", and nothing is accepted that would fail only at run time.
+pub(crate) static NOT_YET: &[(&str, &[&str])] = &[
+    (
+        "io.kestra.plugin.core.flow.Subflow",
+        &[
+            "io.kestra.core.tasks.flows.Subflow",
+            "io.kestra.core.tasks.flows.Flow",
+        ],
+    ),
+    (
+        "io.kestra.plugin.core.flow.Pause",
+        &["io.kestra.core.tasks.flows.Pause"],
+    ),
+];
+
+/// What a task does once its task run starts. Implemented by each task's
+/// struct, which holds its parsed properties; shared by every execution of
+/// the flow revision, so it holds no state of its own. (`Any`: tests read a
+/// task's parsed properties by downcasting.)
+pub(crate) trait TaskKind: fmt::Debug + Send + Sync + Any {
+    /// Starts the task run, and for a runnable each attempt: called again
+    /// for a retry (a runnable's `Done(Err)` is retried as its `retry`
+    /// says) and for an attempt a restart lost.
+    fn start(&self, ctx: &mut TaskContext<'_>) -> Started;
+
+    /// The task lists a flowable task runs, in the order its [`Groups`]
+    /// refer to them; for a Dag, its one list.
+    fn child_lists(&self) -> Vec<&[Task]> {
+        Vec::new()
+    }
+
+    /// For a Dag: for each child position, the positions it waits for.
+    fn dag_deps(&self) -> Vec<Vec<u32>> {
+        Vec::new()
+    }
+
+    /// The timer this task asked for ([`Started::Wait`]) fired: how its run
+    /// goes on. By default it succeeds with empty outputs.
+    fn on_timer(&self, _ctx: &mut TaskContext<'_>) -> Started {
+        Started::Done(Ok(None))
+    }
+}
+
+/// How a task run goes on once started.
+#[derive(Debug)]
+pub(crate) enum Started {
+    /// Ended inline: its outputs (`None` = an empty map), or why it failed.
+    Done(Result<Option<Value>, String>),
+    /// A flowable task: open a frame over its child lists.
+    Frame(FramePlan),
+    /// Wait this long on the shard's timer wheel.
+    Wait(Duration),
+    /// Blocking work for the worker pool, its properties rendered.
+    Work(Box<dyn Job>),
+}
+
+/// How a flowable task run's children run: the frame run.rs builds.
+#[derive(Debug)]
+pub(crate) struct FramePlan {
+    pub groups: Groups,
+    /// Groups running at once; `usize::MAX` is unlimited.
+    pub limit: usize,
+    /// A failed child ends the task run WARNING (AllowFailure).
+    pub allow_failure: bool,
+    /// Groups start when the groups they depend on succeeded
+    /// ([`TaskKind::dag_deps`]), not in order.
+    pub dag: bool,
+    /// The task's `errors` start all together (Kestra: Parallel, Dag,
+    /// EachParallel).
+    pub parallel_errors: bool,
+    /// The task run's outputs, set when the frame opens.
+    pub outputs: Value,
+}
+
+impl FramePlan {
+    /// `groups` one at a time, empty outputs.
+    pub(crate) fn new(groups: Groups) -> Self {
+        Self {
+            groups,
+            limit: 1,
+            allow_failure: false,
+            dag: false,
+            parallel_errors: false,
+            outputs: Value::Object(Map::new()),
+        }
+    }
+}
+
+/// Units of a frame: a group runs its tasks one after another, groups run
+/// side by side up to the limit. The `usize` is the position of a list in
+/// [`TaskKind::child_lists`].
+#[derive(Debug)]
+pub(crate) enum Groups {
+    /// One group: the whole list.
+    Sequence(usize),
+    /// One group per task of the list.
+    EachTask(usize),
+    /// One group per loop value, each running the whole list.
+    PerValue(usize, Vec<Arc<str>>),
+    /// One group per loop value and task.
+    EachTaskPerValue(usize, Vec<Arc<str>>),
+}
+
+/// Blocking work with its properties rendered; runs on a worker thread.
+pub(crate) trait Job: fmt::Debug + Send {
+    fn run(self: Box<Self>, env: &WorkerEnv) -> Result<Value, String>;
+}
+
+/// What every worker thread shares with the jobs it runs.
+#[derive(Debug, Clone)]
+pub(crate) struct WorkerEnv {
+    /// Pooled connections for HTTP calls.
+    pub http: ureq::Agent,
+}
+
+impl WorkerEnv {
+    pub(crate) fn new() -> Self {
+        Self {
+            http: http::agent(),
+        }
+    }
+}
+
+/// What a task sees while it starts: its execution, read only, through the
+/// template context of its task run (where `now()` is the step's instant,
+/// so a replay renders the same), and a log that run.rs appends to the
+/// execution once `start` returns.
+pub(crate) struct TaskContext<'a> {
+    scope: RenderContext<'a>,
+    logs: Vec<(Level, String)>,
+}
+
+impl<'a> TaskContext<'a> {
+    pub(crate) fn new(scope: RenderContext<'a>) -> Self {
+        Self {
+            scope,
+            logs: Vec::new(),
+        }
+    }
+
+    /// The lines logged, in order.
+    pub(crate) fn into_logs(self) -> Vec<(Level, String)> {
+        self.logs
+    }
+
+    pub(crate) fn render(&self, property: &Property) -> Result<Value, String> {
+        property.render(&self.scope).map_err(|e| e.to_string())
+    }
+
+    /// Rendered as the text Kestra passes a `String` property.
+    pub(crate) fn render_text(&self, property: &Property) -> Result<String, String> {
+        self.render(property).map(into_text)
+    }
+
+    /// Rendered and read with Kestra's truthiness.
+    pub(crate) fn render_truthy(&self, property: &Property) -> Result<bool, String> {
+        self.render(property).map(|v| is_truthy(&v))
+    }
+
+    pub(crate) fn log(&mut self, level: Level, message: String) {
+        self.logs.push((level, message));
+    }
+}
+
+impl fmt::Debug for TaskContext<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaskContext")
+            .field("logs", &self.logs)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `0` means unlimited, as Kestra's `concurrent` and `concurrencyLimit` do.
+fn unlimited_if_zero(n: u32) -> usize {
+    if n == 0 { usize::MAX } else { n as usize }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Small flows for the task modules' tests: parse them, read a task's
+    //! parsed properties, run them to their end.
+
+    use std::any::Any;
+    use std::path::{Path, PathBuf};
+    use std::sync::Arc;
+
+    use serde_json::Map;
+
+    use crate::execution::{Execution, TaskRun};
+    use crate::executor::{FlowRevision, NewExecution, run_to_end};
+    use crate::flow::{Flow, Task};
+
+    /// `tasks` (YAML, indented as a list under `tasks:`) in a flow.
+    pub(crate) fn flow(tasks: &str) -> Flow {
+        let yaml = format!("id: t\nnamespace: tests\ntasks:\n{tasks}");
+        Flow::parse(&yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"))
+    }
+
+    /// The problems of a flow made of `tasks`, as `path at line:column: message`.
+    pub(crate) fn problems(tasks: &str) -> Vec<String> {
+        let yaml = format!("id: t\nnamespace: tests\ntasks:\n{tasks}");
+        match Flow::parse(&yaml) {
+            Ok(_) => Vec::new(),
+            Err(crate::flow::Error::Invalid(problems)) => {
+                problems.iter().map(ToString::to_string).collect()
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// A flow of Kestra's own test corpus (`shared/conformance/kestra/flows`
+    /// next to the repository, or under `PEREGRINE_CONFORMANCE`).
+    pub(crate) fn corpus(name: &str) -> Flow {
+        let dir = match std::env::var("PEREGRINE_CONFORMANCE") {
+            Ok(dir) => PathBuf::from(dir).join("kestra/flows"),
+            Err(_) => Path::new(env!("CARGO_MANIFEST_DIR"))
+                .ancestors()
+                .map(|a| a.join("shared/conformance/kestra/flows"))
+                .find(|d| d.is_dir())
+                .expect("the conformance corpus above the crate"),
+        };
+        let source = std::fs::read_to_string(dir.join(name)).expect("a corpus flow");
+        Flow::parse(&source).unwrap_or_else(|e| panic!("{name}: {e}"))
+    }
+
+    /// Task `id`'s parsed properties, as the struct its type parses into.
+    pub(crate) fn kind<'f, T: Any>(flow: &'f Flow, id: &str) -> &'f T {
+        kind_of(flow.find_task(id).expect("a task with this id"))
+    }
+
+    /// A task's parsed properties, as the struct its type parses into.
+    pub(crate) fn kind_of<T: Any>(task: &Task) -> &T {
+        let any: &dyn Any = &*task.kind;
+        any.downcast_ref::<T>()
+            .unwrap_or_else(|| panic!("{} is a {}", task.id, task.type_name))
+    }
+
+    /// Runs a flow made of `tasks` to its end.
+    pub(crate) fn run(tasks: &str) -> Execution {
+        let revision = Arc::new(FlowRevision::new(Arc::new(flow(tasks))));
+        run_to_end(NewExecution::new(revision, Map::new()))
+    }
+
+    /// The only task run of `id`.
+    pub(crate) fn only<'e>(exec: &'e Execution, id: &'e str) -> &'e TaskRun {
+        let runs: Vec<_> = exec.task_runs_of(id).collect();
+        assert_eq!(runs.len(), 1, "task runs of {id}");
+        runs[0]
+    }
+
+    /// The messages `id` logged, with their levels.
+    pub(crate) fn logs_of(exec: &Execution, id: &str) -> Vec<(crate::flow::Level, String)> {
+        exec.logs()
+            .entries()
+            .iter()
+            .filter(|l| l.task_id.as_deref() == Some(id))
+            .map(|l| (l.level, l.message.clone()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+
+    #[test]
+    fn every_name_and_alias_is_distinct() {
+        let mut seen = HashSet::new();
+        let names = REGISTRY
+            .iter()
+            .flat_map(|t| std::iter::once(t.name).chain(t.aliases.iter().copied()))
+            .chain(
+                NOT_YET
+                    .iter()
+                    .flat_map(|(n, a)| std::iter::once(*n).chain(a.iter().copied())),
+            );
+        for name in names {
+            assert!(seen.insert(name.to_ascii_lowercase()), "{name} twice");
+        }
+    }
+
+    #[test]
+    fn flowable_types_are_the_ones_with_children() {
+        let flowable: Vec<&str> = REGISTRY
+            .iter()
+            .filter(|t| t.flowable)
+            .map(|t| t.name.rsplit('.').next().unwrap_or_default())
+            .collect();
+        assert_eq!(
+            flowable,
+            [
+                "If",
+                "Switch",
+                "Sequential",
+                "Parallel",
+                "ForEach",
+                "EachSequential",
+                "EachParallel",
+                "Dag",
+                "AllowFailure"
+            ]
+        );
+    }
+}
