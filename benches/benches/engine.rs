@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use peregrine_engine::execution::State;
-use peregrine_engine::executor::{
-    Ack, Change, Engine, EngineConfig, FlowRevision, NewExecution, Observer, OutputLookup,
-    run_to_end,
-};
+use peregrine_engine::State;
 use peregrine_engine::flow::{Flow, validate_inputs};
+use peregrine_engine::internals::OutputLookup;
+use peregrine_engine::{
+    Ack, Change, Engine, EngineConfig, FlowRevision, NewExecution, Observer, run_to_end,
+};
 
 /// Counts allocations so the report can show them beside wall time.
 struct Counting;

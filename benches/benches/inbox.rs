@@ -1,5 +1,5 @@
 //! One shard's inbox hop: a message pushed on one thread and popped on
-//! another, through `peregrine_engine::executor::inbox` (a bounded ring and a
+//! another, through `peregrine_engine::internals::inbox` (a bounded ring and a
 //! parker).
 //!
 //! - `inbox_hop/stream`: a producer pushes as fast as it can while the shard
@@ -14,7 +14,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use peregrine_engine::executor::{PushError, Receiver, inbox};
+use peregrine_engine::internals::{PushError, Receiver, inbox};
 
 /// The engine's default inbox capacity.
 const CAPACITY: usize = 4096;

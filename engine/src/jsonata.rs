@@ -89,6 +89,7 @@ thread_local! {
 
 impl Jsonata {
     /// Parses `source`; a syntax error is reported here, not at run time.
+    #[cfg(test)]
     pub fn compile(source: &str) -> Result<Self> {
         Self::compile_with_max_depth(source, MAX_DEPTH)
     }
@@ -109,6 +110,7 @@ impl Jsonata {
         Ok(this)
     }
 
+    #[cfg(test)]
     pub fn source(&self) -> &str {
         &self.source
     }

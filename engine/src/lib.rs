@@ -1,14 +1,41 @@
-//! Peregrine's engine: Kestra flows, Pebble expressions, core tasks and the
-//! sharded executor.
+//! Peregrine's engine: Kestra flows, Pebble expressions, the tasks and the
+//! sharded executor that runs them, with every execution journaled.
+//!
+//! ```text
+//! flow::Flow::parse(yaml) -> FlowRevision::new(flow) -> NewExecution
+//! Engine::start[_durable](config, observer) -> Engine::submit(new, ack) -> Pending<Started>
+//! Engine::read(id) / Engine::search(filter, page, size) / Engine::kill(id)
+//! ```
+//!
+//! The flow model (`flow`) and the expression language (`expression`) are
+//! modules of their own, each with its `Error`; the rest is below. What the
+//! benchmarks and the load generator measure directly is in `internals`
+//! (feature `internals`), not part of this API.
 
 mod error;
-pub mod execution;
-pub mod executor;
+mod execution;
+mod executor;
 pub mod expression;
 pub mod flow;
 mod journal;
-pub mod jsonata;
+mod jsonata;
 mod tasks;
 
 pub use error::{Error, Result};
-pub use journal::{DurabilityError, Receipt};
+pub use execution::{
+    Attempt, Execution, ExecutionId, Id, LogEntry, Logs, MessageOrigin, ParseIdError, Record,
+    RecordError, State, StateChange, StateHistory, TaskRun, TaskRunId, execution_trigger,
+    format_date, iso_duration,
+};
+pub use executor::{
+    Ack, Change, Engine, EngineConfig, Filter, FlowLookup, FlowRevision, KillOutcome, NewExecution,
+    NoObserver, Observer, Page, Pending, Recovery, Refusal, RestoreError, Search, Snapshot,
+    Started, Stopped, SubmitError, Unrecoverable, run_to_end, run_to_end_observed,
+};
+pub use journal::{DurabilityError, JournalError, Receipt};
+
+/// What benchmarks and the load generator measure directly; not a stable API.
+#[cfg(feature = "internals")]
+pub mod internals {
+    pub use crate::executor::{OutputLookup, PushError, Receiver, Sender, inbox};
+}

@@ -21,7 +21,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use peregrine_engine::execution::{Execution, State, TaskRun};
+use peregrine_engine::{Execution, State, TaskRun};
 use serde_json::{Map, Value, json};
 
 /// Flow files with at least one test expected to pass once the executor lands.
@@ -199,7 +199,7 @@ fn values_of<'a>(e: &'a Execution, task_id: &'a str) -> Vec<Option<&'a str>> {
     e.task_runs_of(task_id).map(TaskRun::value).collect()
 }
 
-fn history(states: &peregrine_engine::execution::StateHistory) -> Vec<State> {
+fn history(states: &peregrine_engine::StateHistory) -> Vec<State> {
     states.histories().iter().map(|c| c.state).collect()
 }
 

@@ -8,11 +8,11 @@ use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use peregrine_engine::execution::{ExecutionId, State};
-use peregrine_engine::executor::{
+use peregrine_engine::flow::Flow;
+use peregrine_engine::{
     Ack, Change, Engine, EngineConfig, Filter, FlowRevision, NewExecution, Observer,
 };
-use peregrine_engine::flow::Flow;
+use peregrine_engine::{ExecutionId, State};
 
 const NAP: &str = r#"
 id: nap
@@ -70,7 +70,7 @@ fn wal_config() -> peregrine_wal::Config {
 fn start(
     dir: &std::path::Path,
     flow: &Arc<FlowRevision>,
-) -> (Engine, Arc<Ended>, peregrine_engine::executor::Recovery) {
+) -> (Engine, Arc<Ended>, peregrine_engine::Recovery) {
     let ended = Arc::new(Ended::default());
     let flow = Arc::clone(flow);
     let resolve = move |ns: &str, id: &str, rev: u32| {

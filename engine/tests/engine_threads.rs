@@ -7,12 +7,12 @@ use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use peregrine_engine::execution::{ExecutionId, State};
-use peregrine_engine::executor::{
+use peregrine_engine::flow::Flow;
+use peregrine_engine::{
     Ack, Change, Engine, EngineConfig, Filter, FlowRevision, KillOutcome, NewExecution, Observer,
     Refusal,
 };
-use peregrine_engine::flow::Flow;
+use peregrine_engine::{ExecutionId, State};
 
 #[derive(Default)]
 struct Collect {

@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use peregrine_engine::executor::{FlowRevision, NewExecution, run_to_end};
 use peregrine_engine::flow::{Flow, Level};
+use peregrine_engine::{FlowRevision, NewExecution, run_to_end};
 
 /// The level each Log task of `flow` logs at, read from a run of it.
 fn levels(flow: Flow) -> HashMap<String, Level> {

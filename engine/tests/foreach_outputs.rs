@@ -6,7 +6,7 @@
 
 mod common;
 
-use peregrine_engine::execution::State;
+use peregrine_engine::State;
 use serde_json::json;
 
 const NESTED: &str = r#"

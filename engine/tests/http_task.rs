@@ -10,11 +10,11 @@ use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use peregrine_engine::execution::{Execution, ExecutionId, State};
-use peregrine_engine::executor::{
+use peregrine_engine::flow::Flow;
+use peregrine_engine::{
     Ack, Change, Engine, EngineConfig, FlowRevision, NewExecution, Observer, run_to_end,
 };
-use peregrine_engine::flow::Flow;
+use peregrine_engine::{Execution, ExecutionId, State};
 
 /// One request as the test server saw it.
 #[derive(Debug, Clone)]

@@ -21,11 +21,11 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use peregrine_engine::Receipt;
-use peregrine_engine::execution::{Execution, ExecutionId, State};
-use peregrine_engine::executor::{
+use peregrine_engine::flow::validate_inputs;
+use peregrine_engine::{
     Ack, Change, Engine, EngineConfig, FlowRevision, NewExecution, Observer, Refusal,
 };
-use peregrine_engine::flow::validate_inputs;
+use peregrine_engine::{Execution, ExecutionId, State};
 use peregrine_wal::SyncMode;
 use rustc_hash::FxHashMap;
 

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use peregrine_engine::executor::FlowRevision;
+use peregrine_engine::FlowRevision;
 
 use crate::embedded::Embedded;
 use crate::error::{Error, Result};

@@ -14,9 +14,9 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use bytes::Bytes;
 use chrono::Utc;
+use peregrine_engine::Change;
 use peregrine_engine::Receipt;
-use peregrine_engine::execution::{ExecutionId, Record};
-use peregrine_engine::executor::Change;
+use peregrine_engine::{ExecutionId, Record};
 use tokio::sync::broadcast;
 
 const STRIPES: usize = 64;
@@ -231,9 +231,9 @@ impl Drop for Subscription {
 mod tests {
     use std::sync::Arc;
 
-    use peregrine_engine::execution::Execution;
-    use peregrine_engine::executor::{FlowRevision, NewExecution, run_to_end};
+    use peregrine_engine::Execution;
     use peregrine_engine::flow::Flow;
+    use peregrine_engine::{FlowRevision, NewExecution, run_to_end};
     use tokio::sync::broadcast::error::RecvError;
 
     use super::*;

@@ -5,7 +5,7 @@ use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
-use peregrine_engine::execution::State;
+use peregrine_engine::State;
 
 /// Upper bounds of the execution latency histogram, in seconds: from the
 /// sub-millisecond inline flows to long-sleeping ones.

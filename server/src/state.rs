@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use axum::extract::FromRef;
-use peregrine_engine::execution::ExecutionId;
-use peregrine_engine::executor::{
+use peregrine_engine::ExecutionId;
+use peregrine_engine::{
     Ack, Change, Engine, EngineConfig, Filter, KillOutcome, NewExecution, Observer, Pending,
     Refusal, Search, Snapshot, Started,
 };

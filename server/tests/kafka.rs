@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use hyper::StatusCode;
-use peregrine_engine::execution::{ExecutionId, MessageOrigin};
+use peregrine_engine::{ExecutionId, MessageOrigin};
 use peregrine_testkit::{Broker, create_topic, unique_name};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};

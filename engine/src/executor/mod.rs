@@ -27,7 +27,7 @@ pub use fixtures::OutputLookup;
 #[cfg(feature = "internals")]
 pub use inbox::{PushError, Receiver, Sender, inbox};
 pub use plan::{FlowLookup, FlowRevision};
+pub(crate) use render::{RenderContext, into_text, is_truthy};
 pub use run::NewExecution;
 pub use search::Filter;
 pub use shard::{KillOutcome, RestoreError, Snapshot, Started};
-pub(crate) use render::{RenderContext, into_text, is_truthy};

@@ -5,9 +5,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use peregrine_engine::execution::Execution;
-use peregrine_engine::executor::{FlowRevision, NewExecution, run_to_end};
+use peregrine_engine::Execution;
 use peregrine_engine::flow::{Flow, validate_inputs};
+use peregrine_engine::{FlowRevision, NewExecution, run_to_end};
 
 /// The folder of Kestra's own test flows.
 pub fn conformance_dir() -> PathBuf {

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use chrono::Utc;
 use futures_util::stream::{self, Stream};
-use peregrine_engine::execution::ExecutionId;
+use peregrine_engine::ExecutionId;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::error::{ApiError, ApiResult};

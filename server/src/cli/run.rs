@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use peregrine_engine::execution::State;
-use peregrine_engine::executor::{FlowRevision, NewExecution, run_to_end_observed};
+use peregrine_engine::State;
 use peregrine_engine::flow::{Flow, validate_text_inputs};
+use peregrine_engine::{FlowRevision, NewExecution, run_to_end_observed};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -55,7 +55,7 @@ fn run(args: &Args) -> Result<ExitCode, String> {
     for log in execution.logs().entries() {
         eprintln!(
             "{} {:5} {} {}",
-            peregrine_engine::execution::format_date(log.date),
+            peregrine_engine::format_date(log.date),
             log.level.as_str(),
             log.task_id.as_deref().unwrap_or("-"),
             log.message

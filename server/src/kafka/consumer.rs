@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use peregrine_engine::Receipt;
-use peregrine_engine::execution::{ExecutionId, MessageOrigin, execution_trigger};
-use peregrine_engine::executor::{Ack, Pending, Started};
 use peregrine_engine::flow::{self, Deserializer, Flow, TriggerKind};
+use peregrine_engine::{Ack, Pending, Started};
+use peregrine_engine::{ExecutionId, MessageOrigin, execution_trigger};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::message::{Headers, Message};

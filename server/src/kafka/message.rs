@@ -4,8 +4,8 @@
 //! trigger says.
 
 use chrono::DateTime;
-use peregrine_engine::execution::format_date;
 use peregrine_engine::flow::Deserializer;
+use peregrine_engine::format_date;
 use serde_json::{Map, Value, json};
 
 /// The parts of a message that the trigger variables are made of.

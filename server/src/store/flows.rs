@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, Utc};
-use peregrine_engine::executor::FlowRevision;
+use peregrine_engine::FlowRevision;
 use peregrine_engine::flow::{Flow, TriggerKind};
 use serde_json::Value;
 
