@@ -39,7 +39,7 @@ struct TaskRunView<'a> {
 impl TaskRunView<'_> {
     /// Kestra's `taskrun`: `value` is absent, not null, when the run has none.
     fn json(&self) -> Value {
-        let tr = &self.run.exec.task_runs[self.idx as usize];
+        let tr = &self.run.execution().task_runs[self.idx as usize];
         let mut map = Map::with_capacity(6);
         map.insert("id".into(), tr.id.to_string().into());
         map.insert(
@@ -48,7 +48,7 @@ impl TaskRunView<'_> {
         );
         map.insert("attemptsCount".into(), attempts_ended(tr).into());
         if let Some(parent) = tr.parent {
-            let parent = &self.run.exec.task_runs[parent as usize];
+            let parent = &self.run.execution().task_runs[parent as usize];
             map.insert("parentId".into(), parent.id.to_string().into());
         }
         if let Some(value) = &tr.value {
@@ -63,13 +63,13 @@ impl TaskRunView<'_> {
 
 impl LazyObject for TaskRunView<'_> {
     fn get(&self, key: &str) -> Option<Scope<'_>> {
-        let tr = self.run.exec.task_runs.get(self.idx as usize)?;
+        let tr = self.run.execution().task_runs.get(self.idx as usize)?;
         let value = match key {
             "value" => Value::from(&**tr.value.as_ref()?),
             "id" => tr.id.to_string().into(),
             "taskId" => Value::from(&*tr.task_id),
             "iteration" => tr.iteration?.into(),
-            "parentId" => self.run.exec.task_runs[tr.parent? as usize]
+            "parentId" => self.run.execution().task_runs[tr.parent? as usize]
                 .id
                 .to_string()
                 .into(),
@@ -100,9 +100,9 @@ impl RenderContext<'_> {
         let mut out = Vec::new();
         let mut cursor = self
             .task_run
-            .and_then(|i| self.run.exec.task_runs[i as usize].parent);
+            .and_then(|i| self.run.execution().task_runs[i as usize].parent);
         while let Some(idx) = cursor {
-            let tr = &self.run.exec.task_runs[idx as usize];
+            let tr = &self.run.execution().task_runs[idx as usize];
             let outputs = tr
                 .outputs
                 .as_deref()
@@ -127,26 +127,27 @@ impl Context for RenderContext<'_> {
     fn root(&self, name: &str) -> Option<Scope<'_>> {
         let run = self.run;
         match name {
-            "inputs" => Some(Scope::Json(&run.exec.inputs)),
-            "outputs" => Some(Scope::Lazy(&run.outputs)),
-            "vars" => Some(Scope::Json(&run.rev.variables)),
-            "flow" => Some(Scope::Json(&run.rev.flow_json)),
+            "inputs" => Some(Scope::Json(&run.execution().inputs)),
+            "outputs" => Some(Scope::Lazy(run.outputs())),
+            "vars" => Some(Scope::Json(&run.revision().variables)),
+            "flow" => Some(Scope::Json(&run.revision().flow_json)),
             // Kestra: the flow's `trigger` is the execution trigger's variables.
             "trigger" => run
-                .exec
+                .execution()
                 .trigger
                 .as_ref()
                 .and_then(|t| t.get("variables"))
                 .map(Scope::Json),
             "execution" => Some(Scope::Owned(json!({
-                "id": run.exec.id.to_string(),
-                "startDate": format_date(run.exec.state.start_date()),
-                "originalId": run.exec.id.to_string(),
+                "id": run.execution().id.to_string(),
+                "startDate": format_date(run.execution().state.start_date()),
+                "originalId": run.execution().id.to_string(),
             }))),
-            "labels" => Some(Scope::Owned(labels_json(&run.exec.labels))),
+            "labels" => Some(Scope::Owned(labels_json(&run.execution().labels))),
             "task" => self
                 .task_run
-                .map(|i| Scope::Json(&run.rev.node(run.slots[i as usize].task).task_json)),
+                .and_then(|i| run.task_json(i))
+                .map(Scope::Json),
             "taskrun" => self.task_run.map(|_| Scope::Lazy(&self.task_run_view)),
             "parents" => self
                 .task_run
@@ -160,7 +161,7 @@ impl Context for RenderContext<'_> {
     }
 
     fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        self.run.instant
+        self.run.instant()
     }
 
     fn function(&self, name: &str, _args: &[Value]) -> Option<Result<Value, String>> {
@@ -168,7 +169,7 @@ impl Context for RenderContext<'_> {
             // Kestra's `errorLogs()`: the execution's ERROR log lines so far.
             "errorLogs" => Some(Ok(Value::Array(
                 self.run
-                    .exec
+                    .execution()
                     .logs
                     .entries()
                     .iter()
@@ -179,7 +180,7 @@ impl Context for RenderContext<'_> {
                             "message": l.message,
                             "level": l.level.as_str(),
                             "timestamp": format_date(l.date),
-                            "executionId": self.run.exec.id.to_string(),
+                            "executionId": self.run.execution().id.to_string(),
                         })
                     })
                     .collect(),

@@ -144,18 +144,18 @@ pub(crate) struct TimerRequest {
 /// A running execution, owned by one shard.
 #[derive(Debug)]
 pub(crate) struct Run {
-    pub exec: Execution,
-    pub rev: Arc<FlowRevision>,
-    pub outputs: OutputIndex,
-    pub slots: Vec<Slot>,
+    exec: Execution,
+    rev: Arc<FlowRevision>,
+    outputs: OutputIndex,
+    slots: Vec<Slot>,
     frames: Vec<Frame>,
     /// Timers requested since the shard last drained them.
-    pub timers: Vec<TimerRequest>,
+    timers: Vec<TimerRequest>,
     /// Blocking work requested since the shard last drained it.
-    pub work: Vec<WorkOrder>,
+    work: Vec<WorkOrder>,
     /// The instant of the step being handled: what `now()` renders. Every
     /// entry point sets it, so a replay of the same steps renders the same.
-    pub instant: DateTime<Utc>,
+    instant: DateTime<Utc>,
 }
 
 /// What starting an execution needs.
@@ -198,6 +198,44 @@ impl NewExecution {
 }
 
 impl Run {
+    pub fn execution(&self) -> &Execution {
+        &self.exec
+    }
+
+    pub fn revision(&self) -> &FlowRevision {
+        &self.rev
+    }
+
+    /// Task outputs by task id and loop values, read in place by templates.
+    pub fn outputs(&self) -> &OutputIndex {
+        &self.outputs
+    }
+
+    /// The `task` variable of task run `tr`.
+    pub fn task_json(&self, tr: u32) -> Option<&Value> {
+        let slot = self.slots.get(tr as usize)?;
+        Some(&self.rev.node(slot.task).task_json)
+    }
+
+    /// The instant of the step being handled.
+    pub fn instant(&self) -> DateTime<Utc> {
+        self.instant
+    }
+
+    /// Forgets the work asked for so far (a replay rebuilds work that was
+    /// dispatched before a restart; what to run again is `waiting_work`).
+    pub fn discard_work(&mut self) {
+        self.work.clear();
+    }
+
+    /// The timers and the blocking work asked for since the last call.
+    pub fn take_requests(&mut self) -> (Vec<TimerRequest>, Vec<WorkOrder>) {
+        (
+            std::mem::take(&mut self.timers),
+            std::mem::take(&mut self.work),
+        )
+    }
+
     /// A CREATED execution; [`Run::begin`] starts it.
     pub fn new(new: NewExecution, now: DateTime<Utc>) -> Self {
         let rev = new.flow;

@@ -203,7 +203,7 @@ impl Shard {
     }
 
     pub fn get(&self, id: ExecutionId) -> Option<&Execution> {
-        self.live.get(&id).map(|l| &l.run.exec)
+        self.live.get(&id).map(|l| l.run.execution())
     }
 
     /// Handles one message at instant `now`.
@@ -233,7 +233,7 @@ impl Shard {
                 // An execution that ended in this batch is searched among
                 // the finished ones already.
                 for live in self.live.values().filter(|l| l.ended.is_none()) {
-                    let exec = &live.run.exec;
+                    let exec = live.run.execution();
                     if filter.matches(exec) {
                         newest.offer(Listed::start_date(exec), || Snapshot {
                             record: Record::of(exec),
@@ -305,7 +305,7 @@ impl Shard {
             snapshot: snapshot.then(|| {
                 live.ended
                     .clone()
-                    .unwrap_or_else(|| Record::of(&live.run.exec))
+                    .unwrap_or_else(|| Record::of(live.run.execution()))
             }),
         };
         self.reply(request, Reply::Started(started));
@@ -326,7 +326,7 @@ impl Shard {
                 record: live
                     .ended
                     .clone()
-                    .unwrap_or_else(|| Record::of(&live.run.exec)),
+                    .unwrap_or_else(|| Record::of(live.run.execution())),
                 receipt: live.receipt.clone(),
             });
         }
@@ -344,7 +344,7 @@ impl Shard {
             };
         };
         if live.run.is_terminal() {
-            return KillOutcome::Ended(live.run.exec.state());
+            return KillOutcome::Ended(live.run.execution().state());
         }
         let entry = Entry::Kill {
             at_us: now.timestamp_micros(),
@@ -420,7 +420,7 @@ impl Shard {
             match effect {
                 Effect::Changed { id, .. } => {
                     let ended = matches!(&effect, Effect::Changed { ended: Some(_), .. });
-                    apply(effect, self.live.get(&id).map(|l| &l.run.exec));
+                    apply(effect, self.live.get(&id).map(|l| l.run.execution()));
                     if ended {
                         self.live.remove(&id);
                     }
@@ -509,7 +509,7 @@ impl Shard {
         // Work dispatched before the restart has no answer: run it again,
         // unless the journal ended the execution (its terminal record was
         // lost: the settle below writes it again).
-        run.work.clear();
+        run.discard_work();
         let mut receipt = Receipt::ready();
         let lost_work = if run.is_terminal() {
             Vec::new()
@@ -542,15 +542,16 @@ impl Shard {
         let Some(live) = self.live.get_mut(&id) else {
             return;
         };
-        for timer in live.run.timers.drain(..) {
+        let (timers, work) = live.run.take_requests();
+        for timer in timers {
             self.timers.insert(timer.deadline_ms, (id, timer.task_run));
         }
-        for order in live.run.work.drain(..) {
+        for order in work {
             self.effects.push(Effect::Work { id, order });
         }
         live.receipt = std::mem::replace(&mut live.receipt, Receipt::ready()).max(receipt);
         if live.run.is_terminal() && live.ended.is_none() {
-            let record = Record::of(&live.run.exec);
+            let record = Record::of(live.run.execution());
             let ended = self.journal.append_ended(id, &record);
             live.receipt = std::mem::replace(&mut live.receipt, Receipt::ready()).max(ended);
             // A finished execution the count limit pushes out of memory is
