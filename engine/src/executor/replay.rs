@@ -88,19 +88,25 @@ fn run_branchy(journal: FaultyJournal, steps: [DateTime<Utc>; 3]) -> (ExecutionI
     let mut records = vec![Record::of(shard.get(id).expect("running"))];
     for at in &steps[1..] {
         shard.step(Message::Tick, *at);
-        let mut ended = None;
-        shard.drain(|effect, _| {
-            if let Effect::Changed {
-                ended: Some(record),
-                ..
-            } = effect
-            {
-                ended = Some(record);
-            }
-        });
+        let ended = ended_record(&mut shard);
         records.push(ended.unwrap_or_else(|| Record::of(shard.get(id).expect("running"))));
     }
     (id, records)
+}
+
+/// The final record of the execution the shard's last steps ended, if any.
+fn ended_record(shard: &mut Shard) -> Option<Record> {
+    let mut ended = None;
+    shard.drain(|effect, _| {
+        if let Effect::Changed {
+            ended: Some(record),
+            ..
+        } = effect
+        {
+            ended = Some(record);
+        }
+    });
+    ended
 }
 
 fn restore(causes: Vec<Entry>, flow: &Arc<FlowRevision>, id: ExecutionId) -> Shard {
@@ -156,17 +162,7 @@ fn a_crash_between_steps_recovers_onto_the_same_branch_with_the_same_ids_and_out
         // Replaying the whole journal ends it on the same branch, with the
         // same task-run ids and outputs.
         let mut shard = restore(causes, &flow, id);
-        let mut ended = None;
-        shard.drain(|effect, _| {
-            if let Effect::Changed {
-                ended: Some(record),
-                ..
-            } = effect
-            {
-                ended = Some(record);
-            }
-        });
-        let replayed = ended.expect("the replay ends the execution");
+        let replayed = ended_record(&mut shard).expect("the replay ends the execution");
         assert_eq!(replayed.as_bytes(), records[2].as_bytes());
     }
 }
@@ -347,13 +343,8 @@ proptest! {
             let replay = |causes: Vec<Entry>| {
                 let mut shard = Shard::new(t(0), finished());
                 shard.restore(id, causes, &resolve, t(100_000_000)).expect("rebuilds");
-                let mut end = None;
-                shard.drain(|effect, _| {
-                    if let Effect::Changed { ended: Some(record), .. } = effect {
-                        end = Some(record);
-                    }
-                });
-                end.unwrap_or_else(|| Record::of(shard.get(id).expect("resumed")))
+                ended_record(&mut shard)
+                    .unwrap_or_else(|| Record::of(shard.get(id).expect("resumed")))
             };
             let first = replay(causes.clone());
             let second = replay(causes);
