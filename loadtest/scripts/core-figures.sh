@@ -58,6 +58,10 @@ stop_server() {
     kill "$SERVER_PID" 2>/dev/null || true
     wait "$SERVER_PID" 2>/dev/null || true
     SERVER_PID=""
+    # Gone at once: gigabytes of old segments left to write back would
+    # stall the next run's syncs.
+    rm -rf "$WORK"/data-*
+    sync
   fi
 }
 
