@@ -27,6 +27,7 @@ use crate::format::{self, Frame, HeaderError, SegmentHeader};
 use crate::io::{SegmentFile, Storage};
 use crate::mmap::Image;
 use crate::record::{Key, Kind, Lsn, Record, expired, now_secs};
+use crate::writer::FORGOTTEN;
 
 /// A damaged spot found by recovery.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -547,9 +548,10 @@ pub(crate) fn recover(storage: &dyn Storage, config: &Config) -> Result<Recovery
     for (key, chain) in live {
         let last = arena.recs[chain.tail as usize];
         if last.is_terminal()
-            && config
-                .terminal_retention
-                .is_some_and(|ret| expired(last.time_secs, ret, now))
+            && (last.time_secs == FORGOTTEN
+                || config
+                    .terminal_retention
+                    .is_some_and(|ret| expired(last.time_secs, ret, now)))
         {
             expired_terminals.push((key, last));
             continue;

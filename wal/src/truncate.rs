@@ -197,7 +197,7 @@ fn copy_forward(
                     .get(key)
                     .is_some_and(|l| l.terminal == Some(*loc) && l.segs.is_empty())
             })
-            .map(|(key, _, header, payload)| Pending {
+            .map(|(key, loc, header, payload)| Pending {
                 entry: BatchEntry {
                     kind: Kind::new(header.kind),
                     key: *key,
@@ -207,7 +207,13 @@ fn copy_forward(
                 },
                 payload,
                 flags: format::FLAG_TERMINAL | format::FLAG_COPIED,
-                time_secs: header.time_secs,
+                // A forgotten record that must still be copied (records it
+                // killed are left) stays forgotten in its copy.
+                time_secs: if loc.time_secs == FORGOTTEN {
+                    FORGOTTEN
+                } else {
+                    header.time_secs
+                },
                 is_log: false,
             })
             .collect();
