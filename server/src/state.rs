@@ -254,7 +254,8 @@ struct Parts {
     metrics: Arc<Metrics>,
     readiness: Arc<Readiness>,
     persistence: Arc<dyn Persistence>,
-    /// `Basic <base64>` that requests must carry, when auth is on.
+    /// The base64 credentials (unpadded) a `Basic` authorization must carry,
+    /// when auth is on.
     authorization: Option<String>,
     triggers: crate::kafka::Triggers,
 }
@@ -362,10 +363,9 @@ impl AppState {
             }
         };
         let authorization = config.server.basic_auth.as_ref().map(|auth| {
-            format!(
-                "Basic {}",
-                base64(format!("{}:{}", auth.username, auth.password).as_bytes())
-            )
+            base64(format!("{}:{}", auth.username, auth.password).as_bytes())
+                .trim_end_matches('=')
+                .to_owned()
         });
         let engine = Arc::new(Slot(RwLock::new(Some(engine))));
         let readiness = Arc::new(Readiness::default());

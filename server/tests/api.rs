@@ -810,6 +810,105 @@ async fn basic_auth_guards_the_api_but_not_health() {
 }
 
 #[tokio::test]
+async fn the_basic_scheme_is_case_insensitive_and_unknown_api_paths_need_auth_first() {
+    let mut config = test_config();
+    config.server.basic_auth = Some(BasicAuth {
+        username: "admin".into(),
+        password: "pw".into(),
+    });
+    let (_state, app) = start(config);
+    // admin:pw, with the scheme as clients spell it, and without padding.
+    for value in [
+        "basic YWRtaW46cHc=",
+        "BASIC YWRtaW46cHc=",
+        "Basic  YWRtaW46cHc",
+    ] {
+        let reply = call(
+            &app,
+            req("GET", "/api/v1/flows/tests.api")
+                .header(header::AUTHORIZATION, value)
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK, "{value}");
+    }
+    // A path or a method the API does not have says nothing before the
+    // client is authenticated.
+    for (method, path) in [
+        ("GET", "/api/v1/nothing/here"),
+        ("PATCH", "/api/v1/main/flows"),
+    ] {
+        let anonymous = call(
+            &app,
+            req(method, path).body(Body::empty()).expect("request"),
+        )
+        .await;
+        assert_eq!(
+            anonymous.status,
+            StatusCode::UNAUTHORIZED,
+            "{method} {path}"
+        );
+        let known = call(
+            &app,
+            req(method, path)
+                .header(header::AUTHORIZATION, "Basic YWRtaW46cHc=")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await;
+        assert!(
+            matches!(
+                known.status,
+                StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
+            ),
+            "{method} {path}: {}",
+            known.status
+        );
+    }
+    let outside = call(
+        &app,
+        req("GET", "/nowhere").body(Body::empty()).expect("request"),
+    )
+    .await;
+    assert_eq!(
+        outside.status,
+        StatusCode::NOT_FOUND,
+        "only /api needs auth"
+    );
+}
+
+#[tokio::test]
+async fn a_text_input_that_is_not_utf8_is_a_400() {
+    let (_state, app) = start(test_config());
+    assert_eq!(create_flow(&app, HELLO).await.status, StatusCode::OK);
+    let boundary = "utf8-boundary";
+    let mut body = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\n")
+        .into_bytes();
+    body.extend_from_slice(&[0xff, 0xfe, 0x41]);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let reply = call(
+        &app,
+        req("POST", "/api/v1/main/executions/tests.api/hello")
+            .header(
+                header::CONTENT_TYPE,
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(Body::from(body))
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{}", reply.text());
+    assert!(
+        reply.json()["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("UTF-8")),
+        "{}",
+        reply.text()
+    );
+}
+
+#[tokio::test]
 async fn limits_answer_413_and_429_with_retry_after() {
     let mut config = test_config();
     config.server.request_body_limit = ByteSize(4096);

@@ -125,10 +125,12 @@ async fn read_inputs(stored: &StoredFlow, request: Request) -> ApiResult<Map<Str
                     json!([{"input": name, "expected": "FILE", "message": "file uploads are not supported yet"}]),
                 ));
             }
-            let text = field
-                .text()
+            let bytes = field
+                .bytes()
                 .await
                 .map_err(|e| rejection(e.status(), e.body_text()))?;
+            let text = String::from_utf8(bytes.to_vec())
+                .map_err(|_| ApiError::bad_request(format!("input `{name}` is not UTF-8 text")))?;
             // A repeated part (a multi-select) becomes a list.
             match inputs.get_mut(&name) {
                 Some(Value::Array(items)) => items.push(Value::String(text)),

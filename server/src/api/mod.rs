@@ -54,8 +54,7 @@ pub fn app(state: AppState) -> Router {
             get(executions::webhook)
                 .post(executions::webhook)
                 .put(executions::webhook),
-        )
-        .route_layer(middleware::from_fn_with_state(state.clone(), require_auth));
+        );
     Router::new()
         .nest("/api/v1/main", api.clone())
         .nest("/api/v1", api)
@@ -63,23 +62,28 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
+        // A layer, not a route layer: a path or method the API does not
+        // have is not told apart from one it has before authentication.
+        .layer(middleware::from_fn_with_state(state.clone(), require_auth))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(TraceLayer::new_for_http())
         .layer(CatchPanicLayer::custom(panicked))
         .with_state(state)
 }
 
-/// Basic auth, when configured, on every `/api` route.
+/// Basic auth, when configured, on every path under `/api`, whether the
+/// API has it or not.
 async fn require_auth(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let Some(expected) = state.authorization() else {
+    let path = request.uri().path();
+    let guarded = path == "/api" || path.starts_with("/api/");
+    let Some(expected) = state.authorization().filter(|_| guarded) else {
         return next.run(request).await;
     };
     let given = request
         .headers()
         .get(header::AUTHORIZATION)
-        .map(HeaderValue::as_bytes)
-        .unwrap_or_default();
-    if constant_time_eq(given, expected.as_bytes()) {
+        .and_then(|v| basic_credentials(v.as_bytes()));
+    if given.is_some_and(|token| constant_time_eq(token, expected.as_bytes())) {
         return next.run(request).await;
     }
     let mut response =
@@ -89,6 +93,19 @@ async fn require_auth(State(state): State<AppState>, request: Request, next: Nex
         HeaderValue::from_static("Basic realm=\"peregrine\""),
     );
     response
+}
+
+/// The base64 credentials of a `Basic` authorization, without padding:
+/// the scheme is case-insensitive (RFC 9110) and padding optional.
+fn basic_credentials(value: &[u8]) -> Option<&[u8]> {
+    let value = value.trim_ascii();
+    let (scheme, rest) = value.split_at(value.iter().position(|b| *b == b' ')?);
+    if !scheme.eq_ignore_ascii_case(b"basic") {
+        return None;
+    }
+    let token = rest.trim_ascii();
+    let unpadded = token.len() - token.iter().rev().take_while(|b| **b == b'=').count();
+    Some(&token[..unpadded])
 }
 
 /// Compares without an early exit, so timing does not reveal the prefix
