@@ -48,19 +48,31 @@ fn parse(p: &mut Props<'_, '_>) -> Option<Arc<dyn TaskKind>> {
     let mut read_timeout = None;
     let mut allow_failed = false;
     if let Some((options, at)) = p.json("options") {
-        if let Some(text) = options.get("readTimeout").and_then(Value::as_str) {
-            match parse_duration(text) {
-                Some(d) => read_timeout = Some(d),
-                None => p.problem(
-                    &at.child("readTimeout"),
-                    format!("`{text}` is not an ISO-8601 duration (e.g. PT30S)"),
-                ),
+        let Value::Object(options) = options else {
+            p.problem(&at, "expected a map of options");
+            return None;
+        };
+        for (key, value) in &options {
+            let here = at.child(key);
+            match (key.as_str(), value) {
+                (_, Value::Null) => {}
+                ("readTimeout", Value::String(text)) => match parse_duration(text) {
+                    Some(d) => read_timeout = Some(d),
+                    None => p.problem(
+                        &here,
+                        format!("`{text}` is not an ISO-8601 duration (e.g. PT30S)"),
+                    ),
+                },
+                ("allowFailed", Value::Bool(b)) => allow_failed = *b,
+                ("readTimeout", _) => p.problem(&here, "expected an ISO-8601 duration"),
+                ("allowFailed", _) => p.problem(&here, "expected true or false"),
+                // Kestra has more (timeouts, redirects, proxy, auth, ssl...):
+                // refused rather than ignored until they are honoured.
+                (other, _) => {
+                    p.problem(&here, format!("HTTP option `{other}` is not supported yet"))
+                }
             }
         }
-        allow_failed = options
-            .get("allowFailed")
-            .and_then(Value::as_bool)
-            .unwrap_or(false);
     }
     Some(Arc::new(Request {
         uri: uri?,
@@ -264,6 +276,17 @@ mod tests {
             )),
             [
                 "tasks[0].options.readTimeout at 8:7: `soon` is not an ISO-8601 duration (e.g. PT30S)"
+            ]
+        );
+        // Options Peregrine does not honour are refused, not ignored.
+        assert_eq!(
+            problems(&request(
+                "http://x",
+                "    options:\n      followRedirects: false\n      allowFailed: \"yes\"\n"
+            )),
+            [
+                "tasks[0].options.followRedirects at 8:7: HTTP option `followRedirects` is not supported yet",
+                "tasks[0].options.allowFailed at 8:7: expected true or false",
             ]
         );
         assert_eq!(
