@@ -29,8 +29,8 @@ pub use execution::{
 };
 pub use executor::{
     Ack, Change, Engine, EngineConfig, Filter, FlowLookup, FlowRevision, KillOutcome, NewExecution,
-    NoObserver, Observer, Page, Pending, Recovery, Refusal, RestoreError, Search, Snapshot,
-    Started, Stopped, SubmitError, Unrecoverable, run_to_end, run_to_end_observed,
+    Observer, Page, Pending, Recovery, Refusal, RestoreError, Search, Snapshot, Started, Stopped,
+    SubmitError, Unrecoverable, run_to_end, run_to_end_observed,
 };
 pub use journal::{DurabilityError, JournalError, Receipt};
 

@@ -305,7 +305,7 @@ impl Wal {
     /// Whether `lsn` is durable, without waiting: `None` while it is not
     /// yet, an error if the WAL failed before syncing it.
     pub fn poll_durable(&self, lsn: Lsn) -> Option<Result<()>> {
-        self.inner.shared.check_durable(lsn.get())
+        self.inner.shared.mark.check_durable(lsn.get())
     }
 
     /// A future that resolves when `lsn` is durable. It needs no runtime:
@@ -325,7 +325,7 @@ impl Wal {
 
     /// The last LSN that is acknowledged as durable under the sync mode.
     pub fn durable_lsn(&self) -> Lsn {
-        Lsn::new(self.inner.shared.acknowledged())
+        Lsn::new(self.inner.shared.mark.acknowledged())
     }
 
     /// Asks the flusher to sync now (useful in `Interval` mode).
@@ -398,7 +398,7 @@ impl Inner {
         if shared.config.sync != SyncMode::None {
             shared.sync_once()?;
         }
-        shared.wake_waiters();
+        shared.mark.wake_waiters();
         Ok(())
     }
 }
@@ -512,10 +512,6 @@ impl Shared {
         self.mark.wake_waiters();
     }
 
-    fn acknowledged(&self) -> u64 {
-        self.mark.acknowledged()
-    }
-
     /// The last LSN actually on disk; truncation never deletes records that
     /// a not-yet-durable terminal record killed. In `None` mode nothing is
     /// ever synced, so everything written counts.
@@ -524,14 +520,6 @@ impl Shared {
             SyncMode::None => self.mark.written.load(Ordering::Acquire),
             _ => self.mark.synced.load(Ordering::Acquire),
         }
-    }
-
-    fn check_durable(&self, lsn: u64) -> Option<Result<()>> {
-        self.mark.check_durable(lsn)
-    }
-
-    fn wake_waiters(&self) {
-        self.mark.wake_waiters();
     }
 
     /// Syncs everything appended so far; advances the synced LSN.
@@ -582,7 +570,7 @@ impl Shared {
         if let Some(i) = SYNC_BUCKETS_MICROS.iter().position(|&le| micros <= le) {
             self.sync_buckets[i].fetch_add(1, Ordering::Relaxed);
         }
-        self.wake_waiters();
+        self.mark.wake_waiters();
         Ok(())
     }
 }

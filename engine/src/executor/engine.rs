@@ -47,14 +47,6 @@ pub struct Change<'a> {
     pub ended: Option<&'a Record>,
 }
 
-/// An observer that looks at nothing.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct NoObserver;
-
-impl Observer for NoObserver {
-    fn on_change(&self, _: &Change<'_>) {}
-}
-
 /// How the executor runs.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -573,10 +565,11 @@ impl Engine {
         for store in &self.finished {
             store.scan(|kept| {
                 if filter.matches(&kept.record) {
-                    finished.offer(kept.record.start_date(), || Snapshot {
+                    let snapshot = Snapshot {
                         record: kept.record.clone(),
                         receipt: kept.receipt.clone(),
-                    });
+                    };
+                    finished.offer(kept.record.start_date(), snapshot);
                 }
             });
         }

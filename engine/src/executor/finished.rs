@@ -35,6 +35,30 @@ struct Stripe {
     order: VecDeque<(i64, ExecutionId)>,
 }
 
+impl Stripe {
+    /// Keeps `kept`, replacing an earlier record of the same execution
+    /// (which keeps its place in the order).
+    fn keep(&mut self, kept: Kept, ended_us: i64) {
+        let id = kept.record.id();
+        if self.by_id.insert(id, kept).is_none() {
+            self.order.push_back((ended_us, id));
+        }
+    }
+
+    /// Drops the oldest until at most `max` are kept, handing each to
+    /// `evicted`.
+    fn trim(&mut self, max: usize, evicted: &mut impl FnMut(ExecutionId)) {
+        while self.by_id.len() > max {
+            let Some((_, oldest)) = self.order.pop_front() else {
+                break;
+            };
+            if self.by_id.remove(&oldest).is_some() {
+                evicted(oldest);
+            }
+        }
+    }
+}
+
 /// One shard's finished executions.
 #[derive(Debug)]
 pub(crate) struct Finished {
@@ -64,24 +88,13 @@ impl Finished {
     /// the same execution. Hands the executions the count limit pushed out
     /// to `evicted`.
     pub fn insert(&self, record: Record, receipt: Receipt, mut evicted: impl FnMut(ExecutionId)) {
-        let id = record.id();
         let ended_us = record
             .end_date()
             .unwrap_or(DateTime::<Utc>::MIN_UTC)
             .timestamp_micros();
-        let mut stripe = self.stripe(id);
-        if stripe.by_id.insert(id, Kept { record, receipt }).is_none() {
-            stripe.order.push_back((ended_us, id));
-        }
-        let per_stripe = self.per_stripe;
-        while stripe.by_id.len() > per_stripe {
-            let Some((_, oldest)) = stripe.order.pop_front() else {
-                break;
-            };
-            if stripe.by_id.remove(&oldest).is_some() {
-                evicted(oldest);
-            }
-        }
+        let mut stripe = self.stripe(record.id());
+        stripe.keep(Kept { record, receipt }, ended_us);
+        stripe.trim(self.per_stripe, &mut evicted);
     }
 
     /// Keeps a record recovered from the journal, unless it ended before
@@ -99,22 +112,12 @@ impl Finished {
         {
             return false;
         }
-        let id = record.id();
-        let ended_us = end.timestamp_micros();
-        let mut stripe = self.stripe(id);
-        if stripe
-            .by_id
-            .insert(
-                id,
-                Kept {
-                    record,
-                    receipt: Receipt::ready(),
-                },
-            )
-            .is_none()
-        {
-            stripe.order.push_back((ended_us, id));
-        }
+        let mut stripe = self.stripe(record.id());
+        let kept = Kept {
+            record,
+            receipt: Receipt::ready(),
+        };
+        stripe.keep(kept, end.timestamp_micros());
         true
     }
 
@@ -124,14 +127,7 @@ impl Finished {
         for stripe in self.stripes.iter() {
             let mut stripe = lock(stripe);
             stripe.order.make_contiguous().sort_unstable();
-            while stripe.by_id.len() > self.per_stripe {
-                let Some((_, oldest)) = stripe.order.pop_front() else {
-                    break;
-                };
-                if stripe.by_id.remove(&oldest).is_some() {
-                    evicted(oldest);
-                }
-            }
+            stripe.trim(self.per_stripe, &mut evicted);
         }
     }
 

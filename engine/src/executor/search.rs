@@ -101,15 +101,14 @@ impl<T> Newest<T> {
         }
     }
 
-    /// Counts a match and keeps it if it is among the newest `limit`.
-    /// Amortised O(1): the kept list is cut back to `limit` whenever it
-    /// doubles.
-    pub fn offer(&mut self, start: DateTime<Utc>, item: impl FnOnce() -> T) {
+    /// Counts a match and keeps it for now. Amortised O(1): the kept list
+    /// is cut back to the newest `limit` whenever it doubles.
+    pub fn offer(&mut self, start: DateTime<Utc>, item: T) {
         self.total += 1;
         if self.limit == 0 {
             return;
         }
-        self.kept.push((start, item()));
+        self.kept.push((start, item));
         if self.kept.len() >= self.limit.saturating_mul(2).max(64) {
             self.cut();
         }
@@ -119,6 +118,17 @@ impl<T> Newest<T> {
         self.kept
             .sort_unstable_by_key(|(start, _)| std::cmp::Reverse(*start));
         self.kept.truncate(self.limit);
+    }
+
+    /// The kept matches turned into something else, once cut to the newest
+    /// `limit`: only those pay for `f`.
+    pub fn map<U>(mut self, mut f: impl FnMut(T) -> U) -> Newest<U> {
+        self.cut();
+        Newest {
+            kept: self.kept.into_iter().map(|(at, t)| (at, f(t))).collect(),
+            limit: self.limit,
+            total: self.total,
+        }
     }
 
     pub fn merge(&mut self, other: Newest<T>) {
@@ -143,12 +153,18 @@ mod tests {
         let base = DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap();
         let mut a = Newest::new(3);
         for i in [5, 1, 9, 3, 7] {
-            a.offer(base + chrono::Duration::seconds(i), || i);
+            a.offer(base + chrono::Duration::seconds(i), i);
         }
         let mut b = Newest::new(3);
-        b.offer(base + chrono::Duration::seconds(8), || 8);
+        b.offer(base + chrono::Duration::seconds(8), 8);
         a.merge(b);
-        assert_eq!(a.into_sorted(), (vec![9, 8, 7], 6));
+        let mut mapped = 0;
+        let a = a.map(|n| {
+            mapped += 1;
+            n * 10
+        });
+        assert_eq!(mapped, 3, "only the kept ones are mapped");
+        assert_eq!(a.into_sorted(), (vec![90, 80, 70], 6));
     }
 
     #[test]

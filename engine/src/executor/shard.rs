@@ -153,6 +153,8 @@ pub(crate) struct Shard {
     finished: Arc<Finished>,
     effects: Vec<Effect>,
     fired: Vec<(ExecutionId, u32)>,
+    /// When a tick next drops finished executions past their retention.
+    next_eviction: DateTime<Utc>,
 }
 
 /// The instant a step runs at: microseconds, the precision the journal
@@ -183,6 +185,7 @@ impl Shard {
             finished,
             effects: Vec::new(),
             fired: Vec::new(),
+            next_eviction: now,
         }
     }
 
@@ -232,20 +235,30 @@ impl Shard {
                 let mut newest = Newest::new(limit);
                 // An execution that ended in this batch is searched among
                 // the finished ones already.
-                for live in self.live.values().filter(|l| l.ended.is_none()) {
+                for (id, live) in self.live.iter().filter(|(_, l)| l.ended.is_none()) {
                     let exec = live.run.execution();
                     if filter.matches(exec) {
-                        newest.offer(Listed::start_date(exec), || Snapshot {
-                            record: Record::of(exec),
-                            receipt: live.receipt.clone(),
-                        });
+                        newest.offer(Listed::start_date(exec), *id);
                     }
                 }
-                self.reply(request, Reply::Search(newest));
+                // Only the page's executions are frozen into records.
+                let found = newest.map(|id| {
+                    let live = &self.live[&id];
+                    Snapshot {
+                        record: Record::of(live.run.execution()),
+                        receipt: live.receipt.clone(),
+                    }
+                });
+                self.reply(request, Reply::Search(found));
             }
             Message::Tick => {
                 self.fire_timers(now);
-                self.finished.evict(now);
+                // Retention is counted in seconds and more: a scan of the
+                // stripes per batch would be work for nothing.
+                if now >= self.next_eviction {
+                    self.finished.evict(now);
+                    self.next_eviction = now + chrono::Duration::seconds(1);
+                }
             }
         }
     }
