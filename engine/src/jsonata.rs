@@ -27,6 +27,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::Weak;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use jsonata_core::Expression;
 use jsonata_core::evaluator::EvaluatorOptions;
@@ -116,30 +117,42 @@ impl Jsonata {
     }
 
     /// Evaluates against `input`. An undefined result (no match) is `null`.
+    #[cfg(test)]
     pub fn evaluate(&self, input: &Value) -> Result<Value> {
-        self.run(&to_jvalue(input))
+        self.run(&to_jvalue(input), crate::expression::Budget::DEFAULT_TIME)
     }
 
     /// Kestra's `TransformValue`: `from` is the rendered property. A string
     /// must hold JSON and is parsed first (straight into the evaluator's
     /// values, with no `serde_json::Value` in between); any other value is
     /// the input as it is.
-    pub fn transform(&self, from: &Value) -> Result<Value> {
+    /// Evaluations stop after `time` (see [`Budget::time`]).
+    pub fn transform(&self, from: &Value, time: Duration) -> Result<Value> {
         match from {
             Value::String(text) => {
                 let data = JValue::from_json_str(text)
                     .map_err(|e| Error::Evaluate(format!("`from` is not valid JSON: {e}")))?;
-                self.run(&data)
+                self.run(&data, time)
             }
-            other => self.evaluate(other),
+            other => self.run(&to_jvalue(other), time),
         }
     }
 
-    fn run(&self, data: &JValue) -> Result<Value> {
+    fn run(&self, data: &JValue, time: Duration) -> Result<Value> {
+        let options = EvaluatorOptions {
+            timeout_ms: Some(u64::try_from(time.as_millis()).unwrap_or(u64::MAX).max(1)),
+            ..options(self.max_depth)
+        };
         let out = self
             .compiled()?
-            .evaluate(data)
-            .map_err(|e| Error::Evaluate(e.to_string()))?;
+            .evaluate_with_options(data, options)
+            .map_err(|e| match e.to_string() {
+                m if m.contains("D1012") => Error::Evaluate(format!(
+                    "the expression ran longer than its budget of {time:?} \
+                     (engine setting `expression.max-time`)"
+                )),
+                m => Error::Evaluate(m),
+            })?;
         Ok(to_json(&out))
     }
 
@@ -228,6 +241,7 @@ fn number(n: f64) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::expression::Budget;
     use serde_json::json;
 
     fn eval(expr: &str, input: Value) -> Value {
@@ -296,13 +310,31 @@ mod tests {
     fn transform_parses_json_text_like_kestra() {
         let j = Jsonata::compile("$sum(items.price)").expect("compiles");
         let text = Value::from(r#"{"items": [{"price": 2}, {"price": 3.5}]}"#);
-        assert_eq!(j.transform(&text).expect("evaluates"), json!(5.5));
+        assert_eq!(
+            j.transform(&text, Budget::DEFAULT_TIME).expect("evaluates"),
+            json!(5.5)
+        );
         let typed = json!({"items": [{"price": 1}]});
-        assert_eq!(j.transform(&typed).expect("evaluates"), json!(1));
+        assert_eq!(
+            j.transform(&typed, Budget::DEFAULT_TIME)
+                .expect("evaluates"),
+            json!(1)
+        );
         assert!(matches!(
-            j.transform(&Value::from("not json")),
+            j.transform(&Value::from("not json"), Budget::DEFAULT_TIME),
             Err(Error::Evaluate(m)) if m.contains("not valid JSON")
         ));
+    }
+
+    #[test]
+    fn a_runaway_expression_stops_at_its_time_budget() {
+        // A tail-recursive loop that never ends: no depth limit stops it.
+        let j = Jsonata::compile("($f := function($n) { $f($n + 1) }; $f(0))").expect("compiles");
+        let out = j.transform(&Value::Null, Duration::from_millis(200));
+        assert!(
+            matches!(&out, Err(Error::Evaluate(m)) if m.contains("budget of 200ms")),
+            "{out:?}"
+        );
     }
 
     #[test]

@@ -60,6 +60,7 @@ pub struct Config {
     pub executor: ExecutorConfig,
     pub wal: WalConfig,
     pub executions: ExecutionsConfig,
+    pub expression: ExpressionConfig,
     pub kafka: KafkaConfig,
 }
 
@@ -174,6 +175,32 @@ pub struct ExecutionsConfig {
     pub max_finished: NonZeroUsize,
 }
 
+/// What one evaluation of an expression may spend (Pebble with the jq it
+/// calls, JSONata). Past a budget the task run fails, saying which.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct ExpressionConfig {
+    /// Evaluation steps of one render (about 20 million a second for jq
+    /// here). Default: 10000000.
+    pub max_steps: u64,
+    /// Size of one rendered value or of a jq program's outputs, as JSON.
+    /// Default: 16 MiB.
+    pub max_output_size: ByteSize,
+    /// Wall-clock time of one JSONata evaluation. Default: 1s.
+    pub max_time: TimeSpan,
+}
+
+impl Default for ExpressionConfig {
+    fn default() -> Self {
+        let budget = peregrine_engine::expression::Budget::default();
+        Self {
+            max_steps: budget.steps,
+            max_output_size: ByteSize(budget.output_bytes as u64),
+            max_time: TimeSpan(budget.time),
+        }
+    }
+}
+
 /// Kafka realtime triggers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
@@ -210,6 +237,7 @@ impl Default for Config {
             executor: ExecutorConfig::default(),
             wal: WalConfig::default(),
             executions: ExecutionsConfig::default(),
+            expression: ExpressionConfig::default(),
             kafka: KafkaConfig::default(),
         }
     }
@@ -292,6 +320,9 @@ const KEYS: &[(&str, bool)] = &[
     ("wal.log-retention", false),
     ("executions.retention", false),
     ("executions.max-finished", false),
+    ("expression.max-steps", false),
+    ("expression.max-output-size", false),
+    ("expression.max-time", false),
     ("kafka.commit-interval", false),
 ];
 
@@ -414,6 +445,15 @@ impl Config {
         }
     }
 
+    /// The expression budgets of the engine's executions.
+    pub fn budget(&self) -> peregrine_engine::expression::Budget {
+        peregrine_engine::expression::Budget {
+            steps: self.expression.max_steps,
+            output_bytes: usize::try_from(self.expression.max_output_size.0).unwrap_or(usize::MAX),
+            time: self.expression.max_time.0,
+        }
+    }
+
     /// The fsync interval in force: `Some` only in `interval` mode.
     pub fn fsync_interval(&self) -> Option<Duration> {
         match self.wal.durability {
@@ -443,6 +483,20 @@ impl Config {
                 "server.request-body-limit",
                 format!("{body} bytes is outside 1KiB..=1GiB"),
             );
+        }
+        if !(1_000..=1_000_000_000_000).contains(&self.expression.max_steps) {
+            return invalid("expression.max-steps", "outside 1000..=1000000000000");
+        }
+        let output = self.expression.max_output_size.0;
+        if !(1024..=1 << 30).contains(&output) {
+            return invalid(
+                "expression.max-output-size",
+                format!("{output} bytes is outside 1KiB..=1GiB"),
+            );
+        }
+        let time = self.expression.max_time.0;
+        if time < Duration::from_millis(1) || time > Duration::from_secs(600) {
+            return invalid("expression.max-time", "outside 1ms..=10m");
         }
         if self.server.shutdown_timeout.0 > Duration::from_secs(600) {
             return invalid("server.shutdown-timeout", "at most 10m");
@@ -851,6 +905,33 @@ mod tests {
         assert_eq!(ByteSize::parse("12 parsecs"), None);
         assert_eq!(TimeSpan::secs(3600).to_string(), "1h");
         assert_eq!(ByteSize(64 << 20).to_string(), "64MiB");
+    }
+
+    #[test]
+    fn expression_budgets_are_read_and_checked() {
+        let config = load(
+            "expression:\n  max-steps: 5000\n  max-output-size: 1MiB\n  max-time: 250ms\n",
+            &[],
+        )
+        .unwrap();
+        let budget = config.budget();
+        assert_eq!(budget.steps, 5000);
+        assert_eq!(budget.output_bytes, 1 << 20);
+        assert_eq!(budget.time, Duration::from_millis(250));
+        let env = load("", &[("PEREGRINE_EXPRESSION_MAX_STEPS", "20000")]).unwrap();
+        assert_eq!(env.budget().steps, 20_000);
+        for (yaml, key) in [
+            ("expression:\n  max-steps: 10\n", "expression.max-steps"),
+            (
+                "expression:\n  max-output-size: 10\n",
+                "expression.max-output-size",
+            ),
+            ("expression:\n  max-time: 1h\n", "expression.max-time"),
+            ("expression:\n  max-fuel: 1\n", "max-fuel"),
+        ] {
+            let m = message(load(yaml, &[]));
+            assert!(m.contains(key), "{yaml}: {m}");
+        }
     }
 
     #[test]

@@ -20,6 +20,7 @@ use rustc_hash::FxHashMap;
 
 use super::finished::Finished;
 use super::inbox::{PushError, Receiver, Sender, inbox};
+use super::limits::Limits;
 use super::plan::FlowLookup;
 use super::run::NewExecution;
 use super::search::{Filter, Newest};
@@ -69,6 +70,8 @@ pub struct EngineConfig {
     /// Finished executions kept, at most, across shards (the oldest go
     /// first). Default: 100,000.
     pub max_finished: NonZeroUsize,
+    /// What each execution may spend.
+    pub limits: Limits,
 }
 
 impl Default for EngineConfig {
@@ -83,6 +86,7 @@ impl Default for EngineConfig {
             max_running: None,
             retention: Duration::from_secs(24 * 3600),
             max_finished: n(100_000),
+            limits: Limits::default(),
         }
     }
 }
@@ -356,7 +360,7 @@ impl Engine {
         let now = Utc::now();
         let shards = config.threads.get();
         let shards = (0..shards)
-            .map(|_| Shard::new(now, finished_store(&config, shards)))
+            .map(|_| Shard::new(now, finished_store(&config, shards)).limited(config.limits))
             .collect();
         Self::spawn(&config, observer, shards, 0)
     }
@@ -400,7 +404,8 @@ impl Engine {
             recovery.reports.push(recovered.report().clone());
             let finished = finished_store(&config, shards);
             let mut shard =
-                Shard::with_journal(now, Box::new(WalJournal::new(wal)), Arc::clone(&finished));
+                Shard::with_journal(now, Box::new(WalJournal::new(wal)), Arc::clone(&finished))
+                    .limited(config.limits);
             for (key, records) in recovered.iter() {
                 let id = ExecutionId::from_u128(key.id());
                 match recover(&mut shard, &finished, id, records, resolve, now) {

@@ -5,6 +5,7 @@ mod finished;
 #[cfg(feature = "internals")]
 mod fixtures;
 mod inbox;
+mod limits;
 mod outputs;
 mod plan;
 mod render;
@@ -26,6 +27,7 @@ pub use engine::{
 pub use fixtures::OutputLookup;
 #[cfg(feature = "internals")]
 pub use inbox::{PushError, Receiver, Sender, inbox};
+pub use limits::Limits;
 pub use plan::{FlowLookup, FlowRevision};
 pub(crate) use render::{RenderContext, into_text, is_truthy};
 pub use run::NewExecution;

@@ -164,6 +164,10 @@ impl Context for RenderContext<'_> {
         self.run.instant()
     }
 
+    fn budget(&self) -> crate::expression::Budget {
+        self.run.limits().expression
+    }
+
     fn function(&self, name: &str, _args: &[Value]) -> Option<Result<Value, String>> {
         match name {
             // Kestra's `errorLogs()`: the execution's ERROR log lines so far.

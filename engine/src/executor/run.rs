@@ -21,6 +21,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
+use super::limits::Limits;
 use super::outputs::OutputIndex;
 use super::plan::{FlowRevision, ListId, TaskIdx};
 use super::render::{RenderContext, is_truthy};
@@ -156,6 +157,7 @@ pub(crate) struct Run {
     /// The instant of the step being handled: what `now()` renders. Every
     /// entry point sets it, so a replay of the same steps renders the same.
     instant: DateTime<Utc>,
+    limits: Limits,
 }
 
 /// What starting an execution needs.
@@ -222,6 +224,11 @@ impl Run {
         self.instant
     }
 
+    /// What this execution may spend.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
     /// Forgets the work asked for so far (a replay rebuilds work that was
     /// dispatched before a restart; what to run again is `waiting_work`).
     pub fn discard_work(&mut self) {
@@ -237,7 +244,7 @@ impl Run {
     }
 
     /// A CREATED execution; [`Run::begin`] starts it.
-    pub fn new(new: NewExecution, now: DateTime<Utc>) -> Self {
+    pub fn new(new: NewExecution, now: DateTime<Utc>, limits: Limits) -> Self {
         let rev = new.flow;
         let mut labels: Vec<(String, String)> = rev
             .flow()
@@ -293,6 +300,7 @@ impl Run {
             timers: Vec::new(),
             work: Vec::new(),
             instant: now,
+            limits,
         }
     }
 

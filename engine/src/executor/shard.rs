@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 use rustc_hash::FxHashMap;
 
 use super::finished::Finished;
+use super::limits::Limits;
 use super::plan::FlowLookup;
 use super::run::{NewExecution, Run};
 use super::search::{Filter, Listed, Newest};
@@ -155,6 +156,8 @@ pub(crate) struct Shard {
     fired: Vec<(ExecutionId, u32)>,
     /// When a tick next drops finished executions past their retention.
     next_eviction: DateTime<Utc>,
+    /// What each execution may spend.
+    limits: Limits,
 }
 
 /// The instant a step runs at: microseconds, the precision the journal
@@ -186,7 +189,13 @@ impl Shard {
             effects: Vec::new(),
             fired: Vec::new(),
             next_eviction: now,
+            limits: Limits::default(),
         }
+    }
+
+    /// This shard, running its executions under `limits`.
+    pub fn limited(self, limits: Limits) -> Self {
+        Self { limits, ..self }
     }
 
     /// Tells the journal that finished execution `id` is no longer kept.
@@ -299,7 +308,7 @@ impl Shard {
         } else {
             Receipt::ready()
         };
-        let mut run = Run::new(new, now);
+        let mut run = Run::new(new, now, self.limits);
         run.begin(now);
         self.live.insert(
             id,
@@ -490,7 +499,7 @@ impl Shard {
             labels,
             trigger,
         };
-        let mut run = Run::new(new, created_at);
+        let mut run = Run::new(new, created_at, self.limits);
         run.begin(created_at);
         for entry in entries {
             match entry {

@@ -7,7 +7,9 @@
 //! was itself built during the render.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::fmt::Write as _;
+use std::rc::Rc;
 
 use serde_json::{Map, Number, Value};
 
@@ -370,11 +372,56 @@ fn child<'v>(v: &'v Value, key: &Key<'_>) -> Option<&'v Value> {
     }
 }
 
+/// The steps left to one render, shared with the renders it nests.
+#[derive(Debug)]
+pub(crate) struct Meter {
+    budget: super::Budget,
+    left: Cell<u64>,
+}
+
+impl Meter {
+    pub(crate) fn new(budget: super::Budget) -> Self {
+        Self {
+            budget,
+            left: Cell::new(budget.steps),
+        }
+    }
+
+    pub(crate) fn budget(&self) -> super::Budget {
+        self.budget
+    }
+
+    /// Spends `steps`, or fails once the budget is gone.
+    pub(crate) fn charge(&self, steps: u64, pos: Pos) -> R<()> {
+        match self.left.get().checked_sub(steps) {
+            Some(left) => {
+                self.left.set(left);
+                Ok(())
+            }
+            None => {
+                self.left.set(0);
+                failed(pos, super::out_of_steps(self.budget.steps))
+            }
+        }
+    }
+
+    /// Steps left, for a jq program run inside this render.
+    pub(crate) fn left(&self) -> u64 {
+        self.left.get()
+    }
+
+    /// What a jq program run inside this render spent.
+    pub(crate) fn spent(&self, steps: u64) {
+        self.left.set(self.left.get().saturating_sub(steps));
+    }
+}
+
 /// One render: the context, the local variables (`set`, `for`) and budgets.
 pub(crate) struct Renderer<'a> {
     ctx: &'a dyn Context,
     locals: Vec<(&'a str, Scope<'a>)>,
     iterations_left: usize,
+    pub(crate) meter: Rc<Meter>,
     /// How many `render()` calls enclose this renderer.
     pub(crate) depth: usize,
 }
@@ -390,6 +437,7 @@ impl<'a> Renderer<'a> {
             ctx,
             locals: Vec::new(),
             iterations_left: MAX_LOOP_ITERATIONS,
+            meter: Rc::new(Meter::new(ctx.budget())),
             depth: 0,
         }
     }
@@ -403,6 +451,7 @@ impl<'a> Renderer<'a> {
             ctx: self.ctx,
             locals: Vec::new(),
             iterations_left: MAX_LOOP_ITERATIONS,
+            meter: Rc::clone(&self.meter),
             depth: self.depth + 1,
         }
     }
@@ -417,8 +466,9 @@ impl<'a> Renderer<'a> {
                         Some(value) => push_printed(out, value),
                         None => push_printed(out, &v.json()),
                     }
-                    if out.len() > MAX_STRING_BYTES {
-                        return failed(expr.pos, "The output is too large");
+                    let budget = self.meter.budget().output_bytes;
+                    if out.len() > budget {
+                        return failed(expr.pos, super::too_large(out.len(), budget));
                     }
                 }
                 Node::If {
@@ -520,6 +570,10 @@ impl<'a> Renderer<'a> {
                 return failed(pos, "Too many loop iterations");
             }
             self.iterations_left -= 1;
+            if let Err(fault) = self.meter.charge(1, pos) {
+                self.locals.truncate(mark);
+                return Err(fault);
+            }
             let fields = [
                 ("index", Value::from(index)),
                 ("revindex", Value::from(length - index - 1)),
@@ -574,6 +628,7 @@ impl<'a> Renderer<'a> {
     /// Dispatches on the expression kind. Each kind lives in its own
     /// function so that this recursive frame stays small.
     pub(crate) fn eval(&self, e: &'a Expr) -> R<Scope<'a>> {
+        self.meter.charge(1, e.pos)?;
         match &e.kind {
             ExprKind::Literal(v) => Ok(Scope::Json(v)),
             ExprKind::Path { root, steps } => self.eval_path(root, steps, e.pos),
@@ -722,7 +777,7 @@ impl<'a> Renderer<'a> {
             if !v.is_null() {
                 push_java_string(&mut out, &v.json());
             }
-            check_len(out.len(), part.pos)?;
+            self.check_len(out.len(), part.pos)?;
         }
         Ok(Scope::Owned(Value::String(out)))
     }
@@ -860,7 +915,7 @@ impl<'a> Renderer<'a> {
                 push_java_string(&mut out, &v.json());
             }
         }
-        check_len(out.len(), pos)?;
+        self.check_len(out.len(), pos)?;
         Ok(Scope::Owned(Value::String(out)))
     }
 
@@ -876,7 +931,7 @@ impl<'a> Renderer<'a> {
             BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
                 Value::Bool(compare(op, &a, &b, pos)?)
             }
-            _ => arithmetic(op, &a, &b, pos)?,
+            _ => arithmetic(self, op, &a, &b, pos)?,
         };
         Ok(Scope::Owned(value))
     }
@@ -900,18 +955,22 @@ fn entry(key: String, value: Value) -> Value {
     Value::Object(m)
 }
 
-pub(crate) fn check_len(len: usize, pos: Pos) -> R<()> {
-    if len > MAX_STRING_BYTES {
-        return failed(pos, "The string is too large");
+impl Renderer<'_> {
+    /// A string of `len` bytes was built: within the limit, and paid for.
+    pub(crate) fn check_len(&self, len: usize, pos: Pos) -> R<()> {
+        if len > MAX_STRING_BYTES {
+            return failed(pos, "The string is too large");
+        }
+        self.meter.charge(len as u64 / 64, pos)
     }
-    Ok(())
-}
 
-pub(crate) fn check_items(len: usize, pos: Pos) -> R<()> {
-    if len > MAX_ITEMS {
-        return failed(pos, "The list is too large");
+    /// A list of `len` items was built: within the limit, and paid for.
+    pub(crate) fn check_items(&self, len: usize, pos: Pos) -> R<()> {
+        if len > MAX_ITEMS {
+            return failed(pos, "The list is too large");
+        }
+        self.meter.charge(len as u64, pos)
     }
-    Ok(())
 }
 
 /// Pebble's `contains`: list membership (or every element of a list), map
@@ -975,13 +1034,19 @@ fn compare(op: BinaryOp, a: &Scope<'_>, b: &Scope<'_>, pos: Pos) -> R<bool> {
     })
 }
 
-fn arithmetic(op: BinaryOp, a: &Scope<'_>, b: &Scope<'_>, pos: Pos) -> R<Value> {
+fn arithmetic(
+    meter: &Renderer<'_>,
+    op: BinaryOp,
+    a: &Scope<'_>,
+    b: &Scope<'_>,
+    pos: Pos,
+) -> R<Value> {
     let (aj, bj) = (a.json(), b.json());
     if op == BinaryOp::Add {
         if aj.is_string() || bj.is_string() {
             let mut out = java_string(&aj);
             push_java_string(&mut out, &bj);
-            check_len(out.len(), pos)?;
+            meter.check_len(out.len(), pos)?;
             return Ok(Value::String(out));
         }
         if let Value::Array(items) = &*aj {
@@ -990,7 +1055,7 @@ fn arithmetic(op: BinaryOp, a: &Scope<'_>, b: &Scope<'_>, pos: Pos) -> R<Value> 
                 Value::Array(more) => out.extend(more.iter().cloned()),
                 other => out.push(other.clone()),
             }
-            check_items(out.len(), pos)?;
+            meter.check_items(out.len(), pos)?;
             return Ok(Value::Array(out));
         }
     }

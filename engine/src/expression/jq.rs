@@ -2,19 +2,102 @@
 //!
 //! Kestra's `jq` filter returns the list of every output of the program.
 //! Programs given as literals are compiled once, with the template.
+//!
+//! A program runs on a budget of steps: jaq looks its lookup table up
+//! through our [`Metered`] data each time it evaluates a term, and that
+//! lookup spends one step. When none are left, the lookup unwinds out of
+//! jaq (`resume_unwind`, which skips the panic hook) to [`JqProgram::run`],
+//! which reports it as the task's error. jaq's crates forbid unsafe code,
+//! so unwinding through them only drops what they hold. `range`, a native
+//! loop in jaq that never looks the table up, is replaced by one that pays
+//! a step per item.
+
+use std::cell::Cell;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 
 use jaq_core::load::{Arena, File, Loader};
 use jaq_core::{Compiler, Ctx, DataT, Lut, Vars};
 use jaq_json::Val;
 use serde_json::Value;
 
-/// The data kind our programs run on: plain JSON values and the lookup table.
-/// A unit type of our own keeps compiled programs `Send + Sync`.
+/// The data kind our programs run on: plain JSON values and the metered
+/// lookup table. A unit type of our own keeps compiled programs
+/// `Send + Sync`.
 struct JqData;
 
 impl DataT for JqData {
     type V<'a> = Val;
-    type Data<'a> = &'a Lut<Self>;
+    type Data<'a> = Metered<'a>;
+}
+
+/// The lookup table and the steps left: each lookup is one step.
+#[derive(Clone)]
+struct Metered<'a> {
+    lut: &'a Lut<JqData>,
+    left: &'a Cell<u64>,
+}
+
+/// The unwind payload of a program out of steps.
+struct OutOfSteps;
+
+impl<'a> jaq_core::data::HasLut<'a, JqData> for Metered<'a> {
+    fn lut(&self) -> &'a Lut<JqData> {
+        match self.left.get().checked_sub(1) {
+            Some(left) => self.left.set(left),
+            None => resume_unwind(Box::new(OutOfSteps)),
+        }
+        self.lut
+    }
+}
+
+/// jaq's native `range/3`, each item paid for with a lookup (one step): the
+/// same outputs (`$from`, then `+ $by` while short of `$to`, forever when
+/// `$by` is 0 and `$to` is never met).
+fn metered_range<'a>(mut cv: jaq_core::Cv<'a, JqData>) -> jaq_core::ValXs<'a, Val> {
+    use jaq_core::data::HasLut;
+    use std::cmp::Ordering::{Equal, Greater, Less};
+    let data = cv.0.data().clone();
+    let by = cv.0.pop_var();
+    let to = cv.0.pop_var();
+    let from = cv.0.pop_var();
+    let direction = by.partial_cmp(&Val::from(0isize)).unwrap_or(Equal);
+    let mut next: Option<jaq_core::ValX<'a, Val>> = Some(Ok(from));
+    Box::new(std::iter::from_fn(move || {
+        data.lut();
+        match next.take()? {
+            Ok(x) => {
+                let more = match direction {
+                    Greater => x < to,
+                    Less => x > to,
+                    Equal => x != to,
+                };
+                if !more {
+                    return None;
+                }
+                next = Some((x.clone() + by.clone()).map_err(jaq_core::Exn::from));
+                Some(Ok(x))
+            }
+            // The error is the last output.
+            Err(e) => Some(Err(e)),
+        }
+    }))
+}
+
+/// What one run may spend: the steps left to the render it is part of, and
+/// the size of its outputs.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
+    pub steps: u64,
+    pub output_bytes: usize,
+    /// The render's whole step budget, for the message.
+    pub budget_steps: u64,
+}
+
+/// What a run gave and what it spent.
+#[derive(Debug)]
+pub(crate) struct Ran {
+    pub outputs: Result<Vec<Value>, String>,
+    pub steps: u64,
 }
 
 /// Native jq functions a template must not reach: the process environment
@@ -45,7 +128,12 @@ impl JqProgram {
         let funs = jaq_core::funs::<JqData>()
             .chain(jaq_std::funs::<JqData>())
             .chain(jaq_json::funs::<JqData>())
-            .filter(|(name, _, _)| !DENIED.contains(name));
+            .filter(|(name, _, _)| !DENIED.contains(name) && *name != "range")
+            .chain([(
+                "range",
+                jaq_core::native::v(3),
+                jaq_core::Native::<JqData>::new(metered_range),
+            )]);
         let arena = Arena::default();
         let loader = Loader::new(defs);
         let modules = loader
@@ -67,16 +155,50 @@ impl JqProgram {
         Ok(Self { filter })
     }
 
-    /// Runs the program on `input`, returning every output.
-    pub(crate) fn run(&self, input: &Value) -> Result<Vec<Value>, String> {
-        let ctx = Ctx::<JqData>::new(&self.filter.lut, Vars::new([]));
+    /// Runs the program on `input`, returning every output, within `limits`.
+    pub(crate) fn run(&self, input: &Value, limits: Limits) -> Ran {
+        let left = Cell::new(limits.steps);
+        let outputs = catch_unwind(AssertUnwindSafe(|| self.outputs(input, limits, &left)))
+            .unwrap_or_else(|payload| {
+                if payload.is::<OutOfSteps>() {
+                    Err(super::out_of_steps(limits.budget_steps))
+                } else {
+                    // Not ours: a bug in jaq, to be seen as such.
+                    resume_unwind(payload)
+                }
+            });
+        Ran {
+            outputs,
+            steps: limits.steps - left.get(),
+        }
+    }
+
+    fn outputs(
+        &self,
+        input: &Value,
+        limits: Limits,
+        left: &Cell<u64>,
+    ) -> Result<Vec<Value>, String> {
+        let data = Metered {
+            lut: &self.filter.lut,
+            left,
+        };
+        let ctx = Ctx::<JqData>::new(data, Vars::new([]));
         let mut out = Vec::new();
+        let mut size = 0;
         for item in self.filter.id.run((ctx, to_jaq(input))) {
             if out.len() >= MAX_OUTPUTS {
                 return Err(format!("jq produced more than {MAX_OUTPUTS} outputs"));
             }
             match item {
-                Ok(v) => out.push(from_jaq(&v)),
+                Ok(v) => {
+                    let v = from_jaq(&v);
+                    size += super::json_size(&v, limits.output_bytes);
+                    if size > limits.output_bytes {
+                        return Err(super::too_large(size, limits.output_bytes));
+                    }
+                    out.push(v);
+                }
                 Err(exn) => {
                     return Err(match exn.get_err() {
                         Ok(err) => format!("jq error: {err}"),
@@ -135,13 +257,28 @@ fn from_jaq(value: &Val) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::expression::Budget;
     use serde_json::json;
+
+    fn limits(steps: u64) -> Limits {
+        Limits {
+            steps,
+            output_bytes: Budget::DEFAULT_OUTPUT_BYTES,
+            budget_steps: steps,
+        }
+    }
+
+    impl JqProgram {
+        fn run_default(&self, input: &Value) -> Result<Vec<Value>, String> {
+            self.run(input, limits(Budget::DEFAULT_STEPS)).outputs
+        }
+    }
 
     #[test]
     fn runs_and_collects_every_output() {
         let p = JqProgram::compile(".[] | .a").expect("compiles");
         let out = p
-            .run(&json!([{"a": 1}, {"a": "x"}, {"a": [1.5]}]))
+            .run_default(&json!([{"a": 1}, {"a": "x"}, {"a": [1.5]}]))
             .expect("runs");
         assert_eq!(out, vec![json!(1), json!("x"), json!([1.5])]);
     }
@@ -149,7 +286,7 @@ mod tests {
     #[test]
     fn std_functions_are_there_but_env_is_not() {
         let p = JqProgram::compile("map(. * 2) | add").expect("compiles");
-        assert_eq!(p.run(&json!([1, 2])).expect("runs"), vec![json!(6)]);
+        assert_eq!(p.run_default(&json!([1, 2])).expect("runs"), vec![json!(6)]);
         assert!(JqProgram::compile("env").is_err());
         assert!(JqProgram::compile(".[").is_err());
     }
@@ -157,12 +294,75 @@ mod tests {
     #[test]
     fn runtime_errors_are_reported() {
         let p = JqProgram::compile(".a").expect("compiles");
-        assert!(p.run(&json!([1])).is_err());
+        assert!(p.run_default(&json!([1])).is_err());
     }
 
     #[test]
     fn compiled_programs_can_be_shared_across_threads() {
         fn assert_send_sync<T: Send + Sync>() {}
         assert_send_sync::<JqProgram>();
+    }
+
+    #[test]
+    fn range_keeps_jq_semantics() {
+        let cases = [
+            ("[range(5)]", json!([0, 1, 2, 3, 4])),
+            ("[range(2; 5)]", json!([2, 3, 4])),
+            ("[range(0; 10; 3)]", json!([0, 3, 6, 9])),
+            ("[range(5; 0; -2)]", json!([5, 3, 1])),
+            ("[range(0; 1; 0.25)]", json!([0, 0.25, 0.5, 0.75])),
+            ("[range(3; 1)]", json!([])),
+            (
+                "[range(0, 1; 3, 4)]",
+                json!([0, 1, 2, 0, 1, 2, 3, 1, 2, 1, 2, 3]),
+            ),
+            ("[range(1000000)] | length", json!(1_000_000)),
+        ];
+        for (code, want) in cases {
+            let p = JqProgram::compile(code).expect("compiles");
+            assert_eq!(p.run_default(&Value::Null), Ok(vec![want]), "{code}");
+        }
+    }
+
+    #[test]
+    fn runaway_programs_stop_at_their_step_budget() {
+        for code in [
+            "[recurse(. + 1)] | length",
+            "[limit(100000000; repeat(1))] | length",
+            "[range(1e12)] | length",
+            "[range(0; 1; 0)] | length",
+            "def f: f; f",
+            "last(range(1e12))",
+            "reduce range(1e12) as $x (0; . + $x)",
+        ] {
+            let p = JqProgram::compile(code).expect("compiles");
+            let ran = p.run(&json!(1), limits(1_000_000));
+            let err = ran.outputs.expect_err(code);
+            assert!(
+                err.contains("budget of 1000000 evaluation steps"),
+                "{code}: {err}"
+            );
+            assert_eq!(ran.steps, 1_000_000, "{code} spent its whole budget");
+        }
+        // An honest program spends what it needs and no more.
+        let p = JqProgram::compile("map(. * 2) | add").expect("compiles");
+        let ran = p.run(&json!([1, 2, 3]), limits(1_000_000));
+        assert_eq!(ran.outputs, Ok(vec![json!(12)]));
+        assert!(ran.steps > 0 && ran.steps < 1_000, "spent {}", ran.steps);
+    }
+
+    #[test]
+    fn outputs_over_their_budget_fail() {
+        let p = JqProgram::compile("range(100) | \"x\" * 1000").expect("compiles");
+        let ran = p.run(
+            &Value::Null,
+            Limits {
+                steps: 1_000_000,
+                output_bytes: 50_000,
+                budget_steps: 1_000_000,
+            },
+        );
+        let err = ran.outputs.expect_err("over budget");
+        assert!(err.contains("budget of 50000 bytes"), "{err}");
     }
 }

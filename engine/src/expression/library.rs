@@ -9,10 +9,9 @@ use super::ast::{Args, Pos};
 use super::builtins::{Filter, Function, Test};
 use super::date;
 use super::eval::{
-    Key, MAX_ITEMS, Num, R, Renderer, check_items, check_len, failed, get_key, java_string,
-    scope_type_name, type_name,
+    Key, MAX_ITEMS, Num, R, Renderer, failed, get_key, java_string, scope_type_name, type_name,
 };
-use super::jq::JqProgram;
+use super::jq::{JqProgram, Limits};
 
 type Slots<'s, 'a> = &'s [Option<Scope<'a>>];
 
@@ -421,7 +420,7 @@ impl<'a> Renderer<'a> {
                         out.push_str(sep);
                     }
                     super::eval::push_java_string(&mut out, item);
-                    check_len(out.len(), pos)?;
+                    self.check_len(out.len(), pos)?;
                 }
                 owned(Value::String(out))
             }
@@ -434,7 +433,7 @@ impl<'a> Renderer<'a> {
                 };
                 let limit = int_arg(args, 1, "limit", pos)?.unwrap_or(0);
                 let parts = java_split(s, &delimiter, limit);
-                check_items(parts.len(), pos)?;
+                self.check_items(parts.len(), pos)?;
                 owned(Value::Array(parts))
             }
             Filter::Replace => {
@@ -446,7 +445,7 @@ impl<'a> Renderer<'a> {
                             for (from, to) in map {
                                 if !from.is_empty() {
                                     data = data.replace(from.as_str(), &java_string(to));
-                                    check_len(data.len(), pos)?;
+                                    self.check_len(data.len(), pos)?;
                                 }
                             }
                         }
@@ -455,7 +454,7 @@ impl<'a> Renderer<'a> {
                         let from = java_string(&from.json());
                         if !from.is_empty() {
                             data = data.replace(from.as_str(), &java_string(&to.json()));
-                            check_len(data.len(), pos)?;
+                            self.check_len(data.len(), pos)?;
                         }
                     }
                     _ => return failed(pos, "The argument 'replace_pairs' is required."),
@@ -662,7 +661,7 @@ impl<'a> Renderer<'a> {
                 match (input.json().into_owned(), other.json().into_owned()) {
                     (Value::Array(mut a), Value::Array(b)) => {
                         a.extend(b);
-                        check_items(a.len(), pos)?;
+                        self.check_items(a.len(), pos)?;
                         owned(Value::Array(a))
                     }
                     (Value::Object(mut a), Value::Object(b)) => {
@@ -826,8 +825,15 @@ impl<'a> Renderer<'a> {
             }
             other => other,
         };
-        program
-            .run(value)
+        let budget = self.meter.budget();
+        let limits = Limits {
+            steps: self.meter.left(),
+            output_bytes: budget.output_bytes,
+            budget_steps: budget.steps,
+        };
+        let ran = program.run(value, limits);
+        self.meter.spent(ran.steps);
+        ran.outputs
             .map(|out| Scope::Owned(Value::Array(out)))
             .or_else(|m| failed(pos, m))
     }
@@ -906,7 +912,12 @@ impl<'a> Renderer<'a> {
                     .map(|s| Scope::Owned(Value::String(s)))
                     .or_else(|m| failed(pos, m))
             }
-            Function::Range => owned(range(arg(args, 0), arg(args, 1), arg(args, 2), pos)?),
+            Function::Range => {
+                let list = range(arg(args, 0), arg(args, 1), arg(args, 2), pos)?;
+                self.meter
+                    .charge(list.as_array().map_or(0, Vec::len) as u64, pos)?;
+                owned(list)
+            }
             Function::Max | Function::Min => {
                 let mut best: Option<Scope<'a>> = None;
                 for candidate in rest {

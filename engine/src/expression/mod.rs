@@ -70,6 +70,88 @@ impl Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// What one evaluation may spend, so that no expression a user writes can
+/// hold a shard thread or its memory for long. Step counts, not clocks: a
+/// replay of the same evaluation stops at the same step, so it fails the
+/// same way. Defaults that no honest flow meets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// Evaluation steps of one render: Pebble nodes and loop iterations,
+    /// items and bytes it builds (one step each 64 bytes), jq terms. jq
+    /// runs about 20 million steps a second here, Pebble more.
+    pub steps: u64,
+    /// Size of a rendered value (as JSON) or of a jq program's outputs.
+    pub output_bytes: usize,
+    /// Wall-clock time of one JSONata evaluation, whose evaluator counts
+    /// no steps. A clock is not replayed exactly, but only a runaway
+    /// expression meets it, and a replay of one meets it again.
+    pub time: std::time::Duration,
+}
+
+impl Budget {
+    pub const DEFAULT_STEPS: u64 = 10_000_000;
+    pub const DEFAULT_OUTPUT_BYTES: usize = 16 * 1024 * 1024;
+    pub const DEFAULT_TIME: std::time::Duration = std::time::Duration::from_secs(1);
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Self {
+            steps: Self::DEFAULT_STEPS,
+            output_bytes: Self::DEFAULT_OUTPUT_BYTES,
+            time: Self::DEFAULT_TIME,
+        }
+    }
+}
+
+/// The message an exhausted step budget fails with.
+pub(crate) fn out_of_steps(steps: u64) -> String {
+    format!(
+        "The expression ran out of its budget of {steps} evaluation steps \
+         (engine setting `expression.max-steps`)"
+    )
+}
+
+/// The message an output over its budget fails with.
+pub(crate) fn too_large(size: usize, budget: usize) -> String {
+    format!(
+        "The expression's result is larger than its budget of {budget} bytes \
+         (at least {size} bytes; engine setting `expression.max-output-size`)"
+    )
+}
+
+/// The size of `value` printed as JSON, counted until it passes `limit`
+/// (so a huge value costs no more than `limit` to measure).
+pub(crate) fn json_size(value: &Value, limit: usize) -> usize {
+    fn walk(value: &Value, total: &mut usize, limit: usize) {
+        if *total > limit {
+            return;
+        }
+        match value {
+            Value::Null => *total += 4,
+            Value::Bool(_) => *total += 5,
+            Value::Number(_) => *total += 8,
+            Value::String(s) => *total += s.len() + 2,
+            Value::Array(items) => {
+                *total += 2 + items.len();
+                for item in items {
+                    walk(item, total, limit);
+                }
+            }
+            Value::Object(map) => {
+                *total += 2;
+                for (k, v) in map {
+                    *total += k.len() + 4;
+                    walk(v, total, limit);
+                }
+            }
+        }
+    }
+    let mut total = 0;
+    walk(value, &mut total, limit);
+    total
+}
+
 /// What a variable lookup yields.
 #[derive(Debug)]
 pub enum Scope<'a> {
@@ -127,6 +209,11 @@ pub trait Context {
         let _ = (name, args);
         None
     }
+
+    /// What one render in this context may spend.
+    fn budget(&self) -> Budget {
+        Budget::default()
+    }
 }
 
 /// A [`Context`] over a JSON object whose keys are the root variables.
@@ -134,6 +221,7 @@ pub trait Context {
 pub struct JsonContext<'a> {
     vars: &'a Value,
     now: DateTime<Utc>,
+    budget: Budget,
 }
 
 impl<'a> JsonContext<'a> {
@@ -145,7 +233,16 @@ impl<'a> JsonContext<'a> {
 
     /// Like [`JsonContext::new`], with `now()` rendering `now`.
     pub fn at(vars: &'a Value, now: DateTime<Utc>) -> Self {
-        Self { vars, now }
+        Self {
+            vars,
+            now,
+            budget: Budget::default(),
+        }
+    }
+
+    /// Like this context, with renders spending at most `budget`.
+    pub fn with_budget(self, budget: Budget) -> Self {
+        Self { budget, ..self }
     }
 }
 
@@ -156,6 +253,10 @@ impl Context for JsonContext<'_> {
 
     fn now(&self) -> DateTime<Utc> {
         self.now
+    }
+
+    fn budget(&self) -> Budget {
+        self.budget
     }
 }
 
@@ -275,10 +376,16 @@ impl Template {
         }
         if let Some(Node::Print(expr)) = inner.typed.and_then(|i| inner.nodes.get(i)) {
             let renderer = Renderer::new(ctx);
-            return renderer
+            let value = renderer
                 .eval(expr)
                 .map(|v| v.into_value())
-                .map_err(|f| Error::from_fault(&inner.source, f));
+                .map_err(|f| Error::from_fault(&inner.source, f))?;
+            let budget = ctx.budget().output_bytes;
+            let size = json_size(&value, budget);
+            if size > budget {
+                return Err(Error::at(&inner.source, expr.pos, too_large(size, budget)));
+            }
+            return Ok(value);
         }
         self.render_string(ctx).map(Value::String)
     }
@@ -448,5 +555,77 @@ mod deferred_tests {
             fine.render(&EmptyContext).unwrap(),
             serde_json::json!({"ok": 2})
         );
+    }
+}
+
+#[cfg(test)]
+mod budget_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn render(source: &str, budget: Budget) -> Result<Value> {
+        let vars = json!({});
+        let ctx = JsonContext::new(&vars).with_budget(budget);
+        Template::compile(source).expect("compiles").render(&ctx)
+    }
+
+    fn steps(steps: u64) -> Budget {
+        Budget {
+            steps,
+            ..Budget::default()
+        }
+    }
+
+    #[test]
+    fn runaway_templates_stop_at_their_step_budget() {
+        for source in [
+            "{{ 1 | jq('[recurse(. + 1)] | length') }}",
+            "{{ 1 | jq('[limit(100000000; repeat(1))] | length') }}",
+            "{% for i in range(0, 999999) %}{% set x = range(0, 999999) | length %}{% endfor %}",
+            "{% for i in range(0, 999999) %}{% for j in range(0, 999999) %}{% endfor %}{% endfor %}",
+            "{% for i in range(0, 999999) %}{{ 'abcdefgh' ~ i }}{% endfor %}",
+        ] {
+            let err = render(source, steps(100_000)).expect_err(source);
+            assert!(
+                err.message.contains("budget of 100000 evaluation steps"),
+                "{source}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn jq_inside_a_template_spends_the_template_budget() {
+        // Each program alone fits; the render as a whole does not.
+        let one = "{{ 1 | jq('[range(60000)] | length') | first }}";
+        assert_eq!(render(one, steps(100_000)).expect("fits"), json!(60000));
+        let two = "{{ (1 | jq('[range(60000)] | length') | first) + (1 | jq('[range(60000)] | length') | first) }}";
+        let err = render(two, steps(100_000)).expect_err("over budget");
+        assert!(err.message.contains("evaluation steps"), "{err}");
+    }
+
+    #[test]
+    fn honest_templates_fit_the_default_budget() {
+        let source = "{% for i in range(1, 1000) %}{{ i }},{% endfor %}{{ [1, 2, 3] | jq('map(. * 2) | add') | first }}";
+        let out = render(source, Budget::default()).expect("renders");
+        assert!(
+            out.as_str().is_some_and(|s| s.ends_with("999,1000,12")),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn results_over_the_output_budget_fail() {
+        let small = Budget {
+            output_bytes: 10_000,
+            ..Budget::default()
+        };
+        let typed = render("{{ range(0, 5000) }}", small).expect_err("typed over budget");
+        assert!(typed.message.contains("budget of 10000 bytes"), "{typed}");
+        let text = render("{% for i in range(0, 5000) %}{{ i }}{% endfor %}", small)
+            .expect_err("text over budget");
+        assert!(text.message.contains("budget of 10000 bytes"), "{text}");
+        let jq = render("{{ 1 | jq('range(5000)') }}", small).expect_err("jq over budget");
+        assert!(jq.message.contains("budget of 10000 bytes"), "{jq}");
+        assert!(render("{{ range(0, 100) }}", small).is_ok());
     }
 }

@@ -50,9 +50,12 @@ fn parse(p: &mut Props<'_, '_>) -> Option<Arc<dyn TaskKind>> {
 
 impl TaskKind for TransformValue {
     fn start(&self, ctx: &mut TaskContext<'_>) -> Started {
-        let value = ctx
-            .render(&self.from)
-            .and_then(|input| self.expression.transform(&input).map_err(|e| e.to_string()));
+        let time = ctx.budget().time;
+        let value = ctx.render(&self.from).and_then(|input| {
+            self.expression
+                .transform(&input, time)
+                .map_err(|e| e.to_string())
+        });
         Started::Done(value.map(|value| Some(json!({ "value": value }))))
     }
 }

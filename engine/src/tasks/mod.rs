@@ -217,6 +217,12 @@ impl<'a> TaskContext<'a> {
         property.render(&self.scope).map_err(|e| e.to_string())
     }
 
+    /// What one evaluation may spend.
+    pub(crate) fn budget(&self) -> crate::expression::Budget {
+        use crate::expression::Context as _;
+        self.scope.budget()
+    }
+
     /// Rendered as the text Kestra passes a `String` property.
     pub(crate) fn render_text(&self, property: &Property) -> Result<String, String> {
         self.render(property).map(into_text)
