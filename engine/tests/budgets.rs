@@ -1,8 +1,9 @@
 #![allow(clippy::unwrap_used)]
 
-//! Expression budgets at the engine level: a runaway expression fails its
-//! own task run, with the reason in the execution, and the shard it runs on
-//! goes on serving every other execution.
+//! Budgets and limits at the engine level: a runaway expression, outputs
+//! over their limit, a ForEach over too many values and a final state over
+//! the journal's record limit each fail what caused them, with the reason
+//! in the execution, and the shard goes on serving every other execution.
 
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex};
@@ -115,5 +116,147 @@ fn a_runaway_expression_fails_its_task_run_and_the_shard_goes_on() {
             assert_eq!(*state, State::Success, "{errors:?}");
         }
     }
+    engine.shutdown();
+}
+
+fn start_one(limits: Limits) -> (Engine, Arc<Ended>) {
+    let ended = Arc::new(Ended::default());
+    let config = EngineConfig {
+        threads: NonZeroUsize::new(1).unwrap(),
+        limits,
+        ..EngineConfig::default()
+    };
+    (Engine::start(config, ended.clone()).unwrap(), ended)
+}
+
+fn run_one(engine: &Engine, ended: &Ended, rev: &Arc<FlowRevision>) -> (State, Vec<String>) {
+    let before = ended.0.lock().unwrap().len();
+    let new = NewExecution::new(rev.clone(), Default::default());
+    let id = new.id;
+    engine.submit(new, Ack::Receipt).unwrap();
+    let all = wait_for(ended, before + 1);
+    let (_, state, errors) = all.into_iter().find(|e| e.0 == id).unwrap();
+    (state, errors)
+}
+
+#[test]
+fn outputs_over_their_limit_fail_the_task_run_that_made_them() {
+    let (engine, ended) = start_one(Limits {
+        max_outputs_bytes: 10_000,
+        ..Limits::default()
+    });
+    let big = flow("big", "{{ range(0, 5000) | join(',') }}");
+    let (state, errors) = run_one(&engine, &ended, &big);
+    assert_eq!(state, State::Failed);
+    assert!(
+        errors
+            .iter()
+            .any(|m| m.contains("limit of 10000 bytes") && m.contains("max-outputs-size")),
+        "{errors:?}"
+    );
+    let small = flow("small", "{{ range(0, 100) | join(',') }}");
+    assert_eq!(run_one(&engine, &ended, &small).0, State::Success);
+    engine.shutdown();
+}
+
+#[test]
+fn a_foreach_over_too_many_values_fails_before_it_starts_them() {
+    let (engine, ended) = start_one(Limits::default());
+    let huge = revision(
+        r#"
+id: huge
+namespace: tests
+tasks:
+  - id: each
+    type: io.kestra.plugin.core.flow.ForEach
+    values: "{{ range(1, 1000000) }}"
+    tasks:
+      - id: one
+        type: io.kestra.plugin.core.debug.Return
+        format: "{{ taskrun.value }}"
+"#,
+    );
+    let (state, errors) = run_one(&engine, &ended, &huge);
+    assert_eq!(state, State::Failed);
+    assert!(
+        errors
+            .iter()
+            .any(|m| m.contains("limit of 10000 task runs") && m.contains("1000000 more")),
+        "{errors:?}"
+    );
+    let fits = revision(
+        r#"
+id: fits
+namespace: tests
+tasks:
+  - id: each
+    type: io.kestra.plugin.core.flow.ForEach
+    values: "{{ range(1, 100) }}"
+    tasks:
+      - id: one
+        type: io.kestra.plugin.core.debug.Return
+        format: "{{ taskrun.value }}"
+"#,
+    );
+    assert_eq!(run_one(&engine, &ended, &fits).0, State::Success);
+    engine.shutdown();
+}
+
+const WIDE: &str = r#"
+id: wide
+namespace: tests
+tasks:
+  - id: each
+    type: io.kestra.plugin.core.flow.ForEach
+    values: "{{ range(1, 200) }}"
+    tasks:
+      - id: one
+        type: io.kestra.plugin.core.debug.Return
+        format: "{% for i in range(1, 100) %}{{ taskrun.value }}-{% endfor %}"
+"#;
+
+#[test]
+fn a_final_state_over_the_record_limit_is_cut_down_failed_and_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let rev = revision(WIDE);
+    let wal = peregrine_wal::Config {
+        segment_bytes: std::num::NonZeroU64::new(4 << 20).unwrap(),
+        max_record_bytes: std::num::NonZeroU32::new(64 << 10).unwrap(),
+        ..peregrine_wal::Config::default()
+    };
+    let start = |dir: &std::path::Path| {
+        let ended = Arc::new(Ended::default());
+        let flow = Arc::clone(&rev);
+        let resolve = move |_: &str, id: &str, _: u32| (id == "wide").then(|| Arc::clone(&flow));
+        let config = EngineConfig {
+            threads: NonZeroUsize::new(1).unwrap(),
+            ..EngineConfig::default()
+        };
+        let (engine, recovery) =
+            Engine::start_durable(config, ended.clone(), dir, wal.clone(), &resolve).unwrap();
+        (engine, ended, recovery)
+    };
+    let (engine, ended, _) = start(dir.path());
+    let new = NewExecution::new(Arc::clone(&rev), Default::default());
+    let id = new.id;
+    let started = engine.submit(new, Ack::Receipt).unwrap();
+    started.wait().unwrap().receipt.wait().unwrap();
+    let (_, state, errors) = wait_for(&ended, 1).remove(0);
+    assert_eq!(state, State::Failed);
+    assert!(
+        errors
+            .iter()
+            .any(|m| m.contains("over the journal's limit of 65536 bytes")),
+        "{errors:?}"
+    );
+    // The end was journaled: it is read back, not run again.
+    let read = engine.read(id).unwrap().wait().unwrap().unwrap();
+    read.receipt.wait().unwrap();
+    engine.shutdown();
+    let (engine, _, recovery) = start(dir.path());
+    assert_eq!(recovery.resumed, 0, "{:?}", recovery.failed);
+    assert_eq!(recovery.finished, 1);
+    let again = engine.read(id).unwrap().wait().unwrap().unwrap();
+    assert_eq!(again.record.state(), State::Failed);
     engine.shutdown();
 }

@@ -27,7 +27,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::num::NonZeroUsize;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -173,6 +173,12 @@ pub struct ExecutionsConfig {
     /// Finished executions kept at most, oldest dropped first, whatever
     /// their age. Default: 100000.
     pub max_finished: NonZeroUsize,
+    /// Task runs one execution may create; a flowable task that would go
+    /// past it fails before it starts its children. Default: 10000.
+    pub max_task_runs: NonZeroU32,
+    /// Size of one task run's outputs, as JSON; larger outputs fail the
+    /// task run that made them. Default: 1 MiB.
+    pub max_outputs_size: ByteSize,
 }
 
 /// What one evaluation of an expression may spend (Pebble with the jq it
@@ -289,6 +295,9 @@ impl Default for ExecutionsConfig {
         Self {
             retention: TimeSpan::secs(24 * 3600),
             max_finished: nz(100_000),
+            max_task_runs: NonZeroU32::new(peregrine_engine::Limits::DEFAULT_MAX_TASK_RUNS)
+                .unwrap_or(NonZeroU32::MIN),
+            max_outputs_size: ByteSize(peregrine_engine::Limits::DEFAULT_MAX_OUTPUTS_BYTES as u64),
         }
     }
 }
@@ -320,6 +329,8 @@ const KEYS: &[(&str, bool)] = &[
     ("wal.log-retention", false),
     ("executions.retention", false),
     ("executions.max-finished", false),
+    ("executions.max-task-runs", false),
+    ("executions.max-outputs-size", false),
     ("expression.max-steps", false),
     ("expression.max-output-size", false),
     ("expression.max-time", false),
@@ -445,6 +456,17 @@ impl Config {
         }
     }
 
+    /// What each of the engine's executions may spend.
+    pub fn limits(&self) -> peregrine_engine::Limits {
+        peregrine_engine::Limits {
+            expression: self.budget(),
+            max_task_runs: self.executions.max_task_runs.get(),
+            max_outputs_bytes: usize::try_from(self.executions.max_outputs_size.0)
+                .unwrap_or(usize::MAX),
+            ..peregrine_engine::Limits::default()
+        }
+    }
+
     /// The expression budgets of the engine's executions.
     pub fn budget(&self) -> peregrine_engine::expression::Budget {
         peregrine_engine::expression::Budget {
@@ -482,6 +504,19 @@ impl Config {
             return invalid(
                 "server.request-body-limit",
                 format!("{body} bytes is outside 1KiB..=1GiB"),
+            );
+        }
+        if self.executions.max_task_runs.get() > 10_000_000 {
+            return invalid("executions.max-task-runs", "at most 10000000");
+        }
+        let outputs = self.executions.max_outputs_size.0;
+        if outputs < 1024 || outputs > self.wal.max_record_size.0 {
+            return invalid(
+                "executions.max-outputs-size",
+                format!(
+                    "{outputs} bytes is outside 1KiB..={} (wal.max-record-size)",
+                    self.wal.max_record_size
+                ),
             );
         }
         if !(1_000..=1_000_000_000_000).contains(&self.expression.max_steps) {
@@ -920,6 +955,15 @@ mod tests {
         assert_eq!(budget.time, Duration::from_millis(250));
         let env = load("", &[("PEREGRINE_EXPRESSION_MAX_STEPS", "20000")]).unwrap();
         assert_eq!(env.budget().steps, 20_000);
+        let limits = load(
+            "executions:\n  max-task-runs: 50\n  max-outputs-size: 4KiB\n",
+            &[],
+        )
+        .unwrap()
+        .limits();
+        assert_eq!(limits.max_task_runs, 50);
+        assert_eq!(limits.max_outputs_bytes, 4096);
+        assert_eq!(limits.expression, Config::default().budget());
         for (yaml, key) in [
             ("expression:\n  max-steps: 10\n", "expression.max-steps"),
             (
@@ -928,6 +972,14 @@ mod tests {
             ),
             ("expression:\n  max-time: 1h\n", "expression.max-time"),
             ("expression:\n  max-fuel: 1\n", "max-fuel"),
+            (
+                "executions:\n  max-task-runs: 0\n",
+                "executions.max-task-runs",
+            ),
+            (
+                "executions:\n  max-outputs-size: 1GiB\n",
+                "executions.max-outputs-size",
+            ),
         ] {
             let m = message(load(yaml, &[]));
             assert!(m.contains(key), "{yaml}: {m}");

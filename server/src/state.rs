@@ -17,8 +17,8 @@ use std::sync::{Arc, RwLock};
 use axum::extract::FromRef;
 use peregrine_engine::ExecutionId;
 use peregrine_engine::{
-    Ack, Change, Engine, EngineConfig, Filter, KillOutcome, Limits, NewExecution, Observer,
-    Pending, Refusal, Search, Snapshot, Started,
+    Ack, Change, Engine, EngineConfig, Filter, KillOutcome, NewExecution, Observer, Pending,
+    Refusal, Search, Snapshot, Started,
 };
 use peregrine_engine::{DurabilityError, Receipt};
 use serde_json::{Map, Value};
@@ -326,10 +326,7 @@ impl AppState {
             max_running: Some(config.executor.max_running),
             retention: config.executions.retention.0,
             max_finished: config.executions.max_finished,
-            limits: Limits {
-                expression: config.budget(),
-                ..Limits::default()
-            },
+            limits: config.limits(),
         };
         let observer = tracker as Arc<dyn Observer>;
         let engine = match journal {

@@ -129,6 +129,23 @@ impl Logs {
         &self.entries
     }
 
+    /// Keeps the last `lines`, each cut to `bytes` (on a char boundary);
+    /// the lines dropped are counted.
+    pub(crate) fn keep_last(&mut self, lines: usize, bytes: usize) {
+        let cut = self.entries.len().saturating_sub(lines);
+        self.entries.drain(..cut);
+        self.dropped += cut as u64;
+        for entry in &mut self.entries {
+            if entry.message.len() > bytes {
+                let mut end = bytes;
+                while !entry.message.is_char_boundary(end) {
+                    end -= 1;
+                }
+                entry.message.truncate(end);
+            }
+        }
+    }
+
     pub fn dropped(&self) -> u64 {
         self.dropped
     }

@@ -380,6 +380,15 @@ impl Engine {
         wal: peregrine_wal::Config,
         resolve: &FlowLookup<'_>,
     ) -> Result<(Self, Recovery), crate::Error> {
+        // A final state must fit in one journal record.
+        let max_record = wal.max_record_bytes.get() as usize;
+        let config = EngineConfig {
+            limits: Limits {
+                max_final_bytes: config.limits.max_final_bytes.min(max_record),
+                ..config.limits
+            },
+            ..config
+        };
         let existing = count_shard_dirs(dir)?;
         let shards = if existing > 0 {
             if existing != config.threads.get() {

@@ -17,11 +17,18 @@ pub struct Limits {
     pub max_task_runs: u32,
     /// Size of one task run's outputs, as JSON. Default: 1 MiB.
     pub max_outputs_bytes: usize,
+    /// Size of an execution's final record: the journal's largest record.
+    /// A final state past it is cut down to fit (see
+    /// `Run::cut_to_fit`), so that an end can always be journaled.
+    /// `Engine::start_durable` sets it from the WAL's record limit.
+    /// Default: 16 MiB.
+    pub max_final_bytes: usize,
 }
 
 impl Limits {
     pub const DEFAULT_MAX_TASK_RUNS: u32 = 10_000;
     pub const DEFAULT_MAX_OUTPUTS_BYTES: usize = 1 << 20;
+    pub const DEFAULT_MAX_FINAL_BYTES: usize = 16 << 20;
 }
 
 impl Default for Limits {
@@ -30,6 +37,24 @@ impl Default for Limits {
             expression: Budget::default(),
             max_task_runs: Self::DEFAULT_MAX_TASK_RUNS,
             max_outputs_bytes: Self::DEFAULT_MAX_OUTPUTS_BYTES,
+            max_final_bytes: Self::DEFAULT_MAX_FINAL_BYTES,
         }
     }
+}
+
+/// Why a task run's outputs were refused.
+pub(crate) fn outputs_too_large(size: usize, max: usize) -> String {
+    format!(
+        "The task run's outputs are larger than the limit of {max} bytes \
+         (at least {size} bytes; engine setting `executions.max-outputs-size`)"
+    )
+}
+
+/// Why a flowable task run did not start its children.
+pub(crate) fn too_many_task_runs(planned: usize, existing: usize, max: u32) -> String {
+    format!(
+        "Starting {planned} more task runs would take the execution past its \
+         limit of {max} task runs (it has {existing}; engine setting \
+         `executions.max-task-runs`)"
+    )
 }

@@ -21,13 +21,13 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
-use super::limits::Limits;
+use super::limits::{self, Limits};
 use super::outputs::OutputIndex;
 use super::plan::{FlowRevision, ListId, TaskIdx};
 use super::render::{RenderContext, is_truthy};
 use super::worker::WorkOrder;
 use crate::execution::{
-    Attempt, Execution, ExecutionId, Id, LogEntry, Logs, State, StateHistory, TaskRun,
+    Attempt, Execution, ExecutionId, Id, LogEntry, Logs, Record, State, StateHistory, TaskRun,
 };
 use crate::expression::Property;
 use crate::flow::{InputType, Level, RetryPolicy};
@@ -712,6 +712,10 @@ impl Run {
     /// run ended (only its own end: the caller rolls it up).
     fn act(&mut self, tr: u32, started: Started, now: DateTime<Utc>) -> Option<State> {
         self.slots[tr as usize].waits = Waits::Nothing;
+        let started = match started {
+            Started::Done(Ok(Some(outputs))) => Started::Done(self.checked(outputs).map(Some)),
+            other => other,
+        };
         match started {
             Started::Done(Ok(outputs)) => {
                 let run = &self.exec.task_runs[tr as usize];
@@ -831,7 +835,7 @@ impl Run {
         {
             return;
         }
-        match result {
+        match result.and_then(|outputs| self.checked(outputs)) {
             Ok(outputs) => self.complete_async(tr, State::Success, Some(outputs), now),
             Err(message) => {
                 if !self.schedule_retry(tr, &message, now) {
@@ -960,6 +964,19 @@ impl Run {
                 .copied()
                 .ok_or_else(|| format!("`{}` has no task list {i}", node.task.type_name))
         };
+        // Checked before the groups are built: a ForEach over a million
+        // values is refused before it costs a million of anything.
+        let planned = match &plan.groups {
+            Groups::Sequence(i) | Groups::EachTask(i) => rev.list(list(*i)?).len(),
+            Groups::PerValue(i, values) | Groups::EachTaskPerValue(i, values) => {
+                values.len().saturating_mul(rev.list(list(*i)?).len())
+            }
+        };
+        let existing = self.exec.task_runs.len();
+        let max = self.limits.max_task_runs;
+        if existing.saturating_add(planned) > max as usize {
+            return Err(limits::too_many_task_runs(planned, existing, max));
+        }
         let groups = match plan.groups {
             Groups::Sequence(i) => vec![whole_list(&rev, list(i)?)],
             Groups::EachTask(i) => each_task(&rev, list(i)?, None),
@@ -1007,6 +1024,55 @@ impl Run {
         self.frames.push(frame);
         self.set_outputs(tr, plan.outputs);
         Ok(self.frames.len() - 1)
+    }
+
+    /// The final record of this ended execution when the whole of it would
+    /// be over the journal's limit: the execution fails, saying why, and
+    /// what makes it large goes, step by step, until its record fits (its
+    /// outputs; then its task runs' values and all but its last log lines;
+    /// then its task runs). An end can always be journaled.
+    pub fn cut_to_fit(&mut self, size: usize) -> Record {
+        let max = self.limits.max_final_bytes;
+        let now = self.instant;
+        let message = format!(
+            "The execution's final state is {size} bytes, over the journal's limit of {max} \
+             bytes (engine setting `wal.max-record-size`): its outputs were dropped and it failed"
+        );
+        for run in &mut self.exec.task_runs {
+            if run.outputs.is_some() {
+                run.outputs = Some(Arc::new(empty_outputs()));
+            }
+        }
+        self.exec.outputs = None;
+        self.exec.state.transition(State::Failed, now);
+        self.exec.error = Some(message.clone());
+        self.log(None, Level::Error, message, now);
+        let record = Record::of(&self.exec);
+        if record.as_bytes().len() <= max {
+            return record;
+        }
+        for run in &mut self.exec.task_runs {
+            if run.value.as_ref().is_some_and(|v| v.len() > 256) {
+                run.value = Some(Arc::from("(dropped: the final state was too large)"));
+            }
+        }
+        self.exec.logs.keep_last(100, 1024);
+        let record = Record::of(&self.exec);
+        if record.as_bytes().len() <= max {
+            return record;
+        }
+        self.exec.task_runs.clear();
+        Record::of(&self.exec)
+    }
+
+    /// `outputs`, if within the limit on one task run's outputs.
+    fn checked(&self, outputs: Value) -> Result<Value, String> {
+        let max = self.limits.max_outputs_bytes;
+        let size = crate::expression::json_size(&outputs, max);
+        if size > max {
+            return Err(limits::outputs_too_large(size, max));
+        }
+        Ok(outputs)
     }
 
     fn set_outputs(&mut self, tr: u32, outputs: Value) {

@@ -573,7 +573,11 @@ impl Shard {
         }
         live.receipt = std::mem::replace(&mut live.receipt, Receipt::ready()).max(receipt);
         if live.run.is_terminal() && live.ended.is_none() {
-            let record = Record::of(live.run.execution());
+            let mut record = Record::of(live.run.execution());
+            let size = record.as_bytes().len();
+            if size > self.limits.max_final_bytes {
+                record = live.run.cut_to_fit(size);
+            }
             let ended = self.journal.append_ended(id, &record);
             live.receipt = std::mem::replace(&mut live.receipt, Receipt::ready()).max(ended);
             // A finished execution the count limit pushes out of memory is
