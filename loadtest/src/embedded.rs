@@ -405,7 +405,10 @@ impl Embedded {
                 loop {
                     match engine.submit(new, Ack::Receipt) {
                         Ok(_) => break,
-                        Err(e) if e.refusal == Refusal::Full && Instant::now() < deadline => {
+                        Err(e)
+                            if matches!(e.refusal, Refusal::Full | Refusal::Overloaded { .. })
+                                && Instant::now() < deadline =>
+                        {
                             generator.record_retry();
                             std::thread::sleep(FULL_INBOX_PAUSE);
                             new = *e.execution;

@@ -127,6 +127,10 @@ pub struct ExecutorConfig {
     /// executions get 429: sleeping executions hold memory, and the inbox
     /// bound alone does not limit them. Default: 100000.
     pub max_running: NonZeroUsize,
+    /// Longest a new execution may wait in its shard's queue: while work
+    /// there waits longer, new executions get 429 at once (load shedding)
+    /// instead of joining the queue. Default: 1s.
+    pub queueing_budget: TimeSpan,
 }
 
 /// How the write-ahead log makes changes durable.
@@ -273,6 +277,7 @@ impl Default for ExecutorConfig {
             workers: nz(8),
             work_queue: nz(4096),
             max_running: nz(100_000),
+            queueing_budget: TimeSpan::secs(1),
         }
     }
 }
@@ -321,6 +326,7 @@ const KEYS: &[(&str, bool)] = &[
     ("executor.workers", false),
     ("executor.work-queue", false),
     ("executor.max-running", false),
+    ("executor.queueing-budget", false),
     ("wal.durability", true),
     ("wal.group-commit-delay", false),
     ("wal.fsync-interval", false),
@@ -505,6 +511,10 @@ impl Config {
                 "server.request-body-limit",
                 format!("{body} bytes is outside 1KiB..=1GiB"),
             );
+        }
+        let budget = self.executor.queueing_budget.0;
+        if budget < Duration::from_millis(1) || budget > Duration::from_secs(600) {
+            return invalid("executor.queueing-budget", "outside 1ms..=10m");
         }
         if self.executions.max_task_runs.get() > 10_000_000 {
             return invalid("executions.max-task-runs", "at most 10000000");

@@ -93,6 +93,8 @@ pub enum Refused {
     Full,
     /// `executor.max-running` executions are running already.
     TooMany(String),
+    /// Work waits past `executor.queueing-budget`: load shedding.
+    Overloaded(String),
     /// The engine is stopping or stopped.
     Stopped,
     /// The journal failed to make what would be shown durable.
@@ -104,6 +106,9 @@ impl From<Refusal> for Refused {
         match refusal {
             Refusal::Full => Refused::Full,
             Refusal::TooMany(_) => Refused::TooMany(refusal.to_string()),
+            Refusal::Overloaded { .. } => {
+                Refused::Overloaded(format!("{refusal} (executor.queueing-budget); retry later"))
+            }
             Refusal::Stopped => Refused::Stopped,
         }
     }
@@ -324,6 +329,7 @@ impl AppState {
             workers: config.executor.workers,
             work_queue: config.executor.work_queue,
             max_running: Some(config.executor.max_running),
+            queueing_budget: Some(config.executor.queueing_budget.0),
             retention: config.executions.retention.0,
             max_finished: config.executions.max_finished,
             limits: config.limits(),

@@ -11,9 +11,9 @@
 use std::num::NonZeroUsize;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use rustc_hash::FxHashMap;
@@ -72,6 +72,11 @@ pub struct EngineConfig {
     pub max_finished: NonZeroUsize,
     /// What each execution may spend.
     pub limits: Limits,
+    /// Longest a start may wait in its shard's inbox: while a shard's work
+    /// waits longer, new starts on it are refused at once
+    /// ([`Refusal::Overloaded`]) rather than queued behind it. `None`:
+    /// queue up to the inbox's capacity. Default: 1 s.
+    pub queueing_budget: Option<Duration>,
 }
 
 impl Default for EngineConfig {
@@ -87,6 +92,7 @@ impl Default for EngineConfig {
             retention: Duration::from_secs(24 * 3600),
             max_finished: n(100_000),
             limits: Limits::default(),
+            queueing_budget: Some(Duration::from_secs(1)),
         }
     }
 }
@@ -100,6 +106,11 @@ pub enum Refusal {
     /// `max_running` executions are running already.
     #[error("{0} executions are running, the most allowed")]
     TooMany(usize),
+    /// Work on the shard waits longer than the queueing budget.
+    #[error(
+        "the executor is overloaded: work waits {waited:?} in its queue, over the budget of {budget:?}"
+    )]
+    Overloaded { waited: Duration, budget: Duration },
     /// The engine is stopping or stopped.
     #[error("the engine has stopped")]
     Stopped,
@@ -221,6 +232,8 @@ pub(crate) enum Command {
         new: Box<NewExecution>,
         ack: Ack,
         reply: flume::Sender<Started>,
+        /// When it was pushed, for the queueing budget.
+        queued: Instant,
     },
     Kill {
         id: ExecutionId,
@@ -250,7 +263,9 @@ enum ReplyTo {
 impl Command {
     fn into_message(self, request: RequestId) -> (Message, Option<ReplyTo>) {
         match self {
-            Command::Start { new, ack, reply } => (
+            Command::Start {
+                new, ack, reply, ..
+            } => (
                 Message::Start {
                     new,
                     request,
@@ -287,9 +302,67 @@ impl Command {
 struct Admission {
     running: AtomicUsize,
     max: usize,
+    /// The queueing budget, in microseconds (`u64::MAX`: none).
+    budget_us: u64,
+    /// What the clocks below count from.
+    epoch: Instant,
+    queues: Box<[Queue]>,
+}
+
+/// How long work waits in one shard's inbox, as its thread last saw it.
+#[derive(Debug, Default)]
+struct Queue {
+    /// How long the last start the shard took had waited.
+    waited_us: AtomicU64,
+    /// When the shard took the message it is handling (0: idle). A shard
+    /// held up by one long step has everything behind it waiting that long.
+    busy_since_us: AtomicU64,
 }
 
 impl Admission {
+    fn micros(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+
+    /// Refuses a start on `shard` while its work waits past the budget.
+    fn check_queue(&self, shard: usize) -> Result<(), Refusal> {
+        if self.budget_us == u64::MAX {
+            return Ok(());
+        }
+        let queue = &self.queues[shard];
+        let mut waited = queue.waited_us.load(Ordering::Relaxed);
+        let since = queue.busy_since_us.load(Ordering::Relaxed);
+        if since != 0 {
+            waited = waited.max(self.micros().saturating_sub(since));
+        }
+        if waited > self.budget_us {
+            return Err(Refusal::Overloaded {
+                waited: Duration::from_micros(waited),
+                budget: Duration::from_micros(self.budget_us),
+            });
+        }
+        Ok(())
+    }
+
+    /// Shard `shard` took a message (a start queued at `queued`).
+    fn taking(&self, shard: usize, queued: Option<Instant>) {
+        let queue = &self.queues[shard];
+        queue
+            .busy_since_us
+            .store(self.micros().max(1), Ordering::Relaxed);
+        if let Some(queued) = queued {
+            let waited = u64::try_from(queued.elapsed().as_micros()).unwrap_or(u64::MAX);
+            queue.waited_us.store(waited, Ordering::Relaxed);
+        }
+    }
+
+    /// Shard `shard` emptied its inbox: nothing waits.
+    fn idle(&self, shard: usize) {
+        let queue = &self.queues[shard];
+        queue.busy_since_us.store(0, Ordering::Relaxed);
+        queue.waited_us.store(0, Ordering::Relaxed);
+    }
+
     fn admit(&self) -> Result<(), Refusal> {
         self.running
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
@@ -453,6 +526,11 @@ impl Engine {
         let admission = Arc::new(Admission {
             running: AtomicUsize::new(running),
             max: config.max_running.map_or(usize::MAX, NonZeroUsize::get),
+            budget_us: config.queueing_budget.map_or(u64::MAX, |b| {
+                u64::try_from(b.as_micros()).unwrap_or(u64::MAX)
+            }),
+            epoch: Instant::now(),
+            queues: (0..shards.len()).map(|_| Queue::default()).collect(),
         });
         let finished = shards.iter().map(|s| Arc::clone(s.finished())).collect();
         let mut threads = Vec::with_capacity(shards.len());
@@ -504,7 +582,11 @@ impl Engine {
     /// existed already (then nothing was started) and carries the receipt
     /// to wait on before acknowledging it.
     pub fn submit(&self, new: NewExecution, ack: Ack) -> Result<Pending<Started>, SubmitError> {
-        if let Err(refusal) = self.admission.admit() {
+        let admitted = self
+            .admission
+            .check_queue(self.shard_of(new.id))
+            .and_then(|()| self.admission.admit());
+        if let Err(refusal) = admitted {
             return Err(SubmitError {
                 refusal,
                 execution: Box::new(new),
@@ -516,6 +598,7 @@ impl Engine {
             new: Box::new(new),
             ack,
             reply,
+            queued: Instant::now(),
         };
         match self.push(id, command) {
             Ok(()) => Ok(pending),
@@ -745,7 +828,15 @@ fn shard_loop(mut shard: Shard, rx: Receiver<Command>, runtime: ShardRuntime) {
     loop {
         let mut handled = 0;
         while handled < runtime.batch {
-            let Some(command) = rx.pop() else { break };
+            let Some(command) = rx.pop() else {
+                runtime.admission.idle(runtime.index);
+                break;
+            };
+            let queued = match &command {
+                Command::Start { queued, .. } => Some(*queued),
+                _ => None,
+            };
+            runtime.admission.taking(runtime.index, queued);
             next_request += 1;
             let (message, reply) = command.into_message(next_request);
             if let Some(reply) = reply {

@@ -77,7 +77,7 @@ impl From<Refused> for ApiError {
     fn from(refused: Refused) -> Self {
         match refused {
             Refused::Full => ApiError::too_many("the executor is at capacity; retry later"),
-            Refused::TooMany(why) => ApiError::too_many(why),
+            Refused::TooMany(why) | Refused::Overloaded(why) => ApiError::too_many(why),
             Refused::Stopped => ApiError::unavailable("the server is shutting down"),
             Refused::NotDurable(why) => ApiError::internal("making a change durable", why),
         }
