@@ -106,8 +106,30 @@ pub enum JournalError {
 
 /// Why a change could not be made durable.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("the journal could not make the change durable: {0}")]
-pub struct DurabilityError(Arc<str>);
+#[error("the journal could not make the change durable: {message}")]
+pub struct DurabilityError {
+    message: Arc<str>,
+    disk_full: bool,
+}
+
+impl DurabilityError {
+    fn new(error: impl fmt::Display, disk_full: bool) -> Self {
+        Self {
+            message: Arc::from(error.to_string()),
+            disk_full,
+        }
+    }
+
+    fn of(error: &peregrine_wal::Error) -> Self {
+        Self::new(error, error.is_disk_full())
+    }
+
+    /// The disk was full: nothing was written, and the same change may be
+    /// made once space returns.
+    pub fn is_disk_full(&self) -> bool {
+        self.disk_full
+    }
+}
 
 /// Where a change stands on its way to the disk. Wait on it before telling
 /// the outside world about the change (commit before externalize).
@@ -143,17 +165,27 @@ impl Receipt {
 
     pub(crate) fn failed(error: impl fmt::Display) -> Self {
         Self {
-            state: ReceiptState::Failed(DurabilityError(Arc::from(error.to_string()))),
+            state: ReceiptState::Failed(DurabilityError::new(error, false)),
         }
+    }
+
+    /// The WAL refused or failed the append.
+    fn refused(error: &peregrine_wal::Error) -> Self {
+        Self {
+            state: ReceiptState::Failed(DurabilityError::of(error)),
+        }
+    }
+
+    /// True when the change was refused at once (nothing was written).
+    pub(crate) fn is_refused(&self) -> bool {
+        matches!(self.state, ReceiptState::Failed(_))
     }
 
     /// Blocks until the change is durable.
     pub fn wait(&self) -> Result<(), DurabilityError> {
         match &self.state {
             ReceiptState::Ready => Ok(()),
-            ReceiptState::Pending(ticket) => ticket
-                .durable()
-                .map_err(|e| DurabilityError(Arc::from(e.to_string()))),
+            ReceiptState::Pending(ticket) => ticket.durable().map_err(|e| DurabilityError::of(&e)),
             ReceiptState::Failed(e) => Err(e.clone()),
         }
     }
@@ -165,7 +197,7 @@ impl Receipt {
             ReceiptState::Ready => Some(Ok(())),
             ReceiptState::Pending(ticket) => ticket
                 .poll_durable()
-                .map(|r| r.map_err(|e| DurabilityError(Arc::from(e.to_string())))),
+                .map(|r| r.map_err(|e| DurabilityError::of(&e))),
             ReceiptState::Failed(e) => Some(Err(e.clone())),
         }
     }
@@ -179,7 +211,7 @@ impl Receipt {
                 ReceiptState::Pending(ticket) => ticket
                     .wait_durable()
                     .await
-                    .map_err(|e| DurabilityError(Arc::from(e.to_string()))),
+                    .map_err(|e| DurabilityError::of(&e)),
                 ReceiptState::Failed(e) => Err(e),
             }
         }
@@ -263,7 +295,7 @@ impl WalJournal {
             },
             Err(e) => {
                 tracing::error!(execution = %id, "journal append failed: {e}");
-                Receipt::failed(e)
+                Receipt::refused(&e)
             }
         }
     }

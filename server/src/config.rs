@@ -307,6 +307,15 @@ impl Default for ExecutionsConfig {
     }
 }
 
+/// The size of the segments of the WAL in `dir`, if it has any.
+fn existing_segment_size(dir: &Path) -> Option<u64> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_str().is_some_and(|n| n.ends_with(".wal")))
+        .find_map(|e| e.metadata().ok().map(|m| m.len()))
+}
+
 /// Every key a `PEREGRINE_*` variable can set, and whether its value is
 /// taken as text as is (names, passwords) rather than read as a YAML scalar.
 const KEYS: &[(&str, bool)] = &[
@@ -460,6 +469,69 @@ impl Config {
             log_retention: self.wal.log_retention.0,
             ..defaults
         }
+    }
+
+    /// On a fresh data folder whose disk cannot hold the WAL's preallocated
+    /// segments at the default size (each shard's active one and its
+    /// spares, and the flows log's) with half the disk to spare, smaller
+    /// segments, and records and bodies that fit them; on a data folder
+    /// made that way, the size its segments have. Returns what changed, to
+    /// be logged; `None` when nothing did. A segment size set by the
+    /// operator is kept (a start that cannot preallocate it fails, saying
+    /// so).
+    pub fn fit_to_disk(&mut self, free: u64) -> Option<String> {
+        let default = WalConfig::default().segment_size;
+        if self.wal.segment_size != default {
+            return None;
+        }
+        let (segment, why) = match existing_segment_size(&self.data_dir.join("flows")) {
+            Some(size) if size == default.0 => return None,
+            Some(size) => (size, "the data folder's segments have that size".to_owned()),
+            None => {
+                let spares = peregrine_wal::Config::default().spare_segments as u64;
+                let files = self.threads().get() as u64 * (1 + spares) + 1;
+                let budget = free / 2;
+                if default.0.saturating_mul(files) <= budget {
+                    return None;
+                }
+                let fits = budget / files;
+                if fits < 1 << 20 {
+                    // Not even 1 MiB segments fit: the start fails, saying so.
+                    return None;
+                }
+                let why = format!("the disk has {} free", ByteSize(free));
+                (1u64 << (63 - fits.leading_zeros()), why)
+            }
+        };
+        let before = (
+            self.wal.segment_size,
+            self.wal.max_record_size,
+            self.server.request_body_limit,
+        );
+        self.wal.segment_size = ByteSize(segment);
+        self.wal.max_record_size = ByteSize(self.wal.max_record_size.0.min(segment / 2));
+        self.server.request_body_limit = ByteSize(
+            self.server
+                .request_body_limit
+                .0
+                .min(self.wal.max_record_size.0),
+        );
+        self.executions.max_outputs_size = ByteSize(
+            self.executions
+                .max_outputs_size
+                .0
+                .min(self.wal.max_record_size.0),
+        );
+        Some(format!(
+            "WAL segments of {} (not {}), records up to {} (not {}), request bodies up to {} \
+             (not {}): {why}",
+            self.wal.segment_size,
+            before.0,
+            self.wal.max_record_size,
+            before.1,
+            self.server.request_body_limit,
+            before.2
+        ))
     }
 
     /// What each of the engine's executions may spend.
@@ -950,6 +1022,40 @@ mod tests {
         assert_eq!(ByteSize::parse("12 parsecs"), None);
         assert_eq!(TimeSpan::secs(3600).to_string(), "1h");
         assert_eq!(ByteSize(64 << 20).to_string(), "64MiB");
+    }
+
+    #[test]
+    fn a_small_disk_gets_smaller_segments_on_a_fresh_data_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = load("executor:\n  threads: 2\n", &[]).unwrap();
+        config.data_dir = dir.path().join("data");
+        // Plenty of room: nothing changes.
+        assert_eq!(config.fit_to_disk(100 << 30), None);
+        // 64 MiB: 7 files (2 shards x 3, and the flows log) in half of it.
+        let note = config.fit_to_disk(64 << 20).expect("adapted");
+        assert_eq!(config.wal.segment_size, ByteSize(4 << 20));
+        assert_eq!(config.wal.max_record_size, ByteSize(2 << 20));
+        assert_eq!(config.server.request_body_limit, ByteSize(2 << 20));
+        assert_eq!(config.executions.max_outputs_size, ByteSize(1 << 20));
+        assert!(
+            note.contains("4MiB") && note.contains("64MiB free"),
+            "{note}"
+        );
+        config.check().expect("still valid");
+        // A size the operator chose is kept.
+        let mut chosen = load("wal:\n  segment-size: 1GiB\n", &[]).unwrap();
+        chosen.data_dir = dir.path().join("data");
+        assert_eq!(chosen.fit_to_disk(64 << 20), None);
+        // A data folder made that way keeps its segments' size, whatever
+        // the disk has now.
+        let flows = dir.path().join("data").join("flows");
+        std::fs::create_dir_all(&flows).unwrap();
+        std::fs::write(flows.join("00000000000000000001.wal"), vec![0u8; 4 << 20]).unwrap();
+        let mut existing = load("", &[]).unwrap();
+        existing.data_dir = dir.path().join("data");
+        assert!(existing.fit_to_disk(100 << 30).is_some());
+        assert_eq!(existing.wal.segment_size, ByteSize(4 << 20));
+        assert_eq!(existing.wal.max_record_size, ByteSize(2 << 20));
     }
 
     #[test]

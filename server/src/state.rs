@@ -99,6 +99,9 @@ pub enum Refused {
     Stopped,
     /// The journal failed to make what would be shown durable.
     NotDurable(String),
+    /// The data folder's disk is full: nothing new is taken until space
+    /// returns; what was refused did not happen.
+    NoSpace,
 }
 
 impl From<Refusal> for Refused {
@@ -110,6 +113,7 @@ impl From<Refusal> for Refused {
                 Refused::Overloaded(format!("{refusal} (executor.queueing-budget); retry later"))
             }
             Refusal::Stopped => Refused::Stopped,
+            Refusal::NoSpace => Refused::NoSpace,
         }
     }
 }
@@ -193,10 +197,13 @@ pub(crate) struct Executions {
 
 /// Commit before externalize: what is shown must be durable first.
 async fn durable(receipt: &Receipt) -> Result<(), Refused> {
-    receipt
-        .durable()
-        .await
-        .map_err(|e: DurabilityError| Refused::NotDurable(e.to_string()))
+    receipt.durable().await.map_err(|e: DurabilityError| {
+        if e.is_disk_full() {
+            Refused::NoSpace
+        } else {
+            Refused::NotDurable(e.to_string())
+        }
+    })
 }
 
 impl Executions {
@@ -302,7 +309,12 @@ impl AppState {
     /// The server as it runs in production: flows in `data/flows`, every
     /// execution journaled in `data/executions/shard-N`. What was in flight
     /// resumes; what had ended stays readable for its retention window.
-    pub fn open(config: Config) -> std::io::Result<Self> {
+    pub fn open(mut config: Config) -> std::io::Result<Self> {
+        std::fs::create_dir_all(&config.data_dir)?;
+        let free = peregrine_wal::free_space(&config.data_dir)?;
+        if let Some(note) = config.fit_to_disk(free) {
+            tracing::warn!("{note}");
+        }
         let wal = config.wal_config();
         let flows_dir = config.data_dir.join("flows");
         let flows = WalFlows::open(&flows_dir, flows_wal(&wal))?;

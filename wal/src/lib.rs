@@ -66,6 +66,7 @@ mod tests;
 pub use archive::{Aligned, access, encode, rkyv};
 pub use config::{Config, SyncMode};
 pub use error::{Error, Result};
+pub use mmap::free_space;
 pub use record::{Batch, Key, Kind, Lsn, Record};
 pub use recovery::{Damage, LiveRecords, Recovered, RecoveryReport};
 pub use wal::{Durable, SYNC_BUCKETS_MICROS, Ticket, Wal, WalStats};

@@ -105,6 +105,25 @@ impl Storage for FsStorage {
     }
 }
 
+/// Bytes an unprivileged process may still allocate on the file system
+/// holding `path`.
+pub fn free_space(path: &Path) -> io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+    let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c_path` is a NUL-terminated string that outlives the call,
+    // and `stat` points to writable memory the size of a `statvfs`, which
+    // the call fills in when it returns 0 (only then is it read).
+    let rc = unsafe { libc::statvfs(c_path.as_ptr(), stat.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `statvfs` returned 0, so it initialised `stat`.
+    let stat = unsafe { stat.assume_init() };
+    Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
+}
+
 /// Reserves disk blocks for `[0, len)`, so that writes into the map can
 /// never hit a full disk (which would be a SIGBUS, not an error).
 fn allocate(file: &File, len: u64) -> io::Result<()> {

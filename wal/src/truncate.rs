@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 use std::sync::MutexGuard;
+use std::sync::atomic::Ordering;
 
 use crate::error::{Error, Result};
 use crate::format::{self, Frame};
@@ -280,6 +281,7 @@ fn refill_spares(shared: &Shared) {
         let id = {
             let mut w = lock(shared);
             if w.spares.len() >= shared.config.spare_segments {
+                shared.out_of_space.store(false, Ordering::Release);
                 return;
             }
             let id = w.next_spare_id;
@@ -294,9 +296,17 @@ fn refill_spares(shared: &Shared) {
             Ok(file) => {
                 file.prefault();
                 lock(shared).spares.push((name, file));
+                shared.out_of_space.store(false, Ordering::Release);
             }
             Err(e) => {
-                tracing::warn!(error = %e, "cannot preallocate a spare WAL segment");
+                let full = crate::error::is_disk_full(&e);
+                if full && lock(shared).spares.is_empty() {
+                    if !shared.out_of_space.swap(true, Ordering::AcqRel) {
+                        tracing::error!(error = %e, "the WAL is out of disk space");
+                    }
+                } else {
+                    tracing::warn!(error = %e, "cannot preallocate a spare WAL segment");
+                }
                 return;
             }
         }

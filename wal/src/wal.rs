@@ -51,6 +51,10 @@ pub(crate) struct Shared {
     /// Where durability stands: shared with every [`Ticket`].
     mark: Arc<Watermark>,
     flusher_idle: AtomicBool,
+    /// No spare segment is ready and the disk refused the last one asked
+    /// for: what is appended now may be the last that fits. Cleared once a
+    /// segment file is made again (the truncator retries every pass).
+    pub out_of_space: AtomicBool,
     /// Set (under `wake`) by `Wal::flush` and `close`: sync without waiting.
     flush_requested: AtomicBool,
     wake: Mutex<()>,
@@ -213,6 +217,7 @@ impl Wal {
                 waiters_cv: Condvar::new(),
             }),
             flusher_idle: AtomicBool::new(false),
+            out_of_space: AtomicBool::new(false),
             flush_requested: AtomicBool::new(false),
             wake: Mutex::new(()),
             flusher_cv: Condvar::new(),
@@ -338,6 +343,14 @@ impl Wal {
         crate::truncate::run_once(&self.inner.shared)
     }
 
+    /// True while the disk is full for this WAL: no spare segment is ready
+    /// and making one failed. Appends still go into the room left; callers
+    /// should stop taking new work until it clears, which it does by itself
+    /// once space returns.
+    pub fn out_of_space(&self) -> bool {
+        self.inner.shared.out_of_space.load(Ordering::Acquire)
+    }
+
     pub fn stats(&self) -> WalStats {
         let s = &self.inner.shared;
         let w = lock(&s.writer);
@@ -456,7 +469,15 @@ impl Shared {
         let durable = self.mark.synced.load(Ordering::Acquire);
         let last = match w.write_batch(self.storage.as_ref(), records, durable) {
             Ok(last) => last,
-            Err(WriteError::Refused(e)) => return Err(e),
+            Err(WriteError::Refused(e)) => {
+                if e.is_disk_full() && !self.out_of_space.swap(true, Ordering::AcqRel) {
+                    tracing::error!(error = %e, "the WAL is out of disk space");
+                    // The truncator retries making room at its next pass.
+                    let _g = lock(&self.wake);
+                    self.truncator_cv.notify_all();
+                }
+                return Err(e);
+            }
             Err(WriteError::Failed(e)) => {
                 self.poison(e.clone());
                 return Err(e);

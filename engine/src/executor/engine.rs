@@ -111,6 +111,10 @@ pub enum Refusal {
         "the executor is overloaded: work waits {waited:?} in its queue, over the budget of {budget:?}"
     )]
     Overloaded { waited: Duration, budget: Duration },
+    /// The shard's journal is out of disk space: new executions wait until
+    /// space returns (running ones go on in the room left).
+    #[error("the data folder is out of disk space")]
+    NoSpace,
     /// The engine is stopping or stopped.
     #[error("the engine has stopped")]
     Stopped,
@@ -582,10 +586,14 @@ impl Engine {
     /// existed already (then nothing was started) and carries the receipt
     /// to wait on before acknowledging it.
     pub fn submit(&self, new: NewExecution, ack: Ack) -> Result<Pending<Started>, SubmitError> {
-        let admitted = self
-            .admission
-            .check_queue(self.shard_of(new.id))
-            .and_then(|()| self.admission.admit());
+        let shard = self.shard_of(new.id);
+        let admitted = if self.wals.get(shard).is_some_and(|wal| wal.out_of_space()) {
+            Err(Refusal::NoSpace)
+        } else {
+            self.admission
+                .check_queue(shard)
+                .and_then(|()| self.admission.admit())
+        };
         if let Err(refusal) = admitted {
             return Err(SubmitError {
                 refusal,

@@ -158,6 +158,8 @@ pub(crate) struct Shard {
     next_eviction: DateTime<Utc>,
     /// What each execution may spend.
     limits: Limits,
+    /// Ends the journal refused (a full disk), retried at each tick.
+    unjournaled: Vec<Record>,
 }
 
 /// The instant a step runs at: microseconds, the precision the journal
@@ -190,6 +192,7 @@ impl Shard {
             fired: Vec::new(),
             next_eviction: now,
             limits: Limits::default(),
+            unjournaled: Vec::new(),
         }
     }
 
@@ -261,6 +264,7 @@ impl Shard {
                 self.reply(request, Reply::Search(found));
             }
             Message::Tick => {
+                self.journal_ends_again();
                 self.fire_timers(now);
                 // Retention is counted in seconds and more: a scan of the
                 // stripes per batch would be work for nothing.
@@ -308,6 +312,18 @@ impl Shard {
         } else {
             Receipt::ready()
         };
+        if receipt.is_refused() {
+            // Its creation is not in the journal (a full disk): it does not
+            // run, and the caller is told it did not start.
+            let started = Started {
+                id,
+                existed: false,
+                receipt,
+                snapshot: None,
+            };
+            self.reply(request, Reply::Started(started));
+            return;
+        }
         let mut run = Run::new(new, now, self.limits);
         run.begin(now);
         self.live.insert(
@@ -558,6 +574,28 @@ impl Shard {
         Ok(())
     }
 
+    /// Journals again the ends the journal refused, until it takes them;
+    /// readers then wait on the new receipt.
+    fn journal_ends_again(&mut self) {
+        while let Some(record) = self.unjournaled.last() {
+            let id = record.id();
+            let receipt = self.journal.append_ended(id, record);
+            if receipt.is_refused() {
+                // Still full: the others would be refused too.
+                return;
+            }
+            let Some(record) = self.unjournaled.pop() else {
+                return;
+            };
+            if self.finished.get(id).is_some() {
+                let journal = &mut self.journal;
+                self.finished
+                    .insert(record, receipt, |gone| journal.forget(gone));
+            }
+            tracing::info!(execution = %id, "its end is journaled now that there is room");
+        }
+    }
+
     /// Takes a run's timer and work requests, journals its end, records
     /// the change.
     fn settle(&mut self, id: ExecutionId, receipt: Receipt) {
@@ -578,8 +616,15 @@ impl Shard {
             if size > self.limits.max_final_bytes {
                 record = live.run.cut_to_fit(size);
             }
-            let ended = self.journal.append_ended(id, &record);
-            live.receipt = std::mem::replace(&mut live.receipt, Receipt::ready()).max(ended);
+            // The terminal record supersedes every earlier one, and comes
+            // after them in the WAL: its receipt alone says the end is
+            // durable (whether or not an earlier append was refused).
+            live.receipt = self.journal.append_ended(id, &record);
+            if live.receipt.is_refused() {
+                // A full disk: the end is journaled again at each tick
+                // until it is, so that a restart never runs it again.
+                self.unjournaled.push(record.clone());
+            }
             // A finished execution the count limit pushes out of memory is
             // gone for readers: its final record need not stay on disk.
             let journal = &mut self.journal;
@@ -897,6 +942,55 @@ tasks:
                 "forgotten exactly when no longer kept"
             );
         }
+    }
+
+    #[test]
+    fn a_full_journal_starts_nothing_and_an_end_it_refused_is_journaled_once_it_has_room() {
+        use std::sync::atomic::Ordering;
+        let journal = FaultyJournal::default();
+        let mut shard = Shard::with_journal(t(0), Box::new(journal.clone()), finished());
+        // A start whose creation is refused does not run.
+        journal.full.store(true, Ordering::SeqCst);
+        let refused = start(&mut shard, SLEEPY, 1, t(0));
+        let drained = drain(&mut shard);
+        assert!(drained.changes.is_empty(), "{:?}", drained.changes);
+        match &drained.replies[..] {
+            [(_, Reply::Started(started))] => {
+                assert!(!started.existed);
+                assert!(started.receipt.wait().is_err());
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(shard.snapshot(refused).is_none(), "it does not exist");
+        // A start with room runs; its end, refused by a full disk, is
+        // journaled at the first tick after room returns.
+        journal.full.store(false, Ordering::SeqCst);
+        let id = start(&mut shard, SLEEPY, 2, t(0));
+        drain(&mut shard);
+        journal.full.store(true, Ordering::SeqCst);
+        shard.step(Message::Tick, t(2_500));
+        let ends = changes(&mut shard);
+        assert_eq!(
+            ends.last().map(|c| (c.1, c.2)),
+            Some((true, State::Success))
+        );
+        let kept = shard.finished().get(id).expect("kept");
+        assert!(kept.receipt.wait().is_err(), "not journaled yet");
+        shard.step(Message::Tick, t(2_600));
+        assert!(shard.finished().get(id).unwrap().receipt.wait().is_err());
+        journal.full.store(false, Ordering::SeqCst);
+        shard.step(Message::Tick, t(2_700));
+        let kept = shard.finished().get(id).expect("kept");
+        kept.receipt.wait().expect("journaled now");
+        let ends_journaled = journal
+            .kept
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(i, e)| *i == id && e.is_none())
+            .count();
+        assert_eq!(ends_journaled, 1, "journaled once");
+        assert!(journal.causes(refused).is_empty());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! A journal for tests: it keeps records in memory and can be told to
 //! fail, as a full or broken disk would.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::execution::{ExecutionId, Record};
@@ -18,6 +19,8 @@ pub(crate) struct FaultyJournal {
     /// Executions the shard said it no longer keeps.
     pub forgotten: Arc<Mutex<Vec<ExecutionId>>>,
     capacity: Option<usize>,
+    /// While set, every append is refused, as a full disk would.
+    pub full: Arc<AtomicBool>,
 }
 
 impl FaultyJournal {
@@ -30,7 +33,7 @@ impl FaultyJournal {
 
     fn keep(&self, id: ExecutionId, entry: Option<Entry>) -> Receipt {
         let mut kept = self.kept.lock().expect("no panic holds it");
-        if self.capacity.is_some_and(|c| kept.len() >= c) {
+        if self.capacity.is_some_and(|c| kept.len() >= c) || self.full.load(Ordering::SeqCst) {
             return Receipt::failed("injected: the disk is full");
         }
         kept.push((id, entry));

@@ -80,6 +80,10 @@ impl From<Refused> for ApiError {
             Refused::TooMany(why) | Refused::Overloaded(why) => ApiError::too_many(why),
             Refused::Stopped => ApiError::unavailable("the server is shutting down"),
             Refused::NotDurable(why) => ApiError::internal("making a change durable", why),
+            Refused::NoSpace => ApiError::unavailable(
+                "the server's data folder is out of disk space: nothing new is accepted \
+                 until space returns (what was refused did not happen); retry later",
+            ),
         }
     }
 }

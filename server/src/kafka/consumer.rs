@@ -594,9 +594,9 @@ fn start(
             receipt: OnceLock::new(),
             metrics: Arc::clone(metrics),
         })),
-        Err(LaunchError::Refused(Refused::TooMany(_) | Refused::Overloaded(_))) => {
-            Err(Refused::Full)
-        }
+        Err(LaunchError::Refused(
+            Refused::TooMany(_) | Refused::Overloaded(_) | Refused::NoSpace,
+        )) => Err(Refused::Full),
         Err(LaunchError::Refused(refused)) => Err(refused),
         // The flow was disabled since: its consumer is being stopped.
         Err(LaunchError::Disabled) => Err(Refused::Stopped),

@@ -93,6 +93,7 @@ fn a_full_disk_refuses_the_append_and_the_wal_recovers_when_space_returns() {
         }
     };
     assert!(err.is_disk_full(), "{err}");
+    assert!(wal.out_of_space(), "the WAL says it is out of space");
     assert!(acked.len() > 5, "the first segment filled: {}", acked.len());
     // Refused, not failed: once there is room again, appends go on.
     assert!(wal.append(K, Key::execution(1), &[3u8; 500]).is_err());
@@ -105,6 +106,57 @@ fn a_full_disk_refuses_the_append_and_the_wal_recovers_when_space_returns() {
     acked.push(lsn.get());
     drop(wal);
     assert_eq!(acked_lsns(&storage, &config), acked);
+}
+
+#[test]
+fn out_of_space_is_raised_before_appends_fail_and_clears_when_space_returns() {
+    // With spares: the disk refusing a spare is the warning, while the
+    // active segment and the spares left still take appends.
+    let storage = MemStorage::new();
+    let config = Config {
+        spare_segments: 1,
+        ..small_config()
+    };
+    let (wal, _) = open(&storage, &config);
+    wal.truncate_now().expect("pass");
+    assert!(!wal.out_of_space());
+    // Room for what exists now and nothing more.
+    let used: u64 = storage
+        .names()
+        .iter()
+        .filter_map(|n| storage.get(n))
+        .map(|bytes| bytes.len() as u64)
+        .sum();
+    storage.faults.capacity.store(used, Ordering::SeqCst);
+    let mut rolled_into_spare = false;
+    let mut refused = None;
+    for i in 0..10_000u32 {
+        match wal.append(K, Key::execution(u128::from(i)), &[5u8; 500]) {
+            Ok(_) => {
+                // The truncator would refill the spare it gave; it cannot.
+                wal.truncate_now().expect("pass");
+                rolled_into_spare |= wal.stats().spares == 0;
+                if rolled_into_spare {
+                    assert!(wal.out_of_space(), "raised once no spare is left");
+                }
+            }
+            Err(e) => {
+                refused = Some(e);
+                break;
+            }
+        }
+    }
+    assert!(rolled_into_spare, "the spare was used");
+    let refused = refused.expect("the disk filled up");
+    assert!(refused.is_disk_full(), "{refused}");
+    assert!(wal.out_of_space());
+    storage.faults.capacity.store(u64::MAX, Ordering::SeqCst);
+    wal.truncate_now().expect("pass");
+    assert!(!wal.out_of_space(), "cleared once a spare is made again");
+    let lsn = wal
+        .append(K, Key::execution(1), &[5u8; 500])
+        .expect("appends go on");
+    wal.durable(lsn).expect("durable");
 }
 
 #[test]
