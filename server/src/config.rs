@@ -84,6 +84,23 @@ pub struct ServerConfig {
     /// Open connections; more wait in the kernel's backlog until one
     /// closes. Default: 10000.
     pub max_connections: NonZeroUsize,
+    /// Longest a client may take to send a request's head (request line
+    /// and headers): from its connection's accept, or on a keep-alive
+    /// connection from the first byte of the next request. A slower one is
+    /// closed without an answer, so that sockets which send nothing cannot
+    /// hold every connection slot. Default: 10s.
+    pub header_timeout: TimeSpan,
+    /// Largest request head (request line and headers) accepted; a larger
+    /// one, or one of more than 100 header fields, gets 431 and its
+    /// connection is closed. Default: 64 KiB.
+    pub max_header_size: ByteSize,
+    /// Longest a client may take to send a request's whole body once its
+    /// head is in; a body that stalls gets 408 and its connection is
+    /// closed. Large bodies over slow links need more. Default: 60s.
+    pub body_timeout: TimeSpan,
+    /// How long a keep-alive connection with no request in flight waits
+    /// for the next request before it is closed. Default: 60s.
+    pub idle_timeout: TimeSpan,
     /// Concurrent `follow` streams; more get 503. Default: 10000.
     pub max_followers: NonZeroUsize,
     /// Kestra-style basic auth on every `/api` route. Default: none.
@@ -262,6 +279,10 @@ impl Default for ServerConfig {
             sse_keep_alive: TimeSpan::secs(15),
             sse_buffer: nz(64),
             max_connections: nz(10_000),
+            header_timeout: TimeSpan::secs(10),
+            max_header_size: ByteSize(64 << 10),
+            body_timeout: TimeSpan::secs(60),
+            idle_timeout: TimeSpan::secs(60),
             max_followers: nz(10_000),
             basic_auth: None,
         }
@@ -326,6 +347,10 @@ const KEYS: &[(&str, bool)] = &[
     ("server.sse-keep-alive", false),
     ("server.sse-buffer", false),
     ("server.max-connections", false),
+    ("server.header-timeout", false),
+    ("server.max-header-size", false),
+    ("server.body-timeout", false),
+    ("server.idle-timeout", false),
     ("server.max-followers", false),
     ("server.basic-auth.username", true),
     ("server.basic-auth.password", true),
@@ -626,6 +651,29 @@ impl Config {
         }
         if self.server.max_connections.get() > 1_000_000 {
             return invalid("server.max-connections", "at most 1000000");
+        }
+        // A zero timeout would close every connection at once; the upper
+        // bounds catch a unit slip (`10h` for `10s`) that would let idle
+        // sockets hold their slots all day.
+        let server = &self.server;
+        for (key, span, max_secs) in [
+            ("server.header-timeout", server.header_timeout, 600),
+            ("server.body-timeout", server.body_timeout, 3600),
+            ("server.idle-timeout", server.idle_timeout, 3600),
+        ] {
+            let max = TimeSpan::secs(max_secs);
+            if span < TimeSpan::millis(1) || span > max {
+                return invalid(key, format!("{span} is outside 1ms..={max}"));
+            }
+        }
+        // hyper's read buffer holds at most ~408 KiB, which would cut a
+        // head before a larger limit did.
+        let head = self.server.max_header_size.0;
+        if !(1 << 10..=256 << 10).contains(&head) {
+            return invalid(
+                "server.max-header-size",
+                format!("{head} bytes is outside 1KiB..=256KiB"),
+            );
         }
         if self.server.max_followers > self.server.max_connections {
             return invalid(
@@ -1100,6 +1148,47 @@ mod tests {
             let m = message(load(yaml, &[]));
             assert!(m.contains(key), "{yaml}: {m}");
         }
+    }
+
+    #[test]
+    fn connection_limits_take_units_and_stay_within_bounds() {
+        let defaults = Config::default().server;
+        assert_eq!(defaults.header_timeout, TimeSpan::secs(10));
+        assert_eq!(defaults.max_header_size, ByteSize(64 << 10));
+        assert_eq!(defaults.body_timeout, TimeSpan::secs(60));
+        assert_eq!(defaults.idle_timeout, TimeSpan::secs(60));
+
+        let config = load(
+            "server:\n  header-timeout: 500ms\n  max-header-size: 16KiB\n  body-timeout: 2m\n",
+            &[("PEREGRINE_SERVER_IDLE_TIMEOUT", "90s")],
+        )
+        .expect("loads");
+        assert_eq!(config.server.header_timeout, TimeSpan::millis(500));
+        assert_eq!(config.server.max_header_size, ByteSize(16 << 10));
+        assert_eq!(config.server.body_timeout, TimeSpan::secs(120));
+        assert_eq!(config.server.idle_timeout, TimeSpan::secs(90));
+
+        for (line, says) in [
+            ("header-timeout: 10", "unit"),
+            ("header-timeout: 0s", "outside 1ms..=10m"),
+            ("header-timeout: 11m", "outside 1ms..=10m"),
+            ("body-timeout: soon", "not a duration"),
+            ("body-timeout: 0ms", "outside 1ms..=1h"),
+            ("body-timeout: 2h", "outside 1ms..=1h"),
+            ("idle-timeout: 60", "unit"),
+            ("idle-timeout: 0.1ms", "outside 1ms..=1h"),
+            ("idle-timeout: 1d", "outside 1ms..=1h"),
+            ("max-header-size: 64 KiBs", "not a size"),
+            ("max-header-size: 0", "outside 1KiB..=256KiB"),
+            ("max-header-size: 512", "outside 1KiB..=256KiB"),
+            ("max-header-size: 1MiB", "outside 1KiB..=256KiB"),
+        ] {
+            let key = format!("server.{}", line.split(':').next().unwrap_or_default());
+            let m = message(load(&format!("server:\n  {line}\n"), &[]));
+            assert!(m.contains(&key) && m.contains(says), "{line}: {m}");
+        }
+        let m = message(load("", &[("PEREGRINE_SERVER_MAX_HEADER_SIZE", "huge")]));
+        assert!(m.contains("server.max-header-size"), "{m}");
     }
 
     #[test]

@@ -18,6 +18,7 @@
 
 mod api;
 pub mod config;
+mod connection;
 mod hub;
 pub mod kafka;
 mod listener;

@@ -1,12 +1,14 @@
 //! The TCP listener: at most `server.max-connections` open connections (the
 //! rest wait in the kernel's backlog, not in our memory), and no Nagle delay
-//! on the small writes that answers and SSE frames are.
+//! on the small writes that answers and SSE frames are. A slot is held until
+//! its connection closes; the deadlines of `connection` close the ones that
+//! send nothing, so silent clients cannot keep every slot.
 
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -26,32 +28,44 @@ impl Limited {
             slots: Arc::new(Semaphore::new(max_connections.max(1))),
         }
     }
-}
 
-impl axum::serve::Listener for Limited {
-    type Io = Connection;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Connection, SocketAddr) {
+    /// The next connection, once a slot is free. Errors are logged and the
+    /// accept retried: they concern one connection, or resources (file
+    /// descriptors) that closing connections give back.
+    pub async fn accept(&mut self) -> Connection {
         // The semaphore is never closed, so this waits for a slot; were it
         // closed, the connection would simply go uncounted.
         let slot = Arc::clone(&self.slots).acquire_owned().await.ok();
-        let (stream, addr) = axum::serve::Listener::accept(&mut self.inner).await;
+        let stream = loop {
+            match self.inner.accept().await {
+                Ok((stream, _)) => break stream,
+                Err(e) if is_connection_error(&e) => {
+                    tracing::debug!("a connection failed as it was accepted: {e}");
+                }
+                Err(e) => {
+                    // Typically EMFILE: retrying at once would spin.
+                    tracing::error!("cannot accept connections: {e}; retrying in 1s");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        };
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!("cannot set TCP_NODELAY: {e}");
         }
-        (
-            Connection {
-                stream,
-                _slot: slot,
-            },
-            addr,
-        )
+        Connection {
+            stream,
+            _slot: slot,
+        }
     }
+}
 
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
-    }
+fn is_connection_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    )
 }
 
 /// An accepted connection; closing it frees its slot.

@@ -1,12 +1,19 @@
 //! Serving the API on a socket, and the graceful shutdown: stop accepting,
 //! end follow streams and waits, let in-flight requests finish (up to
 //! `server.shutdown-timeout`), stop the shards, then sync.
+//!
+//! HTTP/1.1 only, as `axum::serve` with axum's `http1` feature was before:
+//! each connection is served by `connection::serve` within the limits of
+//! `server.*`.
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
 
 use crate::api::app;
+use crate::connection::{self, Limits};
 use crate::listener::Limited;
 use crate::state::AppState;
 
@@ -25,42 +32,54 @@ pub async fn serve(
     })
     .await
     .map_err(std::io::Error::other)?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let listener = Limited::new(listener, state.config().server.max_connections.get());
-    let server = axum::serve(listener, app(state.clone()))
-        .with_graceful_shutdown(async move {
-            let _ = stopped.await;
-        })
-        .into_future();
-    let mut server = tokio::spawn(server);
-    let early = tokio::select! {
-        result = &mut server => Some(result),
-        () = shutdown => None,
-    };
-    let served = match early {
-        Some(result) => result.map_err(std::io::Error::other).and_then(|r| r),
-        None => {
-            tracing::info!("shutting down: no new connections; ending follow streams");
-            state.begin_shutdown();
-            let _ = stop.send(());
-            let grace = state.config().server.shutdown_timeout.0;
-            match tokio::time::timeout(grace, &mut server).await {
-                Ok(result) => result.map_err(std::io::Error::other).and_then(|r| r),
-                Err(_) => {
-                    tracing::warn!(
-                        ?grace,
-                        "requests still open after the grace period; closing them"
-                    );
-                    server.abort();
-                    Ok(())
+    let server = &state.config().server;
+    let limits = Limits::of(server);
+    let router = app(state.clone());
+    let mut listener = Limited::new(listener, server.max_connections.get());
+    let (closing, closed) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => {
+                connections.spawn(connection::serve(
+                    accepted,
+                    router.clone(),
+                    limits.clone(),
+                    closed.clone(),
+                ));
+            }
+            // Reaps the tasks of closed connections as they end, so the set
+            // holds only open ones.
+            Some(ended) = connections.join_next(), if !connections.is_empty() => {
+                if let Err(e) = ended {
+                    tracing::error!("a connection's task failed: {e}");
                 }
             }
         }
-    };
+    }
+    tracing::info!("shutting down: no new connections; ending follow streams");
+    drop(listener);
+    state.begin_shutdown();
+    let _ = closing.send(true);
+    let grace = server.shutdown_timeout.0;
+    let drained = tokio::time::timeout(grace, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            ?grace,
+            open = connections.len(),
+            "requests still open after the grace period; closing them"
+        );
+        connections.shutdown().await;
+    }
     let stopping = state.clone();
     tokio::task::spawn_blocking(move || stopping.shutdown())
         .await
         .map_err(std::io::Error::other)??;
     tracing::info!("stopped");
-    served
+    Ok(())
 }
