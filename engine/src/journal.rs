@@ -255,6 +255,12 @@ pub(crate) trait Journal: Send + fmt::Debug {
     fn forget(&mut self, id: ExecutionId) {
         let _ = id;
     }
+
+    /// The shard works on `id` from now on (`None`: on nothing), as the
+    /// flight recorder that finds crash loops needs to know.
+    fn stepping(&mut self, id: Option<ExecutionId>) {
+        let _ = id;
+    }
 }
 
 /// No durability: every receipt is ready at once.
@@ -275,15 +281,16 @@ impl Journal for NoJournal {
     }
 }
 
-/// The shard's WAL.
+/// The shard's WAL, and its flight recorder.
 #[derive(Debug)]
 pub(crate) struct WalJournal {
     wal: Wal,
+    recorder: Option<peregrine_wal::Blackbox>,
 }
 
 impl WalJournal {
-    pub fn new(wal: Wal) -> Self {
-        Self { wal }
+    pub fn new(wal: Wal, recorder: Option<peregrine_wal::Blackbox>) -> Self {
+        Self { wal, recorder }
     }
 }
 
@@ -315,6 +322,15 @@ impl Journal for WalJournal {
 
     fn forget(&mut self, id: ExecutionId) {
         self.wal.forget(Key::execution(id.as_u128()));
+    }
+
+    fn stepping(&mut self, id: Option<ExecutionId>) {
+        if let Some(recorder) = &mut self.recorder {
+            match id {
+                Some(id) => recorder.set(id.as_u128()),
+                None => recorder.clear(),
+            }
+        }
     }
 
     fn append_ended(&mut self, id: ExecutionId, record: &Record) -> Receipt {

@@ -214,3 +214,68 @@ fn an_execution_whose_flow_is_gone_is_reported_not_resumed() {
     assert!(why.contains("is gone"), "{why}");
     engine.shutdown();
 }
+
+/// The flight recorder of the shard that owns `id`, as two deaths of the
+/// process while it worked on `id` would leave it.
+fn die_twice_working_on(dir: &std::path::Path, shard: usize, id: ExecutionId) {
+    let raw = id.as_u128();
+    let path = dir.join(format!("shard-{shard}")).join("stepping");
+    for _ in 0..2 {
+        let (mut recorder, _) = peregrine_wal::Blackbox::open(&path).unwrap();
+        recorder.set(raw);
+        // The process dies here: the mapping keeps what it was doing.
+        drop(recorder);
+    }
+}
+
+#[test]
+fn an_execution_the_process_died_on_twice_in_a_row_is_failed_not_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let flow = revision();
+    let (engine, _, _) = start(dir.path(), &flow);
+    let mut ids = Vec::new();
+    for n in 0..4 {
+        let new = NewExecution::new(
+            Arc::clone(&flow),
+            serde_json::json!({ "n": n }).as_object().cloned().unwrap(),
+        );
+        ids.push(new.id);
+        let started = engine.submit(new, Ack::Receipt).unwrap();
+        started.wait().unwrap().receipt.wait().unwrap();
+    }
+    let poison = ids[0];
+    let shard = engine.shard_of(poison);
+    engine.shutdown();
+    die_twice_working_on(dir.path(), shard, poison);
+
+    let (engine, ended, recovery) = start(dir.path(), &flow);
+    assert_eq!(recovery.quarantined, vec![poison]);
+    assert_eq!(recovery.resumed, 3, "the others resume");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while ended.0.lock().unwrap().len() < 4 {
+        assert!(Instant::now() < deadline, "not all ended");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for (id, state, json) in ended.0.lock().unwrap().iter() {
+        if *id == poison {
+            assert_eq!(*state, State::Failed);
+            let logs = json["logs"].to_string() + &json.to_string();
+            assert!(logs.contains("died twice in a row"), "{json}");
+            // Nothing of it ran again: no task run.
+            assert_eq!(json["taskRunList"].as_array().map_or(0, Vec::len), 0);
+        } else {
+            assert_eq!(*state, State::Success);
+        }
+    }
+    while engine.running() > 0 {
+        assert!(Instant::now() < deadline, "still counted running");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    engine.shutdown();
+    // It stays failed, and a clean stop ends the strike run.
+    let (engine, _, recovery) = start(dir.path(), &flow);
+    assert!(recovery.quarantined.is_empty());
+    let read = engine.read(poison).unwrap().wait().unwrap().unwrap();
+    assert_eq!(read.record.state(), State::Failed);
+    engine.shutdown();
+}

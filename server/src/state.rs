@@ -376,6 +376,7 @@ impl AppState {
                     resumed = recovery.resumed,
                     finished = recovery.finished,
                     failed = recovery.failed.len(),
+                    quarantined = recovery.quarantined.len(),
                     "recovered executions"
                 );
                 engine

@@ -47,6 +47,7 @@
 //! only in `mmap.rs`.
 
 mod archive;
+mod blackbox;
 mod config;
 mod error;
 mod format;
@@ -64,6 +65,7 @@ mod writer;
 mod tests;
 
 pub use archive::{Aligned, access, encode, rkyv};
+pub use blackbox::{Blackbox, Strikes};
 pub use config::{Config, SyncMode};
 pub use error::{Error, Result};
 pub use mmap::free_space;

@@ -399,6 +399,9 @@ pub struct Recovery {
     pub finished: usize,
     /// Executions that could not be rebuilt, and why.
     pub failed: Vec<(ExecutionId, Unrecoverable)>,
+    /// Executions the process died working on twice in a row: failed
+    /// from their creation rather than replayed again.
+    pub quarantined: Vec<ExecutionId>,
     /// What each shard's WAL recovery read and repaired.
     pub reports: Vec<peregrine_wal::RecoveryReport>,
 }
@@ -483,32 +486,50 @@ impl Engine {
         let mut prepared = Vec::with_capacity(shards);
         let mut wals = Vec::with_capacity(shards);
         let now = Utc::now();
-        for n in 0..shards {
-            let path = dir.join(format!("shard-{n}"));
-            let (wal, recovered) = peregrine_wal::Wal::open(&path, wal.clone())?;
-            wals.push(wal.clone());
-            recovery.reports.push(recovered.report().clone());
-            let finished = finished_store(&config, shards);
-            let mut shard =
-                Shard::with_journal(now, Box::new(WalJournal::new(wal)), Arc::clone(&finished))
-                    .limited(config.limits);
-            for (key, records) in recovered.iter() {
-                let id = ExecutionId::from_u128(key.id());
-                match recover(&mut shard, &finished, id, records, resolve, now) {
-                    Ok(Found::InFlight) => recovery.resumed += 1,
-                    Ok(Found::Finished) => recovery.finished += 1,
-                    Err(why) => recovery.failed.push((id, why)),
-                }
-            }
-            finished.sort(|gone| shard.forget(gone));
-            prepared.push(shard);
+        // Each shard recovers on a thread of its own, all at once: the
+        // caller's thread only waits.
+        let recovered: Vec<Result<ShardRecovery, crate::Error>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..shards)
+                .map(|n| {
+                    let (config, wal) = (&config, wal.clone());
+                    std::thread::Builder::new()
+                        .name(format!("recover-{n}"))
+                        .spawn_scoped(scope, move || {
+                            recover_shard(dir, n, shards, config, wal, resolve, now)
+                        })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .enumerate()
+                .map(|(n, handle)| match handle {
+                    Err(e) => Err(crate::Error::Io(e)),
+                    Ok(handle) => handle.join().unwrap_or_else(|_| {
+                        Err(crate::Error::Io(std::io::Error::other(format!(
+                            "recovering shard {n} panicked"
+                        ))))
+                    }),
+                })
+                .collect()
+        });
+        for shard in recovered {
+            let shard = shard?;
+            wals.push(shard.wal);
+            prepared.push(shard.shard);
+            let part = shard.recovery;
+            recovery.resumed += part.resumed;
+            recovery.finished += part.finished;
+            recovery.failed.extend(part.failed);
+            recovery.quarantined.extend(part.quarantined);
+            recovery.reports.extend(part.reports);
         }
         let config = EngineConfig {
             threads: NonZeroUsize::new(shards).unwrap_or(NonZeroUsize::MIN),
             ..config
         };
-        let resumed = recovery.resumed;
-        let mut engine = Self::spawn(&config, observer, prepared, resumed)?;
+        // Counted running until their end is handed out, like the resumed.
+        let running = recovery.resumed + recovery.quarantined.len();
+        let mut engine = Self::spawn(&config, observer, prepared, running)?;
         engine.wals = wals;
         Ok((engine, recovery))
     }
@@ -744,10 +765,82 @@ impl Drop for Engine {
 enum Found {
     InFlight,
     Finished,
+    /// Failed from its creation alone (see [`QUARANTINE_AFTER`]); it ends
+    /// at the shard's first turn.
+    Quarantined,
 }
 
 /// Rebuilds one execution from its recovered records: a finished one goes
 /// to the shard's finished executions, one in flight resumes.
+/// One shard as recovery left it.
+struct ShardRecovery {
+    shard: Shard,
+    wal: peregrine_wal::Wal,
+    recovery: Recovery,
+}
+
+/// Opens shard `n`'s WAL and flight recorder and rebuilds its executions.
+fn recover_shard(
+    dir: &Path,
+    n: usize,
+    shards: usize,
+    config: &EngineConfig,
+    wal: peregrine_wal::Config,
+    resolve: &FlowLookup<'_>,
+    now: DateTime<Utc>,
+) -> Result<ShardRecovery, crate::Error> {
+    let mut recovery = Recovery::default();
+    let path = dir.join(format!("shard-{n}"));
+    let (wal, recovered) = peregrine_wal::Wal::open(&path, wal)?;
+    recovery.reports.push(recovered.report().clone());
+    let finished = finished_store(config, shards);
+    // What this shard was working on when the last process died.
+    let stepping = path.join("stepping");
+    let (recorder, strikes) = peregrine_wal::Blackbox::open(&stepping).map_err(|e| {
+        crate::Error::Io(std::io::Error::new(
+            e.kind(),
+            format!("{}: {e}", stepping.display()),
+        ))
+    })?;
+    let quarantined = strikes.filter(|s| s.count >= QUARANTINE_AFTER).map(|s| {
+        let id = ExecutionId::from_u128(s.key);
+        tracing::error!(
+            execution = %id,
+            deaths = s.count,
+            "the process died {} times in a row while working on this execution: \
+             it is failed, not replayed again",
+            s.count
+        );
+        id
+    });
+    let journal = WalJournal::new(wal.clone(), Some(recorder));
+    let mut shard =
+        Shard::with_journal(now, Box::new(journal), Arc::clone(&finished)).limited(config.limits);
+    for (key, records) in recovered.iter() {
+        let id = ExecutionId::from_u128(key.id());
+        let quarantine = (quarantined == Some(id)).then_some(QUARANTINED);
+        match recover(&mut shard, &finished, id, records, resolve, now, quarantine) {
+            Ok(Found::InFlight) => recovery.resumed += 1,
+            Ok(Found::Finished) => recovery.finished += 1,
+            Ok(Found::Quarantined) => recovery.quarantined.push(id),
+            Err(why) => recovery.failed.push((id, why)),
+        }
+    }
+    finished.sort(|gone| shard.forget(gone));
+    Ok(ShardRecovery {
+        shard,
+        wal,
+        recovery,
+    })
+}
+
+/// Deaths in a row while working on one execution before it is failed
+/// rather than replayed again.
+const QUARANTINE_AFTER: u32 = 2;
+
+const QUARANTINED: &str = "The server died twice in a row while running this execution: it was \
+     failed rather than run again, so that it cannot take the server down a third time";
+
 fn recover(
     shard: &mut Shard,
     finished: &Finished,
@@ -755,6 +848,7 @@ fn recover(
     records: peregrine_wal::LiveRecords<'_>,
     resolve: &FlowLookup<'_>,
     now: DateTime<Utc>,
+    quarantine: Option<&str>,
 ) -> Result<Found, Unrecoverable> {
     let mut entries = Vec::new();
     for record in records {
@@ -767,8 +861,16 @@ fn recover(
             Recovered::Ended(_) => return Err(RestoreError::OutOfPlace.into()),
         }
     }
-    shard.restore(id, entries, resolve, now)?;
-    Ok(Found::InFlight)
+    match quarantine {
+        Some(why) => {
+            shard.quarantine(id, entries, resolve, now, why.to_owned())?;
+            Ok(Found::Quarantined)
+        }
+        None => {
+            shard.restore(id, entries, resolve, now)?;
+            Ok(Found::InFlight)
+        }
+    }
 }
 
 /// What a shard thread needs besides its shard and inbox.

@@ -32,7 +32,7 @@ pub(crate) struct Node {
 
 /// Finds a flow revision by namespace, flow id and revision number: how a
 /// durable engine finds the flow an execution ran when it resumes it.
-pub type FlowLookup<'a> = dyn Fn(&str, &str, u32) -> Option<Arc<FlowRevision>> + 'a;
+pub type FlowLookup<'a> = dyn Fn(&str, &str, u32) -> Option<Arc<FlowRevision>> + Sync + 'a;
 
 /// A flow revision, ready to run. Built once per revision, shared by every
 /// shard through an `Arc`.

@@ -1026,6 +1026,16 @@ impl Run {
         Ok(self.frames.len() - 1)
     }
 
+    /// Ends this created, never started execution FAILED with `why`: it is
+    /// not run (see `Shard::quarantine`).
+    pub fn quarantine(&mut self, why: String, now: DateTime<Utc>) {
+        self.instant = now;
+        self.exec.state.transition(State::Running, now);
+        self.exec.state.transition(State::Failed, now);
+        self.exec.error = Some(why.clone());
+        self.log(None, Level::Error, why, now);
+    }
+
     /// The final record of this ended execution when the whole of it would
     /// be over the journal's limit: the execution fails, saying why, and
     /// what makes it large goes, step by step, until its record fits (its

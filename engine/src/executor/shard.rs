@@ -224,6 +224,22 @@ impl Shard {
     /// Handles one message at instant `now`.
     pub fn step(&mut self, message: Message, now: DateTime<Utc>) {
         let now = step_instant(now);
+        let concerns = match &message {
+            Message::Start { new, .. } => Some(new.id),
+            Message::Kill { id, .. } => Some(*id),
+            Message::WorkDone(done) => Some(done.id),
+            _ => None,
+        };
+        if concerns.is_some() {
+            self.journal.stepping(concerns);
+        }
+        self.handle(message, now);
+        if concerns.is_some() {
+            self.journal.stepping(None);
+        }
+    }
+
+    fn handle(&mut self, message: Message, now: DateTime<Utc>) {
         match message {
             Message::Start {
                 new,
@@ -438,8 +454,10 @@ impl Shard {
                 at_us: now.timestamp_micros(),
             };
             let receipt = self.journal.append(id, &entry);
+            self.journal.stepping(Some(id));
             live.run.on_timer(task_run, now);
             self.settle(id, receipt);
+            self.journal.stepping(None);
         }
         self.fired = fired;
         self.fired.clear();
@@ -478,43 +496,50 @@ impl Shard {
         resolve: &FlowLookup<'_>,
         now: DateTime<Utc>,
     ) -> Result<(), RestoreError> {
+        // A replay that kills the process counts as a death on `id`.
+        self.journal.stepping(Some(id));
+        let restored = self.replay(id, entries, resolve, now);
+        self.journal.stepping(None);
+        restored
+    }
+
+    /// Ends execution `id` FAILED with `why`, from its creation alone,
+    /// without replaying anything else of its journal: it was being worked
+    /// on at two deaths of the process in a row, and would kill it again.
+    pub fn quarantine(
+        &mut self,
+        id: ExecutionId,
+        entries: Vec<Entry>,
+        resolve: &FlowLookup<'_>,
+        now: DateTime<Utc>,
+        why: String,
+    ) -> Result<(), RestoreError> {
+        let now = step_instant(now);
+        let (new, created_at) = created(id, entries.into_iter().next(), resolve)?;
+        let mut run = Run::new(new, created_at, self.limits);
+        run.quarantine(why, now);
+        self.live.insert(
+            id,
+            Live {
+                run,
+                receipt: Receipt::ready(),
+                ended: None,
+            },
+        );
+        self.settle(id, Receipt::ready());
+        Ok(())
+    }
+
+    fn replay(
+        &mut self,
+        id: ExecutionId,
+        entries: Vec<Entry>,
+        resolve: &FlowLookup<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<(), RestoreError> {
         let now = step_instant(now);
         let mut entries = entries.into_iter();
-        let Some(Entry::Created {
-            namespace,
-            flow_id,
-            revision,
-            inputs,
-            labels,
-            trigger,
-            at_us,
-        }) = entries.next()
-        else {
-            return Err(RestoreError::NoCreation);
-        };
-        let flow =
-            resolve(&namespace, &flow_id, revision).ok_or_else(|| RestoreError::FlowGone {
-                namespace: namespace.clone(),
-                flow_id: flow_id.clone(),
-                revision,
-            })?;
-        let inputs = match serde_json::from_str(&inputs) {
-            Ok(serde_json::Value::Object(map)) => map,
-            _ => return Err(RestoreError::BadInputs("inputs")),
-        };
-        let trigger = match trigger.map(|t| serde_json::from_str(&t)) {
-            None => None,
-            Some(Ok(value)) => Some(value),
-            Some(Err(_)) => return Err(RestoreError::BadInputs("trigger")),
-        };
-        let created_at = instant(at_us);
-        let new = NewExecution {
-            id,
-            flow,
-            inputs,
-            labels,
-            trigger,
-        };
+        let (new, created_at) = created(id, entries.next(), resolve)?;
         let mut run = Run::new(new, created_at, self.limits);
         run.begin(created_at);
         for entry in entries {
@@ -647,6 +672,49 @@ impl Shard {
             _ => self.effects.push(Effect::Changed { id, receipt, ended }),
         }
     }
+}
+
+/// The execution an journal's first entry creates, and when.
+fn created(
+    id: ExecutionId,
+    first: Option<Entry>,
+    resolve: &FlowLookup<'_>,
+) -> Result<(NewExecution, DateTime<Utc>), RestoreError> {
+    let Some(Entry::Created {
+        namespace,
+        flow_id,
+        revision,
+        inputs,
+        labels,
+        trigger,
+        at_us,
+    }) = first
+    else {
+        return Err(RestoreError::NoCreation);
+    };
+    let flow = resolve(&namespace, &flow_id, revision).ok_or_else(|| RestoreError::FlowGone {
+        namespace: namespace.clone(),
+        flow_id: flow_id.clone(),
+        revision,
+    })?;
+    let inputs = match serde_json::from_str(&inputs) {
+        Ok(serde_json::Value::Object(map)) => map,
+        _ => return Err(RestoreError::BadInputs("inputs")),
+    };
+    let trigger = match trigger.map(|t| serde_json::from_str(&t)) {
+        None => None,
+        Some(Ok(value)) => Some(value),
+        Some(Err(_)) => return Err(RestoreError::BadInputs("trigger")),
+    };
+    let created_at = instant(at_us);
+    let new = NewExecution {
+        id,
+        flow,
+        inputs,
+        labels,
+        trigger,
+    };
+    Ok((new, created_at))
 }
 
 #[cfg(test)]
