@@ -1,12 +1,14 @@
 //! What the Kafka tests need: a real Kafka-protocol broker on loopback
 //! (tansu), and topics created through Kafka's admin API (tansu creates
-//! none by itself).
+//! none by itself); and a mutation fuzzer for the suites ([`fuzz`]).
 //!
 //! The broker is `TEST_KAFKA_BROKERS` when it is set (`.ci/run` starts one
 //! and sets it); otherwise one `tansu` per test process, started on a free
 //! loopback port the first time a test asks, and killed with the process.
 //! Tests never skip for want of a broker: without `tansu` they fail, and say
 //! how to install it.
+
+pub mod fuzz;
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
