@@ -41,9 +41,10 @@ pub(crate) trait SegmentFile: Send + Sync + Debug {
     fn sync(&self, offset: u64, len: u64) -> io::Result<()>;
     /// A read-only view of the whole file that stays valid while it lives.
     fn image(self: Arc<Self>) -> io::Result<Image>;
-    /// Brings the file's pages into memory ahead of the writer (called off
-    /// the append path, on spares), so that appends do not take the page
-    /// faults that zero-fill fresh pages. Best effort.
+    /// Brings the file's pages into the page cache ahead of the writer
+    /// (called off the append path, on spares), so that appends do not wait
+    /// for the disk, without making them resident in the process. Best
+    /// effort.
     fn prefault(&self);
     /// Drops the file's pages from this process's memory (they stay in the
     /// file and the page cache, and come back when read): a sealed segment
