@@ -346,17 +346,7 @@ impl AppState {
                 for (id, why) in &recovery.failed {
                     tracing::error!(execution = %id, "{why}");
                 }
-                for report in &recovery.reports {
-                    if let Some(tail) = &report.torn_tail {
-                        // Expected after a crash: the last batch may be cut.
-                        tracing::info!(
-                            segment = %tail.segment,
-                            offset = tail.offset,
-                            "cut a torn tail: {}",
-                            tail.reason
-                        );
-                    }
-                }
+                // The WAL logs the torn tails it cut (WARN) and refuses damage.
                 tracing::info!(
                     resumed = recovery.resumed,
                     finished = recovery.finished,
