@@ -18,6 +18,7 @@
 
 mod api;
 pub mod config;
+pub mod data;
 mod hub;
 pub mod kafka;
 mod listener;
