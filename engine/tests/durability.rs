@@ -279,3 +279,132 @@ fn an_execution_the_process_died_on_twice_in_a_row_is_failed_not_replayed() {
     assert_eq!(read.record.state(), State::Failed);
     engine.shutdown();
 }
+
+const NAPS: &str = r#"
+id: naps
+namespace: tests
+tasks:
+  - id: short
+    type: io.kestra.plugin.core.flow.Sleep
+    duration: PT0.1S
+  - id: long
+    type: io.kestra.plugin.core.flow.Sleep
+    duration: PT1H
+"#;
+
+/// The record frames of a WAL segment file (`wal/FORMAT.md`): (offset, key id).
+fn records(segment: &std::path::Path) -> Vec<(u64, u128)> {
+    let bytes = std::fs::read(segment).unwrap();
+    let word = |at: usize| u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+    let mut out = Vec::new();
+    let mut at = 64;
+    while at + 32 <= bytes.len() {
+        match word(at) {
+            0xFFFF_FFFF => at += 32,
+            0xFFFF_FFFE | 0 => break,
+            len => {
+                out.push((
+                    at as u64,
+                    u128::from_le_bytes(bytes[at + 16..at + 32].try_into().unwrap()),
+                ));
+                at += (32 + len as usize).div_ceil(16) * 16;
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn executions_that_lost_records_to_skipped_damage_are_reported_by_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let flow = Arc::new(FlowRevision::new(Arc::new(Flow::parse(NAPS).unwrap())));
+    let start = |wal: peregrine_wal::Config| {
+        let flow = Arc::clone(&flow);
+        let resolve = move |ns: &str, id: &str, _: u32| {
+            (ns == "tests" && id == "naps").then(|| Arc::clone(&flow))
+        };
+        Engine::start_durable(
+            config(),
+            Arc::new(Ended::default()),
+            dir.path(),
+            wal,
+            &resolve,
+        )
+    };
+    let (engine, _) = start(wal_config()).unwrap();
+    let mut pending = Vec::new();
+    for _ in 0..12 {
+        let new = NewExecution::new(Arc::clone(&flow), serde_json::Map::new());
+        pending.push(engine.submit(new, Ack::Receipt).unwrap());
+    }
+    for started in pending {
+        started.wait().unwrap().receipt.wait().unwrap();
+    }
+    // The short sleep ends and its timer is journaled; the long one holds.
+    std::thread::sleep(Duration::from_millis(600));
+    engine.shutdown();
+
+    // In one shard, two executions with two records each (creation, timer):
+    // damage the creation of one and the timer of the other.
+    let segment = dir.path().join("shard-0/00000000000000000001.wal");
+    let recs = records(&segment);
+    let mut twice: Vec<u128> = Vec::new();
+    for (_, id) in &recs {
+        if recs.iter().filter(|(_, i)| i == id).count() == 2 && !twice.contains(id) {
+            twice.push(*id);
+        }
+    }
+    assert!(twice.len() >= 2, "{recs:?}");
+    let (no_start, no_timer) = (twice[0], twice[1]);
+    let first_of = |id: u128| recs.iter().find(|(_, i)| *i == id).unwrap().0;
+    let last_of = |id: u128| recs.iter().rev().find(|(_, i)| *i == id).unwrap().0;
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes[first_of(no_start) as usize + 40] ^= 1;
+    bytes[last_of(no_timer) as usize + 40] ^= 1;
+    std::fs::write(&segment, bytes).unwrap();
+
+    let Err(peregrine_engine::Error::Wal(peregrine_wal::Error::Damaged { path, .. })) =
+        start(wal_config())
+    else {
+        panic!("damage must stop the start");
+    };
+    assert!(
+        path.ends_with("shard-0/00000000000000000001.wal"),
+        "{path:?}"
+    );
+
+    let skip = peregrine_wal::Config {
+        skip_damaged: true,
+        ..wal_config()
+    };
+    let (engine, recovery) = start(skip).unwrap();
+    let mut damaged: Vec<(ExecutionId, String)> = recovery
+        .damaged
+        .iter()
+        .map(|d| {
+            assert!(d.path.ends_with("shard-0/00000000000000000001.wal"));
+            (d.id, format!("{:?}", d.left))
+        })
+        .collect();
+    damaged.sort();
+    let mut want = vec![
+        (
+            ExecutionId::from_u128(no_start),
+            format!(
+                "{:?}",
+                peregrine_engine::Left::Unrecoverable(peregrine_engine::Unrecoverable::Restore(
+                    peregrine_engine::RestoreError::NoCreation
+                ))
+            ),
+        ),
+        (
+            ExecutionId::from_u128(no_timer),
+            format!("{:?}", peregrine_engine::Left::Resumed),
+        ),
+    ];
+    want.sort();
+    assert_eq!(damaged, want);
+    assert!(recovery.failed.is_empty(), "{:?}", recovery.failed);
+    assert_eq!(recovery.resumed, 11, "every other execution resumes");
+    engine.shutdown();
+}

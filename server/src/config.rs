@@ -14,6 +14,7 @@
 //! wal:
 //!   durability: sync
 //!   group-commit-delay: 2ms
+//!   skip-damaged: false
 //! executions:
 //!   retention: 24h
 //! kafka:
@@ -173,6 +174,14 @@ pub struct WalConfig {
     pub max_record_size: ByteSize,
     /// How long high-volume log records are kept. Default: 1h.
     pub log_retention: TimeSpan,
+    /// Start even though a log (a shard's WAL, the flows log) is damaged:
+    /// drop what is unreadable, keep the rest, and log at ERROR every
+    /// execution lost or left incomplete (`--skip-damaged-wal` sets it for
+    /// one start). The loss is recorded in the log's manifest, so later
+    /// starts need no flag. Without it, damage refuses the start, naming
+    /// the file and the offset. A torn tail (the unsynced end of the last
+    /// segment after a crash) is never damage. Default: false.
+    pub skip_damaged: bool,
 }
 
 /// `wal.durability`.
@@ -312,6 +321,7 @@ impl Default for WalConfig {
             segment_size: ByteSize(64 << 20),
             max_record_size: ByteSize(16 << 20),
             log_retention: TimeSpan::secs(3600),
+            skip_damaged: false,
         }
     }
 }
@@ -367,6 +377,7 @@ const KEYS: &[(&str, bool)] = &[
     ("wal.segment-size", false),
     ("wal.max-record-size", false),
     ("wal.log-retention", false),
+    ("wal.skip-damaged", false),
     ("executions.retention", false),
     ("executions.max-finished", false),
     ("executions.max-task-runs", false),
@@ -393,6 +404,8 @@ pub fn env_name(key: &str) -> String {
 pub struct Overrides {
     pub bind: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
+    /// `--skip-damaged-wal`: sets `wal.skip-damaged`.
+    pub skip_damaged_wal: bool,
 }
 
 impl Config {
@@ -451,6 +464,9 @@ impl Config {
                 Value::String(dir.to_string_lossy().into_owned()),
             );
         }
+        if overrides.skip_damaged_wal {
+            set(&mut tree, "wal.skip-damaged", Value::Bool(true));
+        }
         let config: Config = serde_path_to_error::deserialize(tree).map_err(|e| {
             let key = e.path().to_string();
             Error::Invalid {
@@ -492,6 +508,7 @@ impl Config {
             },
             terminal_retention: Some(self.executions.retention.0),
             log_retention: self.wal.log_retention.0,
+            skip_damaged: self.wal.skip_damaged,
             ..defaults
         }
     }
@@ -1051,11 +1068,33 @@ mod tests {
             &Overrides {
                 bind: Some("127.0.0.1:3".parse().expect("addr")),
                 data_dir: Some("/tmp/x".into()),
+                skip_damaged_wal: false,
             },
         )
         .expect("loads");
         assert_eq!(config.server.bind.port(), 3);
         assert_eq!(config.data_dir, PathBuf::from("/tmp/x"));
+        assert!(!config.wal_config().skip_damaged, "off unless asked");
+    }
+
+    #[test]
+    fn skipping_damage_is_asked_for_by_key_env_or_flag() {
+        let file = load("wal:\n  skip-damaged: true\n", &[]).expect("loads");
+        assert!(file.wal.skip_damaged && file.wal_config().skip_damaged);
+        let env = load("", &[("PEREGRINE_WAL_SKIP_DAMAGED", "true")]).expect("loads");
+        assert!(env.wal_config().skip_damaged);
+        let flag = Config::load(
+            None,
+            [],
+            &Overrides {
+                skip_damaged_wal: true,
+                ..Overrides::default()
+            },
+        )
+        .expect("loads");
+        assert!(flag.wal_config().skip_damaged);
+        let m = message(load("wal:\n  skip-damaged: sometimes\n", &[]));
+        assert!(m.contains("wal.skip-damaged"), "{m}");
     }
 
     #[test]

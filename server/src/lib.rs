@@ -19,6 +19,7 @@
 mod api;
 pub mod config;
 mod connection;
+pub mod data;
 mod hub;
 pub mod kafka;
 mod listener;

@@ -28,9 +28,12 @@ enum Command {
     Run(cli::run::Args),
     /// Serve the HTTP API (Kestra-compatible) until SIGTERM.
     Server(cli::server::Args),
-    /// Work with flow files.
-    #[command(subcommand)]
+    /// Work with flows: validate flow files, export a data folder's flows.
+    #[command(subcommand, alias = "flows")]
     Flow(cli::FlowCommand),
+    /// Check the write-ahead logs of a data folder.
+    #[command(subcommand)]
+    Wal(cli::WalCommand),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +50,8 @@ fn main() -> ExitCode {
         Command::Expr(args) => cli::expr::main(args),
         Command::Run(args) => cli::run::main(args),
         Command::Flow(cli::FlowCommand::Validate(args)) => cli::validate::main(args),
+        Command::Flow(cli::FlowCommand::Export(args)) => cli::export::main(args),
+        Command::Wal(cli::WalCommand::Check(args)) => cli::wal::check(args),
         Command::Server(args) => cli::server::main(args),
     }
 }

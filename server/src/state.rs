@@ -316,9 +316,9 @@ impl AppState {
             tracing::warn!("{note}");
         }
         let wal = config.wal_config();
-        let flows_dir = config.data_dir.join("flows");
+        let flows_dir = crate::data::flows_log(&config.data_dir);
         let flows = WalFlows::open(&flows_dir, flows_wal(&wal))?;
-        let dir = config.data_dir.join("executions");
+        let dir = crate::data::executions(&config.data_dir);
         Self::assemble(config, Arc::new(flows), Some((dir, wal)))
     }
 
@@ -356,29 +356,13 @@ impl AppState {
                         .map(|stored| Arc::clone(stored.revision()))
                 };
                 let (engine, recovery) =
-                    Engine::start_durable(engine_config, observer, &dir, wal, &resolve)
-                        .map_err(std::io::Error::other)?;
-                for (id, why) in &recovery.failed {
-                    tracing::error!(execution = %id, "{why}");
-                }
-                for report in &recovery.reports {
-                    if let Some(tail) = &report.torn_tail {
-                        // Expected after a crash: the last batch may be cut.
-                        tracing::info!(
-                            segment = %tail.segment,
-                            offset = tail.offset,
-                            "cut a torn tail: {}",
-                            tail.reason
-                        );
-                    }
-                }
-                tracing::info!(
-                    resumed = recovery.resumed,
-                    finished = recovery.finished,
-                    failed = recovery.failed.len(),
-                    quarantined = recovery.quarantined.len(),
-                    "recovered executions"
-                );
+                    Engine::start_durable(engine_config, observer, &dir, wal, &resolve).map_err(
+                        |e| match e {
+                            peregrine_engine::Error::Wal(e) => crate::data::open_error(e),
+                            e => std::io::Error::other(e),
+                        },
+                    )?;
+                log_recovery(&recovery);
                 engine
             }
         };
@@ -489,10 +473,47 @@ impl AppState {
     }
 }
 
+/// Says what recovery lost: every execution the skipped WAL damage took or
+/// left incomplete, by id, and every one that could not be resumed. (The
+/// WAL itself logs the torn tails it cut and the damage it dropped, with
+/// their paths and offsets.)
+fn log_recovery(recovery: &peregrine_engine::Recovery) {
+    use peregrine_engine::Left;
+    for d in &recovery.damaged {
+        let at = d.path.display();
+        match &d.left {
+            Left::Finished => tracing::warn!(
+                execution = %d.id,
+                "execution lost journal records to WAL damage at {at}, offset {}; {}",
+                d.offset,
+                d.left
+            ),
+            _ => tracing::error!(
+                execution = %d.id,
+                "execution lost journal records to WAL damage at {at}, offset {}; {}",
+                d.offset,
+                d.left
+            ),
+        }
+    }
+    for (id, why) in &recovery.failed {
+        tracing::error!(execution = %id, "{why}");
+    }
+    tracing::info!(
+        resumed = recovery.resumed,
+        finished = recovery.finished,
+        failed = recovery.failed.len(),
+        quarantined = recovery.quarantined.len(),
+        damaged = recovery.damaged.len(),
+        "recovered executions"
+    );
+}
+
 /// The flows' log: the same disk settings, but records never expire (a
 /// flow change is never superseded by a terminal record), and no spare
-/// segment kept ready, since flows change rarely.
-fn flows_wal(executions: &peregrine_wal::Config) -> peregrine_wal::Config {
+/// segment kept ready, since flows change rarely. `skip_damaged` is the
+/// executions' too: one flag for every log of the data folder.
+pub(crate) fn flows_wal(executions: &peregrine_wal::Config) -> peregrine_wal::Config {
     peregrine_wal::Config {
         terminal_retention: None,
         spare_segments: 0,

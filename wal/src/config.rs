@@ -56,9 +56,13 @@ pub struct Config {
     /// so that rolling to a new segment never allocates on the append path.
     /// Default 2.
     pub spare_segments: usize,
-    /// Recovery option: skip corrupt batches in the middle of the log (and
-    /// report them) instead of failing with `Error::Corrupt`. Default false.
-    pub tolerate_corruption: bool,
+    /// Recovery option for an operator who accepts losing what is damaged:
+    /// instead of failing with `Error::Damaged`, recovery drops the damaged
+    /// spots, keeps everything readable around them, and reports what it
+    /// dropped (`RecoveryReport::damage`, with the keys it could read). The
+    /// dropped LSN ranges are written to the manifest, so later opens accept
+    /// that loss without the option. Default false.
+    pub skip_damaged: bool,
 }
 
 impl Default for Config {
@@ -73,7 +77,7 @@ impl Default for Config {
             log_retention: Duration::from_secs(3600),
             truncate_interval: Duration::from_secs(1),
             spare_segments: 2,
-            tolerate_corruption: false,
+            skip_damaged: false,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The crate's one error type.
 
 use std::io;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Everything that can go wrong in the WAL. Callers write `wal::Error`.
@@ -30,17 +31,26 @@ pub enum Error {
     /// A record kind from the range the WAL reserves for itself.
     #[error("record kind {0:#x} is reserved by the WAL")]
     ReservedKind(u16),
-    /// Recovery found damaged bytes that cannot be a torn tail.
-    #[error("corrupt WAL segment {segment} at offset {offset}: {reason}")]
-    Corrupt {
-        segment: String,
+    /// Recovery found damage that cannot be a torn tail (bytes that had
+    /// been synced went bad, a segment is missing or cut short...), and
+    /// `Config::skip_damaged` is off. `path` is the file (for a missing
+    /// segment, the name it would have), `offset` the byte where the damage
+    /// starts, `what` what is wrong and which LSNs (how many records) it
+    /// makes unreadable; the first of several damaged spots is named, and
+    /// how many more there are.
+    #[error("WAL damaged: {}, offset {offset}: {what}", path.display())]
+    Damaged {
+        path: PathBuf,
         offset: u64,
-        reason: String,
+        what: String,
     },
     /// A segment was written by a format version this build does not read.
-    #[error("WAL segment {segment} has format version {found}, this build reads {supported}")]
+    #[error(
+        "WAL segment {} was written in WAL format {found} (by an earlier Peregrine); this build reads format {supported} only",
+        path.display()
+    )]
     UnsupportedVersion {
-        segment: String,
+        path: PathBuf,
         found: u16,
         supported: u16,
     },
@@ -78,11 +88,11 @@ impl Error {
         }
     }
 
-    pub(crate) fn corrupt(segment: &str, offset: u64, reason: impl Into<String>) -> Self {
-        Error::Corrupt {
-            segment: segment.to_owned(),
+    pub(crate) fn damaged(path: PathBuf, offset: u64, what: impl Into<String>) -> Self {
+        Error::Damaged {
+            path,
             offset,
-            reason: reason.into(),
+            what: what.into(),
         }
     }
 

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! segment file  = header(64) | frame* | (seal | unwritten bytes)
-//! header        = magic "PRGNWAL\0" (8) | version u16 | header_len u16 (=64)
+//! header        = magic "PRGNWAL\0" (8) | version u16 (=2) | header_len u16 (=64)
 //!               | reserved u32 | base_lsn u64 | capacity u64 | created_ms u64
 //!               | reserved (20) | crc32c(header[0..60]) u32
 //! record frame  = len u32 | crc u32 | kind u16 | flags u8 | space u8
@@ -11,11 +11,23 @@
 //!                 crc = crc32c(seed, frame[8..32] ++ payload)
 //! commit marker = 0xFFFF_FFFF u32 | crc u32 | first_lsn u64 | count u32
 //!               | records_crc u32 | durable_lsn u64
-//!                 crc = crc32c(seed, marker[8..32])
+//!                 crc = crc32c(seed, marker[0..4] ++ marker[8..32])
 //!                 records_crc = crc32c(seed, crc of each record of the batch, in order)
 //! seal          = 0xFFFF_FFFE u32 | crc u32 | next_lsn u64 | zero (16)
+//!                 crc = crc32c(seed, seal[0..4] ++ seal[8..32])
 //! seed          = crc32c(base_lsn as u64 le)
 //! ```
+//!
+//! Format 1 left the tag out of the marker's and the seal's checksums, so
+//! that one flipped bit of a marker's tag made a valid seal; `check` still
+//! reads format 1 that way.
+//!
+//! ```text
+//! ```
+//!
+//! What the segment files cannot say about themselves (which LSN ranges
+//! truncation removed on purpose, which LSNs were durable when the log was
+//! last opened or closed) is in the directory's manifest (`manifest.rs`).
 //!
 //! Every frame starts at a multiple of 16, so an rkyv payload (alignment up to
 //! 16) can be read in place from the map. Seeding every checksum with the
@@ -24,8 +36,15 @@
 
 /// Magic at the start of every segment file.
 pub(crate) const MAGIC: [u8; 8] = *b"PRGNWAL\0";
-/// Format version written by this build.
-pub(crate) const VERSION: u16 = 1;
+/// Format version written by this build. Version 2 segments are laid out as
+/// version 1 ones; what changed is the directory: version 2 keeps a manifest
+/// (`manifest.rs`) that every open, close and truncation updates, so that a
+/// missing segment can be told from one truncation removed. A build of
+/// version 1 would remove segments without saying so, hence the bump.
+pub(crate) const VERSION: u16 = 2;
+/// The format of the first builds: read (never written) by `check`, so that
+/// an operator can still export what an older data folder holds.
+pub(crate) const VERSION_1: u16 = 1;
 /// Size of the segment header; the first frame starts here.
 pub(crate) const HEADER_LEN: u64 = 64;
 /// Size of a record frame's header; the payload starts here.
@@ -83,6 +102,8 @@ fn u128_at(b: &[u8], at: usize) -> u128 {
 /// The segment header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SegmentHeader {
+    /// [`VERSION`] or [`VERSION_1`]; `encode` always writes [`VERSION`].
+    pub version: u16,
     pub base_lsn: u64,
     pub capacity: u64,
     pub created_ms: u64,
@@ -122,10 +143,11 @@ impl SegmentHeader {
             return Err(HeaderError::Checksum);
         }
         let version = u16_at(b, 8);
-        if version != VERSION {
+        if version != VERSION && version != VERSION_1 {
             return Err(HeaderError::Version(version));
         }
         Ok(SegmentHeader {
+            version,
             base_lsn: u64_at(b, 16),
             capacity: u64_at(b, 24),
             created_ms: u64_at(b, 32),
@@ -181,10 +203,21 @@ impl Marker {
         b[16..20].copy_from_slice(&self.count.to_le_bytes());
         b[20..24].copy_from_slice(&self.records_crc.to_le_bytes());
         b[24..32].copy_from_slice(&self.durable_lsn.to_le_bytes());
-        let crc = crc32c::crc32c_append(seed, &b[8..32]);
+        let crc = control_crc(seed, &b, VERSION);
         b[4..8].copy_from_slice(&crc.to_le_bytes());
         b
     }
+}
+
+/// The checksum of a commit marker or a seal (`b` is its 32 bytes): its
+/// tag, then bytes 8..32 (format 1: bytes 8..32 only).
+fn control_crc(seed: u32, b: &[u8], version: u16) -> u32 {
+    let tagged = if version == VERSION_1 {
+        seed
+    } else {
+        crc32c::crc32c_append(seed, &b[0..4])
+    };
+    crc32c::crc32c_append(tagged, &b[8..32])
 }
 
 /// What a 16-byte-aligned position in a segment holds.
@@ -202,9 +235,14 @@ pub(crate) enum Frame {
     Bad(&'static str),
 }
 
-/// Parses the frame at `at` in `seg` (the whole segment image). Never reads
-/// outside `seg`, whatever the bytes say.
+/// Parses the frame at `at` in `seg` (the whole segment image) of this
+/// build's format. Never reads outside `seg`, whatever the bytes say.
 pub(crate) fn parse_frame(seg: &[u8], at: usize, seed: u32) -> Frame {
+    parse_frame_of(seg, at, seed, VERSION)
+}
+
+/// [`parse_frame`] for a segment of format `version`.
+pub(crate) fn parse_frame_of(seg: &[u8], at: usize, seed: u32, version: u16) -> Frame {
     let Some(h) = seg.get(at..at.saturating_add(FRAME_HEADER_LEN as usize)) else {
         return Frame::Bad("frame header runs past the end of the file");
     };
@@ -212,7 +250,7 @@ pub(crate) fn parse_frame(seg: &[u8], at: usize, seed: u32) -> Frame {
     let crc = u32_at(h, 4);
     match tag {
         MARKER_TAG => {
-            if crc32c::crc32c_append(seed, &h[8..32]) != crc {
+            if control_crc(seed, h, version) != crc {
                 return Frame::Bad("commit marker checksum mismatch");
             }
             Frame::Marker(Marker {
@@ -223,7 +261,7 @@ pub(crate) fn parse_frame(seg: &[u8], at: usize, seed: u32) -> Frame {
             })
         }
         SEAL_TAG => {
-            if crc32c::crc32c_append(seed, &h[8..32]) != crc {
+            if control_crc(seed, h, version) != crc {
                 return Frame::Bad("seal checksum mismatch");
             }
             Frame::Seal {
@@ -264,7 +302,7 @@ pub(crate) fn encode_seal(seed: u32, next_lsn: u64) -> [u8; MARKER_LEN as usize]
     let mut b = [0u8; MARKER_LEN as usize];
     b[0..4].copy_from_slice(&SEAL_TAG.to_le_bytes());
     b[8..16].copy_from_slice(&next_lsn.to_le_bytes());
-    let crc = crc32c::crc32c_append(seed, &b[8..32]);
+    let crc = control_crc(seed, &b, VERSION);
     b[4..8].copy_from_slice(&crc.to_le_bytes());
     b
 }
@@ -303,6 +341,7 @@ mod tests {
     #[test]
     fn header_round_trips_and_rejects_damage() {
         let h = SegmentHeader {
+            version: VERSION,
             base_lsn: 42,
             capacity: 1 << 20,
             created_ms: 7,
@@ -337,6 +376,34 @@ mod tests {
         seg[0..4].copy_from_slice(&1000u32.to_le_bytes());
         assert!(matches!(parse_frame(&seg, 0, seed(1)), Frame::Bad(_)));
         assert!(matches!(parse_frame(&seg, 30, seed(1)), Frame::Bad(_)));
+    }
+
+    #[test]
+    fn a_flipped_tag_never_turns_a_marker_into_a_seal() {
+        let m = Marker {
+            first_lsn: 5,
+            count: 1,
+            records_crc: 7,
+            durable_lsn: 4,
+        };
+        let mut b = m.encode(seed(1));
+        assert_eq!(parse_frame(&b, 0, seed(1)), Frame::Marker(m));
+        b[0] ^= 1; // 0xFFFF_FFFF -> 0xFFFF_FFFE, the seal's tag
+        assert!(matches!(parse_frame(&b, 0, seed(1)), Frame::Bad(_)));
+        // Format 1 could not tell.
+        let v1 = {
+            let mut b = [0u8; MARKER_LEN as usize];
+            b[0..4].copy_from_slice(&SEAL_TAG.to_le_bytes());
+            b[8..16].copy_from_slice(&5u64.to_le_bytes());
+            let crc = control_crc(seed(1), &b, VERSION_1);
+            b[4..8].copy_from_slice(&crc.to_le_bytes());
+            b
+        };
+        assert_eq!(
+            parse_frame_of(&v1, 0, seed(1), VERSION_1),
+            Frame::Seal { next_lsn: 5 }
+        );
+        assert!(matches!(parse_frame(&v1, 0, seed(1)), Frame::Bad(_)));
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! All file I/O goes through these two traits, so that tests can run the WAL
 //! on an in-memory backend that injects torn writes, I/O errors and a full
-//! disk (`mem.rs`). The real backend maps files with memmap2 (`mmap.rs`).
+//! disk (`mem.rs`). The real backend maps files with memmap2 (`mmap.rs`); its
+//! read-only variant serves `check`, which must change nothing on disk.
 
 use std::fmt::Debug;
 use std::io;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::mmap::Image;
@@ -19,12 +21,24 @@ pub(crate) trait Storage: Send + Sync + Debug {
     /// the file exists.
     fn create(&self, name: &str, len: u64, fill: bool) -> io::Result<Arc<dyn SegmentFile>>;
     /// Opens an existing file for reading and writing, growing it to at
-    /// least `min_len` bytes first.
+    /// least `min_len` bytes first. A read-only storage never grows a file
+    /// (and refuses writes to it). An empty file that is not grown opens as
+    /// an [`EmptyFile`].
     fn open(&self, name: &str, min_len: u64) -> io::Result<Arc<dyn SegmentFile>>;
     fn rename(&self, from: &str, to: &str) -> io::Result<()>;
     fn remove(&self, name: &str) -> io::Result<()>;
     /// Makes creations, renames and removals durable.
     fn sync_dir(&self) -> io::Result<()>;
+    /// The whole contents of a small file (the manifest), or `None` if it
+    /// does not exist.
+    fn read_file(&self, name: &str) -> io::Result<Option<Vec<u8>>>;
+    /// Replaces `name` with `bytes` durably and atomically: written to `tmp`,
+    /// synced, renamed over `name`, and the directory synced. After a crash
+    /// `name` holds the old bytes or the new ones.
+    fn replace(&self, name: &str, tmp: &str, bytes: &[u8]) -> io::Result<()>;
+    /// The full path of `name`, for messages: every shard has a segment
+    /// `00000000000000000001.wal`, so a bare name says nothing.
+    fn path(&self, name: &str) -> PathBuf;
 }
 
 /// One open segment file. Offsets are bytes from the start of the file;
@@ -50,6 +64,39 @@ pub(crate) trait SegmentFile: Send + Sync + Debug {
     /// file and the page cache, and come back when read): a sealed segment
     /// is read again only by recovery and truncation. Best effort.
     fn release(&self) {}
+}
+
+/// A file of no bytes (a segment created just before a crash, or cut to
+/// nothing): nothing can be mapped, nothing read or written.
+#[derive(Debug)]
+pub(crate) struct EmptyFile;
+
+impl SegmentFile for EmptyFile {
+    fn len(&self) -> u64 {
+        0
+    }
+    fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        Err(out_of_bounds(offset, data.len(), 0))
+    }
+    fn sync(&self, offset: u64, len: u64) -> io::Result<()> {
+        if len == 0 {
+            Ok(())
+        } else {
+            Err(out_of_bounds(offset, len as usize, 0))
+        }
+    }
+    fn image(self: Arc<Self>) -> io::Result<Image> {
+        Ok(Image::owned(&[]))
+    }
+    fn prefault(&self) {}
+}
+
+/// The error a read-only storage gives for anything that would write.
+pub(crate) fn read_only(what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        format!("{what}: the WAL was opened read-only"),
+    )
 }
 
 pub(crate) fn out_of_bounds(offset: u64, len: usize, file_len: u64) -> io::Error {

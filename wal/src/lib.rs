@@ -28,6 +28,14 @@
 //!   key's earlier ones.
 //! - **Payloads** are opaque bytes; [`encode`] and [`access`] archive and
 //!   read rkyv types (derive them through the re-exported [`rkyv`]).
+//! - **Damage.** Recovery cuts a torn tail (the unsynced end of the log at a
+//!   crash) and reports it; any other damage (bytes that had been synced
+//!   and went bad, a missing or cut-short segment) fails the open with
+//!   [`Error::Damaged`], naming the file, the offset and the LSNs lost,
+//!   unless [`Config::skip_damaged`] says to drop it: then
+//!   [`RecoveryReport::damage`] lists what was dropped, with the keys it
+//!   belonged to. [`check`] reads a WAL without changing anything on disk
+//!   and reports the same.
 //!
 //! ```no_run
 //! use peregrine_wal::{Config, Key, Kind, Wal};
@@ -52,6 +60,7 @@ mod config;
 mod error;
 mod format;
 mod io;
+mod manifest;
 #[cfg(test)]
 mod mem;
 mod mmap;
@@ -71,7 +80,11 @@ pub use error::{Error, Result};
 pub use mmap::free_space;
 pub use record::{Batch, Key, Kind, Lsn, Record};
 pub use recovery::{Damage, LiveRecords, Recovered, RecoveryReport};
-pub use wal::{Durable, SYNC_BUCKETS_MICROS, Ticket, Wal, WalStats};
+pub use wal::{Durable, SYNC_BUCKETS_MICROS, Ticket, Wal, WalStats, check};
+
+/// The on-disk format this build writes (`FORMAT.md`); `check` also reads
+/// format 1, which `Wal::open` refuses.
+pub const FORMAT: u16 = format::VERSION;
 
 /// Helpers for benchmarks; not part of the stable API.
 #[cfg(feature = "internals")]

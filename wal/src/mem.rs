@@ -5,10 +5,11 @@
 
 use std::collections::BTreeMap;
 use std::io;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::io::{SegmentFile, Storage, in_bounds, out_of_bounds};
+use crate::io::{EmptyFile, SegmentFile, Storage, in_bounds, out_of_bounds};
 use crate::mmap::Image;
 
 /// Switches for injected faults, shared by a storage and its files.
@@ -35,6 +36,8 @@ impl Default for Faults {
 #[derive(Debug, Default)]
 pub(crate) struct MemStorage {
     files: Mutex<BTreeMap<String, Arc<MemFile>>>,
+    /// Small files written whole (`Storage::replace`): durable at once.
+    small: Mutex<BTreeMap<String, Vec<u8>>>,
     pub faults: Arc<Faults>,
 }
 
@@ -68,6 +71,10 @@ impl MemStorage {
     /// it returns a position in `[lo, hi]`; bytes before it are as written,
     /// bytes from it on are as last synced.
     pub(crate) fn crash(&self, mut cut: impl FnMut(&str, u64, u64) -> u64) -> Arc<MemStorage> {
+        // One instant for the small files and the segments: a manifest newer
+        // than the segments beside it is a state no crash leaves (the WAL
+        // writes it before it removes files).
+        let small = lock(&self.small);
         let files = lock(&self.files);
         let mut out = BTreeMap::new();
         for (name, f) in files.iter() {
@@ -91,7 +98,17 @@ impl MemStorage {
         for (name, bytes) in out {
             storage.put(&name, bytes);
         }
+        *lock(&storage.small) = small.clone();
         storage
+    }
+
+    /// The bytes of a small file (the manifest).
+    pub(crate) fn get_small(&self, name: &str) -> Option<Vec<u8>> {
+        lock(&self.small).get(name).cloned()
+    }
+
+    pub(crate) fn put_small(&self, name: &str, bytes: Vec<u8>) {
+        lock(&self.small).insert(name.to_owned(), bytes);
     }
 
     /// Installs a file whose written and durable bytes are both `bytes`.
@@ -119,7 +136,9 @@ impl MemStorage {
 
 impl Storage for MemStorage {
     fn list(&self) -> io::Result<Vec<String>> {
-        Ok(self.names())
+        let mut names = self.names();
+        names.extend(lock(&self.small).keys().cloned());
+        Ok(names)
     }
 
     fn create(&self, name: &str, len: u64, _fill: bool) -> io::Result<Arc<dyn SegmentFile>> {
@@ -157,6 +176,9 @@ impl Storage for MemStorage {
                 d.written.resize(min_len as usize, 0);
                 d.durable.resize(min_len as usize, 0);
             }
+            if d.written.is_empty() {
+                return Ok(Arc::new(EmptyFile));
+            }
         }
         Ok(file)
     }
@@ -169,6 +191,9 @@ impl Storage for MemStorage {
     }
 
     fn remove(&self, name: &str) -> io::Result<()> {
+        if lock(&self.small).remove(name).is_some() {
+            return Ok(());
+        }
         lock(&self.files)
             .remove(name)
             .map(|_| ())
@@ -177,6 +202,22 @@ impl Storage for MemStorage {
 
     fn sync_dir(&self) -> io::Result<()> {
         Ok(())
+    }
+
+    fn read_file(&self, name: &str) -> io::Result<Option<Vec<u8>>> {
+        Ok(self.get_small(name))
+    }
+
+    fn replace(&self, name: &str, _tmp: &str, bytes: &[u8]) -> io::Result<()> {
+        if self.faults.fail_sync.load(Ordering::SeqCst) {
+            return Err(io::Error::other("injected sync error"));
+        }
+        self.put_small(name, bytes.to_vec());
+        Ok(())
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        PathBuf::from(name)
     }
 }
 

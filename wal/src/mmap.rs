@@ -10,6 +10,12 @@
 //!    segment, and readers only read published bytes, which are immutable
 //!    until the file is recycled; a file is recycled only when no `Image`
 //!    of it is alive (`Arc::strong_count == 1`, checked by the truncator).
+//!
+//! A read-only storage (`FsStorage::read_only`, for `check`) maps files only
+//! while it holds a shared lock on `LOCK`, which no open WAL lets it take:
+//! then nobody writes the files (invariants 1 and 3), and it maps them
+//! read-only and refuses every write, so it never writes through a map it
+//! may not write. Without a `LOCK` file to lock it copies the files instead.
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
@@ -19,15 +25,36 @@ use std::sync::Arc;
 
 use memmap2::MmapRaw;
 
-use crate::io::{SegmentFile, Storage, in_bounds, out_of_bounds};
+use crate::io::{EmptyFile, SegmentFile, Storage, in_bounds, out_of_bounds, read_only};
 
 /// Segment files in a directory on a real file system.
 #[derive(Debug)]
 pub(crate) struct FsStorage {
     dir: PathBuf,
-    // Holds an exclusive lock on `LOCK` while the WAL is open, so that a
-    // second WAL on the same directory (invariant 1) fails to open.
-    _lock: File,
+    /// False for `read_only`: nothing on disk may change.
+    writable: bool,
+    /// Files may be mapped: we hold a lock on `LOCK` (exclusive when
+    /// writable, shared when not), so no open WAL writes them.
+    map: bool,
+    // Holds the lock on `LOCK` while the storage lives, so that a second
+    // WAL on the same directory (invariant 1) fails to open.
+    _lock: Option<File>,
+}
+
+/// The file that locks a WAL directory.
+const LOCK: &str = "LOCK";
+
+/// `dir` as an absolute path, for messages that must say which folder
+/// (every shard has the same file names); as given if that fails.
+fn absolute(dir: &Path) -> PathBuf {
+    fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())
+}
+
+fn in_use(dir: &Path, e: impl std::fmt::Display) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::WouldBlock,
+        format!("the WAL directory {} is in use ({e})", dir.display()),
+    )
 }
 
 impl FsStorage {
@@ -37,17 +64,51 @@ impl FsStorage {
             .create(true)
             .truncate(false)
             .write(true)
-            .open(dir.join("LOCK"))?;
+            .open(dir.join(LOCK))?;
         if let Err(e) = lock.try_lock() {
-            return Err(io::Error::new(
-                io::ErrorKind::WouldBlock,
-                format!("the WAL directory {} is in use ({e})", dir.display()),
-            ));
+            return Err(in_use(dir, e));
         }
         Ok(FsStorage {
-            dir: dir.to_path_buf(),
+            dir: absolute(dir),
+            writable: true,
+            map: true,
+            _lock: Some(lock),
+        })
+    }
+
+    /// The directory as it is, for reading only: nothing is created, grown,
+    /// written, renamed or removed. Fails while a WAL has it open.
+    pub(crate) fn read_only(dir: &Path) -> io::Result<Self> {
+        if !fs::metadata(dir)?.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::NotADirectory,
+                format!("{} is not a directory", dir.display()),
+            ));
+        }
+        let lock = match File::open(dir.join(LOCK)) {
+            Ok(lock) => {
+                if let Err(e) = lock.try_lock_shared() {
+                    return Err(in_use(dir, e));
+                }
+                Some(lock)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        Ok(FsStorage {
+            dir: absolute(dir),
+            writable: false,
+            map: lock.is_some(),
             _lock: lock,
         })
+    }
+
+    fn refuse_if_read_only(&self, what: &str) -> io::Result<()> {
+        if self.writable {
+            Ok(())
+        } else {
+            Err(read_only(what))
+        }
     }
 }
 
@@ -64,6 +125,7 @@ impl Storage for FsStorage {
     }
 
     fn create(&self, name: &str, len: u64, fill: bool) -> io::Result<Arc<dyn SegmentFile>> {
+        self.refuse_if_read_only("creating a file")?;
         let path = self.dir.join(name);
         let file = OpenOptions::new()
             .read(true)
@@ -76,33 +138,107 @@ impl Storage for FsStorage {
             let _ = fs::remove_file(&path);
             return Err(e);
         }
-        Ok(Arc::new(MappedFile::map(file, len)?))
+        Ok(Arc::new(MappedFile::map(file, len, true)?))
     }
 
     fn open(&self, name: &str, min_len: u64) -> io::Result<Arc<dyn SegmentFile>> {
         let file = OpenOptions::new()
             .read(true)
-            .write(true)
+            .write(self.writable)
             .open(self.dir.join(name))?;
         let mut len = file.metadata()?.len();
-        if len < min_len {
+        if len < min_len && self.writable {
             allocate(&file, min_len)?;
             len = min_len;
         }
-        Ok(Arc::new(MappedFile::map(file, len)?))
+        if len == 0 {
+            return Ok(Arc::new(EmptyFile));
+        }
+        if !self.map {
+            return Ok(Arc::new(CopiedFile { file, len }));
+        }
+        Ok(Arc::new(MappedFile::map(file, len, self.writable)?))
     }
 
     fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        self.refuse_if_read_only("renaming a file")?;
         fs::rename(self.dir.join(from), self.dir.join(to))
     }
 
     fn remove(&self, name: &str) -> io::Result<()> {
+        self.refuse_if_read_only("removing a file")?;
         fs::remove_file(self.dir.join(name))
     }
 
     fn sync_dir(&self) -> io::Result<()> {
+        self.refuse_if_read_only("syncing the directory")?;
         File::open(&self.dir)?.sync_all()
     }
+
+    fn read_file(&self, name: &str) -> io::Result<Option<Vec<u8>>> {
+        /// Far more than a manifest needs; a larger file is not one.
+        const MAX_LEN: u64 = 64 << 20;
+        let file = match File::open(self.dir.join(name)) {
+            Ok(file) => file,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let len = file.metadata()?.len();
+        if len > MAX_LEN {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{name} has {len} bytes, more than {MAX_LEN}"),
+            ));
+        }
+        let mut bytes = Vec::with_capacity(len as usize);
+        io::Read::read_to_end(&mut io::Read::take(&file, MAX_LEN), &mut bytes)?;
+        Ok(Some(bytes))
+    }
+
+    fn replace(&self, name: &str, tmp: &str, bytes: &[u8]) -> io::Result<()> {
+        self.refuse_if_read_only("replacing a file")?;
+        let tmp_path = self.dir.join(tmp);
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp_path)?;
+        io::Write::write_all(&mut file, bytes)?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&tmp_path, self.dir.join(name))?;
+        self.sync_dir()
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+/// A file read by copying it (read-only storage without a lock to hold):
+/// another process may be writing it, so it is never mapped.
+#[derive(Debug)]
+struct CopiedFile {
+    file: File,
+    len: u64,
+}
+
+impl SegmentFile for CopiedFile {
+    fn len(&self) -> u64 {
+        self.len
+    }
+    fn write_at(&self, _: u64, _: &[u8]) -> io::Result<()> {
+        Err(read_only("writing a segment"))
+    }
+    fn sync(&self, _: u64, _: u64) -> io::Result<()> {
+        Err(read_only("syncing a segment"))
+    }
+    fn image(self: Arc<Self>) -> io::Result<Image> {
+        let mut bytes = Vec::with_capacity(self.len as usize);
+        io::Read::read_to_end(&mut io::Read::take(&self.file, self.len), &mut bytes)?;
+        Ok(Image::owned(&bytes))
+    }
+    fn prefault(&self) {}
 }
 
 /// Bytes an unprivileged process may still allocate on the file system
@@ -161,27 +297,34 @@ fn zero_fill(file: &File, len: u64) -> io::Result<()> {
     file.sync_all()
 }
 
-/// A file mapped read-write for its whole length.
+/// A file mapped for its whole length: read-write, or read-only (and then
+/// every write is refused before it could touch the map).
 #[derive(Debug)]
 struct MappedFile {
     map: MmapRaw,
     len: u64,
+    writable: bool,
     _file: File,
 }
 
 impl MappedFile {
-    fn map(file: File, len: u64) -> io::Result<Self> {
+    fn map(file: File, len: u64, writable: bool) -> io::Result<Self> {
         if len == 0 || usize::try_from(len).is_err() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!("cannot map a file of {len} bytes"),
             ));
         }
-        let map = MmapRaw::map_raw(&file)?;
+        let map = if writable {
+            MmapRaw::map_raw(&file)?
+        } else {
+            memmap2::MmapOptions::new().map_raw_read_only(&file)?
+        };
         let len = map.len() as u64;
         Ok(MappedFile {
             map,
             len,
+            writable,
             _file: file,
         })
     }
@@ -193,12 +336,16 @@ impl SegmentFile for MappedFile {
     }
 
     fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        if !self.writable {
+            // The map is read-only: a write through it would fault.
+            return Err(read_only("writing a segment"));
+        }
         if !in_bounds(offset, data.len(), self.len) {
             return Err(out_of_bounds(offset, data.len(), self.len));
         }
-        // SAFETY: bounds checked above; the mapping is writable and stays
-        // mapped while `self` lives (invariants 1 and 2); only the single
-        // writer writes, and never a range anyone reads concurrently
+        // SAFETY: bounds checked above; the mapping is writable (checked
+        // above) and stays mapped while `self` lives (invariants 1 and 2);
+        // only the single writer writes, and never a range anyone reads concurrently
         // (invariant 3). `data` cannot alias the map: the WAL never passes
         // slices of a map to `write_at`.
         unsafe {
@@ -214,6 +361,9 @@ impl SegmentFile for MappedFile {
     fn sync(&self, offset: u64, len: u64) -> io::Result<()> {
         if len == 0 {
             return Ok(());
+        }
+        if !self.writable {
+            return Err(read_only("syncing a segment"));
         }
         if !in_bounds(offset, len as usize, self.len) {
             return Err(out_of_bounds(offset, len as usize, self.len));
@@ -233,7 +383,7 @@ impl SegmentFile for MappedFile {
 
     fn release(&self) {
         // SAFETY: the mapping is a shared mapping of a regular file
-        // (`MmapRaw::map_raw`), for which MADV_DONTNEED only drops this
+        // (`MmapRaw::map_raw` or `map_raw_read_only`, both MAP_SHARED), for which MADV_DONTNEED only drops this
         // process's page table entries: dirty pages stay dirty in the page
         // cache and are written back as usual, and any later access (an
         // `Image` read by the truncator) faults the file's current contents

@@ -2,7 +2,9 @@
 //! its records were all killed by durable terminal records, its log records
 //! are dead or past `log_retention`, and its terminal records have expired
 //! or were copied forward (and the copies are durable). A gone segment's
-//! file is recycled as a spare or deleted. The pass takes the writer lock
+//! file is recycled as a spare or deleted, once the manifest says that its
+//! LSNs were truncated (so that recovery never takes the gap it leaves for
+//! a missing segment). The pass takes the writer lock
 //! only for short bookkeeping steps and for appending at most
 //! `COPY_CHUNK` copies at a time, so appends never wait long.
 
@@ -33,8 +35,18 @@ pub(crate) fn truncator(shared: &Shared) {
         if !shared.wait_truncator() {
             return;
         }
-        if let Err(e) = run_once(shared) {
-            tracing::warn!(error = %e, "WAL truncation pass failed");
+        match run_once(shared) {
+            Ok(()) => {}
+            Err(e @ Error::Damaged { .. }) => {
+                tracing::error!(error = %e, "WAL truncation found damage");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "WAL truncation pass failed");
+                // A full disk fails the pass early: spares are still asked
+                // for, so that `out_of_space` is raised, and cleared once
+                // space returns.
+                refill_spares(shared);
+            }
         }
     }
 }
@@ -56,7 +68,8 @@ pub(crate) fn run_once(shared: &Shared) -> Result<()> {
     let config = &shared.config;
     let now = now_secs();
     let stable = shared.stable();
-    let mut to_drop: Vec<SegmentMeta> = Vec::new();
+    // Base, end LSN and bookkeeping of each segment to drop.
+    let mut to_drop: Vec<(u64, u64, SegmentMeta)> = Vec::new();
     let mut to_copy: Vec<(u64, Arc<dyn SegmentFile>, Copies)> = Vec::new();
     let bases: Vec<u64> = {
         let w = lock(shared);
@@ -85,7 +98,7 @@ pub(crate) fn run_once(shared: &Shared) -> Result<()> {
                     m.drop_after = None;
                 }
             } else if after <= stable {
-                to_drop.extend(w.segments.remove(&base));
+                to_drop.extend(w.segments.remove(&base).map(|m| (base, end, m)));
             }
             continue;
         }
@@ -137,7 +150,7 @@ pub(crate) fn run_once(shared: &Shared) -> Result<()> {
             continue;
         }
         if copies.is_empty() {
-            to_drop.extend(w.segments.remove(&base));
+            to_drop.extend(w.segments.remove(&base).map(|m| (base, end, m)));
         } else if m.live_terminal_bytes * 100 <= capacity * COPY_MAX_LIVE_PERCENT {
             to_copy.push((base, file, copies));
         }
@@ -181,10 +194,10 @@ fn copy_forward(
                     found.push((*key, *loc, header, payload));
                 }
                 _ => {
-                    return Err(Error::corrupt(
-                        &format::segment_name(base),
+                    return Err(Error::damaged(
+                        shared.storage.path(&format::segment_name(base)),
                         loc.offset,
-                        "terminal record to copy forward does not verify",
+                        "a terminal record to copy forward no longer verifies",
                     ));
                 }
             }
@@ -229,13 +242,32 @@ fn copy_forward(
     Ok(last)
 }
 
-/// Recycles or deletes the files of dropped segments, in LSN order, making
-/// each removal durable before the next: once a segment holding a terminal
-/// record is gone, an older segment holding records it killed must never
-/// reappear after a crash.
-fn drop_segments(shared: &Shared, metas: Vec<SegmentMeta>) -> Result<()> {
+/// Recycles or deletes the files of dropped segments. The manifest first
+/// records their LSNs as truncated: from then on recovery reads none of
+/// them (a file a crash leaves behind is removed unread), so an older
+/// segment holding records that a dropped terminal record killed can never
+/// come back to life, and the gaps they leave are never taken for damage.
+fn drop_segments(shared: &Shared, metas: Vec<(u64, u64, SegmentMeta)>) -> Result<()> {
+    if metas.is_empty() {
+        return Ok(());
+    }
     let config = &shared.config;
-    for meta in metas {
+    let synced = shared.synced_lsn();
+    let recorded = shared.update_manifest(|m| {
+        for (base, end, _) in &metas {
+            m.truncated.insert(*base, *end);
+        }
+        m.durable_lsn = m.durable_lsn.max(synced);
+    });
+    if let Err(e) = recorded {
+        // Nothing was removed: the segments go back, for a later pass.
+        let mut w = lock(shared);
+        for (base, _, meta) in metas {
+            w.segments.insert(base, meta);
+        }
+        return Err(e);
+    }
+    for (_, _, meta) in metas {
         let spare = {
             let mut w = lock(shared);
             let recycle = Arc::strong_count(&meta.file) == 1
@@ -249,28 +281,27 @@ fn drop_segments(shared: &Shared, metas: Vec<SegmentMeta>) -> Result<()> {
         };
         match spare {
             Some(spare) => {
-                shared
-                    .storage
-                    .rename(&meta.name, &spare)
-                    .map_err(|e| Error::io(format!("recycling {}", meta.name), e))?;
+                shared.storage.rename(&meta.name, &spare).map_err(|e| {
+                    let path = shared.storage.path(&meta.name);
+                    Error::io(format!("recycling {}", path.display()), e)
+                })?;
                 meta.file.prefault();
                 lock(shared).spares.push((spare, meta.file));
             }
             None => {
                 let name = meta.name.clone();
                 drop(meta);
-                shared
-                    .storage
-                    .remove(&name)
-                    .map_err(|e| Error::io(format!("removing {name}"), e))?;
+                shared.storage.remove(&name).map_err(|e| {
+                    let path = shared.storage.path(&name);
+                    Error::io(format!("removing {}", path.display()), e)
+                })?;
             }
         }
-        shared
-            .storage
-            .sync_dir()
-            .map_err(|e| Error::io("syncing the WAL directory", e))?;
     }
-    Ok(())
+    shared
+        .storage
+        .sync_dir()
+        .map_err(|e| Error::io("syncing the WAL directory", e))
 }
 
 /// Preallocates spares so that rolling never creates a file on the append

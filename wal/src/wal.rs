@@ -18,9 +18,10 @@ use crate::config::{Config, SyncMode};
 use crate::error::{Error, Result};
 use crate::format;
 use crate::io::Storage;
+use crate::manifest::{self, Manifest};
 use crate::mmap::FsStorage;
 use crate::record::{Batch, BatchEntry, Key, Kind, Lsn, now_secs};
-use crate::recovery::{Recovered, recover};
+use crate::recovery::{Mode, Recovered, RecoveryReport, recover, repair};
 use crate::writer::{
     Active, KeyLive, Pending, SegmentMeta, TerminalLoc, WriteError, Writer, note_record_in,
     note_terminal_in,
@@ -48,6 +49,9 @@ pub(crate) struct Shared {
     pub writer: Mutex<Writer>,
     /// Serializes truncation passes (background and `truncate_now`).
     pub truncating: Mutex<()>,
+    /// What the directory's manifest says; changed only together with the
+    /// file (`Shared::update_manifest`).
+    manifest: Mutex<Manifest>,
     /// Where durability stands: shared with every [`Ticket`].
     mark: Arc<Watermark>,
     flusher_idle: AtomicBool,
@@ -115,7 +119,9 @@ impl Wal {
 
     pub(crate) fn open_on(storage: Arc<dyn Storage>, config: Config) -> Result<(Wal, Recovered)> {
         config.validate()?;
-        let recovery = recover(storage.as_ref(), &config)?;
+        // Fails on damage (unless `skip_damaged`) before anything changes.
+        let mut recovery = recover(storage.as_ref(), &config, Mode::Open)?;
+        repair(storage.as_ref(), &mut recovery)?;
         let capacity = Writer::config_capacity(&config);
         let next_lsn = recovery.recovered.report().next_lsn.get();
 
@@ -123,13 +129,19 @@ impl Wal {
         // died, not the machine). Make it durable before new markers claim
         // it is: a later recovery trusts those claims.
         for s in &recovery.segments {
-            s.file
-                .sync(0, s.file.len())
-                .map_err(|e| Error::io(format!("syncing {}", s.name), e))?;
+            s.file.sync(0, s.file.len()).map_err(|e| {
+                Error::io(format!("syncing {}", storage.path(&s.name).display()), e)
+            })?;
         }
         storage
             .sync_dir()
             .map_err(|e| Error::io("syncing the WAL directory", e))?;
+        // Now all of it is durable, and the manifest says so (with what
+        // `skip_damaged` dropped) before the first new segment exists.
+        let mut manifest = std::mem::take(&mut recovery.manifest);
+        manifest.durable_lsn = manifest.durable_lsn.max(next_lsn - 1);
+        write_manifest(storage.as_ref(), &manifest)?;
+        log_recovery(recovery.recovered.report());
 
         let mut segments = std::collections::BTreeMap::new();
         for s in &recovery.segments {
@@ -147,7 +159,8 @@ impl Wal {
             active: Active {
                 base: 0,
                 seed: 0,
-                file: Arc::new(NoFile),
+                // A placeholder until the first segment is started below.
+                file: Arc::new(crate::io::EmptyFile),
                 offset: 0,
                 flushed: 0,
             },
@@ -207,6 +220,7 @@ impl Wal {
             storage,
             writer: Mutex::new(writer),
             truncating: Mutex::new(()),
+            manifest: Mutex::new(manifest),
             mark: Arc::new(Watermark {
                 sync: config.sync,
                 written: AtomicU64::new(last),
@@ -411,9 +425,82 @@ impl Inner {
         if shared.config.sync != SyncMode::None {
             shared.sync_once()?;
         }
+        // Everything is synced: the manifest vouches for it, so that damage
+        // to the last batches is not taken for a torn tail later.
+        let synced = shared.mark.synced.load(Ordering::Acquire);
+        shared.update_manifest(|m| m.durable_lsn = m.durable_lsn.max(synced))?;
         shared.mark.wake_waiters();
         Ok(())
     }
+}
+
+/// Replaces the directory's manifest with `manifest`, durably.
+fn write_manifest(storage: &dyn Storage, manifest: &Manifest) -> Result<()> {
+    storage
+        .replace(
+            manifest::MANIFEST,
+            manifest::MANIFEST_TMP,
+            &manifest.encode(),
+        )
+        .map_err(|e| {
+            let path = storage.path(manifest::MANIFEST);
+            Error::io(format!("writing {}", path.display()), e)
+        })
+}
+
+/// Tells the operator what recovery cut and dropped.
+fn log_recovery(report: &RecoveryReport) {
+    if let Some(tail) = &report.torn_tail {
+        tracing::warn!(
+            path = %tail.path.display(),
+            offset = tail.offset,
+            partial_records = tail.records(),
+            "cut a torn tail (the unsynced end of the log when it stopped): {}",
+            tail.what
+        );
+    }
+    for d in &report.damage {
+        let keys = if d.keys_complete {
+            format!("the keys of all {} are known", d.records())
+        } else {
+            format!(
+                "{} keys are known, not all (the bytes are gone or unreadable)",
+                d.keys.len()
+            )
+        };
+        tracing::error!(
+            path = %d.path.display(),
+            offset = d.offset,
+            "dropped damaged WAL records (skip-damaged): {}; {keys}",
+            d.what
+        );
+    }
+    for d in &report.skipped_before {
+        tracing::warn!(
+            path = %d.path.display(),
+            offset = d.offset,
+            "records an earlier start dropped as damaged stay dropped: {}",
+            d.what
+        );
+    }
+}
+
+/// Reads the WAL in `dir` without changing anything on disk: no file is
+/// created, grown, written, renamed or removed, not even the lock file, and
+/// damage does not stop it. The report says what `Wal::open` would find:
+/// the torn tail it would cut, the damage it would refuse (or drop, with
+/// `skip_damaged`). The records are those `Wal::open` would hand back with
+/// `skip_damaged`. Fails while a WAL has `dir` open, on I/O errors, and on
+/// segments of a format this build cannot read (format 1 it reads).
+pub fn check(dir: impl AsRef<Path>, config: &Config) -> Result<Recovered> {
+    let dir = dir.as_ref();
+    let storage: Arc<dyn Storage> = Arc::new(
+        FsStorage::read_only(dir)
+            .map_err(|e| Error::io(format!("opening {}", dir.display()), e))?,
+    );
+    let mut recovery = recover(storage.as_ref(), config, Mode::Check)?;
+    recovery.recovered.hold(storage);
+    Ok(recovery.recovered)
 }
 
 impl Drop for Inner {
@@ -525,6 +612,24 @@ impl Shared {
             self.flusher_idle.store(false, Ordering::Release);
             self.flusher_cv.notify_all();
         }
+    }
+
+    /// Changes the manifest and writes it (durably) before anything relies
+    /// on the change.
+    pub(crate) fn update_manifest(&self, change: impl FnOnce(&mut Manifest)) -> Result<()> {
+        let mut m = lock(&self.manifest);
+        let mut next = m.clone();
+        change(&mut next);
+        if next != *m {
+            write_manifest(self.storage.as_ref(), &next)?;
+            *m = next;
+        }
+        Ok(())
+    }
+
+    /// The last LSN a sync covered (whatever the mode).
+    pub(crate) fn synced_lsn(&self) -> u64 {
+        self.mark.synced.load(Ordering::Acquire)
     }
 
     pub(crate) fn poison(&self, e: Error) {
@@ -794,24 +899,4 @@ impl Future for Durable {
         }
         Poll::Pending
     }
-}
-
-/// Placeholder before the first segment is started in `open`.
-#[derive(Debug)]
-struct NoFile;
-
-impl crate::io::SegmentFile for NoFile {
-    fn len(&self) -> u64 {
-        0
-    }
-    fn write_at(&self, o: u64, d: &[u8]) -> std::io::Result<()> {
-        Err(crate::io::out_of_bounds(o, d.len(), 0))
-    }
-    fn sync(&self, _: u64, _: u64) -> std::io::Result<()> {
-        Ok(())
-    }
-    fn image(self: Arc<Self>) -> std::io::Result<crate::mmap::Image> {
-        Ok(crate::mmap::Image::owned(&[]))
-    }
-    fn prefault(&self) {}
 }

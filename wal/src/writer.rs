@@ -364,6 +364,7 @@ impl Writer {
         base: u64,
     ) -> Result<(), WriteError> {
         let header = SegmentHeader {
+            version: format::VERSION,
             base_lsn: base,
             capacity: self.capacity,
             created_ms: now_ms(),
@@ -405,14 +406,18 @@ impl Writer {
         if let Some((spare, file)) = self.spares.pop() {
             if let Err(e) = storage.rename(&spare, &name) {
                 self.spares.push((spare, file));
-                return Err(Error::io(format!("renaming a spare to {name}"), e));
+                let path = storage.path(&name);
+                return Err(Error::io(
+                    format!("renaming a spare to {}", path.display()),
+                    e,
+                ));
             }
             return Ok((name, file));
         }
         let file = storage
             // On the append path: reserve only, do not fill.
             .create(&name, self.capacity, false)
-            .map_err(|e| Error::io(format!("creating {name}"), e))?;
+            .map_err(|e| Error::io(format!("creating {}", storage.path(&name).display()), e))?;
         Ok((name, file))
     }
 

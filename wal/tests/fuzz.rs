@@ -11,6 +11,9 @@ use peregrine_wal::{Config, Key, Kind, SyncMode, Wal};
 
 const SEGMENT: u64 = 16 << 10;
 
+/// A file of a WAL directory: its name and bytes.
+type NamedFile = (std::ffi::OsString, Vec<u8>);
+
 fn config() -> Config {
     Config {
         segment_bytes: NonZeroU64::new(SEGMENT).expect("non-zero"),
@@ -22,8 +25,9 @@ fn config() -> Config {
 }
 
 /// Real segments: records of several keys and kinds, terminal records that
-/// kill earlier ones, across a roll.
-fn written_segments() -> Vec<Vec<u8>> {
+/// kill earlier ones, across a roll; and the directory's other files (the
+/// manifest), which every fuzzed directory gets as they were.
+fn written_segments() -> (Vec<Vec<u8>>, Vec<NamedFile>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let (wal, _) = Wal::open(dir.path(), config()).expect("opens");
     for i in 0..200u32 {
@@ -45,15 +49,28 @@ fn written_segments() -> Vec<Vec<u8>> {
         .filter(|p| p.extension().is_some_and(|x| x == "wal"))
         .collect();
     files.sort();
-    files
+    let others = std::fs::read_dir(dir.path())
+        .expect("lists")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && p.extension().is_none_or(|x| x != "wal"))
+        .map(|p| {
+            (
+                p.file_name().unwrap_or_default().to_owned(),
+                std::fs::read(&p).expect("reads"),
+            )
+        })
+        .collect();
+    let segments = files
         .iter()
         .map(|p| std::fs::read(p).expect("reads"))
-        .collect()
+        .collect();
+    (segments, others)
 }
 
 #[test]
 fn fuzz_recovery_reader() {
-    let seeds = written_segments();
+    let (seeds, others) = written_segments();
     assert!(seeds.len() >= 2, "the seeds span a roll");
     let corpus = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("fuzz")
@@ -61,6 +78,9 @@ fn fuzz_recovery_reader() {
     let last = seeds[seeds.len() - 1].clone();
     peregrine_testkit::fuzz::run("wal-recovery", &corpus, seeds, &[], |bytes| {
         let dir = tempfile::tempdir().expect("tempdir");
+        for (name, content) in &others {
+            std::fs::write(dir.path().join(name), content).expect("writes");
+        }
         std::fs::write(dir.path().join("00000000000000000001.wal"), bytes).expect("writes");
         // Half the time a good segment follows the damaged one: damage in
         // the middle of the log, not only at its end.

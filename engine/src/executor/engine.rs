@@ -397,13 +397,58 @@ pub struct Recovery {
     pub resumed: usize,
     /// Finished executions kept readable (within the retention).
     pub finished: usize,
-    /// Executions that could not be rebuilt, and why.
+    /// Executions that could not be rebuilt, and why (those that lost
+    /// records to damage are in `damaged` instead).
     pub failed: Vec<(ExecutionId, Unrecoverable)>,
     /// Executions the process died working on twice in a row: failed
     /// from their creation rather than replayed again.
     pub quarantined: Vec<ExecutionId>,
-    /// What each shard's WAL recovery read and repaired.
+    /// Executions whose journal lost records to WAL damage that
+    /// `skip_damaged` dropped, as the damaged bytes name them, and what is
+    /// left of each. Damage that names no key (a missing or cut-short
+    /// segment) is in `reports`; the executions it took whose later records
+    /// are left show up in `failed` (their journal lost its creation).
+    pub damaged: Vec<Damaged>,
+    /// What each shard's WAL recovery read, repaired and dropped.
     pub reports: Vec<peregrine_wal::RecoveryReport>,
+}
+
+/// An execution whose journal lost records to WAL damage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damaged {
+    pub id: ExecutionId,
+    /// Where the records were lost: the damaged file and byte offset.
+    pub path: std::path::PathBuf,
+    pub offset: u64,
+    pub left: Left,
+}
+
+/// What is left of an execution after WAL damage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Left {
+    /// None of its records: it is gone.
+    Nothing,
+    /// It was running, and resumed from the records left; it may do again
+    /// what the lost records said it had done.
+    Resumed,
+    /// Its final record is left: it stays readable as it ended.
+    Finished,
+    /// What is left cannot be replayed (its creation was lost...).
+    Unrecoverable(Unrecoverable),
+}
+
+impl std::fmt::Display for Left {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Left::Nothing => write!(f, "nothing of it is left: it is lost"),
+            Left::Resumed => write!(
+                f,
+                "resumed from the records left: it may do again what the lost records said it had done"
+            ),
+            Left::Finished => write!(f, "its final record is left: it stays as it ended"),
+            Left::Unrecoverable(why) => write!(f, "what is left {why}"),
+        }
+    }
 }
 
 /// A running executor.
@@ -521,6 +566,7 @@ impl Engine {
             recovery.finished += part.finished;
             recovery.failed.extend(part.failed);
             recovery.quarantined.extend(part.quarantined);
+            recovery.damaged.extend(part.damaged);
             recovery.reports.extend(part.reports);
         }
         let config = EngineConfig {
@@ -816,16 +862,56 @@ fn recover_shard(
     let journal = WalJournal::new(wal.clone(), Some(recorder));
     let mut shard =
         Shard::with_journal(now, Box::new(journal), Arc::clone(&finished)).limited(config.limits);
+    // Executions the skipped damage names, with where it was; each is
+    // reported once, with what recovery could make of it.
+    let mut named: FxHashMap<ExecutionId, (std::path::PathBuf, u64)> = FxHashMap::default();
+    for d in &recovered.report().damage {
+        for key in d
+            .keys
+            .iter()
+            .filter(|k| k.space() == peregrine_wal::Key::EXECUTIONS)
+        {
+            named
+                .entry(ExecutionId::from_u128(key.id()))
+                .or_insert_with(|| (d.path.clone(), d.offset));
+        }
+    }
     for (key, records) in recovered.iter() {
         let id = ExecutionId::from_u128(key.id());
         let quarantine = (quarantined == Some(id)).then_some(QUARANTINED);
-        match recover(&mut shard, &finished, id, records, resolve, now, quarantine) {
+        let found = recover(&mut shard, &finished, id, records, resolve, now, quarantine);
+        match &found {
             Ok(Found::InFlight) => recovery.resumed += 1,
             Ok(Found::Finished) => recovery.finished += 1,
             Ok(Found::Quarantined) => recovery.quarantined.push(id),
-            Err(why) => recovery.failed.push((id, why)),
+            Err(_) => {}
+        }
+        match (named.remove(&id), found) {
+            (Some((path, offset)), found) => recovery.damaged.push(Damaged {
+                id,
+                path,
+                offset,
+                left: match found {
+                    Ok(Found::InFlight) => Left::Resumed,
+                    Ok(Found::Finished | Found::Quarantined) => Left::Finished,
+                    Err(why) => Left::Unrecoverable(why),
+                },
+            }),
+            (None, Err(why)) => recovery.failed.push((id, why)),
+            (None, Ok(_)) => {}
         }
     }
+    let mut gone: Vec<Damaged> = named
+        .into_iter()
+        .map(|(id, (path, offset))| Damaged {
+            id,
+            path,
+            offset,
+            left: Left::Nothing,
+        })
+        .collect();
+    gone.sort_by_key(|d| d.id.as_u128());
+    recovery.damaged.extend(gone);
     finished.sort(|gone| shard.forget(gone));
     Ok(ShardRecovery {
         shard,

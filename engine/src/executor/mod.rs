@@ -20,8 +20,8 @@ mod timer;
 mod worker;
 
 pub use engine::{
-    Ack, Change, Engine, EngineConfig, Observer, Page, Pending, Recovery, Refusal, Search, Stopped,
-    SubmitError, Unrecoverable, run_to_end, run_to_end_observed,
+    Ack, Change, Damaged, Engine, EngineConfig, Left, Observer, Page, Pending, Recovery, Refusal,
+    Search, Stopped, SubmitError, Unrecoverable, run_to_end, run_to_end_observed,
 };
 #[cfg(feature = "internals")]
 pub use fixtures::OutputLookup;

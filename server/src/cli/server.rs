@@ -21,6 +21,11 @@ pub struct Args {
     /// Print the settings in force, defaults included, and exit.
     #[arg(long)]
     pub print_config: bool,
+    /// Start even though a WAL (a shard's, or the flows log) is damaged:
+    /// drop what cannot be read and log every execution lost with it
+    /// (sets `wal.skip-damaged`). Without it, damage refuses the start.
+    #[arg(long)]
+    pub skip_damaged_wal: bool,
 }
 
 pub fn main(args: Args) -> ExitCode {
@@ -30,6 +35,7 @@ pub fn main(args: Args) -> ExitCode {
     let overrides = Overrides {
         bind: args.bind,
         data_dir: args.data_dir.clone(),
+        skip_damaged_wal: args.skip_damaged_wal,
     };
     let config = match Config::load(args.config.as_deref(), env, &overrides) {
         Ok(config) => config,
@@ -45,7 +51,13 @@ pub fn main(args: Args) -> ExitCode {
     match run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Into the log (where operators look), and on stderr only if
+            // the log would not show it.
+            if tracing::enabled!(tracing::Level::ERROR) {
+                tracing::error!("{e:#}");
+            } else {
+                eprintln!("error: {e:#}");
+            }
             ExitCode::FAILURE
         }
     }

@@ -8,4 +8,4 @@ mod wal;
 
 pub use flows::{FlowError, FlowKey, FlowRepository, StoredFlow};
 pub use persistence::{Durable, FlowChange, InMemory, Persistence};
-pub use wal::WalFlows;
+pub use wal::{WalFlows, read_flows};

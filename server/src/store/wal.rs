@@ -29,29 +29,57 @@ pub struct WalFlows {
 
 impl WalFlows {
     /// Opens (or creates) the flows' WAL in `dir` and reads back its changes.
+    /// A damaged log refuses to open (naming the file and the offset) unless
+    /// `config.skip_damaged`: then the lost changes are logged and the flows
+    /// they touched may be missing or at an older revision.
     pub fn open(dir: &Path, config: peregrine_wal::Config) -> io::Result<Self> {
-        let (wal, recovered) = Wal::open(dir, config).map_err(io::Error::other)?;
-        let mut changes = Vec::new();
-        let mut last = 0u128;
-        for (key, records) in recovered.iter() {
-            if key.space() != FLOW_CHANGES {
-                continue;
-            }
-            last = last.max(key.id());
-            for record in records {
-                match decode(record.kind(), record.payload()) {
-                    Some(change) => changes.push((key.id(), change)),
-                    None => tracing::error!(seq = key.id(), "unreadable flow change skipped"),
-                }
-            }
+        let (wal, recovered) = Wal::open(dir, config).map_err(crate::data::open_error)?;
+        for d in &recovered.report().damage {
+            tracing::error!(
+                path = %d.path.display(),
+                offset = d.offset,
+                "flow changes lost to damage in the flows log: {} (flows changed there may be missing or older)",
+                d.what
+            );
         }
-        changes.sort_by_key(|(seq, _)| *seq);
+        let (changes, last) = changes(&recovered);
         Ok(Self {
             wal,
             next: AtomicU64::new(u64::try_from(last).unwrap_or(u64::MAX).saturating_add(1)),
-            recovered: changes.into_iter().map(|(_, c)| c).collect(),
+            recovered: changes,
         })
     }
+}
+
+/// Reads the flows log in `dir` without changing anything on disk (see
+/// `peregrine_wal::check`): its changes, oldest first, and what reading
+/// found (a torn tail, damage: the changes there are missing).
+pub fn read_flows(dir: &Path) -> io::Result<(Vec<FlowChange>, peregrine_wal::RecoveryReport)> {
+    let config = crate::state::flows_wal(&peregrine_wal::Config::default());
+    let recovered = peregrine_wal::check(dir, &config).map_err(io::Error::other)?;
+    let (changes, _) = changes(&recovered);
+    Ok((changes, recovered.report().clone()))
+}
+
+/// The flow changes of a recovered log, oldest first, and the highest
+/// sequence number.
+fn changes(recovered: &peregrine_wal::Recovered) -> (Vec<FlowChange>, u128) {
+    let mut changes = Vec::new();
+    let mut last = 0u128;
+    for (key, records) in recovered.iter() {
+        if key.space() != FLOW_CHANGES {
+            continue;
+        }
+        last = last.max(key.id());
+        for record in records {
+            match decode(record.kind(), record.payload()) {
+                Some(change) => changes.push((key.id(), change)),
+                None => tracing::error!(seq = key.id(), "unreadable flow change skipped"),
+            }
+        }
+    }
+    changes.sort_by_key(|(seq, _)| *seq);
+    (changes.into_iter().map(|(_, c)| c).collect(), last)
 }
 
 fn encode(change: &FlowChange) -> (Kind, Value) {

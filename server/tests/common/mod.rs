@@ -47,13 +47,19 @@ impl Server {
 
     /// A server on `data_dir`, which the caller keeps (restarts reuse it).
     pub async fn start_in(data_dir: &std::path::Path, env: &[(&str, &str)]) -> Server {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_peregrine"));
-        command
-            .args(["server", "--bind", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .env("PEREGRINE_EXECUTOR_THREADS", "2")
-            .env("RUST_LOG", "warn")
-            .stderr(Stdio::inherit());
+        Server::start_with(data_dir, env, &[], Stdio::inherit()).await
+    }
+
+    /// A server on `data_dir` with more arguments, its stderr (the log)
+    /// going to `stderr`.
+    pub async fn start_with(
+        data_dir: &std::path::Path,
+        env: &[(&str, &str)],
+        args: &[&str],
+        stderr: Stdio,
+    ) -> Server {
+        let mut command = server_command(data_dir);
+        command.args(args).stderr(stderr);
         for (k, v) in env {
             command.env(k, v);
         }
@@ -224,6 +230,65 @@ impl Drop for Server {
             let _ = self.child.wait();
         }
     }
+}
+
+/// `peregrine server` on `data_dir` and a free loopback port, as the tests
+/// run it.
+pub fn server_command(data_dir: &std::path::Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_peregrine"));
+    command
+        .args(["server", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .env("PEREGRINE_EXECUTOR_THREADS", "2")
+        .env("RUST_LOG", "warn");
+    command
+}
+
+/// Runs `peregrine ARGS...` to its end (at most 30 s): its status, stdout
+/// and stderr.
+pub fn run_peregrine(command: &mut Command) -> (ExitStatus, String, String) {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("peregrine runs");
+    // Read both pipes while it runs: a full pipe would stall it.
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_string(&mut text);
+            }
+            text
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("peregrine did not end within 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (
+        status,
+        stdout.join().expect("stdout read"),
+        stderr.join().expect("stderr read"),
+    )
+}
+
+/// `peregrine ARGS...`.
+pub fn peregrine(args: &[&std::ffi::OsStr]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_peregrine"));
+    command.args(args).env("RUST_LOG", "warn");
+    command
 }
 
 /// A client that closes each connection after its request, so that tests

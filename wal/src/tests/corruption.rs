@@ -1,16 +1,21 @@
-//! Corruption: flip bits and cut files at every offset of a small WAL.
-//! Recovery must never panic or read out of bounds. Damage followed by
-//! batches that were written after it was synced is reported as an error
-//! naming the segment and the damaged batch's offset (or skipped, when
-//! tolerated); damage at the tail is cut off as a torn write.
+//! Corruption: flip bits and tear writes at every offset of a small WAL.
+//! Recovery must never panic or read out of bounds. Damage to bytes that a
+//! later commit marker or the manifest vouches for is reported as an error
+//! naming the segment and the damaged batch's offset (or skipped, when the
+//! operator says so); damage at the unvouched end is cut off as a torn
+//! write.
 
 use super::*;
 use crate::Error;
 use crate::format::{self, Frame};
+use crate::manifest::MANIFEST;
 
-/// A closed WAL of `batches` single-record batches in one or more segments,
-/// each append synced before the next so every marker claims the previous.
-fn build(batches: u64, len: usize) -> (Arc<MemStorage>, Vec<(u64, Vec<u8>)>) {
+/// `batches` single-record batches in one or more segments, each append
+/// synced before the next so every marker vouches for the previous one.
+/// `closed`: the WAL was closed (its manifest vouches for everything);
+/// otherwise the process died after the last append (every written byte is
+/// there, but nothing vouches for the last batch).
+fn build(batches: u64, len: usize, closed: bool) -> (Arc<MemStorage>, Vec<(u64, Vec<u8>)>) {
     let storage = MemStorage::new();
     let (wal, _) = open(&storage, &small_config());
     let mut recs = Vec::new();
@@ -22,12 +27,18 @@ fn build(batches: u64, len: usize) -> (Arc<MemStorage>, Vec<(u64, Vec<u8>)>) {
         wal.durable(lsn).expect("durable");
         recs.push((lsn.get(), p));
     }
-    wal.close().expect("close");
-    (storage, recs)
+    if closed {
+        wal.close().expect("close");
+        (storage, recs)
+    } else {
+        let crashed = storage.crash(|_, _, hi| hi);
+        drop(wal);
+        (crashed, recs)
+    }
 }
 
 /// Offsets of each batch's first byte and the end of its marker.
-fn batch_spans(bytes: &[u8], base: u64) -> Vec<(u64, u64)> {
+pub(crate) fn batch_spans(bytes: &[u8], base: u64) -> Vec<(u64, u64)> {
     let seed = format::seed(base);
     let mut at = format::HEADER_LEN as usize;
     let mut start = at;
@@ -56,27 +67,30 @@ fn recovered_lsns(storage: &Arc<MemStorage>, config: &Config) -> Result<Vec<u64>
     Ok(lsns)
 }
 
-fn only_segment(storage: &MemStorage) -> (String, Vec<u8>) {
-    let name = storage
-        .names()
-        .into_iter()
-        .find(|n| n.ends_with(".wal"))
-        .expect("a segment");
-    let bytes = storage.get(&name).expect("bytes");
+fn first_segment(storage: &MemStorage) -> (String, Vec<u8>) {
+    let name = format::segment_name(1);
+    let bytes = storage.get(&name).expect("the first segment");
     (name, bytes)
 }
 
-#[test]
-fn every_bit_flip_is_reported_cut_or_harmless() {
-    let (storage, recs) = build(6, 40);
-    let (name, bytes) = only_segment(&storage);
+/// A storage holding `storage`'s manifest and segment `name` as `bytes`.
+fn with_segment(storage: &MemStorage, name: &str, bytes: Vec<u8>) -> Arc<MemStorage> {
+    let s = MemStorage::new();
+    s.put(name, bytes);
+    s.put_small(MANIFEST, storage.get_small(MANIFEST).expect("a manifest"));
+    s
+}
+
+fn flip_every_bit(closed: bool) {
+    let (storage, recs) = build(6, 40, closed);
+    let (name, bytes) = first_segment(&storage);
     let spans = batch_spans(&bytes, 1);
     assert_eq!(spans.len(), 6);
-    let end = spans.last().expect("spans").1 as usize;
+    let end = spans.last().expect("spans").1 as usize + format::MARKER_LEN as usize;
     let all: Vec<u64> = recs.iter().map(|r| r.0).collect();
     let strict = small_config();
-    let tolerant = Config {
-        tolerate_corruption: true,
+    let skip = Config {
+        skip_damaged: true,
         ..small_config()
     };
     let (mut errors, mut cuts, mut harmless) = (0, 0, 0);
@@ -84,73 +98,94 @@ fn every_bit_flip_is_reported_cut_or_harmless() {
         for bit in [0u8, 5] {
             let mut damaged = bytes.clone();
             damaged[at] ^= 1 << bit;
-            let s = MemStorage::new();
-            s.put(&name, damaged.clone());
             let batch = spans
                 .iter()
                 .position(|(a, b)| (*a..*b).contains(&(at as u64)));
-            match recovered_lsns(&s, &strict) {
-                Err(Error::Corrupt {
-                    segment, offset, ..
-                }) => {
+            match recovered_lsns(&with_segment(&storage, &name, damaged.clone()), &strict) {
+                Err(Error::Damaged { path, offset, .. }) => {
                     errors += 1;
-                    assert_eq!(segment, name);
+                    assert_eq!(path, std::path::PathBuf::from(&name));
                     match batch {
                         Some(i) => {
                             assert_eq!(offset, spans[i].0, "flip at {at}");
-                            assert!(i + 1 < spans.len(), "the last batch has no later evidence");
+                            assert!(
+                                closed || i + 1 < spans.len(),
+                                "nothing vouches for the last batch after a crash"
+                            );
                         }
                         None => assert_eq!(offset, 0, "a header flip at {at} names offset 0"),
                     }
-                    // Tolerated: everything but the damaged batch comes back.
-                    let s = MemStorage::new();
-                    s.put(&name, damaged);
-                    let lsns = recovered_lsns(&s, &tolerant).expect("tolerated");
+                    // Skipped: everything but the damaged batch comes back.
+                    let s = with_segment(&storage, &name, damaged);
+                    let lsns = recovered_lsns(&s, &skip).expect("skipped");
                     let mut want = all.clone();
                     if let Some(i) = batch {
                         want.remove(i);
                     }
-                    assert_eq!(lsns, want, "tolerated flip at {at}");
+                    assert_eq!(lsns, want, "skipped flip at {at}");
+                    // The loss is accepted from then on, without the option.
+                    assert_eq!(recovered_lsns(&s, &strict).expect("accepted"), want);
                 }
                 Err(e) => panic!("flip at {at}: unexpected error {e}"),
                 Ok(lsns) if lsns == all => harmless += 1,
                 Ok(lsns) => {
                     cuts += 1;
-                    // Only the last batch can be cut as a torn tail.
+                    // Only the last batch of a crashed log can be torn.
+                    assert!(!closed, "flip at {at} cut a closed log: {lsns:?}");
                     assert_eq!(batch, Some(spans.len() - 1), "flip at {at} cut {lsns:?}");
                     assert_eq!(lsns, all[..all.len() - 1]);
                 }
             }
         }
     }
-    assert!(
-        errors > 0 && cuts > 0 && harmless > 0,
-        "{errors} {cuts} {harmless}"
-    );
+    assert!(errors > 0 && harmless > 0, "{errors} {cuts} {harmless}");
+    assert_eq!(cuts > 0, !closed, "{errors} {cuts} {harmless}");
 }
 
 #[test]
-fn cutting_the_file_at_every_offset_keeps_exactly_the_whole_batches() {
-    let (storage, recs) = build(5, 50);
-    let (name, bytes) = only_segment(&storage);
+fn every_bit_flip_in_a_closed_log_is_reported_or_harmless() {
+    flip_every_bit(true);
+}
+
+#[test]
+fn every_bit_flip_after_a_crash_is_reported_cut_or_harmless() {
+    flip_every_bit(false);
+}
+
+#[test]
+fn a_write_torn_at_every_offset_keeps_exactly_the_whole_batches() {
+    // A torn write leaves the file its preallocated size: what was not
+    // written is zero (or a recycled file's old bytes).
+    let (storage, recs) = build(5, 50, false);
+    let (name, bytes) = first_segment(&storage);
     let spans = batch_spans(&bytes, 1);
     let all: Vec<u64> = recs.iter().map(|r| r.0).collect();
-    for len in 0..bytes
-        .len()
-        .min(spans.last().expect("spans").1 as usize + 64)
-    {
-        let s = MemStorage::new();
-        s.put(&name, bytes[..len].to_vec());
-        let lsns =
-            recovered_lsns(&s, &small_config()).unwrap_or_else(|e| panic!("cut at {len}: {e}"));
-        let whole = spans.iter().filter(|(_, end)| *end as usize <= len).count();
-        assert_eq!(lsns, all[..whole], "cut at {len}");
+    for len in format::HEADER_LEN as usize..spans.last().expect("spans").1 as usize + 64 {
+        let mut torn = bytes.clone();
+        torn[len..].fill(0);
+        // The batches the zeros left as they were (a frame's last bytes may
+        // be zero already).
+        let whole = spans
+            .iter()
+            .take_while(|(a, b)| torn[*a as usize..*b as usize] == bytes[*a as usize..*b as usize])
+            .count();
+        let s = with_segment(&storage, &name, torn);
+        // Only the last batch is torn if anything is: the ones before it
+        // are vouched for by the markers after them.
+        let lsns = match recovered_lsns(&s, &small_config()) {
+            Ok(lsns) => lsns,
+            Err(e) => {
+                assert!(whole + 1 < spans.len(), "torn at {len}: {e}");
+                continue;
+            }
+        };
+        assert_eq!(lsns, all[..whole], "torn at {len}");
         // The repaired log recovers the same way a second time and accepts
         // appends at the next LSN.
         let (wal, rec) = Wal::open_on(s.clone(), small_config()).expect("second open");
         assert!(
             rec.report().torn_tail.is_none(),
-            "repair is stable (cut at {len})"
+            "repair is stable (torn at {len})"
         );
         let next = wal.append(K, Key::execution(9), b"after").expect("append");
         assert_eq!(next.get(), whole as u64 + 1);
@@ -158,8 +193,31 @@ fn cutting_the_file_at_every_offset_keeps_exactly_the_whole_batches() {
 }
 
 #[test]
-fn damage_in_an_older_segment_is_corruption_not_a_torn_tail() {
-    let (storage, recs) = build(60, 300);
+fn a_segment_cut_short_is_damage_whatever_vouches_for_it() {
+    let (storage, _) = build(5, 50, false);
+    let (name, bytes) = first_segment(&storage);
+    let spans = batch_spans(&bytes, 1);
+    let (last_start, last_end) = *spans.last().expect("spans");
+    for len in [last_start + 7, last_end, last_end + 100, 4096] {
+        let s = with_segment(&storage, &name, bytes[..len as usize].to_vec());
+        match recovered_lsns(&s, &small_config()) {
+            Err(Error::Damaged { offset, what, .. }) => {
+                let at = if len >= last_end {
+                    last_end
+                } else {
+                    last_start
+                };
+                assert_eq!(offset, at, "cut at {len}: {what}");
+                assert!(what.contains("cut short"), "{what}");
+            }
+            other => panic!("cut at {len}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn damage_in_an_older_segment_is_damage_not_a_torn_tail() {
+    let (storage, recs) = build(60, 300, false);
     let mut names: Vec<String> = storage
         .names()
         .into_iter()
@@ -168,34 +226,35 @@ fn damage_in_an_older_segment_is_corruption_not_a_torn_tail() {
     names.sort();
     assert!(names.len() >= 3, "{names:?}");
     let first = &names[0];
-    let mut bytes = storage.get(first).expect("bytes");
+    let bytes = storage.get(first).expect("bytes");
     let spans = batch_spans(&bytes, 1);
     let (last_start, _) = *spans.last().expect("spans");
     // Damage the last batch of the first segment: later segments' markers
     // claim it was durable, so it cannot be a torn write.
-    bytes[last_start as usize + 40] ^= 0x10;
-    storage.put(first, bytes.clone());
-    match recovered_lsns(&storage, &small_config()) {
-        Err(Error::Corrupt {
-            segment, offset, ..
-        }) => {
-            assert_eq!(&segment, first);
+    let mut flipped = bytes.clone();
+    flipped[last_start as usize + 40] ^= 0x10;
+    let damaged = storage.crash(|_, _, hi| hi);
+    damaged.put(first, flipped);
+    match recovered_lsns(&damaged, &small_config()) {
+        Err(Error::Damaged { path, offset, .. }) => {
+            assert_eq!(path, std::path::PathBuf::from(first));
             assert_eq!(offset, last_start);
         }
-        other => panic!("expected corruption, got {other:?}"),
+        other => panic!("expected damage, got {other:?}"),
     }
-    let tolerant = Config {
-        tolerate_corruption: true,
+    let skip = Config {
+        skip_damaged: true,
         ..small_config()
     };
-    let (_wal, rec) = Wal::open_on(storage.clone(), tolerant).expect("tolerated");
-    assert_eq!(rec.report().skipped.len(), 1);
+    let (_wal, rec) = Wal::open_on(damaged.clone(), skip).expect("skipped");
+    assert_eq!(rec.report().damage.len(), 1);
     assert_eq!(rec.report().live_records, recs.len() as u64 - 1);
-    // Cutting the first segment short is corruption too.
-    storage.put(first, bytes[..last_start as usize].to_vec());
+    // Cutting the first segment short is damage too.
+    let cut = storage.crash(|_, _, hi| hi);
+    cut.put(first, bytes[..last_start as usize].to_vec());
     assert!(matches!(
-        recovered_lsns(&storage, &small_config()),
-        Err(Error::Corrupt { .. })
+        recovered_lsns(&cut, &small_config()),
+        Err(Error::Damaged { .. })
     ));
 }
 
@@ -215,13 +274,24 @@ fn garbage_files_never_panic() {
         if round % 2 == 0 && len >= 64 {
             // A valid header followed by garbage.
             let h = format::SegmentHeader {
+                version: format::VERSION,
                 base_lsn: 1,
                 capacity: 8192,
                 created_ms: 0,
             };
             bytes[..64].copy_from_slice(&h.encode());
         }
+        if round % 3 == 0 {
+            s.put_small(MANIFEST, crate::manifest::Manifest::default().encode());
+        } else if round % 3 == 1 {
+            s.put_small(MANIFEST, bytes.iter().take(100).copied().collect());
+        }
         s.put(&format::segment_name(1), bytes);
         let _ = recovered_lsns(&s, &small_config());
+        let skip = Config {
+            skip_damaged: true,
+            ..small_config()
+        };
+        let _ = recovered_lsns(&s, &skip);
     }
 }

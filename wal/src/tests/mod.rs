@@ -4,6 +4,7 @@
 mod basic;
 mod corruption;
 mod crash;
+mod damage;
 mod faults;
 mod truncation;
 

@@ -278,3 +278,51 @@ fn the_background_truncator_reclaims_without_being_asked() {
     assert!(n <= 2, "{n} segment files left");
     assert_eq!(wal.stats().spares, 2, "spares are kept ready");
 }
+
+#[test]
+fn segments_truncation_removed_are_no_damage_and_one_a_crash_left_is_removed_unread() {
+    let storage = MemStorage::new();
+    let config = Config {
+        terminal_retention: Some(Duration::ZERO),
+        ..small_config()
+    };
+    let (wal, _) = open(&storage, &config);
+    let running = Key::execution(u128::MAX);
+    wal.append(K, running, b"started").expect("append");
+    run_executions(&wal, 300, 100);
+    wal.append(K, running, b"still going").expect("append");
+    wal.durable(wal.stats().written_lsn).expect("durable");
+    let before: Vec<(String, Vec<u8>)> = storage
+        .names()
+        .into_iter()
+        .filter(|n| n.ends_with(".wal"))
+        .map(|n| {
+            let bytes = storage.get(&n).expect("bytes");
+            (n, bytes)
+        })
+        .collect();
+    settle(&wal);
+    wal.close().expect("close");
+    let names = storage.names();
+    let (gone, bytes) = before
+        .iter()
+        .find(|(n, _)| !names.contains(n))
+        .expect("truncation removed a segment");
+    // The segments left have gaps between them: the manifest says why.
+    let (wal, rec) = open(&storage, &config);
+    assert!(rec.report().damage.is_empty(), "{:?}", rec.report());
+    assert_eq!(collect(&rec).len(), 1);
+    drop(rec);
+    wal.close().expect("close");
+    // A crash between writing the manifest and removing the file leaves it:
+    // it must not be read (the finished executions in it have no terminal
+    // record left to keep them dead), and open removes it.
+    storage.put(gone, bytes.clone());
+    let (_wal, rec) = open(&storage, &config);
+    assert_eq!(rec.report().removing, 1);
+    assert!(rec.report().damage.is_empty(), "{:?}", rec.report());
+    let got = collect(&rec);
+    assert_eq!(got.len(), 1, "only the running execution is live");
+    assert_eq!(got[0].0, running);
+    assert!(!storage.names().contains(gone), "removed");
+}

@@ -59,7 +59,9 @@ fn check(p: &mut Props<'_, '_>, entries: &[DagEntry]) {
             }
         }
     }
-    if broken {
+    // Two tasks with one id are refused by the flow's own check; the graph
+    // of such a list has no meaning to check for cycles.
+    if broken || ids.len() < entries.len() {
         return;
     }
     // Kahn's algorithm: what remains after removing sources is cyclic.
@@ -185,6 +187,22 @@ mod tests {
         assert_eq!(
             problems("  - id: dag\n    type: Dag\n    tasks: []\n"),
             ["tasks[0].tasks at 6:12: must contain at least one task"]
+        );
+    }
+
+    /// Found by the flow fuzzer: two tasks with one id, and a dependency
+    /// on it, made the cycle check count an edge twice and panic.
+    #[test]
+    fn duplicate_ids_with_a_dependency_are_refused_not_panicked_on() {
+        let twice = DAG_FLOW
+            .replace("DEP", "first")
+            .replace("id: middle", "id: first");
+        let found = problems(&twice);
+        assert!(
+            found
+                .iter()
+                .any(|p| p.contains("duplicate task id `first`")),
+            "{found:?}"
         );
     }
 }

@@ -1,0 +1,78 @@
+//! The data folder's layout: where each log lives, for the server and for
+//! the commands that read a folder offline (`wal check`, `flow export`).
+//!
+//! ```text
+//! DATA_DIR/flows/                 the flows log (one WAL)
+//! DATA_DIR/executions/shard-N/    one WAL per engine shard
+//! ```
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// The flows log.
+pub fn flows_log(data_dir: &Path) -> PathBuf {
+    data_dir.join("flows")
+}
+
+/// The folder of the shards' WALs.
+pub fn executions(data_dir: &Path) -> PathBuf {
+    data_dir.join("executions")
+}
+
+/// Every log of a data folder that exists: the shards' WALs in shard order,
+/// then the flows log.
+pub fn logs(data_dir: &Path) -> io::Result<Vec<PathBuf>> {
+    if !std::fs::metadata(data_dir)?.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotADirectory,
+            format!("{} is not a directory", data_dir.display()),
+        ));
+    }
+    let mut shards = Vec::new();
+    match std::fs::read_dir(executions(data_dir)) {
+        Ok(entries) => {
+            for entry in entries {
+                let entry = entry?;
+                let n = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| n.strip_prefix("shard-"))
+                    .and_then(|n| n.parse::<usize>().ok());
+                if let Some(n) = n {
+                    shards.push((n, entry.path()));
+                }
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    shards.sort();
+    let mut logs: Vec<PathBuf> = shards.into_iter().map(|(_, p)| p).collect();
+    let flows = flows_log(data_dir);
+    if flows.is_dir() {
+        logs.push(flows);
+    }
+    Ok(logs)
+}
+
+/// What to tell an operator whose start a damaged log refused.
+pub(crate) const DAMAGE_HINT: &str = "The server does not start on a damaged log: \
+     `peregrine wal check DATA_DIR` lists the damage; start with --skip-damaged-wal \
+     (wal.skip-damaged) to drop what is unreadable and keep the rest, or rebuild the \
+     folder (`peregrine flow export DATA_DIR OUT_DIR` saves the flows)";
+
+/// What to tell an operator whose folder an earlier build wrote.
+pub(crate) const FORMAT_HINT: &str = "save the flows with \
+     `peregrine flow export DATA_DIR OUT_DIR` (it reads the earlier format) and \
+     start on a fresh data folder";
+
+/// A WAL's open error as the server reports it: with what to do next.
+pub(crate) fn open_error(e: peregrine_wal::Error) -> io::Error {
+    match e {
+        peregrine_wal::Error::Damaged { .. } => io::Error::other(format!("{e}. {DAMAGE_HINT}")),
+        peregrine_wal::Error::UnsupportedVersion { .. } => {
+            io::Error::other(format!("{e}: {FORMAT_HINT}"))
+        }
+        e => io::Error::other(e),
+    }
+}
