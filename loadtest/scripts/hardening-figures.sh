@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# The figures BENCHMARKS.md gives for hardening (issue 12), on one build:
+#   1. curve:    RSS and disk of a server with the default settings running
+#                the seed flow at RATE/s over HTTP for CURVE_SECS, sampled
+#                every CURVE_EVERY seconds;
+#   2. overload: for each offered rate, what was accepted, the p99 of the
+#                accepted, and how fast a refusal (429/503) comes back;
+#   3. recovery: the time from a restart (after kill -9) to /health with
+#                IN_FLIGHT sleeping executions to resume.
+# Everything targets 127.0.0.1 and stops by itself.
+#
+# Usage: hardening-figures.sh BIN_DIR
+#   BIN_DIR holds release builds of `peregrine` and `peregrine-loadtest`.
+# Environment: RATE (2000), CURVE_SECS (3600), CURVE_EVERY (60),
+#   OVERLOAD_RATES ("2000 5000 10000 20000"), OVERLOAD_SECS (10),
+#   IN_FLIGHT (100000), SKIP (space-separated: curve overload recovery).
+set -euo pipefail
+
+BIN=${1:?bin dir}
+RATE=${RATE:-2000}
+CURVE_SECS=${CURVE_SECS:-3600}
+CURVE_EVERY=${CURVE_EVERY:-60}
+OVERLOAD_RATES=${OVERLOAD_RATES:-"2000 5000 10000 20000"}
+OVERLOAD_SECS=${OVERLOAD_SECS:-10}
+IN_FLIGHT=${IN_FLIGHT:-100000}
+SKIP=${SKIP:-}
+FLOWS="$(cd "$(dirname "$0")/.." && pwd)/flows"
+WORK=$(mktemp -d)
+SERVER_PID=""
+trap 'stop_server; rm -rf "$WORK"' EXIT
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# start_server DATA_DIR: a release server on DATA_DIR; sets SERVER_PID, URL.
+start_server() {
+  local port
+  port=$(free_port)
+  RUST_LOG=warn "$BIN/peregrine" server --bind "127.0.0.1:$port" --data-dir "$1" \
+    >>"$WORK/server.log" 2>&1 &
+  SERVER_PID=$!
+  URL="http://127.0.0.1:$port"
+  for _ in $(seq 1 12000); do
+    curl -fs "$URL/health" >/dev/null 2>&1 && return 0
+    sleep 0.05
+  done
+  echo "the server did not come up:" >&2
+  cat "$WORK/server.log" >&2
+  return 1
+}
+
+stop_server() {
+  if [ -n "$SERVER_PID" ]; then
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=""
+  fi
+}
+
+rss_mib() {
+  awk '/^VmRSS:/ { printf "%.0f", $2 / 1024 }' "/proc/$SERVER_PID/status"
+}
+
+disk_mib() {
+  du -sm "$1" | cut -f1
+}
+
+json_field() {
+  python3 -c "import json; r = json.load(open('$1')); v = $2; print('?' if v is None else round(v, 2))" 2>/dev/null || echo "?"
+}
+
+skipped() {
+  case " $SKIP " in *" $1 "*) return 0 ;; *) return 1 ;; esac
+}
+
+echo "machine: $(nproc) cores, $(uname -r); $(date -u +%Y-%m-%dT%H:%MZ)"
+
+if ! skipped curve; then
+  data="$WORK/curve"
+  start_server "$data"
+  executions=$(python3 -c "print(int($RATE * $CURVE_SECS))")
+  "$BIN/peregrine-loadtest" --mode http --url "$URL" --flow "$FLOWS/seed.yaml" \
+    --rates "$RATE" --executions "$executions" --quiet \
+    --json "$WORK/curve.json" >"$WORK/curve.txt" 2>&1 &
+  LOAD=$!
+  echo
+  echo "## RSS and disk at $RATE/s over HTTP, default settings"
+  echo "| minute | RSS MiB | disk MiB |"
+  echo "|---|---|---|"
+  started=$(date +%s)
+  while kill -0 "$LOAD" 2>/dev/null; do
+    now=$(date +%s)
+    printf '| %.1f | %s | %s |\n' "$(python3 -c "print(($now - $started) / 60)")" \
+      "$(rss_mib)" "$(disk_mib "$data")"
+    sleep "$CURVE_EVERY"
+  done
+  wait "$LOAD" || true
+  printf '| end | %s | %s |\n' "$(rss_mib)" "$(disk_mib "$data")"
+  echo "load: completed $(json_field "$WORK/curve.json" "r['runs'][0]['completed']"), failed $(json_field "$WORK/curve.json" "r['runs'][0]['failed']"), p99 $(json_field "$WORK/curve.json" "r['runs'][0]['p99_ms']") ms"
+  stop_server
+fi
+
+if ! skipped overload; then
+  echo
+  echo "## Overload: offered rate over HTTP, seed flow, default settings"
+  echo "| offered /s | accepted /s | refused | p99 accepted ms | refusal latency ms (median of probes) |"
+  echo "|---|---|---|---|---|"
+  for rate in $OVERLOAD_RATES; do
+    data="$WORK/overload-$rate"
+    start_server "$data"
+    executions=$(python3 -c "print(int($rate * $OVERLOAD_SECS))")
+    "$BIN/peregrine-loadtest" --mode http --url "$URL" --flow "$FLOWS/seed.yaml" \
+      --rates "$rate" --executions "$executions" --max-retries 0 --connections 256 \
+      --quiet --json "$WORK/over-$rate.json" >"$WORK/over-$rate.txt" 2>&1 &
+    LOAD=$!
+    sleep $((OVERLOAD_SECS / 2))
+    # Probes while the load runs: how long a refused request takes.
+    probes=""
+    for _ in $(seq 1 40); do
+      out=$(curl -s -o /dev/null -w '%{http_code} %{time_total}' -X POST \
+        -H 'content-type: application/json' --data '{"order": {}}' \
+        "$URL/api/v1/main/executions/company.team/seed-jsonata" || true)
+      case "$out" in 429*|503*) probes="$probes ${out#* }" ;; esac
+    done
+    wait "$LOAD" || true
+    refusal=$(python3 -c "import statistics, sys; v = [float(x) * 1000 for x in sys.argv[1:]]; print(round(statistics.median(v), 2) if v else '-')" $probes)
+    completed=$(json_field "$WORK/over-$rate.json" "r['runs'][0]['completed']")
+    failed=$(json_field "$WORK/over-$rate.json" "r['runs'][0]['failed']")
+    accepted=$(python3 -c "print(round(float('$completed') / $OVERLOAD_SECS))" 2>/dev/null || echo "?")
+    p99=$(json_field "$WORK/over-$rate.json" "r['runs'][0]['p99_ms']")
+    echo "| $rate | $accepted | $failed | $p99 | $refusal |"
+    stop_server
+  done
+fi
+
+if ! skipped recovery; then
+  data="$WORK/recovery"
+  start_server "$data"
+  cat >"$WORK/nap.yaml" <<'EOF'
+id: nap
+namespace: company.team
+inputs:
+  - id: order
+    type: JSON
+tasks:
+  - id: nap
+    type: io.kestra.plugin.core.flow.Sleep
+    duration: PT1H
+EOF
+  "$BIN/peregrine-loadtest" --mode http --url "$URL" --flow "$WORK/nap.yaml" \
+    --rates "$RATE" --executions "$IN_FLIGHT" --drain-secs 1 --quiet \
+    --json "$WORK/nap.json" >"$WORK/nap.txt" 2>&1 || true
+  running=$(curl -s "$URL/metrics" | awk '/^peregrine_executions_running / { print $2 }')
+  kill -9 "$SERVER_PID"
+  wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=""
+  t0=$(date +%s.%N)
+  start_server "$data"
+  t1=$(date +%s.%N)
+  resumed=$(curl -s "$URL/metrics" | awk '/^peregrine_executions_running / { print $2 }')
+  echo
+  echo "## Recovery after kill -9"
+  echo "| in flight | resumed | restart to /health s | RSS after MiB | disk MiB |"
+  echo "|---|---|---|---|---|"
+  echo "| $running | $resumed | $(python3 -c "print(round($t1 - $t0, 2))") | $(rss_mib) | $(disk_mib "$data") |"
+  stop_server
+fi
