@@ -13,6 +13,8 @@
 #   BIN_DIR holds release builds of `peregrine` and `peregrine-loadtest`.
 # Environment: RATE (2000), CURVE_SECS (3600), CURVE_EVERY (60),
 #   OVERLOAD_RATES ("2000 5000 10000 20000"), OVERLOAD_SECS (10),
+#   OVERLOAD_CONNECTIONS (2000), OVERLOAD_FLOW (seed, or heavy: a flow that
+#   costs the shard milliseconds, so that the server saturates first),
 #   IN_FLIGHT (100000), SKIP (space-separated: curve overload recovery).
 set -euo pipefail
 
@@ -22,6 +24,8 @@ CURVE_SECS=${CURVE_SECS:-3600}
 CURVE_EVERY=${CURVE_EVERY:-60}
 OVERLOAD_RATES=${OVERLOAD_RATES:-"2000 5000 10000 20000"}
 OVERLOAD_SECS=${OVERLOAD_SECS:-10}
+OVERLOAD_CONNECTIONS=${OVERLOAD_CONNECTIONS:-2000}
+OVERLOAD_FLOW=${OVERLOAD_FLOW:-seed}
 IN_FLIGHT=${IN_FLIGHT:-100000}
 SKIP=${SKIP:-}
 FLOWS="$(cd "$(dirname "$0")/.." && pwd)/flows"
@@ -103,15 +107,20 @@ fi
 
 if ! skipped overload; then
   echo
-  echo "## Overload: offered rate over HTTP, seed flow, default settings"
-  echo "| offered /s | accepted /s | refused | p99 accepted ms | refusal latency ms (median of probes) |"
-  echo "|---|---|---|---|---|"
+  case "$OVERLOAD_FLOW" in
+    heavy) flow_file="$FLOWS/heavy.yaml"; flow_path="company.team/heavy" ;;
+    *) flow_file="$FLOWS/seed.yaml"; flow_path="company.team/seed-jsonata" ;;
+  esac
+  echo "## Overload: offered rate over HTTP ($OVERLOAD_CONNECTIONS connections), $OVERLOAD_FLOW flow, default settings"
+  echo "| offered /s | achieved /s | accepted | refused | p99 accepted ms | refusal latency ms (median of probes) |"
+  echo "|---|---|---|---|---|---|"
   for rate in $OVERLOAD_RATES; do
     data="$WORK/overload-$rate"
     start_server "$data"
     executions=$(python3 -c "print(int($rate * $OVERLOAD_SECS))")
-    "$BIN/peregrine-loadtest" --mode http --url "$URL" --flow "$FLOWS/seed.yaml" \
-      --rates "$rate" --executions "$executions" --max-retries 0 --connections 256 \
+    "$BIN/peregrine-loadtest" --mode http --url "$URL" --flow "$flow_file" \
+      --rates "$rate" --executions "$executions" --max-retries 0 \
+      --connections "$OVERLOAD_CONNECTIONS" \
       --quiet --json "$WORK/over-$rate.json" >"$WORK/over-$rate.txt" 2>&1 &
     LOAD=$!
     sleep $((OVERLOAD_SECS / 2))
@@ -120,16 +129,16 @@ if ! skipped overload; then
     for _ in $(seq 1 40); do
       out=$(curl -s -o /dev/null -w '%{http_code} %{time_total}' -X POST \
         -H 'content-type: application/json' --data '{"order": {}}' \
-        "$URL/api/v1/main/executions/company.team/seed-jsonata" || true)
+        "$URL/api/v1/main/executions/$flow_path" || true)
       case "$out" in 429*|503*) probes="$probes ${out#* }" ;; esac
     done
     wait "$LOAD" || true
     refusal=$(python3 -c "import statistics, sys; v = [float(x) * 1000 for x in sys.argv[1:]]; print(round(statistics.median(v), 2) if v else '-')" $probes)
     completed=$(json_field "$WORK/over-$rate.json" "r['runs'][0]['completed']")
     failed=$(json_field "$WORK/over-$rate.json" "r['runs'][0]['failed']")
-    accepted=$(python3 -c "print(round(float('$completed') / $OVERLOAD_SECS))" 2>/dev/null || echo "?")
+    achieved=$(json_field "$WORK/over-$rate.json" "r['runs'][0]['achieved_rate']")
     p99=$(json_field "$WORK/over-$rate.json" "r['runs'][0]['p99_ms']")
-    echo "| $rate | $accepted | $failed | $p99 | $refusal |"
+    echo "| $rate | $achieved | $completed | $failed | $p99 | $refusal |"
     stop_server
   done
 fi
@@ -148,9 +157,28 @@ tasks:
     type: io.kestra.plugin.core.flow.Sleep
     duration: PT1H
 EOF
-  "$BIN/peregrine-loadtest" --mode http --url "$URL" --flow "$WORK/nap.yaml" \
-    --rates "$RATE" --executions "$IN_FLIGHT" --drain-secs 1 --quiet \
-    --json "$WORK/nap.json" >"$WORK/nap.txt" 2>&1 || true
+  curl -fs -X POST -H 'content-type: application/x-yaml' --data-binary @"$WORK/nap.yaml" \
+    "$URL/api/v1/main/flows" >/dev/null
+  # Starts without waiting for the ends: IN_FLIGHT sleeping executions.
+  python3 - "$URL" "$IN_FLIGHT" <<'PY'
+import http.client, sys, threading, urllib.parse
+url, total = urllib.parse.urlparse(sys.argv[1]), int(sys.argv[2])
+left = [total]
+lock = threading.Lock()
+def worker():
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    while True:
+        with lock:
+            if left[0] == 0:
+                return
+            left[0] -= 1
+        conn.request("POST", "/api/v1/main/executions/company.team/nap",
+                     body='{"order": {}}', headers={"content-type": "application/json"})
+        conn.getresponse().read()
+threads = [threading.Thread(target=worker) for _ in range(16)]
+for t in threads: t.start()
+for t in threads: t.join()
+PY
   running=$(curl -s "$URL/metrics" | awk '/^peregrine_executions_running / { print $2 }')
   kill -9 "$SERVER_PID"
   wait "$SERVER_PID" 2>/dev/null || true

@@ -106,9 +106,10 @@ pub enum Refusal {
     /// `max_running` executions are running already.
     #[error("{0} executions are running, the most allowed")]
     TooMany(usize),
-    /// Work on the shard waits longer than the queueing budget.
+    /// A start would wait in the shard's queue longer than the queueing
+    /// budget (its length times what a message costs the shard lately).
     #[error(
-        "the executor is overloaded: work waits {waited:?} in its queue, over the budget of {budget:?}"
+        "the executor is overloaded: a new execution would wait about {waited:?} in its queue, over the budget of {budget:?}"
     )]
     Overloaded { waited: Duration, budget: Duration },
     /// The shard's journal is out of disk space: new executions wait until
@@ -236,8 +237,6 @@ pub(crate) enum Command {
         new: Box<NewExecution>,
         ack: Ack,
         reply: flume::Sender<Started>,
-        /// When it was pushed, for the queueing budget.
-        queued: Instant,
     },
     Kill {
         id: ExecutionId,
@@ -267,9 +266,7 @@ enum ReplyTo {
 impl Command {
     fn into_message(self, request: RequestId) -> (Message, Option<ReplyTo>) {
         match self {
-            Command::Start {
-                new, ack, reply, ..
-            } => (
+            Command::Start { new, ack, reply } => (
                 Message::Start {
                     new,
                     request,
@@ -313,14 +310,16 @@ struct Admission {
     queues: Box<[Queue]>,
 }
 
-/// How long work waits in one shard's inbox, as its thread last saw it.
+/// How long work waits in one shard's inbox: what its thread publishes.
 #[derive(Debug, Default)]
 struct Queue {
-    /// How long the last start the shard took had waited.
-    waited_us: AtomicU64,
     /// When the shard took the message it is handling (0: idle). A shard
     /// held up by one long step has everything behind it waiting that long.
     busy_since_us: AtomicU64,
+    /// What handling one message costs the shard lately, in nanoseconds
+    /// (a moving average of the time between the messages it takes while
+    /// busy, so it counts the batch's tick and publishing too).
+    cost_ns: AtomicU64,
 }
 
 impl Admission {
@@ -328,43 +327,52 @@ impl Admission {
         u64::try_from(self.epoch.elapsed().as_micros()).unwrap_or(u64::MAX)
     }
 
-    /// Refuses a start on `shard` while its work waits past the budget.
-    fn check_queue(&self, shard: usize) -> Result<(), Refusal> {
+    /// Refuses a start on `shard` while a start joining its inbox (`queued`
+    /// messages long) would wait past the budget: the queue's length times
+    /// what a message costs, plus what the message being handled has taken
+    /// so far. Predicted, not observed, so that shedding starts when the
+    /// queue grows, not one budget later.
+    fn check_queue(&self, shard: usize, queued: usize) -> Result<(), Refusal> {
         if self.budget_us == u64::MAX {
             return Ok(());
         }
         let queue = &self.queues[shard];
-        let mut waited = queue.waited_us.load(Ordering::Relaxed);
+        let cost_ns = queue.cost_ns.load(Ordering::Relaxed);
+        let mut wait_us = (queued as u64).saturating_mul(cost_ns) / 1000;
         let since = queue.busy_since_us.load(Ordering::Relaxed);
         if since != 0 {
-            waited = waited.max(self.micros().saturating_sub(since));
+            wait_us = wait_us.saturating_add(self.micros().saturating_sub(since));
         }
-        if waited > self.budget_us {
+        if wait_us > self.budget_us {
             return Err(Refusal::Overloaded {
-                waited: Duration::from_micros(waited),
+                waited: Duration::from_micros(wait_us),
                 budget: Duration::from_micros(self.budget_us),
             });
         }
         Ok(())
     }
 
-    /// Shard `shard` took a message (a start queued at `queued`).
-    fn taking(&self, shard: usize, queued: Option<Instant>) {
+    /// Shard `shard` took a message.
+    fn taking(&self, shard: usize) {
         let queue = &self.queues[shard];
-        queue
-            .busy_since_us
-            .store(self.micros().max(1), Ordering::Relaxed);
-        if let Some(queued) = queued {
-            let waited = u64::try_from(queued.elapsed().as_micros()).unwrap_or(u64::MAX);
-            queue.waited_us.store(waited, Ordering::Relaxed);
+        let now = self.micros().max(1);
+        let since = queue.busy_since_us.swap(now, Ordering::Relaxed);
+        if since != 0 {
+            // Busy since the last one: that is what the last one cost.
+            let sample = now.saturating_sub(since).saturating_mul(1000);
+            let cost = queue.cost_ns.load(Ordering::Relaxed);
+            let cost = if cost == 0 {
+                sample
+            } else {
+                cost - cost / 8 + sample / 8
+            };
+            queue.cost_ns.store(cost, Ordering::Relaxed);
         }
     }
 
     /// Shard `shard` emptied its inbox: nothing waits.
     fn idle(&self, shard: usize) {
-        let queue = &self.queues[shard];
-        queue.busy_since_us.store(0, Ordering::Relaxed);
-        queue.waited_us.store(0, Ordering::Relaxed);
+        self.queues[shard].busy_since_us.store(0, Ordering::Relaxed);
     }
 
     fn admit(&self) -> Result<(), Refusal> {
@@ -658,7 +666,7 @@ impl Engine {
             Err(Refusal::NoSpace)
         } else {
             self.admission
-                .check_queue(shard)
+                .check_queue(shard, self.inboxes[shard].len())
                 .and_then(|()| self.admission.admit())
         };
         if let Err(refusal) = admitted {
@@ -673,7 +681,6 @@ impl Engine {
             new: Box::new(new),
             ack,
             reply,
-            queued: Instant::now(),
         };
         match self.push(id, command) {
             Ok(()) => Ok(pending),
@@ -1028,11 +1035,7 @@ fn shard_loop(mut shard: Shard, rx: Receiver<Command>, runtime: ShardRuntime) {
                 runtime.admission.idle(runtime.index);
                 break;
             };
-            let queued = match &command {
-                Command::Start { queued, .. } => Some(*queued),
-                _ => None,
-            };
-            runtime.admission.taking(runtime.index, queued);
+            runtime.admission.taking(runtime.index);
             next_request += 1;
             let (message, reply) = command.into_message(next_request);
             if let Some(reply) = reply {
