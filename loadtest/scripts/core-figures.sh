@@ -30,34 +30,18 @@ WORK=$(mktemp -d)
 SERVER_PID=""
 trap 'stop_server; rm -rf "$WORK"' EXIT
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
 
 # start_server BIN_DIR: a release server with a fresh data folder; sets
 # SERVER_PID and URL.
 start_server() {
-  local port data
-  port=$(free_port)
-  data="$WORK/data-$port"
-  RUST_LOG=warn "$1/peregrine" server --bind "127.0.0.1:$port" --data-dir "$data" \
-    >"$WORK/server-$port.log" 2>&1 &
-  SERVER_PID=$!
-  URL="http://127.0.0.1:$port"
-  for _ in $(seq 1 200); do
-    curl -fs "$URL/health" >/dev/null 2>&1 && return 0
-    sleep 0.05
-  done
-  echo "the server did not come up:" >&2
-  cat "$WORK/server-$port.log" >&2
-  return 1
+  serve "$1/peregrine" "$WORK/data-$RANDOM$RANDOM" "$WORK/server.log"
 }
 
 stop_server() {
   if [ -n "$SERVER_PID" ]; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=""
+    kill_server
     # Gone at once: gigabytes of old segments left to write back would
     # stall the next run's syncs.
     rm -rf "$WORK"/data-*
@@ -74,12 +58,6 @@ rss_kib() {
   awk '/^VmRSS:/ {print $2}' "/proc/$SERVER_PID/status"
 }
 
-skipped() { [[ " $SKIP " == *" $1 "* ]]; }
-
-# json_field FILE EXPR: EXPR over the report `r` (rounded), or `?`.
-json_field() {
-  python3 -c "import json; r = json.load(open('$1')); v = $2; print('?' if v is None else round(v, 2))" 2>/dev/null || echo "?"
-}
 
 builds=("before:$BEFORE")
 [ "$AFTER" = "-" ] || builds+=("after:$AFTER")

@@ -33,33 +33,16 @@ WORK=$(mktemp -d)
 SERVER_PID=""
 trap 'stop_server; rm -rf "$WORK"' EXIT
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
 
 # start_server DATA_DIR: a release server on DATA_DIR; sets SERVER_PID, URL.
 start_server() {
-  local port
-  port=$(free_port)
-  RUST_LOG=warn "$BIN/peregrine" server --bind "127.0.0.1:$port" --data-dir "$1" \
-    >>"$WORK/server.log" 2>&1 &
-  SERVER_PID=$!
-  URL="http://127.0.0.1:$port"
-  for _ in $(seq 1 12000); do
-    curl -fs "$URL/health" >/dev/null 2>&1 && return 0
-    sleep 0.05
-  done
-  echo "the server did not come up:" >&2
-  cat "$WORK/server.log" >&2
-  return 1
+  serve "$BIN/peregrine" "$1" "$WORK/server.log" 12000
 }
 
 stop_server() {
-  if [ -n "$SERVER_PID" ]; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=""
-  fi
+  kill_server
 }
 
 rss_mib() {
@@ -70,13 +53,6 @@ disk_mib() {
   du -sm "$1" | cut -f1
 }
 
-json_field() {
-  python3 -c "import json; r = json.load(open('$1')); v = $2; print('?' if v is None else round(v, 2))" 2>/dev/null || echo "?"
-}
-
-skipped() {
-  case " $SKIP " in *" $1 "*) return 0 ;; *) return 1 ;; esac
-}
 
 echo "machine: $(nproc) cores, $(uname -r); $(date -u +%Y-%m-%dT%H:%MZ)"
 
