@@ -260,3 +260,93 @@ fn a_final_state_over_the_record_limit_is_cut_down_failed_and_durable() {
     assert_eq!(again.record.state(), State::Failed);
     engine.shutdown();
 }
+
+/// What an ended execution left: its state, its final record's size, and
+/// its task runs' values.
+type Final = (State, usize, Vec<Option<String>>);
+
+#[derive(Default)]
+struct Finals(Mutex<Vec<Final>>);
+
+impl Observer for Finals {
+    fn on_change(&self, change: &Change<'_>) {
+        if let Some(record) = change.ended {
+            let values = change
+                .execution
+                .task_runs()
+                .iter()
+                .map(|t| t.value().map(str::to_owned))
+                .collect();
+            self.0
+                .lock()
+                .unwrap()
+                .push((change.execution.state(), record.byte_len(), values));
+        }
+    }
+}
+
+fn foreach_over(values: &[String]) -> Arc<FlowRevision> {
+    let list = values
+        .iter()
+        .map(|v| format!("      - {v}\n"))
+        .collect::<String>();
+    revision(&format!(
+        "id: wide\nnamespace: tests\ntasks:\n  - id: each\n    type: io.kestra.plugin.core.flow.ForEach\n    values:\n{list}    tasks:\n      - id: one\n        type: io.kestra.plugin.core.debug.Return\n        format: x\n"
+    ))
+}
+
+fn final_of(
+    rev: &Arc<FlowRevision>,
+    max_final_bytes: usize,
+) -> (State, usize, Vec<Option<String>>) {
+    let finals = Arc::new(Finals::default());
+    let config = EngineConfig {
+        threads: NonZeroUsize::new(1).unwrap(),
+        limits: Limits {
+            max_final_bytes,
+            ..Limits::default()
+        },
+        ..EngineConfig::default()
+    };
+    let engine = Engine::start(config, finals.clone()).unwrap();
+    engine
+        .submit(
+            NewExecution::new(rev.clone(), Default::default()),
+            Ack::Receipt,
+        )
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(last) = finals.0.lock().unwrap().first().cloned() {
+            engine.shutdown();
+            return last;
+        }
+        assert!(Instant::now() < deadline, "never ended");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_final_state_is_cut_step_by_step_until_it_fits() {
+    // Long values: dropping outputs is not enough, cutting the values is.
+    let long: Vec<String> = (0..10)
+        .map(|i| format!("{i}{}", "v".repeat(5000)))
+        .collect();
+    let (state, size, values) = final_of(&foreach_over(&long), 8 << 10);
+    assert_eq!(state, State::Failed);
+    assert!(size <= 8 << 10, "{size} bytes");
+    assert_eq!(values.len(), 11, "the task runs stay");
+    assert!(
+        values
+            .iter()
+            .flatten()
+            .all(|v| v == "(dropped: the final state was too large)"),
+        "{values:?}"
+    );
+    // Many task runs: only dropping them makes the record fit.
+    let many: Vec<String> = (0..2000).map(|i| format!("v{i}")).collect();
+    let (state, size, values) = final_of(&foreach_over(&many), 8 << 10);
+    assert_eq!(state, State::Failed);
+    assert!(size <= 8 << 10, "{size} bytes");
+    assert!(values.is_empty(), "{} task runs left", values.len());
+}

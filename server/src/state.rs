@@ -195,15 +195,21 @@ pub(crate) struct Executions {
     engine: Arc<Slot>,
 }
 
-/// Commit before externalize: what is shown must be durable first.
-async fn durable(receipt: &Receipt) -> Result<(), Refused> {
-    receipt.durable().await.map_err(|e: DurabilityError| {
+/// A receipt that failed: a full disk refused the change (nothing was
+/// written; retry later), anything else failed it.
+impl From<DurabilityError> for Refused {
+    fn from(e: DurabilityError) -> Self {
         if e.is_disk_full() {
             Refused::NoSpace
         } else {
             Refused::NotDurable(e.to_string())
         }
-    })
+    }
+}
+
+/// Commit before externalize: what is shown must be durable first.
+async fn durable(receipt: &Receipt) -> Result<(), Refused> {
+    receipt.durable().await.map_err(Refused::from)
 }
 
 impl Executions {

@@ -72,10 +72,10 @@ pub struct EngineConfig {
     pub max_finished: NonZeroUsize,
     /// What each execution may spend.
     pub limits: Limits,
-    /// Longest a start may wait in its shard's inbox: while a shard's work
-    /// waits longer, new starts on it are refused at once
-    /// ([`Refusal::Overloaded`]) rather than queued behind it. `None`:
-    /// queue up to the inbox's capacity. Default: 1 s.
+    /// Longest a start may wait in its shard's inbox: a start that would
+    /// wait longer (the inbox's length times what a message costs the shard
+    /// lately) is refused at once ([`Refusal::Overloaded`]) rather than
+    /// queued. `None`: queue up to the inbox's capacity. Default: 1 s.
     pub queueing_budget: Option<Duration>,
 }
 
@@ -823,8 +823,6 @@ enum Found {
     Quarantined,
 }
 
-/// Rebuilds one execution from its recovered records: a finished one goes
-/// to the shard's finished executions, one in flight resumes.
 /// One shard as recovery left it.
 struct ShardRecovery {
     shard: Shard,
@@ -934,6 +932,9 @@ const QUARANTINE_AFTER: u32 = 2;
 const QUARANTINED: &str = "The server died twice in a row while running this execution: it was \
      failed rather than run again, so that it cannot take the server down a third time";
 
+/// Rebuilds one execution from its recovered records: a finished one goes
+/// to the shard's finished executions, one in flight resumes (or, with
+/// `quarantine`, ends FAILED from its creation alone).
 fn recover(
     shard: &mut Shard,
     finished: &Finished,

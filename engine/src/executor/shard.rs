@@ -154,11 +154,12 @@ pub(crate) struct Shard {
     finished: Arc<Finished>,
     effects: Vec<Effect>,
     fired: Vec<(ExecutionId, u32)>,
-    /// When a tick next drops finished executions past their retention.
+    /// When a tick next drops finished executions past their retention
+    /// and journals again the ends the journal refused.
     next_eviction: DateTime<Utc>,
     /// What each execution may spend.
     limits: Limits,
-    /// Ends the journal refused (a full disk), retried at each tick.
+    /// Ends the journal refused (a full disk), retried once a second.
     unjournaled: Vec<Record>,
 }
 
@@ -280,11 +281,13 @@ impl Shard {
                 self.reply(request, Reply::Search(found));
             }
             Message::Tick => {
-                self.journal_ends_again();
                 self.fire_timers(now);
-                // Retention is counted in seconds and more: a scan of the
-                // stripes per batch would be work for nothing.
+                // Once a second, not per batch: retention is counted in
+                // seconds and more, and an end the disk refused is retried
+                // through the WAL's append path (a roll tries to make a
+                // file), which a full disk would make fail every batch.
                 if now >= self.next_eviction {
+                    self.journal_ends_again();
                     self.finished.evict(now);
                     self.next_eviction = now + chrono::Duration::seconds(1);
                 }
@@ -674,7 +677,7 @@ impl Shard {
     }
 }
 
-/// The execution an journal's first entry creates, and when.
+/// The execution a journal's first entry creates, and when.
 fn created(
     id: ExecutionId,
     first: Option<Entry>,
@@ -1044,10 +1047,15 @@ tasks:
         );
         let kept = shard.finished().get(id).expect("kept");
         assert!(kept.receipt.wait().is_err(), "not journaled yet");
-        shard.step(Message::Tick, t(2_600));
+        // Retried once a second, while the disk stays full: still refused.
+        shard.step(Message::Tick, t(3_600));
         assert!(shard.finished().get(id).unwrap().receipt.wait().is_err());
         journal.full.store(false, Ordering::SeqCst);
-        shard.step(Message::Tick, t(2_700));
+        // Not before a second has passed since the last try...
+        shard.step(Message::Tick, t(3_700));
+        assert!(shard.finished().get(id).unwrap().receipt.wait().is_err());
+        // ...then journaled.
+        shard.step(Message::Tick, t(4_700));
         let kept = shard.finished().get(id).expect("kept");
         kept.receipt.wait().expect("journaled now");
         let ends_journaled = journal

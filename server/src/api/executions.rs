@@ -17,7 +17,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::error::{ApiError, ApiResult, rejection};
 use super::extract::{Body, Pairs, Params};
-use crate::state::{AppState, Executions, Launch, LaunchError};
+use crate::state::{AppState, Executions, Launch, LaunchError, Refused};
 use crate::store::StoredFlow;
 
 /// Inputs one request may carry (multipart parts).
@@ -232,12 +232,20 @@ async fn start(
         .map_err(|_| ApiError::unavailable("the executor stopped before starting the execution"))?;
     // Commit before externalize: the answer that acknowledges the execution
     // waits for its records (durable in `sync` mode).
-    started.receipt.durable().await.map_err(not_durable)?;
+    started
+        .receipt
+        .durable()
+        .await
+        .map_err(|e| ApiError::from(Refused::from(e)))?;
     if let Some(waiter) = &mut waiter {
         loop {
             match waiter.recv().await {
                 Ok(update) if update.is_terminal() => {
-                    update.receipt().durable().await.map_err(not_durable)?;
+                    update
+                        .receipt()
+                        .durable()
+                        .await
+                        .map_err(|e| ApiError::from(Refused::from(e)))?;
                     return Ok(json_response(StatusCode::OK, update.json()));
                 }
                 Ok(_) | Err(RecvError::Lagged(_)) => {}
@@ -407,14 +415,4 @@ pub async fn webhook(
     );
     let inputs = check_inputs(&stored, &Map::new())?;
     start(&state, &stored, inputs, Vec::new(), Some(trigger), false).await
-}
-
-/// A receipt that failed: a full disk is the server's 503 (nothing was
-/// written; retry later), anything else an internal error.
-fn not_durable(error: peregrine_engine::DurabilityError) -> ApiError {
-    if error.is_disk_full() {
-        crate::state::Refused::NoSpace.into()
-    } else {
-        ApiError::internal("making an execution durable", error)
-    }
 }
