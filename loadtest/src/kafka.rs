@@ -834,7 +834,14 @@ impl Kafka {
                 let id = origin.execution(delivered.partition, delivered.offset);
                 let mut pause = FIRST_LOOK_PAUSE;
                 loop {
-                    match api.look(&mut connection, id).await {
+                    let look = api.look(&mut connection, id).await;
+                    let seen = match &look {
+                        Look::Missing => "the server has no such execution".to_owned(),
+                        Look::Running => "it is still running".to_owned(),
+                        Look::Unanswered(why) => format!("the last look went unanswered: {why}"),
+                        Look::Ended(_) => String::new(),
+                    };
+                    match look {
                         Look::Ended(json) => {
                             if !check_execution(&json, None) {
                                 return Err(Error::Server(format!(
@@ -854,8 +861,8 @@ impl Kafka {
                         }
                         _ => {
                             return Err(timed_out(format!(
-                                "execution {id} (partition {}, offset {}) did not end; \
-                                 {ended} of {WARMUP_MESSAGES} did",
+                                "execution {id} (partition {}, offset {}) did not end \
+                                 ({seen}); {ended} of {WARMUP_MESSAGES} did",
                                 delivered.partition, delivered.offset
                             )));
                         }

@@ -81,6 +81,24 @@ impl Server {
 
     /// The value of a Prometheus counter on `/metrics`.
     fn metric(&self, name: &str) -> f64 {
+        let text = self.metrics();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
+    }
+
+    /// The executions' and the Kafka trigger's counters, for a failure's
+    /// message.
+    fn counters(&self) -> String {
+        self.metrics()
+            .lines()
+            .filter(|l| l.starts_with("peregrine_kafka_") || l.starts_with("peregrine_executions_"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// `/metrics`, as text.
+    fn metrics(&self) -> String {
         let authority = self.url.strip_prefix("http://").unwrap();
         let mut stream = std::net::TcpStream::connect(authority).unwrap();
         std::io::Write::write_all(
@@ -91,9 +109,7 @@ impl Server {
         .unwrap();
         let mut text = String::new();
         stream.read_to_string(&mut text).unwrap();
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
-            .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"))
+        text
     }
 }
 
@@ -192,7 +208,11 @@ fn kafka_mode_runs_the_seed_through_a_broker_and_a_real_server() {
     ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(
+        out.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{stderr}\nthe server's counters:\n{}",
+        server.counters()
+    );
 
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let config = &report["config"];

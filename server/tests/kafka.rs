@@ -183,6 +183,49 @@ async fn publish_at(topic: String, first: u64, count: u64, rate: f64) -> Vec<Sen
     sent
 }
 
+/// Publishes `count` orders from `first` at once, through a producer that
+/// lingers so that they land in a few record batches: a consumer that
+/// stops within a batch must resume inside it.
+async fn publish_batched(topic: &str, first: u64, count: u64) -> Vec<Sent> {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", Broker::shared().bootstrap())
+        .set("linger.ms", "100")
+        .set("acks", "all")
+        .create()
+        .unwrap();
+    let mut deliveries = Vec::with_capacity(count as usize);
+    for n in first..first + count {
+        let key = format!("k{n}");
+        let value = json!({"n": n}).to_string();
+        let headers = OwnedHeaders::new().insert(Header {
+            key: "trace",
+            value: Some(&format!("t{n}")),
+        });
+        let record = FutureRecord::to(topic)
+            .key(&key)
+            .payload(&value)
+            .headers(headers);
+        let delivery = producer
+            .send_result(record)
+            .unwrap_or_else(|(e, _)| panic!("publish {n}: {e}"));
+        deliveries.push((n, delivery));
+    }
+    let mut sent = Vec::with_capacity(deliveries.len());
+    for (n, delivery) in deliveries {
+        let (partition, offset) = match delivery.await {
+            Ok(Ok(d)) => (d.partition, d.offset),
+            Ok(Err((e, _))) => panic!("publish {n}: {e}"),
+            Err(_) => panic!("publish {n}: the producer went away"),
+        };
+        sent.push(Sent {
+            n,
+            partition,
+            offset,
+        });
+    }
+    sent
+}
+
 /// A counter of the server's `/metrics`.
 async fn metric(server: &Server, name: &str) -> u64 {
     let text = String::from_utf8_lossy(&server.get("/metrics").await.body).into_owned();
@@ -583,16 +626,18 @@ async fn two_nodes_share_partitions_and_survive_a_kill() {
     }
 }
 
-/// With room for 4 running executions, a burst of 30 messages whose
-/// executions sleep: the consumer pauses instead of buffering, resumes as
-/// executions end, and every message starts exactly one execution.
+/// With room for 4 running executions, 30 messages on 3 partitions whose
+/// executions sleep, published in a few record batches before the flow is
+/// deployed: the consumer fetches ahead, pauses instead of buffering (which
+/// drops what it fetched ahead), resumes inside a batch as executions end,
+/// and every message starts exactly one execution.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_engine_pauses_consumption_and_loses_nothing() {
-    let setup = Setup::new("pressure", 1);
+    let setup = Setup::new("pressure", 3);
     let server = Server::start(&[("PEREGRINE_EXECUTOR_MAX_RUNNING", "4")]).await;
+    let sent = publish_batched(&setup.topic, 0, 30).await;
     let nap = NAP.replace("PT1S", "PT0.2S");
     deploy(&server, &setup.flow(&nap)).await;
-    let sent = publish_at(setup.topic.clone(), 0, 30, 1000.0).await;
     let ids: BTreeSet<String> = sent
         .iter()
         .map(|s| setup.id_of(s.partition, s.offset))

@@ -12,7 +12,7 @@ pub mod fuzz;
 
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -75,7 +75,11 @@ impl Broker {
         let tansu = tansu_binary().ok_or(Error::NoTansu)?;
         let addr = free_port()?;
         let log = std::env::temp_dir().join(format!("peregrine-tansu-{}.log", addr.port()));
-        spawn_for_life(tansu, addr, log.clone())?;
+        let dir = std::env::temp_dir().join(format!("peregrine-tansu-{}", addr.port()));
+        // A folder left by an earlier broker on this port holds its topics.
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(Error::Spawn)?;
+        spawn_for_life(tansu, addr, dir, log.clone())?;
         wait_listening(addr, &log)?;
         Ok(Broker {
             bootstrap: addr.to_string(),
@@ -107,7 +111,11 @@ pub fn tansu_binary() -> Option<PathBuf> {
     })
 }
 
-/// The arguments that start tansu on `addr`, in memory.
+/// The arguments that start tansu on `addr`, keeping its topics in
+/// `tansu.db` in its working folder. Not `memory://`: tansu 0.6's memory
+/// engine answers a fetch that starts inside a record batch with nothing,
+/// which a consumer resuming after a pause (or a restart at a committed
+/// offset) meets whenever the producer batched.
 pub fn tansu_args(addr: SocketAddr) -> Vec<String> {
     let url = format!("tcp://{addr}");
     vec![
@@ -117,7 +125,7 @@ pub fn tansu_args(addr: SocketAddr) -> Vec<String> {
         "--advertised-listener-url".into(),
         url,
         "--storage-engine".into(),
-        "memory://tansu/".into(),
+        "sqlite://tansu.db".into(),
     ]
 }
 
@@ -131,12 +139,17 @@ pub fn free_port() -> Result<SocketAddr, Error> {
 /// kernel told to kill tansu when that thread ends (the parent-death signal
 /// follows the spawning thread, not the process): the broker never outlives
 /// the tests, even when they are killed.
-fn spawn_for_life(tansu: PathBuf, addr: SocketAddr, log: PathBuf) -> Result<(), Error> {
+fn spawn_for_life(
+    tansu: PathBuf,
+    addr: SocketAddr,
+    dir: PathBuf,
+    log: PathBuf,
+) -> Result<(), Error> {
     let (tx, rx) = std::sync::mpsc::channel::<Result<(), Error>>();
     std::thread::Builder::new()
         .name("tansu".into())
         .spawn(move || {
-            let spawned = spawn(&tansu, addr, &log);
+            let spawned = spawn(&tansu, addr, &dir, &log);
             match spawned {
                 Ok(mut child) => {
                     let _ = tx.send(Ok(()));
@@ -156,13 +169,14 @@ fn spawn_for_life(tansu: PathBuf, addr: SocketAddr, log: PathBuf) -> Result<(), 
         .unwrap_or_else(|_| Err(Error::Spawn(std::io::Error::other("the tansu thread died"))))
 }
 
-fn spawn(tansu: &PathBuf, addr: SocketAddr, log: &PathBuf) -> Result<Child, Error> {
+fn spawn(tansu: &PathBuf, addr: SocketAddr, dir: &Path, log: &PathBuf) -> Result<Child, Error> {
     use std::os::unix::process::CommandExt;
     let out = std::fs::File::create(log).map_err(Error::Spawn)?;
     let err = out.try_clone().map_err(Error::Spawn)?;
     let mut command = Command::new(tansu);
     command
         .args(tansu_args(addr))
+        .current_dir(dir)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(out)
