@@ -12,6 +12,9 @@ pub enum Error {
     /// The journal's WAL failed.
     #[error(transparent)]
     Wal(#[from] peregrine_wal::Error),
+    /// A record read back from the journal cannot be read.
+    #[error("a journal record: {0}")]
+    Journal(#[from] crate::journal::JournalError),
     /// Starting threads or reading the data folder failed.
     #[error("engine I/O: {0}")]
     Io(#[from] std::io::Error),

@@ -163,6 +163,13 @@ impl Receipt {
         }
     }
 
+    /// Durable once `ticket` is.
+    pub(crate) fn of_ticket(ticket: Ticket) -> Self {
+        Self {
+            state: ReceiptState::Pending(ticket),
+        }
+    }
+
     pub(crate) fn failed(error: impl fmt::Display) -> Self {
         Self {
             state: ReceiptState::Failed(DurabilityError::new(error, false)),
@@ -250,12 +257,6 @@ pub(crate) trait Journal: Send + fmt::Debug {
     /// every earlier record of it.
     fn append_ended(&mut self, id: ExecutionId, record: &Record) -> Receipt;
 
-    /// The finished execution `id` is no longer kept: its final record need
-    /// not outlive it on disk.
-    fn forget(&mut self, id: ExecutionId) {
-        let _ = id;
-    }
-
     /// The shard works on `id` from now on (`None`: on nothing), as the
     /// flight recorder that finds crash loops needs to know.
     fn stepping(&mut self, id: Option<ExecutionId>) {
@@ -297,9 +298,7 @@ impl WalJournal {
 impl WalJournal {
     fn receipt(&self, id: ExecutionId, appended: peregrine_wal::Result<Lsn>) -> Receipt {
         match appended {
-            Ok(lsn) => Receipt {
-                state: ReceiptState::Pending(self.wal.ticket(lsn)),
-            },
+            Ok(lsn) => Receipt::of_ticket(self.wal.ticket(lsn)),
             Err(e) => {
                 tracing::error!(execution = %id, "journal append failed: {e}");
                 Receipt::refused(&e)
@@ -318,10 +317,6 @@ impl Journal for WalJournal {
             .wal
             .append(entry.kind(), Key::execution(id.as_u128()), &bytes);
         self.receipt(id, appended)
-    }
-
-    fn forget(&mut self, id: ExecutionId) {
-        self.wal.forget(Key::execution(id.as_u128()));
     }
 
     fn stepping(&mut self, id: Option<ExecutionId>) {

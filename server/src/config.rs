@@ -28,7 +28,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::num::{NonZeroU32, NonZeroUsize};
+use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -200,9 +200,17 @@ pub struct ExecutionsConfig {
     /// How long a finished execution stays readable (GET, search).
     /// Default: 24h.
     pub retention: TimeSpan,
-    /// Finished executions kept at most, oldest dropped first, whatever
-    /// their age. Default: 100000.
+    /// Finished executions kept in memory at most (what search sees),
+    /// oldest first out, whatever their age; the others are read from disk
+    /// by id. Default: 100000.
     pub max_finished: NonZeroUsize,
+    /// Finished executions kept on disk at most, oldest dropped first,
+    /// whatever their age. Default: 1000000.
+    pub max_retained: NonZeroU64,
+    /// Disk the final states of finished executions may take, oldest
+    /// dropped first, whatever their age. Default: 1 GiB (less on a small
+    /// disk).
+    pub retention_size: ByteSize,
     /// Task runs one execution may create; a flowable task that would go
     /// past it fails before it starts its children. Default: 10000.
     pub max_task_runs: NonZeroU32,
@@ -331,6 +339,8 @@ impl Default for ExecutionsConfig {
         Self {
             retention: TimeSpan::secs(24 * 3600),
             max_finished: nz(100_000),
+            max_retained: NonZeroU64::new(1_000_000).unwrap_or(NonZeroU64::MIN),
+            retention_size: ByteSize(1 << 30),
             max_task_runs: NonZeroU32::new(peregrine_engine::Limits::DEFAULT_MAX_TASK_RUNS)
                 .unwrap_or(NonZeroU32::MIN),
             max_outputs_size: ByteSize(peregrine_engine::Limits::DEFAULT_MAX_OUTPUTS_BYTES as u64),
@@ -380,6 +390,8 @@ const KEYS: &[(&str, bool)] = &[
     ("wal.skip-damaged", false),
     ("executions.retention", false),
     ("executions.max-finished", false),
+    ("executions.max-retained", false),
+    ("executions.retention-size", false),
     ("executions.max-task-runs", false),
     ("executions.max-outputs-size", false),
     ("expression.max-steps", false),
@@ -522,6 +534,26 @@ impl Config {
     /// operator is kept (a start that cannot preallocate it fails, saying
     /// so).
     pub fn fit_to_disk(&mut self, free: u64) -> Option<String> {
+        // Finished executions may take a quarter of what is free at most,
+        // unless the operator said otherwise.
+        let mut notes = Vec::new();
+        if self.executions.retention_size == ExecutionsConfig::default().retention_size
+            && self.executions.retention_size.0 > free / 4
+        {
+            self.executions.retention_size = ByteSize(free / 4);
+            notes.push(format!(
+                "finished executions keep up to {} on disk (not {}): the disk has {} free",
+                self.executions.retention_size,
+                ExecutionsConfig::default().retention_size,
+                ByteSize(free)
+            ));
+        }
+        let segments = self.fit_segments_to_disk(free);
+        notes.extend(segments);
+        (!notes.is_empty()).then(|| notes.join("; "))
+    }
+
+    fn fit_segments_to_disk(&mut self, free: u64) -> Option<String> {
         let default = WalConfig::default().segment_size;
         if self.wal.segment_size != default {
             return None;
@@ -779,6 +811,9 @@ impl Config {
                     self.server.request_body_limit, self.wal.max_record_size
                 ),
             );
+        }
+        if self.executions.retention_size.0 == 0 {
+            return invalid("executions.retention-size", "must be more than 0 bytes");
         }
         if self.executions.retention.0.is_zero() {
             return invalid("executions.retention", "must be longer than 0s");
@@ -1128,11 +1163,19 @@ mod tests {
             note.contains("4MiB") && note.contains("64MiB free"),
             "{note}"
         );
+        // Finished executions get a quarter of the free space.
+        assert_eq!(config.executions.retention_size, ByteSize(16 << 20));
+        assert!(note.contains("keep up to 16MiB on disk"), "{note}");
         config.check().expect("still valid");
-        // A size the operator chose is kept.
-        let mut chosen = load("wal:\n  segment-size: 1GiB\n", &[]).unwrap();
+        // Sizes the operator chose are kept.
+        let mut chosen = load(
+            "wal:\n  segment-size: 1GiB\nexecutions:\n  retention-size: 2GiB\n",
+            &[],
+        )
+        .unwrap();
         chosen.data_dir = dir.path().join("data");
         assert_eq!(chosen.fit_to_disk(64 << 20), None);
+        assert_eq!(chosen.executions.retention_size, ByteSize(2 << 30));
         // A data folder made that way keeps its segments' size, whatever
         // the disk has now.
         let flows = dir.path().join("data").join("flows");

@@ -224,7 +224,20 @@ impl Executions {
     /// are durable; `None` if this node does not have it.
     pub async fn get(&self, id: ExecutionId) -> Result<Option<Snapshot>, Refused> {
         let pending = self.ask(|engine| engine.read(id))?;
-        let found = pending.answer().await.map_err(|_| Refused::Stopped)?;
+        let mut found = pending.answer().await.map_err(|_| Refused::Stopped)?;
+        if found.is_none() {
+            // Finished, and past what memory keeps: a point read of its
+            // final record from disk, off the async threads.
+            let engine = Arc::clone(&self.engine);
+            found = tokio::task::spawn_blocking(move || {
+                engine
+                    .with(|engine| engine.read_retained(id))
+                    .unwrap_or(Ok(None))
+            })
+            .await
+            .map_err(|_| Refused::Stopped)?
+            .map_err(|e| Refused::NotDurable(format!("reading execution {id} from disk: {e}")))?;
+        }
         if let Some(snapshot) = &found {
             durable(&snapshot.receipt).await?;
         }
@@ -350,6 +363,8 @@ impl AppState {
             queueing_budget: Some(config.executor.queueing_budget.0),
             retention: config.executions.retention.0,
             max_finished: config.executions.max_finished,
+            max_retained: Some(config.executions.max_retained.get()),
+            retention_size: Some(config.executions.retention_size.0),
             limits: config.limits(),
         };
         let observer = tracker as Arc<dyn Observer>;

@@ -595,3 +595,52 @@ async fn connections_past_the_limit_wait_for_a_free_one() {
         .expect("connects");
     assert_eq!(answered.status(), StatusCode::OK);
 }
+
+/// With memory keeping few finished executions, the others are answered
+/// from their final records on disk, the same JSON, also after a restart.
+#[tokio::test]
+async fn finished_executions_past_memory_are_read_from_disk() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let dir = data.path().join("data");
+    let env = [
+        ("PEREGRINE_EXECUTIONS_MAX_FINISHED", "1"),
+        ("PEREGRINE_EXECUTOR_THREADS", "1"),
+    ];
+    let mut server = Server::start_in(&dir, &env).await;
+    assert_eq!(server.create_flow(HELLO).await.status, StatusCode::OK);
+    let mut ended = Vec::new();
+    for n in 0..60 {
+        let done = server
+            .trigger(
+                "/api/v1/main/executions/e2e/hello?wait=true",
+                json!({ "name": format!("n{n}") }),
+            )
+            .await;
+        assert_eq!(done.status, StatusCode::OK);
+        ended.push(done.json());
+    }
+    let metrics = String::from_utf8_lossy(&server.get("/metrics").await.body).into_owned();
+    let kept: usize = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("peregrine_executions_kept ")?.parse().ok())
+        .expect("the kept gauge");
+    assert!(kept <= 16, "{kept} kept in memory");
+    read_all(&server, &ended).await;
+    assert!(server.terminate().success());
+    let server = Server::start_in(&dir, &env).await;
+    read_all(&server, &ended).await;
+}
+
+/// Each of `ended` (executions as their `wait=true` answers showed them)
+/// reads back the same.
+async fn read_all(server: &Server, ended: &[serde_json::Value]) {
+    for (n, exec) in ended.iter().enumerate() {
+        let id = exec["id"].as_str().expect("an id");
+        let got = server.get(&format!("/api/v1/main/executions/{id}")).await;
+        assert_eq!(got.status, StatusCode::OK, "execution {n}");
+        let got = got.json();
+        assert_eq!(got["outputs"]["greeting"], format!("hello n{n}"));
+        assert_eq!(got["state"], exec["state"], "execution {n}");
+        assert_eq!(got["taskRunList"], exec["taskRunList"], "execution {n}");
+    }
+}

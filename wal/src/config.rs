@@ -43,6 +43,13 @@ pub struct Config {
     /// execution can still be read back. `None` keeps it until a later
     /// terminal record of the same key replaces it. Default 24 hours.
     pub terminal_retention: Option<Duration>,
+    /// Budgets on the terminal records kept: at most this many, taking at
+    /// most this many bytes (framed). Past either, the truncator lets the
+    /// terminal records of the oldest sealed segments go (at segment
+    /// granularity: the active segment's are always kept), as if their
+    /// retention had ended. Default: none.
+    pub terminal_max_count: Option<u64>,
+    pub terminal_max_bytes: Option<u64>,
     /// High-volume record kinds (logs) with their own short retention: such
     /// a record dies when its key's terminal record is appended or when it is
     /// older than `log_retention`, whichever comes first. Default: none.
@@ -73,6 +80,8 @@ impl Default for Config {
             sync: SyncMode::Sync,
             group_commit_delay: Duration::ZERO,
             terminal_retention: Some(Duration::from_secs(24 * 3600)),
+            terminal_max_count: None,
+            terminal_max_bytes: None,
             log_kinds: Vec::new(),
             log_retention: Duration::from_secs(3600),
             truncate_interval: Duration::from_secs(1),

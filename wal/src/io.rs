@@ -55,6 +55,9 @@ pub(crate) trait SegmentFile: Send + Sync + Debug {
     fn sync(&self, offset: u64, len: u64) -> io::Result<()>;
     /// A read-only view of the whole file that stays valid while it lives.
     fn image(self: Arc<Self>) -> io::Result<Image>;
+    /// Copies `[offset, offset + buf.len())` into `buf`: one record read
+    /// back, without mapping the file's pages into the process.
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
     /// Brings the file's pages into the page cache ahead of the writer
     /// (called off the append path, on spares), so that appends do not wait
     /// for the disk, without making them resident in the process. Best
@@ -87,6 +90,13 @@ impl SegmentFile for EmptyFile {
     }
     fn image(self: Arc<Self>) -> io::Result<Image> {
         Ok(Image::owned(&[]))
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        if buf.is_empty() {
+            Ok(())
+        } else {
+            Err(out_of_bounds(offset, buf.len(), 0))
+        }
     }
     fn prefault(&self) {}
 }

@@ -129,6 +129,13 @@ impl MemStorage {
         files.get(name).map(|f| lock(&f.data).written.clone())
     }
 
+    /// Flips one written byte of an open file, as a disk going bad would.
+    pub(crate) fn flip_byte(&self, name: &str, offset: usize) {
+        let files = lock(&self.files);
+        let file = files.get(name).expect("the file exists");
+        lock(&file.data).written[offset] ^= 0x20;
+    }
+
     pub(crate) fn names(&self) -> Vec<String> {
         lock(&self.files).keys().cloned().collect()
     }
@@ -260,6 +267,16 @@ impl SegmentFile for MemFile {
 
     fn image(self: Arc<Self>) -> io::Result<Image> {
         Ok(Image::owned(&lock(&self.data).written))
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        let d = lock(&self.data);
+        if !in_bounds(offset, buf.len(), d.written.len() as u64) {
+            return Err(out_of_bounds(offset, buf.len(), d.written.len() as u64));
+        }
+        let o = offset as usize;
+        buf.copy_from_slice(&d.written[o..o + buf.len()]);
+        Ok(())
     }
 
     fn prefault(&self) {}

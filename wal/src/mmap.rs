@@ -238,6 +238,9 @@ impl SegmentFile for CopiedFile {
         io::Read::read_to_end(&mut io::Read::take(&self.file, self.len), &mut bytes)?;
         Ok(Image::owned(&bytes))
     }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        read_file_at(&self.file, self.len, offset, buf)
+    }
     fn prefault(&self) {}
 }
 
@@ -297,6 +300,15 @@ fn zero_fill(file: &File, len: u64) -> io::Result<()> {
     file.sync_all()
 }
 
+/// `pread` of `[offset, offset + buf.len())`, within a file of `len` bytes.
+fn read_file_at(file: &File, len: u64, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    if !in_bounds(offset, buf.len(), len) {
+        return Err(out_of_bounds(offset, buf.len(), len));
+    }
+    file.read_exact_at(buf, offset)
+}
+
 /// A file mapped for its whole length: read-write, or read-only (and then
 /// every write is refused before it could touch the map).
 #[derive(Debug)]
@@ -304,7 +316,8 @@ struct MappedFile {
     map: MmapRaw,
     len: u64,
     writable: bool,
-    _file: File,
+    /// Point reads go through the file (the page cache), not the map.
+    file: File,
 }
 
 impl MappedFile {
@@ -325,7 +338,7 @@ impl MappedFile {
             map,
             len,
             writable,
-            _file: file,
+            file,
         })
     }
 }
@@ -369,6 +382,13 @@ impl SegmentFile for MappedFile {
             return Err(out_of_bounds(offset, len as usize, self.len));
         }
         self.map.flush_range(offset as usize, len as usize)
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        // Through the file, so that a point read of a sealed segment does
+        // not make its pages resident in the process. The map is shared, so
+        // the file reads what was written through it.
+        read_file_at(&self.file, self.len, offset, buf)
     }
 
     fn prefault(&self) {

@@ -68,6 +68,7 @@ pub(crate) fn run_once(shared: &Shared) -> Result<()> {
     let config = &shared.config;
     let now = now_secs();
     let stable = shared.stable();
+    keep_to_budgets(shared);
     // Base, end LSN and bookkeeping of each segment to drop.
     let mut to_drop: Vec<(u64, u64, SegmentMeta)> = Vec::new();
     let mut to_copy: Vec<(u64, Arc<dyn SegmentFile>, Copies)> = Vec::new();
@@ -167,6 +168,64 @@ pub(crate) fn run_once(shared: &Shared) -> Result<()> {
     }
     refill_spares(shared);
     Ok(())
+}
+
+/// While the terminal records kept are over `terminal_max_count` or
+/// `terminal_max_bytes`, lets those of the oldest sealed segments go
+/// ([`Writer::forget`]): the pass that follows drops them rather than
+/// copying them forward, as if their retention had ended.
+fn keep_to_budgets(shared: &Shared) {
+    let config = &shared.config;
+    if config.terminal_max_count.is_none() && config.terminal_max_bytes.is_none() {
+        return;
+    }
+    let over = |count: u64, bytes: u64| {
+        config.terminal_max_count.is_some_and(|max| count > max)
+            || config.terminal_max_bytes.is_some_and(|max| bytes > max)
+    };
+    let (mut count, mut bytes, oldest) = {
+        let w = lock(shared);
+        let kept = w.segments.values().filter(|m| !m.over_budget);
+        let (count, bytes) = kept.fold((0, 0), |(c, b), m| {
+            (c + m.live_terminals, b + m.live_terminal_bytes)
+        });
+        let active = w.active.base;
+        let oldest: Vec<u64> = w
+            .segments
+            .iter()
+            .filter(|(base, m)| **base != active && !m.over_budget && m.live_terminals > 0)
+            .map(|(base, _)| *base)
+            .collect();
+        (count, bytes, oldest)
+    };
+    for base in oldest {
+        if !over(count, bytes) {
+            return;
+        }
+        let keys = {
+            let mut w = lock(shared);
+            let Some(m) = w.segments.get_mut(&base) else {
+                continue;
+            };
+            m.over_budget = true;
+            count = count.saturating_sub(m.live_terminals);
+            bytes = bytes.saturating_sub(m.live_terminal_bytes);
+            m.terminal_keys.clone()
+        };
+        for chunk in keys.chunks(KEYS_PER_LOCK) {
+            let mut w = lock(shared);
+            for &key in chunk {
+                let here = w
+                    .index
+                    .get(&key)
+                    .and_then(|l| l.terminal)
+                    .is_some_and(|loc| loc.base == base);
+                if here {
+                    w.forget(key);
+                }
+            }
+        }
+    }
 }
 
 /// Re-appends the still-current terminal records among `copies` from the

@@ -315,6 +315,49 @@ impl Wal {
         lock(&self.inner.shared.writer).forget(key);
     }
 
+    /// `key`'s terminal record, read back from its segment (a point read
+    /// through the file, which maps nothing into the process), or `None`
+    /// if the key has none: it never ended, or its record expired or went
+    /// over the retention budgets and was dropped. Checked against its
+    /// checksum and key.
+    pub fn read_terminal(&self, key: Key) -> Result<Option<Terminal>> {
+        let shared = &self.inner.shared;
+        let (loc, file, name) = {
+            let w = lock(&shared.writer);
+            let Some(loc) = w.index.get(&key).and_then(|l| l.terminal) else {
+                return Ok(None);
+            };
+            // Holding the file keeps a segment dropped meanwhile from being
+            // recycled (and written) under this read: it is deleted instead.
+            let Some(m) = w.segments.get(&loc.base) else {
+                return Ok(None);
+            };
+            (loc, Arc::clone(&m.file), m.name.clone())
+        };
+        let header_len = format::FRAME_HEADER_LEN as usize;
+        let mut frame = vec![0u8; header_len + loc.len as usize];
+        let path = || shared.storage.path(&name);
+        file.read_at(loc.offset, &mut frame)
+            .map_err(|e| Error::io(format!("reading {}", path().display()), e))?;
+        match format::parse_frame(&frame, 0, format::seed(loc.base)) {
+            format::Frame::Record { header, .. }
+                if header.space == key.space() && header.id == key.id() =>
+            {
+                frame.drain(..header_len);
+                Ok(Some(Terminal {
+                    kind: Kind::new(header.kind),
+                    lsn: Lsn::new(loc.lsn),
+                    payload: frame,
+                }))
+            }
+            _ => Err(Error::damaged(
+                path(),
+                loc.offset,
+                "a terminal record read back no longer verifies",
+            )),
+        }
+    }
+
     /// Blocks until `lsn` is durable (in `SyncMode::Sync`; in the other modes
     /// it returns at once). Fails if the WAL failed before `lsn` was synced.
     pub fn durable(&self, lsn: Lsn) -> Result<()> {
@@ -394,6 +437,14 @@ impl Wal {
     pub fn close(self) -> Result<()> {
         self.inner.shutdown()
     }
+}
+
+/// A terminal record read back by [`Wal::read_terminal`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Terminal {
+    pub kind: Kind,
+    pub lsn: Lsn,
+    pub payload: Vec<u8>,
 }
 
 impl Inner {

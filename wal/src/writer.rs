@@ -131,6 +131,10 @@ pub(crate) struct SegmentMeta {
     pub max_kill_lsn: u64,
     /// Set once live terminals were copied forward: drop when this is durable.
     pub drop_after: Option<u64>,
+    /// Set once the retention budgets let this segment's terminal records
+    /// go: they no longer count against the budgets while it waits to be
+    /// dropped.
+    pub over_budget: bool,
 }
 
 impl SegmentMeta {
@@ -147,6 +151,7 @@ impl SegmentMeta {
             terminal_keys: Vec::new(),
             max_kill_lsn: 0,
             drop_after: None,
+            over_budget: false,
         }
     }
 }

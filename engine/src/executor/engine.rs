@@ -67,9 +67,18 @@ pub struct EngineConfig {
     pub max_running: Option<NonZeroUsize>,
     /// How long a finished execution stays readable. Default: 24 hours.
     pub retention: Duration,
-    /// Finished executions kept, at most, across shards (the oldest go
-    /// first). Default: 100,000.
+    /// Finished executions kept in memory, at most, across shards (the
+    /// oldest go first): what search sees. A durable engine keeps the rest
+    /// on disk, readable by id ([`Engine::read_retained`]), within the
+    /// budgets below. Default: 100,000.
     pub max_finished: NonZeroUsize,
+    /// Finished executions a durable engine keeps on disk, at most, across
+    /// shards; past it the oldest go, whatever their age. `None`: no count
+    /// budget. Default: 1,000,000.
+    pub max_retained: Option<u64>,
+    /// Bytes the final records of those finished executions may take on
+    /// disk, across shards. `None`: no size budget. Default: 1 GiB.
+    pub retention_size: Option<u64>,
     /// What each execution may spend.
     pub limits: Limits,
     /// Longest a start may wait in its shard's inbox: a start that would
@@ -91,6 +100,8 @@ impl Default for EngineConfig {
             max_running: None,
             retention: Duration::from_secs(24 * 3600),
             max_finished: n(100_000),
+            max_retained: Some(1_000_000),
+            retention_size: Some(1 << 30),
             limits: Limits::default(),
             queueing_budget: Some(Duration::from_secs(1)),
         }
@@ -535,6 +546,13 @@ impl Engine {
         } else {
             config.threads.get()
         };
+        // Each shard's WAL keeps its share of the finished executions.
+        let per_shard = |total: Option<u64>| total.map(|t| t.div_ceil(shards as u64).max(1));
+        let wal = peregrine_wal::Config {
+            terminal_max_count: per_shard(config.max_retained),
+            terminal_max_bytes: per_shard(config.retention_size),
+            ..wal
+        };
         let mut recovery = Recovery::default();
         let mut prepared = Vec::with_capacity(shards);
         let mut wals = Vec::with_capacity(shards);
@@ -720,6 +738,31 @@ impl Engine {
         Ok(pending)
     }
 
+    /// Finished execution `id` as its shard's WAL keeps it, for one that
+    /// memory no longer holds (past `max_finished`): a point read of its
+    /// final record, on the calling thread. `None` if it is not on disk
+    /// either (never here, still running, or past the retention window or
+    /// the budgets), or if the engine keeps nothing on disk.
+    pub fn read_retained(&self, id: ExecutionId) -> Result<Option<Snapshot>, crate::Error> {
+        let Some(wal) = self.wals.get(self.shard_of(id)) else {
+            return Ok(None);
+        };
+        let Some(terminal) = wal.read_terminal(peregrine_wal::Key::execution(id.as_u128()))? else {
+            return Ok(None);
+        };
+        let record = match journal::decode(terminal.kind, &terminal.payload)? {
+            Recovered::Ended(record) => record,
+            Recovered::Entry(_) => return Ok(None),
+        };
+        if !self.finished[self.shard_of(id)].within_retention(&record, Utc::now()) {
+            return Ok(None);
+        }
+        Ok(Some(Snapshot {
+            record,
+            receipt: Receipt::of_ticket(wal.ticket(terminal.lsn)),
+        }))
+    }
+
     /// The executions that match `filter`, newest first: page `page` (from
     /// 1) of `size`, and how many match in all.
     pub fn search(&self, filter: Filter, page: usize, size: usize) -> Result<Search, Refusal> {
@@ -881,10 +924,19 @@ fn recover_shard(
                 .or_insert_with(|| (d.path.clone(), d.offset));
         }
     }
+    // Only the newest finished executions are rebuilt in memory (as many as
+    // it keeps); the others stay on disk, read back when asked for.
+    let in_memory = newest_finished(&recovered, config.max_finished.get().div_ceil(shards));
     for (key, records) in recovered.iter() {
         let id = ExecutionId::from_u128(key.id());
         let quarantine = (quarantined == Some(id)).then_some(QUARANTINED);
-        let found = recover(&mut shard, &finished, id, records, resolve, now, quarantine);
+        let on_disk_only =
+            records.clone().next().is_some_and(|r| r.is_terminal()) && !in_memory.contains(&key);
+        let found = if on_disk_only {
+            Ok(Found::Finished)
+        } else {
+            recover(&mut shard, &finished, id, records, resolve, now, quarantine)
+        };
         match &found {
             Ok(Found::InFlight) => recovery.resumed += 1,
             Ok(Found::Finished) => recovery.finished += 1,
@@ -917,12 +969,35 @@ fn recover_shard(
         .collect();
     gone.sort_by_key(|d| d.id.as_u128());
     recovery.damaged.extend(gone);
-    finished.sort(|gone| shard.forget(gone));
+    finished.sort();
     Ok(ShardRecovery {
         shard,
         wal,
         recovery,
     })
+}
+
+/// The keys of the `keep` newest finished executions (those whose one live
+/// record is their final one), by the LSN of that record.
+fn newest_finished(
+    recovered: &peregrine_wal::Recovered,
+    keep: usize,
+) -> rustc_hash::FxHashSet<peregrine_wal::Key> {
+    use std::cmp::Reverse;
+    let mut newest = std::collections::BinaryHeap::with_capacity(keep.saturating_add(1));
+    for (key, mut records) in recovered.iter() {
+        let Some(first) = records.next() else {
+            continue;
+        };
+        if !first.is_terminal() {
+            continue;
+        }
+        newest.push(Reverse((first.lsn(), key)));
+        if newest.len() > keep {
+            newest.pop();
+        }
+    }
+    newest.into_iter().map(|Reverse((_, key))| key).collect()
 }
 
 /// Deaths in a row while working on one execution before it is failed

@@ -45,16 +45,13 @@ impl Stripe {
         }
     }
 
-    /// Drops the oldest until at most `max` are kept, handing each to
-    /// `evicted`.
-    fn trim(&mut self, max: usize, evicted: &mut impl FnMut(ExecutionId)) {
+    /// Drops the oldest until at most `max` are kept.
+    fn trim(&mut self, max: usize) {
         while self.by_id.len() > max {
             let Some((_, oldest)) = self.order.pop_front() else {
                 break;
             };
-            if self.by_id.remove(&oldest).is_some() {
-                evicted(oldest);
-            }
+            self.by_id.remove(&oldest);
         }
     }
 }
@@ -85,16 +82,16 @@ impl Finished {
     }
 
     /// Keeps `record` (an ended execution); replaces an earlier record of
-    /// the same execution. Hands the executions the count limit pushed out
-    /// to `evicted`.
-    pub fn insert(&self, record: Record, receipt: Receipt, mut evicted: impl FnMut(ExecutionId)) {
+    /// the same execution. The oldest past the count limit leave memory
+    /// (their final records stay in the journal, readable from disk).
+    pub fn insert(&self, record: Record, receipt: Receipt) {
         let ended_us = record
             .end_date()
             .unwrap_or(DateTime::<Utc>::MIN_UTC)
             .timestamp_micros();
         let mut stripe = self.stripe(record.id());
         stripe.keep(Kept { record, receipt }, ended_us);
-        stripe.trim(self.per_stripe, &mut evicted);
+        stripe.trim(self.per_stripe);
     }
 
     /// Keeps a record recovered from the journal, unless it ended before
@@ -105,11 +102,7 @@ impl Finished {
         let Some(end) = record.end_date() else {
             return false;
         };
-        if now
-            .timestamp_micros()
-            .saturating_sub(end.timestamp_micros())
-            >= self.retention_us
-        {
+        if !self.within_retention(&record, now) {
             return false;
         }
         let mut stripe = self.stripe(record.id());
@@ -122,13 +115,23 @@ impl Finished {
     }
 
     /// Puts every stripe back in end-date order after restores, and drops
-    /// the oldest past the count limit, handing them to `evicted`.
-    pub fn sort(&self, mut evicted: impl FnMut(ExecutionId)) {
+    /// the oldest past the count limit.
+    pub fn sort(&self) {
         for stripe in self.stripes.iter() {
             let mut stripe = lock(stripe);
             stripe.order.make_contiguous().sort_unstable();
-            stripe.trim(self.per_stripe, &mut evicted);
+            stripe.trim(self.per_stripe);
         }
+    }
+
+    /// Whether `record` (an ended execution) is still in the retention
+    /// window at `now`.
+    pub fn within_retention(&self, record: &Record, now: DateTime<Utc>) -> bool {
+        record.end_date().is_some_and(|end| {
+            now.timestamp_micros()
+                .saturating_sub(end.timestamp_micros())
+                < self.retention_us
+        })
     }
 
     pub fn get(&self, id: ExecutionId) -> Option<Kept> {

@@ -202,11 +202,6 @@ impl Shard {
         Self { limits, ..self }
     }
 
-    /// Tells the journal that finished execution `id` is no longer kept.
-    pub fn forget(&mut self, id: ExecutionId) {
-        self.journal.forget(id);
-    }
-
     /// The finished executions this shard keeps.
     pub fn finished(&self) -> &Arc<Finished> {
         &self.finished
@@ -616,9 +611,7 @@ impl Shard {
                 return;
             };
             if self.finished.get(id).is_some() {
-                let journal = &mut self.journal;
-                self.finished
-                    .insert(record, receipt, |gone| journal.forget(gone));
+                self.finished.insert(record, receipt);
             }
             tracing::info!(execution = %id, "its end is journaled now that there is room");
         }
@@ -653,13 +646,9 @@ impl Shard {
                 // until it is, so that a restart never runs it again.
                 self.unjournaled.push(record.clone());
             }
-            // A finished execution the count limit pushes out of memory is
-            // gone for readers: its final record need not stay on disk.
-            let journal = &mut self.journal;
-            self.finished
-                .insert(record.clone(), live.receipt.clone(), |gone| {
-                    journal.forget(gone)
-                });
+            // Past the count limit the oldest leave memory; their final
+            // records stay readable on disk for the WAL's retention.
+            self.finished.insert(record.clone(), live.receipt.clone());
             live.ended = Some(record);
         }
         let (receipt, ended) = (live.receipt.clone(), live.ended.clone());
@@ -986,33 +975,6 @@ tasks:
             (_, Some(Entry::Timer { task_run: 1, .. }))
         ));
         assert!(matches!(log[2], (_, None)), "the end is the last record");
-    }
-
-    #[test]
-    fn finished_executions_past_the_count_limit_are_forgotten_by_the_journal() {
-        const QUICK: &str = "id: quick\nnamespace: tests\ntasks:\n  - id: r\n    type: io.kestra.plugin.core.debug.Return\n    format: x\n";
-        let journal = FaultyJournal::default();
-        // At most 16 kept (one per stripe at least).
-        let kept = Arc::new(Finished::new(Duration::from_secs(3600), 1));
-        let mut shard = Shard::with_journal(t(0), Box::new(journal.clone()), Arc::clone(&kept));
-        let ids: Vec<_> = (0..200u128)
-            .map(|n| start(&mut shard, QUICK, 500 + n, t(n as i64)))
-            .collect();
-        drain(&mut shard);
-        let forgotten = journal.forgotten.lock().unwrap().clone();
-        assert_eq!(
-            forgotten.len() + kept.len(),
-            200,
-            "each one kept or forgotten"
-        );
-        assert!(kept.len() <= 16 && !forgotten.is_empty());
-        for id in ids {
-            assert_eq!(
-                kept.get(id).is_some(),
-                !forgotten.contains(&id),
-                "forgotten exactly when no longer kept"
-            );
-        }
     }
 
     #[test]

@@ -16,8 +16,6 @@ type Kept = Vec<(ExecutionId, Option<Entry>)>;
 pub(crate) struct FaultyJournal {
     /// Every record kept: a cause, or `None` for an execution's end.
     pub kept: Arc<Mutex<Kept>>,
-    /// Executions the shard said it no longer keeps.
-    pub forgotten: Arc<Mutex<Vec<ExecutionId>>>,
     capacity: Option<usize>,
     /// While set, every append is refused, as a full disk would.
     pub full: Arc<AtomicBool>,
@@ -63,9 +61,5 @@ impl Journal for FaultyJournal {
 
     fn append_ended(&mut self, id: ExecutionId, _: &Record) -> Receipt {
         self.keep(id, None)
-    }
-
-    fn forget(&mut self, id: ExecutionId) {
-        self.forgotten.lock().expect("no panic holds it").push(id);
     }
 }

@@ -326,3 +326,143 @@ fn segments_truncation_removed_are_no_damage_and_one_a_crash_left_is_removed_unr
     assert_eq!(got[0].0, running);
     assert!(!storage.names().contains(gone), "removed");
 }
+
+#[test]
+fn a_terminal_record_is_read_back_from_its_segment_after_copies_and_a_reopen() {
+    let storage = MemStorage::new();
+    let config = small_config();
+    let (wal, _) = open(&storage, &config);
+    let last = run_executions(&wal, 120, 100);
+    wal.durable(last).expect("durable");
+    // Running: no terminal record yet.
+    wal.append(K, Key::execution(999), b"running")
+        .expect("append");
+    assert_eq!(wal.read_terminal(Key::execution(999)).expect("read"), None);
+    assert_eq!(wal.read_terminal(Key::new(7, 1)).expect("read"), None);
+    let check = |wal: &Wal| {
+        for id in 0..120u128 {
+            let t = wal
+                .read_terminal(Key::execution(id))
+                .expect("read")
+                .unwrap_or_else(|| panic!("execution {id} has no terminal record"));
+            assert_eq!(t.kind, DONE);
+            assert_eq!(t.payload, payload(id, 4, 100), "execution {id}");
+        }
+    };
+    check(&wal);
+    // Copied forward into later segments: read from where they are now.
+    settle(&wal);
+    check(&wal);
+    // A later terminal record of the same key replaces the first.
+    let lsn = wal
+        .append_terminal(DONE, Key::execution(5), b"again")
+        .expect("append");
+    let t = wal
+        .read_terminal(Key::execution(5))
+        .expect("read")
+        .expect("kept");
+    assert_eq!((t.payload.as_slice(), t.lsn), (&b"again"[..], lsn));
+    wal.close().expect("close");
+    let (wal, rec) = open(&storage, &config);
+    drop(rec);
+    assert_eq!(
+        wal.read_terminal(Key::execution(5))
+            .expect("read")
+            .expect("kept")
+            .payload,
+        b"again"
+    );
+    assert_eq!(
+        wal.read_terminal(Key::execution(6))
+            .expect("read")
+            .expect("kept")
+            .payload,
+        payload(6, 4, 100)
+    );
+}
+
+#[test]
+fn a_terminal_record_whose_bytes_went_bad_is_reported_not_returned() {
+    let storage = MemStorage::new();
+    let (wal, _) = open(&storage, &small_config());
+    let lsn = wal
+        .append_terminal(DONE, Key::execution(1), &payload(1, 0, 200))
+        .expect("append");
+    wal.durable(lsn).expect("durable");
+    let name = storage
+        .names()
+        .into_iter()
+        .find(|n| n.ends_with(".wal"))
+        .expect("a segment");
+    // The payload's last byte: past the segment header and frame header.
+    let header = (crate::format::HEADER_LEN + crate::format::FRAME_HEADER_LEN) as usize;
+    storage.flip_byte(&name, header + 199);
+    match wal.read_terminal(Key::execution(1)) {
+        Err(crate::Error::Damaged { what, .. }) => assert!(what.contains("no longer verifies")),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Terminal records kept by `wal`, of executions `0..n`.
+fn kept(wal: &Wal, n: u128) -> Vec<u128> {
+    (0..n)
+        .filter(|id| {
+            wal.read_terminal(Key::execution(*id))
+                .expect("read")
+                .is_some()
+        })
+        .collect()
+}
+
+#[test]
+fn past_the_count_budget_the_oldest_terminal_records_go_first() {
+    let storage = MemStorage::new();
+    let config = Config {
+        terminal_max_count: Some(100),
+        ..small_config()
+    };
+    let (wal, _) = open(&storage, &config);
+    let last = run_executions(&wal, 400, 100);
+    wal.durable(last).expect("durable");
+    settle(&wal);
+    let left = kept(&wal, 400);
+    // At segment granularity: under the budget by less than one segment's
+    // worth (56 terminal records of 144 framed bytes fit in 8 KiB).
+    assert!(
+        (100 - 56..=100).contains(&left.len()),
+        "{} kept: {left:?}",
+        left.len()
+    );
+    // The oldest segments went first. Copies forward move terminal records
+    // to newer segments, so the order is by segment, not exact: the newest
+    // executions are all kept, the oldest all gone.
+    assert!((360..400).all(|id| left.contains(&id)), "{left:?}");
+    assert!(left.iter().all(|id| *id >= 200), "{left:?}");
+    // The same after a restart: what went is not recovered.
+    wal.close().expect("close");
+    let (wal, rec) = open(&storage, &config);
+    assert_eq!(collect(&rec).len(), left.len());
+    drop(rec);
+    assert_eq!(kept(&wal, 400), left);
+}
+
+#[test]
+fn past_the_byte_budget_the_oldest_terminal_records_go_and_their_segments_with_them() {
+    let storage = MemStorage::new();
+    // 144 framed bytes per terminal record: about 70 of them.
+    let config = Config {
+        terminal_max_bytes: Some(10_000),
+        ..small_config()
+    };
+    let (wal, _) = open(&storage, &config);
+    let last = run_executions(&wal, 400, 100);
+    wal.durable(last).expect("durable");
+    settle(&wal);
+    let left = kept(&wal, 400);
+    assert!((69 - 56..=69).contains(&left.len()), "{} kept", left.len());
+    assert!((380..400).all(|id| left.contains(&id)), "{left:?}");
+    // 400 terminal records would need about 8 segments once compacted;
+    // the budget leaves two or three, the active one and the spare.
+    let files = segment_files(&storage);
+    assert!(files <= 5, "{files} segment files");
+}
