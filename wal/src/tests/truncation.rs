@@ -414,18 +414,25 @@ fn kept(wal: &Wal, n: u128) -> Vec<u128> {
         .collect()
 }
 
-#[test]
-fn past_the_count_budget_the_oldest_terminal_records_go_first() {
+/// 400 executions run to their end under `config`'s budgets and settled:
+/// the storage, the WAL, and the executions whose terminal records are kept.
+fn run_under_budget(config: &Config) -> (Arc<MemStorage>, Wal, Vec<u128>) {
     let storage = MemStorage::new();
-    let config = Config {
-        terminal_max_count: Some(100),
-        ..small_config()
-    };
-    let (wal, _) = open(&storage, &config);
+    let (wal, _) = open(&storage, config);
     let last = run_executions(&wal, 400, 100);
     wal.durable(last).expect("durable");
     settle(&wal);
     let left = kept(&wal, 400);
+    (storage, wal, left)
+}
+
+#[test]
+fn past_the_count_budget_the_oldest_terminal_records_go_first() {
+    let config = Config {
+        terminal_max_count: Some(100),
+        ..small_config()
+    };
+    let (storage, wal, left) = run_under_budget(&config);
     // At segment granularity: under the budget by less than one segment's
     // worth (56 terminal records of 144 framed bytes fit in 8 KiB).
     assert!(
@@ -448,17 +455,12 @@ fn past_the_count_budget_the_oldest_terminal_records_go_first() {
 
 #[test]
 fn past_the_byte_budget_the_oldest_terminal_records_go_and_their_segments_with_them() {
-    let storage = MemStorage::new();
     // 144 framed bytes per terminal record: about 70 of them.
     let config = Config {
         terminal_max_bytes: Some(10_000),
         ..small_config()
     };
-    let (wal, _) = open(&storage, &config);
-    let last = run_executions(&wal, 400, 100);
-    wal.durable(last).expect("durable");
-    settle(&wal);
-    let left = kept(&wal, 400);
+    let (storage, _wal, left) = run_under_budget(&config);
     assert!((69 - 56..=69).contains(&left.len()), "{} kept", left.len());
     assert!((380..400).all(|id| left.contains(&id)), "{left:?}");
     // 400 terminal records would need about 8 segments once compacted;
