@@ -155,41 +155,34 @@ fn past_the_count_budget_the_oldest_finished_executions_leave_the_disk() {
     let dir = tempfile::tempdir().unwrap();
     let flow = revision();
     let (engine, _) = start(dir.path(), &flow, Some(60));
-    let ids = run(&engine, &flow, 400);
-    // The truncator runs every 50 ms; budgets hold at segment granularity.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let found = loop {
-        let found: Vec<Found> = ids
-            .iter()
+    // The budget orders by the second a record was appended: the newest 60
+    // end in a later second than the 340 before them.
+    let mut ids = run(&engine, &flow, 340);
+    std::thread::sleep(Duration::from_millis(1100));
+    ids.extend(run(&engine, &flow, 60).into_iter());
+    let found = |engine: &Engine| -> Vec<Found> {
+        ids.iter()
             .enumerate()
-            .map(|(n, id)| find(&engine, *id, n))
-            .collect();
-        let kept = found.iter().filter(|f| **f != Found::Nowhere).count();
+            .map(|(n, id)| find(engine, *id, n % 340))
+            .collect()
+    };
+    // The truncator runs every 50 ms.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let seen = loop {
+        let seen = found(&engine);
+        let kept = seen.iter().filter(|f| **f != Found::Nowhere).count();
         if kept <= 60 || Instant::now() > deadline {
-            break found;
+            break seen;
         }
         std::thread::sleep(Duration::from_millis(50));
     };
-    let kept = found.iter().filter(|f| **f != Found::Nowhere).count();
-    assert!((1..=60).contains(&kept), "{kept} kept: {found:?}");
-    assert!(
-        found[390..].iter().all(|f| *f != Found::Nowhere),
-        "{found:?}"
-    );
-    assert!(
-        found[..200].iter().all(|f| *f == Found::Nowhere),
-        "{found:?}"
-    );
+    let kept: Vec<usize> = (0..400).filter(|n| seen[*n] != Found::Nowhere).collect();
+    assert_eq!(kept, (340..400).collect::<Vec<_>>(), "{seen:?}");
     engine.shutdown();
-    // What went is not recovered (the last truncation passes may drop a
-    // little more); the newest still are, and read back.
+    // What went is not recovered; the newest are, and read back.
     let (engine, recovery) = start(dir.path(), &flow, Some(60));
-    assert!(
-        (10..=kept).contains(&recovery.finished),
-        "{} recovered, {kept} kept",
-        recovery.finished
-    );
-    for (n, id) in ids.iter().enumerate().skip(390) {
-        assert_ne!(find(&engine, *id, n), Found::Nowhere, "execution {n}");
-    }
+    assert_eq!(recovery.finished, 60);
+    let seen = found(&engine);
+    let kept: Vec<usize> = (0..400).filter(|n| seen[*n] != Found::Nowhere).collect();
+    assert_eq!(kept, (340..400).collect::<Vec<_>>(), "{seen:?}");
 }

@@ -44,10 +44,12 @@ pub struct Config {
     /// terminal record of the same key replaces it. Default 24 hours.
     pub terminal_retention: Option<Duration>,
     /// Budgets on the terminal records kept: at most this many, taking at
-    /// most this many bytes (framed). Past either, the truncator lets the
-    /// terminal records of the oldest sealed segments go (at segment
-    /// granularity: the active segment's are always kept), as if their
-    /// retention had ended. Default: none.
+    /// most this many bytes (framed). Past either, the truncator (and
+    /// recovery, on open) lets the oldest go, by append second (within one
+    /// second, in segment order), as if their retention had ended: they
+    /// are no longer read back, and their space is reclaimed with their
+    /// segments. Checked once per truncation pass, so appends may run
+    /// over for up to `truncate_interval`. Default: none.
     pub terminal_max_count: Option<u64>,
     pub terminal_max_bytes: Option<u64>,
     /// High-volume record kinds (logs) with their own short retention: such
@@ -92,6 +94,13 @@ impl Default for Config {
 }
 
 impl Config {
+    /// Whether `count` terminal records of `bytes` framed bytes are over
+    /// `terminal_max_count` or `terminal_max_bytes`.
+    pub(crate) fn over_terminal_budgets(&self, count: u64, bytes: u64) -> bool {
+        self.terminal_max_count.is_some_and(|max| count > max)
+            || self.terminal_max_bytes.is_some_and(|max| bytes > max)
+    }
+
     /// Rejects settings that contradict each other or the format.
     pub fn validate(&self) -> Result<()> {
         let seg = self.segment_bytes.get();

@@ -939,6 +939,8 @@ pub(crate) fn recover(storage: &dyn Storage, config: &Config, mode: Mode) -> Res
     // A terminal record expires only while it is its key's newest record
     // (then it is its key's only record).
     let mut expired_terminals = Vec::new();
+    let budgets = config.terminal_max_count.is_some() || config.terminal_max_bytes.is_some();
+    let mut kept_terminals: Vec<(Key, Chain, RecRef)> = Vec::new();
     let mut keys: Vec<(Key, u32, u32)> = Vec::with_capacity(live.len());
     let has_logs = !config.log_kinds.is_empty();
     for (key, chain) in live {
@@ -950,6 +952,10 @@ pub(crate) fn recover(storage: &dyn Storage, config: &Config, mode: Mode) -> Res
                     .is_some_and(|ret| expired(last.time_secs, ret, now)))
         {
             expired_terminals.push((key, last));
+            continue;
+        }
+        if last.is_terminal() && budgets {
+            kept_terminals.push((key, chain, last));
             continue;
         }
         let (mut head, mut len) = (chain.head, chain.len);
@@ -978,6 +984,24 @@ pub(crate) fn recover(storage: &dyn Storage, config: &Config, mode: Mode) -> Res
         }
         if len > 0 {
             keys.push((key, head, len));
+        }
+    }
+    // The retention budgets, as the truncator applies them: the oldest
+    // terminal records go first (here by append second, then LSN).
+    kept_terminals.sort_unstable_by_key(|(_, _, r)| (r.time_secs, r.lsn));
+    let mut count = kept_terminals.len() as u64;
+    let mut bytes: u64 = kept_terminals
+        .iter()
+        .map(|(_, _, r)| format::frame_len(r.len as usize))
+        .sum();
+    for (key, chain, mut r) in kept_terminals {
+        if config.over_terminal_budgets(count, bytes) {
+            count -= 1;
+            bytes -= format::frame_len(r.len as usize);
+            r.time_secs = FORGOTTEN;
+            expired_terminals.push((key, r));
+        } else {
+            keys.push((key, chain.head, chain.len));
         }
     }
     keys.sort_unstable_by_key(|&(_, head, _)| arena.recs[head as usize].lsn);

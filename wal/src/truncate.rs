@@ -171,57 +171,72 @@ pub(crate) fn run_once(shared: &Shared) -> Result<()> {
 }
 
 /// While the terminal records kept are over `terminal_max_count` or
-/// `terminal_max_bytes`, lets those of the oldest sealed segments go
-/// ([`Writer::forget`]): the pass that follows drops them rather than
-/// copying them forward, as if their retention had ended.
+/// `terminal_max_bytes`, lets the oldest go ([`Writer::forget`]), by append
+/// second: every one older than the cutting second, then of that second as
+/// many as it takes, in segment order. The pass that follows drops them
+/// rather than copying them forward, as if their retention had ended.
 fn keep_to_budgets(shared: &Shared) {
     let config = &shared.config;
     if config.terminal_max_count.is_none() && config.terminal_max_bytes.is_none() {
         return;
     }
-    let over = |count: u64, bytes: u64| {
-        config.terminal_max_count.is_some_and(|max| count > max)
-            || config.terminal_max_bytes.is_some_and(|max| bytes > max)
-    };
-    let (mut count, mut bytes, oldest) = {
+    let over = |w: &Writer| config.over_terminal_budgets(w.retained.count, w.retained.bytes);
+    let (cutoff, bases) = {
         let w = lock(shared);
-        let kept = w.segments.values().filter(|m| !m.over_budget);
-        let (count, bytes) = kept.fold((0, 0), |(c, b), m| {
-            (c + m.live_terminals, b + m.live_terminal_bytes)
-        });
-        let active = w.active.base;
-        let oldest: Vec<u64> = w
+        let Some(cutoff) = w
+            .retained
+            .cutoff(|count, bytes| config.over_terminal_budgets(count, bytes))
+        else {
+            return;
+        };
+        let bases: Vec<u64> = w
             .segments
             .iter()
-            .filter(|(base, m)| **base != active && !m.over_budget && m.live_terminals > 0)
+            .filter(|(_, m)| m.min_terminal_time <= cutoff)
             .map(|(base, _)| *base)
             .collect();
-        (count, bytes, oldest)
+        (cutoff, bases)
     };
-    for base in oldest {
-        if !over(count, bytes) {
-            return;
-        }
-        let keys = {
-            let mut w = lock(shared);
-            let Some(m) = w.segments.get_mut(&base) else {
-                continue;
-            };
-            m.over_budget = true;
-            count = count.saturating_sub(m.live_terminals);
-            bytes = bytes.saturating_sub(m.live_terminal_bytes);
-            m.terminal_keys.clone()
-        };
-        for chunk in keys.chunks(KEYS_PER_LOCK) {
-            let mut w = lock(shared);
-            for &key in chunk {
-                let here = w
-                    .index
-                    .get(&key)
-                    .and_then(|l| l.terminal)
-                    .is_some_and(|loc| loc.base == base);
-                if here {
-                    w.forget(key);
+    for older in [true, false] {
+        for &base in &bases {
+            let mut at = 0;
+            loop {
+                // Bounded lock holds: a segment may hold many thousand
+                // terminal records. Only this pass replaces a segment's
+                // keys; appends only add to the active one's.
+                let mut w = lock(shared);
+                if !older && !over(&w) {
+                    return;
+                }
+                let Some(m) = w.segments.get(&base) else {
+                    break;
+                };
+                let chunk: Vec<Key> = m
+                    .terminal_keys
+                    .iter()
+                    .skip(at)
+                    .take(KEYS_PER_LOCK)
+                    .copied()
+                    .collect();
+                if chunk.is_empty() {
+                    break;
+                }
+                at += chunk.len();
+                for key in chunk {
+                    let Some(loc) = w.index.get(&key).and_then(|l| l.terminal) else {
+                        continue;
+                    };
+                    if loc.base != base || loc.time_secs == FORGOTTEN {
+                        continue;
+                    }
+                    let goes = if older {
+                        loc.time_secs < cutoff
+                    } else {
+                        loc.time_secs == cutoff && over(&w)
+                    };
+                    if goes {
+                        w.forget(key);
+                    }
                 }
             }
         }

@@ -23,8 +23,8 @@ use crate::mmap::FsStorage;
 use crate::record::{Batch, BatchEntry, Key, Kind, Lsn, now_secs};
 use crate::recovery::{Mode, Recovered, RecoveryReport, recover, repair};
 use crate::writer::{
-    Active, KeyLive, Pending, SegmentMeta, TerminalLoc, WriteError, Writer, note_record_in,
-    note_terminal_in,
+    Active, FORGOTTEN, KeyLive, Liveness, Pending, SegmentMeta, TerminalLoc, WriteError, Writer,
+    note_record_in, note_terminal_in,
 };
 
 /// A write-ahead log. Cloning gives another handle to the same log; the
@@ -170,6 +170,7 @@ impl Wal {
             track_unsynced: config.sync != SyncMode::None,
             segments,
             index: Default::default(),
+            retained: Default::default(),
             spares,
             next_spare_id: recovery.max_spare_id + 1,
             rolled: false,
@@ -189,13 +190,21 @@ impl Wal {
                         time_secs: r.time_secs,
                         len: r.len,
                     };
-                    note_terminal_in(&mut live, &mut writer.segments, key, loc);
+                    let at = Liveness {
+                        segments: &mut writer.segments,
+                        retained: &mut writer.retained,
+                    };
+                    note_terminal_in(&mut live, at, key, loc);
                     for b in recovery.killed(key) {
                         live.killed.push_distinct(*b);
                     }
                 } else {
                     let is_log = config.is_log_kind(Kind::new(r.kind));
-                    note_record_in(&mut live, &mut writer.segments, base, is_log, r.time_secs);
+                    let at = Liveness {
+                        segments: &mut writer.segments,
+                        retained: &mut writer.retained,
+                    };
+                    note_record_in(&mut live, at, base, is_log, r.time_secs);
                 }
             }
             writer.index.insert(key, live);
@@ -308,17 +317,17 @@ impl Wal {
         shared.write(&pending)
     }
 
-    /// Lets `key`'s terminal record go before its retention ends: nobody
-    /// will read it back. Truncation drops it instead of copying it forward
-    /// (a restart before that may still recover it).
+    /// Lets `key`'s terminal record go before its retention ends: it is no
+    /// longer read back, and truncation drops it instead of copying it
+    /// forward (a restart before that may still recover it).
     pub fn forget(&self, key: Key) {
         lock(&self.inner.shared.writer).forget(key);
     }
 
     /// `key`'s terminal record, read back from its segment (a point read
     /// through the file, which maps nothing into the process), or `None`
-    /// if the key has none: it never ended, or its record expired or went
-    /// over the retention budgets and was dropped. Checked against its
+    /// if the key has none: it never ended, or its record expired, was
+    /// forgotten, or fell outside the retention budgets. Checked against its
     /// checksum and key.
     pub fn read_terminal(&self, key: Key) -> Result<Option<Terminal>> {
         let shared = &self.inner.shared;
@@ -327,6 +336,9 @@ impl Wal {
             let Some(loc) = w.index.get(&key).and_then(|l| l.terminal) else {
                 return Ok(None);
             };
+            if loc.time_secs == FORGOTTEN {
+                return Ok(None);
+            }
             // Holding the file keeps a segment dropped meanwhile from being
             // recycled (and written) under this read: it is deleted instead.
             let Some(m) = w.segments.get(&loc.base) else {

@@ -131,10 +131,9 @@ pub(crate) struct SegmentMeta {
     pub max_kill_lsn: u64,
     /// Set once live terminals were copied forward: drop when this is durable.
     pub drop_after: Option<u64>,
-    /// Set once the retention budgets let this segment's terminal records
-    /// go: they no longer count against the budgets while it waits to be
-    /// dropped.
-    pub over_budget: bool,
+    /// The oldest append second of a terminal record noted here (not raised
+    /// when it goes): the budgets look only where records that old may be.
+    pub min_terminal_time: u32,
 }
 
 impl SegmentMeta {
@@ -151,7 +150,7 @@ impl SegmentMeta {
             terminal_keys: Vec::new(),
             max_kill_lsn: 0,
             drop_after: None,
-            over_budget: false,
+            min_terminal_time: u32::MAX,
         }
     }
 }
@@ -181,6 +180,7 @@ pub(crate) struct Writer {
     pub track_unsynced: bool,
     pub segments: BTreeMap<u64, SegmentMeta>,
     pub index: HashMap<Key, KeyLive, FxBuildHasher>,
+    pub retained: Retained,
     pub spares: Vec<(String, Arc<dyn SegmentFile>)>,
     pub next_spare_id: u64,
     /// Set when a segment filled up: the truncator should look.
@@ -294,13 +294,21 @@ impl Writer {
 
     pub(crate) fn note_record(&mut self, base: u64, key: Key, is_log: bool, time_secs: u32) {
         let live = self.index.entry(key).or_default();
-        note_record_in(live, &mut self.segments, base, is_log, time_secs);
+        let at = Liveness {
+            segments: &mut self.segments,
+            retained: &mut self.retained,
+        };
+        note_record_in(live, at, base, is_log, time_secs);
     }
 
     /// A terminal record kills every earlier record of its key.
     pub(crate) fn note_terminal(&mut self, key: Key, loc: TerminalLoc) {
         let live = self.index.entry(key).or_default();
-        note_terminal_in(live, &mut self.segments, key, loc);
+        let at = Liveness {
+            segments: &mut self.segments,
+            retained: &mut self.retained,
+        };
+        note_terminal_in(live, at, key, loc);
     }
 
     /// Whether the terminal record of `key` may go once expired: no segment
@@ -322,6 +330,7 @@ impl Writer {
     /// killed is left. A key without a terminal record is left alone.
     pub(crate) fn forget(&mut self, key: Key) {
         if let Some(terminal) = self.index.get_mut(&key).and_then(|l| l.terminal.as_mut()) {
+            self.retained.remove(terminal);
             terminal.time_secs = FORGOTTEN;
         }
     }
@@ -329,13 +338,12 @@ impl Writer {
     /// Forgets an expired terminal record.
     pub(crate) fn expire_terminal(&mut self, key: Key) {
         if let Some(live) = self.index.get_mut(&key) {
-            if let Some(old) = live.terminal.take()
-                && let Some(m) = self.segments.get_mut(&old.base)
-            {
-                m.live_terminals = m.live_terminals.saturating_sub(1);
-                m.live_terminal_bytes = m
-                    .live_terminal_bytes
-                    .saturating_sub(format::frame_len(old.len as usize));
+            if let Some(old) = live.terminal.take() {
+                let at = Liveness {
+                    segments: &mut self.segments,
+                    retained: &mut self.retained,
+                };
+                at.terminal_gone(&old);
             }
             if live.segs.is_empty() {
                 self.index.remove(&key);
@@ -474,24 +482,104 @@ impl WriteError {
     }
 }
 
+/// What liveness accounting updates besides a key's own entry: the
+/// segments' counts and the kept terminal records.
+pub(crate) struct Liveness<'a> {
+    pub segments: &'a mut BTreeMap<u64, SegmentMeta>,
+    pub retained: &'a mut Retained,
+}
+
+impl Liveness<'_> {
+    /// A key's terminal record at `old` is no longer its terminal record.
+    fn terminal_gone(self, old: &TerminalLoc) {
+        if let Some(m) = self.segments.get_mut(&old.base) {
+            m.live_terminals = m.live_terminals.saturating_sub(1);
+            m.live_terminal_bytes = m
+                .live_terminal_bytes
+                .saturating_sub(format::frame_len(old.len as usize));
+        }
+        self.retained.remove(old);
+    }
+}
+
+/// The terminal records kept (neither forgotten nor expired), by append
+/// second: what the retention budgets count, and cut from the oldest end.
+#[derive(Debug, Default)]
+pub(crate) struct Retained {
+    /// Per append second: records, framed bytes.
+    by_time: BTreeMap<u32, (u64, u64)>,
+    pub count: u64,
+    pub bytes: u64,
+}
+
+impl Retained {
+    fn add(&mut self, loc: &TerminalLoc) {
+        if loc.time_secs == FORGOTTEN {
+            return;
+        }
+        let bytes = format::frame_len(loc.len as usize);
+        let at = self.by_time.entry(loc.time_secs).or_default();
+        at.0 += 1;
+        at.1 += bytes;
+        self.count += 1;
+        self.bytes += bytes;
+    }
+
+    fn remove(&mut self, loc: &TerminalLoc) {
+        if loc.time_secs == FORGOTTEN {
+            return;
+        }
+        let bytes = format::frame_len(loc.len as usize);
+        if let Some(at) = self.by_time.get_mut(&loc.time_secs) {
+            at.0 = at.0.saturating_sub(1);
+            at.1 = at.1.saturating_sub(bytes);
+            if at.0 == 0 {
+                self.by_time.remove(&loc.time_secs);
+            }
+        }
+        self.count = self.count.saturating_sub(1);
+        self.bytes = self.bytes.saturating_sub(bytes);
+    }
+
+    /// While `over` the budgets, the second that cuts the kept records:
+    /// every one appended before it must go, and of those appended in it,
+    /// as many as it takes to get under.
+    pub(crate) fn cutoff(&self, over: impl Fn(u64, u64) -> bool) -> Option<u32> {
+        if !over(self.count, self.bytes) {
+            return None;
+        }
+        let (mut count, mut bytes) = (self.count, self.bytes);
+        for (&time, &(n, b)) in &self.by_time {
+            count -= n;
+            bytes -= b;
+            if !over(count, bytes) {
+                return Some(time);
+            }
+        }
+        self.by_time.keys().next_back().copied()
+    }
+}
+
 /// Accounts for a live record of a key (see `Writer::note_record`).
 pub(crate) fn note_record_in(
     live: &mut KeyLive,
-    segments: &mut BTreeMap<u64, SegmentMeta>,
+    at: Liveness<'_>,
     base: u64,
     is_log: bool,
     time_secs: u32,
 ) {
+    let segments = at.segments;
     // A record after a terminal one reopens the key: the terminal record
     // becomes an ordinary live record (it is never copied forward past the
     // records that follow it).
     if let Some(t) = live.terminal.take() {
         live.segs.push_front((t.base, 1, 0));
+        Liveness {
+            segments,
+            retained: at.retained,
+        }
+        .terminal_gone(&t);
         if let Some(m) = segments.get_mut(&t.base) {
-            m.live_terminals = m.live_terminals.saturating_sub(1);
-            m.live_terminal_bytes = m
-                .live_terminal_bytes
-                .saturating_sub(format::frame_len(t.len as usize));
             m.live_records += 1;
         }
     }
@@ -518,12 +606,8 @@ pub(crate) fn note_record_in(
 }
 
 /// Accounts for a terminal record (see `Writer::note_terminal`).
-pub(crate) fn note_terminal_in(
-    live: &mut KeyLive,
-    segments: &mut BTreeMap<u64, SegmentMeta>,
-    key: Key,
-    loc: TerminalLoc,
-) {
+pub(crate) fn note_terminal_in(live: &mut KeyLive, at: Liveness<'_>, key: Key, loc: TerminalLoc) {
+    let Liveness { segments, retained } = at;
     for (b, n, l) in live.segs.take() {
         // Killed records in the terminal record's own segment go with it.
         if b != loc.base {
@@ -540,16 +624,21 @@ pub(crate) fn note_terminal_in(
             live.killed.push_distinct(old.base);
         }
         if let Some(m) = segments.get_mut(&old.base) {
-            m.live_terminals = m.live_terminals.saturating_sub(1);
-            m.live_terminal_bytes = m
-                .live_terminal_bytes
-                .saturating_sub(format::frame_len(old.len as usize));
             m.max_kill_lsn = m.max_kill_lsn.max(loc.lsn);
         }
+        Liveness {
+            segments: &mut *segments,
+            retained: &mut *retained,
+        }
+        .terminal_gone(&old);
     }
+    retained.add(&loc);
     if let Some(m) = segments.get_mut(&loc.base) {
         m.live_terminals += 1;
         m.live_terminal_bytes += format::frame_len(loc.len as usize);
         m.terminal_keys.push(key);
+        if loc.time_secs != FORGOTTEN {
+            m.min_terminal_time = m.min_terminal_time.min(loc.time_secs);
+        }
     }
 }

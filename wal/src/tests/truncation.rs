@@ -25,11 +25,16 @@ fn segment_files(storage: &MemStorage) -> usize {
 
 /// `n` executions of 5 records each (4 + a terminal), interleaved 8 at a time.
 fn run_executions(wal: &Wal, n: u128, len: usize) -> Lsn {
+    run_range(wal, 0..n, len)
+}
+
+/// Executions `ids`, as [`run_executions`] runs them.
+fn run_range(wal: &Wal, ids: std::ops::Range<u128>, len: usize) -> Lsn {
     let mut last = Lsn::ZERO;
-    for chunk in 0..n.div_ceil(8) {
-        let ids: Vec<u128> = (chunk * 8..((chunk + 1) * 8).min(n)).collect();
+    let all: Vec<u128> = ids.collect();
+    for chunk in all.chunks(8) {
         for step in 0..5u64 {
-            for &id in &ids {
+            for &id in chunk {
                 let p = payload(id, step, len);
                 last = if step == 4 {
                     wal.append_terminal(DONE, Key::execution(id), &p)
@@ -414,12 +419,22 @@ fn kept(wal: &Wal, n: u128) -> Vec<u128> {
         .collect()
 }
 
-/// 400 executions run to their end under `config`'s budgets and settled:
-/// the storage, the WAL, and the executions whose terminal records are kept.
+/// 400 executions run to their end under `config`'s budgets, in four
+/// groups of 100 that end in four different seconds (the budgets order
+/// terminal records by append second), and settled: the storage, the WAL,
+/// and the executions whose terminal records are kept.
 fn run_under_budget(config: &Config) -> (Arc<MemStorage>, Wal, Vec<u128>) {
     let storage = MemStorage::new();
     let (wal, _) = open(&storage, config);
-    let last = run_executions(&wal, 400, 100);
+    let mut last = Lsn::ZERO;
+    for group in 0..4u128 {
+        if group > 0 {
+            std::thread::sleep(Duration::from_millis(1100));
+        }
+        last = run_range(&wal, group * 100..(group + 1) * 100, 100);
+        // Copies forward land among the next group's records.
+        wal.truncate_now().expect("truncate");
+    }
     wal.durable(last).expect("durable");
     settle(&wal);
     let left = kept(&wal, 400);
@@ -433,36 +448,40 @@ fn past_the_count_budget_the_oldest_terminal_records_go_first() {
         ..small_config()
     };
     let (storage, wal, left) = run_under_budget(&config);
-    // At segment granularity: under the budget by less than one segment's
-    // worth (56 terminal records of 144 framed bytes fit in 8 KiB).
-    assert!(
-        (100 - 56..=100).contains(&left.len()),
-        "{} kept: {left:?}",
-        left.len()
-    );
-    // The oldest segments went first. Copies forward move terminal records
-    // to newer segments, so the order is by segment, not exact: the newest
-    // executions are all kept, the oldest all gone.
-    assert!((360..400).all(|id| left.contains(&id)), "{left:?}");
-    assert!(left.iter().all(|id| *id >= 200), "{left:?}");
-    // The same after a restart: what went is not recovered.
+    // Exactly the newest 100, although copies forward put older terminal
+    // records into newer segments.
+    assert_eq!(left, (300..400).collect::<Vec<_>>());
+    // The same after a restart: recovery applies the budget too.
     wal.close().expect("close");
     let (wal, rec) = open(&storage, &config);
     assert_eq!(collect(&rec).len(), left.len());
     drop(rec);
     assert_eq!(kept(&wal, 400), left);
+    // A tighter budget on the next open: recovery cuts the oldest.
+    wal.close().expect("close");
+    let tighter = Config {
+        terminal_max_count: Some(30),
+        ..config
+    };
+    let (wal, rec) = open(&storage, &tighter);
+    assert_eq!(collect(&rec).len(), 30);
+    drop(rec);
+    let left = kept(&wal, 400);
+    assert_eq!(left.len(), 30);
+    assert!(left.iter().all(|id| *id >= 300), "{left:?}");
 }
 
 #[test]
 fn past_the_byte_budget_the_oldest_terminal_records_go_and_their_segments_with_them() {
-    // 144 framed bytes per terminal record: about 70 of them.
+    // 144 framed bytes per terminal record: 69 of them fit.
     let config = Config {
         terminal_max_bytes: Some(10_000),
         ..small_config()
     };
     let (storage, _wal, left) = run_under_budget(&config);
-    assert!((69 - 56..=69).contains(&left.len()), "{} kept", left.len());
-    assert!((380..400).all(|id| left.contains(&id)), "{left:?}");
+    assert_eq!(left.len(), 69, "{left:?}");
+    // All of the newest second's: which of them, in segment order.
+    assert!(left.iter().all(|id| *id >= 300), "{left:?}");
     // 400 terminal records would need about 8 segments once compacted;
     // the budget leaves two or three, the active one and the spare.
     let files = segment_files(&storage);
