@@ -63,6 +63,19 @@ fn dir_bytes(dir: &Path) -> (u64, u64) {
     (segments, spares)
 }
 
+/// The process's anonymous resident memory (heap and the like), from
+/// `/proc/self/smaps_rollup`.
+fn anonymous_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/smaps_rollup")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Anonymous:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map_or(0, |kib| kib * 1024)
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -354,8 +367,8 @@ fn bench_disk() {
     println!(
         "\n## disk use after {executions} executions of 5 records (256 B), all terminal\n\n\
          Executions run 1000 at a time, interleaved; mode none; truncation in the background.\n\n\
-         | terminal retention | segment size | untruncated | segment files | ratio | spare files | ratio with spares | live keys |\n\
-         |---|---|---|---|---|---|---|---|"
+         | terminal retention | segment size | untruncated | segment files | ratio | spare files | ratio with spares | live keys | heap per live key |\n\
+         |---|---|---|---|---|---|---|---|---|"
     );
     for (label, retention, segment_mib) in [
         ("0 (expire at once)", Some(Duration::ZERO), 64u64),
@@ -369,6 +382,7 @@ fn bench_disk() {
             segment_bytes: NonZeroU64::new(segment_mib << 20).expect("non-zero"),
             ..Config::default()
         };
+        let heap_before = anonymous_bytes();
         let (wal, _) = Wal::open(dir.path(), config).expect("open");
         let payload = [9u8; RECORD];
         let mut appended = 0u64;
@@ -387,8 +401,11 @@ fn bench_disk() {
         let (segments, spares) = dir_bytes(dir.path());
         let untruncated = appended * FRAMED;
         let live_keys = wal.stats().live_keys;
+        // What the WAL's index costs per key it keeps (the segments are
+        // file-backed, not anonymous memory).
+        let per_key = anonymous_bytes().saturating_sub(heap_before) / (live_keys.max(1) as u64);
         println!(
-            "| {label} | {segment_mib} MiB | {:.0} MiB | {:.0} MiB | {:.2}% | {:.0} MiB | {:.2}% | {live_keys} |",
+            "| {label} | {segment_mib} MiB | {:.0} MiB | {:.0} MiB | {:.2}% | {:.0} MiB | {:.2}% | {live_keys} | {per_key} B |",
             untruncated as f64 / (1u64 << 20) as f64,
             segments as f64 / (1u64 << 20) as f64,
             segments as f64 * 100.0 / untruncated as f64,

@@ -159,7 +159,7 @@ fn past_the_count_budget_the_oldest_finished_executions_leave_the_disk() {
     // end in a later second than the 340 before them.
     let mut ids = run(&engine, &flow, 340);
     std::thread::sleep(Duration::from_millis(1100));
-    ids.extend(run(&engine, &flow, 60).into_iter());
+    ids.extend(run(&engine, &flow, 60));
     let found = |engine: &Engine| -> Vec<Found> {
         ids.iter()
             .enumerate()
