@@ -215,12 +215,27 @@ tasks:
         format: "{% for i in range(1, 100) %}{{ taskrun.value }}-{% endfor %}"
 "#;
 
-#[test]
-fn a_final_state_over_the_record_limit_is_cut_down_failed_and_durable() {
+/// Runs [`WIDE`] once on a durable engine with WAL records of at most 64
+/// KiB in segments of `segment` bytes, under `max_final_bytes`; then
+/// restarts. Its state, its errors, its final record's size, and that
+/// record as JSON before and after the restart.
+fn wide_on_disk(
+    segment: u64,
+    max_final_bytes: usize,
+) -> (
+    State,
+    Vec<String>,
+    usize,
+    (serde_json::Value, serde_json::Value),
+) {
+    let json = |record: &peregrine_engine::Record| {
+        let at = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
+        serde_json::to_value(record.json(at)).unwrap()
+    };
     let dir = tempfile::tempdir().unwrap();
     let rev = revision(WIDE);
     let wal = peregrine_wal::Config {
-        segment_bytes: std::num::NonZeroU64::new(4 << 20).unwrap(),
+        segment_bytes: std::num::NonZeroU64::new(segment).unwrap(),
         max_record_bytes: std::num::NonZeroU32::new(64 << 10).unwrap(),
         ..peregrine_wal::Config::default()
     };
@@ -230,6 +245,10 @@ fn a_final_state_over_the_record_limit_is_cut_down_failed_and_durable() {
         let resolve = move |_: &str, id: &str, _: u32| (id == "wide").then(|| Arc::clone(&flow));
         let config = EngineConfig {
             threads: NonZeroUsize::new(1).unwrap(),
+            limits: Limits {
+                max_final_bytes,
+                ..Limits::default()
+            },
             ..EngineConfig::default()
         };
         let (engine, recovery) =
@@ -242,23 +261,58 @@ fn a_final_state_over_the_record_limit_is_cut_down_failed_and_durable() {
     let started = engine.submit(new, Ack::Receipt).unwrap();
     started.wait().unwrap().receipt.wait().unwrap();
     let (_, state, errors) = wait_for(&ended, 1).remove(0);
-    assert_eq!(state, State::Failed);
-    assert!(
-        errors
-            .iter()
-            .any(|m| m.contains("over the journal's limit of 65536 bytes")),
-        "{errors:?}"
-    );
     // The end was journaled: it is read back, not run again.
     let read = engine.read(id).unwrap().wait().unwrap().unwrap();
     read.receipt.wait().unwrap();
+    let size = read.record.byte_len();
+    let before = json(&read.record);
     engine.shutdown();
     let (engine, _, recovery) = start(dir.path());
     assert_eq!(recovery.resumed, 0, "{:?}", recovery.failed);
     assert_eq!(recovery.finished, 1);
     let again = engine.read(id).unwrap().wait().unwrap().unwrap();
-    assert_eq!(again.record.state(), State::Failed);
+    let after = json(&again.record);
     engine.shutdown();
+    (state, errors, size, (before, after))
+}
+
+#[test]
+fn a_final_state_over_the_record_limit_is_journaled_whole_across_records() {
+    // Over 64 KiB of task run values, records of 64 KiB: it spans two.
+    let (state, errors, size, (before, after)) =
+        wide_on_disk(4 << 20, Limits::DEFAULT_MAX_FINAL_BYTES);
+    assert_eq!(state, State::Success, "{errors:?}");
+    assert!(size > 64 << 10, "{size} bytes");
+    // The ForEach's task run and one per value (Pebble's range is inclusive).
+    assert_eq!(before["taskRunList"].as_array().unwrap().len(), 201);
+    assert_eq!(after, before, "recovered as it ended");
+}
+
+#[test]
+fn a_final_state_over_its_limit_is_cut_down_failed_and_durable() {
+    // The engine's limit...
+    let (state, errors, size, (before, after)) = wide_on_disk(4 << 20, 64 << 10);
+    assert_eq!(state, State::Failed);
+    assert!(
+        errors
+            .iter()
+            .any(|m| m.contains("over the limit of 65536 bytes")
+                && m.contains("executions.max-final-size")),
+        "{errors:?}"
+    );
+    assert!(size <= 64 << 10);
+    assert_eq!(after, before);
+    // ... and what one WAL segment holds (72 KiB here, holding 73,536
+    // bytes of one terminal record), whatever the engine's limit.
+    let (state, errors, size, _) = wide_on_disk(72 << 10, Limits::DEFAULT_MAX_FINAL_BYTES);
+    assert_eq!(state, State::Failed);
+    assert!(
+        errors
+            .iter()
+            .any(|m| m.contains("over the limit of 73536 bytes")),
+        "{errors:?}"
+    );
+    assert!(size <= 73536);
 }
 
 /// What an ended execution left: its state, its final record's size, and

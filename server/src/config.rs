@@ -217,6 +217,11 @@ pub struct ExecutionsConfig {
     /// Size of one task run's outputs, as JSON; larger outputs fail the
     /// task run that made them. Default: 1 MiB.
     pub max_outputs_size: ByteSize,
+    /// Size of an execution's final state (its journal record, which spans
+    /// several WAL records past `wal.max-record-size`); a larger one is cut
+    /// down and the execution fails, saying so. At most half of
+    /// `wal.segment-size`, which is the default (32 MiB).
+    pub max_final_size: Option<ByteSize>,
 }
 
 /// What one evaluation of an expression may spend (Pebble with the jq it
@@ -344,6 +349,7 @@ impl Default for ExecutionsConfig {
             max_task_runs: NonZeroU32::new(peregrine_engine::Limits::DEFAULT_MAX_TASK_RUNS)
                 .unwrap_or(NonZeroU32::MIN),
             max_outputs_size: ByteSize(peregrine_engine::Limits::DEFAULT_MAX_OUTPUTS_BYTES as u64),
+            max_final_size: None,
         }
     }
 }
@@ -394,6 +400,7 @@ const KEYS: &[(&str, bool)] = &[
     ("executions.retention-size", false),
     ("executions.max-task-runs", false),
     ("executions.max-outputs-size", false),
+    ("executions.max-final-size", false),
     ("expression.max-steps", false),
     ("expression.max-output-size", false),
     ("expression.max-time", false),
@@ -581,6 +588,7 @@ impl Config {
             self.wal.segment_size,
             self.wal.max_record_size,
             self.server.request_body_limit,
+            self.max_final_size(),
         );
         self.wal.segment_size = ByteSize(segment);
         self.wal.max_record_size = ByteSize(self.wal.max_record_size.0.min(segment / 2));
@@ -598,14 +606,23 @@ impl Config {
         );
         Some(format!(
             "WAL segments of {} (not {}), records up to {} (not {}), request bodies up to {} \
-             (not {}): {why}",
+             (not {}), final states up to {} (not {}): {why}",
             self.wal.segment_size,
             before.0,
             self.wal.max_record_size,
             before.1,
             self.server.request_body_limit,
-            before.2
+            before.2,
+            self.max_final_size(),
+            before.3
         ))
+    }
+
+    /// The largest final state: as set, or half a WAL segment.
+    pub fn max_final_size(&self) -> ByteSize {
+        self.executions
+            .max_final_size
+            .unwrap_or(ByteSize(self.wal.segment_size.0 / 2))
     }
 
     /// What each of the engine's executions may spend.
@@ -615,7 +632,7 @@ impl Config {
             max_task_runs: self.executions.max_task_runs.get(),
             max_outputs_bytes: usize::try_from(self.executions.max_outputs_size.0)
                 .unwrap_or(usize::MAX),
-            ..peregrine_engine::Limits::default()
+            max_final_bytes: usize::try_from(self.max_final_size().0).unwrap_or(usize::MAX),
         }
     }
 
@@ -809,6 +826,17 @@ impl Config {
                 format!(
                     "{} would accept flows and inputs larger than a WAL record (wal.max-record-size is {})",
                     self.server.request_body_limit, self.wal.max_record_size
+                ),
+            );
+        }
+        if let Some(last) = self.executions.max_final_size
+            && (last.0 < 64 << 10 || last.0 > segment / 2)
+        {
+            return invalid(
+                "executions.max-final-size",
+                format!(
+                    "{last} must be within 64KiB..=half of wal.segment-size ({})",
+                    self.wal.segment_size
                 ),
             );
         }
@@ -1159,6 +1187,7 @@ mod tests {
         assert_eq!(config.wal.max_record_size, ByteSize(2 << 20));
         assert_eq!(config.server.request_body_limit, ByteSize(2 << 20));
         assert_eq!(config.executions.max_outputs_size, ByteSize(1 << 20));
+        assert_eq!(config.max_final_size(), ByteSize(2 << 20));
         assert!(
             note.contains("4MiB") && note.contains("64MiB free"),
             "{note}"
@@ -1202,13 +1231,18 @@ mod tests {
         let env = load("", &[("PEREGRINE_EXPRESSION_MAX_STEPS", "20000")]).unwrap();
         assert_eq!(env.budget().steps, 20_000);
         let limits = load(
-            "executions:\n  max-task-runs: 50\n  max-outputs-size: 4KiB\n",
+            "executions:\n  max-task-runs: 50\n  max-outputs-size: 4KiB\n  max-final-size: 8MiB\n",
             &[],
         )
         .unwrap()
         .limits();
         assert_eq!(limits.max_task_runs, 50);
         assert_eq!(limits.max_outputs_bytes, 4096);
+        assert_eq!(limits.max_final_bytes, 8 << 20);
+        assert_eq!(
+            Config::default().limits().max_final_bytes,
+            peregrine_engine::Limits::DEFAULT_MAX_FINAL_BYTES
+        );
         assert_eq!(limits.expression, Config::default().budget());
         for (yaml, key) in [
             ("expression:\n  max-steps: 10\n", "expression.max-steps"),
@@ -1225,6 +1259,14 @@ mod tests {
             (
                 "executions:\n  max-outputs-size: 1GiB\n",
                 "executions.max-outputs-size",
+            ),
+            (
+                "executions:\n  max-final-size: 33MiB\n",
+                "executions.max-final-size",
+            ),
+            (
+                "executions:\n  max-final-size: 1KiB\n",
+                "executions.max-final-size",
             ),
         ] {
             let m = message(load(yaml, &[]));

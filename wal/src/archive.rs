@@ -15,10 +15,22 @@ use rkyv::util::AlignedVec;
 use crate::error::{Error, Result};
 
 /// An encoded payload, aligned so that it can also be accessed in place.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Aligned(AlignedVec);
 
+impl PartialEq for Aligned {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for Aligned {}
+
 impl Aligned {
+    pub(crate) fn from_vec(bytes: AlignedVec) -> Self {
+        Aligned(bytes)
+    }
+
     pub fn as_bytes(&self) -> &[u8] {
         self.0.as_slice()
     }

@@ -28,7 +28,8 @@ pub struct Config {
     /// multiple of 4 KiB and hold at least one record of `max_record_bytes`.
     pub segment_bytes: NonZeroU64,
     /// Largest payload of one record. Default 1 MiB. Larger appends fail
-    /// with `Error::RecordTooLarge`.
+    /// with `Error::RecordTooLarge`, but for terminal records, which span
+    /// frames of this size up to [`Config::max_terminal_bytes`].
     pub max_record_bytes: NonZeroU32,
     /// Durability mode. Default `SyncMode::Sync`.
     pub sync: SyncMode,
@@ -99,6 +100,24 @@ impl Config {
     pub(crate) fn over_terminal_budgets(&self, count: u64, bytes: u64) -> bool {
         self.terminal_max_count.is_some_and(|max| count > max)
             || self.terminal_max_bytes.is_some_and(|max| bytes > max)
+    }
+
+    /// The largest terminal record: past `max_record_bytes` it spans
+    /// frames of that size, all in one segment, so at most what one
+    /// segment holds beside its header, a commit marker and its seal.
+    pub fn max_terminal_bytes(&self) -> usize {
+        let part = u64::from(self.max_record_bytes.get());
+        let usable = self
+            .segment_bytes
+            .get()
+            // Its batch's commit marker, and the seal's reserved room.
+            .saturating_sub(format::HEADER_LEN + 2 * format::MARKER_LEN);
+        // Whole parts of `part` bytes, each framed, then what is left of
+        // the room for a last, shorter part.
+        let framed_part = format::frame_len(part as usize);
+        let whole = usable / framed_part;
+        let rest = (usable - whole * framed_part).saturating_sub(format::FRAME_HEADER_LEN);
+        usize::try_from(whole * part + rest.min(part.saturating_sub(1))).unwrap_or(usize::MAX)
     }
 
     /// Rejects settings that contradict each other or the format.

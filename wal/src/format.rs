@@ -41,7 +41,13 @@ pub(crate) const MAGIC: [u8; 8] = *b"PRGNWAL\0";
 /// (`manifest.rs`) that every open, close and truncation updates, so that a
 /// missing segment can be told from one truncation removed. A build of
 /// version 1 would remove segments without saying so, hence the bump.
-pub(crate) const VERSION: u16 = 2;
+///
+/// Version 3 adds terminal records that span frames ([`FLAG_CONTINUES`]):
+/// a build of version 2 would read each part as a terminal record of its
+/// own. Version 2 segments have none, and are read as they are.
+pub(crate) const VERSION: u16 = 3;
+/// The format before spanning terminal records: read as it is.
+pub(crate) const VERSION_2: u16 = 2;
 /// The format of the first builds: read (never written) by `check`, so that
 /// an operator can still export what an older data folder holds.
 pub(crate) const VERSION_1: u16 = 1;
@@ -64,6 +70,62 @@ pub(crate) const MAX_PAYLOAD: u32 = 0xFFFF_0000;
 pub(crate) const FLAG_TERMINAL: u8 = 1;
 /// Frame flag: truncation copied this record forward from an older segment.
 pub(crate) const FLAG_COPIED: u8 = 2;
+/// Frame flag (format 3): this terminal record continues in the next frame.
+/// A terminal record larger than `Config::max_record_bytes` is written as a
+/// span of frames, in one batch, one after the other: all of its key, kind
+/// and time, all terminal, all of `max_record_bytes` but the last, all but
+/// the last flagged. Its payload is theirs, joined; its LSN the last one's.
+pub(crate) const FLAG_CONTINUES: u8 = 4;
+
+/// Frame lengths of a span of `total` payload bytes cut into parts of
+/// `part` bytes (the last one shorter): what a terminal record takes.
+pub(crate) fn span_parts(total: usize, part: usize) -> impl Iterator<Item = usize> {
+    let part = part.max(1);
+    let parts = total.div_ceil(part).max(1);
+    (0..parts).map(move |i| part.min(total - i * part))
+}
+
+/// Framed bytes of a span of `total` payload bytes in parts of `part`.
+pub(crate) fn span_len(total: usize, part: usize) -> u64 {
+    span_parts(total, part).map(frame_len).sum()
+}
+
+/// Reads the terminal record whose first frame starts `bytes` (of a
+/// segment seeded `seed`), spanning frames or not: its first header (with
+/// the flags of its first frame) and its payload, joined. `Err` says what
+/// does not verify.
+pub(crate) fn read_span(
+    bytes: &[u8],
+    seed: u32,
+    space: u8,
+    id: u128,
+) -> Result<(FrameHeader, rkyv::util::AlignedVec<16>), &'static str> {
+    let mut at = 0usize;
+    let mut first: Option<FrameHeader> = None;
+    let mut payload = rkyv::util::AlignedVec::<16>::new();
+    loop {
+        let Frame::Record { header, .. } = parse_frame(bytes, at, seed) else {
+            return Err("a frame of the terminal record does not verify");
+        };
+        if header.space != space
+            || header.id != id
+            || header.flags & FLAG_TERMINAL == 0
+            || first.is_some_and(|f| f.kind != header.kind || f.time_secs != header.time_secs)
+        {
+            return Err("a frame of the terminal record belongs to another record");
+        }
+        let start = at + FRAME_HEADER_LEN as usize;
+        payload.extend_from_slice(&bytes[start..start + header.len as usize]);
+        at += frame_len(header.len as usize) as usize;
+        first.get_or_insert(header);
+        if header.flags & FLAG_CONTINUES == 0 {
+            break;
+        }
+    }
+    let mut header = first.ok_or("no frame")?;
+    header.len = u32::try_from(payload.len()).map_err(|_| "span too long")?;
+    Ok((header, payload))
+}
 
 /// Bytes a record with `payload_len` payload bytes occupies, padding included.
 pub(crate) fn frame_len(payload_len: usize) -> u64 {
@@ -102,7 +164,8 @@ fn u128_at(b: &[u8], at: usize) -> u128 {
 /// The segment header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SegmentHeader {
-    /// [`VERSION`] or [`VERSION_1`]; `encode` always writes [`VERSION`].
+    /// [`VERSION`], [`VERSION_2`] or [`VERSION_1`]; `encode` always writes
+    /// [`VERSION`].
     pub version: u16,
     pub base_lsn: u64,
     pub capacity: u64,
@@ -143,7 +206,7 @@ impl SegmentHeader {
             return Err(HeaderError::Checksum);
         }
         let version = u16_at(b, 8);
-        if version != VERSION && version != VERSION_1 {
+        if version != VERSION && version != VERSION_2 && version != VERSION_1 {
             return Err(HeaderError::Version(version));
         }
         Ok(SegmentHeader {

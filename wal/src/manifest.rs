@@ -136,7 +136,7 @@ impl Manifest {
             return Err("manifest checksum mismatch".into());
         }
         let version = word(8, 2) as u16;
-        if version != crate::format::VERSION {
+        if version != crate::format::VERSION && version != crate::format::VERSION_2 {
             return Err(format!("manifest format version {version}"));
         }
         let (truncated, skipped) = (word(12, 4) as u32, word(16, 4) as u32);

@@ -114,6 +114,9 @@ pub struct Recovered {
     arena: Arena,
     /// Per key: the first of its live records in `arena` and how many.
     keys: Vec<(Key, u32, u32)>,
+    /// The payloads of live terminal records that span frames, joined, by
+    /// their place in `arena`.
+    joined: HashMap<u32, rkyv::util::AlignedVec, FxBuildHasher>,
     report: RecoveryReport,
 }
 
@@ -176,6 +179,7 @@ impl Recovered {
     fn records(&self, key: Key, head: u32, len: u32) -> LiveRecords<'_> {
         LiveRecords {
             images: &self.images,
+            joined: &self.joined,
             arena: &self.arena,
             key,
             at: head,
@@ -194,6 +198,7 @@ impl Recovered {
 #[derive(Debug, Clone)]
 pub struct LiveRecords<'a> {
     images: &'a [Image],
+    joined: &'a HashMap<u32, rkyv::util::AlignedVec, FxBuildHasher>,
     arena: &'a Arena,
     key: Key,
     at: u32,
@@ -201,19 +206,20 @@ pub struct LiveRecords<'a> {
 }
 
 impl<'a> LiveRecords<'a> {
-    fn next_ref(&mut self) -> Option<&'a RecRef> {
+    /// The next record and its place in the arena.
+    fn next_at(&mut self) -> Option<(u32, &'a RecRef)> {
         if self.left == 0 {
             return None;
         }
-        let r = self.arena.recs.get(self.at as usize)?;
-        self.at = self
-            .arena
-            .next
-            .get(self.at as usize)
-            .copied()
-            .unwrap_or(NIL);
+        let at = self.at;
+        let r = self.arena.recs.get(at as usize)?;
+        self.at = self.arena.next.get(at as usize).copied().unwrap_or(NIL);
         self.left -= 1;
-        Some(r)
+        Some((at, r))
+    }
+
+    fn next_ref(&mut self) -> Option<&'a RecRef> {
+        self.next_at().map(|(_, r)| r)
     }
 }
 
@@ -221,13 +227,17 @@ impl<'a> Iterator for LiveRecords<'a> {
     type Item = Record<'a>;
 
     fn next(&mut self) -> Option<Record<'a>> {
-        let r = self.next_ref()?;
+        let (at, r) = self.next_at()?;
         let start = (r.offset + format::FRAME_HEADER_LEN) as usize;
         // Recovery verified the range when it read the frame.
-        let payload = self.images[r.seg as usize]
-            .as_slice()
-            .get(start..start + r.len as usize)
-            .unwrap_or(&[]);
+        let payload = if r.flags & format::FLAG_CONTINUES != 0 {
+            self.joined.get(&at).map_or(&[][..], |p| p.as_slice())
+        } else {
+            self.images[r.seg as usize]
+                .as_slice()
+                .get(start..start + r.len as usize)
+                .unwrap_or(&[])
+        };
         Some(Record {
             lsn: Lsn::new(r.lsn),
             kind: Kind::new(r.kind),
@@ -794,9 +804,12 @@ pub(crate) fn recover(storage: &dyn Storage, config: &Config, mode: Mode) -> Res
             match item {
                 Item::Batch(b) => {
                     consumed[si] += b.records.len();
-                    for (i, r) in s.records[b.records.clone()].iter().enumerate() {
-                        report.records += 1;
-                        let rr = RecRef {
+                    // The first frame of a terminal record spanning frames,
+                    // while its parts are read.
+                    let mut span: Option<RecRef> = None;
+                    let batch = &s.records[b.records.clone()];
+                    for (i, r) in batch.iter().enumerate() {
+                        let part = RecRef {
                             seg: si as u32,
                             offset: r.offset,
                             lsn: b.first_lsn + i as u64,
@@ -805,6 +818,47 @@ pub(crate) fn recover(storage: &dyn Storage, config: &Config, mode: Mode) -> Res
                             flags: r.header.flags,
                             time_secs: r.header.time_secs,
                         };
+                        let continues = part.flags & format::FLAG_CONTINUES != 0;
+                        let broken = || {
+                            Error::damaged(
+                                storage.path(&s.name),
+                                r.offset,
+                                "a terminal record spanning frames is incomplete",
+                            )
+                        };
+                        let rr = match span.take() {
+                            None if !continues => part,
+                            None => {
+                                if !part.is_terminal() || i + 1 == batch.len() {
+                                    return Err(broken());
+                                }
+                                span = Some(part);
+                                continue;
+                            }
+                            Some(first) => {
+                                let prev = &batch[i - 1].header;
+                                if !part.is_terminal()
+                                    || (r.header.space, r.header.id, part.kind)
+                                        != (prev.space, prev.id, first.kind)
+                                {
+                                    return Err(broken());
+                                }
+                                let joined = RecRef {
+                                    len: first.len.saturating_add(part.len),
+                                    lsn: part.lsn,
+                                    ..first
+                                };
+                                if continues {
+                                    if i + 1 == batch.len() {
+                                        return Err(broken());
+                                    }
+                                    span = Some(joined);
+                                    continue;
+                                }
+                                joined
+                            }
+                        };
+                        report.records += 1;
                         let Ok(at) = u32::try_from(arena.recs.len()) else {
                             return Err(Error::damaged(
                                 storage.path(&s.name),
@@ -1012,6 +1066,23 @@ pub(crate) fn recover(storage: &dyn Storage, config: &Config, mode: Mode) -> Res
         .iter()
         .map(|s| (s.base, s.name.clone(), s.file.clone()))
         .collect();
+    // Live terminal records that span frames are handed back joined.
+    let mut joined: HashMap<u32, rkyv::util::AlignedVec, FxBuildHasher> = HashMap::default();
+    for &(key, head, len) in &keys {
+        let mut x = head;
+        for _ in 0..len {
+            let r = &arena.recs[x as usize];
+            if r.flags & format::FLAG_CONTINUES != 0 {
+                let s = &scans[r.seg as usize];
+                let bytes = s.image.as_slice().get(r.offset as usize..).unwrap_or(&[]);
+                let (_, payload) =
+                    format::read_span(bytes, format::seed(s.base), key.space(), key.id())
+                        .map_err(|what| Error::damaged(storage.path(&s.name), r.offset, what))?;
+                joined.insert(x, payload);
+            }
+            x = arena.next[x as usize];
+        }
+    }
     let images = scans.into_iter().map(|s| s.image).collect();
     Ok(Recovery {
         recovered: Recovered {
@@ -1019,6 +1090,7 @@ pub(crate) fn recover(storage: &dyn Storage, config: &Config, mode: Mode) -> Res
             _storage: None,
             arena,
             keys,
+            joined,
             report,
         },
         segments,

@@ -8,6 +8,7 @@
 //! only for short bookkeeping steps and for appending at most
 //! `COPY_CHUNK` copies at a time, so appends never wait long.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::MutexGuard;
 use std::sync::atomic::Ordering;
@@ -19,8 +20,10 @@ use crate::record::{BatchEntry, Key, Kind, expired, now_secs};
 use crate::wal::Shared;
 use crate::writer::{FORGOTTEN, Pending, SegmentMeta, TerminalLoc, Writer};
 
-/// Copies appended per writer-lock hold.
+/// Copies appended per writer-lock hold, at most.
 const COPY_CHUNK: usize = 256;
+/// Bytes of copies appended per writer-lock hold, at most (or one copy).
+const COPY_BYTES: u64 = 1 << 20;
 /// Terminal records examined per writer-lock hold.
 const KEYS_PER_LOCK: usize = 1024;
 
@@ -256,25 +259,42 @@ fn copy_forward(
         .map_err(|e| Error::io("reading a segment to copy forward", e))?;
     let bytes = image.as_slice();
     let seed = format::seed(base);
+    let damaged = |loc: &TerminalLoc| {
+        Error::damaged(
+            shared.storage.path(&format::segment_name(base)),
+            loc.offset,
+            "a terminal record to copy forward no longer verifies",
+        )
+    };
     let mut last = 0;
-    for chunk in copies.chunks(COPY_CHUNK) {
-        // Verify and slice outside the lock.
-        let mut found = Vec::with_capacity(chunk.len());
-        for (key, loc) in chunk {
-            match format::parse_frame(bytes, loc.offset as usize, seed) {
-                Frame::Record { header, .. } => {
-                    let start = (loc.offset + format::FRAME_HEADER_LEN) as usize;
-                    let payload = &bytes[start..start + header.len as usize];
-                    found.push((*key, *loc, header, payload));
-                }
-                _ => {
-                    return Err(Error::damaged(
-                        shared.storage.path(&format::segment_name(base)),
-                        loc.offset,
-                        "a terminal record to copy forward no longer verifies",
-                    ));
-                }
+    let mut left = &copies[..];
+    while !left.is_empty() {
+        // Verify and slice outside the lock; a terminal record spanning
+        // frames is joined (and split again by the append). A batch holds
+        // at most `COPY_CHUNK` records of `COPY_BYTES` (or one larger).
+        let mut found = Vec::new();
+        let mut size = 0u64;
+        while let Some(((key, loc), rest)) = left.split_first() {
+            if found.len() == COPY_CHUNK || (size >= COPY_BYTES && !found.is_empty()) {
+                break;
             }
+            left = rest;
+            let Frame::Record { header, .. } =
+                format::parse_frame(bytes, loc.offset as usize, seed)
+            else {
+                return Err(damaged(loc));
+            };
+            let start = (loc.offset + format::FRAME_HEADER_LEN) as usize;
+            let payload: Cow<'_, [u8]> = if header.flags & format::FLAG_CONTINUES == 0 {
+                Cow::Borrowed(&bytes[start..start + header.len as usize])
+            } else {
+                let at = bytes.get(loc.offset as usize..).unwrap_or(&[]);
+                let (_, joined) =
+                    format::read_span(at, seed, key.space(), key.id()).map_err(|_| damaged(loc))?;
+                Cow::Owned(joined.to_vec())
+            };
+            size += format::frame_len(payload.len());
+            found.push((*key, *loc, header, payload));
         }
         let mut w = lock(shared);
         // Copy only what is still the key's newest record.
@@ -293,7 +313,7 @@ fn copy_forward(
                     start: 0,
                     len: payload.len(),
                 },
-                payload,
+                payload: payload.as_ref(),
                 flags: format::FLAG_TERMINAL | format::FLAG_COPIED,
                 // A forgotten record that must still be copied (records it
                 // killed are left) stays forgotten in its copy.

@@ -165,6 +165,7 @@ impl Wal {
                 flushed: 0,
             },
             capacity,
+            part_bytes: config.max_record_bytes.get() as usize,
             unsynced: Vec::new(),
             dir_dirty: false,
             track_unsynced: config.sync != SyncMode::None,
@@ -346,28 +347,40 @@ impl Wal {
             };
             (loc, Arc::clone(&m.file), m.name.clone())
         };
-        let header_len = format::FRAME_HEADER_LEN as usize;
-        let mut frame = vec![0u8; header_len + loc.len as usize];
         let path = || shared.storage.path(&name);
-        file.read_at(loc.offset, &mut frame)
-            .map_err(|e| Error::io(format!("reading {}", path().display()), e))?;
-        match format::parse_frame(&frame, 0, format::seed(loc.base)) {
-            format::Frame::Record { header, .. }
-                if header.space == key.space() && header.id == key.id() =>
-            {
-                frame.drain(..header_len);
-                Ok(Some(Terminal {
-                    kind: Kind::new(header.kind),
-                    lsn: Lsn::new(loc.lsn),
-                    payload: frame,
-                }))
-            }
-            _ => Err(Error::damaged(
+        let damaged = |what: &str| {
+            Error::damaged(
                 path(),
                 loc.offset,
-                "a terminal record read back no longer verifies",
-            )),
+                format!("a terminal record read back no longer verifies: {what}"),
+            )
+        };
+        let read = |at: u64, buf: &mut [u8]| {
+            file.read_at(at, buf)
+                .map_err(|e| Error::io(format!("reading {}", path().display()), e))
+        };
+        // Its first frame's header says how long its parts are.
+        let mut first = [0u8; format::FRAME_HEADER_LEN as usize];
+        read(loc.offset, &mut first)?;
+        let part = u32::from_le_bytes([first[0], first[1], first[2], first[3]]) as usize;
+        let extent = if first[10] & format::FLAG_CONTINUES != 0 && part > 0 {
+            format::span_len(loc.len as usize, part)
+        } else {
+            format::frame_len(loc.len as usize)
+        };
+        let mut bytes = vec![0u8; usize::try_from(extent).map_err(|_| damaged("too long"))?];
+        read(loc.offset, &mut bytes)?;
+        let (header, payload) =
+            format::read_span(&bytes, format::seed(loc.base), key.space(), key.id())
+                .map_err(damaged)?;
+        if header.len != loc.len {
+            return Err(damaged("its length changed"));
         }
+        Ok(Some(Terminal {
+            kind: Kind::new(header.kind),
+            lsn: Lsn::new(loc.lsn),
+            payload: crate::Aligned::from_vec(payload),
+        }))
     }
 
     /// Blocks until `lsn` is durable (in `SyncMode::Sync`; in the other modes
@@ -456,7 +469,8 @@ impl Wal {
 pub struct Terminal {
     pub kind: Kind,
     pub lsn: Lsn,
-    pub payload: Vec<u8>,
+    /// Aligned, so that an rkyv payload can be accessed in place.
+    pub payload: crate::Aligned,
 }
 
 impl Inner {
@@ -576,7 +590,11 @@ impl Drop for Inner {
 
 impl Shared {
     fn pending<'a>(&self, entry: BatchEntry, payload: &'a [u8], now: u32) -> Result<Pending<'a>> {
-        let max = self.config.max_record_bytes.get() as usize;
+        let max = if entry.terminal {
+            self.config.max_terminal_bytes()
+        } else {
+            self.config.max_record_bytes.get() as usize
+        };
         if payload.len() > max {
             return Err(Error::RecordTooLarge {
                 len: payload.len(),

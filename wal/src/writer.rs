@@ -172,6 +172,9 @@ pub(crate) struct Writer {
     pub next_lsn: u64,
     pub active: Active,
     pub capacity: u64,
+    /// The largest frame payload (`Config::max_record_bytes`): terminal
+    /// records past it span frames.
+    pub part_bytes: usize,
     /// Sealed ranges the flusher has not synced yet.
     pub unsynced: Vec<SyncRange>,
     pub dir_dirty: bool,
@@ -214,11 +217,27 @@ impl Writer {
         records: &[Pending<'_>],
         durable_lsn: u64,
     ) -> Result<u64, WriteError> {
+        let part = self.part_bytes;
+        // A terminal record over `part` spans frames (`FLAG_CONTINUES`).
+        let frames_of = |r: &Pending<'_>| {
+            if r.entry.terminal {
+                r.payload.len().div_ceil(part).max(1)
+            } else {
+                1
+            }
+        };
         let bytes: u64 = records
             .iter()
-            .map(|r| format::frame_len(r.payload.len()))
+            .map(|r| {
+                if r.entry.terminal {
+                    format::span_len(r.payload.len(), part)
+                } else {
+                    format::frame_len(r.payload.len())
+                }
+            })
             .sum::<u64>()
             + format::MARKER_LEN;
+        let count: usize = records.iter().map(frames_of).sum();
         let usable = self.capacity - format::HEADER_LEN - format::MARKER_LEN;
         if bytes > usable {
             return Err(WriteError::Refused(Error::BatchTooLarge {
@@ -235,32 +254,49 @@ impl Writer {
         let file = self.active.file.clone();
         let mut at = self.active.offset;
         let mut records_crc = seed;
-        let mut offsets = [0u64; 1];
+        // Per record: where its (first) frame starts, and its LSN (its last
+        // frame's).
+        let mut offsets = [(0u64, 0u64); 1];
         let mut many = Vec::new();
+        let mut lsn = first_lsn;
         for r in records {
-            let header = FrameHeader {
-                len: r.payload.len() as u32,
-                kind: r.entry.kind.get(),
-                flags: r.flags,
-                space: r.entry.key.space(),
-                time_secs: r.time_secs,
-                id: r.entry.key.id(),
-            };
-            let (h, crc) = header.encode(seed, r.payload);
-            file.write_at(at, &h).map_err(WriteError::io)?;
-            file.write_at(at + format::FRAME_HEADER_LEN, r.payload)
-                .map_err(WriteError::io)?;
-            records_crc = crc32c::crc32c_append(records_crc, &crc.to_le_bytes());
-            if records.len() == 1 {
-                offsets[0] = at;
-            } else {
-                many.push(at);
+            let frames = frames_of(r);
+            let start = at;
+            for (i, chunk) in r
+                .payload
+                .chunks(part)
+                .chain(
+                    // An empty payload is one empty frame.
+                    r.payload.is_empty().then_some(&[][..]),
+                )
+                .enumerate()
+            {
+                let continues = i + 1 < frames;
+                let header = FrameHeader {
+                    len: chunk.len() as u32,
+                    kind: r.entry.kind.get(),
+                    flags: r.flags | if continues { format::FLAG_CONTINUES } else { 0 },
+                    space: r.entry.key.space(),
+                    time_secs: r.time_secs,
+                    id: r.entry.key.id(),
+                };
+                let (h, crc) = header.encode(seed, chunk);
+                file.write_at(at, &h).map_err(WriteError::io)?;
+                file.write_at(at + format::FRAME_HEADER_LEN, chunk)
+                    .map_err(WriteError::io)?;
+                records_crc = crc32c::crc32c_append(records_crc, &crc.to_le_bytes());
+                at += format::frame_len(chunk.len());
             }
-            at += format::frame_len(r.payload.len());
+            lsn += frames as u64;
+            if records.len() == 1 {
+                offsets[0] = (start, lsn - 1);
+            } else {
+                many.push((start, lsn - 1));
+            }
         }
         let marker = Marker {
             first_lsn,
-            count: records.len() as u32,
+            count: count as u32,
             records_crc,
             durable_lsn,
         };
@@ -270,10 +306,9 @@ impl Writer {
 
         // Published: account for liveness.
         self.active.offset = at;
-        self.next_lsn += records.len() as u64;
-        let offs: &[u64] = if records.len() == 1 { &offsets } else { &many };
-        for (i, (r, &off)) in records.iter().zip(offs).enumerate() {
-            let lsn = first_lsn + i as u64;
+        self.next_lsn += count as u64;
+        let offs: &[(u64, u64)] = if records.len() == 1 { &offsets } else { &many };
+        for (r, &(off, lsn)) in records.iter().zip(offs) {
             if r.entry.terminal {
                 self.note_terminal(
                     r.entry.key,

@@ -524,11 +524,12 @@ impl Engine {
         wal: peregrine_wal::Config,
         resolve: &FlowLookup<'_>,
     ) -> Result<(Self, Recovery), crate::Error> {
-        // A final state must fit in one journal record.
-        let max_record = wal.max_record_bytes.get() as usize;
+        // A final state must fit in one terminal record (which may span
+        // several of the WAL's frames, all in one segment).
+        let max_terminal = wal.max_terminal_bytes();
         let config = EngineConfig {
             limits: Limits {
-                max_final_bytes: config.limits.max_final_bytes.min(max_record),
+                max_final_bytes: config.limits.max_final_bytes.min(max_terminal),
                 ..config.limits
             },
             ..config

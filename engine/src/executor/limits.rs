@@ -17,18 +17,18 @@ pub struct Limits {
     pub max_task_runs: u32,
     /// Size of one task run's outputs, as JSON. Default: 1 MiB.
     pub max_outputs_bytes: usize,
-    /// Size of an execution's final record: the journal's largest record.
-    /// A final state past it is cut down to fit (see
-    /// `Run::cut_to_fit`), so that an end can always be journaled.
-    /// `Engine::start_durable` sets it from the WAL's record limit.
-    /// Default: 16 MiB.
+    /// Size of an execution's final record: the journal's largest terminal
+    /// record (past the WAL's record limit it spans several frames). A
+    /// final state past it is cut down to fit (see `Run::cut_to_fit`), so
+    /// that an end can always be journaled. `Engine::start_durable` lowers
+    /// it to what one WAL segment holds. Default: 32 MiB.
     pub max_final_bytes: usize,
 }
 
 impl Limits {
     pub const DEFAULT_MAX_TASK_RUNS: u32 = 10_000;
     pub const DEFAULT_MAX_OUTPUTS_BYTES: usize = 1 << 20;
-    pub const DEFAULT_MAX_FINAL_BYTES: usize = 16 << 20;
+    pub const DEFAULT_MAX_FINAL_BYTES: usize = 32 << 20;
 }
 
 impl Default for Limits {

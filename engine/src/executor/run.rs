@@ -1037,7 +1037,7 @@ impl Run {
     }
 
     /// The final record of this ended execution when the whole of it would
-    /// be over the journal's limit: the execution fails, saying why, and
+    /// be over `max_final_bytes`: the execution fails, saying why, and
     /// what makes it large goes, step by step, until its record fits (its
     /// outputs; then its task runs' values and all but its last log lines;
     /// then its task runs). An end can always be journaled.
@@ -1045,8 +1045,8 @@ impl Run {
         let max = self.limits.max_final_bytes;
         let now = self.instant;
         let message = format!(
-            "The execution's final state is {size} bytes, over the journal's limit of {max} \
-             bytes (engine setting `wal.max-record-size`): its outputs were dropped and it failed"
+            "The execution's final state is {size} bytes, over the limit of {max} bytes \
+             (setting `executions.max-final-size`): its outputs were dropped and it failed"
         );
         for run in &mut self.exec.task_runs {
             if run.outputs.is_some() {

@@ -6,6 +6,7 @@ mod corruption;
 mod crash;
 mod damage;
 mod faults;
+mod spans;
 mod truncation;
 
 use std::num::{NonZeroU32, NonZeroU64};

@@ -351,7 +351,7 @@ fn a_terminal_record_is_read_back_from_its_segment_after_copies_and_a_reopen() {
                 .expect("read")
                 .unwrap_or_else(|| panic!("execution {id} has no terminal record"));
             assert_eq!(t.kind, DONE);
-            assert_eq!(t.payload, payload(id, 4, 100), "execution {id}");
+            assert_eq!(t.payload.as_bytes(), payload(id, 4, 100), "execution {id}");
         }
     };
     check(&wal);
@@ -366,7 +366,7 @@ fn a_terminal_record_is_read_back_from_its_segment_after_copies_and_a_reopen() {
         .read_terminal(Key::execution(5))
         .expect("read")
         .expect("kept");
-    assert_eq!((t.payload.as_slice(), t.lsn), (&b"again"[..], lsn));
+    assert_eq!((t.payload.as_bytes(), t.lsn), (&b"again"[..], lsn));
     wal.close().expect("close");
     let (wal, rec) = open(&storage, &config);
     drop(rec);
@@ -374,14 +374,16 @@ fn a_terminal_record_is_read_back_from_its_segment_after_copies_and_a_reopen() {
         wal.read_terminal(Key::execution(5))
             .expect("read")
             .expect("kept")
-            .payload,
+            .payload
+            .as_bytes(),
         b"again"
     );
     assert_eq!(
         wal.read_terminal(Key::execution(6))
             .expect("read")
             .expect("kept")
-            .payload,
+            .payload
+            .as_bytes(),
         payload(6, 4, 100)
     );
 }
