@@ -140,3 +140,74 @@ fn a_damaged_part_of_a_spanning_terminal_record_is_reported_not_returned() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Rewrites the version of `storage`'s segment headers and manifest to 2,
+/// with their checksums: the folder as a build of format 2 left it.
+fn as_format_2(storage: &MemStorage) {
+    for name in storage.names().into_iter().filter(|n| n.ends_with(".wal")) {
+        let mut b = storage.get(&name).expect("segment");
+        b[8..10].copy_from_slice(&2u16.to_le_bytes());
+        let crc = crc32c::crc32c(&b[0..60]);
+        b[60..64].copy_from_slice(&crc.to_le_bytes());
+        storage.put(&name, b);
+    }
+    let name = crate::manifest::MANIFEST;
+    let mut m = storage.get_small(name).expect("manifest");
+    m[8..10].copy_from_slice(&2u16.to_le_bytes());
+    let body = m.len() - 4;
+    let crc = crc32c::crc32c(&m[..body]);
+    m[body..].copy_from_slice(&crc.to_le_bytes());
+    storage.put_small(name, m);
+}
+
+fn version_of(bytes: &[u8]) -> u16 {
+    u16::from_le_bytes([bytes[8], bytes[9]])
+}
+
+#[test]
+fn a_format_2_folder_is_read_and_carried_on_in_format_3() {
+    let storage = MemStorage::new();
+    let config = small_config();
+    let (wal, _) = open(&storage, &config);
+    wal.append(K, Key::execution(1), b"running")
+        .expect("append");
+    let lsn = wal
+        .append_terminal(DONE, Key::execution(2), b"ended")
+        .expect("append");
+    wal.durable(lsn).expect("durable");
+    wal.close().expect("close");
+    let (wal, rec) = open(&storage, &config);
+    let before = collect(&rec);
+    drop(rec);
+    wal.close().expect("close");
+    as_format_2(&storage);
+    let old: Vec<String> = storage.names();
+    assert!(
+        old.iter()
+            .filter(|n| n.ends_with(".wal"))
+            .all(|n| version_of(&storage.get(n).expect("segment")) == 2)
+    );
+
+    let (wal, rec) = open(&storage, &config);
+    assert_eq!(collect(&rec), before);
+    drop(rec);
+    // Carried on: a span, in the segment this open started.
+    let whole = payload(3, 0, 2500);
+    let lsn = wal
+        .append_terminal(DONE, Key::execution(3), &whole)
+        .expect("append");
+    wal.durable(lsn).expect("durable");
+    wal.close().expect("close");
+    let manifest = storage
+        .get_small(crate::manifest::MANIFEST)
+        .expect("manifest");
+    assert_eq!(version_of(&manifest), 3);
+    let (_wal, rec) = open(&storage, &config);
+    let after = collect(&rec);
+    assert_eq!(after.len(), 3);
+    assert_eq!(recovered(&rec, Key::execution(3))[0].payload, whole);
+    assert_eq!(
+        recovered(&rec, Key::execution(2))[0].payload,
+        b"ended".to_vec()
+    );
+}
