@@ -122,7 +122,7 @@ pub(crate) fn run_once(shared: &Shared) -> Result<()> {
         for chunk in keys.chunks(KEYS_PER_LOCK) {
             let mut w = lock(shared);
             for &key in chunk {
-                let Some(loc) = w.index.get(&key).and_then(|l| l.terminal) else {
+                let Some(loc) = w.index.get(&key).and_then(|l| l.terminal()) else {
                     continue;
                 };
                 if loc.base != base {
@@ -226,7 +226,7 @@ fn keep_to_budgets(shared: &Shared) {
                 }
                 at += chunk.len();
                 for key in chunk {
-                    let Some(loc) = w.index.get(&key).and_then(|l| l.terminal) else {
+                    let Some(loc) = w.index.get(&key).and_then(|l| l.terminal()) else {
                         continue;
                     };
                     if loc.base != base || loc.time_secs == FORGOTTEN {
@@ -303,7 +303,7 @@ fn copy_forward(
             .filter(|(key, loc, _, _)| {
                 w.index
                     .get(key)
-                    .is_some_and(|l| l.terminal == Some(*loc) && l.segs.is_empty())
+                    .is_some_and(|l| l.terminal() == Some(*loc) && !l.has_records())
             })
             .map(|(key, loc, header, payload)| Pending {
                 entry: BatchEntry {
@@ -400,12 +400,16 @@ fn drop_segments(shared: &Shared, metas: Vec<(u64, u64, SegmentMeta)>) -> Result
 
 /// Preallocates spares so that rolling never creates a file on the append
 /// path. A full disk here is only logged: the writer reports it if it ever
-/// needs a file and none is ready.
+/// needs a file and none is ready. While the WAL is out of space, one spare
+/// is made even if none are configured: only a file made says that there is
+/// room again.
 fn refill_spares(shared: &Shared) {
     loop {
         let id = {
             let mut w = lock(shared);
-            if w.spares.len() >= shared.config.spare_segments {
+            let out = shared.out_of_space.load(Ordering::Acquire);
+            let wanted = shared.config.spare_segments.max(usize::from(out));
+            if w.spares.len() >= wanted {
                 shared.out_of_space.store(false, Ordering::Release);
                 return;
             }

@@ -197,8 +197,9 @@ impl Wal {
                     };
                     note_terminal_in(&mut live, at, key, loc);
                     for b in recovery.killed(key) {
-                        live.killed.push_distinct(*b);
+                        live.open().killed.push_distinct(*b);
                     }
+                    live.settle();
                 } else {
                     let is_log = config.is_log_kind(Kind::new(r.kind));
                     let at = Liveness {
@@ -334,7 +335,7 @@ impl Wal {
         let shared = &self.inner.shared;
         let (loc, file, name) = {
             let w = lock(&shared.writer);
-            let Some(loc) = w.index.get(&key).and_then(|l| l.terminal) else {
+            let Some(loc) = w.index.get(&key).and_then(|l| l.terminal()) else {
                 return Ok(None);
             };
             if loc.time_secs == FORGOTTEN {

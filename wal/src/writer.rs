@@ -4,6 +4,7 @@
 //! few hundred nanoseconds an append needs.
 
 use std::collections::{BTreeMap, HashMap};
+use std::num::NonZeroU64;
 use std::sync::Arc;
 
 use rustc_hash::FxBuildHasher;
@@ -12,6 +13,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::format::{self, FrameHeader, Marker, SegmentHeader};
 use crate::io::{SegmentFile, Storage};
+
 use crate::record::{BatchEntry, Key, now_ms};
 
 /// Where a key's newest terminal record sits.
@@ -29,9 +31,25 @@ pub(crate) struct TerminalLoc {
 /// expired whatever the retention.
 pub(crate) const FORGOTTEN: u32 = 0;
 
-/// Live records of one key.
+/// Live records of one key. Most keys of a long retention are finished
+/// executions: their terminal record and at most one segment holding
+/// records it killed (the one a copy forward came from), kept inline (72
+/// bytes a key in the index); the others are boxed.
+#[derive(Debug)]
+pub(crate) enum KeyLive {
+    /// A terminal record alone: no live record.
+    Ended {
+        terminal: TerminalLoc,
+        /// The segment holding records it killed, if any (as in `Open`).
+        killed: Option<NonZeroU64>,
+    },
+    Open(Box<Open>),
+}
+
+/// A key with live records, or one whose terminal record killed records in
+/// more than one segment still on disk.
 #[derive(Debug, Default)]
-pub(crate) struct KeyLive {
+pub(crate) struct Open {
     /// Per segment (by base LSN, in order): live records, live log records.
     pub segs: Small<(u64, u32, u32)>,
     pub terminal: Option<TerminalLoc>,
@@ -39,6 +57,70 @@ pub(crate) struct KeyLive {
     /// are gone, the terminal record must stay (copied forward even past its
     /// retention), or those records would look live again after a restart.
     pub killed: Small<u64>,
+}
+
+impl Default for KeyLive {
+    fn default() -> Self {
+        KeyLive::Open(Box::default())
+    }
+}
+
+impl KeyLive {
+    pub(crate) fn terminal(&self) -> Option<TerminalLoc> {
+        match self {
+            KeyLive::Ended { terminal, .. } => Some(*terminal),
+            KeyLive::Open(open) => open.terminal,
+        }
+    }
+
+    fn terminal_mut(&mut self) -> Option<&mut TerminalLoc> {
+        match self {
+            KeyLive::Ended { terminal, .. } => Some(terminal),
+            KeyLive::Open(open) => open.terminal.as_mut(),
+        }
+    }
+
+    /// Whether the key has live records besides its terminal record.
+    pub(crate) fn has_records(&self) -> bool {
+        matches!(self, KeyLive::Open(open) if !open.segs.is_empty())
+    }
+
+    /// The full bookkeeping, to change it; call [`KeyLive::settle`] after.
+    pub(crate) fn open(&mut self) -> &mut Open {
+        if let KeyLive::Ended { terminal, killed } = *self {
+            let mut open = Open {
+                terminal: Some(terminal),
+                ..Open::default()
+            };
+            open.killed.extend(killed.map(NonZeroU64::get));
+            *self = KeyLive::Open(Box::new(open));
+        }
+        match self {
+            KeyLive::Open(open) => open,
+            KeyLive::Ended { .. } => unreachable!("opened above"),
+        }
+    }
+
+    /// Back to the inline form if a terminal record is left alone (with at
+    /// most one segment of killed records).
+    pub(crate) fn settle(&mut self) {
+        let KeyLive::Open(open) = self else {
+            return;
+        };
+        let Some(terminal) = open.terminal else {
+            return;
+        };
+        let (first, more) = {
+            let mut killed = open.killed.iter();
+            (killed.next(), killed.next())
+        };
+        if open.segs.is_empty() && more.is_none() {
+            *self = KeyLive::Ended {
+                terminal,
+                killed: first.and_then(NonZeroU64::new),
+            };
+        }
+    }
 }
 
 /// A list that keeps its first element inline and the rest behind one
@@ -64,6 +146,12 @@ impl<T: Copy + PartialEq> Small<T> {
             self.head = Some(x);
         } else {
             self.rest.get_or_insert_default().push(x);
+        }
+    }
+
+    pub fn extend(&mut self, xs: impl IntoIterator<Item = T>) {
+        for x in xs {
+            self.push(x);
         }
     }
 
@@ -349,22 +437,33 @@ impl Writer {
     /// Whether the terminal record of `key` may go once expired: no segment
     /// holding a record it killed is left.
     pub(crate) fn may_expire(&mut self, key: Key) -> bool {
-        let Some(live) = self.index.get_mut(&key) else {
-            return true;
-        };
-        // Killed records in the terminal record's own segment go with it.
-        let own = live.terminal.map(|t| t.base);
         let segments = &self.segments;
-        live.killed
-            .retain(|b| Some(b) != own && segments.contains_key(&b));
-        live.killed.is_empty()
+        // Killed records in the terminal record's own segment go with it.
+        let left = |b: u64, own: Option<u64>| Some(b) != own && segments.contains_key(&b);
+        match self.index.get_mut(&key) {
+            None => true,
+            Some(KeyLive::Ended { terminal, killed }) => {
+                if killed.is_some_and(|b| !left(b.get(), Some(terminal.base))) {
+                    *killed = None;
+                }
+                killed.is_none()
+            }
+            Some(live @ KeyLive::Open(_)) => {
+                let open = live.open();
+                let own = open.terminal.map(|t| t.base);
+                open.killed.retain(|b| left(b, own));
+                let free = open.killed.is_empty();
+                live.settle();
+                free
+            }
+        }
     }
 
     /// Marks `key`'s terminal record as expired whatever the retention: the
     /// truncator drops it (rather than copying it forward) once nothing it
     /// killed is left. A key without a terminal record is left alone.
     pub(crate) fn forget(&mut self, key: Key) {
-        if let Some(terminal) = self.index.get_mut(&key).and_then(|l| l.terminal.as_mut()) {
+        if let Some(terminal) = self.index.get_mut(&key).and_then(|l| l.terminal_mut()) {
             self.retained.remove(terminal);
             terminal.time_secs = FORGOTTEN;
         }
@@ -373,14 +472,16 @@ impl Writer {
     /// Forgets an expired terminal record.
     pub(crate) fn expire_terminal(&mut self, key: Key) {
         if let Some(live) = self.index.get_mut(&key) {
-            if let Some(old) = live.terminal.take() {
+            if let Some(old) = live.open().terminal.take() {
                 let at = Liveness {
                     segments: &mut self.segments,
                     retained: &mut self.retained,
                 };
                 at.terminal_gone(&old);
             }
-            if live.segs.is_empty() {
+            if live.has_records() {
+                live.settle();
+            } else {
                 self.index.remove(&key);
             }
         }
@@ -604,6 +705,7 @@ pub(crate) fn note_record_in(
     time_secs: u32,
 ) {
     let segments = at.segments;
+    let live = live.open();
     // A record after a terminal one reopens the key: the terminal record
     // becomes an ordinary live record (it is never copied forward past the
     // records that follow it).
@@ -643,6 +745,17 @@ pub(crate) fn note_record_in(
 /// Accounts for a terminal record (see `Writer::note_terminal`).
 pub(crate) fn note_terminal_in(live: &mut KeyLive, at: Liveness<'_>, key: Key, loc: TerminalLoc) {
     let Liveness { segments, retained } = at;
+    note_terminal_open(live.open(), segments, retained, key, loc);
+    live.settle();
+}
+
+fn note_terminal_open(
+    live: &mut Open,
+    segments: &mut BTreeMap<u64, SegmentMeta>,
+    retained: &mut Retained,
+    key: Key,
+    loc: TerminalLoc,
+) {
     for (b, n, l) in live.segs.take() {
         // Killed records in the terminal record's own segment go with it.
         if b != loc.base {

@@ -489,3 +489,11 @@ fn past_the_byte_budget_the_oldest_terminal_records_go_and_their_segments_with_t
     let files = segment_files(&storage);
     assert!(files <= 5, "{files} segment files");
 }
+
+#[test]
+fn a_finished_key_takes_72_bytes_of_the_index() {
+    // Its key and its terminal record's place, inline: a million finished
+    // executions kept on disk cost the index tens of megabytes, not
+    // hundreds (a boxed entry took 120 bytes and an allocation).
+    assert_eq!(std::mem::size_of::<(Key, crate::writer::KeyLive)>(), 72);
+}
