@@ -17,6 +17,8 @@
 //! - `WAL_BENCH_DELAY_US`: `group_commit_delay` of the durable runs (default 0)
 //! - `WAL_BENCH_RECOVERY_MIB`: size of the recovery WAL (default 1024)
 //! - `WAL_BENCH_EXECUTIONS`: executions in the disk-use run (default 1000000)
+//! - `WAL_BENCH_DISK_ROWS`: which rows of the disk-use table to run, from 1
+//!   (default `1,2,3`)
 
 use std::hint::black_box;
 use std::num::NonZeroU64;
@@ -370,11 +372,20 @@ fn bench_disk() {
          | terminal retention | segment size | untruncated | segment files | ratio | spare files | ratio with spares | live keys | heap per live key |\n\
          |---|---|---|---|---|---|---|---|---|"
     );
-    for (label, retention, segment_mib) in [
+    let rows: Vec<usize> = std::env::var("WAL_BENCH_DISK_ROWS").map_or(vec![1, 2, 3], |v| {
+        v.split(',').filter_map(|r| r.trim().parse().ok()).collect()
+    });
+    for (row, (label, retention, segment_mib)) in [
         ("0 (expire at once)", Some(Duration::ZERO), 64u64),
         ("0 (expire at once)", Some(Duration::ZERO), 16),
         ("24 h (default)", Some(Duration::from_secs(24 * 3600)), 64),
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        if !rows.contains(&(row + 1)) {
+            continue;
+        }
         let dir = bench_dir();
         let config = Config {
             sync: SyncMode::None,

@@ -205,7 +205,8 @@ pub struct ExecutionsConfig {
     /// by id. Default: 100000.
     pub max_finished: NonZeroUsize,
     /// Finished executions kept on disk at most, oldest dropped first,
-    /// whatever their age. Default: 1000000.
+    /// whatever their age; each costs about 230 bytes of memory in the
+    /// WAL's index. Default: 800000.
     pub max_retained: NonZeroU64,
     /// Disk the final states of finished executions may take, oldest
     /// dropped first, whatever their age. Default: 1 GiB (less on a small
@@ -344,7 +345,7 @@ impl Default for ExecutionsConfig {
         Self {
             retention: TimeSpan::secs(24 * 3600),
             max_finished: nz(100_000),
-            max_retained: NonZeroU64::new(1_000_000).unwrap_or(NonZeroU64::MIN),
+            max_retained: NonZeroU64::new(800_000).unwrap_or(NonZeroU64::MIN),
             retention_size: ByteSize(1 << 30),
             max_task_runs: NonZeroU32::new(peregrine_engine::Limits::DEFAULT_MAX_TASK_RUNS)
                 .unwrap_or(NonZeroU32::MIN),

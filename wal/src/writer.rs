@@ -537,6 +537,9 @@ impl Writer {
         }
         if let Some(m) = self.segments.get_mut(&old.base) {
             m.end_lsn = Some(base);
+            // Sealed: its list of keys grows no more (up to half of it was
+            // room to grow, kept for as long as the segment).
+            m.terminal_keys.shrink_to_fit();
         }
         self.segments.insert(base, SegmentMeta::new(name, file));
         self.dir_dirty = true;
@@ -756,6 +759,9 @@ fn note_terminal_open(
     key: Key,
     loc: TerminalLoc,
 ) {
+    // Segments gone since hold nothing this record must keep dead (a copy
+    // forward of a copy would otherwise list every segment it passed).
+    live.killed.retain(|b| segments.contains_key(&b));
     for (b, n, l) in live.segs.take() {
         // Killed records in the terminal record's own segment go with it.
         if b != loc.base {

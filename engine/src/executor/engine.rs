@@ -74,7 +74,10 @@ pub struct EngineConfig {
     pub max_finished: NonZeroUsize,
     /// Finished executions a durable engine keeps on disk, at most, across
     /// shards; past it the oldest go, whatever their age. `None`: no count
-    /// budget. Default: 1,000,000.
+    /// budget. Each costs the WAL's index about 230 bytes of memory (see
+    /// BENCHMARKS.md): 800,000 fill the index's tables to three quarters at
+    /// any power-of-two number of shards, where a million would leave them
+    /// half empty, for 40% more memory. Default: 800,000.
     pub max_retained: Option<u64>,
     /// Bytes the final records of those finished executions may take on
     /// disk, across shards. `None`: no size budget. Default: 1 GiB.
@@ -100,7 +103,7 @@ impl Default for EngineConfig {
             max_running: None,
             retention: Duration::from_secs(24 * 3600),
             max_finished: n(100_000),
-            max_retained: Some(1_000_000),
+            max_retained: Some(800_000),
             retention_size: Some(1 << 30),
             limits: Limits::default(),
             queueing_budget: Some(Duration::from_secs(1)),
