@@ -7,7 +7,8 @@
 //! through our [`Metered`] data each time it evaluates a term, and that
 //! lookup spends one step. When none are left, the lookup unwinds out of
 //! jaq (`resume_unwind`, which skips the panic hook) to [`JqProgram::run`],
-//! which reports it as the task's error. jaq's crates forbid unsafe code,
+//! which reports it as the task's error; so does a lookup that finds the
+//! thread's stack nearly exhausted. jaq's crates forbid unsafe code,
 //! so unwinding through them only drops what they hold. `range`, a native
 //! loop in jaq that never looks the table up, is replaced by one that pays
 //! a step per item.
@@ -40,11 +41,27 @@ struct Metered<'a> {
 /// The unwind payload of a program out of steps.
 struct OutOfSteps;
 
+/// The unwind payload of a program that recursed until the thread's stack
+/// was nearly gone (jaq recurses on the thread's stack: `def f: [f]; f`
+/// would otherwise overflow it, which aborts the process).
+struct OutOfStack;
+
+/// Stack a program must leave untouched: more than any run of
+/// [`STACK_CHECK_EVERY`] steps takes, in a debug build.
+const STACK_RED_ZONE: usize = 512 << 10;
+/// Steps between two looks at the stack (a look costs a few nanoseconds).
+const STACK_CHECK_EVERY: u64 = 16;
+
 impl<'a> jaq_core::data::HasLut<'a, JqData> for Metered<'a> {
     fn lut(&self) -> &'a Lut<JqData> {
         match self.left.get().checked_sub(1) {
             Some(left) => self.left.set(left),
             None => resume_unwind(Box::new(OutOfSteps)),
+        }
+        if self.left.get().is_multiple_of(STACK_CHECK_EVERY)
+            && stacker::remaining_stack().is_some_and(|left| left < STACK_RED_ZONE)
+        {
+            resume_unwind(Box::new(OutOfStack));
         }
         self.lut
     }
@@ -162,6 +179,12 @@ impl JqProgram {
             .unwrap_or_else(|payload| {
                 if payload.is::<OutOfSteps>() {
                     Err(super::out_of_steps(limits.budget_steps))
+                } else if payload.is::<OutOfStack>() {
+                    Err(
+                        "The jq expression recursed too deeply: it would have exhausted \
+                         the thread's stack"
+                            .to_owned(),
+                    )
                 } else {
                     // Not ours: a bug in jaq, to be seen as such.
                     resume_unwind(payload)
@@ -349,6 +372,19 @@ mod tests {
         let ran = p.run(&json!([1, 2, 3]), limits(1_000_000));
         assert_eq!(ran.outputs, Ok(vec![json!(12)]));
         assert!(ran.steps > 0 && ran.steps < 1_000, "spent {}", ran.steps);
+    }
+
+    #[test]
+    fn runaway_recursion_fails_before_the_stack_overflows() {
+        for code in ["def f: [f]; f", "def f: 1 + f; f", "def f: f | f; f"] {
+            let p = JqProgram::compile(code).expect("compiles");
+            let err = p.run_default(&json!(1)).expect_err("fails");
+            assert!(err.contains("recursed too deeply"), "{code}: {err}");
+        }
+        // Recursion that ends is fine.
+        let p =
+            JqProgram::compile("def f: if . < 200 then . + 1 | f else . end; f").expect("compiles");
+        assert_eq!(p.run_default(&json!(0)).expect("runs"), vec![json!(200)]);
     }
 
     #[test]
