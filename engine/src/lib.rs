@@ -19,7 +19,14 @@ pub mod expression;
 pub mod flow;
 mod journal;
 mod jsonata;
+pub mod memory;
 mod tasks;
+
+// The unit tests run under the counting allocator, as the server does, so
+// that the memory budget of evaluations is exercised.
+#[cfg(test)]
+#[global_allocator]
+static TEST_ALLOCATOR: memory::Counting<std::alloc::System> = memory::Counting(std::alloc::System);
 
 pub use error::{Error, Result};
 pub use execution::{

@@ -236,6 +236,8 @@ pub struct ExpressionConfig {
     /// Size of one rendered value or of a jq program's outputs, as JSON.
     /// Default: 16 MiB.
     pub max_output_size: ByteSize,
+    /// Heap a jq program may hold while it runs. Default: 256 MiB.
+    pub max_memory: ByteSize,
     /// Wall-clock time of one JSONata evaluation. Default: 1s.
     pub max_time: TimeSpan,
 }
@@ -246,6 +248,7 @@ impl Default for ExpressionConfig {
         Self {
             max_steps: budget.steps,
             max_output_size: ByteSize(budget.output_bytes as u64),
+            max_memory: ByteSize(budget.memory_bytes as u64),
             max_time: TimeSpan(budget.time),
         }
     }
@@ -404,6 +407,7 @@ const KEYS: &[(&str, bool)] = &[
     ("executions.max-final-size", false),
     ("expression.max-steps", false),
     ("expression.max-output-size", false),
+    ("expression.max-memory", false),
     ("expression.max-time", false),
     ("kafka.commit-interval", false),
 ];
@@ -642,6 +646,7 @@ impl Config {
         peregrine_engine::expression::Budget {
             steps: self.expression.max_steps,
             output_bytes: usize::try_from(self.expression.max_output_size.0).unwrap_or(usize::MAX),
+            memory_bytes: usize::try_from(self.expression.max_memory.0).unwrap_or(usize::MAX),
             time: self.expression.max_time.0,
         }
     }
@@ -701,6 +706,13 @@ impl Config {
             return invalid(
                 "expression.max-output-size",
                 format!("{output} bytes is outside 1KiB..=1GiB"),
+            );
+        }
+        let memory = self.expression.max_memory.0;
+        if !(1 << 20..=1 << 36).contains(&memory) {
+            return invalid(
+                "expression.max-memory",
+                format!("{memory} bytes is outside 1MiB..=64GiB"),
             );
         }
         let time = self.expression.max_time.0;
@@ -1221,13 +1233,14 @@ mod tests {
     #[test]
     fn expression_budgets_are_read_and_checked() {
         let config = load(
-            "expression:\n  max-steps: 5000\n  max-output-size: 1MiB\n  max-time: 250ms\n",
+            "expression:\n  max-steps: 5000\n  max-output-size: 1MiB\n  max-memory: 64MiB\n  max-time: 250ms\n",
             &[],
         )
         .unwrap();
         let budget = config.budget();
         assert_eq!(budget.steps, 5000);
         assert_eq!(budget.output_bytes, 1 << 20);
+        assert_eq!(budget.memory_bytes, 64 << 20);
         assert_eq!(budget.time, Duration::from_millis(250));
         let env = load("", &[("PEREGRINE_EXPRESSION_MAX_STEPS", "20000")]).unwrap();
         assert_eq!(env.budget().steps, 20_000);
@@ -1251,6 +1264,7 @@ mod tests {
                 "expression:\n  max-output-size: 10\n",
                 "expression.max-output-size",
             ),
+            ("expression:\n  max-memory: 1KiB\n", "expression.max-memory"),
             ("expression:\n  max-time: 1h\n", "expression.max-time"),
             ("expression:\n  max-fuel: 1\n", "max-fuel"),
             (

@@ -6,8 +6,11 @@ use clap::{Parser, Subcommand};
 
 mod cli;
 
+/// mimalloc, counting what each thread holds: the memory budget of jq
+/// programs (`expression.max-memory`) reads that count.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: peregrine_engine::memory::Counting<mimalloc::MiMalloc> =
+    peregrine_engine::memory::Counting(mimalloc::MiMalloc);
 
 #[derive(Debug, Parser)]
 #[command(

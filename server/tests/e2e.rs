@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -643,4 +643,57 @@ async fn read_all(server: &Server, ended: &[serde_json::Value]) {
         assert_eq!(got["state"], exec["state"], "execution {n}");
         assert_eq!(got["taskRunList"], exec["taskRunList"], "execution {n}");
     }
+}
+
+/// Expressions that once took the process down: a jq program that doubles a
+/// string forty times (a terabyte in forty steps) and one that recurses
+/// without end (the thread's stack).
+const RUNAWAY: &str = r#"
+id: runaway
+namespace: e2e
+inputs:
+  - id: program
+    type: STRING
+tasks:
+  - id: run
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ 1 | jq(inputs.program) }}"
+"#;
+
+#[tokio::test]
+async fn no_expression_can_take_the_server_down() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let log_path = data.path().join("server.log");
+    let log_file = std::fs::File::create(&log_path).expect("log file");
+    let env = [("PEREGRINE_EXPRESSION_MAX_MEMORY", "32MiB")];
+    let mut server =
+        Server::start_with(&data.path().join("data"), &env, &[], Stdio::from(log_file)).await;
+    assert_eq!(server.create_flow(RUNAWAY).await.status, StatusCode::OK);
+    for (program, says) in [
+        (
+            r#"reduce range(40) as $i ("a"; . + .) | length"#,
+            "budget of 33554432 bytes of memory",
+        ),
+        ("def f: [f]; f", "recursed too deeply"),
+    ] {
+        let done = server
+            .trigger(
+                "/api/v1/main/executions/e2e/runaway?wait=true",
+                json!({ "program": program }),
+            )
+            .await;
+        assert_eq!(done.status, StatusCode::OK, "{program}");
+        let done = done.json();
+        assert_eq!(done["state"]["current"], "FAILED", "{done}");
+        // Why is in the task run's logs, which the server logs too.
+        let id = done["id"].as_str().expect("an id");
+        let log = std::fs::read_to_string(&log_path).expect("the log");
+        assert!(
+            log.lines().any(|l| l.contains(id) && l.contains(says)),
+            "{program}: {log}"
+        );
+        assert!(server.is_running());
+    }
+    assert_eq!(server.get("/health").await.status, StatusCode::OK);
+    assert!(server.terminate().success());
 }

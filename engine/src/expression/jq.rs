@@ -31,11 +31,16 @@ impl DataT for JqData {
     type Data<'a> = Metered<'a>;
 }
 
-/// The lookup table and the steps left: each lookup is one step.
+/// The lookup table and the steps left: each lookup is one step. Every
+/// few steps it also looks at the stack left and at the heap the run holds.
 #[derive(Clone)]
 struct Metered<'a> {
     lut: &'a Lut<JqData>,
     left: &'a Cell<u64>,
+    /// The thread's heap count when the run started, and the most it may
+    /// grow by.
+    held_at_start: i64,
+    memory_bytes: i64,
 }
 
 /// The unwind payload of a program out of steps.
@@ -45,6 +50,9 @@ struct OutOfSteps;
 /// was nearly gone (jaq recurses on the thread's stack: `def f: [f]; f`
 /// would otherwise overflow it, which aborts the process).
 struct OutOfStack;
+
+/// The unwind payload of a program that held more heap than its budget.
+struct OutOfMemory;
 
 /// Stack a program must leave untouched: more than any run of
 /// [`STACK_CHECK_EVERY`] steps takes, in a debug build.
@@ -58,10 +66,13 @@ impl<'a> jaq_core::data::HasLut<'a, JqData> for Metered<'a> {
             Some(left) => self.left.set(left),
             None => resume_unwind(Box::new(OutOfSteps)),
         }
-        if self.left.get().is_multiple_of(STACK_CHECK_EVERY)
-            && stacker::remaining_stack().is_some_and(|left| left < STACK_RED_ZONE)
-        {
-            resume_unwind(Box::new(OutOfStack));
+        if self.left.get().is_multiple_of(STACK_CHECK_EVERY) {
+            if stacker::remaining_stack().is_some_and(|left| left < STACK_RED_ZONE) {
+                resume_unwind(Box::new(OutOfStack));
+            }
+            if crate::memory::held_here().saturating_sub(self.held_at_start) > self.memory_bytes {
+                resume_unwind(Box::new(OutOfMemory));
+            }
         }
         self.lut
     }
@@ -106,6 +117,8 @@ fn metered_range<'a>(mut cv: jaq_core::Cv<'a, JqData>) -> jaq_core::ValXs<'a, Va
 pub(crate) struct Limits {
     pub steps: u64,
     pub output_bytes: usize,
+    /// Heap the run may hold (`Budget::memory_bytes`).
+    pub memory_bytes: usize,
     /// The render's whole step budget, for the message.
     pub budget_steps: u64,
 }
@@ -179,6 +192,12 @@ impl JqProgram {
             .unwrap_or_else(|payload| {
                 if payload.is::<OutOfSteps>() {
                     Err(super::out_of_steps(limits.budget_steps))
+                } else if payload.is::<OutOfMemory>() {
+                    Err(format!(
+                        "The jq expression held more than its budget of {} bytes of memory \
+                         (engine setting `expression.max-memory`)",
+                        limits.memory_bytes
+                    ))
                 } else if payload.is::<OutOfStack>() {
                     Err(
                         "The jq expression recursed too deeply: it would have exhausted \
@@ -205,6 +224,8 @@ impl JqProgram {
         let data = Metered {
             lut: &self.filter.lut,
             left,
+            held_at_start: crate::memory::held_here(),
+            memory_bytes: i64::try_from(limits.memory_bytes).unwrap_or(i64::MAX),
         };
         let ctx = Ctx::<JqData>::new(data, Vars::new([]));
         let mut out = Vec::new();
@@ -287,6 +308,7 @@ mod tests {
         Limits {
             steps,
             output_bytes: Budget::DEFAULT_OUTPUT_BYTES,
+            memory_bytes: Budget::DEFAULT_MEMORY_BYTES,
             budget_steps: steps,
         }
     }
@@ -388,6 +410,27 @@ mod tests {
     }
 
     #[test]
+    fn a_program_that_holds_too_much_memory_fails_in_a_few_steps() {
+        // Each doubling is one step: forty would be a terabyte.
+        let p = JqProgram::compile(r#"reduce range(40) as $i ("a"; . + .) | length"#)
+            .expect("compiles");
+        let limits = Limits {
+            memory_bytes: 8 << 20,
+            ..limits(Budget::DEFAULT_STEPS)
+        };
+        let ran = p.run(&json!(null), limits);
+        let err = ran.outputs.expect_err("over its memory budget");
+        assert!(err.contains("budget of 8388608 bytes of memory"), "{err}");
+        assert!(ran.steps < 1000, "stopped within steps: {}", ran.steps);
+        // Memory it frees as it goes does not count: a long loop over small
+        // values is fine.
+        let p =
+            JqProgram::compile(r#"[range(200000) | tostring | length] | add"#).expect("compiles");
+        let ran = p.run(&json!(null), limits);
+        assert!(ran.outputs.is_ok(), "{:?}", ran.outputs);
+    }
+
+    #[test]
     fn outputs_over_their_budget_fail() {
         let p = JqProgram::compile("range(100) | \"x\" * 1000").expect("compiles");
         let ran = p.run(
@@ -395,6 +438,7 @@ mod tests {
             Limits {
                 steps: 1_000_000,
                 output_bytes: 50_000,
+                memory_bytes: Budget::DEFAULT_MEMORY_BYTES,
                 budget_steps: 1_000_000,
             },
         );

@@ -829,6 +829,7 @@ impl<'a> Renderer<'a> {
         let limits = Limits {
             steps: self.meter.left(),
             output_bytes: budget.output_bytes,
+            memory_bytes: budget.memory_bytes,
             budget_steps: budget.steps,
         };
         let ran = program.run(value, limits);

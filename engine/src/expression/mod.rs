@@ -82,6 +82,12 @@ pub struct Budget {
     pub steps: u64,
     /// Size of a rendered value (as JSON) or of a jq program's outputs.
     pub output_bytes: usize,
+    /// Heap a jq program may hold while it runs (what its thread allocated
+    /// and did not free), looked at every few steps: a program that doubles
+    /// a string forty times takes forty steps and would take a terabyte.
+    /// Enforced only under the [`crate::memory::Counting`] allocator, which
+    /// the server installs.
+    pub memory_bytes: usize,
     /// Wall-clock time of one JSONata evaluation, whose evaluator counts
     /// no steps. A clock is not replayed exactly, but only a runaway
     /// expression meets it, and a replay of one meets it again.
@@ -91,6 +97,7 @@ pub struct Budget {
 impl Budget {
     pub const DEFAULT_STEPS: u64 = 10_000_000;
     pub const DEFAULT_OUTPUT_BYTES: usize = 16 * 1024 * 1024;
+    pub const DEFAULT_MEMORY_BYTES: usize = 256 * 1024 * 1024;
     pub const DEFAULT_TIME: std::time::Duration = std::time::Duration::from_secs(1);
 }
 
@@ -99,6 +106,7 @@ impl Default for Budget {
         Self {
             steps: Self::DEFAULT_STEPS,
             output_bytes: Self::DEFAULT_OUTPUT_BYTES,
+            memory_bytes: Self::DEFAULT_MEMORY_BYTES,
             time: Self::DEFAULT_TIME,
         }
     }
