@@ -111,6 +111,29 @@ fn metered_range<'a>(mut cv: jaq_core::Cv<'a, JqData>) -> jaq_core::ValXs<'a, Va
     }))
 }
 
+/// `fromjson`, read by serde_json, whose parser stops at 128 levels of
+/// nesting (jaq's recursed as deep as the text went: 200,000 `[` overflowed
+/// the thread's stack). Every JSON value in the string is an output, as in
+/// jaq; text that is not JSON is an error naming the parser's complaint.
+fn bounded_fromjson<'a>(cv: jaq_core::Cv<'a, JqData>) -> jaq_core::ValXs<'a, Val> {
+    let fail = |m: String| jaq_core::Exn::from(jaq_core::Error::str(m));
+    let text = match from_jaq(&cv.1) {
+        Value::String(text) => text,
+        other => {
+            let m = format!("{other} cannot be parsed as JSON: it is not a string");
+            return Box::new(std::iter::once(Err(fail(m))));
+        }
+    };
+    let values: Vec<_> = serde_json::Deserializer::from_str(&text)
+        .into_iter::<Value>()
+        .map(|v| {
+            v.map(|v| to_jaq(&v))
+                .map_err(|e| fail(format!("{text:?} cannot be parsed as JSON: {e}")))
+        })
+        .collect();
+    Box::new(values.into_iter())
+}
+
 /// What one run may spend: the steps left to the render it is part of, and
 /// the size of its outputs.
 #[derive(Debug, Clone, Copy)]
@@ -135,6 +158,10 @@ pub(crate) struct Ran {
 /// reported as an error, the process never exits.
 const DENIED: &[&str] = &["env", "input", "inputs"];
 
+/// Native jq functions replaced by ours (see `metered_range` and
+/// `bounded_fromjson`).
+const REPLACED: &[&str] = &["range", "fromjson"];
+
 /// Upper bound on the outputs kept from one run, so a program such as
 /// `range(1e12)` cannot exhaust memory.
 const MAX_OUTPUTS: usize = 100_000;
@@ -158,12 +185,19 @@ impl JqProgram {
         let funs = jaq_core::funs::<JqData>()
             .chain(jaq_std::funs::<JqData>())
             .chain(jaq_json::funs::<JqData>())
-            .filter(|(name, _, _)| !DENIED.contains(name) && *name != "range")
-            .chain([(
-                "range",
-                jaq_core::native::v(3),
-                jaq_core::Native::<JqData>::new(metered_range),
-            )]);
+            .filter(|(name, _, _)| !DENIED.contains(name) && !REPLACED.contains(name))
+            .chain([
+                (
+                    "range",
+                    jaq_core::native::v(3),
+                    jaq_core::Native::<JqData>::new(metered_range),
+                ),
+                (
+                    "fromjson",
+                    jaq_core::native::v(0),
+                    jaq_core::Native::<JqData>::new(bounded_fromjson),
+                ),
+            ]);
         let arena = Arena::default();
         let loader = Loader::new(defs);
         let modules = loader
@@ -428,6 +462,24 @@ mod tests {
             JqProgram::compile(r#"[range(200000) | tostring | length] | add"#).expect("compiles");
         let ran = p.run(&json!(null), limits);
         assert!(ran.outputs.is_ok(), "{:?}", ran.outputs);
+    }
+
+    #[test]
+    fn fromjson_reads_json_and_refuses_deep_nesting() {
+        let p = JqProgram::compile(r#""[1, {\"a\": \"x\"}] 2" | fromjson"#).expect("compiles");
+        assert_eq!(
+            p.run_default(&json!(null)).expect("runs"),
+            vec![json!([1, {"a": "x"}]), json!(2)]
+        );
+        for (code, says) in [
+            (r#""[" * 200000 | fromjson"#, "recursion limit"),
+            (r#""{oops" | fromjson"#, "cannot be parsed as JSON"),
+            ("1 | fromjson", "not a string"),
+        ] {
+            let p = JqProgram::compile(code).expect("compiles");
+            let err = p.run_default(&json!(null)).expect_err("fails");
+            assert!(err.contains(says), "{code}: {err}");
+        }
     }
 
     #[test]
