@@ -119,6 +119,34 @@ fn a_runaway_expression_fails_its_task_run_and_the_shard_goes_on() {
     engine.shutdown();
 }
 
+#[test]
+fn a_value_nested_200000_deep_neither_overflows_the_shard_nor_leaves_it() {
+    let (engine, ended) = start_one(Limits::default());
+    // Built and dropped inside jq: the drop recurses once per level, on the
+    // shard's large stack.
+    let dropped = flow(
+        "dropped",
+        "{{ 1 | jq('reduce range(200000) as $i (null; [.]) | length') | first }}",
+    );
+    assert_eq!(run_one(&engine, &ended, &dropped), (State::Success, vec![]));
+    // Given back: refused, deeper than a JSON reader takes.
+    let kept = flow(
+        "kept",
+        "{{ 1 | jq('reduce range(200000) as $i (null; [.])') }}",
+    );
+    let (state, errors) = run_one(&engine, &ended, &kept);
+    assert_eq!(state, State::Failed);
+    assert!(
+        errors
+            .iter()
+            .any(|m| m.contains("nests deeper than 128 levels")),
+        "{errors:?}"
+    );
+    let honest = flow("honest", "{{ [1, 2, 3] | jq('map(. * 2) | add') | first }}");
+    assert_eq!(run_one(&engine, &ended, &honest).0, State::Success);
+    engine.shutdown();
+}
+
 fn start_one(limits: Limits) -> (Engine, Arc<Ended>) {
     let ended = Arc::new(Ended::default());
     let config = EngineConfig {

@@ -48,6 +48,14 @@ pub struct Change<'a> {
     pub ended: Option<&'a Record>,
 }
 
+/// Stack of the threads that evaluate expressions (shards, recovery):
+/// reserved, not resident until used. A jq program within its budgets can
+/// build a value nested millions deep (`reduce range(n) as $i (null;
+/// [.])`), whose drop recurses once per level; 512 MiB hold what the
+/// default budgets allow, where a default 2 MiB thread overflowed (which
+/// aborts the process). Evaluation itself may take 8 MiB of it.
+pub(crate) const EVAL_STACK_BYTES: usize = 512 << 20;
+
 /// How the executor runs.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
@@ -569,6 +577,7 @@ impl Engine {
                     let (config, wal) = (&config, wal.clone());
                     std::thread::Builder::new()
                         .name(format!("recover-{n}"))
+                        .stack_size(EVAL_STACK_BYTES)
                         .spawn_scoped(scope, move || {
                             recover_shard(dir, n, shards, config, wal, resolve, now)
                         })
@@ -646,6 +655,7 @@ impl Engine {
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("shard-{n}"))
+                    .stack_size(EVAL_STACK_BYTES)
                     .spawn(move || shard_loop(shard, rx, runtime))?,
             );
         }

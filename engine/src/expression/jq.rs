@@ -41,6 +41,9 @@ struct Metered<'a> {
     /// grow by.
     held_at_start: i64,
     memory_bytes: i64,
+    /// The stack left when the run started: the run may use at most
+    /// [`STACK_PER_RUN`] of it, whatever the thread has.
+    stack_at_start: usize,
 }
 
 /// The unwind payload of a program out of steps.
@@ -57,6 +60,10 @@ struct OutOfMemory;
 /// Stack a program must leave untouched: more than any run of
 /// [`STACK_CHECK_EVERY`] steps takes, in a debug build.
 const STACK_RED_ZONE: usize = 512 << 10;
+/// Stack one run's evaluation may take, on a thread with more: recursion
+/// past it is a runaway (the shard threads have large stacks, for the
+/// values such runs leave, see `EVAL_STACK_BYTES`).
+const STACK_PER_RUN: usize = 8 << 20;
 /// Steps between two looks at the stack (a look costs a few nanoseconds).
 const STACK_CHECK_EVERY: u64 = 16;
 
@@ -67,7 +74,9 @@ impl<'a> jaq_core::data::HasLut<'a, JqData> for Metered<'a> {
             None => resume_unwind(Box::new(OutOfSteps)),
         }
         if self.left.get().is_multiple_of(STACK_CHECK_EVERY) {
-            if stacker::remaining_stack().is_some_and(|left| left < STACK_RED_ZONE) {
+            if stacker::remaining_stack().is_some_and(|left| {
+                left < STACK_RED_ZONE || self.stack_at_start.saturating_sub(left) > STACK_PER_RUN
+            }) {
                 resume_unwind(Box::new(OutOfStack));
             }
             if crate::memory::held_here().saturating_sub(self.held_at_start) > self.memory_bytes {
@@ -117,12 +126,13 @@ fn metered_range<'a>(mut cv: jaq_core::Cv<'a, JqData>) -> jaq_core::ValXs<'a, Va
 /// jaq; text that is not JSON is an error naming the parser's complaint.
 fn bounded_fromjson<'a>(cv: jaq_core::Cv<'a, JqData>) -> jaq_core::ValXs<'a, Val> {
     let fail = |m: String| jaq_core::Exn::from(jaq_core::Error::str(m));
-    let text = match from_jaq(&cv.1) {
-        Value::String(text) => text,
-        other => {
+    let text = match from_jaq_checked(&cv.1, 0) {
+        Ok(Value::String(text)) => text,
+        Ok(other) => {
             let m = format!("{other} cannot be parsed as JSON: it is not a string");
             return Box::new(std::iter::once(Err(fail(m))));
         }
+        Err(m) => return Box::new(std::iter::once(Err(fail(m)))),
     };
     let values: Vec<_> = serde_json::Deserializer::from_str(&text)
         .into_iter::<Value>()
@@ -260,6 +270,7 @@ impl JqProgram {
             left,
             held_at_start: crate::memory::held_here(),
             memory_bytes: i64::try_from(limits.memory_bytes).unwrap_or(i64::MAX),
+            stack_at_start: stacker::remaining_stack().unwrap_or(usize::MAX),
         };
         let ctx = Ctx::<JqData>::new(data, Vars::new([]));
         let mut out = Vec::new();
@@ -270,7 +281,7 @@ impl JqProgram {
             }
             match item {
                 Ok(v) => {
-                    let v = from_jaq(&v);
+                    let v = from_jaq_checked(&v, 0)?;
                     size += super::json_size(&v, limits.output_bytes);
                     if size > limits.output_bytes {
                         return Err(super::too_large(size, limits.output_bytes));
@@ -307,21 +318,36 @@ fn to_jaq(value: &Value) -> Val {
     }
 }
 
-fn from_jaq(value: &Val) -> Value {
-    match value {
+/// Nesting a jq output may have: what serde_json reads back (a deeper value
+/// could not be journaled, served or parsed again).
+const MAX_DEPTH: usize = 128;
+
+/// `value` as JSON, or an error if it nests deeper than [`MAX_DEPTH`].
+fn from_jaq_checked(value: &Val, depth: usize) -> Result<Value, String> {
+    if depth > MAX_DEPTH {
+        return Err(format!(
+            "The jq expression's result nests deeper than {MAX_DEPTH} levels"
+        ));
+    }
+    Ok(match value {
         Val::Null => Value::Null,
         Val::Bool(b) => Value::Bool(*b),
-        Val::Arr(items) => Value::Array(items.iter().map(from_jaq).collect()),
+        Val::Arr(items) => Value::Array(
+            items
+                .iter()
+                .map(|v| from_jaq_checked(v, depth + 1))
+                .collect::<Result<_, _>>()?,
+        ),
         Val::Obj(map) => Value::Object(
             map.iter()
                 .map(|(k, v)| {
-                    let key = match from_jaq(k) {
+                    let key = match from_jaq_checked(k, depth + 1)? {
                         Value::String(s) => s,
                         other => other.to_string(),
                     };
-                    (key, from_jaq(v))
+                    Ok((key, from_jaq_checked(v, depth + 1)?))
                 })
-                .collect(),
+                .collect::<Result<_, String>>()?,
         ),
         // Numbers and strings print as JSON; reading them back keeps integers
         // integral and strings unescaped.
@@ -329,7 +355,7 @@ fn from_jaq(value: &Val) -> Value {
             let text = other.to_string();
             serde_json::from_str(&text).unwrap_or(Value::String(text))
         }
-    }
+    })
 }
 
 #[cfg(test)]
