@@ -51,9 +51,11 @@ pub struct Change<'a> {
 /// Stack of the threads that evaluate expressions (shards, recovery):
 /// reserved, not resident until used. A jq program within its budgets can
 /// build a value nested millions deep (`reduce range(n) as $i (null;
-/// [.])`), whose drop recurses once per level; 512 MiB hold what the
-/// default budgets allow, where a default 2 MiB thread overflowed (which
-/// aborts the process). Evaluation itself may take 8 MiB of it.
+/// [.])`, three steps a level), whose drop recurses once per level: 512
+/// MiB held a release build's drop of 3 million levels, about what the
+/// default 10 million steps allow, where a default 2 MiB thread
+/// overflowed at 20,000 (which aborts the process). Evaluation itself may
+/// take 8 MiB of it.
 pub(crate) const EVAL_STACK_BYTES: usize = 512 << 20;
 
 /// How the executor runs.
