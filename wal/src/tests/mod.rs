@@ -74,3 +74,28 @@ pub(crate) fn payload(key: u128, n: u64, len: usize) -> Vec<u8> {
 
 pub(crate) const K: Kind = Kind::new(1);
 pub(crate) const DONE: Kind = Kind::new(2);
+
+/// Runs truncation passes until what they copied forward is durable.
+pub(crate) fn settle(wal: &Wal) {
+    for _ in 0..3 {
+        wal.truncate_now().expect("truncate");
+        wal.durable(wal.stats().written_lsn).expect("durable");
+    }
+}
+
+/// A WAL holding one durable terminal record of execution 1, `len` bytes
+/// (`payload(1, 0, len)`), and the name of its segment file.
+pub(crate) fn one_terminal_record(len: usize) -> (Arc<MemStorage>, Wal, String) {
+    let storage = MemStorage::new();
+    let (wal, _) = open(&storage, &small_config());
+    let lsn = wal
+        .append_terminal(DONE, Key::execution(1), &payload(1, 0, len))
+        .expect("append");
+    wal.durable(lsn).expect("durable");
+    let name = storage
+        .names()
+        .into_iter()
+        .find(|n| n.ends_with(".wal"))
+        .expect("a segment");
+    (storage, wal, name)
+}

@@ -13,13 +13,6 @@ fn recovered(rec: &Recovered, key: Key) -> Vec<Rec> {
         .unwrap_or_default()
 }
 
-fn settle(wal: &Wal) {
-    for _ in 0..3 {
-        wal.truncate_now().expect("truncate");
-        wal.durable(wal.stats().written_lsn).expect("durable");
-    }
-}
-
 #[test]
 fn the_largest_terminal_record_is_what_one_segment_holds() {
     let config = small_config();
@@ -119,17 +112,7 @@ fn a_terminal_record_spanning_frames_is_read_recovered_and_copied_whole() {
 
 #[test]
 fn a_damaged_part_of_a_spanning_terminal_record_is_reported_not_returned() {
-    let storage = MemStorage::new();
-    let (wal, _) = open(&storage, &small_config());
-    let lsn = wal
-        .append_terminal(DONE, Key::execution(1), &payload(1, 0, 3000))
-        .expect("append");
-    wal.durable(lsn).expect("durable");
-    let name = storage
-        .names()
-        .into_iter()
-        .find(|n| n.ends_with(".wal"))
-        .expect("a segment");
+    let (storage, wal, name) = one_terminal_record(3000);
     // A byte of the second frame's payload.
     let second = (crate::format::HEADER_LEN
         + crate::format::frame_len(1024)

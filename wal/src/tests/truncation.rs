@@ -7,14 +7,6 @@ use std::time::Duration;
 use super::*;
 use crate::Lsn;
 
-/// Truncation passes until copies are durable and their old segments gone.
-fn settle(wal: &Wal) {
-    for _ in 0..3 {
-        wal.truncate_now().expect("truncate");
-        wal.durable(wal.stats().written_lsn).expect("durable");
-    }
-}
-
 fn segment_files(storage: &MemStorage) -> usize {
     storage
         .names()
@@ -390,17 +382,7 @@ fn a_terminal_record_is_read_back_from_its_segment_after_copies_and_a_reopen() {
 
 #[test]
 fn a_terminal_record_whose_bytes_went_bad_is_reported_not_returned() {
-    let storage = MemStorage::new();
-    let (wal, _) = open(&storage, &small_config());
-    let lsn = wal
-        .append_terminal(DONE, Key::execution(1), &payload(1, 0, 200))
-        .expect("append");
-    wal.durable(lsn).expect("durable");
-    let name = storage
-        .names()
-        .into_iter()
-        .find(|n| n.ends_with(".wal"))
-        .expect("a segment");
+    let (storage, wal, name) = one_terminal_record(200);
     // The payload's last byte: past the segment header and frame header.
     let header = (crate::format::HEADER_LEN + crate::format::FRAME_HEADER_LEN) as usize;
     storage.flip_byte(&name, header + 199);
