@@ -13,7 +13,6 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::format::{self, FrameHeader, Marker, SegmentHeader};
 use crate::io::{SegmentFile, Storage};
-
 use crate::record::{BatchEntry, Key, now_ms};
 
 /// Where a key's newest terminal record sits.
@@ -471,18 +470,23 @@ impl Writer {
 
     /// Forgets an expired terminal record.
     pub(crate) fn expire_terminal(&mut self, key: Key) {
-        if let Some(live) = self.index.get_mut(&key) {
-            if let Some(old) = live.open().terminal.take() {
-                let at = Liveness {
-                    segments: &mut self.segments,
-                    retained: &mut self.retained,
-                };
-                at.terminal_gone(&old);
-            }
-            if live.has_records() {
-                live.settle();
-            } else {
+        let mut at = Liveness {
+            segments: &mut self.segments,
+            retained: &mut self.retained,
+        };
+        match self.index.get_mut(&key) {
+            None => {}
+            Some(KeyLive::Ended { terminal, .. }) => {
+                at.terminal_gone(terminal);
                 self.index.remove(&key);
+            }
+            Some(KeyLive::Open(open)) => {
+                if let Some(old) = open.terminal.take() {
+                    at.terminal_gone(&old);
+                }
+                if open.segs.is_empty() {
+                    self.index.remove(&key);
+                }
             }
         }
     }
@@ -630,7 +634,7 @@ pub(crate) struct Liveness<'a> {
 
 impl Liveness<'_> {
     /// A key's terminal record at `old` is no longer its terminal record.
-    fn terminal_gone(self, old: &TerminalLoc) {
+    fn terminal_gone(&mut self, old: &TerminalLoc) {
         if let Some(m) = self.segments.get_mut(&old.base) {
             m.live_terminals = m.live_terminals.saturating_sub(1);
             m.live_terminal_bytes = m
@@ -702,24 +706,19 @@ impl Retained {
 /// Accounts for a live record of a key (see `Writer::note_record`).
 pub(crate) fn note_record_in(
     live: &mut KeyLive,
-    at: Liveness<'_>,
+    mut at: Liveness<'_>,
     base: u64,
     is_log: bool,
     time_secs: u32,
 ) {
-    let segments = at.segments;
     let live = live.open();
     // A record after a terminal one reopens the key: the terminal record
     // becomes an ordinary live record (it is never copied forward past the
     // records that follow it).
     if let Some(t) = live.terminal.take() {
         live.segs.push_front((t.base, 1, 0));
-        Liveness {
-            segments,
-            retained: at.retained,
-        }
-        .terminal_gone(&t);
-        if let Some(m) = segments.get_mut(&t.base) {
+        at.terminal_gone(&t);
+        if let Some(m) = at.segments.get_mut(&t.base) {
             m.live_records += 1;
         }
     }
@@ -735,7 +734,7 @@ pub(crate) fn note_record_in(
             .segs
             .push((base, u32::from(!is_log), u32::from(is_log))),
     }
-    if let Some(m) = segments.get_mut(&base) {
+    if let Some(m) = at.segments.get_mut(&base) {
         if is_log {
             m.live_logs += 1;
             m.log_max_time = m.log_max_time.max(time_secs);
@@ -746,28 +745,26 @@ pub(crate) fn note_record_in(
 }
 
 /// Accounts for a terminal record (see `Writer::note_terminal`).
-pub(crate) fn note_terminal_in(live: &mut KeyLive, at: Liveness<'_>, key: Key, loc: TerminalLoc) {
-    let Liveness { segments, retained } = at;
-    note_terminal_open(live.open(), segments, retained, key, loc);
-    live.settle();
-}
-
-fn note_terminal_open(
-    live: &mut Open,
-    segments: &mut BTreeMap<u64, SegmentMeta>,
-    retained: &mut Retained,
+pub(crate) fn note_terminal_in(
+    live: &mut KeyLive,
+    mut at: Liveness<'_>,
     key: Key,
     loc: TerminalLoc,
 ) {
+    note_terminal_open(live.open(), &mut at, key, loc);
+    live.settle();
+}
+
+fn note_terminal_open(live: &mut Open, at: &mut Liveness<'_>, key: Key, loc: TerminalLoc) {
     // Segments gone since hold nothing this record must keep dead (a copy
     // forward of a copy would otherwise list every segment it passed).
-    live.killed.retain(|b| segments.contains_key(&b));
+    live.killed.retain(|b| at.segments.contains_key(&b));
     for (b, n, l) in live.segs.take() {
         // Killed records in the terminal record's own segment go with it.
         if b != loc.base {
             live.killed.push_distinct(b);
         }
-        if let Some(m) = segments.get_mut(&b) {
+        if let Some(m) = at.segments.get_mut(&b) {
             m.live_records = m.live_records.saturating_sub(u64::from(n));
             m.live_logs = m.live_logs.saturating_sub(u64::from(l));
             m.max_kill_lsn = m.max_kill_lsn.max(loc.lsn);
@@ -777,17 +774,13 @@ fn note_terminal_open(
         if old.base != loc.base {
             live.killed.push_distinct(old.base);
         }
-        if let Some(m) = segments.get_mut(&old.base) {
+        if let Some(m) = at.segments.get_mut(&old.base) {
             m.max_kill_lsn = m.max_kill_lsn.max(loc.lsn);
         }
-        Liveness {
-            segments: &mut *segments,
-            retained: &mut *retained,
-        }
-        .terminal_gone(&old);
+        at.terminal_gone(&old);
     }
-    retained.add(&loc);
-    if let Some(m) = segments.get_mut(&loc.base) {
+    at.retained.add(&loc);
+    if let Some(m) = at.segments.get_mut(&loc.base) {
         m.live_terminals += 1;
         m.live_terminal_bytes += format::frame_len(loc.len as usize);
         m.terminal_keys.push(key);
