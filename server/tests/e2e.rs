@@ -675,6 +675,13 @@ async fn no_expression_can_take_the_server_down() {
             "budget of 33554432 bytes of memory",
         ),
         ("def f: [f]; f", "recursed too deeply"),
+        // One allocation of a terabyte would abort the process.
+        (r#""x" * 1000000000000 | length"#, "bytes of memory"),
+        // A trillion leaves in forty steps, printed.
+        (
+            "reduce range(40) as $i (1; [., .]) | tojson | length",
+            "evaluation steps",
+        ),
     ] {
         let done = server
             .trigger(

@@ -16,10 +16,14 @@
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 
+use jaq_core::load::parse::Def;
 use jaq_core::load::{Arena, File, Loader};
 use jaq_core::{Compiler, Ctx, DataT, Lut, Vars};
 use jaq_json::Val;
 use serde_json::Value;
+
+mod natives;
+mod rewrite;
 
 /// The data kind our programs run on: plain JSON values and the metered
 /// lookup table. A unit type of our own keeps compiled programs
@@ -87,61 +91,35 @@ impl<'a> jaq_core::data::HasLut<'a, JqData> for Metered<'a> {
     }
 }
 
-/// jaq's native `range/3`, each item paid for with a lookup (one step): the
-/// same outputs (`$from`, then `+ $by` while short of `$to`, forever when
-/// `$by` is 0 and `$to` is never met).
-fn metered_range<'a>(mut cv: jaq_core::Cv<'a, JqData>) -> jaq_core::ValXs<'a, Val> {
-    use jaq_core::data::HasLut;
-    use std::cmp::Ordering::{Equal, Greater, Less};
-    let data = cv.0.data().clone();
-    let by = cv.0.pop_var();
-    let to = cv.0.pop_var();
-    let from = cv.0.pop_var();
-    let direction = by.partial_cmp(&Val::from(0isize)).unwrap_or(Equal);
-    let mut next: Option<jaq_core::ValX<'a, Val>> = Some(Ok(from));
-    Box::new(std::iter::from_fn(move || {
-        data.lut();
-        match next.take()? {
-            Ok(x) => {
-                let more = match direction {
-                    Greater => x < to,
-                    Less => x > to,
-                    Equal => x != to,
-                };
-                if !more {
-                    return None;
-                }
-                next = Some((x.clone() + by.clone()).map_err(jaq_core::Exn::from));
-                Some(Ok(x))
+impl Metered<'_> {
+    /// Spends `steps`, or unwinds as out of steps (having spent them all).
+    fn spend(&self, steps: u64) {
+        match self.left.get().checked_sub(steps) {
+            Some(left) => self.left.set(left),
+            None => {
+                self.left.set(0);
+                resume_unwind(Box::new(OutOfSteps))
             }
-            // The error is the last output.
-            Err(e) => Some(Err(e)),
         }
-    }))
-}
+    }
 
-/// `fromjson`, read by serde_json, whose parser stops at 128 levels of
-/// nesting (jaq's recursed as deep as the text went: 200,000 `[` overflowed
-/// the thread's stack). Every JSON value in the string is an output, as in
-/// jaq; text that is not JSON is an error naming the parser's complaint.
-fn bounded_fromjson<'a>(cv: jaq_core::Cv<'a, JqData>) -> jaq_core::ValXs<'a, Val> {
-    let fail = |m: String| jaq_core::Exn::from(jaq_core::Error::str(m));
-    let text = match from_jaq_checked(&cv.1, 0) {
-        Ok(Value::String(text)) => text,
-        Ok(other) => {
-            let m = format!("{other} cannot be parsed as JSON: it is not a string");
-            return Box::new(std::iter::once(Err(fail(m))));
+    /// Pays for walking `v` (see [`natives::measure`]), or unwinds as out
+    /// of steps.
+    fn pay_for(&self, v: &Val) -> natives::Walk {
+        let walk = natives::measure(v, self.left.get());
+        self.spend(walk.steps);
+        walk
+    }
+
+    /// Unwinds as out of memory unless `bytes` more fit in the heap the run
+    /// may hold.
+    fn will_hold(&self, bytes: u64) {
+        let held = crate::memory::held_here().saturating_sub(self.held_at_start);
+        let room = self.memory_bytes.saturating_sub(held).max(0);
+        if bytes > room.unsigned_abs() {
+            resume_unwind(Box::new(OutOfMemory));
         }
-        Err(m) => return Box::new(std::iter::once(Err(fail(m)))),
-    };
-    let values: Vec<_> = serde_json::Deserializer::from_str(&text)
-        .into_iter::<Value>()
-        .map(|v| {
-            v.map(|v| to_jaq(&v))
-                .map_err(|e| fail(format!("{text:?} cannot be parsed as JSON: {e}")))
-        })
-        .collect();
-    Box::new(values.into_iter())
+    }
 }
 
 /// What one run may spend: the steps left to the render it is part of, and
@@ -168,13 +146,32 @@ pub(crate) struct Ran {
 /// reported as an error, the process never exits.
 const DENIED: &[&str] = &["env", "input", "inputs"];
 
-/// Native jq functions replaced by ours (see `metered_range` and
-/// `bounded_fromjson`).
+/// Native jq functions replaced by ours (see `natives::range` and
+/// `natives::fromjson`).
 const REPLACED: &[&str] = &["range", "fromjson"];
 
 /// Upper bound on the outputs kept from one run, so a program such as
 /// `range(1e12)` cannot exhaust memory.
 const MAX_OUTPUTS: usize = 100_000;
+
+/// Longest error message a run reports.
+const MAX_ERROR_BYTES: usize = 4096;
+
+/// The name of the definition that holds the program, which the main
+/// module calls.
+const PROGRAM: &str = "@peregrine_program";
+
+/// jq's standard library, rewritten (see `rewrite`) once per process.
+fn prelude() -> &'static [Def<&'static str>] {
+    static PRELUDE: std::sync::OnceLock<Vec<Def<&'static str>>> = std::sync::OnceLock::new();
+    PRELUDE.get_or_init(|| {
+        rewrite::defs(
+            jaq_core::defs()
+                .chain(jaq_std::defs())
+                .chain(jaq_json::defs()),
+        )
+    })
+}
 
 /// A compiled jq program.
 pub(crate) struct JqProgram {
@@ -189,30 +186,48 @@ impl std::fmt::Debug for JqProgram {
 
 impl JqProgram {
     pub(crate) fn compile(code: &str) -> Result<Self, String> {
-        let defs = jaq_core::defs()
-            .chain(jaq_std::defs())
-            .chain(jaq_json::defs());
+        use jaq_core::native::v;
+        let native = jaq_core::Native::<JqData>::new;
         let funs = jaq_core::funs::<JqData>()
             .chain(jaq_std::funs::<JqData>())
             .chain(jaq_json::funs::<JqData>())
             .filter(|(name, _, _)| !DENIED.contains(name) && !REPLACED.contains(name))
             .chain([
-                (
-                    "range",
-                    jaq_core::native::v(3),
-                    jaq_core::Native::<JqData>::new(metered_range),
-                ),
-                (
-                    "fromjson",
-                    jaq_core::native::v(0),
-                    jaq_core::Native::<JqData>::new(bounded_fromjson),
-                ),
+                ("range", v(3), native(natives::range)),
+                ("fromjson", v(0), native(natives::fromjson)),
+                (rewrite::WALK, v(0), native(natives::walk)),
+                (rewrite::TEXT, v(0), native(natives::text)),
+                (rewrite::MUL, v(2), native(natives::mul)),
+                (rewrite::SUB, v(2), native(natives::sub)),
             ]);
+        let invalid = |errors: usize| format!("Invalid jq expression '{code}': {errors} error(s)");
         let arena = Arena::default();
-        let loader = Loader::new(defs);
-        let modules = loader
-            .load(&arena, File { code, path: () })
-            .map_err(|errs| format!("Invalid jq expression '{code}': {} error(s)", errs.len()))?;
+        let Some(program) = jaq_core::load::parse(code, |p| p.term()) else {
+            // The loader counts what is wrong.
+            let errors = Loader::new(prelude().iter().cloned())
+                .load(&arena, File { code, path: () })
+                .err()
+                .map_or(1, |errs| errs.len());
+            return Err(invalid(errors));
+        };
+        // What runs is the program rewritten (see `rewrite`), a definition
+        // of the prelude that the main module calls.
+        let program = rewrite::program(program)
+            .map_err(|e| format!("Invalid jq expression '{code}': {e}"))?;
+        let main = Def {
+            name: PROGRAM,
+            args: Vec::new(),
+            body: program,
+        };
+        let modules = Loader::new(prelude().iter().cloned().chain([main]))
+            .load(
+                &arena,
+                File {
+                    code: PROGRAM,
+                    path: (),
+                },
+            )
+            .map_err(|errs| invalid(errs.len()))?;
         let filter = Compiler::default()
             .with_funs(funs)
             .compile(modules)
@@ -274,23 +289,21 @@ impl JqProgram {
         };
         let ctx = Ctx::<JqData>::new(data, Vars::new([]));
         let mut out = Vec::new();
-        let mut size = 0;
+        let mut room = Room {
+            left: limits.output_bytes,
+            budget: limits.output_bytes,
+        };
         for item in self.filter.id.run((ctx, to_jaq(input))) {
             if out.len() >= MAX_OUTPUTS {
                 return Err(format!("jq produced more than {MAX_OUTPUTS} outputs"));
             }
             match item {
                 Ok(v) => {
-                    let v = from_jaq_checked(&v, 0)?;
-                    size += super::json_size(&v, limits.output_bytes);
-                    if size > limits.output_bytes {
-                        return Err(super::too_large(size, limits.output_bytes));
-                    }
-                    out.push(v);
+                    out.push(from_jaq_checked(&v, 0, &mut room)?);
                 }
                 Err(exn) => {
                     return Err(match exn.get_err() {
-                        Ok(err) => format!("jq error: {err}"),
+                        Ok(err) => format!("jq error: {}", shown(&err, MAX_ERROR_BYTES)),
                         Err(_) => "jq program stopped".to_owned(),
                     });
                 }
@@ -322,40 +335,117 @@ fn to_jaq(value: &Value) -> Val {
 /// could not be journaled, served or parsed again).
 const MAX_DEPTH: usize = 128;
 
-/// `value` as JSON, or an error if it nests deeper than [`MAX_DEPTH`].
-fn from_jaq_checked(value: &Val, depth: usize) -> Result<Value, String> {
+/// The output bytes a run has left, of its budget.
+struct Room {
+    left: usize,
+    budget: usize,
+}
+
+impl Room {
+    /// Takes `bytes`, or fails as over the budget.
+    fn take(&mut self, bytes: usize) -> Result<(), String> {
+        match self.left.checked_sub(bytes) {
+            Some(left) => {
+                self.left = left;
+                Ok(())
+            }
+            None => Err(super::too_large(
+                self.budget - self.left + bytes,
+                self.budget,
+            )),
+        }
+    }
+}
+
+/// `value` as JSON, or an error if it nests deeper than [`MAX_DEPTH`] or
+/// is larger than `room` (counted as `json_size` counts, as it is built:
+/// a value whose parts are shared can be far larger than the memory it
+/// holds).
+fn from_jaq_checked(value: &Val, depth: usize, room: &mut Room) -> Result<Value, String> {
     if depth > MAX_DEPTH {
         return Err(format!(
             "The jq expression's result nests deeper than {MAX_DEPTH} levels"
         ));
     }
     Ok(match value {
-        Val::Null => Value::Null,
-        Val::Bool(b) => Value::Bool(*b),
-        Val::Arr(items) => Value::Array(
-            items
-                .iter()
-                .map(|v| from_jaq_checked(v, depth + 1))
-                .collect::<Result<_, _>>()?,
-        ),
-        Val::Obj(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| {
-                    let key = match from_jaq_checked(k, depth + 1)? {
-                        Value::String(s) => s,
-                        other => other.to_string(),
-                    };
-                    Ok((key, from_jaq_checked(v, depth + 1)?))
-                })
-                .collect::<Result<_, String>>()?,
-        ),
+        Val::Null => {
+            room.take(4)?;
+            Value::Null
+        }
+        Val::Bool(b) => {
+            room.take(5)?;
+            Value::Bool(*b)
+        }
+        Val::Arr(items) => {
+            room.take(2 + items.len())?;
+            Value::Array(
+                items
+                    .iter()
+                    .map(|v| from_jaq_checked(v, depth + 1, room))
+                    .collect::<Result<_, _>>()?,
+            )
+        }
+        Val::Obj(map) => {
+            room.take(2)?;
+            Value::Object(
+                map.iter()
+                    .map(|(k, v)| {
+                        let key = match from_jaq_checked(k, depth + 1, room)? {
+                            Value::String(s) => s,
+                            other => other.to_string(),
+                        };
+                        room.take(2)?;
+                        Ok((key, from_jaq_checked(v, depth + 1, room)?))
+                    })
+                    .collect::<Result<_, String>>()?,
+            )
+        }
         // Numbers and strings print as JSON; reading them back keeps integers
         // integral and strings unescaped.
         other => {
+            if let Some(bytes) = jaq_std::ValT::as_bytes(other) {
+                room.take(bytes.len() + 2)?;
+            }
             let text = other.to_string();
+            if jaq_std::ValT::as_bytes(other).is_none() {
+                room.take(text.len())?;
+            }
             serde_json::from_str(&text).unwrap_or(Value::String(text))
         }
     })
+}
+
+/// `x` as text, cut after about `max` bytes: an error's value can be far
+/// larger than the memory it holds (its parts shared), so it is printed
+/// only as far as a message shows it.
+fn shown(x: &dyn std::fmt::Display, max: usize) -> String {
+    struct Cut {
+        text: String,
+        max: usize,
+    }
+    impl std::fmt::Write for Cut {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            let room = self.max.saturating_sub(self.text.len());
+            if s.len() <= room {
+                self.text.push_str(s);
+                return Ok(());
+            }
+            let mut end = room;
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            self.text.push_str(&s[..end]);
+            self.text.push('…');
+            Err(std::fmt::Error)
+        }
+    }
+    let mut cut = Cut {
+        text: String::new(),
+        max,
+    };
+    // An error here is the cut.
+    let _ = std::fmt::write(&mut cut, format_args!("{x}"));
+    cut.text
 }
 
 #[cfg(test)]
@@ -522,5 +612,172 @@ mod tests {
         );
         let err = ran.outputs.expect_err("over budget");
         assert!(err.contains("budget of 50000 bytes"), "{err}");
+    }
+
+    #[test]
+    fn rewritten_operators_keep_jq_semantics() {
+        let cases = [
+            (r#""ab" * 3"#, json!(null), json!("ababab")),
+            (r#"3 * "ab""#, json!(null), json!("ababab")),
+            (r#""ab" * 0"#, json!(null), json!(null)),
+            ("4 * 2.5", json!(null), json!(10.0)),
+            ("[(1,2) * (3,4)]", json!(null), json!([3, 4, 6, 8])),
+            ("[(1,2) + (3,4)]", json!(null), json!([4, 5, 5, 6])),
+            ("[(5,6) - (1,2)]", json!(null), json!([4, 3, 5, 4])),
+            (
+                r#"{"a": {"b": 1}} * {"a": {"c": 2}}"#,
+                json!(null),
+                json!({"a": {"b": 1, "c": 2}}),
+            ),
+            ("[1, 2, 3, 1] - [1]", json!(null), json!([2, 3])),
+            (
+                ".a *= 3 | .b -= 1",
+                json!({"a": 2, "b": 5}),
+                json!({"a": 6, "b": 4}),
+            ),
+            (".[] *= 2", json!([1, 2]), json!([2, 4])),
+            ("map(. * 2) | add", json!([1, 2]), json!(6)),
+            ("[.[] | select(. > 1)]", json!([1, 2, 3]), json!([2, 3])),
+            (". == [1, 2]", json!([1, 2]), json!(true)),
+            (". as $x | [1, 2] | . == $x", json!([1, 2]), json!(true)),
+            ("[.[] < 2]", json!([1, 3]), json!([true, false])),
+            ("sort", json!([3, 1, 2]), json!([1, 2, 3])),
+            (
+                "sort_by(.a) | map(.a)",
+                json!([{"a": 2}, {"a": 1}]),
+                json!([1, 2]),
+            ),
+            ("group_by(. % 2)", json!([1, 2, 3]), json!([[2], [1, 3]])),
+            ("unique", json!([2, 1, 2]), json!([1, 2])),
+            ("[min, max]", json!([2, 1, 3]), json!([1, 3])),
+            (r#"contains(["b"])"#, json!(["abc"]), json!(true)),
+            (r#"inside(["abc", 1])"#, json!(["b"]), json!(true)),
+            ("indices(1)", json!([0, 1, 2, 1]), json!([1, 3])),
+            ("index(1)", json!([0, 1, 2, 1]), json!(1)),
+            ("bsearch(2)", json!([1, 2, 3]), json!(1)),
+            ("tojson", json!({"a": [1, "x"]}), json!(r#"{"a":[1,"x"]}"#)),
+            ("tostring", json!([1]), json!("[1]")),
+            (r#""a\(.)b\(. + 1)""#, json!(1), json!("a1b2")),
+            ("@base64", json!("hi"), json!("aGk=")),
+            ("@json", json!([1]), json!("[1]")),
+            (r#"join(",")"#, json!(["a", 1]), json!("a,1")),
+            ("[..] | length", json!([[1], 2]), json!(4)),
+            ("[paths]", json!({"a": [1]}), json!([["a"], ["a", 0]])),
+            ("[.[][]]", json!([[1], [2, 3]]), json!([1, 2, 3])),
+            ("flatten", json!([1, [2, [3]]]), json!([1, 2, 3])),
+            (
+                "to_entries",
+                json!({"a": 1}),
+                json!([{"key": "a", "value": 1}]),
+            ),
+            ("[limit(2; .[])]", json!([1, 2, 3]), json!([1, 2])),
+            ("def f(x): x * 2; f(.)", json!(3), json!(6)),
+            (
+                ". as [$a, {b: $c}] | $a * $c",
+                json!([2, {"b": 5}]),
+                json!(10),
+            ),
+        ];
+        for (code, input, want) in cases {
+            let p = JqProgram::compile(code).unwrap_or_else(|e| panic!("{code}: {e}"));
+            assert_eq!(p.run_default(&input), Ok(vec![want]), "{code}");
+        }
+    }
+
+    /// Forty doublings of a value whose halves are shared: forty steps, a
+    /// trillion leaves.
+    const HUGE: &str = "reduce range(40) as $i (1; [., .])";
+
+    #[test]
+    fn operations_over_a_whole_value_pay_for_it() {
+        let other = "(reduce range(40) as $i (2; [., .]))";
+        let programs = [
+            format!("{HUGE} | tojson | length"),
+            format!("{HUGE} | tostring | length"),
+            format!(r#"{HUGE} | "\(.)" | length"#),
+            format!("{HUGE} | @base64 | length"),
+            format!("{HUGE} | @json | length"),
+            format!("{HUGE} | [..] | length"),
+            format!("{HUGE} | [paths] | length"),
+            format!("{HUGE} | [{}] | length", ".[]".repeat(40)),
+            format!("{HUGE} | flatten | length"),
+            format!("{HUGE} as $a | {other} | . == $a"),
+            format!("{HUGE} as $a | {other} | . < $a"),
+            format!("{HUGE} as $a | {other} | [., $a] | sort | length"),
+            format!("{HUGE} as $a | {other} | [., $a] | unique | length"),
+            format!("{HUGE} as $a | {other} | [., $a] | group_by(.) | length"),
+            format!("{HUGE} as $a | {other} | [., $a] | min | length"),
+            format!("{HUGE} as $a | {other} | [$a] | sort_by([., .]) | length"),
+            format!("{HUGE} as $a | {other} | contains($a)"),
+            format!("{HUGE} as $a | {other} | [.] | indices([$a])"),
+            format!("{HUGE} as $a | [{other}] | bsearch($a)"),
+            format!(r#"{HUGE} as $a | {other} | {{"x": ., "y": .}} * {{"x": $a, "y": $a}}"#),
+            "[range(10000)] - [range(10000)] | length".to_owned(),
+            "[range(10000)] as $a | $a | . -= $a | length".to_owned(),
+        ];
+        for code in &programs {
+            let p = JqProgram::compile(code).unwrap_or_else(|e| panic!("{code}: {e}"));
+            let ran = p.run(&json!(null), limits(200_000));
+            let err = ran.outputs.expect_err(code);
+            // Collecting paths holds memory faster than it spends steps.
+            assert!(
+                err.contains("budget of 200000 evaluation steps")
+                    || err.contains("bytes of memory"),
+                "{code}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_string_repeated_past_the_memory_budget_fails_before_it_is_built() {
+        for code in [
+            r#""x" * 1000000000000 | length"#,
+            r#"1000000000000000 * "abc" | length"#,
+            r#""x" * 100000000000000000000000 | length"#,
+            r#"{"a": "x"} | .a *= 1000000000000 | .a | length"#,
+        ] {
+            let p = JqProgram::compile(code).expect("compiles");
+            let err = p.run_default(&json!(null)).expect_err(code);
+            assert!(err.contains("bytes of memory"), "{code}: {err}");
+        }
+        // Below the budget it is built, and paid for as text: a step per
+        // 64 bytes.
+        let p = JqProgram::compile(r#""x" * 6400000 | length"#).expect("compiles");
+        let ran = p.run(&json!(null), limits(Budget::DEFAULT_STEPS));
+        assert_eq!(ran.outputs, Ok(vec![json!(6_400_000)]));
+        assert!(ran.steps >= 100_000, "spent {}", ran.steps);
+    }
+
+    #[test]
+    fn a_result_far_larger_than_its_memory_fails_as_too_large() {
+        let p = JqProgram::compile(HUGE).expect("compiles");
+        let limits = Limits {
+            output_bytes: 100_000,
+            ..limits(Budget::DEFAULT_STEPS)
+        };
+        let err = p.run(&json!(null), limits).outputs.expect_err("too large");
+        assert!(err.contains("larger than its budget"), "{err}");
+    }
+
+    #[test]
+    fn an_error_carrying_a_huge_value_is_cut() {
+        let p = JqProgram::compile(&format!("error({HUGE})")).expect("compiles");
+        let err = p.run_default(&json!(null)).expect_err("fails");
+        assert!(err.starts_with("jq error: "), "{err}");
+        assert!(
+            err.len() < 2 * MAX_ERROR_BYTES && err.ends_with('…'),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_program_cannot_replace_a_guard() {
+        for code in [
+            "def @peregrine_walk: .; [1] == [1]",
+            "def @peregrine_mul(a; b): 1; 2 * 3",
+        ] {
+            let err = JqProgram::compile(code).expect_err(code);
+            assert!(err.contains("is reserved"), "{code}: {err}");
+        }
     }
 }
