@@ -89,13 +89,18 @@ pub struct Limits {
     /// The whole step budget these steps are left of, for the message.
     pub budget_steps: u64,
     /// Heap the evaluation may hold above what its thread held before.
+    /// Seen at every allocation, but the evaluation stops only at its next
+    /// node: one builtin call runs to its end first (`$pad("", 5e8, "x")`
+    /// builds its 500 MB string, in 2.5 s, before it fails).
     pub memory_bytes: usize,
     /// Size of the result, as JSON.
     pub output_bytes: usize,
     /// Wall-clock time: a backstop, for a loop that would run without
-    /// allocating (none is known; every call and sequence allocates). The
-    /// steps stop a runaway first: 10 million took about 0.4 s here
-    /// (release build), and the default time is 1 s.
+    /// allocating (none is known; every call and sequence allocates), and
+    /// for a binary without the counting allocator. It must sit well above
+    /// what the steps take, or it stops runaways first, at a point a replay
+    /// does not reproduce: a tail-recursive runaway spent 10 million steps
+    /// in 0.98 s here (release build, idle 2-core machine).
     pub time: Duration,
 }
 

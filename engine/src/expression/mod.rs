@@ -90,13 +90,17 @@ pub struct Budget {
     /// (what its thread allocated and did not free): looked at every few
     /// jq steps (a program that doubles a string forty times takes forty
     /// steps and would take a terabyte), and at every allocation of a
-    /// JSONata evaluation. Enforced only under the
-    /// [`crate::memory::Counting`] allocator, which the server installs.
+    /// JSONata evaluation (which stops at its next node: one builtin call,
+    /// such as a `$pad` to a billion characters, ends first). Enforced
+    /// only under the [`crate::memory::Counting`] allocator, which the
+    /// server installs.
     pub memory_bytes: usize,
     /// Wall-clock time of one JSONata evaluation: a backstop only, for an
     /// evaluation that would loop without allocating (none is known), or
     /// for a binary without the counting allocator, where its steps are not
-    /// counted. A clock is not replayed exactly, but only a runaway
+    /// counted. It must stay well above what the steps take (a JSONata
+    /// runaway spent 10 million in about 1 s here, release), or it stops
+    /// runaways first. A clock is not replayed exactly, but only a runaway
     /// expression meets it, and a replay of one meets it again.
     pub time: std::time::Duration,
 }
