@@ -240,8 +240,8 @@ pub struct ExpressionConfig {
     /// Heap a jq program or a JSONata evaluation may hold while it runs.
     /// Default: 256 MiB.
     pub max_memory: ByteSize,
-    /// Wall-clock time of one JSONata evaluation: a backstop to its steps.
-    /// Default: 1s.
+    /// Wall-clock time of one JSONata evaluation: a backstop to its steps,
+    /// well above what they take. Default: 10s.
     pub max_time: TimeSpan,
 }
 

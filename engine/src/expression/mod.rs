@@ -109,7 +109,9 @@ impl Budget {
     pub const DEFAULT_STEPS: u64 = 10_000_000;
     pub const DEFAULT_OUTPUT_BYTES: usize = 16 * 1024 * 1024;
     pub const DEFAULT_MEMORY_BYTES: usize = 256 * 1024 * 1024;
-    pub const DEFAULT_TIME: std::time::Duration = std::time::Duration::from_secs(1);
+    /// Ten times what the default steps take a JSONata runaway, so that
+    /// the steps stop it.
+    pub const DEFAULT_TIME: std::time::Duration = std::time::Duration::from_secs(10);
 }
 
 impl Default for Budget {
