@@ -18,9 +18,10 @@
 //! the watch once the fuel is gone or the count has grown past the watch's
 //! limit: it records why and calls the watch's [`Tripwire`], which raises
 //! the evaluator's flag. An evaluation does its work by allocating (values,
-//! scopes, call frames), and the same evaluation allocates the same, so
-//! allocations are steps that a replay counts again exactly, as it would
-//! not count a clock.
+//! scopes, call frames), and the same evaluation allocates the same (but
+//! for caches the code it runs fills on first use: see `crate::jsonata`),
+//! so allocations are steps that a replay counts again, as it would not
+//! count a clock.
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;
