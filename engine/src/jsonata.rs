@@ -20,19 +20,41 @@
 //! The cache is bounded by the live expressions: an entry holds a `Weak` to
 //! its expression, and dead entries are purged when the cache grows past
 //! [`CACHE_PURGE_AT`].
+//!
+//! An evaluation runs on the budget of every other expression (see
+//! [`Limits`]). jsonata-core counts no steps, but it polls a cancel flag at
+//! every node it evaluates and every pass of its loops, so the evaluation
+//! runs under a [`memory::watch`]: each allocation it makes is one step,
+//! and the allocator raises the flag when the steps are gone or when the
+//! evaluation holds more than its memory budget. A replay of the same
+//! evaluation allocates the same, so it stops at the same step. To keep it
+//! so, what jsonata-core builds once and keeps (a thread's copy of the
+//! expression and its bytecode, the process's table of function
+//! signatures) is built before the first watch, not inside one (see
+//! [`prime`]). One cache is left: the crate checks the arguments of every
+//! function call with a regex, and a thread's first use of one (or a use
+//! while another thread holds its matching state) builds that state, a few
+//! tens of allocations, once per function per thread. So a first
+//! evaluation on a thread may spend a few tens of steps more than the next
+//! ones, which only matters to an evaluation that ends that close to its
+//! budget: the runaways the budget is for spend all of it. The crate's
+//! clock (`timeout_ms`) stays on as a backstop only.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::sync::Weak;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Once};
 use std::time::Duration;
 
 use jsonata_core::Expression;
-use jsonata_core::evaluator::EvaluatorOptions;
+use jsonata_core::evaluator::{CancelToken, EvaluatorOptions};
 use jsonata_core::value::{JArray, JMap, JValue};
 use serde_json::{Map, Number, Value};
+
+use crate::expression::Budget;
+use crate::memory::{self, Tripped, Tripwire};
 
 /// A JSONata error: a bad expression, or a failed evaluation.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +80,72 @@ pub const MAX_DEPTH: usize = 1_000;
 /// Longest sequence an evaluation may build, so that `[1..100000000]` fails
 /// instead of eating the heap.
 const MAX_SEQUENCE_LENGTH: usize = 10_000_000;
+
+/// What one evaluation may spend.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Steps left to spend: one per allocation the evaluation makes.
+    pub steps: u64,
+    /// The whole step budget these steps are left of, for the message.
+    pub budget_steps: u64,
+    /// Heap the evaluation may hold above what its thread held before.
+    /// Seen at every allocation, but the evaluation stops only at its next
+    /// node: one builtin call runs to its end first (`$pad("", 5e8, "x")`
+    /// builds its 500 MB string, in 2.5 s, before it fails).
+    pub memory_bytes: usize,
+    /// Size of the result, as JSON.
+    pub output_bytes: usize,
+    /// Wall-clock time: a backstop, for a loop that would run without
+    /// allocating (none is known; every call and sequence allocates), and
+    /// for a binary without the counting allocator. It must sit well above
+    /// what the steps take, or it stops runaways first, at a point a replay
+    /// does not reproduce: a tail-recursive runaway spent 10 million steps
+    /// in 0.98 s here (release build, idle 2-core machine).
+    pub time: Duration,
+}
+
+impl Limits {
+    /// The whole of `budget`, for one evaluation.
+    pub fn of(budget: Budget) -> Self {
+        Self {
+            steps: budget.steps,
+            budget_steps: budget.steps,
+            memory_bytes: budget.memory_bytes,
+            output_bytes: budget.output_bytes,
+            time: budget.time,
+        }
+    }
+}
+
+/// What an evaluation gave and what it spent.
+#[derive(Debug)]
+pub struct Ran {
+    pub value: Result<Value>,
+    /// Steps spent: all that were left, if they ran out.
+    #[allow(
+        dead_code,
+        reason = "for a caller that charges them; TransformValue has no meter to charge"
+    )]
+    pub steps: u64,
+}
+
+impl Ran {
+    fn failed(e: Error) -> Self {
+        Self {
+            value: Err(e),
+            steps: 0,
+        }
+    }
+}
+
+// SAFETY: `CancelToken::cancel` is one relaxed store to the `AtomicBool` its
+// `Arc` shares (jsonata-core 2.2, `evaluator.rs`): it neither allocates nor
+// unwinds, and starts no watch.
+unsafe impl Tripwire for CancelToken {
+    fn trip(&self) {
+        self.cancel();
+    }
+}
 
 fn options(max_depth: usize) -> EvaluatorOptions {
     EvaluatorOptions {
@@ -116,44 +204,93 @@ impl Jsonata {
         &self.source
     }
 
-    /// Evaluates against `input`. An undefined result (no match) is `null`.
+    /// Evaluates against `input`, on the default budget. An undefined
+    /// result (no match) is `null`.
     #[cfg(test)]
     pub fn evaluate(&self, input: &Value) -> Result<Value> {
-        self.run(&to_jvalue(input), crate::expression::Budget::DEFAULT_TIME)
+        self.run(&to_jvalue(input), Limits::of(Budget::default()))
+            .value
     }
 
     /// Kestra's `TransformValue`: `from` is the rendered property. A string
     /// must hold JSON and is parsed first (straight into the evaluator's
     /// values, with no `serde_json::Value` in between); any other value is
-    /// the input as it is.
-    /// Evaluations stop after `time` (see [`Budget::time`]).
-    pub fn transform(&self, from: &Value, time: Duration) -> Result<Value> {
+    /// the input as it is. The evaluation spends at most `limits`; reading
+    /// `from`, bounded by the render that made it, spends nothing.
+    pub fn transform(&self, from: &Value, limits: Limits) -> Ran {
         match from {
-            Value::String(text) => {
-                let data = JValue::from_json_str(text)
-                    .map_err(|e| Error::Evaluate(format!("`from` is not valid JSON: {e}")))?;
-                self.run(&data, time)
-            }
-            other => self.run(&to_jvalue(other), time),
+            Value::String(text) => match JValue::from_json_str(text) {
+                Ok(data) => self.run(&data, limits),
+                Err(e) => Ran::failed(Error::Evaluate(format!("`from` is not valid JSON: {e}"))),
+            },
+            other => self.run(&to_jvalue(other), limits),
         }
     }
 
-    fn run(&self, data: &JValue, time: Duration) -> Result<Value> {
+    fn run(&self, data: &JValue, limits: Limits) -> Ran {
+        let expression = match self.compiled() {
+            Ok(expression) => expression,
+            Err(e) => return Ran::failed(e),
+        };
+        // A fresh token each time: a cancelled one cannot be reset.
+        let token = CancelToken::new();
         let options = EvaluatorOptions {
-            timeout_ms: Some(u64::try_from(time.as_millis()).unwrap_or(u64::MAX).max(1)),
+            timeout_ms: Some(
+                u64::try_from(limits.time.as_millis())
+                    .unwrap_or(u64::MAX)
+                    .max(1),
+            ),
+            cancel: Some(token.clone()),
             ..options(self.max_depth)
         };
-        let out = self
-            .compiled()?
-            .evaluate_with_options(data, options)
-            .map_err(|e| match e.to_string() {
-                m if m.contains("D1012") => Error::Evaluate(format!(
-                    "the expression ran longer than its budget of {time:?} \
-                     (engine setting `expression.max-time`)"
-                )),
-                m => Error::Evaluate(m),
-            })?;
-        Ok(to_json(&out))
+        let Some((out, watched)) = memory::watch(limits.steps, limits.memory_bytes, &token, || {
+            expression.evaluate_with_options(data, options)
+        }) else {
+            // Only evaluations start watches, and they do not nest.
+            return Ran::failed(Error::Evaluate(
+                "a JSONata evaluation cannot run inside another".to_owned(),
+            ));
+        };
+        // A trip wins over what the evaluation returned: a builtin that was
+        // running when it happened (`$string` of a long array) returns its
+        // result, and the evaluation may end with it.
+        let value = match watched.tripped {
+            Some(Tripped::OutOfFuel) => Err(Error::Evaluate(crate::expression::out_of_steps(
+                limits.budget_steps,
+            ))),
+            Some(Tripped::OutOfMemory) => Err(Error::Evaluate(format!(
+                "The JSONata expression held more than its budget of {} bytes of memory \
+                 (engine setting `expression.max-memory`)",
+                limits.memory_bytes
+            ))),
+            None => out
+                .map_err(|e| match e.to_string() {
+                    m if m.contains("D1012") => Error::Evaluate(format!(
+                        "the expression ran longer than its budget of {:?} \
+                         (engine setting `expression.max-time`)",
+                        limits.time
+                    )),
+                    m => Error::Evaluate(m),
+                })
+                .and_then(|out| {
+                    // Measured before it is converted: values share their
+                    // parts (`[1..1000].$$` is a thousand references to the
+                    // input), so the JSON can be far larger than the heap
+                    // the evaluation held.
+                    let size = json_size(&out, limits.output_bytes);
+                    if size > limits.output_bytes {
+                        return Err(Error::Evaluate(crate::expression::too_large(
+                            size,
+                            limits.output_bytes,
+                        )));
+                    }
+                    Ok(to_json(&out))
+                }),
+        };
+        Ran {
+            value,
+            steps: watched.spent,
+        }
     }
 
     fn compiled(&self) -> Result<Rc<Expression>> {
@@ -169,7 +306,9 @@ impl Jsonata {
         Ok(expression)
     }
 
+    /// Keeps `expression` as this thread's copy, primed (see [`prime`]).
     fn insert(&self, expression: Rc<Expression>) {
+        prime(&expression);
         CACHE.with(|c| {
             let mut cache = c.borrow_mut();
             if cache.len() >= CACHE_PURGE_AT {
@@ -184,6 +323,68 @@ impl Jsonata {
             );
         });
     }
+}
+
+/// Builds, outside any watch, what jsonata-core builds on an expression's
+/// first evaluation and keeps, so that no evaluation spends steps on it:
+/// the expression's bytecode, lowered before anything is evaluated (so an
+/// evaluation whose token is already cancelled builds it and stops), and,
+/// once per process, the tables the crate builds on first use (the
+/// signatures of its functions, checked at every call, about 10,000
+/// allocations; the regexes and words of a few of them). A replay in a
+/// fresh process then spends what the first run did, but for the regexes'
+/// matching state (see the module docs).
+fn prime(expression: &Expression) {
+    static TABLES: Once = Once::new();
+    TABLES.call_once(|| {
+        const TABLES_USED: &str = r#"[$string(1), $trim(" a "), $fromMillis(0),
+            $toMillis("1970-01-01T00:00:00.000Z"), $formatInteger(21, "w"),
+            $parseInteger("twenty-one", "w")]"#;
+        if let Ok(e) = Expression::compile(TABLES_USED) {
+            let _ = e.evaluate(&JValue::Null);
+        }
+    });
+    let cancelled = CancelToken::new();
+    cancelled.cancel();
+    let options = EvaluatorOptions {
+        cancel: Some(cancelled),
+        ..EvaluatorOptions::default()
+    };
+    let _ = expression.evaluate_with_options(&JValue::Null, options);
+}
+
+/// About the size of `value` as [`to_json`] converts it, counted as
+/// [`crate::expression::json_size`] counts JSON, until it passes `limit`
+/// (so a huge value costs no more than `limit` to measure).
+fn json_size(value: &JValue, limit: usize) -> usize {
+    fn walk(value: &JValue, total: &mut usize, limit: usize) {
+        if *total > limit {
+            return;
+        }
+        match value {
+            JValue::Bool(_) => *total += 5,
+            JValue::Number(_) => *total += 8,
+            JValue::String(s) => *total += s.len() + 2,
+            JValue::Array(items) => {
+                *total += 2 + items.len();
+                for item in items.iter() {
+                    walk(item, total, limit);
+                }
+            }
+            JValue::Object(map) => {
+                *total += 2;
+                for (k, v) in map.iter() {
+                    *total += k.len() + 4;
+                    walk(v, total, limit);
+                }
+            }
+            // Null, and what converts to it.
+            _ => *total += 4,
+        }
+    }
+    let mut total = 0;
+    walk(value, &mut total, limit);
+    total
 }
 
 /// Converts without cloning the input first (the crate's `From` takes it by
@@ -241,7 +442,6 @@ fn number(n: f64) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::expression::Budget;
     use serde_json::json;
 
     fn eval(expr: &str, input: Value) -> Value {
@@ -249,6 +449,24 @@ mod tests {
             .expect("compiles")
             .evaluate(&input)
             .expect("evaluates")
+    }
+
+    const SEED: &str = r#"{
+        "order_id": order_id,
+        "customer_name": first_name & ' ' & last_name,
+        "address": address.city & ', ' & address.country,
+        "total_price": $sum(items.(quantity * price_per_unit))
+    }"#;
+
+    fn order() -> Value {
+        json!({
+            "order_id": 42, "first_name": "Ada", "last_name": "Lovelace",
+            "address": {"city": "London", "country": "UK"},
+            "items": [
+                {"quantity": 2, "price_per_unit": 10.5},
+                {"quantity": 1, "price_per_unit": 4}
+            ]
+        })
     }
 
     #[test]
@@ -259,22 +477,8 @@ mod tests {
 
     #[test]
     fn seed_expression() {
-        let expr = r#"{
-            "order_id": order_id,
-            "customer_name": first_name & ' ' & last_name,
-            "address": address.city & ', ' & address.country,
-            "total_price": $sum(items.(quantity * price_per_unit))
-        }"#;
-        let order = json!({
-            "order_id": 42, "first_name": "Ada", "last_name": "Lovelace",
-            "address": {"city": "London", "country": "UK"},
-            "items": [
-                {"quantity": 2, "price_per_unit": 10.5},
-                {"quantity": 1, "price_per_unit": 4}
-            ]
-        });
         assert_eq!(
-            eval(expr, order),
+            eval(SEED, order()),
             json!({"order_id": 42, "customer_name": "Ada Lovelace",
                    "address": "London, UK", "total_price": 25})
         );
@@ -309,32 +513,179 @@ mod tests {
     #[test]
     fn transform_parses_json_text_like_kestra() {
         let j = Jsonata::compile("$sum(items.price)").expect("compiles");
+        let limits = Limits::of(Budget::default());
         let text = Value::from(r#"{"items": [{"price": 2}, {"price": 3.5}]}"#);
         assert_eq!(
-            j.transform(&text, Budget::DEFAULT_TIME).expect("evaluates"),
+            j.transform(&text, limits).value.expect("evaluates"),
             json!(5.5)
         );
         let typed = json!({"items": [{"price": 1}]});
         assert_eq!(
-            j.transform(&typed, Budget::DEFAULT_TIME)
-                .expect("evaluates"),
+            j.transform(&typed, limits).value.expect("evaluates"),
             json!(1)
         );
         assert!(matches!(
-            j.transform(&Value::from("not json"), Budget::DEFAULT_TIME),
+            j.transform(&Value::from("not json"), limits).value,
             Err(Error::Evaluate(m)) if m.contains("not valid JSON")
         ));
     }
 
+    /// The default budget with `steps` and ten minutes: no clock stops
+    /// these evaluations.
+    fn steps(steps: u64) -> Limits {
+        Limits {
+            steps,
+            budget_steps: steps,
+            time: Duration::from_secs(600),
+            ..Limits::of(Budget::default())
+        }
+    }
+
+    fn message(ran: &Ran) -> &str {
+        match &ran.value {
+            Err(Error::Evaluate(m)) => m,
+            other => panic!("not an evaluation error: {other:?}"),
+        }
+    }
+
     #[test]
-    fn a_runaway_expression_stops_at_its_time_budget() {
-        // A tail-recursive loop that never ends: no depth limit stops it.
-        let j = Jsonata::compile("($f := function($n) { $f($n + 1) }; $f(0))").expect("compiles");
-        let out = j.transform(&Value::Null, Duration::from_millis(200));
+    fn runaway_expressions_stop_at_their_step_budget() {
+        for source in [
+            // Tail-recursive: no depth limit stops it.
+            "($f := function($n) { $f($n + 1) }; $f(0))",
+            "$reduce([1..1000000], function($a, $b) { $a + $b })",
+            r#"$reduce([1..1000000], function($a, $b) { $a & "xx" })"#,
+            r#"$map([1..1000000], function($v) { {"a": $v} })"#,
+            "$count([1..1000000].$string($))",
+        ] {
+            let j = Jsonata::compile(source).expect("compiles");
+            let first = j.transform(&Value::Null, steps(100_000));
+            assert!(
+                message(&first).contains("budget of 100000 evaluation steps"),
+                "{source}: {first:?}"
+            );
+            assert_eq!(first.steps, 100_000, "{source} spent its whole budget");
+            // A replay stops at the same step, the same way.
+            let again = j.transform(&Value::Null, steps(100_000));
+            assert_eq!(message(&again), message(&first), "{source}");
+            assert_eq!(again.steps, first.steps, "{source}");
+        }
+    }
+
+    #[test]
+    fn an_honest_expression_spends_a_few_steps_the_same_each_time() {
+        // On a thread of its own, whose first evaluation compiles the
+        // expression there, as a shard's first one does.
+        let j = Arc::new(Jsonata::compile(SEED).expect("compiles"));
+        let runs = std::thread::spawn({
+            let j = j.clone();
+            move || {
+                let limits = Limits::of(Budget::default());
+                [(); 3].map(|()| j.transform(&order(), limits))
+            }
+        })
+        .join()
+        .expect("thread");
+        let want = json!({"order_id": 42, "customer_name": "Ada Lovelace",
+                          "address": "London, UK", "total_price": 25});
+        for ran in &runs {
+            assert_eq!(ran.value.as_ref().expect("evaluates"), &want);
+        }
+        let [first, second, third] = runs.map(|ran| ran.steps);
+        assert!(second > 0 && second < 1_000, "spent {second}");
+        assert_eq!(second, third);
+        // The first also fills the thread's matching state of the regex
+        // that checks `$sum`'s arguments (see the module docs).
+        assert!(first >= second && first < second + 100, "{first}, {second}");
+        // Another thread, once past its first, spends the same.
+        let _ = j.transform(&order(), steps(1_000_000));
+        let spent = j.transform(&order(), steps(1_000_000)).steps;
+        assert_eq!(spent, second);
+        // What it spends is exactly what it needs.
+        assert!(j.transform(&order(), steps(spent)).value.is_ok());
+        let short = j.transform(&order(), steps(spent - 1));
         assert!(
-            matches!(&out, Err(Error::Evaluate(m)) if m.contains("budget of 200ms")),
-            "{out:?}"
+            message(&short).contains(&format!("budget of {} evaluation steps", spent - 1)),
+            "{short:?}"
         );
+        assert_eq!(short.steps, spent - 1);
+        // Steps left of a larger budget: the message names the budget.
+        let left = Limits {
+            steps: spent - 1,
+            ..steps(1_000_000)
+        };
+        assert!(
+            message(&j.transform(&order(), left)).contains("budget of 1000000 evaluation steps")
+        );
+    }
+
+    #[test]
+    fn an_expression_that_holds_too_much_memory_fails() {
+        let small = Limits {
+            memory_bytes: 8 << 20,
+            ..steps(Budget::DEFAULT_STEPS)
+        };
+        for source in [
+            // Each pass doubles the string: the thirtieth would hold 2 GiB.
+            r#"$reduce([1..30], function($a, $b) { $a & $a }, "ab")"#,
+            "[1..1000000]",
+            "$map([1..100000], function($v) { [$v, $v, $v] })",
+        ] {
+            let j = Jsonata::compile(source).expect("compiles");
+            let ran = j.transform(&Value::Null, small);
+            assert!(
+                message(&ran).contains("budget of 8388608 bytes of memory"),
+                "{source}: {ran:?}"
+            );
+            assert!(ran.steps < 1_000_000, "{source}: spent {}", ran.steps);
+        }
+        // Memory freed as it goes does not count.
+        let j = Jsonata::compile("$sum([1..20000].$length($string($)))").expect("compiles");
+        let ran = j.transform(&Value::Null, small);
+        assert!(ran.value.is_ok(), "{ran:?}");
+    }
+
+    #[test]
+    fn results_over_the_output_budget_fail() {
+        let small = Limits {
+            output_bytes: 10_000,
+            ..Limits::of(Budget::default())
+        };
+        let j = Jsonata::compile("[1..5000]").expect("compiles");
+        let ran = j.transform(&Value::Null, small);
+        assert!(message(&ran).contains("budget of 10000 bytes"), "{ran:?}");
+        let fits = Jsonata::compile("[1..100]").expect("compiles");
+        assert!(fits.transform(&Value::Null, small).value.is_ok());
+        // A result that shares its parts is measured as the JSON it makes,
+        // not as the little heap it holds.
+        let input = json!({ "s": "x".repeat(1_000) });
+        let shared = Jsonata::compile("[1..1000].$$").expect("compiles");
+        let ran = shared.transform(&input, small);
+        assert!(message(&ran).contains("budget of 10000 bytes"), "{ran:?}");
+    }
+
+    #[test]
+    fn the_result_is_measured_as_json_is() {
+        let value = json!({"a": [1, 2.5, "three", null, true], "b": {"c": []}});
+        assert_eq!(
+            json_size(&to_jvalue(&value), usize::MAX),
+            crate::expression::json_size(&value, usize::MAX)
+        );
+    }
+
+    #[test]
+    fn the_clock_is_a_backstop() {
+        // With steps and memory unbounded, only the clock stops this one.
+        let j = Jsonata::compile("($f := function($n) { $f($n + 1) }; $f(0))").expect("compiles");
+        let limits = Limits {
+            steps: u64::MAX,
+            budget_steps: u64::MAX,
+            memory_bytes: usize::MAX,
+            output_bytes: usize::MAX,
+            time: Duration::from_millis(200),
+        };
+        let ran = j.transform(&Value::Null, limits);
+        assert!(message(&ran).contains("budget of 200ms"), "{ran:?}");
     }
 
     #[test]

@@ -231,14 +231,17 @@ pub struct ExecutionsConfig {
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 pub struct ExpressionConfig {
     /// Evaluation steps of one render (a runaway jq program used 10
-    /// million in 0.3 to 0.4 s here). Default: 10000000.
+    /// million in 0.3 to 0.4 s here), and of one JSONata evaluation, one
+    /// per allocation (10 million in about 1 s). Default: 10000000.
     pub max_steps: u64,
-    /// Size of one rendered value or of a jq program's outputs, as JSON.
-    /// Default: 16 MiB.
+    /// Size of one rendered value, of a jq program's outputs or of a
+    /// JSONata result, as JSON. Default: 16 MiB.
     pub max_output_size: ByteSize,
-    /// Heap a jq program may hold while it runs. Default: 256 MiB.
+    /// Heap a jq program or a JSONata evaluation may hold while it runs.
+    /// Default: 256 MiB.
     pub max_memory: ByteSize,
-    /// Wall-clock time of one JSONata evaluation. Default: 1s.
+    /// Wall-clock time of one JSONata evaluation: a backstop to its steps,
+    /// well above what they take. Default: 10s.
     pub max_time: TimeSpan,
 }
 

@@ -7,7 +7,9 @@ use clap::{Parser, Subcommand};
 mod cli;
 
 /// mimalloc, counting what each thread holds: the memory budget of jq
-/// programs (`expression.max-memory`) reads that count.
+/// programs and JSONata evaluations (`expression.max-memory`) reads that
+/// count, and a JSONata evaluation's steps (`expression.max-steps`) are its
+/// allocations, counted here.
 #[global_allocator]
 static GLOBAL: peregrine_engine::memory::Counting<mimalloc::MiMalloc> =
     peregrine_engine::memory::Counting(mimalloc::MiMalloc);

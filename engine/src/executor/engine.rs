@@ -1199,10 +1199,24 @@ pub fn run_to_end(new: NewExecution) -> Execution {
 }
 
 /// Like [`run_to_end`], calling `on_change` after every step.
-pub fn run_to_end_observed(new: NewExecution, mut on_change: impl FnMut(&Execution)) -> Execution {
+pub fn run_to_end_observed(new: NewExecution, on_change: impl FnMut(&Execution)) -> Execution {
+    run_to_end_in(new, Limits::default(), on_change)
+}
+
+/// Like [`run_to_end`], under `limits`.
+#[cfg(test)]
+pub(crate) fn run_to_end_limited(new: NewExecution, limits: Limits) -> Execution {
+    run_to_end_in(new, limits, |_| {})
+}
+
+fn run_to_end_in(
+    new: NewExecution,
+    limits: Limits,
+    mut on_change: impl FnMut(&Execution),
+) -> Execution {
     let id = new.id;
     let finished = Arc::new(Finished::new(Duration::from_secs(3600), 1));
-    let mut shard = Shard::new(Utc::now(), finished);
+    let mut shard = Shard::new(Utc::now(), finished).limited(limits);
     let start = Message::Start {
         new: Box::new(new),
         request: 0,

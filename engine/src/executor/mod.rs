@@ -19,6 +19,8 @@ mod test_journal;
 mod timer;
 mod worker;
 
+#[cfg(test)]
+pub(crate) use engine::run_to_end_limited;
 pub use engine::{
     Ack, Change, Damaged, Engine, EngineConfig, Left, Observer, Page, Pending, Recovery, Refusal,
     Search, Stopped, SubmitError, Unrecoverable, run_to_end, run_to_end_observed,

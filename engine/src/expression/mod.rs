@@ -79,17 +79,28 @@ pub struct Budget {
     /// Evaluation steps of one render: Pebble nodes and loop iterations,
     /// items and bytes it builds (one step each 64 bytes), jq terms. A
     /// runaway jq program used 10 million in 0.3 to 0.4 s here (release).
+    /// Also the steps of one JSONata evaluation, where a step is one
+    /// allocation (see [`crate::memory::watch`]); those are counted only
+    /// under the [`crate::memory::Counting`] allocator.
     pub steps: u64,
-    /// Size of a rendered value (as JSON) or of a jq program's outputs.
+    /// Size of a rendered value (as JSON), of a jq program's outputs or of
+    /// a JSONata result.
     pub output_bytes: usize,
-    /// Heap a jq program may hold while it runs (what its thread allocated
-    /// and did not free), looked at every few steps: a program that doubles
-    /// a string forty times takes forty steps and would take a terabyte.
-    /// Enforced only under the [`crate::memory::Counting`] allocator, which
-    /// the server installs.
+    /// Heap a jq program or a JSONata evaluation may hold while it runs
+    /// (what its thread allocated and did not free): looked at every few
+    /// jq steps (a program that doubles a string forty times takes forty
+    /// steps and would take a terabyte), and at every allocation of a
+    /// JSONata evaluation (which stops at its next node: one builtin call,
+    /// such as a `$pad` to a billion characters, ends first). Enforced
+    /// only under the [`crate::memory::Counting`] allocator, which the
+    /// server installs.
     pub memory_bytes: usize,
-    /// Wall-clock time of one JSONata evaluation, whose evaluator counts
-    /// no steps. A clock is not replayed exactly, but only a runaway
+    /// Wall-clock time of one JSONata evaluation: a backstop only, for an
+    /// evaluation that would loop without allocating (none is known), or
+    /// for a binary without the counting allocator, where its steps are not
+    /// counted. It must stay well above what the steps take (a JSONata
+    /// runaway spent 10 million in about 1 s here, release), or it stops
+    /// runaways first. A clock is not replayed exactly, but only a runaway
     /// expression meets it, and a replay of one meets it again.
     pub time: std::time::Duration,
 }
@@ -98,7 +109,9 @@ impl Budget {
     pub const DEFAULT_STEPS: u64 = 10_000_000;
     pub const DEFAULT_OUTPUT_BYTES: usize = 16 * 1024 * 1024;
     pub const DEFAULT_MEMORY_BYTES: usize = 256 * 1024 * 1024;
-    pub const DEFAULT_TIME: std::time::Duration = std::time::Duration::from_secs(1);
+    /// Ten times what the default steps take a JSONata runaway, so that
+    /// the steps stop it.
+    pub const DEFAULT_TIME: std::time::Duration = std::time::Duration::from_secs(10);
 }
 
 impl Default for Budget {

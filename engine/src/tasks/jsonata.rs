@@ -1,6 +1,6 @@
 //! `transform.jsonata.TransformValue`: a JSONata expression, compiled once
 //! per flow revision (see [`crate::jsonata`]), applied inline to the
-//! rendered `from`.
+//! rendered `from`, on the execution's expression budget.
 
 use std::sync::Arc;
 
@@ -9,7 +9,7 @@ use serde_json::json;
 use super::{Started, TaskContext, TaskKind, TaskType};
 use crate::expression::Property;
 use crate::flow::Props;
-use crate::jsonata::{Jsonata, MAX_DEPTH};
+use crate::jsonata::{Jsonata, Limits, MAX_DEPTH};
 
 pub(super) static TRANSFORM_VALUE: TaskType = TaskType {
     name: "io.kestra.plugin.transform.jsonata.TransformValue",
@@ -50,10 +50,14 @@ fn parse(p: &mut Props<'_, '_>) -> Option<Arc<dyn TaskKind>> {
 
 impl TaskKind for TransformValue {
     fn start(&self, ctx: &mut TaskContext<'_>) -> Started {
-        let time = ctx.budget().time;
+        // The whole budget, as each render has: steps are budgeted per
+        // evaluation, not per task run or execution, so what the evaluation
+        // spent is not charged anywhere.
+        let limits = Limits::of(ctx.budget());
         let value = ctx.render(&self.from).and_then(|input| {
             self.expression
-                .transform(&input, time)
+                .transform(&input, limits)
+                .value
                 .map_err(|e| e.to_string())
         });
         Started::Done(value.map(|value| Some(json!({ "value": value }))))
@@ -66,8 +70,10 @@ mod tests {
 
     use super::*;
     use crate::execution::State;
+    use crate::executor::Limits;
+    use crate::expression::Budget;
     use crate::flow::Level;
-    use crate::tasks::testing::{flow, kind, logs_of, only, problems, run};
+    use crate::tasks::testing::{flow, kind, logs_of, only, problems, run, run_limited};
 
     fn transform(from: &str, expression: &str, extra: &str) -> String {
         format!(
@@ -102,6 +108,35 @@ mod tests {
             "{}",
             logs[0].1
         );
+    }
+
+    #[test]
+    fn a_runaway_expression_fails_the_task_at_the_step_budget() {
+        let limits = Limits {
+            expression: Budget {
+                steps: 50_000,
+                // Not what stops it.
+                time: std::time::Duration::from_secs(600),
+                ..Budget::default()
+            },
+            ..Limits::default()
+        };
+        let exec = run_limited(
+            &transform("{}", "($f := function($n) { $f($n + 1) }; $f(0))", ""),
+            limits,
+        );
+        assert_eq!(exec.state(), State::Failed);
+        assert_eq!(only(&exec, "t").state(), State::Failed);
+        let logs = logs_of(&exec, "t");
+        assert!(
+            logs.iter().any(|(level, m)| *level == Level::Error
+                && m.contains("budget of 50000 evaluation steps")
+                && m.contains("`expression.max-steps`")),
+            "{logs:?}"
+        );
+        // The same flow, honest, fits the same budget.
+        let exec = run_limited(&transform(r#"{"n": [1, 2]}"#, "$sum(n)", ""), limits);
+        assert_eq!(exec.state(), State::Success, "{:?}", exec.logs().entries());
     }
 
     #[test]

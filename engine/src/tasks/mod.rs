@@ -263,7 +263,7 @@ pub(crate) mod testing {
     use serde_json::Map;
 
     use crate::execution::{Execution, TaskRun};
-    use crate::executor::{FlowRevision, NewExecution, run_to_end};
+    use crate::executor::{FlowRevision, Limits, NewExecution, run_to_end, run_to_end_limited};
     use crate::flow::{Flow, Task};
 
     /// `tasks` (YAML, indented as a list under `tasks:`) in a flow.
@@ -315,6 +315,12 @@ pub(crate) mod testing {
     pub(crate) fn run(tasks: &str) -> Execution {
         let revision = Arc::new(FlowRevision::new(Arc::new(flow(tasks))));
         run_to_end(NewExecution::new(revision, Map::new()))
+    }
+
+    /// Like [`run`], under `limits`.
+    pub(crate) fn run_limited(tasks: &str, limits: Limits) -> Execution {
+        let revision = Arc::new(FlowRevision::new(Arc::new(flow(tasks))));
+        run_to_end_limited(NewExecution::new(revision, Map::new()), limits)
     }
 
     /// The only task run of `id`.
