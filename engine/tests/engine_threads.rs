@@ -279,7 +279,7 @@ fn reads_and_searches_see_running_and_finished_executions() {
     let expected: Vec<_> = all.results[3..6].iter().map(|s| s.record.id()).collect();
     assert_eq!(ids, expected, "page 2 of 3 is the 4th to 6th newest");
     let in_team = Filter {
-        namespace: Some("company".into()),
+        namespace: vec![peregrine_engine::Text::Prefix("company".into())],
         states: vec![State::Running],
         ..Filter::default()
     };

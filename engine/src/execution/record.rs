@@ -315,18 +315,25 @@ impl Serialize for History<'_> {
             .changes
             .first()
             .map_or(DateTime::<Utc>::MIN_UTC, ArchivedChange::at);
-        let end = current
-            .is_terminal()
-            .then(|| self.changes.last().map(ArchivedChange::at))
-            .flatten();
-        let mut map = s.serialize_map(Some(5))?;
+        let last = self.changes.last().map(ArchivedChange::at);
+        let end = current.is_terminal().then_some(last).flatten();
+        let start_date = format_date(start);
+        let duration = iso_duration(end.unwrap_or(self.now) - start);
+        let mut map = s.serialize_map(Some(8))?;
         map.serialize_entry("current", current.as_str())?;
         map.serialize_entry("histories", &Changes(self.changes))?;
-        map.serialize_entry("startDate", &format_date(start))?;
+        map.serialize_entry("startDate", &start_date)?;
         if let Some(end) = end {
             map.serialize_entry("endDate", &format_date(end))?;
         }
-        map.serialize_entry("duration", &iso_duration(end.unwrap_or(self.now) - start))?;
+        map.serialize_entry("duration", &duration)?;
+        // Kestra's OpenAPI spec names its state getters as fields, and
+        // the 2.0 client's model requires all three, never null: the same
+        // values, with the end date of a state not yet ended read as the
+        // date of its latest change (`endDate` stays absent until the end).
+        map.serialize_entry("getStartDate", &start_date)?;
+        map.serialize_entry("getDuration", &duration)?;
+        map.serialize_entry("getEndDate", &format_date(end.or(last).unwrap_or(start)))?;
         map.end()
     }
 }
@@ -386,11 +393,29 @@ impl Serialize for ExecutionJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let f = self.frozen;
         let id = Id::from_u128(f.id.to_native()).to_string();
+        let created = f
+            .state
+            .first()
+            .map_or(DateTime::<Utc>::MIN_UTC, ArchivedChange::at);
         let mut map = s.serialize_map(None)?;
         map.serialize_entry("id", &id)?;
+        // One tenant, Kestra's default: the API answers under it.
+        map.serialize_entry("tenantId", "main")?;
         map.serialize_entry("namespace", f.namespace.as_str())?;
         map.serialize_entry("flowId", f.flow_id.as_str())?;
         map.serialize_entry("flowRevision", &f.flow_revision.to_native())?;
+        // What Kestra sets on a replay or a restart, neither of which
+        // Peregrine does yet: an execution is its own original, on its
+        // first attempt, never soft-deleted (deleting one removes it).
+        map.serialize_entry("originalId", &id)?;
+        map.serialize_entry("deleted", &false)?;
+        map.serialize_entry(
+            "metadata",
+            &Metadata {
+                attempt_number: 1,
+                original_created_date: format_date(created),
+            },
+        )?;
         map.serialize_entry("inputs", &Raw(f.inputs.as_str()))?;
         if let Some(outputs) = f.outputs.as_ref() {
             map.serialize_entry("outputs", &Raw(outputs.as_str()))?;
@@ -419,6 +444,14 @@ impl Serialize for ExecutionJson<'_> {
         }
         map.end()
     }
+}
+
+/// Kestra's `ExecutionMetadata`.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Metadata {
+    attempt_number: u32,
+    original_created_date: String,
 }
 
 struct TaskRuns<'a> {
@@ -586,6 +619,53 @@ tasks:
         assert_eq!(runs[2]["state"]["current"], "WARNING");
         assert_eq!(runs[2]["attempts"][0]["state"]["current"], "FAILED");
         assert!(runs[0]["attempts"].as_array().expect("a list").is_empty());
+    }
+
+    #[test]
+    fn a_record_carries_the_fields_kestras_2_0_models_require() {
+        let exec = run(FLOW);
+        let json = Record::of(&exec).to_json(Utc::now());
+        assert_eq!(json["originalId"], json["id"]);
+        assert_eq!(json["deleted"], false);
+        assert_eq!(json["tenantId"], "main");
+        assert_eq!(json["metadata"]["attemptNumber"], 1);
+        assert_eq!(
+            json["metadata"]["originalCreatedDate"],
+            json["state"]["startDate"]
+        );
+        let state = &json["state"];
+        assert_eq!(state["getStartDate"], state["startDate"]);
+        assert_eq!(state["getEndDate"], state["endDate"]);
+        assert_eq!(state["getDuration"], state["duration"]);
+        let run = &json["taskRunList"][1]["state"];
+        assert_eq!(run["getEndDate"], run["endDate"]);
+    }
+
+    #[test]
+    fn a_state_not_yet_ended_has_no_end_date_but_its_getter_reads_its_latest_change() {
+        const SLOW: &str = "id: slow\nnamespace: company.team\ntasks:\n  - id: wait\n    type: io.kestra.plugin.core.flow.Sleep\n    duration: PT0.1S\n";
+        let flow = Arc::new(FlowRevision::new(Arc::new(
+            Flow::parse(SLOW).expect("valid"),
+        )));
+        let mut first = None;
+        crate::executor::run_to_end_observed(
+            NewExecution::new(flow, serde_json::Map::new()),
+            |e| {
+                if first.is_none() {
+                    first = Some(Record::of(e).to_json(Utc::now()));
+                }
+            },
+        );
+        let json = first.expect("a change was seen");
+        let state = &json["state"];
+        assert!(
+            !matches!(state["current"].as_str(), Some("SUCCESS" | "WARNING")),
+            "{state}"
+        );
+        assert!(state.get("endDate").is_none(), "{state}");
+        let histories = state["histories"].as_array().expect("a list");
+        assert_eq!(state["getEndDate"], histories[histories.len() - 1]["date"]);
+        assert!(state["getDuration"].is_string());
     }
 
     #[test]

@@ -779,8 +779,8 @@ impl Engine {
         }))
     }
 
-    /// The executions that match `filter`, newest first: page `page` (from
-    /// 1) of `size`, and how many match in all.
+    /// The executions that match `filter`, newest first (or oldest, as
+    /// it says): page `page` (from 1) of `size`, and how many match in all.
     pub fn search(&self, filter: Filter, page: usize, size: usize) -> Result<Search, Refusal> {
         let skip = page.saturating_sub(1).saturating_mul(size);
         let limit = skip.saturating_add(size);
@@ -807,7 +807,7 @@ impl Engine {
                         record: kept.record.clone(),
                         receipt: kept.receipt.clone(),
                     };
-                    finished.offer(kept.record.start_date(), snapshot);
+                    finished.offer(filter.rank(kept.record.start_date()), snapshot);
                 }
             });
         }

@@ -33,5 +33,5 @@ pub use limits::Limits;
 pub use plan::{FlowLookup, FlowRevision};
 pub(crate) use render::{RenderContext, into_text, is_truthy};
 pub use run::NewExecution;
-pub use search::Filter;
+pub use search::{Bounds, Filter, Text};
 pub use shard::{KillOutcome, RestoreError, Snapshot, Started};

@@ -3,30 +3,132 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::execution::{Execution, Record, State};
+use crate::execution::{Execution, ExecutionId, Record, State};
 
-/// What a search filters on; an empty filter matches everything.
+/// What a search filters on; an empty filter matches everything. Every
+/// condition must hold (Kestra's filters are a conjunction).
 #[derive(Debug, Default, Clone)]
 pub struct Filter {
-    /// This namespace or one below it (`company` matches `company.team`).
-    pub namespace: Option<String>,
-    pub flow_id: Option<String>,
+    pub namespace: Vec<Text>,
+    pub flow_id: Vec<Text>,
+    /// The execution's id.
+    pub id: Vec<Text>,
     /// Any of these states; all when empty.
     pub states: Vec<State>,
+    /// None of these states.
+    pub not_states: Vec<State>,
     /// Every one of these labels.
     pub labels: Vec<(String, String)>,
+    /// None of these labels.
+    pub not_labels: Vec<(String, String)>,
+    /// Of each group, at least one label.
+    pub any_labels: Vec<Vec<(String, String)>>,
+    /// Some label's key or value contains this.
+    pub label_contains: Vec<String>,
+    /// The start date within these bounds.
+    pub started: Bounds,
+    /// The end date within these bounds; one not ended matches no bound.
+    pub ended: Bounds,
+    /// Kestra's `q`: the id, the namespace, the flow id or a label holds
+    /// this text, whatever its case.
+    pub query: Option<String>,
+    /// The oldest first, instead of the newest.
+    pub oldest_first: bool,
+}
+
+/// A condition on a text, as Kestra's filter operations state it.
+#[derive(Debug, Clone)]
+pub enum Text {
+    Equals(String),
+    NotEquals(String),
+    Contains(String),
+    StartsWith(String),
+    EndsWith(String),
+    /// This value or one below it, `.`-separated: `company` holds
+    /// `company.team`, not `companyx`.
+    Prefix(String),
+    In(Vec<String>),
+    NotIn(Vec<String>),
+    Regex(regex::Regex),
+}
+
+impl Text {
+    /// A regular expression condition; its compiled size is bounded, so a
+    /// pattern a user sends cannot take much memory (matching is linear).
+    pub fn regex(pattern: &str) -> Result<Text, String> {
+        regex::RegexBuilder::new(pattern)
+            .size_limit(1 << 20)
+            .build()
+            .map(Text::Regex)
+            .map_err(|e| e.to_string())
+    }
+
+    pub fn holds(&self, have: &str) -> bool {
+        match self {
+            Text::Equals(want) => have == want,
+            Text::NotEquals(want) => have != want,
+            Text::Contains(part) => have.contains(part.as_str()),
+            Text::StartsWith(start) => have.starts_with(start.as_str()),
+            Text::EndsWith(end) => have.ends_with(end.as_str()),
+            Text::Prefix(ns) => {
+                have == ns
+                    || (have.len() > ns.len()
+                        && have.starts_with(ns.as_str())
+                        && have.as_bytes()[ns.len()] == b'.')
+            }
+            Text::In(any) => any.iter().any(|w| w == have),
+            Text::NotIn(none) => none.iter().all(|w| w != have),
+            Text::Regex(re) => re.is_match(have),
+        }
+    }
+}
+
+/// Bounds on an instant; unbounded by default.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    /// After this instant, or at it when the flag is true.
+    pub after: Option<(DateTime<Utc>, bool)>,
+    /// Before this instant, or at it when the flag is true.
+    pub before: Option<(DateTime<Utc>, bool)>,
+    /// Not at this instant.
+    pub not_at: Option<DateTime<Utc>>,
+}
+
+impl Bounds {
+    pub fn is_unbounded(&self) -> bool {
+        *self == Bounds::default()
+    }
+
+    fn hold(&self, at: Option<DateTime<Utc>>) -> bool {
+        if self.is_unbounded() {
+            return true;
+        }
+        let Some(at) = at else { return false };
+        self.after
+            .is_none_or(|(t, at_too)| at > t || (at_too && at == t))
+            && self
+                .before
+                .is_none_or(|(t, at_too)| at < t || (at_too && at == t))
+            && self.not_at.is_none_or(|t| at != t)
+    }
 }
 
 /// What a filter reads of an execution, live or frozen.
 pub(crate) trait Listed {
+    fn id(&self) -> ExecutionId;
     fn namespace(&self) -> &str;
     fn flow_id(&self) -> &str;
     fn state(&self) -> State;
     fn start_date(&self) -> DateTime<Utc>;
-    fn has_label(&self, key: &str, value: &str) -> bool;
+    fn end_date(&self) -> Option<DateTime<Utc>>;
+    /// Whether `f` holds for some label.
+    fn any_label(&self, f: &mut dyn FnMut(&str, &str) -> bool) -> bool;
 }
 
 impl Listed for Execution {
+    fn id(&self) -> ExecutionId {
+        Execution::id(self)
+    }
     fn namespace(&self) -> &str {
         Execution::namespace(self)
     }
@@ -39,12 +141,18 @@ impl Listed for Execution {
     fn start_date(&self) -> DateTime<Utc> {
         self.history().start_date()
     }
-    fn has_label(&self, key: &str, value: &str) -> bool {
-        self.labels().iter().any(|(k, v)| k == key && v == value)
+    fn end_date(&self) -> Option<DateTime<Utc>> {
+        self.history().end_date()
+    }
+    fn any_label(&self, f: &mut dyn FnMut(&str, &str) -> bool) -> bool {
+        self.labels().iter().any(|(k, v)| f(k, v))
     }
 }
 
 impl Listed for Record {
+    fn id(&self) -> ExecutionId {
+        Record::id(self)
+    }
     fn namespace(&self) -> &str {
         Record::namespace(self)
     }
@@ -57,37 +165,74 @@ impl Listed for Record {
     fn start_date(&self) -> DateTime<Utc> {
         Record::start_date(self)
     }
-    fn has_label(&self, key: &str, value: &str) -> bool {
-        self.labels().any(|(k, v)| k == key && v == value)
+    fn end_date(&self) -> Option<DateTime<Utc>> {
+        Record::end_date(self)
+    }
+    fn any_label(&self, f: &mut dyn FnMut(&str, &str) -> bool) -> bool {
+        self.labels().any(|(k, v)| f(k, v))
     }
 }
 
 impl Filter {
     pub(crate) fn matches(&self, e: &impl Listed) -> bool {
-        if let Some(ns) = &self.namespace {
-            let have = e.namespace();
-            let below = have.len() > ns.len()
-                && have.starts_with(ns.as_str())
-                && have.as_bytes()[ns.len()] == b'.';
-            if have != ns && !below {
-                return false;
+        let all = |conditions: &[Text], have: &str| conditions.iter().all(|c| c.holds(have));
+        if !all(&self.namespace, e.namespace()) || !all(&self.flow_id, e.flow_id()) {
+            return false;
+        }
+        if !self.id.is_empty() && !all(&self.id, &e.id().to_string()) {
+            return false;
+        }
+        let state = e.state();
+        if (!self.states.is_empty() && !self.states.contains(&state))
+            || self.not_states.contains(&state)
+        {
+            return false;
+        }
+        let has = |key: &str, value: &str| e.any_label(&mut |k, v| k == key && v == value);
+        if !self.labels.iter().all(|(k, v)| has(k, v))
+            || self.not_labels.iter().any(|(k, v)| has(k, v))
+            || !self
+                .any_labels
+                .iter()
+                .all(|group| group.iter().any(|(k, v)| has(k, v)))
+        {
+            return false;
+        }
+        if !self.label_contains.iter().all(|part| {
+            e.any_label(&mut |k, v| k.contains(part.as_str()) || v.contains(part.as_str()))
+        }) {
+            return false;
+        }
+        if !self.started.hold(Some(e.start_date())) || !self.ended.hold(e.end_date()) {
+            return false;
+        }
+        match &self.query {
+            None => true,
+            Some(q) => {
+                let q = q.to_lowercase();
+                let holds = |s: &str| s.to_lowercase().contains(&q);
+                holds(&e.id().to_string())
+                    || holds(e.namespace())
+                    || holds(e.flow_id())
+                    || e.any_label(&mut |k, v| holds(k) || holds(v))
             }
         }
-        if self.flow_id.as_deref().is_some_and(|f| f != e.flow_id()) {
-            return false;
-        }
-        if !self.states.is_empty() && !self.states.contains(&e.state()) {
-            return false;
-        }
-        self.labels.iter().all(|(k, v)| e.has_label(k, v))
+    }
+
+    /// Where an execution started at `start` ranks: the kept are those
+    /// with the highest keys.
+    pub(crate) fn rank(&self, start: DateTime<Utc>) -> i64 {
+        let micros = start.timestamp_micros();
+        if self.oldest_first { -micros } else { micros }
     }
 }
 
-/// The newest `limit` matches of a search, and how many matched in all.
+/// The first `limit` matches of a search by rank (see [`Filter::rank`]:
+/// the newest, or the oldest), and how many matched in all.
 #[derive(Debug)]
 pub(crate) struct Newest<T> {
-    /// Kept newest first once [`Newest::into_sorted`] runs.
-    kept: Vec<(DateTime<Utc>, T)>,
+    /// Kept highest rank first once [`Newest::into_sorted`] runs.
+    kept: Vec<(i64, T)>,
     limit: usize,
     pub total: usize,
 }
@@ -103,12 +248,12 @@ impl<T> Newest<T> {
 
     /// Counts a match and keeps it for now. Amortised O(1): the kept list
     /// is cut back to the newest `limit` whenever it doubles.
-    pub fn offer(&mut self, start: DateTime<Utc>, item: T) {
+    pub fn offer(&mut self, rank: i64, item: T) {
         self.total += 1;
         if self.limit == 0 {
             return;
         }
-        self.kept.push((start, item));
+        self.kept.push((rank, item));
         if self.kept.len() >= self.limit.saturating_mul(2).max(64) {
             self.cut();
         }
@@ -116,7 +261,7 @@ impl<T> Newest<T> {
 
     fn cut(&mut self) {
         self.kept
-            .sort_unstable_by_key(|(start, _)| std::cmp::Reverse(*start));
+            .sort_unstable_by_key(|(rank, _)| std::cmp::Reverse(*rank));
         self.kept.truncate(self.limit);
     }
 
@@ -149,14 +294,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn newest_keeps_the_latest_and_counts_all() {
-        let base = DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap();
+    fn newest_keeps_the_highest_ranks_and_counts_all() {
         let mut a = Newest::new(3);
         for i in [5, 1, 9, 3, 7] {
-            a.offer(base + chrono::Duration::seconds(i), i);
+            a.offer(i, i);
         }
         let mut b = Newest::new(3);
-        b.offer(base + chrono::Duration::seconds(8), 8);
+        b.offer(8, 8);
         a.merge(b);
         let mut mapped = 0;
         let a = a.map(|n| {
@@ -168,32 +312,262 @@ mod tests {
     }
 
     #[test]
-    fn namespaces_match_themselves_and_below_only() {
-        let filter = Filter {
-            namespace: Some("company".into()),
+    fn the_oldest_first_ranks_earlier_starts_higher() {
+        let base = DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap();
+        let later = base + chrono::Duration::seconds(1);
+        let newest = Filter::default();
+        assert!(newest.rank(later) > newest.rank(base));
+        let oldest = Filter {
+            oldest_first: true,
             ..Filter::default()
         };
-        struct E(&'static str);
-        impl Listed for E {
-            fn namespace(&self) -> &str {
-                self.0
-            }
-            fn flow_id(&self) -> &str {
-                "f"
-            }
-            fn state(&self) -> State {
-                State::Running
-            }
-            fn start_date(&self) -> DateTime<Utc> {
-                DateTime::<Utc>::UNIX_EPOCH
-            }
-            fn has_label(&self, _: &str, _: &str) -> bool {
-                false
-            }
+        assert!(oldest.rank(later) < oldest.rank(base));
+    }
+
+    struct E {
+        namespace: &'static str,
+        flow_id: &'static str,
+        state: State,
+        end: Option<DateTime<Utc>>,
+        labels: &'static [(&'static str, &'static str)],
+    }
+
+    const E0: E = E {
+        namespace: "company.team",
+        flow_id: "hello",
+        state: State::Running,
+        end: None,
+        labels: &[("team", "core")],
+    };
+
+    impl Listed for E {
+        fn id(&self) -> ExecutionId {
+            ExecutionId::from_u128(7)
         }
-        assert!(filter.matches(&E("company")));
-        assert!(filter.matches(&E("company.team")));
-        assert!(!filter.matches(&E("companyx")));
-        assert!(!filter.matches(&E("other.company")));
+        fn namespace(&self) -> &str {
+            self.namespace
+        }
+        fn flow_id(&self) -> &str {
+            self.flow_id
+        }
+        fn state(&self) -> State {
+            self.state
+        }
+        fn start_date(&self) -> DateTime<Utc> {
+            DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap()
+        }
+        fn end_date(&self) -> Option<DateTime<Utc>> {
+            self.end
+        }
+        fn any_label(&self, f: &mut dyn FnMut(&str, &str) -> bool) -> bool {
+            self.labels.iter().any(|(k, v)| f(k, v))
+        }
+    }
+
+    #[test]
+    fn prefixes_match_themselves_and_below_only() {
+        let filter = Filter {
+            namespace: vec![Text::Prefix("company".into())],
+            ..Filter::default()
+        };
+        let at = |namespace| E { namespace, ..E0 };
+        assert!(filter.matches(&at("company")));
+        assert!(filter.matches(&at("company.team")));
+        assert!(!filter.matches(&at("companyx")));
+        assert!(!filter.matches(&at("other.company")));
+    }
+
+    #[test]
+    fn every_condition_must_hold() {
+        let cases: Vec<(Filter, bool)> = vec![
+            (Filter::default(), true),
+            (
+                Filter {
+                    namespace: vec![Text::Equals("company.team".into())],
+                    ..Filter::default()
+                },
+                true,
+            ),
+            (
+                Filter {
+                    namespace: vec![Text::Equals("company".into())],
+                    ..Filter::default()
+                },
+                false,
+            ),
+            (
+                Filter {
+                    namespace: vec![Text::NotEquals("company.team".into())],
+                    ..Filter::default()
+                },
+                false,
+            ),
+            (
+                Filter {
+                    flow_id: vec![Text::Contains("ell".into())],
+                    ..Filter::default()
+                },
+                true,
+            ),
+            (
+                Filter {
+                    flow_id: vec![Text::StartsWith("he".into()), Text::EndsWith("lo".into())],
+                    ..Filter::default()
+                },
+                true,
+            ),
+            (
+                Filter {
+                    flow_id: vec![Text::StartsWith("he".into()), Text::EndsWith("x".into())],
+                    ..Filter::default()
+                },
+                false,
+            ),
+            (
+                Filter {
+                    flow_id: vec![Text::In(vec!["a".into(), "hello".into()])],
+                    ..Filter::default()
+                },
+                true,
+            ),
+            (
+                Filter {
+                    flow_id: vec![Text::NotIn(vec!["a".into(), "hello".into()])],
+                    ..Filter::default()
+                },
+                false,
+            ),
+            (
+                Filter {
+                    flow_id: vec![Text::Regex(regex::Regex::new("^h.l+o$").unwrap())],
+                    ..Filter::default()
+                },
+                true,
+            ),
+            (
+                Filter {
+                    states: vec![State::Success, State::Running],
+                    ..Filter::default()
+                },
+                true,
+            ),
+            (
+                Filter {
+                    states: vec![State::Success],
+                    ..Filter::default()
+                },
+                false,
+            ),
+            (
+                Filter {
+                    not_states: vec![State::Running],
+                    ..Filter::default()
+                },
+                false,
+            ),
+            (
+                Filter {
+                    labels: vec![("team".into(), "core".into())],
+                    ..Filter::default()
+                },
+                true,
+            ),
+            (
+                Filter {
+                    labels: vec![("team".into(), "other".into())],
+                    ..Filter::default()
+                },
+                false,
+            ),
+            (
+                Filter {
+                    not_labels: vec![("team".into(), "core".into())],
+                    ..Filter::default()
+                },
+                false,
+            ),
+            (
+                Filter {
+                    label_contains: vec!["cor".into()],
+                    ..Filter::default()
+                },
+                true,
+            ),
+            (
+                Filter {
+                    query: Some("COMPANY.T".into()),
+                    ..Filter::default()
+                },
+                true,
+            ),
+            (
+                Filter {
+                    query: Some("nowhere".into()),
+                    ..Filter::default()
+                },
+                false,
+            ),
+        ];
+        for (i, (filter, want)) in cases.iter().enumerate() {
+            assert_eq!(filter.matches(&E0), *want, "case {i}: {filter:?}");
+        }
+    }
+
+    #[test]
+    fn date_bounds_hold_inclusively_or_not_and_an_end_date_bound_needs_an_end() {
+        let start = E0.start_date();
+        let at = |t: DateTime<Utc>, inclusive| Some((t, inclusive));
+        let bounded = |started: Bounds| Filter {
+            started,
+            ..Filter::default()
+        };
+        assert!(
+            bounded(Bounds {
+                after: at(start, true),
+                ..Bounds::default()
+            })
+            .matches(&E0)
+        );
+        assert!(
+            !bounded(Bounds {
+                after: at(start, false),
+                ..Bounds::default()
+            })
+            .matches(&E0)
+        );
+        assert!(
+            bounded(Bounds {
+                before: at(start, true),
+                ..Bounds::default()
+            })
+            .matches(&E0)
+        );
+        assert!(
+            !bounded(Bounds {
+                before: at(start, false),
+                ..Bounds::default()
+            })
+            .matches(&E0)
+        );
+        assert!(
+            !bounded(Bounds {
+                not_at: Some(start),
+                ..Bounds::default()
+            })
+            .matches(&E0)
+        );
+        let ended_after = Filter {
+            ended: Bounds {
+                after: at(start, true),
+                ..Bounds::default()
+            },
+            ..Filter::default()
+        };
+        assert!(!ended_after.matches(&E0), "a running execution has no end");
+        assert!(ended_after.matches(&E {
+            end: Some(start),
+            state: State::Success,
+            ..E0
+        }));
     }
 }

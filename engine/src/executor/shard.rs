@@ -262,7 +262,7 @@ impl Shard {
                 for (id, live) in self.live.iter().filter(|(_, l)| l.ended.is_none()) {
                     let exec = live.run.execution();
                     if filter.matches(exec) {
-                        newest.offer(Listed::start_date(exec), *id);
+                        newest.offer(filter.rank(Listed::start_date(exec)), *id);
                     }
                 }
                 // Only the page's executions are frozen into records.
@@ -900,7 +900,7 @@ tasks:
         shard.step(
             Message::Search {
                 filter: Arc::new(Filter {
-                    namespace: Some("tests".into()),
+                    namespace: vec![crate::executor::search::Text::Prefix("tests".into())],
                     ..Filter::default()
                 }),
                 limit: 1,

@@ -9,14 +9,15 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use chrono::Utc;
 use peregrine_engine::flow::{self, InputType};
-use peregrine_engine::{Ack, Filter, KillOutcome};
-use peregrine_engine::{ExecutionId, Record, State as ExecState, execution_trigger};
+use peregrine_engine::{Ack, KillOutcome};
+use peregrine_engine::{ExecutionId, Record, execution_trigger};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::error::{ApiError, ApiResult, rejection};
 use super::extract::{Body, Pairs, Params};
+use super::filters::{self, Conditions, Resource};
 use crate::state::{AppState, Executions, Launch, LaunchError, Refused};
 use crate::store::StoredFlow;
 
@@ -286,47 +287,26 @@ struct SearchPage<R> {
     total: usize,
 }
 
-/// `GET /executions/search?namespace=&flowId=&state=&labels=&page=&size=`:
-/// newest first, `{results, total}`.
+/// `GET /executions/search`: Kestra's `filters[field][OP]=value` (and the
+/// older `namespace=&flowId=&state=&labels=`), `sort=state.startDate:desc`
+/// (the default) or `:asc`, `page` and `size`: `{results, total}`.
 pub async fn search(State(executions): State<Executions>, query: Pairs) -> ApiResult<Response> {
-    let number = |key: &str, default: usize, max: usize| -> ApiResult<usize> {
-        match query.get(key) {
-            None | Some("") => Ok(default),
-            Some(v) => v
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=max).contains(n))
-                .ok_or_else(|| {
-                    ApiError::bad_request(format!("`{key}` must be a number within 1..={max}"))
-                }),
-        }
-    };
-    let page = number("page", 1, usize::MAX)?;
-    let size = number("size", 10, MAX_PAGE_SIZE)?;
-    let mut filter = Filter {
-        namespace: query
-            .get("namespace")
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned),
-        flow_id: query
-            .get("flowId")
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned),
-        labels: parse_labels(&query)?,
-        ..Filter::default()
-    };
-    for raw in query.all("state") {
-        for name in raw.split(',').filter(|s| !s.is_empty()) {
-            let state = ExecState::parse(name)
-                .ok_or_else(|| ApiError::bad_request(format!("`{name}` is not a state")))?;
-            filter.states.push(state);
-        }
-    }
-    let (results, total) = executions.search(filter, page, size).await?;
+    let (page, size) = filters::page(&query, MAX_PAGE_SIZE)?;
+    let oldest_first = filters::execution_sort(&query)?;
+    let conditions = Conditions::read(&query, Resource::Execution)?;
     let now = Utc::now();
-    let body = SearchPage {
-        results: results.iter().map(|s| s.record.json(now)).collect(),
-        total,
+    let body = if conditions.nothing {
+        SearchPage {
+            results: Vec::new(),
+            total: 0,
+        }
+    } else {
+        let filter = conditions.into_filter(oldest_first);
+        let (results, total) = executions.search(filter, page, size).await?;
+        SearchPage {
+            results: results.iter().map(|s| s.record.to_json(now)).collect(),
+            total,
+        }
     };
     let bytes = serde_json::to_vec(&body).map_err(|e| ApiError::internal("a search page", e))?;
     Ok(json_response(StatusCode::OK, Bytes::from(bytes)))
@@ -341,6 +321,35 @@ pub async fn kill(executions: &Executions, id: &str) -> ApiResult<Response> {
         ))),
         KillOutcome::NotFound => Err(ApiError::not_found(format!("execution {id} not found"))),
     }
+}
+
+/// `DELETE /executions/{id}/actions/kill` (Kestra 2.0's path): 200 with
+/// the execution, now KILLING or KILLED; 409 when it has already ended.
+/// `isOnKillCascade` (default true) is read and checked: an execution has
+/// no subflow executions to spare or to kill yet, so both values hold.
+pub async fn kill_action(
+    State(executions): State<Executions>,
+    Params(id): Params<String>,
+    query: Pairs,
+) -> ApiResult<Response> {
+    query.flag("isOnKillCascade")?;
+    let parsed = parse_id(&id)?;
+    match executions.kill(parsed).await? {
+        KillOutcome::Killed(_) => {}
+        KillOutcome::Ended(state) => {
+            return Err(ApiError::conflict(format!(
+                "execution {id} has already ended ({state})"
+            )));
+        }
+        KillOutcome::NotFound => {
+            return Err(ApiError::not_found(format!("execution {id} not found")));
+        }
+    }
+    let snapshot = executions
+        .get(parsed)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("execution {id} not found")))?;
+    Ok(execution_response(&snapshot.record))
 }
 
 /// `DELETE /executions/{a}/{b}`: only `/executions/{id}/kill` exists.

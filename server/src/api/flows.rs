@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{Body, Pairs, Params};
+use super::filters::{self, Conditions, FlowSort, Resource};
 use crate::state::AppState;
 
 /// Parses a flow's YAML; every problem found, with where, as 422 details.
@@ -147,4 +148,52 @@ pub async fn list(State(state): State<AppState>, Params(namespace): Params<Strin
             .map(|f| f.to_json(false))
             .collect(),
     ))
+}
+
+/// Flows one search page may hold, at most.
+const MAX_PAGE_SIZE: usize = 1000;
+
+/// `GET /flows/search`: Kestra's `filters[...]` on `namespace`, `flowId`,
+/// `labels`, `q` and `scope` (and the older `namespace=`, `labels=`, `q=`),
+/// `sort=id:asc` or `namespace:desc`..., `page` and `size`: `{results,
+/// total}`, the latest revision of each flow, by namespace and id unless
+/// sorted otherwise.
+pub async fn search(State(state): State<AppState>, query: Pairs) -> ApiResult<Json<Value>> {
+    let (page, size) = filters::page(&query, MAX_PAGE_SIZE)?;
+    let sorts = filters::flow_sort(&query)?;
+    let conditions = Conditions::read(&query, Resource::Flow)?;
+    let mut found: Vec<_> = state
+        .flows()
+        .all()
+        .into_iter()
+        .filter(|stored| {
+            let flow = stored.flow();
+            let labels = flow.labels.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+            conditions.flow_matches(&flow.namespace, &flow.id, labels)
+        })
+        .collect();
+    found.sort_by(|a, b| {
+        let (a, b) = (a.flow(), b.flow());
+        let by = |field: FlowSort| match field {
+            FlowSort::Id => a.id.cmp(&b.id),
+            FlowSort::Namespace => a.namespace.cmp(&b.namespace),
+        };
+        sorts
+            .iter()
+            .map(|(field, ascending)| match ascending {
+                true => by(*field),
+                false => by(*field).reverse(),
+            })
+            .chain([by(FlowSort::Namespace), by(FlowSort::Id)])
+            .find(|o| o.is_ne())
+            .unwrap_or(std::cmp::Ordering::Equal)
+    });
+    let total = found.len();
+    let results: Vec<Value> = found
+        .iter()
+        .skip((page - 1).saturating_mul(size))
+        .take(size)
+        .map(|stored| stored.to_json(false))
+        .collect();
+    Ok(Json(json!({ "results": results, "total": total })))
 }

@@ -4,8 +4,10 @@
 mod error;
 mod executions;
 mod extract;
+mod filters;
 mod flows;
 mod follow;
+mod outputs;
 
 use std::any::Any;
 
@@ -29,6 +31,7 @@ pub fn app(state: AppState) -> Router {
         usize::try_from(state.config().server.request_body_limit.0).unwrap_or(usize::MAX);
     let api = Router::new()
         .route("/flows", post(flows::create))
+        .route("/flows/search", get(flows::search))
         .route("/flows/{namespace}", get(flows::list))
         .route(
             "/flows/{namespace}/{id}",
@@ -45,6 +48,15 @@ pub fn app(state: AppState) -> Router {
                 .post(executions::trigger)
                 .delete(executions::delete_pair),
         )
+        .route(
+            "/executions/{id}/actions/kill",
+            axum::routing::delete(executions::kill_action),
+        )
+        .route("/outputs/executions/{id}", get(outputs::execution))
+        .route("/outputs/tasks/{id}", get(outputs::tasks))
+        .route("/outputs/tasks/{id}/{task_run_id}", get(outputs::task_run))
+        .route("/outputs/{id}", get(outputs::execution))
+        .route("/outputs/{id}/{task_run_id}", get(outputs::task_run))
         .route(
             "/executions/trigger/{namespace}/{flow_id}",
             post(executions::trigger),
