@@ -11,7 +11,7 @@
 //! the others matches nothing.
 
 use chrono::{DateTime, Utc};
-use peregrine_engine::{Bounds, Filter, State as ExecState, Text};
+use peregrine_engine::{Filter, State as ExecState, Text};
 
 use super::error::{ApiError, ApiResult};
 use super::extract::Pairs;
@@ -31,7 +31,8 @@ impl Resource {
         }
     }
 
-    /// Kestra's `QueryFilter.Resource.supportedField`.
+    /// Kestra's `QueryFilter.Resource.supportedField` (an execution's are
+    /// every field read here).
     fn fields(self) -> &'static [Field] {
         use Field::*;
         match self {
@@ -128,22 +129,11 @@ impl Field {
     }
 
     fn parse(name: &str) -> Option<Field> {
-        use Field::*;
-        [
-            Query,
-            Scope,
-            Namespace,
-            Kind,
-            Labels,
-            FlowId,
-            StartDate,
-            EndDate,
-            State,
-            TriggerExecutionId,
-            ChildFilter,
-        ]
-        .into_iter()
-        .find(|f| f.names().0 == name || f.names().1.eq_ignore_ascii_case(name))
+        Resource::Execution
+            .fields()
+            .iter()
+            .copied()
+            .find(|f| f.names().0 == name || f.names().1.eq_ignore_ascii_case(name))
     }
 
     /// Kestra's `QueryFilter.Field.supportedOp`.
@@ -171,21 +161,11 @@ impl Field {
     }
 }
 
-/// The conditions of a search, read from its query.
+/// The conditions of a search, read from its query: the engine's filter
+/// (flows are matched on its namespace, flow id, label and text parts).
 #[derive(Debug, Default)]
 pub struct Conditions {
-    pub namespace: Vec<Text>,
-    pub flow_id: Vec<Text>,
-    pub states: Vec<ExecState>,
-    pub not_states: Vec<ExecState>,
-    pub labels: Vec<(String, String)>,
-    pub not_labels: Vec<(String, String)>,
-    /// Each group: at least one of its labels.
-    pub any_labels: Vec<Vec<(String, String)>>,
-    pub label_contains: Vec<String>,
-    pub started: Bounds,
-    pub ended: Bounds,
-    pub query: Option<String>,
+    pub filter: Filter,
     /// A condition nothing here can meet (`scope` SYSTEM, `kind` TEST...).
     pub nothing: bool,
 }
@@ -308,10 +288,10 @@ impl Conditions {
         let one = values.last().copied().unwrap_or_default();
         let name = field.names().0;
         match field {
-            Field::Namespace => self.namespace.push(text(name, op, values)?),
-            Field::FlowId => self.flow_id.push(text(name, op, values)?),
+            Field::Namespace => self.filter.namespace.push(text(name, op, values)?),
+            Field::FlowId => self.filter.flow_id.push(text(name, op, values)?),
             Field::Query => match op {
-                Op::Equals if !one.is_empty() => self.query = Some(one.to_owned()),
+                Op::Equals if !one.is_empty() => self.filter.query = Some(one.to_owned()),
                 Op::Equals => {}
                 // Kestra's NOT_EQUALS on the free text: nothing holds it.
                 _ => self.nothing |= !one.is_empty(),
@@ -324,14 +304,14 @@ impl Conditions {
                 match op {
                     Op::Equals | Op::In => {
                         // Two positive conditions: both must hold.
-                        if self.states.is_empty() {
-                            self.states = states;
+                        if self.filter.states.is_empty() {
+                            self.filter.states = states;
                         } else {
-                            self.states.retain(|s| states.contains(s));
-                            self.nothing |= self.states.is_empty();
+                            self.filter.states.retain(|s| states.contains(s));
+                            self.nothing |= self.filter.states.is_empty();
                         }
                     }
-                    _ => self.not_states.extend(states),
+                    _ => self.filter.not_states.extend(states),
                 }
             }
             Field::Labels => {
@@ -342,7 +322,8 @@ impl Conditions {
                         .map(|v| (key.to_owned(), (*v).to_owned()))
                         .collect(),
                     None if op == Op::Contains => {
-                        self.label_contains
+                        self.filter
+                            .label_contains
                             .extend(values.iter().map(|v| (*v).to_owned()));
                         return Ok(());
                     }
@@ -352,20 +333,21 @@ impl Conditions {
                         .collect::<ApiResult<_>>()?,
                 };
                 match op {
-                    Op::Equals => self.labels.extend(labels),
-                    Op::In => self.any_labels.push(labels),
+                    Op::Equals => self.filter.labels.extend(labels),
+                    Op::In => self.filter.any_labels.push(labels),
                     Op::Contains => self
+                        .filter
                         .label_contains
                         .extend(labels.into_iter().map(|(k, v)| format!("{k}:{v}"))),
-                    _ => self.not_labels.extend(labels),
+                    _ => self.filter.not_labels.extend(labels),
                 }
             }
             Field::StartDate | Field::EndDate => {
                 let at = date(name, one)?;
                 let bounds = if field == Field::StartDate {
-                    &mut self.started
+                    &mut self.filter.started
                 } else {
-                    &mut self.ended
+                    &mut self.filter.ended
                 };
                 match op {
                     Op::GreaterThan => bounds.after = Some((at, false)),
@@ -396,13 +378,13 @@ impl Conditions {
     /// `namespace`, `labels` and `q` for both, the others for executions.
     fn read_legacy(&mut self, query: &Pairs, resource: Resource) -> ApiResult<()> {
         if let Some(ns) = query.get("namespace").filter(|s| !s.is_empty()) {
-            self.namespace.push(Text::Prefix(ns.to_owned()));
+            self.filter.namespace.push(Text::Prefix(ns.to_owned()));
         }
         for raw in query.all("labels") {
-            self.labels.push(label(raw)?);
+            self.filter.labels.push(label(raw)?);
         }
         if let Some(q) = query.get("q").filter(|s| !s.is_empty()) {
-            self.query = Some(q.to_owned());
+            self.filter.query = Some(q.to_owned());
         }
         if resource == Resource::Flow {
             for key in ["flowId", "state", "startDate", "endDate"] {
@@ -413,17 +395,17 @@ impl Conditions {
             return Ok(());
         }
         if let Some(id) = query.get("flowId").filter(|s| !s.is_empty()) {
-            self.flow_id.push(Text::Equals(id.to_owned()));
+            self.filter.flow_id.push(Text::Equals(id.to_owned()));
         }
         let states: Vec<&str> = query.all("state").collect();
         if !states.is_empty() {
             self.add(Field::State, Op::In, None, &states)?;
         }
         if let Some(raw) = query.get("startDate").filter(|s| !s.is_empty()) {
-            self.started.after = Some((date("startDate", raw)?, true));
+            self.filter.started.after = Some((date("startDate", raw)?, true));
         }
         if let Some(raw) = query.get("endDate").filter(|s| !s.is_empty()) {
-            self.started.before = Some((date("endDate", raw)?, true));
+            self.filter.started.before = Some((date("endDate", raw)?, true));
         }
         Ok(())
     }
@@ -432,19 +414,8 @@ impl Conditions {
     /// the sort.
     pub fn into_filter(self, oldest_first: bool) -> Filter {
         Filter {
-            namespace: self.namespace,
-            flow_id: self.flow_id,
-            id: Vec::new(),
-            states: self.states,
-            not_states: self.not_states,
-            labels: self.labels,
-            not_labels: self.not_labels,
-            any_labels: self.any_labels,
-            label_contains: self.label_contains,
-            started: self.started,
-            ended: self.ended,
-            query: self.query,
             oldest_first,
+            ..self.filter
         }
     }
 
@@ -457,20 +428,21 @@ impl Conditions {
     ) -> bool {
         let has = |key: &str, value: &str| labels.clone().any(|(k, v)| k == key && v == value);
         !self.nothing
-            && self.namespace.iter().all(|t| t.holds(namespace))
-            && self.flow_id.iter().all(|t| t.holds(id))
-            && self.labels.iter().all(|(k, v)| has(k, v))
-            && !self.not_labels.iter().any(|(k, v)| has(k, v))
+            && self.filter.namespace.iter().all(|t| t.holds(namespace))
+            && self.filter.flow_id.iter().all(|t| t.holds(id))
+            && self.filter.labels.iter().all(|(k, v)| has(k, v))
+            && !self.filter.not_labels.iter().any(|(k, v)| has(k, v))
             && self
+                .filter
                 .any_labels
                 .iter()
                 .all(|group| group.iter().any(|(k, v)| has(k, v)))
-            && self.label_contains.iter().all(|part| {
+            && self.filter.label_contains.iter().all(|part| {
                 labels
                     .clone()
                     .any(|(k, v)| k.contains(part.as_str()) || v.contains(part.as_str()))
             })
-            && self.query.as_deref().is_none_or(|q| {
+            && self.filter.query.as_deref().is_none_or(|q| {
                 let q = q.to_lowercase();
                 let holds = |s: &str| s.to_lowercase().contains(&q);
                 holds(namespace) || holds(id) || labels.clone().any(|(k, v)| holds(k) || holds(v))
@@ -612,14 +584,19 @@ mod tests {
             ("filters[q][EQUALS]", "hello"),
         ])
         .expect("valid");
-        assert!(matches!(&c.namespace[..], [Text::Equals(ns)] if ns == "company.team"));
-        assert!(matches!(&c.flow_id[..], [Text::StartsWith(f)] if f == "hel"));
-        assert_eq!(c.states, [ExecState::Success, ExecState::Failed]);
-        assert_eq!(c.not_states, [ExecState::Failed]);
-        assert_eq!(c.labels, [("team".to_owned(), "core".to_owned())]);
-        assert_eq!(c.not_labels, [("env".to_owned(), "dev".to_owned())]);
-        assert!(c.started.after.is_some_and(|(_, inclusive)| inclusive));
-        assert_eq!(c.query.as_deref(), Some("hello"));
+        assert!(matches!(&c.filter.namespace[..], [Text::Equals(ns)] if ns == "company.team"));
+        assert!(matches!(&c.filter.flow_id[..], [Text::StartsWith(f)] if f == "hel"));
+        assert_eq!(c.filter.states, [ExecState::Success, ExecState::Failed]);
+        assert_eq!(c.filter.not_states, [ExecState::Failed]);
+        assert_eq!(c.filter.labels, [("team".to_owned(), "core".to_owned())]);
+        assert_eq!(c.filter.not_labels, [("env".to_owned(), "dev".to_owned())]);
+        assert!(
+            c.filter
+                .started
+                .after
+                .is_some_and(|(_, inclusive)| inclusive)
+        );
+        assert_eq!(c.filter.query.as_deref(), Some("hello"));
         assert!(!c.nothing);
     }
 
@@ -686,10 +663,10 @@ mod tests {
             ("labels", "team:core"),
         ])
         .expect("valid");
-        assert!(matches!(&c.namespace[..], [Text::Prefix(ns)] if ns == "company"));
-        assert!(matches!(&c.flow_id[..], [Text::Equals(f)] if f == "hello"));
-        assert_eq!(c.states, [ExecState::Success]);
-        assert_eq!(c.labels, [("team".to_owned(), "core".to_owned())]);
+        assert!(matches!(&c.filter.namespace[..], [Text::Prefix(ns)] if ns == "company"));
+        assert!(matches!(&c.filter.flow_id[..], [Text::Equals(f)] if f == "hello"));
+        assert_eq!(c.filter.states, [ExecState::Success]);
+        assert_eq!(c.filter.labels, [("team".to_owned(), "core".to_owned())]);
     }
 
     #[test]
