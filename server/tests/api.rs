@@ -1,4 +1,5 @@
-//! The API driven in-process with `oneshot`, no socket.
+//! The API driven in-process with `oneshot`, no socket; the Kestra API
+//! shape tests at the end go through the real binary on a loopback socket.
 
 mod common;
 
@@ -1025,4 +1026,479 @@ async fn shutdown_answers_waiters_with_what_is_known() {
         .await
         .expect("joined")
         .expect("engine stops and syncs");
+}
+
+// ---------------------------------------------------------------------------
+// Kestra's API shapes, through the real server on a socket
+// ---------------------------------------------------------------------------
+
+const YAML: (&str, &str) = ("content-type", "application/x-yaml");
+
+/// A flow of `namespace` whose Return task says `said`.
+fn saying(namespace: &str, id: &str, said: &str) -> String {
+    format!(
+        "id: {id}\nnamespace: {namespace}\ntasks:\n  - id: say\n    type: io.kestra.plugin.core.debug.Return\n    format: {said}\n"
+    )
+}
+
+async fn send_yaml(server: &common::Server, method: &str, path: &str, yaml: &str) -> common::Reply {
+    let method = axum::http::Method::from_bytes(method.as_bytes()).expect("method");
+    server.send(method, path, &[YAML], yaml.to_owned()).await
+}
+
+#[tokio::test]
+async fn validate_answers_one_result_per_document_and_stores_nothing() {
+    let server = common::Server::start(&[]).await;
+    let valid = saying("tests.validate", "fine", "ok");
+    let invalid = "id: bad\nnamespace: tests.validate\ntasks:\n  - id: a\n    type: Nope\n  - id: b\n    type: io.kestra.plugin.core.log.Log\n";
+    let body = format!(
+        "{valid}---\n{invalid}---\n- not\n- a map\n---\n\n---\nid: empty\nnamespace: tests.validate\ntasks: []\n"
+    );
+    for prefix in ["/api/v1/main", "/api/v1"] {
+        let reply = send_yaml(&server, "POST", &format!("{prefix}/flows/validate"), &body).await;
+        assert_eq!(reply.status, StatusCode::OK, "{prefix}: {:?}", reply.body);
+        let results = reply.json();
+        let results = results.as_array().expect("a JSON array");
+        assert_eq!(results.len(), 5, "{results:?}");
+        for (i, r) in results.iter().enumerate() {
+            assert_eq!(r["index"], i, "{r}");
+            assert_eq!(r["outdated"], false, "{r}");
+            assert_eq!(r["deprecationPaths"], json!([]), "{r}");
+            assert_eq!(r["infos"], json!([]), "{r}");
+            assert!(r["warnings"].is_array(), "{r}");
+        }
+        let valid = &results[0];
+        assert_eq!(valid["constraints"], Value::Null, "{valid}");
+        assert_eq!(
+            (&valid["flow"], &valid["namespace"]),
+            (&json!("fine"), &json!("tests.validate"))
+        );
+        let bad = &results[1];
+        assert_eq!(
+            bad["constraints"],
+            "tasks[0].type at 5:11: unknown task type `Nope`\n\
+             tasks[1].message at 6:5: missing required property `message`",
+            "every problem, with its path and its place in that document"
+        );
+        assert_eq!(
+            (&bad["flow"], &bad["namespace"]),
+            (&json!("bad"), &json!("tests.validate"))
+        );
+        assert_eq!(
+            results[2]["constraints"],
+            "(flow) at 1:1: expected a map, found a list"
+        );
+        assert!(results[2].get("flow").is_none(), "{}", results[2]);
+        assert!(
+            results[3]["constraints"]
+                .as_str()
+                .is_some_and(|c| c.contains("the flow is empty")),
+            "{}",
+            results[3]
+        );
+        assert_eq!(
+            results[4]["constraints"],
+            "tasks at 3:8: must contain at least one task"
+        );
+        assert_eq!(results[4]["flow"], "empty");
+    }
+    let empty = send_yaml(&server, "POST", "/api/v1/main/flows/validate", "").await;
+    assert_eq!(empty.status, StatusCode::OK);
+    assert_eq!(empty.json().as_array().map(Vec::len), Some(1));
+    assert!(empty.json()[0]["constraints"].is_string());
+
+    // Nothing was stored, and GET on the same path still lists namespace
+    // `validate`.
+    let listed = server.get("/api/v1/main/flows/tests.validate").await;
+    assert_eq!((listed.status, listed.json()), (StatusCode::OK, json!([])));
+    let created = server.create_flow(&saying("validate", "f", "x")).await;
+    assert_eq!(created.status, StatusCode::OK);
+    let listed = server.get("/api/v1/main/flows/validate").await;
+    assert_eq!(listed.status, StatusCode::OK);
+    assert_eq!(listed.json()[0]["id"], "f", "{}", listed.json());
+}
+
+fn assert_flow_shape(flow: &Value, what: &str) {
+    assert_eq!(flow["draft"], false, "{what}: {flow}");
+    assert_eq!(flow["deleted"], false, "{what}: {flow}");
+    assert_eq!(flow["disabled"], false, "{what}: {flow}");
+    let updated = flow["updated"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{what}: no updated: {flow}"));
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(updated).is_ok(),
+        "{what}: updated `{updated}` is not RFC 3339"
+    );
+}
+
+#[tokio::test]
+async fn revisions_list_every_revision_oldest_first_each_with_its_source() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let dir = data.path().join("data");
+    let sources: Vec<String> = (1..=3)
+        .map(|n| saying("tests.revisions", "hello", &format!("revision-{n}")))
+        .collect();
+    let mut server = common::Server::start_in(&dir, &[]).await;
+    let created = server.create_flow(&sources[0]).await;
+    assert_eq!(created.status, StatusCode::OK);
+    assert_flow_shape(&created.json(), "create");
+    for source in &sources[1..] {
+        let updated = send_yaml(
+            &server,
+            "PUT",
+            "/api/v1/main/flows/tests.revisions/hello",
+            source,
+        )
+        .await;
+        assert_eq!(updated.status, StatusCode::OK);
+        assert_flow_shape(&updated.json(), "update");
+    }
+    for path in [
+        "/api/v1/main/flows/tests.revisions/hello",
+        "/api/v1/main/flows/tests.revisions/hello?source=true",
+        "/api/v1/main/flows/tests.revisions/hello?revision=1",
+    ] {
+        let got = server.get(path).await;
+        assert_eq!(got.status, StatusCode::OK, "{path}");
+        assert_flow_shape(&got.json(), path);
+    }
+    let listed = server.get("/api/v1/main/flows/tests.revisions").await;
+    assert_flow_shape(&listed.json()[0], "list");
+    // Kestra answers labels as a list, whatever the YAML's form, and
+    // concurrency with its default behavior.
+    let labelled = server
+        .create_flow(&format!(
+            "{}labels:\n  team: core\n  tier: 1\nconcurrency:\n  limit: 2\n",
+            saying("tests.revisions", "labelled", "x")
+        ))
+        .await;
+    assert_eq!(labelled.status, StatusCode::OK, "{:?}", labelled.body);
+    let labelled = labelled.json();
+    assert_eq!(
+        labelled["labels"],
+        json!([{"key": "team", "value": "core"}, {"key": "tier", "value": "1"}])
+    );
+    assert_eq!(
+        labelled["concurrency"],
+        json!({"limit": 2, "behavior": "QUEUE"})
+    );
+
+    let revisions = |reply: common::Reply| -> Vec<Value> {
+        assert_eq!(reply.status, StatusCode::OK);
+        reply.json().as_array().expect("a JSON array").clone()
+    };
+    let before = revisions(
+        server
+            .get("/api/v1/main/flows/tests.revisions/hello/revisions")
+            .await,
+    );
+    assert_eq!(before.len(), 3, "{before:?}");
+    for (n, revision) in before.iter().enumerate() {
+        assert_eq!(revision["revision"], n + 1, "oldest first");
+        assert_eq!(revision["source"], sources[n].as_str(), "its own source");
+        assert_eq!(
+            revision["tasks"][0]["format"],
+            format!("revision-{}", n + 1)
+        );
+        assert_flow_shape(revision, "revisions");
+    }
+    let dates: Vec<&str> = before
+        .iter()
+        .map(|r| r["updated"].as_str().expect("date"))
+        .collect();
+    let parsed: Vec<_> = dates
+        .iter()
+        .map(|d| chrono::DateTime::parse_from_rfc3339(d).expect("RFC 3339"))
+        .collect();
+    assert!(parsed.windows(2).all(|w| w[0] <= w[1]), "{dates:?}");
+    let alias = revisions(
+        server
+            .get("/api/v1/flows/tests.revisions/hello/revisions")
+            .await,
+    );
+    assert_eq!(alias, before);
+
+    let unknown = server
+        .get("/api/v1/main/flows/tests.revisions/nobody/revisions")
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    assert!(
+        unknown.json()["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("nobody"))
+    );
+
+    // Each revision keeps its date across a restart.
+    server.terminate();
+    let server = common::Server::start_in(&dir, &[]).await;
+    let after = revisions(
+        server
+            .get("/api/v1/main/flows/tests.revisions/hello/revisions")
+            .await,
+    );
+    assert_eq!(
+        after, before,
+        "the same revisions, dates included, after a restart"
+    );
+}
+
+/// (method, path under the API, the feature, Kestra's route) of a sample of
+/// the routes Kestra has and Peregrine does not.
+const NOT_YET: &[(&str, &str, &str, &str)] = &[
+    (
+        "POST",
+        "/executions/e1/resume",
+        "resuming an execution",
+        "POST /executions/{executionId}/resume",
+    ),
+    (
+        "POST",
+        "/executions/e1/resume/validate",
+        "resuming an execution",
+        "POST /executions/{executionId}/resume/validate",
+    ),
+    (
+        "POST",
+        "/executions/e1/actions/resume",
+        "resuming an execution",
+        "POST /executions/{executionId}/actions/resume",
+    ),
+    (
+        "POST",
+        "/executions/e1/restart",
+        "restarting an execution",
+        "POST /executions/{executionId}/restart",
+    ),
+    (
+        "POST",
+        "/executions/e1/actions/replay",
+        "replaying an execution",
+        "POST /executions/{executionId}/actions/replay",
+    ),
+    (
+        "POST",
+        "/executions/e1/pause",
+        "pausing an execution",
+        "POST /executions/{executionId}/pause",
+    ),
+    (
+        "POST",
+        "/executions/resume/by-ids",
+        "resuming executions in bulk",
+        "POST /executions/resume/by-ids",
+    ),
+    (
+        "DELETE",
+        "/executions/e1",
+        "deleting an execution",
+        "DELETE /executions/{id}",
+    ),
+    (
+        "GET",
+        "/executions/e1/file?path=x",
+        "downloading execution files",
+        "GET /executions/{executionId}/file",
+    ),
+    (
+        "GET",
+        "/executions/e1/file/metas",
+        "reading execution file metadata",
+        "GET /executions/{executionId}/file/metas",
+    ),
+    (
+        "POST",
+        "/executions/ns/flow/validate",
+        "validating execution inputs",
+        "POST /executions/{namespace}/{id}/validate",
+    ),
+    (
+        "GET",
+        "/logs/e1",
+        "reading execution logs",
+        "GET /logs/{executionId}",
+    ),
+    (
+        "GET",
+        "/logs/e1/download",
+        "downloading execution logs",
+        "GET /logs/{executionId}/download",
+    ),
+    ("GET", "/logs/search", "searching logs", "GET /logs/search"),
+    (
+        "GET",
+        "/namespaces/ns/kv/k",
+        "the KV store",
+        "GET /namespaces/{namespace}/kv/{key}",
+    ),
+    (
+        "PUT",
+        "/namespaces/ns/kv/k",
+        "the KV store",
+        "PUT /namespaces/{namespace}/kv/{key}",
+    ),
+    (
+        "DELETE",
+        "/namespaces/ns/kv/k",
+        "the KV store",
+        "DELETE /namespaces/{namespace}/kv/{key}",
+    ),
+    (
+        "GET",
+        "/namespaces/ns/kv",
+        "the KV store",
+        "GET /namespaces/{namespace}/kv",
+    ),
+    (
+        "GET",
+        "/triggers/search",
+        "searching triggers",
+        "GET /triggers/search",
+    ),
+    (
+        "POST",
+        "/triggers/ns/f/t/unlock",
+        "unlocking triggers",
+        "POST /triggers/{namespace}/{flowId}/{triggerId}/unlock",
+    ),
+    (
+        "GET",
+        "/namespaces/ns/files?path=/a",
+        "the namespace file store",
+        "GET /namespaces/{namespace}/files",
+    ),
+    (
+        "GET",
+        "/namespaces/ns/files/directory",
+        "the namespace file store",
+        "GET /namespaces/{namespace}/files/directory",
+    ),
+    (
+        "GET",
+        "/flows/ns/f/dependencies",
+        "listing flow dependencies",
+        "GET /flows/{namespace}/{id}/dependencies",
+    ),
+    (
+        "POST",
+        "/flows/import",
+        "importing flows",
+        "POST /flows/import",
+    ),
+    (
+        "GET",
+        "/flows/export/by-query",
+        "exporting flows",
+        "GET /flows/export/by-query",
+    ),
+    (
+        "POST",
+        "/flows/ns",
+        "replacing a namespace's flows",
+        "POST /flows/{namespace}",
+    ),
+];
+
+#[tokio::test]
+async fn kestra_routes_peregrine_lacks_answer_501_naming_them() {
+    let server = common::Server::start(&[]).await;
+    for prefix in ["/api/v1/main", "/api/v1"] {
+        for (method, path, feature, route) in NOT_YET {
+            let reply = send_yaml(&server, method, &format!("{prefix}{path}"), "").await;
+            let what = format!("{method} {prefix}{path}");
+            assert_eq!(
+                reply.status,
+                StatusCode::NOT_IMPLEMENTED,
+                "{what}: {:?}",
+                reply.body
+            );
+            let body = reply.json();
+            assert_eq!(
+                body["message"],
+                format!("{feature} is not supported yet (Kestra's {route})"),
+                "{what}"
+            );
+            assert_eq!(body["details"]["route"], *route, "{what}");
+        }
+    }
+
+    // Served routes of the same shapes still answer as before.
+    let resume = server
+        .create_flow(&saying("tests.shapes", "resume", "triggered"))
+        .await;
+    assert_eq!(resume.status, StatusCode::OK);
+    let triggered = server
+        .trigger(
+            "/api/v1/main/executions/tests.shapes/resume?wait=true",
+            json!({}),
+        )
+        .await;
+    assert_eq!(triggered.status, StatusCode::OK, "{:?}", triggered.body);
+    assert_eq!(
+        triggered.json()["flowId"],
+        "resume",
+        "a flow named `resume` still runs"
+    );
+    assert_eq!(triggered.json()["state"]["current"], "SUCCESS");
+    let missing = server
+        .trigger("/api/v1/main/executions/tests.shapes/graph", json!({}))
+        .await;
+    assert_eq!(
+        missing.status,
+        StatusCode::NOT_FOUND,
+        "no such flow: {:?}",
+        missing.body
+    );
+    let id = common::id_of(&triggered);
+    let frames = server.follow(&id).await;
+    assert_eq!(frames.last().map(|f| f.0.as_str()), Some("end"));
+    let kill = server
+        .send(
+            axum::http::Method::DELETE,
+            &format!("/api/v1/main/executions/{id}/kill"),
+            &[],
+            "",
+        )
+        .await;
+    assert!(
+        ![StatusCode::NOT_FOUND, StatusCode::NOT_IMPLEMENTED].contains(&kill.status),
+        "kill is served: {} {:?}",
+        kill.status,
+        kill.body
+    );
+    let get = server.get(&format!("/api/v1/main/executions/{id}")).await;
+    assert_eq!(get.status, StatusCode::OK);
+    let resume_get = server.get("/api/v1/main/executions/e1/resume").await;
+    assert_eq!(resume_get.status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn unsupported_routes_ask_for_credentials_first() {
+    let server = common::Server::start(&[
+        ("PEREGRINE_SERVER_BASIC_AUTH_USERNAME", "admin"),
+        ("PEREGRINE_SERVER_BASIC_AUTH_PASSWORD", "pw"),
+    ])
+    .await;
+    // admin:pw
+    let auth = ("authorization", "Basic YWRtaW46cHc=");
+    for (method, path, _, _) in &NOT_YET[..6] {
+        let method = axum::http::Method::from_bytes(method.as_bytes()).expect("method");
+        let path = format!("/api/v1/main{path}");
+        let anonymous = server.send(method.clone(), &path, &[], "").await;
+        assert_eq!(
+            anonymous.status,
+            StatusCode::UNAUTHORIZED,
+            "{method} {path}"
+        );
+        let known = server.send(method.clone(), &path, &[auth], "").await;
+        assert_eq!(known.status, StatusCode::NOT_IMPLEMENTED, "{method} {path}");
+    }
+    let validate = server
+        .send(
+            axum::http::Method::POST,
+            "/api/v1/main/flows/validate",
+            &[YAML],
+            "id: x",
+        )
+        .await;
+    assert_eq!(validate.status, StatusCode::UNAUTHORIZED);
 }

@@ -1,4 +1,4 @@
-//! `/flows`: create, update, get, list, delete.
+//! `/flows`: create, update, get, list, delete, revisions, validate.
 
 use axum::Json;
 use axum::extract::State;
@@ -196,4 +196,144 @@ pub async fn search(State(state): State<AppState>, query: Pairs) -> ApiResult<Js
         .map(|stored| stored.to_json(false))
         .collect();
     Ok(Json(json!({ "results": results, "total": total })))
+}
+
+/// `GET /flows/{namespace}/{id}/revisions`: every revision, oldest first,
+/// each with its own source.
+pub async fn revisions(
+    State(state): State<AppState>,
+    Params((namespace, id)): Params<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let revisions = state
+        .flows()
+        .revisions(&namespace, &id)
+        .ok_or_else(|| ApiError::not_found(format!("flow {namespace}.{id} not found")))?;
+    Ok(Json(Value::Array(
+        revisions.iter().map(|f| f.to_json(true)).collect(),
+    )))
+}
+
+/// `POST /flows/validate`: the body's YAML documents (separated by `---`
+/// lines) checked as creating them would check them, nothing stored. One
+/// Kestra `ValidateConstraintViolation` per document, in order (after
+/// Kestra's `FlowController.validateFlows`): `constraints` is null for a
+/// valid flow, else every problem on a line of its own, with its path, and
+/// its line and column within that document.
+pub async fn validate(State(state): State<AppState>, body: Body) -> ApiResult<Json<Value>> {
+    let source = body.text()?;
+    Ok(Json(Value::Array(
+        documents(source)
+            .into_iter()
+            .enumerate()
+            .map(|(index, document)| validate_document(&state, index, document))
+            .collect(),
+    )))
+}
+
+/// The YAML documents of a stream: the text between lines that are `---`.
+/// As in Kestra, a `---` on the first line starts the first document rather
+/// than ending an empty one, blank documents at the end are dropped, and an
+/// empty body is one empty document (which is not a valid flow).
+fn documents(source: &str) -> Vec<&str> {
+    let mut documents = Vec::new();
+    let mut start = 0;
+    let mut offset = 0;
+    for line in source.split_inclusive('\n') {
+        let end = offset + line.len();
+        if line.trim_end() == "---" {
+            if offset > 0 {
+                documents.push(&source[start..offset]);
+            }
+            start = end;
+        }
+        offset = end;
+    }
+    documents.push(&source[start..]);
+    while documents.len() > 1 && documents.last().is_some_and(|d| d.trim().is_empty()) {
+        documents.pop();
+    }
+    documents
+}
+
+fn validate_document(state: &AppState, index: usize, source: &str) -> Value {
+    let mut result = json!({
+        "index": index,
+        "constraints": null,
+        "outdated": false,
+        "deprecationPaths": [],
+        "warnings": [],
+        "infos": [],
+    });
+    let (id, namespace) = match Flow::parse(source) {
+        Ok(flow) => {
+            let problems = crate::kafka::config_problems(&flow, &state.config().kafka);
+            if !problems.is_empty() {
+                let lines: Vec<_> = problems
+                    .iter()
+                    .map(|(path, why)| format!("{path}: {why}"))
+                    .collect();
+                result["constraints"] = lines.join("\n").into();
+            }
+            result["warnings"] = flow.warnings.iter().map(ToString::to_string).collect();
+            (Some(flow.id), Some(flow.namespace))
+        }
+        Err(e) => {
+            result["constraints"] = match e {
+                flow::Error::Invalid(problems) => problems
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                other => other.to_string(),
+            }
+            .into();
+            identity(source)
+        }
+    };
+    if let Some(id) = id {
+        result["flow"] = id.into();
+    }
+    if let Some(namespace) = namespace {
+        result["namespace"] = namespace.into();
+    }
+    result
+}
+
+/// The `id` and `namespace` of a document that is not a valid flow, when it
+/// is a mapping that has them as strings.
+fn identity(source: &str) -> (Option<String>, Option<String>) {
+    let options = serde_saphyr::options! { strict_booleans: true, with_snippet: false };
+    let Ok(Value::Object(map)) = serde_saphyr::from_str_with_options::<Value>(source, options)
+    else {
+        return (None, None);
+    };
+    let text = |key: &str| map.get(key).and_then(Value::as_str).map(str::to_owned);
+    (text("id"), text("namespace"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::documents;
+
+    #[test]
+    fn documents_are_split_on_lines_that_are_three_dashes() {
+        assert_eq!(documents(""), [""]);
+        assert_eq!(documents("a: 1\n"), ["a: 1\n"]);
+        assert_eq!(
+            documents("a: 1\n---\nb: 2\n--- \r\nc: 3"),
+            ["a: 1\n", "b: 2\n", "c: 3"]
+        );
+        assert_eq!(documents("---\na: 1\n"), ["a: 1\n"], "a leading marker");
+        assert_eq!(
+            documents("a: 1\n---\n \n---\n"),
+            ["a: 1\n"],
+            "trailing ones"
+        );
+        assert_eq!(documents("a: 1\n---\n---\nb: 2"), ["a: 1\n", "", "b: 2"]);
+        assert_eq!(
+            documents("s: |\n  ---\n  x\n---x\n"),
+            ["s: |\n  ---\n  x\n---x\n"],
+            "indented or followed by text, it is content"
+        );
+    }
 }

@@ -8,6 +8,7 @@ mod filters;
 mod flows;
 mod follow;
 mod outputs;
+mod unsupported;
 
 use std::any::Any;
 
@@ -32,11 +33,13 @@ pub fn app(state: AppState) -> Router {
     let api = Router::new()
         .route("/flows", post(flows::create))
         .route("/flows/search", get(flows::search))
+        .route("/flows/validate", post(flows::validate))
         .route("/flows/{namespace}", get(flows::list))
         .route(
             "/flows/{namespace}/{id}",
             get(flows::get).put(flows::update).delete(flows::delete),
         )
+        .route("/flows/{namespace}/{id}/revisions", get(flows::revisions))
         .route("/executions", get(executions::search))
         .route("/executions/search", get(executions::search))
         .route("/executions/{id}", get(executions::get))
@@ -66,7 +69,9 @@ pub fn app(state: AppState) -> Router {
             get(executions::webhook)
                 .post(executions::webhook)
                 .put(executions::webhook),
-        );
+        )
+        // Kestra's routes that are not served yet: 501.
+        .merge(unsupported::routes());
     Router::new()
         .nest("/api/v1/main", api.clone())
         .nest("/api/v1", api)
@@ -78,7 +83,7 @@ pub fn app(state: AppState) -> Router {
         // have is not told apart from one it has before authentication.
         .layer(middleware::from_fn_with_state(state.clone(), require_auth))
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().on_failure(unsupported::log_failure))
         .layer(CatchPanicLayer::custom(panicked))
         .with_state(state)
 }

@@ -86,6 +86,7 @@ fn latest_sources(changes: Vec<FlowChange>) -> BTreeMap<(String, String), (u32, 
                 id,
                 revision,
                 source,
+                ..
             } => {
                 latest.insert((namespace, id), (revision, source));
             }
@@ -133,6 +134,7 @@ mod tests {
             id: id.into(),
             revision,
             source: format!("id: {id} # {revision}"),
+            updated: None,
         };
         let latest = latest_sources(vec![
             saved("a", 1),

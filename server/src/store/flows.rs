@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use peregrine_engine::FlowRevision;
 use peregrine_engine::flow::{Flow, TriggerKind};
 use serde_json::Value;
@@ -24,17 +24,19 @@ pub struct StoredFlow {
     revision: Arc<FlowRevision>,
     /// Kestra's flow JSON, without `source`.
     json: Value,
-    updated: DateTime<Utc>,
+    /// When this revision was saved, to the millisecond; `None` for a
+    /// revision recovered from a log written before dates were kept.
+    updated: Option<DateTime<Utc>>,
 }
 
 impl StoredFlow {
-    fn new(mut flow: Flow, revision: u32) -> Self {
+    fn new(mut flow: Flow, revision: u32, updated: Option<DateTime<Utc>>) -> Self {
         flow.revision = revision;
-        let json = flow_json(&flow);
+        let json = flow_json(&flow, updated);
         Self {
             revision: Arc::new(FlowRevision::new(Arc::new(flow))),
             json,
-            updated: Utc::now(),
+            updated,
         }
     }
 
@@ -46,7 +48,7 @@ impl StoredFlow {
         &self.revision
     }
 
-    pub fn updated(&self) -> DateTime<Utc> {
+    pub fn updated(&self) -> Option<DateTime<Utc>> {
         self.updated
     }
 
@@ -74,10 +76,13 @@ impl StoredFlow {
     }
 }
 
-/// The flow's YAML as JSON, with the repository's revision. The source was
-/// just parsed by the engine, so reading it again cannot fail in practice;
-/// if it did, the answer still carries the identifying fields.
-fn flow_json(flow: &Flow) -> Value {
+/// The flow's YAML as JSON, with the repository's revision and date, shaped
+/// as Kestra's `Flow` answers it: `labels` as a list of `{key, value}` even
+/// when the YAML has a map, `concurrency.behavior` with its default, and
+/// `draft` (Peregrine has no drafts). The source was just parsed by the
+/// engine, so reading it again cannot fail in practice; if it did, the
+/// answer still carries the identifying fields.
+fn flow_json(flow: &Flow, updated: Option<DateTime<Utc>>) -> Value {
     let options = serde_saphyr::options! { strict_booleans: true, with_snippet: false };
     let mut json = serde_saphyr::from_str_with_options::<Value>(&flow.source, options)
         .ok()
@@ -87,10 +92,37 @@ fn flow_json(flow: &Flow) -> Value {
         map.insert("id".into(), flow.id.as_str().into());
         map.insert("namespace".into(), flow.namespace.as_str().into());
         map.insert("revision".into(), flow.revision.into());
+        if let Some(updated) = updated {
+            map.insert("updated".into(), rfc3339(updated).into());
+        }
         map.insert("disabled".into(), flow.disabled.into());
+        map.insert("draft".into(), false.into());
         map.insert("deleted".into(), false.into());
+        if map.contains_key("labels") {
+            let labels = flow
+                .labels
+                .iter()
+                .map(|(key, value)| serde_json::json!({"key": key, "value": value}))
+                .collect();
+            map.insert("labels".into(), Value::Array(labels));
+        }
+        if let Some(Value::Object(concurrency)) = map.get_mut("concurrency") {
+            concurrency
+                .entry("behavior")
+                .or_insert_with(|| "QUEUE".into());
+        }
     }
     json
+}
+
+/// A revision's date as the API and the flows log write it.
+pub(crate) fn rfc3339(date: DateTime<Utc>) -> String {
+    date.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Now, to the millisecond: what the log keeps is what the API showed.
+fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(3)
 }
 
 /// Why a flow change was refused.
@@ -153,10 +185,11 @@ impl FlowRepository {
                 id,
                 revision,
                 source,
+                updated,
             } => match Flow::parse(&source) {
                 Ok(flow) => {
                     let slot = flows.entry(namespace).or_default().entry(id).or_default();
-                    slot.save(Arc::new(StoredFlow::new(flow, revision)));
+                    slot.save(Arc::new(StoredFlow::new(flow, revision, updated)));
                 }
                 Err(e) => tracing::error!("recovered flow {namespace}.{id} no longer parses: {e}"),
             },
@@ -206,6 +239,16 @@ impl FlowRepository {
             .map(Arc::clone)
     }
 
+    /// Every saved revision of a flow, oldest first, those from before a
+    /// deletion too (the numbering goes on across it); `None` unless the
+    /// flow exists now.
+    pub fn revisions(&self, namespace: &str, id: &str) -> Option<Vec<Arc<StoredFlow>>> {
+        let flows = self.read();
+        let slot = flows.get(namespace)?.get(id)?;
+        slot.current.as_ref()?;
+        Some(slot.history.values().cloned().collect())
+    }
+
     /// Every current flow.
     pub fn all(&self) -> Vec<Arc<StoredFlow>> {
         self.read()
@@ -237,7 +280,7 @@ impl FlowRepository {
             if slot.current.is_some() {
                 return Err(FlowError::Exists(flow.namespace, flow.id));
             }
-            let stored = Arc::new(StoredFlow::new(flow, slot.last_revision + 1));
+            let stored = Arc::new(StoredFlow::new(flow, slot.last_revision + 1, Some(now())));
             slot.save(Arc::clone(&stored));
             stored
         };
@@ -257,7 +300,7 @@ impl FlowRepository {
             let Some(slot) = slot else {
                 return Err(FlowError::NotFound(flow.namespace, flow.id));
             };
-            let stored = Arc::new(StoredFlow::new(flow, slot.last_revision + 1));
+            let stored = Arc::new(StoredFlow::new(flow, slot.last_revision + 1, Some(now())));
             slot.save(Arc::clone(&stored));
             stored
         };
@@ -296,6 +339,7 @@ impl FlowRepository {
                 id: flow.id.clone(),
                 revision: flow.revision,
                 source: flow.source.clone(),
+                updated: stored.updated,
             })
             .await?;
         Ok(())

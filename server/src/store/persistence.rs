@@ -16,18 +16,22 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 
+use chrono::{DateTime, Utc};
+
 /// Resolves once a change is durable (or failed to become so).
 pub type Durable = Pin<Box<dyn Future<Output = io::Result<()>> + Send + 'static>>;
 
 /// One change to the set of flows, as it would be logged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FlowChange {
-    /// A flow was created or updated to `revision`; `source` is its YAML.
+    /// A flow was created or updated to `revision`; `source` is its YAML,
+    /// `updated` when (`None` in logs written before dates were kept).
     Saved {
         namespace: String,
         id: String,
         revision: u32,
         source: String,
+        updated: Option<DateTime<Utc>>,
     },
     /// A flow was deleted; its next creation continues from `revision`.
     Deleted {

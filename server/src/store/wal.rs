@@ -9,6 +9,7 @@ use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use chrono::{DateTime, Utc};
 use peregrine_wal::{Key, Kind, Wal};
 use serde_json::{Value, json};
 
@@ -89,10 +90,15 @@ fn encode(change: &FlowChange) -> (Kind, Value) {
             id,
             revision,
             source,
-        } => (
-            SAVED,
-            json!({"namespace": namespace, "id": id, "revision": revision, "source": source}),
-        ),
+            updated,
+        } => {
+            let mut payload =
+                json!({"namespace": namespace, "id": id, "revision": revision, "source": source});
+            if let Some(updated) = updated {
+                payload["updated"] = super::flows::rfc3339(*updated).into();
+            }
+            (SAVED, payload)
+        }
         FlowChange::Deleted {
             namespace,
             id,
@@ -111,11 +117,16 @@ fn decode(kind: Kind, payload: &[u8]) -> Option<FlowChange> {
     let id = text("id")?;
     let revision = u32::try_from(v.get("revision")?.as_u64()?).ok()?;
     if kind == SAVED {
+        // Absent from changes logged before dates were kept.
+        let updated = text("updated")
+            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+            .map(|d| d.with_timezone(&Utc));
         Some(FlowChange::Saved {
             namespace,
             id,
             revision,
             source: text("source")?,
+            updated,
         })
     } else if kind == DELETED {
         Some(FlowChange::Deleted {
@@ -178,12 +189,14 @@ mod tests {
                 id: "a".into(),
                 revision: 1,
                 source: "id: a".into(),
+                updated: None,
             },
             FlowChange::Saved {
                 namespace: "ns".into(),
                 id: "a".into(),
                 revision: 2,
                 source: "id: a # 2".into(),
+                updated: Some("2026-03-01T10:20:30.456Z".parse().unwrap()),
             },
             FlowChange::Deleted {
                 namespace: "ns".into(),
@@ -210,6 +223,7 @@ mod tests {
             id: "b".into(),
             revision: 1,
             source: "id: b".into(),
+            updated: Some("2026-03-02T00:00:00Z".parse().unwrap()),
         };
         rt.block_on(flows.flow_changed(later.clone())).unwrap();
         drop(flows);
