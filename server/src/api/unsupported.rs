@@ -96,7 +96,12 @@ const ROUTES: &[(&str, &str, &str)] = &[
         "/concurrency-limit/{namespace}/{flowId}",
         "managing concurrency limits",
     ),
-    // Executions, 2.0 paths (kill and labels are served elsewhere)
+    // Executions, 2.0 paths (kill is served elsewhere)
+    (
+        "POST",
+        "/executions/{executionId}/actions/labels",
+        "setting an execution's labels",
+    ),
     ("DELETE", "/executions/{id}", "deleting an execution"),
     (
         "DELETE",

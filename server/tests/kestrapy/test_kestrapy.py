@@ -933,6 +933,9 @@ def test_task_run_outputs(client, ns):
     assert outputs == {"value": "value of hello"}
 
 
+# Peregrine cannot change a finished execution's labels yet (it answers 501):
+# strict, so the day it can, this marker must go.
+@pytest.mark.xfail(strict=True, reason="setting labels on an execution is not supported yet")
 @kestra_test
 def test_set_labels(client, ns):
     create(client, return_flow(ns, "hello"))
