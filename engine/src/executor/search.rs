@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::execution::{Execution, ExecutionId, Record, State};
+use crate::execution::{Execution, Record, State};
 
 /// What a search filters on; an empty filter matches everything. Every
 /// condition must hold (Kestra's filters are a conjunction).
@@ -11,8 +11,6 @@ use crate::execution::{Execution, ExecutionId, Record, State};
 pub struct Filter {
     pub namespace: Vec<Text>,
     pub flow_id: Vec<Text>,
-    /// The execution's id.
-    pub id: Vec<Text>,
     /// Any of these states; all when empty.
     pub states: Vec<State>,
     /// None of these states.
@@ -30,8 +28,11 @@ pub struct Filter {
     /// The end date within these bounds; one not ended matches no bound.
     pub ended: Bounds,
     /// Kestra's `q`: the id, the namespace, the flow id or a label holds
-    /// this text, whatever its case.
+    /// this text, whatever its case. Lower-case, as the texts it is looked
+    /// for in are made.
     pub query: Option<String>,
+    /// Kestra's `q` NOT_EQUALS: none of them holds any of these (lower-case).
+    pub not_query: Vec<String>,
     /// The oldest first, instead of the newest.
     pub oldest_first: bool,
 }
@@ -95,7 +96,7 @@ pub struct Bounds {
 }
 
 impl Bounds {
-    pub fn is_unbounded(&self) -> bool {
+    fn is_unbounded(&self) -> bool {
         *self == Bounds::default()
     }
 
@@ -113,28 +114,61 @@ impl Bounds {
     }
 }
 
-/// What a filter reads of an execution, live or frozen.
-pub(crate) trait Listed {
-    fn id(&self) -> ExecutionId;
+/// What a filter reads of a flow, or of an execution.
+pub(crate) trait Named {
     fn namespace(&self) -> &str;
     fn flow_id(&self) -> &str;
+    /// Whether `f` holds for some label.
+    fn any_label(&self, f: &mut dyn FnMut(&str, &str) -> bool) -> bool;
+    /// Whether `f` holds for some other text `q` looks in (an execution's
+    /// id).
+    fn any_other_text(&self, _f: &mut dyn FnMut(&str) -> bool) -> bool {
+        false
+    }
+}
+
+/// What a filter reads of an execution, live or frozen.
+pub(crate) trait Listed: Named {
     fn state(&self) -> State;
     fn start_date(&self) -> DateTime<Utc>;
     fn end_date(&self) -> Option<DateTime<Utc>>;
-    /// Whether `f` holds for some label.
-    fn any_label(&self, f: &mut dyn FnMut(&str, &str) -> bool) -> bool;
 }
 
-impl Listed for Execution {
-    fn id(&self) -> ExecutionId {
-        Execution::id(self)
+/// A flow, as a filter reads it.
+struct FlowNamed<'a> {
+    namespace: &'a str,
+    flow_id: &'a str,
+    labels: &'a [(String, String)],
+}
+
+impl Named for FlowNamed<'_> {
+    fn namespace(&self) -> &str {
+        self.namespace
     }
+    fn flow_id(&self) -> &str {
+        self.flow_id
+    }
+    fn any_label(&self, f: &mut dyn FnMut(&str, &str) -> bool) -> bool {
+        self.labels.iter().any(|(k, v)| f(k, v))
+    }
+}
+
+impl Named for Execution {
     fn namespace(&self) -> &str {
         Execution::namespace(self)
     }
     fn flow_id(&self) -> &str {
         Execution::flow_id(self)
     }
+    fn any_label(&self, f: &mut dyn FnMut(&str, &str) -> bool) -> bool {
+        self.labels().iter().any(|(k, v)| f(k, v))
+    }
+    fn any_other_text(&self, f: &mut dyn FnMut(&str) -> bool) -> bool {
+        f(&Execution::id(self).to_string())
+    }
+}
+
+impl Listed for Execution {
     fn state(&self) -> State {
         Execution::state(self)
     }
@@ -144,21 +178,24 @@ impl Listed for Execution {
     fn end_date(&self) -> Option<DateTime<Utc>> {
         self.history().end_date()
     }
-    fn any_label(&self, f: &mut dyn FnMut(&str, &str) -> bool) -> bool {
-        self.labels().iter().any(|(k, v)| f(k, v))
-    }
 }
 
-impl Listed for Record {
-    fn id(&self) -> ExecutionId {
-        Record::id(self)
-    }
+impl Named for Record {
     fn namespace(&self) -> &str {
         Record::namespace(self)
     }
     fn flow_id(&self) -> &str {
         Record::flow_id(self)
     }
+    fn any_label(&self, f: &mut dyn FnMut(&str, &str) -> bool) -> bool {
+        self.labels().any(|(k, v)| f(k, v))
+    }
+    fn any_other_text(&self, f: &mut dyn FnMut(&str) -> bool) -> bool {
+        f(&Record::id(self).to_string())
+    }
+}
+
+impl Listed for Record {
     fn state(&self) -> State {
         Record::state(self)
     }
@@ -168,24 +205,37 @@ impl Listed for Record {
     fn end_date(&self) -> Option<DateTime<Utc>> {
         Record::end_date(self)
     }
-    fn any_label(&self, f: &mut dyn FnMut(&str, &str) -> bool) -> bool {
-        self.labels().any(|(k, v)| f(k, v))
-    }
 }
 
 impl Filter {
     pub(crate) fn matches(&self, e: &impl Listed) -> bool {
+        let state = e.state();
+        (self.states.is_empty() || self.states.contains(&state))
+            && !self.not_states.contains(&state)
+            && self.started.hold(Some(e.start_date()))
+            && self.ended.hold(e.end_date())
+            && self.names_hold(e)
+    }
+
+    /// Whether a flow meets the conditions a flow has the fields of: its
+    /// namespace, flow id, labels and `q` (the others hold of no flow, and
+    /// a flow search does not set them).
+    pub fn matches_flow(
+        &self,
+        namespace: &str,
+        flow_id: &str,
+        labels: &[(String, String)],
+    ) -> bool {
+        self.names_hold(&FlowNamed {
+            namespace,
+            flow_id,
+            labels,
+        })
+    }
+
+    fn names_hold(&self, e: &(impl Named + ?Sized)) -> bool {
         let all = |conditions: &[Text], have: &str| conditions.iter().all(|c| c.holds(have));
         if !all(&self.namespace, e.namespace()) || !all(&self.flow_id, e.flow_id()) {
-            return false;
-        }
-        if !self.id.is_empty() && !all(&self.id, &e.id().to_string()) {
-            return false;
-        }
-        let state = e.state();
-        if (!self.states.is_empty() && !self.states.contains(&state))
-            || self.not_states.contains(&state)
-        {
             return false;
         }
         let has = |key: &str, value: &str| e.any_label(&mut |k, v| k == key && v == value);
@@ -203,20 +253,16 @@ impl Filter {
         }) {
             return false;
         }
-        if !self.started.hold(Some(e.start_date())) || !self.ended.hold(e.end_date()) {
-            return false;
-        }
-        match &self.query {
-            None => true,
-            Some(q) => {
-                let q = q.to_lowercase();
-                let holds = |s: &str| s.to_lowercase().contains(&q);
-                holds(&e.id().to_string())
-                    || holds(e.namespace())
-                    || holds(e.flow_id())
-                    || e.any_label(&mut |k, v| holds(k) || holds(v))
-            }
-        }
+        // `q` looks in every text, lower-cased once per text here.
+        let holds_text = |q: &str| {
+            let holds = |s: &str| s.to_lowercase().contains(q);
+            holds(e.namespace())
+                || holds(e.flow_id())
+                || e.any_label(&mut |k, v| holds(k) || holds(v))
+                || e.any_other_text(&mut |s| holds(s))
+        };
+        self.query.as_deref().is_none_or(holds_text)
+            && !self.not_query.iter().any(|q| holds_text(q))
     }
 
     /// Where an execution started at `start` ranks: the kept are those
@@ -340,16 +386,22 @@ mod tests {
         labels: &[("team", "core")],
     };
 
-    impl Listed for E {
-        fn id(&self) -> ExecutionId {
-            ExecutionId::from_u128(7)
-        }
+    impl Named for E {
         fn namespace(&self) -> &str {
             self.namespace
         }
         fn flow_id(&self) -> &str {
             self.flow_id
         }
+        fn any_label(&self, f: &mut dyn FnMut(&str, &str) -> bool) -> bool {
+            self.labels.iter().any(|(k, v)| f(k, v))
+        }
+        fn any_other_text(&self, f: &mut dyn FnMut(&str) -> bool) -> bool {
+            f("7ExecutionId")
+        }
+    }
+
+    impl Listed for E {
         fn state(&self) -> State {
             self.state
         }
@@ -358,9 +410,6 @@ mod tests {
         }
         fn end_date(&self) -> Option<DateTime<Utc>> {
             self.end
-        }
-        fn any_label(&self, f: &mut dyn FnMut(&str, &str) -> bool) -> bool {
-            self.labels.iter().any(|(k, v)| f(k, v))
         }
     }
 
@@ -495,10 +544,32 @@ mod tests {
             ),
             (
                 Filter {
-                    query: Some("COMPANY.T".into()),
+                    query: Some("company.t".into()),
                     ..Filter::default()
                 },
                 true,
+            ),
+            // In any case: the id reads "7ExecutionId".
+            (
+                Filter {
+                    query: Some("7execution".into()),
+                    ..Filter::default()
+                },
+                true,
+            ),
+            (
+                Filter {
+                    not_query: vec!["nowhere".into()],
+                    ..Filter::default()
+                },
+                true,
+            ),
+            (
+                Filter {
+                    not_query: vec!["core".into()],
+                    ..Filter::default()
+                },
+                false,
             ),
             (
                 Filter {
@@ -511,6 +582,21 @@ mod tests {
         for (i, (filter, want)) in cases.iter().enumerate() {
             assert_eq!(filter.matches(&E0), *want, "case {i}: {filter:?}");
         }
+    }
+
+    #[test]
+    fn a_flow_is_matched_on_the_conditions_it_has_fields_for() {
+        let labels = [("team".to_owned(), "core".to_owned())];
+        let filter = Filter {
+            namespace: vec![Text::Prefix("company".into())],
+            labels: labels.to_vec(),
+            query: Some("hel".into()),
+            ..Filter::default()
+        };
+        assert!(filter.matches_flow("company.team", "Hello", &labels));
+        assert!(!filter.matches_flow("company.team", "Hello", &[]));
+        assert!(!filter.matches_flow("other", "Hello", &labels));
+        assert!(!filter.matches_flow("company", "bye", &labels));
     }
 
     #[test]

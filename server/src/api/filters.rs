@@ -290,12 +290,10 @@ impl Conditions {
         match field {
             Field::Namespace => self.filter.namespace.push(text(name, op, values)?),
             Field::FlowId => self.filter.flow_id.push(text(name, op, values)?),
-            Field::Query => match op {
-                Op::Equals if !one.is_empty() => self.filter.query = Some(one.to_owned()),
-                Op::Equals => {}
-                // Kestra's NOT_EQUALS on the free text: nothing holds it.
-                _ => self.nothing |= !one.is_empty(),
-            },
+            // The engine looks for it lower-cased.
+            Field::Query if one.is_empty() => {}
+            Field::Query if op == Op::Equals => self.filter.query = Some(one.to_lowercase()),
+            Field::Query => self.filter.not_query.push(one.to_lowercase()),
             Field::State => {
                 let states = list(values)
                     .iter()
@@ -384,7 +382,7 @@ impl Conditions {
             self.filter.labels.push(label(raw)?);
         }
         if let Some(q) = query.get("q").filter(|s| !s.is_empty()) {
-            self.filter.query = Some(q.to_owned());
+            self.filter.query = Some(q.to_lowercase());
         }
         if resource == Resource::Flow {
             for key in ["flowId", "state", "startDate", "endDate"] {
@@ -419,34 +417,10 @@ impl Conditions {
         }
     }
 
-    /// Whether a flow meets the conditions that apply to flows.
-    pub fn flow_matches<'a>(
-        &self,
-        namespace: &str,
-        id: &str,
-        labels: impl Iterator<Item = (&'a str, &'a str)> + Clone,
-    ) -> bool {
-        let has = |key: &str, value: &str| labels.clone().any(|(k, v)| k == key && v == value);
-        !self.nothing
-            && self.filter.namespace.iter().all(|t| t.holds(namespace))
-            && self.filter.flow_id.iter().all(|t| t.holds(id))
-            && self.filter.labels.iter().all(|(k, v)| has(k, v))
-            && !self.filter.not_labels.iter().any(|(k, v)| has(k, v))
-            && self
-                .filter
-                .any_labels
-                .iter()
-                .all(|group| group.iter().any(|(k, v)| has(k, v)))
-            && self.filter.label_contains.iter().all(|part| {
-                labels
-                    .clone()
-                    .any(|(k, v)| k.contains(part.as_str()) || v.contains(part.as_str()))
-            })
-            && self.filter.query.as_deref().is_none_or(|q| {
-                let q = q.to_lowercase();
-                let holds = |s: &str| s.to_lowercase().contains(&q);
-                holds(namespace) || holds(id) || labels.clone().any(|(k, v)| holds(k) || holds(v))
-            })
+    /// Whether a flow meets the conditions (only flows' fields are read
+    /// for a flow search).
+    pub fn flow_matches(&self, namespace: &str, id: &str, labels: &[(String, String)]) -> bool {
+        !self.nothing && self.filter.matches_flow(namespace, id, labels)
     }
 }
 
@@ -581,7 +555,8 @@ mod tests {
                 "filters[startDate][GREATER_THAN_OR_EQUAL_TO]",
                 "2026-12-01T00:00:00Z",
             ),
-            ("filters[q][EQUALS]", "hello"),
+            ("filters[q][EQUALS]", "Hello"),
+            ("filters[q][NOT_EQUALS]", "Bye"),
         ])
         .expect("valid");
         assert!(matches!(&c.filter.namespace[..], [Text::Equals(ns)] if ns == "company.team"));
@@ -596,7 +571,9 @@ mod tests {
                 .after
                 .is_some_and(|(_, inclusive)| inclusive)
         );
+        // Lower-cased, as the engine looks for it.
         assert_eq!(c.filter.query.as_deref(), Some("hello"));
+        assert_eq!(c.filter.not_query, ["bye"]);
         assert!(!c.nothing);
     }
 

@@ -168,8 +168,7 @@ pub async fn search(State(state): State<AppState>, query: Pairs) -> ApiResult<Js
         .into_iter()
         .filter(|stored| {
             let flow = stored.flow();
-            let labels = flow.labels.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-            conditions.flow_matches(&flow.namespace, &flow.id, labels)
+            conditions.flow_matches(&flow.namespace, &flow.id, &flow.labels)
         })
         .collect();
     found.sort_by(|a, b| {

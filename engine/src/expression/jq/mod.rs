@@ -403,11 +403,13 @@ fn from_jaq_checked(value: &Val, depth: usize, room: &mut Room) -> Result<Value,
         // Numbers and strings print as JSON; reading them back keeps integers
         // integral and strings unescaped.
         other => {
-            if let Some(bytes) = jaq_std::ValT::as_bytes(other) {
-                room.take(bytes.len() + 2)?;
+            // A string is taken before it is printed (its print is as long).
+            let string = jaq_std::ValT::as_bytes(other).map(<[u8]>::len);
+            if let Some(len) = string {
+                room.take(len + 2)?;
             }
             let text = other.to_string();
-            if jaq_std::ValT::as_bytes(other).is_none() {
+            if string.is_none() {
                 room.take(text.len())?;
             }
             serde_json::from_str(&text).unwrap_or(Value::String(text))
