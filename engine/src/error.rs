@@ -15,6 +15,9 @@ pub enum Error {
     /// A record read back from the journal cannot be read.
     #[error("a journal record: {0}")]
     Journal(#[from] crate::journal::JournalError),
+    /// The engine did not take the request (a full inbox, a stop).
+    #[error(transparent)]
+    Refused(#[from] crate::executor::Refusal),
     /// Starting threads or reading the data folder failed.
     #[error("engine I/O: {0}")]
     Io(#[from] std::io::Error),

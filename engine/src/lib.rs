@@ -29,6 +29,7 @@ mod tasks;
 static TEST_ALLOCATOR: memory::Counting<std::alloc::System> = memory::Counting(std::alloc::System);
 
 pub use error::{Error, Result};
+pub use execution::labels;
 pub use execution::{
     Attempt, Execution, ExecutionId, Id, LogEntry, Logs, MessageOrigin, ParseIdError, Record,
     RecordError, State, StateChange, StateHistory, TaskRun, TaskRunId, execution_trigger,
@@ -37,8 +38,8 @@ pub use execution::{
 pub use executor::{
     Ack, Bounds, Change, Damaged, Engine, EngineConfig, Filter, FlowLookup, FlowRevision,
     KillOutcome, Left, Limits, NewExecution, Observer, Page, Pending, Recovery, Refusal,
-    RestoreError, Search, Snapshot, Started, Stopped, SubmitError, Text, Unrecoverable, run_to_end,
-    run_to_end_observed,
+    Relabelled, RestoreError, Search, Snapshot, Started, Stopped, SubmitError, Text, Unrecoverable,
+    run_to_end, run_to_end_observed,
 };
 pub use journal::{DurabilityError, JournalError, Receipt};
 

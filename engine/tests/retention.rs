@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use peregrine_engine::flow::Flow;
 use peregrine_engine::{Ack, Engine, EngineConfig, FlowRevision, NewExecution, Observer};
-use peregrine_engine::{Change, ExecutionId, State};
+use peregrine_engine::{Change, ExecutionId, Relabelled, State};
 
 const QUICK: &str = r#"
 id: quick
@@ -192,4 +192,99 @@ fn past_the_count_budget_the_oldest_finished_executions_leave_the_disk() {
     let (engine, recovery) = start(dir.path(), &flow, Some(60));
     assert_eq!(recovery.finished, 60);
     assert_eq!(kept(&engine), (340..400).collect::<Vec<_>>());
+}
+
+/// Sets `labels` on `id`, asking again while the answer is stale.
+fn set_labels(engine: &Engine, id: ExecutionId, labels: &[(&str, &str)]) -> Relabelled {
+    let labels: Vec<(String, String)> = labels
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    for _ in 0..100 {
+        match engine
+            .set_labels(id, labels.clone())
+            .unwrap()
+            .wait()
+            .unwrap()
+        {
+            Relabelled::Stale => continue,
+            Relabelled::Done(done) => {
+                done.receipt.wait().unwrap();
+                return Relabelled::Done(done);
+            }
+            other => return other,
+        }
+    }
+    panic!("stale 100 times in a row");
+}
+
+fn label(record: &peregrine_engine::Record, key: &str) -> Option<String> {
+    record
+        .labels()
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v.to_owned())
+}
+
+#[test]
+fn labels_set_on_finished_executions_in_memory_or_on_disk_only_last_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let flow = revision();
+    let (engine, _) = start(dir.path(), &flow, None);
+    let ids = run(&engine, &flow, 100);
+    let (old, new) = (ids[0], ids[99]);
+    assert_eq!(find(&engine, old, 0), Found::Disk);
+    assert_eq!(find(&engine, new, 99), Found::Memory);
+
+    assert!(matches!(
+        set_labels(&engine, new, &[("team", "data")]),
+        Relabelled::Done(_)
+    ));
+    // Eight writers at once on the one only on disk, each its own key: a
+    // writer that read the disk before another's rewrite is told to read
+    // again, so none of the eight is lost.
+    std::thread::scope(|scope| {
+        for n in 0..8 {
+            let engine = &engine;
+            scope.spawn(move || {
+                let key = format!("k{n}");
+                assert!(matches!(
+                    set_labels(engine, old, &[(&key, "v")]),
+                    Relabelled::Done(_)
+                ));
+            });
+        }
+    });
+    assert_eq!(find(&engine, old, 0), Found::Disk, "still on disk only");
+    assert_eq!(find(&engine, new, 99), Found::Memory);
+    // Wherever each is kept (a restart keeps in memory the newest final
+    // records, and a rewritten one is new).
+    let record = |engine: &Engine, id| match engine.read(id).unwrap().wait().unwrap() {
+        Some(s) => s.record,
+        None => engine.read_retained(id).unwrap().unwrap().record,
+    };
+    let check_labels = |engine: &Engine| {
+        let new_record = record(engine, new);
+        check(&new_record, new, 99);
+        assert_eq!(label(&new_record, "team").as_deref(), Some("data"));
+        let old_record = record(engine, old);
+        check(&old_record, old, 0);
+        for n in 0..8 {
+            assert_eq!(label(&old_record, &format!("k{n}")).as_deref(), Some("v"));
+        }
+        assert_eq!(
+            label(&old_record, "system.correlationId"),
+            Some(old.to_string())
+        );
+    };
+    check_labels(&engine);
+    engine.shutdown();
+
+    let (engine, recovery) = start(dir.path(), &flow, None);
+    assert_eq!(recovery.finished, 100, "no execution more, none less");
+    check_labels(&engine);
+    assert!(matches!(
+        set_labels(&engine, ExecutionId::from_u128(7), &[("a", "b")]),
+        Relabelled::NotFound
+    ));
+    engine.shutdown();
 }

@@ -18,7 +18,7 @@ use axum::extract::FromRef;
 use peregrine_engine::ExecutionId;
 use peregrine_engine::{
     Ack, Change, Engine, EngineConfig, Filter, KillOutcome, NewExecution, Observer, Pending,
-    Refusal, Search, Snapshot, Started,
+    Refusal, Relabelled, Search, Snapshot, Started,
 };
 use peregrine_engine::{DurabilityError, Receipt};
 use serde_json::{Map, Value};
@@ -207,6 +207,10 @@ impl From<DurabilityError> for Refused {
     }
 }
 
+/// Tries at setting labels on an execution that keeps changing under them
+/// (other label changes at once on the same shard) before giving up.
+const RELABEL_ATTEMPTS: usize = 16;
+
 /// Commit before externalize: what is shown must be durable first.
 async fn durable(receipt: &Receipt) -> Result<(), Refused> {
     receipt.durable().await.map_err(Refused::from)
@@ -257,6 +261,42 @@ impl Executions {
             durable(&snapshot.receipt).await?;
         }
         Ok((page.results, page.total))
+    }
+
+    /// Sets `labels` on finished execution `id`, merged by key into its
+    /// own; answers once its new final record is durable. An execution
+    /// only on disk is read there off the async threads; one that changed
+    /// while it was read is read again.
+    pub async fn set_labels(
+        &self,
+        id: ExecutionId,
+        labels: Vec<(String, String)>,
+    ) -> Result<Relabelled, Refused> {
+        for _ in 0..RELABEL_ATTEMPTS {
+            let (engine, labels) = (Arc::clone(&self.engine), labels.clone());
+            let pending = tokio::task::spawn_blocking(move || {
+                engine
+                    .with(|engine| engine.set_labels(id, labels))
+                    .unwrap_or(Err(Refusal::Stopped.into()))
+            })
+            .await
+            .map_err(|_| Refused::Stopped)?
+            .map_err(|e| match e {
+                peregrine_engine::Error::Refused(refusal) => Refused::from(refusal),
+                other => Refused::NotDurable(format!("reading execution {id} from disk: {other}")),
+            })?;
+            match pending.answer().await.map_err(|_| Refused::Stopped)? {
+                Relabelled::Stale => continue,
+                Relabelled::Done(done) => {
+                    durable(&done.receipt).await?;
+                    return Ok(Relabelled::Done(done));
+                }
+                other => return Ok(other),
+            }
+        }
+        Err(Refused::Overloaded(format!(
+            "execution {id} changed {RELABEL_ATTEMPTS} times while its labels were being set; retry"
+        )))
     }
 
     /// Kills `id`; answers once the kill is durable.

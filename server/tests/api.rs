@@ -485,6 +485,27 @@ async fn bad_inputs_and_unknown_things_are_named() {
     )
     .await;
     assert_eq!(bad_label.status, StatusCode::BAD_REQUEST);
+    // Of the system labels, only the correlation id may be given.
+    let system_label = trigger_json(
+        &app,
+        "/api/v1/executions/tests.api/hello?labels=system.readOnly:true",
+        json!({"name": "x"}),
+    )
+    .await;
+    assert_eq!(system_label.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let correlated = trigger_json(
+        &app,
+        "/api/v1/executions/tests.api/hello?wait=true&labels=system.correlationId:batch-7",
+        json!({"name": "x"}),
+    )
+    .await;
+    assert_eq!(correlated.status, StatusCode::OK, "{}", correlated.text());
+    assert!(
+        correlated.json()["labels"]
+            .as_array()
+            .unwrap()
+            .contains(&json!({"key": "system.correlationId", "value": "batch-7"}))
+    );
     let bad_wait = trigger_json(
         &app,
         "/api/v1/executions/tests.api/hello?wait=soon",
@@ -1501,4 +1522,103 @@ async fn unsupported_routes_ask_for_credentials_first() {
         )
         .await;
     assert_eq!(validate.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn labels_set_on_a_finished_execution_survive_a_kill_9_and_a_flow_named_labels_still_runs() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let dir = data.path().join("data");
+    let mut server = common::Server::start_in(&dir, &[]).await;
+    let created = server
+        .create_flow(&saying("tests.labels", "hello", "hi"))
+        .await;
+    assert_eq!(created.status, StatusCode::OK);
+    let done = server
+        .trigger(
+            "/api/v1/main/executions/tests.labels/hello?wait=true",
+            json!({}),
+        )
+        .await;
+    let id = common::id_of(&done);
+    let post = |path: String, body: &'static str| {
+        let server = &server;
+        async move {
+            server
+                .send(
+                    axum::http::Method::POST,
+                    &path,
+                    &[("content-type", "application/json")],
+                    body,
+                )
+                .await
+        }
+    };
+    // 0.2x's path and 2.0's, merged by key.
+    let old_path = post(
+        format!("/api/v1/executions/{id}/labels"),
+        r#"[{"key":"team","value":"data"},{"key":"env","value":"dev"}]"#,
+    )
+    .await;
+    assert_eq!(old_path.status, StatusCode::OK, "{:?}", old_path.body);
+    let new_path = post(
+        format!("/api/v1/main/executions/{id}/actions/labels"),
+        r#"[{"key":"env","value":"prod"}]"#,
+    )
+    .await;
+    assert_eq!(new_path.status, StatusCode::OK, "{:?}", new_path.body);
+    let labelled = new_path.json();
+    let expected = json!([
+        {"key": "system.correlationId", "value": id},
+        {"key": "team", "value": "data"},
+        {"key": "env", "value": "prod"},
+    ]);
+    assert_eq!(labelled["labels"], expected);
+    assert_eq!(
+        labelled["state"],
+        done.json()["state"],
+        "only labels change"
+    );
+    // Searches see the new labels.
+    let found = server
+        .get("/api/v1/main/executions/search?labels=env:prod")
+        .await;
+    assert_eq!(found.json()["total"], 1, "{:?}", found.body);
+
+    for (body, status) in [
+        ("not json", StatusCode::BAD_REQUEST),
+        (r#"[{"key":"a"}]"#, StatusCode::BAD_REQUEST),
+        (
+            r#"[{"key":"system.correlationId","value":"forged"}]"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            r#"[{"key":"a","value":"1"},{"key":"a","value":"2"}]"#,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ] {
+        let reply = post(format!("/api/v1/main/executions/{id}/actions/labels"), body).await;
+        assert_eq!(reply.status, status, "{body}: {:?}", reply.body);
+    }
+    let unknown = post(
+        "/api/v1/main/executions/nosuchexecution/actions/labels".to_owned(),
+        "[]",
+    )
+    .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+
+    // A flow named `labels` is still triggered on the shared path.
+    let labels_flow = server
+        .create_flow(&saying("tests.labels", "labels", "triggered"))
+        .await;
+    assert_eq!(labels_flow.status, StatusCode::OK);
+    let triggered = post("/api/v1/executions/tests.labels/labels".to_owned(), "{}").await;
+    assert_eq!(triggered.status, StatusCode::OK, "{:?}", triggered.body);
+    assert_eq!(triggered.json()["flowId"], "labels");
+
+    // Answered means durable.
+    server.kill9();
+    let server = common::Server::start_in(&dir, &[]).await;
+    let after = server.get(&format!("/api/v1/main/executions/{id}")).await;
+    assert_eq!(after.status, StatusCode::OK);
+    assert_eq!(after.json()["labels"], expected);
 }

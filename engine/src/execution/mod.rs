@@ -1,6 +1,7 @@
 //! Executions, task runs, their states and their JSON.
 
 mod id;
+pub mod labels;
 mod model;
 mod record;
 mod state;

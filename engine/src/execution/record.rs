@@ -27,7 +27,7 @@ use super::state::{State, StateHistory, format_date, iso_duration};
 /// epoch, shifted left by 4, and the state's index in [`State::ALL`] (14
 /// states) in the low 4 bits. Half the size of a (state, instant) pair,
 /// in the record every finished execution is kept as.
-#[derive(Debug, PartialEq, rkyv::Archive, rkyv::Serialize)]
+#[derive(Debug, PartialEq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(crate = peregrine_wal::rkyv)]
 struct Change(i64);
 
@@ -47,7 +47,7 @@ impl ArchivedChange {
     }
 }
 
-#[derive(Debug, rkyv::Archive, rkyv::Serialize)]
+#[derive(Debug, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(crate = peregrine_wal::rkyv)]
 struct FrozenTaskRun {
     id: u128,
@@ -64,7 +64,7 @@ struct FrozenTaskRun {
 }
 
 /// What a [`Record`] holds.
-#[derive(Debug, rkyv::Archive, rkyv::Serialize)]
+#[derive(Debug, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(crate = peregrine_wal::rkyv)]
 struct Frozen {
     id: u128,
@@ -176,11 +176,24 @@ impl Record {
             task_runs: execution.task_runs.iter().map(frozen_task_run).collect(),
             error: execution.error.clone(),
         };
-        let archived = rkyv::to_bytes::<rkyv::rancor::Error>(&frozen)
+        Self::archive(&frozen)
+    }
+
+    fn archive(frozen: &Frozen) -> Record {
+        let archived = rkyv::to_bytes::<rkyv::rancor::Error>(frozen)
             .expect("archiving owned strings and numbers cannot fail");
         Record {
             bytes: Arc::new(exact(&archived)),
         }
+    }
+
+    /// This record with `labels` in place of its own: everything else
+    /// (states, dates, task runs) is kept as it is.
+    pub(crate) fn with_labels(&self, labels: Vec<(String, String)>) -> Record {
+        let mut frozen = rkyv::deserialize::<Frozen, rkyv::rancor::Error>(self.frozen())
+            .expect("a valid archive of owned strings and numbers deserializes");
+        frozen.labels = labels;
+        Self::archive(&frozen)
     }
 
     /// A record read back from bytes (the journal's terminal record),

@@ -25,7 +25,8 @@ use super::plan::FlowLookup;
 use super::run::NewExecution;
 use super::search::{Filter, Newest};
 use super::shard::{
-    Effect, KillOutcome, Message, Reply, RequestId, RestoreError, Shard, Snapshot, Started,
+    Effect, KillOutcome, Message, Relabelled, Reply, RequestId, RestoreError, Shard, Snapshot,
+    Started, Stored,
 };
 use super::worker::{self, WorkDone, WorkOrder, WorkerHandle, WorkerPool};
 use crate::execution::{Execution, ExecutionId, Record};
@@ -275,6 +276,12 @@ pub(crate) enum Command {
         limit: usize,
         reply: flume::Sender<Newest<Snapshot>>,
     },
+    Relabel {
+        id: ExecutionId,
+        labels: Vec<(String, String)>,
+        stored: Stored,
+        reply: flume::Sender<Relabelled>,
+    },
     WorkDone(Box<WorkDone>),
 }
 
@@ -285,6 +292,7 @@ enum ReplyTo {
     Kill(flume::Sender<KillOutcome>),
     Read(flume::Sender<Option<Snapshot>>),
     Search(flume::Sender<Newest<Snapshot>>),
+    Relabel(flume::Sender<Relabelled>),
 }
 
 impl Command {
@@ -315,6 +323,20 @@ impl Command {
                     request,
                 },
                 Some(ReplyTo::Search(reply)),
+            ),
+            Command::Relabel {
+                id,
+                labels,
+                stored,
+                reply,
+            } => (
+                Message::Relabel {
+                    id,
+                    labels,
+                    stored,
+                    request,
+                },
+                Some(ReplyTo::Relabel(reply)),
             ),
             Command::WorkDone(done) => (Message::WorkDone(done), None),
         }
@@ -779,6 +801,40 @@ impl Engine {
         }))
     }
 
+    /// Sets `labels` on finished execution `id`, merged by key into those
+    /// it has ([`crate::execution::labels::merge`]): its final record is
+    /// journaled again with them. One only on disk is read here, on the
+    /// calling thread (a point read), for its shard to rebuild. Answers
+    /// [`Relabelled::Stale`] when it changed while this looked: ask again.
+    pub fn set_labels(
+        &self,
+        id: ExecutionId,
+        labels: Vec<(String, String)>,
+    ) -> Result<Pending<Relabelled>, crate::Error> {
+        let finished = &self.finished[self.shard_of(id)];
+        let rewrites = finished.rewrites();
+        let stored = if finished.get(id).is_some() {
+            Stored::InMemory
+        } else {
+            match self.read_retained(id)? {
+                Some(snapshot) => Stored::OnDisk {
+                    record: snapshot.record,
+                    rewrites,
+                },
+                None => Stored::Nowhere,
+            }
+        };
+        let (reply, pending) = Pending::channel();
+        let command = Command::Relabel {
+            id,
+            labels,
+            stored,
+            reply,
+        };
+        self.push(id, command).map_err(|(refusal, _)| refusal)?;
+        Ok(pending)
+    }
+
     /// The executions that match `filter`, newest first (or oldest, as
     /// it says): page `page` (from 1) of `size`, and how many match in all.
     pub fn search(&self, filter: Filter, page: usize, size: usize) -> Result<Search, Refusal> {
@@ -1092,6 +1148,7 @@ impl ShardRuntime {
                     (ReplyTo::Kill(tx), Reply::Kill(r)) => tx.send(r).map_err(drop),
                     (ReplyTo::Read(tx), Reply::Read(r)) => tx.send(r).map_err(drop),
                     (ReplyTo::Search(tx), Reply::Search(r)) => tx.send(r).map_err(drop),
+                    (ReplyTo::Relabel(tx), Reply::Relabel(r)) => tx.send(r).map_err(drop),
                     _ => {
                         tracing::error!("a shard answered a request with the wrong kind of reply");
                         Ok(())

@@ -10,6 +10,7 @@
 //! long as it takes to filter that stripe.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -62,6 +63,10 @@ pub(crate) struct Finished {
     stripes: Box<[Mutex<Stripe>]>,
     retention_us: i64,
     per_stripe: usize,
+    /// Final records the shard journaled again for executions only on disk
+    /// (labels set): a caller that read one from disk before the count
+    /// changed may hold an older record.
+    rewrites: AtomicU64,
 }
 
 impl Finished {
@@ -72,7 +77,20 @@ impl Finished {
             stripes: (0..STRIPES).map(|_| Mutex::default()).collect(),
             retention_us: i64::try_from(retention.as_micros()).unwrap_or(i64::MAX),
             per_stripe: max.div_ceil(STRIPES).max(1),
+            rewrites: AtomicU64::new(0),
         }
+    }
+
+    /// How many final records of executions not in memory the shard has
+    /// journaled again; read it before reading one from disk.
+    pub fn rewrites(&self) -> u64 {
+        self.rewrites.load(Ordering::Acquire)
+    }
+
+    /// Counts a final record journaled again for an execution not in
+    /// memory, once it is in the WAL's index.
+    pub fn rewritten(&self) {
+        self.rewrites.fetch_add(1, Ordering::AcqRel);
     }
 
     fn stripe(&self, id: ExecutionId) -> MutexGuard<'_, Stripe> {

@@ -26,6 +26,7 @@ use super::outputs::OutputIndex;
 use super::plan::{FlowRevision, ListId, TaskIdx};
 use super::render::{RenderContext, is_truthy};
 use super::worker::WorkOrder;
+use crate::execution::labels;
 use crate::execution::{
     Attempt, Execution, ExecutionId, Id, LogEntry, Logs, Record, State, StateHistory, TaskRun,
 };
@@ -250,10 +251,10 @@ impl Run {
             .flow()
             .labels
             .iter()
-            .filter(|(k, _)| !k.starts_with("system."))
+            .filter(|(k, _)| !k.starts_with(labels::SYSTEM_PREFIX))
             .cloned()
             .collect();
-        labels.push(("system.correlationId".into(), new.id.to_string()));
+        labels.push((labels::CORRELATION_ID.into(), new.id.to_string()));
         for (k, v) in new.labels {
             match labels.iter_mut().find(|(key, _)| *key == k) {
                 Some(slot) => slot.1 = v,

@@ -22,6 +22,7 @@ use super::run::{NewExecution, Run};
 use super::search::{Filter, Listed, Newest};
 use super::timer::TimerWheel;
 use super::worker::{WorkDone, WorkOrder};
+use crate::execution::labels::{self, LabelError};
 use crate::execution::{Execution, ExecutionId, Record, State};
 use crate::journal::{Entry, Journal, NoJournal, Receipt};
 
@@ -55,9 +56,48 @@ pub(crate) enum Message {
         limit: usize,
         request: RequestId,
     },
+    /// Set `labels` on a finished execution (merged by key, see
+    /// [`labels::merge`]); `stored` is where the caller found it.
+    Relabel {
+        id: ExecutionId,
+        labels: Vec<(String, String)>,
+        stored: Stored,
+        request: RequestId,
+    },
     /// Time passed: fire the timers due and drop what left the retention
     /// window.
     Tick,
+}
+
+/// Where a caller found a finished execution before asking its shard to
+/// change it: the shard reads no disk, so a caller brings what is only
+/// there.
+#[derive(Debug)]
+pub(crate) enum Stored {
+    /// Among the finished executions in memory.
+    InMemory,
+    /// Only on disk: its final record as read, after `rewrites` (see
+    /// [`Finished::rewrites`]) had been counted.
+    OnDisk { record: Record, rewrites: u64 },
+    /// Nowhere (it may be running).
+    Nowhere,
+}
+
+/// The answer to setting labels.
+#[derive(Debug, Clone)]
+pub enum Relabelled {
+    /// Set: the execution as it now is, durable once the receipt is (a
+    /// refused receipt means nothing changed).
+    Done(Snapshot),
+    /// It has not ended, in this state: only a finished execution's
+    /// labels are set.
+    Running(State),
+    /// The labels were not set, for this reason.
+    Refused(LabelError),
+    /// No such execution on this node.
+    NotFound,
+    /// It changed, or left memory, while the caller looked: ask again.
+    Stale,
 }
 
 /// The answer to a start.
@@ -100,6 +140,7 @@ pub(crate) enum Reply {
     Kill(KillOutcome),
     Read(Option<Snapshot>),
     Search(Newest<Snapshot>),
+    Relabel(Relabelled),
 }
 
 /// What a shard asks the outside world to do, as data.
@@ -275,6 +316,15 @@ impl Shard {
                 });
                 self.reply(request, Reply::Search(found));
             }
+            Message::Relabel {
+                id,
+                labels,
+                stored,
+                request,
+            } => {
+                let outcome = self.relabel(id, labels, stored);
+                self.reply(request, Reply::Relabel(outcome));
+            }
             Message::Tick => {
                 self.fire_timers(now);
                 // Once a second, not per batch: retention is counted in
@@ -405,6 +455,62 @@ impl Shard {
         live.run.kill(now);
         self.settle(id, receipt);
         KillOutcome::Killed(self.live[&id].receipt.clone())
+    }
+
+    /// Sets labels on a finished execution: its final record, rebuilt with
+    /// them, is journaled again as its terminal record (which supersedes
+    /// the earlier one) and replaces it in memory if memory has it.
+    fn relabel(
+        &mut self,
+        id: ExecutionId,
+        given: Vec<(String, String)>,
+        stored: Stored,
+    ) -> Relabelled {
+        let (record, in_memory) = if let Some(live) = self.live.get(&id) {
+            match &live.ended {
+                // Ended in this batch: it is among the finished already.
+                Some(record) => (record.clone(), true),
+                None => return Relabelled::Running(live.run.execution().state()),
+            }
+        } else if let Some(kept) = self.finished.get(id) {
+            (kept.record, true)
+        } else {
+            match stored {
+                // It left memory after the caller looked.
+                Stored::InMemory => return Relabelled::Stale,
+                Stored::OnDisk { rewrites, .. } if rewrites != self.finished.rewrites() => {
+                    return Relabelled::Stale;
+                }
+                Stored::OnDisk { record, .. } => (record, false),
+                Stored::Nowhere => return Relabelled::NotFound,
+            }
+        };
+        let existing: Vec<(String, String)> = record
+            .labels()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let merged = match labels::merge(&existing, given) {
+            Ok(merged) => merged,
+            Err(e) => return Relabelled::Refused(e),
+        };
+        let record = record.with_labels(merged);
+        let receipt = self.journal.append_ended(id, &record);
+        if receipt.is_refused() {
+            return Relabelled::Done(Snapshot { record, receipt });
+        }
+        // The new final record supersedes one the disk refused earlier.
+        self.unjournaled.retain(|r| r.id() != id);
+        if in_memory {
+            self.finished.insert(record.clone(), receipt.clone());
+        } else {
+            // Callers that read the disk before this must read it again.
+            self.finished.rewritten();
+        }
+        if let Some(live) = self.live.get_mut(&id) {
+            live.ended = Some(record.clone());
+            live.receipt = receipt.clone();
+        }
+        Relabelled::Done(Snapshot { record, receipt })
     }
 
     fn work_done(&mut self, done: WorkDone, now: DateTime<Utc>) {
@@ -1020,14 +1126,7 @@ tasks:
         shard.step(Message::Tick, t(4_700));
         let kept = shard.finished().get(id).expect("kept");
         kept.receipt.wait().expect("journaled now");
-        let ends_journaled = journal
-            .kept
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|(i, e)| *i == id && e.is_none())
-            .count();
-        assert_eq!(ends_journaled, 1, "journaled once");
+        assert_eq!(journal.ends(id), 1, "journaled once");
         assert!(journal.causes(refused).is_empty());
     }
 
@@ -1042,5 +1141,229 @@ tasks:
             t(0),
         );
         assert_eq!(refused, Err(RestoreError::NoCreation));
+    }
+
+    fn relabel(
+        shard: &mut Shard,
+        id: ExecutionId,
+        labels: &[(&str, &str)],
+        stored: Stored,
+        now: DateTime<Utc>,
+    ) -> Relabelled {
+        let labels = labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        shard.step(
+            Message::Relabel {
+                id,
+                labels,
+                stored,
+                request: 77,
+            },
+            now,
+        );
+        let mut replies = drain(shard).replies;
+        match replies.pop() {
+            Some((77, Reply::Relabel(outcome))) if replies.is_empty() => outcome,
+            other => panic!("one relabel reply expected, got {other:?}"),
+        }
+    }
+
+    fn labels_of(record: &Record) -> Vec<(String, String)> {
+        record
+            .labels()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    }
+
+    /// The execution's JSON without its labels.
+    fn all_but_labels(record: &Record) -> serde_json::Value {
+        let mut json = record.to_json(t(0));
+        json.as_object_mut().unwrap().remove("labels");
+        json
+    }
+
+    #[test]
+    fn labels_are_set_on_finished_executions_only_and_journaled_as_their_end() {
+        let journal = FaultyJournal::default();
+        let mut shard = Shard::with_journal(t(0), Box::new(journal.clone()), finished());
+        let id = start(&mut shard, SLEEPY, 5, t(0));
+        drain(&mut shard);
+        assert!(matches!(
+            relabel(&mut shard, id, &[("team", "data")], Stored::Nowhere, t(10)),
+            Relabelled::Running(State::Running)
+        ));
+        shard.step(Message::Tick, t(2_000));
+        drain(&mut shard);
+        let before = shard.finished().get(id).unwrap().record;
+        assert_eq!(journal.ends(id), 1);
+
+        let Relabelled::Done(done) = relabel(
+            &mut shard,
+            id,
+            &[("team", "data"), ("env", "test")],
+            Stored::InMemory,
+            t(3_000),
+        ) else {
+            panic!("not set");
+        };
+        done.receipt.wait().unwrap();
+        let correlation = ("system.correlationId".to_owned(), id.to_string());
+        let expected = vec![
+            correlation.clone(),
+            ("team".into(), "data".into()),
+            ("env".into(), "test".into()),
+        ];
+        assert_eq!(labels_of(&done.record), expected);
+        assert_eq!(
+            all_but_labels(&done.record),
+            all_but_labels(&before),
+            "only the labels change: states, dates and task runs stay"
+        );
+        let kept = shard.finished().get(id).unwrap();
+        assert_eq!(
+            labels_of(&kept.record),
+            expected,
+            "memory has the new record"
+        );
+        assert_eq!(journal.ends(id), 2, "journaled again as its end");
+        assert_eq!(shard.finished().rewrites(), 0, "it was in memory");
+
+        // A changed system label is refused, and nothing changes.
+        let refused = relabel(
+            &mut shard,
+            id,
+            &[("team", "ops"), ("system.correlationId", "other")],
+            Stored::InMemory,
+            t(3_100),
+        );
+        assert!(
+            matches!(&refused, Relabelled::Refused(LabelError::System { key, .. }) if key == "system.correlationId"),
+            "{refused:?}"
+        );
+        assert_eq!(journal.ends(id), 2);
+        assert_eq!(
+            labels_of(&shard.finished().get(id).unwrap().record),
+            expected
+        );
+
+        // Sent back as read, with one changed: merged by key.
+        let Relabelled::Done(done) = relabel(
+            &mut shard,
+            id,
+            &[("system.correlationId", &id.to_string()), ("team", "ops")],
+            Stored::InMemory,
+            t(3_200),
+        ) else {
+            panic!("not set");
+        };
+        assert_eq!(
+            labels_of(&done.record),
+            vec![
+                correlation,
+                ("team".into(), "ops".into()),
+                ("env".into(), "test".into())
+            ]
+        );
+
+        let unknown = Id::from_u128(404);
+        assert!(matches!(
+            relabel(
+                &mut shard,
+                unknown,
+                &[("a", "b")],
+                Stored::Nowhere,
+                t(3_300)
+            ),
+            Relabelled::NotFound
+        ));
+        assert!(
+            matches!(
+                relabel(
+                    &mut shard,
+                    unknown,
+                    &[("a", "b")],
+                    Stored::InMemory,
+                    t(3_300)
+                ),
+                Relabelled::Stale
+            ),
+            "seen in memory, gone since: the caller must look again"
+        );
+    }
+
+    #[test]
+    fn an_execution_only_on_disk_is_relabelled_from_the_record_brought_unless_stale() {
+        // Its record, as the disk would give it back.
+        let mut first = Shard::new(t(0), finished());
+        let id = start(&mut first, SLEEPY, 6, t(0));
+        first.step(Message::Tick, t(2_000));
+        drain(&mut first);
+        let on_disk = first.finished().get(id).unwrap().record;
+
+        let journal = FaultyJournal::default();
+        let mut shard = Shard::with_journal(t(0), Box::new(journal.clone()), finished());
+        let brought = |record: &Record, rewrites| Stored::OnDisk {
+            record: record.clone(),
+            rewrites,
+        };
+        let Relabelled::Done(done) = relabel(
+            &mut shard,
+            id,
+            &[("team", "data")],
+            brought(&on_disk, 0),
+            t(3_000),
+        ) else {
+            panic!("not set");
+        };
+        assert!(labels_of(&done.record).contains(&("team".into(), "data".into())));
+        assert_eq!(all_but_labels(&done.record), all_but_labels(&on_disk));
+        assert_eq!(journal.ends(id), 1);
+        assert!(shard.finished().get(id).is_none(), "it stays on disk only");
+        assert_eq!(shard.finished().rewrites(), 1);
+
+        // A caller that read the disk before that rewrite holds the old
+        // record: it must read again, or the first labels would be lost.
+        assert!(matches!(
+            relabel(
+                &mut shard,
+                id,
+                &[("env", "x")],
+                brought(&on_disk, 0),
+                t(3_100)
+            ),
+            Relabelled::Stale
+        ));
+        assert_eq!(journal.ends(id), 1);
+        let Relabelled::Done(again) = relabel(
+            &mut shard,
+            id,
+            &[("env", "x")],
+            brought(&done.record, 1),
+            t(3_200),
+        ) else {
+            panic!("not set");
+        };
+        assert_eq!(
+            labels_of(&again.record)[1..],
+            [("team".into(), "data".into()), ("env".into(), "x".into())]
+        );
+
+        // A full disk: refused, nothing counted as rewritten.
+        journal
+            .full
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let Relabelled::Done(refused) = relabel(
+            &mut shard,
+            id,
+            &[("env", "y")],
+            brought(&again.record, 2),
+            t(3_300),
+        ) else {
+            panic!("answered");
+        };
+        assert!(refused.receipt.wait().is_err());
+        assert_eq!(shard.finished().rewrites(), 2);
     }
 }

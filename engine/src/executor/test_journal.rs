@@ -49,6 +49,16 @@ impl FaultyJournal {
             .collect()
     }
 
+    /// How many final records were journaled for `id`.
+    pub fn ends(&self, id: ExecutionId) -> usize {
+        self.kept
+            .lock()
+            .expect("no panic holds it")
+            .iter()
+            .filter(|(i, e)| *i == id && e.is_none())
+            .count()
+    }
+
     pub fn len(&self) -> usize {
         self.kept.lock().expect("no panic holds it").len()
     }

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use chrono::Utc;
 use peregrine_engine::flow::{self, InputType};
 use peregrine_engine::{Ack, KillOutcome};
-use peregrine_engine::{ExecutionId, Record, execution_trigger};
+use peregrine_engine::{ExecutionId, Record, execution_trigger, labels};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use tokio::sync::broadcast::error::RecvError;
@@ -24,7 +24,7 @@ use crate::store::StoredFlow;
 /// Inputs one request may carry (multipart parts).
 const MAX_INPUT_PARTS: usize = 1024;
 /// Labels one request may set.
-const MAX_LABELS: usize = 64;
+pub(super) const MAX_LABELS: usize = 64;
 /// Page size of a search, at most.
 const MAX_PAGE_SIZE: usize = 1000;
 
@@ -70,22 +70,31 @@ pub async fn trigger(
 
 /// Kestra labels, `labels=key:value`, repeatable.
 fn parse_labels(query: &Pairs) -> ApiResult<Vec<(String, String)>> {
-    let mut labels = Vec::new();
+    let mut given = Vec::new();
     for raw in query.all("labels") {
         let Some((key, value)) = raw.split_once(':').filter(|(k, _)| !k.is_empty()) else {
             return Err(ApiError::bad_request(format!(
                 "label `{raw}` is not key:value"
             )));
         };
-        labels.push((key.to_owned(), value.to_owned()));
+        // As in Kestra: of the engine's own labels, a caller may set only
+        // the correlation id (to tie executions together).
+        if key.starts_with(labels::SYSTEM_PREFIX) && key != labels::CORRELATION_ID {
+            let refused = labels::LabelError::System {
+                key: key.to_owned(),
+                value: value.to_owned(),
+            };
+            return Err(ApiError::unprocessable(refused.to_string(), Value::Null));
+        }
+        given.push((key.to_owned(), value.to_owned()));
     }
-    if labels.len() > MAX_LABELS {
+    if given.len() > MAX_LABELS {
         return Err(ApiError::bad_request(format!(
             "{} labels; at most {MAX_LABELS}",
-            labels.len()
+            given.len()
         )));
     }
-    Ok(labels)
+    Ok(given)
 }
 
 /// The inputs as sent: one multipart part per input, or a JSON object.

@@ -7,6 +7,7 @@ mod extract;
 mod filters;
 mod flows;
 mod follow;
+mod labels;
 mod outputs;
 mod unsupported;
 
@@ -55,6 +56,10 @@ pub fn app(state: AppState) -> Router {
             "/executions/{id}/actions/kill",
             axum::routing::delete(executions::kill_action),
         )
+        .route("/executions/{id}/actions/labels", post(labels::set))
+        .route("/executions/{id}/labels", post(labels::set_or_trigger))
+        .route("/executions/labels/by-ids", post(labels::by_ids))
+        .route("/executions/labels/by-query", post(labels::by_query))
         .route("/outputs/executions/{id}", get(outputs::execution))
         .route("/outputs/tasks/{id}", get(outputs::tasks))
         .route("/outputs/tasks/{id}/{task_run_id}", get(outputs::task_run))

@@ -97,11 +97,6 @@ const ROUTES: &[(&str, &str, &str)] = &[
         "managing concurrency limits",
     ),
     // Executions, 2.0 paths (kill is served elsewhere)
-    (
-        "POST",
-        "/executions/{executionId}/actions/labels",
-        "setting an execution's labels",
-    ),
     ("DELETE", "/executions/{id}", "deleting an execution"),
     (
         "DELETE",
@@ -320,16 +315,6 @@ const ROUTES: &[(&str, &str, &str)] = &[
     ),
     (
         "POST",
-        "/executions/labels/by-ids",
-        "labelling executions in bulk",
-    ),
-    (
-        "POST",
-        "/executions/labels/by-query",
-        "labelling executions in bulk",
-    ),
-    (
-        "POST",
         "/executions/change-status/by-ids",
         "changing executions' state in bulk",
     ),
@@ -373,11 +358,6 @@ const ROUTES: &[(&str, &str, &str)] = &[
         "POST",
         "/executions/{executionId}/unqueue",
         "unqueueing an execution",
-    ),
-    (
-        "POST",
-        "/executions/{executionId}/labels",
-        "setting an execution's labels",
     ),
     (
         "POST",

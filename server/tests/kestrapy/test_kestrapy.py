@@ -933,9 +933,6 @@ def test_task_run_outputs(client, ns):
     assert outputs == {"value": "value of hello"}
 
 
-# Peregrine cannot change a finished execution's labels yet (it answers 501):
-# strict, so the day it can, this marker must go.
-@pytest.mark.xfail(strict=True, reason="setting labels on an execution is not supported yet")
 @kestra_test
 def test_set_labels(client, ns):
     create(client, return_flow(ns, "hello"))
@@ -952,8 +949,80 @@ def test_set_labels(client, ns):
     assert (got.get("team"), got.get("env")) == ("data", "test"), got
     # System labels (system.correlationId...) stay.
     assert {k: v for k, v in before.items() if k.startswith("system.")}.items() <= got.items()
+    # Only the labels changed.
+    assert labelled.state.histories == done.state.histories
+    assert task_runs(labelled).keys() == task_runs(done).keys()
     again = labels_of(get_execution(client, done.id))
     assert (again.get("team"), again.get("env")) == ("data", "test"), again
+    # Merged by key: one changed, the others kept.
+    merged = client.executions.set_labels_on_terminated_execution(done.id, TENANT, [Label(key="env", value="prod")])
+    assert (labels_of(merged).get("team"), labels_of(merged).get("env")) == ("data", "prod")
+    # A system label is the engine's: changing one is refused, and nothing changes.
+    with pytest.raises(ApiException) as caught:
+        client.executions.set_labels_on_terminated_execution(
+            done.id, TENANT, [Label(key="team", value="x"), Label(key="system.correlationId", value="forged")]
+        )
+    assert caught.value.status == 422
+    assert labels_of(get_execution(client, done.id)).get("team") == "data"
+    with pytest.raises(NotFoundException):
+        client.executions.set_labels_on_terminated_execution("no" + RUN + "such", TENANT, [Label(key="a", value="b")])
+
+
+@kestra_test
+def test_set_labels_on_a_running_execution_is_refused(client, ns):
+    create(client, sleep_flow(ns, "slow", "PT3S"))
+    started = run(client, ns, "slow", wait=False)
+    with pytest.raises(ApiException) as caught:
+        client.executions.set_labels_on_terminated_execution(started.id, TENANT, [Label(key="a", value="b")])
+    assert caught.value.status == 400
+    done = wait_for(client, started.id)
+    assert "a" not in labels_of(done)
+
+
+@kestra_test
+def test_set_labels_by_ids(client, ns):
+    from kestrapy.models.bulk_response import BulkResponse
+    from kestrapy.models.execution_controller_set_labels_by_ids_request import (
+        ExecutionControllerSetLabelsByIdsRequest as ByIds,
+    )
+
+    create(client, return_flow(ns, "hello"))
+    create(client, sleep_flow(ns, "slow", "PT3S"))
+    first, second = run(client, ns, "hello"), run(client, ns, "hello")
+    running = run(client, ns, "slow", wait=False)
+
+    def request(ids):
+        return ByIds(executions_id=ids, execution_labels=[Label(key="batch", value="b1")]).model_dump(by_alias=True)
+
+    # One cannot take labels: none does.
+    with pytest.raises(ApiException) as caught:
+        client.executions.set_labels_on_terminated_executions_by_ids(TENANT, request([first.id, running.id]))
+    assert caught.value.status == 400
+    assert "batch" not in labels_of(get_execution(client, first.id))
+    raw = client.executions.set_labels_on_terminated_executions_by_ids(TENANT, request([first.id, second.id]))
+    assert last_status() == 200
+    assert strict_model(BulkResponse, raw, "by-ids").count == 2
+    for done in (first, second):
+        assert labels_of(get_execution(client, done.id)).get("batch") == "b1"
+    wait_for(client, running.id)
+
+
+@kestra_test
+def test_set_labels_by_query(client, ns):
+    from kestrapy.models.bulk_response import BulkResponse
+
+    create(client, return_flow(ns, "hello"))
+    create(client, return_flow(ns, "other"))
+    ids = [run(client, ns, "hello").id for _ in range(3)]
+    untouched = run(client, ns, "other").id
+    raw = client.executions.set_labels_on_terminated_executions_by_query(
+        TENANT, [Label(key="wave", value="w2")], filters=[eq(F.NAMESPACE, ns), eq(F.FLOW_ID, "hello")]
+    )
+    assert last_status() == 200
+    assert strict_model(BulkResponse, raw, "by-query").count == 3
+    for execution_id in ids:
+        assert labels_of(get_execution(client, execution_id)).get("wave") == "w2"
+    assert "wave" not in labels_of(get_execution(client, untouched))
 
 
 @kestra_test
