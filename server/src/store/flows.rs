@@ -77,7 +77,8 @@ impl StoredFlow {
 }
 
 /// The flow's YAML as JSON, with the repository's revision and date, shaped
-/// as Kestra's `Flow` answers it: `labels` as a list of `{key, value}` even
+/// as Kestra's `Flow` answers it: the fields Kestra types with its types
+/// (`shape.rs`), `labels` as a list of `{key, value}` even
 /// when the YAML has a map, `concurrency.behavior` with its default, and
 /// `draft` (Peregrine has no drafts). The source was just parsed by the
 /// engine, so reading it again cannot fail in practice; if it did, the
@@ -89,6 +90,7 @@ fn flow_json(flow: &Flow, updated: Option<DateTime<Utc>>) -> Value {
         .filter(Value::is_object)
         .unwrap_or_else(|| serde_json::json!({}));
     if let Value::Object(map) = &mut json {
+        super::shape::type_flow(map);
         map.insert("id".into(), flow.id.as_str().into());
         map.insert("namespace".into(), flow.namespace.as_str().into());
         map.insert("revision".into(), flow.revision.into());

@@ -4,6 +4,7 @@
 
 mod flows;
 mod persistence;
+mod shape;
 mod wal;
 
 pub use flows::{FlowError, FlowKey, FlowRepository, StoredFlow};

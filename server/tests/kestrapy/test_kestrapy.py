@@ -595,6 +595,49 @@ def test_create_flow(client, ns):
 
 
 @kestra_test
+def test_loosely_typed_flow_fields_come_back_typed(client, ns):
+    """The engine reads scalars as Kestra does (`disabled: "false"` is false,
+    `defaults: 2` is the text "2"); the answers carry Kestra's types, which
+    the strict models require."""
+    source = (
+        "id: loose\n"
+        f"namespace: {ns}\n"
+        "description: 42\n"
+        "inputs:\n"
+        "  - id: times\n"
+        "    type: INT\n"
+        "    defaults: 2\n"
+        "    required: 'false'\n"
+        "  - id: names\n"
+        "    type: ARRAY\n"
+        "    itemType: STRING\n"
+        "    defaults: [a, b]\n"
+        "tasks:\n"
+        "  - id: ret\n"
+        f"    type: {RETURN}\n"
+        "    format: '{{ inputs.times }}'\n"
+        "    disabled: 'false'\n"
+        "    allowFailure: 'true'\n"
+        "    description: 7\n"
+    )
+    flow = client.flows.create_flow(TENANT, source)
+    assert last_status() == 200
+    assert flow.description == "42"
+    times, names = flow.inputs
+    assert times.required is False
+    assert times.defaults.actual_instance == "2"
+    assert json.loads(names.defaults.actual_instance) == ["a", "b"]
+    task = flow.tasks[0]
+    assert (task.disabled, task.allow_failure, task.description) == (False, True, "7")
+    assert flow.source == source
+    again = client.flows.flow(ns, "loose", TENANT)
+    assert again.tasks[0].allow_failure is True
+    done = run(client, ns, "loose")
+    assert state_of(done) == "SUCCESS"
+    assert task_runs(done)["ret"].additional_properties["outputs"]["value"] == "2"
+
+
+@kestra_test
 def test_get_flow(client, ns):
     create(client, return_flow(ns, "hello"))
     flow = client.flows.flow(ns, "hello", TENANT)
