@@ -303,8 +303,16 @@ impl Executions {
     pub async fn kill(&self, id: ExecutionId) -> Result<KillOutcome, Refused> {
         let pending = self.ask(|engine| engine.kill(id))?;
         let outcome = pending.answer().await.map_err(|_| Refused::Stopped)?;
-        if let KillOutcome::Killed(receipt) = &outcome {
-            durable(receipt).await?;
+        match &outcome {
+            KillOutcome::Killed(receipt) => durable(receipt).await?,
+            // Its shard knows only what memory keeps: one that ended
+            // longer ago may be on disk.
+            KillOutcome::NotFound => {
+                if let Some(snapshot) = self.get(id).await? {
+                    return Ok(KillOutcome::Ended(snapshot.record.state()));
+                }
+            }
+            KillOutcome::Ended(_) => {}
         }
         Ok(outcome)
     }

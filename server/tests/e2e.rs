@@ -626,9 +626,45 @@ async fn finished_executions_past_memory_are_read_from_disk() {
         .expect("the kept gauge");
     assert!(kept <= 16, "{kept} kept in memory");
     read_all(&server, &ended).await;
+    // The oldest is on disk only: it has ended (409), and takes labels.
+    let oldest = ended[0]["id"].as_str().expect("an id").to_owned();
+    let kill = server
+        .send(
+            Method::DELETE,
+            &format!("/api/v1/main/executions/{oldest}/actions/kill"),
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(kill.status, StatusCode::CONFLICT, "{:?}", kill.body);
+    let labelled = server
+        .send(
+            Method::POST,
+            &format!("/api/v1/main/executions/{oldest}/actions/labels"),
+            &[("content-type", "application/json")],
+            r#"[{"key":"archived","value":"yes"}]"#,
+        )
+        .await;
+    assert_eq!(labelled.status, StatusCode::OK, "{:?}", labelled.body);
+    let archived = json!({"key": "archived", "value": "yes"});
+    assert!(
+        labelled.json()["labels"]
+            .as_array()
+            .unwrap()
+            .contains(&archived)
+    );
     assert!(server.terminate().success());
     let server = Server::start_in(&dir, &env).await;
     read_all(&server, &ended).await;
+    let oldest = server
+        .get(&format!("/api/v1/main/executions/{oldest}"))
+        .await;
+    assert!(
+        oldest.json()["labels"]
+            .as_array()
+            .unwrap()
+            .contains(&archived)
+    );
 }
 
 /// Each of `ended` (executions as their `wait=true` answers showed them)
