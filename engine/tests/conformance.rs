@@ -1676,7 +1676,6 @@ fn retry_failed_task_attempts() {
 /// Kestra: RetryCaseTest.retryFlowable: FAILED, the failing child (second
 /// task run) tried 3 times by the Sequential's retry.
 #[test]
-#[ignore = "retry declared on a flowable task"]
 fn retry_flowable() {
     let e = run("retry-flowable.yaml", no_inputs());
     assert_state(&e, State::Failed);

@@ -335,13 +335,27 @@ fn executions_that_lost_records_to_skipped_damage_are_reported_by_id() {
     let mut pending = Vec::new();
     for _ in 0..12 {
         let new = NewExecution::new(Arc::clone(&flow), serde_json::Map::new());
-        pending.push(engine.submit(new, Ack::Receipt).unwrap());
+        pending.push((new.id, engine.submit(new, Ack::Receipt).unwrap()));
     }
-    for started in pending {
+    // The short sleep ends and its timer is journaled (durably); the long
+    // one holds.
+    for (id, started) in pending {
         started.wait().unwrap().receipt.wait().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let seen = engine.read(id).unwrap().wait().unwrap().unwrap();
+            let json = seen.record.to_json(chrono::Utc::now());
+            if json["taskRunList"].as_array().is_some_and(|t| t.len() == 2) {
+                seen.receipt.wait().unwrap();
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the short sleep never ended"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
-    // The short sleep ends and its timer is journaled; the long one holds.
-    std::thread::sleep(Duration::from_millis(600));
     engine.shutdown();
 
     // In one shard, two executions with two records each (creation, timer):

@@ -539,3 +539,66 @@ tasks:
         assert!(joined.contains(expected), "{expected}\nnot in\n{joined}");
     }
 }
+
+/// What Peregrine does not honour yet is refused where it is written,
+/// never parsed and ignored: flow `concurrency`, a retry that would make a
+/// new execution, and `timeout` on a flowable task (which runs no attempt
+/// of its own). A flow-level or flowable `retry` is honoured (the default
+/// of the runnable tasks below it), and so is a runnable task's `timeout`.
+#[test]
+fn concurrency_new_execution_retries_and_flowable_timeouts_are_refused() {
+    let yaml = format!(
+        "{HEAD}retry:
+  type: constant
+  interval: PT1S
+  maxAttempt: 2
+  behavior: CREATE_NEW_EXECUTION
+concurrency:
+  limit: 1
+tasks:
+  - id: seq
+    type: io.kestra.plugin.core.flow.Sequential
+    timeout: PT1M
+    retry:
+      type: constant
+      interval: PT1S
+      maxAttempt: 2
+    tasks:
+      - id: ok
+        type: io.kestra.plugin.core.debug.Return
+        format: x
+        timeout: PT1M
+        retry:
+          type: constant
+          interval: PT1S
+          maxAttempt: 2
+          behavior: RETRY_FAILED_TASK
+"
+    );
+    let p = problems(&yaml);
+    let got: Vec<_> = p
+        .iter()
+        .map(|p| (p.path.as_str(), p.line, p.message.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "retry.behavior",
+                7,
+                "retry behavior `CREATE_NEW_EXECUTION` is not supported yet"
+            ),
+            // A map's position is its first key's.
+            (
+                "concurrency",
+                9,
+                "a flow-level `concurrency` is not supported yet"
+            ),
+            (
+                "tasks[0].timeout",
+                13,
+                "`timeout` on a flowable task is not supported yet"
+            ),
+        ]
+    );
+}

@@ -1185,11 +1185,10 @@ async fn revisions_list_every_revision_oldest_first_each_with_its_source() {
     }
     let listed = server.get("/api/v1/main/flows/tests.revisions").await;
     assert_flow_shape(&listed.json()[0], "list");
-    // Kestra answers labels as a list, whatever the YAML's form, and
-    // concurrency with its default behavior.
+    // Kestra answers labels as a list, whatever the YAML's form.
     let labelled = server
         .create_flow(&format!(
-            "{}labels:\n  team: core\n  tier: 1\nconcurrency:\n  limit: 2\n",
+            "{}labels:\n  team: core\n  tier: 1\n",
             saying("tests.revisions", "labelled", "x")
         ))
         .await;
@@ -1199,9 +1198,25 @@ async fn revisions_list_every_revision_oldest_first_each_with_its_source() {
         labelled["labels"],
         json!([{"key": "team", "value": "core"}, {"key": "tier", "value": "1"}])
     );
+    // Concurrency limits are not enforced yet: refused, not ignored.
+    let limited = server
+        .create_flow(&format!(
+            "{}concurrency:\n  limit: 2\n",
+            saying("tests.revisions", "limited", "x")
+        ))
+        .await;
     assert_eq!(
-        labelled["concurrency"],
-        json!({"limit": 2, "behavior": "QUEUE"})
+        limited.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{:?}",
+        limited.body
+    );
+    assert!(
+        limited.json()["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("concurrency")),
+        "{:?}",
+        limited.body
     );
 
     let revisions = |reply: common::Reply| -> Vec<Value> {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 use serde_json::Value;
 
-use crate::flow::{Flow, Task};
+use crate::flow::{Flow, Retry, Task};
 
 pub(crate) type TaskIdx = u32;
 pub(crate) type ListId = u32;
@@ -28,6 +28,9 @@ pub(crate) struct Node {
     pub dag_deps: Vec<Vec<u32>>,
     /// `{"id": ..., "type": ...}`, the `task` variable.
     pub task_json: Value,
+    /// The flowable task whose child lists (`errors` and `finally` too)
+    /// hold this one; `None` at the top.
+    pub parent: Option<TaskIdx>,
 }
 
 /// Finds a flow revision by namespace, flow id and revision number: how a
@@ -72,9 +75,9 @@ impl FlowRevision {
             by_id: FxHashMap::default(),
             flow: Arc::clone(&flow),
         };
-        rev.root_tasks = rev.add_list(&flow.tasks);
-        rev.root_errors = rev.add_list(&flow.errors);
-        rev.root_finally = rev.add_list(&flow.finally);
+        rev.root_tasks = rev.add_list(&flow.tasks, None);
+        rev.root_errors = rev.add_list(&flow.errors, None);
+        rev.root_finally = rev.add_list(&flow.finally, None);
         rev
     }
 
@@ -90,19 +93,33 @@ impl FlowRevision {
         &self.nodes[idx as usize]
     }
 
+    /// The retry that applies when task `idx` (a runnable task) fails: its
+    /// own, else the nearest flowable ancestor's, else the flow's.
+    pub(crate) fn retry_of(&self, idx: TaskIdx) -> Option<&Retry> {
+        let mut at = Some(idx);
+        while let Some(i) = at {
+            let node = self.node(i);
+            if let Some(retry) = &node.task.retry {
+                return Some(retry);
+            }
+            at = node.parent;
+        }
+        self.flow.retry.as_ref()
+    }
+
     pub(crate) fn list(&self, id: ListId) -> &[TaskIdx] {
         &self.lists[id as usize]
     }
 
-    fn add_list(&mut self, tasks: &[Task]) -> ListId {
+    fn add_list(&mut self, tasks: &[Task], parent: Option<TaskIdx>) -> ListId {
         let id = self.lists.len() as ListId;
         self.lists.push(Vec::new());
-        let members: Vec<TaskIdx> = tasks.iter().map(|t| self.add_node(t)).collect();
+        let members: Vec<TaskIdx> = tasks.iter().map(|t| self.add_node(t, parent)).collect();
         self.lists[id as usize] = members;
         id
     }
 
-    fn add_node(&mut self, task: &Task) -> TaskIdx {
+    fn add_node(&mut self, task: &Task, parent: Option<TaskIdx>) -> TaskIdx {
         let idx = self.nodes.len() as TaskIdx;
         let task_id: Arc<str> = Arc::from(task.id.as_str());
         self.by_id.insert(Arc::clone(&task_id), idx);
@@ -114,15 +131,16 @@ impl FlowRevision {
             errors: 0,
             finally: 0,
             dag_deps: task.kind.dag_deps(),
+            parent,
         });
         let children: Vec<ListId> = task
             .kind
             .child_lists()
             .into_iter()
-            .map(|list| self.add_list(list))
+            .map(|list| self.add_list(list, Some(idx)))
             .collect();
-        let errors = self.add_list(&task.errors);
-        let finally = self.add_list(&task.finally);
+        let errors = self.add_list(&task.errors, Some(idx));
+        let finally = self.add_list(&task.finally, Some(idx));
         let node = &mut self.nodes[idx as usize];
         node.children = children;
         node.errors = errors;

@@ -770,16 +770,11 @@ impl Run {
         }
     }
 
-    /// After a failed attempt: if the task's `retry` allows another, the
-    /// task run waits RETRYING on a timer and true is returned.
+    /// After a failed attempt: if the retry that applies (the task's, a
+    /// flowable ancestor's or the flow's) allows another, the task run
+    /// waits RETRYING on a timer and true is returned.
     fn schedule_retry(&mut self, tr: u32, message: &str, now: DateTime<Utc>) -> bool {
-        let Some(retry) = self
-            .rev
-            .node(self.slots[tr as usize].task)
-            .task
-            .retry
-            .clone()
-        else {
+        let Some(retry) = self.rev.retry_of(self.slots[tr as usize].task).cloned() else {
             return false;
         };
         let run = &self.exec.task_runs[tr as usize];

@@ -19,8 +19,8 @@ pub use duration::parse_duration;
 pub use error::{Error, InputProblem, Problem, Result};
 pub use inputs::{validate_inputs, validate_text_inputs};
 pub use model::{
-    Deserializer, Flow, FlowOutput, InputDef, InputType, Level, Retry, RetryBehavior, RetryPolicy,
-    Task, Trigger, TriggerKind,
+    Deserializer, Flow, FlowOutput, InputDef, InputType, Level, Retry, RetryPolicy, Task, Trigger,
+    TriggerKind,
 };
 pub(crate) use parse::{DagEntry, Props};
 

@@ -38,13 +38,13 @@ pub struct Flow {
     pub outputs: Vec<FlowOutput>,
     pub triggers: Vec<Trigger>,
     pub disabled: bool,
-    /// Flow-level retry (Kestra: applies when the execution fails).
-    pub retry: Option<Retry>,
     /// `pluginDefaults` / deprecated `taskDefaults`, raw. They are already
     /// applied to `tasks` and `triggers`; kept for display.
+    /// Flow-level retry: the default of every runnable task that has no
+    /// `retry` of its own nor a flowable ancestor with one (Kestra's
+    /// `ExecutorService.handleChildWorkerTaskResult`).
+    pub retry: Option<Retry>,
     pub plugin_defaults: Vec<Value>,
-    /// `concurrency:` kept raw (limit/behavior), not enforced yet.
-    pub concurrency: Option<Value>,
     /// The YAML this flow was parsed from.
     pub source: String,
     /// Problems that do not make the flow invalid, in source order: template
@@ -215,7 +215,6 @@ pub struct Retry {
     pub max_duration: Option<Duration>,
     /// Default false: a task that succeeds after retries ends WARNING when true.
     pub warning_on_retry: bool,
-    pub behavior: RetryBehavior,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -232,13 +231,6 @@ pub enum RetryPolicy {
         min_interval: Duration,
         max_interval: Duration,
     },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum RetryBehavior {
-    #[default]
-    RetryFailedTask,
-    CreateNewExecution,
 }
 
 /// `outputs:` of the flow.

@@ -31,8 +31,8 @@ use super::duration::parse_duration;
 use super::error::{Error, Problem, Result};
 use super::inputs::coerce;
 use super::model::{
-    Deserializer, Flow, FlowOutput, InputDef, InputType, Level, Retry, RetryBehavior, RetryPolicy,
-    Task, Trigger, TriggerKind,
+    Deserializer, Flow, FlowOutput, InputDef, InputType, Level, Retry, RetryPolicy, Task, Trigger,
+    TriggerKind,
 };
 use super::types::{self, TriggerType, Unresolved};
 use super::yaml::{self, Node, NodeValue, Pos};
@@ -560,11 +560,15 @@ impl Parser {
                 }
             }
         }
-        let concurrency = f.take("concurrency").map(|(n, _)| n.to_json());
         let _tenant = self.opt_string(&mut f, "tenantId");
-        for key in ["listeners", "afterExecution", "sla"] {
+        for (key, what) in [
+            ("listeners", "`listeners`"),
+            ("afterExecution", "`afterExecution`"),
+            ("sla", "`sla`"),
+            ("concurrency", "a flow-level `concurrency`"),
+        ] {
             if let Some((node, path)) = f.take(key) {
-                self.problem(&path, node.pos, format!("`{key}` is not supported yet"));
+                self.problem(&path, node.pos, format!("{what} is not supported yet"));
             }
         }
         self.finish(f, "a flow");
@@ -585,7 +589,6 @@ impl Parser {
             disabled,
             retry,
             plugin_defaults,
-            concurrency,
             source: source.to_owned(),
             warnings: Vec::new(),
         })
@@ -790,6 +793,17 @@ impl Parser {
         let allow_failure = self.opt_bool(&mut f, "allowFailure", false);
         let allow_warning = self.opt_bool(&mut f, "allowWarning", false);
         let log_to_file = self.opt_bool(&mut f, "logToFile", false);
+        // A flowable task runs no attempt of its own to stop (its `retry`
+        // is its runnable descendants' default, as in Kestra).
+        if task_type.flowable
+            && let Some((node, path)) = f.take("timeout")
+        {
+            self.problem(
+                &path,
+                node.pos,
+                "`timeout` on a flowable task is not supported yet",
+            );
+        }
         let timeout = self.opt_duration(&mut f, "timeout");
         let retry = match f.take("retry") {
             Some((n, p)) => self.retry(n, &p),
@@ -963,25 +977,31 @@ impl Parser {
         };
         let max_duration = self.opt_duration(&mut f, "maxDuration");
         let warning_on_retry = self.opt_bool(&mut f, "warningOnRetry", false);
-        let behavior = match f.take("behavior") {
-            Some((n, p)) => match self.string(n, &p).as_deref() {
-                Some("RETRY_FAILED_TASK") => RetryBehavior::RetryFailedTask,
-                Some("CREATE_NEW_EXECUTION") => RetryBehavior::CreateNewExecution,
-                Some(other) => {
-                    self.problem(&p, n.pos, format!("unknown retry behavior `{other}` (RETRY_FAILED_TASK or CREATE_NEW_EXECUTION)"));
-                    RetryBehavior::default()
-                }
-                None => RetryBehavior::default(),
-            },
-            None => RetryBehavior::default(),
-        };
+        // Only the failed task runs again; a new execution per retry is
+        // not made yet.
+        if let Some((n, p)) = f.take("behavior") {
+            match self.string(n, &p).as_deref() {
+                Some("RETRY_FAILED_TASK") | None => {}
+                Some("CREATE_NEW_EXECUTION") => self.problem(
+                    &p,
+                    n.pos,
+                    "retry behavior `CREATE_NEW_EXECUTION` is not supported yet",
+                ),
+                Some(other) => self.problem(
+                    &p,
+                    n.pos,
+                    format!(
+                        "unknown retry behavior `{other}` (RETRY_FAILED_TASK or CREATE_NEW_EXECUTION)"
+                    ),
+                ),
+            }
+        }
         self.finish(f, &format!("a {kind} retry"));
         Some(Retry {
             policy: policy?,
             max_attempt,
             max_duration,
             warning_on_retry,
-            behavior,
         })
     }
 

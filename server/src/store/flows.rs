@@ -79,8 +79,7 @@ impl StoredFlow {
 /// The flow's YAML as JSON, with the repository's revision and date, shaped
 /// as Kestra's `Flow` answers it: the fields Kestra types with its types
 /// (`shape.rs`), `labels` as a list of `{key, value}` even
-/// when the YAML has a map, `concurrency.behavior` with its default, and
-/// `draft` (Peregrine has no drafts). The source was just parsed by the
+/// when the YAML has a map, and `draft` (Peregrine has no drafts). The source was just parsed by the
 /// engine, so reading it again cannot fail in practice; if it did, the
 /// answer still carries the identifying fields.
 fn flow_json(flow: &Flow, updated: Option<DateTime<Utc>>) -> Value {
@@ -107,11 +106,6 @@ fn flow_json(flow: &Flow, updated: Option<DateTime<Utc>>) -> Value {
                 .map(|(key, value)| serde_json::json!({"key": key, "value": value}))
                 .collect();
             map.insert("labels".into(), Value::Array(labels));
-        }
-        if let Some(Value::Object(concurrency)) = map.get_mut("concurrency") {
-            concurrency
-                .entry("behavior")
-                .or_insert_with(|| "QUEUE".into());
         }
     }
     json

@@ -2,14 +2,14 @@
 //! with.
 //!
 //! The engine reads scalars as Jackson does (`disabled: "true"` is true,
-//! `limit: "2"` is 2, `description: 42` is "42"), so a flow may spell a
-//! field loosely and still be valid. Kestra answers the typed value it read,
-//! and clients that validate answers (kestrapy's models) refuse the loose
-//! spelling. This pass types the fields Kestra's `Flow`, `Input`, `Output`,
-//! `Task` and `AbstractTrigger` declare, as Kestra serializes them: booleans,
-//! integers, text, and its `Property` values as text (a list or map as its
-//! JSON). A task's own properties are left as written: which of them are
-//! properties (and so answered as text) is each plugin's business.
+//! `description: 42` is "42"), so a flow may spell a field loosely and still
+//! be valid. Kestra answers the typed value it read, and clients that
+//! validate answers (kestrapy's models) refuse the loose spelling. This pass
+//! types the fields Kestra's `Flow`, `Input`, `Output`, `Task` and
+//! `AbstractTrigger` declare, as Kestra serializes them: booleans, text, and
+//! its `Property` values as text (a list or map as its JSON). A task's own
+//! properties are left as written: which of them are properties (and so
+//! answered as text) is each plugin's business.
 
 use serde_json::{Map, Value};
 
@@ -20,9 +20,6 @@ const CHILD_LISTS: &[&str] = &["tasks", "then", "else", "errors", "finally", "de
 /// Types the fields of `flow` (the YAML as JSON) in place.
 pub(super) fn type_flow(flow: &mut Map<String, Value>) {
     text(flow, "description");
-    if let Some(Value::Object(concurrency)) = flow.get_mut("concurrency") {
-        integer(concurrency, "limit");
-    }
     for input in objects(flow, "inputs") {
         texts(input, &["description", "displayName"]);
         boolean(input, "required");
@@ -139,14 +136,6 @@ fn booleans(map: &mut Map<String, Value>, keys: &[&str]) {
     }
 }
 
-fn integer(map: &mut Map<String, Value>, key: &str) {
-    if let Some(value) = map.get_mut(key)
-        && let Some(n) = value.as_str().and_then(|s| s.trim().parse::<i64>().ok())
-    {
-        *value = Value::from(n);
-    }
-}
-
 /// Kestra's `Property`: always answered as text, a list or map as its JSON.
 fn property(map: &mut Map<String, Value>, key: &str) {
     let Some(value) = map.get_mut(key) else {
@@ -171,7 +160,6 @@ mod tests {
         let mut flow = json!({
             "id": "f", "namespace": "n",
             "description": 42,
-            "concurrency": {"limit": "2"},
             "inputs": [
                 {"id": "a", "type": "INT", "defaults": 2, "required": "false", "displayName": 7},
                 {"id": "b", "type": "ARRAY", "itemType": "INT", "defaults": [1, 2]},
@@ -199,7 +187,6 @@ mod tests {
         let expected = json!({
             "id": "f", "namespace": "n",
             "description": "42",
-            "concurrency": {"limit": 2},
             "inputs": [
                 {"id": "a", "type": "INT", "defaults": "2", "required": false, "displayName": "7"},
                 {"id": "b", "type": "ARRAY", "itemType": "INT", "defaults": "[1,2]"},
@@ -234,7 +221,6 @@ mod tests {
             "inputs": [{"id": "a", "type": "STRING", "defaults": "x", "required": true}],
             "tasks": "not a list",
             "outputs": [1, "two"],
-            "concurrency": {"limit": "many"},
         });
         let mut flow = original.clone();
         type_flow(flow.as_object_mut().unwrap());
