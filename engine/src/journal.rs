@@ -57,6 +57,14 @@ pub(crate) enum Entry {
     /// After a restart, task run `task_run`'s work had no answer: it runs
     /// again as a new attempt.
     Redispatched { task_run: u32, at_us: i64 },
+    /// The `timeout` of attempt `attempt` of task run `task_run` passed
+    /// while it ran. (A variant added last, smaller than `Created`: the
+    /// archived layout of the others is unchanged.)
+    TimedOut {
+        task_run: u32,
+        attempt: u32,
+        at_us: i64,
+    },
 }
 
 /// Record kinds of this journal format (2). Format 1 used kinds 1 to 6, with
@@ -68,6 +76,7 @@ const KILL: u16 = 13;
 const ENDED: u16 = 14;
 const WORKED: u16 = 15;
 const REDISPATCHED: u16 = 16;
+const TIMED_OUT: u16 = 17;
 const FORMAT_1_KINDS: std::ops::RangeInclusive<u16> = 1..=6;
 
 impl Entry {
@@ -78,6 +87,7 @@ impl Entry {
             Entry::Kill { .. } => KILL,
             Entry::Worked { .. } => WORKED,
             Entry::Redispatched { .. } => REDISPATCHED,
+            Entry::TimedOut { .. } => TIMED_OUT,
         })
     }
 }
@@ -344,7 +354,7 @@ pub(crate) fn decode(kind: Kind, payload: &[u8]) -> Result<Recovered, JournalErr
         ENDED => Record::from_bytes(payload)
             .map(Recovered::Ended)
             .map_err(|e| JournalError::Unreadable(e.to_string())),
-        CREATED | TIMER | KILL | WORKED | REDISPATCHED => {
+        CREATED | TIMER | KILL | WORKED | REDISPATCHED | TIMED_OUT => {
             let archived = peregrine_wal::access::<Entry>(payload)
                 .map_err(|e| JournalError::Unreadable(e.to_string()))?;
             rkyv::deserialize::<Entry, rkyv::rancor::Error>(archived)

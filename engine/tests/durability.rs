@@ -422,3 +422,75 @@ fn executions_that_lost_records_to_skipped_damage_are_reported_by_id() {
     assert_eq!(recovery.resumed, 11, "every other execution resumes");
     engine.shutdown();
 }
+
+/// A task's timeout is counted from its attempt's start, across a restart:
+/// the replayed attempt keeps its deadline, and the journal says it timed
+/// out, so a second restart shows the same end.
+#[test]
+fn a_timeout_keeps_its_deadline_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let flow = Arc::new(FlowRevision::new(Arc::new(
+        Flow::parse(
+            "id: nap\nnamespace: tests\ntasks:\n  - id: long\n    type: io.kestra.plugin.core.flow.Sleep\n    duration: PT1H\n    timeout: PT1.5S\n",
+        )
+        .unwrap(),
+    )));
+    let (engine, _, _) = start(dir.path(), &flow);
+    let new = NewExecution::new(Arc::clone(&flow), serde_json::Map::new());
+    let id = new.id;
+    let submitted = Instant::now();
+    engine
+        .submit(new, Ack::Receipt)
+        .unwrap()
+        .wait()
+        .unwrap()
+        .receipt
+        .wait()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1_000));
+    engine.shutdown();
+
+    let (engine, ended, recovery) = start(dir.path(), &flow);
+    assert_eq!(recovery.resumed, 1);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while ended.0.lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "it never timed out");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let took = submitted.elapsed();
+    assert!(
+        took >= Duration::from_millis(1_500) && took < Duration::from_secs(10),
+        "timed out {took:?} after it started"
+    );
+    let (_, state, json) = ended.0.lock().unwrap()[0].clone();
+    assert_eq!(state, State::Failed);
+    let end_date = json["state"]["endDate"].as_str().unwrap().to_owned();
+    // Timed out 1.5 s into its attempt, not 1.5 s after the restart (which
+    // came a second in).
+    let date =
+        |v: &serde_json::Value| chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap()).unwrap();
+    let attempt = &json["taskRunList"][0]["attempts"][0]["state"];
+    let ran = date(&attempt["endDate"]) - date(&attempt["startDate"]);
+    assert!(
+        ran >= chrono::Duration::milliseconds(1_500) && ran < chrono::Duration::milliseconds(2_200),
+        "the attempt ran {ran:?}"
+    );
+    engine
+        .read(id)
+        .unwrap()
+        .wait()
+        .unwrap()
+        .unwrap()
+        .receipt
+        .wait()
+        .unwrap();
+    engine.shutdown();
+
+    let (engine, _, recovery) = start(dir.path(), &flow);
+    assert_eq!((recovery.resumed, recovery.finished), (0, 1));
+    let read = engine.read(id).unwrap().wait().unwrap().unwrap();
+    let again = read.record.to_json(chrono::Utc::now());
+    assert_eq!(again["state"]["current"], "FAILED");
+    assert_eq!(again["state"]["endDate"], end_date.as_str());
+    engine.shutdown();
+}

@@ -90,3 +90,85 @@ tasks:
     assert_eq!(attempts(&e, "outer"), 0);
     assert_eq!(e.state(), State::Warning);
 }
+
+/// A task that outlives its `timeout` fails (Kestra:
+/// `TimeoutExceededException`, "Timeout after 00:00:00.200"), attempt
+/// included, and the execution with it.
+#[test]
+fn a_task_past_its_timeout_fails() {
+    let started = std::time::Instant::now();
+    let e = common::run_source(
+        r#"
+id: slow
+namespace: tests
+tasks:
+  - id: nap
+    type: io.kestra.plugin.core.flow.Sleep
+    duration: PT30S
+    timeout: PT0.2S
+  - id: never
+    type: io.kestra.plugin.core.debug.Return
+    format: x
+"#,
+        serde_json::Value::Null,
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    assert_eq!(e.state(), State::Failed);
+    let nap = e.task_runs_of("nap").next().unwrap();
+    assert_eq!(nap.state(), State::Failed);
+    assert_eq!(nap.attempts().len(), 1);
+    assert_eq!(nap.attempts()[0].state().current(), State::Failed);
+    assert!(e.task_runs_of("never").next().is_none());
+    let messages: Vec<&str> = e
+        .logs()
+        .entries()
+        .iter()
+        .map(|l| l.message.as_str())
+        .collect();
+    assert!(
+        messages.contains(&"Timeout after 00:00:00.200"),
+        "{messages:?}"
+    );
+}
+
+/// A timed-out attempt is retried like any failed one, and the timer of the
+/// attempt it replaced cannot end the new one: the first attempt's sleep is
+/// due at 0.3 s, inside the second attempt, which must still time out.
+#[test]
+fn a_timed_out_attempt_is_retried_and_its_old_timer_is_stale() {
+    let e = common::run_source(
+        r#"
+id: retried
+namespace: tests
+tasks:
+  - id: nap
+    type: io.kestra.plugin.core.flow.Sleep
+    duration: PT0.3S
+    timeout: PT0.2S
+    retry:
+      type: constant
+      interval: PT0.05S
+      maxAttempt: 2
+"#,
+        serde_json::Value::Null,
+    );
+    assert_eq!(e.state(), State::Failed);
+    let nap = e.task_runs_of("nap").next().unwrap();
+    let states: Vec<State> = nap.attempts().iter().map(|a| a.state().current()).collect();
+    assert_eq!(states, [State::Failed, State::Failed]);
+
+    // Within its timeout, a task ends as it would without one.
+    let e = common::run_source(
+        r#"
+id: quick
+namespace: tests
+tasks:
+  - id: nap
+    type: io.kestra.plugin.core.flow.Sleep
+    duration: PT0.05S
+    timeout: PT5S
+"#,
+        serde_json::Value::Null,
+    );
+    assert_eq!(e.state(), State::Success);
+}

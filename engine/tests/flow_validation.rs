@@ -369,8 +369,13 @@ triggers:
             ("tasks[0].type", 5, 11),
             ("tasks[1].type", 9, 11),
             ("tasks[1].tasks[0].type", 13, 15),
+            ("triggers[0].type", 16, 11),
             ("triggers[0].cron", 17, 11)
         ]
+    );
+    assert_eq!(
+        p[3].message, "trigger type `io.kestra.plugin.core.trigger.Schedule` is not supported yet",
+        "schedules do not fire yet: refused, and still checked"
     );
     assert_eq!(
         p[0].message,
@@ -385,9 +390,9 @@ triggers:
         "children are still checked"
     );
     assert!(
-        p[3].message.contains("expected 5 fields, found 4"),
+        p[4].message.contains("expected 5 fields, found 4"),
         "{}",
-        p[3].message
+        p[4].message
     );
     for spelling in [
         "io.kestra.core.tasks.flows.Flow",

@@ -272,3 +272,49 @@ fn a_call_lost_in_a_restart_runs_again_as_a_new_attempt() {
     );
     engine.shutdown();
 }
+
+/// A call past its task's `timeout` fails the attempt with Kestra's message
+/// (`Timeout after HH:mm:ss.SSS`), and the worker gives the call up then,
+/// rather than being held until the server answers: with one worker, the
+/// next call runs at once.
+#[test]
+fn a_call_past_its_timeout_fails_and_frees_its_worker() {
+    let (slow, _) = serve(200, "late", Duration::from_secs(20));
+    let (fast, _) = serve(200, "fast", Duration::ZERO);
+    let ended = Arc::new(Ended::default());
+    let config = EngineConfig {
+        threads: NonZeroUsize::new(1).unwrap(),
+        workers: NonZeroUsize::new(1).unwrap(),
+        ..EngineConfig::default()
+    };
+    let engine = Engine::start(config, ended.clone()).unwrap();
+    let started = Instant::now();
+    let new = NewExecution::new(flow(&slow, "    timeout: PT0.3S"), Default::default());
+    let timed_out = new.id;
+    engine.submit(new, Ack::Receipt).unwrap();
+    wait_for(&ended, 1);
+    let new = NewExecution::new(flow(&fast, ""), Default::default());
+    engine.submit(new, Ack::Receipt).unwrap();
+    wait_for(&ended, 2);
+    let elapsed = started.elapsed();
+    let ended = ended.0.lock().unwrap();
+    let exec = &ended.iter().find(|e| e.0 == timed_out).unwrap().1;
+    assert_eq!(exec.state(), State::Failed);
+    let call = exec.task_runs_of("call").next().unwrap();
+    assert_eq!(call.state(), State::Failed);
+    assert_eq!(call.attempts().len(), 1);
+    assert_eq!(call.attempts()[0].state().current(), State::Failed);
+    assert!(
+        exec.logs()
+            .entries()
+            .iter()
+            .any(|l| l.message == "Timeout after 00:00:00.300"),
+        "{:?}",
+        exec.logs().entries()
+    );
+    let other = ended.iter().find(|e| e.0 != timed_out).unwrap();
+    assert_eq!(other.1.state(), State::Success, "the worker was free again");
+    // The slow server would have held the worker for 20 s.
+    assert!(elapsed < Duration::from_secs(10), "{elapsed:?}");
+    engine.shutdown();
+}

@@ -1304,8 +1304,10 @@ fn run_to_end_in(
                     id,
                     task_run: order.task_run,
                     attempt: order.attempt,
-                    result: worker::run_now(order.job),
+                    result: worker::run_now(order.job, order.deadline_ms),
                 };
+                // A timeout that passed while the job ran comes first.
+                shard.step(Message::Tick, Utc::now());
                 shard.step(Message::WorkDone(Box::new(done)), Utc::now());
             }
             continue;

@@ -186,8 +186,9 @@ fn a_journal_that_fails_mid_run_rebuilds_what_it_kept() {
     );
 }
 
-/// Flows the property test draws from: timers, retries, loops, parallel
-/// branches, worker tasks whose answers the test makes up, and `now()`.
+/// Flows the property test draws from: timers, retries, timeouts, loops,
+/// parallel branches, worker tasks whose answers the test makes up, and
+/// `now()`.
 const FLOWS: [&str; 3] = [
     BRANCHY,
     r#"
@@ -202,6 +203,7 @@ tasks:
       - id: call
         type: io.kestra.plugin.core.http.Request
         uri: "http://127.0.0.1:9/{{ taskrun.value }}"
+        timeout: PT0.7S
         retry:
           type: constant
           interval: PT0.5S
@@ -220,6 +222,9 @@ tasks:
       - id: wait
         type: io.kestra.plugin.core.flow.Sleep
         duration: PT0.3S
+        # Due with the Sleep's own timer: whichever fires first, the
+        # journal says which.
+        timeout: PT0.3S
       - id: flaky
         type: io.kestra.plugin.core.execution.Fail
         condition: "{{ (now(format='SSSSSS') | number) is odd }}"

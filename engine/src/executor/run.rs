@@ -17,6 +17,7 @@
 //! every type, and knows none by name.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
@@ -140,7 +141,19 @@ struct Frame {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct TimerRequest {
     pub deadline_ms: i64,
+    pub due: Due,
+}
+
+/// What a timer is due for: task run `task_run` as it stood at attempt
+/// `attempt` (its count of attempts when the timer was asked for). A timer
+/// of an attempt that a retry or a restart has since replaced is stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Due {
     pub task_run: u32,
+    pub attempt: u32,
+    /// The attempt's `timeout`, rather than a step of its task (a Sleep's
+    /// end, a retry's delay).
+    pub timeout: bool,
 }
 
 /// A running execution, owned by one shard.
@@ -309,12 +322,12 @@ impl Run {
         self.exec.state.current().is_terminal()
     }
 
-    /// Keeps only the timer requests whose task run still waits (after a
-    /// replay, the others already fired).
+    /// Keeps only the timer requests still due (after a replay, the others
+    /// fired, or belong to an attempt replaced since).
     pub fn retain_waiting_timers(&mut self) {
-        let task_runs = &self.exec.task_runs;
-        self.timers
-            .retain(|t| !task_runs[t.task_run as usize].state.current().is_terminal());
+        let mut timers = std::mem::take(&mut self.timers);
+        timers.retain(|t| self.is_due(t.due));
+        self.timers = timers;
     }
 
     /// CREATED → RUNNING, and run everything that can run inline.
@@ -750,24 +763,92 @@ impl Run {
                 Err(message) => Some(self.fail_task_run(tr, &message, now)),
             },
             Started::Wait(duration) => {
-                let millis = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
-                self.timers.push(TimerRequest {
-                    deadline_ms: deadline_ms(now, millis),
-                    task_run: tr,
-                });
+                self.ask_timer(tr, duration, false, now);
+                self.arm_timeout(tr, now);
                 self.slots[tr as usize].waits = Waits::Timer;
                 None
             }
             Started::Work(job) => {
+                let deadline_ms = self.arm_timeout(tr, now);
                 self.work.push(WorkOrder {
                     task_run: tr,
-                    attempt: self.exec.task_runs[tr as usize].attempts.len() as u32,
+                    attempt: self.attempt_of(tr),
+                    deadline_ms,
                     job,
                 });
                 self.slots[tr as usize].waits = Waits::Worker;
                 None
             }
         }
+    }
+
+    /// The number of task run `tr`'s current attempt (its count of them).
+    fn attempt_of(&self, tr: u32) -> u32 {
+        self.exec.task_runs[tr as usize].attempts.len() as u32
+    }
+
+    fn ask_timer(&mut self, tr: u32, after: Duration, timeout: bool, now: DateTime<Utc>) -> i64 {
+        let millis = i64::try_from(after.as_millis()).unwrap_or(i64::MAX);
+        let deadline_ms = deadline_ms(now, millis);
+        self.timers.push(TimerRequest {
+            deadline_ms,
+            due: Due {
+                task_run: tr,
+                attempt: self.attempt_of(tr),
+                timeout,
+            },
+        });
+        deadline_ms
+    }
+
+    /// Asks for the timer of the task's `timeout` on the attempt that now
+    /// waits, due that long after the attempt started; its deadline, if the
+    /// task has a timeout.
+    fn arm_timeout(&mut self, tr: u32, now: DateTime<Utc>) -> Option<i64> {
+        let timeout = self.rev.node(self.slots[tr as usize].task).task.timeout?;
+        let started = self.exec.task_runs[tr as usize]
+            .attempts
+            .last()
+            .map_or(now, |a| a.state.start_date());
+        Some(self.ask_timer(tr, timeout, true, started))
+    }
+
+    /// Whether a timer due for `due` still means something: its task run
+    /// is at the same attempt and, for a timeout, that attempt still runs.
+    pub fn is_due(&self, due: Due) -> bool {
+        let Some(run) = self.exec.task_runs.get(due.task_run as usize) else {
+            return false;
+        };
+        !self.is_terminal()
+            && !run.state.current().is_terminal()
+            && run.attempts.len() as u32 == due.attempt
+            && (!due.timeout
+                || (run.state.current() == State::Running
+                    && self.slots[due.task_run as usize].waits != Waits::Nothing))
+    }
+
+    /// The timeout of attempt `attempt` of task run `tr` passed while it
+    /// ran: the attempt fails (Kestra's `TimeoutExceededException`), and
+    /// the retry that applies may run it again. Its work, if any, is
+    /// answered too late to count.
+    pub fn on_timeout(&mut self, tr: u32, attempt: u32, now: DateTime<Utc>) {
+        self.instant = now;
+        let due = Due {
+            task_run: tr,
+            attempt,
+            timeout: true,
+        };
+        if !self.is_due(due) {
+            return;
+        }
+        let timeout = self
+            .rev
+            .node(self.slots[tr as usize].task)
+            .task
+            .timeout
+            .unwrap_or_default();
+        self.slots[tr as usize].waits = Waits::Nothing;
+        self.attempt_failed(tr, format!("Timeout after {}", hms(timeout)), now);
     }
 
     /// After a failed attempt: if the retry that applies (the task's, a
@@ -804,11 +885,7 @@ impl Run {
             attempt.state.transition(State::Failed, now);
         }
         run.state.transition(State::Retrying, now);
-        let millis = i64::try_from(delay.as_millis()).unwrap_or(i64::MAX);
-        self.timers.push(TimerRequest {
-            deadline_ms: deadline_ms(now, millis),
-            task_run: tr,
-        });
+        self.ask_timer(tr, delay, false, now);
         true
     }
 
@@ -833,12 +910,16 @@ impl Run {
         }
         match result.and_then(|outputs| self.checked(outputs)) {
             Ok(outputs) => self.complete_async(tr, State::Success, Some(outputs), now),
-            Err(message) => {
-                if !self.schedule_retry(tr, &message, now) {
-                    self.log(Some(tr), Level::Error, message, now);
-                    self.complete_async(tr, State::Failed, Some(empty_outputs()), now);
-                }
-            }
+            Err(message) => self.attempt_failed(tr, message, now),
+        }
+    }
+
+    /// The running attempt of task run `tr` failed, out of line: retried if
+    /// a retry applies, else the task run fails.
+    fn attempt_failed(&mut self, tr: u32, message: String, now: DateTime<Utc>) {
+        if !self.schedule_retry(tr, &message, now) {
+            self.log(Some(tr), Level::Error, message, now);
+            self.complete_async(tr, State::Failed, Some(empty_outputs()), now);
         }
     }
 
@@ -1118,6 +1199,14 @@ fn task_run_id(execution: ExecutionId, index: u32) -> Id {
     bytes[..16].copy_from_slice(&execution.as_u128().to_le_bytes());
     bytes[16..].copy_from_slice(&index.to_le_bytes());
     Id::derive(&bytes)
+}
+
+/// A duration as Kestra writes it in a timeout's message
+/// (`DurationFormatUtils.formatDurationHMS`): `00:01:30.000`.
+fn hms(d: Duration) -> String {
+    let ms = d.as_millis();
+    let (h, m, s) = (ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60);
+    format!("{h:02}:{m:02}:{s:02}.{:03}", ms % 1000)
 }
 
 /// `now + millis` in epoch milliseconds, rounded up: a timer never fires

@@ -18,7 +18,7 @@ use rustc_hash::FxHashMap;
 use super::finished::Finished;
 use super::limits::Limits;
 use super::plan::FlowLookup;
-use super::run::{NewExecution, Run};
+use super::run::{Due, NewExecution, Run};
 use super::search::{Filter, Listed, Newest};
 use super::timer::TimerWheel;
 use super::worker::{WorkDone, WorkOrder};
@@ -190,11 +190,11 @@ struct Live {
 #[derive(Debug)]
 pub(crate) struct Shard {
     live: FxHashMap<ExecutionId, Live>,
-    timers: TimerWheel<(ExecutionId, u32)>,
+    timers: TimerWheel<(ExecutionId, Due)>,
     journal: Box<dyn Journal>,
     finished: Arc<Finished>,
     effects: Vec<Effect>,
-    fired: Vec<(ExecutionId, u32)>,
+    fired: Vec<(ExecutionId, Due)>,
     /// When a tick next drops finished executions past their retention
     /// and journals again the ends the journal refused.
     next_eviction: DateTime<Utc>,
@@ -546,20 +546,31 @@ impl Shard {
     fn fire_timers(&mut self, now: DateTime<Utc>) {
         self.timers.expire(now.timestamp_millis(), &mut self.fired);
         let fired = std::mem::take(&mut self.fired);
-        for &(id, task_run) in &fired {
+        for &(id, due) in &fired {
             let Some(live) = self.live.get_mut(&id) else {
                 continue;
             };
-            if !live.run.is_waiting_on(task_run) {
+            // Only a timer that still means something is journaled.
+            if !live.run.is_due(due) {
                 continue;
             }
-            let entry = Entry::Timer {
-                task_run,
-                at_us: now.timestamp_micros(),
+            let (task_run, at_us) = (due.task_run, now.timestamp_micros());
+            let entry = if due.timeout {
+                Entry::TimedOut {
+                    task_run,
+                    attempt: due.attempt,
+                    at_us,
+                }
+            } else {
+                Entry::Timer { task_run, at_us }
             };
             let receipt = self.journal.append(id, &entry);
             self.journal.stepping(Some(id));
-            live.run.on_timer(task_run, now);
+            if due.timeout {
+                live.run.on_timeout(task_run, due.attempt, now);
+            } else {
+                live.run.on_timer(task_run, now);
+            }
             self.settle(id, receipt);
             self.journal.stepping(None);
         }
@@ -649,6 +660,11 @@ impl Shard {
         for entry in entries {
             match entry {
                 Entry::Timer { task_run, at_us } => run.on_timer(task_run, instant(at_us)),
+                Entry::TimedOut {
+                    task_run,
+                    attempt,
+                    at_us,
+                } => run.on_timeout(task_run, attempt, instant(at_us)),
                 Entry::Kill { at_us } => {
                     run.kill(instant(at_us));
                 }
@@ -731,7 +747,7 @@ impl Shard {
         };
         let (timers, work) = live.run.take_requests();
         for timer in timers {
-            self.timers.insert(timer.deadline_ms, (id, timer.task_run));
+            self.timers.insert(timer.deadline_ms, (id, timer.due));
         }
         for order in work {
             self.effects.push(Effect::Work { id, order });

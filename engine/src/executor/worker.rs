@@ -20,7 +20,21 @@ pub(crate) struct WorkOrder {
     pub task_run: u32,
     /// 1-based attempt number the result belongs to.
     pub attempt: u32,
+    /// When the attempt's `timeout` ends, in epoch milliseconds: the shard
+    /// fails the attempt then; the job is given until a little after, so
+    /// that its thread is freed rather than held by a call nobody waits on.
+    pub deadline_ms: Option<i64>,
     pub job: Box<dyn Job>,
+}
+
+/// What a job past its attempt's deadline is given on top, so that the
+/// shard's timeout, not the job's own error, says why the attempt failed.
+const PAST_DEADLINE: Duration = Duration::from_millis(250);
+
+/// How long a job may run: until shortly after `deadline_ms`, if any.
+pub(crate) fn allowance(deadline_ms: Option<i64>) -> Option<Duration> {
+    let left = deadline_ms? - chrono::Utc::now().timestamp_millis();
+    Some(Duration::from_millis(u64::try_from(left).unwrap_or(0)) + PAST_DEADLINE)
 }
 
 /// What a worker sends back.
@@ -99,7 +113,8 @@ impl WorkerPool {
                     .name(format!("worker-{n}"))
                     .spawn(move || {
                         while let Ok(Dispatch { id, shard, order }) = rx.recv() {
-                            let result = order.job.run(&env);
+                            let within = allowance(order.deadline_ms);
+                            let result = order.job.run(&env, within);
                             let done = WorkDone {
                                 id,
                                 task_run: order.task_run,
@@ -152,6 +167,6 @@ fn deliver(inbox: &Sender<Command>, done: WorkDone) {
 }
 
 /// Runs a job on the calling thread (the one-shot driver has no pool).
-pub(crate) fn run_now(job: Box<dyn Job>) -> Result<Value, String> {
-    job.run(&WorkerEnv::new())
+pub(crate) fn run_now(job: Box<dyn Job>, deadline_ms: Option<i64>) -> Result<Value, String> {
+    job.run(&WorkerEnv::new(), allowance(deadline_ms))
 }

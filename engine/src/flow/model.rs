@@ -253,8 +253,6 @@ pub struct Trigger {
     pub type_name: String,
     pub description: Option<String>,
     pub disabled: bool,
-    /// `conditions:`, raw.
-    pub conditions: Vec<Value>,
     pub kind: TriggerKind,
 }
 

@@ -1361,23 +1361,30 @@ impl Parser {
                 return None;
             }
         };
+        // Schedules and Flow triggers do not fire yet: refused, though read
+        // on, so that the rest of the trigger's mistakes are reported too.
+        let fires = !matches!(trigger_type, TriggerType::Schedule | TriggerType::Flow);
+        if !fires {
+            let pos = f.take("type").map_or(f.pos, |(n, _)| n.pos);
+            self.problem(
+                &f.path("type"),
+                pos,
+                format!("trigger type `{canonical}` is not supported yet"),
+            );
+        }
         let description = self.opt_string(&mut f, "description");
         let disabled = self.opt_bool(&mut f, "disabled", false);
-        let conditions = match f.take("conditions") {
-            Some((n, _)) => match n.to_json() {
-                Value::Array(items) => items,
-                other => vec![other],
-            },
-            None => Vec::new(),
-        };
-        for key in [
-            "workerGroup",
-            "logLevel",
-            "minLogLevel",
-            "labels",
-            "stopAfter",
-            "logToFile",
+        for (key, what) in [
+            ("conditions", "trigger `conditions`"),
+            ("labels", "trigger `labels`"),
+            ("stopAfter", "`stopAfter`"),
         ] {
+            if let Some((node, path)) = f.take(key) {
+                self.problem(&path, node.pos, format!("{what} is not supported yet"));
+            }
+        }
+        // Where a trigger's own log lines go: it writes none.
+        for key in ["workerGroup", "logLevel", "minLogLevel", "logToFile"] {
             let _ = f.take(key);
         }
         let inputs = |p: &mut Parser, f: &mut Fields<'_>| match f.take("inputs") {
@@ -1493,12 +1500,14 @@ impl Parser {
             }
         };
         self.finish(f, canonical);
+        if !fires {
+            return None;
+        }
         Some(Trigger {
             id: id?,
             type_name: canonical.to_owned(),
             description,
             disabled,
-            conditions,
             kind,
         })
     }

@@ -140,7 +140,7 @@ pub(super) fn agent() -> ureq::Agent {
 }
 
 impl Job for Call {
-    fn run(self: Box<Self>, env: &WorkerEnv) -> Result<Value, String> {
+    fn run(self: Box<Self>, env: &WorkerEnv, within: Option<Duration>) -> Result<Value, String> {
         let call = *self;
         let agent = &env.http;
         let method = ureq::http::Method::from_bytes(call.method.to_ascii_uppercase().as_bytes())
@@ -159,7 +159,11 @@ impl Job for Call {
             .body(body)
             .map_err(|e| format!("invalid request to `{}`: {e}", call.uri))?;
         let mut config = agent.configure_request(request);
-        if let Some(timeout) = call.timeout {
+        let timeout = match (call.timeout, within) {
+            (Some(own), Some(within)) => Some(own.min(within)),
+            (own, within) => own.or(within),
+        };
+        if let Some(timeout) = timeout {
             config = config.timeout_global(Some(timeout));
         }
         let mut response = agent

@@ -173,7 +173,9 @@ pub(crate) enum Groups {
 
 /// Blocking work with its properties rendered; runs on a worker thread.
 pub(crate) trait Job: fmt::Debug + Send {
-    fn run(self: Box<Self>, env: &WorkerEnv) -> Result<Value, String>;
+    /// Runs the job; `within`, when given, is how long it may take (its
+    /// attempt's timeout): a job that blocks must give up by then.
+    fn run(self: Box<Self>, env: &WorkerEnv, within: Option<Duration>) -> Result<Value, String>;
 }
 
 /// What every worker thread shares with the jobs it runs.
@@ -296,6 +298,12 @@ pub(crate) mod testing {
                 .expect("the conformance corpus above the crate"),
         };
         let source = std::fs::read_to_string(dir.join(name)).expect("a corpus flow");
+        // switch.yaml's Schedule trigger is refused until schedules fire;
+        // these tests are about its tasks (its last block goes).
+        let source = match source.split_once("\ntriggers:\n") {
+            Some((tasks, _)) if name == "switch.yaml" => tasks.to_owned(),
+            _ => source,
+        };
         Flow::parse(&source).unwrap_or_else(|e| panic!("{name}: {e}"))
     }
 
