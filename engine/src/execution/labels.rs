@@ -48,15 +48,19 @@ pub fn merge(
         }
     }
     for (key, value) in given {
-        if key.is_empty() {
-            continue;
-        }
-        match merged.iter_mut().find(|(k, _)| *k == key) {
-            Some(slot) => slot.1 = value,
-            None => merged.push((key, value)),
+        if !key.is_empty() {
+            set(&mut merged, key, value);
         }
     }
     Ok(merged)
+}
+
+/// Sets label `key`: in place if `labels` have it, else at the end.
+pub fn set(labels: &mut Vec<(String, String)>, key: String, value: String) {
+    match labels.iter_mut().find(|(k, _)| *k == key) {
+        Some(slot) => slot.1 = value,
+        None => labels.push((key, value)),
+    }
 }
 
 #[cfg(test)]

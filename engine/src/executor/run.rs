@@ -269,10 +269,7 @@ impl Run {
             .collect();
         labels.push((labels::CORRELATION_ID.into(), new.id.to_string()));
         for (k, v) in new.labels {
-            match labels.iter_mut().find(|(key, _)| *key == k) {
-                Some(slot) => slot.1 = v,
-                None => labels.push((k, v)),
-            }
+            labels::set(&mut labels, k, v);
         }
         let exec = Execution {
             id: new.id,
@@ -710,14 +707,17 @@ impl Run {
         now: DateTime<Utc>,
         call: impl FnOnce(&dyn TaskKind, &mut TaskContext<'_>) -> Started,
     ) -> Started {
-        let (started, logs) = {
+        let (started, said) = {
             let kind = &*self.rev.node(self.slots[tr as usize].task).task.kind;
             let mut ctx = TaskContext::new(RenderContext::new(self, Some(tr)));
             let started = call(kind, &mut ctx);
-            (started, ctx.into_logs())
+            (started, ctx.into_said())
         };
-        for (level, message) in logs {
+        for (level, message) in said.logs {
             self.log(Some(tr), level, message, now);
+        }
+        for (key, value) in said.labels {
+            labels::set(&mut self.exec.labels, key, value);
         }
         started
     }

@@ -1591,6 +1591,15 @@ impl Props<'_, '_> {
         }
     }
 
+    /// A required property of any shape; strings in it are templates.
+    pub(crate) fn req_property(&mut self, key: &str) -> Option<Property> {
+        let Some((node, path)) = self.fields.take(key) else {
+            self.missing(key);
+            return None;
+        };
+        self.parser.property(node, &path)
+    }
+
     /// An optional property of any shape; strings in it are templates.
     pub(crate) fn property(&mut self, key: &str) -> Option<Property> {
         let (node, path) = self.fields.take(key)?;

@@ -140,7 +140,7 @@ mod tests {
     fn unknown_and_partial_names() {
         assert_eq!(named("eturn"), Err(Unresolved::Unknown));
         assert_eq!(
-            named("io.kestra.plugin.core.debug.Echo"),
+            named("io.kestra.plugin.core.debug.Echoes"),
             Err(Unresolved::Unknown)
         );
         assert_eq!(named(""), Err(Unresolved::Unknown));

@@ -1,5 +1,6 @@
-//! Kestra's core runnable tasks: Return, Log, OutputValues and Fail run
-//! inline in the shard (cheap and pure); Sleep waits on its timer wheel.
+//! Kestra's core runnable tasks: Return, Log (and Echo, its deprecated
+//! form), OutputValues and Fail run inline in the shard (cheap and pure);
+//! Sleep waits on its timer wheel.
 
 use std::sync::Arc;
 
@@ -25,6 +26,22 @@ pub(super) static LOG: TaskType = TaskType {
     aliases: &["io.kestra.core.tasks.log.Log"],
     flowable: false,
     parse: parse_log,
+};
+
+/// `core.debug.Echo`, Kestra's deprecated Log: `format` (required), one
+/// line at `level`.
+pub(super) static ECHO: TaskType = TaskType {
+    name: "io.kestra.plugin.core.debug.Echo",
+    aliases: &["io.kestra.core.tasks.debugs.Echo"],
+    flowable: false,
+    parse: |p| {
+        let message = p.req_string_property("format");
+        let level = p.level("level", Level::Info);
+        Some(Arc::new(Log {
+            message: message?,
+            level: level?,
+        }))
+    },
 };
 
 pub(super) static OUTPUT_VALUES: TaskType = TaskType {
@@ -255,6 +272,28 @@ mod tests {
             ]
         );
         assert_eq!(only(&exec, "many").outputs(), Some(&json!({})));
+    }
+
+    #[test]
+    fn echo_is_a_log_of_its_format() {
+        let exec = run("  - id: echo
+    type: io.kestra.plugin.core.debug.Echo
+    level: WARN
+    format: \"{{ task.id }} says hi\"
+  - id: old
+    type: io.kestra.core.tasks.debugs.Echo
+    format: plain
+");
+        assert_eq!(exec.state(), State::Success);
+        assert_eq!(
+            logs_of(&exec, "echo"),
+            [(Level::Warn, "echo says hi".to_owned())]
+        );
+        assert_eq!(logs_of(&exec, "old"), [(Level::Info, "plain".to_owned())]);
+        assert_eq!(
+            problems("  - id: e\n    type: Echo\n"),
+            ["tasks[0].format at 4:5: missing required property `format`"]
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@
 //! task type. Adding a task is its module plus one line in [`REGISTRY`].
 
 mod core;
+mod execution;
 mod flowable;
 mod http;
 mod jsonata;
@@ -50,6 +51,8 @@ pub(crate) struct TaskType {
 pub(crate) static REGISTRY: &[&TaskType] = &[
     &self::core::RETURN,
     &self::core::LOG,
+    &self::core::ECHO,
+    &execution::LABELS,
     &self::core::OUTPUT_VALUES,
     &self::core::FAIL,
     &self::core::SLEEP,
@@ -199,20 +202,30 @@ impl WorkerEnv {
 /// execution once `start` returns.
 pub(crate) struct TaskContext<'a> {
     scope: RenderContext<'a>,
-    logs: Vec<(Level, String)>,
+    said: Said,
+}
+
+/// What a task asked of its execution besides its outcome, applied once it
+/// answers (the render context only reads the execution).
+#[derive(Debug, Default)]
+pub(crate) struct Said {
+    /// Lines logged, in order.
+    pub logs: Vec<(Level, String)>,
+    /// Labels to set on the execution, by key, in order.
+    pub labels: Vec<(String, String)>,
 }
 
 impl<'a> TaskContext<'a> {
     pub(crate) fn new(scope: RenderContext<'a>) -> Self {
         Self {
             scope,
-            logs: Vec::new(),
+            said: Said::default(),
         }
     }
 
-    /// The lines logged, in order.
-    pub(crate) fn into_logs(self) -> Vec<(Level, String)> {
-        self.logs
+    /// What the task logged and asked for.
+    pub(crate) fn into_said(self) -> Said {
+        self.said
     }
 
     pub(crate) fn render(&self, property: &Property) -> Result<Value, String> {
@@ -236,14 +249,19 @@ impl<'a> TaskContext<'a> {
     }
 
     pub(crate) fn log(&mut self, level: Level, message: String) {
-        self.logs.push((level, message));
+        self.said.logs.push((level, message));
+    }
+
+    /// Sets label `key` on the execution once the task answers.
+    pub(crate) fn set_label(&mut self, key: String, value: String) {
+        self.said.labels.push((key, value));
     }
 }
 
 impl fmt::Debug for TaskContext<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TaskContext")
-            .field("logs", &self.logs)
+            .field("said", &self.said)
             .finish_non_exhaustive()
     }
 }
