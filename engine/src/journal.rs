@@ -58,11 +58,18 @@ pub(crate) enum Entry {
     /// again as a new attempt.
     Redispatched { task_run: u32, at_us: i64 },
     /// The `timeout` of attempt `attempt` of task run `task_run` passed
-    /// while it ran. (A variant added last, smaller than `Created`: the
-    /// archived layout of the others is unchanged.)
+    /// while it ran. (Variants are added last, each smaller than
+    /// `Created`: the archived layout of the others is unchanged.)
     TimedOut {
         task_run: u32,
         attempt: u32,
+        at_us: i64,
+    },
+    /// Paused task run `task_run` was resumed through the API, with these
+    /// outputs (JSON text: its checked `onResume` inputs).
+    Resumed {
+        task_run: u32,
+        outputs: String,
         at_us: i64,
     },
 }
@@ -77,6 +84,7 @@ const ENDED: u16 = 14;
 const WORKED: u16 = 15;
 const REDISPATCHED: u16 = 16;
 const TIMED_OUT: u16 = 17;
+const RESUMED: u16 = 18;
 const FORMAT_1_KINDS: std::ops::RangeInclusive<u16> = 1..=6;
 
 impl Entry {
@@ -88,6 +96,7 @@ impl Entry {
             Entry::Worked { .. } => WORKED,
             Entry::Redispatched { .. } => REDISPATCHED,
             Entry::TimedOut { .. } => TIMED_OUT,
+            Entry::Resumed { .. } => RESUMED,
         })
     }
 }
@@ -354,7 +363,7 @@ pub(crate) fn decode(kind: Kind, payload: &[u8]) -> Result<Recovered, JournalErr
         ENDED => Record::from_bytes(payload)
             .map(Recovered::Ended)
             .map_err(|e| JournalError::Unreadable(e.to_string())),
-        CREATED | TIMER | KILL | WORKED | REDISPATCHED | TIMED_OUT => {
+        CREATED | TIMER | KILL | WORKED | REDISPATCHED | TIMED_OUT | RESUMED => {
             let archived = peregrine_wal::access::<Entry>(payload)
                 .map_err(|e| JournalError::Unreadable(e.to_string()))?;
             rkyv::deserialize::<Entry, rkyv::rancor::Error>(archived)

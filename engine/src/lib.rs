@@ -38,8 +38,8 @@ pub use execution::{
 pub use executor::{
     Ack, Bounds, Change, Damaged, Engine, EngineConfig, Filter, FlowLookup, FlowRevision,
     KillOutcome, Left, Limits, NewExecution, Observer, Page, Pending, Recovery, Refusal,
-    Relabelled, RestoreError, Search, Snapshot, Started, Stopped, SubmitError, Text, Unrecoverable,
-    run_to_end, run_to_end_observed,
+    Relabelled, RestoreError, ResumeOutcome, Search, Snapshot, Started, Stopped, SubmitError, Text,
+    Unrecoverable, run_to_end, run_to_end_observed,
 };
 pub use journal::{DurabilityError, JournalError, Receipt};
 

@@ -59,8 +59,10 @@ const COVERED: &[&str] = &[
     "output-values.yml",
     "parallel-nested.yaml",
     "parallel.yaml",
+    "pause-delay.yaml",
     "restart-each.yaml",
     "retry-failed-task-attempts.yml",
+    "retry-flowable.yaml",
     "retry-success.yaml",
     "return.yaml",
     "sequential-with-global-errors.yaml",
@@ -81,12 +83,10 @@ const COVERED: &[&str] = &[
 /// [`COVERED`] when the rest of what Kestra asserts about it is in scope.
 const EXPECTED_FAILURES: &[(&str, &str)] = &[
     ("failed-first.yaml", "restart of a failed execution"),
-    ("pause-delay.yaml", "Pause task"),
     (
         "restart-each.yaml",
         "replay of an execution from a task run",
     ),
-    ("retry-flowable.yaml", "retry declared on a flowable task"),
     ("subflow-child.yaml", "Subflow task"),
     (
         "subflow-grand-child.yaml",
@@ -1645,7 +1645,6 @@ fn subflow_grand_child_correlation_id() {
 /// task run, then SUCCESS by itself with 3 task runs; the Pause task run went
 /// through PAUSED once and RUNNING twice.
 #[test]
-#[ignore = "Pause task"]
 fn pause_delay() {
     let e = run("pause-delay.yaml", no_inputs());
     assert_state(&e, State::Success);

@@ -494,3 +494,104 @@ fn a_timeout_keeps_its_deadline_across_a_restart() {
     assert_eq!(again["state"]["endDate"], end_date.as_str());
     engine.shutdown();
 }
+
+const APPROVAL: &str = r#"
+id: nap
+namespace: tests
+tasks:
+  - id: before
+    type: io.kestra.plugin.core.debug.Return
+    format: asked
+  - id: approval
+    type: io.kestra.plugin.core.flow.Pause
+    onResume:
+      - id: approved
+        type: BOOLEAN
+      - id: reason
+        type: STRING
+        defaults: none given
+  - id: after
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ outputs.approval.onResume.approved }} {{ outputs.approval.onResume.reason }}"
+"#;
+
+/// A paused execution stays PAUSED across a restart, is resumed there with
+/// its `onResume` inputs checked like flow inputs, and goes on; the resume
+/// is journaled, so a second restart shows the same end.
+#[test]
+fn a_paused_execution_survives_a_restart_and_is_resumed_with_checked_inputs() {
+    use peregrine_engine::ResumeOutcome;
+    let dir = tempfile::tempdir().unwrap();
+    let flow = Arc::new(FlowRevision::new(Arc::new(Flow::parse(APPROVAL).unwrap())));
+    let (engine, _, _) = start(dir.path(), &flow);
+    let new = NewExecution::new(Arc::clone(&flow), serde_json::Map::new());
+    let id = new.id;
+    let started = engine.submit(new, Ack::Snapshot).unwrap().wait().unwrap();
+    started.receipt.wait().unwrap();
+    assert_eq!(started.snapshot.unwrap().state(), State::Paused);
+    engine.shutdown();
+
+    let (engine, ended, recovery) = start(dir.path(), &flow);
+    assert_eq!(recovery.resumed, 1);
+    let read = engine.read(id).unwrap().wait().unwrap().unwrap();
+    assert_eq!(read.record.state(), State::Paused, "still paused");
+    let resume = |inputs: serde_json::Value| {
+        engine
+            .resume(id, inputs.as_object().cloned().unwrap())
+            .unwrap()
+            .wait()
+            .unwrap()
+    };
+    match resume(serde_json::json!({"approved": "perhaps"})) {
+        ResumeOutcome::Invalid(why) => assert!(why.contains("approved"), "{why}"),
+        other => panic!("not checked: {other:?}"),
+    }
+    match resume(serde_json::json!({"approved": true})) {
+        ResumeOutcome::Resumed(receipt) => receipt.wait().unwrap(),
+        other => panic!("not resumed: {other:?}"),
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while ended.0.lock().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "it never ended");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let (_, state, json) = ended.0.lock().unwrap()[0].clone();
+    assert_eq!(state, State::Success, "{json:#}");
+    let runs = json["taskRunList"].as_array().unwrap();
+    assert_eq!(runs[1]["outputs"]["onResume"]["approved"], true);
+    assert_eq!(runs[2]["outputs"]["value"], "true none given");
+    let pause_states: Vec<&str> = runs[1]["state"]["histories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        pause_states,
+        ["CREATED", "RUNNING", "PAUSED", "RUNNING", "SUCCESS"]
+    );
+    // Once ended, there is nothing to resume.
+    engine
+        .read(id)
+        .unwrap()
+        .wait()
+        .unwrap()
+        .unwrap()
+        .receipt
+        .wait()
+        .unwrap();
+    assert!(matches!(
+        resume(serde_json::json!({"approved": true})),
+        ResumeOutcome::NotPaused(State::Success)
+    ));
+    engine.shutdown();
+
+    let (engine, _, recovery) = start(dir.path(), &flow);
+    assert_eq!((recovery.resumed, recovery.finished), (0, 1));
+    let again = engine.read(id).unwrap().wait().unwrap().unwrap();
+    assert_eq!(
+        again.record.to_json(chrono::Utc::now())["taskRunList"],
+        json["taskRunList"]
+    );
+    engine.shutdown();
+}

@@ -172,3 +172,89 @@ tasks:
     );
     assert_eq!(e.state(), State::Success);
 }
+
+/// A Pause with a timeout and no delay fails when no one resumes it; with
+/// `pauseDuration` (the newer name of `delay`) it goes on by itself, its
+/// `tasks` after it.
+#[test]
+fn a_pause_times_out_or_goes_on_after_its_duration() {
+    let e = common::run_source(
+        r#"
+id: waits
+namespace: tests
+tasks:
+  - id: wait
+    type: io.kestra.plugin.core.flow.Pause
+    timeout: PT0.1S
+"#,
+        serde_json::Value::Null,
+    );
+    assert_eq!(e.state(), State::Failed);
+    let wait = e.task_runs_of("wait").next().unwrap();
+    let states: Vec<State> = wait.history().histories().iter().map(|h| h.state).collect();
+    assert_eq!(
+        states,
+        [
+            State::Created,
+            State::Running,
+            State::Paused,
+            State::Running,
+            State::Failed
+        ]
+    );
+    let messages: Vec<&str> = e
+        .logs()
+        .entries()
+        .iter()
+        .map(|l| l.message.as_str())
+        .collect();
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("timed out after PT0.1S")),
+        "{messages:?}"
+    );
+
+    let e = common::run_source(
+        r#"
+id: waits
+namespace: tests
+tasks:
+  - id: wait
+    type: io.kestra.plugin.core.flow.Pause
+    pauseDuration: PT0.1S
+    behavior: RESUME
+    tasks:
+      - id: inside
+        type: io.kestra.plugin.core.debug.Return
+        format: x
+"#,
+        serde_json::Value::Null,
+    );
+    assert_eq!(e.state(), State::Success);
+    assert_eq!(e.task_runs().len(), 2);
+    let execution: Vec<State> = e.history().histories().iter().map(|h| h.state).collect();
+    assert_eq!(
+        execution,
+        [
+            State::Created,
+            State::Running,
+            State::Paused,
+            State::Running,
+            State::Success
+        ]
+    );
+}
+
+#[test]
+fn a_pause_behavior_other_than_resume_is_refused() {
+    let err = peregrine_engine::flow::Flow::parse(
+        "id: f\nnamespace: tests\ntasks:\n  - id: wait\n    type: io.kestra.plugin.core.flow.Pause\n    pauseDuration: PT1S\n    behavior: FAIL\n",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("tasks[0].behavior") && err.contains("other than RESUME is not supported yet"),
+        "{err}"
+    );
+}

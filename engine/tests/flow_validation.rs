@@ -347,7 +347,7 @@ fn unsupported_task_types_and_bad_cron() {
     namespace: company.team
     flowId: f
   - id: wait
-    type: io.kestra.core.tasks.flows.Pause
+    type: io.kestra.core.tasks.flows.Flow
     delay: PT1S
     tasks:
       - id: inner
@@ -382,7 +382,7 @@ triggers:
         "task type `io.kestra.plugin.core.flow.Subflow` is not supported yet"
     );
     assert_eq!(
-        p[1].message, "task type `io.kestra.plugin.core.flow.Pause` is not supported yet",
+        p[1].message, "task type `io.kestra.plugin.core.flow.Subflow` is not supported yet",
         "named by its canonical name, whatever the alias"
     );
     assert_eq!(
@@ -395,9 +395,9 @@ triggers:
         p[4].message
     );
     for spelling in [
-        "io.kestra.core.tasks.flows.Flow",
+        "io.kestra.core.tasks.flows.Subflow",
         "Subflow",
-        "core.flow.Pause",
+        "core.flow.Subflow",
     ] {
         let p = problems(&format!("{HEAD}tasks:\n  - id: a\n    type: {spelling}\n"));
         assert!(

@@ -25,8 +25,8 @@ use super::plan::FlowLookup;
 use super::run::NewExecution;
 use super::search::{Filter, Newest};
 use super::shard::{
-    Effect, KillOutcome, Message, Relabelled, Reply, RequestId, RestoreError, Shard, Snapshot,
-    Started, Stored,
+    Effect, KillOutcome, Message, Relabelled, Reply, RequestId, RestoreError, ResumeOutcome, Shard,
+    Snapshot, Started, Stored,
 };
 use super::worker::{self, WorkDone, WorkOrder, WorkerHandle, WorkerPool};
 use crate::execution::{Execution, ExecutionId, Record};
@@ -282,6 +282,11 @@ pub(crate) enum Command {
         stored: Stored,
         reply: flume::Sender<Relabelled>,
     },
+    Resume {
+        id: ExecutionId,
+        inputs: Box<serde_json::Map<String, serde_json::Value>>,
+        reply: flume::Sender<ResumeOutcome>,
+    },
     WorkDone(Box<WorkDone>),
 }
 
@@ -293,6 +298,7 @@ enum ReplyTo {
     Read(flume::Sender<Option<Snapshot>>),
     Search(flume::Sender<Newest<Snapshot>>),
     Relabel(flume::Sender<Relabelled>),
+    Resume(flume::Sender<ResumeOutcome>),
 }
 
 impl Command {
@@ -337,6 +343,14 @@ impl Command {
                     request,
                 },
                 Some(ReplyTo::Relabel(reply)),
+            ),
+            Command::Resume { id, inputs, reply } => (
+                Message::Resume {
+                    id,
+                    inputs,
+                    request,
+                },
+                Some(ReplyTo::Resume(reply)),
             ),
             Command::WorkDone(done) => (Message::WorkDone(done), None),
         }
@@ -759,6 +773,20 @@ impl Engine {
         Ok(pending)
     }
 
+    /// Asks the owning shard to resume paused execution `id` with `inputs`
+    /// (checked against its paused task's `onResume`).
+    pub fn resume(
+        &self,
+        id: ExecutionId,
+        inputs: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Pending<ResumeOutcome>, Refusal> {
+        let (reply, pending) = Pending::channel();
+        let inputs = Box::new(inputs);
+        self.push(id, Command::Resume { id, inputs, reply })
+            .map_err(|(refusal, _)| refusal)?;
+        Ok(pending)
+    }
+
     /// Execution `id` as it stands, running or finished, with the receipt
     /// to wait on before showing it.
     pub fn read(&self, id: ExecutionId) -> Result<Pending<Option<Snapshot>>, Refusal> {
@@ -1149,6 +1177,7 @@ impl ShardRuntime {
                     (ReplyTo::Read(tx), Reply::Read(r)) => tx.send(r).map_err(drop),
                     (ReplyTo::Search(tx), Reply::Search(r)) => tx.send(r).map_err(drop),
                     (ReplyTo::Relabel(tx), Reply::Relabel(r)) => tx.send(r).map_err(drop),
+                    (ReplyTo::Resume(tx), Reply::Resume(r)) => tx.send(r).map_err(drop),
                     _ => {
                         tracing::error!("a shard answered a request with the wrong kind of reply");
                         Ok(())

@@ -34,4 +34,4 @@ pub use plan::{FlowLookup, FlowRevision};
 pub(crate) use render::{RenderContext, into_text, is_truthy};
 pub use run::NewExecution;
 pub use search::{Bounds, Filter, Text};
-pub use shard::{KillOutcome, Relabelled, RestoreError, Snapshot, Started};
+pub use shard::{KillOutcome, Relabelled, RestoreError, ResumeOutcome, Snapshot, Started};

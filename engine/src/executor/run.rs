@@ -137,6 +137,15 @@ struct Frame {
     dag_deps: Vec<Vec<u32>>,
 }
 
+/// Why an execution cannot be resumed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unresumable {
+    /// No task run of it is paused; the execution is in this state.
+    NotPaused(State),
+    /// The inputs do not fit the paused task's `onResume`.
+    Invalid(String),
+}
+
 /// A timer a run asks the shard for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct TimerRequest {
@@ -361,9 +370,74 @@ impl Run {
         if tr.state.current() == State::Retrying {
             self.retry_attempt(task_run, now);
         } else if self.slots[task_run as usize].waits == Waits::Timer {
+            if tr.state.current() == State::Paused {
+                self.unpause(task_run, now);
+            }
             let started = self.call_task(task_run, now, |kind, ctx| kind.on_timer(ctx));
             self.resume(task_run, started, now);
         }
+    }
+
+    /// Task run `tr`, PAUSED, runs again, and so does the execution once no
+    /// other task run is paused.
+    fn unpause(&mut self, tr: u32, now: DateTime<Utc>) {
+        self.exec.task_runs[tr as usize]
+            .state
+            .transition(State::Running, now);
+        let paused = self
+            .exec
+            .task_runs
+            .iter()
+            .any(|t| t.state.current() == State::Paused);
+        if !paused && self.exec.state.current() == State::Paused {
+            self.exec.state.transition(State::Running, now);
+        }
+    }
+
+    /// What resuming this execution with `provided` inputs would do: the
+    /// paused task run it resumes (the first, as Kestra's
+    /// `findFirstByState(PAUSED)`) and that task run's outputs.
+    pub fn check_resume(&self, provided: &Map<String, Value>) -> Result<(u32, Value), Unresumable> {
+        let paused = (!self.is_terminal())
+            .then(|| {
+                self.exec
+                    .task_runs
+                    .iter()
+                    .position(|t| t.state.current() == State::Paused)
+            })
+            .flatten();
+        let Some(tr) = paused else {
+            return Err(Unresumable::NotPaused(self.exec.state.current()));
+        };
+        let task = &self.rev.node(self.slots[tr].task).task;
+        let outputs = task
+            .kind
+            .resume_inputs(provided)
+            .map_err(Unresumable::Invalid)?;
+        Ok((tr as u32, outputs))
+    }
+
+    /// Resumes paused task run `tr` with `outputs` (from
+    /// [`Run::check_resume`], or the journal).
+    pub fn apply_resume(&mut self, tr: u32, outputs: Value, now: DateTime<Utc>) {
+        self.instant = now;
+        let paused = self
+            .exec
+            .task_runs
+            .get(tr as usize)
+            .is_some_and(|t| t.state.current() == State::Paused);
+        if self.is_terminal() || !paused {
+            return;
+        }
+        self.unpause(tr, now);
+        let started = match self.call_task(tr, now, |kind, ctx| kind.on_resume(ctx)) {
+            Started::Done(Ok(None)) => Started::Done(Ok(Some(outputs))),
+            other => {
+                self.set_outputs(tr, outputs);
+                other
+            }
+        };
+        self.resume(tr, started, now);
     }
 
     /// Kills every running task run and the execution. False if it had ended.
@@ -765,6 +839,19 @@ impl Run {
             Started::Wait(duration) => {
                 self.ask_timer(tr, duration, false, now);
                 self.arm_timeout(tr, now);
+                self.slots[tr as usize].waits = Waits::Timer;
+                None
+            }
+            Started::Pause(wait) => {
+                self.exec.task_runs[tr as usize]
+                    .state
+                    .transition(State::Paused, now);
+                if self.exec.state.current() == State::Running {
+                    self.exec.state.transition(State::Paused, now);
+                }
+                if let Some(wait) = wait {
+                    self.ask_timer(tr, wait, false, now);
+                }
                 self.slots[tr as usize].waits = Waits::Timer;
                 None
             }

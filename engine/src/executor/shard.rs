@@ -14,11 +14,12 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use rustc_hash::FxHashMap;
+use serde_json::{Map, Value};
 
 use super::finished::Finished;
 use super::limits::Limits;
 use super::plan::FlowLookup;
-use super::run::{Due, NewExecution, Run};
+use super::run::{Due, NewExecution, Run, Unresumable};
 use super::search::{Filter, Listed, Newest};
 use super::timer::TimerWheel;
 use super::worker::{WorkDone, WorkOrder};
@@ -64,9 +65,29 @@ pub(crate) enum Message {
         stored: Stored,
         request: RequestId,
     },
+    /// Resume a paused execution with these inputs (its paused task's
+    /// `onResume`).
+    Resume {
+        id: ExecutionId,
+        inputs: Box<Map<String, Value>>,
+        request: RequestId,
+    },
     /// Time passed: fire the timers due and drop what left the retention
     /// window.
     Tick,
+}
+
+/// The answer to a resume.
+#[derive(Debug, Clone)]
+pub enum ResumeOutcome {
+    /// Resumed; durable once the receipt is.
+    Resumed(Receipt),
+    /// Nothing of it is paused: it is in this state.
+    NotPaused(State),
+    /// The inputs do not fit the paused task's `onResume`.
+    Invalid(String),
+    /// No such execution on this node.
+    NotFound,
 }
 
 /// Where a caller found a finished execution before asking its shard to
@@ -141,6 +162,7 @@ pub(crate) enum Reply {
     Read(Option<Snapshot>),
     Search(Newest<Snapshot>),
     Relabel(Relabelled),
+    Resume(ResumeOutcome),
 }
 
 /// What a shard asks the outside world to do, as data.
@@ -263,7 +285,7 @@ impl Shard {
         let now = step_instant(now);
         let concerns = match &message {
             Message::Start { new, .. } => Some(new.id),
-            Message::Kill { id, .. } => Some(*id),
+            Message::Kill { id, .. } | Message::Resume { id, .. } => Some(*id),
             Message::WorkDone(done) => Some(done.id),
             _ => None,
         };
@@ -315,6 +337,14 @@ impl Shard {
                     }
                 });
                 self.reply(request, Reply::Search(found));
+            }
+            Message::Resume {
+                id,
+                inputs,
+                request,
+            } => {
+                let outcome = self.resume(id, &inputs, now);
+                self.reply(request, Reply::Resume(outcome));
             }
             Message::Relabel {
                 id,
@@ -455,6 +485,34 @@ impl Shard {
         live.run.kill(now);
         self.settle(id, receipt);
         KillOutcome::Killed(self.live[&id].receipt.clone())
+    }
+
+    fn resume(
+        &mut self,
+        id: ExecutionId,
+        inputs: &Map<String, Value>,
+        now: DateTime<Utc>,
+    ) -> ResumeOutcome {
+        let Some(live) = self.live.get_mut(&id) else {
+            return match self.finished.get(id) {
+                Some(kept) => ResumeOutcome::NotPaused(kept.record.state()),
+                None => ResumeOutcome::NotFound,
+            };
+        };
+        let (task_run, outputs) = match live.run.check_resume(inputs) {
+            Ok(found) => found,
+            Err(Unresumable::NotPaused(state)) => return ResumeOutcome::NotPaused(state),
+            Err(Unresumable::Invalid(why)) => return ResumeOutcome::Invalid(why),
+        };
+        let entry = Entry::Resumed {
+            task_run,
+            outputs: outputs.to_string(),
+            at_us: now.timestamp_micros(),
+        };
+        let receipt = self.journal.append(id, &entry);
+        live.run.apply_resume(task_run, outputs, now);
+        self.settle(id, receipt);
+        ResumeOutcome::Resumed(self.live[&id].receipt.clone())
     }
 
     /// Sets labels on a finished execution: its final record, rebuilt with
@@ -665,6 +723,15 @@ impl Shard {
                     attempt,
                     at_us,
                 } => run.on_timeout(task_run, attempt, instant(at_us)),
+                Entry::Resumed {
+                    task_run,
+                    outputs,
+                    at_us,
+                } => {
+                    let outputs = serde_json::from_str(&outputs)
+                        .map_err(|_| RestoreError::BadInputs("resume outputs"))?;
+                    run.apply_resume(task_run, outputs, instant(at_us));
+                }
                 Entry::Kill { at_us } => {
                     run.kill(instant(at_us));
                 }

@@ -19,14 +19,23 @@ use serde_json::{Map, Number, Value};
 
 use super::duration::parse_duration;
 use super::error::{Error, InputProblem, Result};
-use super::model::{Flow, InputType};
+use super::model::{Flow, InputDef, InputType};
 
 /// Checks and types `provided` against `flow`'s inputs. Returns the inputs
 /// of the execution, in declaration order; reports every bad input at once.
 pub fn validate_inputs(flow: &Flow, provided: &Map<String, Value>) -> Result<Map<String, Value>> {
+    check_inputs(&flow.inputs, provided)
+}
+
+/// Checks and types `provided` against `inputs` (a flow's, or a Pause's
+/// `onResume`).
+pub(crate) fn check_inputs(
+    inputs: &[InputDef],
+    provided: &Map<String, Value>,
+) -> Result<Map<String, Value>> {
     let mut out = Map::new();
     let mut problems = Vec::new();
-    for input in &flow.inputs {
+    for input in inputs {
         let given = provided.get(&input.id).filter(|v| !v.is_null());
         match given {
             Some(raw) => match coerce(&input.type_, raw) {

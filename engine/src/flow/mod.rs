@@ -17,6 +17,7 @@ mod yaml;
 
 pub use duration::parse_duration;
 pub use error::{Error, InputProblem, Problem, Result};
+pub(crate) use inputs::check_inputs;
 pub use inputs::{validate_inputs, validate_text_inputs};
 pub use model::{
     Deserializer, Flow, FlowOutput, InputDef, InputType, Level, Retry, RetryPolicy, Task, Trigger,

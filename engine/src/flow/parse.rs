@@ -796,6 +796,7 @@ impl Parser {
         // A flowable task runs no attempt of its own to stop (its `retry`
         // is its runnable descendants' default, as in Kestra).
         if task_type.flowable
+            && !task_type.own_timeout
             && let Some((node, path)) = f.take("timeout")
         {
             self.problem(
@@ -804,7 +805,11 @@ impl Parser {
                 "`timeout` on a flowable task is not supported yet",
             );
         }
-        let timeout = self.opt_duration(&mut f, "timeout");
+        let timeout = if task_type.own_timeout {
+            None
+        } else {
+            self.opt_duration(&mut f, "timeout")
+        };
         let retry = match f.take("retry") {
             Some((n, p)) => self.retry(n, &p),
             None => None,
@@ -1591,6 +1596,14 @@ impl Props<'_, '_> {
         }
     }
 
+    /// Input definitions (a Pause's `onResume`), read as a flow's inputs.
+    pub(crate) fn inputs(&mut self, key: &str) -> Vec<InputDef> {
+        match self.fields.take(key) {
+            Some((node, path)) => self.parser.inputs(node, &path),
+            None => Vec::new(),
+        }
+    }
+
     /// A required property of any shape; strings in it are templates.
     pub(crate) fn req_property(&mut self, key: &str) -> Option<Property> {
         let Some((node, path)) = self.fields.take(key) else {
@@ -1676,10 +1689,16 @@ impl Props<'_, '_> {
     /// A required ISO-8601 duration property: checked now when static, when
     /// rendered otherwise.
     pub(crate) fn duration_property(&mut self, key: &str) -> Option<Property> {
-        let Some((node, path)) = self.fields.take(key) else {
+        if self.fields.take(key).is_none() {
             self.missing(key);
             return None;
-        };
+        }
+        self.opt_duration_property(key)
+    }
+
+    /// An optional ISO-8601 duration property (or a template of one).
+    pub(crate) fn opt_duration_property(&mut self, key: &str) -> Option<Property> {
+        let (node, path) = self.fields.take(key)?;
         let text = self.parser.string(node, &path)?;
         if !text.contains("{{") && parse_duration(&text).is_none() {
             self.parser.problem(

@@ -125,7 +125,10 @@ mod tests {
         );
         assert_eq!(
             named("pause"),
-            Ok(("io.kestra.plugin.core.flow.Pause", None))
+            Ok((
+                "io.kestra.plugin.core.flow.Pause",
+                Some("io.kestra.plugin.core.flow.Pause")
+            ))
         );
         assert_eq!(
             trigger_type("Schedule"),

@@ -8,12 +8,13 @@ use serde_json::{Value, json};
 
 use super::{Started, TaskContext, TaskKind, TaskType};
 use crate::expression::Property;
-use crate::flow::{Level, Props, parse_duration};
+use crate::flow::{Level, Props};
 
 pub(super) static RETURN: TaskType = TaskType {
     name: "io.kestra.plugin.core.debug.Return",
     aliases: &["io.kestra.core.tasks.debugs.Return"],
     flowable: false,
+    own_timeout: false,
     parse: |p| {
         Some(Arc::new(Return {
             format: p.string_property("format"),
@@ -25,6 +26,7 @@ pub(super) static LOG: TaskType = TaskType {
     name: "io.kestra.plugin.core.log.Log",
     aliases: &["io.kestra.core.tasks.log.Log"],
     flowable: false,
+    own_timeout: false,
     parse: parse_log,
 };
 
@@ -34,6 +36,7 @@ pub(super) static ECHO: TaskType = TaskType {
     name: "io.kestra.plugin.core.debug.Echo",
     aliases: &["io.kestra.core.tasks.debugs.Echo"],
     flowable: false,
+    own_timeout: false,
     parse: |p| {
         let message = p.req_string_property("format");
         let level = p.level("level", Level::Info);
@@ -48,6 +51,7 @@ pub(super) static OUTPUT_VALUES: TaskType = TaskType {
     name: "io.kestra.plugin.core.output.OutputValues",
     aliases: &[],
     flowable: false,
+    own_timeout: false,
     // Kestra allows no values: the output is then empty.
     parse: |p| {
         Some(Arc::new(OutputValues {
@@ -60,6 +64,7 @@ pub(super) static FAIL: TaskType = TaskType {
     name: "io.kestra.plugin.core.execution.Fail",
     aliases: &["io.kestra.core.tasks.executions.Fail"],
     flowable: false,
+    own_timeout: false,
     parse: parse_fail,
 };
 
@@ -67,6 +72,7 @@ pub(super) static SLEEP: TaskType = TaskType {
     name: "io.kestra.plugin.core.flow.Sleep",
     aliases: &[],
     flowable: false,
+    own_timeout: false,
     parse: |p| {
         Some(Arc::new(Sleep {
             duration: p.duration_property("duration")?,
@@ -177,15 +183,9 @@ pub(crate) struct Sleep {
 
 impl TaskKind for Sleep {
     fn start(&self, ctx: &mut TaskContext<'_>) -> Started {
-        let text = match ctx.render_text(&self.duration) {
-            Ok(text) => text,
-            Err(e) => return Started::Done(Err(e)),
-        };
-        match parse_duration(&text) {
-            Some(duration) => Started::Wait(duration),
-            None => Started::Done(Err(format!(
-                "`{text}` is not an ISO-8601 duration (e.g. PT1S)"
-            ))),
+        match ctx.render_duration(&self.duration) {
+            Ok(duration) => Started::Wait(duration),
+            Err(e) => Started::Done(Err(e)),
         }
     }
 }

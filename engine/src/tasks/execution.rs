@@ -16,6 +16,7 @@ pub(super) static LABELS: TaskType = TaskType {
     name: "io.kestra.plugin.core.execution.Labels",
     aliases: &["io.kestra.core.tasks.executions.Labels"],
     flowable: false,
+    own_timeout: false,
     parse: |p| {
         Some(Arc::new(Labels {
             labels: p.req_property("labels")?,

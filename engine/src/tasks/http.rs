@@ -21,6 +21,7 @@ pub(super) static REQUEST: TaskType = TaskType {
     name: "io.kestra.plugin.core.http.Request",
     aliases: &["io.kestra.plugin.fs.http.Request"],
     flowable: false,
+    own_timeout: false,
     parse,
 };
 

@@ -15,6 +15,7 @@ pub(super) static TRANSFORM_VALUE: TaskType = TaskType {
     name: "io.kestra.plugin.transform.jsonata.TransformValue",
     aliases: &[],
     flowable: false,
+    own_timeout: false,
     parse,
 };
 

@@ -42,6 +42,8 @@ pub(crate) struct TaskType {
     /// Flowable tasks schedule children and may have `errors`/`finally`;
     /// their task runs have no attempts.
     pub flowable: bool,
+    /// `timeout` is the type's own property (Pause's), not the attempt's.
+    pub own_timeout: bool,
     /// Reads the type's own properties; `None` when one is invalid (the
     /// problem is reported through `Props`).
     pub parse: fn(&mut Props<'_, '_>) -> Option<Arc<dyn TaskKind>>,
@@ -67,24 +69,19 @@ pub(crate) static REGISTRY: &[&TaskType] = &[
     &flowable::EACH_PARALLEL,
     &flowable::DAG,
     &flowable::ALLOW_FAILURE,
+    &flowable::PAUSE,
 ];
 
 /// Kestra task types Peregrine knows but does not run yet, with their
 /// aliases: a flow using one is refused as "not supported yet" rather than
 /// "unknown", and nothing is accepted that would fail only at run time.
-pub(crate) static NOT_YET: &[(&str, &[&str])] = &[
-    (
-        "io.kestra.plugin.core.flow.Subflow",
-        &[
-            "io.kestra.core.tasks.flows.Subflow",
-            "io.kestra.core.tasks.flows.Flow",
-        ],
-    ),
-    (
-        "io.kestra.plugin.core.flow.Pause",
-        &["io.kestra.core.tasks.flows.Pause"],
-    ),
-];
+pub(crate) static NOT_YET: &[(&str, &[&str])] = &[(
+    "io.kestra.plugin.core.flow.Subflow",
+    &[
+        "io.kestra.core.tasks.flows.Subflow",
+        "io.kestra.core.tasks.flows.Flow",
+    ],
+)];
 
 /// What a task does once its task run starts. Implemented by each task's
 /// struct, which holds its parsed properties; shared by every execution of
@@ -112,6 +109,18 @@ pub(crate) trait TaskKind: fmt::Debug + Send + Sync + Any {
     fn on_timer(&self, _ctx: &mut TaskContext<'_>) -> Started {
         Started::Done(Ok(None))
     }
+
+    /// A task that paused ([`Started::Pause`]) is resumed with `provided`
+    /// inputs: the task run's outputs once checked, or why they are not
+    /// valid. Only a Pause can be resumed.
+    fn resume_inputs(&self, _provided: &Map<String, Value>) -> Result<Value, String> {
+        Err("this task does not pause".to_owned())
+    }
+
+    /// How a resumed task run goes on (a Pause runs its `tasks`).
+    fn on_resume(&self, _ctx: &mut TaskContext<'_>) -> Started {
+        Started::Done(Ok(None))
+    }
 }
 
 /// How a task run goes on once started.
@@ -123,6 +132,10 @@ pub(crate) enum Started {
     Frame(FramePlan),
     /// Wait this long on the shard's timer wheel.
     Wait(Duration),
+    /// Pause the task run and its execution until resumed
+    /// ([`TaskKind::resume_inputs`]) or, when given, this long on the timer
+    /// wheel (then [`TaskKind::on_timer`]).
+    Pause(Option<Duration>),
     /// Blocking work for the worker pool, its properties rendered.
     Work(Box<dyn Job>),
 }
@@ -246,6 +259,13 @@ impl<'a> TaskContext<'a> {
     /// Rendered and read with Kestra's truthiness.
     pub(crate) fn render_truthy(&self, property: &Property) -> Result<bool, String> {
         self.render(property).map(|v| is_truthy(&v))
+    }
+
+    /// Rendered as an ISO-8601 duration.
+    pub(crate) fn render_duration(&self, property: &Property) -> Result<Duration, String> {
+        let text = self.render_text(property)?;
+        crate::flow::parse_duration(&text)
+            .ok_or_else(|| format!("`{text}` is not an ISO-8601 duration (e.g. PT1S)"))
     }
 
     pub(crate) fn log(&mut self, level: Level, message: String) {
@@ -407,7 +427,8 @@ mod tests {
                 "EachSequential",
                 "EachParallel",
                 "Dag",
-                "AllowFailure"
+                "AllowFailure",
+                "Pause"
             ]
         );
     }

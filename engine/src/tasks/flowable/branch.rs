@@ -12,6 +12,7 @@ pub(crate) static IF: TaskType = TaskType {
     name: "io.kestra.plugin.core.flow.If",
     aliases: &["io.kestra.core.tasks.flows.If"],
     flowable: true,
+    own_timeout: false,
     parse: parse_if,
 };
 
@@ -19,6 +20,7 @@ pub(crate) static SWITCH: TaskType = TaskType {
     name: "io.kestra.plugin.core.flow.Switch",
     aliases: &["io.kestra.core.tasks.flows.Switch"],
     flowable: true,
+    own_timeout: false,
     parse: parse_switch,
 };
 

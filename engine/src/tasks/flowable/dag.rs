@@ -12,6 +12,7 @@ pub(crate) static DAG: TaskType = TaskType {
     name: "io.kestra.plugin.core.flow.Dag",
     aliases: &["io.kestra.core.tasks.flows.Dag"],
     flowable: true,
+    own_timeout: false,
     parse: parse_dag,
 };
 

@@ -14,6 +14,7 @@ pub(crate) static FOR_EACH: TaskType = TaskType {
     name: "io.kestra.plugin.core.flow.ForEach",
     aliases: &[],
     flowable: true,
+    own_timeout: false,
     parse: parse_for_each,
 };
 
@@ -21,6 +22,7 @@ pub(crate) static EACH_SEQUENTIAL: TaskType = TaskType {
     name: "io.kestra.plugin.core.flow.EachSequential",
     aliases: &["io.kestra.core.tasks.flows.EachSequential"],
     flowable: true,
+    own_timeout: false,
     parse: parse_each_sequential,
 };
 
@@ -28,6 +30,7 @@ pub(crate) static EACH_PARALLEL: TaskType = TaskType {
     name: "io.kestra.plugin.core.flow.EachParallel",
     aliases: &["io.kestra.core.tasks.flows.EachParallel"],
     flowable: true,
+    own_timeout: false,
     parse: parse_each_parallel,
 };
 

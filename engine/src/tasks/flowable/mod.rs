@@ -6,6 +6,7 @@
 mod branch;
 mod dag;
 mod each;
+mod pause;
 mod sequence;
 
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use crate::executor::into_text;
 pub(super) use branch::{IF, SWITCH};
 pub(super) use dag::DAG;
 pub(super) use each::{EACH_PARALLEL, EACH_SEQUENTIAL, FOR_EACH};
+pub(super) use pause::PAUSE;
 #[cfg(test)]
 use sequence::Sequential;
 pub(super) use sequence::{ALLOW_FAILURE, PARALLEL, SEQUENTIAL};

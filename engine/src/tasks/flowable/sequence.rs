@@ -12,6 +12,7 @@ pub(crate) static SEQUENTIAL: TaskType = TaskType {
     name: "io.kestra.plugin.core.flow.Sequential",
     aliases: &["io.kestra.core.tasks.flows.Sequential"],
     flowable: true,
+    own_timeout: false,
     parse: |p| {
         Some(Arc::new(Sequential {
             tasks: p.req_task_list("tasks"),
@@ -23,6 +24,7 @@ pub(crate) static PARALLEL: TaskType = TaskType {
     name: "io.kestra.plugin.core.flow.Parallel",
     aliases: &["io.kestra.core.tasks.flows.Parallel"],
     flowable: true,
+    own_timeout: false,
     parse: parse_parallel,
 };
 
@@ -30,6 +32,7 @@ pub(crate) static ALLOW_FAILURE: TaskType = TaskType {
     name: "io.kestra.plugin.core.flow.AllowFailure",
     aliases: &["io.kestra.core.tasks.flows.AllowFailure"],
     flowable: true,
+    own_timeout: false,
     parse: |p| {
         Some(Arc::new(AllowFailure {
             tasks: p.req_task_list("tasks"),
