@@ -18,7 +18,7 @@ use axum::extract::FromRef;
 use peregrine_engine::ExecutionId;
 use peregrine_engine::{
     Ack, Change, Engine, EngineConfig, Filter, KillOutcome, NewExecution, Observer, Pending,
-    Refusal, Relabelled, Search, Snapshot, Started,
+    Refusal, Relabelled, ResumeOutcome, Search, Snapshot, Started,
 };
 use peregrine_engine::{DurabilityError, Receipt};
 use serde_json::{Map, Value};
@@ -297,6 +297,28 @@ impl Executions {
         Err(Refused::Overloaded(format!(
             "execution {id} changed {RELABEL_ATTEMPTS} times while its labels were being set; retry"
         )))
+    }
+
+    /// Resumes paused execution `id` with `inputs`; answers once the
+    /// resume is durable.
+    pub async fn resume(
+        &self,
+        id: ExecutionId,
+        inputs: Map<String, Value>,
+    ) -> Result<ResumeOutcome, Refused> {
+        let pending = self.ask(|engine| engine.resume(id, inputs))?;
+        let outcome = pending.answer().await.map_err(|_| Refused::Stopped)?;
+        match &outcome {
+            ResumeOutcome::Resumed(receipt) => durable(receipt).await?,
+            // One that ended past what memory keeps is on disk.
+            ResumeOutcome::NotFound => {
+                if let Some(snapshot) = self.get(id).await? {
+                    return Ok(ResumeOutcome::NotPaused(snapshot.record.state()));
+                }
+            }
+            ResumeOutcome::NotPaused(_) | ResumeOutcome::Invalid(_) => {}
+        }
+        Ok(outcome)
     }
 
     /// Kills `id`; answers once the kill is durable.

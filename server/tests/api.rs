@@ -1283,21 +1283,9 @@ async fn revisions_list_every_revision_oldest_first_each_with_its_source() {
 const NOT_YET: &[(&str, &str, &str, &str)] = &[
     (
         "POST",
-        "/executions/e1/resume",
-        "resuming an execution",
-        "POST /executions/{executionId}/resume",
-    ),
-    (
-        "POST",
         "/executions/e1/resume/validate",
-        "resuming an execution",
+        "validating resume inputs without resuming",
         "POST /executions/{executionId}/resume/validate",
-    ),
-    (
-        "POST",
-        "/executions/e1/actions/resume",
-        "resuming an execution",
-        "POST /executions/{executionId}/actions/resume",
     ),
     (
         "POST",
@@ -1636,4 +1624,99 @@ async fn labels_set_on_a_finished_execution_survive_a_kill_9_and_a_flow_named_la
     let after = server.get(&format!("/api/v1/main/executions/{id}")).await;
     assert_eq!(after.status, StatusCode::OK);
     assert_eq!(after.json()["labels"], expected);
+}
+
+const APPROVAL: &str = r#"
+id: approval
+namespace: tests.resume
+tasks:
+  - id: ask
+    type: io.kestra.plugin.core.flow.Pause
+    onResume:
+      - id: approved
+        type: BOOLEAN
+  - id: said
+    type: io.kestra.plugin.core.debug.Return
+    format: "approved: {{ outputs.ask.onResume.approved }}"
+"#;
+
+#[tokio::test]
+async fn a_paused_execution_is_resumed_through_both_paths_with_checked_inputs() {
+    let server = common::Server::start(&[]).await;
+    assert_eq!(server.create_flow(APPROVAL).await.status, StatusCode::OK);
+    let start = || async {
+        let started = server
+            .trigger("/api/v1/main/executions/tests.resume/approval", json!({}))
+            .await;
+        let id = common::id_of(&started);
+        server.wait_for_state(&id, "PAUSED").await;
+        id
+    };
+    let json_post = |path: String, body: &'static str| {
+        let server = &server;
+        async move {
+            server
+                .send(
+                    axum::http::Method::POST,
+                    &path,
+                    &[("content-type", "application/json")],
+                    body,
+                )
+                .await
+        }
+    };
+
+    // 0.2x: 204, inputs checked like a flow's.
+    let id = start().await;
+    let bad = json_post(
+        format!("/api/v1/executions/{id}/resume"),
+        r#"{"approved": "maybe"}"#,
+    )
+    .await;
+    assert_eq!(
+        bad.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{:?}",
+        bad.body
+    );
+    let ok = json_post(
+        format!("/api/v1/executions/{id}/resume"),
+        r#"{"approved": true}"#,
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::NO_CONTENT, "{:?}", ok.body);
+    let done = server.wait_for_state(&id, "SUCCESS").await;
+    assert_eq!(done["taskRunList"][1]["outputs"]["value"], "approved: true");
+    let again = json_post(
+        format!("/api/v1/executions/{id}/resume"),
+        r#"{"approved": true}"#,
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::CONFLICT, "not paused any more");
+
+    // 2.0: multipart, 200 with the execution.
+    let id = start().await;
+    let (content_type, body) = common::multipart(&[("approved", "false")]);
+    let resumed = server
+        .send(
+            axum::http::Method::POST,
+            &format!("/api/v1/main/executions/{id}/actions/resume"),
+            &[("content-type", content_type.as_str())],
+            body,
+        )
+        .await;
+    assert_eq!(resumed.status, StatusCode::OK, "{:?}", resumed.body);
+    assert_eq!(resumed.json()["id"], id.as_str());
+    assert_ne!(resumed.json()["state"]["current"], "PAUSED");
+    let done = server.wait_for_state(&id, "SUCCESS").await;
+    assert_eq!(
+        done["taskRunList"][1]["outputs"]["value"],
+        "approved: false"
+    );
+    let unknown = json_post(
+        "/api/v1/main/executions/nosuchexecution/actions/resume".to_owned(),
+        "{}",
+    )
+    .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
 }

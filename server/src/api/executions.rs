@@ -63,7 +63,13 @@ pub async fn trigger(
     let stored = find_flow(&state, &namespace, &flow_id)?;
     let wait = query.flag("wait")?;
     let labels = parse_labels(&query)?;
-    let provided = read_inputs(&stored, request).await?;
+    let is_file = |name: &str| {
+        stored
+            .flow()
+            .input(name)
+            .is_some_and(|i| matches!(i.type_, InputType::File))
+    };
+    let provided = read_inputs(is_file, request).await?;
     let inputs = check_inputs(&stored, &provided)?;
     start(&state, &stored, inputs, labels, None, wait).await
 }
@@ -98,7 +104,12 @@ fn parse_labels(query: &Pairs) -> ApiResult<Vec<(String, String)>> {
 }
 
 /// The inputs as sent: one multipart part per input, or a JSON object.
-async fn read_inputs(stored: &StoredFlow, request: Request) -> ApiResult<Map<String, Value>> {
+/// A part for an input `is_file` says is a FILE is refused (uploads are not
+/// served yet).
+pub(super) async fn read_inputs(
+    is_file: impl Fn(&str) -> bool,
+    request: Request,
+) -> ApiResult<Map<String, Value>> {
     let content_type = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -125,11 +136,7 @@ async fn read_inputs(stored: &StoredFlow, request: Request) -> ApiResult<Map<Str
             let Some(name) = field.name().filter(|n| !n.is_empty()).map(str::to_owned) else {
                 return Err(ApiError::bad_request("a multipart part has no name"));
             };
-            let is_file = stored
-                .flow()
-                .input(&name)
-                .is_some_and(|i| matches!(i.type_, InputType::File));
-            if is_file {
+            if is_file(&name) {
                 return Err(ApiError::unprocessable(
                     format!("input `{name}`: FILE inputs are not supported yet"),
                     json!([{"input": name, "expected": "FILE", "message": "file uploads are not supported yet"}]),

@@ -9,6 +9,7 @@ mod flows;
 mod follow;
 mod labels;
 mod outputs;
+mod resume;
 mod unsupported;
 
 use std::any::Any;
@@ -57,6 +58,8 @@ pub fn app(state: AppState) -> Router {
             axum::routing::delete(executions::kill_action),
         )
         .route("/executions/{id}/actions/labels", post(labels::set))
+        .route("/executions/{id}/actions/resume", post(resume::action))
+        .route("/executions/{id}/resume", post(resume::resume_or_trigger))
         .route("/executions/{id}/labels", post(labels::set_or_trigger))
         .route("/executions/labels/by-ids", post(labels::by_ids))
         .route("/executions/labels/by-query", post(labels::by_query))

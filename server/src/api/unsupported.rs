@@ -195,18 +195,13 @@ const ROUTES: &[(&str, &str, &str)] = &[
     ),
     (
         "POST",
-        "/executions/{executionId}/actions/resume",
-        "resuming an execution",
-    ),
-    (
-        "POST",
         "/executions/{executionId}/actions/resume/validate",
-        "resuming an execution",
+        "validating resume inputs without resuming",
     ),
     (
         "POST",
         "/executions/{executionId}/actions/resume-from-breakpoint",
-        "resuming an execution",
+        "resuming from a breakpoint",
     ),
     (
         "POST",
@@ -331,13 +326,8 @@ const ROUTES: &[(&str, &str, &str)] = &[
     ),
     (
         "POST",
-        "/executions/{executionId}/resume",
-        "resuming an execution",
-    ),
-    (
-        "POST",
         "/executions/{executionId}/resume/validate",
-        "resuming an execution",
+        "validating resume inputs without resuming",
     ),
     (
         "POST",

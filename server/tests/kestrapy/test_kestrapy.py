@@ -912,6 +912,37 @@ def test_kill_execution(client, ns):
 
 
 @kestra_test
+def test_resume_execution(client, ns):
+    source = (
+        "id: approval\n"
+        f"namespace: {ns}\n"
+        "tasks:\n"
+        "  - id: ask\n"
+        "    type: io.kestra.plugin.core.flow.Pause\n"
+        "    onResume:\n"
+        "      - id: approved\n"
+        "        type: BOOLEAN\n"
+        "  - id: said\n"
+        f"    type: {RETURN}\n"
+        '    format: "approved {{ outputs.ask.onResume.approved }}"\n'
+    )
+    create(client, source)
+    started = run(client, ns, "approval", wait=False)
+    wait_for(client, started.id, {"PAUSED"})
+    resumed = client.executions.resume_execution(started.id, TENANT, {"approved": True})
+    assert last_status() == 200
+    assert isinstance(resumed, Execution)
+    assert resumed.id == started.id
+    done = wait_for(client, started.id)
+    assert state_of(done) == "SUCCESS"
+    assert task_runs(done)["said"].additional_properties["outputs"]["value"] == "approved true"
+    # Nothing left to resume.
+    with pytest.raises(ApiException) as caught:
+        client.executions.resume_execution(started.id, TENANT, {"approved": True})
+    assert caught.value.status == 409
+
+
+@kestra_test
 def test_follow_execution(client, ns):
     create(client, sleep_flow(ns, "slow", "PT1S"))
     started = run(client, ns, "slow", wait=False)
