@@ -72,6 +72,31 @@ pub(crate) enum Entry {
         outputs: String,
         at_us: i64,
     },
+    /// This execution is the subflow of attempt `attempt` of task run
+    /// `task_run` of execution `parent` (its id's two halves, high first),
+    /// `depth` subflows down; it tells it when it ends (`wait`) or at once.
+    /// Journaled right after its creation.
+    Parent {
+        parent: [u64; 2],
+        task_run: u32,
+        attempt: u32,
+        wait: bool,
+        depth: u32,
+        at_us: i64,
+    },
+    /// The execution was killed, and not the children it waited for.
+    KillAlone { at_us: i64 },
+    /// The child of attempt `attempt` of task run `task_run` answered: it
+    /// exists (`state` CREATED), or it ended in `state` with `outputs`
+    /// (JSON text), or it was not started, for `refused`.
+    Child {
+        task_run: u32,
+        attempt: u32,
+        state: String,
+        outputs: Option<String>,
+        refused: Option<String>,
+        at_us: i64,
+    },
 }
 
 /// Record kinds of this journal format (2). Format 1 used kinds 1 to 6, with
@@ -85,6 +110,9 @@ const WORKED: u16 = 15;
 const REDISPATCHED: u16 = 16;
 const TIMED_OUT: u16 = 17;
 const RESUMED: u16 = 18;
+const PARENT: u16 = 19;
+const CHILD: u16 = 20;
+const KILL_ALONE: u16 = 21;
 const FORMAT_1_KINDS: std::ops::RangeInclusive<u16> = 1..=6;
 
 impl Entry {
@@ -97,6 +125,9 @@ impl Entry {
             Entry::Redispatched { .. } => REDISPATCHED,
             Entry::TimedOut { .. } => TIMED_OUT,
             Entry::Resumed { .. } => RESUMED,
+            Entry::Parent { .. } => PARENT,
+            Entry::Child { .. } => CHILD,
+            Entry::KillAlone { .. } => KILL_ALONE,
         })
     }
 }
@@ -363,7 +394,8 @@ pub(crate) fn decode(kind: Kind, payload: &[u8]) -> Result<Recovered, JournalErr
         ENDED => Record::from_bytes(payload)
             .map(Recovered::Ended)
             .map_err(|e| JournalError::Unreadable(e.to_string())),
-        CREATED | TIMER | KILL | WORKED | REDISPATCHED | TIMED_OUT | RESUMED => {
+        CREATED | TIMER | KILL | WORKED | REDISPATCHED | TIMED_OUT | RESUMED | PARENT | CHILD
+        | KILL_ALONE => {
             let archived = peregrine_wal::access::<Entry>(payload)
                 .map_err(|e| JournalError::Unreadable(e.to_string()))?;
             rkyv::deserialize::<Entry, rkyv::rancor::Error>(archived)
@@ -404,6 +436,7 @@ mod tests {
                 at_us: 43,
             },
             Entry::Kill { at_us: 44 },
+            Entry::KillAlone { at_us: 49 },
             Entry::Worked {
                 task_run: 1,
                 attempt: 2,
@@ -414,6 +447,22 @@ mod tests {
             Entry::Redispatched {
                 task_run: 1,
                 at_us: 46,
+            },
+            Entry::Parent {
+                parent: [u64::MAX, 7],
+                task_run: 3,
+                attempt: 1,
+                wait: true,
+                depth: 2,
+                at_us: 47,
+            },
+            Entry::Child {
+                task_run: 3,
+                attempt: 1,
+                state: "SUCCESS".into(),
+                outputs: Some(r#"{"x":1}"#.into()),
+                refused: None,
+                at_us: 48,
             },
         ];
         for entry in entries {

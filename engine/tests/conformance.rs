@@ -69,7 +69,9 @@ const COVERED: &[&str] = &[
     "sequential-with-local-errors.yaml",
     "sequential.yaml",
     "sleep.yml",
+    "subflow-child.yaml",
     "subflow-grand-child.yaml",
+    "subflow-parent.yaml",
     "switch-impossible.yaml",
     "switch.yaml",
     "task-allow-failure-flowable.yml",
@@ -87,12 +89,6 @@ const EXPECTED_FAILURES: &[(&str, &str)] = &[
         "restart-each.yaml",
         "replay of an execution from a task run",
     ),
-    ("subflow-child.yaml", "Subflow task"),
-    (
-        "subflow-grand-child.yaml",
-        "Subflow task (correlation id of the root execution)",
-    ),
-    ("subflow-parent.yaml", "Subflow task"),
     (
         "variables.yaml",
         "envs (KESTRA_* environment) and globals (server configuration)",
@@ -1615,30 +1611,54 @@ fn subflow_grand_child_alone() {
 
 /// Kestra: CorrelationIdTest.shouldHaveCorrelationId: parent, child and
 /// grandchild all SUCCESS, child and grandchild labelled with the parent's
-/// execution id as `system.correlationId`.
+/// execution id as `system.correlationId`. Run on an engine holding the
+/// three flows: each is an execution of its own, its `trigger` naming the
+/// execution that called it; the grandchild logs the root's id.
 #[test]
-#[ignore = "Subflow task"]
-fn subflow_parent() {
-    let e = run("subflow-parent.yaml", no_inputs());
-    assert_state(&e, State::Success);
-    assert_eq!(state_of(&e, "subflow"), State::Success);
-    needs("Subflow executions and access to them (correlation id labels)");
-}
-
-/// subflow-child is the middle execution of CorrelationIdTest.
-#[test]
-#[ignore = "Subflow task"]
-fn subflow_child() {
-    let e = run("subflow-child.yaml", no_inputs());
-    assert_state(&e, State::Success);
-    assert_eq!(state_of(&e, "subflow"), State::Success);
-}
-
-/// CorrelationIdTest: the grandchild carries the root execution's id.
-#[test]
-#[ignore = "Subflow task (correlation id of the root execution)"]
-fn subflow_grand_child_correlation_id() {
-    needs("Subflow executions (labels inherited from the root execution)");
+fn subflow_parent_child_and_grand_child() {
+    let flows = std::sync::Arc::new(common::MapFlows::default());
+    let parent = flows.add(&common::corpus_source("subflow-parent.yaml"));
+    flows.add(&common::corpus_source("subflow-child.yaml"));
+    flows.add(&common::corpus_source("subflow-grand-child.yaml"));
+    let (engine, ended) = common::engine(&flows);
+    let id = common::submit(&engine, &parent, Value::Null);
+    let all = ended.wait_for(3);
+    for execution in &all {
+        assert_eq!(execution["state"]["current"], "SUCCESS", "{execution:#}");
+        assert_eq!(
+            common::label(execution, "system.correlationId"),
+            Some(id.to_string().as_str()),
+            "{execution:#}"
+        );
+    }
+    let child = ended.of("subflow-child");
+    let grand_child = ended.of("subflow-grand-child");
+    assert_eq!(
+        child["trigger"],
+        json!({"id": "subflow", "type": "io.kestra.plugin.core.flow.Subflow",
+               "variables": {"executionId": id.to_string(), "namespace": "io.kestra.tests",
+                             "flowId": "subflow-parent", "flowRevision": 1}})
+    );
+    assert_eq!(
+        grand_child["trigger"]["variables"]["executionId"],
+        child["id"]
+    );
+    let parent_run = common::task_run(&ended.of("subflow-parent"), "subflow").clone();
+    assert_eq!(parent_run["outputs"]["executionId"], child["id"]);
+    assert_eq!(parent_run["outputs"]["state"], "SUCCESS");
+    let logs = ended.1.lock().unwrap().clone();
+    let grand_child_id: peregrine_engine::ExecutionId =
+        grand_child["id"].as_str().unwrap().parse().unwrap();
+    assert!(
+        logs.contains(&(grand_child_id, format!("My grandparent is {id}"))),
+        "{logs:?}"
+    );
+    assert!(
+        logs.iter()
+            .any(|(e, m)| *e == id && m.contains(child["id"].as_str().unwrap())),
+        "the parent logs the child it created: {logs:?}"
+    );
+    engine.shutdown();
 }
 
 /// Kestra: PauseTest.runDelay (JdbcRunnerTest.pauseRunDelay): PAUSED with 1

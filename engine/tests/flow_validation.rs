@@ -343,11 +343,11 @@ fn unsupported_task_types_and_bad_cron() {
     let yaml = format!(
         "{HEAD}tasks:
   - id: again
-    type: io.kestra.plugin.core.flow.Subflow
+    type: io.kestra.plugin.core.flow.Template
     namespace: company.team
-    flowId: f
+    templateId: f
   - id: wait
-    type: io.kestra.core.tasks.flows.Flow
+    type: io.kestra.core.tasks.flows.Template
     delay: PT1S
     tasks:
       - id: inner
@@ -379,10 +379,10 @@ triggers:
     );
     assert_eq!(
         p[0].message,
-        "task type `io.kestra.plugin.core.flow.Subflow` is not supported yet"
+        "task type `io.kestra.plugin.core.flow.Template` is not supported yet"
     );
     assert_eq!(
-        p[1].message, "task type `io.kestra.plugin.core.flow.Subflow` is not supported yet",
+        p[1].message, "task type `io.kestra.plugin.core.flow.Template` is not supported yet",
         "named by its canonical name, whatever the alias"
     );
     assert_eq!(
@@ -395,9 +395,9 @@ triggers:
         p[4].message
     );
     for spelling in [
-        "io.kestra.core.tasks.flows.Subflow",
-        "Subflow",
-        "core.flow.Subflow",
+        "io.kestra.core.tasks.flows.Template",
+        "Template",
+        "core.flow.Template",
     ] {
         let p = problems(&format!("{HEAD}tasks:\n  - id: a\n    type: {spelling}\n"));
         assert!(

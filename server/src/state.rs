@@ -321,9 +321,10 @@ impl Executions {
         Ok(outcome)
     }
 
-    /// Kills `id`; answers once the kill is durable.
-    pub async fn kill(&self, id: ExecutionId) -> Result<KillOutcome, Refused> {
-        let pending = self.ask(|engine| engine.kill(id))?;
+    /// Kills `id` (with `cascade`, the subflow executions it waits for);
+    /// answers once the kill is durable.
+    pub async fn kill(&self, id: ExecutionId, cascade: bool) -> Result<KillOutcome, Refused> {
+        let pending = self.ask(|engine| engine.kill_with(id, cascade))?;
         let outcome = pending.answer().await.map_err(|_| Refused::Stopped)?;
         match &outcome {
             KillOutcome::Killed(receipt) => durable(receipt).await?,
@@ -347,7 +348,7 @@ pub struct AppState(Arc<Parts>);
 
 struct Parts {
     config: Config,
-    flows: FlowRepository,
+    flows: Arc<FlowRepository>,
     engine: Arc<Slot>,
     launcher: Launcher,
     executions: Executions,
@@ -422,7 +423,7 @@ impl AppState {
             hub: Arc::clone(&hub),
             metrics: Arc::clone(&metrics),
         });
-        let flows = FlowRepository::open(Arc::clone(&persistence))?;
+        let flows = Arc::new(FlowRepository::open(Arc::clone(&persistence))?);
         let engine_config = EngineConfig {
             threads: config.threads(),
             inbox_capacity: config.executor.inbox_capacity,
@@ -436,6 +437,7 @@ impl AppState {
             max_retained: Some(config.executions.max_retained.get()),
             retention_size: Some(config.executions.retention_size.0),
             limits: config.limits(),
+            flows: Some(Arc::clone(&flows) as Arc<dyn peregrine_engine::Flows>),
         };
         let observer = tracker as Arc<dyn Observer>;
         let engine = match journal {

@@ -265,6 +265,18 @@ impl Record {
         last.state().is_terminal().then(|| last.at())
     }
 
+    /// Kestra's `{id, type, variables}` of what started it, if anything did.
+    pub fn trigger(&self) -> Option<Value> {
+        let text = self.frozen().trigger.as_ref()?;
+        serde_json::from_str(text.as_str()).ok()
+    }
+
+    /// The execution's flow outputs, if it has any.
+    pub fn outputs(&self) -> Option<Value> {
+        let text = self.frozen().outputs.as_ref()?;
+        serde_json::from_str(text.as_str()).ok()
+    }
+
     pub fn labels(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
         self.frozen()
             .labels

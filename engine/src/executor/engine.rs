@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use rustc_hash::FxHashMap;
 
+use super::courier::{ChildNews, Courier, Flows, Parcel};
 use super::finished::Finished;
 use super::inbox::{PushError, Receiver, Sender, inbox};
 use super::limits::Limits;
@@ -100,6 +101,8 @@ pub struct EngineConfig {
     /// lately) is refused at once ([`Refusal::Overloaded`]) rather than
     /// queued. `None`: queue up to the inbox's capacity. Default: 1 s.
     pub queueing_budget: Option<Duration>,
+    /// The flows a Subflow may start; `None`: a Subflow fails, saying so.
+    pub flows: Option<Arc<dyn Flows>>,
 }
 
 impl Default for EngineConfig {
@@ -118,6 +121,7 @@ impl Default for EngineConfig {
             retention_size: Some(1 << 30),
             limits: Limits::default(),
             queueing_budget: Some(Duration::from_secs(1)),
+            flows: None,
         }
     }
 }
@@ -265,6 +269,7 @@ pub(crate) enum Command {
     },
     Kill {
         id: ExecutionId,
+        cascade: bool,
         reply: flume::Sender<KillOutcome>,
     },
     Read {
@@ -288,6 +293,7 @@ pub(crate) enum Command {
         reply: flume::Sender<ResumeOutcome>,
     },
     WorkDone(Box<WorkDone>),
+    Child(Box<ChildNews>),
 }
 
 /// Where the answer to a request goes; kept by the shard's runtime, never
@@ -312,9 +318,14 @@ impl Command {
                 },
                 Some(ReplyTo::Started(reply)),
             ),
-            Command::Kill { id, reply } => {
-                (Message::Kill { id, request }, Some(ReplyTo::Kill(reply)))
-            }
+            Command::Kill { id, cascade, reply } => (
+                Message::Kill {
+                    id,
+                    cascade,
+                    request,
+                },
+                Some(ReplyTo::Kill(reply)),
+            ),
             Command::Read { id, reply } => {
                 (Message::Read { id, request }, Some(ReplyTo::Read(reply)))
             }
@@ -353,6 +364,7 @@ impl Command {
                 Some(ReplyTo::Resume(reply)),
             ),
             Command::WorkDone(done) => (Message::WorkDone(done), None),
+            Command::Child(news) => (Message::Child(news), None),
         }
     }
 }
@@ -360,8 +372,8 @@ impl Command {
 /// Counts running executions against `max_running`: one is counted from
 /// its submission until it ends (or its start finds it existed).
 #[derive(Debug)]
-struct Admission {
-    running: AtomicUsize,
+pub(crate) struct Admission {
+    pub(crate) running: AtomicUsize,
     max: usize,
     /// The queueing budget, in microseconds (`u64::MAX`: none).
     budget_us: u64,
@@ -529,6 +541,8 @@ pub struct Engine {
     admission: Arc<Admission>,
     /// The shards' WALs (empty when nothing is journaled), for their stats.
     wals: Vec<peregrine_wal::Wal>,
+    /// The thread that carries messages between executions.
+    courier: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -555,7 +569,7 @@ impl Engine {
         let shards = (0..shards)
             .map(|_| Shard::new(now, finished_store(&config, shards)).limited(config.limits))
             .collect();
-        Self::spawn(&config, observer, shards, 0)
+        Self::spawn(&config, observer, shards, 0, Vec::new())
     }
 
     /// An engine whose shards journal every execution in a WAL under `dir`
@@ -652,8 +666,7 @@ impl Engine {
         };
         // Counted running until their end is handed out, like the resumed.
         let running = recovery.resumed + recovery.quarantined.len();
-        let mut engine = Self::spawn(&config, observer, prepared, running)?;
-        engine.wals = wals;
+        let engine = Self::spawn(&config, observer, prepared, running, wals)?;
         Ok((engine, recovery))
     }
 
@@ -662,6 +675,7 @@ impl Engine {
         observer: Arc<dyn Observer>,
         shards: Vec<Shard>,
         running: usize,
+        wals: Vec<peregrine_wal::Wal>,
     ) -> std::io::Result<Self> {
         let (senders, receivers): (Vec<_>, Vec<_>) = (0..shards.len())
             .map(|_| inbox(config.inbox_capacity.get()))
@@ -681,6 +695,18 @@ impl Engine {
             queues: (0..shards.len()).map(|_| Queue::default()).collect(),
         });
         let finished = shards.iter().map(|s| Arc::clone(s.finished())).collect();
+        // Parcels wait for their receipts in the courier's queue: at most
+        // one per subflow start, answer or kill in flight.
+        let (parcels, parcels_rx) = flume::unbounded();
+        let courier = Courier {
+            inboxes: senders.clone(),
+            flows: config.flows.clone(),
+            wals: wals.clone(),
+            admission: Arc::clone(&admission),
+        };
+        let courier = std::thread::Builder::new()
+            .name("courier".into())
+            .spawn(move || courier.run(parcels_rx))?;
         let mut threads = Vec::with_capacity(shards.len());
         for (n, (shard, rx)) in shards.into_iter().zip(receivers).enumerate() {
             let runtime = ShardRuntime {
@@ -689,6 +715,7 @@ impl Engine {
                 workers: handle.clone(),
                 observer: Arc::clone(&observer),
                 admission: Arc::clone(&admission),
+                parcels: parcels.clone(),
             };
             threads.push(
                 std::thread::Builder::new()
@@ -703,7 +730,8 @@ impl Engine {
             workers: Some(pool),
             finished,
             admission,
-            wals: Vec::new(),
+            wals,
+            courier: Some(courier),
         })
     }
 
@@ -713,9 +741,7 @@ impl Engine {
 
     /// The shard that owns `id`.
     pub fn shard_of(&self, id: ExecutionId) -> usize {
-        let raw = id.as_u128();
-        let mixed = (raw as u64) ^ ((raw >> 64) as u64);
-        (mixed % self.inboxes.len() as u64) as usize
+        shard_index(id, self.inboxes.len())
     }
 
     fn push(&self, id: ExecutionId, command: Command) -> Result<(), (Refusal, Command)> {
@@ -767,8 +793,18 @@ impl Engine {
 
     /// Asks the owning shard to kill `id`.
     pub fn kill(&self, id: ExecutionId) -> Result<Pending<KillOutcome>, Refusal> {
+        self.kill_with(id, true)
+    }
+
+    /// Kills execution `id`; with `cascade`, the subflow executions it
+    /// waits for too (Kestra's `isOnKillCascade`, true by default).
+    pub fn kill_with(
+        &self,
+        id: ExecutionId,
+        cascade: bool,
+    ) -> Result<Pending<KillOutcome>, Refusal> {
         let (reply, pending) = Pending::channel();
-        self.push(id, Command::Kill { id, reply })
+        self.push(id, Command::Kill { id, cascade, reply })
             .map_err(|(refusal, _)| refusal)?;
         Ok(pending)
     }
@@ -947,6 +983,14 @@ impl Engine {
             if let Err(e) = wal.close() {
                 tracing::error!("closing a shard's WAL: {e}");
             }
+        }
+        // Every shard has let go of its sender, and every receipt is
+        // settled: what the courier still holds is dropped against closed
+        // inboxes (a restart sends it again).
+        if let Some(courier) = self.courier.take()
+            && courier.join().is_err()
+        {
+            tracing::error!("the courier thread panicked");
         }
     }
 }
@@ -1142,6 +1186,13 @@ fn recover(
     }
 }
 
+/// The shard of `shards` that owns `id`.
+pub(crate) fn shard_index(id: ExecutionId, shards: usize) -> usize {
+    let raw = id.as_u128();
+    let mixed = (raw as u64) ^ ((raw >> 64) as u64);
+    (mixed % shards as u64) as usize
+}
+
 /// What a shard thread needs besides its shard and inbox.
 struct ShardRuntime {
     index: usize,
@@ -1149,6 +1200,8 @@ struct ShardRuntime {
     workers: WorkerHandle,
     observer: Arc<dyn Observer>,
     admission: Arc<Admission>,
+    /// To the courier (see [`super::courier`]).
+    parcels: flume::Sender<(Receipt, Parcel)>,
 }
 
 impl ShardRuntime {
@@ -1185,6 +1238,10 @@ impl ShardRuntime {
                 };
             }
             Effect::Work { id, order } => held.push_back((id, order)),
+            Effect::Send { receipt, parcel } => {
+                // The courier stops after the shards: it is listening.
+                let _ = self.parcels.send((receipt, parcel));
+            }
             Effect::Changed { receipt, ended, .. } => {
                 if let Some(execution) = execution {
                     self.observer.on_change(&Change {
@@ -1309,6 +1366,7 @@ fn run_to_end_in(
         snapshot: false,
     };
     shard.step(start, Utc::now());
+    let mut refused = Vec::new();
     loop {
         let mut last: Option<Execution> = None;
         let mut work = Vec::new();
@@ -1322,8 +1380,27 @@ fn run_to_end_in(
                 }
             }
             Effect::Work { id, order } => work.push((id, order)),
-            Effect::Reply { .. } => {}
+            Effect::Send {
+                parcel: Parcel::Spawn(order),
+                ..
+            } => refused.push(order),
+            Effect::Send { .. } | Effect::Reply { .. } => {}
         });
+        let answered = !refused.is_empty();
+        for order in refused.drain(..) {
+            let news = ChildNews {
+                link: order.link,
+                child: order.child,
+                answer: crate::tasks::ChildAnswer::Refused(
+                    "a Subflow runs only in an engine that holds flows (a server), not on its own"
+                        .to_owned(),
+                ),
+            };
+            shard.step(Message::Child(Box::new(news)), Utc::now());
+        }
+        if answered && last.is_none() {
+            continue;
+        }
         if let Some(exec) = last {
             return exec;
         }

@@ -94,6 +94,23 @@ impl<T> Sender<T> {
         Ok(())
     }
 
+    /// Pushes `msg`, waiting while the inbox is full (backing off from 50 µs
+    /// to 20 ms): nothing is dropped while the inbox is open. Dropped once
+    /// it is closed.
+    pub fn push_waiting(&self, mut msg: T) {
+        let mut pause = std::time::Duration::from_micros(50);
+        loop {
+            match self.push(msg) {
+                Ok(()) | Err(PushError::Closed(_)) => return,
+                Err(PushError::Full(back)) => {
+                    msg = back;
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(std::time::Duration::from_millis(20));
+                }
+            }
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.shared.queue.len()
     }

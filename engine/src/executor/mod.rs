@@ -1,5 +1,6 @@
 //! The sharded executor.
 
+mod courier;
 mod engine;
 mod finished;
 #[cfg(feature = "internals")]
@@ -15,10 +16,13 @@ mod run;
 mod search;
 mod shard;
 #[cfg(test)]
+mod subflow_tests;
+#[cfg(test)]
 mod test_journal;
 mod timer;
 mod worker;
 
+pub use courier::{Flows, MAX_SUBFLOW_DEPTH};
 #[cfg(test)]
 pub(crate) use engine::run_to_end_limited;
 pub use engine::{

@@ -289,7 +289,14 @@ fn drive(events: &[Event], journal: FaultyJournal) -> (Shard, FxHashMap<Executio
             }
             Event::Kill { pick } => {
                 if let Some(&id) = started.get(pick % started.len().max(1)) {
-                    shard.step(Message::Kill { id, request: 0 }, now);
+                    shard.step(
+                        Message::Kill {
+                            id,
+                            cascade: true,
+                            request: 0,
+                        },
+                        now,
+                    );
                 }
             }
             Event::Answer { code } => {

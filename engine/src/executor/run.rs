@@ -22,6 +22,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
+use super::courier::{ParentLink, SpawnOrder, child_id};
 use super::limits::{self, Limits};
 use super::outputs::OutputIndex;
 use super::plan::{FlowRevision, ListId, TaskIdx};
@@ -33,7 +34,7 @@ use crate::execution::{
 };
 use crate::expression::Property;
 use crate::flow::{InputType, Level, RetryPolicy};
-use crate::tasks::{FramePlan, Groups, Started, TaskContext, TaskKind};
+use crate::tasks::{ChildAnswer, FramePlan, Groups, Started, SubflowCall, TaskContext, TaskKind};
 
 /// Where a task run sits, and what it owns.
 #[derive(Debug, Clone)]
@@ -59,6 +60,8 @@ enum Waits {
     Nothing,
     Timer,
     Worker,
+    /// Its child execution (a Subflow).
+    Child,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,6 +180,12 @@ pub(crate) struct Run {
     timers: Vec<TimerRequest>,
     /// Blocking work requested since the shard last drained it.
     work: Vec<WorkOrder>,
+    /// Child executions requested since the shard last drained them.
+    spawns: Vec<SpawnOrder>,
+    /// Child executions to kill, since the shard last drained them.
+    kills: Vec<ExecutionId>,
+    /// The task run this execution is the subflow of, if any.
+    parent: Option<ParentLink>,
     /// The instant of the step being handled: what `now()` renders. Every
     /// entry point sets it, so a replay of the same steps renders the same.
     instant: DateTime<Utc>,
@@ -196,6 +205,17 @@ pub struct NewExecution {
     /// (`{id, type, variables}`, see [`crate::execution::execution_trigger`]);
     /// flows see its `variables` as `trigger`.
     pub trigger: Option<Value>,
+    /// The task run this is the subflow of (see [`super::courier`]).
+    pub(crate) parent: Option<ParentLink>,
+}
+
+/// What a run asked of the world since the shard last drained it.
+#[derive(Debug, Default)]
+pub(crate) struct Requests {
+    pub timers: Vec<TimerRequest>,
+    pub work: Vec<WorkOrder>,
+    pub spawns: Vec<SpawnOrder>,
+    pub kills: Vec<ExecutionId>,
 }
 
 impl std::fmt::Debug for NewExecution {
@@ -206,6 +226,7 @@ impl std::fmt::Debug for NewExecution {
             .field("inputs", &self.inputs)
             .field("labels", &self.labels)
             .field("trigger", &self.trigger)
+            .field("parent", &self.parent)
             .finish()
     }
 }
@@ -218,6 +239,7 @@ impl NewExecution {
             inputs,
             labels: Vec::new(),
             trigger: None,
+            parent: None,
         }
     }
 }
@@ -258,12 +280,30 @@ impl Run {
         self.work.clear();
     }
 
-    /// The timers and the blocking work asked for since the last call.
-    pub fn take_requests(&mut self) -> (Vec<TimerRequest>, Vec<WorkOrder>) {
-        (
-            std::mem::take(&mut self.timers),
-            std::mem::take(&mut self.work),
-        )
+    /// What was asked for since the last call.
+    pub fn take_requests(&mut self) -> Requests {
+        Requests {
+            timers: std::mem::take(&mut self.timers),
+            work: std::mem::take(&mut self.work),
+            spawns: std::mem::take(&mut self.spawns),
+            kills: std::mem::take(&mut self.kills),
+        }
+    }
+
+    /// The task run this execution is the subflow of.
+    pub fn parent(&self) -> Option<ParentLink> {
+        self.parent
+    }
+
+    /// Keeps only the starts of children still waited for, to send again
+    /// (after a replay: the others were answered), marked as sent again.
+    pub fn retain_waited_spawns(&mut self) {
+        let mut spawns = std::mem::take(&mut self.spawns);
+        spawns.retain(|s| self.waits_on_child(s.link.task_run, s.link.attempt));
+        for spawn in &mut spawns {
+            spawn.resend = true;
+        }
+        self.spawns = spawns;
     }
 
     /// A CREATED execution; [`Run::begin`] starts it.
@@ -319,6 +359,9 @@ impl Run {
             frames: vec![root],
             timers: Vec::new(),
             work: Vec::new(),
+            spawns: Vec::new(),
+            kills: Vec::new(),
+            parent: new.parent,
             instant: now,
             limits,
         }
@@ -440,11 +483,18 @@ impl Run {
         self.resume(tr, started, now);
     }
 
-    /// Kills every running task run and the execution. False if it had ended.
-    pub fn kill(&mut self, now: DateTime<Utc>) -> bool {
+    /// Kills every running task run and the execution, and with `cascade`
+    /// the children its task runs wait for. False if it had ended.
+    pub fn kill(&mut self, cascade: bool, now: DateTime<Utc>) -> bool {
         self.instant = now;
         if self.is_terminal() {
             return false;
+        }
+        // Its children die with it (Kestra's kill cascades by default).
+        for tr in (0..self.exec.task_runs.len() as u32).filter(|_| cascade) {
+            if let Some(child) = self.running_child(tr) {
+                self.kills.push(child);
+            }
         }
         for tr in self.exec.task_runs.iter_mut().rev() {
             if !tr.state.current().is_terminal() {
@@ -855,6 +905,26 @@ impl Run {
                 self.slots[tr as usize].waits = Waits::Timer;
                 None
             }
+            Started::Subflow(call) => {
+                self.spawn(tr, *call, now);
+                self.arm_timeout(tr, now);
+                self.slots[tr as usize].waits = Waits::Child;
+                None
+            }
+            Started::Ended(state, outputs) => {
+                let outputs = match self.checked(outputs) {
+                    Ok(outputs) => outputs,
+                    Err(message) => return Some(self.fail_task_run(tr, &message, now)),
+                };
+                if state == State::Failed {
+                    let message = "the subflow's execution failed";
+                    if self.schedule_retry(tr, message, now) {
+                        return None;
+                    }
+                    self.log(Some(tr), Level::Error, message.to_owned(), now);
+                }
+                Some(self.finish_task_run(tr, state, Some(outputs), now))
+            }
             Started::Work(job) => {
                 let deadline_ms = self.arm_timeout(tr, now);
                 self.work.push(WorkOrder {
@@ -867,6 +937,86 @@ impl Run {
                 None
             }
         }
+    }
+
+    /// Asks for the child execution of task run `tr`'s current attempt:
+    /// its labels are this execution's system ones (all of them with
+    /// `inheritLabels`) and the task's, its trigger names this execution.
+    fn spawn(&mut self, tr: u32, call: SubflowCall, now: DateTime<Utc>) {
+        let attempt = self.attempt_of(tr);
+        let child = child_id(self.exec.id, tr, attempt);
+        let mut child_labels: Vec<(String, String)> = self
+            .exec
+            .labels
+            .iter()
+            .filter(|(k, _)| call.inherit_labels || k.starts_with(labels::SYSTEM_PREFIX))
+            .cloned()
+            .collect();
+        for (key, value) in call.labels {
+            labels::set(&mut child_labels, key, value);
+        }
+        let node = self.rev.node(self.slots[tr as usize].task);
+        let trigger = serde_json::json!({
+            "id": node.task_json["id"],
+            "type": node.task_json["type"],
+            "variables": {
+                "executionId": self.exec.id.to_string(),
+                "namespace": self.exec.namespace.as_ref(),
+                "flowId": self.exec.flow_id.as_ref(),
+                "flowRevision": self.exec.flow_revision,
+            },
+        });
+        // Kestra's line, which its UI shows as a link to the child.
+        let message = format!(
+            "Created new execution [[link execution=\"{child}\" flowId=\"{}\" namespace=\"{}\"]]",
+            call.flow_id, call.namespace
+        );
+        self.log(Some(tr), Level::Info, message, now);
+        let depth = self.parent.map_or(0, |p| p.depth) + 1;
+        self.spawns.push(SpawnOrder {
+            child,
+            link: ParentLink {
+                execution: self.exec.id,
+                task_run: tr,
+                attempt,
+                wait: call.wait,
+                depth,
+            },
+            namespace: call.namespace,
+            flow_id: call.flow_id,
+            revision: call.revision,
+            inputs: call.inputs,
+            labels: child_labels,
+            trigger,
+            resend: false,
+        });
+    }
+
+    /// Whether task run `tr` waits, at attempt `attempt`, for its child.
+    pub fn waits_on_child(&self, tr: u32, attempt: u32) -> bool {
+        !self.is_terminal()
+            && self.exec.task_runs.get(tr as usize).is_some_and(|run| {
+                run.state.current() == State::Running && run.attempts.len() as u32 == attempt
+            })
+            && self.slots[tr as usize].waits == Waits::Child
+    }
+
+    /// The child task run `tr` waits for, if it waits for one.
+    fn running_child(&self, tr: u32) -> Option<ExecutionId> {
+        let attempt = self.attempt_of(tr);
+        self.waits_on_child(tr, attempt)
+            .then(|| child_id(self.exec.id, tr, attempt))
+    }
+
+    /// The child of attempt `attempt` of task run `tr` answered.
+    pub fn on_child(&mut self, tr: u32, attempt: u32, answer: &ChildAnswer, now: DateTime<Utc>) {
+        self.instant = now;
+        if !self.waits_on_child(tr, attempt) {
+            return;
+        }
+        let child = child_id(self.exec.id, tr, attempt);
+        let started = self.call_task(tr, now, |kind, ctx| kind.on_child(ctx, child, answer));
+        self.resume(tr, started, now);
     }
 
     /// The number of task run `tr`'s current attempt (its count of them).
@@ -934,6 +1084,9 @@ impl Run {
             .task
             .timeout
             .unwrap_or_default();
+        if let Some(child) = self.running_child(tr) {
+            self.kills.push(child);
+        }
         self.slots[tr as usize].waits = Waits::Nothing;
         self.attempt_failed(tr, format!("Timeout after {}", hms(timeout)), now);
     }

@@ -35,6 +35,13 @@ pub struct Filter {
     pub not_query: Vec<String>,
     /// The oldest first, instead of the newest.
     pub oldest_first: bool,
+    /// Conditions on the id of the execution that started it (a
+    /// subflow's parent, `trigger.variables.executionId`); one that none
+    /// started holds only the negative ones.
+    pub trigger_execution: Vec<Text>,
+    /// Only the executions another one started (true: Kestra's
+    /// `childFilter` CHILD), or only the others (false: MAIN).
+    pub child: Option<bool>,
 }
 
 /// A condition on a text, as Kestra's filter operations state it.
@@ -132,6 +139,15 @@ pub(crate) trait Listed: Named {
     fn state(&self) -> State;
     fn start_date(&self) -> DateTime<Utc>;
     fn end_date(&self) -> Option<DateTime<Utc>>;
+    /// The id of the execution that started this one, if one did.
+    fn trigger_execution(&self) -> Option<String>;
+}
+
+/// `trigger.variables.executionId` of an execution's trigger.
+fn triggering(trigger: &serde_json::Value) -> Option<String> {
+    trigger["variables"]["executionId"]
+        .as_str()
+        .map(str::to_owned)
 }
 
 /// A flow, as a filter reads it.
@@ -178,6 +194,9 @@ impl Listed for Execution {
     fn end_date(&self) -> Option<DateTime<Utc>> {
         self.history().end_date()
     }
+    fn trigger_execution(&self) -> Option<String> {
+        self.trigger.as_ref().and_then(triggering)
+    }
 }
 
 impl Named for Record {
@@ -205,6 +224,9 @@ impl Listed for Record {
     fn end_date(&self) -> Option<DateTime<Utc>> {
         Record::end_date(self)
     }
+    fn trigger_execution(&self) -> Option<String> {
+        self.trigger().as_ref().and_then(triggering)
+    }
 }
 
 impl Filter {
@@ -215,6 +237,25 @@ impl Filter {
             && self.started.hold(Some(e.start_date()))
             && self.ended.hold(e.end_date())
             && self.names_hold(e)
+            && self.trigger_holds(e)
+    }
+
+    fn trigger_holds(&self, e: &impl Listed) -> bool {
+        if self.trigger_execution.is_empty() && self.child.is_none() {
+            return true;
+        }
+        match e.trigger_execution() {
+            Some(id) => {
+                self.child != Some(false) && self.trigger_execution.iter().all(|t| t.holds(&id))
+            }
+            None => {
+                self.child != Some(true)
+                    && self
+                        .trigger_execution
+                        .iter()
+                        .all(|t| matches!(t, Text::NotEquals(_) | Text::NotIn(_)))
+            }
+        }
     }
 
     /// Whether a flow meets the conditions a flow has the fields of: its
@@ -376,6 +417,7 @@ mod tests {
         state: State,
         end: Option<DateTime<Utc>>,
         labels: &'static [(&'static str, &'static str)],
+        parent: Option<&'static str>,
     }
 
     const E0: E = E {
@@ -384,6 +426,7 @@ mod tests {
         state: State::Running,
         end: None,
         labels: &[("team", "core")],
+        parent: None,
     };
 
     impl Named for E {
@@ -410,6 +453,38 @@ mod tests {
         }
         fn end_date(&self) -> Option<DateTime<Utc>> {
             self.end
+        }
+        fn trigger_execution(&self) -> Option<String> {
+            self.parent.map(str::to_owned)
+        }
+    }
+
+    #[test]
+    fn children_are_told_from_main_executions_by_who_started_them() {
+        let child = E {
+            parent: Some("p1"),
+            ..E0
+        };
+        let filter = |trigger_execution: Vec<Text>, child: Option<bool>| Filter {
+            trigger_execution,
+            child,
+            ..Filter::default()
+        };
+        let cases = [
+            (filter(vec![], Some(true)), false, true),
+            (filter(vec![], Some(false)), true, false),
+            (filter(vec![Text::Equals("p1".into())], None), false, true),
+            (filter(vec![Text::Equals("p2".into())], None), false, false),
+            (filter(vec![Text::NotEquals("p2".into())], None), true, true),
+            (
+                filter(vec![Text::NotIn(vec!["p1".into()])], None),
+                true,
+                false,
+            ),
+        ];
+        for (f, main_matches, child_matches) in cases {
+            assert_eq!(f.matches(&E0), main_matches, "{f:?} on a main execution");
+            assert_eq!(f.matches(&child), child_matches, "{f:?} on a child");
         }
     }
 

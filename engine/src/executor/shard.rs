@@ -16,16 +16,18 @@ use chrono::{DateTime, Utc};
 use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
 
+use super::courier::{ChildNews, Parcel, ParentLink};
 use super::finished::Finished;
 use super::limits::Limits;
 use super::plan::FlowLookup;
-use super::run::{Due, NewExecution, Run, Unresumable};
+use super::run::{Due, NewExecution, Requests, Run, Unresumable};
 use super::search::{Filter, Listed, Newest};
 use super::timer::TimerWheel;
 use super::worker::{WorkDone, WorkOrder};
 use crate::execution::labels::{self, LabelError};
 use crate::execution::{Execution, ExecutionId, Record, State};
 use crate::journal::{Entry, Journal, NoJournal, Receipt};
+use crate::tasks::ChildAnswer;
 
 /// Names a request, so that its reply finds the caller that asked.
 pub(crate) type RequestId = u64;
@@ -40,17 +42,16 @@ pub(crate) enum Message {
         request: RequestId,
         snapshot: bool,
     },
+    /// Kill an execution, and with `cascade` the children it waits for.
     Kill {
         id: ExecutionId,
+        cascade: bool,
         request: RequestId,
     },
     /// A worker's answer.
     WorkDone(Box<WorkDone>),
     /// The execution as it stands, if this shard has it.
-    Read {
-        id: ExecutionId,
-        request: RequestId,
-    },
+    Read { id: ExecutionId, request: RequestId },
     /// The running executions that match, newest first, at most `limit`.
     Search {
         filter: Arc<Filter>,
@@ -72,6 +73,8 @@ pub(crate) enum Message {
         inputs: Box<Map<String, Value>>,
         request: RequestId,
     },
+    /// A subflow's child answered its parent (an execution of this shard).
+    Child(Box<ChildNews>),
     /// Time passed: fire the timers due and drop what left the retention
     /// window.
     Tick,
@@ -180,6 +183,9 @@ pub(crate) enum Effect {
         receipt: Receipt,
         ended: Option<Record>,
     },
+    /// Tell another execution (on any shard) something, once `receipt` is
+    /// durable (see [`super::courier`]).
+    Send { receipt: Receipt, parcel: Parcel },
 }
 
 /// Why a journal does not rebuild an execution.
@@ -224,6 +230,8 @@ pub(crate) struct Shard {
     limits: Limits,
     /// Ends the journal refused (a full disk), retried once a second.
     unjournaled: Vec<Record>,
+    /// Messages for other executions, handed out after the other effects.
+    parcels: Vec<(Receipt, Parcel)>,
 }
 
 /// The instant a step runs at: microseconds, the precision the journal
@@ -257,6 +265,7 @@ impl Shard {
             next_eviction: now,
             limits: Limits::default(),
             unjournaled: Vec::new(),
+            parcels: Vec::new(),
         }
     }
 
@@ -287,6 +296,7 @@ impl Shard {
             Message::Start { new, .. } => Some(new.id),
             Message::Kill { id, .. } | Message::Resume { id, .. } => Some(*id),
             Message::WorkDone(done) => Some(done.id),
+            Message::Child(news) => Some(news.link.execution),
             _ => None,
         };
         if concerns.is_some() {
@@ -305,11 +315,16 @@ impl Shard {
                 request,
                 snapshot,
             } => self.start(*new, request, snapshot, now),
-            Message::Kill { id, request } => {
-                let outcome = self.kill(id, now);
+            Message::Kill {
+                id,
+                cascade,
+                request,
+            } => {
+                let outcome = self.kill(id, cascade, now);
                 self.reply(request, Reply::Kill(outcome));
             }
             Message::WorkDone(done) => self.work_done(*done, now),
+            Message::Child(news) => self.child_answered(*news, now),
             Message::Read { id, request } => {
                 let found = self.snapshot(id);
                 self.reply(request, Reply::Read(found));
@@ -376,9 +391,13 @@ impl Shard {
 
     fn start(&mut self, new: NewExecution, request: RequestId, snapshot: bool, now: DateTime<Utc>) {
         let id = new.id;
+        let link = new.parent;
         // A redelivered start (a retried request, a replayed message) must
         // not run the execution twice: it is answered with what exists.
         if let Some(receipt) = self.existing_receipt(id) {
+            if let Some(link) = link {
+                self.answer_again(id, link, &receipt);
+            }
             let started = Started {
                 id,
                 existed: true,
@@ -402,7 +421,22 @@ impl Shard {
                 trigger: new.trigger.as_ref().map(ToString::to_string),
                 at_us: now.timestamp_micros(),
             };
-            self.journal.append(id, &created)
+            let receipt = self.journal.append(id, &created);
+            match link {
+                Some(link) if !receipt.is_refused() => {
+                    let raw = link.execution.as_u128();
+                    let parent = Entry::Parent {
+                        parent: [(raw >> 64) as u64, raw as u64],
+                        task_run: link.task_run,
+                        attempt: link.attempt,
+                        wait: link.wait,
+                        depth: link.depth,
+                        at_us: now.timestamp_micros(),
+                    };
+                    receipt.max(self.journal.append(id, &parent))
+                }
+                _ => receipt,
+            }
         } else {
             Receipt::ready()
         };
@@ -430,6 +464,15 @@ impl Shard {
         );
         self.settle(id, receipt);
         let live = &self.live[&id];
+        if let Some(link) = link.filter(|l| !l.wait) {
+            let news = ChildNews {
+                link,
+                child: id,
+                answer: ChildAnswer::Created,
+            };
+            self.parcels
+                .push((live.receipt.clone(), Parcel::Tell(Box::new(news))));
+        }
         let started = Started {
             id,
             existed: false,
@@ -441,6 +484,60 @@ impl Shard {
             }),
         };
         self.reply(request, Reply::Started(started));
+    }
+
+    /// A start of child `id`, which exists, came again (its parent restarted):
+    /// it answers again what its parent may have missed.
+    fn answer_again(&mut self, id: ExecutionId, link: ParentLink, receipt: &Receipt) {
+        let news = if !link.wait {
+            ChildNews {
+                link,
+                child: id,
+                answer: ChildAnswer::Created,
+            }
+        } else {
+            match self.snapshot(id) {
+                Some(s) if s.record.is_terminal() => ChildNews::ended(link, &s.record),
+                // Running: it answers when it ends.
+                _ => return,
+            }
+        };
+        self.parcels
+            .push((receipt.clone(), Parcel::Tell(Box::new(news))));
+    }
+
+    /// A child answered attempt `attempt` of task run `task_run`: journaled
+    /// and applied while that attempt waits for it, else dropped.
+    fn child_answered(&mut self, news: ChildNews, now: DateTime<Utc>) {
+        let ChildNews {
+            link,
+            answer,
+            child: _,
+        } = news;
+        let Some(live) = self.live.get_mut(&link.execution) else {
+            return;
+        };
+        if !live.run.waits_on_child(link.task_run, link.attempt) {
+            return;
+        }
+        let (state, outputs, refused) = match &answer {
+            ChildAnswer::Refused(why) => (State::Failed, None, Some(why.clone())),
+            ChildAnswer::Created => (State::Created, None, None),
+            ChildAnswer::Ended { state, outputs } => {
+                (*state, outputs.as_ref().map(ToString::to_string), None)
+            }
+        };
+        let entry = Entry::Child {
+            task_run: link.task_run,
+            attempt: link.attempt,
+            state: state.as_str().to_owned(),
+            outputs,
+            refused,
+            at_us: now.timestamp_micros(),
+        };
+        let receipt = self.journal.append(link.execution, &entry);
+        live.run.on_child(link.task_run, link.attempt, &answer, now);
+        self.settle(link.execution, receipt);
     }
 
     /// The receipt of an execution this shard has (running or finished).
@@ -468,7 +565,7 @@ impl Shard {
         })
     }
 
-    fn kill(&mut self, id: ExecutionId, now: DateTime<Utc>) -> KillOutcome {
+    fn kill(&mut self, id: ExecutionId, cascade: bool, now: DateTime<Utc>) -> KillOutcome {
         let Some(live) = self.live.get_mut(&id) else {
             return match self.finished.get(id) {
                 Some(kept) => KillOutcome::Ended(kept.record.state()),
@@ -478,11 +575,14 @@ impl Shard {
         if live.run.is_terminal() {
             return KillOutcome::Ended(live.run.execution().state());
         }
-        let entry = Entry::Kill {
-            at_us: now.timestamp_micros(),
+        let at_us = now.timestamp_micros();
+        let entry = if cascade {
+            Entry::Kill { at_us }
+        } else {
+            Entry::KillAlone { at_us }
         };
         let receipt = self.journal.append(id, &entry);
-        live.run.kill(now);
+        live.run.kill(cascade, now);
         self.settle(id, receipt);
         KillOutcome::Killed(self.live[&id].receipt.clone())
     }
@@ -657,6 +757,9 @@ impl Shard {
                 other => apply(other, None),
             }
         }
+        for (receipt, parcel) in std::mem::take(&mut self.parcels) {
+            apply(Effect::Send { receipt, parcel }, None);
+        }
     }
 
     /// Rebuilds an execution from its journal and resumes it: its timers
@@ -688,7 +791,7 @@ impl Shard {
         why: String,
     ) -> Result<(), RestoreError> {
         let now = step_instant(now);
-        let (new, created_at) = created(id, entries.into_iter().next(), resolve)?;
+        let (new, created_at) = created(id, &mut entries.into_iter().peekable(), resolve)?;
         let mut run = Run::new(new, created_at, self.limits);
         run.quarantine(why, now);
         self.live.insert(
@@ -711,8 +814,8 @@ impl Shard {
         now: DateTime<Utc>,
     ) -> Result<(), RestoreError> {
         let now = step_instant(now);
-        let mut entries = entries.into_iter();
-        let (new, created_at) = created(id, entries.next(), resolve)?;
+        let mut entries = entries.into_iter().peekable();
+        let (new, created_at) = created(id, &mut entries, resolve)?;
         let mut run = Run::new(new, created_at, self.limits);
         run.begin(created_at);
         for entry in entries {
@@ -733,7 +836,10 @@ impl Shard {
                     run.apply_resume(task_run, outputs, instant(at_us));
                 }
                 Entry::Kill { at_us } => {
-                    run.kill(instant(at_us));
+                    run.kill(true, instant(at_us));
+                }
+                Entry::KillAlone { at_us } => {
+                    run.kill(false, instant(at_us));
                 }
                 Entry::Worked {
                     task_run,
@@ -752,10 +858,26 @@ impl Shard {
                 Entry::Redispatched { task_run, at_us } => {
                     run.redispatch(task_run, instant(at_us));
                 }
-                Entry::Created { .. } => return Err(RestoreError::OutOfPlace),
+                Entry::Child {
+                    task_run,
+                    attempt,
+                    state,
+                    outputs,
+                    refused,
+                    at_us,
+                } => {
+                    let answer = child_answer(&state, outputs, refused)?;
+                    run.on_child(task_run, attempt, &answer, instant(at_us));
+                }
+                Entry::Created { .. } | Entry::Parent { .. } => {
+                    return Err(RestoreError::OutOfPlace);
+                }
             }
         }
         run.retain_waiting_timers();
+        // Children it still waits for are asked again; one that ended
+        // answers again.
+        run.retain_waited_spawns();
         // Work dispatched before the restart has no answer: run it again,
         // unless the journal ended the execution (its terminal record was
         // lost: the settle below writes it again).
@@ -812,7 +934,12 @@ impl Shard {
         let Some(live) = self.live.get_mut(&id) else {
             return;
         };
-        let (timers, work) = live.run.take_requests();
+        let Requests {
+            timers,
+            work,
+            spawns,
+            kills,
+        } = live.run.take_requests();
         for timer in timers {
             self.timers.insert(timer.deadline_ms, (id, timer.due));
         }
@@ -820,7 +947,8 @@ impl Shard {
             self.effects.push(Effect::Work { id, order });
         }
         live.receipt = std::mem::replace(&mut live.receipt, Receipt::ready()).max(receipt);
-        if live.run.is_terminal() && live.ended.is_none() {
+        let ends = live.run.is_terminal() && live.ended.is_none();
+        if ends {
             let mut record = Record::of(live.run.execution());
             let size = record.as_bytes().len();
             if size > self.limits.max_final_bytes {
@@ -840,6 +968,23 @@ impl Shard {
             self.finished.insert(record.clone(), live.receipt.clone());
             live.ended = Some(record);
         }
+        // Other executions hear of what this step decided once it is
+        // durable: its children are started or killed, its parent told
+        // that it ended.
+        let parcels = spawns
+            .into_iter()
+            .map(|order| Parcel::Spawn(Box::new(order)))
+            .chain(kills.into_iter().map(Parcel::Kill));
+        for parcel in parcels {
+            self.parcels.push((live.receipt.clone(), parcel));
+        }
+        if let (true, Some(link), Some(record)) = (ends, live.run.parent(), &live.ended)
+            && link.wait
+        {
+            let news = ChildNews::ended(link, record);
+            self.parcels
+                .push((live.receipt.clone(), Parcel::Tell(Box::new(news))));
+        }
         let (receipt, ended) = (live.receipt.clone(), live.ended.clone());
         match self.effects.last_mut() {
             Some(Effect::Changed {
@@ -855,12 +1000,35 @@ impl Shard {
     }
 }
 
-/// The execution a journal's first entry creates, and when.
+/// A child's answer as its parent journaled it.
+fn child_answer(
+    state: &str,
+    outputs: Option<String>,
+    refused: Option<String>,
+) -> Result<ChildAnswer, RestoreError> {
+    if let Some(why) = refused {
+        return Ok(ChildAnswer::Refused(why));
+    }
+    let state = State::parse(state).ok_or(RestoreError::BadInputs("child state"))?;
+    if state == State::Created {
+        return Ok(ChildAnswer::Created);
+    }
+    let outputs = match outputs.map(|text| serde_json::from_str(&text)) {
+        None => None,
+        Some(Ok(value)) => Some(value),
+        Some(Err(_)) => return Err(RestoreError::BadInputs("child outputs")),
+    };
+    Ok(ChildAnswer::Ended { state, outputs })
+}
+
+/// The execution a journal's first entries create (its creation, and its
+/// parent's link when it is a subflow), and when.
 fn created(
     id: ExecutionId,
-    first: Option<Entry>,
+    entries: &mut std::iter::Peekable<impl Iterator<Item = Entry>>,
     resolve: &FlowLookup<'_>,
 ) -> Result<(NewExecution, DateTime<Utc>), RestoreError> {
+    let first = entries.next();
     let Some(Entry::Created {
         namespace,
         flow_id,
@@ -888,12 +1056,34 @@ fn created(
         Some(Err(_)) => return Err(RestoreError::BadInputs("trigger")),
     };
     let created_at = instant(at_us);
+    let parent = match entries.peek() {
+        Some(&Entry::Parent {
+            parent,
+            task_run,
+            attempt,
+            wait,
+            depth,
+            ..
+        }) => {
+            entries.next();
+            let raw = (u128::from(parent[0]) << 64) | u128::from(parent[1]);
+            Some(ParentLink {
+                execution: crate::execution::Id::from_u128(raw),
+                task_run,
+                attempt,
+                wait,
+                depth,
+            })
+        }
+        _ => None,
+    };
     let new = NewExecution {
         id,
         flow,
         inputs,
         labels,
         trigger,
+        parent,
     };
     Ok((new, created_at))
 }
@@ -958,6 +1148,7 @@ tasks:
         changes: Vec<(ExecutionId, bool, State, usize)>,
         replies: Vec<(RequestId, Reply)>,
         work: usize,
+        parcels: Vec<Parcel>,
     }
 
     fn drain(shard: &mut Shard) -> Drained {
@@ -970,6 +1161,7 @@ tasks:
             }
             Effect::Reply { request, reply } => out.replies.push((request, reply)),
             Effect::Work { .. } => out.work += 1,
+            Effect::Send { parcel, .. } => out.parcels.push(parcel),
         });
         out
     }
@@ -1009,7 +1201,14 @@ tasks:
         let mut shard = Shard::new(t(0), finished());
         let id = start(&mut shard, SLEEPY, 2, t(0));
         drain(&mut shard);
-        shard.step(Message::Kill { id, request: 20 }, t(500));
+        shard.step(
+            Message::Kill {
+                id,
+                cascade: true,
+                request: 20,
+            },
+            t(500),
+        );
         let exec = shard.get(id).unwrap();
         assert_eq!(exec.state(), State::Killed);
         assert_eq!(exec.task_runs()[1].state(), State::Killed);
@@ -1022,7 +1221,14 @@ tasks:
         ));
         shard.step(Message::Tick, t(5_000));
         assert!(changes(&mut shard).is_empty());
-        shard.step(Message::Kill { id, request: 21 }, t(6_000));
+        shard.step(
+            Message::Kill {
+                id,
+                cascade: true,
+                request: 21,
+            },
+            t(6_000),
+        );
         let drained = drain(&mut shard);
         assert!(
             drained.changes.is_empty(),
@@ -1035,6 +1241,7 @@ tasks:
         shard.step(
             Message::Kill {
                 id: Id::from_u128(999),
+                cascade: true,
                 request: 22,
             },
             t(6_000),

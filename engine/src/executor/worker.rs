@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::engine::Command;
-use super::inbox::{PushError, Sender};
+use super::inbox::Sender;
 use crate::execution::ExecutionId;
 use crate::tasks::{Job, WorkerEnv};
 
@@ -151,19 +151,7 @@ impl WorkerPool {
 /// is never dropped while the engine runs. Once the engine stops, the result
 /// is lost and recovery runs the task again (at least once).
 fn deliver(inbox: &Sender<Command>, done: WorkDone) {
-    let mut message = Command::WorkDone(Box::new(done));
-    let mut pause = Duration::from_micros(50);
-    loop {
-        match inbox.push(message) {
-            Ok(()) => return,
-            Err(PushError::Closed(_)) => return,
-            Err(PushError::Full(back)) => {
-                message = back;
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(Duration::from_millis(20));
-            }
-        }
-    }
+    inbox.push_waiting(Command::WorkDone(Box::new(done)));
 }
 
 /// Runs a job on the calling thread (the one-shot driver has no pool).

@@ -54,6 +54,9 @@ pub(crate) fn parse_flow(source: &str) -> Result<Flow> {
     defaults::apply(&mut root, &defaults);
     let flow = p.flow(&root, source);
     p.check_duplicate_ids();
+    if let Some(flow) = &flow {
+        p.check_recursion(&flow.namespace, &flow.id);
+    }
     match flow {
         Some(mut flow) if p.problems.is_empty() => {
             p.warnings.sort_by_key(|p| (p.line, p.column));
@@ -77,6 +80,9 @@ struct Parser {
     task_expression_errors: Vec<Option<String>>,
     /// Problems that do not make the flow invalid.
     warnings: Vec<Problem>,
+    /// The flows Subflows call by name (namespace, flow id, where), for
+    /// the recursion check.
+    calls: Vec<(String, String, String, Pos)>,
 }
 
 /// A map node whose keys are taken one by one; the rest are unknown.
@@ -904,6 +910,16 @@ impl Parser {
         (out, complete)
     }
 
+    /// Kestra's `FlowValidator`: a Subflow naming its own flow is refused.
+    fn check_recursion(&mut self, namespace: &str, id: &str) {
+        for (ns, flow_id, path, pos) in std::mem::take(&mut self.calls) {
+            if ns == namespace && flow_id == id {
+                let message = format!("Recursive call to flow [{namespace}.{id}]");
+                self.problem(&path, pos, message);
+            }
+        }
+    }
+
     fn check_duplicate_ids(&mut self) {
         let mut first: HashMap<String, (String, Pos)> = HashMap::new();
         let ids = std::mem::take(&mut self.task_ids);
@@ -1708,6 +1724,27 @@ impl Props<'_, '_> {
             );
         }
         self.parser.compile(&Value::String(text), node.pos, &path)
+    }
+
+    /// `key`'s text as written, if it is a string, without taking it.
+    pub(crate) fn peek_text(&self, key: &str) -> Option<String> {
+        let entry = self.fields.entries.iter().find(|e| e.key == key)?;
+        match &entry.value.value {
+            NodeValue::Str(text) => Some(text.clone()),
+            _ => None,
+        }
+    }
+
+    /// This task calls flow `namespace.flow_id` (as written): checked
+    /// against the flow's own name once it is known.
+    pub(crate) fn calls_flow(&mut self, namespace: String, flow_id: String) {
+        let at = (self.fields.path.clone(), self.fields.pos);
+        self.parser.calls.push((namespace, flow_id, at.0, at.1));
+    }
+
+    /// A boolean, `default` when absent or invalid (then reported).
+    pub(crate) fn bool(&mut self, key: &str, default: bool) -> bool {
+        self.parser.opt_bool(self.fields, key, default)
     }
 
     /// A log level, `default` when absent; `None` when it names none.

@@ -120,7 +120,15 @@ mod tests {
         }
         assert_eq!(
             named("io.kestra.core.tasks.flows.Flow"),
-            Ok(("io.kestra.plugin.core.flow.Subflow", None)),
+            Ok((
+                "io.kestra.plugin.core.flow.Subflow",
+                Some("io.kestra.plugin.core.flow.Subflow")
+            )),
+            "the legacy name"
+        );
+        assert_eq!(
+            named("io.kestra.core.tasks.flows.Template"),
+            Ok(("io.kestra.plugin.core.flow.Template", None)),
             "known, not run yet"
         );
         assert_eq!(

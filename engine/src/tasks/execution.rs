@@ -61,7 +61,7 @@ impl TaskKind for Labels {
 }
 
 /// The rendered `labels` as (key, value) pairs.
-fn label_pairs(rendered: Value) -> Result<Vec<(String, String)>, String> {
+pub(super) fn label_pairs(rendered: Value) -> Result<Vec<(String, String)>, String> {
     let rendered = match rendered {
         Value::String(text) => serde_json::from_str::<Value>(&text)
             .ok()

@@ -9,6 +9,7 @@
 //!     Frame  a flowable task: run.rs opens a frame over its child lists
 //!     Wait   a timer on the shard's wheel (then TaskKind::on_timer)
 //!     Work   a Job for the worker pool (its answer comes back as a message)
+//!     Subflow  a child execution (its answer comes back, then TaskKind::on_child)
 //! ```
 //!
 //! `executor::run` owns the lifecycle every task shares (task-run states,
@@ -20,6 +21,7 @@ mod execution;
 mod flowable;
 mod http;
 mod jsonata;
+mod subflow;
 
 use std::any::Any;
 use std::fmt;
@@ -28,6 +30,8 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+pub(crate) use self::subflow::{ChildAnswer, SubflowCall};
+use crate::execution::{ExecutionId, State};
 use crate::executor::{RenderContext, into_text, is_truthy};
 use crate::expression::Property;
 use crate::flow::{Level, Props, Task};
@@ -70,18 +74,46 @@ pub(crate) static REGISTRY: &[&TaskType] = &[
     &flowable::DAG,
     &flowable::ALLOW_FAILURE,
     &flowable::PAUSE,
+    &subflow::SUBFLOW,
 ];
 
 /// Kestra task types Peregrine knows but does not run yet, with their
 /// aliases: a flow using one is refused as "not supported yet" rather than
 /// "unknown", and nothing is accepted that would fail only at run time.
-pub(crate) static NOT_YET: &[(&str, &[&str])] = &[(
-    "io.kestra.plugin.core.flow.Subflow",
-    &[
-        "io.kestra.core.tasks.flows.Subflow",
-        "io.kestra.core.tasks.flows.Flow",
-    ],
-)];
+pub(crate) static NOT_YET: &[(&str, &[&str])] = &[
+    (
+        "io.kestra.plugin.core.flow.Template",
+        &["io.kestra.core.tasks.flows.Template"],
+    ),
+    ("io.kestra.plugin.core.flow.WaitFor", &[]),
+    ("io.kestra.plugin.core.flow.LoopUntil", &[]),
+    ("io.kestra.plugin.core.flow.Resume", &[]),
+    (
+        "io.kestra.plugin.core.flow.ForEachItem",
+        &["io.kestra.core.tasks.flows.ForEachItem"],
+    ),
+    (
+        "io.kestra.plugin.core.flow.WorkingDirectory",
+        &["io.kestra.core.tasks.flows.WorkingDirectory"],
+    ),
+    ("io.kestra.plugin.core.execution.Assert", &[]),
+    ("io.kestra.plugin.core.execution.Exit", &[]),
+    ("io.kestra.plugin.core.execution.SetVariables", &[]),
+    ("io.kestra.plugin.core.execution.UnsetVariables", &[]),
+    (
+        "io.kestra.plugin.core.execution.Count",
+        &["io.kestra.core.tasks.executions.Counts"],
+    ),
+    (
+        "io.kestra.plugin.scripts.shell.Commands",
+        &["io.kestra.core.tasks.scripts.Bash"],
+    ),
+    ("io.kestra.plugin.scripts.shell.Script", &[]),
+    ("io.kestra.plugin.scripts.python.Script", &[]),
+    ("io.kestra.plugin.scripts.python.Commands", &[]),
+    ("io.kestra.plugin.scripts.node.Script", &[]),
+    ("io.kestra.plugin.scripts.node.Commands", &[]),
+];
 
 /// What a task does once its task run starts. Implemented by each task's
 /// struct, which holds its parsed properties; shared by every execution of
@@ -121,6 +153,17 @@ pub(crate) trait TaskKind: fmt::Debug + Send + Sync + Any {
     fn on_resume(&self, _ctx: &mut TaskContext<'_>) -> Started {
         Started::Done(Ok(None))
     }
+
+    /// The child execution `child` this task asked for
+    /// ([`Started::Subflow`]) answered: how its run goes on.
+    fn on_child(
+        &self,
+        _ctx: &mut TaskContext<'_>,
+        _child: ExecutionId,
+        _answer: &ChildAnswer,
+    ) -> Started {
+        Started::Done(Err("this task starts no subflow".to_owned()))
+    }
 }
 
 /// How a task run goes on once started.
@@ -138,6 +181,12 @@ pub(crate) enum Started {
     Pause(Option<Duration>),
     /// Blocking work for the worker pool, its properties rendered.
     Work(Box<dyn Job>),
+    /// Start a child execution of another flow, and wait for its answer
+    /// (then [`TaskKind::on_child`]).
+    Subflow(Box<SubflowCall>),
+    /// Ended out of line in this state (a child's, transmitted), with
+    /// these outputs; a FAILED one may be retried.
+    Ended(State, Value),
 }
 
 /// How a flowable task run's children run: the frame run.rs builds.

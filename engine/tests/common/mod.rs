@@ -1,13 +1,22 @@
 //! Shared by the engine's integration tests: run a conformance flow to its end.
 
 #![allow(dead_code)]
+// A broken fixture is a failed test.
+#![allow(clippy::unwrap_used)]
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use peregrine_engine::Execution;
 use peregrine_engine::flow::{Flow, validate_inputs};
+use peregrine_engine::{Ack, Change, Engine, EngineConfig, ExecutionId, Flows, Observer};
 use peregrine_engine::{FlowRevision, NewExecution, run_to_end};
+use serde_json::Value;
 
 /// The folder of Kestra's own test flows.
 pub fn conformance_dir() -> PathBuf {
@@ -66,4 +75,131 @@ pub fn run_source(source: &str, inputs: serde_json::Value) -> Execution {
     });
     let revision = Arc::new(FlowRevision::new(Arc::new(flow)));
     run_to_end(NewExecution::new(revision, inputs))
+}
+
+// ---------------------------------------------------------------------------
+// An engine with flows to call, for subflows.
+
+/// Flows by namespace and id, latest revision only.
+#[derive(Debug, Default)]
+pub struct MapFlows(Mutex<HashMap<(String, String), Arc<FlowRevision>>>);
+
+impl MapFlows {
+    pub fn add(&self, yaml: &str) -> Arc<FlowRevision> {
+        let flow = Flow::parse(yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+        let rev = Arc::new(FlowRevision::new(Arc::new(flow)));
+        let key = (rev.flow().namespace.clone(), rev.flow().id.clone());
+        self.0.lock().unwrap().insert(key, Arc::clone(&rev));
+        rev
+    }
+
+    pub fn get(&self, namespace: &str, id: &str) -> Option<Arc<FlowRevision>> {
+        let key = (namespace.to_owned(), id.to_owned());
+        self.0.lock().unwrap().get(&key).cloned()
+    }
+}
+
+impl Flows for MapFlows {
+    fn find(
+        &self,
+        namespace: &str,
+        flow_id: &str,
+        revision: Option<u32>,
+    ) -> Result<Arc<FlowRevision>, String> {
+        self.get(namespace, flow_id)
+            .filter(|rev| revision.is_none_or(|r| r == rev.revision()))
+            .ok_or_else(|| {
+                format!(
+                    "Unable to find flow '{namespace}'.'{flow_id}' with revision '{}'",
+                    revision.unwrap_or(0)
+                )
+            })
+    }
+}
+
+/// Every execution that ended, as it ended, and each line it logged.
+#[derive(Default)]
+pub struct Ended(pub Mutex<Vec<Value>>, pub Mutex<Vec<(ExecutionId, String)>>);
+
+impl Observer for Ended {
+    fn on_change(&self, change: &Change<'_>) {
+        if change.ended.is_some() {
+            let execution = change.execution;
+            self.0
+                .lock()
+                .unwrap()
+                .push(execution.to_json(chrono::Utc::now()));
+            let mut logs = self.1.lock().unwrap();
+            for line in execution.logs().entries() {
+                logs.push((execution.id(), line.message.clone()));
+            }
+        }
+    }
+}
+
+impl Ended {
+    /// Waits until `n` executions have ended; all of them, sorted by flow.
+    pub fn wait_for(&self, n: usize) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let ended = self.0.lock().unwrap().clone();
+            if ended.len() >= n {
+                let mut ended = ended;
+                ended.sort_by_key(|e| e["flowId"].as_str().unwrap_or_default().to_owned());
+                return ended;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} of {n} ended: {ended:#?}",
+                ended.len()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// The one execution of flow `flow_id` that ended.
+    pub fn of(&self, flow_id: &str) -> Value {
+        let ended = self.0.lock().unwrap();
+        let found: Vec<_> = ended.iter().filter(|e| e["flowId"] == flow_id).collect();
+        assert_eq!(found.len(), 1, "executions of {flow_id}: {found:#?}");
+        found[0].clone()
+    }
+}
+
+pub fn config(flows: &Arc<MapFlows>) -> EngineConfig {
+    EngineConfig {
+        threads: NonZeroUsize::new(4).unwrap(),
+        flows: Some(Arc::clone(flows) as Arc<dyn Flows>),
+        ..EngineConfig::default()
+    }
+}
+
+pub fn engine(flows: &Arc<MapFlows>) -> (Engine, Arc<Ended>) {
+    let ended = Arc::new(Ended::default());
+    (Engine::start(config(flows), ended.clone()).unwrap(), ended)
+}
+
+pub fn submit(engine: &Engine, rev: &Arc<FlowRevision>, inputs: Value) -> ExecutionId {
+    let new = NewExecution::new(
+        Arc::clone(rev),
+        inputs.as_object().cloned().unwrap_or_default(),
+    );
+    let id = new.id;
+    engine.submit(new, Ack::Receipt).unwrap().wait().unwrap();
+    id
+}
+
+pub fn task_run<'v>(execution: &'v Value, task: &str) -> &'v Value {
+    execution["taskRunList"]
+        .as_array()
+        .and_then(|runs| runs.iter().find(|r| r["taskId"] == task))
+        .unwrap_or_else(|| panic!("no task run of {task} in {execution:#}"))
+}
+
+pub fn label<'v>(execution: &'v Value, key: &str) -> Option<&'v str> {
+    execution["labels"]
+        .as_array()?
+        .iter()
+        .find(|l| l["key"] == key)
+        .and_then(|l| l["value"].as_str())
 }

@@ -328,9 +328,18 @@ pub async fn search(State(executions): State<Executions>, query: Pairs) -> ApiRe
     Ok(json_response(StatusCode::OK, Bytes::from(bytes)))
 }
 
+/// Kestra's `isOnKillCascade` (default true): the subflow executions it
+/// waits for are killed with it.
+fn cascade(query: &Pairs) -> ApiResult<bool> {
+    match query.get("isOnKillCascade") {
+        None => Ok(true),
+        Some(_) => query.flag("isOnKillCascade"),
+    }
+}
+
 /// `DELETE /executions/{id}/kill`: 202, 409 when it has already ended.
-pub async fn kill(executions: &Executions, id: &str) -> ApiResult<Response> {
-    match executions.kill(parse_id(id)?).await? {
+pub async fn kill(executions: &Executions, id: &str, cascade: bool) -> ApiResult<Response> {
+    match executions.kill(parse_id(id)?, cascade).await? {
         KillOutcome::Killed(_) => Ok(StatusCode::ACCEPTED.into_response()),
         KillOutcome::Ended(state) => Err(ApiError::conflict(format!(
             "execution {id} has already ended ({state})"
@@ -341,16 +350,16 @@ pub async fn kill(executions: &Executions, id: &str) -> ApiResult<Response> {
 
 /// `DELETE /executions/{id}/actions/kill` (Kestra 2.0's path): 200 with
 /// the execution, now KILLING or KILLED; 409 when it has already ended.
-/// `isOnKillCascade` (default true) is read and checked: an execution has
-/// no subflow executions to spare or to kill yet, so both values hold.
+/// With `isOnKillCascade` (default true), the subflow executions it waits
+/// for are killed too.
 pub async fn kill_action(
     State(executions): State<Executions>,
     Params(id): Params<String>,
     query: Pairs,
 ) -> ApiResult<Response> {
-    query.flag("isOnKillCascade")?;
+    let cascade = cascade(&query)?;
     let parsed = parse_id(&id)?;
-    match executions.kill(parsed).await? {
+    match executions.kill(parsed, cascade).await? {
         KillOutcome::Killed(_) => {}
         KillOutcome::Ended(state) => {
             return Err(ApiError::conflict(format!(
@@ -372,13 +381,14 @@ pub async fn kill_action(
 pub async fn delete_pair(
     State(executions): State<Executions>,
     Params((a, b)): Params<(String, String)>,
+    query: Pairs,
 ) -> ApiResult<Response> {
     if b != "kill" {
         return Err(ApiError::not_found(format!(
             "no route for DELETE /executions/{a}/{b}"
         )));
     }
-    kill(&executions, &a).await
+    kill(&executions, &a, cascade(&query)?).await
 }
 
 /// `GET|POST|PUT /executions/webhook/{namespace}/{flowId}/{key}`: starts

@@ -6,9 +6,10 @@
 //! A field or an operation Kestra does not accept on the resource is a 400
 //! with Kestra's message. Fields about things Peregrine does not have yet
 //! are honoured for what they mean here: every flow is a user flow (`scope`
-//! USER), every execution a normal one (`kind` NORMAL) and none a subflow's
-//! (`childFilter` MAIN, no `triggerExecutionId`); a filter that asks for
-//! the others matches nothing.
+//! USER) and every execution a normal one (`kind` NORMAL); a filter that
+//! asks for the others matches nothing. `childFilter` and
+//! `triggerExecutionId` tell a subflow's execution by the parent that
+//! started it.
 
 use chrono::{DateTime, Utc};
 use peregrine_engine::{Filter, State as ExecState, Text};
@@ -363,11 +364,26 @@ impl Conditions {
             Field::Scope => self.nothing |= !holds_for(op, values, "USER"),
             // Every execution is a normal one (no tests, no playground).
             Field::Kind => self.nothing |= !holds_for(op, values, "NORMAL"),
-            // No execution is a subflow's (no Subflow task yet).
-            Field::ChildFilter => self.nothing |= !holds_for(op, values, "MAIN"),
-            // No execution has a triggering execution (no Subflow task or
-            // Flow trigger yet): only the negative conditions hold.
-            Field::TriggerExecutionId => self.nothing |= !matches!(op, Op::NotEquals | Op::NotIn),
+            // CHILD: started by another execution (a subflow); MAIN: not.
+            Field::ChildFilter => {
+                let child = match one.to_ascii_uppercase().as_str() {
+                    "CHILD" => true,
+                    "MAIN" => false,
+                    other => {
+                        return Err(bad(format!(
+                            "`childFilter` is CHILD or MAIN, not `{other}`"
+                        )));
+                    }
+                };
+                let child = if op == Op::Equals { child } else { !child };
+                self.nothing |= self.filter.child.is_some_and(|c| c != child);
+                self.filter.child = Some(child);
+            }
+            // The execution that started it (a subflow's parent); one no
+            // execution started holds only the negative conditions.
+            Field::TriggerExecutionId => {
+                self.filter.trigger_execution.push(text(name, op, values)?)
+            }
         }
         Ok(())
     }
@@ -394,6 +410,12 @@ impl Conditions {
         }
         if let Some(id) = query.get("flowId").filter(|s| !s.is_empty()) {
             self.filter.flow_id.push(Text::Equals(id.to_owned()));
+        }
+        if let Some(id) = query.get("triggerExecutionId").filter(|s| !s.is_empty()) {
+            self.add(Field::TriggerExecutionId, Op::Equals, None, &[id])?;
+        }
+        if let Some(which) = query.get("childFilter").filter(|s| !s.is_empty()) {
+            self.add(Field::ChildFilter, Op::Equals, None, &[which])?;
         }
         let states: Vec<&str> = query.all("state").collect();
         if !states.is_empty() {
@@ -616,19 +638,33 @@ mod tests {
         for query in [
             ("filters[scope][EQUALS]", "SYSTEM"),
             ("filters[kind][EQUALS]", "TEST"),
-            ("filters[childFilter][EQUALS]", "CHILD"),
-            ("filters[triggerExecutionId][EQUALS]", "abc"),
         ] {
             assert!(read(&[query]).expect("valid").nothing, "{query:?}");
         }
         for query in [
             ("filters[scope][EQUALS]", "USER"),
             ("filters[kind][IN]", "NORMAL,TEST"),
-            ("filters[childFilter][EQUALS]", "MAIN"),
-            ("filters[triggerExecutionId][NOT_EQUALS]", "abc"),
         ] {
             assert!(!read(&[query]).expect("valid").nothing, "{query:?}");
         }
+    }
+
+    #[test]
+    fn children_are_asked_for_by_their_parent_or_as_children() {
+        let c = read(&[("filters[childFilter][EQUALS]", "CHILD")]).expect("valid");
+        assert_eq!(c.filter.child, Some(true));
+        let c = read(&[("filters[childFilter][NOT_EQUALS]", "CHILD")]).expect("valid");
+        assert_eq!(c.filter.child, Some(false));
+        let c = read(&[("childFilter", "MAIN")]).expect("0.22's parameter");
+        assert_eq!(c.filter.child, Some(false));
+        let both = read(&[
+            ("filters[childFilter][EQUALS]", "CHILD"),
+            ("filters[childFilter][NOT_EQUALS]", "CHILD"),
+        ]);
+        assert!(both.expect("valid").nothing, "a child and not one");
+        assert!(read(&[("filters[childFilter][EQUALS]", "OTHER")]).is_err());
+        let c = read(&[("filters[triggerExecutionId][EQUALS]", "abc")]).expect("valid");
+        assert!(matches!(&c.filter.trigger_execution[..], [Text::Equals(id)] if id == "abc"));
     }
 
     #[test]

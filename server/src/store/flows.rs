@@ -235,6 +235,32 @@ impl FlowRepository {
             .map(Arc::clone)
     }
 
+    /// What a Subflow starts: revision `revision` of a flow that exists
+    /// (its current one when `None`), refused with Kestra's messages when
+    /// it is not found or disabled.
+    fn runnable(
+        &self,
+        namespace: &str,
+        id: &str,
+        revision: Option<u32>,
+    ) -> Result<Arc<StoredFlow>, String> {
+        let current = self.get(namespace, id);
+        let found = match revision {
+            None => current,
+            Some(r) => current.and_then(|_| self.revision(namespace, id, r)),
+        };
+        let stored = found.ok_or_else(|| {
+            format!(
+                "Unable to find flow '{namespace}'.'{id}' with revision '{}'",
+                revision.unwrap_or(0)
+            )
+        })?;
+        if stored.flow().disabled {
+            return Err("Cannot execute a flow which is disabled".to_owned());
+        }
+        Ok(stored)
+    }
+
     /// Every saved revision of a flow, oldest first, those from before a
     /// deletion too (the numbering goes on across it); `None` unless the
     /// flow exists now.
@@ -339,5 +365,17 @@ impl FlowRepository {
             })
             .await?;
         Ok(())
+    }
+}
+
+impl peregrine_engine::Flows for FlowRepository {
+    fn find(
+        &self,
+        namespace: &str,
+        flow_id: &str,
+        revision: Option<u32>,
+    ) -> Result<Arc<FlowRevision>, String> {
+        self.runnable(namespace, flow_id, revision)
+            .map(|stored| Arc::clone(stored.revision()))
     }
 }

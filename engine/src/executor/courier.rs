@@ -1,0 +1,244 @@
+//! What executions tell each other across shards: a parent starts its
+//! subflow's child, a child answers its parent, a killed parent kills its
+//! children.
+//!
+//! A shard never talks to another directly. A step that decides to tell
+//! another execution something emits [`super::shard::Effect::Send`] with the
+//! receipt of the journal records behind the decision; the courier, one
+//! thread per engine, waits until that receipt is durable, then pushes the
+//! message onto the inbox of the shard the other execution's id hashes to
+//! (waiting while it is full, so nothing is dropped and no shard blocks on
+//! another). Commit before externalize: a message is only sent for a
+//! decision a restart would make again.
+//!
+//! Each message is idempotent, so that a restart may send it again:
+//! a child's id follows from its parent, task run and attempt, and a start
+//! of an id that exists only asks it to answer again; an answer is
+//! journaled by the parent only while its task run waits for it; a kill of
+//! an ended execution does nothing. After a restart, a parent sends again
+//! the start of every child it still waits for, and a child that had ended
+//! answers from its final record.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use serde_json::{Map, Value};
+
+use super::engine::{Admission, Command, shard_index};
+use super::inbox::Sender;
+use super::plan::FlowRevision;
+use super::run::NewExecution;
+use crate::execution::{ExecutionId, Id, Record};
+use crate::journal::{self, Receipt, Recovered};
+use crate::tasks::ChildAnswer;
+
+/// Subflows nested deeper than this are refused: a flow that calls
+/// itself, directly or through others, ends instead of filling the node.
+pub const MAX_SUBFLOW_DEPTH: u32 = 32;
+
+/// Where a subflow's child finds the flows it may call.
+pub trait Flows: Send + Sync + std::fmt::Debug {
+    /// Revision `revision` of flow `namespace.flow_id` (its latest when
+    /// `None`), or why it cannot be executed (Kestra's messages: not found,
+    /// disabled).
+    fn find(
+        &self,
+        namespace: &str,
+        flow_id: &str,
+        revision: Option<u32>,
+    ) -> Result<Arc<FlowRevision>, String>;
+}
+
+/// A child's link to the task run that started it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ParentLink {
+    pub execution: ExecutionId,
+    pub task_run: u32,
+    pub attempt: u32,
+    /// The task run waits for the child's end; else only for its creation.
+    pub wait: bool,
+    /// How deep the child is: 1 for a parent's own child.
+    pub depth: u32,
+}
+
+/// A child execution a task run asks for, as its parent rendered it.
+#[derive(Debug, Clone)]
+pub(crate) struct SpawnOrder {
+    pub child: ExecutionId,
+    pub link: ParentLink,
+    pub namespace: String,
+    pub flow_id: String,
+    pub revision: Option<u32>,
+    /// As rendered; typed against the child's flow when it starts.
+    pub inputs: Map<String, Value>,
+    /// The child's labels: the parent's (all, or its system ones) and the
+    /// task's.
+    pub labels: Vec<(String, String)>,
+    /// Kestra's `{id, type, variables}` of the child.
+    pub trigger: Value,
+    /// Sent again after a restart: the child may have ended and left the
+    /// memory of its shard.
+    pub resend: bool,
+}
+
+/// What a child says to its parent.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ChildNews {
+    pub link: ParentLink,
+    pub child: ExecutionId,
+    pub answer: ChildAnswer,
+}
+
+impl ChildNews {
+    /// A child's end, read from its final record.
+    pub(crate) fn ended(link: ParentLink, record: &Record) -> Self {
+        Self {
+            link,
+            child: record.id(),
+            answer: ChildAnswer::Ended {
+                state: record.state(),
+                outputs: record.outputs(),
+            },
+        }
+    }
+}
+
+/// One message for another execution.
+#[derive(Debug)]
+pub(crate) enum Parcel {
+    Spawn(Box<SpawnOrder>),
+    Tell(Box<ChildNews>),
+    Kill(ExecutionId),
+}
+
+/// The id of the child that attempt `attempt` of task run `task_run` of
+/// `parent` starts: the same at every replay, so a start sent again finds
+/// the child it started.
+pub(crate) fn child_id(parent: ExecutionId, task_run: u32, attempt: u32) -> ExecutionId {
+    let mut bytes = [0u8; 32];
+    bytes[..8].copy_from_slice(b"subflow:");
+    bytes[8..24].copy_from_slice(&parent.as_u128().to_le_bytes());
+    bytes[24..28].copy_from_slice(&task_run.to_le_bytes());
+    bytes[28..].copy_from_slice(&attempt.to_le_bytes());
+    Id::derive(&bytes)
+}
+
+/// The courier's end of the parcels the shards send.
+pub(crate) struct Courier {
+    pub inboxes: Vec<Sender<Command>>,
+    pub flows: Option<Arc<dyn Flows>>,
+    /// The shards' WALs (empty when nothing is journaled): where a child
+    /// that left memory is found.
+    pub wals: Vec<peregrine_wal::Wal>,
+    pub admission: Arc<Admission>,
+}
+
+impl Courier {
+    /// Delivers parcels until every shard has let go of its sender.
+    pub(crate) fn run(self, parcels: flume::Receiver<(Receipt, Parcel)>) {
+        for (receipt, parcel) in parcels.iter() {
+            if let Err(e) = receipt.wait() {
+                // The decision is not in the journal: a restart will not
+                // make it, so nobody may hear of it.
+                tracing::error!("a message to another execution is dropped: {e}");
+                continue;
+            }
+            match parcel {
+                Parcel::Spawn(order) => self.spawn(*order),
+                Parcel::Tell(news) => self.tell(*news),
+                Parcel::Kill(id) => {
+                    let (reply, _) = flume::bounded(1);
+                    // A child's own children die with it.
+                    let cascade = true;
+                    self.push(id, Command::Kill { id, cascade, reply });
+                }
+            }
+        }
+    }
+
+    fn push(&self, id: ExecutionId, command: Command) {
+        // Lost only once the engine stops: a restart sends what it still
+        // needs again.
+        self.inboxes[shard_index(id, self.inboxes.len())].push_waiting(command);
+    }
+
+    fn tell(&self, news: ChildNews) {
+        self.push(news.link.execution, Command::Child(Box::new(news)));
+    }
+
+    fn refuse(&self, order: &SpawnOrder, why: String) {
+        self.tell(ChildNews {
+            link: order.link,
+            child: order.child,
+            answer: ChildAnswer::Refused(why),
+        });
+    }
+
+    fn spawn(&self, order: SpawnOrder) {
+        if order.link.depth > MAX_SUBFLOW_DEPTH {
+            let why = format!(
+                "subflows nest {} deep, deeper than the {MAX_SUBFLOW_DEPTH} allowed: does a \
+                 flow call itself?",
+                order.link.depth
+            );
+            return self.refuse(&order, why);
+        }
+        if order.resend
+            && let Some(record) = self.on_disk(order.child)
+        {
+            return self.tell(ChildNews::ended(order.link, &record));
+        }
+        let Some(flows) = &self.flows else {
+            let why = "this engine has no flows to start a subflow from".to_owned();
+            return self.refuse(&order, why);
+        };
+        let flow = match flows.find(&order.namespace, &order.flow_id, order.revision) {
+            Ok(flow) => flow,
+            Err(why) => return self.refuse(&order, why),
+        };
+        let inputs = match crate::flow::validate_inputs(flow.flow(), &order.inputs) {
+            Ok(inputs) => inputs,
+            Err(e) => return self.refuse(&order, e.to_string()),
+        };
+        let new = NewExecution {
+            id: order.child,
+            flow,
+            inputs,
+            labels: order.labels,
+            trigger: Some(order.trigger),
+            parent: Some(order.link),
+        };
+        // Counted as it runs, never refused: its parent was admitted, and
+        // a parent that can never start its child would wait forever.
+        self.admission.running.fetch_add(1, Ordering::AcqRel);
+        let (reply, _) = flume::bounded(1);
+        self.push(
+            order.child,
+            Command::Start {
+                new: Box::new(new),
+                ack: super::engine::Ack::Receipt,
+                reply,
+            },
+        );
+    }
+
+    /// Execution `id`'s final record, if its shard's WAL has it.
+    fn on_disk(&self, id: ExecutionId) -> Option<Record> {
+        if self.wals.is_empty() {
+            return None;
+        }
+        let wal = &self.wals[shard_index(id, self.wals.len())];
+        let key = peregrine_wal::Key::execution(id.as_u128());
+        match wal.read_terminal(key) {
+            Ok(Some(terminal)) => match journal::decode(terminal.kind, &terminal.payload) {
+                Ok(Recovered::Ended(record)) => Some(record),
+                _ => None,
+            },
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(execution = %id, "reading a subflow's final record: {e}");
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,318 @@
+//! Subflow (and its legacy name `io.kestra.core.tasks.flows.Flow`): starts
+//! an execution of another flow, the child, and ends as it does.
+//!
+//! The task only renders what the child gets and, when the child answers,
+//! what its own task run becomes. Starting the child is the executor's
+//! business (`executor::courier`): the child is a real execution on the
+//! shard its id hashes to, and the answer comes back journaled.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+
+use super::execution::label_pairs;
+use super::{Started, TaskContext, TaskKind, TaskType};
+use crate::execution::labels::{LabelError, SYSTEM_PREFIX};
+use crate::execution::{ExecutionId, State};
+use crate::expression::Property;
+use crate::flow::Props;
+
+/// Labels one Subflow may give its child.
+const MAX_LABELS: usize = 64;
+
+pub(super) static SUBFLOW: TaskType = TaskType {
+    name: "io.kestra.plugin.core.flow.Subflow",
+    aliases: &[
+        "io.kestra.core.tasks.flows.Subflow",
+        "io.kestra.core.tasks.flows.Flow",
+    ],
+    flowable: false,
+    own_timeout: false,
+    parse: parse_subflow,
+};
+
+fn parse_subflow(p: &mut Props<'_, '_>) -> Option<Arc<dyn TaskKind>> {
+    if let (Some(namespace), Some(flow_id)) = (p.peek_text("namespace"), p.peek_text("flowId")) {
+        p.calls_flow(namespace, flow_id);
+    }
+    let namespace = p.req_string_property("namespace");
+    let flow_id = p.req_string_property("flowId");
+    let revision = p.property("revision");
+    let inputs = p.map_property_or_empty("inputs");
+    let labels = p.property("labels");
+    let wait = p.bool("wait", true);
+    let transmit_failed = p.bool("transmitFailed", true);
+    let inherit_labels = p.bool("inheritLabels", false);
+    if let Some((_, at)) = p.json("outputs") {
+        p.problem(
+            &at,
+            "a Subflow's `outputs` (deprecated since Kestra 0.15) is not supported: declare \
+             `outputs` on the flow it calls, and read them as `outputs.<task>.outputs`",
+        );
+    }
+    if let Some((_, at)) = p.json("scheduleDate") {
+        p.problem(&at, "a Subflow's `scheduleDate` is not supported yet");
+    }
+    Some(Arc::new(Subflow {
+        namespace: namespace?,
+        flow_id: flow_id?,
+        revision,
+        inputs: inputs?,
+        labels,
+        wait,
+        transmit_failed,
+        inherit_labels,
+    }))
+}
+
+/// `core.flow.Subflow`.
+#[derive(Debug)]
+pub(crate) struct Subflow {
+    namespace: Property,
+    flow_id: Property,
+    revision: Option<Property>,
+    inputs: Property,
+    labels: Option<Property>,
+    wait: bool,
+    transmit_failed: bool,
+    inherit_labels: bool,
+}
+
+/// The child a Subflow's task run asks for, rendered.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct SubflowCall {
+    pub namespace: String,
+    pub flow_id: String,
+    /// `None`: the flow's latest revision.
+    pub revision: Option<u32>,
+    /// As rendered: the child's flow types them.
+    pub inputs: Map<String, Value>,
+    /// Given by the task, after those inherited.
+    pub labels: Vec<(String, String)>,
+    /// Every label of the parent goes to the child, not only its system ones.
+    pub inherit_labels: bool,
+    /// The task run waits for the child to end (else only for it to exist).
+    pub wait: bool,
+}
+
+/// What a task run's child said.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum ChildAnswer {
+    /// No child was started: the flow is not found, disabled, or the inputs
+    /// do not fit it.
+    Refused(String),
+    /// The child exists (what a Subflow that does not wait waits for).
+    Created,
+    /// The child ended, in this state, with its flow's outputs.
+    Ended {
+        state: State,
+        outputs: Option<Value>,
+    },
+}
+
+impl TaskKind for Subflow {
+    fn start(&self, ctx: &mut TaskContext<'_>) -> Started {
+        match self.call(ctx) {
+            Ok(call) => Started::Subflow(Box::new(call)),
+            Err(e) => Started::Done(Err(e)),
+        }
+    }
+
+    fn on_child(
+        &self,
+        _ctx: &mut TaskContext<'_>,
+        child: ExecutionId,
+        answer: &ChildAnswer,
+    ) -> Started {
+        let (state, outputs) = match answer {
+            ChildAnswer::Refused(why) => return Started::Done(Err(why.clone())),
+            ChildAnswer::Created => (State::Created, None),
+            ChildAnswer::Ended { state, outputs } => (*state, outputs.clone()),
+        };
+        let mut shown = json!({
+            "executionId": child.to_string(),
+            "state": state.as_str(),
+        });
+        if let Some(outputs) = outputs {
+            shown["outputs"] = outputs;
+        }
+        Started::Ended(self.own_state(state), shown)
+    }
+}
+
+impl Subflow {
+    fn call(&self, ctx: &TaskContext<'_>) -> Result<SubflowCall, String> {
+        let namespace = ctx.render_text(&self.namespace)?;
+        let flow_id = ctx.render_text(&self.flow_id)?;
+        let revision = match &self.revision {
+            None => None,
+            Some(p) => Some(revision(ctx.render(p)?)?),
+        };
+        let inputs = match ctx.render(&self.inputs)? {
+            Value::Object(map) => map,
+            other => return Err(format!("`inputs` rendered to {other}, not a map")),
+        };
+        let labels = match &self.labels {
+            None => Vec::new(),
+            Some(p) => ctx.render(p).and_then(label_pairs)?,
+        };
+        if labels.len() > MAX_LABELS {
+            return Err(format!(
+                "{} labels; a Subflow gives at most {MAX_LABELS}",
+                labels.len()
+            ));
+        }
+        if let Some((key, value)) = labels.iter().find(|(k, _)| k.starts_with(SYSTEM_PREFIX)) {
+            let refused = LabelError::System {
+                key: key.clone(),
+                value: value.clone(),
+            };
+            return Err(refused.to_string());
+        }
+        Ok(SubflowCall {
+            namespace,
+            flow_id,
+            revision,
+            inputs,
+            labels,
+            inherit_labels: self.inherit_labels,
+            wait: self.wait,
+        })
+    }
+
+    /// The task run's state for a child that ended `child` (Kestra's
+    /// `ExecutableUtils.guessState`, before `allowFailure` and
+    /// `allowWarning`, which the task run applies as for any task): the
+    /// child's failure, kill, pause or warning is the task run's own when
+    /// `transmitFailed`; anything else is a success.
+    fn own_state(&self, child: State) -> State {
+        let transmitted = matches!(
+            child,
+            State::Failed | State::Killed | State::Warning | State::Paused
+        );
+        if self.wait && self.transmit_failed && transmitted {
+            child
+        } else {
+            State::Success
+        }
+    }
+}
+
+/// A rendered `revision`: a whole number from 1.
+fn revision(rendered: Value) -> Result<u32, String> {
+    let n = match &rendered {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse::<u64>().ok(),
+        _ => None,
+    };
+    n.and_then(|n| u32::try_from(n).ok())
+        .filter(|&n| n >= 1)
+        .ok_or_else(|| format!("`revision` is {rendered}: expected a whole number from 1"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tasks::testing::{kind, problems};
+
+    #[test]
+    fn properties_are_read_with_kestras_defaults() {
+        let flow = crate::tasks::testing::flow(
+            r#"
+  - id: call
+    type: io.kestra.core.tasks.flows.Flow
+    namespace: company.team
+    flowId: child
+"#,
+        );
+        let call: &Subflow = kind(&flow, "call");
+        assert!(call.wait && call.transmit_failed && !call.inherit_labels);
+        assert!(call.revision.is_none() && call.labels.is_none());
+    }
+
+    #[test]
+    fn what_is_not_honoured_is_refused_with_its_path() {
+        let found = problems(
+            r#"
+  - id: call
+    type: io.kestra.plugin.core.flow.Subflow
+    namespace: company.team
+    flowId: child
+    scheduleDate: "2030-01-01T00:00:00Z"
+    outputs:
+      extracted: "{{ outputs.t.value }}"
+"#,
+        );
+        assert_eq!(found.len(), 2, "{found:?}");
+        let about = |path: &str| {
+            found
+                .iter()
+                .any(|p| p.contains(path) && p.contains("not supported"))
+        };
+        assert!(about("tasks[0].outputs at"), "{found:?}");
+        assert!(about("tasks[0].scheduleDate at"), "{found:?}");
+        let missing = problems(
+            r#"
+  - id: call
+    type: io.kestra.plugin.core.flow.Subflow
+    flowId: child
+"#,
+        );
+        assert!(
+            missing.iter().any(|p| p.contains("namespace")),
+            "{missing:?}"
+        );
+    }
+
+    #[test]
+    fn a_flow_calling_itself_is_refused_as_kestra_does() {
+        let found = problems(
+            r#"
+  - id: again
+    type: io.kestra.plugin.core.flow.Subflow
+    namespace: tests
+    flowId: t
+"#,
+        );
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].starts_with("tasks[0] at")
+                && found[0].contains("Recursive call to flow [tests.t]"),
+            "{found:?}"
+        );
+        assert!(problems("  - id: other\n    type: io.kestra.plugin.core.flow.Subflow\n    namespace: tests\n    flowId: u\n").is_empty());
+    }
+
+    #[test]
+    fn a_transmitted_failure_is_the_task_runs_own_only_when_waited_for() {
+        let null = || Property::compile(&Value::Null).expect("null compiles");
+        let subflow = |wait, transmit_failed| Subflow {
+            namespace: null(),
+            flow_id: null(),
+            revision: None,
+            inputs: null(),
+            labels: None,
+            wait,
+            transmit_failed,
+            inherit_labels: false,
+        };
+        for child in [State::Failed, State::Killed, State::Warning] {
+            assert_eq!(subflow(true, true).own_state(child), child);
+            assert_eq!(subflow(true, false).own_state(child), State::Success);
+            assert_eq!(subflow(false, true).own_state(child), State::Success);
+        }
+        assert_eq!(
+            subflow(true, true).own_state(State::Success),
+            State::Success
+        );
+    }
+
+    #[test]
+    fn a_revision_is_a_whole_number_from_one() {
+        assert_eq!(revision(json!(3)), Ok(3));
+        assert_eq!(revision(json!(" 12 ")), Ok(12));
+        for bad in [json!(0), json!(-1), json!("x"), json!(1.5), json!(null)] {
+            assert!(revision(bad.clone()).is_err(), "{bad}");
+        }
+    }
+}
