@@ -1720,3 +1720,158 @@ async fn a_paused_execution_is_resumed_through_both_paths_with_checked_inputs() 
     .await;
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
 }
+
+const CHILD_NAP: &str = r#"
+id: nap
+namespace: tests.subflow
+inputs:
+  - id: ms
+    type: INT
+outputs:
+  - id: slept
+    type: STRING
+    value: "{{ inputs.ms }} ms"
+tasks:
+  - id: sleep
+    type: io.kestra.plugin.core.flow.Sleep
+    duration: "PT{{ inputs.ms / 1000 }}S"
+"#;
+
+const PARENT_CALL: &str = r#"
+id: call
+namespace: tests.subflow
+tasks:
+  - id: child
+    type: io.kestra.plugin.core.flow.Subflow
+    namespace: tests.subflow
+    flowId: nap
+    inputs:
+      ms: 2000
+  - id: after
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ outputs.child.outputs.slept }}"
+"#;
+
+/// The executions of a search, by flow id.
+async fn search_ids(server: &common::Server, query: &str) -> Vec<(String, String)> {
+    let found = server
+        .get(&format!("/api/v1/main/executions/search?{query}"))
+        .await;
+    assert_eq!(found.status, StatusCode::OK, "{:?}", found.body);
+    let mut ids: Vec<(String, String)> = found.json()["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|e| {
+            let s = |k: &str| e[k].as_str().unwrap_or_default().to_owned();
+            (s("flowId"), s("id"))
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test]
+async fn a_parent_and_its_subflow_survive_a_kill_9_and_each_ends_once() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let dir = data.path().join("data");
+    let mut server = common::Server::start_in(&dir, &[]).await;
+    for yaml in [CHILD_NAP, PARENT_CALL] {
+        let created = server.create_flow(yaml).await;
+        assert_eq!(created.status, StatusCode::OK, "{:?}", created.body);
+    }
+    let started = server
+        .trigger("/api/v1/main/executions/tests.subflow/call", json!({}))
+        .await;
+    assert_eq!(started.status, StatusCode::OK, "{:?}", started.body);
+    let parent = common::id_of(&started);
+    // Wait until the child runs, then kill the server mid-sleep.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let child = loop {
+        let children = search_ids(&server, "filters[childFilter][EQUALS]=CHILD").await;
+        if let [(flow, id)] = children.as_slice() {
+            assert_eq!(flow, "nap");
+            break id.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "no child started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let by_parent = search_ids(
+        &server,
+        &format!("filters[triggerExecutionId][EQUALS]={parent}"),
+    )
+    .await;
+    assert_eq!(by_parent, [("nap".to_owned(), child.clone())]);
+    let main = search_ids(&server, "filters[childFilter][EQUALS]=MAIN").await;
+    assert_eq!(main, [("call".to_owned(), parent.clone())]);
+    server.kill9();
+
+    let server = common::Server::start_in(&dir, &[]).await;
+    let ended = server.wait_for_state(&parent, "SUCCESS").await;
+    let run = ended["taskRunList"]
+        .as_array()
+        .and_then(|runs| runs.iter().find(|r| r["taskId"] == "child"))
+        .expect("the Subflow's task run")
+        .clone();
+    assert_eq!(run["outputs"]["executionId"], child);
+    assert_eq!(run["outputs"]["state"], "SUCCESS");
+    assert_eq!(run["outputs"]["outputs"]["slept"], "2000 ms");
+    let child_execution = server.wait_for_state(&child, "SUCCESS").await;
+    assert_eq!(
+        child_execution["trigger"]["variables"]["executionId"],
+        parent
+    );
+    assert_eq!(
+        child_execution["trigger"]["type"],
+        "io.kestra.plugin.core.flow.Subflow"
+    );
+    let all = search_ids(&server, "namespace=tests.subflow").await;
+    assert_eq!(all.len(), 2, "no execution ran twice: {all:?}");
+}
+
+#[tokio::test]
+async fn killing_a_parent_through_the_api_cascades_unless_told_not_to() {
+    let server = common::Server::start(&[]).await;
+    for yaml in [CHILD_NAP, &PARENT_CALL.replace("ms: 2000", "ms: 60000")] {
+        let created = server.create_flow(yaml).await;
+        assert_eq!(created.status, StatusCode::OK, "{:?}", created.body);
+    }
+    for (query, child_state) in [("", "KILLED"), ("?isOnKillCascade=false", "RUNNING")] {
+        let started = server
+            .trigger("/api/v1/main/executions/tests.subflow/call", json!({}))
+            .await;
+        let parent = common::id_of(&started);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let child = loop {
+            let children = search_ids(
+                &server,
+                &format!("filters[triggerExecutionId][EQUALS]={parent}"),
+            )
+            .await;
+            if let [(_, id)] = children.as_slice() {
+                break id.clone();
+            }
+            assert!(std::time::Instant::now() < deadline, "no child started");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let killed = server
+            .send(
+                axum::http::Method::DELETE,
+                &format!("/api/v1/main/executions/{parent}/kill{query}"),
+                &[],
+                "",
+            )
+            .await;
+        assert_eq!(killed.status, StatusCode::ACCEPTED, "{:?}", killed.body);
+        server.wait_for_state(&parent, "KILLED").await;
+        if child_state == "KILLED" {
+            server.wait_for_state(&child, "KILLED").await;
+        } else {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let read = server
+                .get(&format!("/api/v1/main/executions/{child}"))
+                .await;
+            assert_eq!(read.json()["state"]["current"], "RUNNING", "spared");
+        }
+    }
+}
