@@ -1215,8 +1215,11 @@ impl ShardRuntime {
     ) {
         match effect {
             Effect::Reply { request, reply } => {
-                if let Reply::Started(Started { existed: true, .. }) = &reply {
-                    // Counted at submission; it runs once, counted already.
+                if let Reply::Started(started) = &reply
+                    && (started.existed || started.receipt.is_refused())
+                {
+                    // Counted at submission; it runs once, counted already,
+                    // or not at all (its creation was not journaled).
                     self.admission.release();
                 }
                 let Some(to) = replies.remove(&request) else {

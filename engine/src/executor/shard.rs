@@ -442,7 +442,20 @@ impl Shard {
         };
         if receipt.is_refused() {
             // Its creation is not in the journal (a full disk): it does not
-            // run, and the caller is told it did not start.
+            // run, and the caller is told it did not start (a subflow's
+            // parent, which may retry it).
+            if let Some(link) = link {
+                let news = ChildNews {
+                    link,
+                    child: id,
+                    answer: ChildAnswer::Refused(
+                        "the subflow's execution could not be created: the data folder is out of disk space"
+                            .to_owned(),
+                    ),
+                };
+                self.parcels
+                    .push((Receipt::ready(), Parcel::Tell(Box::new(news))));
+            }
             let started = Started {
                 id,
                 existed: false,

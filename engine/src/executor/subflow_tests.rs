@@ -367,6 +367,25 @@ fn a_flow_that_cannot_start_fails_the_task_run_with_the_reason() {
 }
 
 #[test]
+fn a_child_its_disk_cannot_take_is_a_refusal_its_parent_hears_of() {
+    let (pj, cj) = (FaultyJournal::default(), FaultyJournal::default());
+    let (mut parents, mut children) = (shard(&pj), shard(&cj));
+    start(&mut parents, parent_execution(&parent_flow(""), 14), t(0));
+    let order = only_spawn(drain(&mut parents).parcels);
+    cj.full.store(true, std::sync::atomic::Ordering::SeqCst);
+    start(&mut children, child_of(&order), t(1));
+    let news = only_news(drain(&mut children).parcels);
+    assert!(
+        matches!(&news.answer, ChildAnswer::Refused(why) if why.contains("out of disk space")),
+        "{news:?}"
+    );
+    assert!(children.get(order.child).is_none(), "the child does not run");
+    parents.step(Message::Child(Box::new(news)), t(2));
+    let json = drain(&mut parents).ended[0].to_json(t(3));
+    assert_eq!(task_run(&json, "call")["state"]["current"], "FAILED");
+}
+
+#[test]
 fn killing_a_parent_kills_the_child_it_waits_for() {
     let journal = FaultyJournal::default();
     let mut parents = shard(&journal);
