@@ -87,7 +87,10 @@ pub(crate) static NOT_YET: &[(&str, &[&str])] = &[
     ),
     ("io.kestra.plugin.core.flow.WaitFor", &[]),
     ("io.kestra.plugin.core.flow.LoopUntil", &[]),
-    ("io.kestra.plugin.core.flow.Resume", &[]),
+    (
+        "io.kestra.plugin.core.execution.Resume",
+        &["io.kestra.core.tasks.executions.Resume"],
+    ),
     (
         "io.kestra.plugin.core.flow.ForEachItem",
         &["io.kestra.core.tasks.flows.ForEachItem"],
