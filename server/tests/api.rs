@@ -1771,6 +1771,19 @@ async fn search_ids(server: &common::Server, query: &str) -> Vec<(String, String
     ids
 }
 
+/// The id of the one execution `parent` started, once it exists.
+async fn child_of(server: &common::Server, parent: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let query = format!("filters[triggerExecutionId][EQUALS]={parent}");
+        if let [(_, id)] = search_ids(server, &query).await.as_slice() {
+            return id.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "no child started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_parent_and_its_subflow_survive_a_kill_9_and_each_ends_once() {
     let data = tempfile::tempdir().expect("temp dir");
@@ -1786,22 +1799,9 @@ async fn a_parent_and_its_subflow_survive_a_kill_9_and_each_ends_once() {
     assert_eq!(started.status, StatusCode::OK, "{:?}", started.body);
     let parent = common::id_of(&started);
     // Wait until the child runs, then kill the server mid-sleep.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let child = loop {
-        let children = search_ids(&server, "filters[childFilter][EQUALS]=CHILD").await;
-        if let [(flow, id)] = children.as_slice() {
-            assert_eq!(flow, "nap");
-            break id.clone();
-        }
-        assert!(std::time::Instant::now() < deadline, "no child started");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    let by_parent = search_ids(
-        &server,
-        &format!("filters[triggerExecutionId][EQUALS]={parent}"),
-    )
-    .await;
-    assert_eq!(by_parent, [("nap".to_owned(), child.clone())]);
+    let child = child_of(&server, &parent).await;
+    let children = search_ids(&server, "filters[childFilter][EQUALS]=CHILD").await;
+    assert_eq!(children, [("nap".to_owned(), child.clone())]);
     let main = search_ids(&server, "filters[childFilter][EQUALS]=MAIN").await;
     assert_eq!(main, [("call".to_owned(), parent.clone())]);
     server.kill9();
@@ -1841,19 +1841,7 @@ async fn killing_a_parent_through_the_api_cascades_unless_told_not_to() {
             .trigger("/api/v1/main/executions/tests.subflow/call", json!({}))
             .await;
         let parent = common::id_of(&started);
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        let child = loop {
-            let children = search_ids(
-                &server,
-                &format!("filters[triggerExecutionId][EQUALS]={parent}"),
-            )
-            .await;
-            if let [(_, id)] = children.as_slice() {
-                break id.clone();
-            }
-            assert!(std::time::Instant::now() < deadline, "no child started");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
+        let child = child_of(&server, &parent).await;
         let killed = server
             .send(
                 axum::http::Method::DELETE,

@@ -379,7 +379,10 @@ fn a_child_its_disk_cannot_take_is_a_refusal_its_parent_hears_of() {
         matches!(&news.answer, ChildAnswer::Refused(why) if why.contains("out of disk space")),
         "{news:?}"
     );
-    assert!(children.get(order.child).is_none(), "the child does not run");
+    assert!(
+        children.get(order.child).is_none(),
+        "the child does not run"
+    );
     parents.step(Message::Child(Box::new(news)), t(2));
     let json = drain(&mut parents).ended[0].to_json(t(3));
     assert_eq!(task_run(&json, "call")["state"]["current"], "FAILED");
