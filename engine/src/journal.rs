@@ -86,6 +86,10 @@ pub(crate) enum Entry {
     },
     /// The execution was killed, and not the children it waited for.
     KillAlone { at_us: i64 },
+    /// The execution starts at `start_us`, not at its creation (a
+    /// subflow's `scheduleDate`). Journaled right after its creation (and
+    /// its parent's link).
+    Scheduled { start_us: i64, at_us: i64 },
     /// The child of attempt `attempt` of task run `task_run` answered: it
     /// exists (`state` CREATED), or it ended in `state` with `outputs`
     /// (JSON text), or it was not started, for `refused`.
@@ -113,6 +117,7 @@ const RESUMED: u16 = 18;
 const PARENT: u16 = 19;
 const CHILD: u16 = 20;
 const KILL_ALONE: u16 = 21;
+const SCHEDULED: u16 = 22;
 const FORMAT_1_KINDS: std::ops::RangeInclusive<u16> = 1..=6;
 
 impl Entry {
@@ -128,6 +133,7 @@ impl Entry {
             Entry::Parent { .. } => PARENT,
             Entry::Child { .. } => CHILD,
             Entry::KillAlone { .. } => KILL_ALONE,
+            Entry::Scheduled { .. } => SCHEDULED,
         })
     }
 }
@@ -395,7 +401,7 @@ pub(crate) fn decode(kind: Kind, payload: &[u8]) -> Result<Recovered, JournalErr
             .map(Recovered::Ended)
             .map_err(|e| JournalError::Unreadable(e.to_string())),
         CREATED | TIMER | KILL | WORKED | REDISPATCHED | TIMED_OUT | RESUMED | PARENT | CHILD
-        | KILL_ALONE => {
+        | KILL_ALONE | SCHEDULED => {
             let archived = peregrine_wal::access::<Entry>(payload)
                 .map_err(|e| JournalError::Unreadable(e.to_string()))?;
             rkyv::deserialize::<Entry, rkyv::rancor::Error>(archived)
@@ -437,6 +443,10 @@ mod tests {
             },
             Entry::Kill { at_us: 44 },
             Entry::KillAlone { at_us: 49 },
+            Entry::Scheduled {
+                start_us: 1_000,
+                at_us: 50,
+            },
             Entry::Worked {
                 task_run: 1,
                 attempt: 2,

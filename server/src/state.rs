@@ -131,6 +131,9 @@ pub(crate) struct Launch<'a> {
     pub id: ExecutionId,
     /// What the answer carries.
     pub ack: Ack,
+    /// When it starts, if later (Kestra's `scheduleDate`): it waits
+    /// CREATED until then.
+    pub schedule_date: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Why an execution was not started.
@@ -161,6 +164,7 @@ impl Launcher {
             trigger,
             id,
             ack,
+            schedule_date,
         } = launch;
         if stored.flow().disabled {
             return Err(LaunchError::Disabled);
@@ -172,6 +176,7 @@ impl Launcher {
         new.id = id;
         new.labels = labels;
         new.trigger = trigger;
+        new.schedule_date = schedule_date;
         let submitted = self
             .engine
             .with(|engine| engine.submit(new, ack))

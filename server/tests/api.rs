@@ -1863,3 +1863,41 @@ async fn killing_a_parent_through_the_api_cascades_unless_told_not_to() {
         }
     }
 }
+
+#[tokio::test]
+async fn an_execution_given_a_schedule_date_waits_created_until_then() {
+    let server = common::Server::start(&[]).await;
+    let created = server
+        .create_flow(&saying("tests.scheduled", "later", "hi"))
+        .await;
+    assert_eq!(created.status, StatusCode::OK);
+    let bad = server
+        .trigger(
+            "/api/v1/main/executions/tests.scheduled/later?scheduleDate=tomorrow",
+            json!({}),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{:?}", bad.body);
+    let when = chrono::Utc::now() + chrono::Duration::milliseconds(1_500);
+    let at = when.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let started = server
+        .trigger(
+            &format!("/api/v1/main/executions/tests.scheduled/later?scheduleDate={at}"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(started.status, StatusCode::OK, "{:?}", started.body);
+    assert_eq!(started.json()["state"]["current"], "CREATED");
+    let id = common::id_of(&started);
+    let ended = server.wait_for_state(&id, "SUCCESS").await;
+    let history = ended["state"]["histories"].as_array().expect("histories");
+    let running = history
+        .iter()
+        .find(|h| h["state"] == "RUNNING")
+        .and_then(|h| h["date"].as_str())
+        .expect("it ran");
+    let running = chrono::DateTime::parse_from_rfc3339(running).expect("a date");
+    let due = chrono::DateTime::parse_from_rfc3339(&at).expect("a date");
+    assert!(running >= due, "began at {running}, not before {at}");
+    assert!(when.timestamp_millis() == due.timestamp_millis());
+}

@@ -76,6 +76,8 @@ pub(crate) struct SpawnOrder {
     pub labels: Vec<(String, String)>,
     /// Kestra's `{id, type, variables}` of the child.
     pub trigger: Value,
+    /// When the child starts, if not at once (`scheduleDate`).
+    pub schedule_date: Option<chrono::DateTime<chrono::Utc>>,
     /// Sent again after a restart: the child may have ended and left the
     /// memory of its shard.
     pub resend: bool,
@@ -207,6 +209,7 @@ impl Courier {
             labels: order.labels,
             trigger: Some(order.trigger),
             parent: Some(order.link),
+            schedule_date: order.schedule_date,
         };
         // Counted as it runs, never refused: its parent was admitted, and
         // a parent that can never start its child would wait forever.

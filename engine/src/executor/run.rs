@@ -156,6 +156,9 @@ pub(crate) struct TimerRequest {
     pub due: Due,
 }
 
+/// The `task_run` of a timer that starts a scheduled execution.
+pub(crate) const BEGIN: u32 = u32::MAX;
+
 /// What a timer is due for: task run `task_run` as it stood at attempt
 /// `attempt` (its count of attempts when the timer was asked for). A timer
 /// of an attempt that a retry or a restart has since replaced is stale.
@@ -207,6 +210,9 @@ pub struct NewExecution {
     pub trigger: Option<Value>,
     /// The task run this is the subflow of (see [`super::courier`]).
     pub(crate) parent: Option<ParentLink>,
+    /// When it starts, if later than its creation: it waits CREATED until
+    /// then (a subflow's `scheduleDate`).
+    pub schedule_date: Option<DateTime<Utc>>,
 }
 
 /// What a run asked of the world since the shard last drained it.
@@ -227,6 +233,7 @@ impl std::fmt::Debug for NewExecution {
             .field("labels", &self.labels)
             .field("trigger", &self.trigger)
             .field("parent", &self.parent)
+            .field("schedule_date", &self.schedule_date)
             .finish()
     }
 }
@@ -240,6 +247,7 @@ impl NewExecution {
             labels: Vec::new(),
             trigger: None,
             parent: None,
+            schedule_date: None,
         }
     }
 }
@@ -379,6 +387,18 @@ impl Run {
         self.timers = timers;
     }
 
+    /// Leaves the execution CREATED until `at`, when a timer begins it.
+    pub fn schedule(&mut self, at: DateTime<Utc>) {
+        self.timers.push(TimerRequest {
+            deadline_ms: at.timestamp_millis(),
+            due: Due {
+                task_run: BEGIN,
+                attempt: 0,
+                timeout: false,
+            },
+        });
+    }
+
     /// CREATED → RUNNING, and run everything that can run inline.
     pub fn begin(&mut self, now: DateTime<Utc>) {
         if self.exec.state.current() != State::Created {
@@ -404,6 +424,9 @@ impl Run {
     /// A timer of this run fired.
     pub fn on_timer(&mut self, task_run: u32, now: DateTime<Utc>) {
         self.instant = now;
+        if task_run == BEGIN {
+            return self.begin(now);
+        }
         let Some(tr) = self.exec.task_runs.get(task_run as usize) else {
             return;
         };
@@ -988,6 +1011,7 @@ impl Run {
             inputs: call.inputs,
             labels: child_labels,
             trigger,
+            schedule_date: call.schedule_date,
             resend: false,
         });
     }
@@ -1053,6 +1077,9 @@ impl Run {
     /// Whether a timer due for `due` still means something: its task run
     /// is at the same attempt and, for a timeout, that attempt still runs.
     pub fn is_due(&self, due: Due) -> bool {
+        if due.task_run == BEGIN {
+            return self.exec.state.current() == State::Created;
+        }
         let Some(run) = self.exec.task_runs.get(due.task_run as usize) else {
             return false;
         };

@@ -392,6 +392,8 @@ impl Shard {
     fn start(&mut self, new: NewExecution, request: RequestId, snapshot: bool, now: DateTime<Utc>) {
         let id = new.id;
         let link = new.parent;
+        // A start in the future waits CREATED on the timer wheel.
+        let scheduled = new.schedule_date.filter(|at| *at > now);
         // A redelivered start (a retried request, a replayed message) must
         // not run the execution twice: it is answered with what exists.
         if let Some(receipt) = self.existing_receipt(id) {
@@ -422,7 +424,7 @@ impl Shard {
                 at_us: now.timestamp_micros(),
             };
             let receipt = self.journal.append(id, &created);
-            match link {
+            let receipt = match link {
                 Some(link) if !receipt.is_refused() => {
                     let raw = link.execution.as_u128();
                     let parent = Entry::Parent {
@@ -434,6 +436,16 @@ impl Shard {
                         at_us: now.timestamp_micros(),
                     };
                     receipt.max(self.journal.append(id, &parent))
+                }
+                _ => receipt,
+            };
+            match scheduled {
+                Some(at) if !receipt.is_refused() => {
+                    let entry = Entry::Scheduled {
+                        start_us: at.timestamp_micros(),
+                        at_us: now.timestamp_micros(),
+                    };
+                    receipt.max(self.journal.append(id, &entry))
                 }
                 _ => receipt,
             }
@@ -466,7 +478,10 @@ impl Shard {
             return;
         }
         let mut run = Run::new(new, now, self.limits);
-        run.begin(now);
+        match scheduled {
+            Some(at) => run.schedule(at),
+            None => run.begin(now),
+        }
         self.live.insert(
             id,
             Live {
@@ -829,8 +844,12 @@ impl Shard {
         let now = step_instant(now);
         let mut entries = entries.into_iter().peekable();
         let (new, created_at) = created(id, &mut entries, resolve)?;
+        let scheduled = new.schedule_date;
         let mut run = Run::new(new, created_at, self.limits);
-        run.begin(created_at);
+        match scheduled {
+            Some(at) => run.schedule(at),
+            None => run.begin(created_at),
+        }
         for entry in entries {
             match entry {
                 Entry::Timer { task_run, at_us } => run.on_timer(task_run, instant(at_us)),
@@ -882,7 +901,7 @@ impl Shard {
                     let answer = child_answer(&state, outputs, refused)?;
                     run.on_child(task_run, attempt, &answer, instant(at_us));
                 }
-                Entry::Created { .. } | Entry::Parent { .. } => {
+                Entry::Created { .. } | Entry::Parent { .. } | Entry::Scheduled { .. } => {
                     return Err(RestoreError::OutOfPlace);
                 }
             }
@@ -1090,6 +1109,13 @@ fn created(
         }
         _ => None,
     };
+    let schedule_date = match entries.peek() {
+        Some(&Entry::Scheduled { start_us, .. }) => {
+            entries.next();
+            Some(instant(start_us))
+        }
+        _ => None,
+    };
     let new = NewExecution {
         id,
         flow,
@@ -1097,6 +1123,7 @@ fn created(
         labels,
         trigger,
         parent,
+        schedule_date,
     };
     Ok((new, created_at))
 }

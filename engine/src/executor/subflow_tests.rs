@@ -118,6 +118,7 @@ fn child_of(order: &SpawnOrder) -> NewExecution {
         labels: order.labels.clone(),
         trigger: Some(order.trigger.clone()),
         parent: Some(order.link),
+        schedule_date: order.schedule_date,
     }
 }
 
@@ -515,4 +516,38 @@ fn after_a_restart_each_side_asks_or_answers_again() {
     let out = drain(&mut parents);
     assert!(out.parcels.is_empty(), "nothing is asked again");
     assert_eq!(out.ended[0].state(), State::Success);
+}
+
+#[test]
+fn a_scheduled_child_waits_created_until_its_date_even_across_a_restart() {
+    let (pj, cj) = (FaultyJournal::default(), FaultyJournal::default());
+    let (mut parents, mut children) = (shard(&pj), shard(&cj));
+    let at = t(5_000).to_rfc3339();
+    let yaml = parent_flow(&format!("    scheduleDate: \"{at}\""));
+    start(&mut parents, parent_execution(&yaml, 21), t(0));
+    let order = only_spawn(drain(&mut parents).parcels);
+    assert_eq!(order.schedule_date, Some(t(5_000)));
+    start(&mut children, child_of(&order), t(10));
+    drain(&mut children);
+    let child = children.get(order.child).expect("created");
+    assert_eq!(child.state(), State::Created, "it waits for its date");
+    assert!(child.task_runs().is_empty());
+    children.step(Message::Tick, t(4_999));
+    assert_eq!(children.get(order.child).unwrap().state(), State::Created);
+
+    // Its shard restarts before the date: it still waits for it.
+    let (mut children, _) = restart(&cj, order.child, CHILD);
+    drain(&mut children);
+    assert_eq!(children.get(order.child).unwrap().state(), State::Created);
+    children.step(Message::Tick, t(5_000));
+    drain(&mut children);
+    let child = children.get(order.child).expect("running");
+    assert_eq!(child.state(), State::Running, "begun at its date");
+    let began = child.history().histories()[1].date;
+    assert_eq!(began, t(5_000));
+    // Its Sleep ends a second after it began, and the parent hears.
+    children.step(Message::Tick, t(6_000));
+    let news = only_news(drain(&mut children).parcels);
+    parents.step(Message::Child(Box::new(news)), t(6_001));
+    assert_eq!(drain(&mut parents).ended[0].state(), State::Success);
 }

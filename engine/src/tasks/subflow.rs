@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
 use super::execution::label_pairs;
@@ -50,9 +51,7 @@ fn parse_subflow(p: &mut Props<'_, '_>) -> Option<Arc<dyn TaskKind>> {
              `outputs` on the flow it calls, and read them as `outputs.<task>.outputs`",
         );
     }
-    if let Some((_, at)) = p.json("scheduleDate") {
-        p.problem(&at, "a Subflow's `scheduleDate` is not supported yet");
-    }
+    let schedule_date = p.string_property("scheduleDate");
     Some(Arc::new(Subflow {
         namespace: namespace?,
         flow_id: flow_id?,
@@ -62,6 +61,7 @@ fn parse_subflow(p: &mut Props<'_, '_>) -> Option<Arc<dyn TaskKind>> {
         wait,
         transmit_failed,
         inherit_labels,
+        schedule_date,
     }))
 }
 
@@ -76,6 +76,8 @@ pub(crate) struct Subflow {
     wait: bool,
     transmit_failed: bool,
     inherit_labels: bool,
+    /// When the child starts (an ISO-8601 date-time with its offset).
+    schedule_date: Option<Property>,
 }
 
 /// The child a Subflow's task run asks for, rendered.
@@ -93,6 +95,8 @@ pub(crate) struct SubflowCall {
     pub inherit_labels: bool,
     /// The task run waits for the child to end (else only for it to exist).
     pub wait: bool,
+    /// The child waits CREATED until then.
+    pub schedule_date: Option<DateTime<Utc>>,
 }
 
 /// What a task run's child said.
@@ -169,7 +173,12 @@ impl Subflow {
             };
             return Err(refused.to_string());
         }
+        let schedule_date = match &self.schedule_date {
+            None => None,
+            Some(p) => Some(schedule_date(&ctx.render_text(p)?)?),
+        };
         Ok(SubflowCall {
+            schedule_date,
             namespace,
             flow_id,
             revision,
@@ -196,6 +205,18 @@ impl Subflow {
             State::Success
         }
     }
+}
+
+/// A rendered `scheduleDate`: an ISO-8601 date-time with its offset.
+fn schedule_date(text: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(text.trim())
+        .map(|at| at.with_timezone(&Utc))
+        .map_err(|_| {
+            format!(
+                "`scheduleDate` is `{text}`: expected an ISO-8601 date-time with its offset, \
+                 e.g. 2030-01-01T09:00:00Z"
+            )
+        })
 }
 
 /// A rendered `revision`: a whole number from 1.
@@ -238,19 +259,15 @@ mod tests {
     type: io.kestra.plugin.core.flow.Subflow
     namespace: company.team
     flowId: child
-    scheduleDate: "2030-01-01T00:00:00Z"
     outputs:
       extracted: "{{ outputs.t.value }}"
 "#,
         );
-        assert_eq!(found.len(), 2, "{found:?}");
-        let about = |path: &str| {
-            found
-                .iter()
-                .any(|p| p.contains(path) && p.contains("not supported"))
-        };
-        assert!(about("tasks[0].outputs at"), "{found:?}");
-        assert!(about("tasks[0].scheduleDate at"), "{found:?}");
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].contains("tasks[0].outputs at") && found[0].contains("not supported"),
+            "{found:?}"
+        );
         let missing = problems(
             r#"
   - id: call
@@ -295,6 +312,7 @@ mod tests {
             wait,
             transmit_failed,
             inherit_labels: false,
+            schedule_date: None,
         };
         for child in [State::Failed, State::Killed, State::Warning] {
             assert_eq!(subflow(true, true).own_state(child), child);
@@ -305,6 +323,14 @@ mod tests {
             subflow(true, true).own_state(State::Success),
             State::Success
         );
+    }
+
+    #[test]
+    fn a_schedule_date_is_a_date_time_with_its_offset() {
+        let at = schedule_date("2030-01-01T10:00:00+01:00").unwrap();
+        assert_eq!(at.to_rfc3339(), "2030-01-01T09:00:00+00:00");
+        assert!(schedule_date("2030-01-01").is_err());
+        assert!(schedule_date("tomorrow").is_err());
     }
 
     #[test]

@@ -63,6 +63,7 @@ pub async fn trigger(
     let stored = find_flow(&state, &namespace, &flow_id)?;
     let wait = query.flag("wait")?;
     let labels = parse_labels(&query)?;
+    let schedule_date = parse_schedule_date(&query)?;
     let is_file = |name: &str| {
         stored
             .flow()
@@ -71,7 +72,34 @@ pub async fn trigger(
     };
     let provided = read_inputs(is_file, request).await?;
     let inputs = check_inputs(&stored, &provided)?;
-    start(&state, &stored, inputs, labels, None, wait).await
+    let how = How {
+        wait,
+        schedule_date,
+    };
+    start(&state, &stored, inputs, labels, None, how).await
+}
+
+/// How an execution is started through the API.
+#[derive(Debug, Clone, Copy, Default)]
+struct How {
+    /// Answer once it ended.
+    wait: bool,
+    /// Start it then, not now.
+    schedule_date: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// Kestra's `scheduleDate`: an ISO-8601 date-time with its offset.
+fn parse_schedule_date(query: &Pairs) -> ApiResult<Option<chrono::DateTime<chrono::Utc>>> {
+    let Some(text) = query.get("scheduleDate").filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    chrono::DateTime::parse_from_rfc3339(text.trim())
+        .map(|at| Some(at.with_timezone(&chrono::Utc)))
+        .map_err(|_| {
+            ApiError::bad_request(format!(
+                "`scheduleDate` is `{text}`: expected an ISO-8601 date-time with its offset, e.g. 2030-01-01T09:00:00Z"
+            ))
+        })
 }
 
 /// Kestra labels, `labels=key:value`, repeatable.
@@ -210,8 +238,12 @@ async fn start(
     inputs: Map<String, Value>,
     labels: Vec<(String, String)>,
     trigger: Option<Value>,
-    wait: bool,
+    how: How,
 ) -> ApiResult<Response> {
+    let How {
+        wait,
+        schedule_date,
+    } = how;
     let id = ExecutionId::generate();
     // Subscribed before submitting: the end cannot slip by unseen.
     let mut waiter = if wait {
@@ -233,6 +265,7 @@ async fn start(
             trigger,
             id,
             ack: if wait { Ack::Receipt } else { Ack::Snapshot },
+            schedule_date,
         })
         .map_err(|e| match e {
             LaunchError::Disabled => {
@@ -449,5 +482,13 @@ pub async fn webhook(
         }),
     );
     let inputs = check_inputs(&stored, &Map::new())?;
-    start(&state, &stored, inputs, Vec::new(), Some(trigger), false).await
+    start(
+        &state,
+        &stored,
+        inputs,
+        Vec::new(),
+        Some(trigger),
+        How::default(),
+    )
+    .await
 }

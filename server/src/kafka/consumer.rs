@@ -587,6 +587,7 @@ fn start(
         )),
         id: *id,
         ack: Ack::Receipt,
+        schedule_date: None,
     });
     match launched {
         Ok(answer) => Ok(Step::Pending(Created {
