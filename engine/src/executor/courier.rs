@@ -64,7 +64,6 @@ pub(crate) struct ParentLink {
 /// A child execution a task run asks for, as its parent rendered it.
 #[derive(Debug, Clone)]
 pub(crate) struct SpawnOrder {
-    pub child: ExecutionId,
     pub link: ParentLink,
     pub namespace: String,
     pub flow_id: String,
@@ -83,11 +82,17 @@ pub(crate) struct SpawnOrder {
     pub resend: bool,
 }
 
+impl ParentLink {
+    /// The child this link names (see [`child_id`]).
+    pub(crate) fn child(&self) -> ExecutionId {
+        child_id(self.execution, self.task_run, self.attempt)
+    }
+}
+
 /// What a child says to its parent.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct ChildNews {
     pub link: ParentLink,
-    pub child: ExecutionId,
     pub answer: ChildAnswer,
 }
 
@@ -96,7 +101,6 @@ impl ChildNews {
     pub(crate) fn ended(link: ParentLink, record: &Record) -> Self {
         Self {
             link,
-            child: record.id(),
             answer: ChildAnswer::Ended {
                 state: record.state(),
                 outputs: record.outputs(),
@@ -171,7 +175,6 @@ impl Courier {
     fn refuse(&self, order: &SpawnOrder, why: String) {
         self.tell(ChildNews {
             link: order.link,
-            child: order.child,
             answer: ChildAnswer::Refused(why),
         });
     }
@@ -186,7 +189,7 @@ impl Courier {
             return self.refuse(&order, why);
         }
         if order.resend
-            && let Some(record) = self.on_disk(order.child)
+            && let Some(record) = self.on_disk(order.link.child())
         {
             return self.tell(ChildNews::ended(order.link, &record));
         }
@@ -203,7 +206,7 @@ impl Courier {
             Err(e) => return self.refuse(&order, e.to_string()),
         };
         let new = NewExecution {
-            id: order.child,
+            id: order.link.child(),
             flow,
             inputs,
             labels: order.labels,
@@ -216,7 +219,7 @@ impl Courier {
         self.admission.running.fetch_add(1, Ordering::AcqRel);
         let (reply, _) = flume::bounded(1);
         self.push(
-            order.child,
+            order.link.child(),
             Command::Start {
                 new: Box::new(new),
                 ack: super::engine::Ack::Receipt,

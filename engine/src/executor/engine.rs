@@ -1393,7 +1393,6 @@ fn run_to_end_in(
         for order in refused.drain(..) {
             let news = ChildNews {
                 link: order.link,
-                child: order.child,
                 answer: crate::tasks::ChildAnswer::Refused(
                     "a Subflow runs only in an engine that holds flows (a server), not on its own"
                         .to_owned(),

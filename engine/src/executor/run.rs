@@ -514,9 +514,11 @@ impl Run {
             return false;
         }
         // Its children die with it (Kestra's kill cascades by default).
-        for tr in (0..self.exec.task_runs.len() as u32).filter(|_| cascade) {
-            if let Some(child) = self.running_child(tr) {
-                self.kills.push(child);
+        if cascade {
+            for tr in 0..self.exec.task_runs.len() as u32 {
+                if let Some(child) = self.running_child(tr) {
+                    self.kills.push(child);
+                }
             }
         }
         for tr in self.exec.task_runs.iter_mut().rev() {
@@ -967,7 +969,14 @@ impl Run {
     /// `inheritLabels`) and the task's, its trigger names this execution.
     fn spawn(&mut self, tr: u32, call: SubflowCall, now: DateTime<Utc>) {
         let attempt = self.attempt_of(tr);
-        let child = child_id(self.exec.id, tr, attempt);
+        let link = ParentLink {
+            execution: self.exec.id,
+            task_run: tr,
+            attempt,
+            wait: call.wait,
+            depth: self.parent.map_or(0, |p| p.depth) + 1,
+        };
+        let child = link.child();
         let mut child_labels: Vec<(String, String)> = self
             .exec
             .labels
@@ -995,16 +1004,8 @@ impl Run {
             call.flow_id, call.namespace
         );
         self.log(Some(tr), Level::Info, message, now);
-        let depth = self.parent.map_or(0, |p| p.depth) + 1;
         self.spawns.push(SpawnOrder {
-            child,
-            link: ParentLink {
-                execution: self.exec.id,
-                task_run: tr,
-                attempt,
-                wait: call.wait,
-                depth,
-            },
+            link,
             namespace: call.namespace,
             flow_id: call.flow_id,
             revision: call.revision,

@@ -457,16 +457,9 @@ impl Shard {
             // run, and the caller is told it did not start (a subflow's
             // parent, which may retry it).
             if let Some(link) = link {
-                let news = ChildNews {
-                    link,
-                    child: id,
-                    answer: ChildAnswer::Refused(
-                        "the subflow's execution could not be created: the data folder is out of disk space"
-                            .to_owned(),
-                    ),
-                };
-                self.parcels
-                    .push((Receipt::ready(), Parcel::Tell(Box::new(news))));
+                let why = "the subflow's execution could not be created: the data folder is out of \
+                           disk space";
+                self.tell(Receipt::ready(), link, ChildAnswer::Refused(why.to_owned()));
             }
             let started = Started {
                 id,
@@ -491,16 +484,11 @@ impl Shard {
             },
         );
         self.settle(id, receipt);
-        let live = &self.live[&id];
         if let Some(link) = link.filter(|l| !l.wait) {
-            let news = ChildNews {
-                link,
-                child: id,
-                answer: ChildAnswer::Created,
-            };
-            self.parcels
-                .push((live.receipt.clone(), Parcel::Tell(Box::new(news))));
+            let receipt = self.live[&id].receipt.clone();
+            self.tell(receipt, link, ChildAnswer::Created);
         }
+        let live = &self.live[&id];
         let started = Started {
             id,
             existed: false,
@@ -517,31 +505,28 @@ impl Shard {
     /// A start of child `id`, which exists, came again (its parent restarted):
     /// it answers again what its parent may have missed.
     fn answer_again(&mut self, id: ExecutionId, link: ParentLink, receipt: &Receipt) {
-        let news = if !link.wait {
-            ChildNews {
-                link,
-                child: id,
-                answer: ChildAnswer::Created,
-            }
+        let answer = if !link.wait {
+            ChildAnswer::Created
         } else {
             match self.snapshot(id) {
-                Some(s) if s.record.is_terminal() => ChildNews::ended(link, &s.record),
+                Some(s) if s.record.is_terminal() => ChildNews::ended(link, &s.record).answer,
                 // Running: it answers when it ends.
                 _ => return,
             }
         };
-        self.parcels
-            .push((receipt.clone(), Parcel::Tell(Box::new(news))));
+        self.tell(receipt.clone(), link, answer);
+    }
+
+    /// Tells `link`'s task run what its child says, once `receipt` is durable.
+    fn tell(&mut self, receipt: Receipt, link: ParentLink, answer: ChildAnswer) {
+        let news = ChildNews { link, answer };
+        self.parcels.push((receipt, Parcel::Tell(Box::new(news))));
     }
 
     /// A child answered attempt `attempt` of task run `task_run`: journaled
     /// and applied while that attempt waits for it, else dropped.
     fn child_answered(&mut self, news: ChildNews, now: DateTime<Utc>) {
-        let ChildNews {
-            link,
-            answer,
-            child: _,
-        } = news;
+        let ChildNews { link, answer } = news;
         let Some(live) = self.live.get_mut(&link.execution) else {
             return;
         };

@@ -112,7 +112,7 @@ fn child_of(order: &SpawnOrder) -> NewExecution {
     let flow = revision(CHILD);
     let inputs = crate::flow::validate_inputs(flow.flow(), &order.inputs).unwrap();
     NewExecution {
-        id: order.child,
+        id: order.link.child(),
         flow,
         inputs,
         labels: order.labels.clone(),
@@ -161,7 +161,7 @@ fn a_waited_child_ends_and_its_parent_goes_on_with_its_state_and_outputs() {
     start(&mut parents, parent, t(0));
     let order = only_spawn(drain(&mut parents).parcels);
     assert_eq!(
-        order.child,
+        order.link.child(),
         child_id(parent_id, 0, 1),
         "attempt 1 of task run 0"
     );
@@ -191,7 +191,10 @@ fn a_waited_child_ends_and_its_parent_goes_on_with_its_state_and_outputs() {
         drain(&mut children).parcels.is_empty(),
         "a waited child answers when it ends"
     );
-    let child = children.get(order.child).expect("the child runs").clone();
+    let child = children
+        .get(order.link.child())
+        .expect("the child runs")
+        .clone();
     assert_eq!(
         child
             .labels()
@@ -212,7 +215,7 @@ fn a_waited_child_ends_and_its_parent_goes_on_with_its_state_and_outputs() {
     let out = drain(&mut children);
     assert_eq!(out.ended.len(), 1, "the child ended");
     let news = only_news(out.parcels);
-    assert_eq!(news.child, order.child);
+    assert_eq!(news.link, order.link);
     assert_eq!(
         news.answer,
         ChildAnswer::Ended {
@@ -230,7 +233,7 @@ fn a_waited_child_ends_and_its_parent_goes_on_with_its_state_and_outputs() {
     assert_eq!(call["state"]["current"], "SUCCESS");
     assert_eq!(
         call["outputs"],
-        json!({"executionId": order.child.to_string(), "state": "SUCCESS",
+        json!({"executionId": order.link.child().to_string(), "state": "SUCCESS",
                "outputs": {"doubled": 42}})
     );
     assert_eq!(
@@ -261,7 +264,7 @@ fn a_waited_child_ends_and_its_parent_goes_on_with_its_state_and_outputs() {
             ..
         }
     ));
-    assert_eq!(cj.ends(order.child), 1, "the child ended once");
+    assert_eq!(cj.ends(order.link.child()), 1, "the child ended once");
 }
 
 #[test]
@@ -336,7 +339,7 @@ fn a_child_not_waited_for_answers_once_it_exists() {
     assert_eq!(json["state"]["current"], "SUCCESS");
     assert_eq!(
         task_run(&json, "call")["outputs"],
-        json!({"executionId": order.child.to_string(), "state": "CREATED"})
+        json!({"executionId": order.link.child().to_string(), "state": "CREATED"})
     );
     assert_eq!(
         task_run(&json, "after")["outputs"]["value"],
@@ -357,7 +360,6 @@ fn a_flow_that_cannot_start_fails_the_task_run_with_the_reason() {
     let why = "Unable to find flow 'tests'.'child' with revision '0'";
     let news = ChildNews {
         link: order.link,
-        child: order.child,
         answer: ChildAnswer::Refused(why.into()),
     };
     parents.step(Message::Child(Box::new(news)), t(1));
@@ -381,7 +383,7 @@ fn a_child_its_disk_cannot_take_is_a_refusal_its_parent_hears_of() {
         "{news:?}"
     );
     assert!(
-        children.get(order.child).is_none(),
+        children.get(order.link.child()).is_none(),
         "the child does not run"
     );
     parents.step(Message::Child(Box::new(news)), t(2));
@@ -406,7 +408,7 @@ fn killing_a_parent_kills_the_child_it_waits_for() {
     let out = drain(&mut parents);
     assert_eq!(out.ended[0].state(), State::Killed);
     match out.parcels.as_slice() {
-        [Parcel::Kill(id)] => assert_eq!(*id, order.child),
+        [Parcel::Kill(id)] => assert_eq!(*id, order.link.child()),
         other => panic!("expected the child's kill, got {other:?}"),
     }
 }
@@ -446,7 +448,7 @@ fn a_child_killed_on_its_own_is_a_killed_task_run() {
     drain(&mut children);
     children.step(
         Message::Kill {
-            id: order.child,
+            id: order.link.child(),
             cascade: true,
             request: 3,
         },
@@ -484,12 +486,12 @@ fn after_a_restart_each_side_asks_or_answers_again() {
     // The parent's shard dies: rebuilt, it asks for the same child again.
     let (mut parents, later) = restart(&pj, order.link.execution, &yaml);
     let again = only_spawn(drain(&mut parents).parcels);
-    assert_eq!(again.child, order.child);
+    assert_eq!(again.link.child(), order.link.child());
     assert!(again.resend, "marked as sent again");
 
     // The child's shard dies too: rebuilt, it still knows its parent and
     // tells it when it ends.
-    let (mut children, _) = restart(&cj, order.child, CHILD);
+    let (mut children, _) = restart(&cj, order.link.child(), CHILD);
     start(&mut children, child_of(&again), t(100_001));
     assert!(
         drain(&mut children).parcels.is_empty(),
@@ -529,19 +531,25 @@ fn a_scheduled_child_waits_created_until_its_date_even_across_a_restart() {
     assert_eq!(order.schedule_date, Some(t(5_000)));
     start(&mut children, child_of(&order), t(10));
     drain(&mut children);
-    let child = children.get(order.child).expect("created");
+    let child = children.get(order.link.child()).expect("created");
     assert_eq!(child.state(), State::Created, "it waits for its date");
     assert!(child.task_runs().is_empty());
     children.step(Message::Tick, t(4_999));
-    assert_eq!(children.get(order.child).unwrap().state(), State::Created);
+    assert_eq!(
+        children.get(order.link.child()).unwrap().state(),
+        State::Created
+    );
 
     // Its shard restarts before the date: it still waits for it.
-    let (mut children, _) = restart(&cj, order.child, CHILD);
+    let (mut children, _) = restart(&cj, order.link.child(), CHILD);
     drain(&mut children);
-    assert_eq!(children.get(order.child).unwrap().state(), State::Created);
+    assert_eq!(
+        children.get(order.link.child()).unwrap().state(),
+        State::Created
+    );
     children.step(Message::Tick, t(5_000));
     drain(&mut children);
-    let child = children.get(order.child).expect("running");
+    let child = children.get(order.link.child()).expect("running");
     assert_eq!(child.state(), State::Running, "begun at its date");
     let began = child.history().histories()[1].date;
     assert_eq!(began, t(5_000));
