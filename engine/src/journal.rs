@@ -101,6 +101,22 @@ pub(crate) enum Entry {
         refused: Option<String>,
         at_us: i64,
     },
+    /// The execution, ended, was restarted: `record` is the final record
+    /// it had (its archived bytes), which guides the new run (see
+    /// `executor::guide`). It stands in for the creation: a replay of the
+    /// journal starts here (the WAL may have let the earlier records go).
+    Restarted { record: Vec<u8>, at_us: i64 },
+    /// The execution was accepted as a replay of ended execution `record`
+    /// (its final record's archived bytes, which hold the inputs, labels and
+    /// trigger it keeps) on revision `revision` of its flow: from its task
+    /// run `from`, or, with none, restarting its failed task runs (a
+    /// restart on another revision). It stands in for the creation.
+    Replayed {
+        record: Vec<u8>,
+        from: Option<u32>,
+        revision: u32,
+        at_us: i64,
+    },
 }
 
 /// Record kinds of this journal format (2). Format 1 used kinds 1 to 6, with
@@ -118,6 +134,8 @@ const PARENT: u16 = 19;
 const CHILD: u16 = 20;
 const KILL_ALONE: u16 = 21;
 const SCHEDULED: u16 = 22;
+const RESTARTED: u16 = 23;
+const REPLAYED: u16 = 24;
 const FORMAT_1_KINDS: std::ops::RangeInclusive<u16> = 1..=6;
 
 impl Entry {
@@ -134,6 +152,8 @@ impl Entry {
             Entry::Child { .. } => CHILD,
             Entry::KillAlone { .. } => KILL_ALONE,
             Entry::Scheduled { .. } => SCHEDULED,
+            Entry::Restarted { .. } => RESTARTED,
+            Entry::Replayed { .. } => REPLAYED,
         })
     }
 }
@@ -401,7 +421,7 @@ pub(crate) fn decode(kind: Kind, payload: &[u8]) -> Result<Recovered, JournalErr
             .map(Recovered::Ended)
             .map_err(|e| JournalError::Unreadable(e.to_string())),
         CREATED | TIMER | KILL | WORKED | REDISPATCHED | TIMED_OUT | RESUMED | PARENT | CHILD
-        | KILL_ALONE | SCHEDULED => {
+        | KILL_ALONE | SCHEDULED | RESTARTED | REPLAYED => {
             let archived = peregrine_wal::access::<Entry>(payload)
                 .map_err(|e| JournalError::Unreadable(e.to_string()))?;
             rkyv::deserialize::<Entry, rkyv::rancor::Error>(archived)
@@ -443,6 +463,16 @@ mod tests {
             },
             Entry::Kill { at_us: 44 },
             Entry::KillAlone { at_us: 49 },
+            Entry::Restarted {
+                record: vec![1, 2, 3],
+                at_us: 51,
+            },
+            Entry::Replayed {
+                record: vec![4, 5],
+                from: Some(3),
+                revision: 2,
+                at_us: 52,
+            },
             Entry::Scheduled {
                 start_us: 1_000,
                 at_us: 50,

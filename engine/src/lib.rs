@@ -38,8 +38,9 @@ pub use execution::{
 pub use executor::{
     Ack, Bounds, Change, Damaged, Engine, EngineConfig, Filter, FlowLookup, FlowRevision, Flows,
     KillOutcome, Left, Limits, MAX_SUBFLOW_DEPTH, NewExecution, Observer, Page, Pending, Recovery,
-    Refusal, Relabelled, RestoreError, ResumeOutcome, Search, Snapshot, Started, Stopped,
-    SubmitError, Text, Unrecoverable, run_to_end, run_to_end_observed,
+    Refusal, Relabelled, ReplayError, ReplayFrom, RestartOutcome, RestoreError, ResumeOutcome,
+    Search, Snapshot, Started, Stopped, SubmitError, Text, Unrecoverable, run_to_end,
+    run_to_end_observed,
 };
 pub use journal::{DurabilityError, JournalError, Receipt};
 

@@ -21,7 +21,7 @@ mod common;
 
 use std::collections::BTreeSet;
 
-use peregrine_engine::{Execution, State, TaskRun};
+use peregrine_engine::{Execution, ReplayFrom, RestartOutcome, State, TaskRun};
 use serde_json::{Map, Value, json};
 
 /// Flow files with at least one test expected to pass once the executor lands.
@@ -84,11 +84,6 @@ const COVERED: &[&str] = &[
 /// engine issue. Each has an `#[ignore]`d test. A flow may also be in
 /// [`COVERED`] when the rest of what Kestra asserts about it is in scope.
 const EXPECTED_FAILURES: &[(&str, &str)] = &[
-    ("failed-first.yaml", "restart of a failed execution"),
-    (
-        "restart-each.yaml",
-        "replay of an execution from a task run",
-    ),
     (
         "variables.yaml",
         "envs (KESTRA_* environment) and globals (server configuration)",
@@ -1336,11 +1331,62 @@ fn restart_each_second_fails() {
 /// Kestra: RestartCaseTest.replay: run without input (SUCCESS), then replay
 /// from `2_end` into a new execution.
 #[test]
-#[ignore = "replay of an execution from a task run"]
 fn restart_each_replay() {
-    let e = run("restart-each.yaml", no_inputs());
-    assert_state(&e, State::Success);
-    needs("ExecutionService.replay (a new execution from `2_end`, 20 task runs, SUCCESS)");
+    let (engine, ended, rev) = on_engine("restart-each.yaml");
+    let id = common::submit(&engine, &rev, no_inputs());
+    let first = ended.wait_for(1).remove(0);
+    assert_eq!(first["state"]["current"], "SUCCESS");
+    assert_eq!(first["taskRunList"].as_array().unwrap().len(), 20);
+    let end: peregrine_engine::TaskRunId = first["taskRunList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["taskId"] == "2_end")
+        .and_then(|t| t["id"].as_str())
+        .unwrap()
+        .parse()
+        .unwrap();
+    let old = engine.read(id).unwrap().wait().unwrap().unwrap().record;
+    let started = engine
+        .replay(&old, ReplayFrom::TaskRun(end), None)
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_ne!(started.id, id);
+    let replayed = ended
+        .wait_for(2)
+        .into_iter()
+        .find(|e| e["id"] == started.id.to_string())
+        .unwrap();
+    assert_eq!(replayed["state"]["current"], "SUCCESS");
+    let runs = replayed["taskRunList"].as_array().unwrap();
+    assert_eq!(runs.len(), 20);
+    // The 19 before it are kept (with ids of their own), `2_end` ran again.
+    for (old, new) in first["taskRunList"].as_array().unwrap().iter().zip(runs) {
+        assert_eq!(old["taskId"], new["taskId"]);
+        assert_ne!(old["id"], new["id"]);
+        if old["taskId"] != "2_end" {
+            assert_eq!(old["state"], new["state"]);
+        }
+    }
+    let histories: Vec<&str> = runs[19]["state"]["histories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        histories,
+        [
+            "CREATED",
+            "RUNNING",
+            "SUCCESS",
+            "RESTARTED",
+            "RUNNING",
+            "SUCCESS"
+        ]
+    );
+    engine.shutdown();
 }
 
 /// Kestra assert nothing about all-flowable's execution (only parsing and the
@@ -1461,13 +1507,52 @@ fn failed_first() {
     assert_absent(&e, "t2");
 }
 
-/// Kestra: RestartCaseTest.restartMultiple: restart twice, FAILED each time.
+/// Kestra: RestartCaseTest.restartMultiple: restart twice, FAILED each time
+/// (RESTARTED in between), the same execution.
 #[test]
-#[ignore = "restart of a failed execution"]
 fn failed_first_restart() {
-    let e = run("failed-first.yaml", no_inputs());
-    assert_state(&e, State::Failed);
-    needs("ExecutionService.restart (RESTARTED, then FAILED again, twice)");
+    let (engine, ended, rev) = on_engine("failed-first.yaml");
+    let id = common::submit(&engine, &rev, no_inputs());
+    let first = ended.wait_for(1);
+    assert_eq!(first[0]["state"]["current"], "FAILED");
+    for round in 2..=3 {
+        let outcome = engine.restart(id).unwrap().wait().unwrap();
+        assert!(
+            matches!(outcome, RestartOutcome::Restarted(_)),
+            "{outcome:?}"
+        );
+        let ended = ended.wait_for(round);
+        let last = ended.last().unwrap();
+        assert_eq!(last["id"], id.to_string());
+        assert_eq!(last["state"]["current"], "FAILED");
+        let restarts = last["state"]["histories"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|h| h["state"] == "RESTARTED")
+            .count();
+        assert_eq!(restarts, round - 1);
+        assert_eq!(last["taskRunList"].as_array().unwrap().len(), 1);
+        assert_eq!(
+            last["taskRunList"][0]["attempts"].as_array().unwrap().len(),
+            round
+        );
+    }
+    engine.shutdown();
+}
+
+/// A running engine with the conformance flow `file` in its flows.
+fn on_engine(
+    file: &str,
+) -> (
+    peregrine_engine::Engine,
+    std::sync::Arc<common::Ended>,
+    std::sync::Arc<peregrine_engine::FlowRevision>,
+) {
+    let flows = std::sync::Arc::new(common::MapFlows::default());
+    let rev = flows.add(&common::corpus_source(file));
+    let (engine, ended) = common::engine(&flows);
+    (engine, ended, rev)
 }
 
 /// Kestra: OutputValuesTest.output (SUCCESS, 1 task run, `values`).

@@ -18,7 +18,8 @@ use axum::extract::FromRef;
 use peregrine_engine::ExecutionId;
 use peregrine_engine::{
     Ack, Change, Engine, EngineConfig, Filter, KillOutcome, NewExecution, Observer, Pending,
-    Refusal, Relabelled, ResumeOutcome, Search, Snapshot, Started,
+    Record, Refusal, Relabelled, ReplayError, ReplayFrom, RestartOutcome, ResumeOutcome, Search,
+    Snapshot, Started,
 };
 use peregrine_engine::{DurabilityError, Receipt};
 use serde_json::{Map, Value};
@@ -324,6 +325,65 @@ impl Executions {
             ResumeOutcome::NotPaused(_) | ResumeOutcome::Invalid(_) => {}
         }
         Ok(outcome)
+    }
+
+    /// Restarts ended execution `id` under the same id (its failed task
+    /// runs); answers once the restart is durable.
+    pub async fn restart(&self, id: ExecutionId) -> Result<RestartOutcome, Refused> {
+        for _ in 0..RELABEL_ATTEMPTS {
+            let engine = Arc::clone(&self.engine);
+            // One only on disk is read there: off the async threads.
+            let pending = tokio::task::spawn_blocking(move || {
+                engine
+                    .with(|engine| engine.restart(id))
+                    .unwrap_or(Err(Refusal::Stopped.into()))
+            })
+            .await
+            .map_err(|_| Refused::Stopped)?
+            .map_err(|e| match e {
+                peregrine_engine::Error::Refused(refusal) => Refused::from(refusal),
+                other => Refused::NotDurable(format!("reading execution {id} from disk: {other}")),
+            })?;
+            match pending.answer().await.map_err(|_| Refused::Stopped)? {
+                RestartOutcome::Stale => continue,
+                RestartOutcome::Restarted(done) => {
+                    durable(&done.receipt).await?;
+                    return Ok(RestartOutcome::Restarted(done));
+                }
+                other => return Ok(other),
+            }
+        }
+        Err(Refused::Overloaded(format!(
+            "execution {id} changed {RELABEL_ATTEMPTS} times while it was being restarted; retry"
+        )))
+    }
+
+    /// Starts a new execution replaying ended execution `record` (see
+    /// `Engine::replay`); answers with it once its creation is durable.
+    pub async fn replay(
+        &self,
+        record: &Record,
+        from: ReplayFrom,
+        revision: Option<u32>,
+    ) -> Result<Result<Snapshot, ReplayError>, Refused> {
+        let replayed = self
+            .engine
+            .with(|engine| engine.replay(record, from, revision))
+            .ok_or(Refused::Stopped)?;
+        let pending = match replayed {
+            Ok(pending) => pending,
+            Err(ReplayError::Refused(refused)) => return Err(Refused::from(refused.refusal)),
+            Err(other) => return Ok(Err(other)),
+        };
+        let started = pending.answer().await.map_err(|_| Refused::Stopped)?;
+        durable(&started.receipt).await?;
+        let record = started
+            .snapshot
+            .ok_or_else(|| Refused::NotDurable("the replay's first step is not at hand".into()))?;
+        Ok(Ok(Snapshot {
+            record,
+            receipt: started.receipt,
+        }))
     }
 
     /// Kills `id` (with `cascade`, the subflow executions it waits for);

@@ -1289,15 +1289,15 @@ const NOT_YET: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "POST",
-        "/executions/e1/restart",
-        "restarting an execution",
-        "POST /executions/{executionId}/restart",
+        "/executions/restart/by-ids",
+        "restarting executions in bulk",
+        "POST /executions/restart/by-ids",
     ),
     (
         "POST",
-        "/executions/e1/actions/replay",
+        "/executions/e1/actions/replay-with-inputs",
         "replaying an execution",
-        "POST /executions/{executionId}/actions/replay",
+        "POST /executions/{executionId}/actions/replay-with-inputs",
     ),
     (
         "POST",
@@ -1900,4 +1900,99 @@ async fn an_execution_given_a_schedule_date_waits_created_until_then() {
     let due = chrono::DateTime::parse_from_rfc3339(&at).expect("a date");
     assert!(running >= due, "began at {running}, not before {at}");
     assert!(when.timestamp_millis() == due.timestamp_millis());
+}
+
+#[tokio::test]
+async fn a_failed_execution_is_restarted_and_replayed_through_the_api() {
+    let server = common::Server::start(&[]).await;
+    let flow = r#"
+id: flaky
+namespace: tests.restart
+tasks:
+  - id: first
+    type: io.kestra.plugin.core.debug.Return
+    format: one
+  - id: second
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ taskrun.attemptsCount >= 1 ? 'two' : ko }}"
+"#;
+    assert_eq!(server.create_flow(flow).await.status, StatusCode::OK);
+    let started = server
+        .trigger(
+            "/api/v1/main/executions/tests.restart/flaky?wait=true",
+            json!({}),
+        )
+        .await;
+    assert_eq!(started.json()["state"]["current"], "FAILED");
+    let id = common::id_of(&started);
+    let first = started.json();
+    let post = |path: String| {
+        let server = &server;
+        async move { server.send(axum::http::Method::POST, &path, &[], "").await }
+    };
+    // 0.2x's path: the same execution, RESTARTED, then SUCCESS.
+    let restarted = post(format!("/api/v1/main/executions/{id}/restart")).await;
+    assert_eq!(restarted.status, StatusCode::OK, "{:?}", restarted.body);
+    assert_eq!(restarted.json()["id"], id.as_str());
+    let done = server.wait_for_state(&id, "SUCCESS").await;
+    assert_eq!(done["metadata"]["attemptNumber"], 2);
+    assert_eq!(done["taskRunList"][0]["id"], first["taskRunList"][0]["id"]);
+    assert_eq!(done["taskRunList"][1]["outputs"]["value"], "two");
+    assert_eq!(
+        done["taskRunList"][1]["attempts"].as_array().map(Vec::len),
+        Some(2)
+    );
+    // Nothing failed any more: 422 with Kestra's message; unknown: 404.
+    let again = post(format!("/api/v1/main/executions/{id}/actions/restart")).await;
+    assert_eq!(
+        again.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{:?}",
+        again.body
+    );
+    assert_eq!(
+        again.json()["message"],
+        "No task found to restart execution from!"
+    );
+    let unknown = post("/api/v1/main/executions/5VuyF1ntMUCXbCpLfeULmx/restart".into()).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    // A replay from the second task run: a new execution that keeps the
+    // first task run's outputs.
+    let second = done["taskRunList"][1]["id"].as_str().unwrap().to_owned();
+    let replayed = post(format!(
+        "/api/v1/main/executions/{id}/replay?taskRunId={second}"
+    ))
+    .await;
+    assert_eq!(replayed.status, StatusCode::OK, "{:?}", replayed.body);
+    let new_id = common::id_of(&replayed);
+    assert_ne!(new_id, id);
+    let replay = server.wait_for_state(&new_id, "SUCCESS").await;
+    assert_eq!(replay["taskRunList"][0]["outputs"]["value"], "one");
+    assert_eq!(replay["taskRunList"][1]["outputs"]["value"], "two");
+    let bad = post(format!(
+        "/api/v1/main/executions/{id}/actions/replay?taskRunId=5VuyF1ntMUCXbCpLfeULmx"
+    ))
+    .await;
+    assert_eq!(
+        bad.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{:?}",
+        bad.body
+    );
+    // A running execution is not restarted: 409.
+    let slow = r#"
+id: slow
+namespace: tests.restart
+tasks:
+  - id: nap
+    type: io.kestra.plugin.core.flow.Sleep
+    duration: PT30S
+"#;
+    assert_eq!(server.create_flow(slow).await.status, StatusCode::OK);
+    let running = server
+        .trigger("/api/v1/main/executions/tests.restart/slow", json!({}))
+        .await;
+    let running = common::id_of(&running);
+    let refused = post(format!("/api/v1/main/executions/{running}/restart")).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{:?}", refused.body);
 }

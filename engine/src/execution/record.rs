@@ -20,8 +20,8 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::id::{ExecutionId, Id};
-use super::model::{Execution, TaskRun};
-use super::state::{State, StateHistory, format_date, iso_duration};
+use super::model::{self, Execution, Logs, TaskRun};
+use super::state::{State, StateChange, StateHistory, format_date, iso_duration};
 
 /// One state change in 64 bits: its instant in microseconds since the Unix
 /// epoch, shifted left by 4, and the state's index in [`State::ALL`] (14
@@ -194,6 +194,68 @@ impl Record {
             .expect("a valid archive of owned strings and numbers deserializes");
         frozen.labels = labels;
         Self::archive(&frozen)
+    }
+
+    /// The execution this record froze, thawed (its log lines are not in
+    /// the record: they come back empty).
+    pub(crate) fn thaw(&self) -> Execution {
+        let f = self.frozen();
+        let history = |changes: &rkyv::vec::ArchivedVec<ArchivedChange>| {
+            let changes = changes
+                .iter()
+                .map(|c| StateChange {
+                    state: c.state(),
+                    date: c.at(),
+                })
+                .collect();
+            StateHistory::from_changes(changes)
+                .unwrap_or_else(|| StateHistory::new(State::Created, DateTime::<Utc>::MIN_UTC))
+        };
+        let json = |text: &str| serde_json::from_str::<Value>(text).unwrap_or(Value::Null);
+        let task_runs = f
+            .task_runs
+            .iter()
+            .map(|t| {
+                let state = history(&t.state);
+                TaskRun {
+                    id: Id::from_u128(t.id.to_native()),
+                    task_id: Arc::from(t.task_id.as_str()),
+                    parent: t.parent.as_ref().map(|p| p.to_native()),
+                    value: t.value.as_ref().map(|v| Arc::from(v.as_str())),
+                    iteration: t.iteration.as_ref().map(|i| i.to_native()),
+                    attempts: t
+                        .attempts
+                        .iter()
+                        .map(|a| model::Attempt {
+                            state: if a.is_empty() {
+                                state.clone()
+                            } else {
+                                history(a)
+                            },
+                        })
+                        .collect(),
+                    outputs: t.outputs.as_ref().map(|o| Arc::new(json(o.as_str()))),
+                    state,
+                }
+            })
+            .collect();
+        Execution {
+            id: self.id(),
+            namespace: Arc::from(f.namespace.as_str()),
+            flow_id: Arc::from(f.flow_id.as_str()),
+            flow_revision: f.flow_revision.to_native(),
+            inputs: json(f.inputs.as_str()),
+            outputs: f.outputs.as_ref().map(|o| json(o.as_str())),
+            labels: self
+                .labels()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+            trigger: f.trigger.as_ref().map(|t| json(t.as_str())),
+            state: history(&f.state),
+            task_runs,
+            error: f.error.as_ref().map(|e| e.as_str().to_owned()),
+            logs: Logs::default(),
+        }
     }
 
     /// A record read back from bytes (the journal's terminal record),
@@ -431,15 +493,20 @@ impl Serialize for ExecutionJson<'_> {
         map.serialize_entry("namespace", f.namespace.as_str())?;
         map.serialize_entry("flowId", f.flow_id.as_str())?;
         map.serialize_entry("flowRevision", &f.flow_revision.to_native())?;
-        // What Kestra sets on a replay or a restart, neither of which
-        // Peregrine does yet: an execution is its own original, on its
-        // first attempt, never soft-deleted (deleting one removes it).
+        // An execution is its own original (a replay's lineage is not
+        // recorded), never soft-deleted (deleting one removes it); each
+        // restart is an attempt more, and its history keeps the RESTARTED.
         map.serialize_entry("originalId", &id)?;
         map.serialize_entry("deleted", &false)?;
+        let restarts = f
+            .state
+            .iter()
+            .filter(|c| c.state() == State::Restarted)
+            .count();
         map.serialize_entry(
             "metadata",
             &Metadata {
-                attempt_number: 1,
+                attempt_number: 1 + restarts,
                 original_created_date: format_date(created),
             },
         )?;
@@ -477,7 +544,7 @@ impl Serialize for ExecutionJson<'_> {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Metadata {
-    attempt_number: u32,
+    attempt_number: usize,
     original_created_date: String,
 }
 

@@ -116,6 +116,17 @@ impl StateHistory {
         }
     }
 
+    /// A history rebuilt from its changes, oldest first (`None` if empty).
+    pub(crate) fn from_changes(histories: Vec<StateChange>) -> Option<Self> {
+        let current = histories.last()?.state;
+        Some(Self { current, histories })
+    }
+
+    /// How many times it entered `state`.
+    pub fn count(&self, state: State) -> usize {
+        self.histories.iter().filter(|c| c.state == state).count()
+    }
+
     pub fn current(&self) -> State {
         self.current
     }

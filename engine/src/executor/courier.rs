@@ -59,6 +59,10 @@ pub(crate) struct ParentLink {
     pub wait: bool,
     /// How deep the child is: 1 for a parent's own child.
     pub depth: u32,
+    /// How many times the parent was restarted when it asked for the child
+    /// (its task-run indices start again at each restart): part of the
+    /// child's id. Known to the parent only; a child's copy holds 0.
+    pub generation: u32,
 }
 
 /// A child execution a task run asks for, as its parent rendered it.
@@ -85,7 +89,7 @@ pub(crate) struct SpawnOrder {
 impl ParentLink {
     /// The child this link names (see [`child_id`]).
     pub(crate) fn child(&self) -> ExecutionId {
-        child_id(self.execution, self.task_run, self.attempt)
+        child_id(self.execution, self.task_run, self.attempt, self.generation)
     }
 }
 
@@ -120,13 +124,21 @@ pub(crate) enum Parcel {
 /// The id of the child that attempt `attempt` of task run `task_run` of
 /// `parent` starts: the same at every replay, so a start sent again finds
 /// the child it started.
-pub(crate) fn child_id(parent: ExecutionId, task_run: u32, attempt: u32) -> ExecutionId {
-    let mut bytes = [0u8; 32];
+pub(crate) fn child_id(
+    parent: ExecutionId,
+    task_run: u32,
+    attempt: u32,
+    generation: u32,
+) -> ExecutionId {
+    let mut bytes = [0u8; 36];
     bytes[..8].copy_from_slice(b"subflow:");
     bytes[8..24].copy_from_slice(&parent.as_u128().to_le_bytes());
     bytes[24..28].copy_from_slice(&task_run.to_le_bytes());
-    bytes[28..].copy_from_slice(&attempt.to_le_bytes());
-    Id::derive(&bytes)
+    bytes[28..32].copy_from_slice(&attempt.to_le_bytes());
+    bytes[32..].copy_from_slice(&generation.to_le_bytes());
+    // A parent never restarted derives what it always did.
+    let len = if generation == 0 { 32 } else { 36 };
+    Id::derive(&bytes[..len])
 }
 
 /// The courier's end of the parcels the shards send.
@@ -213,6 +225,7 @@ impl Courier {
             trigger: Some(order.trigger),
             parent: Some(order.link),
             schedule_date: order.schedule_date,
+            replays: None,
         };
         // Counted as it runs, never refused: its parent was admitted, and
         // a parent that can never start its child would wait forever.

@@ -22,15 +22,15 @@ use super::courier::{ChildNews, Courier, Flows, Parcel};
 use super::finished::Finished;
 use super::inbox::{PushError, Receiver, Sender, inbox};
 use super::limits::Limits;
-use super::plan::FlowLookup;
-use super::run::NewExecution;
+use super::plan::{FlowLookup, FlowRevision};
+use super::run::{NewExecution, Replays};
 use super::search::{Filter, Newest};
 use super::shard::{
-    Effect, KillOutcome, Message, Relabelled, Reply, RequestId, RestoreError, ResumeOutcome, Shard,
-    Snapshot, Started, Stored,
+    Effect, KillOutcome, Message, Relabelled, Reply, RequestId, RestartOutcome, RestoreError,
+    ResumeOutcome, Shard, Snapshot, Started, Stored,
 };
 use super::worker::{self, WorkDone, WorkOrder, WorkerHandle, WorkerPool};
-use crate::execution::{Execution, ExecutionId, Record};
+use crate::execution::{Execution, ExecutionId, Record, State, TaskRunId};
 use crate::journal::{self, JournalError, Receipt, Recovered, WalJournal};
 
 /// Sees every change of every execution, on the shard's thread, after the
@@ -148,6 +148,28 @@ pub enum Refusal {
     /// The engine is stopping or stopped.
     #[error("the engine has stopped")]
     Stopped,
+}
+
+/// Where a replay starts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayFrom {
+    /// The start: a new execution with the same inputs.
+    Start,
+    /// This task run: what came before it is kept.
+    TaskRun(TaskRunId),
+    /// The failed task runs, as a restart does.
+    Failed,
+}
+
+/// Why a replay did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("Execution must be terminated to be replayed, current state is '{0}' !")]
+    NotEnded(State),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Refused(SubmitError),
 }
 
 /// A start the engine refused; the execution comes back to the caller.
@@ -292,6 +314,12 @@ pub(crate) enum Command {
         inputs: Box<serde_json::Map<String, serde_json::Value>>,
         reply: flume::Sender<ResumeOutcome>,
     },
+    Restart {
+        id: ExecutionId,
+        rev: Option<Arc<FlowRevision>>,
+        stored: Stored,
+        reply: flume::Sender<RestartOutcome>,
+    },
     WorkDone(Box<WorkDone>),
     Child(Box<ChildNews>),
 }
@@ -305,6 +333,7 @@ enum ReplyTo {
     Search(flume::Sender<Newest<Snapshot>>),
     Relabel(flume::Sender<Relabelled>),
     Resume(flume::Sender<ResumeOutcome>),
+    Restart(flume::Sender<RestartOutcome>),
 }
 
 impl Command {
@@ -362,6 +391,20 @@ impl Command {
                     request,
                 },
                 Some(ReplyTo::Resume(reply)),
+            ),
+            Command::Restart {
+                id,
+                rev,
+                stored,
+                reply,
+            } => (
+                Message::Restart {
+                    id,
+                    rev,
+                    stored,
+                    request,
+                },
+                Some(ReplyTo::Restart(reply)),
             ),
             Command::WorkDone(done) => (Message::WorkDone(done), None),
             Command::Child(news) => (Message::Child(news), None),
@@ -543,6 +586,8 @@ pub struct Engine {
     wals: Vec<peregrine_wal::Wal>,
     /// The thread that carries messages between executions.
     courier: Option<JoinHandle<()>>,
+    /// Where restarts and replays find their flow revisions.
+    flows: Option<Arc<dyn Flows>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -732,6 +777,7 @@ impl Engine {
             admission,
             wals,
             courier: Some(courier),
+            flows: config.flows.clone(),
         })
     }
 
@@ -897,6 +943,111 @@ impl Engine {
         };
         self.push(id, command).map_err(|(refusal, _)| refusal)?;
         Ok(pending)
+    }
+
+    /// Restarts ended execution `id` under the same id, as Kestra does: its
+    /// failed task runs (and their flowable ancestors) run again, on the
+    /// flow revision it ran, after what succeeded, which is kept (see
+    /// [`super::guide`]). It counts as running again (never refused for
+    /// `max_running`, like a subflow's child). One only on disk is read
+    /// here, as [`Engine::set_labels`] does; [`RestartOutcome::Stale`]
+    /// says to ask again.
+    pub fn restart(&self, id: ExecutionId) -> Result<Pending<RestartOutcome>, crate::Error> {
+        let finished = &self.finished[self.shard_of(id)];
+        let rewrites = finished.rewrites();
+        let (stored, record) = match finished.get(id) {
+            Some(kept) => (Stored::InMemory, Some(kept.record)),
+            None => match self.read_retained(id)? {
+                Some(snapshot) => (
+                    Stored::OnDisk {
+                        record: snapshot.record.clone(),
+                        rewrites,
+                    },
+                    Some(snapshot.record),
+                ),
+                // Running, or not here: its shard says which.
+                None => (Stored::Nowhere, None),
+            },
+        };
+        let rev = match record.map(|r| self.flow_of(&r, r.flow_revision())) {
+            None => None,
+            Some(Ok(rev)) => Some(rev),
+            Some(Err(why)) => return Ok(Pending::ready(RestartOutcome::Refused(why))),
+        };
+        let (reply, pending) = Pending::channel();
+        let command = Command::Restart {
+            id,
+            rev,
+            stored,
+            reply,
+        };
+        self.admission.running.fetch_add(1, Ordering::AcqRel);
+        if let Err((refusal, _)) = self.push(id, command) {
+            self.admission.release();
+            return Err(refusal.into());
+        }
+        Ok(pending)
+    }
+
+    /// Starts a new execution that replays ended execution `record` on
+    /// revision `revision` of its flow (its own by default), keeping its
+    /// inputs, labels and trigger: from the start, from one of its task
+    /// runs (what came before it is kept), or restarting its failed task
+    /// runs (Kestra's restart on another revision). Admitted like any
+    /// start.
+    pub fn replay(
+        &self,
+        record: &Record,
+        from: ReplayFrom,
+        revision: Option<u32>,
+    ) -> Result<Pending<Started>, ReplayError> {
+        if !record.is_terminal() {
+            return Err(ReplayError::NotEnded(record.state()));
+        }
+        let rev = self
+            .flow_of(record, revision.unwrap_or_else(|| record.flow_revision()))
+            .map_err(ReplayError::Invalid)?;
+        let old = record.thaw();
+        let from = match from {
+            ReplayFrom::Start => None,
+            ReplayFrom::Failed => Some(None),
+            ReplayFrom::TaskRun(task_run) => {
+                let Some(at) = old.task_runs.iter().position(|t| t.id == task_run) else {
+                    return Err(ReplayError::Invalid(format!(
+                        "Task run '{task_run}' not found in execution '{}'",
+                        record.id()
+                    )));
+                };
+                Some(Some(at as u32))
+            }
+        };
+        let replays = from.map(|from| Replays {
+            record: record.clone(),
+            from,
+        });
+        if let Some(replays) = &replays {
+            // Checked here, so that the shard's own guide builds too.
+            replays.guide(&rev).map_err(ReplayError::Invalid)?;
+        }
+        let inputs = match old.inputs {
+            serde_json::Value::Object(map) => map,
+            _ => serde_json::Map::new(),
+        };
+        let mut new = NewExecution::new(rev, inputs);
+        new.labels = old.labels;
+        new.trigger = old.trigger;
+        new.replays = replays;
+        self.submit(new, Ack::Snapshot)
+            .map_err(ReplayError::Refused)
+    }
+
+    /// Revision `revision` of the flow `record` ran, from the engine's
+    /// flows.
+    fn flow_of(&self, record: &Record, revision: u32) -> Result<Arc<FlowRevision>, String> {
+        let Some(flows) = &self.flows else {
+            return Err("this engine has no flow repository to find the flow in".to_owned());
+        };
+        flows.find(record.namespace(), record.flow_id(), Some(revision))
     }
 
     /// The executions that match `filter`, newest first (or oldest, as
@@ -1074,8 +1225,7 @@ fn recover_shard(
     for (key, records) in recovered.iter() {
         let id = ExecutionId::from_u128(key.id());
         let quarantine = (quarantined == Some(id)).then_some(QUARANTINED);
-        let on_disk_only =
-            records.clone().next().is_some_and(|r| r.is_terminal()) && !in_memory.contains(&key);
+        let on_disk_only = ended_alone(records.clone()) && !in_memory.contains(&key);
         let found = if on_disk_only {
             Ok(Found::Finished)
         } else {
@@ -1129,11 +1279,11 @@ fn newest_finished(
 ) -> rustc_hash::FxHashSet<peregrine_wal::Key> {
     use std::cmp::Reverse;
     let mut newest = std::collections::BinaryHeap::with_capacity(keep.saturating_add(1));
-    for (key, mut records) in recovered.iter() {
-        let Some(first) = records.next() else {
+    for (key, records) in recovered.iter() {
+        let Some(first) = records.clone().next() else {
             continue;
         };
-        if !first.is_terminal() {
+        if !ended_alone(records) {
             continue;
         }
         newest.push(Reverse((first.lsn(), key)));
@@ -1142,6 +1292,12 @@ fn newest_finished(
         }
     }
     newest.into_iter().map(|Reverse((_, key))| key).collect()
+}
+
+/// Whether a key's records are a final record alone (not followed by a
+/// restart).
+fn ended_alone(mut records: peregrine_wal::LiveRecords<'_>) -> bool {
+    records.next().is_some_and(|r| r.is_terminal()) && records.next().is_none()
 }
 
 /// Deaths in a row while working on one execution before it is failed
@@ -1164,15 +1320,18 @@ fn recover(
     quarantine: Option<&str>,
 ) -> Result<Found, Unrecoverable> {
     let mut entries = Vec::new();
+    let mut end = None;
     for record in records {
         match journal::decode(record.kind(), record.payload())? {
             Recovered::Entry(entry) => entries.push(entry),
-            Recovered::Ended(ended) if entries.is_empty() => {
-                finished.restore(ended, now);
-                return Ok(Found::Finished);
-            }
+            Recovered::Ended(ended) if entries.is_empty() && end.is_none() => end = Some(ended),
             Recovered::Ended(_) => return Err(RestoreError::OutOfPlace.into()),
         }
+    }
+    // Entries after an end begin with a restart, which holds that end.
+    if let (Some(ended), true) = (end, entries.is_empty()) {
+        finished.restore(ended, now);
+        return Ok(Found::Finished);
     }
     match quarantine {
         Some(why) => {
@@ -1222,6 +1381,12 @@ impl ShardRuntime {
                     // or not at all (its creation was not journaled).
                     self.admission.release();
                 }
+                if let Reply::Restart(outcome) = &reply
+                    && !matches!(outcome, RestartOutcome::Restarted(_))
+                {
+                    // Counted when asked for; it does not run again.
+                    self.admission.release();
+                }
                 let Some(to) = replies.remove(&request) else {
                     return;
                 };
@@ -1234,6 +1399,7 @@ impl ShardRuntime {
                     (ReplyTo::Search(tx), Reply::Search(r)) => tx.send(r).map_err(drop),
                     (ReplyTo::Relabel(tx), Reply::Relabel(r)) => tx.send(r).map_err(drop),
                     (ReplyTo::Resume(tx), Reply::Resume(r)) => tx.send(r).map_err(drop),
+                    (ReplyTo::Restart(tx), Reply::Restart(r)) => tx.send(r).map_err(drop),
                     _ => {
                         tracing::error!("a shard answered a request with the wrong kind of reply");
                         Ok(())

@@ -152,6 +152,14 @@ impl Finished {
         })
     }
 
+    /// Lets execution `id` go (it runs again: restarted).
+    pub fn remove(&self, id: ExecutionId) {
+        let mut stripe = self.stripe(id);
+        if stripe.by_id.remove(&id).is_some() {
+            stripe.order.retain(|&(_, kept)| kept != id);
+        }
+    }
+
     pub fn get(&self, id: ExecutionId) -> Option<Kept> {
         self.stripe(id).by_id.get(&id).cloned()
     }

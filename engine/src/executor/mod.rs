@@ -5,6 +5,7 @@ mod engine;
 mod finished;
 #[cfg(feature = "internals")]
 mod fixtures;
+mod guide;
 mod inbox;
 mod limits;
 mod outputs;
@@ -27,7 +28,8 @@ pub use courier::{Flows, MAX_SUBFLOW_DEPTH};
 pub(crate) use engine::run_to_end_limited;
 pub use engine::{
     Ack, Change, Damaged, Engine, EngineConfig, Left, Observer, Page, Pending, Recovery, Refusal,
-    Search, Stopped, SubmitError, Unrecoverable, run_to_end, run_to_end_observed,
+    ReplayError, ReplayFrom, Search, Stopped, SubmitError, Unrecoverable, run_to_end,
+    run_to_end_observed,
 };
 #[cfg(feature = "internals")]
 pub use fixtures::OutputLookup;
@@ -38,4 +40,6 @@ pub use plan::{FlowLookup, FlowRevision};
 pub(crate) use render::{RenderContext, into_text, is_truthy};
 pub use run::NewExecution;
 pub use search::{Bounds, Filter, Text};
-pub use shard::{KillOutcome, Relabelled, RestoreError, ResumeOutcome, Snapshot, Started};
+pub use shard::{
+    KillOutcome, Relabelled, RestartOutcome, RestoreError, ResumeOutcome, Snapshot, Started,
+};

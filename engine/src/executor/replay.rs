@@ -186,6 +186,83 @@ fn a_journal_that_fails_mid_run_rebuilds_what_it_kept() {
     );
 }
 
+/// Fails on its first attempt at `flaky`; restarted, it sleeps, then
+/// renders the instant and what the kept task made.
+const FLAKY: &str = r#"
+id: flaky
+namespace: tests
+tasks:
+  - id: stamp
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ now() }}"
+  - id: flaky
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ taskrun.attemptsCount == 1 ? now() : ko }}"
+  - id: nap
+    type: io.kestra.plugin.core.flow.Sleep
+    duration: PT1S
+  - id: last
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ now() }} after {{ outputs.stamp.value }}"
+"#;
+
+#[test]
+fn a_restart_replays_from_its_journal_byte_for_byte_after_any_record() {
+    use super::shard::{RestartOutcome, Stored};
+    let flow = revision(FLAKY);
+    let journal = FaultyJournal::default();
+    let mut shard = Shard::with_journal(t(0), Box::new(journal.clone()), finished());
+    let id = start(&mut shard, &flow, 7, t(0));
+    let failed = ended_record(&mut shard).expect("it fails at once");
+    assert_eq!(failed.state(), State::Failed);
+    let message = Message::Restart {
+        id,
+        rev: Some(Arc::clone(&flow)),
+        stored: Stored::InMemory,
+        request: 1,
+    };
+    shard.step(message, t(500_000));
+    let mut records = vec![Record::of(shard.get(id).expect("running again"))];
+    let mut restarted = false;
+    shard.drain(|effect, _| {
+        if let Effect::Reply { reply, .. } = effect {
+            restarted = matches!(
+                reply,
+                super::shard::Reply::Restart(RestartOutcome::Restarted(_))
+            );
+        }
+    });
+    assert!(restarted);
+    shard.step(Message::Tick, t(1_600_007));
+    let done = ended_record(&mut shard).expect("the restarted run ends");
+    assert_eq!(done.state(), State::Success, "{:?}", done.to_json(t(0)));
+    records.push(done.clone());
+    let json = done.to_json(t(0));
+    assert_eq!(json["taskRunList"].as_array().map(Vec::len), Some(4));
+
+    // What a recovery reads: the final record superseded the creation, so
+    // the journal starts again at the restart, which holds that record.
+    let causes = journal.causes(id);
+    let at = causes
+        .iter()
+        .position(|c| matches!(c, Entry::Restarted { .. }))
+        .expect("the restart is journaled");
+    let causes = causes[at..].to_vec();
+    assert_eq!(causes.len(), 2, "the restart, then the nap's timer");
+    let shard = restore(causes[..1].to_vec(), &flow, id);
+    let rebuilt = Record::of(shard.get(id).expect("resumed"));
+    assert_eq!(
+        rebuilt.as_bytes(),
+        records[0].as_bytes(),
+        "{:?} vs {:?}",
+        rebuilt.to_json(t(0)),
+        records[0].to_json(t(0))
+    );
+    let mut shard = restore(causes, &flow, id);
+    let replayed = ended_record(&mut shard).expect("the replay ends it");
+    assert_eq!(replayed.as_bytes(), done.as_bytes());
+}
+
 /// Flows the property test draws from: timers, retries, timeouts, loops,
 /// parallel branches, worker tasks whose answers the test makes up, and
 /// `now()`.

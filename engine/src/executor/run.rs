@@ -20,9 +20,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
 
 use super::courier::{ParentLink, SpawnOrder, child_id};
+use super::guide::{Fate, Guide};
 use super::limits::{self, Limits};
 use super::outputs::OutputIndex;
 use super::plan::{FlowRevision, ListId, TaskIdx};
@@ -193,6 +195,11 @@ pub(crate) struct Run {
     /// entry point sets it, so a replay of the same steps renders the same.
     instant: DateTime<Utc>,
     limits: Limits,
+    /// What a restart or a replay keeps of the execution it starts from.
+    guide: Option<Box<Guide>>,
+    /// How many times the execution was restarted: task runs created since
+    /// the last restart derive their ids (and their children's) from it.
+    generation: u32,
 }
 
 /// What starting an execution needs.
@@ -213,6 +220,27 @@ pub struct NewExecution {
     /// When it starts, if later than its creation: it waits CREATED until
     /// then (a subflow's `scheduleDate`).
     pub schedule_date: Option<DateTime<Utc>>,
+    /// The ended execution this one replays, if it is a replay.
+    pub(crate) replays: Option<Replays>,
+}
+
+/// What a replay starts from: an ended execution's final record, and its
+/// task run to replay from (`None`: its failed ones are restarted).
+#[derive(Debug, Clone)]
+pub(crate) struct Replays {
+    pub record: Record,
+    pub from: Option<u32>,
+}
+
+impl Replays {
+    /// The guide of a run that replays this, on flow revision `rev`.
+    pub fn guide(&self, rev: &FlowRevision) -> Result<Guide, String> {
+        let old = self.record.thaw();
+        match self.from {
+            Some(from) => Guide::replay(old, rev, from),
+            None => Guide::restart(old, rev, false),
+        }
+    }
 }
 
 /// What a run asked of the world since the shard last drained it.
@@ -234,6 +262,7 @@ impl std::fmt::Debug for NewExecution {
             .field("trigger", &self.trigger)
             .field("parent", &self.parent)
             .field("schedule_date", &self.schedule_date)
+            .field("replays", &self.replays.as_ref().map(|r| r.record.id()))
             .finish()
     }
 }
@@ -248,6 +277,7 @@ impl NewExecution {
             trigger: None,
             parent: None,
             schedule_date: None,
+            replays: None,
         }
     }
 }
@@ -342,6 +372,49 @@ impl Run {
             error: None,
             logs: Logs::default(),
         };
+        Self::of(exec, rev, new.parent, now, limits)
+    }
+
+    /// Ended execution `guide.old()` started again as `id` (itself, for a
+    /// restart; a new execution, for a replay): RESTARTED, its inputs,
+    /// labels and trigger kept; [`Run::begin`] starts it, as `guide` says.
+    pub fn again(
+        id: ExecutionId,
+        rev: Arc<FlowRevision>,
+        guide: Guide,
+        now: DateTime<Utc>,
+        limits: Limits,
+    ) -> Self {
+        let old = guide.old();
+        let mut state = old.state.clone();
+        state.transition(State::Restarted, now);
+        let exec = Execution {
+            id,
+            namespace: Arc::clone(&rev.namespace),
+            flow_id: Arc::clone(&rev.flow_id),
+            flow_revision: rev.revision(),
+            inputs: old.inputs.clone(),
+            outputs: None,
+            labels: old.labels.clone(),
+            trigger: old.trigger.clone(),
+            state,
+            task_runs: Vec::new(),
+            error: None,
+            logs: Logs::default(),
+        };
+        let mut run = Self::of(exec, rev, None, now, limits);
+        run.generation = u32::try_from(run.exec.state.count(State::Restarted)).unwrap_or(u32::MAX);
+        run.guide = Some(Box::new(guide));
+        run
+    }
+
+    fn of(
+        exec: Execution,
+        rev: Arc<FlowRevision>,
+        parent: Option<ParentLink>,
+        now: DateTime<Utc>,
+        limits: Limits,
+    ) -> Self {
         let root = Frame {
             owner: None,
             kind: FrameKind::Plain,
@@ -369,9 +442,11 @@ impl Run {
             work: Vec::new(),
             spawns: Vec::new(),
             kills: Vec::new(),
-            parent: new.parent,
+            parent,
             instant: now,
             limits,
+            guide: None,
+            generation: 0,
         }
     }
 
@@ -399,12 +474,18 @@ impl Run {
         });
     }
 
-    /// CREATED → RUNNING, and run everything that can run inline.
+    /// CREATED (or RESTARTED) → RUNNING, and run everything that can run
+    /// inline.
     pub fn begin(&mut self, now: DateTime<Utc>) {
-        if self.exec.state.current() != State::Created {
-            return;
-        }
+        let restarted = match self.exec.state.current() {
+            State::Created => false,
+            State::Restarted => true,
+            _ => return,
+        };
         self.instant = now;
+        if restarted {
+            self.log(None, Level::Info, "Flow restarted".to_owned(), now);
+        }
         self.exec.state.transition(State::Running, now);
         if let Some(state) = self.drive(0, now) {
             self.finish_execution(state, now);
@@ -802,7 +883,7 @@ impl Run {
         let node = self.rev.node(task);
         let idx = self.exec.task_runs.len() as u32;
         self.exec.task_runs.push(TaskRun {
-            id: task_run_id(self.exec.id, idx),
+            id: task_run_id(self.exec.id, self.generation, idx),
             task_id: Arc::clone(&node.task_id),
             parent,
             value,
@@ -820,11 +901,153 @@ impl Run {
             chain,
             waits: Waits::Nothing,
         });
+        if self.guide.is_some() {
+            self.find_old(idx, parent);
+        }
         idx
+    }
+
+    /// Task run `tr` (just created, its parent `parent`) of a restarted or
+    /// replayed run: finds the old task run in its place (see
+    /// [`super::guide`]), whose id it keeps on a restart.
+    fn find_old(&mut self, tr: u32, parent: Option<u32>) {
+        let anew = self.follows_replayed(tr);
+        let Some(guide) = self.guide.as_deref_mut() else {
+            return;
+        };
+        let Some(old) = guide.find(parent, &self.exec.task_runs[tr as usize], anew) else {
+            return;
+        };
+        if guide.keeps_ids() {
+            self.exec.task_runs[tr as usize].id = guide.old().task_runs[old as usize].id;
+        }
+        if guide.from() == Some(old) {
+            // What follows it in these groups, or depends on them, runs anew.
+            let mut lineage = Vec::new();
+            let mut at = Some(tr);
+            while let Some(a) = at {
+                let slot = &self.slots[a as usize];
+                lineage.push((slot.frame, slot.group, slot.epoch));
+                at = self.exec.task_runs[a as usize].parent;
+            }
+            guide.lineage = lineage;
+        }
+    }
+
+    /// Whether task run `tr` (just created) of a replay follows the task
+    /// run replayed: after it (or an ancestor of it) in a group, in a later
+    /// phase of their frame (`finally`), or in a Dag group that depends on
+    /// theirs.
+    fn follows_replayed(&self, tr: u32) -> bool {
+        let Some(guide) = self.guide.as_deref() else {
+            return false;
+        };
+        let slot = &self.slots[tr as usize];
+        guide.lineage.iter().any(|&(f, g, epoch)| {
+            if slot.frame != f {
+                return false;
+            }
+            let frame = &self.frames[f as usize];
+            slot.epoch != epoch
+                || slot.group == g
+                || (frame.kind == FrameKind::Dependencies
+                    && depends_on(&frame.dag_deps, slot.group, g))
+        })
+    }
+
+    /// Task run `tr` of a restarted or replayed run, as its old task run's
+    /// fate says: `Some(state)` when it is kept (copied as it ended, with
+    /// its descendants); a restarted one carries its history and attempts
+    /// on (RESTARTED, then a new attempt; a flowable RUNNING again).
+    fn follow_guide(&mut self, tr: u32, now: DateTime<Utc>) -> Option<State> {
+        let guide = self.guide.as_deref()?;
+        let old = guide.matched(tr)?;
+        let fate = guide.fate(old)?;
+        let was = &guide.old().task_runs[old as usize];
+        let (state, attempts, outputs) =
+            (was.state.clone(), was.attempts.clone(), was.outputs.clone());
+        let flowable = self
+            .rev
+            .node(self.slots[tr as usize].task)
+            .task
+            .is_flowable();
+        let run = &mut self.exec.task_runs[tr as usize];
+        run.state = state;
+        run.attempts = attempts;
+        if fate == Fate::Restart {
+            if !flowable {
+                run.state.transition(State::Restarted, now);
+            }
+            return None;
+        }
+        let ended = run.state.current();
+        if let Some(outputs) = outputs {
+            self.set_shared_outputs(tr, outputs);
+        }
+        self.copy_descendants(tr, old);
+        Some(ended)
+    }
+
+    /// Copies the old descendants of old task run `old` under task run
+    /// `tr`, as they ended (a kept flowable's children run no more).
+    fn copy_descendants(&mut self, tr: u32, old: u32) {
+        let Some(guide) = self.guide.as_deref() else {
+            return;
+        };
+        let keep_ids = guide.keeps_ids();
+        let copies: Vec<(u32, TaskRun)> = guide
+            .descendants(old)
+            .into_iter()
+            .map(|d| (d, guide.old().task_runs[d as usize].clone()))
+            .collect();
+        let mut new_of: FxHashMap<u32, u32> = FxHashMap::default();
+        new_of.insert(old, tr);
+        for (d, mut copy) in copies {
+            let (Some(&parent), Some(&task)) = (
+                copy.parent.and_then(|p| new_of.get(&p)),
+                self.rev.by_id.get(&copy.task_id),
+            ) else {
+                continue;
+            };
+            let idx = self.exec.task_runs.len() as u32;
+            if !keep_ids {
+                copy.id = task_run_id(self.exec.id, self.generation, idx);
+            }
+            copy.parent = Some(parent);
+            let outputs = copy.outputs.take();
+            let above = &self.slots[parent as usize];
+            let chain: Arc<[Arc<str>]> = match &copy.value {
+                Some(v) => above.chain.iter().cloned().chain([Arc::clone(v)]).collect(),
+                None => Arc::clone(&above.chain),
+            };
+            let slot = Slot {
+                task,
+                frame: above.frame,
+                group: above.group,
+                // No frame of this run: its end drives nothing.
+                epoch: u32::MAX,
+                chain,
+                waits: Waits::Nothing,
+            };
+            self.exec.task_runs.push(copy);
+            self.slots.push(slot);
+            if let Some(guide) = self.guide.as_deref_mut() {
+                guide.copied(d);
+            }
+            if let Some(outputs) = outputs {
+                self.set_shared_outputs(idx, outputs);
+            }
+            new_of.insert(d, idx);
+        }
     }
 
     /// Starts a created task run; `Some(state)` if it ended inline.
     fn start_task_run(&mut self, tr: u32, now: DateTime<Utc>) -> Option<State> {
+        if self.guide.is_some()
+            && let Some(kept) = self.follow_guide(tr, now)
+        {
+            return Some(kept);
+        }
         let node = self.rev.node(self.slots[tr as usize].task);
         if let Some(condition) = &node.task.run_if {
             match self.render(condition, Some(tr)) {
@@ -975,6 +1198,7 @@ impl Run {
             attempt,
             wait: call.wait,
             depth: self.parent.map_or(0, |p| p.depth) + 1,
+            generation: self.generation,
         };
         let child = link.child();
         let mut child_labels: Vec<(String, String)> = self
@@ -1030,7 +1254,7 @@ impl Run {
     fn running_child(&self, tr: u32) -> Option<ExecutionId> {
         let attempt = self.attempt_of(tr);
         self.waits_on_child(tr, attempt)
-            .then(|| child_id(self.exec.id, tr, attempt))
+            .then(|| child_id(self.exec.id, tr, attempt, self.generation))
     }
 
     /// The child of attempt `attempt` of task run `tr` answered.
@@ -1039,7 +1263,7 @@ impl Run {
         if !self.waits_on_child(tr, attempt) {
             return;
         }
-        let child = child_id(self.exec.id, tr, attempt);
+        let child = child_id(self.exec.id, tr, attempt, self.generation);
         let started = self.call_task(tr, now, |kind, ctx| kind.on_child(ctx, child, answer));
         self.resume(tr, started, now);
     }
@@ -1431,7 +1655,10 @@ impl Run {
     }
 
     fn set_outputs(&mut self, tr: u32, outputs: Value) {
-        let outputs = Arc::new(outputs);
+        self.set_shared_outputs(tr, Arc::new(outputs));
+    }
+
+    fn set_shared_outputs(&mut self, tr: u32, outputs: Arc<Value>) {
         self.exec.task_runs[tr as usize].outputs = Some(Arc::clone(&outputs));
         let slot = &self.slots[tr as usize];
         let task_id = &self.rev.node(slot.task).task_id;
@@ -1460,13 +1687,34 @@ impl Run {
     }
 }
 
-/// A task run's id follows from its execution and its place in it, so that
-/// replaying an execution's journal rebuilds the same ids.
-fn task_run_id(execution: ExecutionId, index: u32) -> Id {
-    let mut bytes = [0u8; 20];
+/// A task run's id follows from its execution and its place in it (and the
+/// execution's restarts: indices start again at each), so that replaying an
+/// execution's journal rebuilds the same ids.
+fn task_run_id(execution: ExecutionId, generation: u32, index: u32) -> Id {
+    let mut bytes = [0u8; 24];
     bytes[..16].copy_from_slice(&execution.as_u128().to_le_bytes());
-    bytes[16..].copy_from_slice(&index.to_le_bytes());
-    Id::derive(&bytes)
+    bytes[16..20].copy_from_slice(&index.to_le_bytes());
+    bytes[20..].copy_from_slice(&generation.to_le_bytes());
+    // An execution never restarted derives what it always did.
+    let len = if generation == 0 { 20 } else { 24 };
+    Id::derive(&bytes[..len])
+}
+
+/// Whether Dag group `g` waits, directly or not, for group `on`.
+fn depends_on(deps: &[Vec<u32>], g: u32, on: u32) -> bool {
+    let mut seen = vec![false; deps.len()];
+    let mut stack = vec![g];
+    while let Some(at) = stack.pop() {
+        for &d in deps.get(at as usize).map_or(&[][..], Vec::as_slice) {
+            if d == on {
+                return true;
+            }
+            if !std::mem::replace(&mut seen[d as usize], true) {
+                stack.push(d);
+            }
+        }
+    }
+    false
 }
 
 /// A duration as Kestra writes it in a timeout's message

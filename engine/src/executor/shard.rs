@@ -18,9 +18,11 @@ use serde_json::{Map, Value};
 
 use super::courier::{ChildNews, Parcel, ParentLink};
 use super::finished::Finished;
+use super::guide::Guide;
 use super::limits::Limits;
 use super::plan::FlowLookup;
-use super::run::{Due, NewExecution, Requests, Run, Unresumable};
+use super::plan::FlowRevision;
+use super::run::{Due, NewExecution, Replays, Requests, Run, Unresumable};
 use super::search::{Filter, Listed, Newest};
 use super::timer::TimerWheel;
 use super::worker::{WorkDone, WorkOrder};
@@ -73,6 +75,15 @@ pub(crate) enum Message {
         inputs: Box<Map<String, Value>>,
         request: RequestId,
     },
+    /// Restart ended execution `id` (its failed task runs) on `rev`, the
+    /// flow revision it ran (`None`: the caller found no end to restart);
+    /// `stored` is where the caller found it.
+    Restart {
+        id: ExecutionId,
+        rev: Option<Arc<FlowRevision>>,
+        stored: Stored,
+        request: RequestId,
+    },
     /// A subflow's child answered its parent (an execution of this shard).
     Child(Box<ChildNews>),
     /// Time passed: fire the timers due and drop what left the retention
@@ -93,6 +104,22 @@ pub enum ResumeOutcome {
     NotFound,
 }
 
+/// The answer to a restart.
+#[derive(Debug, Clone)]
+pub enum RestartOutcome {
+    /// Restarted: the execution as it now is, durable once the receipt is.
+    Restarted(Snapshot),
+    /// It has not ended: it is in this state.
+    NotEnded(State),
+    /// It cannot be restarted, for this reason (nothing failed in it, or
+    /// the journal refused the restart).
+    Refused(String),
+    /// No such execution on this node.
+    NotFound,
+    /// It changed, or left memory, while the caller looked: ask again.
+    Stale,
+}
+
 /// Where a caller found a finished execution before asking its shard to
 /// change it: the shard reads no disk, so a caller brings what is only
 /// there.
@@ -105,6 +132,13 @@ pub(crate) enum Stored {
     OnDisk { record: Record, rewrites: u64 },
     /// Nowhere (it may be running).
     Nowhere,
+}
+
+/// Why a finished execution's record is not at hand.
+enum Unended {
+    Running(State),
+    Stale,
+    NotFound,
 }
 
 /// The answer to setting labels.
@@ -166,6 +200,7 @@ pub(crate) enum Reply {
     Search(Newest<Snapshot>),
     Relabel(Relabelled),
     Resume(ResumeOutcome),
+    Restart(RestartOutcome),
 }
 
 /// What a shard asks the outside world to do, as data.
@@ -203,6 +238,8 @@ pub enum RestoreError {
     BadInputs(&'static str),
     #[error("its journal has a record out of place")]
     OutOfPlace,
+    #[error("its restart cannot be replayed: {0}")]
+    Restart(String),
 }
 
 /// A running execution and the receipt of its latest journal record.
@@ -294,7 +331,9 @@ impl Shard {
         let now = step_instant(now);
         let concerns = match &message {
             Message::Start { new, .. } => Some(new.id),
-            Message::Kill { id, .. } | Message::Resume { id, .. } => Some(*id),
+            Message::Kill { id, .. } | Message::Resume { id, .. } | Message::Restart { id, .. } => {
+                Some(*id)
+            }
             Message::WorkDone(done) => Some(done.id),
             Message::Child(news) => Some(news.link.execution),
             _ => None,
@@ -370,6 +409,15 @@ impl Shard {
                 let outcome = self.relabel(id, labels, stored);
                 self.reply(request, Reply::Relabel(outcome));
             }
+            Message::Restart {
+                id,
+                rev,
+                stored,
+                request,
+            } => {
+                let outcome = self.restart(id, rev, stored, now);
+                self.reply(request, Reply::Restart(outcome));
+            }
             Message::Tick => {
                 self.fire_timers(now);
                 // Once a second, not per batch: retention is counted in
@@ -389,7 +437,13 @@ impl Shard {
         self.effects.push(Effect::Reply { request, reply });
     }
 
-    fn start(&mut self, new: NewExecution, request: RequestId, snapshot: bool, now: DateTime<Utc>) {
+    fn start(
+        &mut self,
+        mut new: NewExecution,
+        request: RequestId,
+        snapshot: bool,
+        now: DateTime<Utc>,
+    ) {
         let id = new.id;
         let link = new.parent;
         // A start in the future waits CREATED on the timer wheel.
@@ -413,7 +467,15 @@ impl Shard {
             self.reply(request, Reply::Started(started));
             return;
         }
-        let receipt = if self.journal.keeps_records() {
+        let receipt = if let Some(replays) = &new.replays {
+            let replayed = Entry::Replayed {
+                record: replays.record.as_bytes().to_vec(),
+                from: replays.from,
+                revision: new.flow.revision(),
+                at_us: now.timestamp_micros(),
+            };
+            self.journal.append(id, &replayed)
+        } else if self.journal.keeps_records() {
             let created = Entry::Created {
                 namespace: new.flow.namespace.to_string(),
                 flow_id: new.flow.flow_id.to_string(),
@@ -470,7 +532,10 @@ impl Shard {
             self.reply(request, Reply::Started(started));
             return;
         }
-        let mut run = Run::new(new, now, self.limits);
+        let mut run = match new.replays.take() {
+            Some(replays) => replayed_run(new, &replays, now, self.limits),
+            None => Run::new(new, now, self.limits),
+        };
         match scheduled {
             Some(at) => run.schedule(at),
             None => run.begin(now),
@@ -637,24 +702,11 @@ impl Shard {
         given: Vec<(String, String)>,
         stored: Stored,
     ) -> Relabelled {
-        let (record, in_memory) = if let Some(live) = self.live.get(&id) {
-            match &live.ended {
-                // Ended in this batch: it is among the finished already.
-                Some(record) => (record.clone(), true),
-                None => return Relabelled::Running(live.run.execution().state()),
-            }
-        } else if let Some(kept) = self.finished.get(id) {
-            (kept.record, true)
-        } else {
-            match stored {
-                // It left memory after the caller looked.
-                Stored::InMemory => return Relabelled::Stale,
-                Stored::OnDisk { rewrites, .. } if rewrites != self.finished.rewrites() => {
-                    return Relabelled::Stale;
-                }
-                Stored::OnDisk { record, .. } => (record, false),
-                Stored::Nowhere => return Relabelled::NotFound,
-            }
+        let (record, in_memory) = match self.ended_record(id, stored) {
+            Ok(found) => found,
+            Err(Unended::Running(state)) => return Relabelled::Running(state),
+            Err(Unended::Stale) => return Relabelled::Stale,
+            Err(Unended::NotFound) => return Relabelled::NotFound,
         };
         let existing: Vec<(String, String)> = record
             .labels()
@@ -682,6 +734,86 @@ impl Shard {
             live.receipt = receipt.clone();
         }
         Relabelled::Done(Snapshot { record, receipt })
+    }
+
+    /// The final record of ended execution `id`, and whether memory has it
+    /// (else the caller brought it from disk, in `stored`).
+    fn ended_record(&self, id: ExecutionId, stored: Stored) -> Result<(Record, bool), Unended> {
+        if let Some(live) = self.live.get(&id) {
+            return match &live.ended {
+                // Ended in this batch: it is among the finished already.
+                Some(record) => Ok((record.clone(), true)),
+                None => Err(Unended::Running(live.run.execution().state())),
+            };
+        }
+        if let Some(kept) = self.finished.get(id) {
+            return Ok((kept.record, true));
+        }
+        match stored {
+            // It left memory after the caller looked.
+            Stored::InMemory => Err(Unended::Stale),
+            Stored::OnDisk { rewrites, .. } if rewrites != self.finished.rewrites() => {
+                Err(Unended::Stale)
+            }
+            Stored::OnDisk { record, .. } => Ok((record, false)),
+            Stored::Nowhere => Err(Unended::NotFound),
+        }
+    }
+
+    /// Restarts ended execution `id` on `rev`: its final record, journaled
+    /// with the restart, guides the new run (see [`super::guide`]); it
+    /// leaves the finished executions and runs again under the same id.
+    fn restart(
+        &mut self,
+        id: ExecutionId,
+        rev: Option<Arc<FlowRevision>>,
+        stored: Stored,
+        now: DateTime<Utc>,
+    ) -> RestartOutcome {
+        let (record, in_memory) = match self.ended_record(id, stored) {
+            Ok(found) => found,
+            Err(Unended::Running(state)) => return RestartOutcome::NotEnded(state),
+            Err(Unended::Stale) => return RestartOutcome::Stale,
+            Err(Unended::NotFound) => return RestartOutcome::NotFound,
+        };
+        // It ended in this batch (and leaves the shard when the batch's
+        // effects are carried out), or after the caller looked: ask again.
+        let Some(rev) = rev.filter(|_| !self.live.contains_key(&id)) else {
+            return RestartOutcome::Stale;
+        };
+        let guide = match Guide::restart(record.thaw(), &rev, true) {
+            Ok(guide) => guide,
+            Err(why) => return RestartOutcome::Refused(why),
+        };
+        let entry = Entry::Restarted {
+            record: record.as_bytes().to_vec(),
+            at_us: now.timestamp_micros(),
+        };
+        let receipt = self.journal.append(id, &entry);
+        if let Err(e) = receipt.poll_durable().unwrap_or(Ok(())) {
+            return RestartOutcome::Refused(e.to_string());
+        }
+        // Its end is superseded: the WAL keeps its final record as the
+        // execution's until the restarted run ends.
+        self.unjournaled.retain(|r| r.id() != id);
+        if in_memory {
+            self.finished.remove(id);
+        } else {
+            self.finished.rewritten();
+        }
+        let mut run = Run::again(id, rev, guide, now, self.limits);
+        run.begin(now);
+        self.live.insert(
+            id,
+            Live {
+                run,
+                receipt: Receipt::ready(),
+                ended: None,
+            },
+        );
+        self.settle(id, receipt);
+        let snapshot = self.snapshot(id).expect("it was inserted above");
+        RestartOutcome::Restarted(snapshot)
     }
 
     fn work_done(&mut self, done: WorkDone, now: DateTime<Utc>) {
@@ -804,8 +936,12 @@ impl Shard {
         why: String,
     ) -> Result<(), RestoreError> {
         let now = step_instant(now);
-        let (new, created_at) = created(id, &mut entries.into_iter().peekable(), resolve)?;
-        let mut run = Run::new(new, created_at, self.limits);
+        let (mut run, ..) = first_run(
+            id,
+            &mut entries.into_iter().peekable(),
+            resolve,
+            self.limits,
+        )?;
         run.quarantine(why, now);
         self.live.insert(
             id,
@@ -828,9 +964,7 @@ impl Shard {
     ) -> Result<(), RestoreError> {
         let now = step_instant(now);
         let mut entries = entries.into_iter().peekable();
-        let (new, created_at) = created(id, &mut entries, resolve)?;
-        let scheduled = new.schedule_date;
-        let mut run = Run::new(new, created_at, self.limits);
+        let (mut run, created_at, scheduled) = first_run(id, &mut entries, resolve, self.limits)?;
         match scheduled {
             Some(at) => run.schedule(at),
             None => run.begin(created_at),
@@ -886,7 +1020,11 @@ impl Shard {
                     let answer = child_answer(&state, outputs, refused)?;
                     run.on_child(task_run, attempt, &answer, instant(at_us));
                 }
-                Entry::Created { .. } | Entry::Parent { .. } | Entry::Scheduled { .. } => {
+                Entry::Created { .. }
+                | Entry::Parent { .. }
+                | Entry::Scheduled { .. }
+                | Entry::Restarted { .. }
+                | Entry::Replayed { .. } => {
                     return Err(RestoreError::OutOfPlace);
                 }
             }
@@ -1040,6 +1178,71 @@ fn child_answer(
 
 /// The execution a journal's first entries create (its creation, and its
 /// parent's link when it is a subflow), and when.
+/// A replay's run, guided by the ended execution it replays. Its guide was
+/// built once before it was submitted, from the same record and revision,
+/// so it builds here too; if it did not, the execution fails saying why.
+fn replayed_run(new: NewExecution, replays: &Replays, now: DateTime<Utc>, limits: Limits) -> Run {
+    match replays.guide(&new.flow) {
+        Ok(guide) => Run::again(new.id, new.flow, guide, now, limits),
+        Err(why) => {
+            let mut run = Run::new(new, now, limits);
+            run.quarantine(why, now);
+            run
+        }
+    }
+}
+
+/// A run not begun yet, the instant it begins at, and when it starts if
+/// later.
+type FirstRun = (Run, DateTime<Utc>, Option<DateTime<Utc>>);
+
+/// The run an execution's journal starts with, not begun yet: from its
+/// creation, its restart or its replay; with the instant it begins at, and
+/// when it starts if later (`scheduleDate`).
+fn first_run(
+    id: ExecutionId,
+    entries: &mut std::iter::Peekable<impl Iterator<Item = Entry>>,
+    resolve: &FlowLookup<'_>,
+    limits: Limits,
+) -> Result<FirstRun, RestoreError> {
+    let (record, from, revision, at_us) = match entries.peek() {
+        Some(Entry::Restarted { .. } | Entry::Replayed { .. }) => match entries.next() {
+            // A restart keeps the execution's flow revision.
+            Some(Entry::Restarted { record, at_us }) => (record, None, None, at_us),
+            Some(Entry::Replayed {
+                record,
+                from,
+                revision,
+                at_us,
+            }) => (record, from, Some(revision), at_us),
+            _ => return Err(RestoreError::OutOfPlace),
+        },
+        _ => {
+            let (new, created_at) = created(id, entries, resolve)?;
+            let scheduled = new.schedule_date;
+            return Ok((Run::new(new, created_at, limits), created_at, scheduled));
+        }
+    };
+    let record = Record::from_bytes(&record).map_err(|e| RestoreError::Restart(e.to_string()))?;
+    let restarted = revision.is_none();
+    let revision = revision.unwrap_or_else(|| record.flow_revision());
+    let rev = resolve(record.namespace(), record.flow_id(), revision).ok_or_else(|| {
+        RestoreError::FlowGone {
+            namespace: record.namespace().to_owned(),
+            flow_id: record.flow_id().to_owned(),
+            revision,
+        }
+    })?;
+    let at = instant(at_us);
+    let guide = if restarted {
+        Guide::restart(record.thaw(), &rev, true)
+    } else {
+        Replays { record, from }.guide(&rev)
+    }
+    .map_err(RestoreError::Restart)?;
+    Ok((Run::again(id, rev, guide, at, limits), at, None))
+}
+
 fn created(
     id: ExecutionId,
     entries: &mut std::iter::Peekable<impl Iterator<Item = Entry>>,
@@ -1090,6 +1293,7 @@ fn created(
                 attempt,
                 wait,
                 depth,
+                generation: 0,
             })
         }
         _ => None,
@@ -1109,6 +1313,7 @@ fn created(
         trigger,
         parent,
         schedule_date,
+        replays: None,
     };
     Ok((new, created_at))
 }

@@ -119,6 +119,7 @@ fn child_of(order: &SpawnOrder) -> NewExecution {
         trigger: Some(order.trigger.clone()),
         parent: Some(order.link),
         schedule_date: order.schedule_date,
+        replays: None,
     }
 }
 
@@ -162,7 +163,7 @@ fn a_waited_child_ends_and_its_parent_goes_on_with_its_state_and_outputs() {
     let order = only_spawn(drain(&mut parents).parcels);
     assert_eq!(
         order.link.child(),
-        child_id(parent_id, 0, 1),
+        child_id(parent_id, 0, 1, 0),
         "attempt 1 of task run 0"
     );
     assert_eq!(

@@ -9,6 +9,7 @@ mod flows;
 mod follow;
 mod labels;
 mod outputs;
+mod restart;
 mod resume;
 mod unsupported;
 
@@ -60,6 +61,13 @@ pub fn app(state: AppState) -> Router {
         .route("/executions/{id}/actions/labels", post(labels::set))
         .route("/executions/{id}/actions/resume", post(resume::action))
         .route("/executions/{id}/resume", post(resume::resume_or_trigger))
+        .route("/executions/{id}/actions/restart", post(restart::restart))
+        .route(
+            "/executions/{id}/restart",
+            post(restart::restart_or_trigger),
+        )
+        .route("/executions/{id}/actions/replay", post(restart::replay))
+        .route("/executions/{id}/replay", post(restart::replay_or_trigger))
         .route("/executions/{id}/labels", post(labels::set_or_trigger))
         .route("/executions/labels/by-ids", post(labels::by_ids))
         .route("/executions/labels/by-query", post(labels::by_query))

@@ -205,16 +205,6 @@ const ROUTES: &[(&str, &str, &str)] = &[
     ),
     (
         "POST",
-        "/executions/{executionId}/actions/restart",
-        "restarting an execution",
-    ),
-    (
-        "POST",
-        "/executions/{executionId}/actions/replay",
-        "replaying an execution",
-    ),
-    (
-        "POST",
         "/executions/{executionId}/actions/replay-with-inputs",
         "replaying an execution",
     ),
@@ -328,16 +318,6 @@ const ROUTES: &[(&str, &str, &str)] = &[
         "POST",
         "/executions/{executionId}/resume/validate",
         "validating resume inputs without resuming",
-    ),
-    (
-        "POST",
-        "/executions/{executionId}/restart",
-        "restarting an execution",
-    ),
-    (
-        "POST",
-        "/executions/{executionId}/replay",
-        "replaying an execution",
     ),
     (
         "POST",
