@@ -437,3 +437,51 @@ tasks:
     assert!(ended.0.lock().unwrap().is_empty());
     engine.shutdown();
 }
+
+#[test]
+fn a_restarted_subflow_task_starts_a_new_child_of_its_own() {
+    let flows = Arc::new(MapFlows::default());
+    flows.add(
+        r#"
+id: child
+namespace: tests
+inputs:
+  - id: n
+    type: INT
+tasks:
+  - id: check
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ inputs.n > 0 ? 'fine' : ko }}"
+"#,
+    );
+    let parent = flows.add(
+        r#"
+id: parent
+namespace: tests
+tasks:
+  - id: call
+    type: io.kestra.plugin.core.flow.Subflow
+    namespace: tests
+    flowId: child
+    inputs:
+      n: "{{ taskrun.attemptsCount }}"
+"#,
+    );
+    let (engine, ended) = engine(&flows);
+    let id = submit(&engine, &parent, json!({}));
+    let first = wait_ended(&ended, id, 1);
+    assert_eq!(first["state"]["current"], "FAILED", "{first:#}");
+    let first_child = task_run(&first, "call")["outputs"]["executionId"].clone();
+    assert!(matches!(restart(&engine, id), RestartOutcome::Restarted(_)));
+    let done = wait_ended(&ended, id, 2);
+    assert_eq!(done["state"]["current"], "SUCCESS", "{done:#}");
+    let call = task_run(&done, "call");
+    assert_eq!(call["attempts"].as_array().unwrap().len(), 2);
+    let second_child = call["outputs"]["executionId"].clone();
+    assert_ne!(second_child, first_child);
+    let child: ExecutionId = second_child.as_str().unwrap().parse().unwrap();
+    let child = wait_ended(&ended, child, 1);
+    assert_eq!(child["state"]["current"], "SUCCESS");
+    assert_eq!(child["inputs"]["n"], 1);
+    engine.shutdown();
+}
