@@ -1996,3 +1996,88 @@ tasks:
     let refused = post(format!("/api/v1/main/executions/{running}/restart")).await;
     assert_eq!(refused.status, StatusCode::CONFLICT, "{:?}", refused.body);
 }
+
+#[tokio::test]
+async fn a_restarted_execution_survives_a_kill_9_and_a_replay_reads_one_from_disk() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let dir = data.path().join("data");
+    let mut server = common::Server::start_in(&dir, &[]).await;
+    let flow = r#"
+id: flaky-nap
+namespace: tests.restart
+tasks:
+  - id: first
+    type: io.kestra.plugin.core.debug.Return
+    format: one
+  - id: second
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ taskrun.attemptsCount >= 1 ? 'two' : ko }}"
+  - id: nap
+    type: io.kestra.plugin.core.flow.Sleep
+    duration: PT1.5S
+"#;
+    assert_eq!(server.create_flow(flow).await.status, StatusCode::OK);
+    let started = server
+        .trigger(
+            "/api/v1/main/executions/tests.restart/flaky-nap?wait=true",
+            json!({}),
+        )
+        .await;
+    assert_eq!(started.json()["state"]["current"], "FAILED");
+    let id = common::id_of(&started);
+    let restarted = server
+        .send(
+            axum::http::Method::POST,
+            &format!("/api/v1/main/executions/{id}/restart"),
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(restarted.status, StatusCode::OK, "{:?}", restarted.body);
+    // Killed while the restarted run sleeps.
+    server.kill9();
+
+    let server = common::Server::start_in(&dir, &[]).await;
+    let done = server.wait_for_state(&id, "SUCCESS").await;
+    let states: Vec<&str> = done["state"]["histories"]
+        .as_array()
+        .expect("histories")
+        .iter()
+        .filter_map(|h| h["state"].as_str())
+        .collect();
+    assert_eq!(
+        states,
+        [
+            "CREATED",
+            "RUNNING",
+            "FAILED",
+            "RESTARTED",
+            "RUNNING",
+            "SUCCESS"
+        ]
+    );
+    assert_eq!(done["taskRunList"].as_array().map(Vec::len), Some(3));
+    assert_eq!(
+        done["taskRunList"][0]["id"],
+        started.json()["taskRunList"][0]["id"]
+    );
+    // Replayed from its nap after the restart of the server: a new one.
+    let nap = done["taskRunList"][2]["id"]
+        .as_str()
+        .expect("an id")
+        .to_owned();
+    let replayed = server
+        .send(
+            axum::http::Method::POST,
+            &format!("/api/v1/main/executions/{id}/actions/replay?taskRunId={nap}"),
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(replayed.status, StatusCode::OK, "{:?}", replayed.body);
+    let new_id = common::id_of(&replayed);
+    let replay = server.wait_for_state(&new_id, "SUCCESS").await;
+    assert_eq!(replay["taskRunList"][1]["outputs"]["value"], "two");
+    let all = search_ids(&server, "namespace=tests.restart").await;
+    assert_eq!(all.len(), 2, "{all:?}");
+}
