@@ -22,6 +22,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
+use super::config_vars::ConfigVariables;
 use super::courier::{ParentLink, SpawnOrder, child_id};
 use super::limits::{self, Limits};
 use super::outputs::OutputIndex;
@@ -193,6 +194,8 @@ pub(crate) struct Run {
     /// entry point sets it, so a replay of the same steps renders the same.
     instant: DateTime<Utc>,
     limits: Limits,
+    /// Kestra's `envs` and `globals`, from the engine's configuration.
+    variables: ConfigVariables,
 }
 
 /// What starting an execution needs.
@@ -282,6 +285,11 @@ impl Run {
         self.limits
     }
 
+    /// What templates read as `envs` and `globals`.
+    pub fn variables(&self) -> &ConfigVariables {
+        &self.variables
+    }
+
     /// Forgets the work asked for so far (a replay rebuilds work that was
     /// dispatched before a restart; what to run again is `waiting_work`).
     pub fn discard_work(&mut self) {
@@ -315,7 +323,12 @@ impl Run {
     }
 
     /// A CREATED execution; [`Run::begin`] starts it.
-    pub fn new(new: NewExecution, now: DateTime<Utc>, limits: Limits) -> Self {
+    pub fn new(
+        new: NewExecution,
+        now: DateTime<Utc>,
+        limits: Limits,
+        variables: ConfigVariables,
+    ) -> Self {
         let rev = new.flow;
         let mut labels: Vec<(String, String)> = rev
             .flow()
@@ -372,6 +385,7 @@ impl Run {
             parent: new.parent,
             instant: now,
             limits,
+            variables,
         }
     }
 

@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
 
+use super::config_vars::ConfigVariables;
 use super::courier::{ChildNews, Parcel, ParentLink};
 use super::finished::Finished;
 use super::limits::Limits;
@@ -228,6 +229,8 @@ pub(crate) struct Shard {
     next_eviction: DateTime<Utc>,
     /// What each execution may spend.
     limits: Limits,
+    /// What templates read as `envs` and `globals`.
+    variables: ConfigVariables,
     /// Ends the journal refused (a full disk), retried once a second.
     unjournaled: Vec<Record>,
     /// Messages for other executions, handed out after the other effects.
@@ -264,6 +267,7 @@ impl Shard {
             fired: Vec::new(),
             next_eviction: now,
             limits: Limits::default(),
+            variables: ConfigVariables::default(),
             unjournaled: Vec::new(),
             parcels: Vec::new(),
         }
@@ -272,6 +276,11 @@ impl Shard {
     /// This shard, running its executions under `limits`.
     pub fn limited(self, limits: Limits) -> Self {
         Self { limits, ..self }
+    }
+
+    /// This shard, rendering `envs` and `globals` from `variables`.
+    pub fn with_variables(self, variables: ConfigVariables) -> Self {
+        Self { variables, ..self }
     }
 
     /// The finished executions this shard keeps.
@@ -470,7 +479,7 @@ impl Shard {
             self.reply(request, Reply::Started(started));
             return;
         }
-        let mut run = Run::new(new, now, self.limits);
+        let mut run = Run::new(new, now, self.limits, self.variables.clone());
         match scheduled {
             Some(at) => run.schedule(at),
             None => run.begin(now),
@@ -805,7 +814,7 @@ impl Shard {
     ) -> Result<(), RestoreError> {
         let now = step_instant(now);
         let (new, created_at) = created(id, &mut entries.into_iter().peekable(), resolve)?;
-        let mut run = Run::new(new, created_at, self.limits);
+        let mut run = Run::new(new, created_at, self.limits, self.variables.clone());
         run.quarantine(why, now);
         self.live.insert(
             id,
@@ -830,7 +839,7 @@ impl Shard {
         let mut entries = entries.into_iter().peekable();
         let (new, created_at) = created(id, &mut entries, resolve)?;
         let scheduled = new.schedule_date;
-        let mut run = Run::new(new, created_at, self.limits);
+        let mut run = Run::new(new, created_at, self.limits, self.variables.clone());
         match scheduled {
             Some(at) => run.schedule(at),
             None => run.begin(created_at),
