@@ -83,13 +83,7 @@ const COVERED: &[&str] = &[
 /// Flows (or Kestra scenarios on a flow) that wait for a feature outside the
 /// engine issue. Each has an `#[ignore]`d test. A flow may also be in
 /// [`COVERED`] when the rest of what Kestra asserts about it is in scope.
-const EXPECTED_FAILURES: &[(&str, &str)] = &[
-    (
-        "variables.yaml",
-        "envs (KESTRA_* environment) and globals (server configuration)",
-    ),
-    ("webhook.yaml", "Webhook trigger (server issue)"),
-];
+const EXPECTED_FAILURES: &[(&str, &str)] = &[("webhook.yaml", "Webhook trigger (server issue)")];
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -1660,21 +1654,38 @@ fn sleep() {
 }
 
 /// Kestra: VariablesTest.recursiveVars, first task only: `render(vars.third)`
-/// renders the chain of flow variables. The other two need envs and globals.
+/// renders the chain of flow variables. Without envs and globals configured
+/// (both empty), the other two fail: a missing key is an error.
 #[test]
 fn variables_render() {
     let e = run("variables.yaml", no_inputs());
     let variable = only(&e, "variable");
     assert_eq!(variable.state(), State::Success);
     assert_eq!(value_output(variable), "1 > 2 > 3");
+    assert_eq!(state_of(&e, "env"), State::Failed);
+    assert_state(&e, State::Failed);
 }
 
-/// Kestra: VariablesTest.recursiveVars with KESTRA_TEST1=true,
-/// KESTRA_TEST2="Pass by env" and the test globals.
+/// Kestra: VariablesTest.recursiveVars, run (build.gradle) with
+/// KESTRA_TEST1=true and KESTRA_TEST2="Pass by env" under the default
+/// prefix `KESTRA_`, and the globals of core/src/test/resources/
+/// application-test.yml; here handed to the engine's configuration as the
+/// server hands them (names without the prefix, lower-cased).
 #[test]
-#[ignore = "envs (KESTRA_* environment) and globals (server configuration)"]
 fn variables_envs_and_globals() {
-    let e = run("variables.yaml", no_inputs());
+    let e = common::run_flow_with("variables.yaml", no_inputs(), |config| {
+        let envs = [("test1", "true"), ("test2", "Pass by env")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+        let globals = json!({"string": "string", "int": 1, "bool": true, "nested": {"int": 2}});
+        let Value::Object(globals) = globals else {
+            unreachable!("an object literal")
+        };
+        config.variables =
+            peregrine_engine::ConfigVariables::new(envs, globals).expect("within the limit");
+    });
+    assert_state(&e, State::Success);
     assert_total(&e, 3);
     assert_eq!(value_output(only(&e, "variable")), "1 > 2 > 3");
     assert_eq!(value_output(only(&e, "env")), "true Pass by env");

@@ -20,12 +20,22 @@
 //! kafka:
 //!   commit-interval: 0ms
 //!   properties: { fetch.wait.max.ms: "10" }
+//! variables:
+//!   env-vars-prefix: KESTRA_
+//!   globals: { region: eu-west, limits: { retries: 3 } }
 //! ```
 //!
 //! An environment variable names a key by its path in upper case with `_`
 //! for both `.` and `-`: `PEREGRINE_WAL_GROUP_COMMIT_DELAY=2ms`,
-//! `PEREGRINE_SERVER_BASIC_AUTH_PASSWORD=...`.
+//! `PEREGRINE_SERVER_BASIC_AUTH_PASSWORD=...`. `variables.globals` is read
+//! from the file only.
+//!
+//! The environment variables whose name starts with
+//! `variables.env-vars-prefix` are read once, by [`Config::load`], into
+//! [`Config::envs`]: what flows read as `{{ envs.x }}`.
 
+use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::fmt;
 use std::net::SocketAddr;
 use std::num::{NonZeroU32, NonZeroU64, NonZeroUsize};
@@ -63,6 +73,11 @@ pub struct Config {
     pub executions: ExecutionsConfig,
     pub expression: ExpressionConfig,
     pub kafka: KafkaConfig,
+    pub variables: VariablesConfig,
+    /// The environment variables flows read as `envs`, collected at load
+    /// (`variables.env-vars-prefix`): not a setting, never printed.
+    #[serde(skip)]
+    pub envs: Envs,
 }
 
 /// The HTTP side.
@@ -281,6 +296,144 @@ impl Default for KafkaConfig {
     }
 }
 
+/// What flows read besides their own values: Kestra's `kestra.variables`
+/// (`{{ envs.x }}`, `{{ globals.x }}`). Both are read at start and are not
+/// journaled: an execution in flight across a restart renders with those
+/// of the process that resumes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct VariablesConfig {
+    /// The server's environment variables whose name starts with this are
+    /// `envs` in flows, named without it and in lower case (`KESTRA_MY_VAR`
+    /// is `{{ envs.my_var }}`), their values as text. It may be neither
+    /// empty (every variable would reach every flow) nor overlap
+    /// `PEREGRINE_` (the server's own settings, a password among them).
+    /// Default: `KESTRA_`, Kestra's (until its 0.23, which took `ENV_`).
+    pub env_vars_prefix: String,
+    /// Environment variables never shown as `envs`, prefix or not.
+    /// Default: Kestra's, its own configuration: `KESTRA_PLUGINS_PATH`,
+    /// `KESTRA_CONFIGURATION_PATH`, `KESTRA_CONFIGURATION`.
+    pub redacted_env_vars: Vec<String>,
+    /// `globals` in flows: a mapping, nested as deep as wanted (lists
+    /// too), from the config file only. Keys are written as flows read
+    /// them: Kestra changes a key with capitals (`myVar` is read as
+    /// `my-var`) and nests a dotted one, so both are refused. With the
+    /// envs, at most 256 KiB as JSON. Default: none.
+    pub globals: serde_json::Map<String, Value>,
+}
+
+impl Default for VariablesConfig {
+    fn default() -> Self {
+        Self {
+            env_vars_prefix: "KESTRA_".into(),
+            redacted_env_vars: [
+                "KESTRA_PLUGINS_PATH",
+                "KESTRA_CONFIGURATION_PATH",
+                "KESTRA_CONFIGURATION",
+            ]
+            .map(String::from)
+            .to_vec(),
+            globals: serde_json::Map::new(),
+        }
+    }
+}
+
+/// Environment variables as flows read them (`envs`): by name without the
+/// prefix, in lower case.
+#[derive(Clone, Default, PartialEq)]
+pub struct Envs(BTreeMap<String, String>);
+
+impl Envs {
+    /// Those of `env` that `variables` shows to flows. Refuses what
+    /// cannot be shown faithfully: a variable with the prefix that is not
+    /// UTF-8 text, and two that lower-case to the same name (where Kestra
+    /// fails its start too).
+    fn collect(variables: &VariablesConfig, env: &[(OsString, OsString)]) -> Result<Envs> {
+        let prefix = variables.env_vars_prefix.as_str();
+        let mut by_key: BTreeMap<String, (&str, String)> = BTreeMap::new();
+        for (name, value) in env {
+            if !name.as_encoded_bytes().starts_with(prefix.as_bytes()) {
+                continue;
+            }
+            let (Some(name), Some(value)) = (name.to_str(), value.to_str()) else {
+                return Err(Error::Invalid {
+                    key: "variables.env-vars-prefix".into(),
+                    message: format!(
+                        "the environment variable `{}` has the prefix `{prefix}` but is not \
+                         UTF-8 text, which flows read `envs` as; rename or unset it",
+                        name.to_string_lossy()
+                    ),
+                });
+            };
+            if variables.redacted_env_vars.iter().any(|r| r == name) {
+                continue;
+            }
+            // `name` starts with `prefix`, a whole UTF-8 string: a boundary.
+            let key = name[prefix.len()..].to_lowercase();
+            if let Some((other, _)) = by_key.get(&key) {
+                return Err(Error::Invalid {
+                    key: "variables.env-vars-prefix".into(),
+                    message: format!(
+                        "the environment variables `{other}` and `{name}` would both be \
+                         `envs.{key}`; unset one"
+                    ),
+                });
+            }
+            by_key.insert(key, (name, value.to_owned()));
+        }
+        Ok(Envs(by_key.into_iter().map(|(k, (_, v))| (k, v)).collect()))
+    }
+
+    /// By name as flows read it.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Names only: environment variables often carry secrets.
+impl fmt::Debug for Envs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.0.keys()).finish()
+    }
+}
+
+/// The first key inside `value` (a part of `variables.globals` at `path`)
+/// that flows could not read as written, with why.
+fn unreadable_global_key(path: &str, value: &Value) -> Option<(String, &'static str)> {
+    match value {
+        Value::Object(map) => map.iter().find_map(|(k, v)| {
+            let at = format!("{path}.{k}");
+            if k.chars().any(char::is_uppercase) {
+                Some((
+                    at,
+                    "Kestra reads a key with capitals hyphenated (`myVar` as `my-var`); \
+                     write it in lower case, as flows will read it",
+                ))
+            } else if k.contains('.') {
+                Some((
+                    at,
+                    "Kestra reads a dotted key as nested mappings; write them nested",
+                ))
+            } else {
+                unreadable_global_key(&at, v)
+            }
+        }),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| unreadable_global_key(&format!("{path}[{i}]"), v)),
+        _ => None,
+    }
+}
+
 fn nz(n: usize) -> NonZeroUsize {
     NonZeroUsize::new(n).unwrap_or(NonZeroUsize::MIN)
 }
@@ -295,6 +448,8 @@ impl Default for Config {
             executions: ExecutionsConfig::default(),
             expression: ExpressionConfig::default(),
             kafka: KafkaConfig::default(),
+            variables: VariablesConfig::default(),
+            envs: Envs::default(),
         }
     }
 }
@@ -413,6 +568,8 @@ const KEYS: &[(&str, bool)] = &[
     ("expression.max-memory", false),
     ("expression.max-time", false),
     ("kafka.commit-interval", false),
+    ("variables.env-vars-prefix", true),
+    ("variables.redacted-env-vars", false),
 ];
 
 /// The environment variable that sets `key`.
@@ -436,13 +593,16 @@ pub struct Overrides {
 }
 
 impl Config {
-    /// Defaults, then `file`, then `env` (`PEREGRINE_*` pairs), then
-    /// `overrides`; checked.
+    /// Defaults, then `file`, then the `PEREGRINE_*` variables of `env`
+    /// (the process's environment), then `overrides`; checked. The
+    /// variables of `env` with `variables.env-vars-prefix` become
+    /// [`Config::envs`].
     pub fn load(
         file: Option<&Path>,
-        env: impl IntoIterator<Item = (String, String)>,
+        env: impl IntoIterator<Item = (OsString, OsString)>,
         overrides: &Overrides,
     ) -> Result<Config> {
+        let env: Vec<(OsString, OsString)> = env.into_iter().collect();
         let mut tree = serde_json::to_value(Config::default()).map_err(|e| Error::Invalid {
             key: String::new(),
             message: e.to_string(),
@@ -467,12 +627,29 @@ impl Config {
                 }
             }
         }
-        for (name, value) in env {
+        for (name, value) in &env {
+            let Some(name) = name.to_str().filter(|n| n.starts_with("PEREGRINE_")) else {
+                continue;
+            };
+            if name.starts_with(&env_name("variables.globals")) {
+                return Err(Error::Invalid {
+                    key: "variables.globals".into(),
+                    message: format!(
+                        "is read from the config file only ({name} cannot say how its name nests)"
+                    ),
+                });
+            }
             let Some((key, verbatim)) = KEYS.iter().find(|(k, _)| env_name(k) == name) else {
-                if name.starts_with("PEREGRINE_") && name != "PEREGRINE_CONFIG" {
+                if name != "PEREGRINE_CONFIG" {
                     tracing::warn!("{name} is not a peregrine setting; ignored");
                 }
                 continue;
+            };
+            let Some(value) = value.to_str().map(str::to_owned) else {
+                return Err(Error::Invalid {
+                    key: (*key).into(),
+                    message: format!("{name} is not UTF-8 text"),
+                });
             };
             let value = if *verbatim {
                 Value::String(value)
@@ -494,7 +671,7 @@ impl Config {
         if overrides.skip_damaged_wal {
             set(&mut tree, "wal.skip-damaged", Value::Bool(true));
         }
-        let config: Config = serde_path_to_error::deserialize(tree).map_err(|e| {
+        let mut config: Config = serde_path_to_error::deserialize(tree).map_err(|e| {
             let key = e.path().to_string();
             Error::Invalid {
                 key: if key == "." { String::new() } else { key },
@@ -502,7 +679,23 @@ impl Config {
             }
         })?;
         config.check()?;
+        config.envs = Envs::collect(&config.variables, &env)?;
+        config.engine_variables()?;
         Ok(config)
+    }
+
+    /// What the engine's templates read as `envs` and `globals`; refused
+    /// when too large together.
+    pub fn engine_variables(&self) -> Result<peregrine_engine::ConfigVariables> {
+        peregrine_engine::ConfigVariables::new(self.envs.0.clone(), self.variables.globals.clone())
+            .map_err(|e| Error::Invalid {
+                key: "variables".into(),
+                message: format!(
+                    "{e}: {} envs (variables.env-vars-prefix `{}`) and variables.globals",
+                    self.envs.len(),
+                    self.variables.env_vars_prefix
+                ),
+            })
     }
 
     /// Shard threads, resolving the per-CPU default.
@@ -862,6 +1055,26 @@ impl Config {
         if self.executions.retention.0.is_zero() {
             return invalid("executions.retention", "must be longer than 0s");
         }
+        let prefix = self.variables.env_vars_prefix.as_str();
+        if prefix.is_empty() {
+            return invalid(
+                "variables.env-vars-prefix",
+                "must not be empty: every environment variable would reach every flow",
+            );
+        }
+        if prefix.starts_with("PEREGRINE_") || "PEREGRINE_".starts_with(prefix) {
+            return invalid(
+                "variables.env-vars-prefix",
+                format!(
+                    "`{prefix}` would show the server's own settings (PEREGRINE_*, the \
+                     basic-auth password among them) to every flow"
+                ),
+            );
+        }
+        let globals = Value::Object(self.variables.globals.clone());
+        if let Some((key, why)) = unreadable_global_key("variables.globals", &globals) {
+            return invalid(&key, why);
+        }
         if self.wal.log_retention.0 > self.executions.retention.0 {
             return invalid(
                 "wal.log-retention",
@@ -1087,7 +1300,8 @@ mod tests {
         std::fs::write(&path, yaml).expect("write config");
         Config::load(
             Some(&path),
-            env.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+            env.iter()
+                .map(|(k, v)| (OsString::from(k), OsString::from(v))),
             &Overrides::default(),
         )
     }
@@ -1331,6 +1545,183 @@ mod tests {
         }
         let m = message(load("", &[("PEREGRINE_SERVER_MAX_HEADER_SIZE", "huge")]));
         assert!(m.contains("server.max-header-size"), "{m}");
+    }
+
+    /// Kestra's VariablesTest.recursiveVars: KESTRA_TEST1, KESTRA_TEST2 and
+    /// the globals of its application-test.yml.
+    #[test]
+    fn envs_with_the_prefix_and_globals_reach_the_engine() {
+        let defaults = Config::default().variables;
+        assert_eq!(defaults.env_vars_prefix, "KESTRA_");
+        assert_eq!(
+            defaults.redacted_env_vars,
+            [
+                "KESTRA_PLUGINS_PATH",
+                "KESTRA_CONFIGURATION_PATH",
+                "KESTRA_CONFIGURATION"
+            ]
+        );
+        let config = load(
+            "variables:\n  globals:\n    string: string\n    int: 1\n    bool: true\n    nested:\n      int: 2\n      list: [a, {b-c: 3}]\n",
+            &[
+                ("KESTRA_TEST1", "true"),
+                ("KESTRA_TEST2", "Pass by env"),
+                ("KESTRA_Mixed_Case", "m"),
+                ("KESTRA_CONFIGURATION", "kestra: {secret: 1}"),
+                ("kestra_lower", "not the prefix"),
+                ("PATH", "/bin"),
+                ("PEREGRINE_EXECUTOR_THREADS", "2"),
+            ],
+        )
+        .expect("loads");
+        assert_eq!(config.threads().get(), 2);
+        assert_eq!(config.envs.len(), 3, "{:?}", config.envs);
+        assert_eq!(config.envs.get("test1"), Some("true"));
+        assert_eq!(config.envs.get("test2"), Some("Pass by env"));
+        assert_eq!(config.envs.get("mixed_case"), Some("m"));
+        let variables = config.engine_variables().expect("small");
+        assert_eq!(
+            variables.envs(),
+            &serde_json::json!({"test1": "true", "test2": "Pass by env", "mixed_case": "m"})
+        );
+        assert_eq!(
+            variables.globals(),
+            &serde_json::json!({"string": "string", "int": 1, "bool": true,
+                                "nested": {"int": 2, "list": ["a", {"b-c": 3}]}})
+        );
+        // Neither the printed config nor its Debug shows a value.
+        let shown = format!("{} {config:?}", config.to_yaml());
+        assert!(shown.contains("test1"), "{shown}");
+        assert!(!shown.contains("Pass by env"), "{shown}");
+
+        let other = load(
+            "variables:\n  env-vars-prefix: ENV_\n  redacted-env-vars: [ENV_SECRET]\n",
+            &[
+                ("ENV_REGION", "eu"),
+                ("ENV_SECRET", "s"),
+                ("KESTRA_TEST1", "true"),
+            ],
+        )
+        .expect("loads");
+        assert_eq!(other.envs.len(), 1, "{:?}", other.envs);
+        assert_eq!(other.envs.get("region"), Some("eu"));
+        let env = load(
+            "",
+            &[
+                ("PEREGRINE_VARIABLES_ENV_VARS_PREFIX", "MY_"),
+                ("PEREGRINE_VARIABLES_REDACTED_ENV_VARS", "[MY_B]"),
+                ("MY_A", "1"),
+                ("MY_B", "2"),
+            ],
+        )
+        .expect("loads");
+        assert_eq!(env.variables.env_vars_prefix, "MY_");
+        assert_eq!(env.envs.len(), 1, "{:?}", env.envs);
+        assert_eq!(env.envs.get("a"), Some("1"), "a value stays text");
+    }
+
+    #[test]
+    fn envs_and_globals_that_flows_could_not_read_as_written_are_refused() {
+        for (yaml, env, key, says) in [
+            (
+                "variables:\n  env-vars-prefix: ''\n",
+                &[][..],
+                "variables.env-vars-prefix",
+                "every environment variable",
+            ),
+            (
+                "variables:\n  env-vars-prefix: PEREGRINE_\n",
+                &[],
+                "variables.env-vars-prefix",
+                "own settings",
+            ),
+            (
+                "variables:\n  env-vars-prefix: PER\n",
+                &[],
+                "variables.env-vars-prefix",
+                "own settings",
+            ),
+            (
+                "variables:\n  env-vars-prefix: PEREGRINE_FLOW_\n",
+                &[],
+                "variables.env-vars-prefix",
+                "own settings",
+            ),
+            (
+                "variables:\n  globals:\n    nested:\n      myVar: 1\n",
+                &[],
+                "variables.globals.nested.myVar",
+                "my-var",
+            ),
+            (
+                "variables:\n  globals:\n    list: [{Up: 1}]\n",
+                &[],
+                "variables.globals.list[0].Up",
+                "lower case",
+            ),
+            (
+                "variables:\n  globals:\n    a.b: 1\n",
+                &[],
+                "variables.globals.a.b",
+                "nested",
+            ),
+            (
+                "variables:\n  globals: [1, 2]\n",
+                &[],
+                "variables.globals",
+                "map",
+            ),
+            (
+                "variables:\n  cache-enabled: true\n",
+                &[],
+                "cache-enabled",
+                "unknown field",
+            ),
+            (
+                "",
+                &[("PEREGRINE_VARIABLES_GLOBALS_REGION", "eu")],
+                "variables.globals",
+                "config file only",
+            ),
+            (
+                "",
+                &[("KESTRA_REGION", "eu"), ("KESTRA_region", "us")],
+                "variables.env-vars-prefix",
+                "`envs.region`",
+            ),
+        ] {
+            let m = message(load(yaml, env));
+            assert!(m.contains(key) && m.contains(says), "{yaml} {env:?}: {m}");
+        }
+        let big = "x".repeat(peregrine_engine::ConfigVariables::MAX_BYTES);
+        let m = message(load("", &[("KESTRA_BIG", &big)]));
+        assert!(
+            m.contains("config `variables`") && m.contains("1 envs") && m.contains("globals"),
+            "{m}"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_env_var_with_the_prefix_that_is_not_text_is_refused() {
+        use std::os::unix::ffi::OsStringExt;
+        let bytes = |b: &[u8]| OsString::from_vec(b.to_vec());
+        let env = [
+            (bytes(b"KESTRA_BAD"), bytes(b"\xff\xfe")),
+            (bytes(b"OTHER_\xff"), bytes(b"fine: not the prefix")),
+        ];
+        let m = message(Config::load(None, env, &Overrides::default()));
+        assert!(
+            m.contains("variables.env-vars-prefix") && m.contains("KESTRA_BAD"),
+            "{m}"
+        );
+        let config = Config::load(
+            None,
+            [(bytes(b"OTHER_\xff"), bytes(b"\xff"))],
+            &Overrides::default(),
+        )
+        .expect("only variables with the prefix are read");
+        assert!(config.envs.is_empty());
     }
 
     #[test]

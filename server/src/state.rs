@@ -482,6 +482,11 @@ impl AppState {
         persistence: Arc<dyn Persistence>,
         journal: Option<(std::path::PathBuf, peregrine_wal::Config)>,
     ) -> std::io::Result<Self> {
+        // Their size is checked at load; again here, for a config built in
+        // code.
+        let variables = config
+            .engine_variables()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         let hub = Arc::new(Hub::new(config.server.sse_buffer.get()));
         let metrics = Arc::new(Metrics::default());
         let tracker = Arc::new(Tracker {
@@ -503,6 +508,7 @@ impl AppState {
             retention_size: Some(config.executions.retention_size.0),
             limits: config.limits(),
             flows: Some(Arc::clone(&flows) as Arc<dyn peregrine_engine::Flows>),
+            variables,
         };
         let observer = tracker as Arc<dyn Observer>;
         let engine = match journal {

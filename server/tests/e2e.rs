@@ -740,3 +740,103 @@ async fn no_expression_can_take_the_server_down() {
     assert_eq!(server.get("/health").await.status, StatusCode::OK);
     assert!(server.terminate().success());
 }
+
+const VARIABLES: &str = r#"
+id: variables
+namespace: e2e
+inputs:
+  - id: nap
+    type: DURATION
+tasks:
+  - id: before
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ envs.greeting }} {{ globals.team }} {{ globals.limits.retries }}"
+  - id: nap
+    type: io.kestra.plugin.core.flow.Sleep
+    duration: "{{ inputs.nap }}"
+  - id: after
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ envs.greeting }} {{ globals.team }}"
+  - id: redacted
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ envs.configuration ?? 'not shown' }}"
+outputs:
+  - id: greeting
+    type: STRING
+    value: "{{ envs.greeting }}"
+"#;
+
+fn output_of(execution: &serde_json::Value, task: &str) -> serde_json::Value {
+    execution["taskRunList"]
+        .as_array()
+        .and_then(|runs| runs.iter().find(|r| r["taskId"] == task))
+        .unwrap_or_else(|| panic!("no task run of {task}: {execution:#}"))["outputs"]["value"]
+        .clone()
+}
+
+/// `{{ envs.x }}` is the server's environment variable `KESTRA_X` (Kestra's
+/// prefix, redacting Kestra's own configuration), `{{ globals.x }}` its
+/// config file's `variables.globals`. Both belong to the process: an
+/// execution in flight across a restart with other values renders with
+/// the new ones, also in the tasks its replay runs again.
+#[tokio::test]
+async fn envs_and_globals_come_from_the_server_process() {
+    let data = tempfile::tempdir().expect("temp dir");
+    let dir = data.path().join("data");
+    let file = data.path().join("peregrine.yaml");
+    let write_config = |team: &str| {
+        std::fs::write(
+            &file,
+            format!("variables:\n  globals:\n    team: {team}\n    limits: {{ retries: 3 }}\n"),
+        )
+        .expect("write config")
+    };
+    write_config("blue");
+    let path = file.to_str().expect("a UTF-8 temp path");
+    let env = |greeting: &'static str| {
+        [
+            ("PEREGRINE_CONFIG", path),
+            ("KESTRA_GREETING", greeting),
+            ("KESTRA_CONFIGURATION", "kestra: {secret: 1}"),
+        ]
+    };
+    let mut server = Server::start_in(&dir, &env("hello")).await;
+    assert_eq!(server.create_flow(VARIABLES).await.status, StatusCode::OK);
+
+    let done = server
+        .trigger(
+            "/api/v1/main/executions/e2e/variables?wait=true",
+            json!({"nap": "PT0S"}),
+        )
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{:?}", done.body);
+    let execution = done.json();
+    assert_eq!(execution["state"]["current"], "SUCCESS", "{execution:#}");
+    assert_eq!(output_of(&execution, "before"), "hello blue 3");
+    assert_eq!(output_of(&execution, "after"), "hello blue");
+    assert_eq!(output_of(&execution, "redacted"), "not shown");
+    assert_eq!(execution["outputs"]["greeting"], "hello");
+
+    // In flight across a restart with other values.
+    let started = server
+        .trigger(
+            "/api/v1/main/executions/e2e/variables",
+            json!({"nap": "PT3S"}),
+        )
+        .await;
+    assert_eq!(started.status, StatusCode::OK, "{:?}", started.body);
+    let id = id_of(&started);
+    let running = server.wait_for_state(&id, "RUNNING").await;
+    assert_eq!(output_of(&running, "before"), "hello blue 3");
+    server.kill9();
+    write_config("green");
+    let server = Server::start_in(&dir, &env("bonjour")).await;
+    let ended = server.wait_for_state(&id, "SUCCESS").await;
+    assert_eq!(output_of(&ended, "after"), "bonjour green");
+    assert_eq!(
+        output_of(&ended, "before"),
+        "bonjour green 3",
+        "the replay ran the task again, with the new process's values"
+    );
+    assert_eq!(ended["outputs"]["greeting"], "bonjour");
+}

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use rustc_hash::FxHashMap;
 
+use super::config_vars::ConfigVariables;
 use super::courier::{ChildNews, Courier, Flows, Parcel};
 use super::finished::Finished;
 use super::inbox::{PushError, Receiver, Sender, inbox};
@@ -103,6 +104,10 @@ pub struct EngineConfig {
     pub queueing_budget: Option<Duration>,
     /// The flows a Subflow may start; `None`: a Subflow fails, saying so.
     pub flows: Option<Arc<dyn Flows>>,
+    /// What templates read as Kestra's `envs` and `globals`. Not journaled:
+    /// a replay after a restart renders with the new process's. Default:
+    /// both empty.
+    pub variables: ConfigVariables,
 }
 
 impl Default for EngineConfig {
@@ -122,6 +127,7 @@ impl Default for EngineConfig {
             limits: Limits::default(),
             queueing_budget: Some(Duration::from_secs(1)),
             flows: None,
+            variables: ConfigVariables::default(),
         }
     }
 }
@@ -612,7 +618,11 @@ impl Engine {
         let now = Utc::now();
         let shards = config.threads.get();
         let shards = (0..shards)
-            .map(|_| Shard::new(now, finished_store(&config, shards)).limited(config.limits))
+            .map(|_| {
+                Shard::new(now, finished_store(&config, shards))
+                    .limited(config.limits)
+                    .with_variables(config.variables.clone())
+            })
             .collect();
         Self::spawn(&config, observer, shards, 0, Vec::new())
     }
@@ -1203,8 +1213,9 @@ fn recover_shard(
         id
     });
     let journal = WalJournal::new(wal.clone(), Some(recorder));
-    let mut shard =
-        Shard::with_journal(now, Box::new(journal), Arc::clone(&finished)).limited(config.limits);
+    let mut shard = Shard::with_journal(now, Box::new(journal), Arc::clone(&finished))
+        .limited(config.limits)
+        .with_variables(config.variables.clone());
     // Executions the skipped damage names, with where it was; each is
     // reported once, with what recovery could make of it.
     let mut named: FxHashMap<ExecutionId, (std::path::PathBuf, u64)> = FxHashMap::default();
@@ -1512,23 +1523,40 @@ pub fn run_to_end(new: NewExecution) -> Execution {
 
 /// Like [`run_to_end`], calling `on_change` after every step.
 pub fn run_to_end_observed(new: NewExecution, on_change: impl FnMut(&Execution)) -> Execution {
-    run_to_end_in(new, Limits::default(), on_change)
+    run_to_end_in(
+        new,
+        Limits::default(),
+        ConfigVariables::default(),
+        on_change,
+    )
 }
 
 /// Like [`run_to_end`], under `limits`.
 #[cfg(test)]
 pub(crate) fn run_to_end_limited(new: NewExecution, limits: Limits) -> Execution {
-    run_to_end_in(new, limits, |_| {})
+    run_to_end_in(new, limits, ConfigVariables::default(), |_| {})
+}
+
+/// Like [`run_to_end`], with `envs` and `globals`.
+#[cfg(test)]
+pub(crate) fn run_to_end_with_variables(
+    new: NewExecution,
+    variables: ConfigVariables,
+) -> Execution {
+    run_to_end_in(new, Limits::default(), variables, |_| {})
 }
 
 fn run_to_end_in(
     new: NewExecution,
     limits: Limits,
+    variables: ConfigVariables,
     mut on_change: impl FnMut(&Execution),
 ) -> Execution {
     let id = new.id;
     let finished = Arc::new(Finished::new(Duration::from_secs(3600), 1));
-    let mut shard = Shard::new(Utc::now(), finished).limited(limits);
+    let mut shard = Shard::new(Utc::now(), finished)
+        .limited(limits)
+        .with_variables(variables);
     let start = Message::Start {
         new: Box::new(new),
         request: 0,

@@ -1,5 +1,6 @@
 //! The sharded executor.
 
+mod config_vars;
 mod courier;
 mod engine;
 mod finished;
@@ -23,6 +24,7 @@ mod test_journal;
 mod timer;
 mod worker;
 
+pub use config_vars::{ConfigVariables, VariablesTooLarge};
 pub use courier::{Flows, MAX_SUBFLOW_DEPTH};
 #[cfg(test)]
 pub(crate) use engine::run_to_end_limited;

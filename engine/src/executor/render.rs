@@ -144,6 +144,9 @@ impl Context for RenderContext<'_> {
                 "originalId": run.execution().id.to_string(),
             }))),
             "labels" => Some(Scope::Owned(labels_json(&run.execution().labels))),
+            // From the engine's configuration, not the execution's journal.
+            "envs" => Some(Scope::Json(run.variables().envs())),
+            "globals" => Some(Scope::Json(run.variables().globals())),
             "task" => self
                 .task_run
                 .and_then(|i| run.task_json(i))

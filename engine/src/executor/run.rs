@@ -23,6 +23,7 @@ use chrono::{DateTime, Utc};
 use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
 
+use super::config_vars::ConfigVariables;
 use super::courier::{ParentLink, SpawnOrder, child_id};
 use super::guide::{Fate, Guide};
 use super::limits::{self, Limits};
@@ -200,6 +201,8 @@ pub(crate) struct Run {
     /// How many times the execution was restarted: task runs created since
     /// the last restart derive their ids (and their children's) from it.
     generation: u32,
+    /// Kestra's `envs` and `globals`, from the engine's configuration.
+    variables: ConfigVariables,
 }
 
 /// What starting an execution needs.
@@ -312,6 +315,11 @@ impl Run {
         self.limits
     }
 
+    /// What templates read as `envs` and `globals`.
+    pub fn variables(&self) -> &ConfigVariables {
+        &self.variables
+    }
+
     /// Forgets the work asked for so far (a replay rebuilds work that was
     /// dispatched before a restart; what to run again is `waiting_work`).
     pub fn discard_work(&mut self) {
@@ -345,7 +353,12 @@ impl Run {
     }
 
     /// A CREATED execution; [`Run::begin`] starts it.
-    pub fn new(new: NewExecution, now: DateTime<Utc>, limits: Limits) -> Self {
+    pub fn new(
+        new: NewExecution,
+        now: DateTime<Utc>,
+        limits: Limits,
+        variables: ConfigVariables,
+    ) -> Self {
         let rev = new.flow;
         let mut labels: Vec<(String, String)> = rev
             .flow()
@@ -372,7 +385,7 @@ impl Run {
             error: None,
             logs: Logs::default(),
         };
-        Self::of(exec, rev, new.parent, now, limits)
+        Self::of(exec, rev, new.parent, now, limits, variables)
     }
 
     /// Ended execution `guide.old()` started again as `id` (itself, for a
@@ -384,6 +397,7 @@ impl Run {
         guide: Guide,
         now: DateTime<Utc>,
         limits: Limits,
+        variables: ConfigVariables,
     ) -> Self {
         let old = guide.old();
         let mut state = old.state.clone();
@@ -402,7 +416,7 @@ impl Run {
             error: None,
             logs: Logs::default(),
         };
-        let mut run = Self::of(exec, rev, None, now, limits);
+        let mut run = Self::of(exec, rev, None, now, limits, variables);
         run.generation = u32::try_from(run.exec.state.count(State::Restarted)).unwrap_or(u32::MAX);
         run.guide = Some(Box::new(guide));
         run
@@ -414,6 +428,7 @@ impl Run {
         parent: Option<ParentLink>,
         now: DateTime<Utc>,
         limits: Limits,
+        variables: ConfigVariables,
     ) -> Self {
         let root = Frame {
             owner: None,
@@ -447,6 +462,7 @@ impl Run {
             limits,
             guide: None,
             generation: 0,
+            variables,
         }
     }
 

@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
 
+use super::config_vars::ConfigVariables;
 use super::courier::{ChildNews, Parcel, ParentLink};
 use super::finished::Finished;
 use super::guide::Guide;
@@ -265,6 +266,8 @@ pub(crate) struct Shard {
     next_eviction: DateTime<Utc>,
     /// What each execution may spend.
     limits: Limits,
+    /// What templates read as `envs` and `globals`.
+    variables: ConfigVariables,
     /// Ends the journal refused (a full disk), retried once a second.
     unjournaled: Vec<Record>,
     /// Messages for other executions, handed out after the other effects.
@@ -301,6 +304,7 @@ impl Shard {
             fired: Vec::new(),
             next_eviction: now,
             limits: Limits::default(),
+            variables: ConfigVariables::default(),
             unjournaled: Vec::new(),
             parcels: Vec::new(),
         }
@@ -309,6 +313,11 @@ impl Shard {
     /// This shard, running its executions under `limits`.
     pub fn limited(self, limits: Limits) -> Self {
         Self { limits, ..self }
+    }
+
+    /// This shard, rendering `envs` and `globals` from `variables`.
+    pub fn with_variables(self, variables: ConfigVariables) -> Self {
+        Self { variables, ..self }
     }
 
     /// The finished executions this shard keeps.
@@ -533,8 +542,8 @@ impl Shard {
             return;
         }
         let mut run = match new.replays.take() {
-            Some(replays) => replayed_run(new, &replays, now, self.limits),
-            None => Run::new(new, now, self.limits),
+            Some(replays) => replayed_run(new, &replays, now, self.limits, &self.variables),
+            None => Run::new(new, now, self.limits, self.variables.clone()),
         };
         match scheduled {
             Some(at) => run.schedule(at),
@@ -801,7 +810,7 @@ impl Shard {
         } else {
             self.finished.rewritten();
         }
-        let mut run = Run::again(id, rev, guide, now, self.limits);
+        let mut run = Run::again(id, rev, guide, now, self.limits, self.variables.clone());
         run.begin(now);
         self.live.insert(
             id,
@@ -941,6 +950,7 @@ impl Shard {
             &mut entries.into_iter().peekable(),
             resolve,
             self.limits,
+            &self.variables,
         )?;
         run.quarantine(why, now);
         self.live.insert(
@@ -964,7 +974,8 @@ impl Shard {
     ) -> Result<(), RestoreError> {
         let now = step_instant(now);
         let mut entries = entries.into_iter().peekable();
-        let (mut run, created_at, scheduled) = first_run(id, &mut entries, resolve, self.limits)?;
+        let (mut run, created_at, scheduled) =
+            first_run(id, &mut entries, resolve, self.limits, &self.variables)?;
         match scheduled {
             Some(at) => run.schedule(at),
             None => run.begin(created_at),
@@ -1181,11 +1192,17 @@ fn child_answer(
 /// A replay's run, guided by the ended execution it replays. Its guide was
 /// built once before it was submitted, from the same record and revision,
 /// so it builds here too; if it did not, the execution fails saying why.
-fn replayed_run(new: NewExecution, replays: &Replays, now: DateTime<Utc>, limits: Limits) -> Run {
+fn replayed_run(
+    new: NewExecution,
+    replays: &Replays,
+    now: DateTime<Utc>,
+    limits: Limits,
+    variables: &ConfigVariables,
+) -> Run {
     match replays.guide(&new.flow) {
-        Ok(guide) => Run::again(new.id, new.flow, guide, now, limits),
+        Ok(guide) => Run::again(new.id, new.flow, guide, now, limits, variables.clone()),
         Err(why) => {
-            let mut run = Run::new(new, now, limits);
+            let mut run = Run::new(new, now, limits, variables.clone());
             run.quarantine(why, now);
             run
         }
@@ -1204,6 +1221,7 @@ fn first_run(
     entries: &mut std::iter::Peekable<impl Iterator<Item = Entry>>,
     resolve: &FlowLookup<'_>,
     limits: Limits,
+    variables: &ConfigVariables,
 ) -> Result<FirstRun, RestoreError> {
     let (record, from, revision, at_us) = match entries.peek() {
         Some(Entry::Restarted { .. } | Entry::Replayed { .. }) => match entries.next() {
@@ -1220,7 +1238,8 @@ fn first_run(
         _ => {
             let (new, created_at) = created(id, entries, resolve)?;
             let scheduled = new.schedule_date;
-            return Ok((Run::new(new, created_at, limits), created_at, scheduled));
+            let run = Run::new(new, created_at, limits, variables.clone());
+            return Ok((run, created_at, scheduled));
         }
     };
     let record = Record::from_bytes(&record).map_err(|e| RestoreError::Restart(e.to_string()))?;
@@ -1240,7 +1259,8 @@ fn first_run(
         Replays { record, from }.guide(&rev)
     }
     .map_err(RestoreError::Restart)?;
-    Ok((Run::again(id, rev, guide, at, limits), at, None))
+    let run = Run::again(id, rev, guide, at, limits, variables.clone());
+    Ok((run, at, None))
 }
 
 fn created(

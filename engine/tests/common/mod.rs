@@ -56,6 +56,60 @@ pub fn corpus_source(file: &str) -> String {
 /// Runs a flow given as YAML text.
 pub fn run_source(source: &str, inputs: serde_json::Value) -> Execution {
     let flow = Flow::parse(source).unwrap_or_else(|e| panic!("flow does not parse: {e}"));
+    let inputs = harness_inputs(&flow, inputs);
+    let revision = Arc::new(FlowRevision::new(Arc::new(flow)));
+    run_to_end(NewExecution::new(revision, inputs))
+}
+
+/// Like [`run_flow`], through an engine (its shard threads) whose
+/// configuration `tweak` changed first: for what only an engine's
+/// configuration gives an execution, such as `envs` and `globals`.
+pub fn run_flow_with(
+    file: &str,
+    inputs: serde_json::Value,
+    tweak: impl FnOnce(&mut EngineConfig),
+) -> Execution {
+    let flow =
+        Flow::parse(&corpus_source(file)).unwrap_or_else(|e| panic!("{file} does not parse: {e}"));
+    let inputs = harness_inputs(&flow, inputs);
+    let revision = Arc::new(FlowRevision::new(Arc::new(flow)));
+    let mut config = EngineConfig {
+        threads: NonZeroUsize::MIN,
+        ..EngineConfig::default()
+    };
+    tweak(&mut config);
+    let ended = Arc::new(EndedExecution::default());
+    let engine = Engine::start(config, ended.clone()).unwrap();
+    let new = NewExecution::new(revision, inputs);
+    let id = new.id;
+    engine.submit(new, Ack::Receipt).unwrap().wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let execution = loop {
+        if let Some(execution) = ended.0.lock().unwrap().take() {
+            break execution;
+        }
+        assert!(Instant::now() < deadline, "{file} did not end within 20 s");
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    engine.shutdown();
+    assert_eq!(execution.id(), id);
+    execution
+}
+
+/// The one execution that ended, as it ended.
+#[derive(Default)]
+struct EndedExecution(Mutex<Option<Execution>>);
+
+impl Observer for EndedExecution {
+    fn on_change(&self, change: &Change<'_>) {
+        if change.ended.is_some() {
+            *self.0.lock().unwrap() = Some(change.execution.clone());
+        }
+    }
+}
+
+/// The inputs as Kestra's test helper hands them to an execution.
+fn harness_inputs(flow: &Flow, inputs: serde_json::Value) -> serde_json::Map<String, Value> {
     let provided = match inputs {
         serde_json::Value::Object(map) => map,
         serde_json::Value::Null => serde_json::Map::new(),
@@ -64,7 +118,7 @@ pub fn run_source(source: &str, inputs: serde_json::Value) -> Execution {
     // Kestra's own test helper passes inputs raw (no type coercion, no
     // required check) with the declared defaults filled in; do the same when
     // strict validation refuses them, so its flows run as its tests run them.
-    let inputs = validate_inputs(&flow, &provided).unwrap_or_else(|_| {
+    validate_inputs(flow, &provided).unwrap_or_else(|_| {
         let mut raw = provided.clone();
         for input in &flow.inputs {
             if let (false, Some(default)) = (raw.contains_key(&input.id), &input.defaults) {
@@ -72,9 +126,7 @@ pub fn run_source(source: &str, inputs: serde_json::Value) -> Execution {
             }
         }
         raw
-    });
-    let revision = Arc::new(FlowRevision::new(Arc::new(flow)));
-    run_to_end(NewExecution::new(revision, inputs))
+    })
 }
 
 // ---------------------------------------------------------------------------

@@ -29,9 +29,9 @@ pub struct Args {
 }
 
 pub fn main(args: Args) -> ExitCode {
-    let env = std::env::vars_os()
-        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-        .filter(|(k, _)| k.starts_with("PEREGRINE_"));
+    // All of it: `PEREGRINE_*` are settings, and those with
+    // `variables.env-vars-prefix` are what flows read as `envs`.
+    let env = std::env::vars_os();
     let overrides = Overrides {
         bind: args.bind,
         data_dir: args.data_dir.clone(),
@@ -82,6 +82,8 @@ fn run(config: Config) -> anyhow::Result<()> {
             durability = config.wal.durability.as_str(),
             data_dir = %config.data_dir.display(),
             auth = config.server.basic_auth.is_some(),
+            envs = ?config.envs,
+            globals = config.variables.globals.len(),
             "starting"
         );
         let state = tokio::task::block_in_place(|| AppState::open(config))

@@ -1,0 +1,279 @@
+//! Kestra's `envs` and `globals`: values every template of every execution
+//! reads, which come from the process's configuration rather than from an
+//! execution (Kestra's `RunContextCache`, handed to `RunVariables`).
+//!
+//! They are not journaled. A shard's replay after a restart renders with
+//! the variables of the process that replays, so an execution in flight
+//! across a restart whose configuration changed may render differently
+//! after it than before (see ARCHITECTURE.md, "Replay determinism").
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+/// `envs` and `globals`, shared by every execution of an engine (cloning
+/// is a reference count).
+#[derive(Clone, PartialEq)]
+pub struct ConfigVariables(Arc<Inner>);
+
+#[derive(PartialEq)]
+struct Inner {
+    /// A JSON object of strings.
+    envs: Value,
+    /// A JSON object.
+    globals: Value,
+}
+
+/// Why [`ConfigVariables::new`] refused its values.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "`envs` and `globals` take {bytes} bytes as JSON, more than the limit of {max} bytes \
+     (every template of every execution can read them whole)"
+)]
+pub struct VariablesTooLarge {
+    pub bytes: usize,
+    pub max: usize,
+}
+
+impl ConfigVariables {
+    /// Most bytes `envs` and `globals` may take together, as compact JSON.
+    /// They are held once, but a template may print them whole (`{{
+    /// globals }}`) into an output, a label or a log line, which should
+    /// stay small beside an execution's own limits (a task run's outputs,
+    /// 1 MiB by default).
+    pub const MAX_BYTES: usize = 256 << 10;
+
+    /// `envs` (names as flows read them: `envs.my_var`) and `globals`,
+    /// refused when larger together than [`Self::MAX_BYTES`].
+    pub fn new(
+        envs: BTreeMap<String, String>,
+        globals: Map<String, Value>,
+    ) -> Result<Self, VariablesTooLarge> {
+        let envs = Value::Object(
+            envs.into_iter()
+                .map(|(k, v)| (k, Value::String(v)))
+                .collect(),
+        );
+        let globals = Value::Object(globals);
+        let bytes = json_len(&envs) + json_len(&globals);
+        if bytes > Self::MAX_BYTES {
+            return Err(VariablesTooLarge {
+                bytes,
+                max: Self::MAX_BYTES,
+            });
+        }
+        Ok(Self(Arc::new(Inner { envs, globals })))
+    }
+
+    /// Kestra's `envs`: a JSON object of strings.
+    pub fn envs(&self) -> &Value {
+        &self.0.envs
+    }
+
+    /// Kestra's `globals`: a JSON object.
+    pub fn globals(&self) -> &Value {
+        &self.0.globals
+    }
+}
+
+impl Default for ConfigVariables {
+    /// No envs, no globals (Kestra's empty maps).
+    fn default() -> Self {
+        Self(Arc::new(Inner {
+            envs: Value::Object(Map::new()),
+            globals: Value::Object(Map::new()),
+        }))
+    }
+}
+
+/// Names only: environment variables often carry secrets, and a config
+/// printed in a log must not show them.
+impl fmt::Debug for ConfigVariables {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let keys = |v: &Value| {
+            v.as_object()
+                .map(|m| m.keys().cloned().collect::<Vec<_>>())
+                .unwrap_or_default()
+        };
+        f.debug_struct("ConfigVariables")
+            .field("envs", &keys(&self.0.envs))
+            .field("globals", &keys(&self.0.globals))
+            .finish()
+    }
+}
+
+fn json_len(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing to a counter cannot fail, and a `Value` always serializes.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::State;
+    use crate::executor::engine::run_to_end_with_variables;
+    use crate::executor::{FlowRevision, NewExecution};
+    use crate::flow::Flow;
+
+    fn globals(value: Value) -> Map<String, Value> {
+        value.as_object().cloned().expect("an object")
+    }
+
+    fn envs(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn run(yaml: &str, variables: ConfigVariables) -> crate::Execution {
+        let flow = Flow::parse(yaml).expect("the flow parses");
+        let revision = Arc::new(FlowRevision::new(Arc::new(flow)));
+        run_to_end_with_variables(NewExecution::new(revision, Map::new()), variables)
+    }
+
+    fn value(e: &crate::Execution, task: &str) -> Value {
+        let run = e.task_runs_of(task).next().expect("a task run");
+        assert_eq!(run.state(), State::Success, "{task}: {e:?}");
+        run.outputs().expect("outputs")["value"].clone()
+    }
+
+    #[test]
+    fn templates_read_envs_and_globals_everywhere_in_an_execution() {
+        let variables = ConfigVariables::new(
+            envs(&[("region", "eu-west"), ("test2", "Pass by env")]),
+            globals(json!({"string": "string", "int": 1, "nested": {"list": [1, 2]}})),
+        )
+        .expect("small");
+        let e = run(
+            r#"
+id: vars
+namespace: t
+tasks:
+  - id: plain
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ envs.region }}/{{ envs['test2'] }}/{{ globals.int + 1 }}/{{ globals.nested.list[1] }}"
+  - id: whole
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ envs }} {{ globals.nested }}"
+  - id: each
+    type: io.kestra.plugin.core.flow.ForEach
+    values: ["a"]
+    tasks:
+      - id: inner
+        type: io.kestra.plugin.core.debug.Return
+        format: "{{ taskrun.value }}-{{ globals.string }}"
+outputs:
+  - id: region
+    type: STRING
+    value: "{{ envs.region }}"
+"#,
+            variables,
+        );
+        assert_eq!(e.state(), State::Success, "{e:?}");
+        assert_eq!(value(&e, "plain"), "eu-west/Pass by env/2/2");
+        assert_eq!(
+            value(&e, "whole"),
+            r#"{"region":"eu-west","test2":"Pass by env"} {"list":[1,2]}"#
+        );
+        assert_eq!(value(&e, "inner"), "a-string");
+        assert_eq!(e.outputs(), Some(&json!({"region": "eu-west"})));
+    }
+
+    #[test]
+    fn a_missing_name_fails_the_task_as_any_missing_key_does() {
+        let e = run(
+            r#"
+id: vars
+namespace: t
+tasks:
+  - id: env
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ envs.absent }}"
+  - id: after
+    type: io.kestra.plugin.core.debug.Return
+    format: "not reached"
+"#,
+            ConfigVariables::default(),
+        );
+        assert_eq!(e.state(), State::Failed);
+        let env = e.task_runs_of("env").next().expect("a task run");
+        assert_eq!(env.state(), State::Failed);
+        assert!(
+            e.logs()
+                .entries()
+                .iter()
+                .any(|l| l.message.contains("absent")),
+            "the error names the missing key: {:?}",
+            e.logs().entries()
+        );
+        assert_eq!(e.task_runs_of("after").count(), 0);
+        // Without any configured, both are empty maps, as in Kestra.
+        let e = run(
+            r#"
+id: vars
+namespace: t
+tasks:
+  - id: empty
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ envs }} {{ globals }} {{ envs.absent ?? 'none' }}"
+"#,
+            ConfigVariables::default(),
+        );
+        assert_eq!(value(&e, "empty"), "{} {} none");
+    }
+
+    #[test]
+    fn values_past_the_limit_are_refused_with_their_size() {
+        let big = "x".repeat(ConfigVariables::MAX_BYTES);
+        let err = ConfigVariables::new(envs(&[("big", &big)]), Map::new()).expect_err("too large");
+        assert!(err.bytes > ConfigVariables::MAX_BYTES, "{err:?}");
+        let message = err.to_string();
+        assert!(
+            message.contains("envs") && message.contains(&ConfigVariables::MAX_BYTES.to_string()),
+            "{message}"
+        );
+        // The two count together.
+        let half = "x".repeat(ConfigVariables::MAX_BYTES / 2);
+        assert!(ConfigVariables::new(envs(&[("a", &half)]), Map::new()).is_ok());
+        assert!(
+            ConfigVariables::new(envs(&[("a", &half)]), globals(json!({ "b": half }))).is_err()
+        );
+    }
+
+    #[test]
+    fn debug_shows_names_not_values() {
+        let variables = ConfigVariables::new(
+            envs(&[("token", "s3cr3t")]),
+            globals(json!({"password": "hunter2"})),
+        )
+        .expect("small");
+        let shown = format!("{variables:?}");
+        assert!(
+            shown.contains("token") && shown.contains("password"),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains("s3cr3t") && !shown.contains("hunter2"),
+            "{shown}"
+        );
+    }
+}
