@@ -485,3 +485,50 @@ tasks:
     assert_eq!(child["inputs"]["n"], 1);
     engine.shutdown();
 }
+
+/// WaitFor across a stop of the engine: the wait between two iterations
+/// is a journaled timer, so the iterations go on after it, each once.
+#[test]
+fn a_wait_for_goes_on_after_the_engine_restarts_between_iterations() {
+    let flows = Arc::new(MapFlows::default());
+    let rev = flows.add(
+        r#"
+id: poll
+namespace: tests
+tasks:
+  - id: until
+    type: io.kestra.plugin.core.flow.WaitFor
+    condition: "{{ outputs.probe.value == '3' }}"
+    checkFrequency:
+      interval: PT0.4S
+    tasks:
+      - id: probe
+        type: io.kestra.plugin.core.debug.Return
+        format: "{{ outputs.until.iterationCount + 1 }}"
+  - id: after
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ outputs.until.iterationCount }}"
+"#,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, _ended) = durable(dir.path(), &flows);
+    let id = submit(&engine, &rev, json!({}));
+    std::thread::sleep(Duration::from_millis(150));
+    let midway = record(&engine, id).to_json(chrono::Utc::now());
+    assert_eq!(midway["state"]["current"], "RUNNING", "{midway:#}");
+    engine.shutdown();
+
+    let (engine, ended) = durable(dir.path(), &flows);
+    let done = wait_ended(&ended, id, 1);
+    assert_eq!(done["state"]["current"], "SUCCESS", "{done:#}");
+    assert_eq!(task_run(&done, "after")["outputs"]["value"], "3");
+    let probes: Vec<&Value> = done["taskRunList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["taskId"] == "probe")
+        .map(|t| &t["outputs"]["value"])
+        .collect();
+    assert_eq!(probes, ["1", "2", "3"]);
+    engine.shutdown();
+}

@@ -266,7 +266,7 @@ fn a_restart_replays_from_its_journal_byte_for_byte_after_any_record() {
 /// Flows the property test draws from: timers, retries, timeouts, loops,
 /// parallel branches, worker tasks whose answers the test makes up, and
 /// `now()`.
-const FLOWS: [&str; 3] = [
+const FLOWS: [&str; 4] = [
     BRANCHY,
     r#"
 id: calls
@@ -313,6 +313,22 @@ errors:
   - id: handle
     type: io.kestra.plugin.core.debug.Return
     format: "failed at {{ now() }}"
+"#,
+    r#"
+id: poll
+namespace: tests
+tasks:
+  - id: until
+    type: io.kestra.plugin.core.flow.WaitFor
+    condition: "{{ (now(format='SSSSSS') | number) % 3 == 0 or outputs.until.iterationCount > 3 }}"
+    checkFrequency:
+      interval: PT0.25S
+      maxDuration: PT2S
+    failOnMaxReached: true
+    tasks:
+      - id: probe
+        type: io.kestra.plugin.core.debug.Return
+        format: "{{ outputs.until.iterationCount }} at {{ now() }}"
 "#,
 ];
 

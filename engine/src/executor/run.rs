@@ -37,7 +37,9 @@ use crate::execution::{
 };
 use crate::expression::Property;
 use crate::flow::{InputType, Level, RetryPolicy};
-use crate::tasks::{ChildAnswer, FramePlan, Groups, Started, SubflowCall, TaskContext, TaskKind};
+use crate::tasks::{
+    AfterFrame, ChildAnswer, FramePlan, Groups, Started, SubflowCall, TaskContext, TaskKind,
+};
 
 /// Where a task run sits, and what it owns.
 #[derive(Debug, Clone)]
@@ -90,7 +92,7 @@ enum GroupStatus {
     Done { ok: bool },
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Group {
     list: ListId,
     pos: u32,
@@ -141,6 +143,13 @@ struct Frame {
     errors: ListId,
     finally: ListId,
     dag_deps: Vec<Vec<u32>>,
+    /// A loop's groups as they start, to run again
+    /// ([`FramePlan::repeats`]); empty for any other frame.
+    again: Vec<Group>,
+    /// A loop's iterations whose tasks all succeeded.
+    iterations: u32,
+    /// A loop waits for its next iteration (on its owner's timer).
+    between: bool,
 }
 
 /// Why an execution cannot be resumed.
@@ -446,6 +455,9 @@ impl Run {
             errors: rev.root_errors,
             finally: rev.root_finally,
             dag_deps: Vec::new(),
+            again: Vec::new(),
+            iterations: 0,
+            between: false,
         };
         Run {
             exec,
@@ -532,6 +544,8 @@ impl Run {
         }
         if tr.state.current() == State::Retrying {
             self.retry_attempt(task_run, now);
+        } else if let Some(f) = self.looping(task_run) {
+            self.next_iteration(f, now);
         } else if self.slots[task_run as usize].waits == Waits::Timer {
             if tr.state.current() == State::Paused {
                 self.unpause(task_run, now);
@@ -539,6 +553,16 @@ impl Run {
             let started = self.call_task(task_run, now, |kind, ctx| kind.on_timer(ctx));
             self.resume(task_run, started, now);
         }
+    }
+
+    /// The loop frame task run `tr` owns, if it waits between iterations.
+    fn looping(&self, tr: u32) -> Option<usize> {
+        if self.slots[tr as usize].waits != Waits::Timer {
+            return None;
+        }
+        self.frames
+            .iter()
+            .rposition(|frame| frame.owner == Some(tr) && frame.between)
     }
 
     /// Task run `tr`, PAUSED, runs again, and so does the execution once no
@@ -665,6 +689,13 @@ impl Run {
                 let settled = frame.active == 0 || (frame.stopped && frame.phase == Phase::Main);
                 if !settled {
                     return None;
+                }
+                if self.loops_again(f, now) {
+                    return None;
+                }
+                if self.frames[f].finished {
+                    // A loop failed past its maximum: its state is set.
+                    return Some(self.final_state(f));
                 }
                 if !self.next_phase(f) {
                     self.frames[f].finished = true;
@@ -829,6 +860,94 @@ impl Run {
                     return;
                 }
             }
+        }
+    }
+
+    /// A loop's frame (see [`FramePlan::repeats`]) settled in its main
+    /// phase: once its tasks all succeeded, its task says whether they run
+    /// again (true: after a timer of its owner), or it fails (the frame is
+    /// then finished, FAILED).
+    fn loops_again(&mut self, f: usize, now: DateTime<Utc>) -> bool {
+        let frame = &self.frames[f];
+        let Some(owner) = frame.owner else {
+            return false;
+        };
+        let o = frame.outcome;
+        if frame.again.is_empty() || frame.phase != Phase::Main || o.failed || o.warning || o.killed
+        {
+            return false;
+        }
+        let iterations = frame.iterations + 1;
+        self.frames[f].iterations = iterations;
+        self.set_outputs(owner, serde_json::json!({ "iterationCount": iterations }));
+        let since = self.exec.task_runs[owner as usize].state.start_date();
+        let answer = self.call_task(owner, now, |kind, ctx| {
+            kind.after_frame(ctx, iterations, since)
+        });
+        match answer {
+            AfterFrame::Done => false,
+            AfterFrame::Again(after) => {
+                let planned = self.frames[f]
+                    .again
+                    .iter()
+                    .map(|g| (g.end - g.pos) as usize)
+                    .sum::<usize>();
+                let existing = self.exec.task_runs.len();
+                let max = self.limits.max_task_runs;
+                if existing.saturating_add(planned) > max as usize {
+                    let why = limits::too_many_task_runs(planned, existing, max);
+                    self.fail_loop(f, owner, why, now);
+                    return false;
+                }
+                self.frames[f].between = true;
+                self.ask_timer(owner, after, false, now);
+                self.slots[owner as usize].waits = Waits::Timer;
+                true
+            }
+            AfterFrame::Fail(why) => {
+                self.fail_loop(f, owner, why, now);
+                false
+            }
+        }
+    }
+
+    /// Loop frame `f` fails with `why`, its `errors` not run (Kestra's
+    /// WaitFor resolves FAILED at once past its maximum).
+    fn fail_loop(&mut self, f: usize, owner: u32, why: String, now: DateTime<Utc>) {
+        self.log(Some(owner), Level::Error, why, now);
+        let frame = &mut self.frames[f];
+        frame.outcome.failed = true;
+        frame.finished = true;
+    }
+
+    /// Loop frame `f`'s wait passed: its tasks run again, as iteration
+    /// `iterations` (their task runs say so, as its own does).
+    fn next_iteration(&mut self, f: usize, now: DateTime<Utc>) {
+        let Some(owner) = self.frames[f].owner else {
+            return;
+        };
+        self.slots[owner as usize].waits = Waits::Nothing;
+        let frame = &mut self.frames[f];
+        let iteration = frame.iterations;
+        frame.between = false;
+        frame.groups = frame
+            .again
+            .iter()
+            .cloned()
+            .map(|g| Group {
+                iteration: Some(iteration),
+                ..g
+            })
+            .collect();
+        frame.cursor = 0;
+        frame.active = 0;
+        frame.outcome = Outcome::default();
+        frame.stopped = false;
+        frame.epoch += 1;
+        self.exec.task_runs[owner as usize].iteration = Some(iteration);
+        if let Some(state) = self.drive(f, now) {
+            let ended = self.finish_task_run(owner, state, None, now);
+            self.roll_up(owner, ended, now);
         }
     }
 
@@ -1089,12 +1208,12 @@ impl Run {
     }
 
     /// Calls into task run `tr`'s task, then appends what it logged.
-    fn call_task(
+    fn call_task<T>(
         &mut self,
         tr: u32,
         now: DateTime<Utc>,
-        call: impl FnOnce(&dyn TaskKind, &mut TaskContext<'_>) -> Started,
-    ) -> Started {
+        call: impl FnOnce(&dyn TaskKind, &mut TaskContext<'_>) -> T,
+    ) -> T {
         let (started, said) = {
             let kind = &*self.rev.node(self.slots[tr as usize].task).task.kind;
             let mut ctx = TaskContext::new(RenderContext::new(self, Some(tr)));
@@ -1605,7 +1724,14 @@ impl Run {
             errors: node.errors,
             finally: node.finally,
             dag_deps: node.dag_deps.clone(),
+            again: Vec::new(),
+            iterations: 0,
+            between: false,
         };
+        let mut frame = frame;
+        if plan.repeats {
+            frame.again = frame.groups.clone();
+        }
         self.frames.push(frame);
         self.set_outputs(tr, plan.outputs);
         Ok(self.frames.len() - 1)

@@ -491,14 +491,17 @@ impl PropertyNode {
         })
     }
 
-    fn render(&self, ctx: &dyn Context) -> Result<Value> {
+    /// Rendered; with `as_text`, every template gives text (Kestra's
+    /// `RunContext.render` of a map), else its value keeps its type.
+    fn render(&self, ctx: &dyn Context, as_text: bool) -> Result<Value> {
         Ok(match self {
             PropertyNode::Static(v) => v.clone(),
+            PropertyNode::Template(t) if as_text => Value::String(t.render_string(ctx)?),
             PropertyNode::Template(t) => t.render(ctx)?,
             PropertyNode::List(items) => Value::Array(
                 items
                     .iter()
-                    .map(|n| n.render(ctx))
+                    .map(|n| n.render(ctx, as_text))
                     .collect::<Result<Vec<_>>>()?,
             ),
             PropertyNode::Map(entries) => {
@@ -508,7 +511,7 @@ impl PropertyNode {
                         PropertyKey::Static(s) => s.clone(),
                         PropertyKey::Template(t) => t.render_string(ctx)?,
                     };
-                    let value = v.render(ctx)?;
+                    let value = v.render(ctx, as_text)?;
                     // Kestra keeps the first value when two keys render the same.
                     out.entry(key).or_insert(value);
                 }
@@ -548,7 +551,14 @@ impl Property {
     }
 
     pub fn render(&self, ctx: &dyn Context) -> Result<Value> {
-        self.node.render(ctx)
+        self.node.render(ctx, false)
+    }
+
+    /// Rendered with every template giving text, as Kestra renders an
+    /// untyped map of strings (`OutputValues`' `values`): `"{{ 1 + 1 }}"`
+    /// is `"2"`; a value written as a number stays one.
+    pub fn render_texts(&self, ctx: &dyn Context) -> Result<Value> {
+        self.node.render(ctx, true)
     }
 }
 

@@ -127,7 +127,8 @@ impl TaskKind for Log {
     }
 }
 
-/// `core.output.OutputValues`: output `values` = rendered `values`.
+/// `core.output.OutputValues`: output `values` = rendered `values`, each
+/// template as text (Kestra renders the map's strings as strings).
 #[derive(Debug)]
 pub(crate) struct OutputValues {
     values: Property,
@@ -136,7 +137,7 @@ pub(crate) struct OutputValues {
 impl TaskKind for OutputValues {
     fn start(&self, ctx: &mut TaskContext<'_>) -> Started {
         Started::Done(
-            ctx.render(&self.values)
+            ctx.render_texts(&self.values)
                 .map(|values| Some(json!({ "values": values }))),
         )
     }

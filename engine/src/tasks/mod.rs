@@ -74,6 +74,8 @@ pub(crate) static REGISTRY: &[&TaskType] = &[
     &flowable::DAG,
     &flowable::ALLOW_FAILURE,
     &flowable::PAUSE,
+    &flowable::WAIT_FOR,
+    &flowable::LOOP_UNTIL,
     &subflow::SUBFLOW,
 ];
 
@@ -85,8 +87,6 @@ pub(crate) static NOT_YET: &[(&str, &[&str])] = &[
         "io.kestra.plugin.core.flow.Template",
         &["io.kestra.core.tasks.flows.Template"],
     ),
-    ("io.kestra.plugin.core.flow.WaitFor", &[]),
-    ("io.kestra.plugin.core.flow.LoopUntil", &[]),
     (
         "io.kestra.plugin.core.execution.Resume",
         &["io.kestra.core.tasks.executions.Resume"],
@@ -157,6 +157,19 @@ pub(crate) trait TaskKind: fmt::Debug + Send + Sync + Any {
         Started::Done(Ok(None))
     }
 
+    /// A flowable task whose frame repeats ([`FramePlan::repeats`]) saw its
+    /// tasks all succeed, for the `iterations`-th time, its task run
+    /// created at `since` (its outputs already hold the count): whether it
+    /// ends or runs them again.
+    fn after_frame(
+        &self,
+        _ctx: &mut TaskContext<'_>,
+        _iterations: u32,
+        _since: chrono::DateTime<chrono::Utc>,
+    ) -> AfterFrame {
+        AfterFrame::Done
+    }
+
     /// The child execution `child` this task asked for
     /// ([`Started::Subflow`]) answered: how its run goes on.
     fn on_child(
@@ -192,6 +205,17 @@ pub(crate) enum Started {
     Ended(State, Value),
 }
 
+/// What a repeating frame does once its tasks all succeeded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum AfterFrame {
+    /// It ends, as its children's states say.
+    Done,
+    /// Its task run fails, for this reason.
+    Fail(String),
+    /// Its tasks run again after this long.
+    Again(Duration),
+}
+
 /// How a flowable task run's children run: the frame run.rs builds.
 #[derive(Debug)]
 pub(crate) struct FramePlan {
@@ -208,6 +232,9 @@ pub(crate) struct FramePlan {
     pub parallel_errors: bool,
     /// The task run's outputs, set when the frame opens.
     pub outputs: Value,
+    /// Once its tasks all succeeded, the task decides whether they run
+    /// again ([`TaskKind::after_frame`]): a loop.
+    pub repeats: bool,
 }
 
 impl FramePlan {
@@ -220,6 +247,7 @@ impl FramePlan {
             dag: false,
             parallel_errors: false,
             outputs: Value::Object(Map::new()),
+            repeats: false,
         }
     }
 }
@@ -295,6 +323,20 @@ impl<'a> TaskContext<'a> {
 
     pub(crate) fn render(&self, property: &Property) -> Result<Value, String> {
         property.render(&self.scope).map_err(|e| e.to_string())
+    }
+
+    /// The instant of the step: what `now()` renders.
+    pub(crate) fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        use crate::expression::Context as _;
+        self.scope.now()
+    }
+
+    /// Rendered with every template as text (see
+    /// [`Property::render_texts`]).
+    pub(crate) fn render_texts(&self, property: &Property) -> Result<Value, String> {
+        property
+            .render_texts(&self.scope)
+            .map_err(|e| e.to_string())
     }
 
     /// What one evaluation may spend.
@@ -480,7 +522,9 @@ mod tests {
                 "EachParallel",
                 "Dag",
                 "AllowFailure",
-                "Pause"
+                "Pause",
+                "WaitFor",
+                "LoopUntil"
             ]
         );
     }

@@ -8,6 +8,7 @@ mod dag;
 mod each;
 mod pause;
 mod sequence;
+mod wait_for;
 
 use std::sync::Arc;
 
@@ -22,6 +23,7 @@ pub(super) use pause::PAUSE;
 #[cfg(test)]
 use sequence::Sequential;
 pub(super) use sequence::{ALLOW_FAILURE, PARALLEL, SEQUENTIAL};
+pub(super) use wait_for::{LOOP_UNTIL, WAIT_FOR};
 
 /// Loop values: a list, or a JSON string of one; each rendered to text,
 /// duplicates dropped (first one kept), as Kestra does.
