@@ -117,6 +117,14 @@ pub(crate) enum Entry {
         revision: u32,
         at_us: i64,
     },
+    /// Its flow's concurrency gate answered its ask to run: `verdict` (see
+    /// `executor::gate::Verdict::code`), with `running` executions of the
+    /// flow running then.
+    Gated {
+        verdict: u8,
+        running: u32,
+        at_us: i64,
+    },
 }
 
 /// Record kinds of this journal format (2). Format 1 used kinds 1 to 6, with
@@ -136,6 +144,7 @@ const KILL_ALONE: u16 = 21;
 const SCHEDULED: u16 = 22;
 const RESTARTED: u16 = 23;
 const REPLAYED: u16 = 24;
+const GATED: u16 = 25;
 const FORMAT_1_KINDS: std::ops::RangeInclusive<u16> = 1..=6;
 
 impl Entry {
@@ -154,6 +163,7 @@ impl Entry {
             Entry::Scheduled { .. } => SCHEDULED,
             Entry::Restarted { .. } => RESTARTED,
             Entry::Replayed { .. } => REPLAYED,
+            Entry::Gated { .. } => GATED,
         })
     }
 }
@@ -421,7 +431,7 @@ pub(crate) fn decode(kind: Kind, payload: &[u8]) -> Result<Recovered, JournalErr
             .map(Recovered::Ended)
             .map_err(|e| JournalError::Unreadable(e.to_string())),
         CREATED | TIMER | KILL | WORKED | REDISPATCHED | TIMED_OUT | RESUMED | PARENT | CHILD
-        | KILL_ALONE | SCHEDULED | RESTARTED | REPLAYED => {
+        | KILL_ALONE | SCHEDULED | RESTARTED | REPLAYED | GATED => {
             let archived = peregrine_wal::access::<Entry>(payload)
                 .map_err(|e| JournalError::Unreadable(e.to_string()))?;
             rkyv::deserialize::<Entry, rkyv::rancor::Error>(archived)
@@ -472,6 +482,11 @@ mod tests {
                 from: Some(3),
                 revision: 2,
                 at_us: 52,
+            },
+            Entry::Gated {
+                verdict: 1,
+                running: 4,
+                at_us: 53,
             },
             Entry::Scheduled {
                 start_us: 1_000,

@@ -546,12 +546,13 @@ tasks:
 }
 
 /// What Peregrine does not honour yet is refused where it is written,
-/// never parsed and ignored: flow `concurrency`, a retry that would make a
-/// new execution, and `timeout` on a flowable task (which runs no attempt
-/// of its own). A flow-level or flowable `retry` is honoured (the default
-/// of the runnable tasks below it), and so is a runnable task's `timeout`.
+/// never parsed and ignored: a retry that would make a new execution, and
+/// `timeout` on a flowable task (which runs no attempt of its own). A
+/// flow-level or flowable `retry` is honoured (the default of the runnable
+/// tasks below it), and so are a runnable task's `timeout` and the flow's
+/// `concurrency`.
 #[test]
-fn concurrency_new_execution_retries_and_flowable_timeouts_are_refused() {
+fn new_execution_retries_and_flowable_timeouts_are_refused() {
     let yaml = format!(
         "{HEAD}retry:
   type: constant
@@ -592,12 +593,6 @@ tasks:
                 "retry.behavior",
                 7,
                 "retry behavior `CREATE_NEW_EXECUTION` is not supported yet"
-            ),
-            // A map's position is its first key's.
-            (
-                "concurrency",
-                9,
-                "a flow-level `concurrency` is not supported yet"
             ),
             (
                 "tasks[0].timeout",

@@ -1198,25 +1198,38 @@ async fn revisions_list_every_revision_oldest_first_each_with_its_source() {
         labelled["labels"],
         json!([{"key": "team", "value": "core"}, {"key": "tier", "value": "1"}])
     );
-    // Concurrency limits are not enforced yet: refused, not ignored.
+    // A concurrency limit is kept with the flow; one below 1 is refused.
     let limited = server
         .create_flow(&format!(
             "{}concurrency:\n  limit: 2\n",
             saying("tests.revisions", "limited", "x")
         ))
         .await;
+    assert_eq!(limited.status, StatusCode::OK, "{:?}", limited.body);
     assert_eq!(
-        limited.status,
-        StatusCode::UNPROCESSABLE_ENTITY,
+        limited.json()["concurrency"]["limit"],
+        2,
         "{:?}",
         limited.body
     );
-    assert!(
-        limited.json()["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("concurrency")),
+    let refused = server
+        .create_flow(&format!(
+            "{}concurrency:\n  limit: 0\n",
+            saying("tests.revisions", "unlimited", "x")
+        ))
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
         "{:?}",
-        limited.body
+        refused.body
+    );
+    assert!(
+        refused.json()["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("concurrency.limit")),
+        "{:?}",
+        refused.body
     );
 
     let revisions = |reply: common::Reply| -> Vec<Value> {

@@ -25,6 +25,7 @@ use std::sync::atomic::Ordering;
 use serde_json::{Map, Value};
 
 use super::engine::{Admission, Command, shard_index};
+use super::gate::{Gate, Note};
 use super::inbox::Sender;
 use super::plan::FlowRevision;
 use super::run::NewExecution;
@@ -119,6 +120,8 @@ pub(crate) enum Parcel {
     Spawn(Box<SpawnOrder>),
     Tell(Box<ChildNews>),
     Kill(ExecutionId),
+    /// For the flows' concurrency gate (see [`super::gate`]).
+    Gate(Box<Note>),
 }
 
 /// The id of the child that attempt `attempt` of task run `task_run` of
@@ -154,6 +157,8 @@ pub(crate) struct Courier {
 impl Courier {
     /// Delivers parcels until every shard has let go of its sender.
     pub(crate) fn run(self, parcels: flume::Receiver<(Receipt, Parcel)>) {
+        let mut gate = Gate::new(self.inboxes.len());
+        let mut verdicts = Vec::new();
         for (receipt, parcel) in parcels.iter() {
             if let Err(e) = receipt.wait() {
                 // The decision is not in the journal: a restart will not
@@ -169,6 +174,12 @@ impl Courier {
                     // A child's own children die with it.
                     let cascade = true;
                     self.push(id, Command::Kill { id, cascade, reply });
+                }
+                Parcel::Gate(note) => {
+                    gate.note(*note, &mut verdicts);
+                    for (id, verdict) in verdicts.drain(..) {
+                        self.push(id, Command::Admitted { id, verdict });
+                    }
                 }
             }
         }

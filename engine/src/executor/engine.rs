@@ -21,6 +21,7 @@ use rustc_hash::FxHashMap;
 use super::config_vars::ConfigVariables;
 use super::courier::{ChildNews, Courier, Flows, Parcel};
 use super::finished::Finished;
+use super::gate::{Note, Verdict};
 use super::inbox::{PushError, Receiver, Sender, inbox};
 use super::limits::Limits;
 use super::plan::{FlowLookup, FlowRevision};
@@ -328,6 +329,10 @@ pub(crate) enum Command {
     },
     WorkDone(Box<WorkDone>),
     Child(Box<ChildNews>),
+    Admitted {
+        id: ExecutionId,
+        verdict: Verdict,
+    },
 }
 
 /// Where the answer to a request goes; kept by the shard's runtime, never
@@ -414,6 +419,7 @@ impl Command {
             ),
             Command::WorkDone(done) => (Message::WorkDone(done), None),
             Command::Child(news) => (Message::Child(news), None),
+            Command::Admitted { id, verdict } => (Message::Admitted { id, verdict }, None),
         }
     }
 }
@@ -1443,6 +1449,11 @@ fn shard_loop(mut shard: Shard, rx: Receiver<Command>, runtime: ShardRuntime) {
     let mut held: std::collections::VecDeque<(ExecutionId, WorkOrder)> = Default::default();
     let mut replies: FxHashMap<RequestId, ReplyTo> = FxHashMap::default();
     let mut next_request: RequestId = 0;
+    // What recovery left to tell other executions goes first; then the
+    // concurrency gate hears that this shard told it all it holds.
+    shard.drain(|effect, execution| runtime.apply(effect, execution, &mut replies, &mut held));
+    let recovered = Parcel::Gate(Box::new(Note::Recovered));
+    let _ = runtime.parcels.send((Receipt::ready(), recovered));
     loop {
         let mut handled = 0;
         while handled < runtime.batch {
@@ -1564,6 +1575,7 @@ fn run_to_end_in(
     };
     shard.step(start, Utc::now());
     let mut refused = Vec::new();
+    let mut admitted = Vec::new();
     loop {
         let mut last: Option<Execution> = None;
         let mut work = Vec::new();
@@ -1581,9 +1593,22 @@ fn run_to_end_in(
                 parcel: Parcel::Spawn(order),
                 ..
             } => refused.push(order),
+            Effect::Send {
+                parcel: Parcel::Gate(note),
+                ..
+            } => {
+                // One execution alone is always under its flow's limit.
+                if let Note::Admit { id, .. } = *note {
+                    admitted.push(id);
+                }
+            }
             Effect::Send { .. } | Effect::Reply { .. } => {}
         });
-        let answered = !refused.is_empty();
+        let answered = !refused.is_empty() || !admitted.is_empty();
+        for id in admitted.drain(..) {
+            let verdict = Verdict::Run;
+            shard.step(Message::Admitted { id, verdict }, Utc::now());
+        }
         for order in refused.drain(..) {
             let news = ChildNews {
                 link: order.link,

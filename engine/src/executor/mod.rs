@@ -6,6 +6,7 @@ mod engine;
 mod finished;
 #[cfg(feature = "internals")]
 mod fixtures;
+mod gate;
 mod guide;
 mod inbox;
 mod limits;

@@ -25,6 +25,7 @@ use serde_json::{Map, Value};
 
 use super::config_vars::ConfigVariables;
 use super::courier::{ParentLink, SpawnOrder, child_id};
+use super::gate::Verdict;
 use super::guide::{Fate, Guide};
 use super::limits::{self, Limits};
 use super::outputs::OutputIndex;
@@ -36,7 +37,7 @@ use crate::execution::{
     Attempt, Execution, ExecutionId, Id, LogEntry, Logs, Record, State, StateHistory, TaskRun,
 };
 use crate::expression::Property;
-use crate::flow::{InputType, Level, RetryPolicy};
+use crate::flow::{Concurrency, InputType, Level, RetryPolicy};
 use crate::tasks::{
     AfterFrame, ChildAnswer, FramePlan, Groups, Started, SubflowCall, TaskContext, TaskKind,
 };
@@ -212,6 +213,20 @@ pub(crate) struct Run {
     generation: u32,
     /// Kestra's `envs` and `globals`, from the engine's configuration.
     variables: ConfigVariables,
+    /// Its flow's concurrency gate let it run (always, for a flow with no
+    /// limit; see [`super::gate`]).
+    admitted: bool,
+    /// What it has to tell the gate since the shard last drained it.
+    gate_ask: Option<GateAsk>,
+}
+
+/// What a run of a flow with a concurrency limit tells the gate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum GateAsk {
+    /// It asks to run.
+    Admit,
+    /// It runs already (a restart, or a recovery).
+    Hold,
 }
 
 /// What starting an execution needs.
@@ -262,6 +277,7 @@ pub(crate) struct Requests {
     pub work: Vec<WorkOrder>,
     pub spawns: Vec<SpawnOrder>,
     pub kills: Vec<ExecutionId>,
+    pub gate: Option<GateAsk>,
 }
 
 impl std::fmt::Debug for NewExecution {
@@ -342,6 +358,62 @@ impl Run {
             work: std::mem::take(&mut self.work),
             spawns: std::mem::take(&mut self.spawns),
             kills: std::mem::take(&mut self.kills),
+            gate: self.gate_ask.take(),
+        }
+    }
+
+    /// Its flow's `concurrency`, if it has one.
+    pub fn concurrency(&self) -> Option<Concurrency> {
+        self.rev.flow().concurrency
+    }
+
+    /// Whether it waits for its flow's concurrency gate (CREATED and
+    /// asking, or QUEUED).
+    pub fn awaits_admission(&self) -> bool {
+        !self.admitted && matches!(self.exec.state.current(), State::Created | State::Queued)
+    }
+
+    /// After a replay: it tells the gate again what it is (running, or
+    /// waiting to).
+    pub fn ask_gate_again(&mut self) {
+        if self.concurrency().is_some() && !self.is_terminal() {
+            self.gate_ask = Some(if self.admitted {
+                GateAsk::Hold
+            } else {
+                GateAsk::Admit
+            });
+        }
+    }
+
+    /// The gate answered: it runs, waits QUEUED (with Kestra's line), or
+    /// ends CANCELLED, or FAILED, at once.
+    pub fn admit(&mut self, verdict: Verdict, now: DateTime<Utc>) {
+        self.instant = now;
+        if !self.awaits_admission() || self.is_terminal() {
+            return;
+        }
+        match verdict {
+            Verdict::Run => {
+                self.admitted = true;
+                self.gate_ask = None;
+                self.begin(now);
+            }
+            Verdict::Queue { running } => {
+                self.exec.state.transition(State::Queued, now);
+                let line = format!(
+                    "Flow is queued due to concurrency limit exceeded, {running} running(s)"
+                );
+                self.log(None, Level::Info, line, now);
+            }
+            Verdict::Cancel => {
+                self.exec.state.transition(State::Cancelled, now);
+            }
+            Verdict::Fail => {
+                let why = "Flow is FAILED due to concurrency limit exceeded".to_owned();
+                self.exec.state.transition(State::Failed, now);
+                self.exec.error = Some(why.clone());
+                self.log(None, Level::Error, why, now);
+            }
         }
     }
 
@@ -428,6 +500,12 @@ impl Run {
         let mut run = Self::of(exec, rev, None, now, limits, variables);
         run.generation = u32::try_from(run.exec.state.count(State::Restarted)).unwrap_or(u32::MAX);
         run.guide = Some(Box::new(guide));
+        // A restart is not asked for again (Kestra checks the limit of a
+        // CREATED execution only), but it counts while it runs.
+        run.admitted = true;
+        if run.concurrency().is_some() {
+            run.gate_ask = Some(GateAsk::Hold);
+        }
         run
     }
 
@@ -439,6 +517,7 @@ impl Run {
         limits: Limits,
         variables: ConfigVariables,
     ) -> Self {
+        let rev_concurrency = rev.flow().concurrency;
         let root = Frame {
             owner: None,
             kind: FrameKind::Plain,
@@ -474,6 +553,8 @@ impl Run {
             limits,
             guide: None,
             generation: 0,
+            admitted: rev_concurrency.is_none(),
+            gate_ask: None,
             variables,
         }
     }
@@ -506,10 +587,17 @@ impl Run {
     /// inline.
     pub fn begin(&mut self, now: DateTime<Utc>) {
         let restarted = match self.exec.state.current() {
-            State::Created => false,
+            State::Created | State::Queued => false,
             State::Restarted => true,
             _ => return,
         };
+        if !self.admitted {
+            // Its flow's concurrency gate says when.
+            if self.exec.state.current() == State::Created {
+                self.gate_ask = Some(GateAsk::Admit);
+            }
+            return;
+        }
         self.instant = now;
         if restarted {
             self.log(None, Level::Info, "Flow restarted".to_owned(), now);

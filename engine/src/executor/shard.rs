@@ -19,11 +19,12 @@ use serde_json::{Map, Value};
 use super::config_vars::ConfigVariables;
 use super::courier::{ChildNews, Parcel, ParentLink};
 use super::finished::Finished;
+use super::gate::{Note, Verdict};
 use super::guide::Guide;
 use super::limits::Limits;
 use super::plan::FlowLookup;
 use super::plan::FlowRevision;
-use super::run::{Due, NewExecution, Replays, Requests, Run, Unresumable};
+use super::run::{Due, GateAsk, NewExecution, Replays, Requests, Run, Unresumable};
 use super::search::{Filter, Listed, Newest};
 use super::timer::TimerWheel;
 use super::worker::{WorkDone, WorkOrder};
@@ -87,6 +88,8 @@ pub(crate) enum Message {
     },
     /// A subflow's child answered its parent (an execution of this shard).
     Child(Box<ChildNews>),
+    /// Its flow's concurrency gate answered execution `id`'s ask to run.
+    Admitted { id: ExecutionId, verdict: Verdict },
     /// Time passed: fire the timers due and drop what left the retention
     /// window.
     Tick,
@@ -345,6 +348,7 @@ impl Shard {
             }
             Message::WorkDone(done) => Some(done.id),
             Message::Child(news) => Some(news.link.execution),
+            Message::Admitted { id, .. } => Some(*id),
             _ => None,
         };
         if concerns.is_some() {
@@ -373,6 +377,7 @@ impl Shard {
             }
             Message::WorkDone(done) => self.work_done(*done, now),
             Message::Child(news) => self.child_answered(*news, now),
+            Message::Admitted { id, verdict } => self.admitted(id, verdict, now),
             Message::Read { id, request } => {
                 let found = self.snapshot(id);
                 self.reply(request, Reply::Read(found));
@@ -625,6 +630,27 @@ impl Shard {
         let receipt = self.journal.append(link.execution, &entry);
         live.run.on_child(link.task_run, link.attempt, &answer, now);
         self.settle(link.execution, receipt);
+    }
+
+    /// The concurrency gate answered execution `id`: journaled and applied
+    /// while it waits for the answer, else dropped (a repeat).
+    fn admitted(&mut self, id: ExecutionId, verdict: Verdict, now: DateTime<Utc>) {
+        let Some(live) = self.live.get_mut(&id) else {
+            return;
+        };
+        let queued = live.run.execution().state() == State::Queued;
+        if !live.run.awaits_admission() || (queued && matches!(verdict, Verdict::Queue { .. })) {
+            return;
+        }
+        let (verdict_code, running) = verdict.code();
+        let entry = Entry::Gated {
+            verdict: verdict_code,
+            running,
+            at_us: now.timestamp_micros(),
+        };
+        let receipt = self.journal.append(id, &entry);
+        live.run.admit(verdict, now);
+        self.settle(id, receipt);
     }
 
     /// The receipt of an execution this shard has (running or finished).
@@ -1031,6 +1057,15 @@ impl Shard {
                     let answer = child_answer(&state, outputs, refused)?;
                     run.on_child(task_run, attempt, &answer, instant(at_us));
                 }
+                Entry::Gated {
+                    verdict,
+                    running,
+                    at_us,
+                } => {
+                    let verdict =
+                        Verdict::from_code(verdict, running).ok_or(RestoreError::OutOfPlace)?;
+                    run.admit(verdict, instant(at_us));
+                }
                 Entry::Created { .. }
                 | Entry::Parent { .. }
                 | Entry::Scheduled { .. }
@@ -1044,6 +1079,8 @@ impl Shard {
         // Children it still waits for are asked again; one that ended
         // answers again.
         run.retain_waited_spawns();
+        // Its flow's concurrency gate hears what it holds.
+        run.ask_gate_again();
         // Work dispatched before the restart has no answer: run it again,
         // unless the journal ended the execution (its terminal record was
         // lost: the settle below writes it again).
@@ -1105,6 +1142,7 @@ impl Shard {
             work,
             spawns,
             kills,
+            gate,
         } = live.run.take_requests();
         for timer in timers {
             self.timers.insert(timer.deadline_ms, (id, timer.due));
@@ -1150,6 +1188,31 @@ impl Shard {
             let news = ChildNews::ended(link, record);
             self.parcels
                 .push((live.receipt.clone(), Parcel::Tell(Box::new(news))));
+        }
+        // Its flow's concurrency gate hears that it asks to run, that it
+        // runs, or that it ended.
+        if let Some(concurrency) = live.run.concurrency() {
+            let exec = live.run.execution();
+            let flow = (Arc::clone(&exec.namespace), Arc::clone(&exec.flow_id));
+            let note = match (ends, gate) {
+                (true, _) => Some(Note::Release { id, flow }),
+                (false, Some(GateAsk::Admit)) => Some(Note::Admit {
+                    id,
+                    flow,
+                    concurrency,
+                    created_us: exec.state.start_date().timestamp_micros(),
+                }),
+                (false, Some(GateAsk::Hold)) => Some(Note::Hold {
+                    id,
+                    flow,
+                    concurrency,
+                }),
+                (false, None) => None,
+            };
+            if let Some(note) = note {
+                self.parcels
+                    .push((live.receipt.clone(), Parcel::Gate(Box::new(note))));
+            }
         }
         let (receipt, ended) = (live.receipt.clone(), live.ended.clone());
         match self.effects.last_mut() {

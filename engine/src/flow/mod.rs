@@ -20,8 +20,8 @@ pub use error::{Error, InputProblem, Problem, Result};
 pub(crate) use inputs::check_inputs;
 pub use inputs::{validate_inputs, validate_text_inputs};
 pub use model::{
-    Deserializer, Flow, FlowOutput, InputDef, InputType, Level, Retry, RetryPolicy, Task, Trigger,
-    TriggerKind,
+    Concurrency, ConcurrencyBehavior, Deserializer, Flow, FlowOutput, InputDef, InputType, Level,
+    Retry, RetryPolicy, Task, Trigger, TriggerKind,
 };
 pub(crate) use parse::{DagEntry, Props};
 

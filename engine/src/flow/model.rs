@@ -44,6 +44,9 @@ pub struct Flow {
     /// `retry` of its own nor a flowable ancestor with one (Kestra's
     /// `ExecutorService.handleChildWorkerTaskResult`).
     pub retry: Option<Retry>,
+    /// `concurrency`: how many of its executions run at once, and what
+    /// becomes of one more.
+    pub concurrency: Option<Concurrency>,
     pub plugin_defaults: Vec<Value>,
     /// The YAML this flow was parsed from.
     pub source: String,
@@ -202,6 +205,25 @@ impl Level {
             _ => return None,
         })
     }
+}
+
+/// A flow's `concurrency`: at most `limit` of its executions run (or are
+/// paused) at once; one more is queued, cancelled or failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Concurrency {
+    pub limit: u32,
+    pub behavior: ConcurrencyBehavior,
+}
+
+/// What becomes of an execution past a flow's concurrency limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConcurrencyBehavior {
+    /// It waits QUEUED, and starts when a running one ends (oldest first).
+    Queue,
+    /// It ends CANCELLED at once.
+    Cancel,
+    /// It ends FAILED at once.
+    Fail,
 }
 
 /// Kestra's `retry:` (task or flow level).

@@ -31,8 +31,8 @@ use super::duration::parse_duration;
 use super::error::{Error, Problem, Result};
 use super::inputs::coerce;
 use super::model::{
-    Deserializer, Flow, FlowOutput, InputDef, InputType, Level, Retry, RetryPolicy, Task, Trigger,
-    TriggerKind,
+    Concurrency, ConcurrencyBehavior, Deserializer, Flow, FlowOutput, InputDef, InputType, Level,
+    Retry, RetryPolicy, Task, Trigger, TriggerKind,
 };
 use super::types::{self, TriggerType, Unresolved};
 use super::yaml::{self, Node, NodeValue, Pos};
@@ -553,6 +553,10 @@ impl Parser {
             Some((node, path)) => self.retry(node, &path),
             None => None,
         };
+        let concurrency = match f.take("concurrency") {
+            Some((node, path)) => self.concurrency(node, &path),
+            None => None,
+        };
         let mut plugin_defaults = Vec::new();
         for key in ["pluginDefaults", "taskDefaults"] {
             if let Some((node, path)) = f.take(key) {
@@ -571,7 +575,6 @@ impl Parser {
             ("listeners", "`listeners`"),
             ("afterExecution", "`afterExecution`"),
             ("sla", "`sla`"),
-            ("concurrency", "a flow-level `concurrency`"),
         ] {
             if let Some((node, path)) = f.take(key) {
                 self.problem(&path, node.pos, format!("{what} is not supported yet"));
@@ -594,6 +597,7 @@ impl Parser {
             triggers,
             disabled,
             retry,
+            concurrency,
             plugin_defaults,
             source: source.to_owned(),
             warnings: Vec::new(),
@@ -940,6 +944,38 @@ impl Parser {
     }
 
     // ---- retry ----
+
+    /// `concurrency: {limit, behavior}`: `limit` ≥ 1 is required,
+    /// `behavior` is QUEUE (the default), CANCEL or FAIL.
+    fn concurrency(&mut self, node: &Node, path: &str) -> Option<Concurrency> {
+        let mut f = self.fields(node, path)?;
+        let limit = match f.take("limit") {
+            Some((n, p)) => self.unsigned(n, &p, 1),
+            None => {
+                self.missing(&f, "limit");
+                None
+            }
+        };
+        let behavior = match self.opt_string(&mut f, "behavior").as_deref() {
+            None | Some("QUEUE") => Some(ConcurrencyBehavior::Queue),
+            Some("CANCEL") => Some(ConcurrencyBehavior::Cancel),
+            Some("FAIL") => Some(ConcurrencyBehavior::Fail),
+            Some(other) => {
+                let at = f.path("behavior");
+                self.problem(
+                    &at,
+                    f.pos,
+                    format!("`{other}` is not a concurrency behavior: QUEUE, CANCEL or FAIL"),
+                );
+                None
+            }
+        };
+        self.finish(f, "`concurrency`");
+        Some(Concurrency {
+            limit: limit?,
+            behavior: behavior?,
+        })
+    }
 
     fn retry(&mut self, node: &Node, path: &str) -> Option<Retry> {
         let mut f = self.fields(node, path)?;
