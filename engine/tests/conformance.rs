@@ -15,7 +15,9 @@
 //! `defaults` still apply when the input is absent.
 //!
 //! Flows or scenarios that need a feature outside the engine issue are
-//! `#[ignore]`d and listed in [`EXPECTED_FAILURES`].
+//! `#[ignore]`d and listed in [`EXPECTED_FAILURES`]; flows whose Kestra
+//! test is about the server (a webhook call) are followed by a server test,
+//! named in [`SERVED`].
 
 mod common;
 
@@ -83,7 +85,16 @@ const COVERED: &[&str] = &[
 /// Flows (or Kestra scenarios on a flow) that wait for a feature outside the
 /// engine issue. Each has an `#[ignore]`d test. A flow may also be in
 /// [`COVERED`] when the rest of what Kestra asserts about it is in scope.
-const EXPECTED_FAILURES: &[(&str, &str)] = &[("webhook.yaml", "Webhook trigger (server issue)")];
+const EXPECTED_FAILURES: &[(&str, &str)] = &[];
+
+/// Flows whose Kestra test is about what the server does, not the engine,
+/// and is followed by a server test over a real socket instead: the flow,
+/// the test file (from the workspace root) and the test's name.
+const SERVED: &[(&str, &str, &str)] = &[(
+    "webhook.yaml",
+    "server/tests/e2e.rs",
+    "kestra_webhook_calls_give_their_execution_the_trigger_variables",
+)];
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -94,11 +105,6 @@ fn run(file: &str, inputs: Value) -> Execution {
 
 fn no_inputs() -> Value {
     json!({})
-}
-
-/// Panics with the feature an ignored scenario is waiting for.
-fn needs(feature: &str) -> ! {
-    panic!("this Kestra scenario needs {feature}, which the engine does not have yet")
 }
 
 fn runs<'a>(e: &'a Execution, task_id: &'a str) -> Vec<&'a TaskRun> {
@@ -316,8 +322,11 @@ fn every_conformance_flow_is_covered() {
     files.sort();
     assert_eq!(files.len(), 53, "the corpus has 53 flows");
 
-    let listed =
-        |name: &str| COVERED.contains(&name) || EXPECTED_FAILURES.iter().any(|(f, _)| *f == name);
+    let listed = |name: &str| {
+        COVERED.contains(&name)
+            || EXPECTED_FAILURES.iter().any(|(f, _)| *f == name)
+            || SERVED.iter().any(|(f, _, _)| *f == name)
+    };
     let missing: Vec<&String> = files.iter().filter(|f| !listed(f)).collect();
     assert!(
         missing.is_empty(),
@@ -328,6 +337,7 @@ fn every_conformance_flow_is_covered() {
         .iter()
         .copied()
         .chain(EXPECTED_FAILURES.iter().map(|(f, _)| *f))
+        .chain(SERVED.iter().map(|(f, _, _)| *f))
         .filter(|f| !files.iter().any(|name| name == f))
         .collect();
     assert!(
@@ -347,6 +357,23 @@ fn every_conformance_flow_is_covered() {
         EXPECTED_FAILURES.iter().all(|(_, why)| !why.is_empty()),
         "every expected failure names its missing feature"
     );
+
+    // A flow the server's tests cover is covered by a test that exists and
+    // reads that flow.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    for (flow, file, test) in SERVED {
+        let path = root.join(file);
+        let source = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        let body = source
+            .split_once(&format!("async fn {test}("))
+            .map(|(_, after)| after.split("\n}\n").next().unwrap_or_default())
+            .unwrap_or_else(|| panic!("{file} has no test {test} (for {flow})"));
+        assert!(
+            body.contains(&format!("\"{flow}\"")),
+            "{file}'s {test} does not read {flow}"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -1795,22 +1822,4 @@ fn retry_flowable() {
     let e = run("retry-flowable.yaml", no_inputs());
     assert_state(&e, State::Failed);
     assert_eq!(e.task_runs()[1].attempts().len(), 3);
-}
-
-/// Kestra: ExecutionControllerTest.webhook: the body and query parameters of
-/// the webhook call are the trigger variables; flow labels come first.
-#[test]
-#[ignore = "Webhook trigger (server issue)"]
-fn webhook() {
-    let e = run("webhook.yaml", no_inputs());
-    let id = e.id().to_string();
-    assert_eq!(
-        labels(&e),
-        vec![
-            ("flow-label-1", "flow-label-1"),
-            ("flow-label-2", "flow-label-2"),
-            ("system.correlationId", id.as_str()),
-        ]
-    );
-    needs("a webhook call that sets the trigger variables (body, parameters)");
 }

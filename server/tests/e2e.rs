@@ -840,3 +840,120 @@ async fn envs_and_globals_come_from_the_server_process() {
     );
     assert_eq!(ended["outputs"]["greeting"], "bonjour");
 }
+
+/// Kestra's corpus flow `file` (`shared/conformance/kestra/flows`).
+fn conformance_flow(file: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/conformance/kestra/flows")
+        .join(file);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Kestra: ExecutionControllerTest.webhook, on the corpus's webhook.yaml
+/// (the engine's conformance suite names this test for it). A webhook call
+/// answers with the execution it created: its labels are the flow's, then
+/// `system.correlationId`; its trigger is the Webhook's id and type with
+/// `variables` `{body, headers, parameters}`, each header and parameter a
+/// list of its values; the body is JSON when it is a JSON object or array,
+/// else its text, and null when there is none. The flow's Return renders
+/// `{{ trigger | json }}`: those variables.
+#[tokio::test]
+async fn kestra_webhook_calls_give_their_execution_the_trigger_variables() {
+    let server = Server::start(&[]).await;
+    let created = server.create_flow(&conformance_flow("webhook.yaml")).await;
+    assert_eq!(created.status, StatusCode::OK, "{:?}", created.body);
+    let hook = "/api/v1/executions/webhook/io.kestra.tests/webhook/a-secret-key";
+    let json_body = [("content-type", "application/json")];
+
+    let reply = server
+        .send(
+            Method::POST,
+            &format!("{hook}?name=john&age=12&age=13"),
+            &json_body,
+            r#"{"a": 1, "b": true}"#,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    let execution = reply.json();
+    let id = execution["id"].as_str().expect("an id").to_owned();
+    assert_eq!(
+        execution["labels"],
+        json!([
+            {"key": "flow-label-1", "value": "flow-label-1"},
+            {"key": "flow-label-2", "value": "flow-label-2"},
+            {"key": "system.correlationId", "value": id},
+        ])
+    );
+    let trigger = &execution["trigger"];
+    assert_eq!(trigger["id"], "webhook");
+    assert_eq!(trigger["type"], "io.kestra.plugin.core.trigger.Webhook");
+    let variables = trigger["variables"].as_object().expect("variables");
+    let keys: Vec<&str> = variables.keys().map(String::as_str).collect();
+    assert_eq!(keys, ["body", "headers", "parameters"]);
+    assert_eq!(variables["body"], json!({"a": 1, "b": true}));
+    assert_eq!(
+        variables["parameters"],
+        json!({"name": ["john"], "age": ["12", "13"]})
+    );
+    assert_eq!(
+        variables["headers"]["content-type"],
+        json!(["application/json"])
+    );
+    assert!(
+        variables["headers"]
+            .as_object()
+            .expect("headers")
+            .values()
+            .all(|v| v
+                .as_array()
+                .is_some_and(|l| l.iter().all(|x| x.is_string()))),
+        "{variables:#?}"
+    );
+    let ended = server.wait_for_state(&id, "SUCCESS").await;
+    assert_eq!(ended["trigger"], *trigger);
+    let rendered = output_of(&ended, "out");
+    let rendered: serde_json::Value =
+        serde_json::from_str(rendered.as_str().expect("a text")).expect("JSON");
+    assert_eq!(rendered, trigger["variables"]);
+
+    // A JSON array is JSON too.
+    let reply = server
+        .send(Method::PUT, hook, &json_body, r#"[{"a": 1, "b": true}]"#)
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert_eq!(
+        reply.json()["trigger"]["variables"]["body"],
+        json!([{"a": 1, "b": true}])
+    );
+    assert_eq!(
+        reply.json()["trigger"]["variables"]["parameters"],
+        json!({})
+    );
+
+    // Anything else is its text: not JSON, a JSON scalar, or JSON-like text.
+    let escaped = r#"{\"a\":\"\",\"b\":{\"c\":{\"d\":{\"e\":\"\",\"f\":\"1\"}}}}"#;
+    for body in ["bla", "42", "true", r#""quoted""#, escaped] {
+        let reply = server.send(Method::POST, hook, &json_body, body).await;
+        assert_eq!(reply.status, StatusCode::OK, "{body}: {:?}", reply.body);
+        assert_eq!(reply.json()["trigger"]["variables"]["body"], body, "{body}");
+    }
+
+    // No body: null.
+    let reply = server.get(hook).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert_eq!(
+        reply.json()["trigger"]["variables"]["body"],
+        serde_json::Value::Null
+    );
+
+    // Kestra: webhookFlowNotFound.
+    let missing = server
+        .send(
+            Method::POST,
+            "/api/v1/executions/webhook/not-found/webhook/not-found?name=john",
+            &json_body,
+            r#"{"a": 1}"#,
+        )
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}

@@ -1704,6 +1704,48 @@ impl Props<'_, '_> {
         }
     }
 
+    /// A required list of strings (one string is a list of one, as Jackson
+    /// reads a `List<String>`), each item a template of its own, kept with
+    /// its text as written: Kestra's `@PluginProperty(dynamic = true)
+    /// List<String>`, rendered item by item.
+    pub(crate) fn req_template_list(&mut self, key: &str) -> Option<Vec<(String, Property)>> {
+        let Some((node, path)) = self.fields.take(key) else {
+            self.missing(key);
+            return None;
+        };
+        let items: Vec<(&Node, String)> = match &node.value {
+            NodeValue::Seq(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| (item, index(&path, i)))
+                .collect(),
+            NodeValue::Map(_) => {
+                self.parser.problem(
+                    &path,
+                    node.pos,
+                    format!("expected a list of strings, found {}", node.kind()),
+                );
+                return None;
+            }
+            _ => vec![(node, path)],
+        };
+        let mut templates = Vec::with_capacity(items.len());
+        let mut valid = true;
+        for (item, path) in items {
+            let compiled = self.parser.string(item, &path).and_then(|text| {
+                let property =
+                    self.parser
+                        .compile(&Value::String(text.clone()), item.pos, &path)?;
+                Some((text, property))
+            });
+            match compiled {
+                Some(template) => templates.push(template),
+                None => valid = false,
+            }
+        }
+        valid.then_some(templates)
+    }
+
     /// A required list property: a list, or a string (a JSON list, checked
     /// now, or a template rendered to one).
     pub(crate) fn list_property(&mut self, key: &str) -> Option<Property> {

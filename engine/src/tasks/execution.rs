@@ -1,4 +1,5 @@
-//! Tasks that change their own execution: `execution.Labels`.
+//! Tasks about their own execution: `execution.Labels`, which changes it,
+//! and `execution.Assert`, which checks it.
 
 use std::sync::Arc;
 
@@ -8,6 +9,7 @@ use super::{Started, TaskContext, TaskKind, TaskType};
 use crate::execution::labels::{LabelError, SYSTEM_PREFIX};
 use crate::executor::into_text;
 use crate::expression::Property;
+use crate::flow::Level;
 
 /// Labels one task may set.
 const MAX_LABELS: usize = 64;
@@ -23,6 +25,80 @@ pub(super) static LABELS: TaskType = TaskType {
         }))
     },
 };
+
+pub(super) static ASSERT: TaskType = TaskType {
+    name: "io.kestra.plugin.core.execution.Assert",
+    aliases: &[],
+    flowable: false,
+    own_timeout: false,
+    // No limit of its own on `conditions`: they are written in the flow,
+    // whose size is bounded.
+    parse: |p| {
+        let conditions = p.req_template_list("conditions");
+        let error_message = p.string_property("errorMessage");
+        Some(Arc::new(Assert {
+            conditions: conditions?,
+            error_message,
+        }))
+    },
+};
+
+/// `core.execution.Assert` (Kestra's `Assert.run`): renders each of
+/// `conditions` as text; one that renders to `false`, `0`, `-0` or nothing
+/// (once trimmed, `TruthUtils.isFalsy`), or does not render, fails: each
+/// such one logs an ERROR line naming the condition as written, and once
+/// all are checked the task fails with "N assertion(s) failed!", followed
+/// by a line of the rendered `errorMessage` when there is one. No outputs.
+/// (Kestra also counts `success` and `failed` as task-run metrics, which
+/// Peregrine does not keep.)
+#[derive(Debug)]
+pub(crate) struct Assert {
+    /// Each condition as written, and compiled.
+    conditions: Vec<(String, Property)>,
+    error_message: Option<Property>,
+}
+
+impl TaskKind for Assert {
+    fn start(&self, ctx: &mut TaskContext<'_>) -> Started {
+        let mut failed = 0usize;
+        for (written, condition) in &self.conditions {
+            match ctx.render_text(condition) {
+                Ok(text) if is_falsy(&text) => {
+                    ctx.log(Level::Error, format!("Assertion `{written}` failed!"));
+                    failed += 1;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    ctx.log(
+                        Level::Error,
+                        format!("Assertion `{written}` failed, failed to render `{e}`"),
+                    );
+                    failed += 1;
+                }
+            }
+        }
+        if failed == 0 {
+            return Started::Done(Ok(None));
+        }
+        let plural = if failed > 1 { "s" } else { "" };
+        let mut message = format!("{failed} assertion{plural} failed!");
+        if let Some(error_message) = &self.error_message {
+            match ctx.render_text(error_message) {
+                Ok(text) => {
+                    message.push('\n');
+                    message.push_str(&text);
+                }
+                Err(e) => return Started::Done(Err(e)),
+            }
+        }
+        Started::Done(Err(message))
+    }
+}
+
+/// Kestra's `TruthUtils.isFalsy` of a rendered text.
+fn is_falsy(text: &str) -> bool {
+    matches!(text.trim(), "false" | "0" | "-0" | "")
+}
 
 /// `core.execution.Labels`: sets labels on the running execution, by key
 /// (Kestra's `Labels.update`). `labels` is a map, a list of `{key, value}`,
@@ -95,7 +171,8 @@ pub(super) fn label_pairs(rendered: Value) -> Result<Vec<(String, String)>, Stri
 mod tests {
     use std::sync::Arc;
 
-    use crate::flow::Flow;
+    use crate::flow::{Flow, Level};
+    use crate::tasks::testing::{logs_of, only, problems};
     use crate::{Execution, FlowRevision, NewExecution, State, run_to_end};
 
     fn run(yaml: &str) -> Execution {
@@ -176,5 +253,236 @@ tasks:
 
     fn labels_of(e: &Execution) -> Vec<(&str, &str)> {
         labels(e)
+    }
+
+    /// An Assert of `conditions` (YAML list items), with `extra` properties,
+    /// run with input `key` = `value` (Kestra's `AssertTest` context).
+    fn run_assert(conditions: &[&str], extra: &str) -> Execution {
+        let mut yaml = String::from(
+            "id: assert\nnamespace: tests\ntasks:\n  - id: check\n    \
+             type: io.kestra.plugin.core.execution.Assert\n    conditions:\n",
+        );
+        for condition in conditions {
+            yaml.push_str(&format!("      - \"{condition}\"\n"));
+        }
+        yaml.push_str(extra);
+        let flow = Flow::parse(&yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+        let revision = Arc::new(FlowRevision::new(Arc::new(flow)));
+        let inputs = serde_json::json!({"key": "value"});
+        let serde_json::Value::Object(inputs) = inputs else {
+            unreachable!("a map")
+        };
+        run_to_end(NewExecution::new(revision, inputs))
+    }
+
+    #[test]
+    fn assert_passes_when_every_condition_is_truthy() {
+        let e = run_assert(
+            &[
+                "{{ inputs.key == 'value' }}",
+                "{{ 42 == 42 }}",
+                "{{ 'no' }}",
+                "{{ 'null' }}",
+                "plain text",
+            ],
+            "",
+        );
+        assert_eq!(e.state(), State::Success);
+        let check = only(&e, "check");
+        assert_eq!(check.outputs(), Some(&serde_json::json!({})));
+        assert_eq!(check.attempts().len(), 1);
+        assert_eq!(logs_of(&e, "check"), []);
+    }
+
+    #[test]
+    fn assert_logs_each_failed_condition_as_written_then_fails_with_the_count() {
+        let e = run_assert(
+            &[
+                "{{ 42 == 42 }}",
+                "{{ inputs.key == 'value1' }}",
+                "{{ 42 == 42 }}",
+                "{{ inputs.key == 'value2' }}",
+                "{{ 42 == 42 }}",
+            ],
+            "",
+        );
+        assert_eq!(e.state(), State::Failed);
+        let check = only(&e, "check");
+        assert_eq!(check.state(), State::Failed);
+        assert_eq!(check.attempts().len(), 1);
+        assert_eq!(
+            logs_of(&e, "check"),
+            [
+                (
+                    Level::Error,
+                    "Assertion `{{ inputs.key == 'value1' }}` failed!".to_owned()
+                ),
+                (
+                    Level::Error,
+                    "Assertion `{{ inputs.key == 'value2' }}` failed!".to_owned()
+                ),
+                (Level::Error, "2 assertions failed!".to_owned()),
+            ]
+        );
+
+        // One: singular; `errorMessage` rendered on a line of its own.
+        let e = run_assert(
+            &["{{ 1 + 1 == 3 }}"],
+            "    errorMessage: \"{{ inputs.key }} is wrong\"\n",
+        );
+        assert_eq!(
+            logs_of(&e, "check").last(),
+            Some(&(
+                Level::Error,
+                "1 assertion failed!\nvalue is wrong".to_owned()
+            ))
+        );
+    }
+
+    #[test]
+    fn assert_reads_false_zero_minus_zero_and_nothing_as_false_once_trimmed() {
+        let falsy = [
+            "{{ null }}",
+            "{{ false }}",
+            "{{ 0 }}",
+            "{{ '-0' }}",
+            "{{ '' }}",
+            " {{ 'false' }} ",
+        ];
+        let e = run_assert(&falsy, "");
+        assert_eq!(e.state(), State::Failed);
+        let logs = logs_of(&e, "check");
+        assert_eq!(logs.len(), falsy.len() + 1, "{logs:?}");
+        assert_eq!(logs[0].1, "Assertion `{{ null }}` failed!");
+        assert_eq!(logs[5].1, "Assertion ` {{ 'false' }} ` failed!");
+        assert_eq!(logs[6].1, "6 assertions failed!");
+    }
+
+    #[test]
+    fn a_condition_that_does_not_render_fails_and_the_others_are_still_checked() {
+        let e = run_assert(
+            &[
+                "{{ outputs.missing.value == 1 }}",
+                "{{ 1 == }}",
+                "{{ 42 == 42 }}",
+                "{{ 1 == 2 }}",
+            ],
+            "",
+        );
+        assert_eq!(e.state(), State::Failed);
+        let logs = logs_of(&e, "check");
+        assert_eq!(logs.len(), 4, "{logs:?}");
+        // The render error as Peregrine words it (Kestra's `e.getMessage()`).
+        assert_eq!(
+            logs[0],
+            (
+                Level::Error,
+                "Assertion `{{ outputs.missing.value == 1 }}` failed, failed to render \
+                 `Unable to find `missing` used in the expression at 1:12 in \
+                 `{{ outputs.missing.value == 1 }}``"
+                    .to_owned()
+            )
+        );
+        assert_eq!(
+            logs[1],
+            (
+                Level::Error,
+                "Assertion `{{ 1 == }}` failed, failed to render `Unexpected end of \
+                 expression at 1:1 in `{{ 1 == }}``"
+                    .to_owned()
+            )
+        );
+        assert_eq!(logs[2].1, "Assertion `{{ 1 == 2 }}` failed!");
+        assert_eq!(logs[3].1, "3 assertions failed!");
+    }
+
+    #[test]
+    fn an_error_message_that_does_not_render_fails_the_task_with_its_error() {
+        let e = run_assert(
+            &["{{ false }}"],
+            "    errorMessage: \"{{ outputs.missing.value }}\"\n",
+        );
+        assert_eq!(e.state(), State::Failed);
+        let logs = logs_of(&e, "check");
+        assert_eq!(logs.len(), 2, "{logs:?}");
+        assert_eq!(logs[0].1, "Assertion `{{ false }}` failed!");
+        assert_eq!(
+            logs[1],
+            (
+                Level::Error,
+                "Unable to find `missing` used in the expression at 1:12 in \
+                 `{{ outputs.missing.value }}`"
+                    .to_owned()
+            )
+        );
+    }
+
+    #[test]
+    fn a_failed_assert_fails_its_execution_after_the_tasks_before_it() {
+        // Kestra's flows/valids/assert.yaml (AssertTest.dontFailOnCondition).
+        let e = run(r#"
+id: assert
+namespace: io.kestra.tests
+tasks:
+  - id: before
+    type: io.kestra.plugin.core.output.OutputValues
+    values:
+      output1: xyz
+      output2: abc
+      taskInfo: "{{ task.id }} > {{ taskrun.startDate }}"
+  - id: fail
+    type: io.kestra.plugin.core.execution.Assert
+    conditions:
+      - "{{ 42 == 42 }}"
+      - "{{ outputs.before.values.output1  == 'xyz' }}"
+      - "{{ outputs.before.values.output2  == 'xyz' }}"
+"#);
+        assert_eq!(e.task_runs().len(), 2);
+        assert_eq!(e.state(), State::Failed);
+        assert_eq!(
+            logs_of(&e, "fail"),
+            [
+                (
+                    Level::Error,
+                    "Assertion `{{ outputs.before.values.output2  == 'xyz' }}` failed!".to_owned()
+                ),
+                (Level::Error, "1 assertion failed!".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn assert_needs_a_list_of_strings_as_conditions() {
+        let assert = "  - id: check\n    type: io.kestra.plugin.core.execution.Assert\n";
+        assert_eq!(
+            problems(assert),
+            ["tasks[0].conditions at 4:5: missing required property `conditions`"]
+        );
+        assert_eq!(
+            problems(&format!("{assert}    conditions:\n      a: b\n")),
+            ["tasks[0].conditions at 7:7: expected a list of strings, found a map"]
+        );
+        assert_eq!(
+            problems(&format!("{assert}    conditions:\n      - [nested]\n")),
+            ["tasks[0].conditions[0] at 7:9: expected a string, found a list"]
+        );
+        assert_eq!(
+            problems(&format!(
+                "{assert}    conditions: [\"{{{{ true }}}}\"]\n    message: hi\n"
+            )),
+            [
+                "tasks[0].message at 7:5: unknown property `message` for io.kestra.plugin.core.execution.Assert"
+            ]
+        );
+        // One string is a list of one.
+        let e = run("
+id: one
+namespace: tests
+tasks:
+  - id: check
+    type: io.kestra.plugin.core.execution.Assert
+    conditions: \"{{ 1 == 2 }}\"
+");
+        assert_eq!(logs_of(&e, "check")[1].1, "1 assertion failed!");
     }
 }

@@ -424,6 +424,19 @@ pub async fn delete_pair(
     kill(&executions, &a, cascade(&query)?).await
 }
 
+/// A webhook call's body as its flow reads it (Kestra's `Webhook.evaluate`):
+/// a JSON object or array as JSON, anything else (a JSON scalar included)
+/// as its text, and no body as null.
+fn webhook_body(body: &[u8]) -> Value {
+    if body.is_empty() {
+        return Value::Null;
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(json @ (Value::Object(_) | Value::Array(_))) => json,
+        _ => Value::String(String::from_utf8_lossy(body).into_owned()),
+    }
+}
+
 /// `GET|POST|PUT /executions/webhook/{namespace}/{flowId}/{key}`: starts
 /// the flow whose Webhook trigger has this key, with `trigger.body`,
 /// `trigger.headers` and `trigger.parameters`.
@@ -442,12 +455,7 @@ pub async fn webhook(
             ApiError::not_found(format!("no webhook {key} on flow {namespace}.{flow_id}"))
         })?;
     let trigger_id = stored.webhook(&key).unwrap_or_default().to_owned();
-    let body = if body.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&body)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()))
-    };
+    let body = webhook_body(&body);
     let mut header_map = Map::new();
     for (name, value) in &headers {
         // Credentials are not the flow's business, and would be stored with
