@@ -742,6 +742,26 @@ impl Run {
         true
     }
 
+    /// Task run `tr` (an `execution.Exit`) ends the execution in `state`:
+    /// KILLED kills it (not its subflows); any other state ends `tr`, its
+    /// ancestors and the execution so, leaving what runs beside them.
+    fn exit(&mut self, tr: u32, state: State, now: DateTime<Utc>) {
+        if state == State::Killed {
+            self.kill(false, now);
+            return;
+        }
+        let mut at = Some(tr);
+        while let Some(t) = at {
+            let run = &mut self.exec.task_runs[t as usize];
+            run.state.transition(state, now);
+            if let Some(attempt) = run.attempts.last_mut() {
+                attempt.state.transition(state, now);
+            }
+            at = run.parent;
+        }
+        self.finish_execution(state, now);
+    }
+
     // ---- driving frames ----
 
     /// Starts what can start in frame `f`; `Some(state)` when it has ended.
@@ -1395,6 +1415,10 @@ impl Run {
                     self.log(Some(tr), Level::Error, message.to_owned(), now);
                 }
                 Some(self.finish_task_run(tr, state, Some(outputs), now))
+            }
+            Started::Exit(state) => {
+                self.exit(tr, state, now);
+                None
             }
             Started::Work(job) => {
                 let deadline_ms = self.arm_timeout(tr, now);

@@ -1,11 +1,13 @@
 //! Tasks about their own execution: `execution.Labels`, which changes it,
-//! and `execution.Assert`, which checks it.
+//! `execution.Assert`, which checks it, and `execution.Exit`, which ends
+//! it.
 
 use std::sync::Arc;
 
 use serde_json::Value;
 
 use super::{Started, TaskContext, TaskKind, TaskType};
+use crate::execution::State;
 use crate::execution::labels::{LabelError, SYSTEM_PREFIX};
 use crate::executor::into_text;
 use crate::expression::Property;
@@ -42,6 +44,63 @@ pub(super) static ASSERT: TaskType = TaskType {
         }))
     },
 };
+
+pub(super) static EXIT: TaskType = TaskType {
+    name: "io.kestra.plugin.core.execution.Exit",
+    aliases: &[],
+    flowable: false,
+    own_timeout: false,
+    parse: |p| {
+        if let Some(text) = p.peek_text("state")
+            && !text.contains("{{")
+            && exit_state(&text).is_none()
+        {
+            let at = p.here("state");
+            p.problem(&at, bad_exit_state(&text));
+        }
+        let state = p.string_property_or("state", "SUCCESS");
+        Some(Arc::new(Exit { state: state? }))
+    },
+};
+
+/// `core.execution.Exit` (Kestra's `Exit.update`): ends the execution at
+/// once in `state` (SUCCESS by default, WARNING, KILLED, FAILED or
+/// CANCELED). KILLED kills it (not its subflows) and whatever still runs;
+/// any other state ends this task run, its flowable ancestors and the
+/// execution in that state, and what runs beside it (a parallel branch) is
+/// left as it is. Neither `errors` nor `finally` run after it.
+#[derive(Debug)]
+pub(crate) struct Exit {
+    state: Property,
+}
+
+impl TaskKind for Exit {
+    fn start(&self, ctx: &mut TaskContext<'_>) -> Started {
+        match ctx.render_text(&self.state) {
+            Ok(text) => match exit_state(&text) {
+                Some(state) => Started::Exit(state),
+                None => Started::Done(Err(bad_exit_state(&text))),
+            },
+            Err(e) => Started::Done(Err(e)),
+        }
+    }
+}
+
+/// Kestra's `ExitState`, as the execution state it ends in.
+fn exit_state(text: &str) -> Option<State> {
+    Some(match text.trim() {
+        "SUCCESS" => State::Success,
+        "WARNING" => State::Warning,
+        "KILLED" => State::Killed,
+        "FAILED" => State::Failed,
+        "CANCELED" => State::Cancelled,
+        _ => return None,
+    })
+}
+
+fn bad_exit_state(text: &str) -> String {
+    format!("`{text}` is not an exit state: SUCCESS, WARNING, KILLED, FAILED or CANCELED")
+}
 
 /// `core.execution.Assert` (Kestra's `Assert.run`): renders each of
 /// `conditions` as text; one that renders to `false`, `0`, `-0` or nothing
@@ -484,5 +543,117 @@ tasks:
     conditions: \"{{ 1 == 2 }}\"
 ");
         assert_eq!(logs_of(&e, "check")[1].1, "1 assertion failed!");
+    }
+
+    fn flow_with(tasks: &str, extra: &str) -> String {
+        format!("id: exits\nnamespace: tests\ntasks:\n{tasks}{extra}")
+    }
+
+    fn ids(exec: &Execution) -> Vec<&str> {
+        exec.task_runs().iter().map(|t| t.task_id()).collect()
+    }
+
+    const HANDLERS: &str = "errors:
+  - id: handler
+    type: io.kestra.plugin.core.log.Log
+    message: handled
+finally:
+  - id: last
+    type: io.kestra.plugin.core.log.Log
+    message: last
+";
+
+    #[test]
+    fn exit_ends_the_execution_and_its_ancestors_in_its_state_with_nothing_after() {
+        for (state, expected) in [
+            ("", State::Success),
+            ("        state: WARNING\n", State::Warning),
+            ("        state: FAILED\n", State::Failed),
+            ("        state: \"{{ 'CANCELED' }}\"\n", State::Cancelled),
+        ] {
+            let tasks = format!(
+                "  - id: seq
+    type: io.kestra.plugin.core.flow.Sequential
+    tasks:
+      - id: before
+        type: io.kestra.plugin.core.log.Log
+        message: before
+      - id: exit
+        type: io.kestra.plugin.core.execution.Exit
+{state}      - id: never
+        type: io.kestra.plugin.core.log.Log
+        message: never
+  - id: after
+    type: io.kestra.plugin.core.log.Log
+    message: after
+"
+            );
+            let exec = run(&flow_with(&tasks, HANDLERS));
+            assert_eq!(exec.state(), expected, "{state}");
+            assert_eq!(ids(&exec), ["seq", "before", "exit"], "{state}");
+            assert_eq!(only(&exec, "exit").state(), expected);
+            assert_eq!(only(&exec, "seq").state(), expected);
+            assert_eq!(only(&exec, "before").state(), State::Success);
+        }
+    }
+
+    #[test]
+    fn exit_killed_kills_what_runs_beside_it_and_another_state_leaves_it() {
+        let tasks = |state: &str| {
+            format!(
+                "  - id: both
+    type: io.kestra.plugin.core.flow.Parallel
+    tasks:
+      - id: nap
+        type: io.kestra.plugin.core.flow.Sleep
+        duration: PT30S
+      - id: exit
+        type: io.kestra.plugin.core.execution.Exit
+        state: {state}
+"
+            )
+        };
+        let exec = run(&flow_with(&tasks("KILLED"), ""));
+        assert_eq!(exec.state(), State::Killed);
+        for id in ["both", "nap", "exit"] {
+            assert_eq!(only(&exec, id).state(), State::Killed, "{id}");
+        }
+        let exec = run(&flow_with(&tasks("SUCCESS"), ""));
+        assert_eq!(exec.state(), State::Success);
+        assert_eq!(only(&exec, "exit").state(), State::Success);
+        assert_eq!(only(&exec, "both").state(), State::Success);
+        assert_eq!(
+            only(&exec, "nap").state(),
+            State::Running,
+            "a parallel branch is not ended by an exit but KILLED"
+        );
+    }
+
+    #[test]
+    fn a_bad_exit_state_is_refused_or_fails_the_task() {
+        let tasks = |state: &str| {
+            format!(
+                "  - id: exit\n    type: io.kestra.plugin.core.execution.Exit\n    state: {state}\n"
+            )
+        };
+        let found = problems(&tasks("DONE"));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].starts_with("tasks[0].state")
+                && found[0].ends_with(
+                    "`DONE` is not an exit state: SUCCESS, WARNING, KILLED, FAILED or CANCELED"
+                ),
+            "{found:?}"
+        );
+        let exec = run(&flow_with(&tasks("\"{{ 'LATER' }}\""), ""));
+        assert_eq!(exec.state(), State::Failed);
+        assert_eq!(only(&exec, "exit").state(), State::Failed);
+        let logs = logs_of(&exec, "exit");
+        assert!(
+            logs.iter()
+                .any(|(level, m)| *level == Level::Error
+                    && m.contains("`LATER` is not an exit state")),
+            "{logs:?}"
+        );
     }
 }

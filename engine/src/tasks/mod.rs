@@ -59,6 +59,7 @@ pub(crate) static REGISTRY: &[&TaskType] = &[
     &self::core::LOG,
     &self::core::ECHO,
     &execution::LABELS,
+    &execution::EXIT,
     &execution::ASSERT,
     &self::core::OUTPUT_VALUES,
     &self::core::FAIL,
@@ -100,7 +101,6 @@ pub(crate) static NOT_YET: &[(&str, &[&str])] = &[
         "io.kestra.plugin.core.flow.WorkingDirectory",
         &["io.kestra.core.tasks.flows.WorkingDirectory"],
     ),
-    ("io.kestra.plugin.core.execution.Exit", &[]),
     ("io.kestra.plugin.core.execution.SetVariables", &[]),
     ("io.kestra.plugin.core.execution.UnsetVariables", &[]),
     (
@@ -203,6 +203,8 @@ pub(crate) enum Started {
     /// Ended out of line in this state (a child's, transmitted), with
     /// these outputs; a FAILED one may be retried.
     Ended(State, Value),
+    /// End the whole execution in this state (`execution.Exit`).
+    Exit(State),
 }
 
 /// What a repeating frame does once its tasks all succeeded.
