@@ -246,15 +246,67 @@ tasks:
     );
 }
 
+/// Kestra's `Pause.behavior`, applied when `pauseDuration` passes (a resume
+/// through the API always just resumes): RESUME goes on, WARN ends the
+/// Pause WARNING and goes on, FAIL fails it, CANCEL cancels the execution.
 #[test]
-fn a_pause_behavior_other_than_resume_is_refused() {
+fn a_pause_behavior_decides_what_its_duration_passing_does() {
+    let flow = |behavior: &str| {
+        format!(
+            r#"
+id: paused
+namespace: tests
+tasks:
+  - id: wait
+    type: io.kestra.plugin.core.flow.Pause
+    pauseDuration: PT0.05S
+    behavior: {behavior}
+  - id: after
+    type: io.kestra.plugin.core.debug.Return
+    format: after
+"#
+        )
+    };
+    let state_of = |e: &peregrine_engine::Execution, id: &str| {
+        e.task_runs()
+            .iter()
+            .find(|t| t.task_id() == id)
+            .map(|t| t.state())
+    };
+    for (behavior, execution, pause, after) in [
+        (
+            "RESUME",
+            State::Success,
+            Some(State::Success),
+            Some(State::Success),
+        ),
+        (
+            "WARN",
+            State::Warning,
+            Some(State::Warning),
+            Some(State::Success),
+        ),
+        ("FAIL", State::Failed, Some(State::Failed), None),
+        ("CANCEL", State::Cancelled, Some(State::Cancelled), None),
+        (
+            "\"{{ 'WA' ~ 'RN' }}\"",
+            State::Warning,
+            Some(State::Warning),
+            Some(State::Success),
+        ),
+    ] {
+        let e = common::run_source(&flow(behavior), serde_json::Value::Null);
+        assert_eq!(e.state(), execution, "{behavior}");
+        assert_eq!(state_of(&e, "wait"), pause, "{behavior}");
+        assert_eq!(state_of(&e, "after"), after, "{behavior}");
+    }
     let err = peregrine_engine::flow::Flow::parse(
-        "id: f\nnamespace: tests\ntasks:\n  - id: wait\n    type: io.kestra.plugin.core.flow.Pause\n    pauseDuration: PT1S\n    behavior: FAIL\n",
+        "id: f\nnamespace: tests\ntasks:\n  - id: wait\n    type: io.kestra.plugin.core.flow.Pause\n    pauseDuration: PT1S\n    behavior: LATER\n",
     )
     .unwrap_err()
     .to_string();
     assert!(
-        err.contains("tasks[0].behavior") && err.contains("other than RESUME is not supported yet"),
+        err.contains("tasks[0].behavior") && err.contains("`LATER` is not a Pause behavior"),
         "{err}"
     );
 }
