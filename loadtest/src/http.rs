@@ -47,9 +47,9 @@ const BOUNDARY: &str = "peregrine-loadtest-8f3a1c5e";
 /// The server under test.
 #[derive(Debug)]
 pub struct Http {
-    settings: HttpSettings,
-    flow: Arc<Flow>,
-    runtime: tokio::runtime::Runtime,
+    pub(crate) settings: HttpSettings,
+    pub(crate) flow: Arc<Flow>,
+    pub(crate) runtime: tokio::runtime::Runtime,
 }
 
 /// What every connection task of a run shares, read-only.
@@ -103,7 +103,7 @@ pub(crate) fn body(kind: BodyKind, n: u64) -> Bytes {
     }
 }
 
-fn content_type(kind: BodyKind) -> &'static str {
+pub(crate) fn content_type(kind: BodyKind) -> &'static str {
     match kind {
         BodyKind::Multipart => "multipart/form-data; boundary=peregrine-loadtest-8f3a1c5e",
         BodyKind::Json => "application/json",
@@ -144,7 +144,7 @@ async fn connect(authority: &str) -> std::io::Result<SendRequest<Full<Bytes>>> {
 }
 
 /// The pause a 429/503 asks for, capped.
-fn retry_pause(headers: &hyper::HeaderMap) -> Duration {
+pub(crate) fn retry_pause(headers: &hyper::HeaderMap) -> Duration {
     headers
         .get(RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
@@ -168,6 +168,12 @@ impl Connection {
             authority: authority.to_owned(),
             sender: None,
         }
+    }
+
+    /// Opens the connection now rather than on the first request (which
+    /// tries again if this failed).
+    pub(crate) async fn open(&mut self) {
+        self.sender = connect(&self.authority).await.ok();
     }
 
     /// Sends `request` and reads the whole answer; a broken connection is
@@ -359,7 +365,7 @@ async fn connection_task(
     let mut connection = Connection::new(&shared.settings.target.authority);
     // Opened before the clock starts; a failure here is retried on the
     // first request.
-    connection.sender = connect(&connection.authority).await.ok();
+    connection.open().await;
     shared.opened.fetch_add(1, Ordering::Release);
     let last = shared.schedule.executions().saturating_sub(1);
     while let Ok(n) = jobs.recv_async().await {

@@ -15,6 +15,9 @@ pub const SEED_RATES: [f64; 7] = [10.0, 25.0, 50.0, 75.0, 100.0, 150.0, 200.0];
 /// The seed benchmark's flow, shipped with the generator.
 pub const SEED_FLOW: &str = include_str!("../flows/seed.yaml");
 
+/// Resume mode's flow: a Pause with an `onResume` input, then a Return.
+pub const PAUSE_FLOW: &str = include_str!("../flows/pause.yaml");
+
 /// The seed's Kafka flow; kafka mode deploys it with its own topic, brokers
 /// and consumer group in place of the placeholders.
 pub const SEED_KAFKA_FLOW: &str = include_str!("../flows/seed-kafka.yaml");
@@ -77,6 +80,16 @@ pub enum BodyKind {
     Multipart,
     /// A JSON object of inputs.
     Json,
+}
+
+/// How resume mode resumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResumePath {
+    /// `POST /executions/{id}/actions/resume`: 200 with the execution.
+    Actions,
+    /// Kestra 0.22's `POST /executions/{id}/resume`: 204.
+    Legacy,
 }
 
 /// Open-loop load generator for Peregrine: the seed's 1000-execution latency
@@ -182,6 +195,19 @@ pub struct Options {
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,
+    /// In http mode, instead of rates: start `--executions` executions of a
+    /// flow that pauses (default `flows/pause.yaml`), wait until all are
+    /// PAUSED, resume them all as fast as `--connections` connections get
+    /// answers, and wait until all have ended.
+    #[arg(long)]
+    pub resume: bool,
+    /// The API path `--resume` uses. Default: actions.
+    #[arg(long, value_enum)]
+    pub resume_path: Option<ResumePath>,
+    /// The server's process id, with `--resume`: its RSS and CPU time are
+    /// read from /proc (the server must run on this machine).
+    #[arg(long)]
+    pub server_pid: Option<u32>,
 }
 
 /// A rejected command line.
@@ -260,6 +286,13 @@ pub struct KafkaSettings {
     pub producer: Vec<(String, String)>,
 }
 
+/// What `--resume` needs besides the http mode's settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResumeSettings {
+    pub path: ResumePath,
+    pub server_pid: Option<u32>,
+}
+
 #[derive(Debug, Clone)]
 pub enum ModeSettings {
     Embedded(EmbeddedSettings),
@@ -282,6 +315,8 @@ pub struct Settings {
     pub find_max: Option<FindMax>,
     pub drain: Duration,
     pub quiet: bool,
+    /// `--resume`: the resume run instead of rates (http mode).
+    pub resume: Option<ResumeSettings>,
     /// The options as given, for the report.
     pub echo: serde_json::Value,
 }
@@ -453,7 +488,7 @@ impl Options {
                 }
                 rates.clone()
             }
-            None if self.find_max => Vec::new(),
+            None if self.find_max || self.resume => Vec::new(),
             None => SEED_RATES.to_vec(),
         };
         let find_max = if self.find_max {
@@ -484,6 +519,33 @@ impl Options {
                 plot.display()
             )));
         }
+        let resume = if self.resume {
+            if self.mode != Mode::Http {
+                return Err(invalid("--resume only applies to --mode http"));
+            }
+            refuse(
+                &[
+                    (self.rates.is_some(), "--rates"),
+                    (self.find_max, "--find-max"),
+                    (self.compare_seed, "--compare-seed"),
+                    (self.plot.is_some(), "--plot"),
+                ],
+                "does not apply to --resume, which runs no rates",
+            )?;
+            Some(ResumeSettings {
+                path: self.resume_path.unwrap_or(ResumePath::Actions),
+                server_pid: self.server_pid,
+            })
+        } else {
+            refuse(
+                &[
+                    (self.resume_path.is_some(), "--resume-path"),
+                    (self.server_pid.is_some(), "--server-pid"),
+                ],
+                "only applies to --resume",
+            )?;
+            None
+        };
         if self.mode != Mode::Kafka {
             refuse(
                 &[
@@ -625,6 +687,10 @@ impl Options {
                 })?,
                 path.display().to_string(),
             ),
+            None if self.resume => (
+                PAUSE_FLOW.to_owned(),
+                "loadtest/flows/pause.yaml".to_owned(),
+            ),
             None => (SEED_FLOW.to_owned(), "loadtest/flows/seed.yaml".to_owned()),
         };
         let flow = Flow::parse(&source).map_err(|e| OptionsError::Flow(e.to_string()))?;
@@ -648,6 +714,7 @@ impl Options {
             find_max,
             drain,
             quiet: self.quiet,
+            resume,
             echo,
         })
     }
@@ -692,6 +759,10 @@ impl Options {
             "body": self.body,
             "max_retries": self.max_retries,
             "drain_secs": self.drain_secs,
+            "resume": self.resume,
+            "resume_path": self
+                .resume
+                .then(|| self.resume_path.unwrap_or(ResumePath::Actions)),
         })
     }
 }
@@ -955,6 +1026,66 @@ mod tests {
             ("example:9000", "/base")
         );
         assert_eq!(parse_url("http://h").unwrap().authority, "h:80");
+    }
+
+    #[test]
+    fn resume_runs_the_pause_flow_over_http_and_nothing_else() {
+        let http = ["--mode", "http", "--url", "http://h:1", "--resume"];
+        let s = parse(&http).unwrap();
+        assert!(s.rates.is_empty());
+        assert_eq!(s.flow.id, "pause");
+        assert_eq!(s.flow_source, "loadtest/flows/pause.yaml");
+        assert_eq!(
+            s.resume,
+            Some(ResumeSettings {
+                path: ResumePath::Actions,
+                server_pid: None
+            })
+        );
+        assert_eq!(s.echo["resume_path"], "actions");
+        let mut args = http.to_vec();
+        args.extend(["--resume-path", "legacy", "--server-pid", "42"]);
+        let s = parse(&args).unwrap();
+        assert_eq!(
+            s.resume,
+            Some(ResumeSettings {
+                path: ResumePath::Legacy,
+                server_pid: Some(42)
+            })
+        );
+        assert!(parse(&[]).unwrap().resume.is_none());
+        for (extra, says) in [
+            (&["--rates", "10"][..], "--rates does not apply to --resume"),
+            (&["--find-max"][..], "--find-max does not apply"),
+            (&["--compare-seed"][..], "--compare-seed does not apply"),
+            (&["--plot", "p.svg"][..], "--plot does not apply"),
+        ] {
+            let mut args = http.to_vec();
+            args.extend_from_slice(extra);
+            let e = parse(&args).expect_err("refused");
+            assert!(e.contains(says), "{extra:?}: {e}");
+        }
+        for (args, says) in [
+            (&["--resume"][..], "only applies to --mode http"),
+            (
+                &["--server-pid", "1"][..],
+                "--server-pid only applies to --resume",
+            ),
+            (
+                &[
+                    "--mode",
+                    "http",
+                    "--url",
+                    "http://h",
+                    "--resume-path",
+                    "legacy",
+                ][..],
+                "--resume-path only applies to --resume",
+            ),
+        ] {
+            let e = parse(args).expect_err("refused");
+            assert!(e.contains(says), "{args:?}: {e}");
+        }
     }
 
     #[test]

@@ -125,6 +125,9 @@ pub struct Report {
     pub runs: Vec<RunReport>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub find_max: Option<FindMaxReport>,
+    /// `--resume`'s run.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub resume: Option<crate::resume::ResumeReport>,
 }
 
 /// Kestra 0.22's latency of the last of 1000 executions at `rate`, in ms:

@@ -203,7 +203,9 @@ pub fn run(settings: Settings) -> Result<Report> {
     };
     eprintln!(
         "peregrine-loadtest: {} of flow {}.{} ({mode_label})",
-        if settings.rates.is_empty() {
+        if settings.resume.is_some() {
+            format!("{} paused executions resumed", settings.executions)
+        } else if settings.rates.is_empty() {
             "search".to_owned()
         } else {
             format!("{} executions per rate", settings.executions)
@@ -232,6 +234,15 @@ pub fn run(settings: Settings) -> Result<Report> {
         )?),
         None => None,
     };
+    let resume = match (&settings.resume, &target) {
+        (Some(resume), Target::Http(http)) => Some(crate::resume::run(
+            http,
+            resume,
+            settings.executions.get(),
+            settings.drain,
+        )?),
+        _ => None,
+    };
     drop(target);
 
     if !runs.is_empty() {
@@ -258,6 +269,13 @@ pub fn run(settings: Settings) -> Result<Report> {
         }
     }
 
+    if let Some(resume) = &resume {
+        println!(
+            "{}",
+            crate::resume::resume_table(std::slice::from_ref(resume))
+        );
+    }
+
     let mut config = settings.echo.clone();
     if let Some(map) = config.as_object_mut() {
         map.insert("target".into(), mode_label.clone().into());
@@ -268,6 +286,7 @@ pub fn run(settings: Settings) -> Result<Report> {
         config,
         runs,
         find_max: search,
+        resume,
     };
     if let Some(path) = &settings.json {
         let text = serde_json::to_string_pretty(&report)
