@@ -29,6 +29,7 @@ use super::gate::{Gate, Note};
 use super::inbox::Sender;
 use super::plan::FlowRevision;
 use super::run::NewExecution;
+use super::shard::ResumeOutcome;
 use crate::execution::{ExecutionId, Id, Record};
 use crate::journal::{self, Receipt, Recovered};
 use crate::tasks::ChildAnswer;
@@ -122,6 +123,20 @@ pub(crate) enum Parcel {
     Kill(ExecutionId),
     /// For the flows' concurrency gate (see [`super::gate`]).
     Gate(Box<Note>),
+    /// Resume a paused execution, and tell the task run that asked.
+    Resume(Box<ResumeOrder>),
+}
+
+/// A paused execution an `execution.Resume` task run asks to resume; the
+/// answer goes to `link` as a [`ChildNews`].
+#[derive(Debug, Clone)]
+pub(crate) struct ResumeOrder {
+    pub link: ParentLink,
+    pub target: ExecutionId,
+    /// The flow the target must be of.
+    pub namespace: String,
+    pub flow_id: String,
+    pub inputs: Map<String, Value>,
 }
 
 /// The id of the child that attempt `attempt` of task run `task_run` of
@@ -175,6 +190,7 @@ impl Courier {
                     let cascade = true;
                     self.push(id, Command::Kill { id, cascade, reply });
                 }
+                Parcel::Resume(order) => self.resume(*order),
                 Parcel::Gate(note) => {
                     gate.note(*note, &mut verdicts);
                     for (id, verdict) in verdicts.drain(..) {
@@ -250,6 +266,69 @@ impl Courier {
                 reply,
             },
         );
+    }
+
+    /// Resumes `order`'s target if it is paused and of the flow it names,
+    /// then tells the task run that asked (its shard answers first: the
+    /// courier waits for it).
+    fn resume(&self, order: ResumeOrder) {
+        let ResumeOrder {
+            link,
+            target,
+            namespace,
+            flow_id,
+            inputs,
+        } = order;
+        let not_found = || format!("No execution found for execution id {target}");
+        let (tx, rx) = flume::bounded(1);
+        self.push(
+            target,
+            Command::Read {
+                id: target,
+                reply: tx,
+            },
+        );
+        let found = rx
+            .recv()
+            .ok()
+            .flatten()
+            .map(|s| s.record)
+            .or_else(|| self.on_disk(target));
+        let answer = match found {
+            None => ChildAnswer::Refused(not_found()),
+            Some(r) if r.namespace() != namespace || r.flow_id() != flow_id => {
+                ChildAnswer::Refused(not_found())
+            }
+            Some(_) => {
+                let (tx, rx) = flume::bounded(1);
+                let inputs = Box::new(inputs);
+                self.push(
+                    target,
+                    Command::Resume {
+                        id: target,
+                        inputs,
+                        reply: tx,
+                    },
+                );
+                match rx.recv() {
+                    Ok(ResumeOutcome::Resumed(receipt)) => match receipt.wait() {
+                        Ok(()) => ChildAnswer::Ended {
+                            state: crate::execution::State::Running,
+                            outputs: None,
+                        },
+                        Err(e) => ChildAnswer::Refused(e.to_string()),
+                    },
+                    Ok(ResumeOutcome::NotPaused(_) | ResumeOutcome::NotFound) => {
+                        ChildAnswer::Refused(format!(
+                            "Execution '{target}' is not paused, can't resume it"
+                        ))
+                    }
+                    Ok(ResumeOutcome::Invalid(why)) => ChildAnswer::Refused(why),
+                    Err(_) => ChildAnswer::Refused("the engine is stopping".to_owned()),
+                }
+            }
+        };
+        self.tell(ChildNews { link, answer });
     }
 
     /// Execution `id`'s final record, if its shard's WAL has it.

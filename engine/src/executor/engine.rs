@@ -1592,7 +1592,11 @@ fn run_to_end_in(
             Effect::Send {
                 parcel: Parcel::Spawn(order),
                 ..
-            } => refused.push(order),
+            } => refused.push(order.link),
+            Effect::Send {
+                parcel: Parcel::Resume(order),
+                ..
+            } => refused.push(order.link),
             Effect::Send {
                 parcel: Parcel::Gate(note),
                 ..
@@ -1609,11 +1613,12 @@ fn run_to_end_in(
             let verdict = Verdict::Run;
             shard.step(Message::Admitted { id, verdict }, Utc::now());
         }
-        for order in refused.drain(..) {
+        for link in refused.drain(..) {
             let news = ChildNews {
-                link: order.link,
+                link,
                 answer: crate::tasks::ChildAnswer::Refused(
-                    "a Subflow runs only in an engine that holds flows (a server), not on its own"
+                    "a Subflow or a Resume of an execution runs only in an engine that holds \
+                     flows (a server), not on its own"
                         .to_owned(),
                 ),
             };

@@ -24,7 +24,7 @@ use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
 
 use super::config_vars::ConfigVariables;
-use super::courier::{ParentLink, SpawnOrder, child_id};
+use super::courier::{ParentLink, ResumeOrder, SpawnOrder, child_id};
 use super::gate::Verdict;
 use super::guide::{Fate, Guide};
 use super::limits::{self, Limits};
@@ -68,6 +68,8 @@ enum Waits {
     Worker,
     /// Its child execution (a Subflow).
     Child,
+    /// The answer of another execution it asked something (a Resume).
+    Answer,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,6 +202,8 @@ pub(crate) struct Run {
     spawns: Vec<SpawnOrder>,
     /// Child executions to kill, since the shard last drained them.
     kills: Vec<ExecutionId>,
+    /// Paused executions to resume, since the shard last drained them.
+    resumes: Vec<ResumeOrder>,
     /// The task run this execution is the subflow of, if any.
     parent: Option<ParentLink>,
     /// The instant of the step being handled: what `now()` renders. Every
@@ -277,6 +281,7 @@ pub(crate) struct Requests {
     pub work: Vec<WorkOrder>,
     pub spawns: Vec<SpawnOrder>,
     pub kills: Vec<ExecutionId>,
+    pub resumes: Vec<ResumeOrder>,
     pub gate: Option<GateAsk>,
 }
 
@@ -358,6 +363,7 @@ impl Run {
             work: std::mem::take(&mut self.work),
             spawns: std::mem::take(&mut self.spawns),
             kills: std::mem::take(&mut self.kills),
+            resumes: std::mem::take(&mut self.resumes),
             gate: self.gate_ask.take(),
         }
     }
@@ -431,6 +437,9 @@ impl Run {
             spawn.resend = true;
         }
         self.spawns = spawns;
+        let mut resumes = std::mem::take(&mut self.resumes);
+        resumes.retain(|r| self.waits_on_child(r.link.task_run, r.link.attempt));
+        self.resumes = resumes;
     }
 
     /// A CREATED execution; [`Run::begin`] starts it.
@@ -548,6 +557,7 @@ impl Run {
             work: Vec::new(),
             spawns: Vec::new(),
             kills: Vec::new(),
+            resumes: Vec::new(),
             parent,
             instant: now,
             limits,
@@ -1420,6 +1430,40 @@ impl Run {
                 self.exit(tr, state, now);
                 None
             }
+            Started::Resume(call) => {
+                let target = match &call.execution_id {
+                    None => self.exec.id,
+                    Some(text) => match text.trim().parse::<ExecutionId>() {
+                        Ok(id) => id,
+                        Err(_) => {
+                            let why = format!("No execution found for execution id {text}");
+                            return Some(self.fail_task_run(tr, &why, now));
+                        }
+                    },
+                };
+                let link = ParentLink {
+                    execution: self.exec.id,
+                    task_run: tr,
+                    attempt: self.attempt_of(tr),
+                    wait: true,
+                    depth: 0,
+                    generation: self.generation,
+                };
+                self.resumes.push(ResumeOrder {
+                    link,
+                    target,
+                    namespace: call
+                        .namespace
+                        .unwrap_or_else(|| self.exec.namespace.to_string()),
+                    flow_id: call
+                        .flow_id
+                        .unwrap_or_else(|| self.exec.flow_id.to_string()),
+                    inputs: call.inputs,
+                });
+                self.arm_timeout(tr, now);
+                self.slots[tr as usize].waits = Waits::Answer;
+                None
+            }
             Started::Work(job) => {
                 let deadline_ms = self.arm_timeout(tr, now);
                 self.work.push(WorkOrder {
@@ -1494,13 +1538,13 @@ impl Run {
             && self.exec.task_runs.get(tr as usize).is_some_and(|run| {
                 run.state.current() == State::Running && run.attempts.len() as u32 == attempt
             })
-            && self.slots[tr as usize].waits == Waits::Child
+            && matches!(self.slots[tr as usize].waits, Waits::Child | Waits::Answer)
     }
 
     /// The child task run `tr` waits for, if it waits for one.
     fn running_child(&self, tr: u32) -> Option<ExecutionId> {
         let attempt = self.attempt_of(tr);
-        self.waits_on_child(tr, attempt)
+        (self.waits_on_child(tr, attempt) && self.slots[tr as usize].waits == Waits::Child)
             .then(|| child_id(self.exec.id, tr, attempt, self.generation))
     }
 

@@ -1142,6 +1142,7 @@ impl Shard {
             work,
             spawns,
             kills,
+            resumes,
             gate,
         } = live.run.take_requests();
         for timer in timers {
@@ -1178,7 +1179,8 @@ impl Shard {
         let parcels = spawns
             .into_iter()
             .map(|order| Parcel::Spawn(Box::new(order)))
-            .chain(kills.into_iter().map(Parcel::Kill));
+            .chain(kills.into_iter().map(Parcel::Kill))
+            .chain(resumes.into_iter().map(|r| Parcel::Resume(Box::new(r))));
         for parcel in parcels {
             self.parcels.push((live.receipt.clone(), parcel));
         }
@@ -1250,8 +1252,6 @@ fn child_answer(
     Ok(ChildAnswer::Ended { state, outputs })
 }
 
-/// The execution a journal's first entries create (its creation, and its
-/// parent's link when it is a subflow), and when.
 /// A replay's run, guided by the ended execution it replays. Its guide was
 /// built once before it was submitted, from the same record and revision,
 /// so it builds here too; if it did not, the execution fails saying why.
@@ -1326,6 +1326,8 @@ fn first_run(
     Ok((run, at, None))
 }
 
+/// The execution a journal's first entries create (its creation, and its
+/// parent's link when it is a subflow), and when.
 fn created(
     id: ExecutionId,
     entries: &mut std::iter::Peekable<impl Iterator<Item = Entry>>,

@@ -4,11 +4,11 @@
 
 use std::sync::Arc;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
-use super::{Started, TaskContext, TaskKind, TaskType};
-use crate::execution::State;
+use super::{ChildAnswer, Started, TaskContext, TaskKind, TaskType};
 use crate::execution::labels::{LabelError, SYSTEM_PREFIX};
+use crate::execution::{ExecutionId, State};
 use crate::executor::into_text;
 use crate::expression::Property;
 use crate::flow::Level;
@@ -84,6 +84,85 @@ impl TaskKind for Exit {
             Err(e) => Started::Done(Err(e)),
         }
     }
+}
+
+pub(super) static RESUME: TaskType = TaskType {
+    name: "io.kestra.plugin.core.execution.Resume",
+    aliases: &["io.kestra.core.tasks.executions.Resume"],
+    flowable: false,
+    own_timeout: false,
+    parse: |p| {
+        Some(Arc::new(Resume {
+            namespace: p.string_property("namespace"),
+            flow_id: p.string_property("flowId"),
+            execution_id: p.string_property("executionId"),
+            inputs: p.map_property_or_empty("inputs")?,
+        }))
+    },
+};
+
+/// `core.execution.Resume` (Kestra's `Resume.run`): resumes a paused
+/// execution, this one by default or `executionId` (of flow `flowId` in
+/// `namespace`, this execution's unless given), with `inputs` checked
+/// against its paused task's `onResume`. It fails when that execution is
+/// not found (or is of another flow), not paused, or refuses the inputs.
+/// No outputs. The resume goes through the courier to the execution's
+/// shard, which answers; after a restart of the engine while it waits it
+/// is asked again (as Kestra's worker would run the task again), and an
+/// execution resumed the first time is then no longer paused.
+#[derive(Debug)]
+pub(crate) struct Resume {
+    namespace: Option<Property>,
+    flow_id: Option<Property>,
+    execution_id: Option<Property>,
+    inputs: Property,
+}
+
+impl TaskKind for Resume {
+    fn start(&self, ctx: &mut TaskContext<'_>) -> Started {
+        let text = |p: &Option<Property>| -> Result<Option<String>, String> {
+            p.as_ref().map(|p| ctx.render_text(p)).transpose()
+        };
+        let call = (|| {
+            let inputs = match ctx.render(&self.inputs)? {
+                Value::Object(map) => map,
+                Value::Null => Map::new(),
+                other => return Err(format!("inputs `{other}` is not a map")),
+            };
+            Ok(ResumeCall {
+                execution_id: text(&self.execution_id)?,
+                namespace: text(&self.namespace)?,
+                flow_id: text(&self.flow_id)?,
+                inputs,
+            })
+        })();
+        match call {
+            Ok(call) => Started::Resume(Box::new(call)),
+            Err(e) => Started::Done(Err(e)),
+        }
+    }
+
+    fn on_child(
+        &self,
+        _ctx: &mut TaskContext<'_>,
+        _: ExecutionId,
+        answer: &ChildAnswer,
+    ) -> Started {
+        match answer {
+            ChildAnswer::Refused(why) => Started::Done(Err(why.clone())),
+            ChildAnswer::Created | ChildAnswer::Ended { .. } => Started::Done(Ok(None)),
+        }
+    }
+}
+
+/// The resume a `Resume` task run asks for, rendered (`None`: this
+/// execution's own).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ResumeCall {
+    pub execution_id: Option<String>,
+    pub namespace: Option<String>,
+    pub flow_id: Option<String>,
+    pub inputs: Map<String, Value>,
 }
 
 /// Kestra's `ExitState`, as the execution state it ends in.

@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+pub(crate) use self::execution::ResumeCall;
 pub(crate) use self::subflow::{ChildAnswer, SubflowCall};
 use crate::execution::{ExecutionId, State};
 use crate::executor::{RenderContext, into_text, is_truthy};
@@ -60,6 +61,7 @@ pub(crate) static REGISTRY: &[&TaskType] = &[
     &self::core::ECHO,
     &execution::LABELS,
     &execution::EXIT,
+    &execution::RESUME,
     &execution::ASSERT,
     &self::core::OUTPUT_VALUES,
     &self::core::FAIL,
@@ -88,10 +90,6 @@ pub(crate) static NOT_YET: &[(&str, &[&str])] = &[
     (
         "io.kestra.plugin.core.flow.Template",
         &["io.kestra.core.tasks.flows.Template"],
-    ),
-    (
-        "io.kestra.plugin.core.execution.Resume",
-        &["io.kestra.core.tasks.executions.Resume"],
     ),
     (
         "io.kestra.plugin.core.flow.ForEachItem",
@@ -205,6 +203,9 @@ pub(crate) enum Started {
     Ended(State, Value),
     /// End the whole execution in this state (`execution.Exit`).
     Exit(State),
+    /// Resume a paused execution, and wait for its answer (then
+    /// [`TaskKind::on_child`]: resumed, or refused and why).
+    Resume(Box<ResumeCall>),
 }
 
 /// What a repeating frame does once its tasks all succeeded.
