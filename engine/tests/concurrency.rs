@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 mod common;
 
-use common::{Ended, MapFlows, config, engine, submit};
+use common::{Ended, MapFlows, durable, engine, submit};
 
 fn napping(limit: u32, behavior: &str, nap: &str) -> String {
     format!(
@@ -203,23 +203,6 @@ fn a_queued_execution_killed_leaves_the_queue() {
     assert_eq!(states(&last), ["CREATED", "QUEUED", "RUNNING", "SUCCESS"]);
     assert_eq!(wait_all(&ended, 3).len(), 3);
     engine.shutdown();
-}
-
-fn wal_config() -> peregrine_wal::Config {
-    peregrine_wal::Config {
-        segment_bytes: std::num::NonZeroU64::new(4 << 20).unwrap(),
-        max_record_bytes: std::num::NonZeroU32::new(256 << 10).unwrap(),
-        ..peregrine_wal::Config::default()
-    }
-}
-
-fn durable(dir: &std::path::Path, flows: &Arc<MapFlows>) -> (Engine, Arc<Ended>) {
-    let ended = Arc::new(Ended::default());
-    let resolve = |ns: &str, id: &str, _: u32| flows.get(ns, id);
-    let (engine, recovery) =
-        Engine::start_durable(config(flows), ended.clone(), dir, wal_config(), &resolve).unwrap();
-    assert!(recovery.failed.is_empty(), "{:?}", recovery.failed);
-    (engine, ended)
 }
 
 #[test]

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 mod common;
 
-use common::{Ended, MapFlows, config, engine, submit, task_run};
+use common::{Ended, MapFlows, durable, engine, submit, task_run};
 
 /// Kestra's `restart_last_failed`: `c` fails on its first attempt only.
 const LAST_FAILED: &str = r#"
@@ -365,23 +365,6 @@ fn a_replay_from_a_task_run_is_a_new_execution_that_keeps_what_came_before() {
         engine.replay(&old, ReplayFrom::TaskRun(TaskRunId::generate()), None),
         Err(ReplayError::Invalid(_))
     ));
-}
-
-fn wal_config() -> peregrine_wal::Config {
-    peregrine_wal::Config {
-        segment_bytes: std::num::NonZeroU64::new(4 << 20).unwrap(),
-        max_record_bytes: std::num::NonZeroU32::new(256 << 10).unwrap(),
-        ..peregrine_wal::Config::default()
-    }
-}
-
-fn durable(dir: &std::path::Path, flows: &Arc<MapFlows>) -> (Engine, Arc<Ended>) {
-    let ended = Arc::new(Ended::default());
-    let resolve = |ns: &str, id: &str, _: u32| flows.get(ns, id);
-    let (engine, recovery) =
-        Engine::start_durable(config(flows), ended.clone(), dir, wal_config(), &resolve).unwrap();
-    assert!(recovery.failed.is_empty(), "{:?}", recovery.failed);
-    (engine, ended)
 }
 
 #[test]

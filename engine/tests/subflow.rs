@@ -8,12 +8,11 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use peregrine_engine::Engine;
 use serde_json::{Value, json};
 
 mod common;
 
-use common::{Ended, MapFlows, config, engine, submit, task_run};
+use common::{MapFlows, durable, engine, submit, task_run};
 
 const ADDER: &str = r#"
 id: adder
@@ -174,23 +173,6 @@ fn a_flow_calling_itself_through_another_stops_at_the_depth_limit() {
         "{logs:?}"
     );
     engine.shutdown();
-}
-
-fn wal_config() -> peregrine_wal::Config {
-    peregrine_wal::Config {
-        segment_bytes: std::num::NonZeroU64::new(4 << 20).unwrap(),
-        max_record_bytes: std::num::NonZeroU32::new(256 << 10).unwrap(),
-        ..peregrine_wal::Config::default()
-    }
-}
-
-fn durable(dir: &std::path::Path, flows: &Arc<MapFlows>) -> (Engine, Arc<Ended>) {
-    let ended = Arc::new(Ended::default());
-    let resolve = |ns: &str, id: &str, _: u32| flows.get(ns, id);
-    let (engine, recovery) =
-        Engine::start_durable(config(flows), ended.clone(), dir, wal_config(), &resolve).unwrap();
-    assert!(recovery.failed.is_empty(), "{:?}", recovery.failed);
-    (engine, ended)
 }
 
 #[test]

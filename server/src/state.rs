@@ -217,6 +217,23 @@ impl From<DurabilityError> for Refused {
 /// (other label changes at once on the same shard) before giving up.
 const RELABEL_ATTEMPTS: usize = 16;
 
+/// An answer that says the execution changed while the caller looked.
+trait Stale {
+    fn is_stale(&self) -> bool;
+}
+
+impl Stale for Relabelled {
+    fn is_stale(&self) -> bool {
+        matches!(self, Relabelled::Stale)
+    }
+}
+
+impl Stale for RestartOutcome {
+    fn is_stale(&self) -> bool {
+        matches!(self, RestartOutcome::Stale)
+    }
+}
+
 /// Commit before externalize: what is shown must be durable first.
 async fn durable(receipt: &Receipt) -> Result<(), Refused> {
     receipt.durable().await.map_err(Refused::from)
@@ -278,11 +295,34 @@ impl Executions {
         id: ExecutionId,
         labels: Vec<(String, String)>,
     ) -> Result<Relabelled, Refused> {
+        let outcome = self
+            .change_ended(id, "its labels were being set", move |engine| {
+                engine.set_labels(id, labels.clone())
+            })
+            .await?;
+        if let Relabelled::Done(done) = &outcome {
+            durable(&done.receipt).await?;
+        }
+        Ok(outcome)
+    }
+
+    /// Asks `change` of ended execution `id` (which reads it from disk
+    /// when memory no longer has it: off the async threads) until its
+    /// shard's answer is not stale ([`Stale`]); past
+    /// `RELABEL_ATTEMPTS` stale answers, refused as overloaded, `doing` saying
+    /// what was under way.
+    async fn change_ended<T: Stale + Send + 'static>(
+        &self,
+        id: ExecutionId,
+        doing: &str,
+        change: impl Fn(&Engine) -> Result<Pending<T>, peregrine_engine::Error> + Send + Sync + 'static,
+    ) -> Result<T, Refused> {
+        let change = Arc::new(change);
         for _ in 0..RELABEL_ATTEMPTS {
-            let (engine, labels) = (Arc::clone(&self.engine), labels.clone());
+            let (engine, change) = (Arc::clone(&self.engine), Arc::clone(&change));
             let pending = tokio::task::spawn_blocking(move || {
                 engine
-                    .with(|engine| engine.set_labels(id, labels))
+                    .with(|engine| change(engine))
                     .unwrap_or(Err(Refusal::Stopped.into()))
             })
             .await
@@ -291,17 +331,13 @@ impl Executions {
                 peregrine_engine::Error::Refused(refusal) => Refused::from(refusal),
                 other => Refused::NotDurable(format!("reading execution {id} from disk: {other}")),
             })?;
-            match pending.answer().await.map_err(|_| Refused::Stopped)? {
-                Relabelled::Stale => continue,
-                Relabelled::Done(done) => {
-                    durable(&done.receipt).await?;
-                    return Ok(Relabelled::Done(done));
-                }
-                other => return Ok(other),
+            let answer = pending.answer().await.map_err(|_| Refused::Stopped)?;
+            if !answer.is_stale() {
+                return Ok(answer);
             }
         }
         Err(Refused::Overloaded(format!(
-            "execution {id} changed {RELABEL_ATTEMPTS} times while its labels were being set; retry"
+            "execution {id} changed {RELABEL_ATTEMPTS} times while {doing}; retry"
         )))
     }
 
@@ -330,32 +366,15 @@ impl Executions {
     /// Restarts ended execution `id` under the same id (its failed task
     /// runs); answers once the restart is durable.
     pub async fn restart(&self, id: ExecutionId) -> Result<RestartOutcome, Refused> {
-        for _ in 0..RELABEL_ATTEMPTS {
-            let engine = Arc::clone(&self.engine);
-            // One only on disk is read there: off the async threads.
-            let pending = tokio::task::spawn_blocking(move || {
-                engine
-                    .with(|engine| engine.restart(id))
-                    .unwrap_or(Err(Refusal::Stopped.into()))
+        let outcome = self
+            .change_ended(id, "it was being restarted", move |engine| {
+                engine.restart(id)
             })
-            .await
-            .map_err(|_| Refused::Stopped)?
-            .map_err(|e| match e {
-                peregrine_engine::Error::Refused(refusal) => Refused::from(refusal),
-                other => Refused::NotDurable(format!("reading execution {id} from disk: {other}")),
-            })?;
-            match pending.answer().await.map_err(|_| Refused::Stopped)? {
-                RestartOutcome::Stale => continue,
-                RestartOutcome::Restarted(done) => {
-                    durable(&done.receipt).await?;
-                    return Ok(RestartOutcome::Restarted(done));
-                }
-                other => return Ok(other),
-            }
+            .await?;
+        if let RestartOutcome::Restarted(done) = &outcome {
+            durable(&done.receipt).await?;
         }
-        Err(Refused::Overloaded(format!(
-            "execution {id} changed {RELABEL_ATTEMPTS} times while it was being restarted; retry"
-        )))
+        Ok(outcome)
     }
 
     /// Starts a new execution replaying ended execution `record` (see

@@ -554,15 +554,7 @@ impl Shard {
             Some(at) => run.schedule(at),
             None => run.begin(now),
         }
-        self.live.insert(
-            id,
-            Live {
-                run,
-                receipt: Receipt::ready(),
-                ended: None,
-            },
-        );
-        self.settle(id, receipt);
+        self.run_here(id, run, receipt);
         if let Some(link) = link.filter(|l| !l.wait) {
             let receipt = self.live[&id].receipt.clone();
             self.tell(receipt, link, ChildAnswer::Created);
@@ -579,6 +571,18 @@ impl Shard {
             }),
         };
         self.reply(request, Reply::Started(started));
+    }
+
+    /// Keeps `run` as execution `id`'s and settles the step that made it,
+    /// `receipt` covering what it journaled.
+    fn run_here(&mut self, id: ExecutionId, run: Run, receipt: Receipt) {
+        let live = Live {
+            run,
+            receipt: Receipt::ready(),
+            ended: None,
+        };
+        self.live.insert(id, live);
+        self.settle(id, receipt);
     }
 
     /// A start of child `id`, which exists, came again (its parent restarted):
@@ -838,15 +842,7 @@ impl Shard {
         }
         let mut run = Run::again(id, rev, guide, now, self.limits, self.variables.clone());
         run.begin(now);
-        self.live.insert(
-            id,
-            Live {
-                run,
-                receipt: Receipt::ready(),
-                ended: None,
-            },
-        );
-        self.settle(id, receipt);
+        self.run_here(id, run, receipt);
         let snapshot = self.snapshot(id).expect("it was inserted above");
         RestartOutcome::Restarted(snapshot)
     }
@@ -979,15 +975,7 @@ impl Shard {
             &self.variables,
         )?;
         run.quarantine(why, now);
-        self.live.insert(
-            id,
-            Live {
-                run,
-                receipt: Receipt::ready(),
-                ended: None,
-            },
-        );
-        self.settle(id, Receipt::ready());
+        self.run_here(id, run, Receipt::ready());
         Ok(())
     }
 
@@ -1099,15 +1087,7 @@ impl Shard {
             receipt = receipt.max(self.journal.append(id, &entry));
             run.redispatch(task_run, now);
         }
-        self.live.insert(
-            id,
-            Live {
-                run,
-                receipt: Receipt::ready(),
-                ended: None,
-            },
-        );
-        self.settle(id, receipt);
+        self.run_here(id, run, receipt);
         Ok(())
     }
 

@@ -255,3 +255,23 @@ pub fn label<'v>(execution: &'v Value, key: &str) -> Option<&'v str> {
         .find(|l| l["key"] == key)
         .and_then(|l| l["value"].as_str())
 }
+
+/// A WAL small enough for tests: 4 MiB segments, 256 KiB records.
+pub fn wal_config() -> peregrine_wal::Config {
+    peregrine_wal::Config {
+        segment_bytes: std::num::NonZeroU64::new(4 << 20).unwrap(),
+        max_record_bytes: std::num::NonZeroU32::new(256 << 10).unwrap(),
+        ..peregrine_wal::Config::default()
+    }
+}
+
+/// A durable engine in `dir` with `flows`, every execution it finds there
+/// recovered (else the test fails).
+pub fn durable(dir: &std::path::Path, flows: &Arc<MapFlows>) -> (Engine, Arc<Ended>) {
+    let ended = Arc::new(Ended::default());
+    let resolve = |ns: &str, id: &str, _: u32| flows.get(ns, id);
+    let (engine, recovery) =
+        Engine::start_durable(config(flows), ended.clone(), dir, wal_config(), &resolve).unwrap();
+    assert!(recovery.failed.is_empty(), "{:?}", recovery.failed);
+    (engine, ended)
+}
