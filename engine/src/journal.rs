@@ -20,7 +20,7 @@ use std::sync::Arc;
 use peregrine_wal::rkyv;
 use peregrine_wal::{Key, Kind, Lsn, Ticket, Wal};
 
-use crate::execution::{ExecutionId, Record};
+use crate::execution::{ExecutionId, Format, Record};
 
 /// One journal record: a cause of a state change, with the instant of the
 /// step that handled it (microseconds since the Unix epoch: the step's
@@ -132,7 +132,8 @@ pub(crate) enum Entry {
 const CREATED: u16 = 11;
 const TIMER: u16 = 12;
 const KILL: u16 = 13;
-/// The terminal record: the execution's [`Record`], as it is archived.
+/// The terminal record: the execution's [`Record`], as it is archived
+/// (format 1, before records kept their lineage; read, no longer written).
 const ENDED: u16 = 14;
 const WORKED: u16 = 15;
 const REDISPATCHED: u16 = 16;
@@ -145,6 +146,8 @@ const SCHEDULED: u16 = 22;
 const RESTARTED: u16 = 23;
 const REPLAYED: u16 = 24;
 const GATED: u16 = 25;
+/// The terminal record, of format 2 (with its lineage).
+const ENDED_2: u16 = 26;
 const FORMAT_1_KINDS: std::ops::RangeInclusive<u16> = 1..=6;
 
 impl Entry {
@@ -416,7 +419,10 @@ impl Journal for WalJournal {
 
     fn append_ended(&mut self, id: ExecutionId, record: &Record) -> Receipt {
         let appended = self.wal.append_terminal(
-            Kind::new(ENDED),
+            Kind::new(match record.format() {
+                Format::One => ENDED,
+                Format::Two => ENDED_2,
+            }),
             Key::execution(id.as_u128()),
             record.as_bytes(),
         );
@@ -427,9 +433,16 @@ impl Journal for WalJournal {
 /// Reads a recovered record back.
 pub(crate) fn decode(kind: Kind, payload: &[u8]) -> Result<Recovered, JournalError> {
     match kind.get() {
-        ENDED => Record::from_bytes(payload)
-            .map(Recovered::Ended)
-            .map_err(|e| JournalError::Unreadable(e.to_string())),
+        ENDED | ENDED_2 => Record::from_bytes(
+            payload,
+            if kind.get() == ENDED {
+                Format::One
+            } else {
+                Format::Two
+            },
+        )
+        .map(Recovered::Ended)
+        .map_err(|e| JournalError::Unreadable(e.to_string())),
         CREATED | TIMER | KILL | WORKED | REDISPATCHED | TIMED_OUT | RESUMED | PARENT | CHILD
         | KILL_ALONE | SCHEDULED | RESTARTED | REPLAYED | GATED => {
             let archived = peregrine_wal::access::<Entry>(payload)

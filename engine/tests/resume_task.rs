@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 mod common;
 
-use common::{MapFlows, engine, submit, task_run};
+use common::{Ended, MapFlows, engine, submit, task_run};
 
 const WAITER: &str = r#"
 id: waiter
@@ -77,14 +77,25 @@ fn wait_state(engine: &Engine, id: ExecutionId, state: &str) -> Value {
     }
 }
 
-fn error_of(execution: &Value, engine_logs: &[(ExecutionId, String)], id: ExecutionId) -> String {
+/// What execution `id` (whose Resume failed) logged, once the observer
+/// heard of its end (it may hear after a read sees the end).
+fn error_of(execution: &Value, ended: &Ended, id: ExecutionId) -> String {
     assert_eq!(task_run(execution, "resume")["state"]["current"], "FAILED");
-    engine_logs
-        .iter()
-        .filter(|(e, _)| *e == id)
-        .map(|(_, line)| line.clone())
-        .collect::<Vec<_>>()
-        .join("\n")
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let said: Vec<String> = ended
+            .1
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(e, _)| *e == id)
+            .map(|(_, line)| line.clone())
+            .collect();
+        if !said.is_empty() || Instant::now() > deadline {
+            return said.join("\n");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 #[test]
@@ -108,10 +119,10 @@ fn a_resume_task_resumes_another_paused_execution_with_its_inputs() {
     // inputs: the task fails, saying why.
     let again = submit(&engine, &resumer, asking(paused, json!({})));
     let failed = wait_state(&engine, again, "FAILED");
-    let logs = ended.1.lock().unwrap().clone();
+    let said = error_of(&failed, &ended, again);
     assert!(
-        error_of(&failed, &logs, again).contains(&format!("Execution '{paused}' is not paused")),
-        "{logs:?}"
+        said.contains(&format!("Execution '{paused}' is not paused")),
+        "{said}"
     );
     let other = flows.add(WAITER);
     let paused = submit(&engine, &other, json!({}));
@@ -132,8 +143,7 @@ fn a_resume_task_resumes_another_paused_execution_with_its_inputs() {
     ] {
         let id = submit(&engine, &resumer, inputs);
         let failed = wait_state(&engine, id, "FAILED");
-        let logs = ended.1.lock().unwrap().clone();
-        let said = error_of(&failed, &logs, id);
+        let said = error_of(&failed, &ended, id);
         assert!(said.contains(&why), "{why} not in {said}");
     }
     // Refused, it stays paused, and a good resume still resumes it.

@@ -1901,6 +1901,7 @@ async fn an_execution_given_a_schedule_date_waits_created_until_then() {
         .await;
     assert_eq!(started.status, StatusCode::OK, "{:?}", started.body);
     assert_eq!(started.json()["state"]["current"], "CREATED");
+    assert_eq!(started.json()["scheduleDate"], at.as_str());
     let id = common::id_of(&started);
     let ended = server.wait_for_state(&id, "SUCCESS").await;
     let history = ended["state"]["histories"].as_array().expect("histories");
@@ -1982,6 +1983,15 @@ tasks:
     let replay = server.wait_for_state(&new_id, "SUCCESS").await;
     assert_eq!(replay["taskRunList"][0]["outputs"]["value"], "one");
     assert_eq!(replay["taskRunList"][1]["outputs"]["value"], "two");
+    // Its lineage, as Kestra shows it: the restart was attempt 2.
+    assert_eq!(replay["parentId"], id.as_str());
+    assert_eq!(replay["originalId"], id.as_str());
+    assert_eq!(replay["metadata"]["attemptNumber"], 3);
+    assert_eq!(
+        replay["metadata"]["originalCreatedDate"],
+        first["metadata"]["originalCreatedDate"]
+    );
+    assert!(done.get("parentId").is_none(), "a restart has no parent");
     let bad = post(format!(
         "/api/v1/main/executions/{id}/actions/replay?taskRunId=5VuyF1ntMUCXbCpLfeULmx"
     ))

@@ -94,6 +94,39 @@ pub struct Execution {
     /// Why the execution failed, when an expression or a task said so.
     pub(crate) error: Option<String>,
     pub(crate) logs: Logs,
+    /// Where it comes from: its attempt, original, parent, and when it
+    /// was to start (Kestra's `metadata`, `originalId`, `parentId`,
+    /// `scheduleDate`).
+    pub(crate) lineage: Lineage,
+}
+
+/// An execution's lineage: a restart is an attempt more of the same
+/// execution; a replay is a new execution whose parent is the one it
+/// replays and whose original is that one's original.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lineage {
+    /// 1, then one more at each restart or replay.
+    pub attempt: u32,
+    pub original_id: ExecutionId,
+    pub parent_id: Option<ExecutionId>,
+    /// When its original was created.
+    pub original_created: DateTime<Utc>,
+    /// When it was to start, if not at its creation.
+    pub schedule_date: Option<DateTime<Utc>>,
+}
+
+impl Lineage {
+    /// Execution `id`'s, created at `at`: its own original, on its first
+    /// attempt.
+    pub fn first(id: ExecutionId, at: DateTime<Utc>) -> Self {
+        Self {
+            attempt: 1,
+            original_id: id,
+            parent_id: None,
+            original_created: at,
+            schedule_date: None,
+        }
+    }
 }
 
 /// One log line of an execution.

@@ -20,7 +20,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::id::{ExecutionId, Id};
-use super::model::{self, Execution, Logs, TaskRun};
+use super::model::{self, Execution, Lineage, Logs, TaskRun};
 use super::state::{State, StateChange, StateHistory, format_date, iso_duration};
 
 /// One state change in 64 bits: its instant in microseconds since the Unix
@@ -83,6 +83,35 @@ struct Frozen {
     error: Option<String>,
 }
 
+/// A record of format 2: the execution and its lineage (what Kestra shows
+/// as `metadata`, `originalId`, `parentId` and `scheduleDate`). Format 1
+/// records (a `Frozen` alone) are still read: their lineage is derived.
+#[derive(Debug, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[rkyv(crate = peregrine_wal::rkyv)]
+struct Frozen2 {
+    base: Frozen,
+    lineage: FrozenLineage,
+}
+
+#[derive(Debug, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[rkyv(crate = peregrine_wal::rkyv)]
+struct FrozenLineage {
+    attempt: u32,
+    original_id: u128,
+    parent_id: Option<u128>,
+    original_created_us: i64,
+    schedule_us: Option<i64>,
+}
+
+/// The layout of a record's bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    /// A `Frozen` (records written before lineage was kept).
+    One,
+    /// A `Frozen2`.
+    Two,
+}
+
 /// Why bytes are not a record.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("not an execution record: {0}")]
@@ -92,8 +121,10 @@ pub struct RecordError(String);
 /// (one `Arc`).
 #[derive(Clone)]
 pub struct Record {
-    /// A validated archive of [`Frozen`], never written after it was built.
+    /// A validated archive of [`Frozen2`] (or, of format 1, [`Frozen`]),
+    /// never written after it was built.
     bytes: Arc<AlignedVec>,
+    format: Format,
 }
 
 impl std::fmt::Debug for Record {
@@ -163,6 +194,14 @@ fn frozen_task_run(t: &TaskRun) -> FrozenTaskRun {
 impl Record {
     /// Freezes `execution` as it is now.
     pub fn of(execution: &Execution) -> Record {
+        let l = &execution.lineage;
+        let lineage = FrozenLineage {
+            attempt: l.attempt,
+            original_id: l.original_id.as_u128(),
+            parent_id: l.parent_id.map(|p| p.as_u128()),
+            original_created_us: l.original_created.timestamp_micros(),
+            schedule_us: l.schedule_date.map(|d| d.timestamp_micros()),
+        };
         let frozen = Frozen {
             id: execution.id.as_u128(),
             namespace: execution.namespace.to_string(),
@@ -176,24 +215,75 @@ impl Record {
             task_runs: execution.task_runs.iter().map(frozen_task_run).collect(),
             error: execution.error.clone(),
         };
-        Self::archive(&frozen)
+        Self::archive(&Frozen2 {
+            base: frozen,
+            lineage,
+        })
     }
 
-    fn archive(frozen: &Frozen) -> Record {
+    fn archive(frozen: &Frozen2) -> Record {
         let archived = rkyv::to_bytes::<rkyv::rancor::Error>(frozen)
             .expect("archiving owned strings and numbers cannot fail");
         Record {
             bytes: Arc::new(exact(&archived)),
+            format: Format::Two,
+        }
+    }
+
+    /// The layout of its bytes (the journal's record kind tells it).
+    pub(crate) fn format(&self) -> Format {
+        self.format
+    }
+
+    /// This record in format 2 (a format 1 one is frozen again, its
+    /// lineage derived).
+    pub(crate) fn upgraded(&self) -> Record {
+        match self.format {
+            Format::Two => self.clone(),
+            Format::One => Record::of(&self.thaw()),
+        }
+    }
+
+    /// Its lineage: kept (format 2), or derived (format 1: its own
+    /// original, an attempt more per restart in its history).
+    pub fn lineage(&self) -> Lineage {
+        match self.format {
+            Format::Two => {
+                // SAFETY: see `frozen`: format 2 bytes are a valid archive of
+                // `Frozen2`, never written after they were built or checked.
+                let l = &unsafe { rkyv::access_unchecked::<ArchivedFrozen2>(&self.bytes) }.lineage;
+                Lineage {
+                    attempt: l.attempt.to_native(),
+                    original_id: Id::from_u128(l.original_id.to_native()),
+                    parent_id: l.parent_id.as_ref().map(|p| Id::from_u128(p.to_native())),
+                    original_created: instant(l.original_created_us.to_native()),
+                    schedule_date: l.schedule_us.as_ref().map(|s| instant(s.to_native())),
+                }
+            }
+            Format::One => {
+                let f = self.frozen();
+                let restarts = f
+                    .state
+                    .iter()
+                    .filter(|c| c.state() == State::Restarted)
+                    .count();
+                Lineage {
+                    attempt: 1 + u32::try_from(restarts).unwrap_or(u32::MAX - 1),
+                    original_id: self.id(),
+                    parent_id: None,
+                    original_created: self.start_date(),
+                    schedule_date: None,
+                }
+            }
         }
     }
 
     /// This record with `labels` in place of its own: everything else
     /// (states, dates, task runs) is kept as it is.
     pub(crate) fn with_labels(&self, labels: Vec<(String, String)>) -> Record {
-        let mut frozen = rkyv::deserialize::<Frozen, rkyv::rancor::Error>(self.frozen())
-            .expect("a valid archive of owned strings and numbers deserializes");
-        frozen.labels = labels;
-        Self::archive(&frozen)
+        let mut execution = self.thaw();
+        execution.labels = labels;
+        Record::of(&execution)
     }
 
     /// The execution this record froze, thawed (its log lines are not in
@@ -255,17 +345,22 @@ impl Record {
             task_runs,
             error: f.error.as_ref().map(|e| e.as_str().to_owned()),
             logs: Logs::default(),
+            lineage: self.lineage(),
         }
     }
 
-    /// A record read back from bytes (the journal's terminal record),
-    /// validated once here.
-    pub(crate) fn from_bytes(bytes: &[u8]) -> Result<Record, RecordError> {
+    /// A record read back from bytes of `format` (the journal's terminal
+    /// record), validated once here.
+    pub(crate) fn from_bytes(bytes: &[u8], format: Format) -> Result<Record, RecordError> {
         let copy = exact(bytes);
-        rkyv::access::<ArchivedFrozen, rkyv::rancor::Error>(&copy)
-            .map_err(|e| RecordError(e.to_string()))?;
+        match format {
+            Format::One => rkyv::access::<ArchivedFrozen, rkyv::rancor::Error>(&copy).map(drop),
+            Format::Two => rkyv::access::<ArchivedFrozen2, rkyv::rancor::Error>(&copy).map(drop),
+        }
+        .map_err(|e| RecordError(e.to_string()))?;
         Ok(Record {
             bytes: Arc::new(copy),
+            format,
         })
     }
 
@@ -280,12 +375,18 @@ impl Record {
     }
 
     fn frozen(&self) -> &ArchivedFrozen {
-        // SAFETY: `bytes` is an archive of `Frozen` that was either built by
-        // `rkyv::to_bytes` from a `Frozen` (`Record::of`) or validated by
-        // `rkyv::access` (`Record::from_bytes`); it sits in an `AlignedVec`
-        // (16-byte aligned) and is never written afterwards (only shared
-        // behind the `Arc`), so it stays a valid archive.
-        unsafe { rkyv::access_unchecked::<ArchivedFrozen>(&self.bytes) }
+        match self.format {
+            // SAFETY: `bytes` is an archive of `Frozen2` that was either
+            // built by `rkyv::to_bytes` from a `Frozen2` (`Record::of`) or
+            // validated by `rkyv::access` as one (`Record::from_bytes` with
+            // `Format::Two`); it sits in an `AlignedVec` (16-byte aligned)
+            // and is never written afterwards (only shared behind the
+            // `Arc`), so it stays a valid archive.
+            Format::Two => &unsafe { rkyv::access_unchecked::<ArchivedFrozen2>(&self.bytes) }.base,
+            // SAFETY: as above, for bytes validated as a `Frozen` by
+            // `Record::from_bytes` with `Format::One`.
+            Format::One => unsafe { rkyv::access_unchecked::<ArchivedFrozen>(&self.bytes) },
+        }
     }
 
     pub fn id(&self) -> ExecutionId {
@@ -351,6 +452,7 @@ impl Record {
     pub fn json(&self, now: DateTime<Utc>) -> impl Serialize + '_ {
         ExecutionJson {
             frozen: self.frozen(),
+            lineage: self.lineage(),
             now,
         }
     }
@@ -475,6 +577,7 @@ impl Serialize for Label<'_> {
 
 struct ExecutionJson<'a> {
     frozen: &'a ArchivedFrozen,
+    lineage: Lineage,
     now: DateTime<Utc>,
 }
 
@@ -482,10 +585,7 @@ impl Serialize for ExecutionJson<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let f = self.frozen;
         let id = Id::from_u128(f.id.to_native()).to_string();
-        let created = f
-            .state
-            .first()
-            .map_or(DateTime::<Utc>::MIN_UTC, ArchivedChange::at);
+        let lineage = &self.lineage;
         let mut map = s.serialize_map(None)?;
         map.serialize_entry("id", &id)?;
         // One tenant, Kestra's default: the API answers under it.
@@ -493,23 +593,24 @@ impl Serialize for ExecutionJson<'_> {
         map.serialize_entry("namespace", f.namespace.as_str())?;
         map.serialize_entry("flowId", f.flow_id.as_str())?;
         map.serialize_entry("flowRevision", &f.flow_revision.to_native())?;
-        // An execution is its own original (a replay's lineage is not
-        // recorded), never soft-deleted (deleting one removes it); each
-        // restart is an attempt more, and its history keeps the RESTARTED.
-        map.serialize_entry("originalId", &id)?;
+        // Never soft-deleted (deleting one removes it). A restart is an
+        // attempt more; a replay is a new execution whose parent is the
+        // one it replays.
+        map.serialize_entry("originalId", &lineage.original_id.to_string())?;
+        if let Some(parent) = lineage.parent_id {
+            map.serialize_entry("parentId", &parent.to_string())?;
+        }
         map.serialize_entry("deleted", &false)?;
-        let restarts = f
-            .state
-            .iter()
-            .filter(|c| c.state() == State::Restarted)
-            .count();
         map.serialize_entry(
             "metadata",
             &Metadata {
-                attempt_number: 1 + restarts,
-                original_created_date: format_date(created),
+                attempt_number: lineage.attempt,
+                original_created_date: format_date(lineage.original_created),
             },
         )?;
+        if let Some(at) = lineage.schedule_date {
+            map.serialize_entry("scheduleDate", &format_date(at))?;
+        }
         map.serialize_entry("inputs", &Raw(f.inputs.as_str()))?;
         if let Some(outputs) = f.outputs.as_ref() {
             map.serialize_entry("outputs", &Raw(outputs.as_str()))?;
@@ -544,7 +645,7 @@ impl Serialize for ExecutionJson<'_> {
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct Metadata {
-    attempt_number: usize,
+    attempt_number: u32,
     original_created_date: String,
 }
 
@@ -778,9 +879,67 @@ tasks:
             })
         );
         assert_eq!(record.state(), State::Warning);
-        let back = Record::from_bytes(record.as_bytes()).expect("valid");
+        let back = Record::from_bytes(record.as_bytes(), Format::Two).expect("valid");
         assert_eq!(back.as_bytes(), record.as_bytes());
         assert_eq!(back.to_json(start), record.to_json(start));
-        assert!(Record::from_bytes(b"not an archive at all").is_err());
+        assert!(Record::from_bytes(b"not an archive at all", Format::Two).is_err());
+        assert!(Record::from_bytes(b"not an archive at all", Format::One).is_err());
+    }
+
+    #[test]
+    fn a_record_keeps_its_lineage_and_shows_it_as_kestra_does() {
+        let mut exec = run(FLOW);
+        let parent = Id::generate();
+        let original = Id::generate();
+        let created = exec.history().start_date() - chrono::Duration::hours(1);
+        let at = exec.history().start_date() + chrono::Duration::minutes(5);
+        let lineage = Lineage {
+            attempt: 3,
+            original_id: original,
+            parent_id: Some(parent),
+            original_created: instant(created.timestamp_micros()),
+            schedule_date: Some(instant(at.timestamp_micros())),
+        };
+        exec.lineage = lineage.clone();
+        let record = Record::of(&exec);
+        assert_eq!(record.lineage(), lineage);
+        assert_eq!(record.thaw().lineage, lineage);
+        let json = record.to_json(at);
+        assert_eq!(json["originalId"], original.to_string());
+        assert_eq!(json["parentId"], parent.to_string());
+        assert_eq!(json["metadata"]["attemptNumber"], 3);
+        assert_eq!(
+            json["metadata"]["originalCreatedDate"],
+            format_date(created)
+        );
+        assert_eq!(json["scheduleDate"], format_date(at));
+        // Labels set later keep it.
+        let relabelled = record.with_labels(vec![("k".into(), "v".into())]);
+        assert_eq!(relabelled.lineage(), lineage);
+    }
+
+    #[test]
+    fn a_record_of_format_1_is_read_its_lineage_derived() {
+        let exec = run(FLOW);
+        let two = Record::of(&exec);
+        // The same execution as the first format wrote it: a `Frozen` alone.
+        let frozen = rkyv::deserialize::<Frozen2, rkyv::rancor::Error>(
+            rkyv::access::<ArchivedFrozen2, rkyv::rancor::Error>(two.as_bytes()).expect("valid"),
+        )
+        .expect("deserializes")
+        .base;
+        let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&frozen).expect("archives");
+        let one = Record::from_bytes(&bytes, Format::One).expect("a format 1 record");
+        assert_eq!(one.format(), Format::One);
+        let lineage = one.lineage();
+        assert_eq!(lineage.attempt, 1);
+        assert_eq!(lineage.original_id, exec.id());
+        assert_eq!(lineage.parent_id, None);
+        let now = exec.history().start_date();
+        let (a, b) = (one.to_json(now), two.to_json(now));
+        assert_eq!(a, b, "both formats show the same execution");
+        let up = one.upgraded();
+        assert_eq!(up.format(), Format::Two);
+        assert_eq!(up.to_json(now), b);
     }
 }

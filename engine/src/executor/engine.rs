@@ -1038,7 +1038,7 @@ impl Engine {
             }
         };
         let replays = from.map(|from| Replays {
-            record: record.clone(),
+            record: record.upgraded(),
             from,
         });
         if let Some(replays) = &replays {

@@ -34,7 +34,8 @@ use super::render::{RenderContext, is_truthy};
 use super::worker::WorkOrder;
 use crate::execution::labels;
 use crate::execution::{
-    Attempt, Execution, ExecutionId, Id, LogEntry, Logs, Record, State, StateHistory, TaskRun,
+    Attempt, Execution, ExecutionId, Id, Lineage, LogEntry, Logs, Record, State, StateHistory,
+    TaskRun,
 };
 use crate::expression::Property;
 use crate::flow::{Concurrency, InputType, Level, RetryPolicy};
@@ -474,6 +475,10 @@ impl Run {
             task_runs: Vec::new(),
             error: None,
             logs: Logs::default(),
+            lineage: Lineage {
+                schedule_date: new.schedule_date,
+                ..Lineage::first(new.id, now)
+            },
         };
         Self::of(exec, rev, new.parent, now, limits, variables)
     }
@@ -492,6 +497,18 @@ impl Run {
         let old = guide.old();
         let mut state = old.state.clone();
         state.transition(State::Restarted, now);
+        // An attempt more of its original; a replay's parent is the one it
+        // replays.
+        let lineage = Lineage {
+            attempt: old.lineage.attempt.saturating_add(1),
+            parent_id: if id == old.id {
+                old.lineage.parent_id
+            } else {
+                Some(old.id)
+            },
+            schedule_date: None,
+            ..old.lineage.clone()
+        };
         let exec = Execution {
             id,
             namespace: Arc::clone(&rev.namespace),
@@ -505,6 +522,7 @@ impl Run {
             task_runs: Vec::new(),
             error: None,
             logs: Logs::default(),
+            lineage,
         };
         let mut run = Self::of(exec, rev, None, now, limits, variables);
         run.generation = u32::try_from(run.exec.state.count(State::Restarted)).unwrap_or(u32::MAX);

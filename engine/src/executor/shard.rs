@@ -29,7 +29,7 @@ use super::search::{Filter, Listed, Newest};
 use super::timer::TimerWheel;
 use super::worker::{WorkDone, WorkOrder};
 use crate::execution::labels::{self, LabelError};
-use crate::execution::{Execution, ExecutionId, Record, State};
+use crate::execution::{Execution, ExecutionId, Format, Record, State};
 use crate::journal::{Entry, Journal, NoJournal, Receipt};
 use crate::tasks::ChildAnswer;
 
@@ -825,7 +825,7 @@ impl Shard {
             Err(why) => return RestartOutcome::Refused(why),
         };
         let entry = Entry::Restarted {
-            record: record.as_bytes().to_vec(),
+            record: record.upgraded().as_bytes().to_vec(),
             at_us: now.timestamp_micros(),
         };
         let receipt = self.journal.append(id, &entry);
@@ -1285,7 +1285,9 @@ fn first_run(
             return Ok((run, created_at, scheduled));
         }
     };
-    let record = Record::from_bytes(&record).map_err(|e| RestoreError::Restart(e.to_string()))?;
+    // The record a restart or a replay journals is of format 2.
+    let record = Record::from_bytes(&record, Format::Two)
+        .map_err(|e| RestoreError::Restart(e.to_string()))?;
     let restarted = revision.is_none();
     let revision = revision.unwrap_or_else(|| record.flow_revision());
     let rev = resolve(record.namespace(), record.flow_id(), revision).ok_or_else(|| {
