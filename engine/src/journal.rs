@@ -125,6 +125,16 @@ pub(crate) enum Entry {
         running: u32,
         at_us: i64,
     },
+    /// The execution is attempt `attempt` of `original` (ids as two halves,
+    /// high first), created at `original_created_us`, made by `parent` (a
+    /// retry's new execution). Journaled right after its creation.
+    Lineage {
+        attempt: u32,
+        original: [u64; 2],
+        parent: Option<[u64; 2]>,
+        original_created_us: i64,
+        at_us: i64,
+    },
 }
 
 /// Record kinds of this journal format (2). Format 1 used kinds 1 to 6, with
@@ -148,6 +158,7 @@ const REPLAYED: u16 = 24;
 const GATED: u16 = 25;
 /// The terminal record, of format 2 (with its lineage).
 const ENDED_2: u16 = 26;
+const LINEAGE: u16 = 27;
 const FORMAT_1_KINDS: std::ops::RangeInclusive<u16> = 1..=6;
 
 impl Entry {
@@ -167,6 +178,7 @@ impl Entry {
             Entry::Restarted { .. } => RESTARTED,
             Entry::Replayed { .. } => REPLAYED,
             Entry::Gated { .. } => GATED,
+            Entry::Lineage { .. } => LINEAGE,
         })
     }
 }
@@ -444,7 +456,7 @@ pub(crate) fn decode(kind: Kind, payload: &[u8]) -> Result<Recovered, JournalErr
         .map(Recovered::Ended)
         .map_err(|e| JournalError::Unreadable(e.to_string())),
         CREATED | TIMER | KILL | WORKED | REDISPATCHED | TIMED_OUT | RESUMED | PARENT | CHILD
-        | KILL_ALONE | SCHEDULED | RESTARTED | REPLAYED | GATED => {
+        | KILL_ALONE | SCHEDULED | RESTARTED | REPLAYED | GATED | LINEAGE => {
             let archived = peregrine_wal::access::<Entry>(payload)
                 .map_err(|e| JournalError::Unreadable(e.to_string()))?;
             rkyv::deserialize::<Entry, rkyv::rancor::Error>(archived)
@@ -500,6 +512,13 @@ mod tests {
                 verdict: 1,
                 running: 4,
                 at_us: 53,
+            },
+            Entry::Lineage {
+                attempt: 2,
+                original: [1, 2],
+                parent: Some([3, 4]),
+                original_created_us: 5,
+                at_us: 54,
             },
             Entry::Scheduled {
                 start_us: 1_000,

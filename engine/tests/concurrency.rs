@@ -120,8 +120,10 @@ fn past_the_limit_executions_queue_and_start_one_at_a_time_oldest_first() {
     let flows = Arc::new(MapFlows::default());
     let rev = flows.add(&napping(1, "QUEUE", "PT0.5S"));
     let (engine, ended) = engine(&flows);
-    let ids: Vec<ExecutionId> = (0..4).map(|_| submit(&engine, &rev, json!({}))).collect();
+    // The first runs; the others, created one after the other, wait.
+    let mut ids = vec![submit(&engine, &rev, json!({}))];
     wait_state(&engine, ids[0], "RUNNING");
+    ids.extend((0..3).map(|_| submit(&engine, &rev, json!({}))));
     for id in &ids[1..] {
         let queued = wait_state(&engine, *id, "QUEUED");
         assert_eq!(states(&queued), ["CREATED", "QUEUED"]);
@@ -199,6 +201,7 @@ fn a_queued_execution_killed_leaves_the_queue() {
     let rev = flows.add(&napping(1, "QUEUE", "PT1S"));
     let (engine, ended) = engine(&flows);
     let first = submit(&engine, &rev, json!({}));
+    wait_state(&engine, first, "RUNNING");
     let second = submit(&engine, &rev, json!({}));
     let third = submit(&engine, &rev, json!({}));
     wait_state(&engine, second, "QUEUED");
@@ -218,8 +221,9 @@ fn the_queue_and_the_limit_survive_a_restart() {
     let rev = flows.add(&napping(1, "QUEUE", "PT0.4S"));
     let dir = tempfile::tempdir().unwrap();
     let (engine, _) = durable(dir.path(), &flows);
-    let ids: Vec<ExecutionId> = (0..4).map(|_| submit(&engine, &rev, json!({}))).collect();
+    let mut ids = vec![submit(&engine, &rev, json!({}))];
     wait_state(&engine, ids[0], "RUNNING");
+    ids.extend((0..3).map(|_| submit(&engine, &rev, json!({}))));
     wait_state(&engine, ids[3], "QUEUED");
     engine.shutdown();
 

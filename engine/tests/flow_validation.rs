@@ -545,14 +545,14 @@ tasks:
     }
 }
 
-/// What Peregrine does not honour yet is refused where it is written,
-/// never parsed and ignored: a retry that would make a new execution, and
-/// `timeout` on a flowable task (which runs no attempt of its own). A
+/// What Peregrine does not honour is refused where it is written, never
+/// parsed and ignored: `timeout` on a flowable task (which runs no attempt
+/// of its own; Kestra's worker applies it to runnable tasks only). A
 /// flow-level or flowable `retry` is honoured (the default of the runnable
-/// tasks below it), and so are a runnable task's `timeout` and the flow's
-/// `concurrency`.
+/// tasks below it, a new execution with CREATE_NEW_EXECUTION), and so are
+/// a runnable task's `timeout` and the flow's `concurrency`.
 #[test]
-fn new_execution_retries_and_flowable_timeouts_are_refused() {
+fn flowable_timeouts_are_refused() {
     let yaml = format!(
         "{HEAD}retry:
   type: constant
@@ -588,17 +588,10 @@ tasks:
         .collect();
     assert_eq!(
         got,
-        [
-            (
-                "retry.behavior",
-                7,
-                "retry behavior `CREATE_NEW_EXECUTION` is not supported yet"
-            ),
-            (
-                "tasks[0].timeout",
-                13,
-                "`timeout` on a flowable task is not supported yet"
-            ),
-        ]
+        [(
+            "tasks[0].timeout",
+            13,
+            "`timeout` on a flowable task is not supported yet"
+        ),]
     );
 }

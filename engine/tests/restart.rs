@@ -515,3 +515,74 @@ tasks:
     assert_eq!(probes, ["1", "2", "3"]);
     engine.shutdown();
 }
+
+/// Kestra's `retry` with `behavior: CREATE_NEW_EXECUTION`: each failed
+/// execution ends RETRIED and a new one (an attempt more of the original,
+/// the failed one its parent, the same inputs and labels) runs the flow
+/// after the delay, until `maxAttempt` executions have run; the last one
+/// fails.
+#[test]
+fn a_retry_that_creates_a_new_execution_runs_the_flow_again_until_its_last_attempt() {
+    let flows = Arc::new(MapFlows::default());
+    let rev = flows.add(
+        r#"
+id: retried
+namespace: tests
+labels:
+  team: core
+retry:
+  type: constant
+  interval: PT0.1S
+  maxAttempt: 3
+  behavior: CREATE_NEW_EXECUTION
+tasks:
+  - id: first
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ inputs.who ?? 'nobody' }}"
+  - id: boom
+    type: io.kestra.plugin.core.execution.Fail
+"#,
+    );
+    let (engine, ended) = engine(&flows);
+    let id = submit(&engine, &rev, json!({"who": "me"}));
+    let all = ended.wait_for(3);
+    let by_attempt = |n: u64| {
+        all.iter()
+            .find(|e| e["metadata"]["attemptNumber"] == n)
+            .unwrap_or_else(|| panic!("no attempt {n} in {all:#?}"))
+            .clone()
+    };
+    let (one, two, three) = (by_attempt(1), by_attempt(2), by_attempt(3));
+    assert_eq!(one["id"], id.to_string());
+    for (e, state) in [(&one, "RETRIED"), (&two, "RETRIED"), (&three, "FAILED")] {
+        assert_eq!(e["state"]["current"], state, "{e:#}");
+        assert_eq!(e["originalId"], id.to_string());
+        assert_eq!(e["inputs"]["who"], "me");
+        assert_eq!(task_run(e, "first")["outputs"]["value"], "me");
+        assert_eq!(
+            common::label(e, "system.correlationId"),
+            Some(id.to_string().as_str()),
+            "one correlation for every attempt"
+        );
+        assert_eq!(common::label(e, "team"), Some("core"));
+    }
+    assert_eq!(task_run(&one, "boom")["state"]["current"], "RETRIED");
+    assert_eq!(two["parentId"], one["id"]);
+    assert_eq!(three["parentId"], two["id"]);
+    assert_eq!(states(&two)[..2], ["CREATED", "RUNNING"]);
+    // Each waited its delay after the one before it ended.
+    let date = |e: &Value, state: &str| {
+        let history = e["state"]["histories"].as_array().unwrap();
+        let at = history
+            .iter()
+            .find(|h| h["state"] == state)
+            .and_then(|h| h["date"].as_str())
+            .unwrap();
+        chrono::DateTime::parse_from_rfc3339(at).unwrap()
+    };
+    assert!(date(&two, "RUNNING") - date(&one, "RETRIED") >= chrono::Duration::milliseconds(90));
+    assert_eq!(all.len(), 3, "no fourth attempt");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(ended.0.lock().unwrap().len(), 3, "no fourth attempt");
+    engine.shutdown();
+}

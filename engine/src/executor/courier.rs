@@ -86,6 +86,9 @@ pub(crate) struct SpawnOrder {
     /// Sent again after a restart: the child may have ended and left the
     /// memory of its shard.
     pub resend: bool,
+    /// The child's lineage, when it is a retry of its parent (a new
+    /// execution of the same flow).
+    pub lineage: Option<crate::execution::Lineage>,
 }
 
 impl ParentLink {
@@ -240,19 +243,25 @@ impl Courier {
             Ok(flow) => flow,
             Err(why) => return self.refuse(&order, why),
         };
-        let inputs = match crate::flow::validate_inputs(flow.flow(), &order.inputs) {
-            Ok(inputs) => inputs,
-            Err(e) => return self.refuse(&order, e.to_string()),
+        // A retry's inputs are its original's, typed when it was created.
+        let inputs = if order.lineage.is_some() {
+            order.inputs.clone()
+        } else {
+            match crate::flow::validate_inputs(flow.flow(), &order.inputs) {
+                Ok(inputs) => inputs,
+                Err(e) => return self.refuse(&order, e.to_string()),
+            }
         };
         let new = NewExecution {
             id: order.link.child(),
             flow,
             inputs,
             labels: order.labels,
-            trigger: Some(order.trigger),
+            trigger: (!order.trigger.is_null()).then_some(order.trigger),
             parent: Some(order.link),
             schedule_date: order.schedule_date,
             replays: None,
+            lineage: order.lineage,
         };
         // Counted as it runs, never refused: its parent was admitted, and
         // a parent that can never start its child would wait forever.

@@ -85,7 +85,8 @@ pub(crate) enum Note {
 struct FlowGate {
     limit: u32,
     running: FxHashSet<ExecutionId>,
-    queued: VecDeque<ExecutionId>,
+    /// Oldest first: by creation instant, then id.
+    queued: VecDeque<(i64, ExecutionId)>,
 }
 
 /// The running and queued executions of every flow with a limit.
@@ -122,7 +123,7 @@ impl Gate {
                 if self.recovered < self.shards {
                     self.deferred.push((created_us, id, flow, concurrency));
                 } else {
-                    self.admit(id, flow, concurrency, out);
+                    self.admit(id, flow, concurrency, created_us, out);
                 }
             }
             Note::Hold {
@@ -131,7 +132,7 @@ impl Gate {
                 concurrency,
             } => {
                 let gate = self.flow(flow, concurrency);
-                gate.queued.retain(|q| *q != id);
+                gate.queued.retain(|q| q.1 != id);
                 gate.running.insert(id);
             }
             Note::Release { id, flow } => {
@@ -139,7 +140,7 @@ impl Gate {
                 let Some(gate) = self.flows.get_mut(&flow) else {
                     return;
                 };
-                gate.queued.retain(|q| *q != id);
+                gate.queued.retain(|q| q.1 != id);
                 if gate.running.remove(&id) {
                     Self::start_queued(gate, out);
                 }
@@ -152,8 +153,8 @@ impl Gate {
                 if self.recovered == self.shards {
                     let mut deferred = std::mem::take(&mut self.deferred);
                     deferred.sort_by_key(|d| (d.0, d.1.as_u128()));
-                    for (_, id, flow, concurrency) in deferred {
-                        self.admit(id, flow, concurrency, out);
+                    for (created_us, id, flow, concurrency) in deferred {
+                        self.admit(id, flow, concurrency, created_us, out);
                     }
                 }
             }
@@ -172,6 +173,7 @@ impl Gate {
         id: ExecutionId,
         flow: FlowKey,
         concurrency: Concurrency,
+        created_us: i64,
         out: &mut Vec<(ExecutionId, Verdict)>,
     ) {
         let gate = self.flow(flow, concurrency);
@@ -180,7 +182,7 @@ impl Gate {
             out.push((id, Verdict::Run));
             return;
         }
-        if gate.queued.contains(&id) {
+        if gate.queued.iter().any(|q| q.1 == id) {
             return;
         }
         let running = gate.running.len() as u32;
@@ -191,7 +193,11 @@ impl Gate {
         }
         let verdict = match concurrency.behavior {
             ConcurrencyBehavior::Queue => {
-                gate.queued.push_back(id);
+                // Asks from several shards may arrive out of order: the
+                // queue keeps the order they were created in.
+                let key = (created_us, id.as_u128());
+                let at = gate.queued.partition_point(|q| (q.0, q.1.as_u128()) <= key);
+                gate.queued.insert(at, (created_us, id));
                 Verdict::Queue { running }
             }
             ConcurrencyBehavior::Cancel => Verdict::Cancel,
@@ -203,7 +209,7 @@ impl Gate {
     /// Starts the oldest queued executions while there is room.
     fn start_queued(gate: &mut FlowGate, out: &mut Vec<(ExecutionId, Verdict)>) {
         while (gate.running.len() as u32) < gate.limit {
-            let Some(next) = gate.queued.pop_front() else {
+            let Some((_, next)) = gate.queued.pop_front() else {
                 return;
             };
             gate.running.insert(next);
@@ -273,6 +279,19 @@ mod tests {
         assert_eq!(release(&mut gate, 1), []);
         assert_eq!(release(&mut gate, 3), []);
         assert!(gate.flows.is_empty(), "nothing left to count");
+    }
+
+    #[test]
+    fn queued_executions_start_in_the_order_they_were_created_in() {
+        let c = limit(1, ConcurrencyBehavior::Queue);
+        let mut gate = ready(1);
+        assert_eq!(admit(&mut gate, 1, c), [(Id::from_u128(1), Verdict::Run)]);
+        // Created at 3, then 2, asking in the other order.
+        let queued = Verdict::Queue { running: 1 };
+        assert_eq!(admit(&mut gate, 3, c), [(Id::from_u128(3), queued)]);
+        assert_eq!(admit(&mut gate, 2, c), [(Id::from_u128(2), queued)]);
+        assert_eq!(release(&mut gate, 1), [(Id::from_u128(2), Verdict::Run)]);
+        assert_eq!(release(&mut gate, 2), [(Id::from_u128(3), Verdict::Run)]);
     }
 
     #[test]

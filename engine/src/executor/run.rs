@@ -71,6 +71,9 @@ enum Waits {
     Child,
     /// The answer of another execution it asked something (a Resume).
     Answer,
+    /// Its execution's retry, a new execution, to be created
+    /// (`behavior: CREATE_NEW_EXECUTION`).
+    Retried,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -254,6 +257,9 @@ pub struct NewExecution {
     pub schedule_date: Option<DateTime<Utc>>,
     /// The ended execution this one replays, if it is a replay.
     pub(crate) replays: Option<Replays>,
+    /// Its lineage when it is not its own original (a retry's new
+    /// execution).
+    pub(crate) lineage: Option<Lineage>,
 }
 
 /// What a replay starts from: an ended execution's final record, and its
@@ -312,6 +318,7 @@ impl NewExecution {
             parent: None,
             schedule_date: None,
             replays: None,
+            lineage: None,
         }
     }
 }
@@ -477,7 +484,7 @@ impl Run {
             logs: Logs::default(),
             lineage: Lineage {
                 schedule_date: new.schedule_date,
-                ..Lineage::first(new.id, now)
+                ..new.lineage.unwrap_or_else(|| Lineage::first(new.id, now))
             },
         };
         Self::of(exec, rev, new.parent, now, limits, variables)
@@ -1547,6 +1554,7 @@ impl Run {
             trigger,
             schedule_date: call.schedule_date,
             resend: false,
+            lineage: None,
         });
     }
 
@@ -1556,7 +1564,10 @@ impl Run {
             && self.exec.task_runs.get(tr as usize).is_some_and(|run| {
                 run.state.current() == State::Running && run.attempts.len() as u32 == attempt
             })
-            && matches!(self.slots[tr as usize].waits, Waits::Child | Waits::Answer)
+            && matches!(
+                self.slots[tr as usize].waits,
+                Waits::Child | Waits::Answer | Waits::Retried
+            )
     }
 
     /// The child task run `tr` waits for, if it waits for one.
@@ -1571,6 +1582,15 @@ impl Run {
         self.instant = now;
         if !self.waits_on_child(tr, attempt) {
             return;
+        }
+        if self.slots[tr as usize].waits == Waits::Retried {
+            return match answer {
+                ChildAnswer::Refused(why) => {
+                    let ended = self.fail_task_run(tr, why, now);
+                    self.roll_up(tr, ended, now);
+                }
+                ChildAnswer::Created | ChildAnswer::Ended { .. } => self.retried(tr, now),
+            };
         }
         let child = child_id(self.exec.id, tr, attempt, self.generation);
         let started = self.call_task(tr, now, |kind, ctx| kind.on_child(ctx, child, answer));
@@ -1659,6 +1679,9 @@ impl Run {
         let Some(retry) = self.rev.retry_of(self.slots[tr as usize].task).cloned() else {
             return false;
         };
+        if retry.new_execution {
+            return self.retry_as_new_execution(tr, &retry, message, now);
+        }
         let run = &self.exec.task_runs[tr as usize];
         let attempts = run.attempts.len() as u32;
         if retry.max_attempt.is_some_and(|max| attempts >= max) {
@@ -1688,6 +1711,94 @@ impl Run {
         run.state.transition(State::Retrying, now);
         self.ask_timer(tr, delay, false, now);
         true
+    }
+
+    /// `behavior: CREATE_NEW_EXECUTION` (Kestra's `nextRetryDate` of an
+    /// execution and `RESTART_FAILED_FLOW`): unless this execution is the
+    /// last attempt its retry allows, or the next would start past its
+    /// `maxDuration` from the original's creation, a new execution of the
+    /// flow (an attempt more of the original, this one its parent, the same
+    /// inputs, labels and trigger) is created, to start after the retry's
+    /// delay; once it exists, task run `tr`, its ancestors and this
+    /// execution end RETRIED. True when it retries.
+    fn retry_as_new_execution(
+        &mut self,
+        tr: u32,
+        retry: &crate::flow::Retry,
+        message: &str,
+        now: DateTime<Utc>,
+    ) -> bool {
+        let lineage = self.exec.lineage.clone();
+        if retry.max_attempt.is_some_and(|max| lineage.attempt >= max) {
+            return false;
+        }
+        let delay = retry_delay(&retry.policy, lineage.attempt, self.exec.id);
+        let start = now + chrono::Duration::from_std(delay).unwrap_or(chrono::TimeDelta::MAX);
+        if let Some(max) = retry.max_duration {
+            let max = chrono::Duration::from_std(max).unwrap_or(chrono::TimeDelta::MAX);
+            if start - lineage.original_created > max {
+                return false;
+            }
+        }
+        if retry.max_attempt.is_none() && retry.max_duration.is_none() {
+            return false;
+        }
+        self.log(
+            Some(tr),
+            Level::Warn,
+            format!(
+                "execution attempt {} failed, a new execution starts in {delay:?}: {message}",
+                lineage.attempt
+            ),
+            now,
+        );
+        let link = ParentLink {
+            execution: self.exec.id,
+            task_run: tr,
+            attempt: self.attempt_of(tr),
+            wait: false,
+            // A retry is no deeper than the execution it retries.
+            depth: self.parent.map_or(0, |p| p.depth),
+            generation: self.generation,
+        };
+        let inputs = match &self.exec.inputs {
+            Value::Object(map) => map.clone(),
+            _ => Map::new(),
+        };
+        self.spawns.push(SpawnOrder {
+            link,
+            namespace: self.exec.namespace.to_string(),
+            flow_id: self.exec.flow_id.to_string(),
+            revision: Some(self.exec.flow_revision),
+            inputs,
+            labels: self.exec.labels.clone(),
+            trigger: self.exec.trigger.clone().unwrap_or(Value::Null),
+            schedule_date: Some(start),
+            resend: false,
+            lineage: Some(Lineage {
+                attempt: lineage.attempt.saturating_add(1),
+                parent_id: Some(self.exec.id),
+                schedule_date: None,
+                ..lineage
+            }),
+        });
+        self.slots[tr as usize].waits = Waits::Retried;
+        true
+    }
+
+    /// Its retry exists: task run `tr`, its ancestors and the execution
+    /// end RETRIED (Kestra's `markWithTaskRunAs`).
+    fn retried(&mut self, tr: u32, now: DateTime<Utc>) {
+        let mut at = Some(tr);
+        while let Some(t) = at {
+            let run = &mut self.exec.task_runs[t as usize];
+            run.state.transition(State::Retried, now);
+            if let Some(attempt) = run.attempts.last_mut() {
+                attempt.state.transition(State::Failed, now);
+            }
+            at = run.parent;
+        }
+        self.exec.state.transition(State::Retried, now);
     }
 
     /// A worker answered for attempt `attempt` of task run `tr`. A stale

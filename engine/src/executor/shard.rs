@@ -515,10 +515,23 @@ impl Shard {
                 }
                 _ => receipt,
             };
-            match scheduled {
+            let receipt = match scheduled {
                 Some(at) if !receipt.is_refused() => {
                     let entry = Entry::Scheduled {
                         start_us: at.timestamp_micros(),
+                        at_us: now.timestamp_micros(),
+                    };
+                    receipt.max(self.journal.append(id, &entry))
+                }
+                _ => receipt,
+            };
+            match &new.lineage {
+                Some(l) if !receipt.is_refused() => {
+                    let entry = Entry::Lineage {
+                        attempt: l.attempt,
+                        original: halves(l.original_id),
+                        parent: l.parent_id.map(halves),
+                        original_created_us: l.original_created.timestamp_micros(),
                         at_us: now.timestamp_micros(),
                     };
                     receipt.max(self.journal.append(id, &entry))
@@ -1058,7 +1071,8 @@ impl Shard {
                 | Entry::Parent { .. }
                 | Entry::Scheduled { .. }
                 | Entry::Restarted { .. }
-                | Entry::Replayed { .. } => {
+                | Entry::Replayed { .. }
+                | Entry::Lineage { .. } => {
                     return Err(RestoreError::OutOfPlace);
                 }
             }
@@ -1372,6 +1386,25 @@ fn created(
         }
         _ => None,
     };
+    let lineage = match entries.peek() {
+        Some(&Entry::Lineage {
+            attempt,
+            original,
+            parent,
+            original_created_us,
+            ..
+        }) => {
+            entries.next();
+            Some(crate::execution::Lineage {
+                attempt,
+                original_id: whole(original),
+                parent_id: parent.map(whole),
+                original_created: instant(original_created_us),
+                schedule_date,
+            })
+        }
+        _ => None,
+    };
     let new = NewExecution {
         id,
         flow,
@@ -1381,8 +1414,19 @@ fn created(
         parent,
         schedule_date,
         replays: None,
+        lineage,
     };
     Ok((new, created_at))
+}
+
+/// An id as the journal keeps it: two halves, high first.
+fn halves(id: ExecutionId) -> [u64; 2] {
+    let raw = id.as_u128();
+    [(raw >> 64) as u64, raw as u64]
+}
+
+fn whole(halves: [u64; 2]) -> ExecutionId {
+    crate::execution::Id::from_u128((u128::from(halves[0]) << 64) | u128::from(halves[1]))
 }
 
 #[cfg(test)]

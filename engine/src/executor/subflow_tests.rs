@@ -120,6 +120,7 @@ fn child_of(order: &SpawnOrder) -> NewExecution {
         parent: Some(order.link),
         schedule_date: order.schedule_date,
         replays: None,
+        lineage: None,
     }
 }
 

@@ -237,6 +237,10 @@ pub struct Retry {
     pub max_duration: Option<Duration>,
     /// Default false: a task that succeeds after retries ends WARNING when true.
     pub warning_on_retry: bool,
+    /// `behavior: CREATE_NEW_EXECUTION`: the execution ends RETRIED and a
+    /// new one runs the flow again, counted in executions (attempts of
+    /// the original), not in task-run attempts.
+    pub new_execution: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]

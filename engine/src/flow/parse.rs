@@ -1034,16 +1034,12 @@ impl Parser {
         };
         let max_duration = self.opt_duration(&mut f, "maxDuration");
         let warning_on_retry = self.opt_bool(&mut f, "warningOnRetry", false);
-        // Only the failed task runs again; a new execution per retry is
-        // not made yet.
+        // The failed task runs again, or a new execution runs the flow.
+        let mut new_execution = false;
         if let Some((n, p)) = f.take("behavior") {
             match self.string(n, &p).as_deref() {
                 Some("RETRY_FAILED_TASK") | None => {}
-                Some("CREATE_NEW_EXECUTION") => self.problem(
-                    &p,
-                    n.pos,
-                    "retry behavior `CREATE_NEW_EXECUTION` is not supported yet",
-                ),
+                Some("CREATE_NEW_EXECUTION") => new_execution = true,
                 Some(other) => self.problem(
                     &p,
                     n.pos,
@@ -1059,6 +1055,7 @@ impl Parser {
             max_attempt,
             max_duration,
             warning_on_retry,
+            new_execution,
         })
     }
 
