@@ -1302,9 +1302,9 @@ const NOT_YET: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "POST",
-        "/executions/restart/by-ids",
+        "/executions/restart/by-query",
         "restarting executions in bulk",
-        "POST /executions/restart/by-ids",
+        "POST /executions/restart/by-query",
     ),
     (
         "POST",
@@ -2103,4 +2103,88 @@ tasks:
     assert_eq!(replay["taskRunList"][1]["outputs"]["value"], "two");
     let all = search_ids(&server, "namespace=tests.restart").await;
     assert_eq!(all.len(), 2, "{all:?}");
+}
+
+#[tokio::test]
+async fn failed_executions_are_restarted_in_bulk_by_id_and_others_named() {
+    let server = common::Server::start(&[]).await;
+    let flow = r#"
+id: flaky-bulk
+namespace: tests.restart
+inputs:
+  - id: fail
+    type: BOOLEAN
+tasks:
+  - id: maybe
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ inputs.fail and taskrun.attemptsCount == 0 ? ko : 'fine' }}"
+"#;
+    assert_eq!(server.create_flow(flow).await.status, StatusCode::OK);
+    let run = |fail: bool| {
+        let server = &server;
+        async move {
+            let reply = server
+                .trigger(
+                    "/api/v1/main/executions/tests.restart/flaky-bulk?wait=true",
+                    json!({ "fail": fail }),
+                )
+                .await;
+            common::id_of(&reply)
+        }
+    };
+    let (failed, fine) = (run(true).await, run(false).await);
+    server.wait_for_state(&failed, "FAILED").await;
+    let bulk = |ids: Value| {
+        let server = &server;
+        async move {
+            server
+                .send(
+                    axum::http::Method::POST,
+                    "/api/v1/main/executions/restart/by-ids",
+                    &[("content-type", "application/json")],
+                    ids.to_string(),
+                )
+                .await
+        }
+    };
+    let refused = bulk(json!([failed, fine, "5VuyF1ntMUCXbCpLfeULmx"])).await;
+    assert_eq!(
+        refused.status,
+        StatusCode::BAD_REQUEST,
+        "{:?}",
+        refused.body
+    );
+    let body = refused.json();
+    assert_eq!(body["message"], "invalid bulk restart");
+    let reasons: Vec<(String, String)> = body["details"]["invalids"]
+        .as_array()
+        .expect("invalids")
+        .iter()
+        .map(|i| {
+            (
+                i["invalidValue"].as_str().unwrap_or_default().to_owned(),
+                i["message"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            (fine.clone(), "execution not in state FAILED".to_owned()),
+            (
+                "5VuyF1ntMUCXbCpLfeULmx".to_owned(),
+                "execution not found".to_owned()
+            ),
+        ]
+    );
+    // Refused as a whole: the failed one was not restarted.
+    let still = server
+        .get(&format!("/api/v1/main/executions/{failed}"))
+        .await;
+    assert_eq!(still.json()["state"]["current"], "FAILED");
+    let done = bulk(json!([failed])).await;
+    assert_eq!(done.status, StatusCode::OK, "{:?}", done.body);
+    assert_eq!(done.json()["count"], 1);
+    let restarted = server.wait_for_state(&failed, "SUCCESS").await;
+    assert_eq!(restarted["metadata"]["attemptNumber"], 2);
 }

@@ -22,7 +22,7 @@ use super::filters::{Conditions, Resource};
 use crate::state::{AppState, Executions};
 
 /// Executions one bulk call may label.
-const MAX_BULK: usize = 10_000;
+pub(super) const MAX_BULK: usize = 10_000;
 
 /// A label as Kestra's API sends it; both parts are required.
 #[derive(Deserialize)]
@@ -49,7 +49,7 @@ fn pairs(list: Vec<Label>) -> ApiResult<Vec<(String, String)>> {
     Ok(list.into_iter().map(|l| (l.key, l.value)).collect())
 }
 
-fn read<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> ApiResult<T> {
+pub(super) fn read<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> ApiResult<T> {
     serde_json::from_slice(body)
         .map_err(|e| ApiError::bad_request(format!("the body is not {what}: {e}")))
 }
@@ -209,7 +209,7 @@ fn why_not(record: &Record, given: &[(String, String)]) -> Option<String> {
         .map(|e| e.to_string())
 }
 
-fn invalid(id: &str, message: String) -> Value {
+pub(super) fn invalid(id: &str, message: String) -> Value {
     json!({ "message": message, "invalidValue": id, "path": "execution" })
 }
 

@@ -62,6 +62,7 @@ pub fn app(state: AppState) -> Router {
         .route("/executions/{id}/actions/resume", post(resume::action))
         .route("/executions/{id}/resume", post(resume::resume_or_trigger))
         .route("/executions/{id}/actions/restart", post(restart::restart))
+        .route("/executions/restart/by-ids", post(restart::restart_by_ids))
         .route(
             "/executions/{id}/restart",
             post(restart::restart_or_trigger),

@@ -14,7 +14,8 @@ use serde_json::Value;
 
 use super::error::{ApiError, ApiResult};
 use super::executions::{self, execution_response, parse_id};
-use super::extract::{Pairs, Params};
+use super::extract::{Body, Pairs, Params};
+use super::labels::{MAX_BULK, invalid, read};
 use crate::state::{AppState, Executions, Refused};
 
 /// `POST /executions/{id}/actions/restart`.
@@ -42,6 +43,59 @@ pub async fn restart_or_trigger(
             .into_response();
     }
     restart_one(&state, &id, &query).await.into_response()
+}
+
+/// `POST /executions/restart/by-ids`: a JSON list of execution ids, each
+/// FAILED (else 400 with each reason, and none is restarted); each is
+/// restarted as one alone is: `{count}`.
+pub async fn restart_by_ids(
+    State(executions): State<Executions>,
+    Body(body): Body,
+) -> ApiResult<Response> {
+    let ids: Vec<String> = read(&body, "a list of execution ids")?;
+    if ids.len() > MAX_BULK {
+        return Err(ApiError::bad_request(format!(
+            "{} executions; at most {MAX_BULK} are restarted at once",
+            ids.len()
+        )));
+    }
+    let mut invalids = Vec::new();
+    let mut valid: Vec<ExecutionId> = Vec::with_capacity(ids.len());
+    for text in &ids {
+        let found = match text.parse::<ExecutionId>() {
+            Ok(id) => executions.get(id).await?.map(|s| (id, s.record.state())),
+            Err(_) => None,
+        };
+        match found {
+            None => invalids.push(invalid(text, "execution not found".to_owned())),
+            // Kestra's check: only a FAILED execution is restarted in bulk.
+            Some((_, state)) if state != peregrine_engine::State::Failed => {
+                invalids.push(invalid(text, "execution not in state FAILED".to_owned()));
+            }
+            Some((id, _)) if !valid.contains(&id) => valid.push(id),
+            Some(_) => {}
+        }
+    }
+    if !invalids.is_empty() {
+        return Err(ApiError::bad_request("invalid bulk restart")
+            .with_details(serde_json::json!({ "invalids": invalids })));
+    }
+    let mut count = 0;
+    for id in valid {
+        match executions.restart(id).await? {
+            RestartOutcome::Restarted(_) => count += 1,
+            RestartOutcome::Refused(why) => {
+                return Err(ApiError::unprocessable(
+                    format!("execution {id}: {why}"),
+                    Value::Null,
+                ));
+            }
+            // Gone, or running again, since it was checked: not counted.
+            RestartOutcome::NotFound | RestartOutcome::NotEnded(_) | RestartOutcome::Stale => {}
+        }
+    }
+    let body = serde_json::json!({ "count": count });
+    Ok((axum::http::StatusCode::OK, axum::Json(body)).into_response())
 }
 
 /// `POST /executions/{id}/actions/replay`.

@@ -260,11 +260,6 @@ const ROUTES: &[(&str, &str, &str)] = &[
     ),
     (
         "POST",
-        "/executions/restart/by-ids",
-        "restarting executions in bulk",
-    ),
-    (
-        "POST",
         "/executions/restart/by-query",
         "restarting executions in bulk",
     ),
