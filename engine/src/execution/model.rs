@@ -98,6 +98,9 @@ pub struct Execution {
     /// was to start (Kestra's `metadata`, `originalId`, `parentId`,
     /// `scheduleDate`).
     pub(crate) lineage: Lineage,
+    /// Variables its tasks set (`execution.SetVariables`), read as `vars`
+    /// over the flow's.
+    pub(crate) variables: Option<serde_json::Map<String, Value>>,
 }
 
 /// An execution's lineage: a restart is an attempt more of the same

@@ -91,6 +91,8 @@ struct Frozen {
 struct Frozen2 {
     base: Frozen,
     lineage: FrozenLineage,
+    /// The variables its tasks set, as JSON text of an object.
+    variables: Option<String>,
 }
 
 #[derive(Debug, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
@@ -218,6 +220,10 @@ impl Record {
         Self::archive(&Frozen2 {
             base: frozen,
             lineage,
+            variables: execution
+                .variables
+                .as_ref()
+                .map(|v| serde_json::to_string(v).expect("a JSON map always serializes")),
         })
     }
 
@@ -346,6 +352,27 @@ impl Record {
             error: f.error.as_ref().map(|e| e.as_str().to_owned()),
             logs: Logs::default(),
             lineage: self.lineage(),
+            variables: self.variables(),
+        }
+    }
+
+    /// The variables its tasks set, as JSON text (none in a format 1
+    /// record).
+    fn variables_text(&self) -> Option<&str> {
+        let Format::Two = self.format else {
+            return None;
+        };
+        // SAFETY: see `frozen`: format 2 bytes are a valid archive of
+        // `Frozen2`, never written after they were built or checked.
+        let frozen = unsafe { rkyv::access_unchecked::<ArchivedFrozen2>(&self.bytes) };
+        frozen.variables.as_ref().map(|t| t.as_str())
+    }
+
+    /// The variables its tasks set, if any.
+    pub(crate) fn variables(&self) -> Option<serde_json::Map<String, Value>> {
+        match serde_json::from_str(self.variables_text()?) {
+            Ok(Value::Object(map)) => Some(map),
+            _ => None,
         }
     }
 
@@ -453,6 +480,7 @@ impl Record {
         ExecutionJson {
             frozen: self.frozen(),
             lineage: self.lineage(),
+            variables: self.variables_text(),
             now,
         }
     }
@@ -578,6 +606,7 @@ impl Serialize for Label<'_> {
 struct ExecutionJson<'a> {
     frozen: &'a ArchivedFrozen,
     lineage: Lineage,
+    variables: Option<&'a str>,
     now: DateTime<Utc>,
 }
 
@@ -616,6 +645,9 @@ impl Serialize for ExecutionJson<'_> {
             map.serialize_entry("outputs", &Raw(outputs.as_str()))?;
         }
         map.serialize_entry("labels", &Labels(f))?;
+        if let Some(variables) = self.variables {
+            map.serialize_entry("variables", &Raw(variables))?;
+        }
         if let Some(trigger) = f.trigger.as_ref() {
             map.serialize_entry("trigger", &Raw(trigger.as_str()))?;
         }

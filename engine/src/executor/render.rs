@@ -17,6 +17,11 @@ pub(crate) struct RenderContext<'a> {
 }
 
 impl<'a> RenderContext<'a> {
+    /// The variables the execution's tasks set so far, if any.
+    pub(crate) fn execution_variables(&self) -> Option<&'a serde_json::Map<String, Value>> {
+        self.run.execution().variables.as_ref()
+    }
+
     pub fn new(run: &'a Run, task_run: Option<u32>) -> Self {
         Self {
             run,
@@ -129,7 +134,7 @@ impl Context for RenderContext<'_> {
         match name {
             "inputs" => Some(Scope::Json(&run.execution().inputs)),
             "outputs" => Some(Scope::Lazy(run.outputs())),
-            "vars" => Some(Scope::Json(&run.revision().variables)),
+            "vars" => Some(Scope::Json(run.vars())),
             "flow" => Some(Scope::Json(&run.revision().flow_json)),
             // Kestra: the flow's `trigger` is the execution trigger's variables.
             "trigger" => run

@@ -226,6 +226,8 @@ pub(crate) struct Run {
     admitted: bool,
     /// What it has to tell the gate since the shard last drained it.
     gate_ask: Option<GateAsk>,
+    /// `vars` once its tasks set variables: the flow's under them.
+    vars: Option<Value>,
 }
 
 /// What a run of a flow with a concurrency limit tells the gate.
@@ -486,6 +488,7 @@ impl Run {
                 schedule_date: new.schedule_date,
                 ..new.lineage.unwrap_or_else(|| Lineage::first(new.id, now))
             },
+            variables: None,
         };
         Self::of(exec, rev, new.parent, now, limits, variables)
     }
@@ -530,8 +533,13 @@ impl Run {
             error: None,
             logs: Logs::default(),
             lineage,
+            // Kestra's restart and replay keep them (`childExecution`).
+            variables: old.variables.clone(),
         };
         let mut run = Self::of(exec, rev, None, now, limits, variables);
+        if let Some(vars) = run.exec.variables.clone() {
+            run.set_variables(vars);
+        }
         run.generation = u32::try_from(run.exec.state.count(State::Restarted)).unwrap_or(u32::MAX);
         run.guide = Some(Box::new(guide));
         // A restart is not asked for again (Kestra checks the limit of a
@@ -590,6 +598,7 @@ impl Run {
             generation: 0,
             admitted: rev_concurrency.is_none(),
             gate_ask: None,
+            vars: None,
             variables,
         }
     }
@@ -1369,7 +1378,25 @@ impl Run {
         for (key, value) in said.labels {
             labels::set(&mut self.exec.labels, key, value);
         }
+        if let Some(variables) = said.variables {
+            self.set_variables(variables);
+        }
         started
+    }
+
+    /// The execution's variables are now `variables`; `vars` reads them
+    /// over the flow's.
+    fn set_variables(&mut self, variables: Map<String, Value>) {
+        let mut merged = self.rev.variables.clone();
+        deep_merge(&mut merged, Value::Object(variables.clone()));
+        self.vars = Some(merged);
+        self.exec.variables = Some(variables);
+    }
+
+    /// What `vars` reads: the flow's variables, under those the
+    /// execution's tasks set.
+    pub fn vars(&self) -> &Value {
+        self.vars.as_ref().unwrap_or(&self.rev.variables)
     }
 
     /// Acts on what task run `tr`'s task answered; `Some(state)` if the task
@@ -2125,6 +2152,24 @@ fn task_run_id(execution: ExecutionId, generation: u32, index: u32) -> Id {
     // An execution never restarted derives what it always did.
     let len = if generation == 0 { 20 } else { 24 };
     Id::derive(&bytes[..len])
+}
+
+/// `from` merged into `into`: maps key by key, anything else replaced
+/// (Kestra's `MapUtils.deepMerge`).
+pub(crate) fn deep_merge(into: &mut Value, from: Value) {
+    match (into, from) {
+        (Value::Object(into), Value::Object(from)) => {
+            for (key, value) in from {
+                match into.get_mut(&key) {
+                    Some(existing) => deep_merge(existing, value),
+                    None => {
+                        into.insert(key, value);
+                    }
+                }
+            }
+        }
+        (into, from) => *into = from,
+    }
 }
 
 /// Whether Dag group `g` waits, directly or not, for group `on`.

@@ -165,6 +165,161 @@ pub(crate) struct ResumeCall {
     pub inputs: Map<String, Value>,
 }
 
+pub(super) static SET_VARIABLES: TaskType = TaskType {
+    name: "io.kestra.plugin.core.execution.SetVariables",
+    aliases: &[],
+    flowable: false,
+    own_timeout: false,
+    parse: |p| {
+        let variables = p.req_property("variables");
+        let overwrite = p.string_property_or("overwrite", "true");
+        Some(Arc::new(SetVariables {
+            variables: variables?,
+            overwrite: overwrite?,
+        }))
+    },
+};
+
+pub(super) static UNSET_VARIABLES: TaskType = TaskType {
+    name: "io.kestra.plugin.core.execution.UnsetVariables",
+    aliases: &[],
+    flowable: false,
+    own_timeout: false,
+    parse: |p| {
+        let variables = p.req_property("variables");
+        let ignore_missing = p.string_property_or("ignoreMissing", "false");
+        Some(Arc::new(UnsetVariables {
+            variables: variables?,
+            ignore_missing: ignore_missing?,
+        }))
+    },
+};
+
+/// Variables one execution may hold, as JSON text: `vars` is read by every
+/// template of the execution, and kept in its every record.
+const MAX_VARIABLES_BYTES: usize = 256 << 10;
+
+/// `core.execution.SetVariables` (Kestra's `SetVariables.update`): the
+/// rendered `variables` (a map) merged deep into the execution's, read as
+/// `vars` over the flow's variables; with `overwrite: false`, one already
+/// set fails the task. No outputs.
+#[derive(Debug)]
+pub(crate) struct SetVariables {
+    variables: Property,
+    overwrite: Property,
+}
+
+impl TaskKind for SetVariables {
+    fn start(&self, ctx: &mut TaskContext<'_>) -> Started {
+        let set = (|| {
+            let Value::Object(given) = ctx.render(&self.variables)? else {
+                return Err("`variables` is not a map".to_owned());
+            };
+            let overwrite = flag(ctx, &self.overwrite, "overwrite")?;
+            let mut current = ctx.execution_variables().cloned().unwrap_or_default();
+            if !overwrite {
+                let taken: Vec<&str> = given
+                    .keys()
+                    .filter(|k| current.contains_key(*k))
+                    .map(String::as_str)
+                    .collect();
+                if !taken.is_empty() {
+                    return Err(format!(
+                        "`overwrite` is set to false and the following variables already exist: {}",
+                        taken.join(",")
+                    ));
+                }
+            }
+            let mut merged = Value::Object(std::mem::take(&mut current));
+            crate::executor::deep_merge(&mut merged, Value::Object(given));
+            let Value::Object(merged) = merged else {
+                return Err("the execution's variables are not a map".to_owned());
+            };
+            let bytes = serde_json::to_string(&merged).map_or(usize::MAX, |t| t.len());
+            if bytes > MAX_VARIABLES_BYTES {
+                return Err(format!(
+                    "the execution's variables would take {bytes} bytes, more than the \
+                     {MAX_VARIABLES_BYTES} allowed"
+                ));
+            }
+            Ok(merged)
+        })();
+        match set {
+            Ok(variables) => {
+                ctx.set_variables(variables);
+                Started::Done(Ok(None))
+            }
+            Err(e) => Started::Done(Err(e)),
+        }
+    }
+}
+
+/// `core.execution.UnsetVariables` (Kestra's `UnsetVariables.update`):
+/// removes each of `variables` (a dotted name reaches into a map) from the
+/// execution's variables. A missing one is no error (Kestra removes what
+/// is not there), but a name inside a map that is not there fails the task
+/// unless `ignoreMissing`. No outputs.
+#[derive(Debug)]
+pub(crate) struct UnsetVariables {
+    variables: Property,
+    ignore_missing: Property,
+}
+
+impl TaskKind for UnsetVariables {
+    fn start(&self, ctx: &mut TaskContext<'_>) -> Started {
+        let unset = (|| {
+            let names: Vec<String> = match ctx.render(&self.variables)? {
+                Value::Array(items) => items.into_iter().map(into_text).collect(),
+                Value::String(text) => vec![text],
+                other => return Err(format!("`variables` `{other}` is not a list of names")),
+            };
+            let ignore_missing = flag(ctx, &self.ignore_missing, "ignoreMissing")?;
+            let mut current = ctx.execution_variables().cloned().unwrap_or_default();
+            for name in &names {
+                remove_var(&mut current, name, ignore_missing)?;
+            }
+            Ok(current)
+        })();
+        match unset {
+            Ok(variables) => {
+                ctx.set_variables(variables);
+                Started::Done(Ok(None))
+            }
+            Err(e) => Started::Done(Err(e)),
+        }
+    }
+}
+
+fn remove_var(
+    vars: &mut Map<String, Value>,
+    name: &str,
+    ignore_missing: bool,
+) -> Result<(), String> {
+    match name.split_once('.') {
+        None => {
+            vars.remove(name);
+            Ok(())
+        }
+        Some((prefix, rest)) => match vars.get_mut(prefix) {
+            Some(Value::Object(inner)) => remove_var(inner, rest, ignore_missing),
+            _ if ignore_missing => Ok(()),
+            _ => Err(format!(
+                "variable `{prefix}` is not a map: `{name}` cannot be unset"
+            )),
+        },
+    }
+}
+
+/// A boolean property, rendered (Kestra's `Property<Boolean>`).
+fn flag(ctx: &TaskContext<'_>, property: &Property, name: &str) -> Result<bool, String> {
+    match ctx.render(property)? {
+        Value::Bool(b) => Ok(b),
+        Value::String(text) if text.trim() == "true" => Ok(true),
+        Value::String(text) if text.trim() == "false" => Ok(false),
+        other => Err(format!("`{name}` `{other}` is not a boolean")),
+    }
+}
+
 /// Kestra's `ExitState`, as the execution state it ends in.
 fn exit_state(text: &str) -> Option<State> {
     Some(match text.trim() {
@@ -734,5 +889,99 @@ finally:
                     && m.contains("`LATER` is not an exit state")),
             "{logs:?}"
         );
+    }
+
+    #[test]
+    fn set_variables_are_read_as_vars_over_the_flows_and_unset_ones_go() {
+        let exec = run("id: variables
+namespace: tests
+variables:
+  name: World
+  deep:
+    a: 1
+    b: 2
+tasks:
+  - id: set_vars
+    type: io.kestra.plugin.core.execution.SetVariables
+    variables:
+      message: Hello
+      name: Loïc
+      deep:
+        b: 3
+  - id: hello
+    type: io.kestra.plugin.core.debug.Return
+    format: \"{{ vars.message }} {{ vars.name }} {{ vars.deep.a }}{{ vars.deep.b }}\"
+  - id: unset
+    type: io.kestra.plugin.core.execution.UnsetVariables
+    variables:
+      - message
+      - name
+      - never
+  - id: after
+    type: io.kestra.plugin.core.debug.Return
+    format: \"{{ vars.name }} {{ vars.message ?? 'gone' }} {{ vars.deep.b }}\"
+");
+        assert_eq!(exec.state(), State::Success, "{:?}", exec.logs().entries());
+        let value = |id: &str| only(&exec, id).outputs().unwrap()["value"].clone();
+        assert_eq!(value("hello"), "Hello Loïc 13");
+        assert_eq!(value("after"), "World gone 3", "the flow's own come back");
+        assert_eq!(
+            exec.variables
+                .as_ref()
+                .map(|v| serde_json::Value::Object(v.clone())),
+            Some(serde_json::json!({"deep": {"b": 3}}))
+        );
+        // Kept in the execution's record, and shown.
+        let record = crate::execution::Record::of(&exec);
+        let json = record.to_json(chrono::Utc::now());
+        assert_eq!(json["variables"], serde_json::json!({"deep": {"b": 3}}));
+        assert_eq!(record.thaw().variables, exec.variables);
+    }
+
+    #[test]
+    fn set_variables_without_overwrite_refuses_one_already_set() {
+        let exec = run("id: variables
+namespace: tests
+tasks:
+  - id: first
+    type: io.kestra.plugin.core.execution.SetVariables
+    variables:
+      a: 1
+  - id: again
+    type: io.kestra.plugin.core.execution.SetVariables
+    overwrite: false
+    variables:
+      a: 2
+      b: 3
+");
+        assert_eq!(exec.state(), State::Failed);
+        let logs = logs_of(&exec, "again");
+        assert!(
+            logs.iter().any(|(_, m)| m.contains(
+                "`overwrite` is set to false and the following variables already exist: a"
+            )),
+            "{logs:?}"
+        );
+        let exec = run("id: variables
+namespace: tests
+tasks:
+  - id: unset
+    type: io.kestra.plugin.core.execution.UnsetVariables
+    variables: [\"nested.inner\"]
+");
+        assert_eq!(
+            exec.state(),
+            State::Failed,
+            "a name inside a map that is not there"
+        );
+        let exec = run("id: variables
+namespace: tests
+tasks:
+  - id: unset
+    type: io.kestra.plugin.core.execution.UnsetVariables
+    ignoreMissing: true
+    variables: [\"nested.inner\"]
+");
+        assert_eq!(exec.state(), State::Success);
     }
 }

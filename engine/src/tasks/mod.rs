@@ -62,6 +62,8 @@ pub(crate) static REGISTRY: &[&TaskType] = &[
     &execution::LABELS,
     &execution::EXIT,
     &execution::RESUME,
+    &execution::SET_VARIABLES,
+    &execution::UNSET_VARIABLES,
     &execution::ASSERT,
     &self::core::OUTPUT_VALUES,
     &self::core::FAIL,
@@ -99,8 +101,6 @@ pub(crate) static NOT_YET: &[(&str, &[&str])] = &[
         "io.kestra.plugin.core.flow.WorkingDirectory",
         &["io.kestra.core.tasks.flows.WorkingDirectory"],
     ),
-    ("io.kestra.plugin.core.execution.SetVariables", &[]),
-    ("io.kestra.plugin.core.execution.UnsetVariables", &[]),
     (
         "io.kestra.plugin.core.execution.Count",
         &["io.kestra.core.tasks.executions.Counts"],
@@ -309,6 +309,8 @@ pub(crate) struct Said {
     pub logs: Vec<(Level, String)>,
     /// Labels to set on the execution, by key, in order.
     pub labels: Vec<(String, String)>,
+    /// The execution's variables, as they are to be (SetVariables).
+    pub variables: Option<Map<String, Value>>,
 }
 
 impl<'a> TaskContext<'a> {
@@ -372,6 +374,16 @@ impl<'a> TaskContext<'a> {
     /// Sets label `key` on the execution once the task answers.
     pub(crate) fn set_label(&mut self, key: String, value: String) {
         self.said.labels.push((key, value));
+    }
+
+    /// The variables the execution's tasks set so far, if any.
+    pub(crate) fn execution_variables(&self) -> Option<&Map<String, Value>> {
+        self.scope.execution_variables()
+    }
+
+    /// The execution's variables are `variables` once the task answers.
+    pub(crate) fn set_variables(&mut self, variables: Map<String, Value>) {
+        self.said.variables = Some(variables);
     }
 }
 
