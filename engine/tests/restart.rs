@@ -586,3 +586,45 @@ tasks:
     assert_eq!(ended.0.lock().unwrap().len(), 3, "no fourth attempt");
     engine.shutdown();
 }
+
+/// A restart on another revision (`?revision=` in the API) is a new
+/// execution that restarts the failed task runs and keeps the rest, with
+/// ids of its own, the old one its parent; the old one is left as it was.
+#[test]
+fn a_restart_into_a_new_execution_keeps_what_succeeded_and_reruns_what_failed() {
+    let flows = Arc::new(MapFlows::default());
+    let rev = flows.add(LAST_FAILED);
+    let (engine, ended) = engine(&flows);
+    let id = submit(&engine, &rev, json!({}));
+    let first = wait_ended(&ended, id, 1);
+    assert_eq!(first["state"]["current"], "FAILED");
+    let old = record(&engine, id);
+    let started = engine
+        .replay(&old, ReplayFrom::Failed, None)
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_ne!(started.id, id);
+    let done = wait_ended(&ended, started.id, 1);
+    assert_eq!(done["state"]["current"], "SUCCESS", "{done:#}");
+    assert_eq!(done["parentId"], id.to_string());
+    assert_eq!(done["metadata"]["attemptNumber"], 2);
+    assert_eq!(task_states(&done).len(), 4);
+    for task in ["a", "b"] {
+        assert_ne!(task_run(&done, task)["id"], task_run(&first, task)["id"]);
+        assert_eq!(
+            task_run(&done, task)["state"],
+            task_run(&first, task)["state"]
+        );
+    }
+    assert_eq!(
+        task_run(&done, "c")["attempts"].as_array().unwrap().len(),
+        2
+    );
+    assert_eq!(
+        record(&engine, id).state(),
+        State::Failed,
+        "the old one is untouched"
+    );
+    engine.shutdown();
+}

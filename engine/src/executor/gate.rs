@@ -87,6 +87,17 @@ struct FlowGate {
     running: FxHashSet<ExecutionId>,
     /// Oldest first: by creation instant, then id.
     queued: VecDeque<(i64, ExecutionId)>,
+    /// The ids in `queued`, so that an ask or an end need not scan it.
+    waiting: FxHashSet<ExecutionId>,
+}
+
+impl FlowGate {
+    /// Takes `id` out of the queue, if it waits there.
+    fn unqueue(&mut self, id: ExecutionId) {
+        if self.waiting.remove(&id) {
+            self.queued.retain(|q| q.1 != id);
+        }
+    }
 }
 
 /// The running and queued executions of every flow with a limit.
@@ -132,7 +143,7 @@ impl Gate {
                 concurrency,
             } => {
                 let gate = self.flow(flow, concurrency);
-                gate.queued.retain(|q| q.1 != id);
+                gate.unqueue(id);
                 gate.running.insert(id);
             }
             Note::Release { id, flow } => {
@@ -140,7 +151,7 @@ impl Gate {
                 let Some(gate) = self.flows.get_mut(&flow) else {
                     return;
                 };
-                gate.queued.retain(|q| q.1 != id);
+                gate.unqueue(id);
                 if gate.running.remove(&id) {
                     Self::start_queued(gate, out);
                 }
@@ -182,7 +193,7 @@ impl Gate {
             out.push((id, Verdict::Run));
             return;
         }
-        if gate.queued.iter().any(|q| q.1 == id) {
+        if gate.waiting.contains(&id) {
             return;
         }
         let running = gate.running.len() as u32;
@@ -198,6 +209,7 @@ impl Gate {
                 let key = (created_us, id.as_u128());
                 let at = gate.queued.partition_point(|q| (q.0, q.1.as_u128()) <= key);
                 gate.queued.insert(at, (created_us, id));
+                gate.waiting.insert(id);
                 Verdict::Queue { running }
             }
             ConcurrencyBehavior::Cancel => Verdict::Cancel,
@@ -212,6 +224,7 @@ impl Gate {
             let Some((_, next)) = gate.queued.pop_front() else {
                 return;
             };
+            gate.waiting.remove(&next);
             gate.running.insert(next);
             out.push((next, Verdict::Run));
         }

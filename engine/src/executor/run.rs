@@ -689,7 +689,8 @@ impl Run {
 
     /// The loop frame task run `tr` owns, if it waits between iterations.
     fn looping(&self, tr: u32) -> Option<usize> {
-        if self.slots[tr as usize].waits != Waits::Timer {
+        let slot = &self.slots[tr as usize];
+        if slot.waits != Waits::Timer || !self.rev.node(slot.task).task.is_flowable() {
             return None;
         }
         self.frames

@@ -842,8 +842,14 @@ impl Shard {
             at_us: now.timestamp_micros(),
         };
         let receipt = self.journal.append(id, &entry);
-        if let Err(e) = receipt.poll_durable().unwrap_or(Ok(())) {
-            return RestartOutcome::Refused(e.to_string());
+        if receipt.is_refused() {
+            // Nothing was written (a full disk, a record over the WAL's
+            // limit): it stays as it ended.
+            let why = receipt
+                .wait()
+                .err()
+                .map_or_else(String::new, |e| e.to_string());
+            return RestartOutcome::Refused(why);
         }
         // Its end is superseded: the WAL keeps its final record as the
         // execution's until the restarted run ends.
