@@ -29,6 +29,7 @@ use super::gate::{Gate, Note};
 use super::inbox::Sender;
 use super::plan::FlowRevision;
 use super::run::NewExecution;
+use super::search::Tally;
 use super::shard::ResumeOutcome;
 use crate::execution::{ExecutionId, Id, Record};
 use crate::journal::{self, Receipt, Recovered};
@@ -126,21 +127,36 @@ pub(crate) enum Parcel {
     Kill(ExecutionId),
     /// For the flows' concurrency gate (see [`super::gate`]).
     Gate(Box<Note>),
-    /// Resume a paused execution, and tell the task run that asked.
-    Resume(Box<ResumeOrder>),
+    /// A question of a task run about other executions; the answer goes
+    /// back to it.
+    Ask(Box<AskOrder>),
 }
 
-/// A paused execution an `execution.Resume` task run asks to resume; the
-/// answer goes to `link` as a [`ChildNews`].
+/// What a task run asks about other executions; the answer goes to `link`
+/// as a [`ChildNews`].
 #[derive(Debug, Clone)]
-pub(crate) struct ResumeOrder {
+pub(crate) struct AskOrder {
     pub link: ParentLink,
-    pub target: ExecutionId,
-    /// The flow the target must be of.
-    pub namespace: String,
-    pub flow_id: String,
-    pub inputs: Map<String, Value>,
+    pub ask: Ask,
 }
+
+#[derive(Debug, Clone)]
+pub(crate) enum Ask {
+    /// `execution.Resume`: resume this paused execution, if it is of the
+    /// flow named, with these inputs.
+    Resume {
+        target: ExecutionId,
+        namespace: String,
+        flow_id: String,
+        inputs: Map<String, Value>,
+    },
+    /// `execution.Count`: how many executions there are, as the tally says
+    /// (answered as the rows of [`Tally::rows`]).
+    Count(Box<Tally>),
+}
+
+/// Why a question was not answered: the engine stops (a restart asks again).
+const STOPPING: &str = "the engine is stopping";
 
 /// The id of the child that attempt `attempt` of task run `task_run` of
 /// `parent` starts: the same at every replay, so a start sent again finds
@@ -193,7 +209,19 @@ impl Courier {
                     let cascade = true;
                     self.push(id, Command::Kill { id, cascade, reply });
                 }
-                Parcel::Resume(order) => self.resume(*order),
+                Parcel::Ask(order) => {
+                    let AskOrder { link, ask } = *order;
+                    let answer = match ask {
+                        Ask::Resume {
+                            target,
+                            namespace,
+                            flow_id,
+                            inputs,
+                        } => self.resume(target, &namespace, &flow_id, inputs),
+                        Ask::Count(tally) => self.count(*tally),
+                    };
+                    self.tell(ChildNews { link, answer });
+                }
                 Parcel::Gate(note) => {
                     gate.note(*note, &mut verdicts);
                     for (id, verdict) in verdicts.drain(..) {
@@ -277,17 +305,16 @@ impl Courier {
         );
     }
 
-    /// Resumes `order`'s target if it is paused and of the flow it names,
-    /// then tells the task run that asked (its shard answers first: the
-    /// courier waits for it).
-    fn resume(&self, order: ResumeOrder) {
-        let ResumeOrder {
-            link,
-            target,
-            namespace,
-            flow_id,
-            inputs,
-        } = order;
+    /// Resumes `target` if it is paused and of flow `namespace.flow_id`:
+    /// the answer for the task run that asked (the target's shard answers
+    /// first: the courier waits for it).
+    fn resume(
+        &self,
+        target: ExecutionId,
+        namespace: &str,
+        flow_id: &str,
+        inputs: Map<String, Value>,
+    ) -> ChildAnswer {
         let not_found = || format!("No execution found for execution id {target}");
         let (tx, rx) = flume::bounded(1);
         self.push(
@@ -303,7 +330,7 @@ impl Courier {
             .flatten()
             .map(|s| s.record)
             .or_else(|| self.on_disk(target));
-        let answer = match found {
+        match found {
             None => ChildAnswer::Refused(not_found()),
             Some(r) if r.namespace() != namespace || r.flow_id() != flow_id => {
                 ChildAnswer::Refused(not_found())
@@ -333,11 +360,38 @@ impl Courier {
                         ))
                     }
                     Ok(ResumeOutcome::Invalid(why)) => ChildAnswer::Refused(why),
-                    Err(_) => ChildAnswer::Refused("the engine is stopping".to_owned()),
+                    Err(_) => ChildAnswer::Refused(STOPPING.to_owned()),
                 }
             }
-        };
-        self.tell(ChildNews { link, answer });
+        }
+    }
+
+    /// Counts executions as `tally` says, in every shard: each counts its
+    /// running and its finished executions in one step, so that none is
+    /// counted twice or missed as it ends. The courier waits for them all.
+    fn count(&self, tally: Tally) -> ChildAnswer {
+        let tally = Arc::new(tally);
+        let asked: Vec<_> = self
+            .inboxes
+            .iter()
+            .map(|inbox| {
+                let (reply, answer) = flume::bounded(1);
+                let tally = Arc::clone(&tally);
+                inbox.push_waiting(Command::Count { tally, reply });
+                answer
+            })
+            .collect();
+        let mut counts = tally.zero();
+        for answer in asked {
+            match answer.recv() {
+                Ok(counted) => counts.add(counted),
+                Err(_) => return ChildAnswer::Refused(STOPPING.to_owned()),
+            }
+        }
+        ChildAnswer::Ended {
+            state: crate::execution::State::Success,
+            outputs: Some(tally.rows(&counts)),
+        }
     }
 
     /// Execution `id`'s final record, if its shard's WAL has it.

@@ -26,7 +26,7 @@ use super::inbox::{PushError, Receiver, Sender, inbox};
 use super::limits::Limits;
 use super::plan::{FlowLookup, FlowRevision};
 use super::run::{NewExecution, Replays};
-use super::search::{Filter, Newest};
+use super::search::{Counts, Filter, Newest, Tally};
 use super::shard::{
     Effect, KillOutcome, Message, Relabelled, Reply, RequestId, RestartOutcome, RestoreError,
     ResumeOutcome, Shard, Snapshot, Started, Stored,
@@ -310,6 +310,12 @@ pub(crate) enum Command {
         limit: usize,
         reply: flume::Sender<Newest<Snapshot>>,
     },
+    /// How many executions this shard holds, running or finished, as the
+    /// tally says (an `execution.Count`, from the courier).
+    Count {
+        tally: Arc<Tally>,
+        reply: flume::Sender<Counts>,
+    },
     Relabel {
         id: ExecutionId,
         labels: Vec<(String, String)>,
@@ -342,6 +348,7 @@ enum ReplyTo {
     Kill(flume::Sender<KillOutcome>),
     Read(flume::Sender<Option<Snapshot>>),
     Search(flume::Sender<Newest<Snapshot>>),
+    Count(flume::Sender<Counts>),
     Relabel(flume::Sender<Relabelled>),
     Resume(flume::Sender<ResumeOutcome>),
     Restart(flume::Sender<RestartOutcome>),
@@ -380,6 +387,10 @@ impl Command {
                     request,
                 },
                 Some(ReplyTo::Search(reply)),
+            ),
+            Command::Count { tally, reply } => (
+                Message::Count { tally, request },
+                Some(ReplyTo::Count(reply)),
             ),
             Command::Relabel {
                 id,
@@ -1414,6 +1425,7 @@ impl ShardRuntime {
                     (ReplyTo::Kill(tx), Reply::Kill(r)) => tx.send(r).map_err(drop),
                     (ReplyTo::Read(tx), Reply::Read(r)) => tx.send(r).map_err(drop),
                     (ReplyTo::Search(tx), Reply::Search(r)) => tx.send(r).map_err(drop),
+                    (ReplyTo::Count(tx), Reply::Count(r)) => tx.send(r).map_err(drop),
                     (ReplyTo::Relabel(tx), Reply::Relabel(r)) => tx.send(r).map_err(drop),
                     (ReplyTo::Resume(tx), Reply::Resume(r)) => tx.send(r).map_err(drop),
                     (ReplyTo::Restart(tx), Reply::Restart(r)) => tx.send(r).map_err(drop),
@@ -1594,7 +1606,7 @@ fn run_to_end_in(
                 ..
             } => refused.push(order.link),
             Effect::Send {
-                parcel: Parcel::Resume(order),
+                parcel: Parcel::Ask(order),
                 ..
             } => refused.push(order.link),
             Effect::Send {
@@ -1617,8 +1629,8 @@ fn run_to_end_in(
             let news = ChildNews {
                 link,
                 answer: crate::tasks::ChildAnswer::Refused(
-                    "a Subflow or a Resume of an execution runs only in an engine that holds \
-                     flows (a server), not on its own"
+                    "a Subflow, a Resume or a Count of executions runs only in an engine \
+                     that holds flows (a server), not on its own"
                         .to_owned(),
                 ),
             };

@@ -43,6 +43,7 @@ pub use plan::{FlowLookup, FlowRevision};
 pub(crate) use render::{RenderContext, into_text, is_truthy};
 pub use run::NewExecution;
 pub(crate) use run::deep_merge;
+pub(crate) use search::Tally;
 pub use search::{Bounds, Filter, Text};
 pub use shard::{
     KillOutcome, Relabelled, RestartOutcome, RestoreError, ResumeOutcome, Snapshot, Started,

@@ -24,7 +24,7 @@ use rustc_hash::FxHashMap;
 use serde_json::{Map, Value};
 
 use super::config_vars::ConfigVariables;
-use super::courier::{ParentLink, ResumeOrder, SpawnOrder, child_id};
+use super::courier::{Ask, AskOrder, ParentLink, SpawnOrder, child_id};
 use super::gate::Verdict;
 use super::guide::{Fate, Guide};
 use super::limits::{self, Limits};
@@ -206,8 +206,9 @@ pub(crate) struct Run {
     spawns: Vec<SpawnOrder>,
     /// Child executions to kill, since the shard last drained them.
     kills: Vec<ExecutionId>,
-    /// Paused executions to resume, since the shard last drained them.
-    resumes: Vec<ResumeOrder>,
+    /// Questions about other executions (a Resume, a Count), since the
+    /// shard last drained them.
+    asks: Vec<AskOrder>,
     /// The task run this execution is the subflow of, if any.
     parent: Option<ParentLink>,
     /// The instant of the step being handled: what `now()` renders. Every
@@ -290,7 +291,7 @@ pub(crate) struct Requests {
     pub work: Vec<WorkOrder>,
     pub spawns: Vec<SpawnOrder>,
     pub kills: Vec<ExecutionId>,
-    pub resumes: Vec<ResumeOrder>,
+    pub asks: Vec<AskOrder>,
     pub gate: Option<GateAsk>,
 }
 
@@ -373,7 +374,7 @@ impl Run {
             work: std::mem::take(&mut self.work),
             spawns: std::mem::take(&mut self.spawns),
             kills: std::mem::take(&mut self.kills),
-            resumes: std::mem::take(&mut self.resumes),
+            asks: std::mem::take(&mut self.asks),
             gate: self.gate_ask.take(),
         }
     }
@@ -447,9 +448,9 @@ impl Run {
             spawn.resend = true;
         }
         self.spawns = spawns;
-        let mut resumes = std::mem::take(&mut self.resumes);
-        resumes.retain(|r| self.waits_on_child(r.link.task_run, r.link.attempt));
-        self.resumes = resumes;
+        let mut asks = std::mem::take(&mut self.asks);
+        asks.retain(|a| self.waits_on_child(a.link.task_run, a.link.attempt));
+        self.asks = asks;
     }
 
     /// A CREATED execution; [`Run::begin`] starts it.
@@ -590,7 +591,7 @@ impl Run {
             work: Vec::new(),
             spawns: Vec::new(),
             kills: Vec::new(),
-            resumes: Vec::new(),
+            asks: Vec::new(),
             parent,
             instant: now,
             limits,
@@ -1494,16 +1495,7 @@ impl Run {
                         }
                     },
                 };
-                let link = ParentLink {
-                    execution: self.exec.id,
-                    task_run: tr,
-                    attempt: self.attempt_of(tr),
-                    wait: true,
-                    depth: 0,
-                    generation: self.generation,
-                };
-                self.resumes.push(ResumeOrder {
-                    link,
+                let ask = Ask::Resume {
                     target,
                     namespace: call
                         .namespace
@@ -1512,9 +1504,12 @@ impl Run {
                         .flow_id
                         .unwrap_or_else(|| self.exec.flow_id.to_string()),
                     inputs: call.inputs,
-                });
-                self.arm_timeout(tr, now);
-                self.slots[tr as usize].waits = Waits::Answer;
+                };
+                self.ask(tr, ask, now);
+                None
+            }
+            Started::Count(tally) => {
+                self.ask(tr, Ask::Count(tally), now);
                 None
             }
             Started::Work(job) => {
@@ -1529,6 +1524,22 @@ impl Run {
                 None
             }
         }
+    }
+
+    /// Task run `tr`'s current attempt asks `ask` of other executions, and
+    /// waits for the answer.
+    fn ask(&mut self, tr: u32, ask: Ask, now: DateTime<Utc>) {
+        let link = ParentLink {
+            execution: self.exec.id,
+            task_run: tr,
+            attempt: self.attempt_of(tr),
+            wait: true,
+            depth: 0,
+            generation: self.generation,
+        };
+        self.asks.push(AskOrder { link, ask });
+        self.arm_timeout(tr, now);
+        self.slots[tr as usize].waits = Waits::Answer;
     }
 
     /// Asks for the child execution of task run `tr`'s current attempt:

@@ -376,6 +376,104 @@ impl<T> Newest<T> {
     }
 }
 
+/// Which executions an `execution.Count` task counts (Kestra's
+/// `executionCounts`): those started from `from` to `to` (both included),
+/// in one of `states` (any when empty), of one of `flows` or in one of
+/// `namespaces`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Tally {
+    /// `(namespace, flow id)`, in the order the task lists them.
+    pub flows: Vec<(String, String)>,
+    pub namespaces: Vec<String>,
+    pub states: Vec<State>,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+}
+
+/// What a [`Tally`] counted: per listed flow, and per namespace of every
+/// execution it counted.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Counts {
+    flows: Vec<u64>,
+    namespaces: std::collections::BTreeMap<String, u64>,
+}
+
+impl Tally {
+    /// Nothing counted yet.
+    pub fn zero(&self) -> Counts {
+        Counts {
+            flows: vec![0; self.flows.len()],
+            namespaces: std::collections::BTreeMap::new(),
+        }
+    }
+
+    /// Counts `e` if it is one of those this tally counts.
+    pub fn count(&self, e: &impl Listed, counts: &mut Counts) {
+        let start = e.start_date();
+        if start < self.from || start > self.to {
+            return;
+        }
+        if !self.states.is_empty() && !self.states.contains(&e.state()) {
+            return;
+        }
+        let namespace = e.namespace();
+        let flow = self
+            .flows
+            .iter()
+            .position(|(ns, id)| ns == namespace && id == e.flow_id());
+        if flow.is_none() && !self.namespaces.iter().any(|ns| ns == namespace) {
+            return;
+        }
+        if let Some(i) = flow {
+            counts.flows[i] += 1;
+        }
+        match counts.namespaces.get_mut(namespace) {
+            Some(n) => *n += 1,
+            None => {
+                counts.namespaces.insert(namespace.to_owned(), 1);
+            }
+        }
+    }
+
+    /// Kestra's rows, as JSON: each listed flow with its count (0 when
+    /// none), then, when namespaces are listed, the count of each namespace
+    /// any counted execution is in (all of them, those counted for a
+    /// listed flow too, as Kestra sums them).
+    pub fn rows(&self, counts: &Counts) -> serde_json::Value {
+        let flows = self.flows.iter().map(|(namespace, flow_id)| {
+            // A flow listed twice is counted at its first place.
+            let first = self
+                .flows
+                .iter()
+                .position(|(ns, id)| ns == namespace && id == flow_id)
+                .unwrap_or(0);
+            serde_json::json!({
+                "namespace": namespace,
+                "flowId": flow_id,
+                "count": counts.flows[first],
+            })
+        });
+        let namespaces = counts
+            .namespaces
+            .iter()
+            .filter(|_| !self.namespaces.is_empty())
+            .map(|(namespace, n)| serde_json::json!({ "namespace": namespace, "count": n }));
+        serde_json::Value::Array(flows.chain(namespaces).collect())
+    }
+}
+
+impl Counts {
+    /// Adds what another part of the engine counted.
+    pub fn add(&mut self, other: Counts) {
+        for (mine, theirs) in self.flows.iter_mut().zip(other.flows) {
+            *mine += theirs;
+        }
+        for (namespace, n) in other.namespaces {
+            *self.namespaces.entry(namespace).or_insert(0) += n;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,7 +25,7 @@ use super::limits::Limits;
 use super::plan::FlowLookup;
 use super::plan::FlowRevision;
 use super::run::{Due, GateAsk, NewExecution, Replays, Requests, Run, Unresumable};
-use super::search::{Filter, Listed, Newest};
+use super::search::{Counts, Filter, Listed, Newest, Tally};
 use super::timer::TimerWheel;
 use super::worker::{WorkDone, WorkOrder};
 use crate::execution::labels::{self, LabelError};
@@ -60,6 +60,12 @@ pub(crate) enum Message {
     Search {
         filter: Arc<Filter>,
         limit: usize,
+        request: RequestId,
+    },
+    /// Count the executions this shard holds, running and finished, as the
+    /// tally says.
+    Count {
+        tally: Arc<Tally>,
         request: RequestId,
     },
     /// Set `labels` on a finished execution (merged by key, see
@@ -202,6 +208,7 @@ pub(crate) enum Reply {
     Kill(KillOutcome),
     Read(Option<Snapshot>),
     Search(Newest<Snapshot>),
+    Count(Counts),
     Relabel(Relabelled),
     Resume(ResumeOutcome),
     Restart(RestartOutcome),
@@ -405,6 +412,17 @@ impl Shard {
                     }
                 });
                 self.reply(request, Reply::Search(found));
+            }
+            Message::Count { tally, request } => {
+                // One step sees each execution once: running, or among the
+                // finished (where an end in this batch already is).
+                let mut counts = tally.zero();
+                for live in self.live.values().filter(|l| l.ended.is_none()) {
+                    tally.count(live.run.execution(), &mut counts);
+                }
+                self.finished
+                    .scan(|kept| tally.count(&kept.record, &mut counts));
+                self.reply(request, Reply::Count(counts));
             }
             Message::Resume {
                 id,
@@ -1142,7 +1160,7 @@ impl Shard {
             work,
             spawns,
             kills,
-            resumes,
+            asks,
             gate,
         } = live.run.take_requests();
         for timer in timers {
@@ -1180,7 +1198,7 @@ impl Shard {
             .into_iter()
             .map(|order| Parcel::Spawn(Box::new(order)))
             .chain(kills.into_iter().map(Parcel::Kill))
-            .chain(resumes.into_iter().map(|r| Parcel::Resume(Box::new(r))));
+            .chain(asks.into_iter().map(|a| Parcel::Ask(Box::new(a))));
         for parcel in parcels {
             self.parcels.push((live.receipt.clone(), parcel));
         }

@@ -282,6 +282,41 @@ impl Context for JsonContext<'_> {
     }
 }
 
+/// Another context with one more root variable, which hides any of the
+/// same name (Kestra's `render(expression, Map.of("count", n))`).
+pub(crate) struct With<'a> {
+    inner: &'a dyn Context,
+    name: &'a str,
+    value: &'a Value,
+}
+
+impl<'a> With<'a> {
+    pub(crate) fn new(inner: &'a dyn Context, name: &'a str, value: &'a Value) -> Self {
+        Self { inner, name, value }
+    }
+}
+
+impl Context for With<'_> {
+    fn root(&self, name: &str) -> Option<Scope<'_>> {
+        if name == self.name {
+            return Some(Scope::Json(self.value));
+        }
+        self.inner.root(name)
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.inner.now()
+    }
+
+    fn function(&self, name: &str, args: &[Value]) -> Option<std::result::Result<Value, String>> {
+        self.inner.function(name, args)
+    }
+
+    fn budget(&self) -> Budget {
+        self.inner.budget()
+    }
+}
+
 /// A context with no variables.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct EmptyContext;

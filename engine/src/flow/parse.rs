@@ -1583,6 +1583,14 @@ impl At {
             pos: self.pos,
         }
     }
+
+    /// Item `i` of this list, at this value's position.
+    pub(crate) fn item(&self, i: usize) -> At {
+        At {
+            path: index(&self.path, i),
+            pos: self.pos,
+        }
+    }
 }
 
 /// One `{task, dependsOn}` entry of a Dag.

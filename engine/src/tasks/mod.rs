@@ -17,6 +17,7 @@
 //! task type. Adding a task is its module plus one line in [`REGISTRY`].
 
 mod core;
+mod count;
 mod execution;
 mod flowable;
 mod http;
@@ -65,6 +66,7 @@ pub(crate) static REGISTRY: &[&TaskType] = &[
     &execution::SET_VARIABLES,
     &execution::UNSET_VARIABLES,
     &execution::ASSERT,
+    &count::COUNT,
     &self::core::OUTPUT_VALUES,
     &self::core::FAIL,
     &self::core::SLEEP,
@@ -100,10 +102,6 @@ pub(crate) static NOT_YET: &[(&str, &[&str])] = &[
     (
         "io.kestra.plugin.core.flow.WorkingDirectory",
         &["io.kestra.core.tasks.flows.WorkingDirectory"],
-    ),
-    (
-        "io.kestra.plugin.core.execution.Count",
-        &["io.kestra.core.tasks.executions.Counts"],
     ),
     (
         "io.kestra.plugin.scripts.shell.Commands",
@@ -206,6 +204,9 @@ pub(crate) enum Started {
     /// Resume a paused execution, and wait for its answer (then
     /// [`TaskKind::on_child`]: resumed, or refused and why).
     Resume(Box<ResumeCall>),
+    /// Count executions across the engine, and wait for the counts (then
+    /// [`TaskKind::on_child`], the rows as the answer's outputs).
+    Count(Box<crate::executor::Tally>),
 }
 
 /// What a repeating frame does once its tasks all succeeded.
@@ -353,6 +354,21 @@ impl<'a> TaskContext<'a> {
     /// Rendered as the text Kestra passes a `String` property.
     pub(crate) fn render_text(&self, property: &Property) -> Result<String, String> {
         self.render(property).map(into_text)
+    }
+
+    /// Rendered as text, with one more variable, `name` (Kestra's
+    /// `render(expression, Map.of(name, value))`).
+    pub(crate) fn render_text_with(
+        &self,
+        property: &Property,
+        name: &str,
+        value: &Value,
+    ) -> Result<String, String> {
+        let scope = crate::expression::With::new(&self.scope, name, value);
+        property
+            .render(&scope)
+            .map(into_text)
+            .map_err(|e| e.to_string())
     }
 
     /// Rendered and read with Kestra's truthiness.
