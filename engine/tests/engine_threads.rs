@@ -159,6 +159,93 @@ tasks:
     ));
 }
 
+/// A loopback server that reads each request's head and never answers;
+/// it reports, for each connection, when its client closed it.
+fn silent_server() -> (String, std::sync::mpsc::Receiver<Instant>) {
+    use std::io::Read;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/slow", listener.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(4) {
+            let Ok(mut stream) = stream else { continue };
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 1024];
+                // Until the client closes its end (0) or resets it (an error).
+                while let Ok(1..) = stream.read(&mut buf) {}
+                let _ = tx.send(Instant::now());
+            });
+        }
+    });
+    (url, rx)
+}
+
+#[test]
+fn a_kill_interrupts_the_http_call_its_task_runs_and_frees_the_worker() {
+    let (silent, closed) = silent_server();
+    let collect = Arc::new(Collect::default());
+    // One worker: a call held after the kill would hold the next one up.
+    let config = EngineConfig {
+        workers: NonZeroUsize::new(1).unwrap(),
+        ..EngineConfig::default()
+    };
+    let engine = Engine::start(config, collect.clone()).unwrap();
+    let call = |uri: &str| {
+        revision(&format!(
+            "id: call\nnamespace: tests\ntasks:\n  - id: get\n    type: io.kestra.plugin.core.http.Request\n    uri: {uri}\n"
+        ))
+    };
+    let new = NewExecution::new(call(&silent), Default::default());
+    let id = new.id;
+    engine.submit(new, Ack::Receipt).unwrap().wait().unwrap();
+    // The call is in flight once the server holds its connection.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while engine
+        .read(id)
+        .unwrap()
+        .wait()
+        .unwrap()
+        .is_none_or(|s| s.record.state() != State::Running)
+    {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let killed_at = Instant::now();
+    let KillOutcome::Killed(receipt) = engine.kill(id).unwrap().wait().unwrap() else {
+        panic!("a running execution is killed");
+    };
+    receipt.wait().unwrap();
+    // The connection is closed at once, not when the call's 60 s timeout
+    // would have given it up.
+    let at = closed.recv_timeout(Duration::from_secs(20)).unwrap();
+    assert!(
+        at - killed_at < Duration::from_secs(10),
+        "{:?}",
+        at - killed_at
+    );
+
+    // The one worker is free: a call to a server that answers runs.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 1024];
+        let _ = stream.read(&mut buf);
+        let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+    });
+    let next = NewExecution::new(call(&url), Default::default());
+    engine.submit(next, Ack::Receipt).unwrap().wait().unwrap();
+    wait_for(&collect, 2);
+    let ended = collect.ended.lock().unwrap().clone();
+    assert_eq!(ended[0], (id, State::Killed, ended[0].2.clone()));
+    assert_eq!(ended[1].1, State::Success, "{ended:?}");
+    drop(ended);
+    engine.shutdown();
+}
+
 const SLEEPY: &str = r#"
 id: sleepy
 namespace: company.team

@@ -1436,6 +1436,19 @@ impl ShardRuntime {
                 };
             }
             Effect::Work { id, order } => held.push_back((id, order)),
+            Effect::Interrupt {
+                id,
+                task_run,
+                attempt,
+            } => {
+                // Held back for a full pool: it never starts. Else a worker
+                // may run it now.
+                let before = held.len();
+                held.retain(|(i, o)| (*i, o.task_run, o.attempt) != (id, task_run, attempt));
+                if held.len() == before {
+                    self.workers.interrupt(id, task_run, attempt);
+                }
+            }
             Effect::Send { receipt, parcel } => {
                 // The courier stops after the shards: it is listening.
                 let _ = self.parcels.send((receipt, parcel));
@@ -1601,6 +1614,8 @@ fn run_to_end_in(
                 }
             }
             Effect::Work { id, order } => work.push((id, order)),
+            // Work runs inline here: nothing is in flight to interrupt.
+            Effect::Interrupt { .. } => {}
             Effect::Send {
                 parcel: Parcel::Spawn(order),
                 ..

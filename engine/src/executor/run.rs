@@ -206,6 +206,9 @@ pub(crate) struct Run {
     spawns: Vec<SpawnOrder>,
     /// Child executions to kill, since the shard last drained them.
     kills: Vec<ExecutionId>,
+    /// Work in flight to interrupt (task run, attempt): its attempt was
+    /// killed or timed out. Since the shard last drained them.
+    interrupts: Vec<(u32, u32)>,
     /// Questions about other executions (a Resume, a Count), since the
     /// shard last drained them.
     asks: Vec<AskOrder>,
@@ -291,6 +294,7 @@ pub(crate) struct Requests {
     pub work: Vec<WorkOrder>,
     pub spawns: Vec<SpawnOrder>,
     pub kills: Vec<ExecutionId>,
+    pub interrupts: Vec<(u32, u32)>,
     pub asks: Vec<AskOrder>,
     pub gate: Option<GateAsk>,
 }
@@ -374,6 +378,7 @@ impl Run {
             work: std::mem::take(&mut self.work),
             spawns: std::mem::take(&mut self.spawns),
             kills: std::mem::take(&mut self.kills),
+            interrupts: std::mem::take(&mut self.interrupts),
             asks: std::mem::take(&mut self.asks),
             gate: self.gate_ask.take(),
         }
@@ -591,6 +596,7 @@ impl Run {
             work: Vec::new(),
             spawns: Vec::new(),
             kills: Vec::new(),
+            interrupts: Vec::new(),
             asks: Vec::new(),
             parent,
             instant: now,
@@ -775,6 +781,9 @@ impl Run {
                     self.kills.push(child);
                 }
             }
+        }
+        for tr in 0..self.exec.task_runs.len() as u32 {
+            self.interrupt_work(tr);
         }
         for tr in self.exec.task_runs.iter_mut().rev() {
             if !tr.state.current().is_terminal() {
@@ -1707,8 +1716,22 @@ impl Run {
         if let Some(child) = self.running_child(tr) {
             self.kills.push(child);
         }
+        self.interrupt_work(tr);
         self.slots[tr as usize].waits = Waits::Nothing;
         self.attempt_failed(tr, format!("Timeout after {}", hms(timeout)), now);
+    }
+
+    /// If task run `tr` waits on a worker, its current attempt's work is
+    /// interrupted: nobody waits for its answer any more.
+    fn interrupt_work(&mut self, tr: u32) {
+        if self.slots[tr as usize].waits == Waits::Worker
+            && !self.exec.task_runs[tr as usize]
+                .state
+                .current()
+                .is_terminal()
+        {
+            self.interrupts.push((tr, self.attempt_of(tr)));
+        }
     }
 
     /// After a failed attempt: if the retry that applies (the task's, a

@@ -221,6 +221,13 @@ pub(crate) enum Effect {
     Reply { request: RequestId, reply: Reply },
     /// Blocking work for the worker pool.
     Work { id: ExecutionId, order: WorkOrder },
+    /// Interrupt the work of attempt `attempt` of task run `task_run`, if
+    /// it is queued or running: nobody waits for its answer any more.
+    Interrupt {
+        id: ExecutionId,
+        task_run: u32,
+        attempt: u32,
+    },
     /// The execution changed: publish it once `receipt` is durable. `ended`
     /// holds its final record when this change ended it (it then leaves
     /// the shard once the effect is carried out).
@@ -1160,6 +1167,7 @@ impl Shard {
             work,
             spawns,
             kills,
+            interrupts,
             asks,
             gate,
         } = live.run.take_requests();
@@ -1168,6 +1176,13 @@ impl Shard {
         }
         for order in work {
             self.effects.push(Effect::Work { id, order });
+        }
+        for (task_run, attempt) in interrupts {
+            self.effects.push(Effect::Interrupt {
+                id,
+                task_run,
+                attempt,
+            });
         }
         live.receipt = std::mem::replace(&mut live.receipt, Receipt::ready()).max(receipt);
         let ends = live.run.is_terminal() && live.ended.is_none();
@@ -1513,6 +1528,7 @@ tasks:
         changes: Vec<(ExecutionId, bool, State, usize)>,
         replies: Vec<(RequestId, Reply)>,
         work: usize,
+        interrupts: Vec<(ExecutionId, u32, u32)>,
         parcels: Vec<Parcel>,
     }
 
@@ -1526,6 +1542,11 @@ tasks:
             }
             Effect::Reply { request, reply } => out.replies.push((request, reply)),
             Effect::Work { .. } => out.work += 1,
+            Effect::Interrupt {
+                id,
+                task_run,
+                attempt,
+            } => out.interrupts.push((id, task_run, attempt)),
             Effect::Send { parcel, .. } => out.parcels.push(parcel),
         });
         out
@@ -1615,6 +1636,53 @@ tasks:
             drain(&mut shard).replies.as_slice(),
             [(22, Reply::Kill(KillOutcome::NotFound))]
         ));
+    }
+
+    #[test]
+    fn a_kill_or_a_timeout_interrupts_the_work_of_the_attempt_it_ends() {
+        let call = r#"
+id: call
+namespace: tests
+tasks:
+  - id: get
+    type: io.kestra.plugin.core.http.Request
+    uri: http://127.0.0.1:9/
+    timeout: PT1S
+    retry:
+      type: constant
+      interval: PT0.1S
+      maxAttempts: 2
+"#;
+        let mut shard = Shard::new(t(0), finished());
+        let id = start(&mut shard, call, 3, t(0));
+        assert_eq!(drain(&mut shard).work, 1);
+        // The first attempt times out: its work is interrupted, a second
+        // attempt runs after the retry's interval.
+        shard.step(Message::Tick, t(1_000));
+        assert_eq!(drain(&mut shard).interrupts, [(id, 0, 1)]);
+        shard.step(Message::Tick, t(1_200));
+        let drained = drain(&mut shard);
+        assert_eq!((drained.work, drained.interrupts.len()), (1, 0));
+        shard.step(
+            Message::Kill {
+                id,
+                cascade: true,
+                request: 1,
+            },
+            t(1_300),
+        );
+        assert_eq!(drain(&mut shard).interrupts, [(id, 0, 2)]);
+
+        // A kill of an execution with no work in flight interrupts nothing.
+        let sleepy = start(&mut shard, SLEEPY, 4, t(0));
+        drain(&mut shard);
+        let kill = Message::Kill {
+            id: sleepy,
+            cascade: true,
+            request: 2,
+        };
+        shard.step(kill, t(1_400));
+        assert!(drain(&mut shard).interrupts.is_empty());
     }
 
     #[test]

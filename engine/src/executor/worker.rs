@@ -3,7 +3,7 @@
 //! that owns the execution, through its inbox, as a message like any other.
 //! What a job does is its task's business (see [`crate::tasks::Job`]).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -67,10 +67,32 @@ impl std::fmt::Debug for WorkerPool {
     }
 }
 
+/// Which attempt of which task run a job is for.
+type JobKey = (ExecutionId, u32, u32);
+
+/// One worker, as those who may interrupt its job see it.
+struct Slot {
+    /// The job it runs now.
+    running: Option<JobKey>,
+    /// What its jobs run with (its own pooled connections: interrupting
+    /// its job closes them, and touches no other worker's).
+    env: WorkerEnv,
+    /// Its job was interrupted: its env is spent, and replaced.
+    interrupted: bool,
+}
+
+fn lock(slot: &Mutex<Slot>) -> std::sync::MutexGuard<'_, Slot> {
+    // A slot's fields are each valid alone: a panic elsewhere leaves
+    // nothing half-written.
+    slot.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// A shard's handle to hand work to the pool.
 #[derive(Clone)]
 pub(crate) struct WorkerHandle {
     tx: flume::Sender<Dispatch>,
+    slots: Arc<[Mutex<Slot>]>,
 }
 
 impl std::fmt::Debug for WorkerHandle {
@@ -91,6 +113,22 @@ impl WorkerHandle {
             .try_send(Dispatch { id, shard, order })
             .map_err(|e| e.into_inner().order)
     }
+
+    /// Interrupts the job of attempt `attempt` of task run `task_run` of
+    /// `id` if a worker runs it now: what it blocks on (an HTTP call) fails
+    /// at once, and its answer, which nobody waits for, is dropped by the
+    /// shard. A job still queued runs when its turn comes.
+    pub fn interrupt(&self, id: ExecutionId, task_run: u32, attempt: u32) {
+        let key = Some((id, task_run, attempt));
+        for slot in self.slots.iter() {
+            let mut slot = lock(slot);
+            if slot.running == key {
+                slot.interrupted = true;
+                slot.env.interrupt();
+                return;
+            }
+        }
+    }
 }
 
 impl WorkerPool {
@@ -102,19 +140,42 @@ impl WorkerPool {
     ) -> std::io::Result<(Self, WorkerHandle)> {
         let (tx, rx) = flume::bounded::<Dispatch>(capacity.max(1));
         let inboxes = Arc::new(inboxes);
-        let env = WorkerEnv::new();
+        let threads = threads.max(1);
+        let slots: Arc<[Mutex<Slot>]> = (0..threads)
+            .map(|_| {
+                Mutex::new(Slot {
+                    running: None,
+                    env: WorkerEnv::new(),
+                    interrupted: false,
+                })
+            })
+            .collect();
         let mut handles = Vec::with_capacity(threads);
-        for n in 0..threads.max(1) {
+        for n in 0..threads {
             let rx = rx.clone();
             let inboxes = Arc::clone(&inboxes);
-            let env = env.clone();
+            let slots = Arc::clone(&slots);
             handles.push(
                 std::thread::Builder::new()
                     .name(format!("worker-{n}"))
                     .spawn(move || {
+                        let slot = &slots[n];
                         while let Ok(Dispatch { id, shard, order }) = rx.recv() {
+                            let env = {
+                                let mut slot = lock(slot);
+                                slot.running = Some((id, order.task_run, order.attempt));
+                                slot.env.clone()
+                            };
                             let within = allowance(order.deadline_ms);
                             let result = order.job.run(&env, within);
+                            {
+                                let mut slot = lock(slot);
+                                slot.running = None;
+                                if slot.interrupted {
+                                    slot.env = WorkerEnv::new();
+                                    slot.interrupted = false;
+                                }
+                            }
                             let done = WorkDone {
                                 id,
                                 task_run: order.task_run,
@@ -126,7 +187,10 @@ impl WorkerPool {
                     })?,
             );
         }
-        let handle = WorkerHandle { tx: tx.clone() };
+        let handle = WorkerHandle {
+            tx: tx.clone(),
+            slots,
+        };
         Ok((
             Self {
                 tx,

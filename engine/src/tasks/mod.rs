@@ -291,6 +291,13 @@ impl WorkerEnv {
             http: http::agent(),
         }
     }
+
+    /// Interrupts the job running with this env, from another thread: its
+    /// HTTP calls fail at once. The env is spent afterwards (new calls on
+    /// it fail too).
+    pub(crate) fn interrupt(&self) {
+        self.http.clone().shutdown();
+    }
 }
 
 /// What a task sees while it starts: its execution, read only, through the
