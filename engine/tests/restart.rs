@@ -360,6 +360,14 @@ fn a_replay_from_a_task_run_is_a_new_execution_that_keeps_what_came_before() {
         .unwrap();
     let fresh = wait_ended(&ended, fresh.id, 1);
     assert_eq!(states(&fresh), ["CREATED", "RUNNING", "SUCCESS"]);
+    // Kestra's `childExecution`: the replayed one is its parent, of the
+    // same original, an attempt more.
+    assert_eq!(fresh["parentId"], id.to_string());
+    assert_eq!(fresh["originalId"], first["originalId"]);
+    assert_eq!(
+        fresh["metadata"]["attemptNumber"],
+        first["metadata"]["attemptNumber"].as_u64().unwrap() + 1
+    );
     // An unknown task run, or a running execution, is refused.
     assert!(matches!(
         engine.replay(&old, ReplayFrom::TaskRun(TaskRunId::generate()), None),

@@ -130,6 +130,18 @@ impl Lineage {
             schedule_date: None,
         }
     }
+
+    /// The lineage of execution `id` that runs `old`, whose lineage this
+    /// is, again: an attempt more of the same original; a replay (a new
+    /// id) has `old` for its parent, a restart keeps its own.
+    pub(crate) fn again(&self, old: ExecutionId, id: ExecutionId) -> Self {
+        Self {
+            attempt: self.attempt.saturating_add(1),
+            parent_id: if id == old { self.parent_id } else { Some(old) },
+            schedule_date: None,
+            ..self.clone()
+        }
+    }
 }
 
 /// One log line of an execution.

@@ -1061,6 +1061,11 @@ impl Engine {
             _ => serde_json::Map::new(),
         };
         let mut new = NewExecution::new(rev, inputs);
+        if replays.is_none() {
+            // From the start: a fresh run, an attempt more of the original
+            // (a guided one takes its lineage from its guide).
+            new.lineage = Some(old.lineage.again(old.id, new.id));
+        }
         new.labels = old.labels;
         new.trigger = old.trigger;
         new.replays = replays;

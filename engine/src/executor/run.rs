@@ -513,18 +513,7 @@ impl Run {
         let old = guide.old();
         let mut state = old.state.clone();
         state.transition(State::Restarted, now);
-        // An attempt more of its original; a replay's parent is the one it
-        // replays.
-        let lineage = Lineage {
-            attempt: old.lineage.attempt.saturating_add(1),
-            parent_id: if id == old.id {
-                old.lineage.parent_id
-            } else {
-                Some(old.id)
-            },
-            schedule_date: None,
-            ..old.lineage.clone()
-        };
+        let lineage = old.lineage.again(old.id, id);
         let exec = Execution {
             id,
             namespace: Arc::clone(&rev.namespace),
