@@ -369,13 +369,8 @@ triggers:
             ("tasks[0].type", 5, 11),
             ("tasks[1].type", 9, 11),
             ("tasks[1].tasks[0].type", 13, 15),
-            ("triggers[0].type", 16, 11),
             ("triggers[0].cron", 17, 11)
         ]
-    );
-    assert_eq!(
-        p[3].message, "trigger type `io.kestra.plugin.core.trigger.Schedule` is not supported yet",
-        "schedules do not fire yet: refused, and still checked"
     );
     assert_eq!(
         p[0].message,
@@ -390,9 +385,9 @@ triggers:
         "children are still checked"
     );
     assert!(
-        p[4].message.contains("expected 5 fields, found 4"),
+        p[3].message.contains("expected 5 fields, found 4"),
         "{}",
-        p[4].message
+        p[3].message
     );
     for spelling in [
         "io.kestra.core.tasks.flows.Template",
@@ -593,5 +588,103 @@ tasks:
             13,
             "`timeout` on a flowable task is not supported yet"
         ),]
+    );
+}
+
+#[test]
+fn a_schedule_reads_its_properties_and_refuses_what_it_does_not_run() {
+    let flow = Flow::parse(&format!(
+        "{HEAD}tasks:
+  - id: t
+    type: io.kestra.plugin.core.debug.Return
+    format: x
+triggers:
+  - id: nightly
+    type: io.kestra.core.models.triggers.types.Schedule
+    cron: '0 2 * * *'
+    timezone: Europe/Paris
+    recoverMissedSchedules: LAST
+    lateMaximumDelay: PT1H
+    labels:
+      team: data
+    inputs:
+      day: \"{{{{ trigger.date }}}}\"
+    backfill: {{}}
+"
+    ))
+    .unwrap();
+    let trigger = &flow.triggers[0];
+    assert_eq!(trigger.type_name, "io.kestra.plugin.core.trigger.Schedule");
+    let peregrine_engine::flow::TriggerKind::Schedule {
+        dates,
+        recover,
+        late_maximum_delay,
+        labels,
+        inputs,
+        ..
+    } = &trigger.kind
+    else {
+        panic!("{:?}", trigger.kind);
+    };
+    assert_eq!(dates.zone(), chrono_tz::Europe::Paris);
+    assert_eq!(*recover, Some(peregrine_engine::flow::RecoverMissed::Last));
+    assert_eq!(
+        *late_maximum_delay,
+        Some(std::time::Duration::from_secs(3600))
+    );
+    assert_eq!(labels, &[("team".to_owned(), "data".to_owned())]);
+    assert_eq!(inputs["day"], "{{ trigger.date }}");
+
+    let p = problems(&format!(
+        "{HEAD}tasks:
+  - id: t
+    type: io.kestra.plugin.core.debug.Return
+    format: x
+triggers:
+  - id: a
+    type: io.kestra.plugin.core.trigger.Schedule
+    cron: '*/5 * * * * *'
+    timezone: Mars/Olympus
+    recoverMissedSchedules: SOME
+    interval: PT1M
+    stopAfter: [FAILED]
+    conditions:
+      - type: io.kestra.plugin.core.condition.Weekend
+  - id: b
+    type: io.kestra.plugin.core.trigger.Webhook
+    key: k
+    labels:
+      team: data
+"
+    ));
+    let got: Vec<_> = p
+        .iter()
+        .map(|p| (p.path.as_str(), p.message.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "triggers[0].timezone",
+                "`Mars/Olympus` is not an IANA time zone (e.g. Europe/Paris)"
+            ),
+            (
+                "triggers[0].recoverMissedSchedules",
+                "`SOME`: expected one of ALL, LAST, NONE"
+            ),
+            (
+                "triggers[0].interval",
+                "a Schedule has no `interval` (use `cron`)"
+            ),
+            ("triggers[0].stopAfter", "`stopAfter` is not supported yet"),
+            (
+                "triggers[0].conditions",
+                "trigger `conditions` is not supported yet"
+            ),
+            (
+                "triggers[1].labels",
+                "trigger `labels` (but on a Schedule) is not supported yet"
+            ),
+        ]
     );
 }

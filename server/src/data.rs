@@ -4,6 +4,7 @@
 //! ```text
 //! DATA_DIR/flows/                 the flows log (one WAL)
 //! DATA_DIR/executions/shard-N/    one WAL per engine shard
+//! DATA_DIR/schedules/             where each Schedule trigger stands (one WAL)
 //! ```
 
 use std::io;
@@ -14,13 +15,18 @@ pub fn flows_log(data_dir: &Path) -> PathBuf {
     data_dir.join("flows")
 }
 
+/// The schedules' log.
+pub fn schedules_log(data_dir: &Path) -> PathBuf {
+    data_dir.join("schedules")
+}
+
 /// The folder of the shards' WALs.
 pub fn executions(data_dir: &Path) -> PathBuf {
     data_dir.join("executions")
 }
 
 /// Every log of a data folder that exists: the shards' WALs in shard order,
-/// then the flows log.
+/// then the flows log, then the schedules' log.
 pub fn logs(data_dir: &Path) -> io::Result<Vec<PathBuf>> {
     if !std::fs::metadata(data_dir)?.is_dir() {
         return Err(io::Error::new(
@@ -51,6 +57,10 @@ pub fn logs(data_dir: &Path) -> io::Result<Vec<PathBuf>> {
     let flows = flows_log(data_dir);
     if flows.is_dir() {
         logs.push(flows);
+    }
+    let schedules = schedules_log(data_dir);
+    if schedules.is_dir() {
+        logs.push(schedules);
     }
     Ok(logs)
 }

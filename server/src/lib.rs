@@ -24,6 +24,7 @@ mod hub;
 pub mod kafka;
 mod listener;
 mod metrics;
+mod schedule;
 mod serve;
 mod state;
 pub mod store;

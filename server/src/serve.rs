@@ -32,6 +32,8 @@ pub async fn serve(
     })
     .await
     .map_err(std::io::Error::other)?;
+    // Schedules fire from here on, on a thread of their own.
+    state.schedules().start(&state)?;
     let server = &state.config().server;
     let limits = Limits::of(server);
     let router = app(state.clone());

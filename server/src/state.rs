@@ -27,6 +27,7 @@ use serde_json::{Map, Value};
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::metrics::{Gauges, Metrics};
+use crate::schedule::Ledger;
 use crate::store::{FlowRepository, InMemory, Persistence, StoredFlow, WalFlows};
 
 /// The running engine, until shutdown takes it.
@@ -444,6 +445,7 @@ struct Parts {
     /// when auth is on.
     authorization: Option<String>,
     triggers: crate::kafka::Triggers,
+    schedules: crate::schedule::Scheduler,
 }
 
 impl std::fmt::Debug for AppState {
@@ -477,7 +479,7 @@ impl AppState {
         config: Config,
         persistence: Arc<dyn Persistence>,
     ) -> std::io::Result<Self> {
-        Self::assemble(config, persistence, None)
+        Self::assemble(config, persistence, None, Ledger::in_memory())
     }
 
     /// The server as it runs in production: flows in `data/flows`, every
@@ -492,14 +494,17 @@ impl AppState {
         let wal = config.wal_config();
         let flows_dir = crate::data::flows_log(&config.data_dir);
         let flows = WalFlows::open(&flows_dir, flows_wal(&wal))?;
+        let schedules_dir = crate::data::schedules_log(&config.data_dir);
+        let schedules = Ledger::open(&schedules_dir, crate::schedule::wal_config(&wal))?;
         let dir = crate::data::executions(&config.data_dir);
-        Self::assemble(config, Arc::new(flows), Some((dir, wal)))
+        Self::assemble(config, Arc::new(flows), Some((dir, wal)), schedules)
     }
 
     fn assemble(
         config: Config,
         persistence: Arc<dyn Persistence>,
         journal: Option<(std::path::PathBuf, peregrine_wal::Config)>,
+        schedules: Ledger,
     ) -> std::io::Result<Self> {
         // Their size is checked at load; again here, for a config built in
         // code.
@@ -574,6 +579,7 @@ impl AppState {
             persistence,
             authorization,
             triggers: crate::kafka::Triggers::default(),
+            schedules: crate::schedule::Scheduler::new(schedules),
         })))
     }
 
@@ -613,6 +619,10 @@ impl AppState {
         &self.0.triggers
     }
 
+    pub(crate) fn schedules(&self) -> &crate::schedule::Scheduler {
+        &self.0.schedules
+    }
+
     pub(crate) fn authorization(&self) -> Option<&str> {
         self.0.authorization.as_deref()
     }
@@ -647,8 +657,10 @@ impl AppState {
     /// runtime.
     pub fn shutdown(&self) -> std::io::Result<()> {
         self.begin_shutdown();
-        // Consumers first: each commits the offsets of what is durable.
+        // Triggers first: consumers commit the offsets of what is durable,
+        // the scheduler ends the fire it is in.
         self.0.triggers.stop_all();
+        self.0.schedules.stop();
         if let Some(engine) = self.0.engine.take() {
             engine.shutdown();
         }

@@ -64,20 +64,29 @@ impl Id {
     /// message delivered twice (after a crash, or to another node of the
     /// consumer group) names the same execution.
     pub fn for_message(origin: &MessageOrigin<'_>) -> Self {
-        let mut bytes = Vec::with_capacity(128);
-        for field in [
+        let mut bytes = fields(&[
             origin.namespace,
             origin.flow_id,
             origin.trigger_id,
             origin.group_id,
             origin.topic,
-        ] {
-            // Length-prefixed, so that no two tuples share an encoding.
-            bytes.extend_from_slice(&(field.len() as u64).to_le_bytes());
-            bytes.extend_from_slice(field.as_bytes());
-        }
+        ]);
         bytes.extend_from_slice(&origin.partition.to_le_bytes());
         bytes.extend_from_slice(&origin.offset.to_le_bytes());
+        Self::derive(&bytes)
+    }
+
+    /// The execution Schedule trigger `trigger_id` of flow
+    /// `namespace.flow_id` starts for its date `date`: the same whenever
+    /// that date is fired again (after a restart), so it starts once.
+    pub fn for_schedule(
+        namespace: &str,
+        flow_id: &str,
+        trigger_id: &str,
+        date: chrono::DateTime<chrono::Utc>,
+    ) -> Self {
+        let mut bytes = fields(&["schedule", namespace, flow_id, trigger_id]);
+        bytes.extend_from_slice(&date.timestamp_micros().to_le_bytes());
         Self::derive(&bytes)
     }
 
@@ -103,6 +112,16 @@ pub struct MessageOrigin<'a> {
     pub topic: &'a str,
     pub partition: i32,
     pub offset: i64,
+}
+
+/// Texts, each length-prefixed, so that no two tuples share an encoding.
+fn fields(texts: &[&str]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(texts.iter().map(|t| t.len() + 8).sum::<usize>() + 16);
+    for text in texts {
+        bytes.extend_from_slice(&(text.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(text.as_bytes());
+    }
+    bytes
 }
 
 fn splitmix64(mut z: u64) -> u64 {

@@ -143,6 +143,15 @@ impl Context for RenderContext<'_> {
                 .as_ref()
                 .and_then(|t| t.get("variables"))
                 .map(Scope::Json),
+            // Kestra's legacy `schedule`: a Schedule sets it among the
+            // execution's variables, the same as its `trigger`.
+            "schedule" => run
+                .execution()
+                .trigger
+                .as_ref()
+                .filter(|t| t["type"] == crate::flow::SCHEDULE)
+                .and_then(|t| t.get("variables"))
+                .map(Scope::Json),
             "execution" => Some(Scope::Owned(json!({
                 "id": run.execution().id.to_string(),
                 "startDate": format_date(run.execution().state.start_date()),

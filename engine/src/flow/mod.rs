@@ -6,6 +6,7 @@
 //! validate_inputs(&flow, map)  -> flow::Result<Map>    (typed inputs, defaults applied)
 //! ```
 
+mod cron;
 mod defaults;
 mod duration;
 mod error;
@@ -15,15 +16,17 @@ mod parse;
 mod types;
 mod yaml;
 
+pub use cron::CronSchedule;
 pub use duration::parse_duration;
 pub use error::{Error, InputProblem, Problem, Result};
 pub(crate) use inputs::check_inputs;
 pub use inputs::{validate_inputs, validate_text_inputs};
 pub use model::{
     Concurrency, ConcurrencyBehavior, Deserializer, Flow, FlowOutput, InputDef, InputType, Level,
-    Retry, RetryPolicy, Task, Trigger, TriggerKind,
+    RecoverMissed, Retry, RetryPolicy, Task, Trigger, TriggerKind,
 };
 pub(crate) use parse::{DagEntry, Props};
+pub use types::SCHEDULE;
 
 impl Flow {
     /// Parses and validates a flow's YAML source.

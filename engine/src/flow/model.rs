@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use super::cron::CronSchedule;
 use super::error::Problem;
 use crate::expression::Property;
 use crate::tasks::{TaskKind, TaskType};
@@ -285,12 +286,23 @@ pub struct Trigger {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum TriggerKind {
+    /// `io.kestra.plugin.core.trigger.Schedule`.
     Schedule {
         cron: String,
         with_seconds: bool,
-        /// IANA zone; `None` = the server's zone.
+        /// IANA zone; `None` = UTC.
         timezone: Option<String>,
+        /// Its dates, parsed from the three above.
+        dates: Box<CronSchedule>,
+        /// Raw; strings in it are templates, rendered at each fire.
         inputs: Map<String, Value>,
+        /// Labels of the executions it starts (over the flow's).
+        labels: Vec<(String, String)>,
+        /// What a restart does with the dates missed meanwhile; `None`:
+        /// the server's default (Kestra's: `ALL`).
+        recover: Option<RecoverMissed>,
+        /// A date later than this when it comes to fire is skipped.
+        late_maximum_delay: Option<Duration>,
     },
     Webhook {
         key: String,
@@ -314,6 +326,30 @@ pub enum TriggerKind {
         /// Any other property, raw.
         extra: Map<String, Value>,
     },
+}
+
+/// Kestra's `recoverMissedSchedules`: which of the dates a Schedule
+/// missed (the server was down, the trigger disabled) fire once it can.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RecoverMissed {
+    /// Every one, in order.
+    All,
+    /// The last one only.
+    Last,
+    /// None: the next date to come.
+    None,
+}
+
+impl RecoverMissed {
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "ALL" => Some(Self::All),
+            "LAST" => Some(Self::Last),
+            "NONE" => Some(Self::None),
+            _ => None,
+        }
+    }
 }
 
 /// How a Kafka key or value is turned into the `trigger.key` or

@@ -26,13 +26,14 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use super::cron::CronSchedule;
 use super::defaults::{self, PluginDefault};
 use super::duration::parse_duration;
 use super::error::{Error, Problem, Result};
 use super::inputs::coerce;
 use super::model::{
     Concurrency, ConcurrencyBehavior, Deserializer, Flow, FlowOutput, InputDef, InputType, Level,
-    Retry, RetryPolicy, Task, Trigger, TriggerKind,
+    RecoverMissed, Retry, RetryPolicy, Task, Trigger, TriggerKind,
 };
 use super::types::{self, TriggerType, Unresolved};
 use super::yaml::{self, Node, NodeValue, Pos};
@@ -152,40 +153,6 @@ fn id_matches(id: &str, more: &[u8], lowercase_only: bool) -> bool {
     match bytes.next() {
         Some(b) if ok(b) => bytes.all(|b| ok(b) || more.contains(&b)),
         _ => false,
-    }
-}
-
-/// A light check of a Unix cron (5 fields, 6 `withSeconds`) or a macro;
-/// the scheduler's parser checks the ranges.
-fn check_cron(text: &str, with_seconds: bool) -> Result<(), String> {
-    const MACROS: &[&str] = &[
-        "@yearly",
-        "@annually",
-        "@monthly",
-        "@weekly",
-        "@daily",
-        "@midnight",
-        "@hourly",
-    ];
-    let text = text.trim();
-    if text.starts_with('@') {
-        return if MACROS.contains(&text) {
-            Ok(())
-        } else {
-            Err(format!("unknown macro (one of {})", MACROS.join(", ")))
-        };
-    }
-    let fields = text.split_whitespace().count();
-    let expected = if with_seconds { 6 } else { 5 };
-    if fields != expected {
-        return Err(format!("expected {expected} fields, found {fields}"));
-    }
-    let bad = text
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || c.is_whitespace() || "*,/-?#".contains(*c)));
-    match bad {
-        Some(c) => Err(format!("unexpected character `{c}`")),
-        None => Ok(()),
     }
 }
 
@@ -1415,9 +1382,9 @@ impl Parser {
                 return None;
             }
         };
-        // Schedules and Flow triggers do not fire yet: refused, though read
-        // on, so that the rest of the trigger's mistakes are reported too.
-        let fires = !matches!(trigger_type, TriggerType::Schedule | TriggerType::Flow);
+        // Flow triggers do not fire yet: refused, though read on, so that
+        // the rest of the trigger's mistakes are reported too.
+        let fires = !matches!(trigger_type, TriggerType::Flow);
         if !fires {
             let pos = f.take("type").map_or(f.pos, |(n, _)| n.pos);
             self.problem(
@@ -1428,11 +1395,19 @@ impl Parser {
         }
         let description = self.opt_string(&mut f, "description");
         let disabled = self.opt_bool(&mut f, "disabled", false);
+        let schedule = trigger_type == TriggerType::Schedule;
+        let labels = match f.take("labels") {
+            Some((node, path)) if schedule => self.labels(node, &path),
+            _ => Vec::new(),
+        };
         for (key, what) in [
             ("conditions", "trigger `conditions`"),
-            ("labels", "trigger `labels`"),
+            ("labels", "trigger `labels` (but on a Schedule)"),
             ("stopAfter", "`stopAfter`"),
         ] {
+            if key == "labels" && schedule {
+                continue;
+            }
             if let Some((node, path)) = f.take(key) {
                 self.problem(&path, node.pos, format!("{what} is not supported yet"));
             }
@@ -1449,32 +1424,55 @@ impl Parser {
             TriggerType::Schedule => {
                 let cron = self.req_string(&mut f, "cron");
                 let with_seconds = self.opt_bool(&mut f, "withSeconds", false);
-                if let Some(text) = &cron
-                    && let Err(why) = check_cron(text, with_seconds)
-                {
-                    let pos = f.take("cron").map_or(f.pos, |(n, _)| n.pos);
-                    self.problem(
-                        &f.path("cron"),
-                        pos,
-                        format!("invalid cron `{text}`: {why}"),
-                    );
-                }
                 let timezone = self.opt_string(&mut f, "timezone");
+                let dates = cron.as_deref().and_then(|text| {
+                    match CronSchedule::parse(text, with_seconds, timezone.as_deref()) {
+                        Ok(dates) => Some(dates),
+                        Err(why) => {
+                            let (key, message) = if why.contains("IANA") {
+                                ("timezone", why)
+                            } else {
+                                ("cron", format!("invalid cron `{text}`: {why}"))
+                            };
+                            let pos = f.take(key).map_or(f.pos, |(n, _)| n.pos);
+                            self.problem(&f.path(key), pos, message);
+                            None
+                        }
+                    }
+                });
                 let inputs = inputs(self, &mut f);
-                for key in [
-                    "interval",
-                    "lateMaximumDelay",
-                    "backfill",
-                    "recoverMissedSchedules",
-                    "scheduleConditions",
-                ] {
-                    let _ = f.take(key);
+                let recover = f.take("recoverMissedSchedules").and_then(|(node, path)| {
+                    let name = self.string(node, &path)?;
+                    let found = RecoverMissed::parse(&name);
+                    if found.is_none() {
+                        self.problem(
+                            &path,
+                            node.pos,
+                            format!("`{name}`: expected one of ALL, LAST, NONE"),
+                        );
+                    }
+                    found
+                });
+                let late_maximum_delay = self.opt_duration(&mut f, "lateMaximumDelay");
+                // Kestra's `@Null`: a Schedule has no interval.
+                if let Some((node, path)) = f.take("interval") {
+                    self.problem(&path, node.pos, "a Schedule has no `interval` (use `cron`)");
                 }
+                if let Some((node, path)) = f.take("scheduleConditions") {
+                    self.problem(&path, node.pos, "`scheduleConditions` is not supported yet");
+                }
+                // Deprecated, and read by nothing in Kestra either (a
+                // backfill is asked for through the API).
+                let _ = f.take("backfill");
                 TriggerKind::Schedule {
                     cron: cron?,
                     with_seconds,
                     timezone,
+                    dates: Box::new(dates?),
                     inputs,
+                    labels,
+                    recover,
+                    late_maximum_delay,
                 }
             }
             TriggerType::Webhook => TriggerKind::Webhook {

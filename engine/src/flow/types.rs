@@ -18,9 +18,13 @@ pub(crate) enum TriggerType {
     KafkaRealtime,
 }
 
+/// The canonical name of the Schedule trigger, as executions it starts
+/// name their trigger's type.
+pub const SCHEDULE: &str = "io.kestra.plugin.core.trigger.Schedule";
+
 const TRIGGERS: &[(&str, &[&str], TriggerType)] = &[
     (
-        "io.kestra.plugin.core.trigger.Schedule",
+        SCHEDULE,
         &["io.kestra.core.models.triggers.types.Schedule"],
         TriggerType::Schedule,
     ),

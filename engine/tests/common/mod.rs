@@ -29,28 +29,10 @@ pub fn run_flow(file: &str, inputs: serde_json::Value) -> Execution {
     run_source(&corpus_source(file), inputs)
 }
 
-/// Corpus flows whose trigger Peregrine refuses until it fires (a
-/// Schedule: issue 14), though their tests are about their tasks, which
-/// Kestra's tests run without the trigger ever firing.
-pub const TRIGGER_REFUSED: &[&str] = &["switch.yaml"];
-
-/// The YAML of corpus flow `file`; for one in [`TRIGGER_REFUSED`], without
-/// its top-level `triggers:` block (its last).
+/// The YAML of corpus flow `file`.
 pub fn corpus_source(file: &str) -> String {
     let path = conformance_dir().join(file);
-    let source = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    if !TRIGGER_REFUSED.contains(&file) {
-        return source;
-    }
-    let (tasks, triggers) = source
-        .split_once("\ntriggers:\n")
-        .unwrap_or_else(|| panic!("{file} has no top-level triggers block"));
-    assert!(
-        triggers.lines().all(|l| l.is_empty() || l.starts_with(' ')),
-        "{file}: the triggers block is not the last"
-    );
-    tasks.to_owned()
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
 
 /// Runs a flow given as YAML text.

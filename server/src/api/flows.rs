@@ -38,6 +38,7 @@ fn parse(body: &Body) -> ApiResult<Flow> {
 /// them), off the runtime: a consumer commits before it stops.
 async fn reconcile_triggers(state: &AppState, namespace: &str, id: &str) {
     let (state, namespace, id) = (state.clone(), namespace.to_owned(), id.to_owned());
+    state.schedules().reconcile(&namespace, &id);
     let done = tokio::task::spawn_blocking(move || {
         state.triggers().reconcile(&state, &namespace, &id);
     })

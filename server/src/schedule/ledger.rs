@@ -1,0 +1,241 @@
+//! Where each Schedule trigger stands, made durable in its own log
+//! (`data/schedules`): the next date it is to fire, and the last date it
+//! fired with the execution that date started.
+//!
+//! One terminal record per trigger and change: each supersedes the one
+//! before (the log truncates the dead ones), never expires, and is
+//! forgotten when its trigger goes. A record is written only once the
+//! execution it names is durably created, so that after a crash at any
+//! moment a date is fired again only if its execution might not exist,
+//! and then it names the same execution (its id derives from the date):
+//! nothing starts twice.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use peregrine_engine::ExecutionId;
+use peregrine_wal::{Key, Kind, Wal};
+use serde_json::{Value, json};
+
+/// The key space of schedule records.
+const SCHEDULES: u8 = 1;
+const STANDS: Kind = Kind::new(1);
+/// The trigger is gone: what stood before is dead.
+const GONE: Kind = Kind::new(2);
+
+/// A trigger: its flow's namespace and id, and its own id.
+pub(crate) type TriggerKey = (String, String, String);
+
+/// Where one trigger stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Standing {
+    /// The next date it is to fire.
+    pub next: DateTime<Utc>,
+    /// The last date it fired, and the execution that date started.
+    pub fired: Option<(DateTime<Utc>, ExecutionId)>,
+    /// What its dates were computed from (cron, seconds, zone): a trigger
+    /// whose dates changed starts afresh, as a new one.
+    pub dates: String,
+}
+
+/// Every trigger's standing, and the log that keeps it (none: in memory).
+#[derive(Debug)]
+pub(crate) struct Ledger {
+    wal: Option<Wal>,
+    standings: HashMap<TriggerKey, Standing>,
+}
+
+/// The schedules' log settings: small segments (a record per fire), none
+/// kept spare, records that never expire.
+pub(crate) fn wal_config(executions: &peregrine_wal::Config) -> peregrine_wal::Config {
+    peregrine_wal::Config {
+        segment_bytes: std::num::NonZeroU64::new(4 << 20).expect("non-zero"),
+        max_record_bytes: std::num::NonZeroU32::new(64 << 10).expect("non-zero"),
+        ..crate::state::flows_wal(executions)
+    }
+}
+
+impl Ledger {
+    /// Nothing kept on disk (a server with `none` durability, tests).
+    pub fn in_memory() -> Self {
+        Self {
+            wal: None,
+            standings: HashMap::new(),
+        }
+    }
+
+    /// Opens (or creates) the log in `dir` and reads back every trigger's
+    /// last standing. Damage refuses to open it, unless the config skips
+    /// it: then the triggers it held start afresh (logged).
+    pub fn open(dir: &Path, config: peregrine_wal::Config) -> io::Result<Self> {
+        let (wal, recovered) = Wal::open(dir, config).map_err(crate::data::open_error)?;
+        for d in &recovered.report().damage {
+            tracing::error!(
+                path = %d.path.display(),
+                offset = d.offset,
+                "schedule records lost to damage: {} (their triggers fire from their next date)",
+                d.what
+            );
+        }
+        let mut standings = HashMap::new();
+        for (key, records) in recovered.iter() {
+            if key.space() != SCHEDULES {
+                continue;
+            }
+            // The last record of a key is its standing.
+            let Some(last) = records.last() else { continue };
+            if last.kind() == GONE {
+                continue;
+            }
+            match decode(last.payload()) {
+                Some((trigger, standing)) => {
+                    standings.insert(trigger, standing);
+                }
+                None => tracing::error!("an unreadable schedule record is skipped"),
+            }
+        }
+        Ok(Self {
+            wal: Some(wal),
+            standings,
+        })
+    }
+
+    pub fn get(&self, trigger: &TriggerKey) -> Option<&Standing> {
+        self.standings.get(trigger)
+    }
+
+    /// Every trigger with a standing.
+    pub fn triggers(&self) -> Vec<TriggerKey> {
+        self.standings.keys().cloned().collect()
+    }
+
+    /// Records where `trigger` stands, and waits until it is durable.
+    pub fn record(&mut self, trigger: &TriggerKey, standing: Standing) -> io::Result<()> {
+        if self.standings.get(trigger) == Some(&standing) {
+            return Ok(());
+        }
+        if let Some(wal) = &self.wal {
+            let payload = encode(trigger, &standing).to_string();
+            let lsn = wal
+                .append_terminal(STANDS, key(trigger), payload.as_bytes())
+                .map_err(io::Error::other)?;
+            wal.durable(lsn).map_err(io::Error::other)?;
+        }
+        self.standings.insert(trigger.clone(), standing);
+        Ok(())
+    }
+
+    /// `trigger` is gone (its flow deleted, or the trigger removed): its
+    /// standing goes too, and a trigger of that id later starts afresh.
+    pub fn forget(&mut self, trigger: &TriggerKey) -> io::Result<()> {
+        if self.standings.remove(trigger).is_none() {
+            return Ok(());
+        }
+        if let Some(wal) = &self.wal {
+            // A restart before the log lets the record go finds it gone.
+            let lsn = wal
+                .append_terminal(GONE, key(trigger), b"")
+                .map_err(io::Error::other)?;
+            wal.durable(lsn).map_err(io::Error::other)?;
+            wal.forget(key(trigger));
+        }
+        Ok(())
+    }
+
+    /// Makes what was recorded durable, and closes the log.
+    pub fn close(self) -> io::Result<()> {
+        match self.wal {
+            Some(wal) => wal.close().map_err(io::Error::other),
+            None => Ok(()),
+        }
+    }
+}
+
+fn key((namespace, flow_id, trigger_id): &TriggerKey) -> Key {
+    let id = ExecutionId::for_schedule(namespace, flow_id, trigger_id, DateTime::UNIX_EPOCH);
+    Key::new(SCHEDULES, id.as_u128())
+}
+
+fn encode((namespace, flow_id, trigger_id): &TriggerKey, s: &Standing) -> Value {
+    let mut v = json!({
+        "namespace": namespace,
+        "flowId": flow_id,
+        "triggerId": trigger_id,
+        "next": s.next.timestamp_micros(),
+        "dates": s.dates,
+    });
+    if let Some((date, id)) = s.fired {
+        v["fired"] = date.timestamp_micros().into();
+        v["execution"] = id.to_string().into();
+    }
+    v
+}
+
+fn decode(payload: &[u8]) -> Option<(TriggerKey, Standing)> {
+    let v: Value = serde_json::from_slice(payload).ok()?;
+    let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+    let date = |k: &str| v.get(k)?.as_i64().and_then(DateTime::from_timestamp_micros);
+    let fired = match (date("fired"), text("execution")) {
+        (Some(at), Some(id)) => Some((at, id.parse().ok()?)),
+        _ => None,
+    };
+    let trigger = (text("namespace")?, text("flowId")?, text("triggerId")?);
+    let standing = Standing {
+        next: date("next")?,
+        fired,
+        dates: text("dates")?,
+    };
+    Some((trigger, standing))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> peregrine_wal::Config {
+        wal_config(&peregrine_wal::Config::default())
+    }
+
+    fn at(s: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + s, 0).expect("a date")
+    }
+
+    #[test]
+    fn the_last_standing_of_each_trigger_comes_back_after_a_reopen_and_a_forgotten_one_does_not() {
+        let dir = tempfile::tempdir().expect("a dir");
+        let a: TriggerKey = ("ns".into(), "f".into(), "a".into());
+        let b: TriggerKey = ("ns".into(), "f".into(), "b".into());
+        let id = ExecutionId::for_schedule("ns", "f", "a", at(60));
+        {
+            let mut ledger = Ledger::open(dir.path(), config()).expect("opens");
+            for s in [0, 60] {
+                let standing = Standing {
+                    next: at(s + 60),
+                    fired: Some((at(s), id)),
+                    dates: "0 * * * *|false|UTC".into(),
+                };
+                ledger.record(&a, standing).expect("recorded");
+            }
+            let standing = Standing {
+                next: at(5),
+                fired: None,
+                dates: "x".into(),
+            };
+            ledger.record(&b, standing).expect("recorded");
+            ledger.forget(&b).expect("forgotten");
+            ledger.close().expect("closes");
+        }
+        let ledger = Ledger::open(dir.path(), config()).expect("reopens");
+        assert_eq!(ledger.triggers(), std::slice::from_ref(&a));
+        assert_eq!(
+            ledger.get(&a),
+            Some(&Standing {
+                next: at(120),
+                fired: Some((at(60), id)),
+                dates: "0 * * * *|false|UTC".into(),
+            })
+        );
+    }
+}

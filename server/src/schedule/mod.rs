@@ -1,0 +1,559 @@
+//! Schedule triggers (`io.kestra.plugin.core.trigger.Schedule`): one
+//! scheduler thread for every trigger of every enabled flow, asleep until
+//! the earliest date is due (or a flow changes), so that ten thousand
+//! schedules cost nothing between their fires.
+//!
+//! Firing date `d` of a trigger starts the execution whose id derives from
+//! (flow, trigger, `d`) and waits until its creation is durable; only then
+//! is the trigger's new standing (`d` fired, its next date) made durable in
+//! the schedules' log ([`ledger`]). A crash between the two fires `d` again
+//! after the restart, which finds the execution `d` started: a date starts
+//! at most one execution. What a restart does with the dates missed while
+//! the server was down is the trigger's `recoverMissedSchedules` (Kestra's
+//! default, `ALL`: each of them, in order).
+
+mod ledger;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use peregrine_engine::expression::{JsonContext, Property};
+use peregrine_engine::flow::{CronSchedule, RecoverMissed, SCHEDULE, TriggerKind, validate_inputs};
+use peregrine_engine::{Ack, ExecutionId, execution_trigger};
+use serde_json::{Map, Value, json};
+
+pub(crate) use ledger::{Ledger, wal_config};
+use ledger::{Standing, TriggerKey};
+
+use crate::state::{AppState, Launch, LaunchError, Refused};
+use crate::store::StoredFlow;
+
+/// The longest the scheduler sleeps at once: a wall clock that jumps is
+/// noticed within this.
+const MAX_SLEEP: Duration = Duration::from_secs(60);
+/// How long a fire the engine refused (full, overloaded, a full disk) waits
+/// before it is tried again.
+const RETRY_REFUSED: Duration = Duration::from_secs(1);
+
+/// What the scheduler thread is told.
+enum Note {
+    /// The flow changed (created, updated, deleted, enabled or disabled):
+    /// its triggers are planned again.
+    Flow {
+        namespace: String,
+        id: String,
+    },
+    Stop,
+}
+
+/// The scheduler: its thread once started, and what it is told through.
+#[derive(Debug)]
+pub(crate) struct Scheduler {
+    /// The ledger until the thread takes it.
+    ledger: Mutex<Option<Ledger>>,
+    running: Mutex<Option<(flume::Sender<Note>, JoinHandle<Ledger>)>>,
+}
+
+impl Scheduler {
+    pub fn new(ledger: Ledger) -> Self {
+        Self {
+            ledger: Mutex::new(Some(ledger)),
+            running: Mutex::new(None),
+        }
+    }
+
+    /// Plans every trigger of every flow and starts firing them. Once.
+    pub fn start(&self, state: &AppState) -> std::io::Result<()> {
+        let Some(ledger) = lock(&self.ledger).take() else {
+            return Ok(());
+        };
+        let (tx, rx) = flume::unbounded();
+        let state = state.clone();
+        let thread = std::thread::Builder::new()
+            .name("scheduler".into())
+            .spawn(move || {
+                let mut plans = Plans::new(ledger);
+                plans.run(&state, &rx);
+                plans.ledger
+            })?;
+        *lock(&self.running) = Some((tx, thread));
+        Ok(())
+    }
+
+    /// Flow `namespace.id` changed: its triggers are planned again.
+    pub fn reconcile(&self, namespace: &str, id: &str) {
+        if let Some((tx, _)) = lock(&self.running).as_ref() {
+            let _ = tx.send(Note::Flow {
+                namespace: namespace.to_owned(),
+                id: id.to_owned(),
+            });
+        }
+    }
+
+    /// Stops firing; what was fired is durable. Blocks until the thread
+    /// ends (a fire in progress finishes first).
+    pub fn stop(&self) {
+        let Some((tx, thread)) = lock(&self.running).take() else {
+            return;
+        };
+        let _ = tx.send(Note::Stop);
+        match thread.join() {
+            Ok(ledger) => {
+                if let Err(e) = ledger.close() {
+                    tracing::error!("closing the schedules' log: {e}");
+                }
+            }
+            Err(_) => tracing::error!("the scheduler thread panicked"),
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// One trigger, planned.
+struct Plan {
+    flow: Arc<StoredFlow>,
+    dates: CronSchedule,
+    /// What its dates come from (see [`Standing::dates`]).
+    signature: String,
+    inputs: Map<String, Value>,
+    labels: Vec<(String, String)>,
+    late_maximum_delay: Option<Duration>,
+    /// The next date it fires.
+    next: DateTime<Utc>,
+    /// Bumped when it is planned again: an older heap entry is stale.
+    generation: u64,
+}
+
+/// Every planned trigger, the heap of their next dates, and the ledger.
+struct Plans {
+    ledger: Ledger,
+    plans: HashMap<TriggerKey, Plan>,
+    /// (when, generation, trigger): the earliest on top.
+    heap: BinaryHeap<Reverse<(DateTime<Utc>, u64, TriggerKey)>>,
+    generation: u64,
+}
+
+impl Plans {
+    fn new(ledger: Ledger) -> Self {
+        Self {
+            ledger,
+            plans: HashMap::new(),
+            heap: BinaryHeap::new(),
+            generation: 0,
+        }
+    }
+
+    fn run(&mut self, state: &AppState, notes: &flume::Receiver<Note>) {
+        let now = Utc::now();
+        let mut known: Vec<TriggerKey> = self.ledger.triggers();
+        for stored in state.flows().all() {
+            self.plan_flow(&stored, now);
+        }
+        // Triggers recorded that no flow has any more.
+        known.retain(|k| !self.plans.contains_key(k) && state.flows().get(&k.0, &k.1).is_none());
+        for trigger in known {
+            self.forget(&trigger);
+        }
+        tracing::info!(triggers = self.plans.len(), "scheduler started");
+        loop {
+            let sleep = self.heap.peek().map_or(MAX_SLEEP, |Reverse((at, _, _))| {
+                (*at - Utc::now())
+                    .to_std()
+                    .unwrap_or_default()
+                    .min(MAX_SLEEP)
+            });
+            match notes.recv_timeout(sleep) {
+                Ok(Note::Stop) | Err(flume::RecvTimeoutError::Disconnected) => return,
+                Ok(Note::Flow { namespace, id }) => self.replan(state, &namespace, &id),
+                Err(flume::RecvTimeoutError::Timeout) => {}
+            }
+            if !self.fire_due(state, notes) {
+                return;
+            }
+        }
+    }
+
+    /// Fires every date due; false once told to stop.
+    fn fire_due(&mut self, state: &AppState, notes: &flume::Receiver<Note>) -> bool {
+        loop {
+            // Flow changes and a stop are heard between fires, even while
+            // a long backlog of missed dates is fired.
+            while let Ok(note) = notes.try_recv() {
+                match note {
+                    Note::Stop => return false,
+                    Note::Flow { namespace, id } => self.replan(state, &namespace, &id),
+                }
+            }
+            let now = Utc::now();
+            let Some(Reverse((at, generation, trigger))) = self.heap.peek().cloned() else {
+                return true;
+            };
+            if at > now {
+                return true;
+            }
+            self.heap.pop();
+            match self.plans.get(&trigger) {
+                Some(plan) if plan.generation == generation => {}
+                _ => continue,
+            }
+            match self.fire(state, &trigger, now) {
+                Ok(next) => {
+                    if let Some(next) = next {
+                        self.push(&trigger, next);
+                    }
+                }
+                Err(Retry) => {
+                    // Tried again shortly, the same date.
+                    let later = now + RETRY_REFUSED;
+                    self.heap.push(Reverse((later, generation, trigger)));
+                }
+            }
+        }
+    }
+
+    /// Fires `trigger`'s next date (or skips it, past its
+    /// `lateMaximumDelay`); its date after that, if any.
+    fn fire(
+        &mut self,
+        state: &AppState,
+        trigger: &TriggerKey,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>, Retry> {
+        let plan = &self.plans[trigger];
+        let date = plan.next;
+        let next = plan.dates.next_after(date);
+        let late = plan
+            .late_maximum_delay
+            .and_then(|d| chrono::Duration::from_std(d).ok())
+            .is_some_and(|d| date + d < now);
+        let fired = if late {
+            tracing::info!(
+                trigger = %describe(trigger),
+                date = %date,
+                "a schedule date later than its lateMaximumDelay is skipped"
+            );
+            self.ledger.get(trigger).and_then(|s| s.fired)
+        } else {
+            match start(state, trigger, plan, date, next) {
+                Ok(id) => Some((date, id)),
+                Err(Failure::Retry) => return Err(Retry),
+                Err(Failure::Skip(why)) => {
+                    tracing::error!(
+                        trigger = %describe(trigger),
+                        date = %date,
+                        "a schedule date starts no execution: {why}"
+                    );
+                    self.ledger.get(trigger).and_then(|s| s.fired)
+                }
+            }
+        };
+        let standing = Standing {
+            next: next.unwrap_or(date),
+            fired,
+            dates: plan.signature.clone(),
+        };
+        if let Err(e) = self.ledger.record(trigger, standing) {
+            // The date fires again after a restart, and finds its
+            // execution: nothing starts twice.
+            tracing::error!(trigger = %describe(trigger), "recording a schedule's fire: {e}");
+        }
+        if let Some(plan) = self.plans.get_mut(trigger)
+            && let Some(next) = next
+        {
+            plan.next = next;
+        }
+        Ok(next)
+    }
+
+    /// Plans again the triggers of flow `namespace.id`, as it is now.
+    fn replan(&mut self, state: &AppState, namespace: &str, id: &str) {
+        let before: Vec<TriggerKey> = self
+            .plans
+            .keys()
+            .filter(|k| k.0 == namespace && k.1 == id)
+            .cloned()
+            .collect();
+        for trigger in &before {
+            self.plans.remove(trigger);
+        }
+        let stored = state.flows().get(namespace, id);
+        if let Some(stored) = &stored {
+            self.plan_flow(stored, Utc::now());
+        }
+        // A trigger the flow no longer has (or a deleted flow's) is
+        // forgotten; a disabled one keeps its standing for when it is
+        // enabled again.
+        let present = |trigger: &TriggerKey| {
+            stored.as_ref().is_some_and(|s| {
+                s.flow()
+                    .triggers
+                    .iter()
+                    .any(|t| t.id == trigger.2 && matches!(t.kind, TriggerKind::Schedule { .. }))
+            })
+        };
+        let recorded = self
+            .ledger
+            .triggers()
+            .into_iter()
+            .filter(|k| k.0 == namespace && k.1 == id);
+        for trigger in recorded.filter(|k| !present(k)).collect::<Vec<_>>() {
+            self.forget(&trigger);
+        }
+    }
+
+    /// Plans the enabled Schedule triggers of an enabled flow.
+    fn plan_flow(&mut self, stored: &Arc<StoredFlow>, now: DateTime<Utc>) {
+        let flow = stored.flow();
+        if flow.disabled {
+            return;
+        }
+        for trigger in flow.triggers.iter().filter(|t| !t.disabled) {
+            let TriggerKind::Schedule {
+                cron,
+                with_seconds,
+                timezone,
+                dates,
+                inputs,
+                labels,
+                recover,
+                late_maximum_delay,
+            } = &trigger.kind
+            else {
+                continue;
+            };
+            let key = (flow.namespace.clone(), flow.id.clone(), trigger.id.clone());
+            let signature = format!(
+                "{cron}|{with_seconds}|{}",
+                timezone.as_deref().unwrap_or("UTC")
+            );
+            let next = first_date(
+                dates,
+                self.ledger.get(&key).filter(|s| s.dates == signature),
+                recover.unwrap_or(RecoverMissed::All),
+                now,
+            );
+            let Some(next) = next else {
+                tracing::warn!(trigger = %describe(&key), "a schedule with no date to come never fires");
+                continue;
+            };
+            if self.ledger.get(&key).is_none_or(|s| s.dates != signature) {
+                // A new trigger (or new dates): from now on, recorded so
+                // that a restart before its first fire recovers it.
+                let standing = Standing {
+                    next,
+                    fired: None,
+                    dates: signature.clone(),
+                };
+                if let Err(e) = self.ledger.record(&key, standing) {
+                    tracing::error!(trigger = %describe(&key), "recording a new schedule: {e}");
+                }
+            }
+            self.generation += 1;
+            self.plans.insert(
+                key.clone(),
+                Plan {
+                    flow: Arc::clone(stored),
+                    dates: CronSchedule::clone(dates),
+                    signature,
+                    inputs: inputs.clone(),
+                    labels: labels.clone(),
+                    late_maximum_delay: *late_maximum_delay,
+                    next,
+                    generation: self.generation,
+                },
+            );
+            self.push(&key, next);
+        }
+    }
+
+    fn push(&mut self, trigger: &TriggerKey, at: DateTime<Utc>) {
+        if let Some(plan) = self.plans.get(trigger) {
+            self.heap
+                .push(Reverse((at, plan.generation, trigger.clone())));
+        }
+    }
+
+    fn forget(&mut self, trigger: &TriggerKey) {
+        if let Err(e) = self.ledger.forget(trigger) {
+            tracing::error!(trigger = %describe(trigger), "forgetting a schedule: {e}");
+        }
+    }
+}
+
+/// The date a trigger fires first once planned: for a new one (no
+/// standing), its first date after `now`; for one that stood, its next
+/// date as `recover` says (`ALL`: as it stood, every missed date coming;
+/// `LAST`: the last date missed, if it missed any; `NONE`: the first
+/// after `now`).
+fn first_date(
+    dates: &CronSchedule,
+    standing: Option<&Standing>,
+    recover: RecoverMissed,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let Some(standing) = standing else {
+        return dates.next_after(now);
+    };
+    match recover {
+        RecoverMissed::All => Some(standing.next),
+        RecoverMissed::Last => match dates.at_or_before(now) {
+            Some(last) if last >= standing.next => Some(last),
+            _ => Some(standing.next),
+        },
+        // NONE (and any policy a later engine adds).
+        _ => {
+            if standing.next > now {
+                Some(standing.next)
+            } else {
+                dates.next_after(now)
+            }
+        }
+    }
+}
+
+/// A fire to try again later.
+struct Retry;
+
+enum Failure {
+    Retry,
+    /// This date starts nothing (inputs that do not fit the flow, a flow
+    /// disabled meanwhile), saying why.
+    Skip(String),
+}
+
+/// Starts the execution of `trigger`'s `date` and waits until its creation
+/// is durable (or it existed: the date was fired before a crash).
+fn start(
+    state: &AppState,
+    trigger: &TriggerKey,
+    plan: &Plan,
+    date: DateTime<Utc>,
+    next: Option<DateTime<Utc>>,
+) -> Result<ExecutionId, Failure> {
+    let (namespace, flow_id, trigger_id) = trigger;
+    let mut variables = Map::new();
+    variables.insert("date".into(), plan.dates.format(date).into());
+    if let Some(next) = next {
+        variables.insert("next".into(), plan.dates.format(next).into());
+    }
+    if let Some(previous) = plan.dates.previous_before(date) {
+        variables.insert("previous".into(), plan.dates.format(previous).into());
+    }
+    let variables = Value::Object(variables);
+    let inputs = inputs(plan, &variables, date).map_err(Failure::Skip)?;
+    let id = ExecutionId::for_schedule(namespace, flow_id, trigger_id, date);
+    let launched = state.launcher().launch(Launch {
+        flow: &plan.flow,
+        inputs,
+        labels: plan.labels.clone(),
+        trigger: Some(execution_trigger(trigger_id, SCHEDULE, variables)),
+        id,
+        ack: Ack::Receipt,
+        schedule_date: None,
+    });
+    let pending = match launched {
+        Ok(pending) => pending,
+        Err(LaunchError::Disabled) => return Err(Failure::Skip("its flow is disabled".into())),
+        Err(LaunchError::Refused(Refused::Stopped)) => return Err(Failure::Retry),
+        Err(LaunchError::Refused(why)) => {
+            tracing::warn!(trigger = %describe(trigger), "a schedule's execution waits: {why:?}");
+            return Err(Failure::Retry);
+        }
+    };
+    let started = pending.wait().map_err(|_| Failure::Retry)?;
+    match started.receipt.wait() {
+        Ok(()) => Ok(started.id),
+        Err(e) => {
+            tracing::warn!(trigger = %describe(trigger), "a schedule's execution is not durable yet: {e}");
+            Err(Failure::Retry)
+        }
+    }
+}
+
+/// The trigger's `inputs`, rendered with its `trigger` variables, typed by
+/// the flow's inputs (their defaults filled in).
+fn inputs(plan: &Plan, trigger: &Value, date: DateTime<Utc>) -> Result<Map<String, Value>, String> {
+    let flow = plan.flow.flow();
+    let vars = json!({
+        "trigger": trigger,
+        "flow": {
+            "id": flow.id,
+            "namespace": flow.namespace,
+            "revision": plan.flow.revision().revision(),
+        },
+    });
+    let property =
+        Property::compile(&Value::Object(plan.inputs.clone())).map_err(|e| e.to_string())?;
+    let rendered = property
+        .render(&JsonContext::at(&vars, date))
+        .map_err(|e| e.to_string())?;
+    let Value::Object(rendered) = rendered else {
+        return Err("its inputs are not a map".into());
+    };
+    validate_inputs(flow, &rendered).map_err(|e| e.to_string())
+}
+
+fn describe((namespace, flow_id, trigger_id): &TriggerKey) -> String {
+    format!("{namespace}.{flow_id}.{trigger_id}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn a_restart_recovers_the_missed_dates_as_the_trigger_says() {
+        let hourly = CronSchedule::parse("0 * * * *", false, None).unwrap();
+        let now = at("2026-12-03T12:30:00Z");
+        let stood = Standing {
+            next: at("2026-12-03T09:00:00Z"),
+            fired: None,
+            dates: String::new(),
+        };
+        // New: its first date to come.
+        assert_eq!(
+            first_date(&hourly, None, RecoverMissed::All, now),
+            Some(at("2026-12-03T13:00:00Z"))
+        );
+        // ALL: from the first missed (9, 10, 11, 12 then fire in order).
+        assert_eq!(
+            first_date(&hourly, Some(&stood), RecoverMissed::All, now),
+            Some(at("2026-12-03T09:00:00Z"))
+        );
+        // LAST: the last missed only.
+        assert_eq!(
+            first_date(&hourly, Some(&stood), RecoverMissed::Last, now),
+            Some(at("2026-12-03T12:00:00Z"))
+        );
+        // NONE: the next to come.
+        assert_eq!(
+            first_date(&hourly, Some(&stood), RecoverMissed::None, now),
+            Some(at("2026-12-03T13:00:00Z"))
+        );
+        // Nothing missed: every policy keeps the next date.
+        let ahead = Standing {
+            next: at("2026-12-03T13:00:00Z"),
+            ..stood
+        };
+        for recover in [RecoverMissed::All, RecoverMissed::Last, RecoverMissed::None] {
+            assert_eq!(
+                first_date(&hourly, Some(&ahead), recover, now),
+                Some(at("2026-12-03T13:00:00Z")),
+                "{recover:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! Schedule triggers on a real server: a `withSeconds` schedule fires each
+//! of its dates once, with Kestra's `trigger` variables; a `kill -9` and a
+//! restart inside a schedule's window fire every missed date once under
+//! `recoverMissedSchedules: ALL`, and only the last under `LAST`; a
+//! disabled flow stops firing.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use common::Server;
+use hyper::StatusCode;
+use serde_json::Value;
+
+fn every_two_seconds(id: &str, recover: &str) -> String {
+    format!(
+        r#"id: {id}
+namespace: schedules
+labels:
+  team: core
+inputs:
+  - id: day
+    type: STRING
+tasks:
+  - id: when
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{{{ trigger.date }}}} {{{{ schedule.next }}}} {{{{ inputs.day }}}}"
+triggers:
+  - id: tick
+    type: io.kestra.plugin.core.trigger.Schedule
+    cron: "*/2 * * * * *"
+    withSeconds: true
+    recoverMissedSchedules: {recover}
+    labels:
+      from: schedule
+    inputs:
+      day: "{{{{ trigger.date | date('yyyy-MM-dd') }}}}"
+"#
+    )
+}
+
+fn date(text: &Value) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text.as_str().unwrap())
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+/// Every execution of flow `flow_id`, as JSON.
+async fn executions(server: &Server, flow_id: &str) -> Vec<Value> {
+    let reply = server
+        .get(&format!(
+            "/api/v1/main/executions/search?namespace=schedules&flowId={flow_id}&size=500"
+        ))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    reply.json()["results"].as_array().unwrap().clone()
+}
+
+/// The schedule dates of `flow_id`'s executions, each once (a date fired
+/// twice fails the test), oldest first.
+async fn fired(server: &Server, flow_id: &str) -> Vec<DateTime<Utc>> {
+    let all = executions(server, flow_id).await;
+    let dates: Vec<DateTime<Utc>> = all
+        .iter()
+        .map(|e| date(&e["trigger"]["variables"]["date"]))
+        .collect();
+    let unique: BTreeSet<_> = dates.iter().copied().collect();
+    assert_eq!(unique.len(), dates.len(), "a date fired twice: {dates:?}");
+    unique.into_iter().collect()
+}
+
+async fn wait_fired(server: &Server, flow_id: &str, n: usize) -> Vec<DateTime<Utc>> {
+    for _ in 0..300 {
+        let dates = fired(server, flow_id).await;
+        if dates.len() >= n {
+            return dates;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{flow_id} never fired {n} dates");
+}
+
+/// The gaps between consecutive dates, in seconds.
+fn gaps(dates: &[DateTime<Utc>]) -> Vec<i64> {
+    dates
+        .windows(2)
+        .map(|w| (w[1] - w[0]).num_seconds())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_schedule_with_seconds_fires_each_date_once_with_its_variables() {
+    let server = Server::start(&[]).await;
+    let created = Utc::now();
+    let reply = server
+        .create_flow(&every_two_seconds("ticking", "ALL"))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    let dates = wait_fired(&server, "ticking", 3).await;
+    assert!(dates[0] > created, "no date before the flow existed");
+    assert!(dates.iter().all(|d| d.timestamp() % 2 == 0), "{dates:?}");
+    assert!(gaps(&dates).iter().all(|&g| g == 2), "{dates:?}");
+
+    let all = executions(&server, "ticking").await;
+    let first = all
+        .iter()
+        .find(|e| date(&e["trigger"]["variables"]["date"]) == dates[0])
+        .unwrap();
+    let id = first["id"].as_str().unwrap();
+    let ended = server.wait_for_state(id, "SUCCESS").await;
+    let trigger = &ended["trigger"];
+    assert_eq!(trigger["id"], "tick");
+    assert_eq!(trigger["type"], "io.kestra.plugin.core.trigger.Schedule");
+    let vars = &trigger["variables"];
+    assert_eq!(date(&vars["next"]) - dates[0], chrono::Duration::seconds(2));
+    assert_eq!(
+        dates[0] - date(&vars["previous"]),
+        chrono::Duration::seconds(2)
+    );
+    let value = ended["taskRunList"][0]["outputs"]["value"]
+        .as_str()
+        .unwrap();
+    let day = dates[0].format("%Y-%m-%d").to_string();
+    assert_eq!(
+        value,
+        format!(
+            "{} {} {day}",
+            vars["date"].as_str().unwrap(),
+            vars["next"].as_str().unwrap()
+        )
+    );
+    let labels: Vec<(String, String)> = ended["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["key"].as_str().unwrap().to_owned(),
+                l["value"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert!(
+        labels.contains(&("from".into(), "schedule".into())),
+        "{labels:?}"
+    );
+    assert!(
+        labels.contains(&("team".into(), "core".into())),
+        "{labels:?}"
+    );
+
+    // Disabled, it fires no more.
+    let disabled = every_two_seconds("ticking", "ALL")
+        .replace("labels:\n  team", "disabled: true\nlabels:\n  team");
+    let reply = server
+        .send(
+            hyper::Method::PUT,
+            "/api/v1/main/flows/schedules/ticking",
+            &[("content-type", "application/x-yaml")],
+            disabled,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = fired(&server, "ticking").await.len();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        fired(&server, "ticking").await.len(),
+        before,
+        "a disabled flow fires nothing"
+    );
+}
+
+#[tokio::test]
+async fn after_a_kill_9_all_fires_every_missed_date_once_and_last_only_the_last() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().join("data");
+    let mut server = Server::start_in(&dir, &[]).await;
+    for (id, recover) in [("all", "ALL"), ("last", "LAST")] {
+        let reply = server.create_flow(&every_two_seconds(id, recover)).await;
+        assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    }
+    wait_fired(&server, "all", 2).await;
+    wait_fired(&server, "last", 2).await;
+    server.kill9();
+    let killed = Utc::now();
+    // About four dates pass while it is down.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let server = Server::start_in(&dir, &[]).await;
+    let restarted = Utc::now();
+    // Dates after the restart fire too.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+
+    let all = fired(&server, "all").await;
+    assert!(all.iter().any(|d| *d > restarted), "{all:?}");
+    assert!(
+        gaps(&all).iter().all(|&g| g == 2),
+        "ALL: every date, none missed, none twice: {all:?}"
+    );
+    let down: Vec<_> = all
+        .iter()
+        .filter(|d| **d > killed && **d < restarted)
+        .collect();
+    assert!(
+        down.len() >= 3,
+        "dates missed while down were fired: {all:?}"
+    );
+
+    // LAST: one gap, where the dates missed but the last were; the last
+    // fired as the server came back.
+    let last = fired(&server, "last").await;
+    let jumps: Vec<usize> = (1..last.len())
+        .filter(|&i| (last[i] - last[i - 1]).num_seconds() != 2)
+        .collect();
+    assert_eq!(jumps.len(), 1, "LAST: {last:?}");
+    let (before, after) = (last[jumps[0] - 1], last[jumps[0]]);
+    assert!(
+        before <= killed,
+        "{before} fired before the kill at {killed}"
+    );
+    assert!(
+        after >= killed + chrono::Duration::seconds(6) && after <= restarted,
+        "the last date missed ({after}) fired on the restart ({killed} .. {restarted})"
+    );
+}
