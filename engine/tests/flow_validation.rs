@@ -679,11 +679,11 @@ triggers:
             ("triggers[0].stopAfter", "`stopAfter` is not supported yet"),
             (
                 "triggers[0].conditions",
-                "trigger `conditions` is not supported yet"
+                "trigger `conditions` (but on a Flow trigger) is not supported yet"
             ),
             (
                 "triggers[1].labels",
-                "trigger `labels` (but on a Schedule) is not supported yet"
+                "trigger `labels` (but on a Schedule or a Flow trigger) is not supported yet"
             ),
         ]
     );

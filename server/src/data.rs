@@ -5,6 +5,7 @@
 //! DATA_DIR/flows/                 the flows log (one WAL)
 //! DATA_DIR/executions/shard-N/    one WAL per engine shard
 //! DATA_DIR/schedules/             where each Schedule trigger stands (one WAL)
+//! DATA_DIR/flow-triggers/         the latest end the Flow triggers acted on (one WAL)
 //! ```
 
 use std::io;
@@ -20,13 +21,18 @@ pub fn schedules_log(data_dir: &Path) -> PathBuf {
     data_dir.join("schedules")
 }
 
+/// The Flow triggers' log (their watermark).
+pub fn flow_triggers_log(data_dir: &Path) -> PathBuf {
+    data_dir.join("flow-triggers")
+}
+
 /// The folder of the shards' WALs.
 pub fn executions(data_dir: &Path) -> PathBuf {
     data_dir.join("executions")
 }
 
 /// Every log of a data folder that exists: the shards' WALs in shard order,
-/// then the flows log, then the schedules' log.
+/// then the flows log, the schedules' and the Flow triggers'.
 pub fn logs(data_dir: &Path) -> io::Result<Vec<PathBuf>> {
     if !std::fs::metadata(data_dir)?.is_dir() {
         return Err(io::Error::new(
@@ -58,9 +64,10 @@ pub fn logs(data_dir: &Path) -> io::Result<Vec<PathBuf>> {
     if flows.is_dir() {
         logs.push(flows);
     }
-    let schedules = schedules_log(data_dir);
-    if schedules.is_dir() {
-        logs.push(schedules);
+    for log in [schedules_log(data_dir), flow_triggers_log(data_dir)] {
+        if log.is_dir() {
+            logs.push(log);
+        }
     }
     Ok(logs)
 }

@@ -20,6 +20,7 @@ mod api;
 pub mod config;
 mod connection;
 pub mod data;
+mod flow_trigger;
 mod hub;
 pub mod kafka;
 mod listener;

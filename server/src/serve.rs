@@ -32,8 +32,10 @@ pub async fn serve(
     })
     .await
     .map_err(std::io::Error::other)?;
-    // Schedules fire from here on, on a thread of their own.
+    // Schedules and Flow triggers fire from here on, each on a thread of
+    // its own.
     state.schedules().start(&state)?;
+    state.flow_triggers().start(&state)?;
     let server = &state.config().server;
     let limits = Limits::of(server);
     let router = app(state.clone());

@@ -25,6 +25,7 @@ use peregrine_engine::{DurabilityError, Receipt};
 use serde_json::{Map, Value};
 
 use crate::config::Config;
+use crate::flow_trigger::{FlowTriggers, Watermark};
 use crate::hub::Hub;
 use crate::metrics::{Gauges, Metrics};
 use crate::schedule::Ledger;
@@ -71,6 +72,7 @@ impl Readiness {
 pub(crate) struct Tracker {
     hub: Arc<Hub>,
     metrics: Arc<Metrics>,
+    flow_triggers: Arc<FlowTriggers>,
 }
 
 impl Observer for Tracker {
@@ -83,6 +85,9 @@ impl Observer for Tracker {
                 .and_then(|d| d.to_std().ok())
                 .unwrap_or_default();
             self.metrics.finished(change.execution.state(), took);
+        }
+        if let Some(record) = change.ended {
+            self.flow_triggers.ended(record, change.receipt);
         }
         self.hub.publish(change);
     }
@@ -287,6 +292,27 @@ impl Executions {
         Ok((page.results, page.total))
     }
 
+    /// The finished executions the engine holds that ended at `since` or
+    /// later, oldest end first. Blocks.
+    pub fn ended_since(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<Record>, Refused> {
+        let filter = Filter {
+            ended: peregrine_engine::Bounds {
+                after: Some((since, true)),
+                ..peregrine_engine::Bounds::default()
+            },
+            oldest_first: true,
+            ..Filter::default()
+        };
+        let search = self.ask(|engine| engine.search(filter, 1, usize::MAX >> 1))?;
+        let page = search.wait().map_err(|_| Refused::Stopped)?;
+        let mut ended: Vec<Record> = page.results.into_iter().map(|s| s.record).collect();
+        ended.sort_by_key(|r| r.end_date());
+        Ok(ended)
+    }
+
     /// Sets `labels` on finished execution `id`, merged by key into its
     /// own; answers once its new final record is durable. An execution
     /// only on disk is read there off the async threads; one that changed
@@ -446,6 +472,7 @@ struct Parts {
     authorization: Option<String>,
     triggers: crate::kafka::Triggers,
     schedules: crate::schedule::Scheduler,
+    flow_triggers: Arc<FlowTriggers>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -479,7 +506,13 @@ impl AppState {
         config: Config,
         persistence: Arc<dyn Persistence>,
     ) -> std::io::Result<Self> {
-        Self::assemble(config, persistence, None, Ledger::in_memory())
+        Self::assemble(
+            config,
+            persistence,
+            None,
+            Ledger::in_memory(),
+            Watermark::in_memory(),
+        )
     }
 
     /// The server as it runs in production: flows in `data/flows`, every
@@ -496,8 +529,10 @@ impl AppState {
         let flows = WalFlows::open(&flows_dir, flows_wal(&wal))?;
         let schedules_dir = crate::data::schedules_log(&config.data_dir);
         let schedules = Ledger::open(&schedules_dir, crate::schedule::wal_config(&wal))?;
+        let mark_dir = crate::data::flow_triggers_log(&config.data_dir);
+        let mark = Watermark::open(&mark_dir, crate::schedule::wal_config(&wal))?;
         let dir = crate::data::executions(&config.data_dir);
-        Self::assemble(config, Arc::new(flows), Some((dir, wal)), schedules)
+        Self::assemble(config, Arc::new(flows), Some((dir, wal)), schedules, mark)
     }
 
     fn assemble(
@@ -505,6 +540,7 @@ impl AppState {
         persistence: Arc<dyn Persistence>,
         journal: Option<(std::path::PathBuf, peregrine_wal::Config)>,
         schedules: Ledger,
+        mark: Watermark,
     ) -> std::io::Result<Self> {
         // Their size is checked at load; again here, for a config built in
         // code.
@@ -513,9 +549,11 @@ impl AppState {
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         let hub = Arc::new(Hub::new(config.server.sse_buffer.get()));
         let metrics = Arc::new(Metrics::default());
+        let flow_triggers = Arc::new(FlowTriggers::new(mark));
         let tracker = Arc::new(Tracker {
             hub: Arc::clone(&hub),
             metrics: Arc::clone(&metrics),
+            flow_triggers: Arc::clone(&flow_triggers),
         });
         let flows = Arc::new(FlowRepository::open(Arc::clone(&persistence))?);
         let engine_config = EngineConfig {
@@ -580,6 +618,7 @@ impl AppState {
             authorization,
             triggers: crate::kafka::Triggers::default(),
             schedules: crate::schedule::Scheduler::new(schedules),
+            flow_triggers,
         })))
     }
 
@@ -623,6 +662,10 @@ impl AppState {
         &self.0.schedules
     }
 
+    pub(crate) fn flow_triggers(&self) -> &FlowTriggers {
+        &self.0.flow_triggers
+    }
+
     pub(crate) fn authorization(&self) -> Option<&str> {
         self.0.authorization.as_deref()
     }
@@ -661,6 +704,7 @@ impl AppState {
         // the scheduler ends the fire it is in.
         self.0.triggers.stop_all();
         self.0.schedules.stop();
+        self.0.flow_triggers.stop();
         if let Some(engine) = self.0.engine.take() {
             engine.shutdown();
         }

@@ -90,6 +90,15 @@ impl Id {
         Self::derive(&bytes)
     }
 
+    /// The execution Flow trigger `trigger_id` of flow `namespace.flow_id`
+    /// starts when execution `upstream` ends: the same however often that
+    /// end is looked at (again after a restart), so it starts once.
+    pub fn for_upstream(namespace: &str, flow_id: &str, trigger_id: &str, upstream: Id) -> Self {
+        let mut bytes = fields(&["flow-trigger", namespace, flow_id, trigger_id]);
+        bytes.extend_from_slice(&upstream.as_u128().to_le_bytes());
+        Self::derive(&bytes)
+    }
+
     fn encode(self) -> [u8; ENCODED_LEN] {
         let mut out = [b'0'; ENCODED_LEN];
         let mut n = self.0;

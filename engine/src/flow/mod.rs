@@ -6,6 +6,7 @@
 //! validate_inputs(&flow, map)  -> flow::Result<Map>    (typed inputs, defaults applied)
 //! ```
 
+mod condition;
 mod cron;
 mod defaults;
 mod duration;
@@ -16,6 +17,7 @@ mod parse;
 mod types;
 mod yaml;
 
+pub use condition::{Comparison, Condition, Filter, Upstream};
 pub use cron::CronSchedule;
 pub use duration::parse_duration;
 pub use error::{Error, InputProblem, Problem, Result};

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use super::condition::Condition;
 use super::cron::CronSchedule;
 use super::error::Problem;
 use crate::expression::Property;
@@ -307,10 +308,16 @@ pub enum TriggerKind {
     Webhook {
         key: String,
     },
-    /// Flow trigger: fires on other executions (conditions/preconditions raw).
+    /// `io.kestra.plugin.core.trigger.Flow`: fires when another flow's
+    /// execution ends in one of `states` and meets every condition (its
+    /// `conditions` and `preconditions`).
     Flow {
+        /// Raw; strings in it are templates, rendered over the upstream
+        /// execution (`trigger.outputs`).
         inputs: Map<String, Value>,
-        preconditions: Option<Value>,
+        states: Vec<crate::execution::State>,
+        conditions: Vec<Condition>,
+        labels: Vec<(String, String)>,
     },
     /// `io.kestra.plugin.kafka.RealtimeTrigger`.
     KafkaRealtime {

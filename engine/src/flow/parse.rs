@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use super::condition;
 use super::cron::CronSchedule;
 use super::defaults::{self, PluginDefault};
 use super::duration::parse_duration;
@@ -1382,30 +1383,29 @@ impl Parser {
                 return None;
             }
         };
-        // Flow triggers do not fire yet: refused, though read on, so that
-        // the rest of the trigger's mistakes are reported too.
-        let fires = !matches!(trigger_type, TriggerType::Flow);
-        if !fires {
-            let pos = f.take("type").map_or(f.pos, |(n, _)| n.pos);
-            self.problem(
-                &f.path("type"),
-                pos,
-                format!("trigger type `{canonical}` is not supported yet"),
-            );
-        }
         let description = self.opt_string(&mut f, "description");
         let disabled = self.opt_bool(&mut f, "disabled", false);
-        let schedule = trigger_type == TriggerType::Schedule;
+        // Labels of the executions it starts: a Schedule's and a Flow
+        // trigger's.
+        let labelled = matches!(trigger_type, TriggerType::Schedule | TriggerType::Flow);
         let labels = match f.take("labels") {
-            Some((node, path)) if schedule => self.labels(node, &path),
+            Some((node, path)) if labelled => self.labels(node, &path),
             _ => Vec::new(),
         };
         for (key, what) in [
-            ("conditions", "trigger `conditions`"),
-            ("labels", "trigger `labels` (but on a Schedule)"),
+            ("conditions", "trigger `conditions` (but on a Flow trigger)"),
+            (
+                "labels",
+                "trigger `labels` (but on a Schedule or a Flow trigger)",
+            ),
             ("stopAfter", "`stopAfter`"),
         ] {
-            if key == "labels" && schedule {
+            let read = match key {
+                "labels" => labelled,
+                "conditions" => trigger_type == TriggerType::Flow,
+                _ => false,
+            };
+            if read {
                 continue;
             }
             if let Some((node, path)) = f.take(key) {
@@ -1480,10 +1480,44 @@ impl Parser {
             },
             TriggerType::Flow => {
                 let inputs = inputs(self, &mut f);
-                let preconditions = f.take("preconditions").map(|(n, _)| n.to_json());
+                let mut reader = condition::Reader::new();
+                let mut conditions = Vec::new();
+                let at = |f: &mut Fields<'_>, key: &str| {
+                    f.take(key).map(|(n, path)| (n.to_json(), path, n.pos))
+                };
+                let read_conditions = at(&mut f, "conditions");
+                let read_preconditions = at(&mut f, "preconditions");
+                let read_states = at(&mut f, "states");
+                let mut positions = Vec::new();
+                if let Some((value, path, pos)) = &read_conditions {
+                    conditions.extend(reader.conditions(value, path));
+                    positions.push((path.clone(), *pos));
+                }
+                if let Some((value, path, pos)) = &read_preconditions {
+                    conditions.extend(reader.preconditions(value, path));
+                    positions.push((path.clone(), *pos));
+                }
+                let states_path = read_states
+                    .as_ref()
+                    .map_or_else(|| f.path("states"), |(_, path, _)| path.clone());
+                if let Some((_, path, pos)) = &read_states {
+                    positions.push((path.clone(), *pos));
+                }
+                let states =
+                    reader.trigger_states(read_states.as_ref().map(|(v, _, _)| v), &states_path);
+                for (path, message) in reader.problems {
+                    // At the position of the property it is under.
+                    let pos = positions
+                        .iter()
+                        .find(|(p, _)| path.starts_with(p.as_str()))
+                        .map_or(f.pos, |(_, pos)| *pos);
+                    self.problem(&path, pos, message);
+                }
                 TriggerKind::Flow {
                     inputs,
-                    preconditions,
+                    states,
+                    conditions,
+                    labels,
                 }
             }
             TriggerType::KafkaRealtime => {
@@ -1552,9 +1586,6 @@ impl Parser {
             }
         };
         self.finish(f, canonical);
-        if !fires {
-            return None;
-        }
         Some(Trigger {
             id: id?,
             type_name: canonical.to_owned(),

@@ -34,11 +34,13 @@ fn parse(body: &Body) -> ApiResult<Flow> {
     })
 }
 
-/// Restarts the flow's realtime triggers on its new revision (or stops
-/// them), off the runtime: a consumer commits before it stops.
+/// Plans the flow's schedules and Flow triggers again, and restarts its
+/// realtime triggers on its new revision (or stops them), off the runtime:
+/// a consumer commits before it stops.
 async fn reconcile_triggers(state: &AppState, namespace: &str, id: &str) {
     let (state, namespace, id) = (state.clone(), namespace.to_owned(), id.to_owned());
     state.schedules().reconcile(&namespace, &id);
+    state.flow_triggers().reconcile(&state);
     let done = tokio::task::spawn_blocking(move || {
         state.triggers().reconcile(&state, &namespace, &id);
     })

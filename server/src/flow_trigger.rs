@@ -1,0 +1,492 @@
+//! Flow triggers (`io.kestra.plugin.core.trigger.Flow`): when an execution
+//! ends, every enabled flow whose Flow trigger its end meets (the
+//! trigger's `states`, `conditions` and `preconditions`) starts an
+//! execution. Evaluated on a thread of its own, fed by the engine's
+//! observer with the final records (nothing is sent while no flow has a
+//! Flow trigger), so the shards' hot path pays one channel send per end.
+//!
+//! The downstream execution's id derives from (its flow, the trigger, the
+//! upstream execution), so looking at the same end again starts nothing
+//! twice. Ends seen are not journaled one by one: a watermark, the latest
+//! end date handled, is made durable at most once a second, and a start
+//! looks again at every execution the engine holds that ended since a
+//! minute before it. An end the previous process saw but did not act on
+//! (a `kill -9` between the two) is acted on then, once.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use peregrine_engine::expression::{JsonContext, Property};
+use peregrine_engine::flow::{Condition, TriggerKind, Upstream, validate_inputs};
+use peregrine_engine::{Ack, ExecutionId, Receipt, Record, State, execution_trigger};
+use peregrine_wal::{Key, Kind, Wal};
+use serde_json::{Map, Value};
+
+use crate::state::{AppState, Launch, LaunchError, Refused};
+use crate::store::StoredFlow;
+
+/// The trigger type executions it starts name.
+const FLOW_TRIGGER: &str = "io.kestra.plugin.core.trigger.Flow";
+/// How far before the watermark a start looks again.
+const LOOK_BACK: Duration = Duration::from_secs(60);
+/// How often the watermark is made durable, at most.
+const MARK_EVERY: Duration = Duration::from_secs(1);
+/// How long a start the engine refused waits before it is tried again.
+const RETRY_REFUSED: Duration = Duration::from_millis(200);
+
+enum Event {
+    Ended(Record, Receipt),
+    /// A flow changed: the triggers are read again.
+    Flows,
+    Stop,
+}
+
+/// One Flow trigger of one flow.
+struct Watch {
+    flow: Arc<StoredFlow>,
+    trigger_id: String,
+    inputs: Map<String, Value>,
+    states: Vec<State>,
+    conditions: Vec<Condition>,
+    labels: Vec<(String, String)>,
+}
+
+/// The Flow triggers' evaluator.
+#[derive(Debug)]
+pub(crate) struct FlowTriggers {
+    /// Some flow has a Flow trigger: ends are worth sending.
+    watching: AtomicBool,
+    sender: Mutex<Option<flume::Sender<Event>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    mark: Mutex<Option<Watermark>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl FlowTriggers {
+    pub fn new(mark: Watermark) -> Self {
+        Self {
+            watching: AtomicBool::new(false),
+            sender: Mutex::new(None),
+            thread: Mutex::new(None),
+            mark: Mutex::new(Some(mark)),
+        }
+    }
+
+    /// An execution ended (from the engine's observer, on a shard's
+    /// thread): sent on if some flow listens.
+    pub fn ended(&self, record: &Record, receipt: &Receipt) {
+        if !self.watching.load(Ordering::Acquire) {
+            return;
+        }
+        if let Some(tx) = lock(&self.sender).as_ref() {
+            let _ = tx.send(Event::Ended(record.clone(), receipt.clone()));
+        }
+    }
+
+    /// Looks again at the ends the previous process may not have acted
+    /// on, then acts on every end from now on. Once.
+    pub fn start(&self, state: &AppState) -> std::io::Result<()> {
+        let Some(mut mark) = lock(&self.mark).take() else {
+            return Ok(());
+        };
+        if mark.at.is_none() {
+            // A first start: a crash from here on has a mark to look back
+            // from.
+            mark.advance(Utc::now());
+            mark.save();
+        }
+        let (tx, rx) = flume::unbounded();
+        let watches = watches(state);
+        self.watching.store(!watches.is_empty(), Ordering::Release);
+        *lock(&self.sender) = Some(tx);
+        let state = state.clone();
+        let thread = std::thread::Builder::new()
+            .name("flow-triggers".into())
+            .spawn(move || Evaluator { watches, mark }.run(&state, &rx))?;
+        *lock(&self.thread) = Some(thread);
+        Ok(())
+    }
+
+    /// A flow changed: its Flow triggers are read again.
+    pub fn reconcile(&self, state: &AppState) {
+        self.watching
+            .store(!watches(state).is_empty(), Ordering::Release);
+        if let Some(tx) = lock(&self.sender).as_ref() {
+            let _ = tx.send(Event::Flows);
+        }
+    }
+
+    /// Stops once what was sent is handled. Blocks.
+    pub fn stop(&self) {
+        self.watching.store(false, Ordering::Release);
+        if let Some(tx) = lock(&self.sender).take() {
+            let _ = tx.send(Event::Stop);
+        }
+        if let Some(thread) = lock(&self.thread).take()
+            && thread.join().is_err()
+        {
+            tracing::error!("the flow triggers' thread panicked");
+        }
+    }
+}
+
+/// Every enabled Flow trigger of every enabled flow.
+fn watches(state: &AppState) -> Vec<Watch> {
+    let mut out = Vec::new();
+    for stored in state.flows().all() {
+        if stored.flow().disabled {
+            continue;
+        }
+        for trigger in stored.flow().triggers.iter().filter(|t| !t.disabled) {
+            if let TriggerKind::Flow {
+                inputs,
+                states,
+                conditions,
+                labels,
+            } = &trigger.kind
+            {
+                out.push(Watch {
+                    flow: Arc::clone(&stored),
+                    trigger_id: trigger.id.clone(),
+                    inputs: inputs.clone(),
+                    states: states.clone(),
+                    conditions: conditions.clone(),
+                    labels: labels.clone(),
+                });
+            }
+        }
+    }
+    out
+}
+
+struct Evaluator {
+    watches: Vec<Watch>,
+    mark: Watermark,
+}
+
+impl Evaluator {
+    fn run(mut self, state: &AppState, events: &flume::Receiver<Event>) {
+        self.recover(state);
+        let mut marked = Instant::now();
+        loop {
+            let event = match events.recv_timeout(MARK_EVERY) {
+                Ok(event) => Some(event),
+                Err(flume::RecvTimeoutError::Timeout) => None,
+                Err(flume::RecvTimeoutError::Disconnected) => return,
+            };
+            match event {
+                Some(Event::Stop) => {
+                    self.mark.save();
+                    return;
+                }
+                Some(Event::Flows) => self.watches = watches(state),
+                // Commit before externalize: the end is durable first.
+                Some(Event::Ended(record, receipt)) if receipt.wait().is_ok() => {
+                    self.ended(state, &record, false);
+                }
+                Some(Event::Ended(..)) | None => {}
+            }
+            if marked.elapsed() >= MARK_EVERY {
+                self.mark.save();
+                marked = Instant::now();
+            }
+        }
+    }
+
+    /// Looks again at the ends since a minute before the watermark.
+    fn recover(&mut self, state: &AppState) {
+        let Some(since) = self.mark.at else { return };
+        if self.watches.is_empty() {
+            return;
+        }
+        let since = since - chrono::Duration::from_std(LOOK_BACK).unwrap_or_default();
+        let ended = match state.executions().ended_since(since) {
+            Ok(ended) => ended,
+            Err(e) => {
+                tracing::error!("the flow triggers cannot look at recent ends again: {e:?}");
+                return;
+            }
+        };
+        tracing::info!(
+            executions = ended.len(),
+            "flow triggers look again at the ends since {since}"
+        );
+        for record in ended {
+            self.ended(state, &record, true);
+        }
+    }
+
+    /// Execution `record` ended: every trigger it meets starts its flow.
+    /// Looked at again (`again`), an end only fires flows saved before it.
+    fn ended(&mut self, state: &AppState, record: &Record, again: bool) {
+        let up = upstream(record);
+        let end = record.end_date().unwrap_or_else(Utc::now);
+        for watch in &self.watches {
+            let flow = watch.flow.flow();
+            // Kestra's `removeUnwanted`: a flow does not trigger itself.
+            if flow.namespace == up.namespace && flow.id == up.flow_id {
+                continue;
+            }
+            if again && watch.flow.updated().is_some_and(|saved| saved > end) {
+                continue;
+            }
+            if !watch.states.contains(&up.state) {
+                continue;
+            }
+            let vars = up.variables(&flow.namespace, &flow.id, watch.flow.revision().revision());
+            let now = Utc::now();
+            let met = watch.conditions.iter().try_fold(true, |all, c| {
+                c.holds(&up, &vars, now).map(|holds| all && holds)
+            });
+            match met {
+                Ok(true) => start(state, watch, &up, &vars),
+                Ok(false) => {}
+                Err(why) => tracing::warn!(
+                    flow = %format!("{}.{}", flow.namespace, flow.id),
+                    trigger = %watch.trigger_id,
+                    upstream = %up.id,
+                    "a Flow trigger's condition does not evaluate: {why}"
+                ),
+            }
+        }
+        self.mark.advance(end);
+    }
+}
+
+/// What the conditions read of an ended execution.
+fn upstream(record: &Record) -> Upstream {
+    Upstream {
+        id: record.id(),
+        namespace: record.namespace().to_owned(),
+        flow_id: record.flow_id().to_owned(),
+        flow_revision: record.flow_revision(),
+        state: record.state(),
+        start_date: record.start_date(),
+        labels: record
+            .labels()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        outputs: record.outputs(),
+    }
+}
+
+/// Starts `watch`'s flow for `up`, and waits until it is durable (or
+/// existed: this end was acted on before).
+fn start(state: &AppState, watch: &Watch, up: &Upstream, vars: &Value) {
+    let flow = watch.flow.flow();
+    let name = format!("{}.{}", flow.namespace, flow.id);
+    let inputs = match inputs(watch, vars) {
+        Ok(inputs) => inputs,
+        Err(why) => {
+            tracing::warn!(flow = %name, trigger = %watch.trigger_id, upstream = %up.id,
+                "a Flow trigger starts nothing: {why}");
+            return;
+        }
+    };
+    let id = ExecutionId::for_upstream(&flow.namespace, &flow.id, &watch.trigger_id, up.id);
+    loop {
+        let launched = state.launcher().launch(Launch {
+            flow: &watch.flow,
+            inputs: inputs.clone(),
+            labels: watch.labels.clone(),
+            trigger: Some(execution_trigger(
+                &watch.trigger_id,
+                FLOW_TRIGGER,
+                up.trigger_variables(),
+            )),
+            id,
+            ack: Ack::Receipt,
+            schedule_date: None,
+        });
+        match launched {
+            Ok(pending) => {
+                let durable = pending
+                    .wait()
+                    .map_err(|_| Refused::Stopped)
+                    .and_then(|s| s.receipt.wait().map_err(Refused::from));
+                match durable {
+                    Ok(()) => return,
+                    Err(Refused::Stopped) => return,
+                    Err(why) => {
+                        tracing::warn!(flow = %name, "a Flow trigger's start waits: {why:?}")
+                    }
+                }
+            }
+            Err(LaunchError::Disabled) => return,
+            Err(LaunchError::Refused(Refused::Stopped)) => return,
+            Err(LaunchError::Refused(why)) => {
+                tracing::warn!(flow = %name, "a Flow trigger's start waits: {why:?}");
+            }
+        }
+        std::thread::sleep(RETRY_REFUSED);
+    }
+}
+
+/// The trigger's `inputs`, rendered over the upstream execution, typed by
+/// the flow's inputs.
+fn inputs(watch: &Watch, vars: &Value) -> Result<Map<String, Value>, String> {
+    let property =
+        Property::compile(&Value::Object(watch.inputs.clone())).map_err(|e| e.to_string())?;
+    let rendered = property
+        .render(&JsonContext::new(vars))
+        .map_err(|e| e.to_string())?;
+    let Value::Object(rendered) = rendered else {
+        return Err("its inputs are not a map".into());
+    };
+    validate_inputs(watch.flow.flow(), &rendered).map_err(|e| e.to_string())
+}
+
+/// The latest end date the flow triggers acted on, kept in its own log
+/// (`data/flow-triggers`; none: in memory).
+#[derive(Debug)]
+pub(crate) struct Watermark {
+    wal: Option<Wal>,
+    /// As recovered, then as advanced.
+    at: Option<DateTime<Utc>>,
+    saved: Option<DateTime<Utc>>,
+}
+
+const MARK: Kind = Kind::new(1);
+
+fn mark_key() -> Key {
+    Key::new(1, 1)
+}
+
+impl Watermark {
+    pub fn in_memory() -> Self {
+        Self {
+            wal: None,
+            at: None,
+            saved: None,
+        }
+    }
+
+    pub fn open(dir: &std::path::Path, config: peregrine_wal::Config) -> std::io::Result<Self> {
+        let (wal, recovered) = Wal::open(dir, config).map_err(crate::data::open_error)?;
+        let at = recovered
+            .iter()
+            .filter(|(k, _)| *k == mark_key())
+            .filter_map(|(_, records)| records.last())
+            .filter_map(|r| <[u8; 8]>::try_from(r.payload()).ok())
+            .filter_map(|b| DateTime::from_timestamp_micros(i64::from_le_bytes(b)))
+            .next();
+        Ok(Self {
+            wal: Some(wal),
+            at,
+            saved: at,
+        })
+    }
+
+    fn advance(&mut self, to: DateTime<Utc>) {
+        if self.at.is_none_or(|at| to > at) {
+            self.at = Some(to);
+        }
+    }
+
+    /// Makes the watermark durable, if it moved.
+    fn save(&mut self) {
+        let (Some(wal), Some(at)) = (&self.wal, self.at) else {
+            return;
+        };
+        if self.saved == Some(at) {
+            return;
+        }
+        let bytes = at.timestamp_micros().to_le_bytes();
+        let written = wal
+            .append_terminal(MARK, mark_key(), &bytes)
+            .and_then(|lsn| wal.durable(lsn));
+        match written {
+            Ok(()) => self.saved = Some(at),
+            Err(e) => tracing::error!("saving the flow triggers' watermark: {e}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use peregrine_engine::flow::Flow;
+
+    const A: &str = "id: a\nnamespace: t\ntasks:\n  - id: r\n    type: io.kestra.plugin.core.debug.Return\n    format: x\n";
+    const B: &str = "id: b\nnamespace: t\ntasks:\n  - id: r\n    type: io.kestra.plugin.core.debug.Return\n    format: y\ntriggers:\n  - id: after_a\n    type: io.kestra.plugin.core.trigger.Flow\n    conditions:\n      - type: io.kestra.plugin.core.condition.ExecutionFlow\n        namespace: t\n        flowId: a\n";
+
+    fn open(dir: &std::path::Path) -> AppState {
+        let mut config = Config {
+            data_dir: dir.to_owned(),
+            ..Config::default()
+        };
+        config.executor.threads = std::num::NonZeroUsize::new(1);
+        tokio::task::block_in_place(|| AppState::open(config)).expect("opens")
+    }
+
+    fn of_flow(state: &AppState, flow_id: &str) -> Vec<Record> {
+        let ended = state
+            .executions()
+            .ended_since(DateTime::UNIX_EPOCH)
+            .expect("searched");
+        ended
+            .into_iter()
+            .filter(|r| r.flow_id() == flow_id)
+            .collect()
+    }
+
+    async fn wait_for(state: &AppState, flow_id: &str, n: usize) -> Vec<Record> {
+        for _ in 0..400 {
+            let found = of_flow(state, flow_id);
+            if found.len() >= n {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{flow_id}: never {n}");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_end_no_process_acted_on_is_acted_on_at_the_next_start_and_only_once() {
+        let dir = tempfile::tempdir().expect("a dir");
+        {
+            // The triggers start (a watermark is saved) and stop; then A
+            // ends unseen, as if the process died before acting on it.
+            let state = open(dir.path());
+            for source in [A, B] {
+                let flow = Flow::parse(source).expect("valid");
+                state.flows().create(flow).await.expect("created");
+            }
+            state.flow_triggers().start(&state).expect("started");
+            state.flow_triggers().stop();
+            let a = state.flows().get("t", "a").expect("a");
+            let launched = state.launcher().launch(Launch {
+                flow: &a,
+                inputs: Map::new(),
+                labels: Vec::new(),
+                trigger: None,
+                id: ExecutionId::generate(),
+                ack: Ack::Receipt,
+                schedule_date: None,
+            });
+            let Ok(_launched) = launched else {
+                panic!("A is launched")
+            };
+            wait_for(&state, "a", 1).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            assert!(of_flow(&state, "b").is_empty(), "nobody acted on A's end");
+            tokio::task::block_in_place(|| state.shutdown()).expect("shut down");
+        }
+        for round in 0..2 {
+            // Each start looks again: B runs once, whatever the rounds.
+            let state = open(dir.path());
+            state.flow_triggers().start(&state).expect("started");
+            let b = wait_for(&state, "b", 1).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert_eq!(of_flow(&state, "b").len(), 1, "round {round}: {b:?}");
+            tokio::task::block_in_place(|| state.shutdown()).expect("shut down");
+        }
+    }
+}
