@@ -1386,16 +1386,16 @@ const NOT_YET: &[(&str, &str, &str, &str)] = &[
         "GET /namespaces/{namespace}/kv",
     ),
     (
-        "GET",
-        "/triggers/search",
-        "searching triggers",
-        "GET /triggers/search",
+        "POST",
+        "/triggers/ns/f/t/restart",
+        "restarting a trigger",
+        "POST /triggers/{namespace}/{flowId}/{triggerId}/restart",
     ),
     (
         "POST",
-        "/triggers/ns/f/t/unlock",
+        "/triggers/unlock/by-triggers",
         "unlocking triggers",
-        "POST /triggers/{namespace}/{flowId}/{triggerId}/unlock",
+        "POST /triggers/unlock/by-triggers",
     ),
     (
         "GET",

@@ -227,3 +227,96 @@ async fn after_a_kill_9_all_fires_every_missed_date_once_and_last_only_the_last(
         "the last date missed ({after}) fired on the restart ({killed} .. {restarted})"
     );
 }
+
+async fn put_trigger(server: &Server, body: Value) -> common::Reply {
+    server
+        .send(
+            hyper::Method::PUT,
+            "/api/v1/main/triggers",
+            &[("content-type", "application/json")],
+            body.to_string(),
+        )
+        .await
+}
+
+#[tokio::test]
+async fn the_triggers_api_lists_a_schedule_and_disables_it_durably() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().join("data");
+    let mut server = Server::start_in(&dir, &[]).await;
+    let reply = server
+        .create_flow(&every_two_seconds("listed", "ALL"))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    wait_fired(&server, "listed", 1).await;
+
+    let found = server
+        .get("/api/v1/main/triggers/search?namespace=schedules&q=list")
+        .await;
+    assert_eq!(found.status, StatusCode::OK);
+    let found = found.json();
+    assert_eq!(found["total"], 1, "{found:#}");
+    let entry = &found["results"][0];
+    assert_eq!(entry["abstractTrigger"]["cron"], "*/2 * * * * *");
+    let context = &entry["triggerContext"];
+    assert_eq!(context["triggerId"], "tick");
+    assert_eq!(context["disabled"], false);
+    let next = date(&context["nextExecutionDate"]);
+    assert!(
+        next > Utc::now() - chrono::Duration::seconds(3),
+        "{context:#}"
+    );
+    let of_flow = server
+        .get("/api/v1/main/triggers/schedules/listed")
+        .await
+        .json();
+    assert_eq!(of_flow["results"][0]["flowId"], "listed");
+    let unlock = server
+        .send(
+            hyper::Method::POST,
+            "/api/v1/main/triggers/schedules/listed/tick/unlock",
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(unlock.status, StatusCode::CONFLICT);
+
+    let named =
+        serde_json::json!({"namespace": "schedules", "flowId": "listed", "triggerId": "tick"});
+    let mut off = named.clone();
+    off["disabled"] = true.into();
+    let reply = put_trigger(&server, off).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert_eq!(reply.json()["disabled"], true);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = fired(&server, "listed").await;
+    // Disabled across a kill -9: nothing fires.
+    server.kill9();
+    let server = Server::start_in(&dir, &[]).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        fired(&server, "listed").await,
+        before,
+        "a disabled schedule fires nothing"
+    );
+    let context = server
+        .get("/api/v1/main/triggers/schedules/listed")
+        .await
+        .json();
+    assert_eq!(context["results"][0]["disabled"], true, "{context:#}");
+
+    // Enabled again under ALL: the dates missed meanwhile fire, in order.
+    let mut on = named.clone();
+    on["disabled"] = false.into();
+    let reply = put_trigger(&server, on).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    let dates = wait_fired(&server, "listed", before.len() + 3).await;
+    assert!(gaps(&dates).iter().all(|&g| g == 2), "{dates:?}");
+
+    let missing = put_trigger(
+        &server,
+        serde_json::json!({"namespace": "schedules", "flowId": "listed", "triggerId": "nope", "disabled": true}),
+    )
+    .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}

@@ -11,6 +11,7 @@ mod labels;
 mod outputs;
 mod restart;
 mod resume;
+mod triggers;
 mod unsupported;
 
 use std::any::Any;
@@ -72,6 +73,21 @@ pub fn app(state: AppState) -> Router {
         .route("/executions/{id}/labels", post(labels::set_or_trigger))
         .route("/executions/labels/by-ids", post(labels::by_ids))
         .route("/executions/labels/by-query", post(labels::by_query))
+        .route("/triggers", axum::routing::put(triggers::update))
+        .route("/triggers/search", get(triggers::search))
+        .route(
+            "/triggers/set-disabled/by-triggers",
+            post(triggers::set_disabled_by_triggers),
+        )
+        .route(
+            "/triggers/set-disabled/by-query",
+            post(triggers::set_disabled_by_query),
+        )
+        .route("/triggers/{namespace}/{flowId}", get(triggers::of_flow))
+        .route(
+            "/triggers/{namespace}/{flowId}/{triggerId}/unlock",
+            post(triggers::unlock),
+        )
         .route("/outputs/executions/{id}", get(outputs::execution))
         .route("/outputs/tasks/{id}", get(outputs::tasks))
         .route("/outputs/tasks/{id}/{task_run_id}", get(outputs::task_run))

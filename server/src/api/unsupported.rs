@@ -371,34 +371,12 @@ const ROUTES: &[(&str, &str, &str)] = &[
     ("PUT", "/namespaces/{namespace}/kv/{key}", "the KV store"),
     ("DELETE", "/namespaces/{namespace}/kv/{key}", "the KV store"),
     // Triggers
-    ("GET", "/triggers/search", "searching triggers"),
     ("GET", "/triggers/export/by-query/csv", "exporting triggers"),
-    (
-        "GET",
-        "/triggers/{namespace}/{flowId}",
-        "listing a flow's triggers",
-    ),
-    ("PUT", "/triggers", "updating a trigger"),
     ("PUT", "/triggers/set-disabled", "disabling triggers"),
-    (
-        "POST",
-        "/triggers/set-disabled/by-triggers",
-        "disabling triggers",
-    ),
-    (
-        "POST",
-        "/triggers/set-disabled/by-query",
-        "disabling triggers",
-    ),
     (
         "POST",
         "/triggers/{namespace}/{flowId}/{triggerId}/restart",
         "restarting a trigger",
-    ),
-    (
-        "POST",
-        "/triggers/{namespace}/{flowId}/{triggerId}/unlock",
-        "unlocking triggers",
     ),
     ("POST", "/triggers/unlock/by-triggers", "unlocking triggers"),
     ("POST", "/triggers/unlock/by-query", "unlocking triggers"),

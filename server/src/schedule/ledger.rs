@@ -38,6 +38,9 @@ pub(crate) struct Standing {
     /// What its dates were computed from (cron, seconds, zone): a trigger
     /// whose dates changed starts afresh, as a new one.
     pub dates: String,
+    /// Disabled through the API (Kestra's trigger context `disabled`): it
+    /// fires nothing until enabled again.
+    pub disabled: bool,
 }
 
 /// Every trigger's standing, and the log that keeps it (none: in memory).
@@ -166,6 +169,9 @@ fn encode((namespace, flow_id, trigger_id): &TriggerKey, s: &Standing) -> Value 
         "next": s.next.timestamp_micros(),
         "dates": s.dates,
     });
+    if s.disabled {
+        v["disabled"] = true.into();
+    }
     if let Some((date, id)) = s.fired {
         v["fired"] = date.timestamp_micros().into();
         v["execution"] = id.to_string().into();
@@ -186,6 +192,7 @@ fn decode(payload: &[u8]) -> Option<(TriggerKey, Standing)> {
         next: date("next")?,
         fired,
         dates: text("dates")?,
+        disabled: v.get("disabled").and_then(Value::as_bool).unwrap_or(false),
     };
     Some((trigger, standing))
 }
@@ -215,6 +222,7 @@ mod tests {
                     next: at(s + 60),
                     fired: Some((at(s), id)),
                     dates: "0 * * * *|false|UTC".into(),
+                    disabled: s == 60,
                 };
                 ledger.record(&a, standing).expect("recorded");
             }
@@ -222,6 +230,7 @@ mod tests {
                 next: at(5),
                 fired: None,
                 dates: "x".into(),
+                disabled: false,
             };
             ledger.record(&b, standing).expect("recorded");
             ledger.forget(&b).expect("forgotten");
@@ -235,6 +244,7 @@ mod tests {
                 next: at(120),
                 fired: Some((at(60), id)),
                 dates: "0 * * * *|false|UTC".into(),
+                disabled: true,
             })
         );
     }

@@ -26,8 +26,8 @@ use peregrine_engine::flow::{CronSchedule, RecoverMissed, SCHEDULE, TriggerKind,
 use peregrine_engine::{Ack, ExecutionId, execution_trigger};
 use serde_json::{Map, Value, json};
 
-pub(crate) use ledger::{Ledger, wal_config};
-use ledger::{Standing, TriggerKey};
+use ledger::Standing;
+pub(crate) use ledger::{Ledger, TriggerKey, wal_config};
 
 use crate::state::{AppState, Launch, LaunchError, Refused};
 use crate::store::StoredFlow;
@@ -47,7 +47,28 @@ enum Note {
         namespace: String,
         id: String,
     },
+    /// Where every planned trigger stands (the triggers API).
+    List(flume::Sender<Vec<TriggerView>>),
+    /// Disable or enable a trigger (the triggers API): `None` back if no
+    /// enabled flow has it.
+    SetDisabled {
+        trigger: TriggerKey,
+        disabled: bool,
+        reply: flume::Sender<Option<TriggerView>>,
+    },
     Stop,
+}
+
+/// Where one trigger stands, as the triggers API shows it (Kestra's
+/// trigger context).
+#[derive(Debug, Clone)]
+pub(crate) struct TriggerView {
+    pub trigger: TriggerKey,
+    /// The next date it fires (when enabled).
+    pub next: DateTime<Utc>,
+    /// The last date it fired, and the execution that date started.
+    pub fired: Option<(DateTime<Utc>, ExecutionId)>,
+    pub disabled: bool,
 }
 
 /// The scheduler: its thread once started, and what it is told through.
@@ -86,11 +107,42 @@ impl Scheduler {
 
     /// Flow `namespace.id` changed: its triggers are planned again.
     pub fn reconcile(&self, namespace: &str, id: &str) {
-        if let Some((tx, _)) = lock(&self.running).as_ref() {
-            let _ = tx.send(Note::Flow {
-                namespace: namespace.to_owned(),
-                id: id.to_owned(),
-            });
+        self.tell(Note::Flow {
+            namespace: namespace.to_owned(),
+            id: id.to_owned(),
+        });
+    }
+
+    /// Where every planned trigger stands; empty before the scheduler
+    /// starts.
+    pub async fn list(&self) -> Vec<TriggerView> {
+        let (tx, rx) = flume::bounded(1);
+        if !self.tell(Note::List(tx)) {
+            return Vec::new();
+        }
+        rx.recv_async().await.unwrap_or_default()
+    }
+
+    /// Disables or enables `trigger`, durably; where it stands then, or
+    /// `None` if no enabled flow has that Schedule trigger.
+    pub async fn set_disabled(&self, trigger: TriggerKey, disabled: bool) -> Option<TriggerView> {
+        let (reply, rx) = flume::bounded(1);
+        let note = Note::SetDisabled {
+            trigger,
+            disabled,
+            reply,
+        };
+        if !self.tell(note) {
+            return None;
+        }
+        rx.recv_async().await.ok().flatten()
+    }
+
+    /// False if the scheduler does not run.
+    fn tell(&self, note: Note) -> bool {
+        match lock(&self.running).as_ref() {
+            Some((tx, _)) => tx.send(note).is_ok(),
+            None => false,
         }
     }
 
@@ -125,6 +177,9 @@ struct Plan {
     inputs: Map<String, Value>,
     labels: Vec<(String, String)>,
     late_maximum_delay: Option<Duration>,
+    recover: RecoverMissed,
+    /// Disabled through the API: planned, not fired.
+    disabled: bool,
     /// The next date it fires.
     next: DateTime<Utc>,
     /// Bumped when it is planned again: an older heap entry is stale.
@@ -171,7 +226,7 @@ impl Plans {
             });
             match notes.recv_timeout(sleep) {
                 Ok(Note::Stop) | Err(flume::RecvTimeoutError::Disconnected) => return,
-                Ok(Note::Flow { namespace, id }) => self.replan(state, &namespace, &id),
+                Ok(note) => self.heard(state, note),
                 Err(flume::RecvTimeoutError::Timeout) => {}
             }
             if !self.fire_due(state, notes) {
@@ -180,17 +235,86 @@ impl Plans {
         }
     }
 
+    /// Acts on a note (but a stop).
+    fn heard(&mut self, state: &AppState, note: Note) {
+        match note {
+            Note::Flow { namespace, id } => self.replan(state, &namespace, &id),
+            Note::List(reply) => {
+                let mut views: Vec<TriggerView> =
+                    self.plans.keys().filter_map(|k| self.view(k)).collect();
+                views.sort_by(|a, b| a.trigger.cmp(&b.trigger));
+                let _ = reply.send(views);
+            }
+            Note::SetDisabled {
+                trigger,
+                disabled,
+                reply,
+            } => {
+                let _ = reply.send(self.set_disabled(&trigger, disabled));
+            }
+            Note::Stop => {}
+        }
+    }
+
+    fn view(&self, trigger: &TriggerKey) -> Option<TriggerView> {
+        let plan = self.plans.get(trigger)?;
+        Some(TriggerView {
+            trigger: trigger.clone(),
+            next: plan.next,
+            fired: self.ledger.get(trigger).and_then(|s| s.fired),
+            disabled: plan.disabled,
+        })
+    }
+
+    /// Disables or enables a planned trigger, durably. Enabled again, it
+    /// fires the dates it missed as its `recoverMissedSchedules` says.
+    fn set_disabled(&mut self, trigger: &TriggerKey, disabled: bool) -> Option<TriggerView> {
+        let plan = self.plans.get(trigger)?;
+        if plan.disabled == disabled {
+            return self.view(trigger);
+        }
+        let now = Utc::now();
+        let standing = self.ledger.get(trigger).cloned();
+        let next = if disabled {
+            plan.next
+        } else {
+            first_date(&plan.dates, standing.as_ref(), plan.recover, now).unwrap_or(plan.next)
+        };
+        let recorded = Standing {
+            next,
+            fired: standing.and_then(|s| s.fired),
+            dates: plan.signature.clone(),
+            disabled,
+        };
+        if let Err(e) = self.ledger.record(trigger, recorded) {
+            tracing::error!(trigger = %describe(trigger), "recording a trigger's state: {e}");
+            return None;
+        }
+        self.generation += 1;
+        let generation = self.generation;
+        if let Some(plan) = self.plans.get_mut(trigger) {
+            plan.disabled = disabled;
+            plan.next = next;
+            plan.generation = generation;
+        }
+        if !disabled {
+            self.push(trigger, next);
+        }
+        self.view(trigger)
+    }
+
     /// Fires every date due; false once told to stop.
     fn fire_due(&mut self, state: &AppState, notes: &flume::Receiver<Note>) -> bool {
         loop {
             // Flow changes and a stop are heard between fires, even while
             // a long backlog of missed dates is fired.
             while let Ok(note) = notes.try_recv() {
-                match note {
-                    Note::Stop => return false,
-                    Note::Flow { namespace, id } => self.replan(state, &namespace, &id),
+                if matches!(note, Note::Stop) {
+                    return false;
                 }
+                self.heard(state, note);
             }
+
             let now = Utc::now();
             let Some(Reverse((at, generation, trigger))) = self.heap.peek().cloned() else {
                 return true;
@@ -258,6 +382,7 @@ impl Plans {
             next: next.unwrap_or(date),
             fired,
             dates: plan.signature.clone(),
+            disabled: false,
         };
         if let Err(e) = self.ledger.record(trigger, standing) {
             // The date fires again after a restart, and finds its
@@ -333,12 +458,14 @@ impl Plans {
                 "{cron}|{with_seconds}|{}",
                 timezone.as_deref().unwrap_or("UTC")
             );
-            let next = first_date(
-                dates,
-                self.ledger.get(&key).filter(|s| s.dates == signature),
-                recover.unwrap_or(RecoverMissed::All),
-                now,
-            );
+            let recover = recover.unwrap_or(RecoverMissed::All);
+            let stood = self.ledger.get(&key).filter(|s| s.dates == signature);
+            let disabled = stood.is_some_and(|s| s.disabled);
+            let next = if disabled {
+                stood.map(|s| s.next)
+            } else {
+                first_date(dates, stood, recover, now)
+            };
             let Some(next) = next else {
                 tracing::warn!(trigger = %describe(&key), "a schedule with no date to come never fires");
                 continue;
@@ -350,6 +477,7 @@ impl Plans {
                     next,
                     fired: None,
                     dates: signature.clone(),
+                    disabled: false,
                 };
                 if let Err(e) = self.ledger.record(&key, standing) {
                     tracing::error!(trigger = %describe(&key), "recording a new schedule: {e}");
@@ -365,11 +493,15 @@ impl Plans {
                     inputs: inputs.clone(),
                     labels: labels.clone(),
                     late_maximum_delay: *late_maximum_delay,
+                    recover,
+                    disabled,
                     next,
                     generation: self.generation,
                 },
             );
-            self.push(&key, next);
+            if !disabled {
+                self.push(&key, next);
+            }
         }
     }
 
@@ -522,6 +654,7 @@ mod tests {
             next: at("2026-12-03T09:00:00Z"),
             fired: None,
             dates: String::new(),
+            disabled: false,
         };
         // New: its first date to come.
         assert_eq!(
