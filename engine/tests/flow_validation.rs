@@ -676,7 +676,6 @@ triggers:
                 "triggers[0].interval",
                 "a Schedule has no `interval` (use `cron`)"
             ),
-            ("triggers[0].stopAfter", "`stopAfter` is not supported yet"),
             (
                 "triggers[0].conditions",
                 "trigger `conditions` (but on a Flow trigger) is not supported yet"

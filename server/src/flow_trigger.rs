@@ -12,6 +12,9 @@
 //! looks again at every execution the engine holds that ended since a
 //! minute before it. An end the previous process saw but did not act on
 //! (a `kill -9` between the two) is acted on then, once.
+//!
+//! The same ends disable a Schedule whose `stopAfter` names the state an
+//! execution it started ended in.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -52,6 +55,27 @@ struct Watch {
     states: Vec<State>,
     conditions: Vec<Condition>,
     labels: Vec<(String, String)>,
+}
+
+/// A Schedule with a `stopAfter`: its flow, its id, the states.
+struct Stop {
+    namespace: String,
+    flow_id: String,
+    trigger_id: String,
+    states: Vec<State>,
+}
+
+/// What the evaluator acts on: the Flow triggers, and the Schedules that
+/// stop after some end.
+struct Rules {
+    watches: Vec<Watch>,
+    stops: Vec<Stop>,
+}
+
+impl Rules {
+    fn is_empty(&self) -> bool {
+        self.watches.is_empty() && self.stops.is_empty()
+    }
 }
 
 /// The Flow triggers' evaluator.
@@ -102,13 +126,13 @@ impl FlowTriggers {
             mark.save();
         }
         let (tx, rx) = flume::unbounded();
-        let watches = watches(state);
-        self.watching.store(!watches.is_empty(), Ordering::Release);
+        let rules = rules(state);
+        self.watching.store(!rules.is_empty(), Ordering::Release);
         *lock(&self.sender) = Some(tx);
         let state = state.clone();
         let thread = std::thread::Builder::new()
             .name("flow-triggers".into())
-            .spawn(move || Evaluator { watches, mark }.run(&state, &rx))?;
+            .spawn(move || Evaluator { rules, mark }.run(&state, &rx))?;
         *lock(&self.thread) = Some(thread);
         Ok(())
     }
@@ -116,7 +140,7 @@ impl FlowTriggers {
     /// A flow changed: its Flow triggers are read again.
     pub fn reconcile(&self, state: &AppState) {
         self.watching
-            .store(!watches(state).is_empty(), Ordering::Release);
+            .store(!rules(state).is_empty(), Ordering::Release);
         if let Some(tx) = lock(&self.sender).as_ref() {
             let _ = tx.send(Event::Flows);
         }
@@ -136,37 +160,50 @@ impl FlowTriggers {
     }
 }
 
-/// Every enabled Flow trigger of every enabled flow.
-fn watches(state: &AppState) -> Vec<Watch> {
-    let mut out = Vec::new();
+/// Every enabled Flow trigger of every enabled flow, and every Schedule
+/// with a `stopAfter`.
+fn rules(state: &AppState) -> Rules {
+    let mut rules = Rules {
+        watches: Vec::new(),
+        stops: Vec::new(),
+    };
     for stored in state.flows().all() {
-        if stored.flow().disabled {
+        let flow = stored.flow();
+        if flow.disabled {
             continue;
         }
-        for trigger in stored.flow().triggers.iter().filter(|t| !t.disabled) {
-            if let TriggerKind::Flow {
-                inputs,
-                states,
-                conditions,
-                labels,
-            } = &trigger.kind
-            {
-                out.push(Watch {
+        for trigger in flow.triggers.iter().filter(|t| !t.disabled) {
+            match &trigger.kind {
+                TriggerKind::Flow {
+                    inputs,
+                    states,
+                    conditions,
+                    labels,
+                } => rules.watches.push(Watch {
                     flow: Arc::clone(&stored),
                     trigger_id: trigger.id.clone(),
                     inputs: inputs.clone(),
                     states: states.clone(),
                     conditions: conditions.clone(),
                     labels: labels.clone(),
-                });
+                }),
+                TriggerKind::Schedule { stop_after, .. } if !stop_after.is_empty() => {
+                    rules.stops.push(Stop {
+                        namespace: flow.namespace.clone(),
+                        flow_id: flow.id.clone(),
+                        trigger_id: trigger.id.clone(),
+                        states: stop_after.clone(),
+                    });
+                }
+                _ => {}
             }
         }
     }
-    out
+    rules
 }
 
 struct Evaluator {
-    watches: Vec<Watch>,
+    rules: Rules,
     mark: Watermark,
 }
 
@@ -185,7 +222,7 @@ impl Evaluator {
                     self.mark.save();
                     return;
                 }
-                Some(Event::Flows) => self.watches = watches(state),
+                Some(Event::Flows) => self.rules = rules(state),
                 // Commit before externalize: the end is durable first.
                 Some(Event::Ended(record, receipt)) if receipt.wait().is_ok() => {
                     self.ended(state, &record, false);
@@ -202,7 +239,7 @@ impl Evaluator {
     /// Looks again at the ends since a minute before the watermark.
     fn recover(&mut self, state: &AppState) {
         let Some(since) = self.mark.at else { return };
-        if self.watches.is_empty() {
+        if self.rules.is_empty() {
             return;
         }
         let since = since - chrono::Duration::from_std(LOOK_BACK).unwrap_or_default();
@@ -227,7 +264,8 @@ impl Evaluator {
     fn ended(&mut self, state: &AppState, record: &Record, again: bool) {
         let up = upstream(record);
         let end = record.end_date().unwrap_or_else(Utc::now);
-        for watch in &self.watches {
+        self.stop_after(state, record, &up);
+        for watch in &self.rules.watches {
             let flow = watch.flow.flow();
             // Kestra's `removeUnwanted`: a flow does not trigger itself.
             if flow.namespace == up.namespace && flow.id == up.flow_id {
@@ -256,6 +294,44 @@ impl Evaluator {
             }
         }
         self.mark.advance(end);
+    }
+}
+
+impl Evaluator {
+    /// Disables the Schedule that started `up`, if its `stopAfter` names
+    /// the state `up` ended in (Kestra's trigger context `disabled`).
+    fn stop_after(&self, state: &AppState, record: &Record, up: &Upstream) {
+        let mut stops = self
+            .rules
+            .stops
+            .iter()
+            .filter(|s| s.namespace == up.namespace && s.flow_id == up.flow_id);
+        let Some(first) = stops.next() else { return };
+        let Some(trigger) = record.trigger() else {
+            return;
+        };
+        if trigger["type"] != peregrine_engine::flow::SCHEDULE {
+            return;
+        }
+        let stop = std::iter::once(first)
+            .chain(stops)
+            .find(|s| trigger["id"] == s.trigger_id.as_str());
+        if let Some(stop) = stop
+            && stop.states.contains(&up.state)
+        {
+            let key = (
+                stop.namespace.clone(),
+                stop.flow_id.clone(),
+                stop.trigger_id.clone(),
+            );
+            tracing::info!(
+                trigger = %format!("{}.{}.{}", key.0, key.1, key.2),
+                execution = %up.id,
+                state = up.state.as_str(),
+                "a Schedule stops after this end (stopAfter): disabled"
+            );
+            state.schedules().set_disabled_blocking(key, true);
+        }
     }
 }
 

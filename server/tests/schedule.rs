@@ -320,3 +320,50 @@ async fn the_triggers_api_lists_a_schedule_and_disables_it_durably() {
     .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_schedule_stops_after_an_execution_ends_in_a_state_it_names() {
+    let server = Server::start(&[]).await;
+    let flow = r#"id: failing
+namespace: schedules
+tasks:
+  - id: boom
+    type: io.kestra.plugin.core.execution.Fail
+    errorMessage: no
+triggers:
+  - id: tick
+    type: io.kestra.plugin.core.trigger.Schedule
+    cron: "*/2 * * * * *"
+    withSeconds: true
+    stopAfter: [FAILED]
+"#;
+    let reply = server.create_flow(flow).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    let first = wait_fired(&server, "failing", 1).await;
+    let mut disabled = false;
+    for _ in 0..100 {
+        let context = server
+            .get("/api/v1/main/triggers/schedules/failing")
+            .await
+            .json();
+        if context["results"][0]["disabled"] == true {
+            disabled = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(disabled, "the trigger is disabled once an execution FAILED");
+    let stopped = fired(&server, "failing").await;
+    assert!(stopped.len() <= first.len() + 1, "{stopped:?}");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        fired(&server, "failing").await,
+        stopped,
+        "nothing fires after it stopped"
+    );
+    let all = executions(&server, "failing").await;
+    assert!(
+        all.iter().all(|e| e["state"]["current"] == "FAILED"),
+        "{all:#?}"
+    );
+}

@@ -304,6 +304,9 @@ pub enum TriggerKind {
         recover: Option<RecoverMissed>,
         /// A date later than this when it comes to fire is skipped.
         late_maximum_delay: Option<Duration>,
+        /// Once an execution it started ends in one of these states, it
+        /// is disabled (Kestra's `stopAfter`).
+        stop_after: Vec<crate::execution::State>,
     },
     Webhook {
         key: String,

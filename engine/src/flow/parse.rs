@@ -627,6 +627,23 @@ impl Parser {
     }
 
     /// A map, or a list of `{key, value}`. Values are coerced to strings.
+    /// A list of execution state names (`stopAfter`).
+    fn states(&mut self, node: &Node, path: &str) -> Vec<crate::execution::State> {
+        let names = self.string_list(node, path);
+        let mut out = Vec::with_capacity(names.len());
+        for (i, name) in names.iter().enumerate() {
+            match crate::execution::State::parse(name) {
+                Some(state) => out.push(state),
+                None => self.problem(
+                    &index(path, i),
+                    node.pos,
+                    format!("`{name}` is not a state"),
+                ),
+            }
+        }
+        out
+    }
+
     fn labels(&mut self, node: &Node, path: &str) -> Vec<(String, String)> {
         let mut out = Vec::new();
         match &node.value {
@@ -1398,11 +1415,12 @@ impl Parser {
                 "labels",
                 "trigger `labels` (but on a Schedule or a Flow trigger)",
             ),
-            ("stopAfter", "`stopAfter`"),
+            ("stopAfter", "`stopAfter` (but on a Schedule)"),
         ] {
             let read = match key {
                 "labels" => labelled,
                 "conditions" => trigger_type == TriggerType::Flow,
+                "stopAfter" => trigger_type == TriggerType::Schedule,
                 _ => false,
             };
             if read {
@@ -1464,6 +1482,10 @@ impl Parser {
                 // Deprecated, and read by nothing in Kestra either (a
                 // backfill is asked for through the API).
                 let _ = f.take("backfill");
+                let stop_after = match f.take("stopAfter") {
+                    Some((node, path)) => self.states(node, &path),
+                    None => Vec::new(),
+                };
                 TriggerKind::Schedule {
                     cron: cron?,
                     with_seconds,
@@ -1473,6 +1495,7 @@ impl Parser {
                     labels,
                     recover,
                     late_maximum_delay,
+                    stop_after,
                 }
             }
             TriggerType::Webhook => TriggerKind::Webhook {

@@ -138,6 +138,24 @@ impl Scheduler {
         rx.recv_async().await.ok().flatten()
     }
 
+    /// [`Scheduler::set_disabled`], from a thread that may block.
+    pub fn set_disabled_blocking(
+        &self,
+        trigger: TriggerKey,
+        disabled: bool,
+    ) -> Option<TriggerView> {
+        let (reply, rx) = flume::bounded(1);
+        let note = Note::SetDisabled {
+            trigger,
+            disabled,
+            reply,
+        };
+        if !self.tell(note) {
+            return None;
+        }
+        rx.recv().ok().flatten()
+    }
+
     /// False if the scheduler does not run.
     fn tell(&self, note: Note) -> bool {
         match lock(&self.running).as_ref() {
@@ -449,6 +467,7 @@ impl Plans {
                 labels,
                 recover,
                 late_maximum_delay,
+                ..
             } = &trigger.kind
             else {
                 continue;
