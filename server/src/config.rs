@@ -74,10 +74,128 @@ pub struct Config {
     pub expression: ExpressionConfig,
     pub kafka: KafkaConfig,
     pub variables: VariablesConfig,
+    pub secrets: SecretsConfig,
     /// The environment variables flows read as `envs`, collected at load
     /// (`variables.env-vars-prefix`): not a setting, never printed.
     #[serde(skip)]
     pub envs: Envs,
+    /// What `secret('NAME')` reads, collected at load: not a setting,
+    /// never printed.
+    #[serde(skip)]
+    pub secret_values: Secrets,
+}
+
+/// Where `secret('NAME')` finds its values: as Kestra's open-source
+/// edition, the environment variable `SECRET_NAME` (its value base64),
+/// and, when set, a file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct SecretsConfig {
+    /// A YAML (or JSON) file mapping each secret's name to its value, as
+    /// text (not base64); read at start. Its names win over the
+    /// environment's. Default: none.
+    pub file: Option<PathBuf>,
+}
+
+/// Secrets by name (upper case).
+#[derive(Clone, Default, PartialEq)]
+pub struct Secrets(BTreeMap<String, String>);
+
+/// Names only.
+impl fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.0.keys()).finish()
+    }
+}
+
+impl Secrets {
+    /// `SECRET_*` of `env` (base64, line breaks ignored), then `file`'s.
+    fn collect(config: &SecretsConfig, env: &[(OsString, OsString)]) -> Result<Secrets> {
+        let mut out = BTreeMap::new();
+        for (name, value) in env {
+            let Some(name) = name.to_str().filter(|n| n.starts_with("SECRET_")) else {
+                continue;
+            };
+            let decoded = value
+                .to_str()
+                .and_then(|v| decode_base64(&v.replace(['\n', '\r'], "")))
+                .and_then(|bytes| String::from_utf8(bytes).ok());
+            let Some(decoded) = decoded else {
+                return Err(Error::Invalid {
+                    key: "secrets".into(),
+                    message: format!(
+                        "the environment variable `{name}` is not base64 of UTF-8 text, as \
+                         a secret's value must be (e.g. `echo -n value | base64`)"
+                    ),
+                });
+            };
+            out.insert(name["SECRET_".len()..].to_uppercase(), decoded);
+        }
+        if let Some(path) = &config.file {
+            let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let doc = parse_yaml(&text).map_err(|message| Error::Syntax {
+                path: path.clone(),
+                message,
+            })?;
+            let Value::Object(map) = doc else {
+                return Err(Error::Invalid {
+                    key: "secrets.file".into(),
+                    message: format!(
+                        "{} must map each secret's name to its value",
+                        path.display()
+                    ),
+                });
+            };
+            for (name, value) in map {
+                let value = match value {
+                    Value::String(s) => s,
+                    Value::Null => String::new(),
+                    other => other.to_string(),
+                };
+                out.insert(name.to_uppercase(), value);
+            }
+        }
+        Ok(Secrets(out))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Standard base64 (padding optional); `None` if it is not.
+fn decode_base64(text: &str) -> Option<Vec<u8>> {
+    let value = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let text = text.trim().trim_end_matches('=');
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    for chunk in text.as_bytes().chunks(4) {
+        if chunk.len() == 1 {
+            return None;
+        }
+        let mut n = 0u32;
+        for (i, c) in chunk.iter().enumerate() {
+            n |= value(*c)? << (18 - 6 * i);
+        }
+        let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        out.extend_from_slice(&bytes[..chunk.len() - 1]);
+    }
+    Some(out)
 }
 
 /// The HTTP side.
@@ -449,7 +567,9 @@ impl Default for Config {
             expression: ExpressionConfig::default(),
             kafka: KafkaConfig::default(),
             variables: VariablesConfig::default(),
+            secrets: SecretsConfig::default(),
             envs: Envs::default(),
+            secret_values: Secrets::default(),
         }
     }
 }
@@ -570,6 +690,7 @@ const KEYS: &[(&str, bool)] = &[
     ("kafka.commit-interval", false),
     ("variables.env-vars-prefix", true),
     ("variables.redacted-env-vars", false),
+    ("secrets.file", true),
 ];
 
 /// The environment variable that sets `key`.
@@ -680,6 +801,7 @@ impl Config {
         })?;
         config.check()?;
         config.envs = Envs::collect(&config.variables, &env)?;
+        config.secret_values = Secrets::collect(&config.secrets, &env)?;
         config.engine_variables()?;
         Ok(config)
     }
@@ -688,6 +810,7 @@ impl Config {
     /// when too large together.
     pub fn engine_variables(&self) -> Result<peregrine_engine::ConfigVariables> {
         peregrine_engine::ConfigVariables::new(self.envs.0.clone(), self.variables.globals.clone())
+            .map(|v| v.with_secrets(self.secret_values.0.clone()))
             .map_err(|e| Error::Invalid {
                 key: "variables".into(),
                 message: format!(
@@ -1308,6 +1431,40 @@ mod tests {
 
     fn message(result: Result<Config>) -> String {
         result.expect_err("rejected").to_string()
+    }
+
+    #[test]
+    fn secrets_come_from_secret_variables_in_base64_and_from_a_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("secrets.yaml");
+        std::fs::write(&file, "db_password: from-file\nAPI_KEY: 42\n").expect("written");
+        let yaml = format!("secrets:\n  file: {}\n", file.display());
+        let config = load(
+            &yaml,
+            &[
+                ("SECRET_TOKEN", "czNjcjN0LXZhbHVl\n"),
+                ("SECRET_DB_PASSWORD", "b3ZlcnJpZGRlbg=="),
+                ("NOT_A_SECRET", "x"),
+            ],
+        )
+        .expect("loads");
+        let variables = config.engine_variables().expect("small");
+        assert_eq!(variables.secret("token"), Some("s3cr3t-value"));
+        assert_eq!(
+            variables.secret("DB_PASSWORD"),
+            Some("from-file"),
+            "the file wins"
+        );
+        assert_eq!(variables.secret("api_key"), Some("42"));
+        assert_eq!(config.secret_values.len(), 3);
+        assert!(!format!("{config:?}").contains("s3cr3t"), "never printed");
+        let bad = message(load("", &[("SECRET_BAD", "not base64!")]));
+        assert!(
+            bad.contains("SECRET_BAD") && bad.contains("base64"),
+            "{bad}"
+        );
+        assert_eq!(decode_base64("Zm9vYmFy"), Some(b"foobar".to_vec()));
+        assert_eq!(decode_base64("Zm9vYg"), Some(b"foob".to_vec()));
     }
 
     #[test]

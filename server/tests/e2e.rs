@@ -957,3 +957,49 @@ async fn kestra_webhook_calls_give_their_execution_the_trigger_variables() {
         .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
 }
+
+/// `secret('NAME')` reads `SECRET_NAME` (base64) from the server's
+/// environment; its value reaches the task, never a log line, an output or
+/// an API answer.
+#[tokio::test]
+async fn a_secret_is_used_by_a_task_and_never_shown_by_the_api() {
+    let server = Server::start(&[("SECRET_TOKEN", "czNjcjN0LXZhbHVl")]).await;
+    let flow = r#"id: secretive
+namespace: e2e
+tasks:
+  - id: used
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ secret('TOKEN') | length }} {{ secret('TOKEN') | upper }}"
+  - id: logged
+    type: io.kestra.plugin.core.log.Log
+    message: "the token is {{ secret('TOKEN') }}"
+outputs:
+  - id: leaked
+    type: STRING
+    value: "{{ secret('TOKEN') }}"
+"#;
+    let reply = server.create_flow(flow).await;
+    assert_eq!(reply.status, hyper::StatusCode::OK, "{:?}", reply.body);
+    let started = server
+        .trigger(
+            "/api/v1/main/executions/e2e/secretive?wait=true",
+            serde_json::json!({}),
+        )
+        .await;
+    let id = common::id_of(&started);
+    let ended = server.wait_for_state(&id, "SUCCESS").await;
+    let used = ended["taskRunList"][0]["outputs"]["value"]
+        .as_str()
+        .unwrap();
+    assert_eq!(used, "12 S3CR3T-VALUE", "the task saw the secret");
+    for path in [
+        format!("/api/v1/main/executions/{id}"),
+        format!("/api/v1/main/executions/search?namespace=e2e"),
+        format!("/api/v1/main/outputs/executions/{id}"),
+    ] {
+        let body = server.get(&path).await.body;
+        let text = String::from_utf8_lossy(&body);
+        assert!(!text.contains("s3cr3t-value"), "{path}: {text}");
+    }
+    assert_eq!(ended["outputs"]["leaked"], "********");
+}

@@ -1,6 +1,8 @@
 //! Kestra's `envs` and `globals`: values every template of every execution
 //! reads, which come from the process's configuration rather than from an
-//! execution (Kestra's `RunContextCache`, handed to `RunVariables`).
+//! execution (Kestra's `RunContextCache`, handed to `RunVariables`); and
+//! the secrets `secret('NAME')` reads, whose values never reach a log line
+//! or an output: they are masked there before anything is kept.
 //!
 //! They are not journaled. A shard's replay after a restart renders with
 //! the variables of the process that replays, so an execution in flight
@@ -24,7 +26,12 @@ struct Inner {
     envs: Value,
     /// A JSON object.
     globals: Value,
+    /// By name, upper case (Kestra's `SecretService`).
+    secrets: BTreeMap<String, String>,
 }
+
+/// What a secret's value is replaced with where it would be kept.
+pub const MASK: &str = "********";
 
 /// Why [`ConfigVariables::new`] refused its values.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -64,7 +71,60 @@ impl ConfigVariables {
                 max: Self::MAX_BYTES,
             });
         }
-        Ok(Self(Arc::new(Inner { envs, globals })))
+        Ok(Self(Arc::new(Inner {
+            envs,
+            globals,
+            secrets: BTreeMap::new(),
+        })))
+    }
+
+    /// The same, with these secrets (by name, matched without case).
+    pub fn with_secrets(self, secrets: BTreeMap<String, String>) -> Self {
+        let secrets = secrets
+            .into_iter()
+            .map(|(k, v)| (k.to_uppercase(), v))
+            .collect();
+        let inner = Arc::try_unwrap(self.0).unwrap_or_else(|shared| Inner {
+            envs: shared.envs.clone(),
+            globals: shared.globals.clone(),
+            secrets: shared.secrets.clone(),
+        });
+        Self(Arc::new(Inner { secrets, ..inner }))
+    }
+
+    /// Secret `key` (Kestra's `secret('key')`), if known.
+    pub fn secret(&self, key: &str) -> Option<&str> {
+        self.0.secrets.get(&key.to_uppercase()).map(String::as_str)
+    }
+
+    /// `text` with every secret's value in it masked.
+    pub fn mask(&self, text: String) -> String {
+        let mut text = text;
+        for value in self.0.secrets.values().filter(|v| !v.is_empty()) {
+            if text.contains(value.as_str()) {
+                text = text.replace(value.as_str(), MASK);
+            }
+        }
+        text
+    }
+
+    /// `value` with every secret's value masked in its strings (and keys).
+    pub fn mask_value(&self, value: Value) -> Value {
+        if self.0.secrets.is_empty() {
+            return value;
+        }
+        match value {
+            Value::String(s) => Value::String(self.mask(s)),
+            Value::Array(items) => {
+                Value::Array(items.into_iter().map(|v| self.mask_value(v)).collect())
+            }
+            Value::Object(map) => Value::Object(
+                map.into_iter()
+                    .map(|(k, v)| (self.mask(k), self.mask_value(v)))
+                    .collect(),
+            ),
+            other => other,
+        }
     }
 
     /// Kestra's `envs`: a JSON object of strings.
@@ -84,6 +144,7 @@ impl Default for ConfigVariables {
         Self(Arc::new(Inner {
             envs: Value::Object(Map::new()),
             globals: Value::Object(Map::new()),
+            secrets: BTreeMap::new(),
         }))
     }
 }
@@ -100,6 +161,7 @@ impl fmt::Debug for ConfigVariables {
         f.debug_struct("ConfigVariables")
             .field("envs", &keys(&self.0.envs))
             .field("globals", &keys(&self.0.globals))
+            .field("secrets", &self.0.secrets.keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -274,6 +336,72 @@ tasks:
         assert!(
             !shown.contains("s3cr3t") && !shown.contains("hunter2"),
             "{shown}"
+        );
+    }
+
+    #[test]
+    fn secret_reads_a_secret_and_its_value_is_masked_where_it_would_be_kept() {
+        let variables = ConfigVariables::default().with_secrets(
+            [("Slack_Token".to_owned(), "xoxb-123".to_owned())]
+                .into_iter()
+                .collect(),
+        );
+        let e = run(
+            r#"
+id: secrets
+namespace: t
+tasks:
+  - id: header
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ secret('SLACK_TOKEN') | length }} {{ secret('slack_token') == 'xoxb-123' }}"
+  - id: leak
+    type: io.kestra.plugin.core.log.Log
+    message: "token is {{ secret('SLACK_TOKEN') }}"
+  - id: copy
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ secret('SLACK_TOKEN') }}"
+  - id: missing
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ secret('NOPE') }}"
+"#,
+            variables,
+        );
+        assert_eq!(
+            value(&e, "header"),
+            json!("8 true"),
+            "the task sees the value"
+        );
+        let copy = e.task_runs_of("copy").next().expect("copy");
+        assert_eq!(
+            copy.outputs().expect("outputs")["value"],
+            json!(MASK),
+            "never kept"
+        );
+        let logs: Vec<&str> = e
+            .logs()
+            .entries()
+            .iter()
+            .map(|l| l.message.as_str())
+            .collect();
+        assert!(logs.contains(&"token is ********"), "{logs:?}");
+        assert!(logs.iter().all(|l| !l.contains("xoxb-123")), "{logs:?}");
+        assert!(
+            logs.iter()
+                .any(|l| l.contains("Cannot find secret for key 'NOPE'.")),
+            "{logs:?}"
+        );
+        assert_eq!(e.state(), State::Failed);
+        assert!(
+            !format!(
+                "{:?}",
+                ConfigVariables::default().with_secrets(
+                    [("A".to_owned(), "value-a".to_owned())]
+                        .into_iter()
+                        .collect()
+                )
+            )
+            .contains("value-a"),
+            "Debug shows names only"
         );
     }
 }

@@ -1376,6 +1376,7 @@ impl Run {
             self.log(Some(tr), level, message, now);
         }
         for (key, value) in said.labels {
+            let value = self.variables.mask(value);
             labels::set(&mut self.exec.labels, key, value);
         }
         if let Some(variables) = said.variables {
@@ -1968,7 +1969,7 @@ impl Run {
         // them fails the execution after the state it would have had.
         match self.render_flow_outputs() {
             Ok(outputs) => {
-                self.exec.outputs = Some(outputs);
+                self.exec.outputs = Some(self.variables.mask_value(outputs));
                 self.exec.state.transition(state, now);
             }
             Err(message) => {
@@ -2122,8 +2123,10 @@ impl Run {
         Record::of(&self.exec)
     }
 
-    /// `outputs`, if within the limit on one task run's outputs.
+    /// `outputs`, if within the limit on one task run's outputs, with the
+    /// secrets' values in them masked.
     fn checked(&self, outputs: Value) -> Result<Value, String> {
+        let outputs = self.variables.mask_value(outputs);
         let max = self.limits.max_outputs_bytes;
         let size = crate::expression::json_size(&outputs, max);
         if size > max {
@@ -2151,6 +2154,7 @@ impl Run {
     }
 
     fn log(&mut self, tr: Option<u32>, level: Level, message: String, now: DateTime<Utc>) {
+        let message = self.variables.mask(message);
         let task_id = tr.map(|t| Arc::clone(&self.exec.task_runs[t as usize].task_id));
         match level {
             Level::Error => tracing::warn!(execution = %self.exec.id, task = ?task_id, "{message}"),
