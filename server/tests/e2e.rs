@@ -994,7 +994,7 @@ outputs:
     assert_eq!(used, "12 S3CR3T-VALUE", "the task saw the secret");
     for path in [
         format!("/api/v1/main/executions/{id}"),
-        format!("/api/v1/main/executions/search?namespace=e2e"),
+        "/api/v1/main/executions/search?namespace=e2e".to_owned(),
         format!("/api/v1/main/outputs/executions/{id}"),
     ] {
         let body = server.get(&path).await.body;
