@@ -81,8 +81,9 @@ impl Rules {
 /// The Flow triggers' evaluator.
 #[derive(Debug)]
 pub(crate) struct FlowTriggers {
-    /// Some flow has a Flow trigger: ends are worth sending.
-    watching: AtomicBool,
+    /// Some flow has a Flow trigger (or a Schedule a `stopAfter`): ends
+    /// are worth sending. Set by the evaluator as it reads the flows.
+    watching: Arc<AtomicBool>,
     sender: Mutex<Option<flume::Sender<Event>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     mark: Mutex<Option<Watermark>>,
@@ -95,7 +96,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl FlowTriggers {
     pub fn new(mark: Watermark) -> Self {
         Self {
-            watching: AtomicBool::new(false),
+            watching: Arc::new(AtomicBool::new(false)),
             sender: Mutex::new(None),
             thread: Mutex::new(None),
             mark: Mutex::new(Some(mark)),
@@ -130,18 +131,26 @@ impl FlowTriggers {
         self.watching.store(!rules.is_empty(), Ordering::Release);
         *lock(&self.sender) = Some(tx);
         let state = state.clone();
+        let watching = Arc::clone(&self.watching);
         let thread = std::thread::Builder::new()
             .name("flow-triggers".into())
-            .spawn(move || Evaluator { rules, mark }.run(&state, &rx))?;
+            .spawn(move || {
+                Evaluator {
+                    rules,
+                    mark,
+                    watching,
+                }
+                .run(&state, &rx)
+            })?;
         *lock(&self.thread) = Some(thread);
         Ok(())
     }
 
-    /// A flow changed: its Flow triggers are read again.
-    pub fn reconcile(&self, state: &AppState) {
-        self.watching
-            .store(!rules(state).is_empty(), Ordering::Release);
+    /// A flow changed: the evaluator reads the flows again (once for a
+    /// burst of changes). Until it has, ends are sent on, to be safe.
+    pub fn reconcile(&self) {
         if let Some(tx) = lock(&self.sender).as_ref() {
+            self.watching.store(true, Ordering::Release);
             let _ = tx.send(Event::Flows);
         }
     }
@@ -205,12 +214,14 @@ fn rules(state: &AppState) -> Rules {
 struct Evaluator {
     rules: Rules,
     mark: Watermark,
+    watching: Arc<AtomicBool>,
 }
 
 impl Evaluator {
     fn run(mut self, state: &AppState, events: &flume::Receiver<Event>) {
         self.recover(state);
         let mut marked = Instant::now();
+        let mut stale = false;
         loop {
             let event = match events.recv_timeout(MARK_EVERY) {
                 Ok(event) => Some(event),
@@ -222,18 +233,34 @@ impl Evaluator {
                     self.mark.save();
                     return;
                 }
-                Some(Event::Flows) => self.rules = rules(state),
+                // Read again before the next end or tick: a burst of flow
+                // changes (an import) reads the flows once.
+                Some(Event::Flows) => stale = true,
                 // Commit before externalize: the end is durable first.
                 Some(Event::Ended(record, receipt)) if receipt.wait().is_ok() => {
+                    if std::mem::take(&mut stale) {
+                        self.reread(state);
+                    }
                     self.ended(state, &record, false);
                 }
                 Some(Event::Ended(..)) | None => {}
             }
             if marked.elapsed() >= MARK_EVERY {
+                if std::mem::take(&mut stale) && events.is_empty() {
+                    self.reread(state);
+                }
                 self.mark.save();
                 marked = Instant::now();
             }
         }
+    }
+
+    /// Reads the flows' rules again; ends are sent only if some rule
+    /// wants them.
+    fn reread(&mut self, state: &AppState) {
+        self.rules = rules(state);
+        self.watching
+            .store(!self.rules.is_empty(), Ordering::Release);
     }
 
     /// Looks again at the ends since a minute before the watermark.

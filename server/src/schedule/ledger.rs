@@ -10,7 +10,7 @@
 //! and then it names the same execution (its id derives from the date):
 //! nothing starts twice.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::io;
 use std::path::Path;
 
@@ -47,7 +47,8 @@ pub(crate) struct Standing {
 #[derive(Debug)]
 pub(crate) struct Ledger {
     wal: Option<Wal>,
-    standings: HashMap<TriggerKey, Standing>,
+    /// Ordered, so that a flow's triggers are a range.
+    standings: BTreeMap<TriggerKey, Standing>,
 }
 
 /// The schedules' log settings: small segments (a record per fire), none
@@ -65,7 +66,7 @@ impl Ledger {
     pub fn in_memory() -> Self {
         Self {
             wal: None,
-            standings: HashMap::new(),
+            standings: BTreeMap::new(),
         }
     }
 
@@ -82,7 +83,7 @@ impl Ledger {
                 d.what
             );
         }
-        let mut standings = HashMap::new();
+        let mut standings = BTreeMap::new();
         for (key, records) in recovered.iter() {
             if key.space() != SCHEDULES {
                 continue;
@@ -107,6 +108,11 @@ impl Ledger {
 
     pub fn get(&self, trigger: &TriggerKey) -> Option<&Standing> {
         self.standings.get(trigger)
+    }
+
+    /// The triggers of flow `namespace.flow_id` with a standing.
+    pub fn triggers_of(&self, namespace: &str, flow_id: &str) -> Vec<TriggerKey> {
+        flow_range(&self.standings, namespace, flow_id)
     }
 
     /// Every trigger with a standing.
@@ -154,6 +160,19 @@ impl Ledger {
             None => Ok(()),
         }
     }
+}
+
+/// The keys of `map` that are flow `namespace.flow_id`'s triggers.
+pub(crate) fn flow_range<V>(
+    map: &BTreeMap<TriggerKey, V>,
+    namespace: &str,
+    flow_id: &str,
+) -> Vec<TriggerKey> {
+    let from = (namespace.to_owned(), flow_id.to_owned(), String::new());
+    map.range(from..)
+        .take_while(|(k, _)| k.0 == namespace && k.1 == flow_id)
+        .map(|(k, _)| k.clone())
+        .collect()
 }
 
 fn key((namespace, flow_id, trigger_id): &TriggerKey) -> Key {

@@ -15,7 +15,7 @@
 mod ledger;
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -207,7 +207,8 @@ struct Plan {
 /// Every planned trigger, the heap of their next dates, and the ledger.
 struct Plans {
     ledger: Ledger,
-    plans: HashMap<TriggerKey, Plan>,
+    /// Ordered, so that a flow's triggers are a range.
+    plans: BTreeMap<TriggerKey, Plan>,
     /// (when, generation, trigger): the earliest on top.
     heap: BinaryHeap<Reverse<(DateTime<Utc>, u64, TriggerKey)>>,
     generation: u64,
@@ -217,7 +218,7 @@ impl Plans {
     fn new(ledger: Ledger) -> Self {
         Self {
             ledger,
-            plans: HashMap::new(),
+            plans: BTreeMap::new(),
             heap: BinaryHeap::new(),
             generation: 0,
         }
@@ -417,12 +418,7 @@ impl Plans {
 
     /// Plans again the triggers of flow `namespace.id`, as it is now.
     fn replan(&mut self, state: &AppState, namespace: &str, id: &str) {
-        let before: Vec<TriggerKey> = self
-            .plans
-            .keys()
-            .filter(|k| k.0 == namespace && k.1 == id)
-            .cloned()
-            .collect();
+        let before = ledger::flow_range(&self.plans, namespace, id);
         for trigger in &before {
             self.plans.remove(trigger);
         }
@@ -441,12 +437,8 @@ impl Plans {
                     .any(|t| t.id == trigger.2 && matches!(t.kind, TriggerKind::Schedule { .. }))
             })
         };
-        let recorded = self
-            .ledger
-            .triggers()
-            .into_iter()
-            .filter(|k| k.0 == namespace && k.1 == id);
-        for trigger in recorded.filter(|k| !present(k)).collect::<Vec<_>>() {
+        let recorded = self.ledger.triggers_of(namespace, id);
+        for trigger in recorded.into_iter().filter(|k| !present(k)) {
             self.forget(&trigger);
         }
     }
