@@ -473,6 +473,9 @@ struct Parts {
     triggers: crate::kafka::Triggers,
     schedules: crate::schedule::Scheduler,
     flow_triggers: Arc<FlowTriggers>,
+    /// `envs`, `globals` and the secrets, for what renders outside an
+    /// execution (a webhook's key).
+    variables: peregrine_engine::ConfigVariables,
 }
 
 impl std::fmt::Debug for AppState {
@@ -547,6 +550,7 @@ impl AppState {
         let variables = config
             .engine_variables()
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+        let server_variables = variables.clone();
         let hub = Arc::new(Hub::new(config.server.sse_buffer.get()));
         let metrics = Arc::new(Metrics::default());
         let flow_triggers = Arc::new(FlowTriggers::new(mark));
@@ -619,6 +623,7 @@ impl AppState {
             triggers: crate::kafka::Triggers::default(),
             schedules: crate::schedule::Scheduler::new(schedules),
             flow_triggers,
+            variables: server_variables,
         })))
     }
 
@@ -664,6 +669,10 @@ impl AppState {
 
     pub(crate) fn flow_triggers(&self) -> &FlowTriggers {
         &self.0.flow_triggers
+    }
+
+    pub(crate) fn variables(&self) -> &peregrine_engine::ConfigVariables {
+        &self.0.variables
     }
 
     pub(crate) fn authorization(&self) -> Option<&str> {

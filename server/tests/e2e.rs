@@ -1003,3 +1003,40 @@ outputs:
     }
     assert_eq!(ended["outputs"]["leaked"], "********");
 }
+
+/// A webhook's `key` is a template (Kestra's is dynamic): rendered at each
+/// call, here from a secret.
+#[tokio::test]
+async fn a_webhook_key_rendered_from_a_secret_answers_and_another_does_not() {
+    let server = Server::start(&[("SECRET_HOOK", "azN5LXMzY3JldA==")]).await;
+    let flow = r#"id: hooked
+namespace: e2e
+tasks:
+  - id: t
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ trigger.body.n }}"
+triggers:
+  - id: web
+    type: io.kestra.plugin.core.trigger.Webhook
+    key: "{{ secret('HOOK') }}"
+"#;
+    let reply = server.create_flow(flow).await;
+    assert_eq!(reply.status, hyper::StatusCode::OK, "{:?}", reply.body);
+    let hit = server
+        .trigger(
+            "/api/v1/main/executions/webhook/e2e/hooked/k3y-s3cret",
+            serde_json::json!({"n": 7}),
+        )
+        .await;
+    assert_eq!(hit.status, hyper::StatusCode::OK, "{:?}", hit.body);
+    assert_eq!(hit.json()["trigger"]["id"], "web");
+    for key in ["%7B%7B%20secret('HOOK')%20%7D%7D", "wrong"] {
+        let miss = server
+            .trigger(
+                &format!("/api/v1/main/executions/webhook/e2e/hooked/{key}"),
+                serde_json::json!({}),
+            )
+            .await;
+        assert_eq!(miss.status, hyper::StatusCode::NOT_FOUND, "{key}");
+    }
+}

@@ -149,6 +149,62 @@ impl Default for ConfigVariables {
     }
 }
 
+/// Renders over `vars` (a JSON object of roots) and the engine's `envs`,
+/// `globals` and `secret()`, outside any execution (a webhook's key).
+struct ConfigContext<'a> {
+    vars: &'a Value,
+    config: &'a ConfigVariables,
+    now: chrono::DateTime<chrono::Utc>,
+}
+
+impl crate::expression::Context for ConfigContext<'_> {
+    fn root(&self, name: &str) -> Option<crate::expression::Scope<'_>> {
+        use crate::expression::Scope;
+        match name {
+            "envs" => Some(Scope::Json(self.config.envs())),
+            "globals" => Some(Scope::Json(self.config.globals())),
+            _ => self.vars.get(name).map(Scope::Json),
+        }
+    }
+
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.now
+    }
+
+    fn function(&self, name: &str, args: &[Value]) -> Option<Result<Value, String>> {
+        (name == "secret").then(|| {
+            let key = args
+                .first()
+                .and_then(Value::as_str)
+                .ok_or("The 'secret' function expects an argument 'key'.")?;
+            self.config
+                .secret(key)
+                .map(Value::from)
+                .ok_or_else(|| format!("Cannot find secret for key '{key}'."))
+        })
+    }
+}
+
+impl ConfigVariables {
+    /// `property` rendered as text over `vars` and these variables (with
+    /// `secret()`), outside any execution.
+    pub fn render_text(
+        &self,
+        property: &crate::expression::Property,
+        vars: &Value,
+    ) -> Result<String, String> {
+        let ctx = ConfigContext {
+            vars,
+            config: self,
+            now: chrono::Utc::now(),
+        };
+        property
+            .render(&ctx)
+            .map(crate::executor::into_text)
+            .map_err(|e| e.to_string())
+    }
+}
+
 /// Names only: environment variables often carry secrets, and a config
 /// printed in a log must not show them.
 impl fmt::Debug for ConfigVariables {

@@ -309,7 +309,11 @@ pub enum TriggerKind {
         stop_after: Vec<crate::execution::State>,
     },
     Webhook {
+        /// As written.
         key: String,
+        /// When the key is a template (Kestra's is dynamic: `{{
+        /// secret('HOOK_KEY') }}`), rendered at each call.
+        template: Option<Property>,
     },
     /// `io.kestra.plugin.core.trigger.Flow`: fires when another flow's
     /// execution ends in one of `states` and meets every condition (its

@@ -1498,9 +1498,16 @@ impl Parser {
                     stop_after,
                 }
             }
-            TriggerType::Webhook => TriggerKind::Webhook {
-                key: self.req_string(&mut f, "key")?,
-            },
+            TriggerType::Webhook => {
+                let key = self.req_string(&mut f, "key")?;
+                let template = if key.contains("{{") || key.contains("{%") {
+                    let pos = f.take("key").map_or(f.pos, |(n, _)| n.pos);
+                    Some(self.compile(&Value::String(key.clone()), pos, &f.path("key"))?)
+                } else {
+                    None
+                };
+                TriggerKind::Webhook { key, template }
+            }
             TriggerType::Flow => {
                 let inputs = inputs(self, &mut f);
                 let mut reader = condition::Reader::new();

@@ -447,14 +447,16 @@ pub async fn webhook(
     headers: HeaderMap,
     Body(body): Body,
 ) -> ApiResult<Response> {
-    let stored = state
-        .flows()
-        .get(&namespace, &flow_id)
-        .filter(|f| f.webhook(&key).is_some())
-        .ok_or_else(|| {
-            ApiError::not_found(format!("no webhook {key} on flow {namespace}.{flow_id}"))
-        })?;
-    let trigger_id = stored.webhook(&key).unwrap_or_default().to_owned();
+    let stored = state.flows().get(&namespace, &flow_id);
+    let trigger_id = stored
+        .as_ref()
+        .and_then(|f| f.webhook(&key, state.variables()))
+        .map(str::to_owned);
+    let (Some(stored), Some(trigger_id)) = (stored, trigger_id) else {
+        return Err(ApiError::not_found(format!(
+            "no webhook {key} on flow {namespace}.{flow_id}"
+        )));
+    };
     let body = webhook_body(&body);
     let mut header_map = Map::new();
     for (name, value) in &headers {

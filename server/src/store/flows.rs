@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
-use peregrine_engine::FlowRevision;
 use peregrine_engine::flow::{Flow, TriggerKind};
+use peregrine_engine::{ConfigVariables, FlowRevision};
 use serde_json::Value;
 
 use super::persistence::{FlowChange, Persistence};
@@ -62,16 +62,29 @@ impl StoredFlow {
         json
     }
 
-    /// Whether a webhook trigger of this flow answers to `key`.
-    /// The id of the enabled Webhook trigger with this key, if any.
-    pub fn webhook(&self, key: &str) -> Option<&str> {
+    /// The id of the enabled Webhook trigger that answers to `key`, if
+    /// any: its key as written, or rendered (with `flow`, `envs`,
+    /// `globals` and `secret()`) when it is a template.
+    pub fn webhook(&self, key: &str, variables: &ConfigVariables) -> Option<&str> {
         let flow = self.flow();
         if flow.disabled {
             return None;
         }
+        let vars = serde_json::json!({
+            "flow": {"id": flow.id, "namespace": flow.namespace, "revision": self.revision().revision()},
+        });
         flow.triggers
             .iter()
-            .find(|t| !t.disabled && matches!(&t.kind, TriggerKind::Webhook { key: k } if k == key))
+            .find(|t| {
+                !t.disabled
+                    && match &t.kind {
+                        TriggerKind::Webhook {
+                            template: Some(p), ..
+                        } => variables.render_text(p, &vars).is_ok_and(|k| k == key),
+                        TriggerKind::Webhook { key: k, .. } => k == key,
+                        _ => false,
+                    }
+            })
             .map(|t| t.id.as_str())
     }
 }
