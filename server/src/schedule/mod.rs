@@ -5,10 +5,11 @@
 //!
 //! Firing date `d` of a trigger starts the execution whose id derives from
 //! (flow, trigger, `d`) and waits until its creation is durable; only then
-//! is the trigger's new standing (`d` fired, its next date) made durable in
-//! the schedules' log ([`ledger`]). A crash between the two fires `d` again
-//! after the restart, which finds the execution `d` started: a date starts
-//! at most one execution. What a restart does with the dates missed while
+//! is the trigger's new standing (`d` fired, its next date) appended to the
+//! schedules' log ([`ledger`]), which syncs it at once without the
+//! scheduler waiting. A crash before that sync fires `d` again after the
+//! restart, which finds the execution `d` started: a date starts at most
+//! one execution. What a restart does with the dates missed while
 //! the server was down is the trigger's `recoverMissedSchedules` (Kestra's
 //! default, `ALL`: each of them, in order).
 
@@ -305,7 +306,7 @@ impl Plans {
             dates: plan.signature.clone(),
             disabled,
         };
-        if let Err(e) = self.ledger.record(trigger, recorded) {
+        if let Err(e) = self.ledger.record(trigger, recorded, true) {
             tracing::error!(trigger = %describe(trigger), "recording a trigger's state: {e}");
             return None;
         }
@@ -403,7 +404,7 @@ impl Plans {
             dates: plan.signature.clone(),
             disabled: false,
         };
-        if let Err(e) = self.ledger.record(trigger, standing) {
+        if let Err(e) = self.ledger.record(trigger, standing, false) {
             // The date fires again after a restart, and finds its
             // execution: nothing starts twice.
             tracing::error!(trigger = %describe(trigger), "recording a schedule's fire: {e}");
@@ -490,7 +491,7 @@ impl Plans {
                     dates: signature.clone(),
                     disabled: false,
                 };
-                if let Err(e) = self.ledger.record(&key, standing) {
+                if let Err(e) = self.ledger.record(&key, standing, false) {
                     tracing::error!(trigger = %describe(&key), "recording a new schedule: {e}");
                 }
             }
