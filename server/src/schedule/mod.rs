@@ -24,7 +24,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use peregrine_engine::expression::{JsonContext, Property};
 use peregrine_engine::flow::{CronSchedule, RecoverMissed, SCHEDULE, TriggerKind, validate_inputs};
-use peregrine_engine::{Ack, ExecutionId, execution_trigger};
+use peregrine_engine::{Ack, ExecutionId, Pending, Started, execution_trigger};
 use serde_json::{Map, Value, json};
 
 use ledger::Standing;
@@ -326,50 +326,58 @@ impl Plans {
     /// Fires every date due; false once told to stop.
     fn fire_due(&mut self, state: &AppState, notes: &flume::Receiver<Note>) -> bool {
         loop {
-            // Flow changes and a stop are heard between fires, even while
-            // a long backlog of missed dates is fired.
+            // Flow changes and a stop are heard between batches, even
+            // while a long backlog of missed dates is fired.
             while let Ok(note) = notes.try_recv() {
                 if matches!(note, Note::Stop) {
                     return false;
                 }
                 self.heard(state, note);
             }
-
             let now = Utc::now();
-            let Some(Reverse((at, generation, trigger))) = self.heap.peek().cloned() else {
-                return true;
-            };
-            if at > now {
-                return true;
-            }
-            self.heap.pop();
-            match self.plans.get(&trigger) {
-                Some(plan) if plan.generation == generation => {}
-                _ => continue,
-            }
-            match self.fire(state, &trigger, now) {
-                Ok(next) => {
-                    if let Some(next) = next {
-                        self.push(&trigger, next);
-                    }
+            let mut due = Vec::new();
+            while let Some(Reverse((at, generation, trigger))) = self.heap.peek().cloned() {
+                if at > now || due.len() >= MAX_BATCH {
+                    break;
                 }
-                Err(Retry) => {
-                    // Tried again shortly, the same date.
-                    let later = now + RETRY_REFUSED;
-                    self.heap.push(Reverse((later, generation, trigger)));
+                self.heap.pop();
+                if self
+                    .plans
+                    .get(&trigger)
+                    .is_some_and(|p| p.generation == generation)
+                {
+                    due.push((trigger, generation));
+                }
+            }
+            if due.is_empty() {
+                return true;
+            }
+            // Every date due starts at once; their creations share the
+            // journal's syncs, then each is waited for.
+            let begun: Vec<_> = due
+                .into_iter()
+                .map(|(trigger, generation)| {
+                    let fire = self.begin(state, &trigger, now);
+                    (trigger, generation, fire)
+                })
+                .collect();
+            for (trigger, generation, fire) in begun {
+                match self.finish(&trigger, fire) {
+                    Ok(Some(next)) => self.push(&trigger, next),
+                    Ok(None) => {}
+                    Err(Retry) => {
+                        // Tried again shortly, the same date.
+                        let later = now + RETRY_REFUSED;
+                        self.heap.push(Reverse((later, generation, trigger)));
+                    }
                 }
             }
         }
     }
 
-    /// Fires `trigger`'s next date (or skips it, past its
-    /// `lateMaximumDelay`); its date after that, if any.
-    fn fire(
-        &mut self,
-        state: &AppState,
-        trigger: &TriggerKey,
-        now: DateTime<Utc>,
-    ) -> Result<Option<DateTime<Utc>>, Retry> {
+    /// Starts `trigger`'s next date (or skips it, past its
+    /// `lateMaximumDelay`), without waiting for it.
+    fn begin(&self, state: &AppState, trigger: &TriggerKey, now: DateTime<Utc>) -> Fire {
         let plan = &self.plans[trigger];
         let date = plan.next;
         let next = plan.dates.next_after(date);
@@ -377,27 +385,51 @@ impl Plans {
             .late_maximum_delay
             .and_then(|d| chrono::Duration::from_std(d).ok())
             .is_some_and(|d| date + d < now);
-        let fired = if late {
+        let started = if late {
             tracing::info!(
                 trigger = %describe(trigger),
                 date = %date,
                 "a schedule date later than its lateMaximumDelay is skipped"
             );
-            self.ledger.get(trigger).and_then(|s| s.fired)
+            Err(Failure::Skip(String::new()))
         } else {
-            match start(state, trigger, plan, date, next) {
-                Ok(id) => Some((date, id)),
-                Err(Failure::Retry) => return Err(Retry),
-                Err(Failure::Skip(why)) => {
+            launch(state, trigger, plan, date, next)
+        };
+        Fire {
+            date,
+            next,
+            started,
+        }
+    }
+
+    /// Waits for a fire's execution, then records where its trigger stands;
+    /// the trigger's date after that, if any.
+    fn finish(&mut self, trigger: &TriggerKey, fire: Fire) -> Result<Option<DateTime<Utc>>, Retry> {
+        let Fire {
+            date,
+            next,
+            started,
+        } = fire;
+        let fired = match started.and_then(settled) {
+            Ok(id) => Some((date, id)),
+            Err(Failure::Retry) => return Err(Retry),
+            Err(Failure::Skip(why)) => {
+                if !why.is_empty() {
                     tracing::error!(
                         trigger = %describe(trigger),
                         date = %date,
                         "a schedule date starts no execution: {why}"
                     );
-                    self.ledger.get(trigger).and_then(|s| s.fired)
                 }
+                self.ledger.get(trigger).and_then(|s| s.fired)
             }
         };
+        let Some(plan) = self.plans.get_mut(trigger) else {
+            return Ok(None);
+        };
+        if let Some(next) = next {
+            plan.next = next;
+        }
         let standing = Standing {
             next: next.unwrap_or(date),
             fired,
@@ -408,11 +440,6 @@ impl Plans {
             // The date fires again after a restart, and finds its
             // execution: nothing starts twice.
             tracing::error!(trigger = %describe(trigger), "recording a schedule's fire: {e}");
-        }
-        if let Some(plan) = self.plans.get_mut(trigger)
-            && let Some(next) = next
-        {
-            plan.next = next;
         }
         Ok(next)
     }
@@ -565,6 +592,16 @@ fn first_date(
 /// A fire to try again later.
 struct Retry;
 
+/// A date being fired: its execution launched (or why not).
+struct Fire {
+    date: DateTime<Utc>,
+    next: Option<DateTime<Utc>>,
+    started: Result<Pending<Started>, Failure>,
+}
+
+/// The most dates fired in one batch.
+const MAX_BATCH: usize = 4096;
+
 enum Failure {
     Retry,
     /// This date starts nothing (inputs that do not fit the flow, a flow
@@ -572,15 +609,14 @@ enum Failure {
     Skip(String),
 }
 
-/// Starts the execution of `trigger`'s `date` and waits until its creation
-/// is durable (or it existed: the date was fired before a crash).
-fn start(
+/// Starts the execution of `trigger`'s `date`, without waiting.
+fn launch(
     state: &AppState,
     trigger: &TriggerKey,
     plan: &Plan,
     date: DateTime<Utc>,
     next: Option<DateTime<Utc>>,
-) -> Result<ExecutionId, Failure> {
+) -> Result<Pending<Started>, Failure> {
     let (namespace, flow_id, trigger_id) = trigger;
     let mut variables = Map::new();
     variables.insert("date".into(), plan.dates.format(date).into());
@@ -602,20 +638,25 @@ fn start(
         ack: Ack::Receipt,
         schedule_date: None,
     });
-    let pending = match launched {
-        Ok(pending) => pending,
-        Err(LaunchError::Disabled) => return Err(Failure::Skip("its flow is disabled".into())),
-        Err(LaunchError::Refused(Refused::Stopped)) => return Err(Failure::Retry),
+    match launched {
+        Ok(pending) => Ok(pending),
+        Err(LaunchError::Disabled) => Err(Failure::Skip("its flow is disabled".into())),
+        Err(LaunchError::Refused(Refused::Stopped)) => Err(Failure::Retry),
         Err(LaunchError::Refused(why)) => {
             tracing::warn!(trigger = %describe(trigger), "a schedule's execution waits: {why:?}");
-            return Err(Failure::Retry);
+            Err(Failure::Retry)
         }
-    };
+    }
+}
+
+/// Waits until a fire's execution's creation is durable (or it existed:
+/// the date was fired before a crash); its id.
+fn settled(pending: Pending<Started>) -> Result<ExecutionId, Failure> {
     let started = pending.wait().map_err(|_| Failure::Retry)?;
     match started.receipt.wait() {
         Ok(()) => Ok(started.id),
         Err(e) => {
-            tracing::warn!(trigger = %describe(trigger), "a schedule's execution is not durable yet: {e}");
+            tracing::warn!(execution = %started.id, "a schedule's execution is not durable yet: {e}");
             Err(Failure::Retry)
         }
     }
