@@ -649,7 +649,7 @@ triggers:
     interval: PT1M
     stopAfter: [FAILED]
     conditions:
-      - type: io.kestra.plugin.core.condition.Weekend
+      - type: io.kestra.plugin.core.condition.PublicHoliday
   - id: b
     type: io.kestra.plugin.core.trigger.Webhook
     key: k
@@ -677,8 +677,8 @@ triggers:
                 "a Schedule has no `interval` (use `cron`)"
             ),
             (
-                "triggers[0].conditions",
-                "trigger `conditions` (but on a Flow trigger) is not supported yet"
+                "triggers[0].conditions[0].type",
+                "condition type `io.kestra.plugin.core.condition.PublicHoliday` is not supported yet"
             ),
             (
                 "triggers[1].labels",

@@ -10,7 +10,8 @@ server per run (`sync` WAL, data in a temporary folder), loopback only:
   (utime + stime, /proc/PID/stat) over IDLE_SECS, and its RSS.
 
 Usage: schedule-figures.py PEREGRINE_BINARY [RUNS]
-Environment: FLOWS (10000), IDLE_SECS (60), CLIENTS (8).
+Environment: FLOWS (10000), IDLE_SECS (60), CLIENTS (8), PHASES ("lag idle";
+`FLOWS=0 PHASES=idle` is the idle baseline of an empty server).
 Prints every run and the medians.
 """
 
@@ -177,16 +178,19 @@ def main():
           f"load average {' '.join(load)}; {FLOWS} flows")
     work = tempfile.mkdtemp()
     try:
-        lag = [lag_run(binary, work) for _ in range(runs)]
-        for i, r in enumerate(lag, 1):
-            print(f"lag run {i}: " + ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in r.items()))
-        idle = [idle_run(binary, work) for _ in range(runs)]
-        for i, r in enumerate(idle, 1):
-            print(f"idle run {i}: cpu {r['cpu_ms_per_min']:.1f} ms/min, rss {r['rss_mib']:.0f} MiB")
+        phases = os.environ.get("PHASES", "lag idle").split()
         med = lambda rs, k: statistics.median(r[k] for r in rs)
-        print(f"median: fire lag p50 {med(lag, 'p50_ms'):.1f} ms, p99 {med(lag, 'p99_ms'):.1f} ms, "
-              f"max {med(lag, 'max_ms'):.1f} ms; creating {FLOWS} flows {med(lag, 'create_s'):.1f} s; "
-              f"idle cpu {med(idle, 'cpu_ms_per_min'):.1f} ms/min, rss {med(idle, 'rss_mib'):.0f} MiB")
+        if "lag" in phases:
+            lag = [lag_run(binary, work) for _ in range(runs)]
+            for i, r in enumerate(lag, 1):
+                print(f"lag run {i}: " + ", ".join(f"{k} {v:.1f}" if isinstance(v, float) else f"{k} {v}" for k, v in r.items()), flush=True)
+            print(f"median: fire lag p50 {med(lag, 'p50_ms'):.1f} ms, p99 {med(lag, 'p99_ms'):.1f} ms, "
+                  f"max {med(lag, 'max_ms'):.1f} ms; creating {FLOWS} flows {med(lag, 'create_s'):.1f} s", flush=True)
+        if "idle" in phases:
+            idle = [idle_run(binary, work) for _ in range(runs)]
+            for i, r in enumerate(idle, 1):
+                print(f"idle run {i}: cpu {r['cpu_ms_per_min']:.1f} ms/min, rss {r['rss_mib']:.0f} MiB", flush=True)
+            print(f"median: idle cpu {med(idle, 'cpu_ms_per_min'):.1f} ms/min, rss {med(idle, 'rss_mib'):.0f} MiB")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

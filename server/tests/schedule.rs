@@ -367,3 +367,38 @@ triggers:
         "{all:#?}"
     );
 }
+
+#[tokio::test]
+async fn a_schedule_fires_only_the_dates_its_conditions_meet() {
+    let server = Server::start(&[]).await;
+    let flow = r#"id: every_fourth
+namespace: schedules
+tasks:
+  - id: t
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ trigger.date }} {{ trigger.next }}"
+triggers:
+  - id: tick
+    type: io.kestra.plugin.core.trigger.Schedule
+    cron: "*/2 * * * * *"
+    withSeconds: true
+    conditions:
+      - type: io.kestra.plugin.core.condition.Expression
+        expression: "{{ (trigger.date | date('s') | number) % 4 == 0 }}"
+      - type: io.kestra.plugin.core.condition.DateTimeBetween
+        after: "2020-01-01T00:00:00Z"
+"#;
+    let reply = server.create_flow(flow).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    let dates = wait_fired(&server, "every_fourth", 3).await;
+    assert!(dates.iter().all(|d| d.timestamp() % 4 == 0), "{dates:?}");
+    assert!(gaps(&dates).iter().all(|&g| g == 4), "{dates:?}");
+    let all = executions(&server, "every_fourth").await;
+    let next = date(&all[0]["trigger"]["variables"]["next"]);
+    let this = date(&all[0]["trigger"]["variables"]["date"]);
+    assert_eq!(
+        (next - this).num_seconds(),
+        4,
+        "next skips the date turned down"
+    );
+}

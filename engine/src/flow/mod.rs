@@ -8,6 +8,7 @@
 
 mod condition;
 mod cron;
+mod date_condition;
 mod defaults;
 mod duration;
 mod error;
@@ -19,6 +20,7 @@ mod yaml;
 
 pub use condition::{Comparison, Condition, Filter, Upstream};
 pub use cron::CronSchedule;
+pub use date_condition::{DateCondition, InMonth};
 pub use duration::parse_duration;
 pub use error::{Error, InputProblem, Problem, Result};
 pub(crate) use inputs::check_inputs;

@@ -307,6 +307,8 @@ pub enum TriggerKind {
         /// Once an execution it started ends in one of these states, it
         /// is disabled (Kestra's `stopAfter`).
         stop_after: Vec<crate::execution::State>,
+        /// It fires only the dates that meet all of these.
+        conditions: Vec<super::DateCondition>,
     },
     Webhook {
         /// As written.

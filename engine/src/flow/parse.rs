@@ -28,6 +28,7 @@ use serde_json::{Map, Value};
 
 use super::condition;
 use super::cron::CronSchedule;
+use super::date_condition;
 use super::defaults::{self, PluginDefault};
 use super::duration::parse_duration;
 use super::error::{Error, Problem, Result};
@@ -1410,7 +1411,10 @@ impl Parser {
             _ => Vec::new(),
         };
         for (key, what) in [
-            ("conditions", "trigger `conditions` (but on a Flow trigger)"),
+            (
+                "conditions",
+                "trigger `conditions` (but on a Flow trigger or a Schedule)",
+            ),
             (
                 "labels",
                 "trigger `labels` (but on a Schedule or a Flow trigger)",
@@ -1419,7 +1423,9 @@ impl Parser {
         ] {
             let read = match key {
                 "labels" => labelled,
-                "conditions" => trigger_type == TriggerType::Flow,
+                "conditions" => {
+                    matches!(trigger_type, TriggerType::Flow | TriggerType::Schedule)
+                }
                 "stopAfter" => trigger_type == TriggerType::Schedule,
                 _ => false,
             };
@@ -1476,8 +1482,19 @@ impl Parser {
                 if let Some((node, path)) = f.take("interval") {
                     self.problem(&path, node.pos, "a Schedule has no `interval` (use `cron`)");
                 }
-                if let Some((node, path)) = f.take("scheduleConditions") {
-                    self.problem(&path, node.pos, "`scheduleConditions` is not supported yet");
+                let mut conditions = Vec::new();
+                for key in ["conditions", "scheduleConditions"] {
+                    if let Some((node, path)) = f.take(key) {
+                        let mut problems = Vec::new();
+                        conditions.extend(date_condition::read(
+                            &node.to_json(),
+                            &path,
+                            &mut problems,
+                        ));
+                        for (path, message) in problems {
+                            self.problem(&path, node.pos, message);
+                        }
+                    }
                 }
                 // Deprecated, and read by nothing in Kestra either (a
                 // backfill is asked for through the API).
@@ -1496,6 +1513,7 @@ impl Parser {
                     recover,
                     late_maximum_delay,
                     stop_after,
+                    conditions,
                 }
             }
             TriggerType::Webhook => {

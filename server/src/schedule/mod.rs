@@ -23,7 +23,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use peregrine_engine::expression::{JsonContext, Property};
-use peregrine_engine::flow::{CronSchedule, RecoverMissed, SCHEDULE, TriggerKind, validate_inputs};
+use peregrine_engine::flow::{
+    CronSchedule, DateCondition, RecoverMissed, SCHEDULE, TriggerKind, validate_inputs,
+};
 use peregrine_engine::{Ack, ExecutionId, Pending, Started, execution_trigger};
 use serde_json::{Map, Value, json};
 
@@ -190,7 +192,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// One trigger, planned.
 struct Plan {
     flow: Arc<StoredFlow>,
-    dates: CronSchedule,
+    dates: Dates,
     /// What its dates come from (see [`Standing::dates`]).
     signature: String,
     inputs: Map<String, Value>,
@@ -487,6 +489,7 @@ impl Plans {
                 labels,
                 recover,
                 late_maximum_delay,
+                conditions,
                 ..
             } = &trigger.kind
             else {
@@ -497,13 +500,17 @@ impl Plans {
                 "{cron}|{with_seconds}|{}",
                 timezone.as_deref().unwrap_or("UTC")
             );
+            let dates = Dates {
+                cron: CronSchedule::clone(dates),
+                conditions: conditions.clone(),
+            };
             let recover = recover.unwrap_or(RecoverMissed::All);
             let stood = self.ledger.get(&key).filter(|s| s.dates == signature);
             let disabled = stood.is_some_and(|s| s.disabled);
             let next = if disabled {
                 stood.map(|s| s.next)
             } else {
-                first_date(dates, stood, recover, now)
+                first_date(&dates, stood, recover, now)
             };
             let Some(next) = next else {
                 tracing::warn!(trigger = %describe(&key), "a schedule with no date to come never fires");
@@ -527,7 +534,7 @@ impl Plans {
                 key.clone(),
                 Plan {
                     flow: Arc::clone(stored),
-                    dates: CronSchedule::clone(dates),
+                    dates,
                     signature,
                     inputs: inputs.clone(),
                     labels: labels.clone(),
@@ -564,7 +571,7 @@ impl Plans {
 /// `LAST`: the last date missed, if it missed any; `NONE`: the first
 /// after `now`).
 fn first_date(
-    dates: &CronSchedule,
+    dates: &Dates,
     standing: Option<&Standing>,
     recover: RecoverMissed,
     now: DateTime<Utc>,
@@ -586,6 +593,83 @@ fn first_date(
                 dates.next_after(now)
             }
         }
+    }
+}
+
+/// A Schedule's dates: its cron's, but those its `conditions` turn down.
+struct Dates {
+    cron: CronSchedule,
+    conditions: Vec<DateCondition>,
+}
+
+/// Dates a condition may turn down in a row before a schedule is taken to
+/// have none to come (Kestra looks ten years ahead).
+const MAX_TURNED_DOWN: usize = 100_000;
+
+impl Dates {
+    /// The first date after `t` the conditions let through.
+    fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.walk(t, |c, t| c.next_after(t))
+    }
+
+    /// The last date before `t` they let through.
+    fn previous_before(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.walk(t, |c, t| c.previous_before(t))
+    }
+
+    /// The last date at `t` or before they let through.
+    fn at_or_before(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let first = self.cron.at_or_before(t)?;
+        if self.meets(first) {
+            return Some(first);
+        }
+        self.previous_before(first)
+    }
+
+    fn walk(
+        &self,
+        from: DateTime<Utc>,
+        step: impl Fn(&CronSchedule, DateTime<Utc>) -> Option<DateTime<Utc>>,
+    ) -> Option<DateTime<Utc>> {
+        let mut t = from;
+        for _ in 0..MAX_TURNED_DOWN {
+            let d = step(&self.cron, t)?;
+            if self.meets(d) {
+                return Some(d);
+            }
+            t = d;
+        }
+        None
+    }
+
+    /// Whether every condition holds for date `d` (its `trigger.date`,
+    /// `next` and `previous` the cron's); one that does not evaluate turns
+    /// it down, saying why.
+    fn meets(&self, d: DateTime<Utc>) -> bool {
+        if self.conditions.is_empty() {
+            return true;
+        }
+        let mut trigger = Map::new();
+        trigger.insert("date".into(), self.cron.format(d).into());
+        for (key, other) in [
+            ("next", self.cron.next_after(d)),
+            ("previous", self.cron.previous_before(d)),
+        ] {
+            if let Some(other) = other {
+                trigger.insert(key.into(), self.cron.format(other).into());
+            }
+        }
+        let vars = json!({ "trigger": trigger });
+        self.conditions.iter().all(|c| {
+            c.holds(&vars).unwrap_or_else(|why| {
+                tracing::warn!("a Schedule's condition does not evaluate for {d}: {why}");
+                false
+            })
+        })
+    }
+
+    fn format(&self, t: DateTime<Utc>) -> String {
+        self.cron.format(t)
     }
 }
 
@@ -700,8 +784,44 @@ mod tests {
     }
 
     #[test]
+    fn conditions_turn_down_the_dates_they_do_not_meet() {
+        let flow = peregrine_engine::flow::Flow::parse(
+            "id: f\nnamespace: n\ntasks:\n  - id: t\n    type: io.kestra.plugin.core.debug.Return\n    format: x\n\
+             triggers:\n  - id: s\n    type: io.kestra.plugin.core.trigger.Schedule\n    cron: \"0 11 * * 1\"\n\
+             \x20   conditions:\n      - type: io.kestra.plugin.core.condition.DayWeekInMonth\n\
+             \x20       dayOfWeek: MONDAY\n        dayInMonth: FIRST\n",
+        )
+        .unwrap();
+        let TriggerKind::Schedule {
+            dates, conditions, ..
+        } = &flow.triggers[0].kind
+        else {
+            panic!("a Schedule");
+        };
+        let first_monday = Dates {
+            cron: CronSchedule::clone(dates),
+            conditions: conditions.clone(),
+        };
+        let d = first_monday.next_after(at("2026-12-03T00:00:00Z")).unwrap();
+        assert_eq!(d, at("2026-12-07T11:00:00Z"));
+        let d = first_monday.next_after(d).unwrap();
+        assert_eq!(
+            d,
+            at("2027-01-04T11:00:00Z"),
+            "the other Mondays are turned down"
+        );
+        assert_eq!(
+            first_monday.at_or_before(at("2026-12-31T00:00:00Z")),
+            Some(at("2026-12-07T11:00:00Z"))
+        );
+    }
+
+    #[test]
     fn a_restart_recovers_the_missed_dates_as_the_trigger_says() {
-        let hourly = CronSchedule::parse("0 * * * *", false, None).unwrap();
+        let hourly = Dates {
+            cron: CronSchedule::parse("0 * * * *", false, None).unwrap(),
+            conditions: Vec::new(),
+        };
         let now = at("2026-12-03T12:30:00Z");
         let stood = Standing {
             next: at("2026-12-03T09:00:00Z"),
