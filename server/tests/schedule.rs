@@ -402,3 +402,131 @@ triggers:
         "next skips the date turned down"
     );
 }
+
+#[tokio::test]
+async fn a_backfill_fires_its_past_dates_once_with_its_labels_then_the_schedule_goes_on() {
+    let server = Server::start(&[]).await;
+    let flow = r#"id: backfilled
+namespace: schedules
+inputs:
+  - id: day
+    type: STRING
+    defaults: scheduled
+tasks:
+  - id: t
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ inputs.day }} {{ trigger.date }}"
+triggers:
+  - id: hourly
+    type: io.kestra.plugin.core.trigger.Schedule
+    cron: "@hourly"
+"#;
+    let reply = server.create_flow(flow).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    let named = serde_json::json!({"namespace": "schedules", "flowId": "backfilled", "triggerId": "hourly"});
+    let send = |method: hyper::Method, path: &'static str, body: Value| {
+        let server = &server;
+        async move {
+            server
+                .send(
+                    method,
+                    path,
+                    &[("content-type", "application/json")],
+                    body.to_string(),
+                )
+                .await
+        }
+    };
+
+    // Held while disabled: started, paused, let go on, dropped.
+    let mut off = named.clone();
+    off["disabled"] = true.into();
+    assert_eq!(put_trigger(&server, off).await.status, StatusCode::OK);
+    let now = Utc::now();
+    let start = now - chrono::Duration::hours(5);
+    let end = now - chrono::Duration::minutes(30);
+    let mut request = named.clone();
+    request["backfill"] = serde_json::json!({
+        "start": start.to_rfc3339(),
+        "end": end.to_rfc3339(),
+        "inputs": {"day": "backfilled"},
+        "labels": [{"key": "backfill", "value": "yes"}],
+    });
+    let reply = put_trigger(&server, request.clone()).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    let context = reply.json();
+    assert_eq!(context["backfill"]["paused"], false, "{context:#}");
+    let paused = send(
+        hyper::Method::PUT,
+        "/api/v1/main/triggers/backfill/pause",
+        named.clone(),
+    )
+    .await;
+    assert_eq!(paused.json()["backfill"]["paused"], true);
+    let unpaused = send(
+        hyper::Method::PUT,
+        "/api/v1/main/triggers/backfill/unpause",
+        named.clone(),
+    )
+    .await;
+    assert_eq!(unpaused.json()["backfill"]["paused"], false);
+    let dropped = send(
+        hyper::Method::POST,
+        "/api/v1/main/triggers/backfill/delete",
+        named.clone(),
+    )
+    .await;
+    assert_eq!(dropped.status, StatusCode::OK, "{:?}", dropped.body);
+    assert!(dropped.json().get("backfill").is_none());
+    assert!(
+        executions(&server, "backfilled").await.is_empty(),
+        "nothing fired while disabled"
+    );
+
+    // Enabled, then backfilled: each full hour from start to end, once.
+    let mut on = named.clone();
+    on["disabled"] = false.into();
+    assert_eq!(put_trigger(&server, on).await.status, StatusCode::OK);
+    let reply = put_trigger(&server, request).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    let hours: Vec<DateTime<Utc>> = (0..7)
+        .map(|h| {
+            let t = start + chrono::Duration::hours(h);
+            DateTime::from_timestamp(t.timestamp() - t.timestamp() % 3600 + 3600, 0).unwrap()
+        })
+        .filter(|d| *d >= start && *d <= end)
+        .collect();
+    let dates = wait_fired(&server, "backfilled", hours.len()).await;
+    assert_eq!(dates, hours);
+    let all = executions(&server, "backfilled").await;
+    for e in &all {
+        assert_eq!(e["inputs"]["day"], "backfilled", "{e:#}");
+        assert!(
+            e["labels"]
+                .as_array()
+                .unwrap()
+                .contains(&serde_json::json!({"key": "backfill", "value": "yes"})),
+            "{e:#}"
+        );
+    }
+    // Done: the context has no backfill, the schedule's next date comes.
+    let mut context = Value::Null;
+    for _ in 0..100 {
+        context = server
+            .get("/api/v1/main/triggers/schedules/backfilled")
+            .await
+            .json()["results"][0]
+            .clone();
+        if context.get("backfill").is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(context.get("backfill").is_none(), "{context:#}");
+    assert!(date(&context["nextExecutionDate"]) > now, "{context:#}");
+    assert_eq!(
+        fired(&server, "backfilled").await.len(),
+        hours.len(),
+        "no date twice"
+    );
+}

@@ -76,6 +76,15 @@ pub fn app(state: AppState) -> Router {
         .route("/triggers", axum::routing::put(triggers::update))
         .route("/triggers/search", get(triggers::search))
         .route(
+            "/triggers/backfill/pause",
+            axum::routing::put(triggers::pause_backfill),
+        )
+        .route(
+            "/triggers/backfill/unpause",
+            axum::routing::put(triggers::unpause_backfill),
+        )
+        .route("/triggers/backfill/delete", post(triggers::delete_backfill))
+        .route(
             "/triggers/set-disabled/by-triggers",
             post(triggers::set_disabled_by_triggers),
         )

@@ -1,8 +1,9 @@
 //! The triggers API (Kestra's `TriggerController`): the trigger contexts of
 //! the Schedule triggers (where each stands: its next date, the last it
 //! fired, whether the API disabled it) and of the Kafka realtime
-//! triggers; disabling and enabling a Schedule; `unlock`, which has
-//! nothing to do (a Peregrine trigger is never locked).
+//! triggers; disabling and enabling a Schedule; its backfill (start,
+//! pause, go on, drop); `unlock`, which has nothing to do (a Peregrine
+//! trigger is never locked).
 
 use axum::Json;
 use axum::extract::State;
@@ -15,7 +16,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{Body, Pairs, Params};
 use super::filters;
 use super::labels::read;
-use crate::schedule::{TriggerKey, TriggerView};
+use crate::schedule::{BackfillChange, TriggerKey, TriggerView};
 use crate::state::AppState;
 use crate::store::StoredFlow;
 
@@ -45,6 +46,22 @@ fn context(view: &TriggerView) -> Value {
     });
     if let Some((fired, _)) = view.fired {
         v["date"] = date(fired).into();
+    }
+    if let Some(b) = &view.backfill {
+        let labels: Vec<Value> = b
+            .labels
+            .iter()
+            .map(|(k, v)| json!({"key": k, "value": v}))
+            .collect();
+        v["backfill"] = json!({
+            "start": date(b.start),
+            "end": date(b.end),
+            "currentDate": date(b.current),
+            "previousNextExecutionDate": date(b.resume),
+            "paused": b.paused,
+            "inputs": b.inputs,
+            "labels": labels,
+        });
     }
     v
 }
@@ -227,21 +244,127 @@ async fn set_disabled(state: &AppState, named: &Named, disabled: bool) -> ApiRes
     }
 }
 
-/// `PUT /triggers`: updates a trigger's context (its `disabled`); a
-/// backfill is refused for now.
+/// `PUT /triggers`: updates a trigger's context: its `disabled`, and a
+/// `backfill` to start (`{start, end, inputs, labels}`).
 pub async fn update(State(state): State<AppState>, Body(body): Body) -> ApiResult<Json<Value>> {
     let named: Named = read(&body, "a trigger {namespace, flowId, triggerId, disabled}")?;
-    if named.backfill.as_ref().is_some_and(|b| !b.is_null()) {
-        return Err(ApiError::unprocessable(
-            "a backfill is not supported yet",
-            Value::Null,
-        ));
+    let mut answer = None;
+    if let Some(disabled) = named.disabled {
+        answer = Some(set_disabled(&state, &named, disabled).await?);
     }
-    let disabled = match named.disabled {
-        Some(disabled) => disabled,
-        None => return Err(ApiError::bad_request("`disabled` is required")),
+    if let Some(backfill) = named.backfill.as_ref().filter(|b| !b.is_null()) {
+        let change = backfill_start(backfill)?;
+        answer = Some(change_backfill(&state, &named, change).await?);
+    }
+    answer
+        .map(Json)
+        .ok_or_else(|| ApiError::bad_request("`disabled` or `backfill` is required"))
+}
+
+/// A backfill as a request writes it.
+fn backfill_start(v: &Value) -> ApiResult<BackfillChange> {
+    let when = |key: &str| -> ApiResult<Option<DateTime<Utc>>> {
+        match v.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(t)) => {
+                DateTime::parse_from_rfc3339(t.split('[').next().unwrap_or(t))
+                    .map(|d| Some(d.with_timezone(&Utc)))
+                    .map_err(|_| {
+                        ApiError::bad_request(format!(
+                            "backfill `{key}`: `{t}` is not an ISO 8601 date-time"
+                        ))
+                    })
+            }
+            Some(other) => Err(ApiError::bad_request(format!(
+                "backfill `{key}`: `{other}` is not a date-time"
+            ))),
+        }
     };
-    Ok(Json(set_disabled(&state, &named, disabled).await?))
+    let Some(start) = when("start")? else {
+        return Err(ApiError::bad_request("a backfill needs its `start`"));
+    };
+    let inputs = match v.get("inputs") {
+        None | Some(Value::Null) => serde_json::Map::new(),
+        Some(Value::Object(map)) => map.clone(),
+        Some(_) => return Err(ApiError::bad_request("backfill `inputs` must be a map")),
+    };
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let labels = match v.get("labels") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|l| Some((l.get("key")?.as_str()?.to_owned(), text(l.get("value")?))))
+            .collect(),
+        Some(Value::Object(map)) => map.iter().map(|(k, v)| (k.clone(), text(v))).collect(),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                "backfill `labels` must be a list of {key, value}",
+            ));
+        }
+    };
+    Ok(BackfillChange::Start {
+        start,
+        end: when("end")?,
+        inputs,
+        labels,
+    })
+}
+
+/// Changes a Schedule's backfill through the scheduler; its context.
+async fn change_backfill(
+    state: &AppState,
+    named: &Named,
+    change: BackfillChange,
+) -> ApiResult<Value> {
+    if kind_of(state, named)? != "schedule" {
+        return Err(ApiError::bad_request(format!(
+            "trigger {} is not a Schedule: it has no backfill",
+            named.trigger_id
+        )));
+    }
+    state
+        .schedules()
+        .backfill(named.key(), change)
+        .await
+        .map(|view| context(&view))
+        .map_err(ApiError::bad_request)
+}
+
+/// `PUT /triggers/backfill/pause`: the trigger's backfill waits.
+pub async fn pause_backfill(
+    State(state): State<AppState>,
+    Body(body): Body,
+) -> ApiResult<Json<Value>> {
+    let named: Named = read(&body, "a trigger {namespace, flowId, triggerId}")?;
+    Ok(Json(
+        change_backfill(&state, &named, BackfillChange::Pause(true)).await?,
+    ))
+}
+
+/// `PUT /triggers/backfill/unpause`: it goes on.
+pub async fn unpause_backfill(
+    State(state): State<AppState>,
+    Body(body): Body,
+) -> ApiResult<Json<Value>> {
+    let named: Named = read(&body, "a trigger {namespace, flowId, triggerId}")?;
+    Ok(Json(
+        change_backfill(&state, &named, BackfillChange::Pause(false)).await?,
+    ))
+}
+
+/// `POST /triggers/backfill/delete`: it is dropped; the schedule goes on
+/// where it stood before it.
+pub async fn delete_backfill(
+    State(state): State<AppState>,
+    Body(body): Body,
+) -> ApiResult<Json<Value>> {
+    let named: Named = read(&body, "a trigger {namespace, flowId, triggerId}")?;
+    Ok(Json(
+        change_backfill(&state, &named, BackfillChange::Delete).await?,
+    ))
 }
 
 /// `{triggers, disabled}` of `POST /triggers/set-disabled/by-triggers`.

@@ -396,7 +396,6 @@ const ROUTES: &[(&str, &str, &str)] = &[
         "deleting trigger state",
     ),
     ("PUT", "/triggers/backfill/create", "backfilling triggers"),
-    ("POST", "/triggers/backfill/delete", "backfilling triggers"),
     (
         "POST",
         "/triggers/backfill/delete/by-triggers",
@@ -407,7 +406,6 @@ const ROUTES: &[(&str, &str, &str)] = &[
         "/triggers/backfill/delete/by-query",
         "backfilling triggers",
     ),
-    ("PUT", "/triggers/backfill/pause", "backfilling triggers"),
     (
         "POST",
         "/triggers/backfill/pause/by-triggers",
@@ -418,7 +416,6 @@ const ROUTES: &[(&str, &str, &str)] = &[
         "/triggers/backfill/pause/by-query",
         "backfilling triggers",
     ),
-    ("PUT", "/triggers/backfill/unpause", "backfilling triggers"),
     (
         "POST",
         "/triggers/backfill/unpause/by-triggers",

@@ -17,7 +17,7 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use peregrine_engine::ExecutionId;
 use peregrine_wal::{Key, Kind, Wal};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 /// The key space of schedule records.
 const SCHEDULES: u8 = 1;
@@ -29,7 +29,7 @@ const GONE: Kind = Kind::new(2);
 pub(crate) type TriggerKey = (String, String, String);
 
 /// Where one trigger stands.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Standing {
     /// The next date it is to fire.
     pub next: DateTime<Utc>,
@@ -41,6 +41,52 @@ pub(crate) struct Standing {
     /// Disabled through the API (Kestra's trigger context `disabled`): it
     /// fires nothing until enabled again.
     pub disabled: bool,
+    /// A backfill under way (through the API): it fires its dates first.
+    pub backfill: Option<Backfill>,
+}
+
+/// Kestra's trigger-context `backfill`: the dates from `start` to `end`,
+/// fired (again) before the schedule goes on from `resume`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Backfill {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    /// The next of its dates to fire.
+    pub current: DateTime<Utc>,
+    pub paused: bool,
+    /// Over the trigger's own.
+    pub inputs: Map<String, Value>,
+    /// Beside the trigger's own.
+    pub labels: Vec<(String, String)>,
+    /// The schedule's next date when the backfill began.
+    pub resume: DateTime<Utc>,
+}
+
+impl Backfill {
+    fn json(&self) -> Value {
+        json!({
+            "start": self.start.timestamp_micros(),
+            "end": self.end.timestamp_micros(),
+            "current": self.current.timestamp_micros(),
+            "paused": self.paused,
+            "inputs": self.inputs,
+            "labels": self.labels,
+            "resume": self.resume.timestamp_micros(),
+        })
+    }
+
+    fn read(v: &Value) -> Option<Self> {
+        let date = |k: &str| v.get(k)?.as_i64().and_then(DateTime::from_timestamp_micros);
+        Some(Self {
+            start: date("start")?,
+            end: date("end")?,
+            current: date("current")?,
+            paused: v.get("paused")?.as_bool()?,
+            inputs: v.get("inputs")?.as_object()?.clone(),
+            labels: serde_json::from_value(v.get("labels")?.clone()).ok()?,
+            resume: date("resume")?,
+        })
+    }
 }
 
 /// Every trigger's standing, and the log that keeps it (none: in memory).
@@ -201,6 +247,9 @@ fn encode((namespace, flow_id, trigger_id): &TriggerKey, s: &Standing) -> Value 
     if s.disabled {
         v["disabled"] = true.into();
     }
+    if let Some(backfill) = &s.backfill {
+        v["backfill"] = backfill.json();
+    }
     if let Some((date, id)) = s.fired {
         v["fired"] = date.timestamp_micros().into();
         v["execution"] = id.to_string().into();
@@ -222,6 +271,10 @@ fn decode(payload: &[u8]) -> Option<(TriggerKey, Standing)> {
         fired,
         dates: text("dates")?,
         disabled: v.get("disabled").and_then(Value::as_bool).unwrap_or(false),
+        backfill: match v.get("backfill") {
+            None => None,
+            Some(b) => Some(Backfill::read(b)?),
+        },
     };
     Some((trigger, standing))
 }
@@ -252,6 +305,15 @@ mod tests {
                     fired: Some((at(s), id)),
                     dates: "0 * * * *|false|UTC".into(),
                     disabled: s == 60,
+                    backfill: (s == 60).then(|| Backfill {
+                        start: at(0),
+                        end: at(7200),
+                        current: at(3600),
+                        paused: true,
+                        inputs: serde_json::Map::from_iter([("day".to_owned(), json!("x"))]),
+                        labels: vec![("from".into(), "backfill".into())],
+                        resume: at(120),
+                    }),
                 };
                 ledger.record(&a, standing, s == 0).expect("recorded");
             }
@@ -260,6 +322,7 @@ mod tests {
                 fired: None,
                 dates: "x".into(),
                 disabled: false,
+                backfill: None,
             };
             ledger.record(&b, standing, true).expect("recorded");
             ledger.forget(&b).expect("forgotten");
@@ -274,6 +337,15 @@ mod tests {
                 fired: Some((at(60), id)),
                 dates: "0 * * * *|false|UTC".into(),
                 disabled: true,
+                backfill: Some(Backfill {
+                    start: at(0),
+                    end: at(7200),
+                    current: at(3600),
+                    paused: true,
+                    inputs: serde_json::Map::from_iter([("day".to_owned(), json!("x"))]),
+                    labels: vec![("from".into(), "backfill".into())],
+                    resume: at(120),
+                }),
             })
         );
     }

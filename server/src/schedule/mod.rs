@@ -30,7 +30,7 @@ use peregrine_engine::{Ack, ExecutionId, Pending, Started, execution_trigger};
 use serde_json::{Map, Value, json};
 
 use ledger::Standing;
-pub(crate) use ledger::{Ledger, TriggerKey, wal_config};
+pub(crate) use ledger::{Backfill, Ledger, TriggerKey, wal_config};
 
 use crate::state::{AppState, Launch, LaunchError, Refused};
 use crate::store::StoredFlow;
@@ -59,7 +59,28 @@ enum Note {
         disabled: bool,
         reply: flume::Sender<Option<TriggerView>>,
     },
+    /// Start, pause, go on with or drop a backfill (the triggers API).
+    Backfill {
+        trigger: TriggerKey,
+        change: BackfillChange,
+        reply: flume::Sender<Result<TriggerView, String>>,
+    },
     Stop,
+}
+
+/// What the triggers API does to a Schedule's backfill.
+#[derive(Debug, Clone)]
+pub(crate) enum BackfillChange {
+    /// Fire the dates from `start` to `end` (now by default), with these
+    /// inputs and labels, then go on where the schedule stood.
+    Start {
+        start: DateTime<Utc>,
+        end: Option<DateTime<Utc>>,
+        inputs: Map<String, Value>,
+        labels: Vec<(String, String)>,
+    },
+    Pause(bool),
+    Delete,
 }
 
 /// Where one trigger stands, as the triggers API shows it (Kestra's
@@ -72,6 +93,7 @@ pub(crate) struct TriggerView {
     /// The last date it fired, and the execution that date started.
     pub fired: Option<(DateTime<Utc>, ExecutionId)>,
     pub disabled: bool,
+    pub backfill: Option<Backfill>,
 }
 
 /// The scheduler: its thread once started, and what it is told through.
@@ -159,6 +181,27 @@ impl Scheduler {
         rx.recv().ok().flatten()
     }
 
+    /// Changes `trigger`'s backfill, durably; where it stands then, or why
+    /// not.
+    pub async fn backfill(
+        &self,
+        trigger: TriggerKey,
+        change: BackfillChange,
+    ) -> Result<TriggerView, String> {
+        let (reply, rx) = flume::bounded(1);
+        let note = Note::Backfill {
+            trigger,
+            change,
+            reply,
+        };
+        if !self.tell(note) {
+            return Err("the scheduler is not running".into());
+        }
+        rx.recv_async()
+            .await
+            .unwrap_or_else(|_| Err("the scheduler stopped".into()))
+    }
+
     /// False if the scheduler does not run.
     fn tell(&self, note: Note) -> bool {
         match lock(&self.running).as_ref() {
@@ -201,10 +244,25 @@ struct Plan {
     recover: RecoverMissed,
     /// Disabled through the API: planned, not fired.
     disabled: bool,
-    /// The next date it fires.
+    /// The schedule's next date (after its backfill, if one runs).
     next: DateTime<Utc>,
+    /// A backfill under way: its dates fire first.
+    backfill: Option<Backfill>,
     /// Bumped when it is planned again: an older heap entry is stale.
     generation: u64,
+}
+
+impl Plan {
+    /// The date it fires next: its backfill's, or its schedule's.
+    fn due(&self) -> DateTime<Utc> {
+        self.backfill.as_ref().map_or(self.next, |b| b.current)
+    }
+
+    /// Whether it fires at all now: not disabled, its backfill not paused
+    /// (a paused backfill holds the trigger, as Kestra's does).
+    fn active(&self) -> bool {
+        !self.disabled && !self.backfill.as_ref().is_some_and(|b| b.paused)
+    }
 }
 
 /// Every planned trigger, the heap of their next dates, and the ledger.
@@ -274,6 +332,13 @@ impl Plans {
             } => {
                 let _ = reply.send(self.set_disabled(&trigger, disabled));
             }
+            Note::Backfill {
+                trigger,
+                change,
+                reply,
+            } => {
+                let _ = reply.send(self.change_backfill(&trigger, change));
+            }
             Note::Stop => {}
         }
     }
@@ -282,10 +347,105 @@ impl Plans {
         let plan = self.plans.get(trigger)?;
         Some(TriggerView {
             trigger: trigger.clone(),
-            next: plan.next,
+            next: plan.due(),
             fired: self.ledger.get(trigger).and_then(|s| s.fired),
             disabled: plan.disabled,
+            backfill: plan.backfill.clone(),
         })
+    }
+
+    /// Where `trigger` stands now, as its plan says.
+    fn standing(&self, trigger: &TriggerKey, plan: &Plan) -> Standing {
+        Standing {
+            next: plan.next,
+            fired: self.ledger.get(trigger).and_then(|s| s.fired),
+            dates: plan.signature.clone(),
+            disabled: plan.disabled,
+            backfill: plan.backfill.clone(),
+        }
+    }
+
+    /// Records where a planned trigger stands (durably, for what the API
+    /// answers), then plans its next date afresh.
+    fn commit(&mut self, trigger: &TriggerKey) -> Option<TriggerView> {
+        let plan = self.plans.get(trigger)?;
+        let standing = self.standing(trigger, plan);
+        if let Err(e) = self.ledger.record(trigger, standing, true) {
+            tracing::error!(trigger = %describe(trigger), "recording a trigger's state: {e}");
+            return None;
+        }
+        self.generation += 1;
+        let generation = self.generation;
+        let plan = self.plans.get_mut(trigger)?;
+        plan.generation = generation;
+        if plan.active() {
+            let due = plan.due();
+            self.push(trigger, due);
+        }
+        self.view(trigger)
+    }
+
+    /// Starts, pauses, goes on with or drops `trigger`'s backfill.
+    fn change_backfill(
+        &mut self,
+        trigger: &TriggerKey,
+        change: BackfillChange,
+    ) -> Result<TriggerView, String> {
+        let now = Utc::now();
+        let Some(plan) = self.plans.get_mut(trigger) else {
+            return Err(
+                "the trigger is not scheduled (is its flow or the trigger disabled?)".into(),
+            );
+        };
+        match change {
+            BackfillChange::Start {
+                start,
+                end,
+                inputs,
+                labels,
+            } => {
+                let end = end.unwrap_or(now);
+                if end < start {
+                    return Err(format!(
+                        "the backfill ends ({end}) before it starts ({start})"
+                    ));
+                }
+                // Kestra's `scheduleDates(start - 1s)`: the first date from
+                // `start` on.
+                let current = plan
+                    .dates
+                    .next_after(start - chrono::Duration::seconds(1))
+                    .filter(|d| *d <= end);
+                let Some(current) = current else {
+                    return Err(format!(
+                        "no date of the schedule falls from {start} to {end}"
+                    ));
+                };
+                let resume = match plan.backfill.take() {
+                    Some(b) => b.resume,
+                    None => plan.next,
+                };
+                plan.backfill = Some(Backfill {
+                    start,
+                    end,
+                    current,
+                    paused: false,
+                    inputs,
+                    labels,
+                    resume,
+                });
+            }
+            BackfillChange::Pause(paused) => match plan.backfill.as_mut() {
+                Some(b) => b.paused = paused,
+                None => return Err("No backfill found".into()),
+            },
+            BackfillChange::Delete => match plan.backfill.take() {
+                Some(b) => plan.next = b.resume,
+                None => return Err("No backfill found".into()),
+            },
+        }
+        self.commit(trigger)
+            .ok_or_else(|| "the trigger's state could not be recorded".into())
     }
 
     /// Disables or enables a planned trigger, durably. Enabled again, it
@@ -295,34 +455,14 @@ impl Plans {
         if plan.disabled == disabled {
             return self.view(trigger);
         }
-        let now = Utc::now();
-        let standing = self.ledger.get(trigger).cloned();
-        let next = if disabled {
-            plan.next
-        } else {
-            first_date(&plan.dates, standing.as_ref(), plan.recover, now).unwrap_or(plan.next)
-        };
-        let recorded = Standing {
-            next,
-            fired: standing.and_then(|s| s.fired),
-            dates: plan.signature.clone(),
-            disabled,
-        };
-        if let Err(e) = self.ledger.record(trigger, recorded, true) {
-            tracing::error!(trigger = %describe(trigger), "recording a trigger's state: {e}");
-            return None;
-        }
-        self.generation += 1;
-        let generation = self.generation;
-        if let Some(plan) = self.plans.get_mut(trigger) {
-            plan.disabled = disabled;
-            plan.next = next;
-            plan.generation = generation;
-        }
         if !disabled {
-            self.push(trigger, next);
+            let standing = self.ledger.get(trigger).cloned();
+            let next = first_date(&plan.dates, standing.as_ref(), plan.recover, Utc::now());
+            let plan = self.plans.get_mut(trigger)?;
+            plan.next = next.unwrap_or(plan.next);
         }
-        self.view(trigger)
+        self.plans.get_mut(trigger)?.disabled = disabled;
+        self.commit(trigger)
     }
 
     /// Fires every date due; false once told to stop.
@@ -381,12 +521,13 @@ impl Plans {
     /// `lateMaximumDelay`), without waiting for it.
     fn begin(&self, state: &AppState, trigger: &TriggerKey, now: DateTime<Utc>) -> Fire {
         let plan = &self.plans[trigger];
-        let date = plan.next;
+        let date = plan.due();
         let next = plan.dates.next_after(date);
-        let late = plan
-            .late_maximum_delay
-            .and_then(|d| chrono::Duration::from_std(d).ok())
-            .is_some_and(|d| date + d < now);
+        let late = plan.backfill.is_none()
+            && plan
+                .late_maximum_delay
+                .and_then(|d| chrono::Duration::from_std(d).ok())
+                .is_some_and(|d| date + d < now);
         let started = if late {
             tracing::info!(
                 trigger = %describe(trigger),
@@ -429,21 +570,35 @@ impl Plans {
         let Some(plan) = self.plans.get_mut(trigger) else {
             return Ok(None);
         };
-        if let Some(next) = next {
-            plan.next = next;
-        }
-        let standing = Standing {
-            next: next.unwrap_or(date),
-            fired,
-            dates: plan.signature.clone(),
-            disabled: false,
+        let goes_on = match plan.backfill.as_mut() {
+            // A backfill's next date, or, past its end, the schedule's.
+            Some(b) => {
+                match next.filter(|n| *n <= b.end) {
+                    Some(n) => b.current = n,
+                    None => {
+                        plan.next = b.resume;
+                        plan.backfill = None;
+                    }
+                }
+                true
+            }
+            None => match next {
+                Some(n) => {
+                    plan.next = n;
+                    true
+                }
+                None => false,
+            },
         };
+        let due = plan.due();
+        let mut standing = self.standing(trigger, &self.plans[trigger]);
+        standing.fired = fired;
         if let Err(e) = self.ledger.record(trigger, standing, false) {
             // The date fires again after a restart, and finds its
             // execution: nothing starts twice.
             tracing::error!(trigger = %describe(trigger), "recording a schedule's fire: {e}");
         }
-        Ok(next)
+        Ok(goes_on.then_some(due))
     }
 
     /// Plans again the triggers of flow `namespace.id`, as it is now.
@@ -507,6 +662,7 @@ impl Plans {
             let recover = recover.unwrap_or(RecoverMissed::All);
             let stood = self.ledger.get(&key).filter(|s| s.dates == signature);
             let disabled = stood.is_some_and(|s| s.disabled);
+            let backfill = stood.and_then(|s| s.backfill.clone());
             let next = if disabled {
                 stood.map(|s| s.next)
             } else {
@@ -524,6 +680,7 @@ impl Plans {
                     fired: None,
                     dates: signature.clone(),
                     disabled: false,
+                    backfill: None,
                 };
                 if let Err(e) = self.ledger.record(&key, standing, false) {
                     tracing::error!(trigger = %describe(&key), "recording a new schedule: {e}");
@@ -542,11 +699,14 @@ impl Plans {
                     recover,
                     disabled,
                     next,
+                    backfill,
                     generation: self.generation,
                 },
             );
-            if !disabled {
-                self.push(&key, next);
+            let plan = &self.plans[&key];
+            if plan.active() {
+                let due = plan.due();
+                self.push(&key, due);
             }
         }
     }
@@ -712,11 +872,30 @@ fn launch(
     }
     let variables = Value::Object(variables);
     let inputs = inputs(plan, &variables, date).map_err(Failure::Skip)?;
-    let id = ExecutionId::for_schedule(namespace, flow_id, trigger_id, date);
+    let (id, labels) = match &plan.backfill {
+        None => (
+            ExecutionId::for_schedule(namespace, flow_id, trigger_id, date),
+            plan.labels.clone(),
+        ),
+        // A backfill's dates start executions of their own, once each
+        // for this backfill, whether or not the schedule fired them.
+        Some(b) => {
+            let key = format!(
+                "{trigger_id}\u{0}backfill\u{0}{}",
+                b.start.timestamp_micros()
+            );
+            let mut labels = plan.labels.clone();
+            labels.extend(b.labels.iter().cloned());
+            (
+                ExecutionId::for_schedule(namespace, flow_id, &key, date),
+                labels,
+            )
+        }
+    };
     let launched = state.launcher().launch(Launch {
         flow: &plan.flow,
         inputs,
-        labels: plan.labels.clone(),
+        labels,
         trigger: Some(execution_trigger(trigger_id, SCHEDULE, variables)),
         id,
         ack: Ack::Receipt,
@@ -758,8 +937,12 @@ fn inputs(plan: &Plan, trigger: &Value, date: DateTime<Utc>) -> Result<Map<Strin
             "revision": plan.flow.revision().revision(),
         },
     });
-    let property =
-        Property::compile(&Value::Object(plan.inputs.clone())).map_err(|e| e.to_string())?;
+    // A backfill's inputs over the trigger's (Kestra's `generateInputs`).
+    let mut written = plan.inputs.clone();
+    if let Some(b) = &plan.backfill {
+        written.extend(b.inputs.clone());
+    }
+    let property = Property::compile(&Value::Object(written)).map_err(|e| e.to_string())?;
     let rendered = property
         .render(&JsonContext::at(&vars, date))
         .map_err(|e| e.to_string())?;
@@ -828,6 +1011,7 @@ mod tests {
             fired: None,
             dates: String::new(),
             disabled: false,
+            backfill: None,
         };
         // New: its first date to come.
         assert_eq!(
