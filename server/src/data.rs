@@ -83,6 +83,27 @@ pub(crate) const FORMAT_HINT: &str = "save the flows with \
      `peregrine flow export DATA_DIR OUT_DIR` (it reads the earlier format) and \
      start on a fresh data folder";
 
+/// Opens one of the server's own logs (flows, schedules, Flow triggers):
+/// what `skip_damaged` dropped is logged as records of `what` lost, and
+/// what follows from it.
+pub(crate) fn open_log(
+    dir: &Path,
+    config: peregrine_wal::Config,
+    what: &str,
+    follows: &str,
+) -> io::Result<(peregrine_wal::Wal, peregrine_wal::Recovered)> {
+    let (wal, recovered) = peregrine_wal::Wal::open(dir, config).map_err(open_error)?;
+    for d in &recovered.report().damage {
+        tracing::error!(
+            path = %d.path.display(),
+            offset = d.offset,
+            "{what} lost to damage: {} ({follows})",
+            d.what
+        );
+    }
+    Ok((wal, recovered))
+}
+
 /// A WAL's open error as the server reports it: with what to do next.
 pub(crate) fn open_error(e: peregrine_wal::Error) -> io::Error {
     match e {

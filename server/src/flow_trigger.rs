@@ -471,7 +471,12 @@ impl Watermark {
     }
 
     pub fn open(dir: &std::path::Path, config: peregrine_wal::Config) -> std::io::Result<Self> {
-        let (wal, recovered) = Wal::open(dir, config).map_err(crate::data::open_error)?;
+        let (wal, recovered) = crate::data::open_log(
+            dir,
+            config,
+            "the Flow triggers' watermark",
+            "the ends before this start are not looked at again",
+        )?;
         let at = recovered
             .iter()
             .filter(|(k, _)| *k == mark_key())

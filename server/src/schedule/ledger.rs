@@ -120,15 +120,12 @@ impl Ledger {
     /// last standing. Damage refuses to open it, unless the config skips
     /// it: then the triggers it held start afresh (logged).
     pub fn open(dir: &Path, config: peregrine_wal::Config) -> io::Result<Self> {
-        let (wal, recovered) = Wal::open(dir, config).map_err(crate::data::open_error)?;
-        for d in &recovered.report().damage {
-            tracing::error!(
-                path = %d.path.display(),
-                offset = d.offset,
-                "schedule records lost to damage: {} (their triggers fire from their next date)",
-                d.what
-            );
-        }
+        let (wal, recovered) = crate::data::open_log(
+            dir,
+            config,
+            "schedule records",
+            "their triggers fire from their next date",
+        )?;
         let mut standings = BTreeMap::new();
         for (key, records) in recovered.iter() {
             if key.space() != SCHEDULES {

@@ -141,26 +141,21 @@ impl Scheduler {
     /// Where every planned trigger stands; empty before the scheduler
     /// starts.
     pub async fn list(&self) -> Vec<TriggerView> {
-        let (tx, rx) = flume::bounded(1);
-        if !self.tell(Note::List(tx)) {
-            return Vec::new();
+        match self.ask(Note::List) {
+            Some(answer) => answer.recv_async().await.unwrap_or_default(),
+            None => Vec::new(),
         }
-        rx.recv_async().await.unwrap_or_default()
     }
 
     /// Disables or enables `trigger`, durably; where it stands then, or
     /// `None` if no enabled flow has that Schedule trigger.
     pub async fn set_disabled(&self, trigger: TriggerKey, disabled: bool) -> Option<TriggerView> {
-        let (reply, rx) = flume::bounded(1);
-        let note = Note::SetDisabled {
+        let answer = self.ask(|reply| Note::SetDisabled {
             trigger,
             disabled,
             reply,
-        };
-        if !self.tell(note) {
-            return None;
-        }
-        rx.recv_async().await.ok().flatten()
+        })?;
+        answer.recv_async().await.ok().flatten()
     }
 
     /// [`Scheduler::set_disabled`], from a thread that may block.
@@ -169,16 +164,12 @@ impl Scheduler {
         trigger: TriggerKey,
         disabled: bool,
     ) -> Option<TriggerView> {
-        let (reply, rx) = flume::bounded(1);
-        let note = Note::SetDisabled {
+        let answer = self.ask(|reply| Note::SetDisabled {
             trigger,
             disabled,
             reply,
-        };
-        if !self.tell(note) {
-            return None;
-        }
-        rx.recv().ok().flatten()
+        })?;
+        answer.recv().ok().flatten()
     }
 
     /// Changes `trigger`'s backfill, durably; where it stands then, or why
@@ -188,18 +179,24 @@ impl Scheduler {
         trigger: TriggerKey,
         change: BackfillChange,
     ) -> Result<TriggerView, String> {
-        let (reply, rx) = flume::bounded(1);
-        let note = Note::Backfill {
+        let Some(answer) = self.ask(|reply| Note::Backfill {
             trigger,
             change,
             reply,
-        };
-        if !self.tell(note) {
+        }) else {
             return Err("the scheduler is not running".into());
-        }
-        rx.recv_async()
+        };
+        answer
+            .recv_async()
             .await
             .unwrap_or_else(|_| Err("the scheduler stopped".into()))
+    }
+
+    /// Sends the note `note` builds around a reply channel; where the
+    /// answer comes, if the scheduler runs.
+    fn ask<T>(&self, note: impl FnOnce(flume::Sender<T>) -> Note) -> Option<flume::Receiver<T>> {
+        let (reply, answer) = flume::bounded(1);
+        self.tell(note(reply)).then_some(answer)
     }
 
     /// False if the scheduler does not run.

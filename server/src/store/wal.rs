@@ -34,15 +34,12 @@ impl WalFlows {
     /// `config.skip_damaged`: then the lost changes are logged and the flows
     /// they touched may be missing or at an older revision.
     pub fn open(dir: &Path, config: peregrine_wal::Config) -> io::Result<Self> {
-        let (wal, recovered) = Wal::open(dir, config).map_err(crate::data::open_error)?;
-        for d in &recovered.report().damage {
-            tracing::error!(
-                path = %d.path.display(),
-                offset = d.offset,
-                "flow changes lost to damage in the flows log: {} (flows changed there may be missing or older)",
-                d.what
-            );
-        }
+        let (wal, recovered) = crate::data::open_log(
+            dir,
+            config,
+            "flow changes in the flows log",
+            "flows changed there may be missing or older",
+        )?;
         let (changes, last) = changes(&recovered);
         Ok(Self {
             wal,
