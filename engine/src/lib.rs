@@ -40,7 +40,7 @@ pub use executor::{
     FlowRevision, Flows, KillOutcome, Left, Limits, MAX_SUBFLOW_DEPTH, NewExecution, Observer,
     Page, Pending, Recovery, Refusal, Relabelled, ReplayError, ReplayFrom, RestartOutcome,
     RestoreError, ResumeOutcome, Search, Snapshot, Started, Stopped, SubmitError, Text,
-    Unrecoverable, VariablesTooLarge, run_to_end, run_to_end_observed,
+    TriggerSwitch, Unrecoverable, VariablesTooLarge, run_to_end, run_to_end_observed,
 };
 pub use journal::{DurabilityError, JournalError, Receipt};
 

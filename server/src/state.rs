@@ -471,7 +471,7 @@ struct Parts {
     /// when auth is on.
     authorization: Option<String>,
     triggers: crate::kafka::Triggers,
-    schedules: crate::schedule::Scheduler,
+    schedules: Arc<crate::schedule::Scheduler>,
     flow_triggers: Arc<FlowTriggers>,
     /// `envs`, `globals` and the secrets, for what renders outside an
     /// execution (a webhook's key).
@@ -560,6 +560,8 @@ impl AppState {
             flow_triggers: Arc::clone(&flow_triggers),
         });
         let flows = Arc::new(FlowRepository::open(Arc::clone(&persistence))?);
+        let schedules = Arc::new(crate::schedule::Scheduler::new(schedules));
+        let triggers = crate::schedule::Switch::new(Arc::clone(&schedules), Arc::clone(&flows));
         let engine_config = EngineConfig {
             threads: config.threads(),
             inbox_capacity: config.executor.inbox_capacity,
@@ -575,6 +577,7 @@ impl AppState {
             limits: config.limits(),
             flows: Some(Arc::clone(&flows) as Arc<dyn peregrine_engine::Flows>),
             variables,
+            triggers: Some(Arc::new(triggers)),
         };
         let observer = tracker as Arc<dyn Observer>;
         let engine = match journal {
@@ -621,7 +624,7 @@ impl AppState {
             persistence,
             authorization,
             triggers: crate::kafka::Triggers::default(),
-            schedules: crate::schedule::Scheduler::new(schedules),
+            schedules,
             flow_triggers,
             variables: server_variables,
         })))

@@ -530,3 +530,73 @@ triggers:
         "no date twice"
     );
 }
+
+#[tokio::test]
+async fn a_toggle_task_disables_and_enables_a_schedule() {
+    let server = Server::start(&[]).await;
+    let reply = server
+        .create_flow(&every_two_seconds("toggled", "NONE"))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    let toggler = r#"id: toggler
+namespace: schedules
+inputs:
+  - id: on
+    type: BOOLEAN
+  - id: which
+    type: STRING
+    defaults: tick
+tasks:
+  - id: "off"
+    type: io.kestra.plugin.core.trigger.Toggle
+    flowId: toggled
+    trigger: "{{ inputs.which }}"
+    enabled: false
+    runIf: "{{ not inputs.on }}"
+  - id: "on"
+    type: io.kestra.plugin.core.trigger.Toggle
+    flowId: toggled
+    trigger: "{{ inputs.which }}"
+    enabled: true
+    runIf: "{{ inputs.on }}"
+"#;
+    let reply = server.create_flow(toggler).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    for (on, expected) in [(false, true), (true, false)] {
+        let started = server
+            .trigger(
+                "/api/v1/main/executions/schedules/toggler?wait=true",
+                serde_json::json!({"on": on}),
+            )
+            .await;
+        let id = common::id_of(&started);
+        server.wait_for_state(&id, "SUCCESS").await;
+        let context = server
+            .get("/api/v1/main/triggers/schedules/toggled")
+            .await
+            .json();
+        assert_eq!(context["results"][0]["disabled"], expected, "on: {on}");
+    }
+    let started = server
+        .trigger(
+            "/api/v1/main/executions/schedules/toggler?wait=true",
+            serde_json::json!({"on": true, "which": "nope"}),
+        )
+        .await;
+    let id = common::id_of(&started);
+    // An unknown trigger fails the task run (its log says "Unable to find
+    // trigger nope for the flow schedules.toggled").
+    let failed = server.wait_for_state(&id, "FAILED").await;
+    let on = failed["taskRunList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["taskId"] == "on")
+        .unwrap();
+    assert_eq!(on["state"]["current"], "FAILED", "{failed:#}");
+    let context = server
+        .get("/api/v1/main/triggers/schedules/toggled")
+        .await
+        .json();
+    assert_eq!(context["results"][0]["disabled"], false);
+}

@@ -31,7 +31,7 @@ use super::shard::{
     Effect, KillOutcome, Message, Relabelled, Reply, RequestId, RestartOutcome, RestoreError,
     ResumeOutcome, Shard, Snapshot, Started, Stored,
 };
-use super::worker::{self, WorkDone, WorkOrder, WorkerHandle, WorkerPool};
+use super::worker::{self, TriggerSwitch, WorkDone, WorkOrder, WorkerHandle, WorkerPool};
 use crate::execution::{Execution, ExecutionId, Record, State, TaskRunId};
 use crate::journal::{self, JournalError, Receipt, Recovered, WalJournal};
 
@@ -109,6 +109,9 @@ pub struct EngineConfig {
     /// a replay after a restart renders with the new process's. Default:
     /// both empty.
     pub variables: ConfigVariables,
+    /// The triggers a `trigger.Toggle` task turns on and off; `None`: it
+    /// fails, saying so.
+    pub triggers: Option<Arc<dyn TriggerSwitch>>,
 }
 
 impl Default for EngineConfig {
@@ -129,6 +132,7 @@ impl Default for EngineConfig {
             queueing_budget: Some(Duration::from_secs(1)),
             flows: None,
             variables: ConfigVariables::default(),
+            triggers: None,
         }
     }
 }
@@ -756,6 +760,7 @@ impl Engine {
             config.workers.get(),
             config.work_queue.get(),
             senders.clone(),
+            config.triggers.clone(),
         )?;
         let admission = Arc::new(Admission {
             running: AtomicUsize::new(running),

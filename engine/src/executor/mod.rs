@@ -48,3 +48,4 @@ pub use search::{Bounds, Filter, Text};
 pub use shard::{
     KillOutcome, Relabelled, RestartOutcome, RestoreError, ResumeOutcome, Snapshot, Started,
 };
+pub use worker::TriggerSwitch;

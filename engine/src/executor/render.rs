@@ -22,6 +22,12 @@ impl<'a> RenderContext<'a> {
         self.run.execution().variables.as_ref()
     }
 
+    /// The namespace and id of the execution's flow.
+    pub(crate) fn flow_name(&self) -> (String, String) {
+        let exec = self.run.execution();
+        (exec.namespace().to_owned(), exec.flow_id().to_owned())
+    }
+
     pub fn new(run: &'a Run, task_run: Option<u32>) -> Self {
         Self {
             run,

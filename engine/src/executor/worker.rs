@@ -14,6 +14,19 @@ use super::inbox::Sender;
 use crate::execution::ExecutionId;
 use crate::tasks::{Job, WorkerEnv};
 
+/// What a `trigger.Toggle` task turns on and off: the server's triggers.
+pub trait TriggerSwitch: Send + Sync + std::fmt::Debug {
+    /// Enables or disables trigger `trigger` of flow `namespace.flow_id`;
+    /// why not, if not (Kestra's messages).
+    fn set_enabled(
+        &self,
+        namespace: &str,
+        flow_id: &str,
+        trigger: &str,
+        enabled: bool,
+    ) -> Result<(), String>;
+}
+
 /// A job for one attempt of one task run.
 #[derive(Debug)]
 pub(crate) struct WorkOrder {
@@ -137,6 +150,7 @@ impl WorkerPool {
         threads: usize,
         capacity: usize,
         inboxes: Vec<Sender<Command>>,
+        triggers: Option<Arc<dyn TriggerSwitch>>,
     ) -> std::io::Result<(Self, WorkerHandle)> {
         let (tx, rx) = flume::bounded::<Dispatch>(capacity.max(1));
         let inboxes = Arc::new(inboxes);
@@ -145,7 +159,7 @@ impl WorkerPool {
             .map(|_| {
                 Mutex::new(Slot {
                     running: None,
-                    env: WorkerEnv::new(),
+                    env: WorkerEnv::new(triggers.clone()),
                     interrupted: false,
                 })
             })
@@ -172,7 +186,7 @@ impl WorkerPool {
                                 let mut slot = lock(slot);
                                 slot.running = None;
                                 if slot.interrupted {
-                                    slot.env = WorkerEnv::new();
+                                    slot.env = WorkerEnv::new(slot.env.triggers.clone());
                                     slot.interrupted = false;
                                 }
                             }
@@ -220,5 +234,5 @@ fn deliver(inbox: &Sender<Command>, done: WorkDone) {
 
 /// Runs a job on the calling thread (the one-shot driver has no pool).
 pub(crate) fn run_now(job: Box<dyn Job>, deadline_ms: Option<i64>) -> Result<Value, String> {
-    job.run(&WorkerEnv::new(), allowance(deadline_ms))
+    job.run(&WorkerEnv::new(None), allowance(deadline_ms))
 }

@@ -23,6 +23,7 @@ mod flowable;
 mod http;
 mod jsonata;
 mod subflow;
+mod trigger;
 
 use std::any::Any;
 use std::fmt;
@@ -85,6 +86,7 @@ pub(crate) static REGISTRY: &[&TaskType] = &[
     &flowable::WAIT_FOR,
     &flowable::LOOP_UNTIL,
     &subflow::SUBFLOW,
+    &trigger::TOGGLE,
 ];
 
 /// Kestra task types Peregrine knows but does not run yet, with their
@@ -283,12 +285,16 @@ pub(crate) trait Job: fmt::Debug + Send {
 pub(crate) struct WorkerEnv {
     /// Pooled connections for HTTP calls.
     pub http: ureq::Agent,
+    /// The server's triggers, for `trigger.Toggle` (none: an engine on its
+    /// own).
+    pub triggers: Option<Arc<dyn crate::executor::TriggerSwitch>>,
 }
 
 impl WorkerEnv {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(triggers: Option<Arc<dyn crate::executor::TriggerSwitch>>) -> Self {
         Self {
             http: http::agent(),
+            triggers,
         }
     }
 
@@ -397,6 +403,11 @@ impl<'a> TaskContext<'a> {
     /// Sets label `key` on the execution once the task answers.
     pub(crate) fn set_label(&mut self, key: String, value: String) {
         self.said.labels.push((key, value));
+    }
+
+    /// The namespace and id of the execution's flow.
+    pub(crate) fn flow_name(&self) -> (String, String) {
+        self.scope.flow_name()
     }
 
     /// The variables the execution's tasks set so far, if any.

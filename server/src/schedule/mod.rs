@@ -225,6 +225,55 @@ impl Scheduler {
     }
 }
 
+/// The engine's way to the scheduler, for `trigger.Toggle` tasks (on the
+/// worker pool, which may block).
+#[derive(Debug)]
+pub(crate) struct Switch {
+    scheduler: Arc<Scheduler>,
+    flows: Arc<crate::store::FlowRepository>,
+}
+
+impl Switch {
+    pub fn new(scheduler: Arc<Scheduler>, flows: Arc<crate::store::FlowRepository>) -> Self {
+        Self { scheduler, flows }
+    }
+}
+
+impl peregrine_engine::TriggerSwitch for Switch {
+    fn set_enabled(
+        &self,
+        namespace: &str,
+        flow_id: &str,
+        trigger: &str,
+        enabled: bool,
+    ) -> Result<(), String> {
+        let Some(stored) = self.flows.get(namespace, flow_id) else {
+            return Err(format!(
+                "Unable to find flow {namespace}.{flow_id}. Make sure the flow exists and the \
+                 current execution is authorized to access it."
+            ));
+        };
+        let not_found =
+            || format!("Unable to find trigger {trigger} for the flow {namespace}.{flow_id}");
+        let found = stored.flow().triggers.iter().find(|t| t.id == trigger);
+        match found.map(|t| &t.kind) {
+            Some(TriggerKind::Schedule { .. }) => {}
+            Some(_) => {
+                return Err(format!(
+                    "trigger {trigger} of {namespace}.{flow_id} has no state to toggle (only a \
+                     Schedule's can be, for now)"
+                ));
+            }
+            None => return Err(not_found()),
+        }
+        let key = (namespace.to_owned(), flow_id.to_owned(), trigger.to_owned());
+        match self.scheduler.set_disabled_blocking(key, !enabled) {
+            Some(_) => Ok(()),
+            None => Err(not_found()),
+        }
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
