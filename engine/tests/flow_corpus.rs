@@ -186,7 +186,7 @@ fn dag_and_inputs() {
 
     let flow = load("webhook.yaml");
     assert!(
-        matches!(&flow.triggers[0].kind, TriggerKind::Webhook { key, template: None } if key == "a-secret-key")
+        matches!(&flow.triggers[0].kind, TriggerKind::Webhook { key, template: None, .. } if key == "a-secret-key")
     );
 
     let flow = load("flow-with-array-outputs.yml");

@@ -56,6 +56,11 @@ impl Update {
         self.0.terminal
     }
 
+    /// The execution as this change left it.
+    pub fn record(&self) -> &peregrine_engine::Record {
+        &self.0.record
+    }
+
     /// Where the change stands on its way to the journal: wait on it before
     /// showing the change to anyone.
     pub fn receipt(&self) -> &Receipt {

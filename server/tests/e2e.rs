@@ -1040,3 +1040,96 @@ triggers:
         assert_eq!(miss.status, hyper::StatusCode::NOT_FOUND, "{key}");
     }
 }
+
+/// A webhook that waits (Kestra 1.x's `wait`, `returnOutputs`,
+/// `responseContentType`, `responseCode`) answers once the execution
+/// ended: its outputs as text, or the execution (500 when it FAILED).
+#[tokio::test]
+async fn a_waiting_webhook_answers_with_the_outputs_or_the_ended_execution() {
+    let server = Server::start(&[]).await;
+    let echo = r#"id: echo
+namespace: e2e
+tasks:
+  - id: t
+    type: io.kestra.plugin.core.debug.Return
+    format: "token {{ trigger.parameters.validationToken[0] }}"
+outputs:
+  - id: response
+    type: STRING
+    value: "{{ outputs.t.value }}"
+triggers:
+  - id: web
+    type: io.kestra.plugin.core.trigger.Webhook
+    key: echo-key
+    wait: true
+    returnOutputs: true
+    responseContentType: text/plain
+"#;
+    let failing = r#"id: failing
+namespace: e2e
+tasks:
+  - id: boom
+    type: io.kestra.plugin.core.execution.Fail
+triggers:
+  - id: web
+    type: io.kestra.plugin.core.trigger.Webhook
+    key: fail-key
+    wait: true
+"#;
+    let accepted = r#"id: accepted
+namespace: e2e
+tasks:
+  - id: t
+    type: io.kestra.plugin.core.debug.Return
+    format: ok
+triggers:
+  - id: web
+    type: io.kestra.plugin.core.trigger.Webhook
+    key: acc-key
+    wait: true
+    returnOutputs: true
+    responseCode: 202
+"#;
+    for flow in [echo, failing, accepted] {
+        let reply = server.create_flow(flow).await;
+        assert_eq!(reply.status, hyper::StatusCode::OK, "{:?}", reply.body);
+    }
+    let reply = server
+        .get("/api/v1/main/executions/webhook/e2e/echo/echo-key?validationToken=abc")
+        .await;
+    assert_eq!(reply.status, hyper::StatusCode::OK);
+    assert_eq!(reply.headers["content-type"], "text/plain");
+    // Kestra's `buildOutputResponse`: the outputs map, written as JSON text.
+    assert_eq!(
+        String::from_utf8_lossy(&reply.body),
+        r#"{"response":"token abc"}"#
+    );
+
+    let reply = server
+        .trigger(
+            "/api/v1/main/executions/webhook/e2e/failing/fail-key",
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(reply.status, hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(reply.json()["state"]["current"], "FAILED");
+
+    let reply = server
+        .trigger(
+            "/api/v1/main/executions/webhook/e2e/accepted/acc-key",
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(reply.status, hyper::StatusCode::ACCEPTED);
+    assert_eq!(
+        reply.json(),
+        serde_json::json!({}),
+        "no flow outputs: an empty map"
+    );
+
+    let invalid = server
+        .create_flow("id: bad\nnamespace: e2e\ntasks:\n  - id: t\n    type: io.kestra.plugin.core.debug.Return\n    format: x\ntriggers:\n  - id: web\n    type: io.kestra.plugin.core.trigger.Webhook\n    key: k\n    returnOutputs: true\n")
+        .await;
+    assert_eq!(invalid.status, hyper::StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(String::from_utf8_lossy(&invalid.body).contains("needs `wait: true`"));
+}

@@ -316,6 +316,15 @@ pub enum TriggerKind {
         /// When the key is a template (Kestra's is dynamic: `{{
         /// secret('HOOK_KEY') }}`), rendered at each call.
         template: Option<Property>,
+        /// The call waits for the execution's end (`wait`).
+        wait: bool,
+        /// Answered with the flow's outputs rather than the execution
+        /// (`returnOutputs`, with `wait`).
+        return_outputs: bool,
+        /// `responseContentType`: `text/plain` answers a text output as is.
+        response_content_type: Option<String>,
+        /// `responseCode`, instead of 200 (500 for a FAILED execution).
+        response_code: Option<u16>,
     },
     /// `io.kestra.plugin.core.trigger.Flow`: fires when another flow's
     /// execution ends in one of `states` and meets every condition (its

@@ -1524,7 +1524,51 @@ impl Parser {
                 } else {
                     None
                 };
-                TriggerKind::Webhook { key, template }
+                let wait = self.opt_bool(&mut f, "wait", false);
+                let return_outputs = self.opt_bool(&mut f, "returnOutputs", false);
+                let response_content_type = self.opt_string(&mut f, "responseContentType");
+                let response_code = self.opt_u32(&mut f, "responseCode", 0, 0);
+                // Kestra's `WebhookValidation`.
+                let mut check = |this: &mut Self, key: &str, ok: bool, why: &str| {
+                    if !ok {
+                        let pos = f.take(key).map_or(f.pos, |(n, _)| n.pos);
+                        this.problem(&f.path(key), pos, why);
+                    }
+                };
+                check(
+                    self,
+                    "returnOutputs",
+                    wait || !return_outputs,
+                    "`returnOutputs` needs `wait: true`",
+                );
+                check(
+                    self,
+                    "responseContentType",
+                    response_content_type.is_none() || return_outputs,
+                    "`responseContentType` needs `returnOutputs: true`",
+                );
+                check(
+                    self,
+                    "responseContentType",
+                    response_content_type
+                        .as_deref()
+                        .is_none_or(|t| t == "application/json" || t == "text/plain"),
+                    "`responseContentType` is `application/json` or `text/plain`",
+                );
+                check(
+                    self,
+                    "responseCode",
+                    response_code == 0 || (100..=599).contains(&response_code),
+                    "`responseCode` is an HTTP status, 100 to 599",
+                );
+                TriggerKind::Webhook {
+                    key,
+                    template,
+                    wait,
+                    return_outputs,
+                    response_content_type,
+                    response_code: u16::try_from(response_code).ok().filter(|c| *c != 0),
+                }
             }
             TriggerType::Flow => {
                 let inputs = inputs(self, &mut f);

@@ -240,6 +240,29 @@ async fn start(
     trigger: Option<Value>,
     how: How,
 ) -> ApiResult<Response> {
+    Ok(
+        match started(state, stored, inputs, labels, trigger, how).await? {
+            Answer::Ended(update) => json_response(StatusCode::OK, update.json()),
+            Answer::Created(record) => execution_response(&record),
+        },
+    )
+}
+
+/// What a start answers with: the execution once it ended (when waited
+/// for), or as it was created.
+enum Answer {
+    Ended(crate::hub::Update),
+    Created(Record),
+}
+
+async fn started(
+    state: &AppState,
+    stored: &StoredFlow,
+    inputs: Map<String, Value>,
+    labels: Vec<(String, String)>,
+    trigger: Option<Value>,
+    how: How,
+) -> ApiResult<Answer> {
     let How {
         wait,
         schedule_date,
@@ -296,7 +319,7 @@ async fn start(
                         .durable()
                         .await
                         .map_err(|e| ApiError::from(Refused::from(e)))?;
-                    return Ok(json_response(StatusCode::OK, update.json()));
+                    return Ok(Answer::Ended(update));
                 }
                 Ok(_) | Err(RecvError::Lagged(_)) => {}
                 // Shutting down: answer with what is known.
@@ -305,14 +328,14 @@ async fn start(
         }
     }
     match started.snapshot {
-        Some(record) => Ok(execution_response(&record)),
+        Some(record) => Ok(Answer::Created(record)),
         None => {
             let snapshot = state
                 .executions()
                 .get(id)
                 .await?
                 .ok_or_else(|| ApiError::internal("reading a new execution", "it is gone"))?;
-            Ok(execution_response(&snapshot.record))
+            Ok(Answer::Created(snapshot.record))
         }
     }
 }
@@ -492,13 +515,52 @@ pub async fn webhook(
         }),
     );
     let inputs = check_inputs(&stored, &Map::new())?;
-    start(
-        &state,
-        &stored,
-        inputs,
-        Vec::new(),
-        Some(trigger),
-        How::default(),
-    )
-    .await
+    let Some(peregrine_engine::flow::TriggerKind::Webhook {
+        wait,
+        return_outputs,
+        response_content_type,
+        response_code,
+        ..
+    }) = stored
+        .flow()
+        .triggers
+        .iter()
+        .find(|t| t.id == trigger_id)
+        .map(|t| &t.kind)
+    else {
+        return Err(ApiError::internal("finding a webhook", "it is gone"));
+    };
+    let how = How {
+        wait: *wait,
+        schedule_date: None,
+    };
+    let update = match started(&state, &stored, inputs, Vec::new(), Some(trigger), how).await? {
+        Answer::Created(record) => return Ok(execution_response(&record)),
+        Answer::Ended(update) => update,
+    };
+    // Kestra's: the code given, else 500 for a FAILED execution, else 200.
+    let failed = update.record().state() == peregrine_engine::State::Failed;
+    let status = response_code
+        .and_then(|c| StatusCode::from_u16(c).ok())
+        .unwrap_or(if failed {
+            StatusCode::INTERNAL_SERVER_ERROR
+        } else {
+            StatusCode::OK
+        });
+    if !*return_outputs {
+        return Ok(json_response(status, update.json()));
+    }
+    // The outputs map as JSON, whatever the content type (Kestra's
+    // `buildOutputResponse` writes a map as JSON text under `text/plain`).
+    let body = update
+        .record()
+        .outputs()
+        .unwrap_or_else(|| json!({}))
+        .to_string();
+    Ok(match response_content_type.as_deref() {
+        Some("text/plain") => {
+            (status, [(header::CONTENT_TYPE, "text/plain")], body).into_response()
+        }
+        _ => json_response(status, Bytes::from(body)),
+    })
 }
