@@ -1127,6 +1127,46 @@ triggers:
         "no flow outputs: an empty map"
     );
 
+    // A condition over the call: not met, 204 and nothing starts.
+    let picky = r#"id: picky
+namespace: e2e
+tasks:
+  - id: t
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ trigger.body.kind }}"
+triggers:
+  - id: web
+    type: io.kestra.plugin.core.trigger.Webhook
+    key: picky-key
+    conditions:
+      - type: io.kestra.plugin.core.condition.Expression
+        expression: "{{ trigger.body.kind == 'push' }}"
+"#;
+    let reply = server.create_flow(picky).await;
+    assert_eq!(reply.status, hyper::StatusCode::OK, "{:?}", reply.body);
+    let miss = server
+        .trigger(
+            "/api/v1/main/executions/webhook/e2e/picky/picky-key",
+            serde_json::json!({"kind": "pull"}),
+        )
+        .await;
+    assert_eq!(miss.status, hyper::StatusCode::NO_CONTENT);
+    let hit = server
+        .trigger(
+            "/api/v1/main/executions/webhook/e2e/picky/picky-key",
+            serde_json::json!({"kind": "push"}),
+        )
+        .await;
+    assert_eq!(hit.status, hyper::StatusCode::OK, "{:?}", hit.body);
+    let all = server
+        .get("/api/v1/main/executions/search?namespace=e2e&flowId=picky")
+        .await
+        .json();
+    assert_eq!(
+        all["total"], 1,
+        "only the call that met the condition started: {all:#}"
+    );
+
     let invalid = server
         .create_flow("id: bad\nnamespace: e2e\ntasks:\n  - id: t\n    type: io.kestra.plugin.core.debug.Return\n    format: x\ntriggers:\n  - id: web\n    type: io.kestra.plugin.core.trigger.Webhook\n    key: k\n    returnOutputs: true\n")
         .await;

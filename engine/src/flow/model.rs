@@ -316,6 +316,10 @@ pub enum TriggerKind {
         /// When the key is a template (Kestra's is dynamic: `{{
         /// secret('HOOK_KEY') }}`), rendered at each call.
         template: Option<Property>,
+        /// `Expression` conditions over the call (`trigger.body`,
+        /// `headers`, `parameters`): one that does not hold answers 204
+        /// and starts nothing.
+        conditions: Vec<Property>,
         /// The call waits for the execution's end (`wait`).
         wait: bool,
         /// Answered with the flow's outputs rather than the execution

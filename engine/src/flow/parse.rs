@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use super::condition;
+use super::condition::{self, Condition};
 use super::cron::CronSchedule;
 use super::date_condition;
 use super::defaults::{self, PluginDefault};
@@ -1411,10 +1411,7 @@ impl Parser {
             _ => Vec::new(),
         };
         for (key, what) in [
-            (
-                "conditions",
-                "trigger `conditions` (but on a Flow trigger or a Schedule)",
-            ),
+            ("conditions", "trigger `conditions` on a Kafka trigger"),
             (
                 "labels",
                 "trigger `labels` (but on a Schedule or a Flow trigger)",
@@ -1423,9 +1420,10 @@ impl Parser {
         ] {
             let read = match key {
                 "labels" => labelled,
-                "conditions" => {
-                    matches!(trigger_type, TriggerType::Flow | TriggerType::Schedule)
-                }
+                "conditions" => matches!(
+                    trigger_type,
+                    TriggerType::Flow | TriggerType::Schedule | TriggerType::Webhook
+                ),
                 "stopAfter" => trigger_type == TriggerType::Schedule,
                 _ => false,
             };
@@ -1517,6 +1515,26 @@ impl Parser {
                 }
             }
             TriggerType::Webhook => {
+                // Only `Expression` conditions mean something before an
+                // execution exists (over `trigger.body`, `headers`...).
+                let mut conditions = Vec::new();
+                if let Some((node, path)) = f.take("conditions") {
+                    let mut reader = condition::Reader::new();
+                    for c in reader.conditions(&node.to_json(), &path) {
+                        match c {
+                            Condition::Expression(p) => conditions.push(p),
+                            _ => self.problem(
+                                &path,
+                                node.pos,
+                                "a webhook's conditions are `Expression`s (the others read an \
+                                 execution, which a call has not started yet)",
+                            ),
+                        }
+                    }
+                    for (path, message) in reader.problems {
+                        self.problem(&path, node.pos, message);
+                    }
+                }
                 let key = self.req_string(&mut f, "key")?;
                 let template = if key.contains("{{") || key.contains("{%") {
                     let pos = f.take("key").map_or(f.pos, |(n, _)| n.pos);
@@ -1564,6 +1582,7 @@ impl Parser {
                 TriggerKind::Webhook {
                     key,
                     template,
+                    conditions,
                     wait,
                     return_outputs,
                     response_content_type,

@@ -516,6 +516,7 @@ pub async fn webhook(
     );
     let inputs = check_inputs(&stored, &Map::new())?;
     let Some(peregrine_engine::flow::TriggerKind::Webhook {
+        conditions,
         wait,
         return_outputs,
         response_content_type,
@@ -530,6 +531,26 @@ pub async fn webhook(
     else {
         return Err(ApiError::internal("finding a webhook", "it is gone"));
     };
+    if !conditions.is_empty() {
+        // Over the call, as its execution would see it.
+        let flow = stored.flow();
+        let vars = json!({
+            "trigger": trigger["variables"],
+            "flow": {"id": flow.id, "namespace": flow.namespace, "revision": stored.revision().revision()},
+        });
+        for condition in conditions {
+            let text = state
+                .variables()
+                .render_text(condition, &vars)
+                .map_err(|e| {
+                    ApiError::unprocessable(format!("a webhook condition: {e}"), Value::Null)
+                })?;
+            if text.trim().is_empty() || text.trim() == "false" {
+                // Kestra's: conditions not met, nothing starts.
+                return Ok(StatusCode::NO_CONTENT.into_response());
+            }
+        }
+    }
     let how = How {
         wait: *wait,
         schedule_date: None,
