@@ -84,7 +84,8 @@ pub(crate) struct FlowTriggers {
     /// Some flow has a Flow trigger (or a Schedule a `stopAfter`): ends
     /// are worth sending. Set by the evaluator as it reads the flows.
     watching: Arc<AtomicBool>,
-    sender: Mutex<Option<flume::Sender<Event>>>,
+    /// Set once, at start: read on the shards' threads without a lock.
+    sender: std::sync::OnceLock<flume::Sender<Event>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     mark: Mutex<Option<Watermark>>,
 }
@@ -97,7 +98,7 @@ impl FlowTriggers {
     pub fn new(mark: Watermark) -> Self {
         Self {
             watching: Arc::new(AtomicBool::new(false)),
-            sender: Mutex::new(None),
+            sender: std::sync::OnceLock::new(),
             thread: Mutex::new(None),
             mark: Mutex::new(Some(mark)),
         }
@@ -109,7 +110,7 @@ impl FlowTriggers {
         if !self.watching.load(Ordering::Acquire) {
             return;
         }
-        if let Some(tx) = lock(&self.sender).as_ref() {
+        if let Some(tx) = self.sender.get() {
             let _ = tx.send(Event::Ended(record.clone(), receipt.clone()));
         }
     }
@@ -129,7 +130,7 @@ impl FlowTriggers {
         let (tx, rx) = flume::unbounded();
         let rules = rules(state);
         self.watching.store(!rules.is_empty(), Ordering::Release);
-        *lock(&self.sender) = Some(tx);
+        let _ = self.sender.set(tx);
         let state = state.clone();
         let watching = Arc::clone(&self.watching);
         let thread = std::thread::Builder::new()
@@ -149,7 +150,7 @@ impl FlowTriggers {
     /// A flow changed: the evaluator reads the flows again (once for a
     /// burst of changes). Until it has, ends are sent on, to be safe.
     pub fn reconcile(&self) {
-        if let Some(tx) = lock(&self.sender).as_ref() {
+        if let Some(tx) = self.sender.get() {
             self.watching.store(true, Ordering::Release);
             let _ = tx.send(Event::Flows);
         }
@@ -158,7 +159,8 @@ impl FlowTriggers {
     /// Stops once what was sent is handled. Blocks.
     pub fn stop(&self) {
         self.watching.store(false, Ordering::Release);
-        if let Some(tx) = lock(&self.sender).take() {
+        // The sender stays: once the thread is gone, a send fails at once.
+        if let Some(tx) = self.sender.get() {
             let _ = tx.send(Event::Stop);
         }
         if let Some(thread) = lock(&self.thread).take()
