@@ -647,6 +647,8 @@ triggers:
     timezone: Mars/Olympus
     recoverMissedSchedules: SOME
     interval: PT1M
+    backfill:
+      start: 2024-01-01T00:00:00Z
     stopAfter: [FAILED]
     conditions:
       - type: io.kestra.plugin.core.condition.PublicHoliday
@@ -675,6 +677,11 @@ triggers:
             (
                 "triggers[0].interval",
                 "a Schedule has no `interval` (use `cron`)"
+            ),
+            (
+                "triggers[0].backfill",
+                "a Schedule's `backfill` property does nothing (in Kestra either): backfill \
+                 through `PUT /api/v1/main/triggers` with `backfill: {start, end}`"
             ),
             (
                 "triggers[0].conditions[0].type",

@@ -291,21 +291,26 @@ impl Evaluator {
     /// Execution `record` ended: every trigger it meets starts its flow.
     /// Looked at again (`again`), an end only fires flows saved before it.
     fn ended(&mut self, state: &AppState, record: &Record, again: bool) {
-        let up = upstream(record);
         let end = record.end_date().unwrap_or_else(Utc::now);
-        self.stop_after(state, record, &up);
-        for watch in &self.rules.watches {
+        self.mark.advance(end);
+        self.stop_after(state, record);
+        // What the conditions read (its outputs parsed, its labels copied)
+        // is built only for an end some trigger listens to.
+        let (namespace, flow_id, ended_in) = (record.namespace(), record.flow_id(), record.state());
+        let listening = |watch: &&Watch| {
             let flow = watch.flow.flow();
             // Kestra's `removeUnwanted`: a flow does not trigger itself.
-            if flow.namespace == up.namespace && flow.id == up.flow_id {
-                continue;
-            }
-            if again && watch.flow.updated().is_some_and(|saved| saved > end) {
-                continue;
-            }
-            if !watch.states.contains(&up.state) {
-                continue;
-            }
+            !(flow.namespace == namespace && flow.id == flow_id)
+                && watch.states.contains(&ended_in)
+                && !(again && watch.flow.updated().is_some_and(|saved| saved > end))
+        };
+        let mut listeners = self.rules.watches.iter().filter(listening).peekable();
+        if listeners.peek().is_none() {
+            return;
+        }
+        let up = upstream(record);
+        for watch in listeners {
+            let flow = watch.flow.flow();
             let vars = up.variables(&flow.namespace, &flow.id, watch.flow.revision().revision());
             let now = Utc::now();
             let met = watch.conditions.iter().try_fold(true, |all, c| {
@@ -322,19 +327,18 @@ impl Evaluator {
                 ),
             }
         }
-        self.mark.advance(end);
     }
 }
 
 impl Evaluator {
-    /// Disables the Schedule that started `up`, if its `stopAfter` names
-    /// the state `up` ended in (Kestra's trigger context `disabled`).
-    fn stop_after(&self, state: &AppState, record: &Record, up: &Upstream) {
+    /// Disables the Schedule that started `record`, if its `stopAfter`
+    /// names the state it ended in (Kestra's trigger context `disabled`).
+    fn stop_after(&self, state: &AppState, record: &Record) {
         let mut stops = self
             .rules
             .stops
             .iter()
-            .filter(|s| s.namespace == up.namespace && s.flow_id == up.flow_id);
+            .filter(|s| s.namespace == record.namespace() && s.flow_id == record.flow_id());
         let Some(first) = stops.next() else { return };
         let Some(trigger) = record.trigger() else {
             return;
@@ -346,7 +350,7 @@ impl Evaluator {
             .chain(stops)
             .find(|s| trigger["id"] == s.trigger_id.as_str());
         if let Some(stop) = stop
-            && stop.states.contains(&up.state)
+            && stop.states.contains(&record.state())
         {
             let key = (
                 stop.namespace.clone(),
@@ -355,8 +359,8 @@ impl Evaluator {
             );
             tracing::info!(
                 trigger = %format!("{}.{}.{}", key.0, key.1, key.2),
-                execution = %up.id,
-                state = up.state.as_str(),
+                execution = %record.id(),
+                state = record.state().as_str(),
                 "a Schedule stops after this end (stopAfter): disabled"
             );
             state.schedules().set_disabled_blocking(key, true);

@@ -97,6 +97,18 @@ impl ConfigVariables {
         self.0.secrets.get(&key.to_uppercase()).map(String::as_str)
     }
 
+    /// Kestra's `secret(key)` called with `args`: the secret's value, or
+    /// its message.
+    pub(crate) fn secret_call(&self, args: &[Value]) -> Result<Value, String> {
+        let key = args
+            .first()
+            .and_then(Value::as_str)
+            .ok_or("The 'secret' function expects an argument 'key'.")?;
+        self.secret(key)
+            .map(Value::from)
+            .ok_or_else(|| format!("Cannot find secret for key '{key}'."))
+    }
+
     /// `text` with every secret's value in it masked.
     pub fn mask(&self, text: String) -> String {
         let mut text = text;
@@ -172,16 +184,7 @@ impl crate::expression::Context for ConfigContext<'_> {
     }
 
     fn function(&self, name: &str, args: &[Value]) -> Option<Result<Value, String>> {
-        (name == "secret").then(|| {
-            let key = args
-                .first()
-                .and_then(Value::as_str)
-                .ok_or("The 'secret' function expects an argument 'key'.")?;
-            self.config
-                .secret(key)
-                .map(Value::from)
-                .ok_or_else(|| format!("Cannot find secret for key '{key}'."))
-        })
+        (name == "secret").then(|| self.config.secret_call(args))
     }
 }
 

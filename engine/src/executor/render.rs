@@ -194,15 +194,7 @@ impl Context for RenderContext<'_> {
     fn function(&self, name: &str, args: &[Value]) -> Option<Result<Value, String>> {
         match name {
             // Kestra's `secret('NAME')`, from the engine's configuration.
-            "secret" => Some(match args.first().and_then(Value::as_str) {
-                None => Err("The 'secret' function expects an argument 'key'.".to_owned()),
-                Some(key) => self
-                    .run
-                    .variables()
-                    .secret(key)
-                    .map(Value::from)
-                    .ok_or_else(|| format!("Cannot find secret for key '{key}'.")),
-            }),
+            "secret" => Some(self.run.variables().secret_call(args)),
             // Kestra's `errorLogs()`: the execution's ERROR log lines so far.
             "errorLogs" => Some(Ok(Value::Array(
                 self.run

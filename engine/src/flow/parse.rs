@@ -1495,8 +1495,19 @@ impl Parser {
                     }
                 }
                 // Deprecated, and read by nothing in Kestra either (a
-                // backfill is asked for through the API).
-                let _ = f.take("backfill");
+                // backfill is asked for through the API): an empty one is
+                // harmless, one that asks for dates is refused.
+                if let Some((node, path)) = f.take("backfill")
+                    && !node.to_json().as_object().is_some_and(Map::is_empty)
+                    && !node.to_json().is_null()
+                {
+                    self.problem(
+                        &path,
+                        node.pos,
+                        "a Schedule's `backfill` property does nothing (in Kestra either): \
+                         backfill through `PUT /api/v1/main/triggers` with `backfill: {start, end}`",
+                    );
+                }
                 let stop_after = match f.take("stopAfter") {
                     Some((node, path)) => self.states(node, &path),
                     None => Vec::new(),
