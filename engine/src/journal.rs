@@ -135,6 +135,21 @@ pub(crate) enum Entry {
         original_created_us: i64,
         at_us: i64,
     },
+    /// What the step journaled just before read of the KV store (`kv()` in
+    /// its templates), so that its replay reads the same (see
+    /// `executor::reads`). Journaled right after that step's own records.
+    Read { reads: Vec<KvRead>, at_us: i64 },
+}
+
+/// One `kv()` read: `key` looked up in `namespace` (and its parents, with
+/// `inherit`), and the value found, as JSON text (none: missing).
+#[derive(Debug, Clone, PartialEq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[rkyv(crate = peregrine_wal::rkyv)]
+pub(crate) struct KvRead {
+    pub namespace: String,
+    pub key: String,
+    pub inherit: bool,
+    pub value: Option<String>,
 }
 
 /// Record kinds of this journal format (2). Format 1 used kinds 1 to 6, with
@@ -159,6 +174,7 @@ const GATED: u16 = 25;
 /// The terminal record, of format 2 (with its lineage).
 const ENDED_2: u16 = 26;
 const LINEAGE: u16 = 27;
+const READ: u16 = 28;
 const FORMAT_1_KINDS: std::ops::RangeInclusive<u16> = 1..=6;
 
 impl Entry {
@@ -179,6 +195,7 @@ impl Entry {
             Entry::Replayed { .. } => REPLAYED,
             Entry::Gated { .. } => GATED,
             Entry::Lineage { .. } => LINEAGE,
+            Entry::Read { .. } => READ,
         })
     }
 }
@@ -456,7 +473,7 @@ pub(crate) fn decode(kind: Kind, payload: &[u8]) -> Result<Recovered, JournalErr
         .map(Recovered::Ended)
         .map_err(|e| JournalError::Unreadable(e.to_string())),
         CREATED | TIMER | KILL | WORKED | REDISPATCHED | TIMED_OUT | RESUMED | PARENT | CHILD
-        | KILL_ALONE | SCHEDULED | RESTARTED | REPLAYED | GATED | LINEAGE => {
+        | KILL_ALONE | SCHEDULED | RESTARTED | REPLAYED | GATED | LINEAGE | READ => {
             let archived = peregrine_wal::access::<Entry>(payload)
                 .map_err(|e| JournalError::Unreadable(e.to_string()))?;
             rkyv::deserialize::<Entry, rkyv::rancor::Error>(archived)
@@ -550,6 +567,23 @@ mod tests {
                 outputs: Some(r#"{"x":1}"#.into()),
                 refused: None,
                 at_us: 48,
+            },
+            Entry::Read {
+                reads: vec![
+                    KvRead {
+                        namespace: "a.b".into(),
+                        key: "k".into(),
+                        inherit: true,
+                        value: Some(r#"{"x":[1]}"#.into()),
+                    },
+                    KvRead {
+                        namespace: "a".into(),
+                        key: "gone".into(),
+                        inherit: false,
+                        value: None,
+                    },
+                ],
+                at_us: 49,
             },
         ];
         for entry in entries {

@@ -19,6 +19,7 @@ pub mod expression;
 pub mod flow;
 mod journal;
 mod jsonata;
+pub mod kv;
 pub mod memory;
 mod tasks;
 

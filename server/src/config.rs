@@ -75,6 +75,7 @@ pub struct Config {
     pub kafka: KafkaConfig,
     pub variables: VariablesConfig,
     pub secrets: SecretsConfig,
+    pub kv: KvConfig,
     /// The environment variables flows read as `envs`, collected at load
     /// (`variables.env-vars-prefix`): not a setting, never printed.
     #[serde(skip)]
@@ -95,6 +96,38 @@ pub struct SecretsConfig {
     /// text (not base64); read at start. Its names win over the
     /// environment's. Default: none.
     pub file: Option<PathBuf>,
+}
+
+/// Kestra's KV store (`kv()`, the `kv.*` tasks, `/namespaces/{ns}/kv`):
+/// held in memory, kept in `data/kv`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct KvConfig {
+    /// Size of one value, as JSON; at most 512KiB, what one step of an
+    /// execution may read through `kv()`. Default: 512KiB.
+    pub max_value_size: ByteSize,
+    /// Size of everything the store holds (keys, values, descriptions).
+    /// Default: 256MiB.
+    pub max_size: ByteSize,
+}
+
+impl Default for KvConfig {
+    fn default() -> Self {
+        let limits = peregrine_engine::kv::KvLimits::default();
+        Self {
+            max_value_size: ByteSize(limits.max_value_bytes as u64),
+            max_size: ByteSize(limits.max_bytes as u64),
+        }
+    }
+}
+
+impl KvConfig {
+    pub fn limits(&self) -> peregrine_engine::kv::KvLimits {
+        peregrine_engine::kv::KvLimits {
+            max_value_bytes: usize::try_from(self.max_value_size.0).unwrap_or(usize::MAX),
+            max_bytes: usize::try_from(self.max_size.0).unwrap_or(usize::MAX),
+        }
+    }
 }
 
 /// Secrets by name (upper case).
@@ -568,6 +601,7 @@ impl Default for Config {
             kafka: KafkaConfig::default(),
             variables: VariablesConfig::default(),
             secrets: SecretsConfig::default(),
+            kv: KvConfig::default(),
             envs: Envs::default(),
             secret_values: Secrets::default(),
         }
@@ -691,6 +725,8 @@ const KEYS: &[(&str, bool)] = &[
     ("variables.env-vars-prefix", true),
     ("variables.redacted-env-vars", false),
     ("secrets.file", true),
+    ("kv.max-value-size", false),
+    ("kv.max-size", false),
 ];
 
 /// The environment variable that sets `key`.
@@ -1171,6 +1207,16 @@ impl Config {
                     self.wal.segment_size
                 ),
             );
+        }
+        let most = peregrine_engine::kv::KvLimits::DEFAULT_MAX_VALUE_BYTES as u64;
+        if self.kv.max_value_size.0 == 0 || self.kv.max_value_size.0 > most {
+            return invalid(
+                "kv.max-value-size",
+                format!("{} must be within 1B..=512KiB", self.kv.max_value_size),
+            );
+        }
+        if self.kv.max_size.0 < self.kv.max_value_size.0 {
+            return invalid("kv.max-size", "must be at least kv.max-value-size");
         }
         if self.executions.retention_size.0 == 0 {
             return invalid("executions.retention-size", "must be more than 0 bytes");

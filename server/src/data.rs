@@ -6,6 +6,7 @@
 //! DATA_DIR/executions/shard-N/    one WAL per engine shard
 //! DATA_DIR/schedules/             where each Schedule trigger stands (one WAL)
 //! DATA_DIR/flow-triggers/         the latest end the Flow triggers acted on (one WAL)
+//! DATA_DIR/kv/                    the KV store (one WAL)
 //! ```
 
 use std::io;
@@ -26,13 +27,18 @@ pub fn flow_triggers_log(data_dir: &Path) -> PathBuf {
     data_dir.join("flow-triggers")
 }
 
+/// The KV store's log.
+pub fn kv_log(data_dir: &Path) -> PathBuf {
+    data_dir.join("kv")
+}
+
 /// The folder of the shards' WALs.
 pub fn executions(data_dir: &Path) -> PathBuf {
     data_dir.join("executions")
 }
 
 /// Every log of a data folder that exists: the shards' WALs in shard order,
-/// then the flows log, the schedules' and the Flow triggers'.
+/// then the flows log, the schedules', the Flow triggers' and the KV store's.
 pub fn logs(data_dir: &Path) -> io::Result<Vec<PathBuf>> {
     if !std::fs::metadata(data_dir)?.is_dir() {
         return Err(io::Error::new(
@@ -64,7 +70,11 @@ pub fn logs(data_dir: &Path) -> io::Result<Vec<PathBuf>> {
     if flows.is_dir() {
         logs.push(flows);
     }
-    for log in [schedules_log(data_dir), flow_triggers_log(data_dir)] {
+    for log in [
+        schedules_log(data_dir),
+        flow_triggers_log(data_dir),
+        kv_log(data_dir),
+    ] {
         if log.is_dir() {
             logs.push(log);
         }
@@ -83,7 +93,7 @@ pub(crate) const FORMAT_HINT: &str = "save the flows with \
      `peregrine flow export DATA_DIR OUT_DIR` (it reads the earlier format) and \
      start on a fresh data folder";
 
-/// Opens one of the server's own logs (flows, schedules, Flow triggers):
+/// Opens one of the server's own logs (flows, schedules, Flow triggers, KV):
 /// what `skip_damaged` dropped is logged as records of `what` lost, and
 /// what follows from it.
 pub(crate) fn open_log(

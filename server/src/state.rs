@@ -16,6 +16,7 @@ use std::sync::{Arc, RwLock};
 
 use axum::extract::FromRef;
 use peregrine_engine::ExecutionId;
+use peregrine_engine::kv::KvStore;
 use peregrine_engine::{
     Ack, Change, Engine, EngineConfig, Filter, KillOutcome, NewExecution, Observer, Pending,
     Record, Refusal, Relabelled, ReplayError, ReplayFrom, RestartOutcome, ResumeOutcome, Search,
@@ -474,8 +475,10 @@ struct Parts {
     schedules: Arc<crate::schedule::Scheduler>,
     flow_triggers: Arc<FlowTriggers>,
     /// `envs`, `globals` and the secrets, for what renders outside an
-    /// execution (a webhook's key).
+    /// execution (a webhook's key), and the KV store.
     variables: peregrine_engine::ConfigVariables,
+    /// The KV store the engine's executions read and write, for the API.
+    kv: KvStore,
 }
 
 impl std::fmt::Debug for AppState {
@@ -509,12 +512,14 @@ impl AppState {
         config: Config,
         persistence: Arc<dyn Persistence>,
     ) -> std::io::Result<Self> {
+        let kv = KvStore::in_memory(config.kv.limits());
         Self::assemble(
             config,
             persistence,
             None,
             Ledger::in_memory(),
             Watermark::in_memory(),
+            kv,
         )
     }
 
@@ -534,8 +539,16 @@ impl AppState {
         let schedules = Ledger::open(&schedules_dir, crate::schedule::wal_config(&wal))?;
         let mark_dir = crate::data::flow_triggers_log(&config.data_dir);
         let mark = Watermark::open(&mark_dir, crate::schedule::wal_config(&wal))?;
+        let kv = open_kv(&config, &wal)?;
         let dir = crate::data::executions(&config.data_dir);
-        Self::assemble(config, Arc::new(flows), Some((dir, wal)), schedules, mark)
+        Self::assemble(
+            config,
+            Arc::new(flows),
+            Some((dir, wal)),
+            schedules,
+            mark,
+            kv,
+        )
     }
 
     fn assemble(
@@ -544,12 +557,14 @@ impl AppState {
         journal: Option<(std::path::PathBuf, peregrine_wal::Config)>,
         schedules: Ledger,
         mark: Watermark,
+        kv: KvStore,
     ) -> std::io::Result<Self> {
         // Their size is checked at load; again here, for a config built in
         // code.
         let variables = config
             .engine_variables()
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?
+            .with_kv(kv.clone());
         let server_variables = variables.clone();
         let hub = Arc::new(Hub::new(config.server.sse_buffer.get()));
         let metrics = Arc::new(Metrics::default());
@@ -627,6 +642,7 @@ impl AppState {
             schedules,
             flow_triggers,
             variables: server_variables,
+            kv,
         })))
     }
 
@@ -676,6 +692,11 @@ impl AppState {
 
     pub(crate) fn variables(&self) -> &peregrine_engine::ConfigVariables {
         &self.0.variables
+    }
+
+    /// The KV store (kept in `data/kv` when durable).
+    pub(crate) fn kv(&self) -> &KvStore {
+        &self.0.kv
     }
 
     pub(crate) fn authorization(&self) -> Option<&str> {
@@ -769,6 +790,33 @@ pub(crate) fn flows_wal(executions: &peregrine_wal::Config) -> peregrine_wal::Co
         terminal_retention: None,
         spare_segments: 0,
         ..executions.clone()
+    }
+}
+
+/// The KV store in `data/kv`; its log is made at the first write when the
+/// folder has none.
+fn open_kv(config: &Config, wal: &peregrine_wal::Config) -> std::io::Result<KvStore> {
+    let dir = crate::data::kv_log(&config.data_dir);
+    let kv_wal = kv_wal(wal);
+    if !dir.is_dir() {
+        return Ok(KvStore::deferred(dir, kv_wal, config.kv.limits()));
+    }
+    let (log, recovered) = crate::data::open_log(
+        &dir,
+        kv_wal,
+        "KV records",
+        "their keys hold what they held before the lost write",
+    )?;
+    Ok(KvStore::from_log(log, &recovered, config.kv.limits()))
+}
+
+/// The KV store's log: one record per write, up to a value's limit (512
+/// KiB) with its metadata; small segments, none spare, never expiring.
+fn kv_wal(executions: &peregrine_wal::Config) -> peregrine_wal::Config {
+    peregrine_wal::Config {
+        segment_bytes: std::num::NonZeroU64::new(4 << 20).expect("non-zero"),
+        max_record_bytes: std::num::NonZeroU32::new(1 << 20).expect("non-zero"),
+        ..flows_wal(executions)
     }
 }
 

@@ -1362,40 +1362,10 @@ const NOT_YET: &[(&str, &str, &str, &str)] = &[
     ),
     ("GET", "/logs/search", "searching logs", "GET /logs/search"),
     (
-        "GET",
-        "/namespaces/ns/kv/k",
-        "the KV store",
-        "GET /namespaces/{namespace}/kv/{key}",
-    ),
-    (
-        "PUT",
-        "/namespaces/ns/kv/k",
-        "the KV store",
-        "PUT /namespaces/{namespace}/kv/{key}",
-    ),
-    (
         "DELETE",
-        "/namespaces/ns/kv/k",
-        "the KV store",
-        "DELETE /namespaces/{namespace}/kv/{key}",
-    ),
-    (
-        "GET",
-        "/namespaces/ns/kv",
-        "the KV store",
-        "GET /namespaces/{namespace}/kv",
-    ),
-    (
-        "POST",
-        "/triggers/ns/f/t/restart",
-        "restarting a trigger",
-        "POST /triggers/{namespace}/{flowId}/{triggerId}/restart",
-    ),
-    (
-        "POST",
-        "/triggers/unlock/by-triggers",
-        "unlocking triggers",
-        "POST /triggers/unlock/by-triggers",
+        "/triggers/ns/f/t",
+        "deleting trigger state",
+        "DELETE /triggers/{namespace}/{flowId}/{triggerId}",
     ),
     (
         "GET",

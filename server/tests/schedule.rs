@@ -280,6 +280,38 @@ async fn the_triggers_api_lists_a_schedule_and_disables_it_durably() {
         )
         .await;
     assert_eq!(unlock.status, StatusCode::CONFLICT);
+    let unlock = server
+        .send(
+            hyper::Method::POST,
+            "/api/v1/main/triggers/unlock/by-triggers",
+            &[("content-type", "application/json")],
+            r#"[{"namespace": "schedules", "flowId": "listed", "triggerId": "tick"}]"#,
+        )
+        .await;
+    assert_eq!(
+        unlock.json(),
+        serde_json::json!({"count": 0}),
+        "nothing is ever locked"
+    );
+    let restarted = server
+        .send(
+            hyper::Method::POST,
+            "/api/v1/main/triggers/schedules/listed/tick/restart",
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(restarted.status, StatusCode::OK, "{:?}", restarted.body);
+    assert_eq!(restarted.json()["triggerId"], "tick");
+    let missing = server
+        .send(
+            hyper::Method::POST,
+            "/api/v1/main/triggers/schedules/listed/nope/restart",
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
 
     let named =
         serde_json::json!({"namespace": "schedules", "flowId": "listed", "triggerId": "tick"});
@@ -470,6 +502,50 @@ triggers:
     )
     .await;
     assert_eq!(unpaused.json()["backfill"]["paused"], false);
+    // In bulk: by the triggers named (one with no such flow is skipped),
+    // then by a query.
+    let stranger =
+        serde_json::json!({"namespace": "schedules", "flowId": "nope", "triggerId": "t"});
+    let bulk = send(
+        hyper::Method::POST,
+        "/api/v1/main/triggers/backfill/pause/by-triggers",
+        serde_json::json!([named.clone(), stranger]),
+    )
+    .await;
+    assert_eq!(
+        bulk.json(),
+        serde_json::json!({"count": 1}),
+        "{:?}",
+        bulk.body
+    );
+    let listed = server
+        .get("/api/v1/main/triggers/schedules/backfilled")
+        .await
+        .json();
+    assert_eq!(
+        listed["results"][0]["backfill"]["paused"], true,
+        "{listed:#}"
+    );
+    let bulk = send(
+        hyper::Method::POST,
+        "/api/v1/main/triggers/backfill/unpause/by-query?namespace=schedules&q=backfilled",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        bulk.json(),
+        serde_json::json!({"count": 1}),
+        "{:?}",
+        bulk.body
+    );
+    let listed = server
+        .get("/api/v1/main/triggers/schedules/backfilled")
+        .await
+        .json();
+    assert_eq!(
+        listed["results"][0]["backfill"]["paused"], false,
+        "{listed:#}"
+    );
     let dropped = send(
         hyper::Method::POST,
         "/api/v1/main/triggers/backfill/delete",

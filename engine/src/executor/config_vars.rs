@@ -4,6 +4,10 @@
 //! the secrets `secret('NAME')` reads, whose values never reach a log line
 //! or an output: they are masked there before anything is kept.
 //!
+//! The same handle carries the engine's KV store (`kv()` and the `kv.*`
+//! tasks), whose reads, unlike these values, are journaled
+//! (`executor::reads`).
+//!
 //! They are not journaled. A shard's replay after a restart renders with
 //! the variables of the process that replays, so an execution in flight
 //! across a restart whose configuration changed may render differently
@@ -14,6 +18,8 @@ use std::fmt;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
+
+use crate::kv::KvStore;
 
 /// `envs` and `globals`, shared by every execution of an engine (cloning
 /// is a reference count).
@@ -28,6 +34,9 @@ struct Inner {
     globals: Value,
     /// By name, upper case (Kestra's `SecretService`).
     secrets: BTreeMap<String, String>,
+    /// The KV store `kv()` and the `kv.*` tasks read and write (none: an
+    /// engine on its own, where they fail saying so).
+    kv: Option<KvStore>,
 }
 
 /// What a secret's value is replaced with where it would be kept.
@@ -75,6 +84,7 @@ impl ConfigVariables {
             envs,
             globals,
             secrets: BTreeMap::new(),
+            kv: None,
         })))
     }
 
@@ -84,12 +94,31 @@ impl ConfigVariables {
             .into_iter()
             .map(|(k, v)| (k.to_uppercase(), v))
             .collect();
-        let inner = Arc::try_unwrap(self.0).unwrap_or_else(|shared| Inner {
+        let inner = self.unshared();
+        Self(Arc::new(Inner { secrets, ..inner }))
+    }
+
+    /// The same, reading and writing `kv` (Kestra's KV store).
+    pub fn with_kv(self, kv: KvStore) -> Self {
+        let inner = self.unshared();
+        Self(Arc::new(Inner {
+            kv: Some(kv),
+            ..inner
+        }))
+    }
+
+    fn unshared(self) -> Inner {
+        Arc::try_unwrap(self.0).unwrap_or_else(|shared| Inner {
             envs: shared.envs.clone(),
             globals: shared.globals.clone(),
             secrets: shared.secrets.clone(),
-        });
-        Self(Arc::new(Inner { secrets, ..inner }))
+            kv: shared.kv.clone(),
+        })
+    }
+
+    /// The KV store, if the engine has one.
+    pub fn kv(&self) -> Option<&KvStore> {
+        self.0.kv.as_ref()
     }
 
     /// Secret `key` (Kestra's `secret('key')`), if known.
@@ -157,6 +186,7 @@ impl Default for ConfigVariables {
             envs: Value::Object(Map::new()),
             globals: Value::Object(Map::new()),
             secrets: BTreeMap::new(),
+            kv: None,
         }))
     }
 }
@@ -221,6 +251,7 @@ impl fmt::Debug for ConfigVariables {
             .field("envs", &keys(&self.0.envs))
             .field("globals", &keys(&self.0.globals))
             .field("secrets", &self.0.secrets.keys().collect::<Vec<_>>())
+            .field("kv", &self.0.kv)
             .finish()
     }
 }

@@ -34,6 +34,7 @@ use super::shard::{
 use super::worker::{self, TriggerSwitch, WorkDone, WorkOrder, WorkerHandle, WorkerPool};
 use crate::execution::{Execution, ExecutionId, Record, State, TaskRunId};
 use crate::journal::{self, JournalError, Receipt, Recovered, WalJournal};
+use crate::tasks::WorkerEnv;
 
 /// Sees every change of every execution, on the shard's thread, after the
 /// step that made it. Keep it cheap: build only what someone waits for.
@@ -760,7 +761,7 @@ impl Engine {
             config.workers.get(),
             config.work_queue.get(),
             senders.clone(),
-            config.triggers.clone(),
+            WorkerEnv::new(config.triggers.clone(), config.variables.kv().cloned()),
         )?;
         let admission = Arc::new(Admission {
             running: AtomicUsize::new(running),
@@ -1600,6 +1601,7 @@ fn run_to_end_in(
 ) -> Execution {
     let id = new.id;
     let finished = Arc::new(Finished::new(Duration::from_secs(3600), 1));
+    let kv = variables.kv().cloned();
     let mut shard = Shard::new(Utc::now(), finished)
         .limited(limits)
         .with_variables(variables);
@@ -1673,7 +1675,7 @@ fn run_to_end_in(
                     id,
                     task_run: order.task_run,
                     attempt: order.attempt,
-                    result: worker::run_now(order.job, order.deadline_ms),
+                    result: worker::run_now(order.job, order.deadline_ms, kv.clone()),
                 };
                 // A timeout that passed while the job ran comes first.
                 shard.step(Message::Tick, Utc::now());

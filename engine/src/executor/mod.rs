@@ -12,6 +12,7 @@ mod inbox;
 mod limits;
 mod outputs;
 mod plan;
+mod reads;
 mod render;
 #[cfg(test)]
 mod replay;
@@ -27,13 +28,13 @@ mod worker;
 
 pub use config_vars::{ConfigVariables, VariablesTooLarge};
 pub use courier::{Flows, MAX_SUBFLOW_DEPTH};
-#[cfg(test)]
-pub(crate) use engine::run_to_end_limited;
 pub use engine::{
     Ack, Change, Damaged, Engine, EngineConfig, Left, Observer, Page, Pending, Recovery, Refusal,
     ReplayError, ReplayFrom, Search, Stopped, SubmitError, Unrecoverable, run_to_end,
     run_to_end_observed,
 };
+#[cfg(test)]
+pub(crate) use engine::{run_to_end_limited, run_to_end_with_variables};
 #[cfg(feature = "internals")]
 pub use fixtures::OutputLookup;
 #[cfg(feature = "internals")]

@@ -195,6 +195,8 @@ impl Context for RenderContext<'_> {
         match name {
             // Kestra's `secret('NAME')`, from the engine's configuration.
             "secret" => Some(self.run.variables().secret_call(args)),
+            // Kestra's `kv('key')`, read once per step and journaled.
+            "kv" => Some(self.run.kv_call(args)),
             // Kestra's `errorLogs()`: the execution's ERROR log lines so far.
             "errorLogs" => Some(Ok(Value::Array(
                 self.run

@@ -481,3 +481,100 @@ proptest! {
         }
     }
 }
+
+/// Branches on a KV value read before a sleep, and reads it again after.
+const KV_BRANCH: &str = r#"
+id: kv-branch
+namespace: tests.kv
+tasks:
+  - id: pick
+    type: io.kestra.plugin.core.flow.If
+    condition: "{{ kv('mode') == 'fast' }}"
+    then:
+      - id: fast
+        type: io.kestra.plugin.core.debug.Return
+        format: "fast {{ kv('mode') }}"
+    else:
+      - id: slow
+        type: io.kestra.plugin.core.debug.Return
+        format: "slow {{ kv('mode') }}"
+  - id: nap
+    type: io.kestra.plugin.core.flow.Sleep
+    duration: PT1S
+  - id: last
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ kv('mode') }}"
+"#;
+
+#[test]
+fn a_replay_reads_what_the_run_read_of_the_kv_store_not_what_it_holds_now() {
+    use crate::kv::{KvLimits, KvMeta, KvStore, KvValue};
+    let store = KvStore::in_memory(KvLimits::default());
+    let set = |mode: &str| {
+        store
+            .put(
+                "tests",
+                "mode",
+                KvValue::untyped(json!(mode)),
+                KvMeta::default(),
+                true,
+                t(0),
+            )
+            .expect("put");
+    };
+    set("fast");
+    let variables = crate::executor::ConfigVariables::default().with_kv(store.clone());
+    let flow = revision(KV_BRANCH);
+    let journal = FaultyJournal::default();
+    let mut shard = Shard::with_journal(t(0), Box::new(journal.clone()), finished())
+        .with_variables(variables.clone());
+    let id = start(&mut shard, &flow, 7, t(0));
+    let before = Record::of(shard.get(id).expect("running"));
+    assert_eq!(
+        task_value(&before, "fast"),
+        Some(json!("fast fast")),
+        "read from tests"
+    );
+    // The value changes while the execution sleeps.
+    set("slow");
+    shard.step(Message::Tick, t(1_100_000));
+    let live = ended_record(&mut shard).expect("it ends");
+    assert_eq!(task_value(&live, "fast"), Some(json!("fast fast")));
+    assert_eq!(
+        task_value(&live, "last"),
+        Some(json!("slow")),
+        "the next step reads anew"
+    );
+    let causes = journal.causes(id);
+    let reads = causes
+        .iter()
+        .filter(|e| matches!(e, Entry::Read { .. }))
+        .count();
+    // The first step's reads; the second ended the execution, and its
+    // final record stands in for everything before it.
+    assert_eq!(reads, 1, "{causes:?}");
+
+    // The store holds something else again; the replay reads the journal.
+    set("other");
+    let replay = |causes: Vec<Entry>| {
+        let mut shard = Shard::new(t(0), finished()).with_variables(variables.clone());
+        let resolve = |_: &str, _: &str, _: u32| Some(Arc::clone(&flow));
+        shard
+            .restore(id, causes, &resolve, t(10_000_000))
+            .expect("the journal rebuilds the execution");
+        shard
+    };
+    // (Its end is its final record, which recovery reads instead of the
+    // causes: a crash after the first step is the one to replay.)
+    let shard = replay(causes[..2].to_vec());
+    let rebuilt = Record::of(shard.get(id).expect("resumed, asleep"));
+    assert_eq!(rebuilt.as_bytes(), before.as_bytes());
+
+    // A crash that cut the first step's reads off (nothing it decided was
+    // seen outside): that step reads the store again.
+    let cut: Vec<Entry> = causes[..1].to_vec();
+    assert!(matches!(cut[0], Entry::Created { .. }));
+    let shard = replay(cut);
+    let rebuilt = Record::of(shard.get(id).expect("resumed, asleep"));
+    assert_eq!(task_value(&rebuilt, "slow"), Some(json!("slow other")));
+}

@@ -16,6 +16,7 @@
 //! its `start` and acts on the [`Started`] it answers, the same way for
 //! every type, and knows none by name.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,6 +31,7 @@ use super::guide::{Fate, Guide};
 use super::limits::{self, Limits};
 use super::outputs::OutputIndex;
 use super::plan::{FlowRevision, ListId, TaskIdx};
+use super::reads::Reads;
 use super::render::{RenderContext, is_truthy};
 use super::worker::WorkOrder;
 use crate::execution::labels;
@@ -39,6 +41,7 @@ use crate::execution::{
 };
 use crate::expression::Property;
 use crate::flow::{Concurrency, InputType, Level, RetryPolicy};
+use crate::journal::KvRead;
 use crate::tasks::{
     AfterFrame, ChildAnswer, FramePlan, Groups, Started, SubflowCall, TaskContext, TaskKind,
 };
@@ -232,6 +235,9 @@ pub(crate) struct Run {
     gate_ask: Option<GateAsk>,
     /// `vars` once its tasks set variables: the flow's under them.
     vars: Option<Value>,
+    /// What this step's templates read of the KV store (`kv()`, behind a
+    /// cell: templates render against a shared run).
+    reads: RefCell<Reads>,
 }
 
 /// What a run of a flow with a concurrency limit tells the gate.
@@ -363,6 +369,28 @@ impl Run {
     /// What templates read as `envs` and `globals`.
     pub fn variables(&self) -> &ConfigVariables {
         &self.variables
+    }
+
+    /// Kestra's `kv(key, namespace, errorOnMissing)` with `args`, read once
+    /// per step (see [`super::reads`]).
+    pub fn kv_call(&self, args: &[Value]) -> Result<Value, String> {
+        let call = super::reads::call(args)?;
+        self.reads.borrow_mut().read(
+            &call,
+            &self.exec.namespace,
+            self.variables.kv(),
+            self.instant,
+        )
+    }
+
+    /// What the step just handled read of the KV store, to journal.
+    pub(crate) fn take_reads(&mut self) -> Vec<KvRead> {
+        self.reads.get_mut().take()
+    }
+
+    /// The step about to be replayed read `reads`.
+    pub(crate) fn give_reads(&mut self, reads: Vec<KvRead>) {
+        self.reads.get_mut().give(reads);
     }
 
     /// Forgets the work asked for so far (a replay rebuilds work that was
@@ -596,6 +624,7 @@ impl Run {
             gate_ask: None,
             vars: None,
             variables,
+            reads: RefCell::default(),
         }
     }
 

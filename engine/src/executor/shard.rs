@@ -30,7 +30,7 @@ use super::timer::TimerWheel;
 use super::worker::{WorkDone, WorkOrder};
 use crate::execution::labels::{self, LabelError};
 use crate::execution::{Execution, ExecutionId, Format, Record, State};
-use crate::journal::{Entry, Journal, NoJournal, Receipt};
+use crate::journal::{Entry, Journal, KvRead, NoJournal, Receipt};
 use crate::tasks::ChildAnswer;
 
 /// Names a request, so that its reply finds the caller that asked.
@@ -1034,11 +1034,17 @@ impl Shard {
         let mut entries = entries.into_iter().peekable();
         let (mut run, created_at, scheduled) =
             first_run(id, &mut entries, resolve, self.limits, &self.variables)?;
+        // Each step gets what it read of the KV store, journaled right
+        // after it; one whose reads a crash cut off reads again.
+        let mut receipt = Receipt::ready();
+        run.give_reads(next_reads(&mut entries));
         match scheduled {
             Some(at) => run.schedule(at),
             None => run.begin(created_at),
         }
-        for entry in entries {
+        receipt = receipt.max(self.journal_reads(id, &mut run));
+        while let Some(entry) = entries.next() {
+            run.give_reads(next_reads(&mut entries));
             match entry {
                 Entry::Timer { task_run, at_us } => run.on_timer(task_run, instant(at_us)),
                 Entry::TimedOut {
@@ -1103,10 +1109,12 @@ impl Shard {
                 | Entry::Scheduled { .. }
                 | Entry::Restarted { .. }
                 | Entry::Replayed { .. }
-                | Entry::Lineage { .. } => {
+                | Entry::Lineage { .. }
+                | Entry::Read { .. } => {
                     return Err(RestoreError::OutOfPlace);
                 }
             }
+            receipt = receipt.max(self.journal_reads(id, &mut run));
         }
         run.retain_waiting_timers();
         // Children it still waits for are asked again; one that ended
@@ -1118,7 +1126,6 @@ impl Shard {
         // unless the journal ended the execution (its terminal record was
         // lost: the settle below writes it again).
         run.discard_work();
-        let mut receipt = Receipt::ready();
         let lost_work = if run.is_terminal() {
             Vec::new()
         } else {
@@ -1131,9 +1138,24 @@ impl Shard {
             };
             receipt = receipt.max(self.journal.append(id, &entry));
             run.redispatch(task_run, now);
+            receipt = receipt.max(self.journal_reads(id, &mut run));
         }
         self.run_here(id, run, receipt);
         Ok(())
+    }
+
+    /// Journals what the step just handled read of the KV store, if it read
+    /// anything from it (see `executor::reads`).
+    fn journal_reads(&mut self, id: ExecutionId, run: &mut Run) -> Receipt {
+        let reads = run.take_reads();
+        if reads.is_empty() {
+            return Receipt::ready();
+        }
+        let entry = Entry::Read {
+            reads,
+            at_us: run.instant().timestamp_micros(),
+        };
+        self.journal.append(id, &entry)
     }
 
     /// Journals again the ends the journal refused, until it takes them;
@@ -1161,6 +1183,18 @@ impl Shard {
     fn settle(&mut self, id: ExecutionId, receipt: Receipt) {
         let Some(live) = self.live.get_mut(&id) else {
             return;
+        };
+        // What the step read of the KV store, unless it ended the
+        // execution: the terminal record supersedes every cause.
+        let reads = live.run.take_reads();
+        let receipt = if reads.is_empty() || live.run.is_terminal() {
+            receipt
+        } else {
+            let entry = Entry::Read {
+                reads,
+                at_us: live.run.instant().timestamp_micros(),
+            };
+            receipt.max(self.journal.append(id, &entry))
         };
         let Requests {
             timers,
@@ -1302,6 +1336,15 @@ fn replayed_run(
             run.quarantine(why, now);
             run
         }
+    }
+}
+
+/// What the step about to be replayed read of the KV store: the journal's
+/// next record, if it is its reads.
+fn next_reads(entries: &mut std::iter::Peekable<impl Iterator<Item = Entry>>) -> Vec<KvRead> {
+    match entries.next_if(|e| matches!(e, Entry::Read { .. })) {
+        Some(Entry::Read { reads, .. }) => reads,
+        _ => Vec::new(),
     }
 }
 

@@ -150,7 +150,7 @@ impl WorkerPool {
         threads: usize,
         capacity: usize,
         inboxes: Vec<Sender<Command>>,
-        triggers: Option<Arc<dyn TriggerSwitch>>,
+        env: WorkerEnv,
     ) -> std::io::Result<(Self, WorkerHandle)> {
         let (tx, rx) = flume::bounded::<Dispatch>(capacity.max(1));
         let inboxes = Arc::new(inboxes);
@@ -159,7 +159,7 @@ impl WorkerPool {
             .map(|_| {
                 Mutex::new(Slot {
                     running: None,
-                    env: WorkerEnv::new(triggers.clone()),
+                    env: env.renewed(),
                     interrupted: false,
                 })
             })
@@ -186,7 +186,7 @@ impl WorkerPool {
                                 let mut slot = lock(slot);
                                 slot.running = None;
                                 if slot.interrupted {
-                                    slot.env = WorkerEnv::new(slot.env.triggers.clone());
+                                    slot.env = slot.env.renewed();
                                     slot.interrupted = false;
                                 }
                             }
@@ -233,6 +233,10 @@ fn deliver(inbox: &Sender<Command>, done: WorkDone) {
 }
 
 /// Runs a job on the calling thread (the one-shot driver has no pool).
-pub(crate) fn run_now(job: Box<dyn Job>, deadline_ms: Option<i64>) -> Result<Value, String> {
-    job.run(&WorkerEnv::new(None), allowance(deadline_ms))
+pub(crate) fn run_now(
+    job: Box<dyn Job>,
+    deadline_ms: Option<i64>,
+    kv: Option<crate::kv::KvStore>,
+) -> Result<Value, String> {
+    job.run(&WorkerEnv::new(None, kv), allowance(deadline_ms))
 }

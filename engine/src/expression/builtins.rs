@@ -94,6 +94,10 @@ builtins! {
         CurrentEachOutput = "currentEachOutput" ["outputs"],
         Render = "render" ["toRender", "recursive"],
         RenderOnce = "renderOnce" ["toRender"],
+        // Answered by the context (`Context::function`), with their
+        // arguments in these positions.
+        Kv = "kv" ["key", "namespace", "errorOnMissing"],
+        Secret = "secret" ["key"],
     }
 }
 

@@ -957,6 +957,19 @@ impl<'a> Renderer<'a> {
                         .unwrap_or(true);
                 owned(self.render_value(input.json().into_owned(), recursive, pos)?)
             }
+            Function::Kv | Function::Secret => {
+                let values: Vec<Value> = (0..function.params().len())
+                    .map(|i| arg(args, i).map_or(Value::Null, |v| v.json().into_owned()))
+                    .collect();
+                match self.context().function(function.name(), &values) {
+                    Some(Ok(value)) => Ok(Scope::Owned(value)),
+                    Some(Err(message)) => failed(pos, message),
+                    None => failed(
+                        pos,
+                        format!("Function or Macro [{}] does not exist.", function.name()),
+                    ),
+                }
+            }
             Function::Unknown(name) => {
                 let values: Vec<Value> = rest.iter().map(|v| v.json().into_owned()).collect();
                 match self.context().function(name, &values) {

@@ -29,6 +29,7 @@ pub use model::{
     Concurrency, ConcurrencyBehavior, Deserializer, Flow, FlowOutput, InputDef, InputType, Level,
     RecoverMissed, Retry, RetryPolicy, Task, Trigger, TriggerKind,
 };
+pub use parse::is_valid_namespace;
 pub(crate) use parse::{DagEntry, Props};
 pub use types::SCHEDULE;
 

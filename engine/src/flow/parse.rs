@@ -142,6 +142,12 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// Whether `namespace` is one Kestra accepts: `^[a-z0-9][a-z0-9._-]*$`, at
+/// most 150 characters.
+pub fn is_valid_namespace(namespace: &str) -> bool {
+    id_matches(namespace, b"._-", true) && namespace.len() <= 150
+}
+
 /// `^[a-zA-Z0-9][<more>]*$`: a first alphanumeric, then alphanumerics or `more`.
 fn id_matches(id: &str, more: &[u8], lowercase_only: bool) -> bool {
     let ok = |b: u8| {
@@ -472,7 +478,7 @@ impl Parser {
         }
         let namespace = self.req_string(&mut f, "namespace");
         if let Some(ns) = &namespace
-            && (!id_matches(ns, b"._-", true) || ns.len() > 150)
+            && !is_valid_namespace(ns)
         {
             let path = f.path("namespace");
             let pos = f.take("namespace").map_or(f.pos, |(n, _)| n.pos);
@@ -1958,6 +1964,11 @@ impl Props<'_, '_> {
             );
         }
         self.parser.compile(&Value::String(text), node.pos, &path)
+    }
+
+    /// Whether the task sets `key`, without taking it.
+    pub(crate) fn has(&self, key: &str) -> bool {
+        self.fields.entries.iter().any(|e| e.key == key)
     }
 
     /// `key`'s text as written, if it is a string, without taking it.

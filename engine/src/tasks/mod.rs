@@ -22,6 +22,7 @@ mod execution;
 mod flowable;
 mod http;
 mod jsonata;
+mod kv;
 mod subflow;
 mod trigger;
 
@@ -87,6 +88,11 @@ pub(crate) static REGISTRY: &[&TaskType] = &[
     &flowable::LOOP_UNTIL,
     &subflow::SUBFLOW,
     &trigger::TOGGLE,
+    &kv::SET,
+    &kv::GET,
+    &kv::DELETE,
+    &kv::GET_KEYS,
+    &kv::PURGE_KV,
 ];
 
 /// Kestra task types Peregrine knows but does not run yet, with their
@@ -114,6 +120,19 @@ pub(crate) static NOT_YET: &[(&str, &[&str])] = &[
     ("io.kestra.plugin.scripts.python.Commands", &[]),
     ("io.kestra.plugin.scripts.node.Script", &[]),
     ("io.kestra.plugin.scripts.node.Commands", &[]),
+    // Kestra's deprecated state store; the KV store replaces it.
+    (
+        "io.kestra.plugin.core.state.Get",
+        &["io.kestra.core.tasks.states.Get"],
+    ),
+    (
+        "io.kestra.plugin.core.state.Set",
+        &["io.kestra.core.tasks.states.Set"],
+    ),
+    (
+        "io.kestra.plugin.core.state.Delete",
+        &["io.kestra.core.tasks.states.Delete"],
+    ),
 ];
 
 /// What a task does once its task run starts. Implemented by each task's
@@ -288,14 +307,27 @@ pub(crate) struct WorkerEnv {
     /// The server's triggers, for `trigger.Toggle` (none: an engine on its
     /// own).
     pub triggers: Option<Arc<dyn crate::executor::TriggerSwitch>>,
+    /// The KV store the `kv.*` tasks read and write (none: an engine on
+    /// its own).
+    pub kv: Option<crate::kv::KvStore>,
 }
 
 impl WorkerEnv {
-    pub(crate) fn new(triggers: Option<Arc<dyn crate::executor::TriggerSwitch>>) -> Self {
+    pub(crate) fn new(
+        triggers: Option<Arc<dyn crate::executor::TriggerSwitch>>,
+        kv: Option<crate::kv::KvStore>,
+    ) -> Self {
         Self {
             http: http::agent(),
             triggers,
+            kv,
         }
+    }
+
+    /// The same surroundings with an HTTP agent of its own (a worker's
+    /// first, or the one after an interrupt spent the last).
+    pub(crate) fn renewed(&self) -> Self {
+        Self::new(self.triggers.clone(), self.kv.clone())
     }
 
     /// Interrupts the job running with this env, from another thread: its
@@ -504,6 +536,18 @@ pub(crate) mod testing {
     pub(crate) fn run(tasks: &str) -> Execution {
         let revision = Arc::new(FlowRevision::new(Arc::new(flow(tasks))));
         run_to_end(NewExecution::new(revision, Map::new()))
+    }
+
+    /// Like [`run`], with the engine's `variables` (and its KV store).
+    pub(crate) fn run_with_variables(
+        tasks: &str,
+        variables: crate::executor::ConfigVariables,
+    ) -> Execution {
+        let revision = Arc::new(FlowRevision::new(Arc::new(flow(tasks))));
+        crate::executor::run_to_end_with_variables(
+            NewExecution::new(revision, Map::new()),
+            variables,
+        )
     }
 
     /// Like [`run`], under `limits`.

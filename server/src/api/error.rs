@@ -36,6 +36,10 @@ impl ApiError {
         }
     }
 
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
     pub fn with_details(mut self, details: Value) -> Self {
         self.details = details;
         self

@@ -22,6 +22,7 @@ use super::extract::Pairs;
 pub enum Resource {
     Execution,
     Flow,
+    Kv,
 }
 
 impl Resource {
@@ -29,6 +30,7 @@ impl Resource {
         match self {
             Resource::Execution => "EXECUTION",
             Resource::Flow => "FLOW",
+            Resource::Kv => "KV",
         }
     }
 
@@ -51,6 +53,7 @@ impl Resource {
                 Kind,
             ],
             Resource::Flow => &[Labels, Namespace, Query, Scope, FlowId],
+            Resource::Kv => &[Namespace, Query],
         }
     }
 }
@@ -400,10 +403,15 @@ impl Conditions {
         if let Some(q) = query.get("q").filter(|s| !s.is_empty()) {
             self.filter.query = Some(q.to_lowercase());
         }
-        if resource == Resource::Flow {
+        if resource != Resource::Execution {
             for key in ["flowId", "state", "startDate", "endDate"] {
                 if query.get(key).is_some() {
-                    return Err(bad(format!("flows are not searched by `{key}`")));
+                    let what = if resource == Resource::Flow {
+                        "flows"
+                    } else {
+                        "keys"
+                    };
+                    return Err(bad(format!("{what} are not searched by `{key}`")));
                 }
             }
             return Ok(());

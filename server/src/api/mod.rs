@@ -7,6 +7,7 @@ mod extract;
 mod filters;
 mod flows;
 mod follow;
+mod kv;
 mod labels;
 mod outputs;
 mod restart;
@@ -73,6 +74,19 @@ pub fn app(state: AppState) -> Router {
         .route("/executions/{id}/labels", post(labels::set_or_trigger))
         .route("/executions/labels/by-ids", post(labels::by_ids))
         .route("/executions/labels/by-query", post(labels::by_query))
+        .route("/kv", get(kv::search))
+        .route(
+            "/namespaces/{namespace}/kv",
+            get(kv::list).delete(kv::delete_many),
+        )
+        .route(
+            "/namespaces/{namespace}/kv/inheritance",
+            get(kv::inheritance),
+        )
+        .route(
+            "/namespaces/{namespace}/kv/{key}",
+            get(kv::get).put(kv::put).delete(kv::delete),
+        )
         .route("/triggers", axum::routing::put(triggers::update))
         .route("/triggers/search", get(triggers::search))
         .route(
@@ -84,6 +98,23 @@ pub fn app(state: AppState) -> Router {
             axum::routing::put(triggers::unpause_backfill),
         )
         .route("/triggers/backfill/delete", post(triggers::delete_backfill))
+        .route(
+            "/triggers/backfill/{action}/by-triggers",
+            post(triggers::backfill_by_triggers),
+        )
+        .route(
+            "/triggers/backfill/{action}/by-query",
+            post(triggers::backfill_by_query),
+        )
+        .route(
+            "/triggers/unlock/by-triggers",
+            post(triggers::unlock_by_triggers),
+        )
+        .route("/triggers/unlock/by-query", post(triggers::unlock_by_query))
+        .route(
+            "/triggers/{namespace}/{flowId}/{triggerId}/restart",
+            post(triggers::restart),
+        )
         .route(
             "/triggers/set-disabled/by-triggers",
             post(triggers::set_disabled_by_triggers),

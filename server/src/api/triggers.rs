@@ -432,3 +432,153 @@ pub async fn unlock(
     kind_of(&state, &named)?;
     Err(ApiError::conflict("Trigger is not locked"))
 }
+
+/// `POST /triggers/unlock/by-triggers` and `/unlock/by-query`: Kestra
+/// unlocks the triggers an evaluation holds and counts them; none is
+/// ever held here, so `{count: 0}` (the body and query are read, and bad
+/// ones refused, all the same).
+pub async fn unlock_by_triggers(
+    State(state): State<AppState>,
+    Body(body): Body,
+) -> ApiResult<Json<Value>> {
+    let triggers: Vec<Named> = read(&body, "a list of triggers {namespace, flowId, triggerId}")?;
+    // Kestra counts a trigger no flow has (its unlock answers 404 without
+    // failing); it has nothing to unlock either.
+    let _ = (state, triggers);
+    Ok(Json(json!({"count": 0})))
+}
+
+/// `POST /triggers/unlock/by-query?q&namespace`: `{count: 0}` (above).
+pub async fn unlock_by_query(query: Pairs) -> ApiResult<Json<Value>> {
+    let _ = query;
+    Ok(Json(json!({"count": 0})))
+}
+
+/// A change to many backfills: each trigger's, counted; a trigger with no
+/// backfill, that is no Schedule or that no flow has is skipped (Kestra
+/// skips the first two, and counts the last though it changes nothing).
+async fn backfills(
+    state: &AppState,
+    triggers: Vec<Named>,
+    change: BackfillChange,
+) -> ApiResult<Json<Value>> {
+    let mut count = 0;
+    for named in &triggers {
+        match change_backfill(state, named, change.clone()).await {
+            Ok(_) => count += 1,
+            // No backfill, no Schedule, no such trigger: nothing to change.
+            Err(e)
+                if matches!(
+                    e.status(),
+                    axum::http::StatusCode::BAD_REQUEST | axum::http::StatusCode::NOT_FOUND
+                ) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Json(json!({"count": count})))
+}
+
+/// The Schedules a `?q&namespace` query finds, as named triggers.
+async fn found(state: &AppState, query: &Pairs) -> Vec<Named> {
+    state
+        .schedules()
+        .list()
+        .await
+        .into_iter()
+        .filter(|view| matches(query, &view.trigger))
+        .map(|view| {
+            let (namespace, flow_id, trigger_id) = view.trigger;
+            Named {
+                namespace,
+                flow_id,
+                trigger_id,
+                disabled: None,
+                backfill: None,
+            }
+        })
+        .collect()
+}
+
+/// `POST /triggers/backfill/{pause,unpause,delete}/by-triggers`, a list of
+/// triggers: `{count}` of the backfills changed.
+pub async fn backfill_by_triggers(
+    State(state): State<AppState>,
+    Params(action): Params<String>,
+    Body(body): Body,
+) -> ApiResult<Json<Value>> {
+    let change = backfill_action(&action)?;
+    let triggers: Vec<Named> = read(&body, "a list of triggers {namespace, flowId, triggerId}")?;
+    backfills(&state, triggers, change).await
+}
+
+/// `POST /triggers/backfill/{pause,unpause,delete}/by-query?q&namespace`:
+/// every Schedule the query finds; `{count}` of the backfills changed.
+pub async fn backfill_by_query(
+    State(state): State<AppState>,
+    Params(action): Params<String>,
+    query: Pairs,
+) -> ApiResult<Json<Value>> {
+    let change = backfill_action(&action)?;
+    let triggers = found(&state, &query).await;
+    backfills(&state, triggers, change).await
+}
+
+fn backfill_action(action: &str) -> ApiResult<BackfillChange> {
+    match action {
+        "pause" => Ok(BackfillChange::Pause(true)),
+        "unpause" => Ok(BackfillChange::Pause(false)),
+        "delete" => Ok(BackfillChange::Delete),
+        other => Err(ApiError::not_found(format!(
+            "no backfill action `{other}` (pause, unpause, delete)"
+        ))),
+    }
+}
+
+/// `POST /triggers/{namespace}/{flowId}/{triggerId}/restart`: Kestra
+/// resets a trigger's evaluation and kills what runs it. A Kafka trigger's
+/// consumers stop (committing what is durable) and start again; a
+/// Schedule holds nothing to reset and answers its context as it stands.
+/// Other triggers have no context: 404.
+pub async fn restart(
+    State(state): State<AppState>,
+    Params((namespace, flow_id, trigger_id)): Params<(String, String, String)>,
+) -> ApiResult<Json<Value>> {
+    let named = Named {
+        namespace,
+        flow_id,
+        trigger_id,
+        disabled: None,
+        backfill: None,
+    };
+    let key = named.key();
+    match kind_of(&state, &named)? {
+        "realtime" => {
+            let (state, ns, id) = (
+                state.clone(),
+                named.namespace.clone(),
+                named.flow_id.clone(),
+            );
+            tokio::task::spawn_blocking(move || state.triggers().reconcile(&state, &ns, &id))
+                .await
+                .map_err(|e| ApiError::internal("restarting a Kafka trigger", e))?;
+        }
+        "schedule" => {}
+        _ => {
+            return Err(ApiError::not_found(format!(
+                "trigger {} has no state to restart (a Schedule's or a Kafka trigger's)",
+                named.trigger_id
+            )));
+        }
+    }
+    listed(&state)
+        .await
+        .into_iter()
+        .find(|l| l.trigger == key)
+        .map(|l| Json(l.context))
+        .ok_or_else(|| {
+            ApiError::not_found(format!(
+                "trigger {} of {}.{} is not running (is its flow or the trigger disabled?)",
+                named.trigger_id, named.namespace, named.flow_id
+            ))
+        })
+}

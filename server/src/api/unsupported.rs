@@ -358,28 +358,9 @@ const ROUTES: &[(&str, &str, &str)] = &[
         "/logs/{namespace}/{flowId}",
         "deleting execution logs",
     ),
-    // KV store
-    ("GET", "/kv", "the KV store"),
-    ("GET", "/namespaces/{namespace}/kv", "the KV store"),
-    ("DELETE", "/namespaces/{namespace}/kv", "the KV store"),
-    (
-        "GET",
-        "/namespaces/{namespace}/kv/inheritance",
-        "the KV store",
-    ),
-    ("GET", "/namespaces/{namespace}/kv/{key}", "the KV store"),
-    ("PUT", "/namespaces/{namespace}/kv/{key}", "the KV store"),
-    ("DELETE", "/namespaces/{namespace}/kv/{key}", "the KV store"),
     // Triggers
     ("GET", "/triggers/export/by-query/csv", "exporting triggers"),
     ("PUT", "/triggers/set-disabled", "disabling triggers"),
-    (
-        "POST",
-        "/triggers/{namespace}/{flowId}/{triggerId}/restart",
-        "restarting a trigger",
-    ),
-    ("POST", "/triggers/unlock/by-triggers", "unlocking triggers"),
-    ("POST", "/triggers/unlock/by-query", "unlocking triggers"),
     (
         "DELETE",
         "/triggers/{namespace}/{flowId}/{triggerId}",
@@ -396,36 +377,6 @@ const ROUTES: &[(&str, &str, &str)] = &[
         "deleting trigger state",
     ),
     ("PUT", "/triggers/backfill/create", "backfilling triggers"),
-    (
-        "POST",
-        "/triggers/backfill/delete/by-triggers",
-        "backfilling triggers",
-    ),
-    (
-        "POST",
-        "/triggers/backfill/delete/by-query",
-        "backfilling triggers",
-    ),
-    (
-        "POST",
-        "/triggers/backfill/pause/by-triggers",
-        "backfilling triggers",
-    ),
-    (
-        "POST",
-        "/triggers/backfill/pause/by-query",
-        "backfilling triggers",
-    ),
-    (
-        "POST",
-        "/triggers/backfill/unpause/by-triggers",
-        "backfilling triggers",
-    ),
-    (
-        "POST",
-        "/triggers/backfill/unpause/by-query",
-        "backfilling triggers",
-    ),
     // Namespaces
     ("GET", "/namespaces/search", "searching namespaces"),
     ("POST", "/namespaces/autocomplete", "listing namespaces"),
