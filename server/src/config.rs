@@ -76,6 +76,7 @@ pub struct Config {
     pub variables: VariablesConfig,
     pub secrets: SecretsConfig,
     pub kv: KvConfig,
+    pub logs: LogsConfig,
     /// The environment variables flows read as `envs`, collected at load
     /// (`variables.env-vars-prefix`): not a setting, never printed.
     #[serde(skip)]
@@ -126,6 +127,24 @@ impl KvConfig {
         peregrine_engine::kv::KvLimits {
             max_value_bytes: usize::try_from(self.max_value_size.0).unwrap_or(usize::MAX),
             max_bytes: usize::try_from(self.max_size.0).unwrap_or(usize::MAX),
+        }
+    }
+}
+
+/// The lines executions log, as the log API serves them: kept for
+/// `wal.log-retention` in `data/logs`, and in memory for reading.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct LogsConfig {
+    /// Memory the kept lines may take; past it the oldest executions'
+    /// lines go first (they are no longer served). Default: 128MiB.
+    pub max_memory: ByteSize,
+}
+
+impl Default for LogsConfig {
+    fn default() -> Self {
+        Self {
+            max_memory: ByteSize(peregrine_engine::logs::LogLimits::default().max_bytes as u64),
         }
     }
 }
@@ -602,6 +621,7 @@ impl Default for Config {
             variables: VariablesConfig::default(),
             secrets: SecretsConfig::default(),
             kv: KvConfig::default(),
+            logs: LogsConfig::default(),
             envs: Envs::default(),
             secret_values: Secrets::default(),
         }
@@ -727,6 +747,7 @@ const KEYS: &[(&str, bool)] = &[
     ("secrets.file", true),
     ("kv.max-value-size", false),
     ("kv.max-size", false),
+    ("logs.max-memory", false),
 ];
 
 /// The environment variable that sets `key`.
@@ -855,6 +876,15 @@ impl Config {
                     self.variables.env_vars_prefix
                 ),
             })
+    }
+
+    /// What the log store keeps.
+    pub fn log_limits(&self) -> peregrine_engine::logs::LogLimits {
+        peregrine_engine::logs::LogLimits {
+            retention: self.wal.log_retention.0,
+            max_bytes: usize::try_from(self.logs.max_memory.0).unwrap_or(usize::MAX),
+            follow_buffer: self.server.sse_buffer.get(),
+        }
     }
 
     /// Shard threads, resolving the per-CPU default.

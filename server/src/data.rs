@@ -7,6 +7,7 @@
 //! DATA_DIR/schedules/             where each Schedule trigger stands (one WAL)
 //! DATA_DIR/flow-triggers/         the latest end the Flow triggers acted on (one WAL)
 //! DATA_DIR/kv/                    the KV store (one WAL)
+//! DATA_DIR/logs/                  the lines executions logged (one WAL)
 //! ```
 
 use std::io;
@@ -32,13 +33,18 @@ pub fn kv_log(data_dir: &Path) -> PathBuf {
     data_dir.join("kv")
 }
 
+/// The log store's log.
+pub fn logs_log(data_dir: &Path) -> PathBuf {
+    data_dir.join("logs")
+}
+
 /// The folder of the shards' WALs.
 pub fn executions(data_dir: &Path) -> PathBuf {
     data_dir.join("executions")
 }
 
 /// Every log of a data folder that exists: the shards' WALs in shard order,
-/// then the flows log, the schedules', the Flow triggers' and the KV store's.
+/// then the flows log, the schedules', the Flow triggers', the KV store's and the log store's.
 pub fn logs(data_dir: &Path) -> io::Result<Vec<PathBuf>> {
     if !std::fs::metadata(data_dir)?.is_dir() {
         return Err(io::Error::new(
@@ -74,6 +80,7 @@ pub fn logs(data_dir: &Path) -> io::Result<Vec<PathBuf>> {
         schedules_log(data_dir),
         flow_triggers_log(data_dir),
         kv_log(data_dir),
+        logs_log(data_dir),
     ] {
         if log.is_dir() {
             logs.push(log);
@@ -93,7 +100,7 @@ pub(crate) const FORMAT_HINT: &str = "save the flows with \
      `peregrine flow export DATA_DIR OUT_DIR` (it reads the earlier format) and \
      start on a fresh data folder";
 
-/// Opens one of the server's own logs (flows, schedules, Flow triggers, KV):
+/// Opens one of the server's own logs (flows, schedules, Flow triggers, KV, logs):
 /// what `skip_damaged` dropped is logged as records of `what` lost, and
 /// what follows from it.
 pub(crate) fn open_log(

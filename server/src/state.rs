@@ -17,6 +17,7 @@ use std::sync::{Arc, RwLock};
 use axum::extract::FromRef;
 use peregrine_engine::ExecutionId;
 use peregrine_engine::kv::KvStore;
+use peregrine_engine::logs::LogStore;
 use peregrine_engine::{
     Ack, Change, Engine, EngineConfig, Filter, KillOutcome, NewExecution, Observer, Pending,
     Record, Refusal, Relabelled, ReplayError, ReplayFrom, RestartOutcome, ResumeOutcome, Search,
@@ -479,6 +480,8 @@ struct Parts {
     variables: peregrine_engine::ConfigVariables,
     /// The KV store the engine's executions read and write, for the API.
     kv: KvStore,
+    /// The lines executions logged, for the API.
+    logs: LogStore,
 }
 
 impl std::fmt::Debug for AppState {
@@ -513,13 +516,14 @@ impl AppState {
         persistence: Arc<dyn Persistence>,
     ) -> std::io::Result<Self> {
         let kv = KvStore::in_memory(config.kv.limits());
+        let logs = LogStore::in_memory(config.log_limits());
         Self::assemble(
             config,
             persistence,
             None,
             Ledger::in_memory(),
             Watermark::in_memory(),
-            kv,
+            (kv, logs),
         )
     }
 
@@ -540,6 +544,7 @@ impl AppState {
         let mark_dir = crate::data::flow_triggers_log(&config.data_dir);
         let mark = Watermark::open(&mark_dir, crate::schedule::wal_config(&wal))?;
         let kv = open_kv(&config, &wal)?;
+        let logs = open_logs(&config, &wal)?;
         let dir = crate::data::executions(&config.data_dir);
         Self::assemble(
             config,
@@ -547,7 +552,7 @@ impl AppState {
             Some((dir, wal)),
             schedules,
             mark,
-            kv,
+            (kv, logs),
         )
     }
 
@@ -557,7 +562,7 @@ impl AppState {
         journal: Option<(std::path::PathBuf, peregrine_wal::Config)>,
         schedules: Ledger,
         mark: Watermark,
-        kv: KvStore,
+        (kv, logs): (KvStore, LogStore),
     ) -> std::io::Result<Self> {
         // Their size is checked at load; again here, for a config built in
         // code.
@@ -593,6 +598,7 @@ impl AppState {
             flows: Some(Arc::clone(&flows) as Arc<dyn peregrine_engine::Flows>),
             variables,
             triggers: Some(Arc::new(triggers)),
+            logs: Some(logs.clone()),
         };
         let observer = tracker as Arc<dyn Observer>;
         let engine = match journal {
@@ -643,6 +649,7 @@ impl AppState {
             flow_triggers,
             variables: server_variables,
             kv,
+            logs,
         })))
     }
 
@@ -697,6 +704,11 @@ impl AppState {
     /// The KV store (kept in `data/kv` when durable).
     pub(crate) fn kv(&self) -> &KvStore {
         &self.0.kv
+    }
+
+    /// The lines executions logged (kept in `data/logs` when durable).
+    pub(crate) fn logs(&self) -> &LogStore {
+        &self.0.logs
     }
 
     pub(crate) fn authorization(&self) -> Option<&str> {
@@ -808,6 +820,30 @@ fn open_kv(config: &Config, wal: &peregrine_wal::Config) -> std::io::Result<KvSt
         "their keys hold what they held before the lost write",
     )?;
     Ok(KvStore::from_log(log, &recovered, config.kv.limits()))
+}
+
+/// The log store in `data/logs`; its log is made at the first line when
+/// the folder has none.
+fn open_logs(config: &Config, wal: &peregrine_wal::Config) -> std::io::Result<LogStore> {
+    let dir = crate::data::logs_log(&config.data_dir);
+    let limits = config.log_limits();
+    let base = peregrine_wal::Config {
+        segment_bytes: std::num::NonZeroU64::new(16 << 20).expect("non-zero"),
+        max_record_bytes: std::num::NonZeroU32::new(1 << 20).expect("non-zero"),
+        spare_segments: 1,
+        ..wal.clone()
+    };
+    let logs_wal = peregrine_engine::logs::wal_config(base, &limits);
+    if !dir.is_dir() {
+        return Ok(LogStore::deferred(dir, logs_wal, limits));
+    }
+    let (log, recovered) = crate::data::open_log(
+        &dir,
+        logs_wal,
+        "log lines",
+        "the log API no longer serves them",
+    )?;
+    Ok(LogStore::from_log(log, &recovered, limits))
 }
 
 /// The KV store's log: one record per write, up to a value's limit (512

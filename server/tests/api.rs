@@ -1350,17 +1350,10 @@ const NOT_YET: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "GET",
-        "/logs/e1",
-        "reading execution logs",
-        "GET /logs/{executionId}",
-    ),
-    (
-        "GET",
         "/logs/e1/download",
         "downloading execution logs",
         "GET /logs/{executionId}/download",
     ),
-    ("GET", "/logs/search", "searching logs", "GET /logs/search"),
     (
         "DELETE",
         "/triggers/ns/f/t",

@@ -150,6 +150,9 @@ pub struct LogEntry {
     pub date: DateTime<Utc>,
     pub level: crate::flow::Level,
     pub task_id: Option<Arc<str>>,
+    /// The task run that logged it, and its attempt then (Kestra's
+    /// `attemptNumber`, from 0); none for the execution's own lines.
+    pub task_run: Option<(TaskRunId, u32)>,
     pub message: String,
 }
 

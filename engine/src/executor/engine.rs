@@ -34,6 +34,7 @@ use super::shard::{
 use super::worker::{self, TriggerSwitch, WorkDone, WorkOrder, WorkerHandle, WorkerPool};
 use crate::execution::{Execution, ExecutionId, Record, State, TaskRunId};
 use crate::journal::{self, JournalError, Receipt, Recovered, WalJournal};
+use crate::logs::LogStore;
 use crate::tasks::WorkerEnv;
 
 /// Sees every change of every execution, on the shard's thread, after the
@@ -113,6 +114,10 @@ pub struct EngineConfig {
     /// The triggers a `trigger.Toggle` task turns on and off; `None`: it
     /// fails, saying so.
     pub triggers: Option<Arc<dyn TriggerSwitch>>,
+    /// Where the lines executions log are kept for the log API, and what
+    /// `log.PurgeLogs` deletes from; `None`: they stay in each running
+    /// execution only.
+    pub logs: Option<LogStore>,
 }
 
 impl Default for EngineConfig {
@@ -134,6 +139,7 @@ impl Default for EngineConfig {
             flows: None,
             variables: ConfigVariables::default(),
             triggers: None,
+            logs: None,
         }
     }
 }
@@ -761,7 +767,11 @@ impl Engine {
             config.workers.get(),
             config.work_queue.get(),
             senders.clone(),
-            WorkerEnv::new(config.triggers.clone(), config.variables.kv().cloned()),
+            WorkerEnv::new(
+                config.triggers.clone(),
+                config.variables.kv().cloned(),
+                config.logs.clone(),
+            ),
         )?;
         let admission = Arc::new(Admission {
             running: AtomicUsize::new(running),
@@ -794,6 +804,7 @@ impl Engine {
                 observer: Arc::clone(&observer),
                 admission: Arc::clone(&admission),
                 parcels: parcels.clone(),
+                logs: config.logs.clone(),
             };
             threads.push(
                 std::thread::Builder::new()
@@ -1400,6 +1411,7 @@ struct ShardRuntime {
     admission: Arc<Admission>,
     /// To the courier (see [`super::courier`]).
     parcels: flume::Sender<(Receipt, Parcel)>,
+    logs: Option<LogStore>,
 }
 
 impl ShardRuntime {
@@ -1465,6 +1477,9 @@ impl ShardRuntime {
                 let _ = self.parcels.send((receipt, parcel));
             }
             Effect::Changed { receipt, ended, .. } => {
+                if let (Some(logs), Some(execution)) = (&self.logs, execution) {
+                    logs.record(execution, ended.is_some(), Utc::now());
+                }
                 if let Some(execution) = execution {
                     self.observer.on_change(&Change {
                         execution,

@@ -2185,6 +2185,11 @@ impl Run {
     fn log(&mut self, tr: Option<u32>, level: Level, message: String, now: DateTime<Utc>) {
         let message = self.variables.mask(message);
         let task_id = tr.map(|t| Arc::clone(&self.exec.task_runs[t as usize].task_id));
+        let task_run = tr.map(|t| {
+            let run = &self.exec.task_runs[t as usize];
+            let attempt = u32::try_from(run.attempts.len().saturating_sub(1)).unwrap_or(u32::MAX);
+            (run.id, attempt)
+        });
         match level {
             Level::Error => tracing::warn!(execution = %self.exec.id, task = ?task_id, "{message}"),
             _ => tracing::debug!(execution = %self.exec.id, task = ?task_id, "{message}"),
@@ -2193,6 +2198,7 @@ impl Run {
             date: now,
             level,
             task_id,
+            task_run,
             message,
         });
     }

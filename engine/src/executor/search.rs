@@ -103,6 +103,11 @@ pub struct Bounds {
 }
 
 impl Bounds {
+    /// Whether instant `at` is within the bounds.
+    pub fn holds_at(&self, at: DateTime<Utc>) -> bool {
+        self.hold(Some(at))
+    }
+
     fn is_unbounded(&self) -> bool {
         *self == Bounds::default()
     }

@@ -238,5 +238,5 @@ pub(crate) fn run_now(
     deadline_ms: Option<i64>,
     kv: Option<crate::kv::KvStore>,
 ) -> Result<Value, String> {
-    job.run(&WorkerEnv::new(None, kv), allowance(deadline_ms))
+    job.run(&WorkerEnv::new(None, kv, None), allowance(deadline_ms))
 }

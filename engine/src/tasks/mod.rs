@@ -23,6 +23,7 @@ mod flowable;
 mod http;
 mod jsonata;
 mod kv;
+mod log;
 mod subflow;
 mod trigger;
 
@@ -93,6 +94,7 @@ pub(crate) static REGISTRY: &[&TaskType] = &[
     &kv::DELETE,
     &kv::GET_KEYS,
     &kv::PURGE_KV,
+    &log::PURGE_LOGS,
 ];
 
 /// Kestra task types Peregrine knows but does not run yet, with their
@@ -120,6 +122,16 @@ pub(crate) static NOT_YET: &[(&str, &[&str])] = &[
     ("io.kestra.plugin.scripts.python.Commands", &[]),
     ("io.kestra.plugin.scripts.node.Script", &[]),
     ("io.kestra.plugin.scripts.node.Commands", &[]),
+    // They write files of the internal storage, or delete executions,
+    // which Peregrine does not have yet.
+    (
+        "io.kestra.plugin.core.log.Fetch",
+        &["io.kestra.core.tasks.log.Fetch"],
+    ),
+    (
+        "io.kestra.plugin.core.execution.PurgeExecutions",
+        &["io.kestra.core.tasks.storages.PurgeExecution"],
+    ),
     // Kestra's deprecated state store; the KV store replaces it.
     (
         "io.kestra.plugin.core.state.Get",
@@ -310,24 +322,29 @@ pub(crate) struct WorkerEnv {
     /// The KV store the `kv.*` tasks read and write (none: an engine on
     /// its own).
     pub kv: Option<crate::kv::KvStore>,
+    /// The log store `log.PurgeLogs` deletes from (none: an engine that
+    /// keeps no logs).
+    pub logs: Option<crate::logs::LogStore>,
 }
 
 impl WorkerEnv {
     pub(crate) fn new(
         triggers: Option<Arc<dyn crate::executor::TriggerSwitch>>,
         kv: Option<crate::kv::KvStore>,
+        logs: Option<crate::logs::LogStore>,
     ) -> Self {
         Self {
             http: http::agent(),
             triggers,
             kv,
+            logs,
         }
     }
 
     /// The same surroundings with an HTTP agent of its own (a worker's
     /// first, or the one after an interrupt spent the last).
     pub(crate) fn renewed(&self) -> Self {
-        Self::new(self.triggers.clone(), self.kv.clone())
+        Self::new(self.triggers.clone(), self.kv.clone(), self.logs.clone())
     }
 
     /// Interrupts the job running with this env, from another thread: its

@@ -23,6 +23,7 @@ pub enum Resource {
     Execution,
     Flow,
     Kv,
+    Log,
 }
 
 impl Resource {
@@ -31,6 +32,7 @@ impl Resource {
             Resource::Execution => "EXECUTION",
             Resource::Flow => "FLOW",
             Resource::Kv => "KV",
+            Resource::Log => "LOG",
         }
     }
 
@@ -54,6 +56,7 @@ impl Resource {
             ],
             Resource::Flow => &[Labels, Namespace, Query, Scope, FlowId],
             Resource::Kv => &[Namespace, Query],
+            Resource::Log => &[Namespace, FlowId, Query, StartDate, EndDate],
         }
     }
 }
@@ -402,6 +405,22 @@ impl Conditions {
         }
         if let Some(q) = query.get("q").filter(|s| !s.is_empty()) {
             self.filter.query = Some(q.to_lowercase());
+        }
+        if resource == Resource::Log {
+            if let Some(id) = query.get("flowId").filter(|s| !s.is_empty()) {
+                self.filter.flow_id.push(Text::Equals(id.to_owned()));
+            }
+            for (key, bounds) in [("startDate", 0), ("endDate", 1)] {
+                if let Some(raw) = query.get(key).filter(|s| !s.is_empty()) {
+                    let at = date(key, raw)?;
+                    if bounds == 0 {
+                        self.filter.started.after = Some((at, true));
+                    } else {
+                        self.filter.started.before = Some((at, true));
+                    }
+                }
+            }
+            return Ok(());
         }
         if resource != Resource::Execution {
             for key in ["flowId", "state", "startDate", "endDate"] {

@@ -9,6 +9,7 @@ mod flows;
 mod follow;
 mod kv;
 mod labels;
+mod logs;
 mod outputs;
 mod restart;
 mod resume;
@@ -87,6 +88,12 @@ pub fn app(state: AppState) -> Router {
             "/namespaces/{namespace}/kv/{key}",
             get(kv::get).put(kv::put).delete(kv::delete),
         )
+        .route("/logs/search", get(logs::search))
+        .route(
+            "/logs/{executionId}",
+            get(logs::of_execution).delete(logs::delete),
+        )
+        .route("/logs/{executionId}/follow", get(logs::follow))
         .route("/triggers", axum::routing::put(triggers::update))
         .route("/triggers/search", get(triggers::search))
         .route(

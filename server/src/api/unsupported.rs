@@ -340,18 +340,10 @@ const ROUTES: &[(&str, &str, &str)] = &[
         "evaluating expressions",
     ),
     // Logs
-    ("GET", "/logs/search", "searching logs"),
-    ("GET", "/logs/{executionId}", "reading execution logs"),
-    ("DELETE", "/logs/{executionId}", "deleting execution logs"),
     (
         "GET",
         "/logs/{executionId}/download",
         "downloading execution logs",
-    ),
-    (
-        "GET",
-        "/logs/{executionId}/follow",
-        "following execution logs",
     ),
     (
         "DELETE",

@@ -1,0 +1,794 @@
+//! Execution logs as Kestra's log API serves them: every line an execution
+//! logs (the Log task, the engine's own lines), kept for a retention window
+//! (an hour by default) after the execution ended, in a log of their own
+//! (`data/logs`, records of a log kind the WAL drops once past the
+//! retention) and in memory, bounded, for reading, searching and following.
+//!
+//! The shards hand each changed execution over (`LogStore::record`, on the
+//! shard's thread): the lines it logged since the last change are appended
+//! to the log and the index, and sent to whoever follows the execution.
+//! An execution's lines are numbered in the order it logged them, and
+//! replaying its journal logs the same lines again: those already kept are
+//! skipped, so a restart neither loses nor doubles a line the log kept
+//! (a restart of the execution through the API numbers its lines anew).
+//! Lines are kept once a sync makes them durable, not before anything is
+//! shown: a line read before a crash may be missing after it, if the step
+//! that logged it was lost too.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use peregrine_wal::{Key, Kind, Wal};
+use rustc_hash::FxHashMap;
+use serde_json::{Value, json};
+
+use crate::execution::{Execution, ExecutionId, State, TaskRunId, format_date};
+use crate::flow::Level;
+
+/// The key space of log records in their log.
+const SPACE: u8 = 1;
+/// Lines of one execution (a log kind: it expires after the retention).
+pub const LINES: Kind = Kind::new(1);
+/// The execution's lines were deleted: what came before is dead.
+const GONE: Kind = Kind::new(2);
+/// Most bytes of lines one record holds (a step may log many).
+const MAX_RECORD_LINES_BYTES: usize = 256 << 10;
+/// Most bytes of one line's message kept; a longer one is cut.
+pub const MAX_MESSAGE_BYTES: usize = 64 << 10;
+
+/// How much the store keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogLimits {
+    /// How long an execution's lines are kept after its first. Default: 1 hour.
+    pub retention: Duration,
+    /// Most bytes of lines held in memory; past it, the oldest executions'
+    /// lines go first. Default: 128 MiB.
+    pub max_bytes: usize,
+    /// Lines a follower may fall behind by before it is let go.
+    pub follow_buffer: usize,
+}
+
+impl Default for LogLimits {
+    fn default() -> Self {
+        Self {
+            retention: Duration::from_secs(3600),
+            max_bytes: 128 << 20,
+            follow_buffer: 1024,
+        }
+    }
+}
+
+/// One line, as Kestra's `LogEntry`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogLine {
+    pub execution: ExecutionId,
+    pub namespace: Arc<str>,
+    pub flow_id: Arc<str>,
+    pub task_id: Option<Arc<str>>,
+    pub task_run: Option<(TaskRunId, u32)>,
+    pub timestamp: DateTime<Utc>,
+    pub level: Level,
+    pub message: String,
+}
+
+impl LogLine {
+    /// Kestra's `LogEntry` JSON.
+    pub fn json(&self) -> Value {
+        let mut v = json!({
+            "namespace": &*self.namespace,
+            "flowId": &*self.flow_id,
+            "executionId": self.execution.to_string(),
+            "timestamp": format_date(self.timestamp),
+            "level": self.level.as_str(),
+            "thread": "peregrine",
+            "message": self.message,
+            "executionKind": "NORMAL",
+        });
+        if let Some(task) = &self.task_id {
+            v["taskId"] = Value::from(&**task);
+        }
+        if let Some((run, attempt)) = self.task_run {
+            v["taskRunId"] = Value::from(run.to_string());
+            v["attemptNumber"] = Value::from(attempt);
+        }
+        v
+    }
+
+    fn bytes(&self) -> usize {
+        self.message.len() + std::mem::size_of::<LogLine>() + 64
+    }
+}
+
+/// Which of an execution's lines a read or a deletion takes (Kestra's
+/// `minLevel`, `taskRunId`, `taskId`, `attempt`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LogQuery {
+    pub min_level: Option<Level>,
+    pub task_run_id: Option<String>,
+    pub task_id: Option<String>,
+    pub attempt: Option<u32>,
+}
+
+impl LogQuery {
+    pub fn matches(&self, line: &LogLine) -> bool {
+        self.min_level.is_none_or(|min| line.level >= min)
+            && self
+                .task_id
+                .as_deref()
+                .is_none_or(|t| line.task_id.as_deref() == Some(t))
+            && self
+                .task_run_id
+                .as_deref()
+                .is_none_or(|t| line.task_run.is_some_and(|(id, _)| id.to_string() == t))
+            && self
+                .attempt
+                .is_none_or(|a| line.task_run.is_some_and(|(_, at)| at == a))
+    }
+}
+
+/// What follows an execution's lines: each new one, until the execution
+/// ends (the channel closes) or the follower falls too far behind.
+pub type Following = flume::Receiver<Arc<LogLine>>;
+
+/// The log store; cloning is a reference count.
+#[derive(Clone)]
+pub struct LogStore(Arc<Inner>);
+
+struct Inner {
+    /// The log, once there is one.
+    wal: OnceLock<Wal>,
+    /// Where to make the log at the first line, when it does not exist yet.
+    deferred: Option<(PathBuf, peregrine_wal::Config)>,
+    limits: LogLimits,
+    held: Mutex<Held>,
+}
+
+#[derive(Default)]
+struct Held {
+    streams: FxHashMap<ExecutionId, Stream>,
+    /// Executions by their first line, oldest first: the order they leave.
+    order: VecDeque<(DateTime<Utc>, ExecutionId)>,
+    bytes: usize,
+}
+
+/// One execution's lines.
+struct Stream {
+    namespace: Arc<str>,
+    flow_id: Arc<str>,
+    /// Its restarts when it logged `seen`: a restart numbers lines anew.
+    restarts: u32,
+    /// How many of its lines (of this run) were kept.
+    seen: usize,
+    lines: Vec<Arc<LogLine>>,
+    bytes: usize,
+    ended: bool,
+    followers: Vec<flume::Sender<Arc<LogLine>>>,
+}
+
+impl std::fmt::Debug for LogStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogStore")
+            .field(
+                "durable",
+                &(self.0.wal.get().is_some() || self.0.deferred.is_some()),
+            )
+            .field("limits", &self.0.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for LogStore {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+/// The WAL settings the log store's log needs over `base`: its record
+/// kind expires after the retention.
+pub fn wal_config(base: peregrine_wal::Config, limits: &LogLimits) -> peregrine_wal::Config {
+    peregrine_wal::Config {
+        log_kinds: vec![LINES],
+        log_retention: limits.retention,
+        terminal_retention: None,
+        ..base
+    }
+}
+
+impl LogStore {
+    /// A store kept in memory only.
+    pub fn in_memory(limits: LogLimits) -> Self {
+        Self::with(None, None, limits, Held::default())
+    }
+
+    /// An empty store whose log is made in `dir` (with `config`, from
+    /// [`wal_config`]) when the first line comes.
+    pub fn deferred(dir: PathBuf, config: peregrine_wal::Config, limits: LogLimits) -> Self {
+        Self::with(None, Some((dir, config)), limits, Held::default())
+    }
+
+    /// The store kept in `wal` (opened with [`wal_config`]), with the lines
+    /// its recovery read back (those within the retention).
+    pub fn from_log(wal: Wal, recovered: &peregrine_wal::Recovered, limits: LogLimits) -> Self {
+        let mut held = Held::default();
+        for (key, records) in recovered.iter() {
+            if key.space() != SPACE {
+                continue;
+            }
+            for record in records {
+                if record.kind() != LINES {
+                    continue;
+                }
+                let execution = crate::execution::Id::from_u128(key.id());
+                let Some(decoded) = decode(execution, record.payload()) else {
+                    tracing::error!("an unreadable log record is skipped");
+                    continue;
+                };
+                held.add(decoded);
+            }
+        }
+        Self::with(Some(wal), None, limits, held)
+    }
+
+    fn with(
+        wal: Option<Wal>,
+        deferred: Option<(PathBuf, peregrine_wal::Config)>,
+        limits: LogLimits,
+        held: Held,
+    ) -> Self {
+        let log = OnceLock::new();
+        if let Some(wal) = wal {
+            let _ = log.set(wal);
+        }
+        Self(Arc::new(Inner {
+            wal: log,
+            deferred,
+            limits,
+            held: Mutex::new(held),
+        }))
+    }
+
+    /// The log to append to, made now if it is deferred (under the lock,
+    /// so once); none in memory, or when it cannot be made (logged: the
+    /// lines stay in memory).
+    fn log(&self) -> Option<&Wal> {
+        if let Some(wal) = self.0.wal.get() {
+            return Some(wal);
+        }
+        let (dir, config) = self.0.deferred.as_ref()?;
+        match Wal::open(dir, config.clone()) {
+            Ok((wal, _)) => Some(self.0.wal.get_or_init(|| wal)),
+            Err(e) => {
+                tracing::error!(path = %dir.display(), "the log store's log cannot be made: {e}");
+                None
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Held> {
+        // Every change under the lock leaves the index whole.
+        self.0.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Keeps the lines `execution` logged since it was last recorded, and
+    /// tells its followers; `ended`: it ended, its followers are let go.
+    pub fn record(&self, execution: &Execution, ended: bool, now: DateTime<Utc>) {
+        let entries = execution.logs.entries();
+        if entries.is_empty() && !ended {
+            return;
+        }
+        let restarts = u32::try_from(execution.state.count(State::Restarted)).unwrap_or(u32::MAX);
+        let mut held = self.lock();
+        let id = execution.id;
+        if !held.streams.contains_key(&id) {
+            if entries.is_empty() {
+                return;
+            }
+            held.order.push_back((now, id));
+        }
+        let stream = held.streams.entry(id).or_insert_with(|| Stream {
+            namespace: Arc::clone(&execution.namespace),
+            flow_id: Arc::clone(&execution.flow_id),
+            restarts,
+            seen: 0,
+            lines: Vec::new(),
+            bytes: 0,
+            ended: false,
+            followers: Vec::new(),
+        });
+        if stream.restarts != restarts {
+            stream.restarts = restarts;
+            stream.seen = 0;
+        }
+        let fresh: Vec<Arc<LogLine>> = entries
+            .get(stream.seen..)
+            .unwrap_or_default()
+            .iter()
+            .map(|e| {
+                let mut message = e.message.clone();
+                if message.len() > MAX_MESSAGE_BYTES {
+                    let mut cut = MAX_MESSAGE_BYTES;
+                    while !message.is_char_boundary(cut) {
+                        cut -= 1;
+                    }
+                    message.truncate(cut);
+                    message.push_str("… (cut: longer than 64 KiB)");
+                }
+                Arc::new(LogLine {
+                    execution: id,
+                    namespace: Arc::clone(&stream.namespace),
+                    flow_id: Arc::clone(&stream.flow_id),
+                    task_id: e.task_id.clone(),
+                    task_run: e.task_run,
+                    timestamp: e.date,
+                    level: e.level,
+                    message,
+                })
+            })
+            .collect();
+        stream.seen = entries.len();
+        if !fresh.is_empty() {
+            if let Some(wal) = self.log() {
+                append(wal, id, stream, &fresh);
+            }
+            let added: usize = fresh.iter().map(|l| l.bytes()).sum();
+            stream.bytes += added;
+            stream
+                .followers
+                .retain(|f| fresh.iter().all(|l| f.try_send(Arc::clone(l)).is_ok()));
+            stream.lines.extend(fresh);
+            held.bytes += added;
+        }
+        if ended && let Some(stream) = held.streams.get_mut(&id) {
+            stream.ended = true;
+            stream.followers.clear();
+        }
+        self.evict(&mut held, now);
+    }
+
+    /// Lets go of the oldest executions' lines: past the retention, or
+    /// past the memory budget.
+    fn evict(&self, held: &mut Held, now: DateTime<Utc>) {
+        let retention =
+            chrono::Duration::from_std(self.0.limits.retention).unwrap_or(chrono::Duration::MAX);
+        while let Some(&(first, id)) = held.order.front() {
+            let old = now.signed_duration_since(first) > retention;
+            if !old && held.bytes <= self.0.limits.max_bytes {
+                break;
+            }
+            held.order.pop_front();
+            if let Some(stream) = held.streams.remove(&id) {
+                held.bytes -= stream.bytes;
+            }
+        }
+    }
+
+    /// The lines of execution `id` that `query` takes, in the order logged;
+    /// `None` when the store holds none of its lines.
+    pub fn lines(&self, id: ExecutionId, query: &LogQuery) -> Option<Vec<Arc<LogLine>>> {
+        let held = self.lock();
+        let stream = held.streams.get(&id)?;
+        Some(
+            stream
+                .lines
+                .iter()
+                .filter(|l| query.matches(l))
+                .cloned()
+                .collect(),
+        )
+    }
+
+    /// Every line `keep` takes, newest first, and how many there are; at
+    /// most `limit` of them after skipping `skip`.
+    pub fn search(
+        &self,
+        keep: impl Fn(&LogLine) -> bool,
+        skip: usize,
+        limit: usize,
+    ) -> (Vec<Arc<LogLine>>, usize) {
+        let held = self.lock();
+        let mut all: Vec<&Arc<LogLine>> = held
+            .streams
+            .values()
+            .flat_map(|s| s.lines.iter())
+            .filter(|l| keep(l))
+            .collect();
+        let total = all.len();
+        all.sort_by_key(|l| std::cmp::Reverse(l.timestamp));
+        let page = all.into_iter().skip(skip).take(limit).cloned().collect();
+        (page, total)
+    }
+
+    /// Deletes the lines of execution `id` that `query` takes; how many.
+    /// Its later lines are kept as they come.
+    pub fn delete(&self, id: ExecutionId, query: &LogQuery) -> usize {
+        self.delete_where(id, |l| query.matches(l))
+    }
+
+    /// Deletes the lines `remove` takes, of every execution; how many.
+    pub fn purge(&self, remove: impl Fn(&LogLine) -> bool) -> usize {
+        let ids: Vec<ExecutionId> = self.lock().streams.keys().copied().collect();
+        ids.into_iter()
+            .map(|id| self.delete_where(id, &remove))
+            .sum()
+    }
+
+    fn delete_where(&self, id: ExecutionId, remove: impl Fn(&LogLine) -> bool) -> usize {
+        let mut held = self.lock();
+        let Some(stream) = held.streams.get_mut(&id) else {
+            return 0;
+        };
+        let before = stream.lines.len();
+        stream.lines.retain(|l| !remove(l));
+        let removed = before - stream.lines.len();
+        if removed == 0 {
+            return 0;
+        }
+        let bytes: usize = stream.lines.iter().map(|l| l.bytes()).sum();
+        let freed = stream.bytes - bytes;
+        stream.bytes = bytes;
+        if let Some(wal) = self.log() {
+            // What was kept dies; what is left is kept again, after it.
+            let key = Key::new(SPACE, id.as_u128());
+            if let Err(e) = wal.append_terminal(GONE, key, b"") {
+                tracing::error!(execution = %id, "deleting log lines: {e}");
+            }
+            wal.forget(key);
+            let left = stream.lines.clone();
+            append(wal, id, stream, &left);
+        }
+        held.bytes -= freed;
+        removed
+    }
+
+    /// Follows execution `id` (of `namespace.flow_id`): the lines kept so
+    /// far that `query` takes, and the channel of those to come (none once
+    /// it ended). Subscribe, then check the execution has not ended since:
+    /// an end in between closes nothing.
+    pub fn follow(
+        &self,
+        id: ExecutionId,
+        namespace: &str,
+        flow_id: &str,
+        now: DateTime<Utc>,
+    ) -> (Vec<Arc<LogLine>>, Option<Following>) {
+        let mut held = self.lock();
+        if !held.streams.contains_key(&id) {
+            held.order.push_back((now, id));
+        }
+        let stream = held.streams.entry(id).or_insert_with(|| Stream {
+            namespace: Arc::from(namespace),
+            flow_id: Arc::from(flow_id),
+            restarts: 0,
+            seen: 0,
+            lines: Vec::new(),
+            bytes: 0,
+            ended: false,
+            followers: Vec::new(),
+        });
+        let kept = stream.lines.clone();
+        if stream.ended {
+            return (kept, None);
+        }
+        let (tx, rx) = flume::bounded(self.0.limits.follow_buffer.max(1));
+        stream.followers.push(tx);
+        (kept, Some(rx))
+    }
+
+    /// Bytes of lines held.
+    pub fn bytes(&self) -> usize {
+        self.lock().bytes
+    }
+}
+
+impl Held {
+    /// A record read back at start.
+    fn add(&mut self, decoded: Decoded) {
+        let Decoded {
+            execution,
+            namespace,
+            flow_id,
+            restarts,
+            seen,
+            lines,
+        } = decoded;
+        if !self.streams.contains_key(&execution) {
+            let first = lines.first().map_or(Utc::now(), |l| l.timestamp);
+            self.order.push_back((first, execution));
+        }
+        let stream = self.streams.entry(execution).or_insert_with(|| Stream {
+            namespace: Arc::clone(&namespace),
+            flow_id: Arc::clone(&flow_id),
+            restarts,
+            seen: 0,
+            lines: Vec::new(),
+            bytes: 0,
+            ended: false,
+            followers: Vec::new(),
+        });
+        if restarts >= stream.restarts {
+            stream.restarts = restarts;
+            stream.seen = stream.seen.max(seen);
+        }
+        for line in lines {
+            let bytes = line.bytes();
+            stream.bytes += bytes;
+            self.bytes += bytes;
+            stream.lines.push(Arc::new(line));
+        }
+    }
+}
+
+/// Appends `lines` of execution `id` to `wal`, in records of a bounded size.
+/// The log syncs them with the next group commit; nothing waits for it.
+fn append(wal: &Wal, id: ExecutionId, stream: &Stream, lines: &[Arc<LogLine>]) {
+    let key = Key::new(SPACE, id.as_u128());
+    let mut start = 0;
+    while start < lines.len() {
+        let mut end = start;
+        let mut bytes = 0;
+        while end < lines.len()
+            && (end == start || bytes + lines[end].bytes() <= MAX_RECORD_LINES_BYTES)
+        {
+            bytes += lines[end].bytes();
+            end += 1;
+        }
+        let payload = json!({
+            "namespace": &*stream.namespace,
+            "flowId": &*stream.flow_id,
+            "restarts": stream.restarts,
+            "seen": stream.seen,
+            "lines": lines[start..end].iter().map(|l| encode_line(l)).collect::<Vec<_>>(),
+        });
+        if let Err(e) = wal.append(LINES, key, payload.to_string().as_bytes()) {
+            tracing::error!(execution = %id, "log lines not kept: {e}");
+        }
+        start = end;
+    }
+}
+
+fn encode_line(l: &LogLine) -> Value {
+    json!({
+        "t": l.timestamp.timestamp_micros(),
+        "l": l.level.as_str(),
+        "task": l.task_id.as_deref(),
+        "run": l.task_run.map(|(id, attempt)| json!([id.as_u128().to_string(), attempt])),
+        "m": l.message,
+    })
+}
+
+struct Decoded {
+    execution: ExecutionId,
+    namespace: Arc<str>,
+    flow_id: Arc<str>,
+    restarts: u32,
+    seen: usize,
+    lines: Vec<LogLine>,
+}
+
+fn decode(execution: ExecutionId, payload: &[u8]) -> Option<Decoded> {
+    let v: Value = serde_json::from_slice(payload).ok()?;
+    let namespace: Arc<str> = Arc::from(v.get("namespace")?.as_str()?);
+    let flow_id: Arc<str> = Arc::from(v.get("flowId")?.as_str()?);
+    let mut lines = Vec::new();
+    for l in v.get("lines")?.as_array()? {
+        let run = match l.get("run") {
+            None | Some(Value::Null) => None,
+            Some(r) => {
+                let id: u128 = r.get(0)?.as_str()?.parse().ok()?;
+                let attempt = u32::try_from(r.get(1)?.as_u64()?).ok()?;
+                Some((crate::execution::Id::from_u128(id), attempt))
+            }
+        };
+        lines.push(LogLine {
+            execution,
+            namespace: Arc::clone(&namespace),
+            flow_id: Arc::clone(&flow_id),
+            task_id: l.get("task").and_then(Value::as_str).map(Arc::from),
+            task_run: run,
+            timestamp: DateTime::from_timestamp_micros(l.get("t")?.as_i64()?)?,
+            level: Level::parse(l.get("l")?.as_str()?)?,
+            message: l.get("m")?.as_str()?.to_owned(),
+        });
+    }
+    Some(Decoded {
+        execution,
+        namespace,
+        flow_id,
+        restarts: u32::try_from(v.get("restarts")?.as_u64()?).ok()?,
+        seen: usize::try_from(v.get("seen")?.as_u64()?).ok()?,
+        lines,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::execution::LogEntry;
+
+    /// `s` seconds from now: the lines of a run are logged now.
+    fn at(s: i64) -> DateTime<Utc> {
+        Utc::now() + chrono::Duration::seconds(s)
+    }
+
+    fn logged() -> Execution {
+        crate::tasks::testing::run(
+            r#"
+  - id: hello
+    type: io.kestra.plugin.core.log.Log
+    message: hello
+  - id: both
+    type: io.kestra.plugin.core.log.Log
+    level: WARN
+    message:
+      - one
+      - two
+"#,
+        )
+    }
+
+    fn line(message: &str) -> LogEntry {
+        LogEntry {
+            date: at(0),
+            level: Level::Info,
+            task_id: None,
+            task_run: None,
+            message: message.into(),
+        }
+    }
+
+    fn messages(lines: &[Arc<LogLine>]) -> Vec<&str> {
+        lines.iter().map(|l| l.message.as_str()).collect()
+    }
+
+    fn open(dir: &std::path::Path, limits: LogLimits) -> LogStore {
+        let base = peregrine_wal::Config {
+            segment_bytes: std::num::NonZeroU64::new(4 << 20).expect("non-zero"),
+            spare_segments: 0,
+            ..peregrine_wal::Config::default()
+        };
+        let (wal, recovered) = Wal::open(dir, wal_config(base, &limits)).expect("opens");
+        LogStore::from_log(wal, &recovered, limits)
+    }
+
+    #[test]
+    fn each_line_is_kept_once_with_its_task_run_and_comes_back_after_a_reopen() {
+        let dir = tempfile::tempdir().expect("a dir");
+        let mut exec = logged();
+        let id = exec.id;
+        {
+            let store = open(dir.path(), LogLimits::default());
+            store.record(&exec, false, at(0));
+            // Recorded again (a replay, another change): nothing doubles.
+            store.record(&exec, true, at(0));
+            let all = store.lines(id, &LogQuery::default()).expect("kept");
+            assert_eq!(messages(&all), ["hello", "one", "two"]);
+            let hello = &all[0];
+            assert_eq!(hello.task_id.as_deref(), Some("hello"));
+            let (run, attempt) = hello.task_run.expect("a task run's line");
+            assert_eq!(attempt, 0);
+            let json = hello.json();
+            assert_eq!(json["taskRunId"], run.to_string());
+            assert_eq!(json["executionId"], id.to_string());
+            assert_eq!(json["level"], "INFO");
+            let warn = LogQuery {
+                min_level: Some(Level::Warn),
+                ..LogQuery::default()
+            };
+            assert_eq!(
+                messages(&store.lines(id, &warn).expect("kept")),
+                ["one", "two"]
+            );
+            let of_run = LogQuery {
+                task_run_id: Some(run.to_string()),
+                attempt: Some(0),
+                ..LogQuery::default()
+            };
+            assert_eq!(
+                messages(&store.lines(id, &of_run).expect("kept")),
+                ["hello"]
+            );
+            // A restart numbers its lines anew: its first is kept.
+            exec.state.transition(State::Restarted, at(1));
+            exec.logs = crate::execution::Logs::default();
+            exec.logs.push(line("after the restart"));
+            store.record(&exec, false, at(1));
+            assert_eq!(
+                store.lines(id, &LogQuery::default()).expect("kept").len(),
+                4
+            );
+        }
+        let store = open(dir.path(), LogLimits::default());
+        let back = store.lines(id, &LogQuery::default()).expect("read back");
+        assert_eq!(
+            messages(&back),
+            ["hello", "one", "two", "after the restart"]
+        );
+        // The replay after the restart logs the same lines: none doubles.
+        store.record(&exec, false, at(2));
+        assert_eq!(
+            store.lines(id, &LogQuery::default()).expect("kept").len(),
+            4
+        );
+    }
+
+    #[test]
+    fn deleted_lines_stay_deleted_after_a_reopen_and_later_ones_are_kept() {
+        let dir = tempfile::tempdir().expect("a dir");
+        let mut exec = logged();
+        let id = exec.id;
+        {
+            let store = open(dir.path(), LogLimits::default());
+            store.record(&exec, false, at(0));
+            let warn = LogQuery {
+                min_level: Some(Level::Warn),
+                ..LogQuery::default()
+            };
+            assert_eq!(store.delete(id, &warn), 2);
+            exec.logs.push(line("later"));
+            store.record(&exec, false, at(1));
+            assert_eq!(
+                messages(&store.lines(id, &LogQuery::default()).expect("kept")),
+                ["hello", "later"]
+            );
+        }
+        let store = open(dir.path(), LogLimits::default());
+        assert_eq!(
+            messages(&store.lines(id, &LogQuery::default()).expect("read back")),
+            ["hello", "later"]
+        );
+        assert_eq!(store.purge(|l| l.message == "hello"), 1);
+    }
+
+    #[test]
+    fn old_and_over_budget_lines_go_first() {
+        let limits = LogLimits {
+            retention: Duration::from_secs(60),
+            max_bytes: 3 * (std::mem::size_of::<LogLine>() + 64 + 5),
+            follow_buffer: 4,
+        };
+        let store = LogStore::in_memory(limits);
+        let a = logged();
+        store.record(&a, true, at(0));
+        assert!(store.lines(a.id, &LogQuery::default()).is_some());
+        let b = crate::tasks::testing::run(
+            "  - id: x\n    type: io.kestra.plugin.core.log.Log\n    message: later\n",
+        );
+        // Past the retention of the first.
+        store.record(&b, true, at(61));
+        assert!(
+            store.lines(a.id, &LogQuery::default()).is_none(),
+            "past its retention"
+        );
+        assert!(store.lines(b.id, &LogQuery::default()).is_some());
+        let (found, total) = store.search(|l| l.message == "later", 0, 10);
+        assert_eq!((found.len(), total), (1, 1));
+    }
+
+    #[test]
+    fn a_follower_gets_each_new_line_until_the_execution_ends() {
+        let store = LogStore::in_memory(LogLimits::default());
+        let mut exec = logged();
+        let id = exec.id;
+        let (none, follower) = store.follow(id, "tests", "t", at(0));
+        assert!(none.is_empty());
+        let follower = follower.expect("it runs");
+        store.record(&exec, false, at(0));
+        exec.logs.push(line("last"));
+        store.record(&exec, true, at(1));
+        let got: Vec<String> = follower.iter().map(|l| l.message.clone()).collect();
+        assert_eq!(
+            got,
+            ["hello", "one", "two", "last"],
+            "then the channel closes"
+        );
+        let (kept, after_end) = store.follow(id, "tests", "t", at(2));
+        assert_eq!(kept.len(), 4);
+        assert!(
+            after_end.is_none(),
+            "an ended execution has nothing more to follow"
+        );
+    }
+}
