@@ -16,6 +16,7 @@
 //! The same ends disable a Schedule whose `stopAfter` names the state an
 //! execution it started ended in.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -23,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use peregrine_engine::expression::{JsonContext, Property};
-use peregrine_engine::flow::{Condition, TriggerKind, Upstream, validate_inputs};
+use peregrine_engine::flow::{Condition, Multiple, TriggerKind, Upstream, validate_inputs};
 use peregrine_engine::{Ack, ExecutionId, Receipt, Record, State, execution_trigger};
 use peregrine_wal::{Key, Kind, Wal};
 use serde_json::{Map, Value};
@@ -53,7 +54,10 @@ struct Watch {
     trigger_id: String,
     inputs: Map<String, Value>,
     states: Vec<State>,
+    /// Those one end meets alone.
     conditions: Vec<Condition>,
+    /// Those met across ends, within a window.
+    multiples: Vec<Multiple>,
     labels: Vec<(String, String)>,
 }
 
@@ -190,14 +194,24 @@ fn rules(state: &AppState) -> Rules {
                     states,
                     conditions,
                     labels,
-                } => rules.watches.push(Watch {
-                    flow: Arc::clone(&stored),
-                    trigger_id: trigger.id.clone(),
-                    inputs: inputs.clone(),
-                    states: states.clone(),
-                    conditions: conditions.clone(),
-                    labels: labels.clone(),
-                }),
+                } => {
+                    let (mut plain, mut multiples) = (Vec::new(), Vec::new());
+                    for c in conditions {
+                        match c {
+                            Condition::Multiple(m) => multiples.push((**m).clone()),
+                            other => plain.push(other.clone()),
+                        }
+                    }
+                    rules.watches.push(Watch {
+                        flow: Arc::clone(&stored),
+                        trigger_id: trigger.id.clone(),
+                        inputs: inputs.clone(),
+                        states: states.clone(),
+                        conditions: plain,
+                        multiples,
+                        labels: labels.clone(),
+                    });
+                }
                 TriggerKind::Schedule { stop_after, .. } if !stop_after.is_empty() => {
                     rules.stops.push(Stop {
                         namespace: flow.namespace.clone(),
@@ -317,7 +331,8 @@ impl Evaluator {
                 c.holds(&up, &vars, now).map(|holds| all && holds)
             });
             match met {
-                Ok(true) => start(state, watch, &up, &vars),
+                Ok(true) if watch.multiples.is_empty() => start(state, watch, &up, &vars),
+                Ok(true) => Self::count(&mut self.mark, state, watch, &up, &vars, now),
                 Ok(false) => {}
                 Err(why) => tracing::warn!(
                     flow = %format!("{}.{}", flow.namespace, flow.id),
@@ -331,6 +346,77 @@ impl Evaluator {
 }
 
 impl Evaluator {
+    /// `up` met `watch`'s own conditions: it counts in the windows of its
+    /// multiple conditions, and once each has all its conditions met the
+    /// trigger fires (and the windows that reset on success start afresh).
+    /// The windows are made durable after the start is: a crash between
+    /// the two counts the end again, and fires the same execution.
+    fn count(
+        mark: &mut Watermark,
+        state: &AppState,
+        watch: &Watch,
+        up: &Upstream,
+        vars: &Value,
+        now: DateTime<Utc>,
+    ) {
+        let flow = watch.flow.flow();
+        let mut complete = true;
+        let mut counted = Vec::with_capacity(watch.multiples.len());
+        for m in &watch.multiples {
+            let key: WindowKey = (
+                flow.namespace.clone(),
+                flow.id.clone(),
+                watch.trigger_id.clone(),
+                m.id.clone(),
+            );
+            let mut window = mark
+                .windows
+                .get(&key)
+                .filter(|w| w.holds(now))
+                .cloned()
+                .unwrap_or_else(|| Window::open(m, now));
+            if !window.holds(now) {
+                // Outside the hours it counts in (a daily window).
+                complete = false;
+                continue;
+            }
+            let mut changed = false;
+            if !window.counted.contains(&up.id) {
+                for (id, c) in &m.conditions {
+                    match c.holds(up, vars, now) {
+                        Ok(true) => {
+                            window.met.insert(id.clone());
+                        }
+                        Ok(false) => {}
+                        Err(why) => tracing::warn!(
+                            flow = %format!("{}.{}", flow.namespace, flow.id),
+                            trigger = %watch.trigger_id,
+                            condition = %format!("{}.{id}", m.id),
+                            "a Flow trigger's condition does not evaluate: {why}"
+                        ),
+                    }
+                }
+                window.count(up.id);
+                changed = true;
+            }
+            complete &= m.conditions.iter().all(|(id, _)| window.met.contains(id));
+            counted.push((key, window, m, changed));
+        }
+        if complete {
+            start(state, watch, up, vars);
+        }
+        for (key, mut window, m, mut changed) in counted {
+            if complete && m.reset_on_success {
+                window = Window::open(m, now);
+                window.count(up.id);
+                changed = true;
+            }
+            if changed {
+                mark.save_window(key, window);
+            }
+        }
+    }
+
     /// Disables the Schedule that started `record`, if its `stopAfter`
     /// names the state it ended in (Kestra's trigger context `disabled`).
     fn stop_after(&self, state: &AppState, record: &Record) {
@@ -451,20 +537,122 @@ fn inputs(watch: &Watch, vars: &Value) -> Result<Map<String, Value>, String> {
     validate_inputs(watch.flow.flow(), &rendered).map_err(|e| e.to_string())
 }
 
-/// The latest end date the flow triggers acted on, kept in its own log
-/// (`data/flow-triggers`; none: in memory).
+/// A multiple condition of a trigger: the flow's namespace and id, the
+/// trigger's id, the condition's.
+type WindowKey = (String, String, String, String);
+
+/// Where one multiple condition stands: its window, the ids of its
+/// conditions met in it, and the ends counted in it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Window {
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+    met: BTreeSet<String>,
+    /// The latest ends counted (at most [`MAX_COUNTED`]): an end looked at
+    /// again after a restart is not counted twice.
+    counted: Vec<ExecutionId>,
+}
+
+/// Ends a window remembers having counted: far more than a start looks
+/// back at.
+const MAX_COUNTED: usize = 10_000;
+
+impl Window {
+    fn open(m: &Multiple, now: DateTime<Utc>) -> Self {
+        let (start, end) = m.window.open_at(now);
+        Self {
+            start,
+            end,
+            met: BTreeSet::new(),
+            counted: Vec::new(),
+        }
+    }
+
+    /// Whether an end at `now` counts in it (from its start, before its end).
+    fn holds(&self, now: DateTime<Utc>) -> bool {
+        self.start <= now && now < self.end
+    }
+
+    fn count(&mut self, id: ExecutionId) {
+        if self.counted.len() >= MAX_COUNTED {
+            self.counted.remove(0);
+        }
+        self.counted.push(id);
+    }
+
+    fn json(&self, (namespace, flow_id, trigger_id, id): &WindowKey) -> Value {
+        serde_json::json!({
+            "namespace": namespace,
+            "flowId": flow_id,
+            "triggerId": trigger_id,
+            "id": id,
+            "start": self.start.timestamp_micros(),
+            "end": self.end.timestamp_micros(),
+            "met": self.met,
+            "counted": self.counted.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        })
+    }
+
+    fn read(v: &Value) -> Option<(WindowKey, Self)> {
+        let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+        let date = |k: &str| v.get(k)?.as_i64().and_then(DateTime::from_timestamp_micros);
+        let key = (
+            text("namespace")?,
+            text("flowId")?,
+            text("triggerId")?,
+            text("id")?,
+        );
+        let strings = |k: &str| -> Option<Vec<String>> {
+            v.get(k)?
+                .as_array()?
+                .iter()
+                .map(|s| s.as_str().map(str::to_owned))
+                .collect()
+        };
+        let counted = strings("counted")?
+            .iter()
+            .map(|s| s.parse().ok())
+            .collect::<Option<Vec<ExecutionId>>>()?;
+        Some((
+            key,
+            Self {
+                start: date("start")?,
+                end: date("end")?,
+                met: strings("met")?.into_iter().collect(),
+                counted,
+            },
+        ))
+    }
+}
+
+/// The latest end date the flow triggers acted on, and the windows of
+/// their multiple conditions, kept in their own log (`data/flow-triggers`;
+/// none: in memory).
 #[derive(Debug)]
 pub(crate) struct Watermark {
     wal: Option<Wal>,
     /// As recovered, then as advanced.
     at: Option<DateTime<Utc>>,
     saved: Option<DateTime<Utc>>,
+    windows: BTreeMap<WindowKey, Window>,
 }
 
 const MARK: Kind = Kind::new(1);
+/// A multiple condition's window (the key space of windows).
+const WINDOW: Kind = Kind::new(2);
+const WINDOWS: u8 = 2;
 
 fn mark_key() -> Key {
     Key::new(1, 1)
+}
+
+fn window_key((namespace, flow_id, trigger_id, id): &WindowKey) -> Key {
+    let mut bytes = Vec::new();
+    for text in [namespace, flow_id, trigger_id, id] {
+        bytes.extend_from_slice(&(text.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(text.as_bytes());
+    }
+    Key::new(WINDOWS, ExecutionId::derive(&bytes).as_u128())
 }
 
 impl Watermark {
@@ -473,7 +661,23 @@ impl Watermark {
             wal: None,
             at: None,
             saved: None,
+            windows: BTreeMap::new(),
         }
+    }
+
+    /// Keeps where a multiple condition stands, durably (a window's change
+    /// follows the start it led to, if any).
+    fn save_window(&mut self, key: WindowKey, window: Window) {
+        if let Some(wal) = &self.wal {
+            let payload = window.json(&key).to_string();
+            let written = wal
+                .append_terminal(WINDOW, window_key(&key), payload.as_bytes())
+                .and_then(|lsn| wal.durable(lsn));
+            if let Err(e) = written {
+                tracing::error!("saving a Flow trigger's window: {e}");
+            }
+        }
+        self.windows.insert(key, window);
     }
 
     pub fn open(dir: &std::path::Path, config: peregrine_wal::Config) -> std::io::Result<Self> {
@@ -490,10 +694,28 @@ impl Watermark {
             .filter_map(|r| <[u8; 8]>::try_from(r.payload()).ok())
             .filter_map(|b| DateTime::from_timestamp_micros(i64::from_le_bytes(b)))
             .next();
+        let mut windows = BTreeMap::new();
+        for (key, records) in recovered.iter() {
+            if key.space() != WINDOWS {
+                continue;
+            }
+            let read = records
+                .last()
+                .filter(|r| r.kind() == WINDOW)
+                .and_then(|r| serde_json::from_slice::<Value>(r.payload()).ok())
+                .and_then(|v| Window::read(&v));
+            match read {
+                Some((key, window)) => {
+                    windows.insert(key, window);
+                }
+                None => tracing::error!("an unreadable Flow trigger window is skipped"),
+            }
+        }
         Ok(Self {
             wal: Some(wal),
             at,
             saved: at,
+            windows,
         })
     }
 
@@ -560,6 +782,32 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         panic!("{flow_id}: never {n}");
+    }
+
+    #[test]
+    fn a_windows_standing_comes_back_after_a_reopen() {
+        let dir = tempfile::tempdir().expect("a dir");
+        let config = crate::schedule::wal_config(&peregrine_wal::Config::default());
+        let key: WindowKey = (
+            "ns".into(),
+            "join".into(),
+            "both".into(),
+            "both_done".into(),
+        );
+        let at = |s: i64| DateTime::from_timestamp(1_800_000_000 + s, 0).expect("a date");
+        let window = Window {
+            start: at(0),
+            end: at(86_400),
+            met: BTreeSet::from(["condition_1".to_owned()]),
+            counted: vec![ExecutionId::derive(b"left")],
+        };
+        {
+            let mut mark = Watermark::open(dir.path(), config.clone()).expect("opens");
+            mark.save_window(key.clone(), window.clone());
+        }
+        let mark = Watermark::open(dir.path(), config).expect("reopens");
+        assert_eq!(mark.windows.get(&key), Some(&window));
+        assert!(window.holds(at(0)) && window.holds(at(86_399)) && !window.holds(at(86_400)));
     }
 
     #[tokio::test(flavor = "multi_thread")]

@@ -202,3 +202,78 @@ async fn a_chain_of_flow_triggers_runs_each_link_once_across_kill_9s() {
     assert!(executions(&server, "never").await.is_empty());
     succeeded(&server, "a", 2).await;
 }
+
+const LEFT: &str = "id: left\nnamespace: chain\ntasks:\n  - id: r\n    type: io.kestra.plugin.core.debug.Return\n    format: l\n";
+const RIGHT: &str = "id: right\nnamespace: chain\ntasks:\n  - id: r\n    type: io.kestra.plugin.core.debug.Return\n    format: r\n";
+
+/// Starts once both `left` and `right` succeeded within the day's window.
+const JOIN: &str = r#"id: join
+namespace: chain
+tasks:
+  - id: seen
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ trigger.flowId }}"
+triggers:
+  - id: both
+    type: io.kestra.plugin.core.trigger.Flow
+    preconditions:
+      id: both_done
+      timeWindow:
+        type: DURATION_WINDOW
+        window: P1D
+      flows:
+        - namespace: chain
+          flowId: left
+          states: [SUCCESS]
+        - namespace: chain
+          flowId: right
+          states: [SUCCESS]
+"#;
+
+async fn run(server: &Server, flow_id: &str) {
+    let reply = server
+        .trigger(
+            &format!("/api/v1/main/executions/chain/{flow_id}?wait=true"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+}
+
+#[tokio::test]
+async fn preconditions_over_two_flows_fire_once_both_ended_in_the_window_across_a_kill() {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().to_path_buf();
+    let mut server = Server::start_in(&dir, &[]).await;
+    for flow in [LEFT, RIGHT, JOIN] {
+        assert_eq!(server.create_flow(flow).await.status, StatusCode::OK);
+    }
+    run(&server, "left").await;
+    run(&server, "left").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        executions(&server, "join").await.is_empty(),
+        "only left so far"
+    );
+    // The window, with left met, survives a kill -9.
+    server.kill9();
+    let server = Server::start_in(&dir, &[]).await;
+    run(&server, "right").await;
+    let joined = succeeded(&server, "join", 1).await;
+    assert_eq!(
+        value_of(&joined[0], "seen"),
+        "right",
+        "the end that completed it"
+    );
+    assert_eq!(
+        joined[0]["trigger"]["type"],
+        "io.kestra.plugin.core.trigger.Flow"
+    );
+    // Reset on success: right again is not enough, left then is.
+    run(&server, "right").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(executions(&server, "join").await.len(), 1);
+    run(&server, "left").await;
+    let joined = succeeded(&server, "join", 2).await;
+    assert!(joined.iter().any(|e| value_of(e, "seen") == "left"));
+}

@@ -2,11 +2,12 @@
 //! execution that ended before it fires: its `states`, its `conditions`
 //! (Kestra's `ExecutionStatus`, `ExecutionFlow`, `ExecutionNamespace`,
 //! `ExecutionLabels`, `ExecutionOutputs`, `Expression`) and its
-//! `preconditions` when they name one upstream flow or one filter group
-//! (the ones one execution can meet alone; several, which Kestra tracks in
-//! a window across executions, are refused for now). Read from the
+//! `preconditions` (upstream flows and filter groups). Read from the
 //! trigger's YAML, checked with their paths, and evaluated on the upstream
-//! execution.
+//! execution. Conditions met across executions within a window (Kestra's
+//! `MultipleCondition`, and `preconditions` of several parts or with a
+//! `timeWindow`) are read into a [`Multiple`], whose windows the server
+//! keeps.
 
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
@@ -50,6 +51,94 @@ pub enum Condition {
     /// A precondition's `where` group: all its filters hold (`AND`), or
     /// one (`OR`).
     Filters { any: bool, filters: Vec<Filter> },
+    /// Kestra's `MultipleCondition`, and `preconditions` of several parts
+    /// or with a `timeWindow`: each of its conditions met by some execution
+    /// (not necessarily the same) within one window. Evaluated by whoever
+    /// keeps the windows (the server's Flow triggers), not by `holds`.
+    Multiple(Box<Multiple>),
+}
+
+/// Conditions met across executions within a window (Kestra's
+/// `MultipleCondition`).
+#[derive(Debug, Clone)]
+pub struct Multiple {
+    /// Its id: the trigger's windows are kept under it.
+    pub id: String,
+    /// Each condition with its id (`condition_1`... for `preconditions`).
+    pub conditions: Vec<(String, Condition)>,
+    pub window: TimeWindow,
+    /// Once all are met and the trigger fired, the window starts afresh
+    /// (true by default); false: each later end meeting the trigger fires
+    /// it again within the window.
+    pub reset_on_success: bool,
+}
+
+/// Kestra's `TimeWindow`: where the window an end counts in lies.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TimeWindow {
+    /// `DURATION_WINDOW` (the default, a day): windows of `window` from
+    /// midnight (as Kestra computes them), shifted by `advance`.
+    Duration {
+        window: chrono::Duration,
+        advance: Option<chrono::Duration>,
+    },
+    /// `SLIDING_WINDOW`: `window` from the first end counted.
+    Sliding { window: chrono::Duration },
+    /// `DAILY_TIME_WINDOW`: from `start` to `end` each day.
+    DailyWindow {
+        start: chrono::NaiveTime,
+        end: chrono::NaiveTime,
+    },
+    /// `DAILY_TIME_DEADLINE`: from midnight to `deadline` each day.
+    DailyDeadline { deadline: chrono::NaiveTime },
+}
+
+impl TimeWindow {
+    /// The window a new count opens at `now` (UTC, as the server's zone):
+    /// its start and its end (Kestra's `getOrCreate`, with its arithmetic).
+    pub fn open_at(&self, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+        use chrono::{DurationRound, Timelike};
+        let now = now.with_nanosecond(0).unwrap_or(now);
+        let midnight = now
+            .date_naive()
+            .and_hms_opt(0, 0, 0)
+            .map_or(now, |d| d.and_utc());
+        let ms = chrono::Duration::milliseconds(1);
+        let at = |t: chrono::NaiveTime| {
+            midnight + chrono::Duration::seconds(i64::from(t.num_seconds_from_midnight()))
+        };
+        match self {
+            TimeWindow::Duration { window, advance } => {
+                let mut start = now;
+                if window.num_days() > 0 {
+                    start = start.with_hour(0).unwrap_or(start);
+                }
+                if window.num_hours() > 0 {
+                    start = start.with_minute(0).unwrap_or(start);
+                }
+                let minutes = window.num_minutes();
+                if minutes > 0 {
+                    let minute = i64::from(start.minute());
+                    let base = start
+                        .with_second(0)
+                        .and_then(|s| s.with_minute(0))
+                        .unwrap_or(start);
+                    start = base + chrono::Duration::minutes(minutes * (minute / minutes));
+                }
+                if let Some(advance) = advance {
+                    start += *advance;
+                }
+                let start = start.duration_trunc(ms).unwrap_or(start);
+                (start, start + *window - ms)
+            }
+            TimeWindow::Sliding { window } => {
+                let start = now.duration_trunc(ms).unwrap_or(now);
+                (start, start + *window)
+            }
+            TimeWindow::DailyWindow { start, end } => (at(*start), at(*end)),
+            TimeWindow::DailyDeadline { deadline } => (midnight, at(*deadline)),
+        }
+    }
 }
 
 /// `ExecutionNamespace`'s `comparison`.
@@ -202,6 +291,13 @@ impl Condition {
                     results.try_fold(true, |acc, r| r.map(|b| acc && b))?
                 }
             }
+            Condition::Multiple(m) => {
+                return Err(format!(
+                    "the multiple condition `{}` is met across executions, in a window: \
+                     it is not evaluated on one",
+                    m.id
+                ));
+            }
         })
     }
 }
@@ -262,11 +358,11 @@ const CONDITIONS: &[(&str, &str)] = &[
     ("ExecutionLabels", "ExecutionLabelsCondition"),
     ("ExecutionOutputs", "ExecutionOutputsCondition"),
     ("Expression", "ExpressionCondition"),
+    ("MultipleCondition", "MultipleCondition"),
 ];
 
 /// Kestra's other core conditions, refused as not supported yet.
 const NOT_YET: &[&str] = &[
-    "Multiple",
     "DayWeek",
     "DayWeekInMonth",
     "Weekend",
@@ -343,6 +439,9 @@ impl Reader {
                 return None;
             }
         };
+        if name == "MultipleCondition" {
+            return self.multiple_condition(map, at);
+        }
         let known: &[&str] = match name {
             "ExecutionStatus" => &["in", "notIn"],
             "ExecutionFlow" => &["namespace", "flowId"],
@@ -441,15 +540,14 @@ impl Reader {
                 );
             }
         }
-        if map.get("id").and_then(Value::as_str).is_none() {
+        let id = map.get("id").and_then(Value::as_str).map(str::to_owned);
+        if id.is_none() {
             self.problem(path, "missing required property `id`");
         }
-        if map.contains_key("timeWindow") {
-            self.problem(
-                &format!("{path}.timeWindow"),
-                "a precondition's `timeWindow` is not supported yet",
-            );
-        }
+        let window = map
+            .get("timeWindow")
+            .map(|w| self.time_window(w, &format!("{path}.timeWindow")));
+        let reset_on_success = self.reset_on_success(map, path);
         let mut out = Vec::new();
         if let Some(flows) = map.get("flows") {
             let at = format!("{path}.flows");
@@ -477,14 +575,273 @@ impl Reader {
                 _ => self.problem(&at, "expected a list of filter groups"),
             }
         }
-        if out.len() > 1 {
+        // One part and no window: the one execution that meets it fires
+        // the trigger, as it would once its window counted it.
+        if out.len() == 1 && window.is_none() {
+            return out;
+        }
+        if out.is_empty() {
+            self.problem(path, "expected `flows` or `where`");
+            return Vec::new();
+        }
+        // Kestra's ids: `condition_N` for each upstream flow, then
+        // `condition_N_<id>` for each `where` group, N counting all.
+        let where_ids: Vec<Option<String>> = match map.get("where") {
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|i| i.get("id").and_then(Value::as_str).map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let flows = out.len()
+            - out
+                .iter()
+                .filter(|c| matches!(c, Condition::Filters { .. }))
+                .count();
+        let conditions = out
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let n = i + 1;
+                let id = match &c {
+                    Condition::Filters { .. } => {
+                        let own = where_ids
+                            .get(i - flows)
+                            .cloned()
+                            .flatten()
+                            .unwrap_or_default();
+                        format!("condition_{n}_{own}")
+                    }
+                    _ => format!("condition_{n}"),
+                };
+                (id, c)
+            })
+            .collect();
+        vec![Condition::Multiple(Box::new(Multiple {
+            id: id.unwrap_or_default(),
+            conditions,
+            window: window.flatten().unwrap_or_else(|| TimeWindow::Duration {
+                window: chrono::Duration::days(1),
+                advance: None,
+            }),
+            reset_on_success,
+        }))]
+    }
+
+    fn reset_on_success(&mut self, map: &Map<String, Value>, path: &str) -> bool {
+        match map.get("resetOnSuccess") {
+            None => true,
+            Some(Value::Bool(b)) => *b,
+            Some(_) => {
+                self.problem(&format!("{path}.resetOnSuccess"), "expected true or false");
+                true
+            }
+        }
+    }
+
+    /// Kestra's deprecated `MultipleCondition` among a trigger's
+    /// `conditions`: `id`, `conditions` (a map of id to condition),
+    /// `timeWindow` or the older `window` and `windowAdvance`,
+    /// `resetOnSuccess`.
+    fn multiple_condition(&mut self, map: &Map<String, Value>, at: &str) -> Option<Condition> {
+        for key in map.keys() {
+            if ![
+                "type",
+                "description",
+                "id",
+                "conditions",
+                "timeWindow",
+                "window",
+                "windowAdvance",
+                "resetOnSuccess",
+            ]
+            .contains(&key.as_str())
+            {
+                self.problem(&format!("{at}.{key}"), format!("unknown property `{key}`"));
+            }
+        }
+        let id = match map.get("id").and_then(Value::as_str) {
+            Some(id) if !id.is_empty() => id.to_owned(),
+            _ => {
+                self.problem(at, "missing required property `id`");
+                return None;
+            }
+        };
+        let mut window = match map.get("timeWindow") {
+            Some(w) => self.time_window(w, &format!("{at}.timeWindow"))?,
+            None => TimeWindow::Duration {
+                window: chrono::Duration::days(1),
+                advance: None,
+            },
+        };
+        for key in ["window", "windowAdvance"] {
+            let Some(v) = map.get(key) else { continue };
+            let Some(d) = self.duration(v, &format!("{at}.{key}")) else {
+                continue;
+            };
+            match &mut window {
+                TimeWindow::Duration { window, advance } => {
+                    if key == "window" {
+                        *window = d;
+                    } else {
+                        *advance = Some(d);
+                    }
+                }
+                _ => self.problem(
+                    &format!("{at}.{key}"),
+                    format!("`{key}` applies to a DURATION_WINDOW only"),
+                ),
+            }
+        }
+        let reset_on_success = self.reset_on_success(map, at);
+        let Some(Value::Object(parts)) = map.get("conditions") else {
+            self.problem(
+                at,
+                "missing required property `conditions` (a map of conditions)",
+            );
+            return None;
+        };
+        if parts.is_empty() {
+            self.problem(
+                &format!("{at}.conditions"),
+                "expected at least one condition",
+            );
+            return None;
+        }
+        let mut conditions = Vec::new();
+        for (name, part) in parts {
+            let path = format!("{at}.conditions.{name}");
+            match self.condition(part, &path) {
+                Some(Condition::Multiple(_)) => {
+                    self.problem(&path, "a multiple condition cannot hold another one");
+                }
+                Some(c) => conditions.push((name.clone(), c)),
+                None => {}
+            }
+        }
+        Some(Condition::Multiple(Box::new(Multiple {
+            id,
+            conditions,
+            window,
+            reset_on_success,
+        })))
+    }
+
+    fn duration(&mut self, value: &Value, path: &str) -> Option<chrono::Duration> {
+        let parsed = value
+            .as_str()
+            .and_then(crate::flow::parse_duration)
+            .and_then(|d| chrono::Duration::from_std(d).ok())
+            .filter(|d| !d.is_zero());
+        if parsed.is_none() {
             self.problem(
                 path,
-                "preconditions over several upstream flows or filter groups (met across \
-                 executions within a window) are not supported yet",
+                format!("`{value}` is not an ISO-8601 duration (e.g. PT1H)"),
             );
         }
-        out
+        parsed
+    }
+
+    fn time_of_day(&mut self, value: &Value, path: &str) -> Option<chrono::NaiveTime> {
+        let parsed = value.as_str().and_then(|t| {
+            chrono::NaiveTime::parse_from_str(t, "%H:%M:%S")
+                .or_else(|_| chrono::NaiveTime::parse_from_str(t, "%H:%M"))
+                .ok()
+        });
+        if parsed.is_none() {
+            self.problem(path, format!("`{value}` is not a time of day (HH:mm:ss)"));
+        }
+        parsed
+    }
+
+    /// A `timeWindow`, checked as Kestra's `TimeWindowValidation` checks it.
+    fn time_window(&mut self, value: &Value, path: &str) -> Option<TimeWindow> {
+        let Value::Object(map) = value else {
+            self.problem(path, "expected a map with a `type`");
+            return None;
+        };
+        for key in map.keys() {
+            if ![
+                "type",
+                "window",
+                "windowAdvance",
+                "deadline",
+                "startTime",
+                "endTime",
+            ]
+            .contains(&key.as_str())
+            {
+                self.problem(
+                    &format!("{path}.{key}"),
+                    format!("unknown property `{key}`"),
+                );
+            }
+        }
+        let kind = map
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("DURATION_WINDOW");
+        let allowed: &[&str] = match kind {
+            "DURATION_WINDOW" => &["window", "windowAdvance"],
+            "SLIDING_WINDOW" => &["window"],
+            "DAILY_TIME_WINDOW" => &["startTime", "endTime"],
+            "DAILY_TIME_DEADLINE" => &["deadline"],
+            other => {
+                self.problem(
+                    &format!("{path}.type"),
+                    format!(
+                        "`{other}`: expected DURATION_WINDOW, SLIDING_WINDOW, DAILY_TIME_WINDOW or DAILY_TIME_DEADLINE"
+                    ),
+                );
+                return None;
+            }
+        };
+        for key in [
+            "window",
+            "windowAdvance",
+            "deadline",
+            "startTime",
+            "endTime",
+        ] {
+            if map.contains_key(key) && !allowed.contains(&key) {
+                self.problem(
+                    &format!("{path}.{key}"),
+                    format!("`{key}` does not apply to a {kind}"),
+                );
+            }
+        }
+        let duration = |this: &mut Self, key: &str| match map.get(key) {
+            None => None,
+            Some(v) => this.duration(v, &format!("{path}.{key}")),
+        };
+        let time = |this: &mut Self, key: &str| match map.get(key) {
+            None => {
+                this.problem(path, format!("a {kind} needs its `{key}`"));
+                None
+            }
+            Some(v) => this.time_of_day(v, &format!("{path}.{key}")),
+        };
+        let day = chrono::Duration::days(1);
+        Some(match kind {
+            "DURATION_WINDOW" => TimeWindow::Duration {
+                window: duration(self, "window").unwrap_or(day),
+                advance: duration(self, "windowAdvance"),
+            },
+            "SLIDING_WINDOW" => TimeWindow::Sliding {
+                window: duration(self, "window").unwrap_or(day),
+            },
+            "DAILY_TIME_WINDOW" => {
+                let start = time(self, "startTime");
+                let end = time(self, "endTime");
+                TimeWindow::DailyWindow {
+                    start: start?,
+                    end: end?,
+                }
+            }
+            _ => TimeWindow::DailyDeadline {
+                deadline: time(self, "deadline")?,
+            },
+        })
     }
 
     fn upstream(&mut self, item: &Value, at: &str) -> Option<Condition> {
@@ -693,6 +1050,142 @@ mod tests {
         }
     }
 
+    fn utc(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn windows_open_where_kestra_opens_them() {
+        let now = utc("2026-12-07T13:47:12.345Z");
+        let duration = |w: &str, a: Option<&str>| TimeWindow::Duration {
+            window: chrono::Duration::from_std(crate::flow::parse_duration(w).unwrap()).unwrap(),
+            advance: a.map(|a| {
+                chrono::Duration::from_std(crate::flow::parse_duration(a).unwrap()).unwrap()
+            }),
+        };
+        let open = |w: TimeWindow| {
+            let (s, e) = w.open_at(now);
+            (s.to_rfc3339(), e.to_rfc3339())
+        };
+        // A day from midnight, to the millisecond before the next.
+        assert_eq!(
+            open(duration("P1D", None)),
+            (
+                "2026-12-07T00:00:00+00:00".into(),
+                "2026-12-07T23:59:59.999+00:00".into()
+            )
+        );
+        // Ten minutes: aligned on the tens of minutes.
+        assert_eq!(open(duration("PT10M", None)).0, "2026-12-07T13:40:00+00:00");
+        // Six hours: Kestra aligns the hour no further than the hour.
+        assert_eq!(open(duration("PT6H", None)).0, "2026-12-07T13:00:00+00:00");
+        assert_eq!(
+            open(duration("P1D", Some("PT6H"))).0,
+            "2026-12-07T06:00:00+00:00"
+        );
+        assert_eq!(
+            open(TimeWindow::Sliding {
+                window: chrono::Duration::hours(1)
+            }),
+            (
+                "2026-12-07T13:47:12+00:00".into(),
+                "2026-12-07T14:47:12+00:00".into()
+            )
+        );
+        let t = |h, m| chrono::NaiveTime::from_hms_opt(h, m, 0).unwrap();
+        assert_eq!(
+            open(TimeWindow::DailyWindow {
+                start: t(6, 0),
+                end: t(9, 30)
+            }),
+            (
+                "2026-12-07T06:00:00+00:00".into(),
+                "2026-12-07T09:30:00+00:00".into()
+            )
+        );
+        assert_eq!(
+            open(TimeWindow::DailyDeadline { deadline: t(9, 0) }).1,
+            "2026-12-07T09:00:00+00:00"
+        );
+    }
+
+    #[test]
+    fn preconditions_of_several_parts_and_multiple_conditions_are_read_with_their_ids() {
+        let mut r = Reader::new();
+        let both = r.preconditions(
+            &json!({
+                "id": "both",
+                "resetOnSuccess": false,
+                "timeWindow": {"type": "DAILY_TIME_WINDOW", "startTime": "06:00", "endTime": "09:00:00"},
+                "flows": [{"namespace": "a", "flowId": "x"}, {"namespace": "a", "flowId": "y"}],
+                "where": [{"id": "prod", "filters": [{"field": "NAMESPACE", "type": "EQUAL_TO", "value": "a"}]}]
+            }),
+            "triggers[0].preconditions",
+        );
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+        let [Condition::Multiple(m)] = both.as_slice() else {
+            panic!("{both:?}")
+        };
+        let ids: Vec<&str> = m.conditions.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(ids, ["condition_1", "condition_2", "condition_3_prod"]);
+        assert!(!m.reset_on_success);
+        assert!(matches!(m.window, TimeWindow::DailyWindow { .. }));
+        // One part, no window: met by one end alone.
+        let mut r = Reader::new();
+        let one = r.preconditions(&json!({"id": "p", "flows": [{"namespace": "a"}]}), "p");
+        assert!(matches!(one.as_slice(), [Condition::Upstream { .. }]));
+
+        let (conditions, problems) = read(json!([{
+            "type": "io.kestra.core.models.conditions.types.MultipleCondition",
+            "id": "legacy",
+            "window": "PT1H",
+            "windowAdvance": "PT0S",
+            "conditions": {
+                "a": {"type": "io.kestra.plugin.core.condition.ExecutionFlow", "namespace": "a", "flowId": "x"},
+                "b": {"type": "io.kestra.plugin.core.condition.ExecutionStatus", "in": ["SUCCESS"]}
+            }
+        }]));
+        assert!(
+            problems.iter().all(|(p, _)| p.ends_with("windowAdvance")),
+            "{problems:?}"
+        );
+        let [Condition::Multiple(m)] = conditions.as_slice() else {
+            panic!("{conditions:?}")
+        };
+        assert_eq!(m.id, "legacy");
+        assert_eq!(m.conditions.len(), 2);
+
+        // Kestra's TimeWindowValidation.
+        for (window, needle) in [
+            (
+                json!({"type": "DAILY_TIME_DEADLINE"}),
+                "needs its `deadline`",
+            ),
+            (
+                json!({"type": "SLIDING_WINDOW", "windowAdvance": "PT1H"}),
+                "does not apply",
+            ),
+            (json!({"type": "WEEKLY"}), "expected DURATION_WINDOW"),
+            (
+                json!({"type": "DAILY_TIME_WINDOW", "startTime": "6am", "endTime": "09:00"}),
+                "not a time of day",
+            ),
+        ] {
+            let mut r = Reader::new();
+            r.preconditions(
+                &json!({"id": "p", "timeWindow": window, "flows": [{"namespace": "a"}]}),
+                "p",
+            );
+            assert!(
+                r.problems.iter().any(|(_, m)| m.contains(needle)),
+                "{window}: {:?}",
+                r.problems
+            );
+        }
+    }
+
     fn read(yaml_json: Value) -> (Vec<Condition>, Vec<(String, String)>) {
         let mut r = Reader::new();
         let c = r.conditions(&yaml_json, "triggers[0].conditions");
@@ -752,27 +1245,32 @@ mod tests {
         assert!(r.problems.is_empty(), "{:?}", r.problems);
         assert!(all_hold(&c, &up(State::Failed)));
         assert!(!all_hold(&c, &up(State::Success)));
-        r.preconditions(
+        let several = r.preconditions(
             &json!({"id": "p", "flows": [{"namespace": "a"}, {"namespace": "b"}], "timeWindow": {"type": "SLIDING_WINDOW"}}),
             "p",
         );
-        let messages: Vec<&str> = r.problems.iter().map(|(_, m)| m.as_str()).collect();
+        assert!(r.problems.is_empty(), "{:?}", r.problems);
+        let [Condition::Multiple(m)] = several.as_slice() else {
+            panic!("{several:?}")
+        };
+        // Not met by one end: across ends, in a window.
         assert!(
-            messages.iter().any(|m| m.contains("timeWindow")),
-            "{messages:?}"
+            m.conditions[0]
+                .1
+                .holds(&up(State::Success), &json!({}), Utc::now())
+                .is_ok()
         );
         assert!(
-            messages
-                .iter()
-                .any(|m| m.contains("several upstream flows")),
-            "{messages:?}"
+            several[0]
+                .holds(&up(State::Success), &json!({}), Utc::now())
+                .is_err()
         );
     }
 
     #[test]
     fn conditions_kestra_has_but_peregrine_does_not_run_are_refused_with_their_path() {
         let (_, problems) = read(json!([
-            {"type": "io.kestra.plugin.core.condition.MultipleCondition", "conditions": {}},
+            {"type": "io.kestra.plugin.core.condition.PublicHoliday"},
             {"type": "io.kestra.plugin.core.condition.ExecutionStatus", "in": ["DONE"]},
             {"type": "com.example.Mine"},
         ]));
@@ -781,7 +1279,7 @@ mod tests {
             [
                 (
                     "triggers[0].conditions[0].type".to_owned(),
-                    "condition type `io.kestra.plugin.core.condition.MultipleCondition` is not supported yet".to_owned()
+                    "condition type `io.kestra.plugin.core.condition.PublicHoliday` is not supported yet".to_owned()
                 ),
                 ("triggers[0].conditions[1].in[0]".to_owned(), "`\"DONE\"` is not a state".to_owned()),
                 (

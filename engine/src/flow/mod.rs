@@ -18,7 +18,7 @@ mod parse;
 mod types;
 mod yaml;
 
-pub use condition::{Comparison, Condition, Filter, Upstream};
+pub use condition::{Comparison, Condition, Filter, Multiple, TimeWindow, Upstream};
 pub use cron::CronSchedule;
 pub use date_condition::{DateCondition, InMonth};
 pub use duration::parse_duration;
