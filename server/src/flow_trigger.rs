@@ -4,6 +4,9 @@
 //! execution. Evaluated on a thread of its own, fed by the engine's
 //! observer with the final records (nothing is sent while no flow has a
 //! Flow trigger), so the shards' hot path pays one channel send per end.
+//! A trigger on a state that is not an end (`PAUSED`, `RUNNING`...) has
+//! the executions in that state sent at each change, copied; each entry
+//! into the state fires once (its downstream id counts the entries).
 //!
 //! The downstream execution's id derives from (its flow, the trigger, the
 //! upstream execution), so looking at the same end again starts nothing
@@ -17,7 +20,7 @@
 //! execution it started ended in.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -43,6 +46,8 @@ const RETRY_REFUSED: Duration = Duration::from_millis(200);
 
 enum Event {
     Ended(Record, Receipt),
+    /// An execution is in a state (not an end) some trigger listens to.
+    Entered(Record, Receipt),
     /// A flow changed: the triggers are read again.
     Flows,
     Stop,
@@ -80,7 +85,34 @@ impl Rules {
     fn is_empty(&self) -> bool {
         self.watches.is_empty() && self.stops.is_empty()
     }
+
+    /// The states that are not ends some trigger listens to, as a mask of
+    /// [`state_bit`]s.
+    fn live(&self) -> u32 {
+        self.watches
+            .iter()
+            .flat_map(|w| w.states.iter())
+            .filter(|s| !s.is_terminal())
+            .fold(0, |mask, s| mask | state_bit(*s))
+    }
 }
+
+fn state_bit(state: State) -> u32 {
+    let index = State::ALL.iter().position(|s| *s == state).unwrap_or(0);
+    1 << index
+}
+
+/// The states of `mask`.
+fn states_of(mask: u32) -> Vec<State> {
+    State::ALL
+        .into_iter()
+        .filter(|s| mask & state_bit(*s) != 0)
+        .collect()
+}
+
+/// Entries into a live state the evaluator remembers acting on: a change
+/// in the same state is sent at each of its steps.
+const MAX_ENTERED: usize = 10_000;
 
 /// The Flow triggers' evaluator.
 #[derive(Debug)]
@@ -88,6 +120,9 @@ pub(crate) struct FlowTriggers {
     /// Some flow has a Flow trigger (or a Schedule a `stopAfter`): ends
     /// are worth sending. Set by the evaluator as it reads the flows.
     watching: Arc<AtomicBool>,
+    /// The states that are not ends some Flow trigger listens to
+    /// ([`state_bit`]s): an execution in one is sent at each change.
+    live: Arc<AtomicU32>,
     /// Set once, at start: read on the shards' threads without a lock.
     sender: std::sync::OnceLock<flume::Sender<Event>>,
     thread: Mutex<Option<JoinHandle<()>>>,
@@ -102,6 +137,7 @@ impl FlowTriggers {
     pub fn new(mark: Watermark) -> Self {
         Self {
             watching: Arc::new(AtomicBool::new(false)),
+            live: Arc::new(AtomicU32::new(0)),
             sender: std::sync::OnceLock::new(),
             thread: Mutex::new(None),
             mark: Mutex::new(Some(mark)),
@@ -116,6 +152,20 @@ impl FlowTriggers {
         }
         if let Some(tx) = self.sender.get() {
             let _ = tx.send(Event::Ended(record.clone(), receipt.clone()));
+        }
+    }
+
+    /// An execution changed without ending (from the engine's observer,
+    /// on a shard's thread): sent on, copied, if some Flow trigger listens
+    /// to the state it is in. (A trigger on `RUNNING` costs a copy of the
+    /// execution at each of its steps.)
+    pub fn changed(&self, execution: &peregrine_engine::Execution, receipt: &Receipt) {
+        let live = self.live.load(Ordering::Acquire);
+        if live & state_bit(execution.state()) == 0 {
+            return;
+        }
+        if let Some(tx) = self.sender.get() {
+            let _ = tx.send(Event::Entered(Record::of(execution), receipt.clone()));
         }
     }
 
@@ -134,9 +184,11 @@ impl FlowTriggers {
         let (tx, rx) = flume::unbounded();
         let rules = rules(state);
         self.watching.store(!rules.is_empty(), Ordering::Release);
+        self.live.store(rules.live(), Ordering::Release);
         let _ = self.sender.set(tx);
         let state = state.clone();
         let watching = Arc::clone(&self.watching);
+        let live = Arc::clone(&self.live);
         let thread = std::thread::Builder::new()
             .name("flow-triggers".into())
             .spawn(move || {
@@ -144,6 +196,8 @@ impl FlowTriggers {
                     rules,
                     mark,
                     watching,
+                    live,
+                    entered: Entered::default(),
                 }
                 .run(&state, &rx)
             })?;
@@ -152,10 +206,13 @@ impl FlowTriggers {
     }
 
     /// A flow changed: the evaluator reads the flows again (once for a
-    /// burst of changes). Until it has, ends are sent on, to be safe.
+    /// burst of changes). Until it has, ends and every change are sent
+    /// on, to be safe.
     pub fn reconcile(&self) {
         if let Some(tx) = self.sender.get() {
             self.watching.store(true, Ordering::Release);
+            // Every state, until the rules are read again.
+            self.live.store(u32::MAX, Ordering::Release);
             let _ = tx.send(Event::Flows);
         }
     }
@@ -231,6 +288,32 @@ struct Evaluator {
     rules: Rules,
     mark: Watermark,
     watching: Arc<AtomicBool>,
+    live: Arc<AtomicU32>,
+    entered: Entered,
+}
+
+/// The latest entries into live states acted on: (execution, state, how
+/// many times it entered it).
+#[derive(Default)]
+struct Entered {
+    set: std::collections::HashSet<(ExecutionId, State, u32)>,
+    order: std::collections::VecDeque<(ExecutionId, State, u32)>,
+}
+
+impl Entered {
+    /// Whether this entry is new (and remembered now).
+    fn first(&mut self, entry: (ExecutionId, State, u32)) -> bool {
+        if !self.set.insert(entry) {
+            return false;
+        }
+        self.order.push_back(entry);
+        if self.order.len() > MAX_ENTERED
+            && let Some(old) = self.order.pop_front()
+        {
+            self.set.remove(&old);
+        }
+        true
+    }
 }
 
 impl Evaluator {
@@ -253,13 +336,15 @@ impl Evaluator {
                 // changes (an import) reads the flows once.
                 Some(Event::Flows) => stale = true,
                 // Commit before externalize: the end is durable first.
-                Some(Event::Ended(record, receipt)) if receipt.wait().is_ok() => {
+                Some(Event::Ended(record, receipt) | Event::Entered(record, receipt))
+                    if receipt.wait().is_ok() =>
+                {
                     if std::mem::take(&mut stale) {
                         self.reread(state);
                     }
                     self.ended(state, &record, false);
                 }
-                Some(Event::Ended(..)) | None => {}
+                Some(Event::Ended(..) | Event::Entered(..)) | None => {}
             }
             if marked.elapsed() >= MARK_EVERY {
                 if std::mem::take(&mut stale) && events.is_empty() {
@@ -277,6 +362,7 @@ impl Evaluator {
         self.rules = rules(state);
         self.watching
             .store(!self.rules.is_empty(), Ordering::Release);
+        self.live.store(self.rules.live(), Ordering::Release);
     }
 
     /// Looks again at the ends since a minute before the watermark.
@@ -300,14 +386,35 @@ impl Evaluator {
         for record in ended {
             self.ended(state, &record, true);
         }
+        // And the executions in a live state now: an entry the previous
+        // process did not act on is acted on (one it did starts nothing).
+        let live = self.rules.live();
+        if live != 0 {
+            match state.executions().in_states(states_of(live)) {
+                Ok(found) => {
+                    for record in found {
+                        self.ended(state, &record, true);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!("the flow triggers cannot look at live executions: {e:?}")
+                }
+            }
+        }
     }
 
-    /// Execution `record` ended: every trigger it meets starts its flow.
-    /// Looked at again (`again`), an end only fires flows saved before it.
+    /// Execution `record` ended, or entered a live state: every trigger it
+    /// meets starts its flow. Looked at again (`again`), it only fires
+    /// flows saved before it.
     fn ended(&mut self, state: &AppState, record: &Record, again: bool) {
-        let end = record.end_date().unwrap_or_else(Utc::now);
-        self.mark.advance(end);
-        self.stop_after(state, record);
+        let end = record.end_date().unwrap_or_else(|| record.state_date());
+        let nth = record.times_in(record.state());
+        if record.is_terminal() {
+            self.mark.advance(end);
+            self.stop_after(state, record);
+        } else if !self.entered.first((record.id(), record.state(), nth)) {
+            return;
+        }
         // What the conditions read (its outputs parsed, its labels copied)
         // is built only for an end some trigger listens to.
         let (namespace, flow_id, ended_in) = (record.namespace(), record.flow_id(), record.state());
@@ -331,8 +438,8 @@ impl Evaluator {
                 c.holds(&up, &vars, now).map(|holds| all && holds)
             });
             match met {
-                Ok(true) if watch.multiples.is_empty() => start(state, watch, &up, &vars),
-                Ok(true) => Self::count(&mut self.mark, state, watch, &up, &vars, now),
+                Ok(true) if watch.multiples.is_empty() => start(state, watch, &up, &vars, nth),
+                Ok(true) => Self::count(&mut self.mark, state, watch, &up, &vars, nth, now),
                 Ok(false) => {}
                 Err(why) => tracing::warn!(
                     flow = %format!("{}.{}", flow.namespace, flow.id),
@@ -357,6 +464,7 @@ impl Evaluator {
         watch: &Watch,
         up: &Upstream,
         vars: &Value,
+        nth: u32,
         now: DateTime<Utc>,
     ) {
         let flow = watch.flow.flow();
@@ -403,7 +511,7 @@ impl Evaluator {
             counted.push((key, window, m, changed));
         }
         if complete {
-            start(state, watch, up, vars);
+            start(state, watch, up, vars, nth);
         }
         for (key, mut window, m, mut changed) in counted {
             if complete && m.reset_on_success {
@@ -472,8 +580,9 @@ fn upstream(record: &Record) -> Upstream {
 }
 
 /// Starts `watch`'s flow for `up`, and waits until it is durable (or
-/// existed: this end was acted on before).
-fn start(state: &AppState, watch: &Watch, up: &Upstream, vars: &Value) {
+/// existed: this end was acted on before). `nth`: how many times `up`
+/// entered its state (a state that is not an end can come again).
+fn start(state: &AppState, watch: &Watch, up: &Upstream, vars: &Value, nth: u32) {
     let flow = watch.flow.flow();
     let name = format!("{}.{}", flow.namespace, flow.id);
     let inputs = match inputs(watch, vars) {
@@ -484,7 +593,18 @@ fn start(state: &AppState, watch: &Watch, up: &Upstream, vars: &Value) {
             return;
         }
     };
-    let id = ExecutionId::for_upstream(&flow.namespace, &flow.id, &watch.trigger_id, up.id);
+    let id = if up.state.is_terminal() {
+        ExecutionId::for_upstream(&flow.namespace, &flow.id, &watch.trigger_id, up.id)
+    } else {
+        ExecutionId::for_upstream_state(
+            &flow.namespace,
+            &flow.id,
+            &watch.trigger_id,
+            up.id,
+            up.state.as_str(),
+            nth,
+        )
+    };
     loop {
         let launched = state.launcher().launch(Launch {
             flow: &watch.flow,

@@ -88,8 +88,9 @@ impl Observer for Tracker {
                 .unwrap_or_default();
             self.metrics.finished(change.execution.state(), took);
         }
-        if let Some(record) = change.ended {
-            self.flow_triggers.ended(record, change.receipt);
+        match change.ended {
+            Some(record) => self.flow_triggers.ended(record, change.receipt),
+            None => self.flow_triggers.changed(change.execution, change.receipt),
         }
         self.hub.publish(change);
     }
@@ -296,6 +297,19 @@ impl Executions {
 
     /// The finished executions the engine holds that ended at `since` or
     /// later, oldest end first. Blocks.
+    /// The executions the engine holds that are in one of `states` now,
+    /// oldest first.
+    pub fn in_states(&self, states: Vec<peregrine_engine::State>) -> Result<Vec<Record>, Refused> {
+        let filter = Filter {
+            states,
+            oldest_first: true,
+            ..Filter::default()
+        };
+        let search = self.ask(|engine| engine.search(filter, 1, usize::MAX >> 1))?;
+        let page = search.wait().map_err(|_| Refused::Stopped)?;
+        Ok(page.results.into_iter().map(|s| s.record).collect())
+    }
+
     pub fn ended_since(
         &self,
         since: chrono::DateTime<chrono::Utc>,

@@ -277,3 +277,50 @@ async fn preconditions_over_two_flows_fire_once_both_ended_in_the_window_across_
     let joined = succeeded(&server, "join", 2).await;
     assert!(joined.iter().any(|e| value_of(e, "seen") == "left"));
 }
+
+const PAUSER: &str = "id: pauser\nnamespace: chain\ntasks:\n  - id: wait\n    type: io.kestra.plugin.core.flow.Pause\n  - id: r\n    type: io.kestra.plugin.core.debug.Return\n    format: done\n";
+
+/// Starts when `pauser` pauses, not when it ends.
+const ON_PAUSE: &str = r#"id: on-pause
+namespace: chain
+tasks:
+  - id: seen
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ trigger.state }} {{ trigger.executionId }}"
+triggers:
+  - id: paused
+    type: io.kestra.plugin.core.trigger.Flow
+    states: [PAUSED]
+    conditions:
+      - type: io.kestra.plugin.core.condition.ExecutionFlow
+        namespace: chain
+        flowId: pauser
+"#;
+
+#[tokio::test]
+async fn a_flow_trigger_on_a_state_that_is_not_an_end_fires_once_when_it_is_entered() {
+    let server = Server::start(&[]).await;
+    for flow in [PAUSER, ON_PAUSE] {
+        assert_eq!(server.create_flow(flow).await.status, StatusCode::OK);
+    }
+    let started = server
+        .trigger("/api/v1/main/executions/chain/pauser", json!({}))
+        .await;
+    let id = id_of(&started);
+    server.wait_for_state(&id, "PAUSED").await;
+    let fired = succeeded(&server, "on-pause", 1).await;
+    assert_eq!(value_of(&fired[0], "seen"), format!("PAUSED {id}"));
+    // Its end, and the changes while paused, fire nothing more.
+    let resumed = server
+        .send(
+            hyper::Method::POST,
+            &format!("/api/v1/main/executions/{id}/actions/resume"),
+            &[("content-type", "application/json")],
+            "{}",
+        )
+        .await;
+    assert_eq!(resumed.status, StatusCode::OK, "{:?}", resumed.body);
+    server.wait_for_state(&id, "SUCCESS").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(executions(&server, "on-pause").await.len(), 1);
+}

@@ -99,6 +99,23 @@ impl Id {
         Self::derive(&bytes)
     }
 
+    /// The execution Flow trigger `trigger_id` of flow `namespace.flow_id`
+    /// starts when execution `upstream` enters `state` (one that is not an
+    /// end) for the `nth` time: one per entry, however often it is looked at.
+    pub fn for_upstream_state(
+        namespace: &str,
+        flow_id: &str,
+        trigger_id: &str,
+        upstream: Id,
+        state: &str,
+        nth: u32,
+    ) -> Self {
+        let mut bytes = fields(&["flow-trigger-state", namespace, flow_id, trigger_id, state]);
+        bytes.extend_from_slice(&upstream.as_u128().to_le_bytes());
+        bytes.extend_from_slice(&nth.to_le_bytes());
+        Self::derive(&bytes)
+    }
+
     fn encode(self) -> [u8; ENCODED_LEN] {
         let mut out = [b'0'; ENCODED_LEN];
         let mut n = self.0;

@@ -443,6 +443,25 @@ impl Record {
         self.state().is_terminal()
     }
 
+    /// How many times it entered `state`.
+    pub fn times_in(&self, state: State) -> u32 {
+        let n = self
+            .frozen()
+            .state
+            .iter()
+            .filter(|c| c.state() == state)
+            .count();
+        u32::try_from(n).unwrap_or(u32::MAX)
+    }
+
+    /// When it entered its current state.
+    pub fn state_date(&self) -> DateTime<Utc> {
+        self.frozen()
+            .state
+            .last()
+            .map_or(DateTime::<Utc>::MIN_UTC, ArchivedChange::at)
+    }
+
     pub fn start_date(&self) -> DateTime<Utc> {
         self.frozen()
             .state

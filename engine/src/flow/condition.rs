@@ -966,26 +966,14 @@ impl Reader {
         })
     }
 
-    /// A trigger's `states` (default: the terminal ones). A Flow trigger
-    /// hears of executions as they end: a state that is not terminal is
-    /// refused for now.
+    /// A trigger's `states` (default: the terminal ones): an upstream
+    /// execution that enters one (an end, or `RUNNING`, `PAUSED`...) is
+    /// looked at.
     pub fn trigger_states(&mut self, value: Option<&Value>, path: &str) -> Vec<State> {
         let Some(value) = value else {
             return State::ALL.into_iter().filter(|s| s.is_terminal()).collect();
         };
-        let states = self.states(value, path);
-        for s in &states {
-            if !s.is_terminal() {
-                self.problem(
-                    path,
-                    format!(
-                        "a Flow trigger on the {} state (not an end) is not supported yet",
-                        s.as_str()
-                    ),
-                );
-            }
-        }
-        states
+        self.states(value, path)
     }
 
     fn states(&mut self, value: &Value, path: &str) -> Vec<State> {
@@ -1291,7 +1279,11 @@ mod tests {
         let mut r = Reader::new();
         let states = r.trigger_states(None, "s");
         assert!(states.contains(&State::Success) && !states.contains(&State::Running));
-        r.trigger_states(Some(&json!(["PAUSED"])), "s");
-        assert!(r.problems[0].1.contains("PAUSED"), "{:?}", r.problems);
+        assert_eq!(
+            r.trigger_states(Some(&json!(["PAUSED"])), "s"),
+            [State::Paused]
+        );
+        r.trigger_states(Some(&json!(["SLEEPING"])), "s");
+        assert!(r.problems[0].1.contains("SLEEPING"), "{:?}", r.problems);
     }
 }
