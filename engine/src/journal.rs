@@ -174,6 +174,11 @@ const GATED: u16 = 25;
 /// The terminal record, of format 2 (with its lineage).
 const ENDED_2: u16 = 26;
 const LINEAGE: u16 = 27;
+/// The terminal record, of format 3 (with the names of its SECRET inputs).
+const ENDED_3: u16 = 29;
+/// The execution was deleted (a terminal record with nothing in it: what
+/// it supersedes is gone).
+const DELETED: u16 = 30;
 const READ: u16 = 28;
 const FORMAT_1_KINDS: std::ops::RangeInclusive<u16> = 1..=6;
 
@@ -207,6 +212,8 @@ pub(crate) enum Recovered {
     Entry(Entry),
     /// The execution ended: its final state.
     Ended(Record),
+    /// The execution was deleted.
+    Deleted,
 }
 
 /// Why a journal record cannot be read.
@@ -375,6 +382,10 @@ pub(crate) trait Journal: Send + fmt::Debug {
     /// every earlier record of it.
     fn append_ended(&mut self, id: ExecutionId, record: &Record) -> Receipt;
 
+    /// Journals that an ended execution was deleted: a terminal record that
+    /// supersedes its final one, kept for the retention the final one had.
+    fn append_deleted(&mut self, id: ExecutionId) -> Receipt;
+
     /// The shard works on `id` from now on (`None`: on nothing), as the
     /// flight recorder that finds crash loops needs to know.
     fn stepping(&mut self, id: Option<ExecutionId>) {
@@ -396,6 +407,10 @@ impl Journal for NoJournal {
     }
 
     fn append_ended(&mut self, _: ExecutionId, _: &Record) -> Receipt {
+        Receipt::ready()
+    }
+
+    fn append_deleted(&mut self, _: ExecutionId) -> Receipt {
         Receipt::ready()
     }
 }
@@ -451,23 +466,36 @@ impl Journal for WalJournal {
             Kind::new(match record.format() {
                 Format::One => ENDED,
                 Format::Two => ENDED_2,
+                Format::Three => ENDED_3,
             }),
             Key::execution(id.as_u128()),
             record.as_bytes(),
         );
         self.receipt(id, appended)
     }
+
+    fn append_deleted(&mut self, id: ExecutionId) -> Receipt {
+        let appended =
+            self.wal
+                .append_terminal(Kind::new(DELETED), Key::execution(id.as_u128()), b"");
+        self.receipt(id, appended)
+    }
+}
+
+/// Whether a record of `kind` says its execution was deleted.
+pub(crate) fn is_deleted(kind: Kind) -> bool {
+    kind.get() == DELETED
 }
 
 /// Reads a recovered record back.
 pub(crate) fn decode(kind: Kind, payload: &[u8]) -> Result<Recovered, JournalError> {
     match kind.get() {
-        ENDED | ENDED_2 => Record::from_bytes(
+        ENDED | ENDED_2 | ENDED_3 => Record::from_bytes(
             payload,
-            if kind.get() == ENDED {
-                Format::One
-            } else {
-                Format::Two
+            match kind.get() {
+                ENDED => Format::One,
+                ENDED_2 => Format::Two,
+                _ => Format::Three,
             },
         )
         .map(Recovered::Ended)
@@ -480,6 +508,7 @@ pub(crate) fn decode(kind: Kind, payload: &[u8]) -> Result<Recovered, JournalErr
                 .map(Recovered::Entry)
                 .map_err(|e| JournalError::Unreadable(e.to_string()))
         }
+        DELETED => Ok(Recovered::Deleted),
         old if FORMAT_1_KINDS.contains(&old) => Err(JournalError::OldFormat(old)),
         other => Err(JournalError::UnknownKind(other)),
     }
@@ -493,7 +522,7 @@ mod tests {
         let bytes = peregrine_wal::encode(entry).unwrap();
         match decode(entry.kind(), &bytes).unwrap() {
             Recovered::Entry(e) => e,
-            Recovered::Ended(_) => panic!("a cause decoded as an end"),
+            Recovered::Ended(_) | Recovered::Deleted => panic!("a cause decoded as an end"),
         }
     }
 

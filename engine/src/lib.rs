@@ -38,11 +38,11 @@ pub use execution::{
     format_date, iso_duration,
 };
 pub use executor::{
-    Ack, Bounds, Change, ConfigVariables, Damaged, Engine, EngineConfig, Filter, FlowLookup,
-    FlowRevision, Flows, KillOutcome, Left, Limits, MAX_SUBFLOW_DEPTH, NewExecution, Observer,
-    Page, Pending, Recovery, Refusal, Relabelled, ReplayError, ReplayFrom, RestartOutcome,
-    RestoreError, ResumeOutcome, Search, Snapshot, Started, Stopped, SubmitError, Text,
-    TriggerSwitch, Unrecoverable, VariablesTooLarge, run_to_end, run_to_end_observed,
+    Ack, Bounds, Change, ConfigVariables, Damaged, Deleted, Engine, EngineConfig, Filter,
+    FlowLookup, FlowRevision, Flows, KillOutcome, Left, Limits, MAX_SUBFLOW_DEPTH, NewExecution,
+    Observer, Page, Pending, Recovery, Refusal, Relabelled, ReplayError, ReplayFrom,
+    RestartOutcome, RestoreError, ResumeOutcome, Search, Snapshot, Started, Stopped, SubmitError,
+    Text, TriggerSwitch, Unrecoverable, VariablesTooLarge, run_to_end, run_to_end_observed,
 };
 pub use journal::{DurabilityError, JournalError, Receipt};
 

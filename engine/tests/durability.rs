@@ -595,3 +595,57 @@ fn a_paused_execution_survives_a_restart_and_is_resumed_with_checked_inputs() {
     );
     engine.shutdown();
 }
+
+#[test]
+fn a_deleted_execution_is_gone_and_stays_gone_after_a_restart_and_a_running_one_is_not_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let flow = revision();
+    let (engine, ended, _) = start(dir.path(), &flow);
+    let mut ids = Vec::new();
+    for n in 0..2 {
+        let new = NewExecution::new(
+            Arc::clone(&flow),
+            serde_json::json!({ "n": n }).as_object().cloned().unwrap(),
+        );
+        ids.push(new.id);
+        let started = engine.submit(new, Ack::Receipt).unwrap().wait().unwrap();
+        started.receipt.wait().unwrap();
+    }
+    let delete = |engine: &Engine, id: ExecutionId| {
+        let mut outcome = (Vec::new(), Vec::new());
+        for pending in engine.delete(vec![id]).unwrap() {
+            let d = pending.wait().unwrap();
+            d.receipt.wait().unwrap();
+            outcome.0.extend(d.deleted);
+            outcome.1.extend(d.running);
+        }
+        outcome
+    };
+    // Asleep: not deleted.
+    assert_eq!(delete(&engine, ids[0]), (vec![], vec![ids[0]]));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while ended.0.lock().unwrap().len() < 2 {
+        assert!(Instant::now() < deadline, "they did not end");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(delete(&engine, ids[0]), (vec![ids[0]], vec![]));
+    assert!(engine.read(ids[0]).unwrap().wait().unwrap().is_none());
+    assert!(
+        engine.read_retained(ids[0]).unwrap().is_none(),
+        "nor on disk"
+    );
+    assert!(engine.read(ids[1]).unwrap().wait().unwrap().is_some());
+    engine.shutdown();
+
+    let (engine, _, recovery) = start(dir.path(), &flow);
+    assert_eq!(recovery.finished, 1, "only the other comes back");
+    assert!(engine.read(ids[0]).unwrap().wait().unwrap().is_none());
+    assert!(engine.read_retained(ids[0]).unwrap().is_none());
+    let page = engine
+        .search(Filter::default(), 1, 100)
+        .unwrap()
+        .wait()
+        .unwrap();
+    assert_eq!(page.total, 1);
+    engine.shutdown();
+}

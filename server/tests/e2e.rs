@@ -1004,6 +1004,64 @@ outputs:
     assert_eq!(ended["outputs"]["leaked"], "********");
 }
 
+#[tokio::test]
+async fn a_secret_input_is_used_and_masked_in_the_execution_its_outputs_and_its_logs() {
+    let data = tempfile::tempdir().unwrap();
+    let mut server = Server::start_in(data.path(), &[]).await;
+    let flow = r#"id: secret-input
+namespace: e2e
+inputs:
+  - id: token
+    type: SECRET
+  - id: who
+    type: STRING
+tasks:
+  - id: used
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ inputs.token | length }} {{ inputs.token }} {{ inputs.who }}"
+  - id: logged
+    type: io.kestra.plugin.core.log.Log
+    message: "the token is {{ inputs.token }}"
+"#;
+    let reply = server.create_flow(flow).await;
+    assert_eq!(reply.status, hyper::StatusCode::OK, "{:?}", reply.body);
+    let started = server
+        .trigger(
+            "/api/v1/main/executions/e2e/secret-input?wait=true",
+            serde_json::json!({"token": "tok-123456", "who": "ada"}),
+        )
+        .await;
+    let id = common::id_of(&started);
+    let ended = server.wait_for_state(&id, "SUCCESS").await;
+    assert_eq!(
+        ended["inputs"],
+        serde_json::json!({"token": "********", "who": "ada"})
+    );
+    assert_eq!(
+        ended["taskRunList"][0]["outputs"]["value"], "10 ******** ada",
+        "the task saw its value; the output keeps it masked"
+    );
+    masked_everywhere(&server, &id).await;
+    // Read back from disk after a restart, the same.
+    assert!(server.terminate().success());
+    let server = Server::start_in(data.path(), &[]).await;
+    masked_everywhere(&server, &id).await;
+}
+
+/// No answer about execution `id` shows its token; each masks it.
+async fn masked_everywhere(server: &Server, id: &str) {
+    for path in [
+        format!("/api/v1/main/executions/{id}"),
+        "/api/v1/main/executions/search?namespace=e2e".to_owned(),
+        format!("/api/v1/main/logs/{id}"),
+    ] {
+        let body = server.get(&path).await.body;
+        let text = String::from_utf8_lossy(&body);
+        assert!(!text.contains("tok-123456"), "{path}: {text}");
+        assert!(text.contains("********"), "{path}: {text}");
+    }
+}
+
 /// A webhook's `key` is a template (Kestra's is dynamic): rendered at each
 /// call, here from a secret.
 #[tokio::test]

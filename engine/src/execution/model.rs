@@ -101,6 +101,9 @@ pub struct Execution {
     /// Variables its tasks set (`execution.SetVariables`), read as `vars`
     /// over the flow's.
     pub(crate) variables: Option<serde_json::Map<String, Value>>,
+    /// Its inputs of type SECRET: their values are masked wherever the
+    /// execution is shown.
+    pub(crate) secret_inputs: Vec<Arc<str>>,
 }
 
 /// An execution's lineage: a restart is an attempt more of the same

@@ -95,6 +95,17 @@ struct Frozen2 {
     variables: Option<String>,
 }
 
+/// A record of format 3: format 2's, with the names of its inputs of type
+/// SECRET, whose values its JSON masks.
+#[derive(Debug, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[rkyv(crate = peregrine_wal::rkyv)]
+struct Frozen3 {
+    base: Frozen,
+    lineage: FrozenLineage,
+    variables: Option<String>,
+    secret_inputs: Vec<String>,
+}
+
 #[derive(Debug, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(crate = peregrine_wal::rkyv)]
 struct FrozenLineage {
@@ -110,8 +121,10 @@ struct FrozenLineage {
 pub(crate) enum Format {
     /// A `Frozen` (records written before lineage was kept).
     One,
-    /// A `Frozen2`.
+    /// A `Frozen2` (before the SECRET inputs' names were kept).
     Two,
+    /// A `Frozen3`: what `Record::of` writes.
+    Three,
 }
 
 /// Why bytes are not a record.
@@ -217,23 +230,60 @@ impl Record {
             task_runs: execution.task_runs.iter().map(frozen_task_run).collect(),
             error: execution.error.clone(),
         };
-        Self::archive(&Frozen2 {
+        Self::archive(&Frozen3 {
             base: frozen,
             lineage,
             variables: execution
                 .variables
                 .as_ref()
                 .map(|v| serde_json::to_string(v).expect("a JSON map always serializes")),
+            secret_inputs: execution
+                .secret_inputs
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
         })
     }
 
-    fn archive(frozen: &Frozen2) -> Record {
+    fn archive(frozen: &Frozen3) -> Record {
         let archived = rkyv::to_bytes::<rkyv::rancor::Error>(frozen)
             .expect("archiving owned strings and numbers cannot fail");
         Record {
             bytes: Arc::new(exact(&archived)),
-            format: Format::Two,
+            format: Format::Three,
         }
+    }
+
+    /// The archive of a format 2 record.
+    fn two(&self) -> Option<&ArchivedFrozen2> {
+        let Format::Two = self.format else {
+            return None;
+        };
+        // SAFETY: see `frozen`: format 2 bytes are a valid archive of
+        // `Frozen2`, never written after they were built or checked.
+        Some(unsafe { rkyv::access_unchecked::<ArchivedFrozen2>(&self.bytes) })
+    }
+
+    /// The archive of a format 3 record.
+    fn three(&self) -> Option<&ArchivedFrozen3> {
+        let Format::Three = self.format else {
+            return None;
+        };
+        // SAFETY: see `frozen`: format 3 bytes are a valid archive of
+        // `Frozen3`, never written after they were built or checked.
+        Some(unsafe { rkyv::access_unchecked::<ArchivedFrozen3>(&self.bytes) })
+    }
+
+    /// The names of its inputs of type SECRET (none before format 3).
+    pub(crate) fn secret_inputs(&self) -> Vec<Arc<str>> {
+        self.three()
+            .map(|f| {
+                f.secret_inputs
+                    .iter()
+                    .map(|s| Arc::from(s.as_str()))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// The layout of its bytes (the journal's record kind tells it).
@@ -241,32 +291,31 @@ impl Record {
         self.format
     }
 
-    /// This record in format 2 (a format 1 one is frozen again, its
-    /// lineage derived).
+    /// This record in the current format (an earlier one is frozen
+    /// again, what it lacks derived).
     pub(crate) fn upgraded(&self) -> Record {
         match self.format {
-            Format::Two => self.clone(),
-            Format::One => Record::of(&self.thaw()),
+            Format::Three => self.clone(),
+            Format::One | Format::Two => Record::of(&self.thaw()),
         }
     }
 
     /// Its lineage: kept (format 2), or derived (format 1: its own
     /// original, an attempt more per restart in its history).
     pub fn lineage(&self) -> Lineage {
-        match self.format {
-            Format::Two => {
-                // SAFETY: see `frozen`: format 2 bytes are a valid archive of
-                // `Frozen2`, never written after they were built or checked.
-                let l = &unsafe { rkyv::access_unchecked::<ArchivedFrozen2>(&self.bytes) }.lineage;
-                Lineage {
-                    attempt: l.attempt.to_native(),
-                    original_id: Id::from_u128(l.original_id.to_native()),
-                    parent_id: l.parent_id.as_ref().map(|p| Id::from_u128(p.to_native())),
-                    original_created: instant(l.original_created_us.to_native()),
-                    schedule_date: l.schedule_us.as_ref().map(|s| instant(s.to_native())),
-                }
-            }
-            Format::One => {
+        let kept = self
+            .two()
+            .map(|f| &f.lineage)
+            .or_else(|| self.three().map(|f| &f.lineage));
+        match kept {
+            Some(l) => Lineage {
+                attempt: l.attempt.to_native(),
+                original_id: Id::from_u128(l.original_id.to_native()),
+                parent_id: l.parent_id.as_ref().map(|p| Id::from_u128(p.to_native())),
+                original_created: instant(l.original_created_us.to_native()),
+                schedule_date: l.schedule_us.as_ref().map(|s| instant(s.to_native())),
+            },
+            None => {
                 let f = self.frozen();
                 let restarts = f
                     .state
@@ -353,19 +402,18 @@ impl Record {
             logs: Logs::default(),
             lineage: self.lineage(),
             variables: self.variables(),
+            secret_inputs: self.secret_inputs(),
         }
     }
 
     /// The variables its tasks set, as JSON text (none in a format 1
     /// record).
     fn variables_text(&self) -> Option<&str> {
-        let Format::Two = self.format else {
-            return None;
-        };
-        // SAFETY: see `frozen`: format 2 bytes are a valid archive of
-        // `Frozen2`, never written after they were built or checked.
-        let frozen = unsafe { rkyv::access_unchecked::<ArchivedFrozen2>(&self.bytes) };
-        frozen.variables.as_ref().map(|t| t.as_str())
+        match (self.two(), self.three()) {
+            (Some(f), _) => f.variables.as_ref().map(|t| t.as_str()),
+            (_, Some(f)) => f.variables.as_ref().map(|t| t.as_str()),
+            _ => None,
+        }
     }
 
     /// The variables its tasks set, if any.
@@ -383,6 +431,7 @@ impl Record {
         match format {
             Format::One => rkyv::access::<ArchivedFrozen, rkyv::rancor::Error>(&copy).map(drop),
             Format::Two => rkyv::access::<ArchivedFrozen2, rkyv::rancor::Error>(&copy).map(drop),
+            Format::Three => rkyv::access::<ArchivedFrozen3, rkyv::rancor::Error>(&copy).map(drop),
         }
         .map_err(|e| RecordError(e.to_string()))?;
         Ok(Record {
@@ -403,13 +452,18 @@ impl Record {
 
     fn frozen(&self) -> &ArchivedFrozen {
         match self.format {
-            // SAFETY: `bytes` is an archive of `Frozen2` that was either
-            // built by `rkyv::to_bytes` from a `Frozen2` (`Record::of`) or
-            // validated by `rkyv::access` as one (`Record::from_bytes` with
+            // SAFETY: `bytes` is an archive of `Frozen2` validated by
+            // `rkyv::access` as one (`Record::from_bytes` with
             // `Format::Two`); it sits in an `AlignedVec` (16-byte aligned)
             // and is never written afterwards (only shared behind the
             // `Arc`), so it stays a valid archive.
             Format::Two => &unsafe { rkyv::access_unchecked::<ArchivedFrozen2>(&self.bytes) }.base,
+            Format::Three => {
+                // SAFETY: as above, for an archive of `Frozen3`, built by
+                // `rkyv::to_bytes` from one (`Record::of`) or validated as
+                // one (`Record::from_bytes` with `Format::Three`).
+                &unsafe { rkyv::access_unchecked::<ArchivedFrozen3>(&self.bytes) }.base
+            }
             // SAFETY: as above, for bytes validated as a `Frozen` by
             // `Record::from_bytes` with `Format::One`.
             Format::One => unsafe { rkyv::access_unchecked::<ArchivedFrozen>(&self.bytes) },
@@ -500,6 +554,10 @@ impl Record {
             frozen: self.frozen(),
             lineage: self.lineage(),
             variables: self.variables_text(),
+            secret_inputs: self
+                .three()
+                .map(|f| &f.secret_inputs[..])
+                .unwrap_or_default(),
             now,
         }
     }
@@ -626,6 +684,8 @@ struct ExecutionJson<'a> {
     frozen: &'a ArchivedFrozen,
     lineage: Lineage,
     variables: Option<&'a str>,
+    /// The inputs whose values are masked.
+    secret_inputs: &'a [rkyv::string::ArchivedString],
     now: DateTime<Utc>,
 }
 
@@ -659,7 +719,23 @@ impl Serialize for ExecutionJson<'_> {
         if let Some(at) = lineage.schedule_date {
             map.serialize_entry("scheduleDate", &format_date(at))?;
         }
-        map.serialize_entry("inputs", &Raw(f.inputs.as_str()))?;
+        if self.secret_inputs.is_empty() {
+            map.serialize_entry("inputs", &Raw(f.inputs.as_str()))?;
+        } else {
+            // Kestra's UI shows a SECRET input masked; here the API does.
+            let mut inputs =
+                serde_json::from_str::<Value>(f.inputs.as_str()).unwrap_or(Value::Null);
+            if let Value::Object(map) = &mut inputs {
+                for name in self.secret_inputs {
+                    if let Some(v) = map.get_mut(name.as_str())
+                        && !v.is_null()
+                    {
+                        *v = Value::from(crate::executor::MASK);
+                    }
+                }
+            }
+            map.serialize_entry("inputs", &inputs)?;
+        }
         if let Some(outputs) = f.outputs.as_ref() {
             map.serialize_entry("outputs", &Raw(outputs.as_str()))?;
         }
@@ -930,9 +1006,10 @@ tasks:
             })
         );
         assert_eq!(record.state(), State::Warning);
-        let back = Record::from_bytes(record.as_bytes(), Format::Two).expect("valid");
+        let back = Record::from_bytes(record.as_bytes(), Format::Three).expect("valid");
         assert_eq!(back.as_bytes(), record.as_bytes());
         assert_eq!(back.to_json(start), record.to_json(start));
+        assert!(Record::from_bytes(b"not an archive at all", Format::Three).is_err());
         assert!(Record::from_bytes(b"not an archive at all", Format::Two).is_err());
         assert!(Record::from_bytes(b"not an archive at all", Format::One).is_err());
     }
@@ -970,12 +1047,56 @@ tasks:
     }
 
     #[test]
+    fn a_records_secret_inputs_are_masked_in_its_json_and_kept_within() {
+        let mut exec = run(FLOW);
+        exec.inputs = serde_json::json!({"token": "s3cr3t", "name": "ada"});
+        exec.secret_inputs = vec![Arc::from("token")];
+        let record = Record::of(&exec);
+        let json = record.to_json(exec.history().start_date());
+        assert_eq!(
+            json["inputs"],
+            serde_json::json!({"token": "********", "name": "ada"})
+        );
+        let thawed = record.thaw();
+        assert_eq!(
+            thawed.inputs["token"], "s3cr3t",
+            "a restart renders the real value"
+        );
+        assert_eq!(thawed.secret_inputs, [Arc::from("token")]);
+    }
+
+    #[test]
+    fn a_record_of_format_2_is_read_and_shows_the_same_execution() {
+        let exec = run(FLOW);
+        let three = Record::of(&exec);
+        let frozen = rkyv::deserialize::<Frozen3, rkyv::rancor::Error>(
+            rkyv::access::<ArchivedFrozen3, rkyv::rancor::Error>(three.as_bytes()).expect("valid"),
+        )
+        .expect("deserializes");
+        let as_two = Frozen2 {
+            base: frozen.base,
+            lineage: frozen.lineage,
+            variables: frozen.variables,
+        };
+        let bytes = rkyv::to_bytes::<rkyv::rancor::Error>(&as_two).expect("archives");
+        let two = Record::from_bytes(&bytes, Format::Two).expect("a format 2 record");
+        let now = exec.history().start_date();
+        assert_eq!(two.to_json(now), three.to_json(now));
+        assert_eq!(two.lineage(), three.lineage());
+        assert!(
+            Record::from_bytes(&bytes, Format::Three).is_err(),
+            "a format 2 record is not read as one of format 3"
+        );
+        assert_eq!(two.upgraded().format(), Format::Three);
+    }
+
+    #[test]
     fn a_record_of_format_1_is_read_its_lineage_derived() {
         let exec = run(FLOW);
         let two = Record::of(&exec);
         // The same execution as the first format wrote it: a `Frozen` alone.
-        let frozen = rkyv::deserialize::<Frozen2, rkyv::rancor::Error>(
-            rkyv::access::<ArchivedFrozen2, rkyv::rancor::Error>(two.as_bytes()).expect("valid"),
+        let frozen = rkyv::deserialize::<Frozen3, rkyv::rancor::Error>(
+            rkyv::access::<ArchivedFrozen3, rkyv::rancor::Error>(two.as_bytes()).expect("valid"),
         )
         .expect("deserializes")
         .base;
@@ -990,7 +1111,7 @@ tasks:
         let (a, b) = (one.to_json(now), two.to_json(now));
         assert_eq!(a, b, "both formats show the same execution");
         let up = one.upgraded();
-        assert_eq!(up.format(), Format::Two);
+        assert_eq!(up.format(), Format::Three);
         assert_eq!(up.to_json(now), b);
     }
 }

@@ -42,6 +42,39 @@ struct Inner {
 /// What a secret's value is replaced with where it would be kept.
 pub const MASK: &str = "********";
 
+/// `text` with each of `values` in it masked (an execution's SECRET
+/// inputs).
+pub(crate) fn mask_with(values: &[String], mut text: String) -> String {
+    for value in values.iter().filter(|v| !v.is_empty()) {
+        if text.contains(value.as_str()) {
+            text = text.replace(value.as_str(), MASK);
+        }
+    }
+    text
+}
+
+/// `value` with each of `values` masked in its strings (and keys).
+pub(crate) fn mask_value_with(values: &[String], value: Value) -> Value {
+    if values.is_empty() {
+        return value;
+    }
+    match value {
+        Value::String(s) => Value::String(mask_with(values, s)),
+        Value::Array(items) => Value::Array(
+            items
+                .into_iter()
+                .map(|v| mask_value_with(values, v))
+                .collect(),
+        ),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (mask_with(values, k), mask_value_with(values, v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
 /// Why [`ConfigVariables::new`] refused its values.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(

@@ -28,8 +28,8 @@ use super::plan::{FlowLookup, FlowRevision};
 use super::run::{NewExecution, Replays};
 use super::search::{Counts, Filter, Newest, Tally};
 use super::shard::{
-    Effect, KillOutcome, Message, Relabelled, Reply, RequestId, RestartOutcome, RestoreError,
-    ResumeOutcome, Shard, Snapshot, Started, Stored,
+    Deleted, Effect, KillOutcome, Message, Relabelled, Reply, RequestId, RestartOutcome,
+    RestoreError, ResumeOutcome, Shard, Snapshot, Started, Stored,
 };
 use super::worker::{self, TriggerSwitch, WorkDone, WorkOrder, WorkerHandle, WorkerPool};
 use crate::execution::{Execution, ExecutionId, Record, State, TaskRunId};
@@ -327,6 +327,10 @@ pub(crate) enum Command {
         tally: Arc<Tally>,
         reply: flume::Sender<Counts>,
     },
+    Delete {
+        ids: Vec<ExecutionId>,
+        reply: flume::Sender<Deleted>,
+    },
     Relabel {
         id: ExecutionId,
         labels: Vec<(String, String)>,
@@ -360,6 +364,7 @@ enum ReplyTo {
     Read(flume::Sender<Option<Snapshot>>),
     Search(flume::Sender<Newest<Snapshot>>),
     Count(flume::Sender<Counts>),
+    Delete(flume::Sender<Deleted>),
     Relabel(flume::Sender<Relabelled>),
     Resume(flume::Sender<ResumeOutcome>),
     Restart(flume::Sender<RestartOutcome>),
@@ -402,6 +407,10 @@ impl Command {
             Command::Count { tally, reply } => (
                 Message::Count { tally, request },
                 Some(ReplyTo::Count(reply)),
+            ),
+            Command::Delete { ids, reply } => (
+                Message::Delete { ids, request },
+                Some(ReplyTo::Delete(reply)),
             ),
             Command::Relabel {
                 id,
@@ -944,7 +953,7 @@ impl Engine {
         };
         let record = match journal::decode(terminal.kind, &terminal.payload)? {
             Recovered::Ended(record) => record,
-            Recovered::Entry(_) => return Ok(None),
+            Recovered::Entry(_) | Recovered::Deleted => return Ok(None),
         };
         if !self.finished[self.shard_of(id)].within_retention(&record, Utc::now()) {
             return Ok(None);
@@ -953,6 +962,26 @@ impl Engine {
             record,
             receipt: Receipt::of_ticket(wal.ticket(terminal.lsn)),
         }))
+    }
+
+    /// Deletes the ended executions of `ids` (each shard its own, in one
+    /// step): what each shard deleted and left running, durable once its
+    /// receipt is. An id the engine never held is journaled deleted too:
+    /// the caller looks first.
+    pub fn delete(&self, ids: Vec<ExecutionId>) -> Result<Vec<Pending<Deleted>>, crate::Error> {
+        let mut by_shard: FxHashMap<usize, Vec<ExecutionId>> = FxHashMap::default();
+        for id in ids {
+            by_shard.entry(self.shard_of(id)).or_default().push(id);
+        }
+        let mut pending = Vec::with_capacity(by_shard.len());
+        for (_, ids) in by_shard {
+            let Some(&first) = ids.first() else { continue };
+            let (reply, answer) = Pending::channel();
+            self.push(first, Command::Delete { ids, reply })
+                .map_err(|(refusal, _)| refusal)?;
+            pending.push(answer);
+        }
+        Ok(pending)
     }
 
     /// Sets `labels` on finished execution `id`, merged by key into those
@@ -1274,6 +1303,15 @@ fn recover_shard(
     let in_memory = newest_finished(&recovered, config.max_finished.get().div_ceil(shards));
     for (key, records) in recovered.iter() {
         let id = ExecutionId::from_u128(key.id());
+        // Deleted: its record says so, and nothing else of it is left.
+        if records
+            .clone()
+            .last()
+            .is_some_and(|r| journal::is_deleted(r.kind()))
+        {
+            named.remove(&id);
+            continue;
+        }
         let quarantine = (quarantined == Some(id)).then_some(QUARANTINED);
         let on_disk_only = ended_alone(records.clone()) && !in_memory.contains(&key);
         let found = if on_disk_only {
@@ -1375,7 +1413,9 @@ fn recover(
         match journal::decode(record.kind(), record.payload())? {
             Recovered::Entry(entry) => entries.push(entry),
             Recovered::Ended(ended) if entries.is_empty() && end.is_none() => end = Some(ended),
-            Recovered::Ended(_) => return Err(RestoreError::OutOfPlace.into()),
+            Recovered::Ended(_) | Recovered::Deleted => {
+                return Err(RestoreError::OutOfPlace.into());
+            }
         }
     }
     // Entries after an end begin with a restart, which holds that end.
@@ -1449,6 +1489,7 @@ impl ShardRuntime {
                     (ReplyTo::Read(tx), Reply::Read(r)) => tx.send(r).map_err(drop),
                     (ReplyTo::Search(tx), Reply::Search(r)) => tx.send(r).map_err(drop),
                     (ReplyTo::Count(tx), Reply::Count(r)) => tx.send(r).map_err(drop),
+                    (ReplyTo::Delete(tx), Reply::Delete(r)) => tx.send(r).map_err(drop),
                     (ReplyTo::Relabel(tx), Reply::Relabel(r)) => tx.send(r).map_err(drop),
                     (ReplyTo::Resume(tx), Reply::Resume(r)) => tx.send(r).map_err(drop),
                     (ReplyTo::Restart(tx), Reply::Restart(r)) => tx.send(r).map_err(drop),

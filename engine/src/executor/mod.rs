@@ -26,6 +26,7 @@ mod test_journal;
 mod timer;
 mod worker;
 
+pub(crate) use config_vars::MASK;
 pub use config_vars::{ConfigVariables, VariablesTooLarge};
 pub use courier::{Flows, MAX_SUBFLOW_DEPTH};
 pub use engine::{
@@ -47,6 +48,7 @@ pub(crate) use run::deep_merge;
 pub(crate) use search::Tally;
 pub use search::{Bounds, Filter, Text};
 pub use shard::{
-    KillOutcome, Relabelled, RestartOutcome, RestoreError, ResumeOutcome, Snapshot, Started,
+    Deleted, KillOutcome, Relabelled, RestartOutcome, RestoreError, ResumeOutcome, Snapshot,
+    Started,
 };
 pub use worker::TriggerSwitch;

@@ -238,6 +238,9 @@ pub(crate) struct Run {
     /// What this step's templates read of the KV store (`kv()`, behind a
     /// cell: templates render against a shared run).
     reads: RefCell<Reads>,
+    /// The values of its SECRET inputs: masked, as the secrets' are, in
+    /// every log line, output and label it keeps.
+    masked: Vec<String>,
 }
 
 /// What a run of a flow with a concurrency limit tells the gate.
@@ -523,6 +526,7 @@ impl Run {
                 ..new.lineage.unwrap_or_else(|| Lineage::first(new.id, now))
             },
             variables: None,
+            secret_inputs: Vec::new(),
         };
         Self::of(exec, rev, new.parent, now, limits, variables)
     }
@@ -558,6 +562,7 @@ impl Run {
             lineage,
             // Kestra's restart and replay keep them (`childExecution`).
             variables: old.variables.clone(),
+            secret_inputs: Vec::new(),
         };
         let mut run = Self::of(exec, rev, None, now, limits, variables);
         if let Some(vars) = run.exec.variables.clone() {
@@ -575,13 +580,29 @@ impl Run {
     }
 
     fn of(
-        exec: Execution,
+        mut exec: Execution,
         rev: Arc<FlowRevision>,
         parent: Option<ParentLink>,
         now: DateTime<Utc>,
         limits: Limits,
         variables: ConfigVariables,
     ) -> Self {
+        exec.secret_inputs = rev
+            .flow()
+            .inputs
+            .iter()
+            .filter(|i| matches!(i.type_, InputType::Secret))
+            .map(|i| Arc::from(i.id.as_str()))
+            .collect();
+        let masked = exec
+            .secret_inputs
+            .iter()
+            .filter_map(|name| exec.inputs.get(&**name))
+            .filter_map(|v| match v {
+                Value::String(s) if !s.is_empty() => Some(s.clone()),
+                _ => None,
+            })
+            .collect();
         let rev_concurrency = rev.flow().concurrency;
         let root = Frame {
             owner: None,
@@ -625,7 +646,18 @@ impl Run {
             vars: None,
             variables,
             reads: RefCell::default(),
+            masked,
         }
+    }
+
+    /// `text` with the secrets' values and its SECRET inputs' masked.
+    fn mask(&self, text: String) -> String {
+        super::config_vars::mask_with(&self.masked, self.variables.mask(text))
+    }
+
+    /// `value` with the secrets' values and its SECRET inputs' masked.
+    fn mask_value(&self, value: Value) -> Value {
+        super::config_vars::mask_value_with(&self.masked, self.variables.mask_value(value))
     }
 
     pub fn is_terminal(&self) -> bool {
@@ -1405,7 +1437,7 @@ impl Run {
             self.log(Some(tr), level, message, now);
         }
         for (key, value) in said.labels {
-            let value = self.variables.mask(value);
+            let value = self.mask(value);
             labels::set(&mut self.exec.labels, key, value);
         }
         if let Some(variables) = said.variables {
@@ -1998,7 +2030,7 @@ impl Run {
         // them fails the execution after the state it would have had.
         match self.render_flow_outputs() {
             Ok(outputs) => {
-                self.exec.outputs = Some(self.variables.mask_value(outputs));
+                self.exec.outputs = Some(self.mask_value(outputs));
                 self.exec.state.transition(state, now);
             }
             Err(message) => {
@@ -2155,7 +2187,7 @@ impl Run {
     /// `outputs`, if within the limit on one task run's outputs, with the
     /// secrets' values in them masked.
     fn checked(&self, outputs: Value) -> Result<Value, String> {
-        let outputs = self.variables.mask_value(outputs);
+        let outputs = self.mask_value(outputs);
         let max = self.limits.max_outputs_bytes;
         let size = crate::expression::json_size(&outputs, max);
         if size > max {
@@ -2183,7 +2215,7 @@ impl Run {
     }
 
     fn log(&mut self, tr: Option<u32>, level: Level, message: String, now: DateTime<Utc>) {
-        let message = self.variables.mask(message);
+        let message = self.mask(message);
         let task_id = tr.map(|t| Arc::clone(&self.exec.task_runs[t as usize].task_id));
         let task_run = tr.map(|t| {
             let run = &self.exec.task_runs[t as usize];

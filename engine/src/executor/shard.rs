@@ -62,6 +62,12 @@ pub(crate) enum Message {
         limit: usize,
         request: RequestId,
     },
+    /// Delete these ended executions (Kestra's `DELETE /executions`,
+    /// `PurgeExecutions`); one still running is left as it is.
+    Delete {
+        ids: Vec<ExecutionId>,
+        request: RequestId,
+    },
     /// Count the executions this shard holds, running and finished, as the
     /// tally says.
     Count {
@@ -112,6 +118,15 @@ pub enum ResumeOutcome {
     Invalid(String),
     /// No such execution on this node.
     NotFound,
+}
+
+/// What a deletion did: the executions deleted, and those still running
+/// (not deleted). Durable once `receipt` is.
+#[derive(Debug)]
+pub struct Deleted {
+    pub deleted: Vec<ExecutionId>,
+    pub running: Vec<ExecutionId>,
+    pub receipt: Receipt,
 }
 
 /// The answer to a restart.
@@ -209,6 +224,7 @@ pub(crate) enum Reply {
     Read(Option<Snapshot>),
     Search(Newest<Snapshot>),
     Count(Counts),
+    Delete(Deleted),
     Relabel(Relabelled),
     Resume(ResumeOutcome),
     Restart(RestartOutcome),
@@ -439,6 +455,10 @@ impl Shard {
                 let outcome = self.resume(id, &inputs, now);
                 self.reply(request, Reply::Resume(outcome));
             }
+            Message::Delete { ids, request } => {
+                let deleted = self.delete(ids);
+                self.reply(request, Reply::Delete(deleted));
+            }
             Message::Relabel {
                 id,
                 labels,
@@ -508,7 +528,7 @@ impl Shard {
         }
         let receipt = if let Some(replays) = &new.replays {
             let replayed = Entry::Replayed {
-                record: replays.record.as_bytes().to_vec(),
+                record: replays.record.upgraded().as_bytes().to_vec(),
                 from: replays.from,
                 revision: new.flow.revision(),
                 at_us: now.timestamp_micros(),
@@ -1144,6 +1164,29 @@ impl Shard {
         Ok(())
     }
 
+    /// Deletes the ended executions of `ids` (running ones are left, and
+    /// named): each leaves the finished ones, and its deletion is journaled
+    /// (it supersedes its final record, on disk too).
+    fn delete(&mut self, ids: Vec<ExecutionId>) -> Deleted {
+        let mut out = Deleted {
+            deleted: Vec::new(),
+            running: Vec::new(),
+            receipt: Receipt::ready(),
+        };
+        for id in ids {
+            if self.live.get(&id).is_some_and(|l| l.ended.is_none()) {
+                out.running.push(id);
+                continue;
+            }
+            self.finished.remove(id);
+            // A relabel that read it from disk before is told it is stale.
+            self.finished.rewritten();
+            out.receipt = out.receipt.max(self.journal.append_deleted(id));
+            out.deleted.push(id);
+        }
+        out
+    }
+
     /// Journals what the step just handled read of the KV store, if it read
     /// anything from it (see `executor::reads`).
     fn journal_reads(&mut self, id: ExecutionId, run: &mut Run) -> Receipt {
@@ -1381,8 +1424,10 @@ fn first_run(
             return Ok((run, created_at, scheduled));
         }
     };
-    // The record a restart or a replay journals is of format 2.
-    let record = Record::from_bytes(&record, Format::Two)
+    // The record a restart or a replay journals is of the current format
+    // (3), or of format 2 when an earlier build journaled it.
+    let record = Record::from_bytes(&record, Format::Three)
+        .or_else(|_| Record::from_bytes(&record, Format::Two))
         .map_err(|e| RestoreError::Restart(e.to_string()))?;
     let restarted = revision.is_none();
     let revision = revision.unwrap_or_else(|| record.flow_revision());
