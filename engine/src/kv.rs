@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -25,6 +25,7 @@ use peregrine_wal::{Key, Kind, Wal};
 use serde_json::{Value, json};
 
 use crate::execution::{ExecutionId, format_date};
+use crate::lazy_log::LazyLog;
 
 /// The key space of KV records in their log.
 const SPACE: u8 = 1;
@@ -284,11 +285,7 @@ pub const MAX_KEY_BYTES: usize = 255;
 pub struct KvStore(Arc<Inner>);
 
 struct Inner {
-    /// The log, once there is one.
-    wal: OnceLock<Wal>,
-    /// Where to make the log at the first write, when it does not exist
-    /// yet (a server whose store was never written pays nothing for it).
-    deferred: Option<(PathBuf, peregrine_wal::Config)>,
+    log: LazyLog,
     limits: KvLimits,
     state: RwLock<Held>,
 }
@@ -303,10 +300,7 @@ struct Held {
 impl fmt::Debug for KvStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KvStore")
-            .field(
-                "durable",
-                &(self.0.wal.get().is_some() || self.0.deferred.is_some()),
-            )
+            .field("durable", &self.0.log.is_durable())
             .field("limits", &self.0.limits)
             .finish_non_exhaustive()
     }
@@ -322,13 +316,13 @@ impl PartialEq for KvStore {
 impl KvStore {
     /// A store kept in memory only (an engine with no WAL, tests).
     pub fn in_memory(limits: KvLimits) -> Self {
-        Self::with(None, None, limits, Held::default())
+        Self::with(LazyLog::none(), limits, Held::default())
     }
 
     /// An empty store whose log is made in `dir` at its first write (`dir`
     /// holds no log yet).
     pub fn deferred(dir: PathBuf, config: peregrine_wal::Config, limits: KvLimits) -> Self {
-        Self::with(None, Some((dir, config)), limits, Held::default())
+        Self::with(LazyLog::deferred(dir, config), limits, Held::default())
     }
 
     /// The store kept in `wal`, with what its recovery read back: each
@@ -351,22 +345,12 @@ impl KvStore {
                 None => tracing::error!("an unreadable KV record is skipped"),
             }
         }
-        Self::with(Some(wal), None, limits, held)
+        Self::with(LazyLog::open(wal), limits, held)
     }
 
-    fn with(
-        wal: Option<Wal>,
-        deferred: Option<(PathBuf, peregrine_wal::Config)>,
-        limits: KvLimits,
-        held: Held,
-    ) -> Self {
-        let log = OnceLock::new();
-        if let Some(wal) = wal {
-            let _ = log.set(wal);
-        }
+    fn with(log: LazyLog, limits: KvLimits, held: Held) -> Self {
         Self(Arc::new(Inner {
-            wal: log,
-            deferred,
+            log,
             limits,
             state: RwLock::new(held),
         }))
@@ -375,19 +359,7 @@ impl KvStore {
     /// The log to append to (none: in memory), made now if it is deferred.
     /// Called under the write lock, so that it is made once.
     fn log(&self) -> Result<Option<&Wal>, Error> {
-        if let Some(wal) = self.0.wal.get() {
-            return Ok(Some(wal));
-        }
-        let Some((dir, config)) = &self.0.deferred else {
-            return Ok(None);
-        };
-        let (wal, _) = Wal::open(dir, config.clone()).map_err(|e| {
-            Error::Durability(format!(
-                "the KV log cannot be made in {}: {e}",
-                dir.display()
-            ))
-        })?;
-        Ok(Some(self.0.wal.get_or_init(|| wal)))
+        self.0.log.for_writing().map_err(Error::Durability)
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Held> {
@@ -560,7 +532,7 @@ impl KvStore {
             }
         }
         self.durable(lsn)?;
-        if let Some(wal) = self.0.wal.get() {
+        if let Some(wal) = self.0.log.get() {
             // Durable: a restart finds them gone, and the log may let their
             // records go.
             for key in &gone {
@@ -571,7 +543,7 @@ impl KvStore {
     }
 
     fn durable(&self, lsn: Option<peregrine_wal::Lsn>) -> Result<(), Error> {
-        match (self.0.wal.get(), lsn) {
+        match (self.0.log.get(), lsn) {
             (Some(wal), Some(lsn)) => wal
                 .durable(lsn)
                 .map_err(|e| Error::Durability(e.to_string())),

@@ -20,6 +20,7 @@ pub mod flow;
 mod journal;
 mod jsonata;
 pub mod kv;
+mod lazy_log;
 pub mod logs;
 pub mod memory;
 mod tasks;

@@ -17,7 +17,7 @@
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -27,6 +27,7 @@ use serde_json::{Value, json};
 
 use crate::execution::{Execution, ExecutionId, State, TaskRunId, format_date};
 use crate::flow::Level;
+use crate::lazy_log::LazyLog;
 
 /// The key space of log records in their log.
 const SPACE: u8 = 1;
@@ -138,10 +139,10 @@ pub type Following = flume::Receiver<Arc<LogLine>>;
 pub struct LogStore(Arc<Inner>);
 
 struct Inner {
-    /// The log, once there is one.
-    wal: OnceLock<Wal>,
-    /// Where to make the log at the first line, when it does not exist yet.
-    deferred: Option<(PathBuf, peregrine_wal::Config)>,
+    log: LazyLog,
+    /// Making the log failed: it is not tried again (the lines stay in
+    /// memory), rather than at every line.
+    unmade: std::sync::atomic::AtomicBool,
     limits: LogLimits,
     held: Mutex<Held>,
 }
@@ -171,10 +172,7 @@ struct Stream {
 impl std::fmt::Debug for LogStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LogStore")
-            .field(
-                "durable",
-                &(self.0.wal.get().is_some() || self.0.deferred.is_some()),
-            )
+            .field("durable", &self.0.log.is_durable())
             .field("limits", &self.0.limits)
             .finish_non_exhaustive()
     }
@@ -200,13 +198,13 @@ pub fn wal_config(base: peregrine_wal::Config, limits: &LogLimits) -> peregrine_
 impl LogStore {
     /// A store kept in memory only.
     pub fn in_memory(limits: LogLimits) -> Self {
-        Self::with(None, None, limits, Held::default())
+        Self::with(LazyLog::none(), limits, Held::default())
     }
 
     /// An empty store whose log is made in `dir` (with `config`, from
     /// [`wal_config`]) when the first line comes.
     pub fn deferred(dir: PathBuf, config: peregrine_wal::Config, limits: LogLimits) -> Self {
-        Self::with(None, Some((dir, config)), limits, Held::default())
+        Self::with(LazyLog::deferred(dir, config), limits, Held::default())
     }
 
     /// The store kept in `wal` (opened with [`wal_config`]), with the lines
@@ -229,22 +227,13 @@ impl LogStore {
                 held.add(decoded);
             }
         }
-        Self::with(Some(wal), None, limits, held)
+        Self::with(LazyLog::open(wal), limits, held)
     }
 
-    fn with(
-        wal: Option<Wal>,
-        deferred: Option<(PathBuf, peregrine_wal::Config)>,
-        limits: LogLimits,
-        held: Held,
-    ) -> Self {
-        let log = OnceLock::new();
-        if let Some(wal) = wal {
-            let _ = log.set(wal);
-        }
+    fn with(log: LazyLog, limits: LogLimits, held: Held) -> Self {
         Self(Arc::new(Inner {
-            wal: log,
-            deferred,
+            log,
+            unmade: std::sync::atomic::AtomicBool::new(false),
             limits,
             held: Mutex::new(held),
         }))
@@ -254,14 +243,15 @@ impl LogStore {
     /// so once); none in memory, or when it cannot be made (logged: the
     /// lines stay in memory).
     fn log(&self) -> Option<&Wal> {
-        if let Some(wal) = self.0.wal.get() {
-            return Some(wal);
+        use std::sync::atomic::Ordering;
+        if self.0.unmade.load(Ordering::Relaxed) {
+            return None;
         }
-        let (dir, config) = self.0.deferred.as_ref()?;
-        match Wal::open(dir, config.clone()) {
-            Ok((wal, _)) => Some(self.0.wal.get_or_init(|| wal)),
+        match self.0.log.for_writing() {
+            Ok(wal) => wal,
             Err(e) => {
-                tracing::error!(path = %dir.display(), "the log store's log cannot be made: {e}");
+                self.0.unmade.store(true, Ordering::Relaxed);
+                tracing::error!("the log store's lines are kept in memory only: {e}");
                 None
             }
         }

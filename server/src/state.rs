@@ -420,6 +420,24 @@ impl Executions {
         Ok(outcome)
     }
 
+    /// Deletes the ended executions of `ids` (as the engine says: each
+    /// shard its own); answers, once durable, with those deleted and those
+    /// left because they run.
+    pub async fn delete(
+        &self,
+        ids: Vec<ExecutionId>,
+    ) -> Result<(Vec<ExecutionId>, Vec<ExecutionId>), Refused> {
+        let pending = self.ask(|engine| engine.delete(ids))?;
+        let (mut deleted, mut running) = (Vec::new(), Vec::new());
+        for answer in pending {
+            let done = answer.answer().await.map_err(|_| Refused::Stopped)?;
+            durable(&done.receipt).await?;
+            deleted.extend(done.deleted);
+            running.extend(done.running);
+        }
+        Ok((deleted, running))
+    }
+
     /// Starts a new execution replaying ended execution `record` (see
     /// `Engine::replay`); answers with it once its creation is durable.
     pub async fn replay(

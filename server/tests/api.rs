@@ -1325,12 +1325,6 @@ const NOT_YET: &[(&str, &str, &str, &str)] = &[
         "POST /executions/resume/by-ids",
     ),
     (
-        "DELETE",
-        "/executions/e1",
-        "deleting an execution",
-        "DELETE /executions/{id}",
-    ),
-    (
         "GET",
         "/executions/e1/file?path=x",
         "downloading execution files",
@@ -1347,12 +1341,6 @@ const NOT_YET: &[(&str, &str, &str, &str)] = &[
         "/executions/ns/flow/validate",
         "validating execution inputs",
         "POST /executions/{namespace}/{id}/validate",
-    ),
-    (
-        "GET",
-        "/logs/e1/download",
-        "downloading execution logs",
-        "GET /logs/{executionId}/download",
     ),
     (
         "DELETE",

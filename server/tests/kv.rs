@@ -351,3 +351,42 @@ async fn flows_and_the_api_share_the_store_and_it_survives_a_kill() {
     assert!(output(&ended, "slow").is_null());
     assert_eq!(output(&ended, "after")["value"], "slow");
 }
+
+#[tokio::test]
+async fn a_value_expires_after_its_ttl_on_the_api_and_for_flows() {
+    let server = Server::start(&[]).await;
+    assert_eq!(
+        put(
+            &server,
+            "ttl.team",
+            "brief",
+            "\"soon gone\"",
+            &[("ttl", "PT1S")]
+        )
+        .await,
+        StatusCode::OK
+    );
+    assert_eq!(value(&server, "ttl.team", "brief").await.0, StatusCode::OK);
+    let listed = server.get(&format!("{KV}/ttl.team/kv")).await.json();
+    assert!(listed[0]["expirationDate"].is_string(), "{listed}");
+    tokio::time::sleep(std::time::Duration::from_millis(1_300)).await;
+    assert_eq!(
+        value(&server, "ttl.team", "brief").await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        server.get(&format!("{KV}/ttl.team/kv")).await.json(),
+        json!([])
+    );
+    // A flow reads it as missing.
+    let flow = "id: reader\nnamespace: ttl.team\ntasks:\n  - id: r\n    type: io.kestra.plugin.core.debug.Return\n    format: \"{{ kv('brief', errorOnMissing=false) is null }}\"\n";
+    assert_eq!(server.create_flow(flow).await.status, StatusCode::OK);
+    let ran = server
+        .trigger(
+            "/api/v1/main/executions/ttl.team/reader?wait=true",
+            json!({}),
+        )
+        .await
+        .json();
+    assert_eq!(output(&ran, "r")["value"], "true", "{ran}");
+}

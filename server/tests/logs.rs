@@ -155,6 +155,16 @@ async fn an_executions_lines_are_read_filtered_searched_and_deleted() {
         .json();
     assert_eq!(none["total"], 0);
 
+    // Downloaded as text.
+    let text = server
+        .get(&format!("/api/v1/main/logs/{id}/download?minLevel=WARN"))
+        .await;
+    assert_eq!(text.status, StatusCode::OK);
+    let text = String::from_utf8_lossy(&text.body).into_owned();
+    let rows: Vec<&str> = text.lines().collect();
+    assert_eq!(rows.len(), 3, "{text}");
+    assert!(rows[0].ends_with(" WARN first warning"), "{text}");
+
     // Deleted through the API: only the lines the query takes.
     let deleted = server
         .send(
@@ -180,6 +190,19 @@ async fn an_executions_lines_are_read_filtered_searched_and_deleted() {
         [format!("hello {id}")]
     );
     assert_eq!(lines(&server, &other_id, "").await.len(), 2);
+
+    // A flow's lines, all at once.
+    let gone = server
+        .send(
+            Method::DELETE,
+            "/api/v1/main/logs/logs.team/chatty",
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(gone.status, StatusCode::NO_CONTENT);
+    assert!(lines(&server, &id, "").await.is_empty());
+    assert!(lines(&server, &other_id, "").await.is_empty());
 }
 
 #[tokio::test]

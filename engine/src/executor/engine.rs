@@ -772,6 +772,9 @@ impl Engine {
         let (senders, receivers): (Vec<_>, Vec<_>) = (0..shards.len())
             .map(|_| inbox(config.inbox_capacity.get()))
             .unzip();
+        let finished: Vec<Arc<Finished>> =
+            shards.iter().map(|s| Arc::clone(s.finished())).collect();
+        let holdings = Arc::new(worker::Holdings::new(senders.clone(), finished.clone()));
         let (pool, handle) = WorkerPool::start(
             config.workers.get(),
             config.work_queue.get(),
@@ -780,7 +783,8 @@ impl Engine {
                 config.triggers.clone(),
                 config.variables.kv().cloned(),
                 config.logs.clone(),
-            ),
+            )
+            .holding(holdings),
         )?;
         let admission = Arc::new(Admission {
             running: AtomicUsize::new(running),
@@ -791,7 +795,6 @@ impl Engine {
             epoch: Instant::now(),
             queues: (0..shards.len()).map(|_| Queue::default()).collect(),
         });
-        let finished = shards.iter().map(|s| Arc::clone(s.finished())).collect();
         // Parcels wait for their receipts in the courier's queue: at most
         // one per subflow start, answer or kill in flight.
         let (parcels, parcels_rx) = flume::unbounded();
@@ -968,7 +971,7 @@ impl Engine {
     /// step): what each shard deleted and left running, durable once its
     /// receipt is. An id the engine never held is journaled deleted too:
     /// the caller looks first.
-    pub fn delete(&self, ids: Vec<ExecutionId>) -> Result<Vec<Pending<Deleted>>, crate::Error> {
+    pub fn delete(&self, ids: Vec<ExecutionId>) -> Result<Vec<Pending<Deleted>>, Refusal> {
         let mut by_shard: FxHashMap<usize, Vec<ExecutionId>> = FxHashMap::default();
         for id in ids {
             by_shard.entry(self.shard_of(id)).or_default().push(id);

@@ -51,4 +51,5 @@ pub use shard::{
     Deleted, KillOutcome, Relabelled, RestartOutcome, RestoreError, ResumeOutcome, Snapshot,
     Started,
 };
+pub(crate) use worker::Holdings;
 pub use worker::TriggerSwitch;

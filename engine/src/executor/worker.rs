@@ -27,6 +27,68 @@ pub trait TriggerSwitch: Send + Sync + std::fmt::Debug {
     ) -> Result<(), String>;
 }
 
+/// What a job may do to the engine's executions (`PurgeExecutions`): read
+/// the ended ones where their shards keep them, as the API's readers do,
+/// and ask their shards to delete some.
+#[derive(Debug)]
+pub(crate) struct Holdings {
+    inboxes: Vec<Sender<Command>>,
+    finished: Vec<Arc<super::finished::Finished>>,
+}
+
+impl Holdings {
+    pub(crate) fn new(
+        inboxes: Vec<Sender<Command>>,
+        finished: Vec<Arc<super::finished::Finished>>,
+    ) -> Self {
+        Self { inboxes, finished }
+    }
+
+    /// The ended executions in memory that `keep` takes.
+    pub(crate) fn ended(
+        &self,
+        keep: impl Fn(&crate::execution::Record) -> bool,
+    ) -> Vec<ExecutionId> {
+        let mut ids = Vec::new();
+        for finished in &self.finished {
+            finished.scan(|kept| {
+                if keep(&kept.record) {
+                    ids.push(kept.record.id());
+                }
+            });
+        }
+        ids
+    }
+
+    /// Deletes `ids` (ended ones), each shard its own, and waits until the
+    /// deletions are durable: those deleted.
+    pub(crate) fn delete(&self, ids: Vec<ExecutionId>) -> Result<Vec<ExecutionId>, String> {
+        let shards = self.inboxes.len().max(1);
+        let mut by_shard: Vec<Vec<ExecutionId>> = vec![Vec::new(); shards];
+        for id in ids {
+            by_shard[super::engine::shard_index(id, shards)].push(id);
+        }
+        let mut answers = Vec::new();
+        for (inbox, ids) in self.inboxes.iter().zip(by_shard) {
+            if ids.is_empty() {
+                continue;
+            }
+            let (reply, answer) = flume::bounded(1);
+            inbox.push_waiting(Command::Delete { ids, reply });
+            answers.push(answer);
+        }
+        let mut deleted = Vec::new();
+        for answer in answers {
+            let done = answer
+                .recv()
+                .map_err(|_| "the engine stopped while deleting executions".to_owned())?;
+            done.receipt.wait().map_err(|e| e.to_string())?;
+            deleted.extend(done.deleted);
+        }
+        Ok(deleted)
+    }
+}
+
 /// A job for one attempt of one task run.
 #[derive(Debug)]
 pub(crate) struct WorkOrder {

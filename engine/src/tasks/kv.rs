@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{Job, Started, TaskContext, TaskKind, TaskType, WorkerEnv};
+use super::{Job, Started, TaskContext, TaskKind, TaskType, WorkerEnv, work};
 use crate::expression::Property;
 use crate::kv::{KvMeta, KvStore, KvValue, glob_matches};
 
@@ -58,16 +58,23 @@ pub(super) static GET: TaskType = TaskType {
     flowable: false,
     own_timeout: false,
     parse: |p| {
-        let key = p.req_string_property("key");
-        let namespace = p.string_property("namespace");
-        let error_on_missing = p.bool("errorOnMissing", false);
+        let (key, namespace, error_on_missing) = one_key(p)?;
         Some(Arc::new(Get {
-            key: key?,
+            key,
             namespace,
             error_on_missing,
         }))
     },
 };
+
+/// `key`, `namespace` and `errorOnMissing` (false), as `Get` and `Delete`
+/// read them.
+fn one_key(p: &mut crate::flow::Props<'_, '_>) -> Option<(Property, Option<Property>, bool)> {
+    let key = p.req_string_property("key");
+    let namespace = p.string_property("namespace");
+    let error_on_missing = p.bool("errorOnMissing", false);
+    Some((key?, namespace, error_on_missing))
+}
 
 pub(super) static DELETE: TaskType = TaskType {
     name: "io.kestra.plugin.core.kv.Delete",
@@ -75,11 +82,9 @@ pub(super) static DELETE: TaskType = TaskType {
     flowable: false,
     own_timeout: false,
     parse: |p| {
-        let key = p.req_string_property("key");
-        let namespace = p.string_property("namespace");
-        let error_on_missing = p.bool("errorOnMissing", false);
+        let (key, namespace, error_on_missing) = one_key(p)?;
         Some(Arc::new(Delete {
-            key: key?,
+            key,
             namespace,
             error_on_missing,
         }))
@@ -230,17 +235,9 @@ fn opt_text(ctx: &TaskContext<'_>, property: &Option<Property>) -> Result<Option
     property.as_ref().map(|p| ctx.render_text(p)).transpose()
 }
 
-/// The job `build` renders, or the task's failure.
-fn work(build: impl FnOnce() -> Result<KvJob, String>) -> Started {
-    match build() {
-        Ok(job) => Started::Work(Box::new(job)),
-        Err(e) => Started::Done(Err(e)),
-    }
-}
-
 impl TaskKind for Set {
     fn start(&self, ctx: &mut TaskContext<'_>) -> Started {
-        work(|| {
+        work((|| {
             let kv_type = opt_text(ctx, &self.kv_type)?.filter(|t| !t.is_empty());
             let value = KvValue::typed(ctx.render(&self.value)?, kv_type.as_deref())
                 .map_err(|e| e.to_string())?;
@@ -259,48 +256,48 @@ impl TaskKind for Set {
                 },
                 overwrite: self.overwrite,
             })
-        })
+        })())
     }
 }
 
 impl TaskKind for Get {
     fn start(&self, ctx: &mut TaskContext<'_>) -> Started {
-        work(|| {
+        work((|| {
             Ok(KvJob::Get {
                 namespace: namespace(ctx, &self.namespace)?,
                 key: ctx.render_text(&self.key)?,
                 error_on_missing: self.error_on_missing,
             })
-        })
+        })())
     }
 }
 
 impl TaskKind for Delete {
     fn start(&self, ctx: &mut TaskContext<'_>) -> Started {
-        work(|| {
+        work((|| {
             Ok(KvJob::Delete {
                 namespace: namespace(ctx, &self.namespace)?,
                 key: ctx.render_text(&self.key)?,
                 error_on_missing: self.error_on_missing,
             })
-        })
+        })())
     }
 }
 
 impl TaskKind for GetKeys {
     fn start(&self, ctx: &mut TaskContext<'_>) -> Started {
-        work(|| {
+        work((|| {
             Ok(KvJob::Keys {
                 namespace: namespace(ctx, &self.namespace)?,
                 prefix: opt_text(ctx, &self.prefix)?,
             })
-        })
+        })())
     }
 }
 
 impl TaskKind for PurgeKv {
     fn start(&self, ctx: &mut TaskContext<'_>) -> Started {
-        work(|| {
+        work((|| {
             let namespaces = match &self.namespaces {
                 None => None,
                 Some(p) => Some(match ctx.render(p)? {
@@ -324,7 +321,7 @@ impl TaskKind for PurgeKv {
                 include_children: self.include_children,
                 expired_only: self.expired_only,
             })
-        })
+        })())
     }
 }
 

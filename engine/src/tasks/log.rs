@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::{Job, Started, TaskContext, TaskKind, TaskType, WorkerEnv};
+use super::{Job, Started, TaskContext, TaskKind, TaskType, WorkerEnv, name_list, work};
 use crate::expression::Property;
 use crate::flow::Level;
 
@@ -23,21 +23,12 @@ pub(super) static PURGE_LOGS: TaskType = TaskType {
         let namespace = p.string_property("namespace");
         let flow_id = p.string_property("flowId");
         let execution_id = p.string_property("executionId");
-        let mut levels = Vec::new();
-        if let Some((value, at)) = p.json("logLevels") {
-            match value.as_array().map(|items| {
-                items
-                    .iter()
-                    .map(|i| i.as_str().and_then(Level::parse))
-                    .collect::<Option<Vec<_>>>()
-            }) {
-                Some(Some(parsed)) => levels = parsed,
-                _ => p.problem(
-                    &at,
-                    "`logLevels` must be a list of TRACE, DEBUG, INFO, WARN, ERROR",
-                ),
-            }
-        }
+        let levels = name_list(
+            p,
+            "logLevels",
+            Level::parse,
+            "TRACE, DEBUG, INFO, WARN, ERROR",
+        );
         let start_date = p.string_property("startDate");
         let end_date = p.req_string_property("endDate");
         Some(Arc::new(PurgeLogs {
@@ -66,13 +57,6 @@ pub(crate) struct PurgeLogs {
     end_date: Property,
 }
 
-fn date(ctx: &TaskContext<'_>, p: &Property, what: &str) -> Result<DateTime<Utc>, String> {
-    let text = ctx.render_text(p)?;
-    DateTime::parse_from_rfc3339(text.trim())
-        .map(|d| d.with_timezone(&Utc))
-        .map_err(|e| format!("`{what}` `{text}` is not an ISO-8601 date-time: {e}"))
-}
-
 impl TaskKind for PurgeLogs {
     fn start(&self, ctx: &mut TaskContext<'_>) -> Started {
         let job = (|| {
@@ -85,15 +69,12 @@ impl TaskKind for PurgeLogs {
                 start: self
                     .start_date
                     .as_ref()
-                    .map(|p| date(ctx, p, "startDate"))
+                    .map(|p| ctx.render_date(p, "startDate"))
                     .transpose()?,
-                end: date(ctx, &self.end_date, "endDate")?,
+                end: ctx.render_date(&self.end_date, "endDate")?,
             })
         })();
-        match job {
-            Ok(job) => Started::Work(Box::new(job)),
-            Err(e) => Started::Done(Err(e)),
-        }
+        work(job)
     }
 }
 

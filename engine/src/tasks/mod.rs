@@ -24,6 +24,7 @@ mod http;
 mod jsonata;
 mod kv;
 mod log;
+mod purge;
 mod subflow;
 mod trigger;
 
@@ -95,6 +96,7 @@ pub(crate) static REGISTRY: &[&TaskType] = &[
     &kv::GET_KEYS,
     &kv::PURGE_KV,
     &log::PURGE_LOGS,
+    &purge::PURGE_EXECUTIONS,
 ];
 
 /// Kestra task types Peregrine knows but does not run yet, with their
@@ -122,15 +124,11 @@ pub(crate) static NOT_YET: &[(&str, &[&str])] = &[
     ("io.kestra.plugin.scripts.python.Commands", &[]),
     ("io.kestra.plugin.scripts.node.Script", &[]),
     ("io.kestra.plugin.scripts.node.Commands", &[]),
-    // They write files of the internal storage, or delete executions,
-    // which Peregrine does not have yet.
+    // It writes a file of the internal storage, which Peregrine does not
+    // have yet.
     (
         "io.kestra.plugin.core.log.Fetch",
         &["io.kestra.core.tasks.log.Fetch"],
-    ),
-    (
-        "io.kestra.plugin.core.execution.PurgeExecutions",
-        &["io.kestra.core.tasks.storages.PurgeExecution"],
     ),
     // Kestra's deprecated state store; the KV store replaces it.
     (
@@ -311,6 +309,36 @@ pub(crate) trait Job: fmt::Debug + Send {
     fn run(self: Box<Self>, env: &WorkerEnv, within: Option<Duration>) -> Result<Value, String>;
 }
 
+/// Task property `key`, a static list of names each `parse` reads (Kestra's
+/// `List<Level>`, `List<State.Type>`); empty when absent, and a problem
+/// saying it must be a list of `what` when a name is not one.
+pub(crate) fn name_list<T>(
+    p: &mut crate::flow::Props<'_, '_>,
+    key: &str,
+    parse: fn(&str) -> Option<T>,
+    what: &str,
+) -> Vec<T> {
+    let Some((value, at)) = p.json(key) else {
+        return Vec::new();
+    };
+    let parsed = value
+        .as_array()
+        .and_then(|items| items.iter().map(|i| i.as_str().and_then(parse)).collect());
+    parsed.unwrap_or_else(|| {
+        p.problem(&at, format!("`{key}` must be a list of {what}"));
+        Vec::new()
+    })
+}
+
+/// A task's start that hands `built` to the worker pool, or fails with
+/// why it could not be built (its properties did not render).
+pub(crate) fn work<J: Job + 'static>(built: Result<J, String>) -> Started {
+    match built {
+        Ok(job) => Started::Work(Box::new(job)),
+        Err(e) => Started::Done(Err(e)),
+    }
+}
+
 /// What every worker thread shares with the jobs it runs.
 #[derive(Debug, Clone)]
 pub(crate) struct WorkerEnv {
@@ -325,6 +353,9 @@ pub(crate) struct WorkerEnv {
     /// The log store `log.PurgeLogs` deletes from (none: an engine that
     /// keeps no logs).
     pub logs: Option<crate::logs::LogStore>,
+    /// The engine's executions, for `execution.PurgeExecutions` (none: the
+    /// one-shot driver).
+    pub holdings: Option<Arc<crate::executor::Holdings>>,
 }
 
 impl WorkerEnv {
@@ -338,13 +369,25 @@ impl WorkerEnv {
             triggers,
             kv,
             logs,
+            holdings: None,
+        }
+    }
+
+    /// The same, able to purge the engine's executions.
+    pub(crate) fn holding(self, holdings: Arc<crate::executor::Holdings>) -> Self {
+        Self {
+            holdings: Some(holdings),
+            ..self
         }
     }
 
     /// The same surroundings with an HTTP agent of its own (a worker's
     /// first, or the one after an interrupt spent the last).
     pub(crate) fn renewed(&self) -> Self {
-        Self::new(self.triggers.clone(), self.kv.clone(), self.logs.clone())
+        Self {
+            http: http::agent(),
+            ..self.clone()
+        }
     }
 
     /// Interrupts the job running with this env, from another thread: its
@@ -436,6 +479,19 @@ impl<'a> TaskContext<'a> {
     /// Rendered and read with Kestra's truthiness.
     pub(crate) fn render_truthy(&self, property: &Property) -> Result<bool, String> {
         self.render(property).map(|v| is_truthy(&v))
+    }
+
+    /// Rendered as an ISO-8601 date-time (property `what`, for the
+    /// message).
+    pub(crate) fn render_date(
+        &self,
+        property: &Property,
+        what: &str,
+    ) -> Result<chrono::DateTime<chrono::Utc>, String> {
+        let text = self.render_text(property)?;
+        chrono::DateTime::parse_from_rfc3339(text.trim())
+            .map(|d| d.with_timezone(&chrono::Utc))
+            .map_err(|e| format!("`{what}` `{text}` is not an ISO-8601 date-time: {e}"))
     }
 
     /// Rendered as an ISO-8601 duration.

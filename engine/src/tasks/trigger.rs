@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{Job, Started, TaskContext, TaskKind, TaskType, WorkerEnv};
+use super::{Job, Started, TaskContext, TaskKind, TaskType, WorkerEnv, work};
 use crate::expression::Property;
 
 pub(super) static TOGGLE: TaskType = TaskType {
@@ -58,10 +58,7 @@ impl TaskKind for Toggle {
                 enabled: self.enabled,
             })
         })();
-        match job {
-            Ok(job) => Started::Work(Box::new(job)),
-            Err(e) => Started::Done(Err(e)),
-        }
+        work(job)
     }
 }
 

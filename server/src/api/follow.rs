@@ -34,11 +34,36 @@ pub async fn get_pair(
     follow(&state, &a).await
 }
 
-async fn follow(state: &AppState, id: &str) -> ApiResult<Response> {
-    let parsed: ExecutionId = parse_id(id)?;
+/// 503 once `server.max-followers` streams are open (execution and log
+/// follows together).
+pub(super) fn room_for_a_follower(state: &AppState) -> ApiResult<()> {
     if state.metrics().followers() >= state.config().server.max_followers.get() as i64 {
         return Err(ApiError::unavailable("too many follow streams open"));
     }
+    Ok(())
+}
+
+/// A follow stream of `events`, with the server's keep-alive; counted in
+/// the followers gauge from here (its state's drop counts it out).
+pub(super) fn stream(
+    state: &AppState,
+    events: impl Stream<Item = Result<Event, Infallible>> + Send + 'static,
+) -> Response {
+    state.metrics().follower_joined();
+    let keep_alive = KeepAlive::new().interval(
+        state
+            .config()
+            .server
+            .sse_keep_alive
+            .0
+            .max(Duration::from_secs(1)),
+    );
+    Sse::new(events).keep_alive(keep_alive).into_response()
+}
+
+async fn follow(state: &AppState, id: &str) -> ApiResult<Response> {
+    let parsed: ExecutionId = parse_id(id)?;
+    room_for_a_follower(state)?;
     // Subscribe, then read the snapshot: a change in between is seen twice
     // at worst, never missed.
     let subscription = state
@@ -63,18 +88,7 @@ async fn follow(state: &AppState, id: &str) -> ApiResult<Response> {
     } else {
         follower
     };
-    state.metrics().follower_joined();
-    let keep_alive = KeepAlive::new().interval(
-        state
-            .config()
-            .server
-            .sse_keep_alive
-            .0
-            .max(Duration::from_secs(1)),
-    );
-    Ok(Sse::new(frames(follower))
-        .keep_alive(keep_alive)
-        .into_response())
+    Ok(stream(state, frames(follower)))
 }
 
 /// One follow stream's state; leaving it updates the followers gauge.

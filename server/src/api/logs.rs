@@ -6,12 +6,11 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::sse::Event;
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use futures_util::stream::{self, Stream};
@@ -145,9 +144,7 @@ pub async fn follow(
         .filter(|l| !l.is_empty())
         .map(level)
         .transpose()?;
-    if state.metrics().followers() >= state.config().server.max_followers.get() as i64 {
-        return Err(ApiError::unavailable("too many follow streams open"));
-    }
+    super::follow::room_for_a_follower(&state)?;
     let record = state
         .executions()
         .get(parsed)
@@ -171,24 +168,13 @@ pub async fn follow(
     let following = if ended { None } else { following };
     let keep = move |l: &LogLine| min_level.is_none_or(|min| l.level >= min);
     let pending: Vec<Arc<LogLine>> = kept.into_iter().filter(|l| keep(l)).rev().collect();
-    state.metrics().follower_joined();
     let follower = LogFollower {
         state: state.clone(),
         pending,
         following,
         min_level,
     };
-    let keep_alive = KeepAlive::new().interval(
-        state
-            .config()
-            .server
-            .sse_keep_alive
-            .0
-            .max(Duration::from_secs(1)),
-    );
-    Ok(Sse::new(frames(follower))
-        .keep_alive(keep_alive)
-        .into_response())
+    Ok(super::follow::stream(&state, frames(follower)))
 }
 
 /// One log follow stream; leaving it updates the followers gauge.
@@ -228,4 +214,58 @@ fn frames(follower: LogFollower) -> impl Stream<Item = Result<Event, Infallible>
             }
         }
     })
+}
+
+/// `GET /logs/{executionId}/download`: its lines the query takes, as text,
+/// one per line (Kestra's `timestamp LEVEL message`).
+pub async fn download(
+    State(state): State<AppState>,
+    Params(id): Params<String>,
+    query: Pairs,
+) -> ApiResult<Response> {
+    let parsed = parse_id(&id)?;
+    let query = query_of(&query)?;
+    let lines = state.logs().lines(parsed, &query).unwrap_or_default();
+    let mut text = String::new();
+    for l in &lines {
+        text.push_str(&peregrine_engine::format_date(l.timestamp));
+        text.push(' ');
+        text.push_str(l.level.as_str());
+        text.push(' ');
+        text.push_str(&l.message);
+        text.push('\n');
+    }
+    let disposition = format!("attachment; filename=\"{id}.log\"");
+    Ok((
+        StatusCode::OK,
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; charset=utf-8".to_owned(),
+            ),
+            (axum::http::header::CONTENT_DISPOSITION, disposition),
+        ],
+        text,
+    )
+        .into_response())
+}
+
+/// `DELETE /logs/{namespace}/{flowId}`: the lines of every execution of
+/// the flow; with `triggerId`, a trigger's own lines, which Peregrine does
+/// not keep (nothing to delete). 204.
+pub async fn delete_of_flow(
+    State(state): State<AppState>,
+    Params((namespace, flow_id)): Params<(String, String)>,
+    query: Pairs,
+) -> ApiResult<StatusCode> {
+    if query.get("triggerId").is_some_and(|t| !t.is_empty()) {
+        return Ok(StatusCode::NO_CONTENT);
+    }
+    let logs = state.logs().clone();
+    tokio::task::spawn_blocking(move || {
+        logs.purge(|l| *l.namespace == *namespace && *l.flow_id == *flow_id)
+    })
+    .await
+    .map_err(|e| ApiError::internal("deleting a flow's log lines", e))?;
+    Ok(StatusCode::NO_CONTENT)
 }

@@ -1,6 +1,7 @@
 //! The HTTP API: Kestra's paths under `/api/v1/main/`, with `/api/v1/` as
 //! an alias, plus `/health` and `/metrics`.
 
+mod delete;
 mod error;
 mod executions;
 mod extract;
@@ -48,7 +49,12 @@ pub fn app(state: AppState) -> Router {
         .route("/flows/{namespace}/{id}/revisions", get(flows::revisions))
         .route("/executions", get(executions::search))
         .route("/executions/search", get(executions::search))
-        .route("/executions/{id}", get(executions::get))
+        .route("/executions/{id}", get(executions::get).delete(delete::one))
+        .route("/executions/by-ids", axum::routing::delete(delete::by_ids))
+        .route(
+            "/executions/by-query",
+            axum::routing::delete(delete::by_query),
+        )
         // One route for three shapes whose segments would clash:
         // GET {id}/follow, DELETE {id}/kill, POST {namespace}/{flowId}.
         .route(
@@ -94,6 +100,11 @@ pub fn app(state: AppState) -> Router {
             get(logs::of_execution).delete(logs::delete),
         )
         .route("/logs/{executionId}/follow", get(logs::follow))
+        .route("/logs/{executionId}/download", get(logs::download))
+        .route(
+            "/logs/{namespace}/{flowId}",
+            axum::routing::delete(logs::delete_of_flow),
+        )
         .route("/triggers", axum::routing::put(triggers::update))
         .route("/triggers/search", get(triggers::search))
         .route(

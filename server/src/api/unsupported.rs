@@ -97,17 +97,6 @@ const ROUTES: &[(&str, &str, &str)] = &[
         "managing concurrency limits",
     ),
     // Executions, 2.0 paths (kill is served elsewhere)
-    ("DELETE", "/executions/{id}", "deleting an execution"),
-    (
-        "DELETE",
-        "/executions/by-ids",
-        "deleting executions in bulk",
-    ),
-    (
-        "DELETE",
-        "/executions/by-query",
-        "deleting executions in bulk",
-    ),
     (
         "POST",
         "/executions/latest",
@@ -340,16 +329,6 @@ const ROUTES: &[(&str, &str, &str)] = &[
         "evaluating expressions",
     ),
     // Logs
-    (
-        "GET",
-        "/logs/{executionId}/download",
-        "downloading execution logs",
-    ),
-    (
-        "DELETE",
-        "/logs/{namespace}/{flowId}",
-        "deleting execution logs",
-    ),
     // Triggers
     ("GET", "/triggers/export/by-query/csv", "exporting triggers"),
     ("PUT", "/triggers/set-disabled", "disabling triggers"),

@@ -1,0 +1,64 @@
+//! A log made at its first write (the KV store's, the log store's): a
+//! store that is never written costs no file, no mapping and no thread.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use peregrine_wal::Wal;
+
+/// A WAL that exists, or is to be made in a folder, or is not kept at all.
+pub(crate) struct LazyLog {
+    wal: OnceLock<Wal>,
+    /// Where to make it, when it does not exist yet.
+    deferred: Option<(PathBuf, peregrine_wal::Config)>,
+}
+
+impl LazyLog {
+    /// Nothing kept on disk.
+    pub(crate) fn none() -> Self {
+        Self {
+            wal: OnceLock::new(),
+            deferred: None,
+        }
+    }
+
+    /// A log already open.
+    pub(crate) fn open(wal: Wal) -> Self {
+        let log = Self::none();
+        let _ = log.wal.set(wal);
+        log
+    }
+
+    /// A log to make in `dir`, with `config`, at the first write.
+    pub(crate) fn deferred(dir: PathBuf, config: peregrine_wal::Config) -> Self {
+        Self {
+            wal: OnceLock::new(),
+            deferred: Some((dir, config)),
+        }
+    }
+
+    /// Whether what is written is kept on disk.
+    pub(crate) fn is_durable(&self) -> bool {
+        self.wal.get().is_some() || self.deferred.is_some()
+    }
+
+    /// The log, if it exists.
+    pub(crate) fn get(&self) -> Option<&Wal> {
+        self.wal.get()
+    }
+
+    /// The log to write to (none: nothing is kept), made now if it is
+    /// deferred. Its callers write under a lock of their own, so it is
+    /// made once.
+    pub(crate) fn for_writing(&self) -> Result<Option<&Wal>, String> {
+        if let Some(wal) = self.wal.get() {
+            return Ok(Some(wal));
+        }
+        let Some((dir, config)) = &self.deferred else {
+            return Ok(None);
+        };
+        let (wal, _) = Wal::open(dir, config.clone())
+            .map_err(|e| format!("the log cannot be made in {}: {e}", dir.display()))?;
+        Ok(Some(self.wal.get_or_init(|| wal)))
+    }
+}

@@ -1,0 +1,133 @@
+//! `execution.PurgeExecutions` (Kestra's `PurgeExecutions`): deletes the
+//! ended executions the engine holds that ended between `startDate` and
+//! `endDate` (of namespace `namespace` and below, of flow `flowId`, in
+//! `states`), with their log lines (`purgeLog`). It runs on the worker
+//! pool, its shards deleting their own; its answer is journaled like any
+//! work's, and a purge a crash interrupted runs again (deleting what is
+//! left). Executions past what memory keeps are not seen: their retention
+//! lets them go.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use super::{Job, Started, TaskContext, TaskKind, TaskType, WorkerEnv, name_list, work};
+use crate::execution::State;
+use crate::expression::Property;
+use crate::logs::LogQuery;
+
+pub(super) static PURGE_EXECUTIONS: TaskType = TaskType {
+    name: "io.kestra.plugin.core.execution.PurgeExecutions",
+    aliases: &["io.kestra.core.tasks.storages.PurgeExecution"],
+    flowable: false,
+    own_timeout: false,
+    parse: |p| {
+        let namespace = p.string_property("namespace");
+        let flow_id = p.string_property("flowId");
+        let start_date = p.string_property("startDate");
+        let end_date = p.req_string_property("endDate");
+        let states = name_list(p, "states", State::parse, "execution states");
+        let purge_execution = p.bool("purgeExecution", true);
+        let purge_log = p.bool("purgeLog", true);
+        // Peregrine keeps no metrics nor files per execution yet: there is
+        // nothing of them to purge, whatever these say.
+        let _ = p.bool("purgeMetric", true);
+        let _ = p.bool("purgeStorage", true);
+        Some(Arc::new(PurgeExecutions {
+            namespace,
+            flow_id,
+            start_date,
+            end_date: end_date?,
+            states,
+            purge_execution,
+            purge_log,
+        }))
+    },
+};
+
+#[derive(Debug)]
+pub(crate) struct PurgeExecutions {
+    namespace: Option<Property>,
+    flow_id: Option<Property>,
+    start_date: Option<Property>,
+    end_date: Property,
+    states: Vec<State>,
+    purge_execution: bool,
+    purge_log: bool,
+}
+
+impl TaskKind for PurgeExecutions {
+    fn start(&self, ctx: &mut TaskContext<'_>) -> Started {
+        let job = (|| {
+            let text = |p: &Option<Property>| p.as_ref().map(|p| ctx.render_text(p)).transpose();
+            Ok::<_, String>(PurgeJob {
+                namespace: text(&self.namespace)?,
+                flow_id: text(&self.flow_id)?,
+                start: self
+                    .start_date
+                    .as_ref()
+                    .map(|p| ctx.render_date(p, "startDate"))
+                    .transpose()?,
+                end: ctx.render_date(&self.end_date, "endDate")?,
+                states: self.states.clone(),
+                purge_execution: self.purge_execution,
+                purge_log: self.purge_log,
+            })
+        })();
+        work(job)
+    }
+}
+
+#[derive(Debug)]
+struct PurgeJob {
+    namespace: Option<String>,
+    flow_id: Option<String>,
+    start: Option<DateTime<Utc>>,
+    end: DateTime<Utc>,
+    states: Vec<State>,
+    purge_execution: bool,
+    purge_log: bool,
+}
+
+impl Job for PurgeJob {
+    fn run(self: Box<Self>, env: &WorkerEnv, _within: Option<Duration>) -> Result<Value, String> {
+        let Some(holdings) = &env.holdings else {
+            return Err("PurgeExecutions runs only in an engine that holds executions".into());
+        };
+        // Kestra's search: the namespace and below, the start and end
+        // within the bounds (an execution that has not ended is not one).
+        let ids = holdings.ended(|r| {
+            let ns = r.namespace();
+            self.namespace.as_deref().is_none_or(|want| {
+                ns == want
+                    || ns
+                        .strip_prefix(want)
+                        .is_some_and(|rest| rest.starts_with('.'))
+            }) && self.flow_id.as_deref().is_none_or(|f| r.flow_id() == f)
+                && self.start.is_none_or(|s| r.start_date() >= s)
+                && r.end_date().is_some_and(|e| e <= self.end)
+                && (self.states.is_empty() || self.states.contains(&r.state()))
+        });
+        let mut logs = 0;
+        if self.purge_log
+            && let Some(store) = &env.logs
+        {
+            for id in &ids {
+                logs += store.delete(*id, &LogQuery::default());
+            }
+        }
+        let executions = if self.purge_execution {
+            holdings.delete(ids)?.len()
+        } else {
+            0
+        };
+        Ok(json!({
+            "executionsCount": executions,
+            "logsCount": logs,
+            "storagesCount": 0,
+            "metricsCount": 0,
+        }))
+    }
+}

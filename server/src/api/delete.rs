@@ -1,0 +1,143 @@
+//! Deleting ended executions (Kestra's `DELETE /executions/{id}`,
+//! `/executions/by-ids` and `/executions/by-query`), with their log lines
+//! unless `deleteLogs=false`. A running execution is not deleted: kill it
+//! first. A deletion is journaled (it supersedes the final record, on disk
+//! too) and answered once durable.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use peregrine_engine::ExecutionId;
+use peregrine_engine::logs::LogQuery;
+use serde_json::{Value, json};
+
+use super::error::{ApiError, ApiResult};
+use super::executions::parse_id;
+use super::extract::{Body, Pairs, Params};
+use super::filters::{Conditions, Resource};
+use super::labels::read;
+use crate::state::AppState;
+
+/// Executions one bulk deletion takes, at most.
+const MAX_BULK: usize = 10_000;
+
+/// Kestra's `deleteLogs` (true by default); `deleteMetrics` and
+/// `deleteStorage` have nothing to delete here.
+fn delete_logs(query: &Pairs) -> ApiResult<bool> {
+    match query.get("deleteLogs") {
+        None | Some("") => Ok(true),
+        Some(_) => query.flag("deleteLogs"),
+    }
+}
+
+/// Deletes `ids` (each known and ended: checked by the caller), and
+/// their lines when `logs`; how many were deleted.
+async fn delete(state: &AppState, ids: Vec<ExecutionId>, logs: bool) -> ApiResult<usize> {
+    let (deleted, _running) = state.executions().delete(ids).await?;
+    if logs {
+        let store = state.logs().clone();
+        let gone = deleted.clone();
+        tokio::task::spawn_blocking(move || {
+            for id in gone {
+                store.delete(id, &LogQuery::default());
+            }
+        })
+        .await
+        .map_err(|e| ApiError::internal("deleting an execution's log lines", e))?;
+    }
+    Ok(deleted.len())
+}
+
+/// `DELETE /executions/{id}`: 204; 404 when it is not found, 409 while it
+/// runs.
+pub async fn one(
+    State(state): State<AppState>,
+    Params(id): Params<String>,
+    query: Pairs,
+) -> ApiResult<StatusCode> {
+    let logs = delete_logs(&query)?;
+    let parsed = parse_id(&id)?;
+    let Some(found) = state.executions().get(parsed).await? else {
+        return Err(ApiError::not_found(format!("execution {id} not found")));
+    };
+    if !found.record.is_terminal() {
+        return Err(ApiError::conflict(format!(
+            "execution {id} is {}: kill it before deleting it",
+            found.record.state().as_str()
+        )));
+    }
+    if delete(&state, vec![parsed], logs).await? == 0 {
+        return Err(ApiError::conflict(format!(
+            "execution {id} runs again: kill it before deleting it"
+        )));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn invalid(id: &str, message: &str) -> Value {
+    json!({"invalidValue": id, "message": message, "path": "executionId"})
+}
+
+/// `DELETE /executions/by-ids`, a JSON list of ids: every one checked
+/// first (400 naming each not found or running, none deleted), then all
+/// deleted: `{count}`.
+pub async fn by_ids(
+    State(state): State<AppState>,
+    query: Pairs,
+    Body(body): Body,
+) -> ApiResult<Json<Value>> {
+    let logs = delete_logs(&query)?;
+    let ids: Vec<String> = read(&body, "a list of execution ids")?;
+    if ids.len() > MAX_BULK {
+        return Err(ApiError::bad_request(format!(
+            "{} executions; at most {MAX_BULK} are deleted at once",
+            ids.len()
+        )));
+    }
+    let mut invalids = Vec::new();
+    let mut valid = Vec::with_capacity(ids.len());
+    for text in &ids {
+        let found = match text.parse::<ExecutionId>() {
+            Ok(id) => state.executions().get(id).await?.map(|s| (id, s.record)),
+            Err(_) => None,
+        };
+        match found {
+            None => invalids.push(invalid(text, "execution not found")),
+            Some((_, record)) if !record.is_terminal() => {
+                invalids.push(invalid(text, "execution is running: kill it first"));
+            }
+            Some((id, _)) if !valid.contains(&id) => valid.push(id),
+            Some(_) => {}
+        }
+    }
+    if !invalids.is_empty() {
+        return Err(ApiError::bad_request("invalid bulk deletion")
+            .with_details(json!({ "invalids": invalids })));
+    }
+    let count = delete(&state, valid, logs).await?;
+    Ok(Json(json!({ "count": count })))
+}
+
+/// `DELETE /executions/by-query`: the ended executions a search with the
+/// same filters finds (at most 10,000); `{count}`.
+pub async fn by_query(State(state): State<AppState>, query: Pairs) -> ApiResult<Json<Value>> {
+    let logs = delete_logs(&query)?;
+    let conditions = Conditions::read(&query, Resource::Execution)?;
+    if conditions.nothing {
+        return Ok(Json(json!({ "count": 0 })));
+    }
+    let filter = conditions.into_filter(false);
+    let (found, total) = state.executions().search(filter, 1, MAX_BULK).await?;
+    if total > MAX_BULK {
+        return Err(ApiError::bad_request(format!(
+            "{total} executions; at most {MAX_BULK} are deleted at once"
+        )));
+    }
+    let ids = found
+        .iter()
+        .filter(|s| s.record.is_terminal())
+        .map(|s| s.record.id())
+        .collect();
+    let count = delete(&state, ids, logs).await?;
+    Ok(Json(json!({ "count": count })))
+}
