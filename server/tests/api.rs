@@ -1343,12 +1343,6 @@ const NOT_YET: &[(&str, &str, &str, &str)] = &[
         "POST /executions/{namespace}/{id}/validate",
     ),
     (
-        "DELETE",
-        "/triggers/ns/f/t",
-        "deleting trigger state",
-        "DELETE /triggers/{namespace}/{flowId}/{triggerId}",
-    ),
-    (
         "GET",
         "/namespaces/ns/files?path=/a",
         "the namespace file store",

@@ -312,6 +312,40 @@ async fn the_triggers_api_lists_a_schedule_and_disables_it_durably() {
         )
         .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    // Its context deleted: it starts afresh, still listed.
+    let deleted = server
+        .send(
+            hyper::Method::DELETE,
+            "/api/v1/main/triggers/schedules/listed/tick",
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{:?}", deleted.body);
+    let again = server
+        .get("/api/v1/main/triggers/schedules/listed")
+        .await
+        .json();
+    assert_eq!(again["results"][0]["triggerId"], "tick", "{again:#}");
+    let deleted = server
+        .send(
+            hyper::Method::DELETE,
+            "/api/v1/main/triggers/delete/by-query",
+            &[("content-type", "application/json")],
+            r#"{"filters": [{"field": "NAMESPACE", "operation": "EQUALS", "value": "elsewhere"}]}"#,
+        )
+        .await;
+    assert_eq!(deleted.json(), serde_json::json!({"count": 0}));
+    let enabled = server
+        .send(
+            hyper::Method::PUT,
+            "/api/v1/main/triggers/set-disabled",
+            &[("content-type", "application/json")],
+            r#"{"namespace": "schedules", "flowId": "listed", "triggerId": "tick", "disabled": false}"#,
+        )
+        .await;
+    assert_eq!(enabled.status, StatusCode::OK, "{:?}", enabled.body);
+    assert_eq!(enabled.json()["disabled"], false);
 
     let named =
         serde_json::json!({"namespace": "schedules", "flowId": "listed", "triggerId": "tick"});
@@ -563,7 +597,13 @@ triggers:
     let mut on = named.clone();
     on["disabled"] = false.into();
     assert_eq!(put_trigger(&server, on).await.status, StatusCode::OK);
-    let reply = put_trigger(&server, request).await;
+    // Kestra 2.0's route for it.
+    let reply = send(
+        hyper::Method::PUT,
+        "/api/v1/main/triggers/backfill/create",
+        request,
+    )
+    .await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
     let hours: Vec<DateTime<Utc>> = (0..7)
         .map(|h| {

@@ -134,6 +134,26 @@ pub fn app(state: AppState) -> Router {
             post(triggers::restart),
         )
         .route(
+            "/triggers/{namespace}/{flowId}/{triggerId}",
+            axum::routing::delete(triggers::delete),
+        )
+        .route(
+            "/triggers/delete/by-triggers",
+            axum::routing::delete(triggers::delete_by_triggers),
+        )
+        .route(
+            "/triggers/delete/by-query",
+            axum::routing::delete(triggers::delete_by_query),
+        )
+        .route(
+            "/triggers/set-disabled",
+            axum::routing::put(triggers::set_disabled_one),
+        )
+        .route(
+            "/triggers/backfill/create",
+            axum::routing::put(triggers::create_backfill),
+        )
+        .route(
             "/triggers/set-disabled/by-triggers",
             post(triggers::set_disabled_by_triggers),
         )

@@ -582,3 +582,188 @@ pub async fn restart(
             ))
         })
 }
+
+/// Forgets where a trigger stands (Kestra deletes its context, and the
+/// scheduler makes it again): a Schedule starts afresh from its next date,
+/// enabled, with no backfill; a Kafka trigger's consumers start again.
+async fn reset(state: &AppState, named: &Named) -> ApiResult<()> {
+    match kind_of(state, named)? {
+        "schedule" => state
+            .schedules()
+            .reset(named.key())
+            .await
+            .map(drop)
+            .ok_or_else(|| {
+                ApiError::not_found(format!(
+                    "trigger {} of {}.{} is not scheduled (is its flow disabled?)",
+                    named.trigger_id, named.namespace, named.flow_id
+                ))
+            }),
+        "realtime" => {
+            let (state, ns, id) = (
+                state.clone(),
+                named.namespace.clone(),
+                named.flow_id.clone(),
+            );
+            tokio::task::spawn_blocking(move || state.triggers().reconcile(&state, &ns, &id))
+                .await
+                .map_err(|e| ApiError::internal("restarting a Kafka trigger", e))
+        }
+        _ => Err(ApiError::not_found(format!(
+            "trigger {} has no state to delete (a Schedule's or a Kafka trigger's)",
+            named.trigger_id
+        ))),
+    }
+}
+
+/// `DELETE /triggers/{namespace}/{flowId}/{triggerId}`: its context goes
+/// (see [`reset`]); 204.
+pub async fn delete(
+    State(state): State<AppState>,
+    Params((namespace, flow_id, trigger_id)): Params<(String, String, String)>,
+) -> ApiResult<axum::http::StatusCode> {
+    let named = Named {
+        namespace,
+        flow_id,
+        trigger_id,
+        disabled: None,
+        backfill: None,
+    };
+    reset(&state, &named).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
+/// Resets each of `triggers`; how many (one no flow has, or with no state,
+/// is skipped).
+async fn reset_many(state: &AppState, triggers: &[Named]) -> ApiResult<Json<Value>> {
+    let mut count = 0;
+    for named in triggers {
+        match reset(state, named).await {
+            Ok(()) => count += 1,
+            Err(e) if e.status() == axum::http::StatusCode::NOT_FOUND => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Json(json!({"count": count})))
+}
+
+/// `DELETE /triggers/delete/by-triggers`, a list of triggers: `{count}`.
+pub async fn delete_by_triggers(
+    State(state): State<AppState>,
+    Body(body): Body,
+) -> ApiResult<Json<Value>> {
+    let triggers: Vec<Named> = read(&body, "a list of triggers {namespace, flowId, triggerId}")?;
+    reset_many(&state, &triggers).await
+}
+
+/// `{filters: [{field, operation, value}]}` of `DELETE
+/// /triggers/delete/by-query`.
+#[derive(Debug, Deserialize)]
+struct ByQuery {
+    #[serde(default)]
+    filters: Vec<QueryFilter>,
+}
+
+#[derive(Debug, Deserialize)]
+struct QueryFilter {
+    field: String,
+    #[serde(default)]
+    operation: Option<String>,
+    value: Value,
+}
+
+/// `DELETE /triggers/delete/by-query`: the Schedules the body's filters
+/// (`NAMESPACE`, `FLOW_ID`, `TRIGGER_ID`, `QUERY`, EQUALS or a prefix with
+/// STARTS_WITH) find; `{count}`.
+pub async fn delete_by_query(
+    State(state): State<AppState>,
+    Body(body): Body,
+) -> ApiResult<Json<Value>> {
+    let query: ByQuery = read(&body, "{filters: [{field, operation, value}]}")?;
+    let mut tests: Vec<(usize, bool, String)> = Vec::new();
+    for f in &query.filters {
+        let at = match f.field.to_ascii_uppercase().as_str() {
+            "NAMESPACE" => 0,
+            "FLOW_ID" => 1,
+            "TRIGGER_ID" => 2,
+            "QUERY" => 3,
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "triggers are not deleted by `{other}` (NAMESPACE, FLOW_ID, TRIGGER_ID, QUERY)"
+                )));
+            }
+        };
+        let prefix = match f.operation.as_deref().unwrap_or("EQUALS") {
+            "EQUALS" => false,
+            "STARTS_WITH" | "PREFIX" => true,
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "`{}` has no {other} operation here (EQUALS, STARTS_WITH)",
+                    f.field
+                )));
+            }
+        };
+        let value = match &f.value {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        tests.push((at, prefix, value));
+    }
+    let holds = |(ns, flow, trigger): &TriggerKey| {
+        tests.iter().all(|(at, prefix, value)| {
+            let fields = [ns.as_str(), flow.as_str(), trigger.as_str()];
+            match at {
+                3 => fields
+                    .iter()
+                    .any(|f| f.to_lowercase().contains(&value.to_lowercase())),
+                _ if *prefix => fields[*at].starts_with(value.as_str()),
+                _ => fields[*at] == value.as_str(),
+            }
+        })
+    };
+    let triggers: Vec<Named> = state
+        .schedules()
+        .list()
+        .await
+        .into_iter()
+        .filter(|view| holds(&view.trigger))
+        .map(|view| {
+            let (namespace, flow_id, trigger_id) = view.trigger;
+            Named {
+                namespace,
+                flow_id,
+                trigger_id,
+                disabled: None,
+                backfill: None,
+            }
+        })
+        .collect();
+    reset_many(&state, &triggers).await
+}
+
+/// `PUT /triggers/set-disabled` (Kestra 2.0's): `{namespace, flowId,
+/// triggerId, disabled}`, as `PUT /triggers` does it; the context.
+pub async fn set_disabled_one(
+    State(state): State<AppState>,
+    Body(body): Body,
+) -> ApiResult<Json<Value>> {
+    let named: Named = read(&body, "a trigger {namespace, flowId, triggerId, disabled}")?;
+    let disabled = named
+        .disabled
+        .ok_or_else(|| ApiError::bad_request("`disabled` is required"))?;
+    Ok(Json(set_disabled(&state, &named, disabled).await?))
+}
+
+/// `PUT /triggers/backfill/create` (Kestra 2.0's): a trigger with its
+/// `backfill`, as `PUT /triggers` starts one; the context.
+pub async fn create_backfill(
+    State(state): State<AppState>,
+    Body(body): Body,
+) -> ApiResult<Json<Value>> {
+    let named: Named = read(&body, "a trigger {namespace, flowId, triggerId, backfill}")?;
+    let Some(backfill) = named.backfill.as_ref().filter(|b| !b.is_null()) else {
+        return Err(ApiError::bad_request("`backfill` is required"));
+    };
+    let change = backfill_start(backfill)?;
+    Ok(Json(change_backfill(&state, &named, change).await?))
+}

@@ -331,23 +331,6 @@ const ROUTES: &[(&str, &str, &str)] = &[
     // Logs
     // Triggers
     ("GET", "/triggers/export/by-query/csv", "exporting triggers"),
-    ("PUT", "/triggers/set-disabled", "disabling triggers"),
-    (
-        "DELETE",
-        "/triggers/{namespace}/{flowId}/{triggerId}",
-        "deleting trigger state",
-    ),
-    (
-        "DELETE",
-        "/triggers/delete/by-triggers",
-        "deleting trigger state",
-    ),
-    (
-        "DELETE",
-        "/triggers/delete/by-query",
-        "deleting trigger state",
-    ),
-    ("PUT", "/triggers/backfill/create", "backfilling triggers"),
     // Namespaces
     ("GET", "/namespaces/search", "searching namespaces"),
     ("POST", "/namespaces/autocomplete", "listing namespaces"),

@@ -59,6 +59,13 @@ enum Note {
         disabled: bool,
         reply: flume::Sender<Option<TriggerView>>,
     },
+    /// Forget where a trigger stands (the triggers API's delete): it
+    /// starts afresh, as a new one, from its next date. `None` back if no
+    /// enabled flow has it.
+    Reset {
+        trigger: TriggerKey,
+        reply: flume::Sender<Option<TriggerView>>,
+    },
     /// Start, pause, go on with or drop a backfill (the triggers API).
     Backfill {
         trigger: TriggerKey,
@@ -170,6 +177,15 @@ impl Scheduler {
             reply,
         })?;
         answer.recv().ok().flatten()
+    }
+
+    /// Forgets where `trigger` stands, durably (Kestra's deletion of a
+    /// trigger's context): it starts afresh from its next date, enabled,
+    /// with no backfill. Where it stands then, or `None` if no enabled flow
+    /// has that Schedule.
+    pub async fn reset(&self, trigger: TriggerKey) -> Option<TriggerView> {
+        let answer = self.ask(|reply| Note::Reset { trigger, reply })?;
+        answer.recv_async().await.ok().flatten()
     }
 
     /// Changes `trigger`'s backfill, durably; where it stands then, or why
@@ -377,6 +393,13 @@ impl Plans {
                 reply,
             } => {
                 let _ = reply.send(self.set_disabled(&trigger, disabled));
+            }
+            Note::Reset { trigger, reply } => {
+                if self.plans.contains_key(&trigger) {
+                    self.forget(&trigger);
+                    self.replan(state, &trigger.0, &trigger.1);
+                }
+                let _ = reply.send(self.view(&trigger));
             }
             Note::Backfill {
                 trigger,
