@@ -94,6 +94,19 @@ async fn executions_are_deleted_with_their_lines_and_stay_deleted_after_a_kill()
     let (code, _) = delete(&server, &format!("/executions/{asleep}"), "").await;
     assert_eq!(code, StatusCode::CONFLICT);
     let (code, body) = delete(&server, "/executions/by-ids", &json!([asleep]).to_string()).await;
+    assert_eq!(
+        (code, body),
+        (StatusCode::OK, json!({"count": 0})),
+        "left running"
+    );
+    let (code, body) = delete(
+        &server,
+        "/executions/by-ids?includeNonTerminated=true",
+        &json!([asleep]).to_string(),
+    )
+    .await;
+    assert_eq!(code, StatusCode::BAD_REQUEST, "{body}");
+    let (code, body) = delete(&server, "/executions/by-ids", &json!(["nope"]).to_string()).await;
     assert_eq!(code, StatusCode::BAD_REQUEST, "{body}");
 
     // One, by id.

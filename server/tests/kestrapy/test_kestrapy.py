@@ -89,7 +89,20 @@ with warnings.catch_warnings():
         ExecutionControllerExecutionResponse,
     )
     from kestrapy.models.flow import Flow
+    from kestrapy.models.cursor_or_offset_paged_results_log_entry import (
+        CursorOrOffsetPagedResultsLogEntry,
+    )
     from kestrapy.models.flow_with_source import FlowWithSource
+    from kestrapy.models.kv_controller_api_delete_bulk_request import (
+        KVControllerApiDeleteBulkRequest,
+    )
+    from kestrapy.models.kv_controller_api_delete_bulk_response import (
+        KVControllerApiDeleteBulkResponse,
+    )
+    from kestrapy.models.kv_controller_kv_detail import KVControllerKvDetail
+    from kestrapy.models.kv_entry import KVEntry
+    from kestrapy.models.log_entry import LogEntry
+    from kestrapy.models.paged_results_kv_entry import PagedResultsKVEntry
     from kestrapy.models.label import Label
     from kestrapy.models.output_controller_task_output_information import (
         OutputControllerTaskOutputInformation,
@@ -1097,6 +1110,70 @@ def test_set_labels_by_query(client, ns):
     for execution_id in ids:
         assert labels_of(get_execution(client, execution_id)).get("wave") == "w2"
     assert "wave" not in labels_of(get_execution(client, untouched))
+
+
+# ---------------------------------------------------------------------------
+# KV store, logs, deletion
+# ---------------------------------------------------------------------------
+
+
+@kestra_test
+def test_kv_set_get_list_and_delete(client, ns):
+    client.kv.set_key_value(ns, "greeting", TENANT, '"hello"')
+    assert last_status() == 200
+    detail = client.kv.key_value(ns, "greeting", TENANT)
+    assert isinstance(detail, KVControllerKvDetail)
+    assert (getattr(detail.type, "value", detail.type), detail.value, detail.revision) == ("STRING", "hello", 1)
+    child = ns + ".child"
+    client.kv.set_key_value(child, "n", TENANT, "42")
+    inherited = client.kv.list_keys_with_inheritance(child, TENANT)
+    assert all(isinstance(e, KVEntry) for e in inherited)
+    assert [(e.namespace, e.key) for e in inherited] == [(child, "n"), (ns, "greeting")]
+    page = client.kv.list_all_keys(TENANT, filters=[eq(F.NAMESPACE, ns)])
+    assert isinstance(page, PagedResultsKVEntry)
+    assert (page.total, [e.key for e in page.results]) == (1, ["greeting"])
+    assert client.kv.delete_key_value(ns, "greeting", TENANT) is True
+    bulk = client.kv.delete_key_values(child, TENANT, KVControllerApiDeleteBulkRequest(keys=["n", "none"]))
+    assert isinstance(bulk, KVControllerApiDeleteBulkResponse)
+    assert bulk.keys == ["n"]
+    with pytest.raises(NotFoundException):
+        client.kv.key_value(ns, "greeting", TENANT)
+
+
+@kestra_test
+def test_logs_of_an_execution(client, ns):
+    create(client, return_flow(ns, "hello"))
+    started = run(client, ns, "hello")
+    logs = client.logs.list_logs_from_execution(started.id, TENANT)
+    assert all(isinstance(line, LogEntry) for line in logs)
+    assert [line.message for line in logs] == ["running hello"]
+    line = logs[0]
+    assert (line.namespace, line.flow_id, line.task_id, line.execution_id) == (ns, "hello", "log", started.id)
+    assert line.attempt_number == 0
+    assert line.task_run_id == task_runs(started)["log"].id
+    assert client.logs.list_logs_from_execution(started.id, TENANT, min_level="ERROR") == []
+    found = client.logs.search_logs(TENANT, filters=[eq(F.NAMESPACE, ns)])
+    assert isinstance(found, CursorOrOffsetPagedResultsLogEntry)
+    assert (found.total, [x.message for x in found.results]) == (1, ["running hello"])
+    text = client.logs.download_logs_from_execution(started.id, TENANT)
+    assert text.strip().endswith("INFO running hello"), text
+    client.logs.delete_logs_from_execution(started.id, TENANT)
+    assert last_status() == 204
+    assert client.logs.list_logs_from_execution(started.id, TENANT) == []
+
+
+@kestra_test
+def test_delete_executions(client, ns):
+    create(client, return_flow(ns, "hello"))
+    one, two = run(client, ns, "hello"), run(client, ns, "hello")
+    client.executions.delete_execution(one.id, TENANT)
+    assert last_status() == 204
+    with pytest.raises(NotFoundException):
+        client.executions.execution(one.id, TENANT)
+    bulk = client.executions.delete_executions_by_ids(TENANT, [two.id])
+    assert bulk.count == 1
+    with pytest.raises(NotFoundException):
+        client.executions.execution(two.id, TENANT)
 
 
 @kestra_test
