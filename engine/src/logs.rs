@@ -166,6 +166,10 @@ struct Stream {
     lines: Vec<Arc<LogLine>>,
     bytes: usize,
     ended: bool,
+    /// It has a place in `Held::order` (a running execution whose lines
+    /// were let go keeps its entry, so that they are not kept again, but
+    /// has none until it logs more).
+    in_order: bool,
     followers: Vec<flume::Sender<Arc<LogLine>>>,
 }
 
@@ -286,6 +290,7 @@ impl LogStore {
             lines: Vec::new(),
             bytes: 0,
             ended: false,
+            in_order: true,
             followers: Vec::new(),
         });
         if stream.restarts != restarts {
@@ -319,6 +324,13 @@ impl LogStore {
             })
             .collect();
         stream.seen = entries.len();
+        if !fresh.is_empty() && !stream.in_order {
+            stream.in_order = true;
+            held.order.push_back((now, id));
+        }
+        let Some(stream) = held.streams.get_mut(&id) else {
+            return;
+        };
         if !fresh.is_empty() {
             if let Some(wal) = self.log() {
                 append(wal, id, stream, &fresh);
@@ -334,6 +346,10 @@ impl LogStore {
         if ended && let Some(stream) = held.streams.get_mut(&id) {
             stream.ended = true;
             stream.followers.clear();
+            if !stream.in_order {
+                // Its lines were let go while it ran: nothing is left of it.
+                held.streams.remove(&id);
+            }
         }
         self.evict(&mut held, now);
     }
@@ -349,7 +365,17 @@ impl LogStore {
                 break;
             }
             held.order.pop_front();
-            if let Some(stream) = held.streams.remove(&id) {
+            let running = held.streams.get(&id).is_some_and(|s| !s.ended);
+            if running {
+                // It still logs: its entry stays, without its lines, so
+                // that they are not kept again at its next change.
+                if let Some(stream) = held.streams.get_mut(&id) {
+                    let freed = std::mem::take(&mut stream.bytes);
+                    stream.lines = Vec::new();
+                    stream.in_order = false;
+                    held.bytes -= freed;
+                }
+            } else if let Some(stream) = held.streams.remove(&id) {
                 held.bytes -= stream.bytes;
             }
         }
@@ -456,6 +482,7 @@ impl LogStore {
             lines: Vec::new(),
             bytes: 0,
             ended: false,
+            in_order: true,
             followers: Vec::new(),
         });
         let kept = stream.lines.clone();
@@ -496,6 +523,7 @@ impl Held {
             lines: Vec::new(),
             bytes: 0,
             ended: false,
+            in_order: true,
             followers: Vec::new(),
         });
         if restarts >= stream.restarts {
@@ -755,6 +783,54 @@ mod tests {
         assert!(store.lines(b.id, &LogQuery::default()).is_some());
         let (found, total) = store.search(|l| l.message == "later", 0, 10);
         assert_eq!((found.len(), total), (1, 1));
+    }
+
+    #[test]
+    fn a_running_executions_lines_let_go_are_not_kept_again_at_its_next_change() {
+        let limits = LogLimits {
+            retention: Duration::from_secs(60),
+            max_bytes: usize::MAX,
+            follow_buffer: 4,
+        };
+        let store = LogStore::in_memory(limits);
+        let mut exec = logged();
+        exec.state = crate::execution::StateHistory::new(State::Running, at(0));
+        store.record(&exec, false, at(0));
+        assert_eq!(
+            store
+                .lines(exec.id, &LogQuery::default())
+                .expect("kept")
+                .len(),
+            3
+        );
+        // Past its retention while it runs: its lines go, its place stays.
+        exec.logs.push(line("later"));
+        store.record(&exec, false, at(61));
+        let kept = store
+            .lines(exec.id, &LogQuery::default())
+            .expect("its place");
+        assert!(
+            kept.is_empty(),
+            "the old lines went, the new one with them: {kept:?}"
+        );
+        store.record(&exec, false, at(62));
+        assert!(
+            store
+                .lines(exec.id, &LogQuery::default())
+                .expect("kept")
+                .is_empty(),
+            "not kept again"
+        );
+        exec.logs.push(line("last"));
+        store.record(&exec, false, at(63));
+        assert_eq!(
+            messages(&store.lines(exec.id, &LogQuery::default()).expect("kept")),
+            ["last"]
+        );
+        assert_eq!(
+            store.bytes(),
+            store.lines(exec.id, &LogQuery::default()).expect("kept")[0].bytes()
+        );
     }
 
     #[test]
