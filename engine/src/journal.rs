@@ -150,6 +150,8 @@ pub(crate) struct KvRead {
     pub key: String,
     pub inherit: bool,
     pub value: Option<String>,
+    /// It would have passed the step's limit: it failed (no value kept).
+    pub refused: bool,
 }
 
 /// Record kinds of this journal format (2). Format 1 used kinds 1 to 6, with
@@ -383,7 +385,8 @@ pub(crate) trait Journal: Send + fmt::Debug {
     fn append_ended(&mut self, id: ExecutionId, record: &Record) -> Receipt;
 
     /// Journals that an ended execution was deleted: a terminal record that
-    /// supersedes its final one, kept for the retention the final one had.
+    /// supersedes its final one (kept for the terminal retention from the
+    /// deletion, and counted in its budgets, as a tiny record).
     fn append_deleted(&mut self, id: ExecutionId) -> Receipt;
 
     /// The shard works on `id` from now on (`None`: on nothing), as the
@@ -604,12 +607,14 @@ mod tests {
                         key: "k".into(),
                         inherit: true,
                         value: Some(r#"{"x":[1]}"#.into()),
+                        refused: false,
                     },
                     KvRead {
                         namespace: "a".into(),
                         key: "gone".into(),
                         inherit: false,
                         value: None,
+                        refused: true,
                     },
                 ],
                 at_us: 49,

@@ -263,8 +263,8 @@ pub struct KvLimits {
 }
 
 impl KvLimits {
-    /// 512 KiB: what one step of an execution may read through `kv()` (its
-    /// reads are journaled as one record).
+    /// 512 KiB. (One step of an execution may read about that much through
+    /// `kv()`, its reads journaled as one record: `Limits::max_step_reads_bytes`.)
     pub const DEFAULT_MAX_VALUE_BYTES: usize = 512 << 10;
 }
 
@@ -466,7 +466,12 @@ impl KvStore {
                 .get(&name)
                 .map_or(0, |e| size(namespace, key, e));
             let new = size(namespace, key, &entry);
-            let held_after = held.bytes - old + new;
+            let mut held_after = held.bytes - old + new;
+            if new > old && held_after > self.0.limits.max_bytes {
+                // Room the expired values hold first.
+                let reclaimed = self.drop_expired(&mut held, now)?;
+                held_after -= reclaimed;
+            }
             if new > old && held_after > self.0.limits.max_bytes {
                 return Err(Error::Full {
                     held: held.bytes,
@@ -540,6 +545,30 @@ impl KvStore {
             }
         }
         Ok(deleted)
+    }
+
+    /// Deletes every expired value (under the write lock); the bytes that
+    /// frees. Their deletions become durable with the write that follows.
+    fn drop_expired(&self, held: &mut Held, now: DateTime<Utc>) -> Result<usize, Error> {
+        let expired: Vec<(String, String)> = held
+            .entries
+            .iter()
+            .filter(|(_, e)| e.is_expired(now))
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut freed = 0;
+        for name in expired {
+            if let Some(wal) = self.log()? {
+                wal.append_terminal(GONE, wal_key(&name.0, &name.1), b"")
+                    .map_err(|e| Error::Durability(e.to_string()))?;
+            }
+            if let Some(entry) = held.entries.remove(&name) {
+                let bytes = size(&name.0, &name.1, &entry);
+                held.bytes -= bytes;
+                freed += bytes;
+            }
+        }
+        Ok(freed)
     }
 
     fn durable(&self, lsn: Option<peregrine_wal::Lsn>) -> Result<(), Error> {

@@ -1,6 +1,6 @@
 //! Execution logs as Kestra's log API serves them: every line an execution
 //! logs (the Log task, the engine's own lines), kept for a retention window
-//! (an hour by default) after the execution ended, in a log of their own
+//! (an hour by default) from its first line, in a log of their own
 //! (`data/logs`, records of a log kind the WAL drops once past the
 //! retention) and in memory, bounded, for reading, searching and following.
 //!
@@ -11,9 +11,12 @@
 //! replaying its journal logs the same lines again: those already kept are
 //! skipped, so a restart neither loses nor doubles a line the log kept
 //! (a restart of the execution through the API numbers its lines anew).
-//! Lines are kept once a sync makes them durable, not before anything is
-//! shown: a line read before a crash may be missing after it, if the step
-//! that logged it was lost too.
+//! Lines are kept as the shard hands them over, before the shard's records
+//! of the step are durable, and synced with this log's own group commit:
+//! the one exception to "commit before externalize" (a line shown, or
+//! kept, may belong to a step a crash lost; its replay may log other lines
+//! at the same numbers, which are then not kept). An execution's lines go
+//! once `retention` has passed since its first.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -404,22 +407,41 @@ impl LogStore {
         skip: usize,
         limit: usize,
     ) -> (Vec<Arc<LogLine>>, usize) {
-        let held = self.lock();
-        let mut all: Vec<&Arc<LogLine>> = held
-            .streams
-            .values()
-            .flat_map(|s| s.lines.iter())
-            .filter(|l| keep(l))
-            .collect();
-        let total = all.len();
-        all.sort_by_key(|l| std::cmp::Reverse(l.timestamp));
-        let page = all.into_iter().skip(skip).take(limit).cloned().collect();
+        // The lines are shared: take them (pointers) under the lock, which
+        // the shards' threads also take, and filter and sort after.
+        let all: Vec<Arc<LogLine>> = {
+            let held = self.lock();
+            held.streams
+                .values()
+                .flat_map(|s| s.lines.iter().cloned())
+                .collect()
+        };
+        let mut found: Vec<Arc<LogLine>> = all.into_iter().filter(|l| keep(l)).collect();
+        let total = found.len();
+        found.sort_by_key(|l| std::cmp::Reverse(l.timestamp));
+        let page = found.into_iter().skip(skip).take(limit).collect();
         (page, total)
     }
 
     /// Deletes the lines of execution `id` that `query` takes; how many.
     /// Its later lines are kept as they come.
     pub fn delete(&self, id: ExecutionId, query: &LogQuery) -> usize {
+        if *query == LogQuery::default() {
+            // All of them: also those kept on disk but no longer in memory.
+            let held = !self
+                .lock()
+                .streams
+                .get(&id)
+                .is_none_or(|s| s.lines.is_empty());
+            if !held && let Some(wal) = self.0.log.get() {
+                let key = Key::new(SPACE, id.as_u128());
+                if let Err(e) = wal.append_terminal(GONE, key, b"") {
+                    tracing::error!(execution = %id, "deleting log lines: {e}");
+                }
+                wal.forget(key);
+                return 0;
+            }
+        }
         self.delete_where(id, |l| query.matches(l))
     }
 
@@ -526,8 +548,11 @@ impl Held {
             in_order: true,
             followers: Vec::new(),
         });
-        if restarts >= stream.restarts {
+        if restarts > stream.restarts {
+            // A record of a later run: it counts its own lines.
             stream.restarts = restarts;
+            stream.seen = seen;
+        } else if restarts == stream.restarts {
             stream.seen = stream.seen.max(seen);
         }
         for line in lines {

@@ -1023,6 +1023,11 @@ impl Config {
             max_outputs_bytes: usize::try_from(self.executions.max_outputs_size.0)
                 .unwrap_or(usize::MAX),
             max_final_bytes: usize::try_from(self.max_final_size().0).unwrap_or(usize::MAX),
+            // A step may read through `kv()` one value of the largest size
+            // (with its key and namespace).
+            max_step_reads_bytes: usize::try_from(self.kv.max_value_size.0)
+                .unwrap_or(usize::MAX)
+                .saturating_add(1 << 10),
         }
     }
 

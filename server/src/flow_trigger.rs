@@ -206,13 +206,14 @@ impl FlowTriggers {
     }
 
     /// A flow changed: the evaluator reads the flows again (once for a
-    /// burst of changes). Until it has, ends and every change are sent
-    /// on, to be safe.
-    pub fn reconcile(&self) {
+    /// burst of changes). Until it has, every end is sent on, to be safe,
+    /// and the changes in the states the flows now listen to.
+    pub fn reconcile(&self, state: &AppState) {
         if let Some(tx) = self.sender.get() {
             self.watching.store(true, Ordering::Release);
-            // Every state, until the rules are read again.
-            self.live.store(u32::MAX, Ordering::Release);
+            // The live states the flows listen to now (the evaluator reads
+            // the rules again before its next end).
+            self.live.store(rules(state).live(), Ordering::Release);
             let _ = tx.send(Event::Flows);
         }
     }
@@ -489,7 +490,7 @@ impl Evaluator {
                 continue;
             }
             let mut changed = false;
-            if !window.counted.contains(&up.id) {
+            if !window.has_counted(up.id) {
                 for (id, c) in &m.conditions {
                     match c.holds(up, vars, now) {
                         Ok(true) => {
@@ -504,7 +505,7 @@ impl Evaluator {
                         ),
                     }
                 }
-                window.count(up.id);
+                window.count(up.id, now);
                 changed = true;
             }
             complete &= m.conditions.iter().all(|(id, _)| window.met.contains(id));
@@ -516,7 +517,7 @@ impl Evaluator {
         for (key, mut window, m, mut changed) in counted {
             if complete && m.reset_on_success {
                 window = Window::open(m, now);
-                window.count(up.id);
+                window.count(up.id, now);
                 changed = true;
             }
             if changed {
@@ -668,14 +669,18 @@ pub(crate) struct Window {
     start: DateTime<Utc>,
     end: DateTime<Utc>,
     met: BTreeSet<String>,
-    /// The latest ends counted (at most [`MAX_COUNTED`]): an end looked at
-    /// again after a restart is not counted twice.
-    counted: Vec<ExecutionId>,
+    /// The ends counted lately, with when each was counted: an end a start
+    /// looks at again (see [`LOOK_BACK`]) is not counted twice. Kept for
+    /// [`COUNTED_FOR`], at most [`MAX_COUNTED`], so that a window stays one
+    /// small record however busy its upstream flows are.
+    counted: Vec<(ExecutionId, DateTime<Utc>)>,
 }
 
-/// Ends a window remembers having counted: far more than a start looks
-/// back at.
-const MAX_COUNTED: usize = 10_000;
+/// How long a window remembers an end it counted: well past what a start
+/// looks back at.
+const COUNTED_FOR: Duration = Duration::from_secs(300);
+/// Ends a window remembers, at most (about 40 bytes each in its record).
+const MAX_COUNTED: usize = 1_000;
 
 impl Window {
     fn open(m: &Multiple, now: DateTime<Utc>) -> Self {
@@ -693,11 +698,18 @@ impl Window {
         self.start <= now && now < self.end
     }
 
-    fn count(&mut self, id: ExecutionId) {
+    fn has_counted(&self, id: ExecutionId) -> bool {
+        self.counted.iter().any(|(c, _)| *c == id)
+    }
+
+    fn count(&mut self, id: ExecutionId, now: DateTime<Utc>) {
+        let keep = now - chrono::Duration::from_std(COUNTED_FOR).unwrap_or_default();
+        self.counted.retain(|(_, at)| *at >= keep);
         if self.counted.len() >= MAX_COUNTED {
-            self.counted.remove(0);
+            let excess = self.counted.len() + 1 - MAX_COUNTED;
+            self.counted.drain(..excess);
         }
-        self.counted.push(id);
+        self.counted.push((id, now));
     }
 
     fn json(&self, (namespace, flow_id, trigger_id, id): &WindowKey) -> Value {
@@ -709,7 +721,11 @@ impl Window {
             "start": self.start.timestamp_micros(),
             "end": self.end.timestamp_micros(),
             "met": self.met,
-            "counted": self.counted.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "counted": self
+                .counted
+                .iter()
+                .map(|(id, at)| serde_json::json!([id.to_string(), at.timestamp_micros()]))
+                .collect::<Vec<_>>(),
         })
     }
 
@@ -729,10 +745,16 @@ impl Window {
                 .map(|s| s.as_str().map(str::to_owned))
                 .collect()
         };
-        let counted = strings("counted")?
+        let counted = v
+            .get("counted")?
+            .as_array()?
             .iter()
-            .map(|s| s.parse().ok())
-            .collect::<Option<Vec<ExecutionId>>>()?;
+            .map(|c| {
+                let id = c.get(0)?.as_str()?.parse().ok()?;
+                let at = DateTime::from_timestamp_micros(c.get(1)?.as_i64()?)?;
+                Some((id, at))
+            })
+            .collect::<Option<Vec<_>>>()?;
         Some((
             key,
             Self {
@@ -919,7 +941,7 @@ mod tests {
             start: at(0),
             end: at(86_400),
             met: BTreeSet::from(["condition_1".to_owned()]),
-            counted: vec![ExecutionId::derive(b"left")],
+            counted: vec![(ExecutionId::derive(b"left"), at(5))],
         };
         {
             let mut mark = Watermark::open(dir.path(), config.clone()).expect("opens");

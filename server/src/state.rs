@@ -295,10 +295,8 @@ impl Executions {
         Ok((page.results, page.total))
     }
 
-    /// The finished executions the engine holds that ended at `since` or
-    /// later, oldest end first. Blocks.
     /// The executions the engine holds that are in one of `states` now,
-    /// oldest first.
+    /// oldest first. Blocks.
     pub fn in_states(&self, states: Vec<peregrine_engine::State>) -> Result<Vec<Record>, Refused> {
         let filter = Filter {
             states,
@@ -310,6 +308,8 @@ impl Executions {
         Ok(page.results.into_iter().map(|s| s.record).collect())
     }
 
+    /// The finished executions the engine holds that ended at `since` or
+    /// later, oldest end first. Blocks.
     pub fn ended_since(
         &self,
         since: chrono::DateTime<chrono::Utc>,
@@ -432,6 +432,12 @@ impl Executions {
         for answer in pending {
             let done = answer.answer().await.map_err(|_| Refused::Stopped)?;
             durable(&done.receipt).await?;
+            if !done.refused.is_empty() {
+                return Err(Refused::NotDurable(format!(
+                    "the journal is full: {} executions are not deleted",
+                    done.refused.len()
+                )));
+            }
             deleted.extend(done.deleted);
             running.extend(done.running);
         }

@@ -206,7 +206,8 @@ async fn a_chain_of_flow_triggers_runs_each_link_once_across_kill_9s() {
 const LEFT: &str = "id: left\nnamespace: chain\ntasks:\n  - id: r\n    type: io.kestra.plugin.core.debug.Return\n    format: l\n";
 const RIGHT: &str = "id: right\nnamespace: chain\ntasks:\n  - id: r\n    type: io.kestra.plugin.core.debug.Return\n    format: r\n";
 
-/// Starts once both `left` and `right` succeeded within the day's window.
+/// Starts once both `left` and `right` succeeded within an hour (a sliding
+/// window: no boundary for the test to straddle).
 const JOIN: &str = r#"id: join
 namespace: chain
 tasks:
@@ -219,8 +220,8 @@ triggers:
     preconditions:
       id: both_done
       timeWindow:
-        type: DURATION_WINDOW
-        window: P1D
+        type: SLIDING_WINDOW
+        window: PT1H
       flows:
         - namespace: chain
           flowId: left

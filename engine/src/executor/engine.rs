@@ -682,9 +682,11 @@ impl Engine {
         // A final state must fit in one terminal record (which may span
         // several of the WAL's frames, all in one segment).
         let max_terminal = wal.max_terminal_bytes();
+        let max_record = usize::try_from(wal.max_record_bytes.get()).unwrap_or(usize::MAX);
         let config = EngineConfig {
             limits: Limits {
                 max_final_bytes: config.limits.max_final_bytes.min(max_terminal),
+                max_step_reads_bytes: config.limits.max_step_reads_bytes.min(max_record / 2),
                 ..config.limits
             },
             ..config
@@ -1374,7 +1376,8 @@ fn newest_finished(
         let Some(first) = records.clone().next() else {
             continue;
         };
-        if !ended_alone(records) {
+        // A deletion's record is no execution to bring back.
+        if journal::is_deleted(first.kind()) || !ended_alone(records) {
             continue;
         }
         newest.push(Reverse((first.lsn(), key)));

@@ -23,6 +23,11 @@ pub struct Limits {
     /// that an end can always be journaled. `Engine::start_durable` lowers
     /// it to what one WAL segment holds. Default: 32 MiB.
     pub max_final_bytes: usize,
+    /// What one step of an execution may read of the KV store through
+    /// `kv()`: its reads are one journal record. `Engine::start_durable`
+    /// lowers it to half of what one WAL record holds. Default: 513 KiB,
+    /// one value of the KV store's default largest, with its names.
+    pub max_step_reads_bytes: usize,
 }
 
 impl Limits {
@@ -38,6 +43,7 @@ impl Default for Limits {
             max_task_runs: Self::DEFAULT_MAX_TASK_RUNS,
             max_outputs_bytes: Self::DEFAULT_MAX_OUTPUTS_BYTES,
             max_final_bytes: Self::DEFAULT_MAX_FINAL_BYTES,
+            max_step_reads_bytes: crate::kv::KvLimits::DEFAULT_MAX_VALUE_BYTES + (1 << 10),
         }
     }
 }

@@ -15,10 +15,6 @@ use serde_json::Value;
 use crate::journal::KvRead;
 use crate::kv::KvStore;
 
-/// Most bytes of values one step may read through `kv()`: its reads are one
-/// journal record.
-pub(crate) const MAX_STEP_READ_BYTES: usize = crate::kv::KvLimits::DEFAULT_MAX_VALUE_BYTES;
-
 /// One step's reads.
 #[derive(Debug, Default)]
 pub(crate) struct Reads {
@@ -26,7 +22,7 @@ pub(crate) struct Reads {
     given: Vec<KvRead>,
     /// What this step read, and whether from the store (to journal).
     seen: Vec<(KvRead, bool)>,
-    /// Bytes of values read from the store in this step.
+    /// Bytes of what this step read (from the store or the journal).
     bytes: usize,
 }
 
@@ -47,16 +43,31 @@ impl Reads {
         flow_namespace: &str,
         store: Option<&KvStore>,
         now: DateTime<Utc>,
+        max_bytes: usize,
     ) -> Result<Value, String> {
         let namespace = call.namespace.unwrap_or(flow_namespace);
         let inherit = call.namespace.is_none();
         let same =
             |r: &KvRead| r.key == call.key && r.namespace == namespace && r.inherit == inherit;
+        let too_much = |key: &str| {
+            format!(
+                "kv('{key}') would make this step read more than {max_bytes} bytes of the KV store"
+            )
+        };
         let value = if let Some((read, _)) = self.seen.iter().find(|(r, _)| same(r)) {
+            if read.refused {
+                return Err(too_much(call.key));
+            }
             read.value.clone()
         } else if let Some(read) = self.given.iter().find(|r| same(r)) {
+            // As it went: refused again, or counted as it was.
+            let read = read.clone();
             self.seen.push((read.clone(), false));
-            read.value.clone()
+            if read.refused {
+                return Err(too_much(call.key));
+            }
+            self.bytes += read_bytes(&read);
+            read.value
         } else {
             let store = store.ok_or(
                 "the KV store is not available: this engine runs without one (kv() needs a server)",
@@ -69,21 +80,23 @@ impl Reads {
                     .map(|e| e.map(|e| (String::new(), e)))
             }
             .map_err(|e| e.to_string())?;
-            let value = found.map(|(_, e)| e.value.value.to_string());
-            let bytes = value.as_ref().map_or(0, String::len) + call.key.len() + namespace.len();
-            if self.bytes + bytes > MAX_STEP_READ_BYTES {
-                return Err(format!(
-                    "kv('{}') would make this step read more than {MAX_STEP_READ_BYTES} bytes of the KV store",
-                    call.key
-                ));
-            }
-            self.bytes += bytes;
-            let read = KvRead {
+            let mut read = KvRead {
                 namespace: namespace.to_owned(),
                 key: call.key.to_owned(),
                 inherit,
-                value,
+                value: found.map(|(_, e)| e.value.value.to_string()),
+                refused: false,
             };
+            let bytes = read_bytes(&read);
+            if self.bytes + bytes > max_bytes {
+                // Journaled refused, without its value: a replay fails the
+                // same way, whatever the store holds then.
+                read.value = None;
+                read.refused = true;
+                self.seen.push((read, true));
+                return Err(too_much(call.key));
+            }
+            self.bytes += bytes;
             self.seen.push((read.clone(), true));
             read.value
         };
@@ -112,6 +125,11 @@ impl Reads {
             .filter_map(|(read, fresh)| fresh.then_some(read))
             .collect()
     }
+}
+
+/// What a read counts against a step's limit.
+fn read_bytes(read: &KvRead) -> usize {
+    read.value.as_ref().map_or(0, String::len) + read.key.len() + read.namespace.len()
 }
 
 /// The arguments of Kestra's `kv()`, positional: `key`, `namespace`,
@@ -167,7 +185,10 @@ mod tests {
         let args = [json!("k")];
         let kv = call(&args).expect("a call");
         let mut reads = Reads::default();
-        assert_eq!(reads.read(&kv, "a.b.c", Some(&store), at(0)), Ok(json!(1)));
+        assert_eq!(
+            reads.read(&kv, "a.b.c", Some(&store), at(0), 1 << 20),
+            Ok(json!(1))
+        );
         store
             .put(
                 "a.b",
@@ -179,14 +200,14 @@ mod tests {
             )
             .expect("put");
         assert_eq!(
-            reads.read(&kv, "a.b.c", Some(&store), at(0)),
+            reads.read(&kv, "a.b.c", Some(&store), at(0), 1 << 20),
             Ok(json!(1)),
             "the same step"
         );
         let journaled = reads.take();
         assert_eq!(journaled.len(), 1);
         assert_eq!(
-            reads.read(&kv, "a.b.c", Some(&store), at(0)),
+            reads.read(&kv, "a.b.c", Some(&store), at(0), 1 << 20),
             Ok(json!(2)),
             "the next step"
         );
@@ -194,7 +215,10 @@ mod tests {
         // A replay: the journal's value, not the store's, and nothing to
         // journal again.
         reads.give(journaled);
-        assert_eq!(reads.read(&kv, "a.b.c", Some(&store), at(0)), Ok(json!(1)));
+        assert_eq!(
+            reads.read(&kv, "a.b.c", Some(&store), at(0), 1 << 20),
+            Ok(json!(1))
+        );
         assert!(reads.take().is_empty());
     }
 
@@ -205,16 +229,65 @@ mod tests {
         let args = [json!("nope")];
         let strict = call(&args).expect("a call");
         assert_eq!(
-            reads.read(&strict, "ns", Some(&store), at(0)),
+            reads.read(&strict, "ns", Some(&store), at(0), 1 << 20),
             Err("The key 'nope' does not exist in the namespace 'ns'.".into())
         );
         let args = [json!("nope"), json!("other"), json!(false)];
         let lax = call(&args).expect("a call");
-        assert_eq!(reads.read(&lax, "ns", Some(&store), at(0)), Ok(Value::Null));
+        assert_eq!(
+            reads.read(&lax, "ns", Some(&store), at(0), 1 << 20),
+            Ok(Value::Null)
+        );
         assert_eq!(reads.take().len(), 2, "misses are journaled too");
         assert!(call(&[]).is_err());
         assert!(call(&[json!("k"), json!(1)]).is_err());
         assert!(call(&[json!("k"), Value::Null, json!("yes")]).is_err());
-        assert!(reads.read(&lax, "ns", None, at(0)).is_err(), "no store");
+        assert!(
+            reads.read(&lax, "ns", None, at(0), 1 << 20).is_err(),
+            "no store"
+        );
+    }
+
+    #[test]
+    fn a_read_past_the_steps_limit_fails_and_fails_again_in_a_replay() {
+        let store = KvStore::in_memory(KvLimits::default());
+        for key in ["a", "b"] {
+            store
+                .put(
+                    "ns",
+                    key,
+                    KvValue::untyped(json!("x".repeat(60))),
+                    KvMeta::default(),
+                    true,
+                    at(0),
+                )
+                .expect("put");
+        }
+        let (a, b) = ([json!("a")], [json!("b")]);
+        let (a, b) = (call(&a).expect("a call"), call(&b).expect("a call"));
+        let mut reads = Reads::default();
+        assert!(reads.read(&a, "ns", Some(&store), at(0), 100).is_ok());
+        let refused = reads
+            .read(&b, "ns", Some(&store), at(0), 100)
+            .expect_err("past 100 bytes");
+        assert!(refused.contains("100 bytes"), "{refused}");
+        let journaled = reads.take();
+        assert_eq!(journaled.len(), 2);
+        assert!(journaled[1].refused && journaled[1].value.is_none());
+        // The store changed: `b` is small now. The replay fails all the same.
+        store
+            .put(
+                "ns",
+                "b",
+                KvValue::untyped(json!("y")),
+                KvMeta::default(),
+                true,
+                at(0),
+            )
+            .expect("put");
+        reads.give(journaled);
+        assert!(reads.read(&a, "ns", Some(&store), at(0), 100).is_ok());
+        assert!(reads.read(&b, "ns", Some(&store), at(0), 100).is_err());
+        assert!(reads.take().is_empty());
     }
 }

@@ -383,6 +383,7 @@ impl Run {
             &self.exec.namespace,
             self.variables.kv(),
             self.instant,
+            self.limits.max_step_reads_bytes,
         )
     }
 

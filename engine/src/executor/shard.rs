@@ -120,12 +120,14 @@ pub enum ResumeOutcome {
     NotFound,
 }
 
-/// What a deletion did: the executions deleted, and those still running
-/// (not deleted). Durable once `receipt` is.
+/// What a deletion did: the executions deleted, those still running and
+/// those the journal refused (a full disk), both left as they were.
+/// Durable once `receipt` is.
 #[derive(Debug)]
 pub struct Deleted {
     pub deleted: Vec<ExecutionId>,
     pub running: Vec<ExecutionId>,
+    pub refused: Vec<ExecutionId>,
     pub receipt: Receipt,
 }
 
@@ -1171,6 +1173,7 @@ impl Shard {
         let mut out = Deleted {
             deleted: Vec::new(),
             running: Vec::new(),
+            refused: Vec::new(),
             receipt: Receipt::ready(),
         };
         for id in ids {
@@ -1178,27 +1181,27 @@ impl Shard {
                 out.running.push(id);
                 continue;
             }
+            let receipt = self.journal.append_deleted(id);
+            if receipt.is_refused() {
+                // A full disk: it stays, readable, until it can be deleted.
+                out.refused.push(id);
+                continue;
+            }
             self.finished.remove(id);
+            // An end waiting for room on disk is not journaled after it.
+            self.unjournaled.retain(|r| r.id() != id);
             // A relabel that read it from disk before is told it is stale.
             self.finished.rewritten();
-            out.receipt = out.receipt.max(self.journal.append_deleted(id));
+            out.receipt = out.receipt.max(receipt);
             out.deleted.push(id);
         }
         out
     }
 
-    /// Journals what the step just handled read of the KV store, if it read
-    /// anything from it (see `executor::reads`).
+    /// Journals what the step just handled read of the KV store (see
+    /// [`journal_reads`]).
     fn journal_reads(&mut self, id: ExecutionId, run: &mut Run) -> Receipt {
-        let reads = run.take_reads();
-        if reads.is_empty() {
-            return Receipt::ready();
-        }
-        let entry = Entry::Read {
-            reads,
-            at_us: run.instant().timestamp_micros(),
-        };
-        self.journal.append(id, &entry)
+        journal_reads(self.journal.as_mut(), id, run)
     }
 
     /// Journals again the ends the journal refused, until it takes them;
@@ -1229,15 +1232,11 @@ impl Shard {
         };
         // What the step read of the KV store, unless it ended the
         // execution: the terminal record supersedes every cause.
-        let reads = live.run.take_reads();
-        let receipt = if reads.is_empty() || live.run.is_terminal() {
+        let receipt = if live.run.is_terminal() {
+            live.run.take_reads();
             receipt
         } else {
-            let entry = Entry::Read {
-                reads,
-                at_us: live.run.instant().timestamp_micros(),
-            };
-            receipt.max(self.journal.append(id, &entry))
+            receipt.max(journal_reads(self.journal.as_mut(), id, &mut live.run))
         };
         let Requests {
             timers,
@@ -1380,6 +1379,20 @@ fn replayed_run(
             run
         }
     }
+}
+
+/// Journals what the step just handled read of the KV store, if it read
+/// anything from it (see `executor::reads`).
+fn journal_reads(journal: &mut dyn Journal, id: ExecutionId, run: &mut Run) -> Receipt {
+    let reads = run.take_reads();
+    if reads.is_empty() {
+        return Receipt::ready();
+    }
+    let entry = Entry::Read {
+        reads,
+        at_us: run.instant().timestamp_micros(),
+    };
+    journal.append(id, &entry)
 }
 
 /// What the step about to be replayed read of the KV store: the journal's

@@ -83,6 +83,12 @@ impl Holdings {
                 .recv()
                 .map_err(|_| "the engine stopped while deleting executions".to_owned())?;
             done.receipt.wait().map_err(|e| e.to_string())?;
+            if !done.refused.is_empty() {
+                return Err(format!(
+                    "the journal is full: {} executions are not deleted",
+                    done.refused.len()
+                ));
+            }
             deleted.extend(done.deleted);
         }
         Ok(deleted)

@@ -676,7 +676,7 @@ impl Reader {
         };
         for key in ["window", "windowAdvance"] {
             let Some(v) = map.get(key) else { continue };
-            let Some(d) = self.duration(v, &format!("{at}.{key}")) else {
+            let Some(d) = self.duration(v, &format!("{at}.{key}"), key == "windowAdvance") else {
                 continue;
             };
             match &mut window {
@@ -727,19 +727,26 @@ impl Reader {
         })))
     }
 
-    fn duration(&mut self, value: &Value, path: &str) -> Option<chrono::Duration> {
+    /// An ISO-8601 duration; zero only with `zero` (a `windowAdvance`).
+    fn duration(&mut self, value: &Value, path: &str, zero: bool) -> Option<chrono::Duration> {
         let parsed = value
             .as_str()
             .and_then(crate::flow::parse_duration)
-            .and_then(|d| chrono::Duration::from_std(d).ok())
-            .filter(|d| !d.is_zero());
-        if parsed.is_none() {
-            self.problem(
-                path,
-                format!("`{value}` is not an ISO-8601 duration (e.g. PT1H)"),
-            );
+            .and_then(|d| chrono::Duration::from_std(d).ok());
+        match parsed {
+            Some(d) if d.is_zero() && !zero => {
+                self.problem(path, "a window lasts longer than nothing (PT0S)");
+                None
+            }
+            Some(d) => Some(d),
+            None => {
+                self.problem(
+                    path,
+                    format!("`{value}` is not an ISO-8601 duration (e.g. PT1H)"),
+                );
+                None
+            }
         }
-        parsed
     }
 
     fn time_of_day(&mut self, value: &Value, path: &str) -> Option<chrono::NaiveTime> {
@@ -812,7 +819,7 @@ impl Reader {
         }
         let duration = |this: &mut Self, key: &str| match map.get(key) {
             None => None,
-            Some(v) => this.duration(v, &format!("{path}.{key}")),
+            Some(v) => this.duration(v, &format!("{path}.{key}"), key == "windowAdvance"),
         };
         let time = |this: &mut Self, key: &str| match map.get(key) {
             None => {
@@ -973,7 +980,22 @@ impl Reader {
         let Some(value) = value else {
             return State::ALL.into_iter().filter(|s| s.is_terminal()).collect();
         };
-        self.states(value, path)
+        let states = self.states(value, path);
+        for s in &states {
+            // An execution here never rests in these between two steps (a
+            // restart runs at once; a kill ends it; only task runs retry).
+            if matches!(s, State::Restarted | State::Killing | State::Retrying) {
+                self.problem(
+                    path,
+                    format!(
+                        "a Flow trigger on the {} state would never fire: an execution is never \
+                         seen in it (not supported yet)",
+                        s.as_str()
+                    ),
+                );
+            }
+        }
+        states
     }
 
     fn states(&mut self, value: &Value, path: &str) -> Vec<State> {
@@ -1136,8 +1158,8 @@ mod tests {
             }
         }]));
         assert!(
-            problems.iter().all(|(p, _)| p.ends_with("windowAdvance")),
-            "{problems:?}"
+            problems.is_empty(),
+            "windowAdvance PT0S is the default's: {problems:?}"
         );
         let [Condition::Multiple(m)] = conditions.as_slice() else {
             panic!("{conditions:?}")

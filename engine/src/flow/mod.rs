@@ -29,8 +29,8 @@ pub use model::{
     Concurrency, ConcurrencyBehavior, Deserializer, Flow, FlowOutput, InputDef, InputType, Level,
     RecoverMissed, Retry, RetryPolicy, Task, Trigger, TriggerKind,
 };
-pub use parse::is_valid_namespace;
 pub(crate) use parse::{DagEntry, Props};
+pub use parse::{is_valid_namespace, is_within_namespace};
 pub use types::SCHEDULE;
 
 impl Flow {

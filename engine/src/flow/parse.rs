@@ -142,6 +142,15 @@ impl<'a> Fields<'a> {
     }
 }
 
+/// Whether `namespace` is `parent` or one of its children (`a.b` is under
+/// `a`; `ab` is not).
+pub fn is_within_namespace(namespace: &str, parent: &str) -> bool {
+    namespace == parent
+        || namespace
+            .strip_prefix(parent)
+            .is_some_and(|rest| rest.starts_with('.'))
+}
+
 /// Whether `namespace` is one Kestra accepts: `^[a-z0-9][a-z0-9._-]*$`, at
 /// most 150 characters.
 pub fn is_valid_namespace(namespace: &str) -> bool {

@@ -452,13 +452,9 @@ fn purged_namespaces(
     let held = store.namespaces();
     held.into_iter()
         .filter(|ns| match (named, pattern) {
-            (Some(named), _) => named.iter().any(|n| {
-                ns == n
-                    || (include_children
-                        && ns
-                            .strip_prefix(n.as_str())
-                            .is_some_and(|r| r.starts_with('.')))
-            }),
+            (Some(named), _) => named
+                .iter()
+                .any(|n| ns == n || (include_children && crate::flow::is_within_namespace(ns, n))),
             (None, Some(pattern)) => {
                 glob_matches(pattern, ns)
                     || (include_children

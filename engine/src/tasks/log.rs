@@ -96,12 +96,7 @@ impl Job for PurgeJob {
         let count = logs.purge(|l| {
             let namespace_ok = match (&self.namespace, &self.flow_id) {
                 (Some(ns), Some(_)) => &*l.namespace == ns,
-                (Some(ns), None) => {
-                    &*l.namespace == ns
-                        || l.namespace
-                            .strip_prefix(ns.as_str())
-                            .is_some_and(|r| r.starts_with('.'))
-                }
+                (Some(ns), None) => crate::flow::is_within_namespace(&l.namespace, ns),
                 (None, _) => true,
             };
             namespace_ok

@@ -100,12 +100,10 @@ impl Job for PurgeJob {
         // within the bounds (an execution that has not ended is not one).
         let ids = holdings.ended(|r| {
             let ns = r.namespace();
-            self.namespace.as_deref().is_none_or(|want| {
-                ns == want
-                    || ns
-                        .strip_prefix(want)
-                        .is_some_and(|rest| rest.starts_with('.'))
-            }) && self.flow_id.as_deref().is_none_or(|f| r.flow_id() == f)
+            self.namespace
+                .as_deref()
+                .is_none_or(|want| crate::flow::is_within_namespace(ns, want))
+                && self.flow_id.as_deref().is_none_or(|f| r.flow_id() == f)
                 && self.start.is_none_or(|s| r.start_date() >= s)
                 && r.end_date().is_some_and(|e| e <= self.end)
                 && (self.states.is_empty() || self.states.contains(&r.state()))

@@ -40,7 +40,7 @@ fn parse(body: &Body) -> ApiResult<Flow> {
 async fn reconcile_triggers(state: &AppState, namespace: &str, id: &str) {
     let (state, namespace, id) = (state.clone(), namespace.to_owned(), id.to_owned());
     state.schedules().reconcile(&namespace, &id);
-    state.flow_triggers().reconcile();
+    state.flow_triggers().reconcile(&state);
     let done = tokio::task::spawn_blocking(move || {
         state.triggers().reconcile(&state, &namespace, &id);
     })

@@ -151,10 +151,15 @@ pub async fn follow(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("execution {id} not found")))?
         .record;
-    let (kept, following) =
+    // An ended execution has nothing more to follow: its lines, and the end.
+    let (kept, following) = if record.is_terminal() {
+        let lines = state.logs().lines(parsed, &LogQuery::default());
+        (lines.unwrap_or_default(), None)
+    } else {
         state
             .logs()
-            .follow(parsed, record.namespace(), record.flow_id(), Utc::now());
+            .follow(parsed, record.namespace(), record.flow_id(), Utc::now())
+    };
     // Subscribed, then read again: an end in between closes nothing, so
     // the stream ends here, with what was kept.
     let ended = match &following {

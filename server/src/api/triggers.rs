@@ -123,7 +123,7 @@ fn matches(query: &Pairs, (namespace, flow_id, trigger_id): &TriggerKey) -> bool
         && query
             .get("namespace")
             .filter(|n| !n.is_empty())
-            .is_none_or(|n| namespace == n || namespace.starts_with(&format!("{n}.")))
+            .is_none_or(|n| peregrine_engine::flow::is_within_namespace(namespace, n))
         && query
             .get("flowId")
             .filter(|f| !f.is_empty())
