@@ -336,6 +336,18 @@ async fn the_triggers_api_lists_a_schedule_and_disables_it_durably() {
         )
         .await;
     assert_eq!(deleted.json(), serde_json::json!({"count": 0}));
+    let csv = server
+        .get("/api/v1/main/triggers/export/by-query/csv?filters[namespace][EQUALS]=schedules&filters[flowId][EQUALS]=listed")
+        .await;
+    assert_eq!(csv.status, StatusCode::OK);
+    let csv = String::from_utf8_lossy(&csv.body).into_owned();
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        rows[0],
+        "namespace,flowId,triggerId,date,nextExecutionDate,disabled"
+    );
+    assert_eq!(rows.len(), 2, "{csv}");
+    assert!(rows[1].starts_with("schedules,listed,tick,"), "{csv}");
     let enabled = server
         .send(
             hyper::Method::PUT,

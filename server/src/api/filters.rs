@@ -24,6 +24,7 @@ pub enum Resource {
     Flow,
     Kv,
     Log,
+    Trigger,
 }
 
 impl Resource {
@@ -33,6 +34,7 @@ impl Resource {
             Resource::Flow => "FLOW",
             Resource::Kv => "KV",
             Resource::Log => "LOG",
+            Resource::Trigger => "TRIGGER",
         }
     }
 
@@ -57,6 +59,7 @@ impl Resource {
             Resource::Flow => &[Labels, Namespace, Query, Scope, FlowId],
             Resource::Kv => &[Namespace, Query],
             Resource::Log => &[Namespace, FlowId, Query, StartDate, EndDate],
+            Resource::Trigger => &[Namespace, FlowId, Query],
         }
     }
 }
@@ -405,6 +408,12 @@ impl Conditions {
         }
         if let Some(q) = query.get("q").filter(|s| !s.is_empty()) {
             self.filter.query = Some(q.to_lowercase());
+        }
+        if resource == Resource::Trigger {
+            if let Some(id) = query.get("flowId").filter(|s| !s.is_empty()) {
+                self.filter.flow_id.push(Text::Equals(id.to_owned()));
+            }
+            return Ok(());
         }
         if resource == Resource::Log {
             if let Some(id) = query.get("flowId").filter(|s| !s.is_empty()) {

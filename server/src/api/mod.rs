@@ -149,6 +149,7 @@ pub fn app(state: AppState) -> Router {
             "/triggers/set-disabled",
             axum::routing::put(triggers::set_disabled_one),
         )
+        .route("/triggers/export/by-query/csv", get(triggers::export_csv))
         .route(
             "/triggers/backfill/create",
             axum::routing::put(triggers::create_backfill),

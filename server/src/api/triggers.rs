@@ -7,6 +7,7 @@
 
 use axum::Json;
 use axum::extract::State;
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use peregrine_engine::flow::TriggerKind;
 use serde::Deserialize;
@@ -766,4 +767,56 @@ pub async fn create_backfill(
     };
     let change = backfill_start(backfill)?;
     Ok(Json(change_backfill(&state, &named, change).await?))
+}
+
+/// One CSV field, quoted when it must be.
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
+}
+
+/// `GET /triggers/export/by-query/csv`: every trigger context a search
+/// with the same filters finds (`filters[namespace|flowId][OP]`, `q`), as
+/// CSV: `namespace,flowId,triggerId,date,nextExecutionDate,disabled`.
+pub async fn export_csv(State(state): State<AppState>, query: Pairs) -> ApiResult<Response> {
+    let conditions = filters::Conditions::read(&query, filters::Resource::Trigger)?;
+    let mut out = String::from("namespace,flowId,triggerId,date,nextExecutionDate,disabled\n");
+    if !conditions.nothing {
+        for l in listed(&state).await {
+            let (namespace, flow_id, _) = &l.trigger;
+            if !conditions.filter.matches_flow(namespace, flow_id, &[]) {
+                continue;
+            }
+            let field = |k: &str| match l.context.get(k) {
+                None | Some(Value::Null) => String::new(),
+                Some(Value::String(s)) => csv_field(s),
+                Some(other) => csv_field(&other.to_string()),
+            };
+            let row = [
+                field("namespace"),
+                field("flowId"),
+                field("triggerId"),
+                field("date"),
+                field("nextExecutionDate"),
+                field("disabled"),
+            ];
+            out.push_str(&row.join(","));
+            out.push('\n');
+        }
+    }
+    Ok((
+        axum::http::StatusCode::OK,
+        [
+            (axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                "attachment; filename=triggers.csv",
+            ),
+        ],
+        out,
+    )
+        .into_response())
 }

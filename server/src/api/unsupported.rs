@@ -2,8 +2,9 @@
 //! Implemented, naming the feature and Kestra's route, instead of a 404 or
 //! a match on a served route of the same shape.
 //!
-//! The list is the flows, executions, logs, KV, triggers, namespaces and
-//! namespace-files calls of Kestra OSS as kestrapy 2.0.3 makes them, and
+//! The list is the flows, executions, namespaces and namespace-files calls
+//! of Kestra OSS as kestrapy 2.0.3 makes them (its logs, KV and triggers
+//! calls are all served now), and
 //! their Kestra 0.2x spellings (`/executions/{executionId}/resume` for 2.0's
 //! `.../actions/resume`...). Enterprise-only calls (users, roles, tenants,
 //! secrets management, promotions, policies...) are left out.
@@ -328,9 +329,6 @@ const ROUTES: &[(&str, &str, &str)] = &[
         "/executions/{executionId}/eval/{taskRunId}",
         "evaluating expressions",
     ),
-    // Logs
-    // Triggers
-    ("GET", "/triggers/export/by-query/csv", "exporting triggers"),
     // Namespaces
     ("GET", "/namespaces/search", "searching namespaces"),
     ("POST", "/namespaces/autocomplete", "listing namespaces"),
