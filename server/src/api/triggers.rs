@@ -185,6 +185,17 @@ struct Named {
 }
 
 impl Named {
+    /// The trigger `key` names, with nothing to change yet.
+    fn of((namespace, flow_id, trigger_id): TriggerKey) -> Self {
+        Self {
+            namespace,
+            flow_id,
+            trigger_id,
+            disabled: None,
+            backfill: None,
+        }
+    }
+
     fn key(&self) -> TriggerKey {
         (
             self.namespace.clone(),
@@ -397,23 +408,11 @@ pub async fn set_disabled_by_query(
         None | Some("") => true,
         Some(_) => query.flag("disabled")?,
     };
-    let mut count = 0;
-    for view in state.schedules().list().await {
-        if !matches(&query, &view.trigger) {
-            continue;
-        }
-        let (namespace, flow_id, trigger_id) = view.trigger;
-        let named = Named {
-            namespace,
-            flow_id,
-            trigger_id,
-            disabled: Some(disabled),
-            backfill: None,
-        };
-        set_disabled(&state, &named, disabled).await?;
-        count += 1;
+    let triggers = found(&state, &query).await;
+    for named in &triggers {
+        set_disabled(&state, named, disabled).await?;
     }
-    Ok(Json(json!({"count": count})))
+    Ok(Json(json!({"count": triggers.len()})))
 }
 
 /// `POST /triggers/{namespace}/{flowId}/{triggerId}/unlock`: Kestra
@@ -423,13 +422,7 @@ pub async fn unlock(
     State(state): State<AppState>,
     Params((namespace, flow_id, trigger_id)): Params<(String, String, String)>,
 ) -> ApiResult<Json<Value>> {
-    let named = Named {
-        namespace,
-        flow_id,
-        trigger_id,
-        disabled: None,
-        backfill: None,
-    };
+    let named = Named::of((namespace, flow_id, trigger_id));
     kind_of(&state, &named)?;
     Err(ApiError::conflict("Trigger is not locked"))
 }
@@ -487,16 +480,7 @@ async fn found(state: &AppState, query: &Pairs) -> Vec<Named> {
         .await
         .into_iter()
         .filter(|view| matches(query, &view.trigger))
-        .map(|view| {
-            let (namespace, flow_id, trigger_id) = view.trigger;
-            Named {
-                namespace,
-                flow_id,
-                trigger_id,
-                disabled: None,
-                backfill: None,
-            }
-        })
+        .map(|view| Named::of(view.trigger))
         .collect()
 }
 
@@ -544,13 +528,7 @@ pub async fn restart(
     State(state): State<AppState>,
     Params((namespace, flow_id, trigger_id)): Params<(String, String, String)>,
 ) -> ApiResult<Json<Value>> {
-    let named = Named {
-        namespace,
-        flow_id,
-        trigger_id,
-        disabled: None,
-        backfill: None,
-    };
+    let named = Named::of((namespace, flow_id, trigger_id));
     let key = named.key();
     match kind_of(&state, &named)? {
         "realtime" => {
@@ -623,13 +601,7 @@ pub async fn delete(
     State(state): State<AppState>,
     Params((namespace, flow_id, trigger_id)): Params<(String, String, String)>,
 ) -> ApiResult<axum::http::StatusCode> {
-    let named = Named {
-        namespace,
-        flow_id,
-        trigger_id,
-        disabled: None,
-        backfill: None,
-    };
+    let named = Named::of((namespace, flow_id, trigger_id));
     reset(&state, &named).await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
 }
@@ -728,16 +700,7 @@ pub async fn delete_by_query(
         .await
         .into_iter()
         .filter(|view| holds(&view.trigger))
-        .map(|view| {
-            let (namespace, flow_id, trigger_id) = view.trigger;
-            Named {
-                namespace,
-                flow_id,
-                trigger_id,
-                disabled: None,
-                backfill: None,
-            }
-        })
+        .map(|view| Named::of(view.trigger))
         .collect();
     reset_many(&state, &triggers).await
 }
