@@ -4,7 +4,9 @@
 //! [`KvStore`](crate::kv::KvStore): a write returns once durable, and its
 //! answer is journaled like any work's, so a replay neither writes again
 //! nor reads a different value. A write whose answer a crash lost runs
-//! again (the same write).
+//! again, at least once as any work: the same value set again (its
+//! revision one more), or, with `overwrite: false`, a failure, since the
+//! key now holds the first run's value.
 
 use std::sync::Arc;
 use std::time::Duration;
