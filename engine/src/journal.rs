@@ -139,6 +139,61 @@ pub(crate) enum Entry {
     /// its templates), so that its replay reads the same (see
     /// `executor::reads`). Journaled right after that step's own records.
     Read { reads: Vec<KvRead>, at_us: i64 },
+    /// A worker answered for attempt `attempt` of task run `task_run`, as
+    /// [`Entry::Worked`], with the lines the job logged as it ran (a
+    /// script's output).
+    WorkedLogged {
+        task_run: u32,
+        attempt: u32,
+        outputs: Option<String>,
+        error: Option<String>,
+        lines: Vec<JobLogLine>,
+        /// It succeeded with a warning.
+        warning: bool,
+        at_us: i64,
+    },
+}
+
+/// A line a job logged: its level (`flow::Level` as `JobLogLine::level`
+/// codes it), when, and what.
+#[derive(Debug, Clone, PartialEq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[rkyv(crate = peregrine_wal::rkyv)]
+pub(crate) struct JobLogLine {
+    pub level: u8,
+    pub at_us: i64,
+    pub message: String,
+}
+
+impl JobLogLine {
+    pub(crate) fn of(line: &crate::tasks::JobLine) -> Self {
+        use crate::flow::Level;
+        Self {
+            level: match line.level {
+                Level::Trace => 0,
+                Level::Debug => 1,
+                Level::Info => 2,
+                Level::Warn => 3,
+                Level::Error => 4,
+            },
+            at_us: line.at.timestamp_micros(),
+            message: line.message.clone(),
+        }
+    }
+
+    pub(crate) fn line(self) -> crate::tasks::JobLine {
+        use crate::flow::Level;
+        crate::tasks::JobLine {
+            level: match self.level {
+                0 => Level::Trace,
+                1 => Level::Debug,
+                2 => Level::Info,
+                3 => Level::Warn,
+                _ => Level::Error,
+            },
+            at: chrono::DateTime::from_timestamp_micros(self.at_us).unwrap_or_default(),
+            message: self.message,
+        }
+    }
 }
 
 /// One `kv()` read: `key` looked up in `namespace` (and its parents, with
@@ -182,6 +237,7 @@ const ENDED_3: u16 = 29;
 /// it supersedes is gone).
 const DELETED: u16 = 30;
 const READ: u16 = 28;
+const WORKED_LOGGED: u16 = 31;
 const FORMAT_1_KINDS: std::ops::RangeInclusive<u16> = 1..=6;
 
 impl Entry {
@@ -203,6 +259,7 @@ impl Entry {
             Entry::Gated { .. } => GATED,
             Entry::Lineage { .. } => LINEAGE,
             Entry::Read { .. } => READ,
+            Entry::WorkedLogged { .. } => WORKED_LOGGED,
         })
     }
 }
@@ -504,7 +561,8 @@ pub(crate) fn decode(kind: Kind, payload: &[u8]) -> Result<Recovered, JournalErr
         .map(Recovered::Ended)
         .map_err(|e| JournalError::Unreadable(e.to_string())),
         CREATED | TIMER | KILL | WORKED | REDISPATCHED | TIMED_OUT | RESUMED | PARENT | CHILD
-        | KILL_ALONE | SCHEDULED | RESTARTED | REPLAYED | GATED | LINEAGE | READ => {
+        | KILL_ALONE | SCHEDULED | RESTARTED | REPLAYED | GATED | LINEAGE | READ
+        | WORKED_LOGGED => {
             let archived = peregrine_wal::access::<Entry>(payload)
                 .map_err(|e| JournalError::Unreadable(e.to_string()))?;
             rkyv::deserialize::<Entry, rkyv::rancor::Error>(archived)
@@ -618,6 +676,26 @@ mod tests {
                     },
                 ],
                 at_us: 49,
+            },
+            Entry::WorkedLogged {
+                task_run: 2,
+                attempt: 1,
+                outputs: None,
+                error: Some("Command failed with exit code 3".into()),
+                lines: vec![
+                    JobLogLine {
+                        level: 2,
+                        at_us: 50,
+                        message: "hello".into(),
+                    },
+                    JobLogLine {
+                        level: 4,
+                        at_us: 51,
+                        message: "oops".into(),
+                    },
+                ],
+                warning: true,
+                at_us: 52,
             },
         ];
         for entry in entries {

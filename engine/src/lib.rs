@@ -23,6 +23,7 @@ pub mod kv;
 mod lazy_log;
 pub mod logs;
 pub mod memory;
+pub mod storage;
 mod tasks;
 
 // The unit tests run under the counting allocator, as the server does, so

@@ -77,6 +77,8 @@ pub struct Config {
     pub secrets: SecretsConfig,
     pub kv: KvConfig,
     pub logs: LogsConfig,
+    pub storage: StorageConfig,
+    pub scripts: ScriptsConfig,
     /// The environment variables flows read as `envs`, collected at load
     /// (`variables.env-vars-prefix`): not a setting, never printed.
     #[serde(skip)]
@@ -147,6 +149,55 @@ impl Default for LogsConfig {
             max_memory: ByteSize(peregrine_engine::logs::LogLimits::default().max_bytes as u64),
         }
     }
+}
+
+/// The internal storage: executions' files under `data/storage`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Size of one file: a FILE input's upload, a script's output file.
+    /// Default: 1GiB.
+    pub max_file_size: ByteSize,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            max_file_size: ByteSize(1 << 30),
+        }
+    }
+}
+
+/// Script tasks (`scripts.*.Commands`, `Script`), on the process runner.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct ScriptsConfig {
+    /// Processes running at once, at most; a script past it waits, within
+    /// its timeout, for one to end. Default: one per CPU, at least 2.
+    pub max_processes: NonZeroUsize,
+    /// What a script task that names a container image (or a Docker task
+    /// runner) gets: `process` runs it on the process runner, with a
+    /// warning at validation; `refuse` refuses the flow. Default: process.
+    pub containers: Containers,
+}
+
+impl Default for ScriptsConfig {
+    fn default() -> Self {
+        Self {
+            max_processes: std::thread::available_parallelism()
+                .unwrap_or(NonZeroUsize::MIN)
+                .max(nz(2)),
+            containers: Containers::Process,
+        }
+    }
+}
+
+/// `scripts.containers`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Containers {
+    Process,
+    Refuse,
 }
 
 /// Secrets by name (upper case).
@@ -622,6 +673,8 @@ impl Default for Config {
             secrets: SecretsConfig::default(),
             kv: KvConfig::default(),
             logs: LogsConfig::default(),
+            storage: StorageConfig::default(),
+            scripts: ScriptsConfig::default(),
             envs: Envs::default(),
             secret_values: Secrets::default(),
         }
@@ -748,6 +801,9 @@ const KEYS: &[(&str, bool)] = &[
     ("kv.max-value-size", false),
     ("kv.max-size", false),
     ("logs.max-memory", false),
+    ("storage.max-file-size", false),
+    ("scripts.max-processes", false),
+    ("scripts.containers", true),
 ];
 
 /// The environment variable that sets `key`.
@@ -1028,6 +1084,7 @@ impl Config {
             max_step_reads_bytes: usize::try_from(self.kv.max_value_size.0)
                 .unwrap_or(usize::MAX)
                 .saturating_add(1 << 10),
+            max_job_log_bytes: peregrine_engine::Limits::default().max_job_log_bytes,
         }
     }
 

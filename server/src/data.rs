@@ -38,6 +38,16 @@ pub fn logs_log(data_dir: &Path) -> PathBuf {
     data_dir.join("logs")
 }
 
+/// The internal storage's files (`kestra:///...`).
+pub fn storage(data_dir: &Path) -> PathBuf {
+    data_dir.join("storage")
+}
+
+/// Where scripts work, a folder per attempt; emptied at start.
+pub fn work(data_dir: &Path) -> PathBuf {
+    data_dir.join("work")
+}
+
 /// The folder of the shards' WALs.
 pub fn executions(data_dir: &Path) -> PathBuf {
     data_dir.join("executions")

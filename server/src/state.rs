@@ -607,7 +607,8 @@ impl AppState {
         let variables = config
             .engine_variables()
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?
-            .with_kv(kv.clone());
+            .with_kv(kv.clone())
+            .with_files(open_files(&config)?);
         let server_variables = variables.clone();
         let hub = Arc::new(Hub::new(config.server.sse_buffer.get()));
         let metrics = Arc::new(Metrics::default());
@@ -637,6 +638,7 @@ impl AppState {
             variables,
             triggers: Some(Arc::new(triggers)),
             logs: Some(logs.clone()),
+            max_processes: config.scripts.max_processes,
         };
         let observer = tracker as Arc<dyn Observer>;
         let engine = match journal {
@@ -744,6 +746,14 @@ impl AppState {
         &self.0.kv
     }
 
+    /// The internal storage (executions' files) and where scripts work.
+    pub(crate) fn files(&self) -> &peregrine_engine::storage::Files {
+        self.0
+            .variables
+            .files()
+            .expect("the server's variables always carry its files")
+    }
+
     /// The lines executions logged (kept in `data/logs` when durable).
     pub(crate) fn logs(&self) -> &LogStore {
         &self.0.logs
@@ -845,6 +855,23 @@ pub(crate) fn flows_wal(executions: &peregrine_wal::Config) -> peregrine_wal::Co
 
 /// The KV store in `data/kv`; its log is made at the first write when the
 /// folder has none.
+/// The internal storage in `data/storage` (made at its first file), and
+/// `data/work` for scripts, emptied of what a crash left there.
+fn open_files(config: &Config) -> std::io::Result<peregrine_engine::storage::Files> {
+    let storage =
+        peregrine_engine::storage::LocalStorage::open(crate::data::storage(&config.data_dir))?;
+    let files = peregrine_engine::storage::Files::new(
+        storage,
+        crate::data::work(&config.data_dir),
+        config.storage.max_file_size.0,
+    );
+    let killed = files.clear_work_root()?;
+    if killed > 0 {
+        tracing::warn!("killed what {killed} scripts interrupted by the last stop left running");
+    }
+    Ok(files)
+}
+
 fn open_kv(config: &Config, wal: &peregrine_wal::Config) -> std::io::Result<KvStore> {
     let dir = crate::data::kv_log(&config.data_dir);
     let kv_wal = kv_wal(wal);

@@ -37,6 +37,10 @@ struct Inner {
     /// The KV store `kv()` and the `kv.*` tasks read and write (none: an
     /// engine on its own, where they fail saying so).
     kv: Option<KvStore>,
+    /// The internal storage and where scripts work (none: an engine on its
+    /// own, whose scripts work under the system's temporary folder and
+    /// keep no files).
+    files: Option<crate::storage::Files>,
 }
 
 /// What a secret's value is replaced with where it would be kept.
@@ -118,6 +122,7 @@ impl ConfigVariables {
             globals,
             secrets: BTreeMap::new(),
             kv: None,
+            files: None,
         })))
     }
 
@@ -146,7 +151,22 @@ impl ConfigVariables {
             globals: shared.globals.clone(),
             secrets: shared.secrets.clone(),
             kv: shared.kv.clone(),
+            files: shared.files.clone(),
         })
+    }
+
+    /// The same, with the internal storage `files`.
+    pub fn with_files(self, files: crate::storage::Files) -> Self {
+        let inner = self.unshared();
+        Self(Arc::new(Inner {
+            files: Some(files),
+            ..inner
+        }))
+    }
+
+    /// The internal storage, if the engine has one.
+    pub fn files(&self) -> Option<&crate::storage::Files> {
+        self.0.files.as_ref()
     }
 
     /// The KV store, if the engine has one.
@@ -220,6 +240,7 @@ impl Default for ConfigVariables {
             globals: Value::Object(Map::new()),
             secrets: BTreeMap::new(),
             kv: None,
+            files: None,
         }))
     }
 }

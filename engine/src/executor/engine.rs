@@ -118,6 +118,10 @@ pub struct EngineConfig {
     /// `log.PurgeLogs` deletes from; `None`: they stay in each running
     /// execution only.
     pub logs: Option<LogStore>,
+    /// Processes scripts run at once, at most, across the workers; a
+    /// script past it waits (within its timeout) for one to end. Default:
+    /// one per CPU, at least 2.
+    pub max_processes: NonZeroUsize,
 }
 
 impl Default for EngineConfig {
@@ -140,6 +144,9 @@ impl Default for EngineConfig {
             variables: ConfigVariables::default(),
             triggers: None,
             logs: None,
+            max_processes: std::thread::available_parallelism()
+                .unwrap_or(NonZeroUsize::MIN)
+                .max(n(2)),
         }
     }
 }
@@ -687,6 +694,7 @@ impl Engine {
             limits: Limits {
                 max_final_bytes: config.limits.max_final_bytes.min(max_terminal),
                 max_step_reads_bytes: config.limits.max_step_reads_bytes.min(max_record / 2),
+                max_job_log_bytes: config.limits.max_job_log_bytes.min(max_record / 4),
                 ..config.limits
             },
             ..config
@@ -783,8 +791,9 @@ impl Engine {
             senders.clone(),
             WorkerEnv::new(
                 config.triggers.clone(),
-                config.variables.kv().cloned(),
+                &config.variables,
                 config.logs.clone(),
+                config.max_processes.get(),
             )
             .holding(holdings),
         )?;
@@ -1663,7 +1672,7 @@ fn run_to_end_in(
 ) -> Execution {
     let id = new.id;
     let finished = Arc::new(Finished::new(Duration::from_secs(3600), 1));
-    let kv = variables.kv().cloned();
+    let job_variables = variables.clone();
     let mut shard = Shard::new(Utc::now(), finished)
         .limited(limits)
         .with_variables(variables);
@@ -1733,11 +1742,14 @@ fn run_to_end_in(
         }
         if !work.is_empty() {
             for (id, order) in work {
+                let answer = worker::run_now(order.job, order.deadline_ms, &job_variables);
                 let done = WorkDone {
                     id,
                     task_run: order.task_run,
                     attempt: order.attempt,
-                    result: worker::run_now(order.job, order.deadline_ms, kv.clone()),
+                    result: answer.result,
+                    logs: answer.logs,
+                    warning: answer.warning,
                 };
                 // A timeout that passed while the job ran comes first.
                 shard.step(Message::Tick, Utc::now());

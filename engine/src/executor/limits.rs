@@ -28,6 +28,11 @@ pub struct Limits {
     /// lowers it to half of what one WAL record holds. Default: 513 KiB,
     /// one value of the KV store's default largest, with its names.
     pub max_step_reads_bytes: usize,
+    /// The log lines one job (a script) keeps for its task run: the first
+    /// and the last, half of it each (they are one journal record with its
+    /// answer). `Engine::start_durable` lowers it to a quarter of what one
+    /// WAL record holds. Default: 256 KiB.
+    pub max_job_log_bytes: usize,
 }
 
 impl Limits {
@@ -44,6 +49,7 @@ impl Default for Limits {
             max_outputs_bytes: Self::DEFAULT_MAX_OUTPUTS_BYTES,
             max_final_bytes: Self::DEFAULT_MAX_FINAL_BYTES,
             max_step_reads_bytes: crate::kv::KvLimits::DEFAULT_MAX_VALUE_BYTES + (1 << 10),
+            max_job_log_bytes: 256 << 10,
         }
     }
 }

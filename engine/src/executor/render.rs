@@ -28,6 +28,31 @@ impl<'a> RenderContext<'a> {
         (exec.namespace().to_owned(), exec.flow_id().to_owned())
     }
 
+    /// Which task run of which execution this renders for (`None`: at the
+    /// execution level).
+    pub(crate) fn place(&self) -> Option<crate::tasks::Place> {
+        let exec = self.run.execution();
+        let tr = &exec.task_runs[self.task_run? as usize];
+        Some(crate::tasks::Place {
+            namespace: exec.namespace().to_owned(),
+            flow_id: exec.flow_id().to_owned(),
+            execution: exec.id,
+            task_id: tr.task_id.to_string(),
+            task_run: tr.id.to_string(),
+            attempt: u32::try_from(tr.attempts.len()).unwrap_or(u32::MAX),
+        })
+    }
+
+    /// What the run may spend.
+    pub(crate) fn limits(&self) -> super::Limits {
+        self.run.limits()
+    }
+
+    /// The engine's surroundings (its files).
+    pub(crate) fn variables(&self) -> &super::ConfigVariables {
+        self.run.variables()
+    }
+
     pub fn new(run: &'a Run, task_run: Option<u32>) -> Self {
         Self {
             run,

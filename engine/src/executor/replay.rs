@@ -404,6 +404,8 @@ fn drive(events: &[Event], journal: FaultyJournal) -> (Shard, FxHashMap<Executio
                         task_run: order.task_run,
                         attempt: order.attempt,
                         result,
+                        logs: Vec::new(),
+                        warning: false,
                     };
                     shard.step(Message::WorkDone(Box::new(done)), now);
                 }

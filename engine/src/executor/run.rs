@@ -43,7 +43,7 @@ use crate::expression::Property;
 use crate::flow::{Concurrency, InputType, Level, RetryPolicy};
 use crate::journal::KvRead;
 use crate::tasks::{
-    AfterFrame, ChildAnswer, FramePlan, Groups, Started, SubflowCall, TaskContext, TaskKind,
+    AfterFrame, Answer, ChildAnswer, FramePlan, Groups, Started, SubflowCall, TaskContext, TaskKind,
 };
 
 /// Where a task run sits, and what it owns.
@@ -1917,13 +1917,12 @@ impl Run {
 
     /// A worker answered for attempt `attempt` of task run `tr`. A stale
     /// answer (an attempt superseded by a retry or a restart) is ignored.
-    pub fn on_work_done(
-        &mut self,
-        tr: u32,
-        attempt: u32,
-        result: Result<Value, String>,
-        now: DateTime<Utc>,
-    ) {
+    pub fn on_work_done(&mut self, tr: u32, attempt: u32, answer: Answer, now: DateTime<Utc>) {
+        let Answer {
+            result,
+            logs,
+            warning,
+        } = answer;
         self.instant = now;
         let Some(run) = self.exec.task_runs.get(tr as usize) else {
             return;
@@ -1934,8 +1933,16 @@ impl Run {
         {
             return;
         }
+        for line in logs {
+            self.log(Some(tr), line.level, line.message, line.at);
+        }
+        let state = if warning {
+            State::Warning
+        } else {
+            State::Success
+        };
         match result.and_then(|outputs| self.checked(outputs)) {
-            Ok(outputs) => self.complete_async(tr, State::Success, Some(outputs), now),
+            Ok(outputs) => self.complete_async(tr, state, Some(outputs), now),
             Err(message) => self.attempt_failed(tr, message, now),
         }
     }

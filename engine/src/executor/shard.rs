@@ -30,8 +30,8 @@ use super::timer::TimerWheel;
 use super::worker::{WorkDone, WorkOrder};
 use crate::execution::labels::{self, LabelError};
 use crate::execution::{Execution, ExecutionId, Format, Record, State};
-use crate::journal::{Entry, Journal, KvRead, NoJournal, Receipt};
-use crate::tasks::ChildAnswer;
+use crate::journal::{Entry, JobLogLine, Journal, KvRead, NoJournal, Receipt};
+use crate::tasks::{ChildAnswer, JobLine, LogKeeper};
 
 /// Names a request, so that its reply finds the caller that asked.
 pub(crate) type RequestId = u64;
@@ -919,6 +919,8 @@ impl Shard {
             task_run,
             attempt,
             result,
+            logs,
+            warning,
         } = done;
         let Some(live) = self.live.get_mut(&id) else {
             return;
@@ -930,15 +932,34 @@ impl Shard {
             Ok(v) => (Some(v.to_string()), None),
             Err(e) => (None, Some(e.clone())),
         };
-        let entry = Entry::Worked {
-            task_run,
-            attempt,
-            outputs,
-            error,
-            at_us: now.timestamp_micros(),
+        let logs = trim_job_logs(logs, self.limits.max_job_log_bytes);
+        let at_us = now.timestamp_micros();
+        let entry = if logs.is_empty() && !warning {
+            Entry::Worked {
+                task_run,
+                attempt,
+                outputs,
+                error,
+                at_us,
+            }
+        } else {
+            Entry::WorkedLogged {
+                task_run,
+                attempt,
+                outputs,
+                error,
+                lines: logs.iter().map(JobLogLine::of).collect(),
+                warning,
+                at_us,
+            }
         };
         let receipt = self.journal.append(id, &entry);
-        live.run.on_work_done(task_run, attempt, result, now);
+        let answer = crate::tasks::Answer {
+            result,
+            logs,
+            warning,
+        };
+        live.run.on_work_done(task_run, attempt, answer, now);
         self.settle(id, receipt);
     }
 
@@ -1096,12 +1117,24 @@ impl Shard {
                     error,
                     at_us,
                 } => {
-                    let result = match (outputs, error) {
-                        (Some(text), _) => serde_json::from_str(&text).map_err(|e| e.to_string()),
-                        (None, Some(e)) => Err(e),
-                        (None, None) => Err("the worker's answer was empty".into()),
+                    let result = worked(outputs, error);
+                    run.on_work_done(task_run, attempt, result.into(), instant(at_us));
+                }
+                Entry::WorkedLogged {
+                    task_run,
+                    attempt,
+                    outputs,
+                    error,
+                    lines,
+                    warning,
+                    at_us,
+                } => {
+                    let answer = crate::tasks::Answer {
+                        result: worked(outputs, error),
+                        logs: lines.into_iter().map(JobLogLine::line).collect(),
+                        warning,
                     };
-                    run.on_work_done(task_run, attempt, result, instant(at_us));
+                    run.on_work_done(task_run, attempt, answer, instant(at_us));
                 }
                 Entry::Redispatched { task_run, at_us } => {
                     run.redispatch(task_run, instant(at_us));
@@ -1559,10 +1592,32 @@ fn created(
     Ok((new, created_at))
 }
 
+/// A job's lines within `max_bytes` (its own keeper bounded them as it
+/// ran; this holds whatever job answered to the same limit).
+fn trim_job_logs(logs: Vec<JobLine>, max_bytes: usize) -> Vec<JobLine> {
+    if logs.iter().map(|l| l.message.len()).sum::<usize>() <= max_bytes {
+        return logs;
+    }
+    let mut keeper = LogKeeper::new(max_bytes);
+    for line in logs {
+        keeper.push(line);
+    }
+    keeper.finish()
+}
+
 /// An id as the journal keeps it: two halves, high first.
 fn halves(id: ExecutionId) -> [u64; 2] {
     let raw = id.as_u128();
     [(raw >> 64) as u64, raw as u64]
+}
+
+/// A worker's answer as the journal keeps it.
+fn worked(outputs: Option<String>, error: Option<String>) -> Result<serde_json::Value, String> {
+    match (outputs, error) {
+        (Some(text), _) => serde_json::from_str(&text).map_err(|e| e.to_string()),
+        (None, Some(e)) => Err(e),
+        (None, None) => Err("the worker's answer was empty".into()),
+    }
 }
 
 fn whole(halves: [u64; 2]) -> ExecutionId {

@@ -12,7 +12,7 @@ use serde_json::Value;
 use super::engine::Command;
 use super::inbox::Sender;
 use crate::execution::ExecutionId;
-use crate::tasks::{Job, WorkerEnv};
+use crate::tasks::{Answer, Job, JobLine, WorkerEnv};
 
 /// What a `trigger.Toggle` task turns on and off: the server's triggers.
 pub trait TriggerSwitch: Send + Sync + std::fmt::Debug {
@@ -125,6 +125,10 @@ pub struct WorkDone {
     pub(crate) task_run: u32,
     pub(crate) attempt: u32,
     pub(crate) result: Result<Value, String>,
+    /// What the job logged as it ran.
+    pub(crate) logs: Vec<JobLine>,
+    /// It succeeded with a warning.
+    pub(crate) warning: bool,
 }
 
 struct Dispatch {
@@ -249,7 +253,11 @@ impl WorkerPool {
                                 slot.env.clone()
                             };
                             let within = allowance(order.deadline_ms);
-                            let result = order.job.run(&env, within);
+                            let Answer {
+                                result,
+                                logs,
+                                warning,
+                            } = order.job.run(&env, within);
                             {
                                 let mut slot = lock(slot);
                                 slot.running = None;
@@ -263,6 +271,8 @@ impl WorkerPool {
                                 task_run: order.task_run,
                                 attempt: order.attempt,
                                 result,
+                                logs,
+                                warning,
                             };
                             deliver(&inboxes[shard], done);
                         }
@@ -304,7 +314,10 @@ fn deliver(inbox: &Sender<Command>, done: WorkDone) {
 pub(crate) fn run_now(
     job: Box<dyn Job>,
     deadline_ms: Option<i64>,
-    kv: Option<crate::kv::KvStore>,
-) -> Result<Value, String> {
-    job.run(&WorkerEnv::new(None, kv, None), allowance(deadline_ms))
+    variables: &super::ConfigVariables,
+) -> Answer {
+    job.run(
+        &WorkerEnv::new(None, variables, None, 2),
+        allowance(deadline_ms),
+    )
 }

@@ -55,6 +55,10 @@ pub struct Flow {
     /// Problems that do not make the flow invalid, in source order: template
     /// syntax errors in task properties (see [`Task::expression_error`]).
     pub warnings: Vec<Problem>,
+    /// Script tasks that name a container image or a Docker task runner:
+    /// Peregrine runs them on the process runner, with these warnings
+    /// (also in `warnings`); a server may refuse such flows instead.
+    pub containers: Vec<Problem>,
 }
 
 impl Flow {

@@ -63,7 +63,9 @@ pub(crate) fn parse_flow(source: &str) -> Result<Flow> {
     match flow {
         Some(mut flow) if p.problems.is_empty() => {
             p.warnings.sort_by_key(|p| (p.line, p.column));
+            p.containers.sort_by_key(|p| (p.line, p.column));
             flow.warnings = p.warnings;
+            flow.containers = p.containers;
             Ok(flow)
         }
         _ => {
@@ -83,6 +85,8 @@ struct Parser {
     task_expression_errors: Vec<Option<String>>,
     /// Problems that do not make the flow invalid.
     warnings: Vec<Problem>,
+    /// Tasks that name a container (see `Flow::containers`).
+    containers: Vec<Problem>,
     /// The flows Subflows call by name (namespace, flow id, where), for
     /// the recursion check.
     calls: Vec<(String, String, String, Pos)>,
@@ -585,6 +589,7 @@ impl Parser {
             plugin_defaults,
             source: source.to_owned(),
             warnings: Vec::new(),
+            containers: Vec::new(),
         })
     }
 
@@ -1781,6 +1786,19 @@ pub(crate) struct Props<'p, 'a> {
 impl Props<'_, '_> {
     pub(crate) fn problem(&mut self, at: &At, message: impl Into<String>) {
         self.parser.problem(&at.path, at.pos, message);
+    }
+
+    /// The task names a container (image or Docker runner) it will not
+    /// get: a warning, and one of the flow's `containers`.
+    pub(crate) fn container(&mut self, at: &At, message: impl Into<String>) {
+        let problem = Problem {
+            path: at.path.clone(),
+            line: at.pos.line,
+            column: at.pos.column,
+            message: message.into(),
+        };
+        self.parser.containers.push(problem.clone());
+        self.parser.warnings.push(problem);
     }
 
     /// `key` of this task, at the task's own position: where a problem about

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
-use super::{Job, Started, TaskContext, TaskKind, TaskType, WorkerEnv};
+use super::{Answer, Job, Started, TaskContext, TaskKind, TaskType, WorkerEnv};
 use crate::executor::into_text;
 use crate::expression::Property;
 use crate::flow::{Props, parse_duration};
@@ -141,8 +141,14 @@ pub(super) fn agent() -> ureq::Agent {
 }
 
 impl Job for Call {
-    fn run(self: Box<Self>, env: &WorkerEnv, within: Option<Duration>) -> Result<Value, String> {
-        let call = *self;
+    fn run(self: Box<Self>, env: &WorkerEnv, within: Option<Duration>) -> Answer {
+        (*self).work(env, within).into()
+    }
+}
+
+impl Call {
+    fn work(self, env: &WorkerEnv, within: Option<Duration>) -> Result<Value, String> {
+        let call = self;
         let agent = &env.http;
         let method = ureq::http::Method::from_bytes(call.method.to_ascii_uppercase().as_bytes())
             .map_err(|_| format!("`{}` is not an HTTP method", call.method))?;

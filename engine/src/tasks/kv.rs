@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{Job, Started, TaskContext, TaskKind, TaskType, WorkerEnv, work};
+use super::{Answer, Job, Started, TaskContext, TaskKind, TaskType, WorkerEnv, work};
 use crate::expression::Property;
 use crate::kv::{KvMeta, KvStore, KvValue, glob_matches};
 
@@ -361,13 +361,19 @@ enum KvJob {
 }
 
 impl Job for KvJob {
-    fn run(self: Box<Self>, env: &WorkerEnv, _within: Option<Duration>) -> Result<Value, String> {
+    fn run(self: Box<Self>, env: &WorkerEnv, within: Option<Duration>) -> Answer {
+        (*self).work(env, within).into()
+    }
+}
+
+impl KvJob {
+    fn work(self, env: &WorkerEnv, _within: Option<Duration>) -> Result<Value, String> {
         let Some(store) = &env.kv else {
             return Err("the KV store is not available: this engine runs without one (the kv tasks need a server)".into());
         };
         let now = chrono::Utc::now();
         let err = |e: crate::kv::Error| e.to_string();
-        match *self {
+        match self {
             KvJob::Set {
                 namespace,
                 key,

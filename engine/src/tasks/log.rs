@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::{Job, Started, TaskContext, TaskKind, TaskType, WorkerEnv, name_list, work};
+use super::{Answer, Job, Started, TaskContext, TaskKind, TaskType, WorkerEnv, name_list, work};
 use crate::expression::Property;
 use crate::flow::Level;
 
@@ -89,7 +89,13 @@ struct PurgeJob {
 }
 
 impl Job for PurgeJob {
-    fn run(self: Box<Self>, env: &WorkerEnv, _within: Option<Duration>) -> Result<Value, String> {
+    fn run(self: Box<Self>, env: &WorkerEnv, within: Option<Duration>) -> Answer {
+        (*self).work(env, within).into()
+    }
+}
+
+impl PurgeJob {
+    fn work(self, env: &WorkerEnv, _within: Option<Duration>) -> Result<Value, String> {
         let Some(logs) = &env.logs else {
             return Err("this engine keeps no logs to purge (PurgeLogs needs a server)".into());
         };

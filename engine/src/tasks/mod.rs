@@ -25,6 +25,7 @@ mod jsonata;
 mod kv;
 mod log;
 mod purge;
+pub(crate) mod script;
 mod subflow;
 mod trigger;
 
@@ -97,6 +98,13 @@ pub(crate) static REGISTRY: &[&TaskType] = &[
     &kv::PURGE_KV,
     &log::PURGE_LOGS,
     &purge::PURGE_EXECUTIONS,
+    &script::SHELL_COMMANDS,
+    &script::SHELL_SCRIPT,
+    &script::PYTHON_SCRIPT,
+    &script::PYTHON_COMMANDS,
+    &script::NODE_SCRIPT,
+    &script::NODE_COMMANDS,
+    &script::BASH,
 ];
 
 /// Kestra task types Peregrine knows but does not run yet, with their
@@ -115,15 +123,6 @@ pub(crate) static NOT_YET: &[(&str, &[&str])] = &[
         "io.kestra.plugin.core.flow.WorkingDirectory",
         &["io.kestra.core.tasks.flows.WorkingDirectory"],
     ),
-    (
-        "io.kestra.plugin.scripts.shell.Commands",
-        &["io.kestra.core.tasks.scripts.Bash"],
-    ),
-    ("io.kestra.plugin.scripts.shell.Script", &[]),
-    ("io.kestra.plugin.scripts.python.Script", &[]),
-    ("io.kestra.plugin.scripts.python.Commands", &[]),
-    ("io.kestra.plugin.scripts.node.Script", &[]),
-    ("io.kestra.plugin.scripts.node.Commands", &[]),
     // It writes a file of the internal storage, which Peregrine does not
     // have yet.
     (
@@ -306,7 +305,112 @@ pub(crate) enum Groups {
 pub(crate) trait Job: fmt::Debug + Send {
     /// Runs the job; `within`, when given, is how long it may take (its
     /// attempt's timeout): a job that blocks must give up by then.
-    fn run(self: Box<Self>, env: &WorkerEnv, within: Option<Duration>) -> Result<Value, String>;
+    fn run(self: Box<Self>, env: &WorkerEnv, within: Option<Duration>) -> Answer;
+}
+
+/// What a job answers: its outputs or why it failed, and the lines it
+/// logged as it ran (a script's output), kept with its task run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    pub(crate) result: Result<Value, String>,
+    pub(crate) logs: Vec<JobLine>,
+    /// It succeeded with a warning: its task run ends WARNING (a script
+    /// that wrote to stderr, with `warningOnStdErr`).
+    pub(crate) warning: bool,
+}
+
+/// A line a job logged, when it logged it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct JobLine {
+    pub level: Level,
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub message: String,
+}
+
+/// The lines of one job within a budget of bytes: the first half of the
+/// budget's lines and the last half's, with a line in between saying how
+/// many were let go (what a script printed first and last is what its
+/// reader looks for).
+#[derive(Debug)]
+pub(crate) struct LogKeeper {
+    half: usize,
+    head: Vec<JobLine>,
+    head_bytes: usize,
+    tail: std::collections::VecDeque<JobLine>,
+    tail_bytes: usize,
+    dropped: u64,
+    dropped_bytes: u64,
+}
+
+impl LogKeeper {
+    pub(crate) fn new(max_bytes: usize) -> Self {
+        Self {
+            half: max_bytes / 2,
+            head: Vec::new(),
+            head_bytes: 0,
+            tail: std::collections::VecDeque::new(),
+            tail_bytes: 0,
+            dropped: 0,
+            dropped_bytes: 0,
+        }
+    }
+
+    pub(crate) fn push(&mut self, mut line: JobLine) {
+        if line.message.len() > self.half {
+            let mut cut = self.half;
+            while !line.message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            line.message.truncate(cut);
+            line.message.push_str(" [cut]");
+        }
+        let len = line.message.len();
+        if self.tail.is_empty() && self.head_bytes + len <= self.half {
+            self.head_bytes += len;
+            self.head.push(line);
+            return;
+        }
+        self.tail_bytes += len;
+        self.tail.push_back(line);
+        while self.tail_bytes > self.half {
+            let Some(gone) = self.tail.pop_front() else {
+                break;
+            };
+            self.tail_bytes -= gone.message.len();
+            self.dropped += 1;
+            self.dropped_bytes += gone.message.len() as u64;
+        }
+    }
+
+    /// The lines kept, in order.
+    pub(crate) fn finish(self) -> Vec<JobLine> {
+        let mut lines = self.head;
+        if self.dropped > 0 {
+            let at = self.tail.front().map_or_else(chrono::Utc::now, |l| l.at);
+            lines.push(JobLine {
+                level: Level::Warn,
+                at,
+                message: format!(
+                    "{} lines ({} bytes) of this task run's output are not kept: a task run keeps {} bytes of its logs",
+                    self.dropped,
+                    self.dropped_bytes,
+                    self.half * 2
+                ),
+            });
+        }
+        lines.extend(self.tail);
+        lines
+    }
+}
+
+impl From<Result<Value, String>> for Answer {
+    fn from(result: Result<Value, String>) -> Self {
+        Self {
+            result,
+            logs: Vec::new(),
+            warning: false,
+        }
+    }
 }
 
 /// Task property `key`, a static list of names each `parse` reads (Kestra's
@@ -356,20 +460,32 @@ pub(crate) struct WorkerEnv {
     /// The engine's executions, for `execution.PurgeExecutions` (none: the
     /// one-shot driver).
     pub holdings: Option<Arc<crate::executor::Holdings>>,
+    /// The internal storage and where scripts work (none: an engine
+    /// without one).
+    pub files: Option<crate::storage::Files>,
+    /// The processes scripts may run at once, across the workers.
+    pub processes: Arc<script::Permits>,
+    /// Stops the process the job running with this env started, from
+    /// another thread (its attempt was killed or timed out).
+    pub cancel: Arc<script::Cancel>,
 }
 
 impl WorkerEnv {
     pub(crate) fn new(
         triggers: Option<Arc<dyn crate::executor::TriggerSwitch>>,
-        kv: Option<crate::kv::KvStore>,
+        variables: &crate::executor::ConfigVariables,
         logs: Option<crate::logs::LogStore>,
+        max_processes: usize,
     ) -> Self {
         Self {
             http: http::agent(),
             triggers,
-            kv,
+            kv: variables.kv().cloned(),
             logs,
             holdings: None,
+            files: variables.files().cloned(),
+            processes: script::Permits::new(max_processes),
+            cancel: Arc::default(),
         }
     }
 
@@ -386,16 +502,32 @@ impl WorkerEnv {
     pub(crate) fn renewed(&self) -> Self {
         Self {
             http: http::agent(),
+            cancel: Arc::default(),
             ..self.clone()
         }
     }
 
     /// Interrupts the job running with this env, from another thread: its
-    /// HTTP calls fail at once. The env is spent afterwards (new calls on
-    /// it fail too).
+    /// HTTP calls fail at once, its process group is killed. The env is
+    /// spent afterwards (new calls on it fail too).
     pub(crate) fn interrupt(&self) {
         self.http.clone().shutdown();
+        self.cancel.interrupt();
     }
+}
+
+/// Which task run of which execution a task's work is for: where its files
+/// go in the internal storage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Place {
+    pub namespace: String,
+    pub flow_id: String,
+    pub execution: ExecutionId,
+    pub task_id: String,
+    /// Kestra's task run id.
+    pub task_run: String,
+    /// 1-based.
+    pub attempt: u32,
 }
 
 /// What a task sees while it starts: its execution, read only, through the
@@ -513,6 +645,46 @@ impl<'a> TaskContext<'a> {
     /// The namespace and id of the execution's flow.
     pub(crate) fn flow_name(&self) -> (String, String) {
         self.scope.flow_name()
+    }
+
+    /// Which task run of which execution is starting.
+    pub(crate) fn place(&self) -> Place {
+        self.scope
+            .place()
+            .expect("a task context renders for a task run")
+    }
+
+    /// What the execution may spend.
+    pub(crate) fn limits(&self) -> crate::executor::Limits {
+        self.scope.limits()
+    }
+
+    /// The engine's internal storage and where scripts work, if it has them.
+    pub(crate) fn files(&self) -> Option<&crate::storage::Files> {
+        self.scope.variables().files()
+    }
+
+    /// Rendered with the template variables `vars` on top (a script's
+    /// `workingDir` and `outputDir`).
+    pub(crate) fn render_with_vars(
+        &self,
+        property: &Property,
+        vars: &[(&str, &Value)],
+    ) -> Result<Value, String> {
+        fn nested(
+            scope: &dyn crate::expression::Context,
+            vars: &[(&str, &Value)],
+            property: &Property,
+        ) -> Result<Value, String> {
+            match vars.split_first() {
+                None => property.render(scope).map_err(|e| e.to_string()),
+                Some(((name, value), rest)) => {
+                    let with = crate::expression::With::new(scope, name, value);
+                    nested(&with, rest, property)
+                }
+            }
+        }
+        nested(&self.scope, vars, property)
     }
 
     /// The variables the execution's tasks set so far, if any.

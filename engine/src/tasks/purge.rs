@@ -13,7 +13,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
-use super::{Job, Started, TaskContext, TaskKind, TaskType, WorkerEnv, name_list, work};
+use super::{Answer, Job, Started, TaskContext, TaskKind, TaskType, WorkerEnv, name_list, work};
 use crate::execution::State;
 use crate::expression::Property;
 use crate::logs::LogQuery;
@@ -92,7 +92,13 @@ struct PurgeJob {
 }
 
 impl Job for PurgeJob {
-    fn run(self: Box<Self>, env: &WorkerEnv, _within: Option<Duration>) -> Result<Value, String> {
+    fn run(self: Box<Self>, env: &WorkerEnv, within: Option<Duration>) -> Answer {
+        (*self).work(env, within).into()
+    }
+}
+
+impl PurgeJob {
+    fn work(self, env: &WorkerEnv, _within: Option<Duration>) -> Result<Value, String> {
         let Some(holdings) = &env.holdings else {
             return Err("PurgeExecutions runs only in an engine that holds executions".into());
         };

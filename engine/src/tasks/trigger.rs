@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{Job, Started, TaskContext, TaskKind, TaskType, WorkerEnv, work};
+use super::{Answer, Job, Started, TaskContext, TaskKind, TaskType, WorkerEnv, work};
 use crate::expression::Property;
 
 pub(super) static TOGGLE: TaskType = TaskType {
@@ -72,7 +72,13 @@ struct ToggleJob {
 }
 
 impl Job for ToggleJob {
-    fn run(self: Box<Self>, env: &WorkerEnv, _within: Option<Duration>) -> Result<Value, String> {
+    fn run(self: Box<Self>, env: &WorkerEnv, within: Option<Duration>) -> Answer {
+        (*self).work(env, within).into()
+    }
+}
+
+impl ToggleJob {
+    fn work(self, env: &WorkerEnv, _within: Option<Duration>) -> Result<Value, String> {
         let Some(triggers) = &env.triggers else {
             return Err("a Toggle runs only in an engine that holds triggers (a server)".into());
         };

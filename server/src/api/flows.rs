@@ -50,9 +50,11 @@ async fn reconcile_triggers(state: &AppState, namespace: &str, id: &str) {
     }
 }
 
-/// Refuses a flow whose Kafka triggers carry settings librdkafka rejects.
+/// Refuses a flow whose Kafka triggers carry settings librdkafka rejects,
+/// or whose scripts name containers when `scripts.containers` refuses them.
 fn check_triggers(state: &AppState, flow: &Flow) -> ApiResult<()> {
-    let problems = crate::kafka::config_problems(flow, &state.config().kafka);
+    let mut problems = crate::kafka::config_problems(flow, &state.config().kafka);
+    problems.extend(container_problems(state, flow));
     if problems.is_empty() {
         return Ok(());
     }
@@ -66,6 +68,25 @@ fn check_triggers(state: &AppState, flow: &Flow) -> ApiResult<()> {
         .map(|(path, why)| json!({"path": path, "message": why}))
         .collect();
     Err(ApiError::unprocessable(message, Value::Array(details)))
+}
+
+/// The tasks that name a container, when the server refuses them.
+fn container_problems(state: &AppState, flow: &Flow) -> Vec<(String, String)> {
+    if state.config().scripts.containers != crate::config::Containers::Refuse {
+        return Vec::new();
+    }
+    flow.containers
+        .iter()
+        .map(|p| {
+            (
+                p.path.clone(),
+                format!(
+                    "{}; this server refuses such tasks (scripts.containers: refuse)",
+                    p.message
+                ),
+            )
+        })
+        .collect()
 }
 
 /// `POST /flows`: 409 when the flow exists.
@@ -268,7 +289,8 @@ fn validate_document(state: &AppState, index: usize, source: &str) -> Value {
     });
     let (id, namespace) = match Flow::parse(source) {
         Ok(flow) => {
-            let problems = crate::kafka::config_problems(&flow, &state.config().kafka);
+            let mut problems = crate::kafka::config_problems(&flow, &state.config().kafka);
+            problems.extend(container_problems(state, &flow));
             if !problems.is_empty() {
                 let lines: Vec<_> = problems
                     .iter()

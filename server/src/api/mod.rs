@@ -5,6 +5,7 @@ mod delete;
 mod error;
 mod executions;
 mod extract;
+mod files;
 mod filters;
 mod flows;
 mod follow;
@@ -79,6 +80,8 @@ pub fn app(state: AppState) -> Router {
         .route("/executions/{id}/actions/replay", post(restart::replay))
         .route("/executions/{id}/replay", post(restart::replay_or_trigger))
         .route("/executions/{id}/labels", post(labels::set_or_trigger))
+        .route("/executions/{id}/file", get(files::download))
+        .route("/executions/{id}/file/metas", get(files::metas))
         .route("/executions/labels/by-ids", post(labels::by_ids))
         .route("/executions/labels/by-query", post(labels::by_query))
         .route("/kv", get(kv::search))

@@ -145,16 +145,6 @@ const ROUTES: &[(&str, &str, &str)] = &[
     ),
     (
         "GET",
-        "/executions/{executionId}/file",
-        "downloading execution files",
-    ),
-    (
-        "GET",
-        "/executions/{executionId}/file/metas",
-        "reading execution file metadata",
-    ),
-    (
-        "GET",
         "/executions/{executionId}/file/preview",
         "previewing execution files",
     ),

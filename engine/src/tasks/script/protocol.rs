@@ -1,0 +1,243 @@
+//! Kestra's protocol on a script's output: a line that is exactly
+//! `::{...}::` is a JSON object whose `outputs` are merged into the task's
+//! `vars`, whose `metrics` are recorded and whose `logs` are logged at their
+//! own levels; every other line is a log entry (INFO from stdout, ERROR from
+//! stderr, as Kestra's `PluginUtilsService.parseOut`).
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value};
+
+use crate::flow::Level;
+use crate::tasks::{JobLine, LogKeeper};
+
+/// The most a script may set through `outputs`, as JSON text, across its
+/// lines: what a task run's outputs may hold is checked later, this bounds
+/// what is held while it runs.
+const MAX_VARS_BYTES: usize = 4 << 20;
+/// The metrics one script may record.
+const MAX_METRICS: usize = 10_000;
+
+/// What a script said through the protocol.
+#[derive(Debug, Default)]
+pub(crate) struct Said {
+    /// Its `outputs`, merged in order.
+    pub vars: Map<String, Value>,
+    vars_bytes: usize,
+    /// Its `metrics`, checked: `{name, type, value, tags}`.
+    pub metrics: Vec<Metric>,
+    /// Why something it said was refused (told once the script ends).
+    pub refused: Option<String>,
+}
+
+/// One metric a script recorded (Kestra's `counter` or `timer`).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Metric {
+    pub name: String,
+    /// `counter` or `timer`.
+    pub kind: &'static str,
+    /// A counter's count, or a timer's seconds.
+    pub value: f64,
+    pub tags: Map<String, Value>,
+}
+
+/// Reads one line of output: a protocol line into `said`, any other into
+/// `logs` at `level`.
+pub(crate) fn read_line(
+    line: &str,
+    level: Level,
+    at: DateTime<Utc>,
+    said: &mut Said,
+    logs: &mut LogKeeper,
+) {
+    let Some(json) = line
+        .strip_prefix("::")
+        .and_then(|l| l.strip_suffix("::"))
+        .filter(|l| l.starts_with('{') && l.ends_with('}'))
+    else {
+        logs.push(JobLine {
+            level,
+            at,
+            message: line.to_owned(),
+        });
+        return;
+    };
+    let command = match serde_json::from_str::<Map<String, Value>>(json) {
+        Ok(command) => command,
+        Err(e) => {
+            logs.push(JobLine {
+                level: Level::Warn,
+                at,
+                message: format!("Invalid outputs '{e}'"),
+            });
+            return;
+        }
+    };
+    for (key, value) in command {
+        match (key.as_str(), value) {
+            (_, Value::Null) => {}
+            ("outputs", Value::Object(outputs)) => {
+                for (name, value) in outputs {
+                    said.vars_bytes += name.len() + value.to_string().len();
+                    if said.vars_bytes > MAX_VARS_BYTES {
+                        said.refused.get_or_insert_with(|| {
+                            format!("the script's outputs are larger than {MAX_VARS_BYTES} bytes")
+                        });
+                        return;
+                    }
+                    said.vars.insert(name, value);
+                }
+            }
+            ("metrics", Value::Array(metrics)) => {
+                for metric in metrics {
+                    match self::metric(metric) {
+                        Ok(_) if said.metrics.len() >= MAX_METRICS => {
+                            said.refused.get_or_insert_with(|| {
+                                format!("the script recorded more than {MAX_METRICS} metrics")
+                            });
+                            return;
+                        }
+                        Ok(metric) => said.metrics.push(metric),
+                        Err(why) => logs.push(JobLine {
+                            level: Level::Warn,
+                            at,
+                            message: format!("Invalid metric '{why}'"),
+                        }),
+                    }
+                }
+            }
+            ("logs", Value::Array(lines)) => {
+                for line in lines {
+                    let level = line
+                        .get("level")
+                        .and_then(Value::as_str)
+                        .and_then(Level::parse);
+                    let message = line.get("message").map(|m| match m {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    });
+                    match (level, message) {
+                        (Some(level), Some(message)) => logs.push(JobLine { level, at, message }),
+                        _ => logs.push(JobLine {
+                            level: Level::Warn,
+                            at,
+                            message: format!("Invalid log '{json}'"),
+                        }),
+                    }
+                }
+            }
+            (other, _) => logs.push(JobLine {
+                level: Level::Warn,
+                at,
+                message: format!(
+                    "Invalid outputs '`{other}` is not one of outputs, metrics or logs, each of its type'"
+                ),
+            }),
+        }
+    }
+}
+
+fn metric(value: Value) -> Result<Metric, String> {
+    let Value::Object(mut m) = value else {
+        return Err("a metric is an object".to_owned());
+    };
+    let name = match m.remove("name") {
+        Some(Value::String(name)) if !name.is_empty() => name,
+        _ => return Err("a metric has a `name`".to_owned()),
+    };
+    let kind = match m.remove("type").as_ref().and_then(Value::as_str) {
+        Some("counter") => "counter",
+        Some("timer") => "timer",
+        _ => return Err(format!("metric `{name}`'s `type` is counter or timer")),
+    };
+    let value = match m.remove("value") {
+        Some(Value::Number(n)) => n.as_f64().unwrap_or(0.0),
+        // A timer's value may be an ISO-8601 duration, as Kestra's.
+        Some(Value::String(s)) if kind == "timer" => crate::flow::parse_duration(&s)
+            .map(|d| d.as_secs_f64())
+            .ok_or_else(|| format!("metric `{name}`'s value `{s}` is not a duration"))?,
+        _ => return Err(format!("metric `{name}` has a numeric `value`")),
+    };
+    let tags = match m.remove("tags") {
+        Some(Value::Object(tags)) => tags,
+        None | Some(Value::Null) => Map::new(),
+        Some(_) => return Err(format!("metric `{name}`'s `tags` is a map")),
+    };
+    Ok(Metric {
+        name,
+        kind,
+        value,
+        tags,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn read(lines: &[(&str, Level)]) -> (Said, Vec<(Level, String)>) {
+        let mut said = Said::default();
+        let mut keeper = LogKeeper::new(1 << 20);
+        for (line, level) in lines {
+            read_line(line, *level, Utc::now(), &mut said, &mut keeper);
+        }
+        let logs = keeper
+            .finish()
+            .into_iter()
+            .map(|l| (l.level, l.message))
+            .collect();
+        (said, logs)
+    }
+
+    #[test]
+    fn protocol_lines_set_outputs_metrics_and_logs() {
+        let (said, logs) = read(&[
+            (r#"::{"outputs":{"a":1,"b":{"c":"x"}}}::"#, Level::Info),
+            (r#"::{"outputs":{"a":2}}::"#, Level::Error),
+            (
+                r#"::{"metrics":[{"name":"rows","type":"counter","value":5,"tags":{"t":"1"}},{"name":"took","type":"timer","value":"PT2S"}]}::"#,
+                Level::Info,
+            ),
+            (
+                r#"::{"logs":[{"level":"WARN","message":"careful"}]}::"#,
+                Level::Info,
+            ),
+            ("plain", Level::Info),
+            ("broken", Level::Error),
+        ]);
+        assert_eq!(Value::Object(said.vars), json!({"a": 2, "b": {"c": "x"}}));
+        assert_eq!(said.metrics.len(), 2);
+        assert_eq!(said.metrics[0].name, "rows");
+        assert_eq!(said.metrics[0].value, 5.0);
+        assert_eq!(said.metrics[1].value, 2.0);
+        assert_eq!(
+            logs,
+            [
+                (Level::Warn, "careful".to_owned()),
+                (Level::Info, "plain".to_owned()),
+                (Level::Error, "broken".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_line_that_only_looks_like_the_protocol_is_logged() {
+        let (said, logs) = read(&[
+            (" ::{\"outputs\":{\"a\":1}}::", Level::Info),
+            ("::{not json}::", Level::Info),
+            (
+                r#"::{"metrics":[{"name":"m","type":"gauge","value":1}]}::"#,
+                Level::Info,
+            ),
+        ]);
+        assert!(said.vars.is_empty());
+        assert!(said.metrics.is_empty());
+        assert_eq!(
+            logs[0],
+            (Level::Info, " ::{\"outputs\":{\"a\":1}}::".to_owned())
+        );
+        assert!(logs[1].1.starts_with("Invalid outputs"), "{:?}", logs[1]);
+        assert!(logs[2].1.contains("counter or timer"), "{:?}", logs[2]);
+    }
+}

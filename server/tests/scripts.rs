@@ -1,0 +1,331 @@
+//! Script tasks on a real server, on the process runner: a shell command's
+//! outputs, metrics and logs (through the log API); a failing command ends
+//! FAILED with its exit code; a timeout kills a `sleep 60` and what it
+//! started; files a script writes are stored and read back by the next;
+//! a container image is a warning at validation, or a refusal when the
+//! server says so; and a `kill -9` during a running script: the script
+//! runs again once, what it had started is killed, the execution ends once.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::Server;
+use hyper::{Method, StatusCode};
+use serde_json::{Value, json};
+
+fn task<'a>(execution: &'a Value, id: &str) -> &'a Value {
+    execution["taskRunList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["taskId"] == id)
+        .unwrap_or_else(|| panic!("no task run {id} in {execution}"))
+}
+
+async fn run(server: &Server, namespace: &str, flow: &str) -> Value {
+    let reply = server
+        .trigger(
+            &format!("/api/v1/main/executions/{namespace}/{flow}?wait=true"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    reply.json()
+}
+
+async fn log_lines(server: &Server, id: &str) -> Vec<(String, String, String)> {
+    let reply = server
+        .get(&format!("/api/v1/main/logs/{id}?minLevel=TRACE"))
+        .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    reply
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["taskId"].as_str().unwrap_or("").to_owned(),
+                l["level"].as_str().unwrap().to_owned(),
+                l["message"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+const SHELL: &str = r#"
+id: shell
+namespace: scripts.team
+tasks:
+  - id: sh
+    type: io.kestra.plugin.scripts.shell.Commands
+    taskRunner:
+      type: io.kestra.plugin.core.runner.Process
+    outputFiles:
+      - "*.txt"
+    commands:
+      - echo "working in {{ workingDir }}"
+      - 'echo ''::{"outputs":{"answer":42},"metrics":[{"name":"rows","type":"counter","value":3}]}::'''
+      - echo "a file" > out.txt
+      - echo "a warning of sorts" >&2
+  - id: read
+    type: io.kestra.plugin.scripts.shell.Commands
+    inputFiles:
+      back.txt: "{{ outputs.sh.outputFiles['out.txt'] }}"
+    commands:
+      - cat back.txt
+      - echo "answer {{ outputs.sh.vars.answer }}"
+"#;
+
+#[tokio::test]
+async fn a_shell_command_sets_outputs_logs_and_files() {
+    let server = Server::start(&[]).await;
+    assert_eq!(server.create_flow(SHELL).await.status, StatusCode::OK);
+    let ended = run(&server, "scripts.team", "shell").await;
+    assert_eq!(ended["state"]["current"], "SUCCESS", "{ended}");
+    let sh = task(&ended, "sh");
+    assert_eq!(sh["outputs"]["exitCode"], 0);
+    assert_eq!(sh["outputs"]["vars"], json!({"answer": 42}));
+    let uri = sh["outputs"]["outputFiles"]["out.txt"].as_str().unwrap();
+    let id = ended["id"].as_str().unwrap();
+    assert!(
+        uri.starts_with(&format!(
+            "kestra:///scripts/team/shell/executions/{id}/tasks/sh/"
+        )),
+        "{uri}"
+    );
+    // The file is served through the execution's file API.
+    let path = format!("/api/v1/main/executions/{id}/file?path={}", encode(uri));
+    let file = server.get(&path).await;
+    assert_eq!(file.status, StatusCode::OK);
+    assert_eq!(&file.body[..], b"a file\n");
+    let metas = server
+        .get(&format!(
+            "/api/v1/main/executions/{id}/file/metas?path={}",
+            encode(uri)
+        ))
+        .await;
+    assert_eq!(metas.json(), json!({"size": 7}));
+    let outside = server
+        .get(&format!(
+            "/api/v1/main/executions/{id}/file?path={}",
+            encode("kestra:///elsewhere/f/x.txt")
+        ))
+        .await;
+    assert_eq!(outside.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let missing = server
+        .get(&format!(
+            "/api/v1/main/executions/{id}/file?path={}",
+            encode(&uri.replace("out.txt", "nope.txt"))
+        ))
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+
+    let lines = log_lines(&server, id).await;
+    let has = |task: &str, level: &str, text: &str| {
+        lines
+            .iter()
+            .any(|(t, l, m)| t == task && l == level && m.contains(text))
+    };
+    assert!(has("sh", "INFO", "working in /"), "{lines:?}");
+    assert!(has("sh", "ERROR", "a warning of sorts"), "{lines:?}");
+    assert!(has("sh", "DEBUG", "rows"), "{lines:?}");
+    assert!(has("read", "INFO", "a file"), "{lines:?}");
+    assert!(has("read", "INFO", "answer 42"), "{lines:?}");
+    // No protocol line is logged as such.
+    assert!(
+        !lines.iter().any(|(_, _, m)| m.contains("::{")),
+        "{lines:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_command_ends_failed_with_its_exit_code() {
+    let server = Server::start(&[]).await;
+    let flow = r#"
+id: failing
+namespace: scripts.team
+tasks:
+  - id: sh
+    type: io.kestra.plugin.scripts.shell.Script
+    script: |
+      echo before
+      exit 7
+"#;
+    assert_eq!(server.create_flow(flow).await.status, StatusCode::OK);
+    let ended = run(&server, "scripts.team", "failing").await;
+    assert_eq!(ended["state"]["current"], "FAILED", "{ended}");
+    assert_eq!(task(&ended, "sh")["state"]["current"], "FAILED");
+    let lines = log_lines(&server, ended["id"].as_str().unwrap()).await;
+    assert!(
+        lines
+            .iter()
+            .any(|(t, l, m)| t == "sh" && l == "ERROR" && m == "Command failed with exit code 7"),
+        "{lines:?}"
+    );
+}
+
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Whether process `pid` is running (a zombie is not).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| !s.contains(") Z "))
+        .unwrap_or(false)
+}
+
+#[tokio::test]
+async fn a_timeout_kills_the_command_and_what_it_started() {
+    let marks = tempfile::tempdir().unwrap();
+    let pids = marks.path().join("pids");
+    let server = Server::start(&[]).await;
+    let flow = format!(
+        r#"
+id: slow
+namespace: scripts.team
+tasks:
+  - id: sh
+    type: io.kestra.plugin.scripts.shell.Commands
+    timeout: PT1S
+    commands:
+      - sleep 60 &
+      - echo $! >> {pids}
+      - echo $$ >> {pids}
+      - sleep 60
+"#,
+        pids = pids.display()
+    );
+    assert_eq!(server.create_flow(&flow).await.status, StatusCode::OK);
+    let started = std::time::Instant::now();
+    let ended = run(&server, "scripts.team", "slow").await;
+    assert_eq!(ended["state"]["current"], "FAILED", "{ended}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let written = std::fs::read_to_string(&pids).unwrap();
+    let pids: Vec<u32> = written.lines().map(|l| l.parse().unwrap()).collect();
+    assert_eq!(pids.len(), 2, "{written}");
+    // The kill reaches them within moments of the timeout.
+    for _ in 0..100 {
+        if !pids.iter().any(|p| running(*p)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for pid in pids {
+        assert!(!running(pid), "process {pid} outlived its task's timeout");
+    }
+}
+
+#[tokio::test]
+async fn a_container_image_is_a_warning_or_a_refusal_as_the_server_says() {
+    let flow = r#"
+id: boxed
+namespace: scripts.team
+tasks:
+  - id: sh
+    type: io.kestra.plugin.scripts.shell.Commands
+    containerImage: ubuntu:22.04
+    commands:
+      - echo "on the host"
+"#;
+    let server = Server::start(&[]).await;
+    let validated = server
+        .send(
+            Method::POST,
+            "/api/v1/main/flows/validate",
+            &[("content-type", "application/x-yaml")],
+            flow.to_owned(),
+        )
+        .await
+        .json();
+    let warnings = validated[0]["warnings"].to_string();
+    assert!(warnings.contains("process runner"), "{validated}");
+    assert!(validated[0]["constraints"].is_null(), "{validated}");
+    assert_eq!(server.create_flow(flow).await.status, StatusCode::OK);
+    let ended = run(&server, "scripts.team", "boxed").await;
+    assert_eq!(ended["state"]["current"], "SUCCESS", "{ended}");
+
+    let strict = Server::start(&[("PEREGRINE_SCRIPTS_CONTAINERS", "refuse")]).await;
+    let refused = strict.create_flow(flow).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        String::from_utf8_lossy(&refused.body).contains("scripts.containers"),
+        "{:?}",
+        refused.body
+    );
+}
+
+#[tokio::test]
+async fn a_script_a_kill_interrupted_runs_again_once_and_its_execution_ends_once() {
+    let data = tempfile::tempdir().unwrap();
+    let marks = tempfile::tempdir().unwrap();
+    let runs = marks.path().join("runs");
+    let pids = marks.path().join("pids");
+    let mut server = Server::start_in(data.path(), &[]).await;
+    let flow = format!(
+        r#"
+id: long
+namespace: scripts.team
+tasks:
+  - id: sh
+    type: io.kestra.plugin.scripts.shell.Commands
+    commands:
+      - echo ran >> {runs}
+      - sleep 30 &
+      - echo $! >> {pids}
+      - n=$(wc -l < {runs}); if [ "$n" -lt 2 ]; then sleep 30; fi
+      - 'echo ''::{{"outputs":{{"runs":''$n''}}}}::'''
+  - id: after
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{{{ outputs.sh.vars.runs }}}}"
+"#,
+        runs = runs.display(),
+        pids = pids.display()
+    );
+    assert_eq!(server.create_flow(&flow).await.status, StatusCode::OK);
+    let started = server
+        .trigger("/api/v1/main/executions/scripts.team/long", json!({}))
+        .await;
+    let id = common::id_of(&started);
+    // The script is running (it wrote its mark).
+    for _ in 0..200 {
+        if std::fs::read_to_string(&pids).is_ok_and(|p| !p.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let first: u32 = std::fs::read_to_string(&pids)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(running(first));
+    server.kill9();
+
+    let server = Server::start_in(data.path(), &[]).await;
+    // What the interrupted script started is gone at the restart.
+    assert!(!running(first), "process {first} outlived the server");
+    let ended = server.wait_for_state(&id, "SUCCESS").await;
+    assert_eq!(std::fs::read_to_string(&runs).unwrap(), "ran\nran\n");
+    let sh = task(&ended, "sh");
+    assert_eq!(sh["outputs"]["vars"]["runs"], 2, "{ended}");
+    assert_eq!(sh["attempts"].as_array().unwrap().len(), 2, "{ended}");
+    assert_eq!(task(&ended, "after")["outputs"]["value"], "2");
+    // Ended once: a search finds it once, SUCCESS.
+    let found = server
+        .get("/api/v1/main/executions/search?namespace=scripts.team&flowId=long")
+        .await
+        .json();
+    assert_eq!(found["total"], 1, "{found}");
+}
