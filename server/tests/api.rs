@@ -1325,18 +1325,6 @@ const NOT_YET: &[(&str, &str, &str, &str)] = &[
         "POST /executions/resume/by-ids",
     ),
     (
-        "GET",
-        "/executions/e1/file?path=x",
-        "downloading execution files",
-        "GET /executions/{executionId}/file",
-    ),
-    (
-        "GET",
-        "/executions/e1/file/metas",
-        "reading execution file metadata",
-        "GET /executions/{executionId}/file/metas",
-    ),
-    (
         "POST",
         "/executions/ns/flow/validate",
         "validating execution inputs",

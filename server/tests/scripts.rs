@@ -329,3 +329,153 @@ tasks:
         .json();
     assert_eq!(found["total"], 1, "{found}");
 }
+
+/// A multipart body with text parts and file parts (`name`, `file name`,
+/// content).
+fn multipart(texts: &[(&str, &str)], files: &[(&str, &str, &str)]) -> (String, String) {
+    let boundary = "scripts-boundary-Zq3h9dK2";
+    let mut body = String::new();
+    for (name, value) in texts {
+        body.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+        ));
+    }
+    for (name, file, content) in files {
+        body.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{file}\"\r\nContent-Type: text/csv\r\n\r\n{content}\r\n"
+        ));
+    }
+    body.push_str(&format!("--{boundary}--\r\n"));
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+const CSV: &str = r#"
+id: csv
+namespace: scripts.team
+inputs:
+  - id: data
+    type: FILE
+  - id: label
+    type: STRING
+    defaults: total
+tasks:
+  - id: sum
+    type: io.kestra.plugin.scripts.python.Script
+    inputFiles:
+      data.csv: "{{ inputs.data }}"
+    outputFiles:
+      - result.txt
+    script: |
+      total = 0
+      with open("data.csv") as f:
+          for line in f:
+              total += int(line.strip() or 0)
+      with open("result.txt", "w") as out:
+          out.write("{{ inputs.label }}=" + str(total))
+      print("summed", total)
+  - id: back
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ read(outputs.sum.outputFiles['result.txt']) }} of {{ fileSize(inputs.data) }} bytes"
+"#;
+
+#[tokio::test]
+async fn a_python_script_reads_a_file_input_and_its_file_is_read_back() {
+    let server = Server::start(&[]).await;
+    assert_eq!(server.create_flow(CSV).await.status, StatusCode::OK);
+    let (content_type, body) = multipart(
+        &[("label", "sum")],
+        &[("data", "numbers.csv", "1\n2\n39\n")],
+    );
+    let reply = server
+        .send(
+            Method::POST,
+            "/api/v1/main/executions/scripts.team/csv?wait=true",
+            &[("content-type", &content_type)],
+            body,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    let ended = reply.json();
+    assert_eq!(ended["state"]["current"], "SUCCESS", "{ended}");
+    let id = ended["id"].as_str().unwrap();
+    let input = ended["inputs"]["data"].as_str().unwrap();
+    assert_eq!(
+        input,
+        format!("kestra:///scripts/team/csv/executions/{id}/inputs/data/numbers.csv")
+    );
+    assert_eq!(
+        task(&ended, "back")["outputs"]["value"],
+        "sum=42 of 7 bytes"
+    );
+    // The upload is served back as it came.
+    let file = server
+        .get(&format!(
+            "/api/v1/main/executions/{id}/file?path={}",
+            encode(input)
+        ))
+        .await;
+    assert_eq!(&file.body[..], b"1\n2\n39\n");
+
+    // Kestra's older form: the part is `files`, its file name the input.
+    let (content_type, body) = multipart(&[], &[("files", "data", "5\n")]);
+    let reply = server
+        .send(
+            Method::POST,
+            "/api/v1/main/executions/scripts.team/csv?wait=true",
+            &[("content-type", &content_type)],
+            body,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert_eq!(
+        task(&reply.json(), "back")["outputs"]["value"],
+        "total=5 of 2 bytes"
+    );
+
+    // A FILE input given as text that is not an upload's URI is refused.
+    let refused = server
+        .trigger(
+            "/api/v1/main/executions/scripts.team/csv",
+            json!({"data": "/etc/passwd"}),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    // So is an empty upload, and nothing of it is kept.
+    let (content_type, body) = multipart(&[], &[("data", "empty.csv", "")]);
+    let refused = server
+        .send(
+            Method::POST,
+            "/api/v1/main/executions/scripts.team/csv",
+            &[("content-type", &content_type)],
+            body,
+        )
+        .await;
+    assert_eq!(
+        refused.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{:?}",
+        refused.body
+    );
+}
+
+#[tokio::test]
+async fn an_upload_past_the_file_limit_is_refused() {
+    let server = Server::start(&[("PEREGRINE_STORAGE_MAX_FILE_SIZE", "1KiB")]).await;
+    assert_eq!(server.create_flow(CSV).await.status, StatusCode::OK);
+    let big = "1\n".repeat(1000);
+    let (content_type, body) = multipart(&[], &[("data", "big.csv", &big)]);
+    let reply = server
+        .send(
+            Method::POST,
+            "/api/v1/main/executions/scripts.team/csv",
+            &[("content-type", &content_type)],
+            body,
+        )
+        .await;
+    assert_eq!(
+        reply.status,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "{:?}",
+        reply.body
+    );
+}

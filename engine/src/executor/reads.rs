@@ -127,6 +127,123 @@ impl Reads {
     }
 }
 
+/// The namespace file reads are journaled under: no KV namespace can be
+/// it, so a file read and a `kv()` read never meet.
+pub(crate) const FILES: &str = "kestra://";
+
+/// What a template asks of a file of the internal storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FileAsk {
+    /// `read(path)`: its text.
+    Read,
+    /// `fileSize(path)`.
+    Size,
+    /// `fileExists(path)`.
+    Exists,
+    /// `isFileEmpty(path)`.
+    Empty,
+}
+
+impl FileAsk {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            FileAsk::Read => "read",
+            FileAsk::Size => "fileSize",
+            FileAsk::Exists => "fileExists",
+            FileAsk::Empty => "isFileEmpty",
+        }
+    }
+}
+
+impl Reads {
+    /// What `ask` of `uri` answers: the step's earlier answer, the
+    /// journal's, or the storage's (a local file read, bounded by what the
+    /// step may read). A file's reads are journaled as the step's `kv()`
+    /// reads are, so that a replay answers the same though the file has
+    /// been deleted since.
+    pub(crate) fn file(
+        &mut self,
+        ask: FileAsk,
+        uri: &crate::storage::Uri,
+        files: Option<&crate::storage::Files>,
+        max_bytes: usize,
+    ) -> Result<Value, String> {
+        let key = format!("{} {uri}", ask.name());
+        let same = |r: &KvRead| r.namespace == FILES && r.key == key;
+        let too_much = || {
+            format!(
+                "{}('{uri}') would make this step read more than {max_bytes} bytes",
+                ask.name()
+            )
+        };
+        let value = if let Some((read, _)) = self.seen.iter().find(|(r, _)| same(r)) {
+            if read.refused {
+                return Err(too_much());
+            }
+            read.value.clone()
+        } else if let Some(read) = self.given.iter().find(|r| same(r)) {
+            let read = read.clone();
+            self.seen.push((read.clone(), false));
+            if read.refused {
+                return Err(too_much());
+            }
+            self.bytes += read_bytes(&read);
+            read.value
+        } else {
+            let files = files.ok_or(
+                "the internal storage is not available: this engine runs without one (file functions need a server)",
+            )?;
+            let storage = files.storage();
+            let room = max_bytes.saturating_sub(self.bytes + key.len());
+            let found = match ask {
+                FileAsk::Read => match crate::storage::read_to_string(storage, uri, room as u64) {
+                    Ok(text) => Ok(Some(Value::String(text))),
+                    Err(crate::storage::Error::NotFound(_)) => Ok(None),
+                    Err(crate::storage::Error::TooLarge { .. }) => Err(()),
+                    Err(e) => return Err(e.to_string()),
+                },
+                FileAsk::Size | FileAsk::Exists | FileAsk::Empty => {
+                    let size = storage.size(uri).map_err(|e| e.to_string())?;
+                    Ok(match ask {
+                        FileAsk::Size => size.map(Value::from),
+                        FileAsk::Exists => Some(Value::Bool(size.is_some())),
+                        _ => size.map(|n| Value::Bool(n == 0)),
+                    })
+                }
+            };
+            let mut read = KvRead {
+                namespace: FILES.to_owned(),
+                key,
+                inherit: false,
+                value: None,
+                refused: false,
+            };
+            match found {
+                Err(()) => {
+                    read.refused = true;
+                    self.seen.push((read, true));
+                    return Err(too_much());
+                }
+                Ok(value) => read.value = value.map(|v| v.to_string()),
+            }
+            let bytes = read_bytes(&read);
+            if self.bytes + bytes > max_bytes {
+                read.value = None;
+                read.refused = true;
+                self.seen.push((read, true));
+                return Err(too_much());
+            }
+            self.bytes += bytes;
+            self.seen.push((read.clone(), true));
+            read.value
+        };
+        match value {
+            Some(text) => serde_json::from_str(&text).map_err(|e| format!("a file read: {e}")),
+            None => Err(format!("File '{uri}' does not exist")),
+        }
+    }
+}
+
 /// What a read counts against a step's limit.
 fn read_bytes(read: &KvRead) -> usize {
     read.value.as_ref().map_or(0, String::len) + read.key.len() + read.namespace.len()
@@ -289,5 +406,54 @@ mod tests {
         assert!(reads.read(&a, "ns", Some(&store), at(0), 100).is_ok());
         assert!(reads.read(&b, "ns", Some(&store), at(0), 100).is_err());
         assert!(reads.take().is_empty());
+    }
+
+    #[test]
+    fn a_file_read_is_kept_for_the_replay_though_the_file_goes() {
+        use crate::storage::{Files, LocalStorage, Storage, Uri};
+        let dir = tempfile::tempdir().expect("a dir");
+        let storage = LocalStorage::open(dir.path()).expect("storage");
+        let files = Files::new(storage.clone(), dir.path().join("work"), 1 << 20);
+        let uri = Uri::from_path("ns/f/executions/x/tasks/t/r/a.txt").expect("a uri");
+        storage.put(&uri, &mut &b"before"[..], 100).expect("put");
+        let mut reads = Reads::default();
+        assert_eq!(
+            reads.file(FileAsk::Read, &uri, Some(&files), 1 << 20),
+            Ok(json!("before"))
+        );
+        // The same step reads it once.
+        storage.delete(&uri).expect("delete");
+        assert_eq!(
+            reads.file(FileAsk::Read, &uri, Some(&files), 1 << 20),
+            Ok(json!("before"))
+        );
+        let journaled = reads.take();
+        assert_eq!(journaled.len(), 1);
+        assert_eq!(journaled[0].namespace, FILES);
+        // A replay of the step reads what the journal says; a new step,
+        // what the storage has now.
+        let mut replay = Reads::default();
+        replay.give(journaled);
+        assert_eq!(
+            replay.file(FileAsk::Read, &uri, Some(&files), 1 << 20),
+            Ok(json!("before"))
+        );
+        assert!(replay.take().is_empty());
+        assert!(
+            replay
+                .file(FileAsk::Read, &uri, Some(&files), 1 << 20)
+                .unwrap_err()
+                .contains("does not exist")
+        );
+        assert_eq!(
+            replay.file(FileAsk::Exists, &uri, Some(&files), 1 << 20),
+            Ok(json!(false))
+        );
+        // A file past the step's room is refused, and stays refused.
+        storage.put(&uri, &mut &[b'x'; 200][..], 1000).expect("put");
+        let mut small = Reads::default();
+        assert!(small.file(FileAsk::Read, &uri, Some(&files), 100).is_err());
+        let refused = small.take();
+        assert!(refused[0].refused);
     }
 }

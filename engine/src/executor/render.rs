@@ -2,6 +2,7 @@
 
 use serde_json::{Map, Value, json};
 
+use super::reads::FileAsk;
 use super::run::Run;
 use crate::execution::format_date;
 use crate::expression::{Context, LazyObject, Scope};
@@ -222,6 +223,11 @@ impl Context for RenderContext<'_> {
             "secret" => Some(self.run.variables().secret_call(args)),
             // Kestra's `kv('key')`, read once per step and journaled.
             "kv" => Some(self.run.kv_call(args)),
+            // Kestra's file functions, over the internal storage.
+            "read" => Some(self.run.file_call(FileAsk::Read, args)),
+            "fileSize" => Some(self.run.file_call(FileAsk::Size, args)),
+            "fileExists" => Some(self.run.file_call(FileAsk::Exists, args)),
+            "isFileEmpty" => Some(self.run.file_call(FileAsk::Empty, args)),
             // Kestra's `errorLogs()`: the execution's ERROR log lines so far.
             "errorLogs" => Some(Ok(Value::Array(
                 self.run

@@ -387,6 +387,71 @@ impl Run {
         )
     }
 
+    /// Kestra's `read(path)`, `fileSize(path)`, `fileExists(path)` and
+    /// `isFileEmpty(path)`: a file of the internal storage this execution
+    /// may read (its own, a task's file of another execution, or one of
+    /// the execution that triggered it), answered once per step and
+    /// journaled (see [`super::reads`]).
+    pub fn file_call(&self, ask: super::reads::FileAsk, args: &[Value]) -> Result<Value, String> {
+        let name = ask.name();
+        let path = match args.first() {
+            Some(Value::String(path)) => path,
+            _ => {
+                return Err(format!(
+                    "The '{name}' function expects an argument 'path' that is an internal storage URI."
+                ));
+            }
+        };
+        if !path.starts_with(crate::storage::SCHEME) {
+            return Err(format!(
+                "{name}('{path}'): namespace files are not supported yet; give a kestra:/// URI"
+            ));
+        }
+        let uri = crate::storage::Uri::parse(path).map_err(|e| e.to_string())?;
+        if !self.may_read(&uri) {
+            return Err(format!(
+                "Unable to read the file '{uri}' as it didn't belong to the current execution"
+            ));
+        }
+        self.reads.borrow_mut().file(
+            ask,
+            &uri,
+            self.variables.files(),
+            self.limits.max_step_reads_bytes,
+        )
+    }
+
+    /// Whether this execution may read `uri`: its own files, another
+    /// execution's task files (Kestra's open-source edition allows every
+    /// namespace), and the files of the execution that triggered it (a
+    /// Subflow's parent, a Flow trigger's upstream).
+    fn may_read(&self, uri: &crate::storage::Uri) -> bool {
+        if uri.is_of_execution(self.exec.id) {
+            return true;
+        }
+        let path = uri.path();
+        if let Some((_, rest)) = path.split_once("/executions/") {
+            let mut parts = rest.split('/');
+            let (_, kind) = (parts.next(), parts.next());
+            if kind == Some("tasks") {
+                return true;
+            }
+        }
+        let upstream = self
+            .exec
+            .trigger
+            .as_ref()
+            .and_then(|t| t.get("variables"))
+            .and_then(|v| v.get("executionId"))
+            .and_then(Value::as_str);
+        upstream.is_some_and(|id| path.contains(&format!("/executions/{id}/")))
+            || self
+                .exec
+                .lineage
+                .parent_id
+                .is_some_and(|id| path.contains(&format!("/executions/{id}/")))
+    }
+
     /// What the step just handled read of the KV store, to journal.
     pub(crate) fn take_reads(&mut self) -> Vec<KvRead> {
         self.reads.get_mut().take()

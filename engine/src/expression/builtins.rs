@@ -98,6 +98,10 @@ builtins! {
         // arguments in these positions.
         Kv = "kv" ["key", "namespace", "errorOnMissing"],
         Secret = "secret" ["key"],
+        Read = "read" ["path"],
+        FileSize = "fileSize" ["path"],
+        FileExists = "fileExists" ["path"],
+        IsFileEmpty = "isFileEmpty" ["path"],
     }
 }
 

@@ -957,7 +957,12 @@ impl<'a> Renderer<'a> {
                         .unwrap_or(true);
                 owned(self.render_value(input.json().into_owned(), recursive, pos)?)
             }
-            Function::Kv | Function::Secret => {
+            Function::Kv
+            | Function::Secret
+            | Function::Read
+            | Function::FileSize
+            | Function::FileExists
+            | Function::IsFileEmpty => {
                 let values: Vec<Value> = (0..function.params().len())
                     .map(|i| arg(args, i).map_or(Value::Null, |v| v.json().into_owned()))
                     .collect();

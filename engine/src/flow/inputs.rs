@@ -112,7 +112,14 @@ fn shown(v: &Value) -> String {
 /// Converts one value to the type, or says why it does not fit.
 pub(crate) fn coerce(t: &InputType, v: &Value) -> Result<Value, String> {
     match t {
-        InputType::String { .. } | InputType::Secret | InputType::File => match v {
+        InputType::File => match v {
+            Value::String(s) if crate::storage::Uri::parse(s).is_ok() => Ok(v.clone()),
+            _ => Err(format!(
+                "expected a file: an upload, or the kestra:/// URI of one, got {}",
+                shown(v)
+            )),
+        },
+        InputType::String { .. } | InputType::Secret => match v {
             Value::String(_) => Ok(v.clone()),
             Value::Number(_) | Value::Bool(_) => Ok(Value::String(v.to_string())),
             _ => Err(format!("expected a string, got {}", shown(v))),

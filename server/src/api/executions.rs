@@ -70,13 +70,161 @@ pub async fn trigger(
             .input(name)
             .is_some_and(|i| matches!(i.type_, InputType::File))
     };
-    let provided = read_inputs(is_file, request).await?;
-    let inputs = check_inputs(&stored, &provided)?;
+    let id = ExecutionId::generate();
+    let uploads = Uploads {
+        files: state.files().clone(),
+        namespace: stored.flow().namespace.clone(),
+        flow_id: stored.flow().id.clone(),
+        id,
+        text_limit: usize::try_from(state.config().server.request_body_limit.0)
+            .unwrap_or(usize::MAX),
+    };
+    let mut stored_files = Vec::new();
+    let provided = read_inputs(is_file, request, Some((&uploads, &mut stored_files))).await;
     let how = How {
         wait,
         schedule_date,
+        id: Some(id),
     };
-    start(&state, &stored, inputs, labels, None, how).await
+    let started = match provided.and_then(|provided| check_inputs(&stored, &provided)) {
+        Ok(inputs) => start(&state, &stored, inputs, labels, None, how).await,
+        Err(e) => Err(e),
+    };
+    if started.is_err() && !stored_files.is_empty() {
+        // Nothing will read them: the execution was not created.
+        let files = uploads.files.clone();
+        let prefix = peregrine_engine::storage::Uri::execution_prefix(
+            &uploads.namespace,
+            &uploads.flow_id,
+            id,
+        );
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = files.storage().delete_under(&prefix) {
+                tracing::warn!("removing the uploads of an execution not created: {e}");
+            }
+        });
+    }
+    started
+}
+
+/// Where a trigger's FILE inputs are uploaded: the execution's inputs
+/// folder in the internal storage.
+pub(super) struct Uploads {
+    files: peregrine_engine::storage::Files,
+    namespace: String,
+    flow_id: String,
+    id: ExecutionId,
+    /// The largest text part.
+    text_limit: usize,
+}
+
+impl Uploads {
+    /// Streams `field`, FILE input `input`'s upload named `file_name`, into
+    /// the storage: its URI once durable.
+    async fn store(
+        &self,
+        input: &str,
+        file_name: &str,
+        mut field: axum::extract::multipart::Field<'_>,
+    ) -> ApiResult<String> {
+        use peregrine_engine::storage::{Error, Uri};
+        let name = std::path::Path::new(file_name)
+            .file_name()
+            .and_then(|n| n.to_str())
+            .filter(|n| !n.is_empty() && !n.starts_with('.'))
+            .unwrap_or(input)
+            .to_owned();
+        let uri = Uri::input_file(&self.namespace, &self.flow_id, self.id, input, &name)
+            .map_err(|e| ApiError::unprocessable(e.to_string(), Value::Null))?;
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Bytes>(8);
+        let files = self.files.clone();
+        let limit = files.max_file_bytes();
+        let target = uri.clone();
+        let writer = tokio::task::spawn_blocking(move || {
+            let mut reader = ChunkReader {
+                rx,
+                chunk: Bytes::new(),
+            };
+            files.storage().put(&target, &mut reader, limit)
+        });
+        let mut sent = 0u64;
+        let mut failed = None;
+        loop {
+            match field.chunk().await {
+                Ok(Some(chunk)) => {
+                    sent += chunk.len() as u64;
+                    if sent > limit {
+                        break;
+                    }
+                    let tx = tx.clone();
+                    // The writer takes chunks as the disk does; waiting for
+                    // it is blocking, off the runtime's threads.
+                    let pushed = tokio::task::spawn_blocking(move || tx.send(chunk).is_ok())
+                        .await
+                        .unwrap_or(false);
+                    if !pushed {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    failed = Some(rejection(e.status(), e.body_text()));
+                    break;
+                }
+            }
+        }
+        drop(tx);
+        let written = writer
+            .await
+            .map_err(|e| ApiError::unavailable(e.to_string()))?;
+        if let Some(failed) = failed {
+            let _ = self.files.storage().delete(&uri);
+            return Err(failed);
+        }
+        if sent > limit {
+            let _ = self.files.storage().delete(&uri);
+            return Err(too_large(input, limit));
+        }
+        match written {
+            Ok(0) => {
+                let _ = self.files.storage().delete(&uri);
+                Err(ApiError::unprocessable(
+                    format!("Can't upload file: {name} (input `{input}`): it is empty"),
+                    json!([{"input": input, "expected": "FILE", "message": "the upload is empty"}]),
+                ))
+            }
+            Ok(_) => Ok(uri.to_string()),
+            Err(Error::TooLarge { .. }) => Err(too_large(input, limit)),
+            Err(e) => Err(ApiError::unavailable(format!("input `{input}`: {e}"))),
+        }
+    }
+}
+
+fn too_large(input: &str, limit: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!("input `{input}`: the file is larger than {limit} bytes (storage.max-file-size)"),
+    )
+}
+
+/// Reads the chunks an upload's task sends, as a file's bytes.
+struct ChunkReader {
+    rx: std::sync::mpsc::Receiver<Bytes>,
+    chunk: Bytes,
+}
+
+impl std::io::Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.chunk.is_empty() {
+            match self.rx.recv() {
+                Ok(chunk) => self.chunk = chunk,
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len());
+        buf[..n].copy_from_slice(&self.chunk.split_to(n));
+        Ok(n)
+    }
 }
 
 /// How an execution is started through the API.
@@ -86,6 +234,8 @@ struct How {
     wait: bool,
     /// Start it then, not now.
     schedule_date: Option<chrono::DateTime<chrono::Utc>>,
+    /// Its id, when chosen already (its uploads are filed under it).
+    id: Option<ExecutionId>,
 }
 
 /// Kestra's `scheduleDate`: an ISO-8601 date-time with its offset.
@@ -132,12 +282,17 @@ fn parse_labels(query: &Pairs) -> ApiResult<Vec<(String, String)>> {
 }
 
 /// The inputs as sent: one multipart part per input, or a JSON object.
-/// A part for an input `is_file` says is a FILE is refused (uploads are not
-/// served yet).
+/// A part for an input `is_file` says is a FILE is uploaded to `uploads`
+/// (its URI is the input's value, and goes into the list), or refused
+/// without it. A FILE part is named after its input (its file name is
+/// the upload's), or, in Kestra's older form, named `files` with its input
+/// as its file name.
 pub(super) async fn read_inputs(
     is_file: impl Fn(&str) -> bool,
     request: Request,
+    mut uploads: Option<(&Uploads, &mut Vec<String>)>,
 ) -> ApiResult<Map<String, Value>> {
+    let text_limit = uploads.as_ref().map_or(usize::MAX, |(u, _)| u.text_limit);
     let content_type = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -164,16 +319,46 @@ pub(super) async fn read_inputs(
             let Some(name) = field.name().filter(|n| !n.is_empty()).map(str::to_owned) else {
                 return Err(ApiError::bad_request("a multipart part has no name"));
             };
-            if is_file(&name) {
-                return Err(ApiError::unprocessable(
-                    format!("input `{name}`: FILE inputs are not supported yet"),
-                    json!([{"input": name, "expected": "FILE", "message": "file uploads are not supported yet"}]),
-                ));
+            let file_name = field.file_name().map(str::to_owned);
+            let file_input = if is_file(&name) {
+                Some((
+                    name.clone(),
+                    file_name.clone().unwrap_or_else(|| name.clone()),
+                ))
+            } else if name == "files"
+                && let Some(input) = file_name.as_deref().filter(|f| is_file(f))
+            {
+                Some((input.to_owned(), input.to_owned()))
+            } else {
+                None
+            };
+            if let Some((input, file_name)) = file_input {
+                let Some((uploads, stored)) = uploads.as_mut() else {
+                    return Err(ApiError::unprocessable(
+                        format!("input `{input}`: a file cannot be given here"),
+                        json!([{"input": input, "expected": "FILE", "message": "files are uploaded when an execution starts"}]),
+                    ));
+                };
+                if inputs.contains_key(&input) {
+                    return Err(ApiError::bad_request(format!(
+                        "input `{input}`: one file per FILE input"
+                    )));
+                }
+                let uri = uploads.store(&input, &file_name, field).await?;
+                stored.push(uri.clone());
+                inputs.insert(input, Value::String(uri));
+                continue;
             }
             let bytes = field
                 .bytes()
                 .await
                 .map_err(|e| rejection(e.status(), e.body_text()))?;
+            if bytes.len() > text_limit {
+                return Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("input `{name}` is larger than {text_limit} bytes"),
+                ));
+            }
             let text = String::from_utf8(bytes.to_vec())
                 .map_err(|_| ApiError::bad_request(format!("input `{name}` is not UTF-8 text")))?;
             // A repeated part (a multi-select) becomes a list.
@@ -192,6 +377,12 @@ pub(super) async fn read_inputs(
     }
     let is_json = content_type.starts_with("application/json") || content_type.contains("+json");
     let Body(bytes) = Body::from_request(request, &()).await?;
+    if bytes.len() > text_limit {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the inputs are larger than {text_limit} bytes (server.request-body-limit)"),
+        ));
+    }
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
@@ -266,8 +457,9 @@ async fn started(
     let How {
         wait,
         schedule_date,
+        id,
     } = how;
-    let id = ExecutionId::generate();
+    let id = id.unwrap_or_else(ExecutionId::generate);
     // Subscribed before submitting: the end cannot slip by unseen.
     let mut waiter = if wait {
         Some(
@@ -554,6 +746,7 @@ pub async fn webhook(
     let how = How {
         wait: *wait,
         schedule_date: None,
+        id: None,
     };
     let update = match started(&state, &stored, inputs, Vec::new(), Some(trigger), how).await? {
         Answer::Created(record) => return Ok(execution_response(&record)),

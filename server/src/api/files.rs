@@ -114,7 +114,9 @@ enum Owned {
 async fn owned_uri(state: &AppState, id: &str, query: &Pairs) -> ApiResult<Owned> {
     let execution = parse_id(id)?;
     let Some(path) = query.get("path").filter(|p| !p.is_empty()) else {
-        return Err(ApiError::bad_request("`path` is required: a kestra:/// URI"));
+        return Err(ApiError::bad_request(
+            "`path` is required: a kestra:/// URI",
+        ));
     };
     let uri = Uri::parse(path).map_err(|e| ApiError::unprocessable(e.to_string(), json!(null)))?;
     let snapshot = state
@@ -139,10 +141,14 @@ async fn owned_uri(state: &AppState, id: &str, query: &Pairs) -> ApiResult<Owned
             "/api/v1/main/executions/{other}/file?path={}",
             encode(&uri.to_string())
         );
-        let location = HeaderValue::from_str(&location)
-            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let location =
+            HeaderValue::from_str(&location).map_err(|e| ApiError::bad_request(e.to_string()))?;
         return Ok(Owned::Elsewhere(
-            (StatusCode::MOVED_PERMANENTLY, [(header::LOCATION, location)]).into_response(),
+            (
+                StatusCode::MOVED_PERMANENTLY,
+                [(header::LOCATION, location)],
+            )
+                .into_response(),
         ));
     }
     Err(ApiError::unprocessable(

@@ -38,6 +38,10 @@ use crate::state::AppState;
 pub fn app(state: AppState) -> Router {
     let body_limit =
         usize::try_from(state.config().server.request_body_limit.0).unwrap_or(usize::MAX);
+    let upload_limit = usize::try_from(state.config().storage.max_file_size.0)
+        .unwrap_or(usize::MAX)
+        .saturating_mul(4)
+        .saturating_add(body_limit);
     let api = Router::new()
         .route("/flows", post(flows::create))
         .route("/flows/search", get(flows::search))
@@ -62,7 +66,11 @@ pub fn app(state: AppState) -> Router {
             "/executions/{a}/{b}",
             get(follow::get_pair)
                 .post(executions::trigger)
-                .delete(executions::delete_pair),
+                .delete(executions::delete_pair)
+                // FILE inputs are uploaded here: each up to
+                // storage.max-file-size (the other inputs are held to the
+                // body limit by the trigger itself).
+                .layer(DefaultBodyLimit::max(upload_limit)),
         )
         .route(
             "/executions/{id}/actions/kill",

@@ -55,7 +55,7 @@ async fn resume(executions: &Executions, id: &str, request: Request) -> ApiResul
     let parsed = parse_id(id)?;
     // Uploads are not served yet: a FILE part is read as text, and a FILE
     // `onResume` input refuses it.
-    let inputs = read_inputs(|_| false, request).await?;
+    let inputs = read_inputs(|_| false, request, None).await?;
     match executions.resume(parsed, inputs).await? {
         ResumeOutcome::Resumed(_) => Ok(parsed),
         ResumeOutcome::NotPaused(state) => Err(ApiError::conflict(format!(

@@ -15,7 +15,6 @@ fn with_storage(dir: &std::path::Path) -> (ConfigVariables, Arc<LocalStorage>) {
     (ConfigVariables::default().with_files(files), storage)
 }
 
-
 #[test]
 fn a_command_sets_outputs_through_its_output_and_logs_the_rest() {
     let exec = run(r#"
@@ -318,6 +317,73 @@ fn a_node_script_runs_from_a_file() {
       console.error("from node");
 "#);
     assert_eq!(exec.state(), State::Success, "{:?}", exec.logs());
-    assert_eq!(only(&exec, "js").outputs().unwrap()["vars"], json!({"sum": 6}));
+    assert_eq!(
+        only(&exec, "js").outputs().unwrap()["vars"],
+        json!({"sum": 6})
+    );
     assert!(logs_of(&exec, "js").contains(&(Level::Error, "from node".to_owned())));
+}
+
+#[test]
+fn templates_read_the_files_scripts_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let (variables, _storage) = with_storage(dir.path());
+    let exec = run_with_variables(
+        r#"
+  - id: sh
+    type: io.kestra.plugin.scripts.shell.Commands
+    outputFiles: ["*.txt"]
+    commands:
+      - printf 'hello file' > a.txt
+      - touch empty.txt
+  - id: read
+    type: io.kestra.plugin.core.debug.Return
+    format: >-
+      {{ read(outputs.sh.outputFiles['a.txt']) }}
+      {{ fileSize(outputs.sh.outputFiles['a.txt']) }}
+      {{ fileExists(outputs.sh.outputFiles['a.txt']) }}
+      {{ isFileEmpty(outputs.sh.outputFiles['empty.txt']) }}
+      {{ fileExists(outputs.sh.outputFiles['a.txt'] ~ '.gone') }}
+  - id: missing
+    type: io.kestra.plugin.core.debug.Return
+    allowFailure: true
+    format: "{{ read(outputs.sh.outputFiles['a.txt'] ~ '.gone') }}"
+  - id: elsewhere
+    type: io.kestra.plugin.core.debug.Return
+    allowFailure: true
+    format: "{{ read('kestra:///other/flow/executions/x/inputs/i/f.txt') }}"
+  - id: nsfile
+    type: io.kestra.plugin.core.debug.Return
+    allowFailure: true
+    format: "{{ read('scripts/a.sh') }}"
+"#,
+        variables,
+    );
+    assert_eq!(
+        only(&exec, "read").outputs().unwrap()["value"],
+        json!("hello file 10 true true false")
+    );
+    let failed = |id: &str| {
+        logs_of(&exec, id)
+            .into_iter()
+            .filter(|(l, _)| *l == Level::Error)
+            .map(|(_, m)| m)
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert!(
+        failed("missing").contains("does not exist"),
+        "{}",
+        failed("missing")
+    );
+    assert!(
+        failed("elsewhere").contains("didn't belong to the current execution"),
+        "{}",
+        failed("elsewhere")
+    );
+    assert!(
+        failed("nsfile").contains("namespace files are not supported yet"),
+        "{}",
+        failed("nsfile")
+    );
 }
