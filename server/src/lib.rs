@@ -29,6 +29,7 @@ mod schedule;
 mod serve;
 mod state;
 pub mod store;
+mod sweep;
 
 pub use api::app;
 pub use config::Config;

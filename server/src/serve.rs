@@ -36,6 +36,8 @@ pub async fn serve(
     // its own.
     state.schedules().start(&state)?;
     state.flow_triggers().start(&state)?;
+    // Files of executions that are gone go too.
+    crate::sweep::start(&state);
     let server = &state.config().server;
     let limits = Limits::of(server);
     let router = app(state.clone());

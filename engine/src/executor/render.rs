@@ -44,6 +44,11 @@ impl<'a> RenderContext<'a> {
         })
     }
 
+    /// Whether the execution may read `uri` (see `Run::may_read`).
+    pub(crate) fn may_read(&self, uri: &crate::storage::Uri) -> bool {
+        self.run.may_read(uri)
+    }
+
     /// What the run may spend.
     pub(crate) fn limits(&self) -> super::Limits {
         self.run.limits()

@@ -425,7 +425,7 @@ impl Run {
     /// execution's task files (Kestra's open-source edition allows every
     /// namespace), and the files of the execution that triggered it (a
     /// Subflow's parent, a Flow trigger's upstream).
-    fn may_read(&self, uri: &crate::storage::Uri) -> bool {
+    pub(crate) fn may_read(&self, uri: &crate::storage::Uri) -> bool {
         if uri.is_of_execution(self.exec.id) {
             return true;
         }

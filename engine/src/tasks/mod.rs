@@ -26,6 +26,7 @@ mod kv;
 mod log;
 mod purge;
 pub(crate) mod script;
+mod storage;
 mod subflow;
 mod trigger;
 
@@ -105,6 +106,13 @@ pub(crate) static REGISTRY: &[&TaskType] = &[
     &script::NODE_SCRIPT,
     &script::NODE_COMMANDS,
     &script::BASH,
+    &storage::WRITE,
+    &storage::CONCAT,
+    &storage::SPLIT,
+    &storage::SIZE,
+    &storage::DELETE,
+    &storage::REVERSE,
+    &storage::PURGE_CURRENT_EXECUTION_FILES,
 ];
 
 /// Kestra task types Peregrine knows but does not run yet, with their
@@ -123,8 +131,24 @@ pub(crate) static NOT_YET: &[(&str, &[&str])] = &[
         "io.kestra.plugin.core.flow.WorkingDirectory",
         &["io.kestra.core.tasks.flows.WorkingDirectory"],
     ),
-    // It writes a file of the internal storage, which Peregrine does not
-    // have yet.
+    // They read and write ION files, which Peregrine does not read yet.
+    (
+        "io.kestra.plugin.core.storage.DeduplicateItems",
+        &["io.kestra.core.tasks.storages.DeduplicateItems"],
+    ),
+    (
+        "io.kestra.plugin.core.storage.FilterItems",
+        &["io.kestra.core.tasks.storages.FilterItems"],
+    ),
+    (
+        "io.kestra.plugin.core.storage.LocalFiles",
+        &["io.kestra.core.tasks.storages.LocalFiles"],
+    ),
+    (
+        "io.kestra.plugin.core.http.Download",
+        &["io.kestra.plugin.fs.http.Download"],
+    ),
+    // It writes an ION file of the internal storage.
     (
         "io.kestra.plugin.core.log.Fetch",
         &["io.kestra.core.tasks.log.Fetch"],
@@ -652,6 +676,22 @@ impl<'a> TaskContext<'a> {
         self.scope
             .place()
             .expect("a task context renders for a task run")
+    }
+
+    /// `text` as a file of the internal storage this execution may read
+    /// (property `what`, for the message).
+    pub(crate) fn readable_uri(
+        &self,
+        text: &str,
+        what: &str,
+    ) -> Result<crate::storage::Uri, String> {
+        let uri = crate::storage::Uri::parse(text.trim()).map_err(|e| format!("`{what}`: {e}"))?;
+        if !self.scope.may_read(&uri) {
+            return Err(format!(
+                "Unable to read the file '{uri}' as it didn't belong to the current execution"
+            ));
+        }
+        Ok(uri)
     }
 
     /// What the execution may spend.

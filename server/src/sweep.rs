@@ -1,0 +1,151 @@
+//! The internal storage's sweep: an execution's files go once the
+//! execution does (its retention ended, or it was deleted). Every few
+//! minutes a task walks `data/storage` for execution folders
+//! (`{namespace...}/{flow}/executions/{id}`) and deletes those whose
+//! execution this node can no longer read, once they are older than a
+//! grace period (an upload waits for its execution's creation).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use peregrine_engine::ExecutionId;
+
+use crate::state::AppState;
+
+/// How often the storage is swept.
+const EVERY: Duration = Duration::from_secs(300);
+/// How old an execution's folder must be before it may go.
+const GRACE: Duration = Duration::from_secs(600);
+/// Folders looked at per sweep, at most (the rest wait for the next).
+const MAX_PER_SWEEP: usize = 100_000;
+
+/// Sweeps `state`'s storage every [`EVERY`], until the server stops.
+pub fn start(state: &AppState) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(EVERY);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            match sweep(&state, GRACE).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!("removed the files of {n} executions that are gone"),
+                Err(e) => tracing::warn!("sweeping the internal storage: {e}"),
+            }
+        }
+    });
+}
+
+/// One sweep: the execution folders older than `grace` whose execution is
+/// gone are deleted; how many.
+pub async fn sweep(state: &AppState, grace: Duration) -> std::io::Result<usize> {
+    let root = crate::data::storage(&state.config().data_dir);
+    let found = tokio::task::spawn_blocking(move || execution_dirs(&root, grace))
+        .await
+        .map_err(std::io::Error::other)??;
+    let mut removed = 0;
+    for (prefix, id) in found {
+        match state.executions().get(id).await {
+            Ok(None) => {}
+            // Still there, or unknown for now: kept.
+            Ok(Some(_)) | Err(_) => continue,
+        }
+        let files = state.files().clone();
+        let done = tokio::task::spawn_blocking(move || files.storage().delete_under(&prefix))
+            .await
+            .map_err(std::io::Error::other)?;
+        match done {
+            Ok(_) => removed += 1,
+            Err(e) => tracing::warn!("removing a gone execution's files: {e}"),
+        }
+    }
+    Ok(removed)
+}
+
+/// The execution folders under `root`, as storage prefixes with their
+/// execution, older than `grace`.
+fn execution_dirs(root: &Path, grace: Duration) -> std::io::Result<Vec<(String, ExecutionId)>> {
+    let mut found = Vec::new();
+    let now = SystemTime::now();
+    let mut stack: Vec<(PathBuf, usize)> = vec![(root.to_path_buf(), 0)];
+    while let Some((dir, depth)) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let path = entry.path();
+            // `.../{flow}/executions`: its children are executions.
+            if entry.file_name() == "executions" && depth >= 2 {
+                for child in std::fs::read_dir(&path)?.flatten() {
+                    let Some(id) = child
+                        .file_name()
+                        .to_str()
+                        .and_then(|n| n.parse::<ExecutionId>().ok())
+                    else {
+                        continue;
+                    };
+                    let old = child
+                        .metadata()
+                        .and_then(|m| m.modified())
+                        .is_ok_and(|at| now.duration_since(at).unwrap_or_default() >= grace);
+                    let Some(prefix) = child
+                        .path()
+                        .strip_prefix(root)
+                        .ok()
+                        .and_then(|p| p.to_str())
+                        .map(str::to_owned)
+                    else {
+                        continue;
+                    };
+                    if old {
+                        found.push((prefix, id));
+                        if found.len() >= MAX_PER_SWEEP {
+                            return Ok(found);
+                        }
+                    }
+                }
+            } else if depth < 64 {
+                stack.push((path, depth + 1));
+            }
+        }
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use peregrine_engine::storage::Uri;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_files_of_an_execution_that_is_gone_go_after_the_grace() {
+        let dir = tempfile::tempdir().expect("a dir");
+        let config = crate::config::Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Default::default()
+        };
+        let state = AppState::start(config).expect("a server");
+        let gone = ExecutionId::generate();
+        let uri = Uri::input_file("company.team", "f", gone, "data", "x.csv").expect("a uri");
+        state
+            .files()
+            .storage()
+            .put(&uri, &mut &b"1\n"[..], 100)
+            .expect("put");
+        // Younger than the grace: kept (an upload waits for its creation).
+        assert_eq!(
+            sweep(&state, Duration::from_secs(3600))
+                .await
+                .expect("a sweep"),
+            0
+        );
+        assert_eq!(state.files().storage().size(&uri).expect("size"), Some(2));
+        assert_eq!(sweep(&state, Duration::ZERO).await.expect("a sweep"), 1);
+        assert_eq!(state.files().storage().size(&uri).expect("size"), None);
+        assert!(!dir.path().join("storage/company").exists());
+    }
+}
