@@ -17,6 +17,7 @@ mod execution;
 mod executor;
 pub mod expression;
 pub mod flow;
+mod ion;
 mod journal;
 mod jsonata;
 pub mod kv;

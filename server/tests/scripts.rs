@@ -479,3 +479,48 @@ async fn an_upload_past_the_file_limit_is_refused() {
         reply.body
     );
 }
+
+#[tokio::test]
+async fn log_fetch_writes_the_lines_as_ion_to_a_file() {
+    let server = Server::start(&[]).await;
+    let flow = r#"
+id: fetch
+namespace: scripts.team
+tasks:
+  - id: hello
+    type: io.kestra.plugin.core.log.Log
+    message: hello
+  - id: careful
+    type: io.kestra.plugin.core.log.Log
+    level: WARN
+    message: "careful \"now\""
+  - id: fetch
+    type: io.kestra.plugin.core.log.Fetch
+    level: WARN
+  - id: only
+    type: io.kestra.plugin.core.log.Fetch
+    tasksId: [hello]
+  - id: back
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ read(outputs.fetch.uri) }}"
+"#;
+    assert_eq!(server.create_flow(flow).await.status, StatusCode::OK);
+    let ended = run(&server, "scripts.team", "fetch").await;
+    assert_eq!(ended["state"]["current"], "SUCCESS", "{ended}");
+    assert_eq!(task(&ended, "fetch")["outputs"]["size"], 1, "{ended}");
+    assert_eq!(task(&ended, "only")["outputs"]["size"], 1, "{ended}");
+    let ion = task(&ended, "back")["outputs"]["value"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        ion.starts_with("{namespace:\"scripts.team\",flowId:\"fetch\""),
+        "{ion}"
+    );
+    assert!(ion.contains("level:\"WARN\""), "{ion}");
+    assert!(ion.contains(r#"message:"careful \"now\"""#), "{ion}");
+    assert!(ion.contains("taskId:\"careful\""), "{ion}");
+    assert!(!ion.contains("hello"), "{ion}");
+    // An Ion timestamp, unquoted.
+    assert!(ion.contains(",timestamp:20"), "{ion}");
+}

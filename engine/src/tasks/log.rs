@@ -1,8 +1,8 @@
 //! Kestra's log tasks (`io.kestra.plugin.core.log`): `PurgeLogs`, which
 //! deletes kept log lines, on the worker pool against the engine's
-//! [`LogStore`](crate::logs::LogStore). (`Log` itself is in `core.rs`;
-//! `Fetch`, which writes the lines to a file of the internal storage, waits
-//! for that storage.)
+//! [`LogStore`](crate::logs::LogStore), and `Fetch`, which writes an
+//! execution's lines to an Ion file of the internal storage. (`Log` itself
+//! is in `core.rs`.)
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::{Answer, Job, Started, TaskContext, TaskKind, TaskType, WorkerEnv, name_list, work};
+use crate::executor::into_text;
 use crate::expression::Property;
 use crate::flow::Level;
 
@@ -116,5 +117,153 @@ impl PurgeJob {
                 && l.timestamp <= self.end
         });
         Ok(json!({ "count": count }))
+    }
+}
+
+/// `log.Fetch`: the lines of execution `executionId` (this one by
+/// default), at `level` or above (INFO), of the tasks `tasksId` (all by
+/// default), written as Ion to a file of this task run: `uri`, and `size`,
+/// the number of lines.
+pub(super) static FETCH: TaskType = TaskType {
+    name: "io.kestra.plugin.core.log.Fetch",
+    aliases: &["io.kestra.core.tasks.log.Fetch"],
+    flowable: false,
+    own_timeout: false,
+    parse: |p| {
+        let namespace = p.string_property("namespace");
+        let flow_id = p.string_property("flowId");
+        let execution_id = p.string_property("executionId");
+        let tasks_id = p.property("tasksId");
+        let level = p.level("level", Level::Info);
+        match (&namespace, &flow_id, &execution_id) {
+            (Some(_), None, _) | (None, Some(_), _) => {
+                let at = p.here("namespace");
+                p.problem(
+                    &at,
+                    "Both `namespace` and `flowId` must be set when `executionId` is set.",
+                );
+            }
+            (Some(_), Some(_), None) => {
+                let at = p.here("namespace");
+                p.problem(
+                    &at,
+                    "`namespace` and `flowId` should only be set when `executionId` is set.",
+                );
+            }
+            _ => {}
+        }
+        Some(Arc::new(Fetch {
+            namespace,
+            flow_id,
+            execution_id,
+            tasks_id,
+            level: level?,
+        }))
+    },
+};
+
+#[derive(Debug)]
+pub(crate) struct Fetch {
+    namespace: Option<Property>,
+    flow_id: Option<Property>,
+    execution_id: Option<Property>,
+    tasks_id: Option<Property>,
+    level: Level,
+}
+
+impl TaskKind for Fetch {
+    fn start(&self, ctx: &mut TaskContext<'_>) -> Started {
+        let job = (|| {
+            let text = |p: &Option<Property>| p.as_ref().map(|p| ctx.render_text(p)).transpose();
+            let place = ctx.place();
+            let execution = match text(&self.execution_id)? {
+                Some(id) => id
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("`executionId` `{id}` is not an execution id"))?,
+                None => place.execution,
+            };
+            let tasks = match &self.tasks_id {
+                None => Vec::new(),
+                Some(p) => match ctx.render(p)? {
+                    Value::Array(items) => items.into_iter().map(into_text).collect(),
+                    Value::Null => Vec::new(),
+                    other => vec![into_text(other)],
+                },
+            };
+            Ok::<_, String>(FetchJob {
+                place,
+                execution,
+                flow: match (text(&self.namespace)?, text(&self.flow_id)?) {
+                    (Some(ns), Some(flow)) => Some((ns, flow)),
+                    _ => None,
+                },
+                tasks,
+                level: self.level,
+            })
+        })();
+        work(job)
+    }
+}
+
+#[derive(Debug)]
+struct FetchJob {
+    place: super::Place,
+    execution: crate::execution::ExecutionId,
+    /// The execution's flow, when named: its lines must be that flow's.
+    flow: Option<(String, String)>,
+    tasks: Vec<String>,
+    level: Level,
+}
+
+impl Job for FetchJob {
+    fn run(self: Box<Self>, env: &WorkerEnv, _within: Option<Duration>) -> Answer {
+        Answer::from(self.work(env))
+    }
+}
+
+impl FetchJob {
+    fn work(&self, env: &WorkerEnv) -> Result<Value, String> {
+        let Some(logs) = &env.logs else {
+            return Err("this engine keeps no logs to fetch (Fetch needs a server)".into());
+        };
+        let Some(files) = &env.files else {
+            return Err("this engine has no internal storage: Fetch needs a server".into());
+        };
+        let query = crate::logs::LogQuery {
+            min_level: Some(self.level),
+            ..Default::default()
+        };
+        let lines = logs.lines(self.execution, &query).unwrap_or_default();
+        let mut text = String::new();
+        let mut size = 0u64;
+        for line in lines.iter().filter(|l| {
+            self.flow
+                .as_ref()
+                .is_none_or(|(ns, f)| &*l.namespace == ns && &*l.flow_id == f)
+                && (self.tasks.is_empty()
+                    || l.task_id
+                        .as_deref()
+                        .is_some_and(|t| self.tasks.iter().any(|x| x == t)))
+        }) {
+            text.push_str(&crate::ion::line(&line.json(), &["timestamp"]));
+            text.push('\n');
+            size += 1;
+        }
+        let p = &self.place;
+        let uri = crate::storage::Uri::task_file(
+            &p.namespace,
+            &p.flow_id,
+            p.execution,
+            &p.task_id,
+            &p.task_run,
+            &format!("{}-logs.ion", p.attempt),
+        )
+        .map_err(|e| e.to_string())?;
+        files
+            .storage()
+            .put(&uri, &mut text.as_bytes(), files.max_file_bytes())
+            .map_err(|e| e.to_string())?;
+        Ok(json!({ "uri": uri.to_string(), "size": size }))
     }
 }

@@ -98,6 +98,7 @@ pub(crate) static REGISTRY: &[&TaskType] = &[
     &kv::GET_KEYS,
     &kv::PURGE_KV,
     &log::PURGE_LOGS,
+    &log::FETCH,
     &purge::PURGE_EXECUTIONS,
     &script::SHELL_COMMANDS,
     &script::SHELL_SCRIPT,
@@ -147,11 +148,6 @@ pub(crate) static NOT_YET: &[(&str, &[&str])] = &[
     (
         "io.kestra.plugin.core.http.Download",
         &["io.kestra.plugin.fs.http.Download"],
-    ),
-    // It writes an ION file of the internal storage.
-    (
-        "io.kestra.plugin.core.log.Fetch",
-        &["io.kestra.core.tasks.log.Fetch"],
     ),
     // Kestra's deprecated state store; the KV store replaces it.
     (
