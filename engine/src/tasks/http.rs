@@ -25,6 +25,23 @@ pub(super) static REQUEST: TaskType = TaskType {
     parse,
 };
 
+/// `core.http.Download`: the same call, its answer's body streamed into a
+/// file of the internal storage (`uri`, `code`, `length`, `headers`).
+pub(super) static DOWNLOAD: TaskType = TaskType {
+    name: "io.kestra.plugin.core.http.Download",
+    aliases: &["io.kestra.plugin.fs.http.Download"],
+    flowable: false,
+    own_timeout: false,
+    parse: |p| {
+        let fail_on_empty = p.bool("failOnEmptyResponse", true);
+        let request = parse_request(p)?;
+        Some(Arc::new(Request {
+            download: Some(fail_on_empty),
+            ..request
+        }))
+    },
+};
+
 #[derive(Debug)]
 pub(crate) struct Request {
     uri: Property,
@@ -38,9 +55,15 @@ pub(crate) struct Request {
     read_timeout: Option<Duration>,
     /// `options.allowFailed`: a 4xx/5xx answer does not fail the task.
     allow_failed: bool,
+    /// A Download, with `failOnEmptyResponse`.
+    download: Option<bool>,
 }
 
 fn parse(p: &mut Props<'_, '_>) -> Option<Arc<dyn TaskKind>> {
+    Some(Arc::new(parse_request(p)?))
+}
+
+fn parse_request(p: &mut Props<'_, '_>) -> Option<Request> {
     let uri = p.req_string_property("uri");
     let method = p.string_property_or("method", "GET");
     let body = p.string_property("body");
@@ -75,7 +98,7 @@ fn parse(p: &mut Props<'_, '_>) -> Option<Arc<dyn TaskKind>> {
             }
         }
     }
-    Some(Arc::new(Request {
+    Some(Request {
         uri: uri?,
         method: method?,
         body,
@@ -83,7 +106,8 @@ fn parse(p: &mut Props<'_, '_>) -> Option<Arc<dyn TaskKind>> {
         headers,
         read_timeout,
         allow_failed,
-    }))
+        download: None,
+    })
 }
 
 impl TaskKind for Request {
@@ -115,6 +139,9 @@ impl Request {
             headers,
             timeout: self.read_timeout,
             allow_failed: self.allow_failed,
+            download: self
+                .download
+                .map(|fail_on_empty| (ctx.place(), fail_on_empty)),
         })
     }
 }
@@ -129,6 +156,43 @@ struct Call {
     headers: Vec<(String, String)>,
     timeout: Option<Duration>,
     allow_failed: bool,
+    /// A Download's task run, and `failOnEmptyResponse`.
+    download: Option<(super::Place, bool)>,
+}
+
+/// The name a download is stored under: the answer's Content-Disposition
+/// file name, else the URL's last segment, else `download`.
+fn download_name(url: &str, headers: &Map<String, Value>) -> String {
+    let from_header = headers
+        .get("content-disposition")
+        .and_then(|v| v.get(0))
+        .and_then(Value::as_str)
+        .and_then(|d| {
+            d.split(';').find_map(|part| {
+                let part = part.trim();
+                part.strip_prefix("filename=")
+                    .map(|f| f.trim_matches('"').to_owned())
+            })
+        });
+    let from_url = || {
+        let path = url.split(['?', '#']).next().unwrap_or("");
+        let path = path.split_once("://").map_or(path, |(_, rest)| rest);
+        path.split_once('/')
+            .and_then(|(_, p)| p.rsplit('/').next())
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    let name = from_header.or_else(from_url).unwrap_or_default();
+    let name = name.rsplit(['/', '\\']).next().unwrap_or("").to_owned();
+    let clean: String = name
+        .chars()
+        .map(|c| if c.is_control() { '_' } else { c })
+        .collect();
+    if clean.is_empty() || clean.starts_with('.') {
+        "download".to_owned()
+    } else {
+        clean
+    }
 }
 
 /// The agent every worker shares (pooled connections, default timeout).
@@ -187,6 +251,44 @@ impl Call {
                 Value::Array(values) => values.push(value),
                 other => *other = Value::Array(vec![value]),
             }
+        }
+        if let Some((place, fail_on_empty)) = &call.download {
+            if code >= 400 && !call.allow_failed {
+                return Err(format!(
+                    "Failed http request with response code '{code}' from `{}`",
+                    call.uri
+                ));
+            }
+            let files = env
+                .files
+                .as_ref()
+                .ok_or("this engine has no internal storage: Download needs a server".to_owned())?;
+            let name = download_name(&call.uri, &headers);
+            let uri = crate::storage::Uri::task_file(
+                &place.namespace,
+                &place.flow_id,
+                place.execution,
+                &place.task_id,
+                &place.task_run,
+                &format!("{}-{name}", place.attempt),
+            )
+            .map_err(|e| e.to_string())?;
+            let limit = files.max_file_bytes();
+            let mut body = response.body_mut().with_config().limit(limit + 1).reader();
+            let length = files
+                .storage()
+                .put(&uri, &mut body, limit)
+                .map_err(|e| format!("downloading `{}`: {e}", call.uri))?;
+            if length == 0 && *fail_on_empty && !call.allow_failed {
+                let _ = files.storage().delete(&uri);
+                return Err(format!("No response from server `{}`", call.uri));
+            }
+            return Ok(json!({
+                "uri": uri.to_string(),
+                "code": code,
+                "length": length,
+                "headers": headers,
+            }));
         }
         let text = response
             .body_mut()
@@ -374,6 +476,48 @@ mod tests {
                 Level::Error,
                 "`NOT A METHOD` is not an HTTP method".to_owned()
             )]
+        );
+    }
+
+    #[test]
+    fn a_download_streams_the_body_into_the_storage() {
+        use crate::storage::{Files, LocalStorage, Uri};
+        let dir = tempfile::tempdir().expect("a dir");
+        let store = LocalStorage::open(dir.path()).expect("storage");
+        let variables = crate::executor::ConfigVariables::default().with_files(Files::new(
+            store.clone(),
+            dir.path().join("work"),
+            1 << 20,
+        ));
+        let (base, _seen) = serve(200, "hello body", 1);
+        let (empty, _) = serve(200, "", 1);
+        let exec = crate::tasks::testing::run_with_variables(
+            &format!(
+                r#"
+  - id: get
+    type: io.kestra.plugin.core.http.Download
+    uri: {base}/files/report.csv?x=1
+  - id: nothing
+    type: io.kestra.plugin.core.http.Download
+    uri: {empty}/
+"#
+            ),
+            variables,
+        );
+        let get = only(&exec, "get").outputs().expect("outputs").clone();
+        assert_eq!(get["code"], 200);
+        assert_eq!(get["length"], 10);
+        let uri = Uri::parse(get["uri"].as_str().expect("a uri")).expect("a uri");
+        assert!(uri.file_name().ends_with("report.csv"), "{uri}");
+        assert_eq!(
+            crate::storage::read_to_string(&*store, &uri, 100).expect("the file"),
+            "hello body"
+        );
+        assert_eq!(only(&exec, "nothing").state(), State::Failed);
+        assert!(
+            logs_of(&exec, "nothing")
+                .iter()
+                .any(|(_, m)| m.contains("No response from server"))
         );
     }
 }

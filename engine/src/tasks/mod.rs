@@ -78,6 +78,7 @@ pub(crate) static REGISTRY: &[&TaskType] = &[
     &self::core::SLEEP,
     &jsonata::TRANSFORM_VALUE,
     &http::REQUEST,
+    &http::DOWNLOAD,
     &flowable::IF,
     &flowable::SWITCH,
     &flowable::SEQUENTIAL,
@@ -144,10 +145,6 @@ pub(crate) static NOT_YET: &[(&str, &[&str])] = &[
     (
         "io.kestra.plugin.core.storage.LocalFiles",
         &["io.kestra.core.tasks.storages.LocalFiles"],
-    ),
-    (
-        "io.kestra.plugin.core.http.Download",
-        &["io.kestra.plugin.fs.http.Download"],
     ),
     // Kestra's deprecated state store; the KV store replaces it.
     (
