@@ -1595,7 +1595,7 @@ fn created(
 /// A job's lines within `max_bytes` (its own keeper bounded them as it
 /// ran; this holds whatever job answered to the same limit).
 fn trim_job_logs(logs: Vec<JobLine>, max_bytes: usize) -> Vec<JobLine> {
-    if logs.iter().map(|l| l.message.len()).sum::<usize>() <= max_bytes {
+    if logs.iter().map(LogKeeper::cost).sum::<usize>() <= max_bytes {
         return logs;
     }
     let mut keeper = LogKeeper::new(max_bytes);

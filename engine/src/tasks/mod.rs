@@ -372,16 +372,26 @@ impl LogKeeper {
         }
     }
 
+    /// What a line costs against the budget: its text and a fixed
+    /// overhead, so that empty lines are not free.
+    pub(crate) fn cost(line: &JobLine) -> usize {
+        line.message.len() + Self::LINE_OVERHEAD
+    }
+
+    /// What a line costs beyond its text (its level, instant, framing).
+    const LINE_OVERHEAD: usize = 32;
+
     pub(crate) fn push(&mut self, mut line: JobLine) {
-        if line.message.len() > self.half {
-            let mut cut = self.half;
+        let room = self.half.saturating_sub(Self::LINE_OVERHEAD);
+        if line.message.len() > room {
+            let mut cut = room;
             while !line.message.is_char_boundary(cut) {
                 cut -= 1;
             }
             line.message.truncate(cut);
             line.message.push_str(" [cut]");
         }
-        let len = line.message.len();
+        let len = Self::cost(&line);
         if self.tail.is_empty() && self.head_bytes + len <= self.half {
             self.head_bytes += len;
             self.head.push(line);
@@ -393,7 +403,7 @@ impl LogKeeper {
             let Some(gone) = self.tail.pop_front() else {
                 break;
             };
-            self.tail_bytes -= gone.message.len();
+            self.tail_bytes -= Self::cost(&gone);
             self.dropped += 1;
             self.dropped_bytes += gone.message.len() as u64;
         }

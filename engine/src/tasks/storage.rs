@@ -351,8 +351,19 @@ impl TaskKind for Size {
 impl TaskKind for Delete {
     fn start(&self, ctx: &mut TaskContext<'_>) -> Started {
         let call = (|| {
+            let text = ctx.render_text(&self.uri)?;
+            let uri = Uri::parse(text.trim()).map_err(|e| format!("`uri`: {e}"))?;
+            // Reading other executions' task files is allowed; deleting
+            // them is not.
+            let place = ctx.place();
+            let own = Uri::execution_prefix(&place.namespace, &place.flow_id, place.execution);
+            if !uri.is_under(&own) {
+                return Err(format!(
+                    "Unable to delete the file '{uri}' as it didn't belong to the current execution"
+                ));
+            }
             Ok(Call::Delete {
-                uri: ctx.readable_uri(&ctx.render_text(&self.uri)?, "uri")?,
+                uri,
                 error_on_missing: self.error_on_missing,
             })
         })();
@@ -690,6 +701,10 @@ mod tests {
     content: x
   - id: purge
     type: io.kestra.plugin.core.storage.PurgeCurrentExecutionFiles
+  - id: theirs
+    type: io.kestra.plugin.core.storage.Delete
+    allowFailure: true
+    uri: kestra:///other/flow/executions/2Rj1mZ2pR5cXbYv3wq0rTk/tasks/t/r/x.txt
   - id: strict
     type: io.kestra.plugin.core.storage.Delete
     uri: "{{ outputs.a.uri }}"
@@ -702,6 +717,13 @@ mod tests {
         assert_eq!(purged.as_array().unwrap().len(), 1, "{purged}");
         assert!(store.list_under("tests").unwrap().is_empty());
         assert_eq!(only(&exec, "strict").state(), State::Failed);
+        let theirs = crate::tasks::testing::logs_of(&exec, "theirs");
+        assert!(
+            theirs
+                .iter()
+                .any(|(_, m)| m.contains("didn't belong to the current execution")),
+            "{theirs:?}"
+        );
     }
 
     #[test]

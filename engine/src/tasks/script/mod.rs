@@ -440,6 +440,26 @@ impl Script {
             None => Vec::new(),
             Some(p) => input_files(render(p)?)?,
         };
+        // What the job will copy from the storage: only files this
+        // execution may read.
+        for (_, content) in &input_files {
+            if let Some(uri) = content
+                .as_deref()
+                .filter(|c| c.starts_with(storage::SCHEME))
+            {
+                ctx.readable_uri(uri, "inputFiles")?;
+            }
+        }
+        let scanned = if self.is_script && self.flavor != Flavor::Shell {
+            before.iter().collect::<Vec<_>>()
+        } else {
+            before.iter().chain(&body).collect()
+        };
+        for text in scanned {
+            for span in uri_spans(text) {
+                ctx.readable_uri(&text[span], "commands")?;
+            }
+        }
         let output_globs = list(&self.output_files, "outputFiles")?;
         let limits = ctx.limits();
         Ok(ScriptJob {
@@ -497,6 +517,24 @@ fn input_files(value: Value) -> Result<Vec<(String, Option<String>)>, String> {
             Ok((name, (!content.is_null()).then(|| into_text(content))))
         })
         .collect()
+}
+
+/// Where `kestra://` URIs are in `text` (Kestra's
+/// `kestra:\/\/[-a-zA-Z0-9%._\+~#=/]*`).
+fn uri_spans(text: &str) -> Vec<std::ops::Range<usize>> {
+    let mut spans = Vec::new();
+    let mut from = 0;
+    while let Some(found) = text[from..].find(storage::SCHEME) {
+        let start = from + found;
+        let tail = &text[start + storage::SCHEME.len()..];
+        let len = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || "-%._+~#=/".contains(c)))
+            .unwrap_or(tail.len());
+        let end = start + storage::SCHEME.len() + len;
+        spans.push(start..end);
+        from = end;
+    }
+    spans
 }
 
 /// `name` as a path inside a working directory, or why it is not one.
@@ -588,9 +626,9 @@ impl ScriptJob {
                 });
             }
         };
-        let mut logs = ended.logs;
+        let mut keeper = ended.logs;
         for metric in &ended.said.metrics {
-            logs.push(JobLine {
+            keeper.push(JobLine {
                 level: Level::Debug,
                 at: chrono::Utc::now(),
                 message: format!(
@@ -602,6 +640,7 @@ impl ScriptJob {
                 ),
             });
         }
+        let logs = keeper.finish();
         let result = if ended.interrupted {
             Err("the script was killed: its attempt was stopped".to_owned())
         } else if ended.timed_out {
@@ -704,29 +743,19 @@ impl ScriptJob {
     /// and replaced by its path.
     fn replace_uris(&self, env: &WorkerEnv, text: &str) -> Result<String, String> {
         let mut out = String::with_capacity(text.len());
-        let mut rest = text;
-        let mut n = 0;
-        while let Some(at) = rest.find(storage::SCHEME) {
-            out.push_str(&rest[..at]);
-            let tail = &rest[at..];
-            let len = tail
-                .char_indices()
-                .find(|(i, c)| {
-                    *i >= storage::SCHEME.len()
-                        && !(c.is_ascii_alphanumeric() || "-%._+~#=/".contains(*c))
-                })
-                .map_or(tail.len(), |(i, _)| i);
-            let uri = &tail[..len];
-            n += 1;
+        let mut at = 0;
+        for (n, span) in uri_spans(text).into_iter().enumerate() {
+            out.push_str(&text[at..span.start]);
+            let uri = &text[span.clone()];
             let name = Uri::parse(uri)
                 .map(|u| u.file_name().to_owned())
                 .map_err(|e| e.to_string())?;
-            let path = self.dir.join(format!(".input-{n}-{name}"));
+            let path = self.dir.join(format!(".input-{}-{name}", n + 1));
             self.download(env, uri, &path)?;
             out.push_str(&path.display().to_string());
-            rest = &tail[len..];
+            at = span.end;
         }
-        out.push_str(rest);
+        out.push_str(&text[at..]);
         Ok(out)
     }
 

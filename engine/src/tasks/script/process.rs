@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use super::protocol::{self, Said};
 use crate::flow::Level;
-use crate::tasks::{JobLine, LogKeeper};
+use crate::tasks::LogKeeper;
 
 /// The longest line read whole; a longer one is cut into pieces.
 const MAX_LINE_BYTES: usize = 64 << 10;
@@ -128,7 +128,8 @@ pub(crate) struct Ended {
     pub wrote_stderr: bool,
     /// What it said through the protocol.
     pub said: Said,
-    pub logs: Vec<JobLine>,
+    /// The lines it printed, within the budget (more may be added).
+    pub logs: LogKeeper,
 }
 
 /// Why a command did not run.
@@ -187,8 +188,10 @@ pub(crate) fn run(
     *lock(&cancel.group) = Some(group);
     if let Some(file) = spec.group_file {
         // Best effort: without it, only the group's leader dies with the
-        // server (its parent-death signal).
-        let _ = std::fs::write(file, group.to_string());
+        // server (its parent-death signal). With the leader's start time,
+        // so that a group id reused since names no other group.
+        let started = start_time(group).unwrap_or_default();
+        let _ = std::fs::write(file, format!("{group} {started} {}", boot_id()));
     }
     // An interrupt that came between the check above and the spawn.
     if cancel.is_interrupted() {
@@ -232,29 +235,31 @@ fn watch(
     let mut interrupted = false;
     let mut status = None;
     let mut exited_at: Option<Instant> = None;
-    let mut killed = false;
+    let mut killed_at: Option<Instant> = None;
+    let mut streams_open = true;
     loop {
-        match rx.recv_timeout(POLL) {
-            Ok(line) => {
-                wrote_stderr |= line.stderr;
-                let level = if line.stderr {
-                    spec.stderr_level
-                } else {
-                    Level::Info
-                };
-                protocol::read_line(&line.text, level, line.at, &mut said, &mut keeper);
-                continue;
-            }
-            Err(flume::RecvTimeoutError::Disconnected) => {
-                // Both streams closed: the command is ending.
-                if status.is_none() {
-                    status = child.wait().ok();
+        if streams_open {
+            match rx.recv_timeout(POLL) {
+                Ok(line) => {
+                    wrote_stderr |= line.stderr;
+                    let level = if line.stderr {
+                        spec.stderr_level
+                    } else {
+                        Level::Info
+                    };
+                    protocol::read_line(&line.text, level, line.at, &mut said, &mut keeper);
+                    continue;
                 }
-                break;
+                // Both streams closed: the command is ending (or closed
+                // them and goes on: its end is still waited for, within
+                // its time).
+                Err(flume::RecvTimeoutError::Disconnected) => streams_open = false,
+                Err(flume::RecvTimeoutError::Timeout) => {}
             }
-            Err(flume::RecvTimeoutError::Timeout) => {}
+        } else if status.is_none() {
+            std::thread::sleep(POLL);
         }
-        if !killed {
+        if killed_at.is_none() {
             if cancel.is_interrupted() {
                 interrupted = true;
             } else if deadline.is_some_and(|d| Instant::now() >= d) {
@@ -262,7 +267,7 @@ fn watch(
             }
             if interrupted || timed_out {
                 kill_group(group);
-                killed = true;
+                killed_at = Some(Instant::now());
             }
         }
         if status.is_none()
@@ -271,18 +276,29 @@ fn watch(
             status = Some(done);
             exited_at = Some(Instant::now());
         }
+        if status.is_some() && !streams_open {
+            break;
+        }
         // It exited, and what it started still holds its output open.
-        if exited_at.is_some_and(|at| at.elapsed() >= DRAIN) && !killed {
+        if exited_at.is_some_and(|at| at.elapsed() >= DRAIN) && killed_at.is_none() {
             kill_group(group);
-            killed = true;
+            killed_at = Some(Instant::now());
+        }
+        // Killed, and a process outside its group (`setsid`) still holds
+        // its output: the job ends anyway, its readers left to end when
+        // that process does.
+        if status.is_some() && killed_at.is_some_and(|at| at.elapsed() >= DRAIN) {
+            break;
         }
     }
     // An interrupt that killed it before the loop saw the flag.
     interrupted |= cancel.is_interrupted();
     // What it left in its group goes with it.
     kill_group(group);
-    for reader in readers {
-        let _ = reader.join();
+    if !streams_open {
+        for reader in readers {
+            let _ = reader.join();
+        }
     }
     let exit_code = status.and_then(|s| s.code());
     Ended {
@@ -291,7 +307,7 @@ fn watch(
         interrupted,
         wrote_stderr,
         said,
-        logs: keeper.finish(),
+        logs: keeper,
     }
 }
 
@@ -329,29 +345,67 @@ fn spawn_reader(
 }
 
 /// Kills the process groups a server killed while they ran left behind
-/// under `root` (their `.pgid` files): what their scripts started goes
-/// before they run again. How many were named.
+/// under `root` (the `<execution>/<attempt>.pgid` files beside their
+/// folders): what their scripts started goes before they run again. A
+/// group recorded in another boot, or whose leader runs but is not the
+/// process recorded (its id was reused), is left alone. How many were
+/// killed.
 pub(crate) fn kill_leftovers(root: &Path) -> usize {
     let mut killed = 0;
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
+    let Ok(executions) = std::fs::read_dir(root) else {
+        return 0;
+    };
+    for execution in executions.flatten() {
+        let Ok(entries) = std::fs::read_dir(execution.path()) else {
             continue;
         };
         for entry in entries.flatten() {
             let path = entry.path();
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "pgid")
-                && let Ok(text) = std::fs::read_to_string(&path)
-                && let Ok(group) = text.trim().parse::<i32>()
+            if !entry.file_type().is_ok_and(|t| t.is_file())
+                || path.extension().is_none_or(|e| e != "pgid")
             {
+                continue;
+            }
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            let mut parts = text.split_whitespace();
+            let (Some(Ok(group)), Some(Ok(started)), Some(boot)) = (
+                parts.next().map(str::parse::<i32>),
+                parts.next().map(str::parse::<u64>),
+                parts.next(),
+            ) else {
+                continue;
+            };
+            // Another boot's ids name nothing of ours. Within this one, a
+            // group's id is not given to a new process while the group
+            // has members: a leader that is gone (the parent-death signal
+            // took it) leaves the id to what it started; one that runs
+            // must be the one recorded.
+            let ours = boot == boot_id() && start_time(group).is_none_or(|t| t == started);
+            if ours {
                 kill_group(group);
                 killed += 1;
             }
         }
     }
     killed
+}
+
+/// This boot's id (empty where the kernel does not say).
+fn boot_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// When process `pid` started, in clock ticks since boot (`/proc/<pid>/stat`
+/// field 22), if it runs.
+fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name, in parentheses, may hold spaces: count after it.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
 }
 
 /// Kills every process of group `group`.
@@ -385,11 +439,12 @@ mod tests {
         run(&spec, &Permits::new(1), &Cancel::default()).unwrap()
     }
 
-    fn messages(ended: &Ended) -> Vec<(Level, &str)> {
+    fn messages(ended: Ended) -> Vec<(Level, String)> {
         ended
             .logs
-            .iter()
-            .map(|l| (l.level, l.message.as_str()))
+            .finish()
+            .into_iter()
+            .map(|l| (l.level, l.message))
             .collect()
     }
 
@@ -398,9 +453,15 @@ mod tests {
         let ended = sh("echo $GREETING; echo oops >&2; exit 3", None);
         assert_eq!(ended.exit_code, Some(3));
         assert!(ended.wrote_stderr);
-        let mut logs = messages(&ended);
-        logs.sort_by_key(|(_, m)| *m);
-        assert_eq!(logs, [(Level::Info, "hi"), (Level::Warn, "oops")]);
+        let mut logs = messages(ended);
+        logs.sort_by(|a, b| a.1.cmp(&b.1));
+        assert_eq!(
+            logs,
+            [
+                (Level::Info, "hi".to_owned()),
+                (Level::Warn, "oops".to_owned())
+            ]
+        );
     }
 
     #[test]
@@ -497,14 +558,51 @@ mod tests {
     #[test]
     fn a_flood_of_output_keeps_its_first_and_last_lines() {
         let ended = sh("seq 1 100000", None);
-        let logs = messages(&ended);
+        let logs = messages(ended);
         assert_eq!(logs[0].1, "1");
         assert_eq!(logs.last().unwrap().1, "100000");
         assert!(
             logs.iter()
                 .any(|(l, m)| *l == Level::Warn && m.contains("not kept"))
         );
-        let bytes: usize = logs.iter().map(|(_, m)| m.len()).sum();
+        let bytes: usize = logs.iter().map(|(_, m)| m.len() + 32).sum();
         assert!(bytes < (1 << 16) + 200, "{bytes}");
+    }
+
+    #[test]
+    fn a_process_that_leaves_the_group_does_not_hold_the_job() {
+        let started = Instant::now();
+        // The escapee keeps stdout open for 30 s; the job ends with its
+        // command, within the drain.
+        let ended = sh("setsid sleep 31 & echo started", None);
+        assert_eq!(ended.exit_code, Some(0));
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        let _ = std::process::Command::new("pkill")
+            .args(["-f", "^sleep 31$"])
+            .status();
+    }
+
+    #[test]
+    fn a_command_that_closes_its_output_is_still_held_to_its_time() {
+        let started = Instant::now();
+        let ended = sh("exec >&- 2>&-; sleep 60", Some(Duration::from_millis(500)));
+        assert!(ended.timed_out);
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn empty_lines_are_not_free() {
+        // 200,000 empty lines: each costs its overhead, so most go.
+        let ended = sh(
+            "i=0; while [ $i -lt 200000 ]; do echo; i=$((i+1)); done",
+            None,
+        );
+        let logs = messages(ended);
+        assert!(logs.len() < 3000, "{} lines kept", logs.len());
+        assert!(logs.iter().any(|(_, m)| m.contains("not kept")));
     }
 }

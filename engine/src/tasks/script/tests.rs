@@ -5,7 +5,7 @@ use serde_json::json;
 use crate::execution::State;
 use crate::executor::ConfigVariables;
 use crate::flow::Level;
-use crate::storage::{self, Files, LocalStorage, Uri};
+use crate::storage::{self, Files, LocalStorage, Storage, Uri};
 use crate::tasks::testing::{flow, logs_of, only, problems, run, run_with_variables};
 
 /// An engine's surroundings with an internal storage under `dir`.
@@ -386,4 +386,41 @@ fn templates_read_the_files_scripts_stored() {
         "{}",
         failed("nsfile")
     );
+}
+
+#[test]
+fn a_script_copies_only_files_its_execution_may_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (variables, storage) = with_storage(dir.path());
+    let other =
+        Uri::from_path("other/flow/executions/2Rj1mZ2pR5cXbYv3wq0rTk/inputs/secret/s.txt").unwrap();
+    storage.put(&other, &mut &b"theirs"[..], 100).unwrap();
+    let exec = run_with_variables(
+        &format!(
+            r#"
+  - id: files
+    type: io.kestra.plugin.scripts.shell.Commands
+    allowFailure: true
+    inputFiles:
+      got.txt: "{other}"
+    commands:
+      - cat got.txt
+  - id: inline
+    type: io.kestra.plugin.scripts.shell.Commands
+    allowFailure: true
+    commands:
+      - cat {other}
+"#
+        ),
+        variables,
+    );
+    for id in ["files", "inline"] {
+        let logs = logs_of(&exec, id);
+        assert!(
+            logs.iter()
+                .any(|(_, m)| m.contains("didn't belong to the current execution")),
+            "{id}: {logs:?}"
+        );
+        assert!(!logs.iter().any(|(_, m)| m == "theirs"), "{id}: {logs:?}");
+    }
 }
