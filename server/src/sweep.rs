@@ -62,8 +62,9 @@ pub async fn sweep(state: &AppState, grace: Duration) -> std::io::Result<usize> 
     Ok(removed)
 }
 
-/// The execution folders under `root`, as storage prefixes with their
-/// execution, older than `grace`.
+/// The execution folders under `root` (`{namespace...}/{flow}/executions/{id}`),
+/// as storage prefixes with their execution, whose newest file is older
+/// than `grace`.
 fn execution_dirs(root: &Path, grace: Duration) -> std::io::Result<Vec<(String, ExecutionId)>> {
     let mut found = Vec::new();
     let now = SystemTime::now();
@@ -72,47 +73,66 @@ fn execution_dirs(root: &Path, grace: Duration) -> std::io::Result<Vec<(String, 
         let Ok(entries) = std::fs::read_dir(&dir) else {
             continue;
         };
+        let in_executions = dir.file_name().is_some_and(|n| n == "executions") && depth >= 3;
         for entry in entries.flatten() {
             if !entry.file_type().is_ok_and(|t| t.is_dir()) {
                 continue;
             }
             let path = entry.path();
-            // `.../{flow}/executions`: its children are executions.
-            if entry.file_name() == "executions" && depth >= 2 {
-                for child in std::fs::read_dir(&path)?.flatten() {
-                    let Some(id) = child
-                        .file_name()
-                        .to_str()
-                        .and_then(|n| n.parse::<ExecutionId>().ok())
-                    else {
-                        continue;
-                    };
-                    let old = child
-                        .metadata()
-                        .and_then(|m| m.modified())
-                        .is_ok_and(|at| now.duration_since(at).unwrap_or_default() >= grace);
-                    let Some(prefix) = child
-                        .path()
-                        .strip_prefix(root)
-                        .ok()
-                        .and_then(|p| p.to_str())
-                        .map(str::to_owned)
-                    else {
-                        continue;
-                    };
-                    if old {
-                        found.push((prefix, id));
-                        if found.len() >= MAX_PER_SWEEP {
-                            return Ok(found);
-                        }
-                    }
+            let id = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<ExecutionId>().ok())
+                .filter(|_| in_executions);
+            let Some(id) = id else {
+                // A namespace or flow folder (one may be named
+                // `executions`, or look like an id): deeper.
+                if depth < 64 {
+                    stack.push((path, depth + 1));
                 }
-            } else if depth < 64 {
-                stack.push((path, depth + 1));
+                continue;
+            };
+            if newest(&path).is_some_and(|at| now.duration_since(at).unwrap_or_default() < grace) {
+                continue;
+            }
+            let Some(prefix) = path
+                .strip_prefix(root)
+                .ok()
+                .and_then(|p| p.to_str())
+                .map(str::to_owned)
+            else {
+                continue;
+            };
+            found.push((prefix, id));
+            if found.len() >= MAX_PER_SWEEP {
+                return Ok(found);
             }
         }
     }
     Ok(found)
+}
+
+/// When anything under `dir` last changed (a long upload writes deep
+/// inside it, not in the folder itself).
+fn newest(dir: &Path) -> Option<SystemTime> {
+    let mut newest = std::fs::metadata(dir).and_then(|m| m.modified()).ok();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(at) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&at) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            if let Ok(m) = entry.metadata() {
+                if m.is_dir() {
+                    stack.push(entry.path());
+                }
+                if let Ok(t) = m.modified() {
+                    newest = newest.max(Some(t));
+                }
+            }
+        }
+    }
+    newest
 }
 
 #[cfg(test)]
@@ -144,8 +164,16 @@ mod tests {
             0
         );
         assert_eq!(state.files().storage().size(&uri).expect("size"), Some(2));
-        assert_eq!(sweep(&state, Duration::ZERO).await.expect("a sweep"), 1);
+        // A flow named `executions` is a flow like any other.
+        let odd = Uri::input_file("a.executions", "executions", gone, "d", "y.csv").expect("a uri");
+        state
+            .files()
+            .storage()
+            .put(&odd, &mut &b"2\n"[..], 100)
+            .expect("put");
+        assert_eq!(sweep(&state, Duration::ZERO).await.expect("a sweep"), 2);
         assert_eq!(state.files().storage().size(&uri).expect("size"), None);
+        assert_eq!(state.files().storage().size(&odd).expect("size"), None);
         assert!(!dir.path().join("storage/company").exists());
     }
 }

@@ -86,12 +86,11 @@ pub async fn trigger(
         schedule_date,
         id: Some(id),
     };
-    let started = match provided.and_then(|provided| check_inputs(&stored, &provided)) {
-        Ok(inputs) => start(&state, &stored, inputs, labels, None, how).await,
-        Err(e) => Err(e),
-    };
-    if started.is_err() && !stored_files.is_empty() {
-        // Nothing will read them: the execution was not created.
+    let inputs = provided.and_then(|provided| check_inputs(&stored, &provided));
+    if inputs.is_err() && !stored_files.is_empty() {
+        // Nothing will read them: the execution is not created. (Once it
+        // is handed to the engine they stay: a launch refused leaves them
+        // to the storage's sweep, which finds no execution.)
         let files = uploads.files.clone();
         let prefix = peregrine_engine::storage::Uri::execution_prefix(
             &uploads.namespace,
@@ -104,7 +103,7 @@ pub async fn trigger(
             }
         });
     }
-    started
+    start(&state, &stored, inputs?, labels, None, how).await
 }
 
 /// Where a trigger's FILE inputs are uploaded: the execution's inputs
@@ -136,7 +135,10 @@ impl Uploads {
             .to_owned();
         let uri = Uri::input_file(&self.namespace, &self.flow_id, self.id, input, &name)
             .map_err(|e| ApiError::unprocessable(e.to_string(), Value::Null))?;
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Bytes>(8);
+        // Uploads and downloads at once are bounded: each holds a blocking
+        // thread while it writes.
+        let _transfer = super::files::transfer().await?;
+        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(8);
         let files = self.files.clone();
         let limit = files.max_file_bytes();
         let target = uri.clone();
@@ -156,13 +158,8 @@ impl Uploads {
                     if sent > limit {
                         break;
                     }
-                    let tx = tx.clone();
-                    // The writer takes chunks as the disk does; waiting for
-                    // it is blocking, off the runtime's threads.
-                    let pushed = tokio::task::spawn_blocking(move || tx.send(chunk).is_ok())
-                        .await
-                        .unwrap_or(false);
-                    if !pushed {
+                    // The writer takes chunks as the disk does.
+                    if tx.send(chunk).await.is_err() {
                         break;
                     }
                 }
@@ -209,16 +206,16 @@ fn too_large(input: &str, limit: u64) -> ApiError {
 
 /// Reads the chunks an upload's task sends, as a file's bytes.
 struct ChunkReader {
-    rx: std::sync::mpsc::Receiver<Bytes>,
+    rx: tokio::sync::mpsc::Receiver<Bytes>,
     chunk: Bytes,
 }
 
 impl std::io::Read for ChunkReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         while self.chunk.is_empty() {
-            match self.rx.recv() {
-                Ok(chunk) => self.chunk = chunk,
-                Err(_) => return Ok(0),
+            match self.rx.blocking_recv() {
+                Some(chunk) => self.chunk = chunk,
+                None => return Ok(0),
             }
         }
         let n = buf.len().min(self.chunk.len());
@@ -293,6 +290,7 @@ pub(super) async fn read_inputs(
     mut uploads: Option<(&Uploads, &mut Vec<String>)>,
 ) -> ApiResult<Map<String, Value>> {
     let text_limit = uploads.as_ref().map_or(usize::MAX, |(u, _)| u.text_limit);
+    let mut text_bytes = 0usize;
     let content_type = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -305,7 +303,7 @@ pub(super) async fn read_inputs(
             .map_err(|r| rejection(r.status(), r.body_text()))?;
         let mut inputs = Map::new();
         let mut parts = 0;
-        while let Some(field) = multipart
+        while let Some(mut field) = multipart
             .next_field()
             .await
             .map_err(|e| rejection(e.status(), e.body_text()))?
@@ -349,17 +347,26 @@ pub(super) async fn read_inputs(
                 inputs.insert(input, Value::String(uri));
                 continue;
             }
-            let bytes = field
-                .bytes()
+            // Text parts together within the body limit, read as they
+            // come (the route's limit is raised for files).
+            let mut bytes = Vec::new();
+            while let Some(chunk) = field
+                .chunk()
                 .await
-                .map_err(|e| rejection(e.status(), e.body_text()))?;
-            if bytes.len() > text_limit {
-                return Err(ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("input `{name}` is larger than {text_limit} bytes"),
-                ));
+                .map_err(|e| rejection(e.status(), e.body_text()))?
+            {
+                text_bytes += chunk.len();
+                if text_bytes > text_limit {
+                    return Err(ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        format!(
+                            "the inputs other than files are larger than {text_limit} bytes (server.request-body-limit)"
+                        ),
+                    ));
+                }
+                bytes.extend_from_slice(&chunk);
             }
-            let text = String::from_utf8(bytes.to_vec())
+            let text = String::from_utf8(bytes)
                 .map_err(|_| ApiError::bad_request(format!("input `{name}` is not UTF-8 text")))?;
             // A repeated part (a multi-select) becomes a list.
             match inputs.get_mut(&name) {
@@ -376,13 +383,21 @@ pub(super) async fn read_inputs(
         return Ok(inputs);
     }
     let is_json = content_type.starts_with("application/json") || content_type.contains("+json");
-    let Body(bytes) = Body::from_request(request, &()).await?;
-    if bytes.len() > text_limit {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the inputs are larger than {text_limit} bytes (server.request-body-limit)"),
-        ));
-    }
+    let bytes = if text_limit == usize::MAX {
+        Body::from_request(request, &()).await?.0
+    } else {
+        // Read within the body limit, not the route's (raised for files).
+        axum::body::to_bytes(request.into_body(), text_limit)
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!(
+                        "the inputs are larger than {text_limit} bytes (server.request-body-limit)"
+                    ),
+                )
+            })?
+    };
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }

@@ -18,6 +18,20 @@ use crate::state::AppState;
 
 /// How much of a file one read hands the socket.
 const CHUNK: usize = 64 << 10;
+/// Uploads and downloads in flight at once: each holds a blocking thread
+/// while it reads or writes a chunk, and the server's other blocking work
+/// shares those threads.
+const MAX_TRANSFERS: usize = 64;
+
+static TRANSFERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_TRANSFERS);
+
+/// A place among the transfers in flight, waited for.
+pub(super) async fn transfer() -> ApiResult<tokio::sync::SemaphorePermit<'static>> {
+    TRANSFERS
+        .acquire()
+        .await
+        .map_err(|_| ApiError::unavailable("the server is stopping"))
+}
 
 /// `GET /executions/{id}/file?path=`.
 pub async fn download(
@@ -29,38 +43,31 @@ pub async fn download(
         Owned::Here(uri) => uri,
         Owned::Elsewhere(to) => return Ok(to),
     };
-    let files = state.files().clone();
-    let opened = {
+    let permit = transfer().await?;
+    let reader = blocking(&state, {
         let uri = uri.clone();
-        tokio::task::spawn_blocking(move || files.storage().open(&uri))
-            .await
-            .map_err(|e| ApiError::unavailable(e.to_string()))?
-    };
-    let reader = opened.map_err(storage_error)?;
-    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(4);
-    tokio::task::spawn_blocking(move || {
-        let mut reader = reader;
-        let mut buf = vec![0u8; CHUNK];
-        loop {
-            match std::io::Read::read(&mut reader, &mut buf) {
-                Ok(0) => return,
-                Ok(n) => {
-                    if tx
-                        .blocking_send(Ok(bytes::Bytes::copy_from_slice(&buf[..n])))
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(e));
-                    return;
-                }
+        move |storage| storage.open(&uri)
+    })
+    .await?;
+    // One blocking read per chunk, the reader handed back and forth: a
+    // slow client holds no thread between chunks.
+    let stream = futures_util::stream::unfold(Some((reader, permit)), |state| async move {
+        let (mut reader, permit) = state?;
+        let read = tokio::task::spawn_blocking(move || {
+            let mut buf = vec![0u8; CHUNK];
+            let n = std::io::Read::read(&mut reader, &mut buf);
+            (reader, buf, n)
+        })
+        .await;
+        match read {
+            Ok((_, _, Ok(0))) => None,
+            Ok((reader, mut buf, Ok(n))) => {
+                buf.truncate(n);
+                Some((Ok(bytes::Bytes::from(buf)), Some((reader, permit))))
             }
+            Ok((_, _, Err(e))) => Some((Err(e), None)),
+            Err(e) => Some((Err(std::io::Error::other(e)), None)),
         }
-    });
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|chunk| (chunk, rx))
     });
     let name = uri.file_name().replace(['"', '\\', '\r', '\n'], "_");
     let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
@@ -89,18 +96,27 @@ pub async fn metas(
         Owned::Here(uri) => uri,
         Owned::Elsewhere(to) => return Ok(to),
     };
-    let files = state.files().clone();
-    let size = {
+    let size = blocking(&state, {
         let uri = uri.clone();
-        tokio::task::spawn_blocking(move || files.storage().size(&uri))
-            .await
-            .map_err(|e| ApiError::unavailable(e.to_string()))?
-            .map_err(storage_error)?
-    };
+        move |storage| storage.size(&uri)
+    })
+    .await?;
     match size {
         Some(size) => Ok(axum::Json(json!({ "size": size })).into_response()),
         None => Err(storage_error(storage::Error::NotFound(uri.to_string()))),
     }
+}
+
+/// `call` on the storage, off the async threads.
+async fn blocking<T: Send + 'static>(
+    state: &AppState,
+    call: impl FnOnce(&dyn storage::Storage) -> storage::Result<T> + Send + 'static,
+) -> ApiResult<T> {
+    let files = state.files().clone();
+    tokio::task::spawn_blocking(move || call(files.storage()))
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))?
+        .map_err(storage_error)
 }
 
 /// Where a `path` points, as its execution sees it.
