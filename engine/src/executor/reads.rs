@@ -176,16 +176,19 @@ impl Reads {
                 ask.name()
             )
         };
+        // A refused read keeps why (an I/O error's text), or none: it
+        // would have been too much.
+        let refusal = |read: &KvRead| read.value.clone().unwrap_or_else(too_much);
         let value = if let Some((read, _)) = self.seen.iter().find(|(r, _)| same(r)) {
             if read.refused {
-                return Err(too_much());
+                return Err(refusal(read));
             }
             read.value.clone()
         } else if let Some(read) = self.given.iter().find(|r| same(r)) {
             let read = read.clone();
             self.seen.push((read.clone(), false));
             if read.refused {
-                return Err(too_much());
+                return Err(refusal(&read));
             }
             self.bytes += read_bytes(&read);
             read.value
@@ -195,21 +198,23 @@ impl Reads {
             )?;
             let storage = files.storage();
             let room = max_bytes.saturating_sub(self.bytes + key.len());
-            let found = match ask {
+            // Err(None): too much; Err(Some(why)): the storage failed,
+            // journaled so that a replay fails the same way.
+            let found: Result<Option<Value>, Option<String>> = match ask {
                 FileAsk::Read => match crate::storage::read_to_string(storage, uri, room as u64) {
                     Ok(text) => Ok(Some(Value::String(text))),
                     Err(crate::storage::Error::NotFound(_)) => Ok(None),
-                    Err(crate::storage::Error::TooLarge { .. }) => Err(()),
-                    Err(e) => return Err(e.to_string()),
+                    Err(crate::storage::Error::TooLarge { .. }) => Err(None),
+                    Err(e) => Err(Some(e.to_string())),
                 },
-                FileAsk::Size | FileAsk::Exists | FileAsk::Empty => {
-                    let size = storage.size(uri).map_err(|e| e.to_string())?;
-                    Ok(match ask {
+                FileAsk::Size | FileAsk::Exists | FileAsk::Empty => match storage.size(uri) {
+                    Ok(size) => Ok(match ask {
                         FileAsk::Size => size.map(Value::from),
                         FileAsk::Exists => Some(Value::Bool(size.is_some())),
                         _ => size.map(|n| Value::Bool(n == 0)),
-                    })
-                }
+                    }),
+                    Err(e) => Err(Some(e.to_string())),
+                },
             };
             let mut read = KvRead {
                 namespace: FILES.to_owned(),
@@ -219,10 +224,12 @@ impl Reads {
                 refused: false,
             };
             match found {
-                Err(()) => {
+                Err(why) => {
                     read.refused = true;
+                    read.value = why;
+                    let refused = refusal(&read);
                     self.seen.push((read, true));
-                    return Err(too_much());
+                    return Err(refused);
                 }
                 Ok(value) => read.value = value.map(|v| v.to_string()),
             }
@@ -448,6 +455,22 @@ mod tests {
         assert_eq!(
             replay.file(FileAsk::Exists, &uri, Some(&files), 1 << 20),
             Ok(json!(false))
+        );
+        // A storage error is journaled with its text: a replay fails the
+        // same way, whatever the storage says then.
+        storage.put(&uri, &mut &[0xff, 0xfe][..], 100).expect("put");
+        let mut broken = Reads::default();
+        let why = broken
+            .file(FileAsk::Read, &uri, Some(&files), 1 << 20)
+            .unwrap_err();
+        let journaled = broken.take();
+        assert_eq!(journaled[0].value.as_deref(), Some(why.as_str()));
+        storage.put(&uri, &mut &b"fine now"[..], 100).expect("put");
+        let mut replay = Reads::default();
+        replay.give(journaled);
+        assert_eq!(
+            replay.file(FileAsk::Read, &uri, Some(&files), 1 << 20),
+            Err(why)
         );
         // A file past the step's room is refused, and stays refused.
         storage.put(&uri, &mut &[b'x'; 200][..], 1000).expect("put");

@@ -183,6 +183,13 @@ pub(crate) struct Reverse {
 #[derive(Debug)]
 pub(crate) struct PurgeFiles;
 
+/// The largest file Reverse turns around (it holds the file in memory).
+const MAX_REVERSE_BYTES: u64 = 64 << 20;
+/// The longest line Split reads.
+const MAX_LINE_BYTES: u64 = 16 << 20;
+/// The most partitions Split writes at once (each an open file).
+const MAX_PARTITIONS: u64 = 1_000;
+
 /// One storage task's call, rendered.
 #[derive(Debug)]
 enum Call {
@@ -321,7 +328,12 @@ impl TaskKind for Split {
             let by = if let Some(bytes) = text(ctx, &self.bytes)? {
                 SplitBy::Bytes(data_size(&bytes)?.max(1))
             } else if let Some(n) = number(&self.partitions, "partitions")? {
-                SplitBy::Partitions(usize::try_from(n.min(10_000)).unwrap_or(10_000))
+                {
+                    if n > MAX_PARTITIONS {
+                        return Err(format!("`partitions` is at most {MAX_PARTITIONS}"));
+                    }
+                    SplitBy::Partitions(usize::try_from(n).unwrap_or(1))
+                }
             } else if let Some(n) = number(&self.rows, "rows")? {
                 SplitBy::Rows(n)
             } else {
@@ -442,14 +454,20 @@ impl StorageJob {
                 extension,
             } => {
                 let uri = self.target(&format!("{prefix}concat{extension}"))?;
-                let mut readers: Vec<Box<dyn Read + Send>> = Vec::new();
+                let mut parts = std::collections::VecDeque::new();
                 for source in sources {
-                    readers.push(storage.open(source).map_err(err)?);
+                    parts.push_back(Part::File(source.clone()));
                     if let Some(sep) = separator {
-                        readers.push(Box::new(std::io::Cursor::new(sep.clone().into_bytes())));
+                        parts.push_back(Part::Text(sep.clone().into_bytes()));
                     }
                 }
-                let mut all = Chain(readers.into_iter().collect());
+                // Each source opened when its turn comes: one descriptor
+                // at a time, however long the list.
+                let mut all = Chain {
+                    storage,
+                    parts,
+                    current: None,
+                };
                 storage.put(&uri, &mut all, limit).map_err(err)?;
                 Ok(json!({ "uri": uri.to_string() }))
             }
@@ -468,7 +486,10 @@ impl StorageJob {
                 Ok(json!({ "uri": uri.to_string(), "deleted": deleted }))
             }
             Call::Reverse { from, separator } => {
-                let text = crate::storage::read_to_string(storage, from, limit).map_err(err)?;
+                // Reversed in memory: bounded below the file limit.
+                let text =
+                    crate::storage::read_to_string(storage, from, limit.min(MAX_REVERSE_BYTES))
+                        .map_err(err)?;
                 let mut out = String::with_capacity(text.len());
                 for line in text.lines().rev() {
                     out.push_str(line);
@@ -524,16 +545,26 @@ impl StorageJob {
         let _ = std::fs::remove_dir_all(&work);
         std::fs::create_dir_all(&work).map_err(io)?;
         let result = (|| {
-            let mut parts: Vec<(std::io::BufWriter<std::fs::File>, u64, u64)> = Vec::new();
+            // A part's file (closed once the next begins, by bytes or
+            // rows), its bytes and rows.
+            type Open = Option<std::io::BufWriter<std::fs::File>>;
+            let mut parts: Vec<(Open, u64, u64)> = Vec::new();
             let mut paths = Vec::new();
-            let mut new_part = |parts: &mut Vec<_>| -> Result<(), String> {
+            let close_last = matches!(by, SplitBy::Bytes(_) | SplitBy::Rows(_));
+            let mut new_part = |parts: &mut Vec<(Open, u64, u64)>| -> Result<(), String> {
                 if parts.len() >= MAX_PARTS {
                     return Err(format!("Split would write more than {MAX_PARTS} files"));
+                }
+                if close_last
+                    && let Some((open, _, _)) = parts.last_mut()
+                    && let Some(mut w) = open.take()
+                {
+                    w.flush().map_err(io)?;
                 }
                 let path = work.join(format!("{}", parts.len()));
                 let file = std::fs::File::create(&path).map_err(io)?;
                 paths.push(path);
-                parts.push((std::io::BufWriter::new(file), 0u64, 0u64));
+                parts.push((Some(std::io::BufWriter::new(file)), 0u64, 0u64));
                 Ok(())
             };
             if let SplitBy::Partitions(n) = by {
@@ -546,8 +577,17 @@ impl StorageJob {
             let mut index = 0usize;
             loop {
                 line.clear();
-                if reader.read_until(b'\n', &mut line).map_err(io)? == 0 {
+                let read = (&mut reader)
+                    .take(MAX_LINE_BYTES + 1)
+                    .read_until(b'\n', &mut line)
+                    .map_err(io)?;
+                if read == 0 {
                     break;
+                }
+                if line.len() as u64 > MAX_LINE_BYTES {
+                    return Err(format!(
+                        "{from} has a line longer than {MAX_LINE_BYTES} bytes: it is not split by lines"
+                    ));
                 }
                 while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
                     line.pop();
@@ -568,15 +608,18 @@ impl StorageJob {
                     }
                 };
                 let part = &mut parts[target];
-                part.0.write_all(&line).map_err(io)?;
-                part.0.write_all(separator.as_bytes()).map_err(io)?;
+                let writer = part.0.as_mut().ok_or("a closed part of the split")?;
+                writer.write_all(&line).map_err(io)?;
+                writer.write_all(separator.as_bytes()).map_err(io)?;
                 part.1 += (line.len() + separator.len()) as u64;
                 part.2 += 1;
                 index += 1;
             }
             let mut uris = Vec::new();
-            for (n, ((mut writer, bytes, _), path)) in parts.into_iter().zip(&paths).enumerate() {
-                writer.flush().map_err(io)?;
+            for (n, ((writer, bytes, _), path)) in parts.into_iter().zip(&paths).enumerate() {
+                if let Some(mut writer) = writer {
+                    writer.flush().map_err(io)?;
+                }
                 if bytes == 0 {
                     continue;
                 }
@@ -592,19 +635,38 @@ impl StorageJob {
     }
 }
 
-/// Readers one after another.
-struct Chain(std::collections::VecDeque<Box<dyn Read + Send>>);
+/// What Concat writes, in order.
+enum Part {
+    File(Uri),
+    Text(Vec<u8>),
+}
 
-impl Read for Chain {
+/// Parts one after another, each file opened when its turn comes.
+struct Chain<'a> {
+    storage: &'a dyn crate::storage::Storage,
+    parts: std::collections::VecDeque<Part>,
+    current: Option<Box<dyn Read + Send>>,
+}
+
+impl Read for Chain<'_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while let Some(front) = self.0.front_mut() {
-            let n = front.read(buf)?;
-            if n > 0 {
-                return Ok(n);
+        loop {
+            if let Some(current) = &mut self.current {
+                let n = current.read(buf)?;
+                if n > 0 {
+                    return Ok(n);
+                }
+                self.current = None;
             }
-            self.0.pop_front();
+            self.current = Some(match self.parts.pop_front() {
+                None => return Ok(0),
+                Some(Part::Text(text)) => Box::new(std::io::Cursor::new(text)),
+                Some(Part::File(uri)) => self
+                    .storage
+                    .open(&uri)
+                    .map_err(|e| std::io::Error::other(e.to_string()))?,
+            });
         }
-        Ok(0)
     }
 }
 

@@ -790,6 +790,11 @@ impl ScriptJob {
             wanted.push((rel, path));
         }
         for (name, path) in &self.legacy_files {
+            if !std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file()) {
+                return Err(format!(
+                    "output file `{name}` is not a file of the working directory (a link, or gone)"
+                ));
+            }
             wanted.push((name.clone(), path.clone()));
         }
         for (name, dir) in &self.legacy_dirs {
@@ -868,6 +873,15 @@ fn python() -> &'static str {
 /// The regular files under `dir`, as paths relative to it (`/`-separated),
 /// sorted; at most [`MAX_WALKED_FILES`] looked at.
 fn walk(dir: &Path) -> Result<Vec<(String, PathBuf)>, String> {
+    // Links are not followed, the folder's own included: a script that
+    // replaced its output folder by a link to elsewhere stores nothing
+    // from there.
+    if std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(format!(
+            "{} is a link: output files are not followed out of the working directory",
+            dir.display()
+        ));
+    }
     let mut found = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     let mut seen = 0;

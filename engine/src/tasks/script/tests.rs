@@ -424,3 +424,26 @@ fn a_script_copies_only_files_its_execution_may_read() {
         assert!(!logs.iter().any(|(_, m)| m == "theirs"), "{id}: {logs:?}");
     }
 }
+
+#[test]
+fn output_files_are_not_followed_out_of_the_working_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let (variables, _storage) = with_storage(dir.path());
+    let exec = run_with_variables(
+        r#"
+  - id: sh
+    type: io.kestra.plugin.scripts.shell.Commands
+    commands:
+      - rmdir "{{ outputDir }}" && ln -s /etc "{{ outputDir }}"
+"#,
+        variables,
+    );
+    assert_eq!(exec.state(), State::Failed);
+    assert!(
+        logs_of(&exec, "sh")
+            .iter()
+            .any(|(_, m)| m.contains("is a link")),
+        "{:?}",
+        logs_of(&exec, "sh")
+    );
+}
