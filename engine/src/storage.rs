@@ -203,6 +203,10 @@ pub trait Storage: Send + Sync + fmt::Debug {
     fn list_under(&self, prefix: &str) -> Result<Vec<Uri>>;
 }
 
+/// How the work root's folders that a WorkingDirectory's tasks share
+/// begin (`<work root>/<execution>/wd-<task run>`).
+pub const SHARED_FOLDER_PREFIX: &str = "wd-";
+
 /// What an engine's executions have of files: the internal storage, and
 /// the folder scripts work in.
 #[derive(Clone, Debug)]
@@ -234,13 +238,42 @@ impl Files {
 
     /// Empties the work root of what a killed server left: the process
     /// groups of the scripts it ran are killed (they run again, as new
-    /// attempts), their folders removed. How many groups were named.
+    /// attempts), their folders removed. The folders WorkingDirectory
+    /// tasks share ([`SHARED_FOLDER_PREFIX`]) stay: the task a crash
+    /// stopped runs again in what the tasks before it left (the sweep
+    /// removes them once their execution ended). How many groups were
+    /// named.
     pub fn clear_work_root(&self) -> io::Result<usize> {
         if !self.work_root.is_dir() {
             return Ok(0);
         }
         let killed = crate::tasks::script::kill_leftovers(&self.work_root);
-        fs::remove_dir_all(&self.work_root)?;
+        for execution in fs::read_dir(&self.work_root)? {
+            let execution = execution?;
+            if !execution.file_type()?.is_dir() {
+                fs::remove_file(execution.path())?;
+                continue;
+            }
+            let mut kept = false;
+            for entry in fs::read_dir(execution.path())? {
+                let entry = entry?;
+                let shared = entry.file_type()?.is_dir()
+                    && entry
+                        .file_name()
+                        .to_str()
+                        .is_some_and(|n| n.starts_with(SHARED_FOLDER_PREFIX));
+                if shared {
+                    kept = true;
+                } else if entry.file_type()?.is_dir() {
+                    fs::remove_dir_all(entry.path())?;
+                } else {
+                    fs::remove_file(entry.path())?;
+                }
+            }
+            if !kept {
+                fs::remove_dir(execution.path())?;
+            }
+        }
         Ok(killed)
     }
 

@@ -3,7 +3,10 @@
 //! minutes a task walks `data/storage` for execution folders
 //! (`{namespace...}/{flow}/executions/{id}`) and deletes those whose
 //! execution this node can no longer read, once they are older than a
-//! grace period (an upload waits for its execution's creation).
+//! grace period (an upload waits for its execution's creation). The same
+//! sweep empties the scripts' work root (`data/work/{id}`) of the folders
+//! of executions that ended or are gone: a WorkingDirectory a kill
+//! stopped, or one a crash left behind, never got to remove its own.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -31,6 +34,11 @@ pub fn start(state: &AppState) {
                 Ok(0) => {}
                 Ok(n) => tracing::info!("removed the files of {n} executions that are gone"),
                 Err(e) => tracing::warn!("sweeping the internal storage: {e}"),
+            }
+            match sweep_work(&state, GRACE).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!("removed the work folders of {n} ended executions"),
+                Err(e) => tracing::warn!("sweeping the work root: {e}"),
             }
         }
     });
@@ -60,6 +68,60 @@ pub async fn sweep(state: &AppState, grace: Duration) -> std::io::Result<usize> 
         }
     }
     Ok(removed)
+}
+
+/// One sweep of the work root: the folders (`data/work/{id}`) older than
+/// `grace` whose execution ended or is gone are removed; how many.
+pub async fn sweep_work(state: &AppState, grace: Duration) -> std::io::Result<usize> {
+    let root = crate::data::work(&state.config().data_dir);
+    let found = tokio::task::spawn_blocking(move || work_dirs(&root, grace))
+        .await
+        .map_err(std::io::Error::other)??;
+    let mut removed = 0;
+    for (path, id) in found {
+        match state.executions().get(id).await {
+            Ok(None) => {}
+            Ok(Some(found)) if found.record.state().is_terminal() => {}
+            // Still running, or unknown for now: kept.
+            Ok(Some(_)) | Err(_) => continue,
+        }
+        let done = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(path))
+            .await
+            .map_err(std::io::Error::other)?;
+        match done {
+            Ok(()) => removed += 1,
+            Err(e) => tracing::warn!("removing an ended execution's work folder: {e}"),
+        }
+    }
+    Ok(removed)
+}
+
+/// The execution folders of the work root whose newest file is older
+/// than `grace`, with their executions.
+fn work_dirs(root: &Path, grace: Duration) -> std::io::Result<Vec<(PathBuf, ExecutionId)>> {
+    let now = SystemTime::now();
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return Ok(Vec::new());
+    };
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let id = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<ExecutionId>().ok());
+        let Some(id) = id.filter(|_| entry.file_type().is_ok_and(|t| t.is_dir())) else {
+            continue;
+        };
+        let path = entry.path();
+        if newest(&path).is_some_and(|at| now.duration_since(at).unwrap_or_default() < grace) {
+            continue;
+        }
+        found.push((path, id));
+        if found.len() >= MAX_PER_SWEEP {
+            break;
+        }
+    }
+    Ok(found)
 }
 
 /// The execution folders under `root` (`{namespace...}/{flow}/executions/{id}`),
@@ -175,5 +237,37 @@ mod tests {
         assert_eq!(state.files().storage().size(&uri).expect("size"), None);
         assert_eq!(state.files().storage().size(&odd).expect("size"), None);
         assert!(!dir.path().join("storage/company").exists());
+    }
+
+    #[tokio::test]
+    async fn the_work_folders_of_gone_executions_go_after_the_grace() {
+        let dir = tempfile::tempdir().expect("a dir");
+        let config = crate::config::Config {
+            data_dir: dir.path().to_path_buf(),
+            ..Default::default()
+        };
+        let state = AppState::start(config).expect("a server");
+        let gone = ExecutionId::generate();
+        let work = crate::data::work(dir.path());
+        for name in [gone.to_string(), "not-an-execution".to_owned()] {
+            let shared = work.join(name).join("wd-x");
+            std::fs::create_dir_all(&shared).expect("a folder");
+            std::fs::write(shared.join("f.txt"), b"x").expect("a file");
+        }
+        // Younger than the grace: kept.
+        assert_eq!(
+            sweep_work(&state, Duration::from_secs(3600))
+                .await
+                .expect("a sweep"),
+            0
+        );
+        assert!(work.join(gone.to_string()).join("wd-x/f.txt").exists());
+        assert_eq!(
+            sweep_work(&state, Duration::ZERO).await.expect("a sweep"),
+            1
+        );
+        assert!(!work.join(gone.to_string()).exists());
+        // What is not an execution's folder is not the sweep's.
+        assert!(work.join("not-an-execution/wd-x/f.txt").exists());
     }
 }

@@ -330,6 +330,82 @@ tasks:
     assert_eq!(found["total"], 1, "{found}");
 }
 
+#[tokio::test]
+async fn a_working_directory_shares_files_between_its_tasks_across_a_kill() {
+    let data = tempfile::tempdir().unwrap();
+    let marks = tempfile::tempdir().unwrap();
+    let runs = marks.path().join("runs");
+    let mut server = Server::start_in(data.path(), &[]).await;
+    let flow = format!(
+        r#"
+id: shared
+namespace: scripts.team
+tasks:
+  - id: wd
+    type: io.kestra.plugin.core.flow.WorkingDirectory
+    inputFiles:
+      greeting.txt: hello
+    outputFiles:
+      - "*.txt"
+    tasks:
+      - id: first
+        type: io.kestra.plugin.scripts.shell.Commands
+        commands:
+          - 'echo "{{{{ taskrun.id }}}}" > {{{{ workingDir }}}}/stay.txt'
+      - id: second
+        type: io.kestra.plugin.scripts.shell.Commands
+        commands:
+          - echo ran >> {runs}
+          - n=$(wc -l < {runs}); if [ "$n" -lt 2 ]; then sleep 30; fi
+          - 'echo ''::{{"outputs":{{"stay":"''$(cat stay.txt)''","greeting":"''$(cat greeting.txt)''"}}}}::'''
+  - id: after
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{{{ read(outputs.wd.outputFiles['stay.txt']) | trim }}}}"
+"#,
+        runs = runs.display(),
+    );
+    assert_eq!(server.create_flow(&flow).await.status, StatusCode::OK);
+    let started = server
+        .trigger("/api/v1/main/executions/scripts.team/shared", json!({}))
+        .await;
+    let id = common::id_of(&started);
+    // The second task is running (it wrote its mark): kill the server.
+    for _ in 0..200 {
+        if std::fs::read_to_string(&runs).is_ok_and(|r| !r.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(std::fs::read_to_string(&runs).unwrap(), "ran\n");
+    server.kill9();
+
+    let server = Server::start_in(data.path(), &[]).await;
+    let ended = server.wait_for_state(&id, "SUCCESS").await;
+    // The second task ran again, once, in the folder the first had
+    // written to; the first did not run again.
+    assert_eq!(std::fs::read_to_string(&runs).unwrap(), "ran\nran\n");
+    let first = task(&ended, "first");
+    assert_eq!(first["attempts"].as_array().unwrap().len(), 1, "{ended}");
+    let second = task(&ended, "second");
+    assert_eq!(second["attempts"].as_array().unwrap().len(), 2, "{ended}");
+    assert_eq!(second["outputs"]["vars"]["stay"], first["id"], "{ended}");
+    assert_eq!(second["outputs"]["vars"]["greeting"], "hello", "{ended}");
+    assert_eq!(second["parentTaskRunId"], task(&ended, "wd")["id"]);
+    // Its output files are stored, the folder is gone.
+    let stored = &task(&ended, "wd")["outputs"]["outputFiles"];
+    let greeting = stored["greeting.txt"].as_str().unwrap_or_default();
+    assert!(
+        greeting.starts_with("kestra:///scripts/team/shared/executions/"),
+        "{ended}"
+    );
+    assert_eq!(task(&ended, "after")["outputs"]["value"], first["id"]);
+    let work = data.path().join("work").join(&id);
+    let left: Vec<_> = std::fs::read_dir(&work)
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{left:?} left in {}", work.display());
+}
+
 /// A multipart body with text parts and file parts (`name`, `file name`,
 /// content).
 fn multipart(texts: &[(&str, &str)], files: &[(&str, &str, &str)]) -> (String, String) {

@@ -44,6 +44,17 @@ impl<'a> RenderContext<'a> {
         })
     }
 
+    /// The task run id of the nearest task run above this one whose folder
+    /// its tasks share (see `Run::folder_owner`).
+    pub(crate) fn shared_folder(&self) -> Option<String> {
+        let owner = self.run.folder_owner(self.task_run?)?;
+        Some(
+            self.run.execution().task_runs[owner as usize]
+                .id
+                .to_string(),
+        )
+    }
+
     /// Whether the execution may read `uri` (see `Run::may_read`).
     pub(crate) fn may_read(&self, uri: &crate::storage::Uri) -> bool {
         self.run.may_read(uri)

@@ -580,3 +580,107 @@ fn a_replay_reads_what_the_run_read_of_the_kv_store_not_what_it_holds_now() {
     let rebuilt = Record::of(shard.get(id).expect("resumed, asleep"));
     assert_eq!(task_value(&rebuilt, "slow"), Some(json!("slow other")));
 }
+
+/// A WorkingDirectory hands the workers its setup, its task's work, then
+/// its closing work; the answers here stand for the workers'.
+const FOLDER: &str = r#"
+id: folder
+namespace: tests
+tasks:
+  - id: wd
+    type: io.kestra.plugin.core.flow.WorkingDirectory
+    outputFiles: ["*.txt"]
+    tasks:
+      - id: write
+        type: io.kestra.plugin.core.storage.LocalFiles
+        inputs:
+          a.txt: "{{ now() }}"
+      - id: note
+        type: io.kestra.plugin.core.log.Log
+        message: between
+  - id: last
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ outputs.wd.outputFiles['a.txt'] }} {{ outputs.write.uris | length }}"
+"#;
+
+/// Answers the work `shard` asks for, stage by stage (the setup, the
+/// LocalFiles, the closing work, told apart by task run and whether the
+/// frame opened), until its execution ends: the task runs asked, in order,
+/// and the final record.
+fn answer_folder_work(
+    shard: &mut Shard,
+    of: ExecutionId,
+    mut now: DateTime<Utc>,
+) -> (Vec<u32>, Record) {
+    let mut asked = Vec::new();
+    loop {
+        let mut work = Vec::new();
+        let mut ended = None;
+        // Its frame opened once it has task runs under it.
+        let frame_open = shard.get(of).is_some_and(|e| e.task_runs.len() > 1);
+        shard.drain(|effect, _| match effect {
+            Effect::Work { id, order } => work.push((id, order, frame_open)),
+            Effect::Changed {
+                ended: Some(record),
+                ..
+            } => ended = Some(record),
+            _ => {}
+        });
+        if let Some(record) = ended {
+            return (asked, record);
+        }
+        assert_eq!(work.len(), 1, "one piece of work at a time");
+        let (id, order, frame_open) = work.pop().expect("work");
+        let order: super::worker::WorkOrder = order;
+        asked.push(order.task_run);
+        let result = match order.task_run {
+            0 if !frame_open => Ok(json!({})),
+            0 => Ok(
+                json!({"outputFiles": {"a.txt": "kestra:///tests/folder/executions/x/tasks/wd/y/a.txt"}}),
+            ),
+            _ => Ok(json!({"uris": {}})),
+        };
+        now += chrono::Duration::milliseconds(5);
+        let done = WorkDone {
+            id,
+            task_run: order.task_run,
+            attempt: order.attempt,
+            result,
+            logs: Vec::new(),
+            warning: false,
+        };
+        shard.step(Message::WorkDone(Box::new(done)), now);
+    }
+}
+
+#[test]
+fn a_working_directory_recovered_after_any_record_asks_again_for_the_work_it_waited_on() {
+    let flow = revision(FOLDER);
+    let journal = FaultyJournal::default();
+    let mut shard = Shard::with_journal(t(0), Box::new(journal.clone()), finished());
+    let id = start(&mut shard, &flow, 9, t(0));
+    let (asked, done) = answer_folder_work(&mut shard, id, t(0));
+    // Setup, the LocalFiles, the closing work.
+    assert_eq!(asked, [0, 1, 0]);
+    assert_eq!(done.state(), State::Success, "{:?}", done.to_json(t(0)));
+    let value = task_value(&done, "last").expect("last ran");
+    assert_eq!(
+        value,
+        json!("kestra:///tests/folder/executions/x/tasks/wd/y/a.txt 0")
+    );
+    let causes = journal.causes(id);
+    assert_eq!(causes.len(), 4, "its creation, then the three answers");
+    // Cut before each answer: what the recovered run asks for is the work
+    // that had no durable answer, and it ends as the run did.
+    for cut in 1..causes.len() {
+        let mut shard = restore(causes[..cut].to_vec(), &flow, id);
+        let (asked_after, rebuilt) = answer_folder_work(&mut shard, id, t(20_000_000));
+        assert_eq!(asked_after[..], asked[cut - 1..], "cut at {cut}");
+        assert_eq!(rebuilt.state(), State::Success);
+        assert_eq!(task_value(&rebuilt, "last"), Some(value.clone()));
+        // The WorkingDirectory's task run was asked again, not retried:
+        // a flowable task run has no attempts.
+        let json = rebuilt.to_json(t(0));
+        assert_eq!(json["taskRunList"][0]["attempts"], json!([]), "{json}");
+    }
+}

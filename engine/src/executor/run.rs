@@ -160,6 +160,9 @@ struct Frame {
     iterations: u32,
     /// A loop waits for its next iteration (on its owner's timer).
     between: bool,
+    /// The frame settled in this state and its owner's closing work
+    /// ([`TaskKind::closing`]) runs: the owner ends when it answers.
+    closing: Option<State>,
 }
 
 /// Why an execution cannot be resumed.
@@ -689,6 +692,7 @@ impl Run {
             again: Vec::new(),
             iterations: 0,
             between: false,
+            closing: None,
         };
         Run {
             exec,
@@ -1131,7 +1135,10 @@ impl Run {
             };
             match self.frames[f].owner {
                 Some(owner) => {
-                    child_state = self.finish_task_run(owner, frame_state, None, now);
+                    let Some(ended) = self.close_frame(owner, f, frame_state, now) else {
+                        return;
+                    };
+                    child_state = ended;
                     child = owner;
                 }
                 None => {
@@ -1224,8 +1231,9 @@ impl Run {
         frame.stopped = false;
         frame.epoch += 1;
         self.exec.task_runs[owner as usize].iteration = Some(iteration);
-        if let Some(state) = self.drive(f, now) {
-            let ended = self.finish_task_run(owner, state, None, now);
+        if let Some(state) = self.drive(f, now)
+            && let Some(ended) = self.close_frame(owner, f, state, now)
+        {
             self.roll_up(owner, ended, now);
         }
     }
@@ -1259,6 +1267,76 @@ impl Run {
         frame.stopped = false;
         frame.epoch += 1;
         true
+    }
+
+    /// Frame `f` of task run `owner` settled in `state`: the owner ends so
+    /// (`Some`, the state it ended in), unless its task has closing work
+    /// to do first (a WorkingDirectory's output files and folder), which
+    /// goes to the worker pool; the owner then ends when it answers.
+    fn close_frame(
+        &mut self,
+        owner: u32,
+        f: usize,
+        state: State,
+        now: DateTime<Utc>,
+    ) -> Option<State> {
+        let job = self.call_task(owner, now, |kind, ctx| kind.closing(ctx, state));
+        let Some(job) = job else {
+            return Some(self.finish_task_run(owner, state, None, now));
+        };
+        self.frames[f].closing = Some(state);
+        self.work.push(WorkOrder {
+            task_run: owner,
+            attempt: self.attempt_of(owner),
+            deadline_ms: None,
+            job,
+        });
+        self.slots[owner as usize].waits = Waits::Worker;
+        None
+    }
+
+    /// The frame task run `tr` owns, if it has opened one.
+    fn frame_of(&self, tr: u32) -> Option<usize> {
+        self.frames.iter().rposition(|f| f.owner == Some(tr))
+    }
+
+    /// The nearest task run above `tr` whose task shares its working folder
+    /// with the tasks under it (a WorkingDirectory), if any.
+    pub(crate) fn folder_owner(&self, tr: u32) -> Option<u32> {
+        let mut at = tr;
+        loop {
+            let owner = self.frames[self.slots[at as usize].frame as usize].owner?;
+            if self
+                .rev
+                .node(self.slots[owner as usize].task)
+                .task
+                .kind
+                .shares_folder()
+            {
+                return Some(owner);
+            }
+            at = owner;
+        }
+    }
+
+    /// A flowable task run's work answered: the work before its frame (the
+    /// frame may open now) or its closing work (it ends now).
+    fn flowable_work_done(&mut self, tr: u32, result: Result<Value, String>, now: DateTime<Utc>) {
+        let closing = self.frame_of(tr).and_then(|f| self.frames[f].closing);
+        match (closing, result.and_then(|outputs| self.checked(outputs))) {
+            (None, Ok(outputs)) => {
+                let started = self.call_task(tr, now, |kind, ctx| kind.on_work(ctx, outputs));
+                self.resume(tr, started, now);
+            }
+            (Some(state), Ok(outputs)) => {
+                let ended = self.finish_task_run(tr, state, Some(outputs), now);
+                self.roll_up(tr, ended, now);
+            }
+            (_, Err(message)) => {
+                let ended = self.fail_task_run(tr, &message, now);
+                self.roll_up(tr, ended, now);
+            }
+        }
     }
 
     fn final_state(&self, f: usize) -> State {
@@ -1563,7 +1641,7 @@ impl Run {
             Started::Frame(plan) => match self.open_frame(tr, plan) {
                 Ok(f) => {
                     let state = self.drive(f, now)?;
-                    Some(self.finish_task_run(tr, state, None, now))
+                    self.close_frame(tr, f, state, now)
                 }
                 Err(message) => Some(self.fail_task_run(tr, &message, now)),
             },
@@ -1639,7 +1717,18 @@ impl Run {
                 None
             }
             Started::Work(job) => {
-                let deadline_ms = self.arm_timeout(tr, now);
+                // A flowable task run's work (a WorkingDirectory's setup)
+                // has no attempt to time out.
+                let deadline_ms = if self
+                    .rev
+                    .node(self.slots[tr as usize].task)
+                    .task
+                    .is_flowable()
+                {
+                    None
+                } else {
+                    self.arm_timeout(tr, now)
+                };
                 self.work.push(WorkOrder {
                     task_run: tr,
                     attempt: self.attempt_of(tr),
@@ -2001,6 +2090,15 @@ impl Run {
         for line in logs {
             self.log(Some(tr), line.level, line.message, line.at);
         }
+        if self
+            .rev
+            .node(self.slots[tr as usize].task)
+            .task
+            .is_flowable()
+        {
+            self.flowable_work_done(tr, result, now);
+            return;
+        }
         let state = if warning {
             State::Warning
         } else {
@@ -2036,6 +2134,30 @@ impl Run {
     /// (at least once: the task may have run).
     pub fn redispatch(&mut self, tr: u32, now: DateTime<Utc>) {
         self.instant = now;
+        if self
+            .rev
+            .node(self.slots[tr as usize].task)
+            .task
+            .is_flowable()
+        {
+            // A flowable task run has no attempts: its work is asked again,
+            // the closing work if its frame had settled.
+            let closing = self
+                .frame_of(tr)
+                .and_then(|f| self.frames[f].closing.map(|state| (f, state)));
+            match closing {
+                Some((f, state)) => {
+                    if let Some(ended) = self.close_frame(tr, f, state, now) {
+                        self.roll_up(tr, ended, now);
+                    }
+                }
+                None => {
+                    let started = self.call_task(tr, now, |kind, ctx| kind.start(ctx));
+                    self.resume(tr, started, now);
+                }
+            }
+            return;
+        }
         let run = &mut self.exec.task_runs[tr as usize];
         if let Some(attempt) = run.attempts.last_mut() {
             attempt.state.transition(State::Failed, now);
@@ -2198,6 +2320,7 @@ impl Run {
             again: Vec::new(),
             iterations: 0,
             between: false,
+            closing: None,
         };
         let mut frame = frame;
         if plan.repeats {

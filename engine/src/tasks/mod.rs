@@ -91,6 +91,7 @@ pub(crate) static REGISTRY: &[&TaskType] = &[
     &flowable::PAUSE,
     &flowable::WAIT_FOR,
     &flowable::LOOP_UNTIL,
+    &script::WORKING_DIRECTORY,
     &subflow::SUBFLOW,
     &trigger::TOGGLE,
     &kv::SET,
@@ -115,6 +116,7 @@ pub(crate) static REGISTRY: &[&TaskType] = &[
     &storage::DELETE,
     &storage::REVERSE,
     &storage::PURGE_CURRENT_EXECUTION_FILES,
+    &script::LOCAL_FILES,
 ];
 
 /// Kestra task types Peregrine knows but does not run yet, with their
@@ -129,10 +131,6 @@ pub(crate) static NOT_YET: &[(&str, &[&str])] = &[
         "io.kestra.plugin.core.flow.ForEachItem",
         &["io.kestra.core.tasks.flows.ForEachItem"],
     ),
-    (
-        "io.kestra.plugin.core.flow.WorkingDirectory",
-        &["io.kestra.core.tasks.flows.WorkingDirectory"],
-    ),
     // They read and write ION files, which Peregrine does not read yet.
     (
         "io.kestra.plugin.core.storage.DeduplicateItems",
@@ -141,10 +139,6 @@ pub(crate) static NOT_YET: &[(&str, &[&str])] = &[
     (
         "io.kestra.plugin.core.storage.FilterItems",
         &["io.kestra.core.tasks.storages.FilterItems"],
-    ),
-    (
-        "io.kestra.plugin.core.storage.LocalFiles",
-        &["io.kestra.core.tasks.storages.LocalFiles"],
     ),
     // Kestra's deprecated state store; the KV store replaces it.
     (
@@ -211,6 +205,27 @@ pub(crate) trait TaskKind: fmt::Debug + Send + Sync + Any {
         _since: chrono::DateTime<chrono::Utc>,
     ) -> AfterFrame {
         AfterFrame::Done
+    }
+
+    /// A flowable task whose start handed work to the worker pool
+    /// ([`Started::Work`], a WorkingDirectory making its folder) got its
+    /// answer's `outputs`: how its run goes on (its frame opens).
+    fn on_work(&self, _ctx: &mut TaskContext<'_>, _outputs: Value) -> Started {
+        Started::Done(Err("this task hands no work to the workers".to_owned()))
+    }
+
+    /// A flowable task's frame settled in `state`: the work it does before
+    /// it ends, if any (a WorkingDirectory stores its output files and
+    /// removes its folder). The answer's outputs are the task run's; a
+    /// failed answer fails it.
+    fn closing(&self, _ctx: &mut TaskContext<'_>, _state: State) -> Option<Box<dyn Job>> {
+        None
+    }
+
+    /// The tasks under this one work in its folder rather than in one of
+    /// their own (a WorkingDirectory's).
+    fn shares_folder(&self) -> bool {
+        false
     }
 
     /// The child execution `child` this task asked for
@@ -681,6 +696,12 @@ impl<'a> TaskContext<'a> {
             .expect("a task context renders for a task run")
     }
 
+    /// The task run id of the nearest task above this one whose folder the
+    /// tasks under it share (a WorkingDirectory), if any.
+    pub(crate) fn shared_folder(&self) -> Option<String> {
+        self.scope.shared_folder()
+    }
+
     /// `text` as a file of the internal storage this execution may read
     /// (property `what`, for the message).
     pub(crate) fn readable_uri(
@@ -905,7 +926,8 @@ mod tests {
                 "AllowFailure",
                 "Pause",
                 "WaitFor",
-                "LoopUntil"
+                "LoopUntil",
+                "WorkingDirectory"
             ]
         );
     }

@@ -17,17 +17,21 @@
 //! (`Flow::containers`), and the server decides whether such a flow runs
 //! here or is refused.
 
+mod folder;
 mod process;
 mod protocol;
+mod working_dir;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
+use self::folder::{Folder, download, input_files, matching, walk};
 pub(crate) use self::process::{Cancel, Permits, kill_leftovers};
+pub(super) use self::working_dir::{LOCAL_FILES, WORKING_DIRECTORY};
 use super::{Answer, Job, JobLine, Place, Started, TaskContext, TaskKind, TaskType, WorkerEnv};
 use crate::executor::into_text;
 use crate::expression::Property;
@@ -110,11 +114,6 @@ const DOCKER_RUNNERS: &[&str] = &[
     "io.kestra.plugin.scripts.runner.docker.Docker",
     "io.kestra.plugin.scripts.runner.docker.DockerTaskRunner",
 ];
-
-/// The files a script's globs may look at in its folder, at most.
-const MAX_WALKED_FILES: usize = 10_000;
-/// The files one script may store.
-const MAX_OUTPUT_FILES: usize = 1_000;
 
 #[derive(Debug, Clone, Copy)]
 enum Body {
@@ -347,23 +346,12 @@ impl TaskKind for Script {
     }
 }
 
-/// Where one attempt of a script works: under the engine's work root (or
-/// the system's temporary folder), a folder per execution, task run and
-/// attempt.
-fn working_dir(ctx: &TaskContext<'_>, place: &Place) -> PathBuf {
-    let root = ctx.files().map_or_else(
-        || std::env::temp_dir().join("peregrine-work"),
-        |f| f.work_root().to_path_buf(),
-    );
-    root.join(place.execution.to_string())
-        .join(format!("{}-{}", place.task_run, place.attempt))
-}
-
 impl Script {
     /// The job with every property rendered now.
     fn job(&self, ctx: &TaskContext<'_>) -> Result<ScriptJob, String> {
         let place = ctx.place();
-        let dir = working_dir(ctx, &place);
+        let folder = Folder::of(ctx, &place);
+        let dir = folder.path.clone();
         let output_dir = dir.join(&place.task_run);
         let dir_text = Value::String(dir.display().to_string());
         let output_text = Value::String(output_dir.display().to_string());
@@ -436,20 +424,12 @@ impl Script {
                 other => return Err(format!("`env` `{other}` is not a map")),
             },
         };
-        let input_files = match &self.input_files {
-            None => Vec::new(),
-            Some(p) => input_files(render(p)?)?,
-        };
         // What the job will copy from the storage: only files this
         // execution may read.
-        for (_, content) in &input_files {
-            if let Some(uri) = content
-                .as_deref()
-                .filter(|c| c.starts_with(storage::SCHEME))
-            {
-                ctx.readable_uri(uri, "inputFiles")?;
-            }
-        }
+        let input_files = match &self.input_files {
+            None => Vec::new(),
+            Some(p) => input_files(ctx, render(p)?, "inputFiles")?,
+        };
         let scanned = if self.is_script && self.flavor != Flavor::Shell {
             before.iter().collect::<Vec<_>>()
         } else {
@@ -473,6 +453,7 @@ impl Script {
             input_files,
             output_globs,
             dir,
+            shared: folder.shared,
             output_dir,
             legacy_files,
             legacy_dirs,
@@ -499,26 +480,6 @@ fn texts(value: Value, what: &str) -> Result<Vec<String>, String> {
     }
 }
 
-/// `inputFiles` rendered: a map (or a JSON text of one) of relative paths
-/// to contents (`kestra://` URIs copied from the storage).
-fn input_files(value: Value) -> Result<Vec<(String, Option<String>)>, String> {
-    let map = match value {
-        Value::Object(map) => map,
-        Value::String(s) => match serde_json::from_str::<Map<String, Value>>(&s) {
-            Ok(map) => map,
-            Err(e) => return Err(format!("`inputFiles` is not a map: {e}")),
-        },
-        Value::Null => Map::new(),
-        other => return Err(format!("`inputFiles` `{other}` is not a map")),
-    };
-    map.into_iter()
-        .map(|(name, content)| {
-            relative(&name)?;
-            Ok((name, (!content.is_null()).then(|| into_text(content))))
-        })
-        .collect()
-}
-
 /// Where `kestra://` URIs are in `text` (Kestra's
 /// `kestra:\/\/[-a-zA-Z0-9%._\+~#=/]*`).
 fn uri_spans(text: &str) -> Vec<std::ops::Range<usize>> {
@@ -537,22 +498,6 @@ fn uri_spans(text: &str) -> Vec<std::ops::Range<usize>> {
     spans
 }
 
-/// `name` as a path inside a working directory, or why it is not one.
-fn relative(name: &str) -> Result<&Path, String> {
-    let path = Path::new(name);
-    let inside = !name.is_empty()
-        && path
-            .components()
-            .all(|c| matches!(c, std::path::Component::Normal(_)));
-    if inside {
-        Ok(path)
-    } else {
-        Err(format!(
-            "input file `{name}` is not a relative path inside the working directory"
-        ))
-    }
-}
-
 /// One attempt of a script, rendered: what the worker runs.
 #[derive(Debug)]
 struct ScriptJob {
@@ -567,6 +512,8 @@ struct ScriptJob {
     input_files: Vec<(String, Option<String>)>,
     output_globs: Vec<String>,
     dir: PathBuf,
+    /// `dir` is its WorkingDirectory's: neither emptied nor removed.
+    shared: bool,
     output_dir: PathBuf,
     legacy_files: BTreeMap<String, PathBuf>,
     legacy_dirs: BTreeMap<String, PathBuf>,
@@ -578,10 +525,20 @@ struct ScriptJob {
 
 impl Job for ScriptJob {
     fn run(self: Box<Self>, env: &WorkerEnv, within: Option<Duration>) -> Answer {
-        let dir = self.dir.clone();
+        let folder = Folder {
+            path: self.dir.clone(),
+            shared: self.shared,
+        };
+        let script = self.script_file();
         let answer = self.work(env, within);
-        // The folder goes whatever happened (a retry gets a new one).
-        let _ = std::fs::remove_dir_all(&dir);
+        // The folder goes whatever happened (a retry gets a new one); a
+        // shared one stays for the tasks after, without the script's file.
+        if folder.shared {
+            let _ = std::fs::remove_file(script);
+            let _ = std::fs::remove_file(folder.path.with_extension("pgid"));
+        } else {
+            folder.remove();
+        }
         answer
     }
 }
@@ -665,7 +622,7 @@ impl ScriptJob {
     /// Makes the working folder and writes the input files into it.
     fn prepare(&self, env: &WorkerEnv) -> Result<(), String> {
         let io = |e: std::io::Error| format!("the working directory {}: {e}", self.dir.display());
-        if self.dir.exists() {
+        if self.dir.exists() && !self.shared {
             // A crash's leftover of this same attempt.
             std::fs::remove_dir_all(&self.dir).map_err(io)?;
         }
@@ -676,30 +633,17 @@ impl ScriptJob {
         for file in self.legacy_files.values() {
             std::fs::write(file, b"").map_err(io)?;
         }
-        for (name, content) in &self.input_files {
-            let path = self.dir.join(relative(name)?);
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).map_err(io)?;
-            }
-            match content {
-                Some(uri) if uri.starts_with(storage::SCHEME) => {
-                    self.download(env, uri, &path)?;
-                }
-                Some(text) => std::fs::write(&path, text).map_err(io)?,
-                None => std::fs::write(&path, b"").map_err(io)?,
-            }
-        }
-        Ok(())
+        folder::write_inputs(env, &self.dir, &self.input_files)
     }
 
-    /// Copies `uri` of the internal storage to `path`.
-    fn download(&self, env: &WorkerEnv, uri: &str, path: &Path) -> Result<(), String> {
-        let files = files(env)?;
-        let uri = Uri::parse(uri).map_err(|e| e.to_string())?;
-        let mut from = files.storage().open(&uri).map_err(|e| e.to_string())?;
-        let mut to = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        std::io::copy(&mut from, &mut to).map_err(|e| format!("{uri}: {e}"))?;
-        Ok(())
+    /// The file a python or node `script` is written to.
+    fn script_file(&self) -> PathBuf {
+        let ext = if self.flavor == Flavor::Python {
+            "py"
+        } else {
+            "js"
+        };
+        self.dir.join(format!("{}.{ext}", self.place.task_run))
     }
 
     /// The program and its arguments: the interpreter, then the commands
@@ -719,11 +663,11 @@ impl ScriptJob {
         }
         lines.extend(self.before.iter().cloned());
         if self.is_script && self.flavor != Flavor::Shell {
-            let (ext, program) = match self.flavor {
-                Flavor::Python => ("py", python()),
-                _ => ("js", "node"),
+            let program = match self.flavor {
+                Flavor::Python => python(),
+                _ => "node",
             };
-            let file = self.dir.join(format!("{}.{ext}", self.place.task_run));
+            let file = self.script_file();
             std::fs::write(&file, self.body.concat())
                 .map_err(|e| format!("{}: {e}", file.display()))?;
             lines.push(format!("{program} {}", file.display()));
@@ -751,7 +695,7 @@ impl ScriptJob {
                 .map(|u| u.file_name().to_owned())
                 .map_err(|e| e.to_string())?;
             let path = self.dir.join(format!(".input-{}-{name}", n + 1));
-            self.download(env, uri, &path)?;
+            download(env, uri, &path)?;
             out.push_str(&path.display().to_string());
             at = span.end;
         }
@@ -768,24 +712,7 @@ impl ScriptJob {
         vars: Map<String, Value>,
         logs: &[JobLine],
     ) -> Result<Value, String> {
-        let mut stored = Map::new();
-        let mut wanted: Vec<(String, PathBuf)> = Vec::new();
-        if !self.output_globs.is_empty() {
-            let mut set = globset::GlobSetBuilder::new();
-            for pattern in &self.output_globs {
-                let glob = globset::GlobBuilder::new(pattern)
-                    .literal_separator(true)
-                    .build()
-                    .map_err(|e| format!("`outputFiles` `{pattern}`: {e}"))?;
-                set.add(glob);
-            }
-            let set = set.build().map_err(|e| e.to_string())?;
-            for (rel, path) in walk(&self.dir)? {
-                if set.is_match(&rel) {
-                    wanted.push((rel, path));
-                }
-            }
-        }
+        let mut wanted = matching(&self.dir, &self.output_globs, "outputFiles")?;
         for (rel, path) in walk(&self.output_dir)? {
             wanted.push((rel, path));
         }
@@ -802,36 +729,7 @@ impl ScriptJob {
                 wanted.push((format!("{name}/{rel}"), path));
             }
         }
-        if wanted.len() > MAX_OUTPUT_FILES {
-            return Err(format!(
-                "the script's outputs match {} files; at most {MAX_OUTPUT_FILES} are stored",
-                wanted.len()
-            ));
-        }
-        // Stored in path order, each once.
-        wanted.sort();
-        wanted.dedup_by(|a, b| a.0 == b.0);
-        if !wanted.is_empty() {
-            let files = files(env)?;
-            for (rel, path) in wanted {
-                let uri = Uri::task_file(
-                    &self.place.namespace,
-                    &self.place.flow_id,
-                    self.place.execution,
-                    &self.place.task_id,
-                    &self.place.task_run,
-                    &rel,
-                )
-                .map_err(|e| e.to_string())?;
-                let mut file =
-                    std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-                files
-                    .storage()
-                    .put(&uri, &mut file, files.max_file_bytes())
-                    .map_err(|e| format!("output file `{rel}`: {e}"))?;
-                stored.insert(rel, Value::String(uri.to_string()));
-            }
-        }
+        let stored = folder::store(env, &self.place, wanted)?;
         let mut outputs = json!({
             "exitCode": exit_code,
             "vars": vars,
@@ -845,12 +743,6 @@ impl ScriptJob {
         }
         Ok(outputs)
     }
-}
-
-fn files(env: &WorkerEnv) -> Result<&storage::Files, String> {
-    env.files
-        .as_ref()
-        .ok_or_else(|| "this engine has no internal storage: script files need a server".to_owned())
 }
 
 /// `python`, or `python3` where only it is installed (Debian's).
@@ -868,51 +760,6 @@ fn python() -> &'static str {
             "python"
         }
     })
-}
-
-/// The regular files under `dir`, as paths relative to it (`/`-separated),
-/// sorted; at most [`MAX_WALKED_FILES`] looked at.
-fn walk(dir: &Path) -> Result<Vec<(String, PathBuf)>, String> {
-    // Links are not followed, the folder's own included: a script that
-    // replaced its output folder by a link to elsewhere stores nothing
-    // from there.
-    if std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink()) {
-        return Err(format!(
-            "{} is a link: output files are not followed out of the working directory",
-            dir.display()
-        ));
-    }
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    let mut seen = 0;
-    while let Some(at) = stack.pop() {
-        let entries = match std::fs::read_dir(&at) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(format!("{}: {e}", at.display())),
-        };
-        for entry in entries {
-            let entry = entry.map_err(|e| format!("{}: {e}", at.display()))?;
-            seen += 1;
-            if seen > MAX_WALKED_FILES {
-                return Err(format!(
-                    "the working directory holds more than {MAX_WALKED_FILES} files to match `outputFiles` against"
-                ));
-            }
-            let kind = entry.file_type().map_err(|e| e.to_string())?;
-            let path = entry.path();
-            if kind.is_dir() {
-                stack.push(path);
-            } else if kind.is_file()
-                && let Ok(rel) = path.strip_prefix(dir)
-                && let Some(rel) = rel.to_str()
-            {
-                found.push((rel.replace('\\', "/"), path.clone()));
-            }
-        }
-    }
-    found.sort();
-    Ok(found)
 }
 
 #[cfg(test)]
