@@ -322,6 +322,14 @@ fn runner_properties(p: &mut Props<'_, '_>) {
             _ => p.problem(&at, "`targetOS` other than LINUX or AUTO is not supported"),
         }
     }
+    refuse_namespace_files(p);
+    // Always on in Peregrine: `{{ outputDir }}` is always there.
+    let _ = p.bool("outputDirectory", false);
+}
+
+/// `namespaceFiles`, unless disabled: refused (namespace files are not
+/// supported yet).
+fn refuse_namespace_files(p: &mut Props<'_, '_>) {
     if let Some((files, at)) = p.json("namespaceFiles") {
         let enabled = files
             .get("enabled")
@@ -331,8 +339,6 @@ fn runner_properties(p: &mut Props<'_, '_>) {
             p.problem(&at, "`namespaceFiles` is not supported yet");
         }
     }
-    // Always on in Peregrine: `{{ outputDir }}` is always there.
-    let _ = p.bool("outputDirectory", false);
 }
 
 /// A file name with no folder in it.

@@ -74,15 +74,7 @@ fn parse_working_dir(p: &mut Props<'_, '_>) -> Option<Arc<dyn TaskKind>> {
     }
     let input_files = p.property("inputFiles");
     let output_files = p.property("outputFiles");
-    if let Some((files, at)) = p.json("namespaceFiles") {
-        let enabled = files
-            .get("enabled")
-            .and_then(Value::as_bool)
-            .unwrap_or(true);
-        if enabled && !files.is_null() {
-            p.problem(&at, "`namespaceFiles` is not supported yet");
-        }
-    }
+    super::refuse_namespace_files(p);
     if let Some((_, at)) = p.json("cache") {
         p.problem(&at, "`cache` is not supported yet");
     }

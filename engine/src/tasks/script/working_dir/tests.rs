@@ -15,6 +15,12 @@ fn surroundings(dir: &std::path::Path) -> (crate::executor::ConfigVariables, Fil
     )
 }
 
+/// The text of the stored file `uri` (a JSON text) names.
+fn stored(files: &Files, uri: &serde_json::Value) -> String {
+    let uri = Uri::parse(uri.as_str().expect("a URI")).expect("a valid URI");
+    storage::read_to_string(files.storage(), &uri, 1024).expect("a stored file")
+}
+
 /// What the work root's execution folders hold (relative paths of
 /// everything in them; an emptied execution folder waits for the sweep).
 fn work_root_entries(files: &Files) -> Vec<String> {
@@ -87,12 +93,9 @@ fn its_tasks_share_one_folder_with_its_input_files_and_it_stores_its_output_file
     let stored = &wd.outputs().unwrap()["outputFiles"];
     let names: Vec<&String> = stored.as_object().unwrap().keys().collect();
     assert_eq!(names, ["copy.txt", "stay.txt"]);
-    let uri = Uri::parse(stored["copy.txt"].as_str().unwrap()).unwrap();
-    assert!(uri.to_string().contains("/tasks/wd/"), "{uri}");
-    assert_eq!(
-        storage::read_to_string(files.storage(), &uri, 1024).unwrap(),
-        "SELECT t"
-    );
+    let uri = &stored["copy.txt"];
+    assert!(uri.as_str().unwrap().contains("/tasks/wd/"), "{uri}");
+    assert_eq!(self::stored(&files, uri), "SELECT t");
     assert_eq!(
         only(&exec, "after").outputs().unwrap()["value"],
         json!("SELECT t")
@@ -134,15 +137,8 @@ fn a_failed_task_stops_the_ones_after_its_files_are_still_stored_and_its_errors_
     assert_eq!(only(&exec, "handler").state(), State::Success);
     let wd = only(&exec, "wd");
     assert_eq!(wd.state(), State::Failed);
-    let uri = wd.outputs().unwrap()["outputFiles"]["partial.txt"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let uri = Uri::parse(&uri).unwrap();
-    assert_eq!(
-        storage::read_to_string(files.storage(), &uri, 1024).unwrap(),
-        "half\n"
-    );
+    let uri = &wd.outputs().unwrap()["outputFiles"]["partial.txt"];
+    assert_eq!(stored(&files, uri), "half\n");
     assert_eq!(work_root_entries(&files), Vec::<String>::new());
 }
 
@@ -255,17 +251,9 @@ fn local_files_write_into_the_shared_folder_and_store_what_their_globs_match() {
     let uris = &only(&exec, "outputs").outputs().unwrap()["uris"];
     let names: Vec<&String> = uris.as_object().unwrap().keys().collect();
     assert_eq!(names, ["data/hello.txt", "data/upper.txt"]);
-    let copy = Uri::parse(
-        only(&exec, "alone").outputs().unwrap()["uris"]["copy.txt"]
-            .as_str()
-            .unwrap(),
-    )
-    .unwrap();
-    assert!(copy.to_string().contains("/tasks/alone/"), "{copy}");
-    assert_eq!(
-        storage::read_to_string(files.storage(), &copy, 1024).unwrap(),
-        "HELLO T"
-    );
+    let copy = &only(&exec, "alone").outputs().unwrap()["uris"]["copy.txt"];
+    assert!(copy.as_str().unwrap().contains("/tasks/alone/"), "{copy}");
+    assert_eq!(stored(&files, copy), "HELLO T");
     assert_eq!(work_root_entries(&files), Vec::<String>::new());
 }
 
