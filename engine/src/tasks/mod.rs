@@ -21,6 +21,7 @@ mod count;
 mod execution;
 mod flowable;
 mod http;
+mod items;
 mod jsonata;
 mod kv;
 mod log;
@@ -117,6 +118,8 @@ pub(crate) static REGISTRY: &[&TaskType] = &[
     &storage::REVERSE,
     &storage::PURGE_CURRENT_EXECUTION_FILES,
     &script::LOCAL_FILES,
+    &items::DEDUPLICATE_ITEMS,
+    &items::FILTER_ITEMS,
 ];
 
 /// Kestra task types Peregrine knows but does not run yet, with their
@@ -130,15 +133,6 @@ pub(crate) static NOT_YET: &[(&str, &[&str])] = &[
     (
         "io.kestra.plugin.core.flow.ForEachItem",
         &["io.kestra.core.tasks.flows.ForEachItem"],
-    ),
-    // They read and write ION files, which Peregrine does not read yet.
-    (
-        "io.kestra.plugin.core.storage.DeduplicateItems",
-        &["io.kestra.core.tasks.storages.DeduplicateItems"],
-    ),
-    (
-        "io.kestra.plugin.core.storage.FilterItems",
-        &["io.kestra.core.tasks.storages.FilterItems"],
     ),
     // Kestra's deprecated state store; the KV store replaces it.
     (
@@ -749,6 +743,40 @@ impl<'a> TaskContext<'a> {
             }
         }
         nested(&self.scope, vars, property)
+    }
+
+    /// The variables this task run's templates see, taken whole as they
+    /// are now (for templates rendered later, off the shard: the items
+    /// tasks'); the functions the context provides are not in it.
+    pub(crate) fn variables_snapshot(&self) -> Value {
+        use crate::expression::{Context as _, Scope};
+        const ROOTS: &[&str] = &[
+            "inputs",
+            "outputs",
+            "vars",
+            "flow",
+            "trigger",
+            "schedule",
+            "execution",
+            "labels",
+            "envs",
+            "globals",
+            "task",
+            "taskrun",
+            "parents",
+            "parent",
+        ];
+        let mut map = Map::new();
+        for name in ROOTS {
+            let value = match self.scope.root(name) {
+                None => continue,
+                Some(Scope::Json(v)) => v.clone(),
+                Some(Scope::Owned(v)) => v,
+                Some(Scope::Lazy(lazy)) => lazy.to_json(),
+            };
+            map.insert((*name).to_owned(), value);
+        }
+        Value::Object(map)
     }
 
     /// The variables the execution's tasks set so far, if any.
