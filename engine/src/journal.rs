@@ -152,6 +152,29 @@ pub(crate) enum Entry {
         warning: bool,
         at_us: i64,
     },
+    /// This execution is batch `batch` (1-based) of attempt `attempt` of
+    /// task run `task_run` of `parent` (a ForEachItem's), as
+    /// [`Entry::Parent`] says for a subflow.
+    ParentOfBatch {
+        parent: [u64; 2],
+        task_run: u32,
+        attempt: u32,
+        batch: u32,
+        wait: bool,
+        depth: u32,
+        at_us: i64,
+    },
+    /// Batch `batch` of attempt `attempt` of task run `task_run` answered,
+    /// as [`Entry::Child`] says for a subflow.
+    BatchChild {
+        task_run: u32,
+        attempt: u32,
+        batch: u32,
+        state: String,
+        outputs: Option<String>,
+        refused: Option<String>,
+        at_us: i64,
+    },
 }
 
 /// A line a job logged: its level (`flow::Level` as `JobLogLine::level`
@@ -238,6 +261,8 @@ const ENDED_3: u16 = 29;
 const DELETED: u16 = 30;
 const READ: u16 = 28;
 const WORKED_LOGGED: u16 = 31;
+const PARENT_OF_BATCH: u16 = 32;
+const BATCH_CHILD: u16 = 33;
 const FORMAT_1_KINDS: std::ops::RangeInclusive<u16> = 1..=6;
 
 impl Entry {
@@ -260,6 +285,8 @@ impl Entry {
             Entry::Lineage { .. } => LINEAGE,
             Entry::Read { .. } => READ,
             Entry::WorkedLogged { .. } => WORKED_LOGGED,
+            Entry::ParentOfBatch { .. } => PARENT_OF_BATCH,
+            Entry::BatchChild { .. } => BATCH_CHILD,
         })
     }
 }
@@ -562,7 +589,7 @@ pub(crate) fn decode(kind: Kind, payload: &[u8]) -> Result<Recovered, JournalErr
         .map_err(|e| JournalError::Unreadable(e.to_string())),
         CREATED | TIMER | KILL | WORKED | REDISPATCHED | TIMED_OUT | RESUMED | PARENT | CHILD
         | KILL_ALONE | SCHEDULED | RESTARTED | REPLAYED | GATED | LINEAGE | READ
-        | WORKED_LOGGED => {
+        | WORKED_LOGGED | PARENT_OF_BATCH | BATCH_CHILD => {
             let archived = peregrine_wal::access::<Entry>(payload)
                 .map_err(|e| JournalError::Unreadable(e.to_string()))?;
             rkyv::deserialize::<Entry, rkyv::rancor::Error>(archived)
@@ -657,6 +684,24 @@ mod tests {
                 outputs: Some(r#"{"x":1}"#.into()),
                 refused: None,
                 at_us: 48,
+            },
+            Entry::ParentOfBatch {
+                parent: [7, u64::MAX],
+                task_run: 4,
+                attempt: 2,
+                batch: 900,
+                wait: false,
+                depth: 1,
+                at_us: 50,
+            },
+            Entry::BatchChild {
+                task_run: 4,
+                attempt: 2,
+                batch: 900,
+                state: "FAILED".into(),
+                outputs: None,
+                refused: Some("no flow".into()),
+                at_us: 51,
             },
             Entry::Read {
                 reads: vec![

@@ -66,6 +66,9 @@ pub(crate) struct ParentLink {
     /// (its task-run indices start again at each restart): part of the
     /// child's id. Known to the parent only; a child's copy holds 0.
     pub generation: u32,
+    /// 0: the attempt's one child (a Subflow's); n: the attempt's n-th
+    /// child (a ForEachItem's batch n). Part of the child's id.
+    pub batch: u32,
 }
 
 /// A child execution a task run asks for, as its parent rendered it.
@@ -95,7 +98,15 @@ pub(crate) struct SpawnOrder {
 impl ParentLink {
     /// The child this link names (see [`child_id`]).
     pub(crate) fn child(&self) -> ExecutionId {
-        child_id(self.execution, self.task_run, self.attempt, self.generation)
+        let id = child_id(self.execution, self.task_run, self.attempt, self.generation);
+        if self.batch == 0 {
+            return id;
+        }
+        let mut bytes = [0u8; 26];
+        bytes[..6].copy_from_slice(b"batch:");
+        bytes[6..22].copy_from_slice(&id.as_u128().to_le_bytes());
+        bytes[22..].copy_from_slice(&self.batch.to_le_bytes());
+        Id::derive(&bytes)
     }
 }
 

@@ -784,7 +784,11 @@ impl Engine {
             .unzip();
         let finished: Vec<Arc<Finished>> =
             shards.iter().map(|s| Arc::clone(s.finished())).collect();
-        let holdings = Arc::new(worker::Holdings::new(senders.clone(), finished.clone()));
+        let holdings = Arc::new(worker::Holdings::new(
+            senders.clone(),
+            finished.clone(),
+            wals.clone(),
+        ));
         let (pool, handle) = WorkerPool::start(
             config.workers.get(),
             config.work_queue.get(),

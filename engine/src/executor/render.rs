@@ -55,6 +55,34 @@ impl<'a> RenderContext<'a> {
         )
     }
 
+    /// The outputs of the task run this renders for, as they stand.
+    pub(crate) fn own_outputs(&self) -> Option<std::sync::Arc<serde_json::Value>> {
+        self.run.execution().task_runs[self.task_run? as usize]
+            .outputs
+            .clone()
+    }
+
+    /// The outputs of the last task run of `task_id` beside this one (under
+    /// the same parent), if it has any.
+    pub(crate) fn sibling_outputs(
+        &self,
+        task_id: &str,
+    ) -> Option<std::sync::Arc<serde_json::Value>> {
+        let sibling = self.run.sibling(self.task_run?, task_id)?;
+        self.run.execution().task_runs[sibling as usize]
+            .outputs
+            .clone()
+    }
+
+    /// The child executions of the batches the last task run of `task_id`
+    /// beside this one started (see `Run::batch_children`).
+    pub(crate) fn sibling_batches(&self, task_id: &str, count: u32) -> Vec<crate::ExecutionId> {
+        self.task_run
+            .and_then(|tr| self.run.sibling(tr, task_id))
+            .map(|sibling| self.run.batch_children(sibling, count))
+            .unwrap_or_default()
+    }
+
     /// Whether the execution may read `uri` (see `Run::may_read`).
     pub(crate) fn may_read(&self, uri: &crate::storage::Uri) -> bool {
         self.run.may_read(uri)

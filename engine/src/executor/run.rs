@@ -43,7 +43,8 @@ use crate::expression::Property;
 use crate::flow::{Concurrency, InputType, Level, RetryPolicy};
 use crate::journal::KvRead;
 use crate::tasks::{
-    AfterFrame, Answer, ChildAnswer, FramePlan, Groups, Started, SubflowCall, TaskContext, TaskKind,
+    AfterFrame, Answer, Batches, ChildAnswer, FramePlan, Groups, Started, SubflowCall, TaskContext,
+    TaskKind,
 };
 
 /// Where a task run sits, and what it owns.
@@ -77,6 +78,23 @@ enum Waits {
     /// Its execution's retry, a new execution, to be created
     /// (`behavior: CREATE_NEW_EXECUTION`).
     Retried,
+    /// Its batches' child executions ([`Started::Batches`], its `Fan`).
+    Batches,
+}
+
+/// The child executions of a task run that started batches
+/// ([`Started::Batches`]): one per item, `limit` at a time.
+#[derive(Debug)]
+struct Fan {
+    attempt: u32,
+    items: Vec<String>,
+    /// Batches started so far: batch `n` (1-based) is `items[n - 1]`.
+    started: u32,
+    /// Those still waited for.
+    running: std::collections::BTreeSet<u32>,
+    limit: usize,
+    /// How many ended in each state, in the order states were first seen.
+    ended: Vec<(State, u32)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -244,6 +262,8 @@ pub(crate) struct Run {
     /// The values of its SECRET inputs: masked, as the secrets' are, in
     /// every log line, output and label it keeps.
     masked: Vec<String>,
+    /// The task runs waiting on batches of child executions, by index.
+    fans: std::collections::BTreeMap<u32, Fan>,
 }
 
 /// What a run of a flow with a concurrency limit tells the gate.
@@ -548,7 +568,7 @@ impl Run {
     /// (after a replay: the others were answered), marked as sent again.
     pub fn retain_waited_spawns(&mut self) {
         let mut spawns = std::mem::take(&mut self.spawns);
-        spawns.retain(|s| self.waits_on_child(s.link.task_run, s.link.attempt));
+        spawns.retain(|s| self.waits_on(s.link));
         for spawn in &mut spawns {
             spawn.resend = true;
         }
@@ -717,6 +737,7 @@ impl Run {
             variables,
             reads: RefCell::default(),
             masked,
+            fans: std::collections::BTreeMap::new(),
         }
     }
 
@@ -901,7 +922,19 @@ impl Run {
                     self.kills.push(child);
                 }
             }
+            let batches: Vec<ExecutionId> = self
+                .fans
+                .iter()
+                .flat_map(|(&tr, fan)| {
+                    fan.running
+                        .iter()
+                        .map(move |&batch| (tr, fan.attempt, batch))
+                })
+                .map(|(tr, attempt, batch)| self.batch_child(tr, attempt, batch))
+                .collect();
+            self.kills.extend(batches);
         }
+        self.fans.clear();
         for tr in 0..self.exec.task_runs.len() as u32 {
             self.interrupt_work(tr);
         }
@@ -1716,6 +1749,21 @@ impl Run {
                 self.ask(tr, Ask::Count(tally), now);
                 None
             }
+            Started::Batches(batches) => {
+                let Batches { items, limit } = *batches;
+                self.arm_timeout(tr, now);
+                self.slots[tr as usize].waits = Waits::Batches;
+                let fan = Fan {
+                    attempt: self.attempt_of(tr),
+                    items,
+                    started: 0,
+                    running: std::collections::BTreeSet::new(),
+                    limit: limit.max(1),
+                    ended: Vec::new(),
+                };
+                self.fans.insert(tr, fan);
+                self.fill_fan(tr, now)
+            }
             Started::Work(job) => {
                 // A flowable task run's work (a WorkingDirectory's setup)
                 // has no attempt to time out.
@@ -1751,6 +1799,7 @@ impl Run {
             wait: true,
             depth: 0,
             generation: self.generation,
+            batch: 0,
         };
         self.asks.push(AskOrder { link, ask });
         self.arm_timeout(tr, now);
@@ -1761,6 +1810,12 @@ impl Run {
     /// its labels are this execution's system ones (all of them with
     /// `inheritLabels`) and the task's, its trigger names this execution.
     fn spawn(&mut self, tr: u32, call: SubflowCall, now: DateTime<Utc>) {
+        self.spawn_child(tr, 0, call, now);
+    }
+
+    /// Asks for child `batch` of task run `tr`'s current attempt (0: its
+    /// one child, a Subflow's; n: its batch n).
+    fn spawn_child(&mut self, tr: u32, batch: u32, call: SubflowCall, now: DateTime<Utc>) {
         let attempt = self.attempt_of(tr);
         let link = ParentLink {
             execution: self.exec.id,
@@ -1769,6 +1824,7 @@ impl Run {
             wait: call.wait,
             depth: self.parent.map_or(0, |p| p.depth) + 1,
             generation: self.generation,
+            batch,
         };
         let child = link.child();
         let mut child_labels: Vec<(String, String)> = self
@@ -1822,6 +1878,141 @@ impl Run {
                 self.slots[tr as usize].waits,
                 Waits::Child | Waits::Answer | Waits::Retried
             )
+    }
+
+    /// Whether the task run `link` names waits for the child it names.
+    pub fn waits_on(&self, link: ParentLink) -> bool {
+        if link.batch == 0 {
+            self.waits_on_child(link.task_run, link.attempt)
+        } else {
+            self.waits_on_batch(link.task_run, link.attempt, link.batch)
+        }
+    }
+
+    /// Whether task run `tr` waits, at attempt `attempt`, for batch `batch`.
+    fn waits_on_batch(&self, tr: u32, attempt: u32, batch: u32) -> bool {
+        !self.is_terminal()
+            && self.exec.task_runs.get(tr as usize).is_some_and(|run| {
+                run.state.current() == State::Running && run.attempts.len() as u32 == attempt
+            })
+            && self.slots[tr as usize].waits == Waits::Batches
+            && self
+                .fans
+                .get(&tr)
+                .is_some_and(|fan| fan.attempt == attempt && fan.running.contains(&batch))
+    }
+
+    /// The id of batch `batch` of attempt `attempt` of task run `tr`.
+    fn batch_child(&self, tr: u32, attempt: u32, batch: u32) -> ExecutionId {
+        ParentLink {
+            execution: self.exec.id,
+            task_run: tr,
+            attempt,
+            wait: true,
+            depth: 0,
+            generation: self.generation,
+            batch,
+        }
+        .child()
+    }
+
+    /// The ids of the `count` batches task run `tr` started at its last
+    /// attempt, in order (a ForEachItem's merge reads them).
+    pub(crate) fn batch_children(&self, tr: u32, count: u32) -> Vec<ExecutionId> {
+        let attempt = self.attempt_of(tr);
+        (1..=count)
+            .map(|batch| self.batch_child(tr, attempt, batch))
+            .collect()
+    }
+
+    /// The last task run of task `task_id` beside task run `tr` (under the
+    /// same parent), before it.
+    pub(crate) fn sibling(&self, tr: u32, task_id: &str) -> Option<u32> {
+        let parent = self.exec.task_runs.get(tr as usize)?.parent;
+        (0..tr).rev().find(|&i| {
+            let run = &self.exec.task_runs[i as usize];
+            run.parent == parent && &*run.task_id == task_id
+        })
+    }
+
+    /// Task run `tr` no longer waits on its batches: those running are
+    /// killed.
+    fn drop_fan(&mut self, tr: u32) {
+        if let Some(fan) = self.fans.remove(&tr) {
+            for batch in fan.running {
+                let child = self.batch_child(tr, fan.attempt, batch);
+                self.kills.push(child);
+            }
+        }
+    }
+
+    /// Starts the batches of task run `tr` that may start, and ends it once
+    /// they all answered (its task says how: [`TaskKind::after_batches`]);
+    /// `Some(state)` if it ended.
+    fn fill_fan(&mut self, tr: u32, now: DateTime<Utc>) -> Option<State> {
+        loop {
+            let fan = self.fans.get_mut(&tr)?;
+            if fan.running.len() >= fan.limit || fan.started as usize >= fan.items.len() {
+                break;
+            }
+            fan.started += 1;
+            let batch = fan.started;
+            fan.running.insert(batch);
+            let item = fan.items[batch as usize - 1].clone();
+            let call = self.call_task(tr, now, |kind, ctx| kind.batch_call(ctx, batch, &item));
+            match call {
+                Ok(call) => self.spawn_child(tr, batch, call, now),
+                Err(why) => {
+                    self.drop_fan(tr);
+                    return self.act(tr, Started::Done(Err(why)), now);
+                }
+            }
+        }
+        let fan = self.fans.get(&tr)?;
+        let outputs = fan_outputs(fan);
+        let done = fan.running.is_empty() && fan.started as usize == fan.items.len();
+        self.set_outputs(tr, outputs);
+        if !done {
+            return None;
+        }
+        let fan = self.fans.remove(&tr)?;
+        let started = self.call_task(tr, now, |kind, ctx| kind.after_batches(ctx, &fan.ended));
+        self.act(tr, started, now)
+    }
+
+    /// Batch `batch` of attempt `attempt` of task run `tr` answered.
+    pub fn on_batch(
+        &mut self,
+        tr: u32,
+        attempt: u32,
+        batch: u32,
+        answer: &ChildAnswer,
+        now: DateTime<Utc>,
+    ) {
+        self.instant = now;
+        if !self.waits_on_batch(tr, attempt, batch) {
+            return;
+        }
+        let state = match answer {
+            ChildAnswer::Refused(why) => {
+                self.log(Some(tr), Level::Error, format!("batch {batch}: {why}"), now);
+                State::Failed
+            }
+            // It does not wait for its batches' ends (`wait: false`).
+            ChildAnswer::Created => State::Success,
+            ChildAnswer::Ended { state, .. } => *state,
+        };
+        let Some(fan) = self.fans.get_mut(&tr) else {
+            return;
+        };
+        fan.running.remove(&batch);
+        match fan.ended.iter_mut().find(|(s, _)| *s == state) {
+            Some((_, n)) => *n += 1,
+            None => fan.ended.push((state, 1)),
+        }
+        if let Some(ended) = self.fill_fan(tr, now) {
+            self.roll_up(tr, ended, now);
+        }
     }
 
     /// The child task run `tr` waits for, if it waits for one.
@@ -1922,6 +2113,7 @@ impl Run {
         if let Some(child) = self.running_child(tr) {
             self.kills.push(child);
         }
+        self.drop_fan(tr);
         self.interrupt_work(tr);
         self.slots[tr as usize].waits = Waits::Nothing;
         self.attempt_failed(tr, format!("Timeout after {}", hms(timeout)), now);
@@ -2028,6 +2220,7 @@ impl Run {
             // A retry is no deeper than the execution it retries.
             depth: self.parent.map_or(0, |p| p.depth),
             generation: self.generation,
+            batch: 0,
         };
         let inputs = match &self.exec.inputs {
             Value::Object(map) => map.clone(),
@@ -2565,6 +2758,26 @@ fn retry_delay(policy: &RetryPolicy, attempts: u32, id: Id) -> std::time::Durati
             *min_interval + Duration::from_millis(draw)
         }
     }
+}
+
+/// What a task run waiting on batches shows: their number, and how many
+/// are in each state (CREATED: not started yet; RUNNING: waited for).
+fn fan_outputs(fan: &Fan) -> Value {
+    let mut iterations = Map::new();
+    let waiting = fan.items.len() as u32 - fan.started;
+    if waiting > 0 {
+        iterations.insert(State::Created.as_str().to_owned(), waiting.into());
+    }
+    if !fan.running.is_empty() {
+        iterations.insert(State::Running.as_str().to_owned(), fan.running.len().into());
+    }
+    for (state, n) in &fan.ended {
+        iterations.insert(state.as_str().to_owned(), (*n).into());
+    }
+    serde_json::json!({
+        "numberOfBatches": fan.items.len(),
+        "iterations": iterations,
+    })
 }
 
 fn empty_outputs() -> Value {

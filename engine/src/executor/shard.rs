@@ -550,13 +550,26 @@ impl Shard {
             let receipt = match link {
                 Some(link) if !receipt.is_refused() => {
                     let raw = link.execution.as_u128();
-                    let parent = Entry::Parent {
-                        parent: [(raw >> 64) as u64, raw as u64],
-                        task_run: link.task_run,
-                        attempt: link.attempt,
-                        wait: link.wait,
-                        depth: link.depth,
-                        at_us: now.timestamp_micros(),
+                    let parent = [(raw >> 64) as u64, raw as u64];
+                    let parent = if link.batch == 0 {
+                        Entry::Parent {
+                            parent,
+                            task_run: link.task_run,
+                            attempt: link.attempt,
+                            wait: link.wait,
+                            depth: link.depth,
+                            at_us: now.timestamp_micros(),
+                        }
+                    } else {
+                        Entry::ParentOfBatch {
+                            parent,
+                            task_run: link.task_run,
+                            attempt: link.attempt,
+                            batch: link.batch,
+                            wait: link.wait,
+                            depth: link.depth,
+                            at_us: now.timestamp_micros(),
+                        }
                     };
                     receipt.max(self.journal.append(id, &parent))
                 }
@@ -673,7 +686,7 @@ impl Shard {
         let Some(live) = self.live.get_mut(&link.execution) else {
             return;
         };
-        if !live.run.waits_on_child(link.task_run, link.attempt) {
+        if !live.run.waits_on(link) {
             return;
         }
         let (state, outputs, refused) = match &answer {
@@ -683,16 +696,35 @@ impl Shard {
                 (*state, outputs.as_ref().map(ToString::to_string), None)
             }
         };
-        let entry = Entry::Child {
-            task_run: link.task_run,
-            attempt: link.attempt,
-            state: state.as_str().to_owned(),
-            outputs,
-            refused,
-            at_us: now.timestamp_micros(),
+        let (task_run, attempt, at_us) = (link.task_run, link.attempt, now.timestamp_micros());
+        let state = state.as_str().to_owned();
+        let entry = if link.batch == 0 {
+            Entry::Child {
+                task_run,
+                attempt,
+                state,
+                outputs,
+                refused,
+                at_us,
+            }
+        } else {
+            Entry::BatchChild {
+                task_run,
+                attempt,
+                batch: link.batch,
+                state,
+                outputs,
+                refused,
+                at_us,
+            }
         };
         let receipt = self.journal.append(link.execution, &entry);
-        live.run.on_child(link.task_run, link.attempt, &answer, now);
+        if link.batch == 0 {
+            live.run.on_child(task_run, link.attempt, &answer, now);
+        } else {
+            live.run
+                .on_batch(task_run, link.attempt, link.batch, &answer, now);
+        }
         self.settle(link.execution, receipt);
     }
 
@@ -1150,6 +1182,18 @@ impl Shard {
                     let answer = child_answer(&state, outputs, refused)?;
                     run.on_child(task_run, attempt, &answer, instant(at_us));
                 }
+                Entry::BatchChild {
+                    task_run,
+                    attempt,
+                    batch,
+                    state,
+                    outputs,
+                    refused,
+                    at_us,
+                } => {
+                    let answer = child_answer(&state, outputs, refused)?;
+                    run.on_batch(task_run, attempt, batch, &answer, instant(at_us));
+                }
                 Entry::Gated {
                     verdict,
                     running,
@@ -1161,6 +1205,7 @@ impl Shard {
                 }
                 Entry::Created { .. }
                 | Entry::Parent { .. }
+                | Entry::ParentOfBatch { .. }
                 | Entry::Scheduled { .. }
                 | Entry::Restarted { .. }
                 | Entry::Replayed { .. }
@@ -1530,6 +1575,18 @@ fn created(
         Some(Err(_)) => return Err(RestoreError::BadInputs("trigger")),
     };
     let created_at = instant(at_us);
+    let link = |parent: [u64; 2], task_run, attempt, batch, wait, depth| {
+        let raw = (u128::from(parent[0]) << 64) | u128::from(parent[1]);
+        Some(ParentLink {
+            execution: crate::execution::Id::from_u128(raw),
+            task_run,
+            attempt,
+            wait,
+            depth,
+            generation: 0,
+            batch,
+        })
+    };
     let parent = match entries.peek() {
         Some(&Entry::Parent {
             parent,
@@ -1540,15 +1597,19 @@ fn created(
             ..
         }) => {
             entries.next();
-            let raw = (u128::from(parent[0]) << 64) | u128::from(parent[1]);
-            Some(ParentLink {
-                execution: crate::execution::Id::from_u128(raw),
-                task_run,
-                attempt,
-                wait,
-                depth,
-                generation: 0,
-            })
+            link(parent, task_run, attempt, 0, wait, depth)
+        }
+        Some(&Entry::ParentOfBatch {
+            parent,
+            task_run,
+            attempt,
+            batch,
+            wait,
+            depth,
+            ..
+        }) => {
+            entries.next();
+            link(parent, task_run, attempt, batch, wait, depth)
         }
         _ => None,
     };

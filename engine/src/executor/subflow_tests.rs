@@ -561,3 +561,208 @@ fn a_scheduled_child_waits_created_until_its_date_even_across_a_restart() {
     parents.step(Message::Child(Box::new(news)), t(6_001));
     assert_eq!(drain(&mut parents).ended[0].state(), State::Success);
 }
+
+const FAN: &str = r#"
+id: parent
+namespace: tests
+tasks:
+  - id: each
+    type: io.kestra.plugin.core.flow.ForEachItem
+    items: "kestra:///other/flow/executions/1aBcDeFgHiJkLmNoPqRsTu/tasks/t/r/items.txt"
+    namespace: tests
+    flowId: child
+    inputs:
+      n: "{{ taskrun.iteration }}"
+      file: "{{ taskrun.items }}"
+"#;
+
+/// What a drain of a ForEachItem's parent hands out: its spawns (by batch),
+/// kills, work, and its end.
+#[derive(Default)]
+struct FanOut {
+    spawns: Vec<SpawnOrder>,
+    kills: Vec<ExecutionId>,
+    work: Vec<super::worker::WorkOrder>,
+    ended: Vec<Record>,
+}
+
+fn drain_fan(shard: &mut Shard) -> FanOut {
+    let mut out = FanOut::default();
+    shard.drain(|effect, _| match effect {
+        Effect::Send {
+            parcel: Parcel::Spawn(order),
+            ..
+        } => out.spawns.push(*order),
+        Effect::Send {
+            parcel: Parcel::Kill(id),
+            ..
+        } => out.kills.push(id),
+        Effect::Work { order, .. } => out.work.push(order),
+        Effect::Changed {
+            ended: Some(record),
+            ..
+        } => out.ended.push(record),
+        _ => {}
+    });
+    out
+}
+
+/// Answers `order` (a job of execution `id`) with `outputs`.
+fn work_done(shard: &mut Shard, id: ExecutionId, order: &super::worker::WorkOrder, outputs: Value) {
+    let done = super::worker::WorkDone {
+        id,
+        task_run: order.task_run,
+        attempt: order.attempt,
+        result: Ok(outputs),
+        logs: Vec::new(),
+        warning: false,
+    };
+    shard.step(Message::WorkDone(Box::new(done)), t(5));
+}
+
+/// Batch `order`'s child ended `state`.
+fn batch_ended(shard: &mut Shard, order: &SpawnOrder, state: State, at: i64) {
+    let news = ChildNews {
+        link: order.link,
+        answer: ChildAnswer::Ended {
+            state,
+            outputs: Some(json!({"doubled": order.link.batch * 2})),
+        },
+    };
+    shard.step(Message::Child(Box::new(news)), t(at));
+}
+
+/// Starts a FAN execution (id `raw`) whose split, answered here, made
+/// `batches` batches: its id, and what it did then.
+fn start_fan(parents: &mut Shard, raw: u128, batches: u32) -> (ExecutionId, FanOut) {
+    let parent = parent_execution(FAN, raw);
+    let parent_id = parent.id;
+    start(parents, parent, t(0));
+    // The split is work for the pool.
+    let split = drain_fan(parents).work.pop().expect("the split's job");
+    let splits =
+        format!("kestra:///tests/parent/executions/{parent_id}/tasks/each_split/x/splits.txt");
+    work_done(
+        parents,
+        parent_id,
+        &split,
+        json!({"splits": splits, "numberOfBatches": batches}),
+    );
+    (parent_id, drain_fan(parents))
+}
+
+#[test]
+fn batches_start_a_few_at_a_time_and_a_recovered_parent_asks_again_only_for_those_running() {
+    let pj = FaultyJournal::default();
+    let mut parents = shard(&pj);
+    let (parent_id, out) = start_fan(&mut parents, 23, 150);
+    let batches: Vec<u32> = out.spawns.iter().map(|s| s.link.batch).collect();
+    let running = crate::tasks::MAX_BATCHES_RUNNING as u32;
+    assert_eq!(
+        batches,
+        (1..=running).collect::<Vec<_>>(),
+        "the first ones only"
+    );
+    let first = &out.spawns[0];
+    assert_eq!(first.inputs["n"], json!(1));
+    assert_eq!(
+        first.inputs["file"],
+        json!(format!(
+            "kestra:///tests/parent/executions/{parent_id}/tasks/each_split/x/batch-1"
+        ))
+    );
+    assert_eq!(first.trigger["id"], "each_items");
+    let ids: std::collections::BTreeSet<ExecutionId> =
+        out.spawns.iter().map(|s| s.link.child()).collect();
+    assert_eq!(ids.len(), running as usize, "one child id per batch");
+    assert!(
+        !ids.contains(&child_id(parent_id, 1, 1, 0)),
+        "not a Subflow's id"
+    );
+
+    // Each end lets the next batch start.
+    let mut orders: Vec<SpawnOrder> = out.spawns;
+    for (i, order) in orders.clone().iter().take(10).enumerate() {
+        batch_ended(&mut parents, order, State::Success, 10 + i as i64);
+        let next = drain_fan(&mut parents).spawns;
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].link.batch, running + 1 + i as u32);
+        orders.extend(next);
+    }
+    let json = Record::of(parents.get(parent_id).unwrap()).to_json(t(50));
+    assert_eq!(
+        task_run(&json, "each_items")["outputs"],
+        json!({"numberOfBatches": 150, "iterations": {
+            "CREATED": 150 - running - 10, "RUNNING": running, "SUCCESS": 10}})
+    );
+
+    // Recovered from its journal: it asks again for the batches it waits
+    // for, and no others.
+    let (mut again, _) = restart(&pj, parent_id, FAN);
+    let out = drain_fan(&mut again);
+    let mut asked: Vec<u32> = out.spawns.iter().map(|s| s.link.batch).collect();
+    asked.sort_unstable();
+    assert_eq!(asked, (11..=running + 10).collect::<Vec<_>>());
+    assert!(out.spawns.iter().all(|s| s.resend));
+
+    // The rest end, batch 13 FAILED: the task run ends FAILED once they
+    // all did, and so does its parent, its merge not run (a failed task
+    // stops its ForEachItem's, as Kestra's).
+    let mut pending: std::collections::VecDeque<SpawnOrder> = out.spawns.into();
+    let mut at = 1_000;
+    let mut ended = Vec::new();
+    while let Some(order) = pending.pop_front() {
+        at += 1;
+        assert!(ended.is_empty(), "it ends after its last batch only");
+        let state = if order.link.batch == 13 {
+            State::Failed
+        } else {
+            State::Success
+        };
+        batch_ended(&mut again, &order, state, at);
+        let out = drain_fan(&mut again);
+        assert!(out.work.is_empty(), "no merge after a failure");
+        pending.extend(out.spawns);
+        ended.extend(out.ended);
+    }
+    let json = ended[0].to_json(t(5_000));
+    assert_eq!(json["state"]["current"], "FAILED", "{json}");
+    assert_eq!(
+        task_run(&json, "each_items")["outputs"],
+        json!({"numberOfBatches": 150, "iterations": {"SUCCESS": 149, "FAILED": 1}})
+    );
+    assert_eq!(task_run(&json, "each_items")["state"]["current"], "FAILED");
+    assert!(
+        !json["taskRunList"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["taskId"] == "each_merge")
+    );
+}
+
+#[test]
+fn a_killed_parent_kills_the_batches_it_runs() {
+    let pj = FaultyJournal::default();
+    let mut parents = shard(&pj);
+    let (parent_id, out) = start_fan(&mut parents, 29, 3);
+    let spawns = out.spawns;
+    assert_eq!(spawns.len(), 3);
+    batch_ended(&mut parents, &spawns[0], State::Success, 10);
+    let _ = drain_fan(&mut parents);
+    parents.step(
+        Message::Kill {
+            id: parent_id,
+            cascade: true,
+            request: 2,
+        },
+        t(20),
+    );
+    let out = drain_fan(&mut parents);
+    let mut killed = out.kills.clone();
+    killed.sort_unstable();
+    let mut running = vec![spawns[1].link.child(), spawns[2].link.child()];
+    running.sort_unstable();
+    assert_eq!(killed, running, "the two still running");
+    assert_eq!(out.ended[0].to_json(t(30))["state"]["current"], "KILLED");
+}

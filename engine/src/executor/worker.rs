@@ -34,14 +34,46 @@ pub trait TriggerSwitch: Send + Sync + std::fmt::Debug {
 pub(crate) struct Holdings {
     inboxes: Vec<Sender<Command>>,
     finished: Vec<Arc<super::finished::Finished>>,
+    wals: Vec<peregrine_wal::Wal>,
 }
 
 impl Holdings {
     pub(crate) fn new(
         inboxes: Vec<Sender<Command>>,
         finished: Vec<Arc<super::finished::Finished>>,
+        wals: Vec<peregrine_wal::Wal>,
     ) -> Self {
-        Self { inboxes, finished }
+        Self {
+            inboxes,
+            finished,
+            wals,
+        }
+    }
+
+    /// The final record of ended execution `id`, where its shard keeps it
+    /// (in memory, else its WAL); `None` if it is not ended or gone.
+    pub(crate) fn ended_record(
+        &self,
+        id: ExecutionId,
+    ) -> Result<Option<crate::execution::Record>, String> {
+        let shard = super::engine::shard_index(id, self.finished.len().max(1));
+        if let Some(kept) = self.finished.get(shard).and_then(|f| f.get(id)) {
+            return Ok(Some(kept.record));
+        }
+        let Some(wal) = self.wals.get(shard) else {
+            return Ok(None);
+        };
+        let terminal = wal
+            .read_terminal(peregrine_wal::Key::execution(id.as_u128()))
+            .map_err(|e| e.to_string())?;
+        let Some(terminal) = terminal else {
+            return Ok(None);
+        };
+        match crate::journal::decode(terminal.kind, &terminal.payload) {
+            Ok(crate::journal::Recovered::Ended(record)) => Ok(Some(record)),
+            Ok(_) => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
     }
 
     /// The ended executions in memory that `keep` takes.

@@ -127,6 +127,33 @@ impl Task {
         self.task_type.flowable
     }
 
+    /// A task a flowable task makes for itself (ForEachItem's three), with
+    /// Kestra's defaults for everything but its id, type and kind.
+    pub(crate) fn internal(
+        id: String,
+        task_type: &'static TaskType,
+        kind: Arc<dyn TaskKind>,
+    ) -> Task {
+        Task {
+            id,
+            type_name: task_type.name.to_owned(),
+            task_type,
+            kind,
+            description: None,
+            run_if: None,
+            disabled: false,
+            allow_failure: false,
+            allow_warning: false,
+            timeout: None,
+            retry: None,
+            log_level: None,
+            log_to_file: false,
+            errors: Vec::new(),
+            finally: Vec::new(),
+            expression_error: None,
+        }
+    }
+
     /// This task without its `errors` and `finally`, which the executor's
     /// plan holds as task lists of their own; the kind is shared.
     pub(crate) fn without_handlers(&self) -> Task {

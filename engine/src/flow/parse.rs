@@ -840,6 +840,7 @@ impl Parser {
         let kind = (task_type.parse)(&mut Props {
             parser: self,
             fields: &mut f,
+            task_id: id.as_deref(),
         });
         let (errors, finally) = if task_type.flowable {
             (
@@ -1781,9 +1782,16 @@ pub(crate) struct DagEntry {
 pub(crate) struct Props<'p, 'a> {
     parser: &'p mut Parser,
     fields: &'p mut Fields<'a>,
+    task_id: Option<&'p str>,
 }
 
 impl Props<'_, '_> {
+    /// The id of the task whose properties these are (`None`: it has no
+    /// valid one, which is reported).
+    pub(crate) fn task_id(&self) -> Option<&str> {
+        self.task_id
+    }
+
     pub(crate) fn problem(&mut self, at: &At, message: impl Into<String>) {
         self.parser.problem(&at.path, at.pos, message);
     }

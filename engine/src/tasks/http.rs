@@ -264,15 +264,7 @@ impl Call {
                 .as_ref()
                 .ok_or("this engine has no internal storage: Download needs a server".to_owned())?;
             let name = download_name(&call.uri, &headers);
-            let uri = crate::storage::Uri::task_file(
-                &place.namespace,
-                &place.flow_id,
-                place.execution,
-                &place.task_id,
-                &place.task_run,
-                &format!("{}-{name}", place.attempt),
-            )
-            .map_err(|e| e.to_string())?;
+            let uri = place.file(&format!("{}-{name}", place.attempt))?;
             let limit = files.max_file_bytes();
             let mut body = response.body_mut().with_config().limit(limit + 1).reader();
             let length = files

@@ -294,15 +294,7 @@ impl ItemsJob {
             out.flush().map_err(io)?;
             drop(out);
             let p = &self.place;
-            let uri = Uri::task_file(
-                &p.namespace,
-                &p.flow_id,
-                p.execution,
-                &p.task_id,
-                &p.task_run,
-                &format!("{}-{name}.ion", p.attempt),
-            )
-            .map_err(|e| e.to_string())?;
+            let uri = p.file(&format!("{}-{name}.ion", p.attempt))?;
             let mut file = std::fs::File::open(&temp).map_err(io)?;
             files
                 .storage()

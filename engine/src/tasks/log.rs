@@ -251,15 +251,7 @@ impl FetchJob {
             size += 1;
         }
         let p = &self.place;
-        let uri = crate::storage::Uri::task_file(
-            &p.namespace,
-            &p.flow_id,
-            p.execution,
-            &p.task_id,
-            &p.task_run,
-            &format!("{}-logs.ion", p.attempt),
-        )
-        .map_err(|e| e.to_string())?;
+        let uri = p.file(&format!("{}-logs.ion", p.attempt))?;
         files
             .storage()
             .put(&uri, &mut text.as_bytes(), files.max_file_bytes())

@@ -20,6 +20,7 @@ mod core;
 mod count;
 mod execution;
 mod flowable;
+mod for_each_item;
 mod http;
 mod items;
 mod jsonata;
@@ -39,6 +40,8 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 pub(crate) use self::execution::ResumeCall;
+#[cfg(test)]
+pub(crate) use self::for_each_item::MAX_RUNNING as MAX_BATCHES_RUNNING;
 pub(crate) use self::subflow::{ChildAnswer, SubflowCall};
 use crate::execution::{ExecutionId, State};
 use crate::executor::{RenderContext, into_text, is_truthy};
@@ -94,6 +97,7 @@ pub(crate) static REGISTRY: &[&TaskType] = &[
     &flowable::LOOP_UNTIL,
     &script::WORKING_DIRECTORY,
     &subflow::SUBFLOW,
+    &for_each_item::FOR_EACH_ITEM,
     &trigger::TOGGLE,
     &kv::SET,
     &kv::GET,
@@ -129,10 +133,6 @@ pub(crate) static NOT_YET: &[(&str, &[&str])] = &[
     (
         "io.kestra.plugin.core.flow.Template",
         &["io.kestra.core.tasks.flows.Template"],
-    ),
-    (
-        "io.kestra.plugin.core.flow.ForEachItem",
-        &["io.kestra.core.tasks.flows.ForEachItem"],
     ),
     // Kestra's deprecated state store; the KV store replaces it.
     (
@@ -222,6 +222,24 @@ pub(crate) trait TaskKind: fmt::Debug + Send + Sync + Any {
         false
     }
 
+    /// Batch `batch` (1-based) of a [`Started::Batches`] start, whose item
+    /// is `item`: the child execution it starts, rendered now.
+    fn batch_call(
+        &self,
+        _ctx: &mut TaskContext<'_>,
+        _batch: u32,
+        _item: &str,
+    ) -> Result<SubflowCall, String> {
+        Err("this task starts no batches".to_owned())
+    }
+
+    /// Every batch of a [`Started::Batches`] start answered, `ended` the
+    /// count in each state (the run's outputs already say so): how the
+    /// task run ends.
+    fn after_batches(&self, _ctx: &mut TaskContext<'_>, _ended: &[(State, u32)]) -> Started {
+        Started::Done(Ok(None))
+    }
+
     /// The child execution `child` this task asked for
     /// ([`Started::Subflow`]) answered: how its run goes on.
     fn on_child(
@@ -263,6 +281,20 @@ pub(crate) enum Started {
     /// Count executions across the engine, and wait for the counts (then
     /// [`TaskKind::on_child`], the rows as the answer's outputs).
     Count(Box<crate::executor::Tally>),
+    /// Start one child execution per item, some at a time, and wait for
+    /// them all (ForEachItem's batches): each child's call from
+    /// [`TaskKind::batch_call`], the end from [`TaskKind::after_batches`].
+    /// The task run's outputs say how many are in each state meanwhile.
+    Batches(Box<Batches>),
+}
+
+/// The child executions a task run starts one per item.
+#[derive(Debug)]
+pub(crate) struct Batches {
+    /// One per child, in order, handed to [`TaskKind::batch_call`].
+    pub items: Vec<String>,
+    /// Children running at once, at most.
+    pub limit: usize,
 }
 
 /// What a repeating frame does once its tasks all succeeded.
@@ -566,6 +598,21 @@ pub(crate) struct Place {
     pub attempt: u32,
 }
 
+impl Place {
+    /// File `name` of this task run in the internal storage.
+    pub(crate) fn file(&self, name: &str) -> Result<crate::storage::Uri, String> {
+        crate::storage::Uri::task_file(
+            &self.namespace,
+            &self.flow_id,
+            self.execution,
+            &self.task_id,
+            &self.task_run,
+            name,
+        )
+        .map_err(|e| e.to_string())
+    }
+}
+
 /// What a task sees while it starts: its execution, read only, through the
 /// template context of its task run (where `now()` is the step's instant,
 /// so a replay renders the same), and a log that run.rs appends to the
@@ -694,6 +741,22 @@ impl<'a> TaskContext<'a> {
     /// tasks under it share (a WorkingDirectory), if any.
     pub(crate) fn shared_folder(&self) -> Option<String> {
         self.scope.shared_folder()
+    }
+
+    /// This task run's outputs as they stand.
+    pub(crate) fn own_outputs(&self) -> Option<Arc<Value>> {
+        self.scope.own_outputs()
+    }
+
+    /// The outputs of the last task run of `task_id` beside this one.
+    pub(crate) fn sibling_outputs(&self, task_id: &str) -> Option<Arc<Value>> {
+        self.scope.sibling_outputs(task_id)
+    }
+
+    /// The `count` child executions the last task run of `task_id` beside
+    /// this one started as batches, in order.
+    pub(crate) fn sibling_batches(&self, task_id: &str, count: u32) -> Vec<ExecutionId> {
+        self.scope.sibling_batches(task_id, count)
     }
 
     /// `text` as a file of the internal storage this execution may read
@@ -955,7 +1018,8 @@ mod tests {
                 "Pause",
                 "WaitFor",
                 "LoopUntil",
-                "WorkingDirectory"
+                "WorkingDirectory",
+                "ForEachItem"
             ]
         );
     }

@@ -189,6 +189,8 @@ const MAX_REVERSE_BYTES: u64 = 64 << 20;
 const MAX_LINE_BYTES: u64 = 16 << 20;
 /// The most partitions Split writes at once (each an open file).
 const MAX_PARTITIONS: u64 = 1_000;
+/// The most files one split writes.
+pub(super) const MAX_SPLIT_PARTS: usize = 10_000;
 
 /// One storage task's call, rendered.
 #[derive(Debug)]
@@ -220,7 +222,7 @@ enum Call {
 }
 
 #[derive(Debug, Clone, Copy)]
-enum SplitBy {
+pub(super) enum SplitBy {
     Bytes(u64),
     Rows(u64),
     Partitions(usize),
@@ -314,31 +316,7 @@ fn data_size(text: &str) -> Result<u64, String> {
 impl TaskKind for Split {
     fn start(&self, ctx: &mut TaskContext<'_>) -> Started {
         let call = (|| {
-            let number = |p: &Option<Property>, what: &str| -> Result<Option<u64>, String> {
-                text(ctx, p)?
-                    .map(|t| {
-                        t.trim()
-                            .parse::<u64>()
-                            .ok()
-                            .filter(|n| *n > 0)
-                            .ok_or_else(|| format!("`{what}` `{t}` is not a positive number"))
-                    })
-                    .transpose()
-            };
-            let by = if let Some(bytes) = text(ctx, &self.bytes)? {
-                SplitBy::Bytes(data_size(&bytes)?.max(1))
-            } else if let Some(n) = number(&self.partitions, "partitions")? {
-                {
-                    if n > MAX_PARTITIONS {
-                        return Err(format!("`partitions` is at most {MAX_PARTITIONS}"));
-                    }
-                    SplitBy::Partitions(usize::try_from(n).unwrap_or(1))
-                }
-            } else if let Some(n) = number(&self.rows, "rows")? {
-                SplitBy::Rows(n)
-            } else {
-                return Err("Invalid configuration with no size, count, nor rows".to_owned());
-            };
+            let by = split_by(ctx, &self.bytes, &self.partitions, &self.rows)?;
             Ok(Call::Split {
                 from: ctx.readable_uri(&ctx.render_text(&self.from)?, "from")?,
                 by,
@@ -346,6 +324,39 @@ impl TaskKind for Split {
             })
         })();
         job(ctx, call)
+    }
+}
+
+/// How to split, from the rendered `bytes` (first), `partitions` or
+/// `rows`.
+pub(super) fn split_by(
+    ctx: &TaskContext<'_>,
+    bytes: &Option<Property>,
+    partitions: &Option<Property>,
+    rows: &Option<Property>,
+) -> Result<SplitBy, String> {
+    let number = |p: &Option<Property>, what: &str| -> Result<Option<u64>, String> {
+        text(ctx, p)?
+            .map(|t| {
+                t.trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| format!("`{what}` `{t}` is not a positive number"))
+            })
+            .transpose()
+    };
+    if let Some(bytes) = text(ctx, bytes)? {
+        Ok(SplitBy::Bytes(data_size(&bytes)?.max(1)))
+    } else if let Some(n) = number(partitions, "partitions")? {
+        if n > MAX_PARTITIONS {
+            return Err(format!("`partitions` is at most {MAX_PARTITIONS}"));
+        }
+        Ok(SplitBy::Partitions(usize::try_from(n).unwrap_or(1)))
+    } else if let Some(n) = number(rows, "rows")? {
+        Ok(SplitBy::Rows(n))
+    } else {
+        Err("Invalid configuration with no size, count, nor rows".to_owned())
     }
 }
 
@@ -424,15 +435,7 @@ impl StorageJob {
     /// A new file of this task run, named `{n}{ext}`.
     fn target(&self, name: &str) -> Result<Uri, String> {
         let p = &self.place;
-        Uri::task_file(
-            &p.namespace,
-            &p.flow_id,
-            p.execution,
-            &p.task_id,
-            &p.task_run,
-            name,
-        )
-        .map_err(|e| e.to_string())
+        p.file(name)
     }
 
     fn work(self, files: &Files) -> Result<Value, String> {
@@ -503,7 +506,14 @@ impl StorageJob {
                 from,
                 by,
                 separator,
-            } => self.split(files, from, *by, separator),
+            } => {
+                let attempt = self.place.attempt;
+                let ext = extension_of(from);
+                let name = |n: usize, _: usize| format!("{attempt}-split-{n}{ext}");
+                let uris = split(files, &self.place, from, *by, separator, &name)?;
+                let uris: Vec<String> = uris.iter().map(ToString::to_string).collect();
+                Ok(json!({ "uris": uris }))
+            }
             Call::Purge => {
                 let p = &self.place;
                 let deleted = storage
@@ -519,28 +529,29 @@ impl StorageJob {
             }
         }
     }
+}
 
-    /// Kestra's `StorageService.split`: lines (`\n`, `\r\n` or `\r`) into
-    /// chunks, each line ended by `separator`; empty partitions dropped.
-    fn split(
-        &self,
-        files: &Files,
-        from: &Uri,
-        by: SplitBy,
-        separator: &str,
-    ) -> Result<Value, String> {
-        const MAX_PARTS: usize = 10_000;
+/// Kestra's `StorageService.split`: lines (`\n`, `\r\n` or `\r`) of
+/// `from` into files of task run `place`, each line ended by `separator`;
+/// empty partitions dropped. `name(n, k)` names part `n` (from 0), the
+/// `k`-th stored (from 0). The files stored, in order.
+pub(super) fn split(
+    files: &Files,
+    place: &Place,
+    from: &Uri,
+    by: SplitBy,
+    separator: &str,
+    name: &dyn Fn(usize, usize) -> String,
+) -> Result<Vec<Uri>, String> {
+    {
+        let target = |name: &str| place.file(name);
         let storage = files.storage();
         let limit = files.max_file_bytes();
         let err = |e: crate::storage::Error| e.to_string();
-        let ext = extension_of(from);
         let work = files
             .work_root()
-            .join(self.place.execution.to_string())
-            .join(format!(
-                "{}-{}-split",
-                self.place.task_run, self.place.attempt
-            ));
+            .join(place.execution.to_string())
+            .join(format!("{}-{}-split", place.task_run, place.attempt));
         let io = |e: std::io::Error| format!("splitting {from}: {e}");
         let _ = std::fs::remove_dir_all(&work);
         std::fs::create_dir_all(&work).map_err(io)?;
@@ -552,8 +563,10 @@ impl StorageJob {
             let mut paths = Vec::new();
             let close_last = matches!(by, SplitBy::Bytes(_) | SplitBy::Rows(_));
             let mut new_part = |parts: &mut Vec<(Open, u64, u64)>| -> Result<(), String> {
-                if parts.len() >= MAX_PARTS {
-                    return Err(format!("Split would write more than {MAX_PARTS} files"));
+                if parts.len() >= MAX_SPLIT_PARTS {
+                    return Err(format!(
+                        "Split would write more than {MAX_SPLIT_PARTS} files"
+                    ));
                 }
                 if close_last
                     && let Some((open, _, _)) = parts.last_mut()
@@ -623,12 +636,12 @@ impl StorageJob {
                 if bytes == 0 {
                     continue;
                 }
-                let uri = self.target(&format!("{}-split-{n}{ext}", self.place.attempt))?;
+                let uri = target(&name(n, uris.len()))?;
                 let mut file = std::fs::File::open(path).map_err(io)?;
                 storage.put(&uri, &mut file, limit).map_err(err)?;
-                uris.push(Value::String(uri.to_string()));
+                uris.push(uri);
             }
-            Ok(json!({ "uris": uris }))
+            Ok(uris)
         })();
         let _ = std::fs::remove_dir_all(&work);
         result

@@ -33,6 +33,19 @@ pub(super) static SUBFLOW: TaskType = TaskType {
 };
 
 fn parse_subflow(p: &mut Props<'_, '_>) -> Option<Arc<dyn TaskKind>> {
+    let subflow = parse_call(p);
+    if let Some((_, at)) = p.json("outputs") {
+        p.problem(
+            &at,
+            "a Subflow's `outputs` (deprecated since Kestra 0.15) is not supported: declare \
+             `outputs` on the flow it calls, and read them as `outputs.<task>.outputs`",
+        );
+    }
+    Some(Arc::new(subflow?))
+}
+
+/// The properties of a call to another flow (a Subflow's, a ForEachItem's).
+pub(super) fn parse_call(p: &mut Props<'_, '_>) -> Option<Subflow> {
     if let (Some(namespace), Some(flow_id)) = (p.peek_text("namespace"), p.peek_text("flowId")) {
         p.calls_flow(namespace, flow_id);
     }
@@ -44,15 +57,8 @@ fn parse_subflow(p: &mut Props<'_, '_>) -> Option<Arc<dyn TaskKind>> {
     let wait = p.bool("wait", true);
     let transmit_failed = p.bool("transmitFailed", true);
     let inherit_labels = p.bool("inheritLabels", false);
-    if let Some((_, at)) = p.json("outputs") {
-        p.problem(
-            &at,
-            "a Subflow's `outputs` (deprecated since Kestra 0.15) is not supported: declare \
-             `outputs` on the flow it calls, and read them as `outputs.<task>.outputs`",
-        );
-    }
     let schedule_date = p.string_property("scheduleDate");
-    Some(Arc::new(Subflow {
+    Some(Subflow {
         namespace: namespace?,
         flow_id: flow_id?,
         revision,
@@ -62,7 +68,7 @@ fn parse_subflow(p: &mut Props<'_, '_>) -> Option<Arc<dyn TaskKind>> {
         transmit_failed,
         inherit_labels,
         schedule_date,
-    }))
+    })
 }
 
 /// `core.flow.Subflow`.
@@ -146,19 +152,31 @@ impl TaskKind for Subflow {
 
 impl Subflow {
     fn call(&self, ctx: &TaskContext<'_>) -> Result<SubflowCall, String> {
-        let namespace = ctx.render_text(&self.namespace)?;
-        let flow_id = ctx.render_text(&self.flow_id)?;
+        self.call_with(ctx, &[])
+    }
+
+    /// The child this call asks for, its properties rendered with the
+    /// template variables `vars` on top (a ForEachItem batch's `taskrun`).
+    pub(super) fn call_with(
+        &self,
+        ctx: &TaskContext<'_>,
+        vars: &[(&str, &Value)],
+    ) -> Result<SubflowCall, String> {
+        let render = |p: &Property| ctx.render_with_vars(p, vars);
+        let text = |p: &Property| render(p).map(crate::executor::into_text);
+        let namespace = text(&self.namespace)?;
+        let flow_id = text(&self.flow_id)?;
         let revision = match &self.revision {
             None => None,
-            Some(p) => Some(revision(ctx.render(p)?)?),
+            Some(p) => Some(revision(render(p)?)?),
         };
-        let inputs = match ctx.render(&self.inputs)? {
+        let inputs = match render(&self.inputs)? {
             Value::Object(map) => map,
             other => return Err(format!("`inputs` rendered to {other}, not a map")),
         };
         let labels = match &self.labels {
             None => Vec::new(),
-            Some(p) => ctx.render(p).and_then(label_pairs)?,
+            Some(p) => render(p).and_then(label_pairs)?,
         };
         if labels.len() > MAX_LABELS {
             return Err(format!(
@@ -175,7 +193,7 @@ impl Subflow {
         }
         let schedule_date = match &self.schedule_date {
             None => None,
-            Some(p) => Some(schedule_date(&ctx.render_text(p)?)?),
+            Some(p) => Some(schedule_date(&text(p)?)?),
         };
         Ok(SubflowCall {
             schedule_date,
@@ -194,7 +212,13 @@ impl Subflow {
     /// `allowWarning`, which the task run applies as for any task): the
     /// child's failure, kill, pause or warning is the task run's own when
     /// `transmitFailed`; anything else is a success.
-    fn own_state(&self, child: State) -> State {
+    /// A child's failure is the task run's own: it waits for the child's
+    /// end and `transmitFailed`.
+    pub(super) fn transmits_failures(&self) -> bool {
+        self.wait && self.transmit_failed
+    }
+
+    pub(super) fn own_state(&self, child: State) -> State {
         let transmitted = matches!(
             child,
             State::Failed | State::Killed | State::Warning | State::Paused

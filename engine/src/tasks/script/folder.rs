@@ -206,15 +206,7 @@ pub(super) fn store(
     }
     let files = files(env)?;
     for (rel, path) in wanted {
-        let uri = Uri::task_file(
-            &place.namespace,
-            &place.flow_id,
-            place.execution,
-            &place.task_id,
-            &place.task_run,
-            &rel,
-        )
-        .map_err(|e| e.to_string())?;
+        let uri = place.file(&rel)?;
         let mut file =
             std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
         files

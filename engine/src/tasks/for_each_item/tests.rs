@@ -1,0 +1,86 @@
+use super::*;
+use crate::tasks::testing::{flow, problems};
+
+#[test]
+fn it_runs_its_three_tasks_named_after_it_as_kestra_does() {
+    let flow = flow(
+        r#"
+  - id: each
+    type: io.kestra.core.tasks.flows.ForEachItem
+    items: "{{ inputs.file }}"
+    namespace: company.team
+    flowId: child
+"#,
+    );
+    let each = flow.find_task("each").expect("the task");
+    let ids: Vec<&str> = each
+        .kind
+        .child_lists()
+        .into_iter()
+        .flatten()
+        .map(|t| t.id.as_str())
+        .collect();
+    assert_eq!(ids, ["each_split", "each_items", "each_merge"]);
+    let types: Vec<&str> = each.kind.child_lists()[0]
+        .iter()
+        .map(|t| t.type_name.as_str())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "io.kestra.plugin.core.flow.ForEachItem$ForEachItemSplit",
+            "io.kestra.plugin.core.flow.ForEachItem$ForEachItemExecutable",
+            "io.kestra.plugin.core.flow.ForEachItem$ForEachItemMergeOutputs"
+        ]
+    );
+    // `batch` defaults to one row per batch.
+    let split: &SplitItems = crate::tasks::testing::kind_of(&each.kind.child_lists()[0][0]);
+    assert!(split.batch.rows.is_some() && split.batch.bytes.is_none());
+}
+
+#[test]
+fn what_it_does_not_honour_is_refused_with_its_path() {
+    let found = problems(
+        r#"
+  - id: each
+    type: io.kestra.plugin.core.flow.ForEachItem
+    items: "{{ inputs.file }}"
+    batch:
+      rows: 10
+      size: 3
+    flowId: child
+"#,
+    );
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(
+        found
+            .iter()
+            .any(|p| p.contains("batch.size") && p.contains("not a property")),
+        "{found:?}"
+    );
+    assert!(found.iter().any(|p| p.contains("namespace")), "{found:?}");
+    let found = problems(
+        r#"
+  - id: each
+    type: io.kestra.plugin.core.flow.ForEachItem
+    batch: 10
+    namespace: a
+    flowId: child
+"#,
+    );
+    assert_eq!(found.len(), 2, "{found:?}");
+    assert!(found.iter().any(|p| p.contains("items")), "{found:?}");
+    assert!(
+        found.iter().any(|p| p.contains("`batch` is a map")),
+        "{found:?}"
+    );
+}
+
+#[test]
+fn a_batch_file_lies_beside_the_list_of_batches() {
+    assert_eq!(
+        batch_uri("kestra:///a/f/executions/x/tasks/e_split/y/splits.txt", 12).as_deref(),
+        Some("kestra:///a/f/executions/x/tasks/e_split/y/batch-12")
+    );
+    assert_eq!(batch_uri("splits.txt", 1), None);
+}
