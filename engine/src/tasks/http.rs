@@ -48,6 +48,9 @@ pub(crate) struct Request {
     /// Default `GET`.
     method: Property,
     body: Option<Property>,
+    /// `formData`: a form, sent in place of `body` (multipart with
+    /// `contentType: multipart/form-data`, else URL-encoded).
+    form_data: Option<Property>,
     content_type: Option<Property>,
     /// A map of header name to value.
     headers: Option<Property>,
@@ -67,6 +70,7 @@ fn parse_request(p: &mut Props<'_, '_>) -> Option<Request> {
     let uri = p.req_string_property("uri");
     let method = p.string_property_or("method", "GET");
     let body = p.string_property("body");
+    let form_data = p.property("formData");
     let content_type = p.string_property("contentType");
     let headers = p.property("headers");
     let mut read_timeout = None;
@@ -102,6 +106,7 @@ fn parse_request(p: &mut Props<'_, '_>) -> Option<Request> {
         uri: uri?,
         method: method?,
         body,
+        form_data,
         content_type,
         headers,
         read_timeout,
@@ -131,11 +136,17 @@ impl Request {
             },
             None => Vec::new(),
         };
+        let content_type = text(&self.content_type)?;
+        let form = match &self.form_data {
+            None => None,
+            Some(p) => Some(form(ctx, ctx.render(p)?, content_type.as_deref())?),
+        };
         Ok(Call {
             method: ctx.render_text(&self.method)?,
             uri: ctx.render_text(&self.uri)?,
             body: text(&self.body)?,
-            content_type: text(&self.content_type)?,
+            form,
+            content_type,
             headers,
             timeout: self.read_timeout,
             allow_failed: self.allow_failed,
@@ -146,12 +157,214 @@ impl Request {
     }
 }
 
+/// `formData` rendered: the form a call sends.
+#[derive(Debug, Clone, PartialEq)]
+enum Form {
+    /// `application/x-www-form-urlencoded`: names and values.
+    Encoded(Vec<(String, String)>),
+    /// `multipart/form-data`: its parts, in order.
+    Multipart(Vec<FormPart>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum FormPart {
+    Text {
+        name: String,
+        value: String,
+    },
+    /// A file of the internal storage, sent as `file_name`.
+    File {
+        name: String,
+        file_name: String,
+        uri: crate::storage::Uri,
+    },
+}
+
+/// The form `rendered` (`formData`) is, as Kestra sends it: multipart
+/// when `content_type` says `multipart/form-data` (a `kestra://` value is
+/// a file, so is a `{name, content}` map, the file `content` sent as
+/// `name`; any other value is text, JSON when not a string), else
+/// URL-encoded.
+fn form(
+    ctx: &TaskContext<'_>,
+    rendered: Value,
+    content_type: Option<&str>,
+) -> Result<Form, String> {
+    let Value::Object(map) = rendered else {
+        return Err(format!("`formData` `{rendered}` is not a map"));
+    };
+    let multipart = content_type.is_some_and(|c| {
+        c.split(';')
+            .next()
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case("multipart/form-data"))
+    });
+    if !multipart {
+        return Ok(Form::Encoded(
+            map.into_iter().map(|(k, v)| (k, into_text(v))).collect(),
+        ));
+    }
+    let mut parts = Vec::with_capacity(map.len());
+    for (name, value) in map {
+        let part = match value {
+            Value::String(s) if s.starts_with(crate::storage::SCHEME) => {
+                let uri = ctx.readable_uri(&s, "formData")?;
+                FormPart::File {
+                    name,
+                    file_name: uri.file_name().to_owned(),
+                    uri,
+                }
+            }
+            Value::Object(file) if file.contains_key("name") && file.contains_key("content") => {
+                let file_name = into_text(file["name"].clone());
+                let uri = ctx.readable_uri(&into_text(file["content"].clone()), "formData")?;
+                FormPart::File {
+                    name,
+                    file_name,
+                    uri,
+                }
+            }
+            Value::String(value) => FormPart::Text { name, value },
+            other => FormPart::Text {
+                name,
+                value: other.to_string(),
+            },
+        };
+        parts.push(part);
+    }
+    Ok(Form::Multipart(parts))
+}
+
+/// `text` as a value of a URL-encoded form.
+fn form_encoded(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => {
+                out.push(b as char);
+            }
+            b' ' => out.push('+'),
+            other => out.push_str(&format!("%{other:02X}")),
+        }
+    }
+    out
+}
+
+/// `text` quoted for a multipart header.
+fn quoted(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace(['\r', '\n'], " ")
+}
+
+impl Form {
+    /// The body, its content type and its length, files read from the
+    /// storage as they are sent.
+    fn body(&self, env: &WorkerEnv) -> Result<(ureq::SendBody<'static>, String, u64), String> {
+        match self {
+            Form::Encoded(pairs) => {
+                let text = pairs
+                    .iter()
+                    .map(|(k, v)| format!("{}={}", form_encoded(k), form_encoded(v)))
+                    .collect::<Vec<_>>()
+                    .join("&");
+                let len = text.len() as u64;
+                Ok((
+                    ureq::SendBody::from_owned_reader(std::io::Cursor::new(text.into_bytes())),
+                    "application/x-www-form-urlencoded".to_owned(),
+                    len,
+                ))
+            }
+            Form::Multipart(parts) => {
+                let boundary = format!("peregrine-{}", crate::execution::ExecutionId::generate());
+                let mut readers: Vec<Box<dyn std::io::Read + Send>> = Vec::new();
+                let mut len = 0u64;
+                type Readers = Vec<Box<dyn std::io::Read + Send>>;
+                fn text(t: String, readers: &mut Readers, len: &mut u64) {
+                    *len += t.len() as u64;
+                    readers.push(Box::new(std::io::Cursor::new(t.into_bytes())));
+                }
+                for part in parts {
+                    match part {
+                        FormPart::Text { name, value } => text(
+                            format!(
+                                "--{boundary}\r\nContent-Disposition: form-data; name=\"{}\"\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{value}\r\n",
+                                quoted(name)
+                            ),
+                            &mut readers,
+                            &mut len,
+                        ),
+                        FormPart::File {
+                            name,
+                            file_name,
+                            uri,
+                        } => {
+                            let files = env.files.as_ref().ok_or_else(|| {
+                                "this engine has no internal storage: a file in `formData` needs a server"
+                                    .to_owned()
+                            })?;
+                            let size = files
+                                .storage()
+                                .size(uri)
+                                .map_err(|e| e.to_string())?
+                                .ok_or_else(|| format!("File '{uri}' does not exist"))?;
+                            text(
+                                format!(
+                                    "--{boundary}\r\nContent-Disposition: form-data; name=\"{}\"; filename=\"{}\"\r\nContent-Type: application/octet-stream\r\n\r\n",
+                                    quoted(name),
+                                    quoted(file_name)
+                                ),
+                                &mut readers,
+                                &mut len,
+                            );
+                            let file = files.storage().open(uri).map_err(|e| e.to_string())?;
+                            len += size;
+                            readers.push(Box::new(std::io::Read::take(file, size)));
+                            text("\r\n".to_owned(), &mut readers, &mut len);
+                        }
+                    }
+                }
+                text(format!("--{boundary}--\r\n"), &mut readers, &mut len);
+                let body = readers
+                    .into_iter()
+                    .reduce(|a, b| Box::new(std::io::Read::chain(a, b)))
+                    .unwrap_or_else(|| Box::new(std::io::empty()));
+                Ok((
+                    ureq::SendBody::from_owned_reader(body),
+                    format!("multipart/form-data; boundary={boundary}"),
+                    len,
+                ))
+            }
+        }
+    }
+}
+
+/// Sends `body` as `builder` says, within `timeout`.
+fn send(
+    agent: &ureq::Agent,
+    builder: ureq::http::request::Builder,
+    body: impl ureq::AsSendBody,
+    timeout: Option<Duration>,
+    uri: &str,
+) -> Result<ureq::http::Response<ureq::Body>, String> {
+    let request = builder
+        .body(body)
+        .map_err(|e| format!("invalid request to `{uri}`: {e}"))?;
+    let mut config = agent.configure_request(request);
+    if let Some(timeout) = timeout {
+        config = config.timeout_global(Some(timeout));
+    }
+    agent
+        .run(config.build())
+        .map_err(|e| format!("HTTP request to `{uri}` failed: {e}"))
+}
+
 /// One rendered HTTP call.
 #[derive(Debug, Clone, PartialEq)]
 struct Call {
     method: String,
     uri: String,
     body: Option<String>,
+    form: Option<Form>,
     content_type: Option<String>,
     headers: Vec<(String, String)>,
     timeout: Option<Duration>,
@@ -222,24 +435,32 @@ impl Call {
         for (name, value) in &call.headers {
             builder = builder.header(name.as_str(), value.as_str());
         }
-        if let Some(content_type) = &call.content_type {
-            builder = builder.header("content-type", content_type.as_str());
-        }
-        let body = call.body.unwrap_or_default().into_bytes();
-        let request = builder
-            .body(body)
-            .map_err(|e| format!("invalid request to `{}`: {e}", call.uri))?;
-        let mut config = agent.configure_request(request);
         let timeout = match (call.timeout, within) {
             (Some(own), Some(within)) => Some(own.min(within)),
             (own, within) => own.or(within),
         };
-        if let Some(timeout) = timeout {
-            config = config.timeout_global(Some(timeout));
-        }
-        let mut response = agent
-            .run(config.build())
-            .map_err(|e| format!("HTTP request to `{}` failed: {e}", call.uri))?;
+        // A form is sent in place of `body`, with its own content type
+        // (a multipart one names its boundary) and length.
+        let mut response = match &call.form {
+            Some(form) => {
+                let (body, content_type, len) = form.body(env)?;
+                let given = call
+                    .content_type
+                    .clone()
+                    .filter(|c| !c.contains("multipart"));
+                let builder = builder
+                    .header("content-type", given.unwrap_or(content_type))
+                    .header("content-length", len.to_string());
+                send(agent, builder, body, timeout, &call.uri)?
+            }
+            None => {
+                if let Some(content_type) = &call.content_type {
+                    builder = builder.header("content-type", content_type.as_str());
+                }
+                let body = call.body.clone().unwrap_or_default().into_bytes();
+                send(agent, builder, body, timeout, &call.uri)?
+            }
+        };
         let code = response.status().as_u16();
         let mut headers = Map::new();
         for (name, value) in response.headers() {
@@ -510,6 +731,106 @@ mod tests {
             logs_of(&exec, "nothing")
                 .iter()
                 .any(|(_, m)| m.contains("No response from server"))
+        );
+    }
+
+    #[test]
+    fn form_data_is_sent_url_encoded_or_as_multipart_with_files_of_the_storage() {
+        use crate::storage::{Files, LocalStorage};
+        let dir = tempfile::tempdir().expect("a dir");
+        let store = LocalStorage::open(dir.path().join("storage")).expect("a storage");
+        let files = Files::new(store, dir.path().join("work"), 1 << 20);
+        let variables = crate::executor::ConfigVariables::default().with_files(files);
+        let (base, seen) = serve(200, "ok", 2);
+        let exec = crate::tasks::testing::run_with_variables(
+            &format!(
+                r#"
+  - id: file
+    type: io.kestra.plugin.core.storage.Write
+    content: "a,b\n1,2\n"
+    extension: .csv
+  - id: encoded
+    type: io.kestra.plugin.core.http.Request
+    uri: {base}/form
+    method: POST
+    formData:
+      hello: "big world & {{{{ flow.id }}}}"
+      n: 42
+  - id: multipart
+    type: io.kestra.plugin.core.http.Request
+    uri: {base}/upload
+    method: POST
+    contentType: multipart/form-data
+    formData:
+      hello: world
+      data: "{{{{ outputs.file.uri }}}}"
+      named:
+        name: report.csv
+        content: "{{{{ outputs.file.uri }}}}"
+      list: [1, 2]
+"#
+            ),
+            variables,
+        );
+        assert_eq!(exec.state(), State::Success, "{:?}", exec.logs().entries());
+        let encoded = seen.recv().expect("the first request");
+        assert!(
+            encoded
+                .to_ascii_lowercase()
+                .contains("content-type: application/x-www-form-urlencoded"),
+            "{encoded}"
+        );
+        assert!(
+            encoded.ends_with("\r\nhello=big+world+%26+t&n=42"),
+            "{encoded}"
+        );
+        let multipart = seen.recv().expect("the second request");
+        let prefix = "content-type: multipart/form-data; boundary=";
+        let boundary = multipart
+            .lines()
+            .find(|l| l.to_ascii_lowercase().starts_with(prefix))
+            .map(|l| l[prefix.len()..].to_owned())
+            .expect("a multipart content type with its boundary");
+        let body = &multipart[multipart.find(&format!("--{boundary}")).expect("a body")..];
+        let parts: Vec<&str> = body.split(&format!("--{boundary}")).collect();
+        assert_eq!(
+            parts.len(),
+            6,
+            "four parts, between five boundaries: {body}"
+        );
+        assert!(
+            parts[1].contains("name=\"hello\"") && parts[1].ends_with("\r\n\r\nworld\r\n"),
+            "{}",
+            parts[1]
+        );
+        assert!(
+            parts[2].contains("name=\"data\"; filename=\"1-write.csv\"")
+                && parts[2].ends_with("\r\n\r\na,b\n1,2\n\r\n"),
+            "{}",
+            parts[2]
+        );
+        assert!(
+            parts[3].contains("name=\"named\"; filename=\"report.csv\""),
+            "{}",
+            parts[3]
+        );
+        assert!(parts[4].ends_with("\r\n\r\n[1,2]\r\n"), "{}", parts[4]);
+        assert_eq!(parts[5], "--\r\n");
+    }
+
+    #[test]
+    fn a_form_file_this_execution_may_not_read_fails_the_task() {
+        let exec = run(&request(
+            "http://127.0.0.1:9",
+            "    contentType: multipart/form-data\n    formData:\n      f: kestra:///a/b/executions/1aBcDeFgHiJkLmNoPqRsTu/inputs/x/y.txt\n",
+        ));
+        assert_eq!(only(&exec, "call").state(), State::Failed);
+        assert!(
+            logs_of(&exec, "call")
+                .iter()
+                .any(|(_, m)| m.contains("didn't belong to the current execution")),
+            "{:?}",
+            logs_of(&exec, "call")
         );
     }
 }
