@@ -127,6 +127,30 @@ impl Uri {
         ))
     }
 
+    /// Where namespace `namespace`'s files are (`{namespace as folders}/_files`).
+    pub fn namespace_prefix(namespace: &str) -> String {
+        format!("{}/{NAMESPACE_FILES}", namespace.replace('.', "/"))
+    }
+
+    /// Namespace file `path` of `namespace` (`path` relative to the
+    /// namespace's files; a leading `/` is dropped).
+    pub fn namespace_file(namespace: &str, path: &str) -> Result<Self> {
+        Self::from_path(&format!(
+            "{}/{}",
+            Self::namespace_prefix(namespace),
+            path.trim_start_matches('/')
+        ))
+    }
+
+    /// The path of this namespace file under its namespace's files, if it
+    /// is one of `namespace`'s.
+    pub fn namespace_path(&self, namespace: &str) -> Option<&str> {
+        let prefix = Self::namespace_prefix(namespace);
+        self.path
+            .strip_prefix(prefix.as_str())
+            .and_then(|rest| rest.strip_prefix('/'))
+    }
+
     /// The file given for FILE input `input` of execution `id`.
     pub fn input_file(
         namespace: &str,
@@ -192,6 +216,9 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// The size of the file at `uri`, if there is one.
     fn size(&self, uri: &Uri) -> Result<Option<u64>>;
 
+    /// When the file at `uri` was last written, if there is one.
+    fn modified(&self, uri: &Uri) -> Result<Option<std::time::SystemTime>>;
+
     /// Deletes the file at `uri`: whether there was one.
     fn delete(&self, uri: &Uri) -> Result<bool>;
 
@@ -202,6 +229,10 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// The files under `prefix`, in path order.
     fn list_under(&self, prefix: &str) -> Result<Vec<Uri>>;
 }
+
+/// The folder of a namespace's files, under the namespace's: no flow id
+/// or namespace segment begins with `_`, so it is never an execution's.
+pub const NAMESPACE_FILES: &str = "_files";
 
 /// How the work root's folders that a WorkingDirectory's tasks share
 /// begin (`<work root>/<execution>/wd-<task run>`).
@@ -423,6 +454,15 @@ impl Storage for LocalStorage {
     fn size(&self, uri: &Uri) -> Result<Option<u64>> {
         match fs::metadata(self.path_of(uri)) {
             Ok(m) if m.is_file() => Ok(Some(m.len())),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::io(uri, e)),
+        }
+    }
+
+    fn modified(&self, uri: &Uri) -> Result<Option<std::time::SystemTime>> {
+        match fs::metadata(self.path_of(uri)) {
+            Ok(m) if m.is_file() => m.modified().map(Some).map_err(|e| Error::io(uri, e)),
             Ok(_) => Ok(None),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::io(uri, e)),

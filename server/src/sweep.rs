@@ -141,6 +141,10 @@ fn execution_dirs(root: &Path, grace: Duration) -> std::io::Result<Vec<(String, 
                 continue;
             }
             let path = entry.path();
+            // A namespace's files are no execution's, whatever their names.
+            if entry.file_name() == peregrine_engine::storage::NAMESPACE_FILES {
+                continue;
+            }
             let id = entry
                 .file_name()
                 .to_str()
@@ -237,6 +241,19 @@ mod tests {
         assert_eq!(state.files().storage().size(&uri).expect("size"), None);
         assert_eq!(state.files().storage().size(&odd).expect("size"), None);
         assert!(!dir.path().join("storage/company").exists());
+        // A namespace file laid out as an execution's is no execution's.
+        let kept = Uri::namespace_file(
+            "company.team",
+            &format!("f/executions/{gone}/inputs/data/x.csv"),
+        )
+        .expect("a uri");
+        state
+            .files()
+            .storage()
+            .put(&kept, &mut &b"3\n"[..], 100)
+            .expect("put");
+        assert_eq!(sweep(&state, Duration::ZERO).await.expect("a sweep"), 0);
+        assert_eq!(state.files().storage().size(&kept).expect("size"), Some(2));
     }
 
     #[tokio::test]

@@ -1332,15 +1332,15 @@ const NOT_YET: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "GET",
-        "/namespaces/ns/files?path=/a",
-        "the namespace file store",
-        "GET /namespaces/{namespace}/files",
+        "/namespaces/ns/files/export",
+        "exporting namespace files as a zip",
+        "GET /namespaces/{namespace}/files/export",
     ),
     (
-        "GET",
-        "/namespaces/ns/files/directory",
-        "the namespace file store",
-        "GET /namespaces/{namespace}/files/directory",
+        "POST",
+        "/namespaces/ns/files/directory?path=/a",
+        "empty namespace folders",
+        "POST /namespaces/{namespace}/files/directory",
     ),
     (
         "GET",

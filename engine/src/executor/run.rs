@@ -425,12 +425,13 @@ impl Run {
                 ));
             }
         };
-        if !path.starts_with(crate::storage::SCHEME) {
-            return Err(format!(
-                "{name}('{path}'): namespace files are not supported yet; give a kestra:/// URI"
-            ));
+        // A path that is not a URI is a file of the flow's namespace.
+        let uri = if path.starts_with(crate::storage::SCHEME) {
+            crate::storage::Uri::parse(path)
+        } else {
+            crate::storage::Uri::namespace_file(&self.exec.namespace, path)
         }
-        let uri = crate::storage::Uri::parse(path).map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())?;
         if !self.may_read(&uri) {
             return Err(format!(
                 "Unable to read the file '{uri}' as it didn't belong to the current execution"
@@ -449,7 +450,7 @@ impl Run {
     /// namespace), and the files of the execution that triggered it (a
     /// Subflow's parent, a Flow trigger's upstream).
     pub(crate) fn may_read(&self, uri: &crate::storage::Uri) -> bool {
-        if uri.is_of_execution(self.exec.id) {
+        if uri.is_of_execution(self.exec.id) || uri.namespace_path(&self.exec.namespace).is_some() {
             return true;
         }
         let path = uri.path();

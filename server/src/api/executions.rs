@@ -126,7 +126,7 @@ impl Uploads {
         file_name: &str,
         mut field: axum::extract::multipart::Field<'_>,
     ) -> ApiResult<String> {
-        use peregrine_engine::storage::{Error, Uri};
+        use peregrine_engine::storage::Uri;
         let name = std::path::Path::new(file_name)
             .file_name()
             .and_then(|n| n.to_str())
@@ -135,54 +135,8 @@ impl Uploads {
             .to_owned();
         let uri = Uri::input_file(&self.namespace, &self.flow_id, self.id, input, &name)
             .map_err(|e| ApiError::unprocessable(e.to_string(), Value::Null))?;
-        // Uploads and downloads at once are bounded: each holds a blocking
-        // thread while it writes.
-        let _transfer = super::files::transfer().await?;
-        let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(8);
-        let files = self.files.clone();
-        let limit = files.max_file_bytes();
-        let target = uri.clone();
-        let writer = tokio::task::spawn_blocking(move || {
-            let mut reader = ChunkReader {
-                rx,
-                chunk: Bytes::new(),
-            };
-            files.storage().put(&target, &mut reader, limit)
-        });
-        let mut sent = 0u64;
-        let mut failed = None;
-        loop {
-            match field.chunk().await {
-                Ok(Some(chunk)) => {
-                    sent += chunk.len() as u64;
-                    if sent > limit {
-                        break;
-                    }
-                    // The writer takes chunks as the disk does.
-                    if tx.send(chunk).await.is_err() {
-                        break;
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    failed = Some(rejection(e.status(), e.body_text()));
-                    break;
-                }
-            }
-        }
-        drop(tx);
-        let written = writer
-            .await
-            .map_err(|e| ApiError::unavailable(e.to_string()))?;
-        if let Some(failed) = failed {
-            let _ = self.files.storage().delete(&uri);
-            return Err(failed);
-        }
-        if sent > limit {
-            let _ = self.files.storage().delete(&uri);
-            return Err(too_large(input, limit));
-        }
-        match written {
+        let limit = self.files.max_file_bytes();
+        match stream_field(&self.files, &uri, &mut field).await {
             Ok(0) => {
                 let _ = self.files.storage().delete(&uri);
                 Err(ApiError::unprocessable(
@@ -191,9 +145,83 @@ impl Uploads {
                 ))
             }
             Ok(_) => Ok(uri.to_string()),
-            Err(Error::TooLarge { .. }) => Err(too_large(input, limit)),
-            Err(e) => Err(ApiError::unavailable(format!("input `{input}`: {e}"))),
+            Err(Streamed::TooLarge) => Err(too_large(input, limit)),
+            Err(Streamed::Request(refused)) => Err(refused),
+            Err(Streamed::Storage(e)) => {
+                Err(ApiError::unavailable(format!("input `{input}`: {e}")))
+            }
         }
+    }
+}
+
+/// Why an upload was not stored (nothing of it is left).
+pub(super) enum Streamed {
+    /// It passed `storage.max-file-size`.
+    TooLarge,
+    /// The request broke off.
+    Request(ApiError),
+    Storage(peregrine_engine::storage::Error),
+}
+
+/// Streams multipart `field` into the storage at `uri`, within the
+/// storage's file limit: the bytes written, durable.
+pub(super) async fn stream_field(
+    files: &peregrine_engine::storage::Files,
+    uri: &peregrine_engine::storage::Uri,
+    field: &mut axum::extract::multipart::Field<'_>,
+) -> Result<u64, Streamed> {
+    use peregrine_engine::storage::Error;
+    // Uploads and downloads at once are bounded: each holds a blocking
+    // thread while it writes.
+    let _transfer = super::files::transfer().await.map_err(Streamed::Request)?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(8);
+    let writer_files = files.clone();
+    let limit = files.max_file_bytes();
+    let target = uri.clone();
+    let writer = tokio::task::spawn_blocking(move || {
+        let mut reader = ChunkReader {
+            rx,
+            chunk: Bytes::new(),
+        };
+        writer_files.storage().put(&target, &mut reader, limit)
+    });
+    let mut sent = 0u64;
+    let mut failed = None;
+    loop {
+        match field.chunk().await {
+            Ok(Some(chunk)) => {
+                sent += chunk.len() as u64;
+                if sent > limit {
+                    break;
+                }
+                // The writer takes chunks as the disk does.
+                if tx.send(chunk).await.is_err() {
+                    break;
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                failed = Some(rejection(e.status(), e.body_text()));
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let written = writer
+        .await
+        .map_err(|e| Streamed::Request(ApiError::unavailable(e.to_string())))?;
+    if let Some(failed) = failed {
+        let _ = files.storage().delete(uri);
+        return Err(Streamed::Request(failed));
+    }
+    if sent > limit {
+        let _ = files.storage().delete(uri);
+        return Err(Streamed::TooLarge);
+    }
+    match written {
+        Ok(n) => Ok(n),
+        Err(Error::TooLarge { .. }) => Err(Streamed::TooLarge),
+        Err(e) => Err(Streamed::Storage(e)),
     }
 }
 

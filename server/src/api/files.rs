@@ -43,8 +43,13 @@ pub async fn download(
         Owned::Here(uri) => uri,
         Owned::Elsewhere(to) => return Ok(to),
     };
+    stream_file(&state, &uri).await
+}
+
+/// File `uri` of the storage, streamed as an attachment.
+pub(super) async fn stream_file(state: &AppState, uri: &Uri) -> ApiResult<Response> {
     let permit = transfer().await?;
-    let reader = blocking(&state, {
+    let reader = blocking(state, {
         let uri = uri.clone();
         move |storage| storage.open(&uri)
     })
@@ -108,7 +113,7 @@ pub async fn metas(
 }
 
 /// `call` on the storage, off the async threads.
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     state: &AppState,
     call: impl FnOnce(&dyn storage::Storage) -> storage::Result<T> + Send + 'static,
 ) -> ApiResult<T> {
@@ -173,7 +178,7 @@ async fn owned_uri(state: &AppState, id: &str, query: &Pairs) -> ApiResult<Owned
     ))
 }
 
-fn storage_error(e: storage::Error) -> ApiError {
+pub(super) fn storage_error(e: storage::Error) -> ApiError {
     match e {
         storage::Error::NotFound(_) => ApiError::not_found(e.to_string()),
         storage::Error::InvalidUri { .. } => ApiError::unprocessable(e.to_string(), json!(null)),

@@ -12,6 +12,7 @@ mod follow;
 mod kv;
 mod labels;
 mod logs;
+mod namespace_files;
 mod outputs;
 mod restart;
 mod resume;
@@ -92,6 +93,27 @@ pub fn app(state: AppState) -> Router {
         .route("/executions/{id}/file/metas", get(files::metas))
         .route("/executions/labels/by-ids", post(labels::by_ids))
         .route("/executions/labels/by-query", post(labels::by_query))
+        .route(
+            "/namespaces/{namespace}/files",
+            get(namespace_files::get)
+                .post(namespace_files::upload)
+                .put(namespace_files::move_to)
+                .delete(namespace_files::delete)
+                // Each file up to storage.max-file-size.
+                .layer(DefaultBodyLimit::max(upload_limit)),
+        )
+        .route(
+            "/namespaces/{namespace}/files/stats",
+            get(namespace_files::stats),
+        )
+        .route(
+            "/namespaces/{namespace}/files/directory",
+            get(namespace_files::directory),
+        )
+        .route(
+            "/namespaces/{namespace}/files/search",
+            get(namespace_files::search),
+        )
         .route("/kv", get(kv::search))
         .route(
             "/namespaces/{namespace}/kv",

@@ -328,56 +328,21 @@ const ROUTES: &[(&str, &str, &str)] = &[
         "/namespaces/{namespace}/dependencies",
         "listing flow dependencies",
     ),
-    // Namespace files
-    (
-        "GET",
-        "/namespaces/{namespace}/files",
-        "the namespace file store",
-    ),
-    (
-        "POST",
-        "/namespaces/{namespace}/files",
-        "the namespace file store",
-    ),
-    (
-        "PUT",
-        "/namespaces/{namespace}/files",
-        "the namespace file store",
-    ),
-    (
-        "DELETE",
-        "/namespaces/{namespace}/files",
-        "the namespace file store",
-    ),
-    (
-        "GET",
-        "/namespaces/{namespace}/files/directory",
-        "the namespace file store",
-    ),
+    // Namespace files (the others are served, `namespace_files.rs`)
     (
         "POST",
         "/namespaces/{namespace}/files/directory",
-        "the namespace file store",
-    ),
-    (
-        "GET",
-        "/namespaces/{namespace}/files/stats",
-        "the namespace file store",
+        "empty namespace folders",
     ),
     (
         "GET",
         "/namespaces/{namespace}/files/revisions",
-        "the namespace file store",
-    ),
-    (
-        "GET",
-        "/namespaces/{namespace}/files/search",
-        "the namespace file store",
+        "namespace file revisions",
     ),
     (
         "GET",
         "/namespaces/{namespace}/files/export",
-        "the namespace file store",
+        "exporting namespace files as a zip",
     ),
 ];
 

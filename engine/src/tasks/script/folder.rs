@@ -71,6 +71,136 @@ fn work_root(ctx: &TaskContext<'_>) -> PathBuf {
     )
 }
 
+/// The namespace files a task copies into its folder (`namespaceFiles`,
+/// enabled): those of its flow's namespace its `include` globs match (all
+/// when none) and its `exclude` globs do not, as Kestra's
+/// `PathMatcherPredicate` matches them: against the file's path from the
+/// namespace's root (`/sql/a.sql`), a pattern that begins with a word
+/// character matching at any depth.
+#[derive(Debug)]
+pub(crate) struct NamespaceFiles {
+    include: Option<globset::GlobSet>,
+    exclude: Option<globset::GlobSet>,
+}
+
+/// The namespace files one task copies, at most.
+const MAX_NAMESPACE_FILES: usize = 10_000;
+
+impl NamespaceFiles {
+    /// `namespaceFiles`, if present and enabled; what it does not honour
+    /// is reported.
+    pub(crate) fn parse(p: &mut crate::flow::Props<'_, '_>) -> Option<std::sync::Arc<Self>> {
+        let (value, at) = p.json("namespaceFiles")?;
+        let Value::Object(map) = value else {
+            if !value.is_null() {
+                p.problem(
+                    &at,
+                    "`namespaceFiles` is a map of `enabled`, `include`, `exclude`",
+                );
+            }
+            return None;
+        };
+        let mut enabled = true;
+        let mut include = None;
+        let mut exclude = None;
+        for (key, value) in &map {
+            let here = at.child(key);
+            match (key.as_str(), value) {
+                ("enabled", Value::Bool(b)) => enabled = *b,
+                ("enabled", _) => p.problem(&here, "`enabled` is true or false"),
+                ("include" | "exclude", Value::Array(items)) => {
+                    let patterns: Option<Vec<&str>> = items.iter().map(Value::as_str).collect();
+                    let Some(patterns) = patterns else {
+                        p.problem(&here, format!("`{key}` is a list of glob patterns"));
+                        continue;
+                    };
+                    match glob_set(&patterns) {
+                        Ok(set) if key == "include" => include = Some(set),
+                        Ok(set) => exclude = Some(set),
+                        Err(e) => p.problem(&here, e),
+                    }
+                }
+                ("include" | "exclude", _) => {
+                    p.problem(&here, format!("`{key}` is a list of glob patterns"));
+                }
+                (other, _) => p.problem(
+                    &here,
+                    format!("`namespaceFiles.{other}` is not supported yet"),
+                ),
+            }
+        }
+        enabled.then(|| std::sync::Arc::new(Self { include, exclude }))
+    }
+
+    /// Whether the namespace file at `path` (from the namespace's root,
+    /// without a leading `/`) is copied.
+    fn takes(&self, path: &str) -> bool {
+        let rooted = format!("/{path}");
+        self.include.as_ref().is_none_or(|s| s.is_match(&rooted))
+            && !self.exclude.as_ref().is_some_and(|s| s.is_match(&rooted))
+    }
+
+    /// Copies the files of `namespace` this takes into `dir`, at their
+    /// paths.
+    pub(super) fn copy(&self, env: &WorkerEnv, namespace: &str, dir: &Path) -> Result<(), String> {
+        let files = files(env)?;
+        let prefix = Uri::namespace_prefix(namespace);
+        let all = files
+            .storage()
+            .list_under(&prefix)
+            .map_err(|e| e.to_string())?;
+        let mut copied = 0;
+        for uri in &all {
+            let Some(path) = uri.namespace_path(namespace) else {
+                continue;
+            };
+            if !self.takes(path) {
+                continue;
+            }
+            copied += 1;
+            if copied > MAX_NAMESPACE_FILES {
+                return Err(format!(
+                    "more than {MAX_NAMESPACE_FILES} namespace files match: narrow `namespaceFiles.include`"
+                ));
+            }
+            let target = dir.join(relative(path)?);
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| format!("the working directory {}: {e}", dir.display()))?;
+            }
+            download(env, &uri.to_string(), &target)?;
+        }
+        Ok(())
+    }
+}
+
+/// Kestra's glob patterns (`glob:` dropped; one that begins with a word
+/// character matches at any depth), or why one is not.
+fn glob_set(patterns: &[&str]) -> Result<globset::GlobSet, String> {
+    let mut set = globset::GlobSetBuilder::new();
+    for &pattern in patterns {
+        if pattern.starts_with("regex:") {
+            return Err(format!("`{pattern}`: regex patterns are not supported yet"));
+        }
+        let pattern = pattern.strip_prefix("glob:").unwrap_or(pattern);
+        let anywhere = pattern
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_alphanumeric() || c == '_');
+        let full = if anywhere {
+            format!("**/{pattern}")
+        } else {
+            pattern.to_owned()
+        };
+        let glob = globset::GlobBuilder::new(&full)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| format!("`{pattern}`: {e}"))?;
+        set.add(glob);
+    }
+    set.build().map_err(|e| e.to_string())
+}
+
 /// Input files rendered: a map (or a JSON text of one) of relative paths
 /// to contents (a `kestra://` URI is copied from the storage), each URI
 /// one this execution may read (property `what`, for the messages).
@@ -261,4 +391,38 @@ pub(super) fn walk(dir: &Path) -> Result<Vec<(String, PathBuf)>, String> {
     }
     found.sort();
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(include: &[&str], exclude: &[&str]) -> NamespaceFiles {
+        let set = |p: &[&str]| (!p.is_empty()).then(|| glob_set(p).expect("valid globs"));
+        NamespaceFiles {
+            include: set(include),
+            exclude: set(exclude),
+        }
+    }
+
+    #[test]
+    fn namespace_file_globs_match_as_kestras_path_matcher() {
+        // A pattern that begins with a word character matches at any depth;
+        // one that begins with `/` from the root; `*` stays in a folder.
+        let f = files(
+            &["main.py", "/sql/**", "glob:/conf/*.yml"],
+            &["/sql/old/**"],
+        );
+        assert!(f.takes("main.py") && f.takes("deep/er/main.py"));
+        assert!(f.takes("sql/a.sql") && f.takes("sql/x/b.sql"));
+        assert!(!f.takes("sql/old/c.sql"), "excluded");
+        assert!(f.takes("conf/app.yml") && !f.takes("conf/deep/app.yml"));
+        assert!(!f.takes("other.py"));
+        // No include: everything not excluded.
+        let all = files(&[], &["*.tmp", "**/*.log"]);
+        assert!(all.takes("a.txt") && all.takes("x/a.tmp"));
+        assert!(!all.takes("x/a.log"));
+        assert!(glob_set(&["regex:.*"]).is_err());
+        assert!(glob_set(&["a[b"]).is_err());
+    }
 }

@@ -140,6 +140,8 @@ pub(crate) struct Script {
     fail_fast: bool,
     /// The legacy Bash's named output files and folders.
     legacy: Option<Legacy>,
+    /// `namespaceFiles`, when enabled.
+    namespace_files: Option<Arc<folder::NamespaceFiles>>,
 }
 
 /// What runs the commands.
@@ -182,6 +184,7 @@ fn parse(p: &mut Props<'_, '_>, flavor: Flavor, body: Body) -> Option<Arc<dyn Ta
     let output_files = p.property("outputFiles");
     let warning_on_stderr = p.bool("warningOnStdErr", false);
     let fail_fast = p.bool("failFast", true);
+    let namespace_files = folder::NamespaceFiles::parse(p);
     runner_properties(p);
     if matches!(flavor, Flavor::Python)
         && let Some((_, at)) = p.json("dependencies")
@@ -203,6 +206,7 @@ fn parse(p: &mut Props<'_, '_>, flavor: Flavor, body: Body) -> Option<Arc<dyn Ta
         warning_on_stderr,
         fail_fast,
         legacy: None,
+        namespace_files,
     }))
 }
 
@@ -256,6 +260,7 @@ fn parse_bash(p: &mut Props<'_, '_>) -> Option<Arc<dyn TaskKind>> {
         warning_on_stderr,
         fail_fast,
         legacy: Some(legacy),
+        namespace_files: None,
     }))
 }
 
@@ -322,23 +327,8 @@ fn runner_properties(p: &mut Props<'_, '_>) {
             _ => p.problem(&at, "`targetOS` other than LINUX or AUTO is not supported"),
         }
     }
-    refuse_namespace_files(p);
     // Always on in Peregrine: `{{ outputDir }}` is always there.
     let _ = p.bool("outputDirectory", false);
-}
-
-/// `namespaceFiles`, unless disabled: refused (namespace files are not
-/// supported yet).
-fn refuse_namespace_files(p: &mut Props<'_, '_>) {
-    if let Some((files, at)) = p.json("namespaceFiles") {
-        let enabled = files
-            .get("enabled")
-            .and_then(Value::as_bool)
-            .unwrap_or(true);
-        if enabled && !files.is_null() {
-            p.problem(&at, "`namespaceFiles` is not supported yet");
-        }
-    }
 }
 
 /// A file name with no folder in it.
@@ -448,6 +438,10 @@ impl Script {
         }
         let output_globs = list(&self.output_files, "outputFiles")?;
         let limits = ctx.limits();
+        let namespace_files = self
+            .namespace_files
+            .clone()
+            .map(|f| (place.namespace.clone(), f));
         Ok(ScriptJob {
             place,
             flavor: self.flavor,
@@ -458,6 +452,7 @@ impl Script {
             env,
             input_files,
             output_globs,
+            namespace_files,
             dir,
             shared: folder.shared,
             output_dir,
@@ -517,6 +512,8 @@ struct ScriptJob {
     /// Relative path, then content (none: an empty file).
     input_files: Vec<(String, Option<String>)>,
     output_globs: Vec<String>,
+    /// The namespace files to copy in first, and their namespace.
+    namespace_files: Option<(String, Arc<folder::NamespaceFiles>)>,
     dir: PathBuf,
     /// `dir` is its WorkingDirectory's: neither emptied nor removed.
     shared: bool,
@@ -638,6 +635,9 @@ impl ScriptJob {
         }
         for file in self.legacy_files.values() {
             std::fs::write(file, b"").map_err(io)?;
+        }
+        if let Some((namespace, files)) = &self.namespace_files {
+            files.copy(env, namespace, &self.dir)?;
         }
         folder::write_inputs(env, &self.dir, &self.input_files)
     }

@@ -284,8 +284,12 @@ fn containers_are_warned_about_and_other_runners_refused() {
             "task runner `io.kestra.plugin.ee.kubernetes.runner.Kubernetes` is not supported yet",
         ),
         (
-            "    namespaceFiles:\n      enabled: true\n",
-            "`namespaceFiles` is not supported yet",
+            "    namespaceFiles:\n      folderPerNamespace: true\n",
+            "`namespaceFiles.folderPerNamespace` is not supported yet",
+        ),
+        (
+            "    namespaceFiles:\n      include: [\"regex:.*\"]\n",
+            "regex patterns are not supported yet",
         ),
         ("    targetOS: WINDOWS\n", "`targetOS`"),
         ("    unknownThing: 1\n", "unknownThing"),
@@ -381,8 +385,10 @@ fn templates_read_the_files_scripts_stored() {
         "{}",
         failed("elsewhere")
     );
+    // A path is a namespace file (none here).
     assert!(
-        failed("nsfile").contains("namespace files are not supported yet"),
+        failed("nsfile").contains("does not exist")
+            && failed("nsfile").contains("/_files/scripts/a.sh"),
         "{}",
         failed("nsfile")
     );

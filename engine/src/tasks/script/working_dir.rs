@@ -59,6 +59,7 @@ pub(crate) struct WorkingDirectory {
     tasks: Vec<Task>,
     input_files: Option<Property>,
     output_files: Option<Property>,
+    namespace_files: Option<Arc<folder::NamespaceFiles>>,
 }
 
 fn parse_working_dir(p: &mut Props<'_, '_>) -> Option<Arc<dyn TaskKind>> {
@@ -74,7 +75,7 @@ fn parse_working_dir(p: &mut Props<'_, '_>) -> Option<Arc<dyn TaskKind>> {
     }
     let input_files = p.property("inputFiles");
     let output_files = p.property("outputFiles");
-    super::refuse_namespace_files(p);
+    let namespace_files = folder::NamespaceFiles::parse(p);
     if let Some((_, at)) = p.json("cache") {
         p.problem(&at, "`cache` is not supported yet");
     }
@@ -82,6 +83,7 @@ fn parse_working_dir(p: &mut Props<'_, '_>) -> Option<Arc<dyn TaskKind>> {
         tasks,
         input_files,
         output_files,
+        namespace_files,
     }))
 }
 
@@ -95,7 +97,15 @@ impl TaskKind for WorkingDirectory {
                 .render(p)
                 .and_then(|v| folder::input_files(ctx, v, "inputFiles")),
         };
-        super::super::work(inputs.map(|inputs| Setup { folder, inputs }))
+        let namespace_files = self
+            .namespace_files
+            .clone()
+            .map(|f| (place.namespace.clone(), f));
+        super::super::work(inputs.map(|inputs| Setup {
+            folder,
+            inputs,
+            namespace_files,
+        }))
     }
 
     fn on_work(&self, _ctx: &mut TaskContext<'_>, _outputs: Value) -> Started {
@@ -129,6 +139,8 @@ impl TaskKind for WorkingDirectory {
 struct Setup {
     folder: Folder,
     inputs: Vec<(String, Option<String>)>,
+    /// The namespace files to copy in first, and their namespace.
+    namespace_files: Option<(String, Arc<folder::NamespaceFiles>)>,
 }
 
 impl Job for Setup {
@@ -138,6 +150,10 @@ impl Job for Setup {
         self.folder.remove();
         let made = std::fs::create_dir_all(dir)
             .map_err(|e| format!("the working directory {}: {e}", dir.display()))
+            .and_then(|()| match &self.namespace_files {
+                Some((namespace, files)) => files.copy(env, namespace, dir),
+                None => Ok(()),
+            })
             .and_then(|()| folder::write_inputs(env, dir, &self.inputs));
         if made.is_err() {
             self.folder.remove();

@@ -267,7 +267,7 @@ fn only_runnable_tasks_and_supported_properties_are_accepted() {
       patterns: [node_modules/**]
       ttl: PT1H
     namespaceFiles:
-      enabled: true
+      namespaces: [other]
     tasks:
       - id: ok
         type: io.kestra.plugin.core.log.Log
@@ -297,7 +297,7 @@ fn only_runnable_tasks_and_supported_properties_are_accepted() {
     assert!(
         found
             .iter()
-            .any(|p| p.contains("namespaceFiles") && p.contains("not supported yet")),
+            .any(|p| p.contains("namespaceFiles.namespaces") && p.contains("not supported yet")),
         "{found:?}"
     );
     assert!(
