@@ -230,7 +230,7 @@ impl<'a> Reader<'a> {
         if self.rest().starts_with("::") {
             self.at += 2;
             self.space()?;
-            return self.value(depth);
+            return self.value(depth + 1);
         }
         self.at = before;
         Ok(symbol)
@@ -304,12 +304,19 @@ impl<'a> Reader<'a> {
     /// A string or a quoted symbol, its escapes read.
     fn quoted(&mut self, quote: char) -> Result<String, String> {
         self.at += 1;
+        let mut end = [0u8; 4];
+        self.escaped(quote.encode_utf8(&mut end))
+    }
+
+    /// Text up to `end`, its escapes read; past `end`.
+    fn escaped(&mut self, end: &str) -> Result<String, String> {
+        let rest = self.rest();
         let mut out = String::new();
-        let mut chars = self.rest().char_indices();
+        let mut chars = rest.char_indices();
         while let Some((i, c)) = chars.next() {
             match c {
-                c if c == quote => {
-                    self.at += i + 1;
+                _ if rest[i..].starts_with(end) => {
+                    self.at += i + end.len();
                     return Ok(out);
                 }
                 '\\' => {
@@ -353,14 +360,7 @@ impl<'a> Reader<'a> {
         let mut out = String::new();
         while self.rest().starts_with(LONG_QUOTE) {
             self.at += LONG_QUOTE.len();
-            let end = self
-                .rest()
-                .find(LONG_QUOTE)
-                .ok_or_else(|| self.error("an unclosed long string"))?;
-            let part = format!("\"{}\"", self.rest()[..end].replace('"', "\\\""));
-            let mut inner = Reader { text: &part, at: 0 };
-            out.push_str(&inner.quoted('"')?);
-            self.at += end + LONG_QUOTE.len();
+            out.push_str(&self.escaped(LONG_QUOTE)?);
             let before = self.at;
             self.space()?;
             if !self.rest().starts_with(LONG_QUOTE) {
@@ -500,6 +500,11 @@ mod tests {
         assert_eq!(parse("[]").unwrap(), json!([]));
         assert_eq!(parse("  42 ").unwrap(), json!(42));
         assert_eq!(parse("-0x10").unwrap(), json!(-16));
+        // Escapes in long strings, quotes among them.
+        assert_eq!(
+            parse(r#"'''a\"b"c\'d''' '''\x41'''"#).unwrap(),
+            json!("a\"b\"c'dA")
+        );
     }
 
     #[test]
@@ -523,5 +528,10 @@ mod tests {
         }
         let deep = "[".repeat(1000) + &"]".repeat(1000);
         assert!(parse(&deep).unwrap_err().contains("too deep"));
+        // Annotations count as nesting: a long chain cannot exhaust the
+        // stack.
+        let annotated = format!("{{a:{}1}}", "x::".repeat(3_000_000));
+        assert!(parse(&annotated).unwrap_err().contains("too deep"));
+        assert_eq!(parse("{a:x::y::1}").unwrap(), serde_json::json!({"a": 1}));
     }
 }

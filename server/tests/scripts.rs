@@ -406,6 +406,69 @@ tasks:
     assert!(left.is_empty(), "{left:?} left in {}", work.display());
 }
 
+#[tokio::test]
+async fn a_restarted_working_directory_runs_all_its_tasks_again_in_a_new_folder() {
+    let server = Server::start(&[]).await;
+    let marks = tempfile::tempdir().unwrap();
+    let runs = marks.path().join("runs");
+    let failed_once = marks.path().join("failed-once");
+    let flow = format!(
+        r#"
+id: again
+namespace: scripts.team
+tasks:
+  - id: wd
+    type: io.kestra.plugin.core.flow.WorkingDirectory
+    tasks:
+      - id: first
+        type: io.kestra.plugin.scripts.shell.Commands
+        commands:
+          - echo ran >> {runs}
+          - echo kept > stay.txt
+      - id: second
+        type: io.kestra.plugin.scripts.shell.Commands
+        commands:
+          - if [ ! -e {failed_once} ]; then touch {failed_once}; exit 1; fi
+          - 'echo ''::{{"outputs":{{"stay":"''$(cat stay.txt)''"}}}}::'''
+    errors:
+      - id: handler
+        type: io.kestra.plugin.scripts.shell.Commands
+        commands:
+          - test ! -e stay.txt
+"#,
+        runs = runs.display(),
+        failed_once = failed_once.display(),
+    );
+    assert_eq!(server.create_flow(&flow).await.status, StatusCode::OK);
+    let first = run(&server, "scripts.team", "again").await;
+    assert_eq!(first["state"]["current"], "FAILED", "{first}");
+    // Its `errors` task worked in a folder of its own.
+    assert_eq!(
+        task(&first, "handler")["state"]["current"],
+        "SUCCESS",
+        "{first}"
+    );
+    let id = first["id"].as_str().unwrap().to_owned();
+    let restarted = server
+        .send(
+            Method::POST,
+            &format!("/api/v1/main/executions/{id}/restart"),
+            &[],
+            "",
+        )
+        .await;
+    assert_eq!(restarted.status, StatusCode::OK, "{:?}", restarted.body);
+    let done = server.wait_for_state(&id, "SUCCESS").await;
+    // The task that had succeeded ran again: the folder it wrote to is a
+    // new one, and the one after it finds its file there.
+    assert_eq!(std::fs::read_to_string(&runs).unwrap(), "ran\nran\n");
+    assert_eq!(
+        task(&done, "second")["outputs"]["vars"]["stay"],
+        "kept",
+        "{done}"
+    );
+}
+
 /// A multipart body with text parts and file parts (`name`, `file name`,
 /// content).
 fn multipart(texts: &[(&str, &str)], files: &[(&str, &str, &str)]) -> (String, String) {

@@ -77,7 +77,7 @@ impl Guide {
         if targets.is_empty() {
             return Err(NOTHING_TO_RESTART.to_owned());
         }
-        Ok(Self::build(old, dropped, &targets, keep_ids, None))
+        Ok(Self::build(old, rev, dropped, &targets, keep_ids, None))
     }
 
     /// Replays `old` (an ended execution) into a new one from its task run
@@ -88,6 +88,12 @@ impl Guide {
             return Err(format!("task run {from} is not in the execution"));
         }
         let mut dropped = dropped(&old, rev);
+        // Within a task whose tasks run again all together, the replay is
+        // that task's.
+        let from = ancestors(&old, from)
+            .filter(|&a| a != from && restarts_whole(&old, rev, a))
+            .last()
+            .unwrap_or(from);
         if dropped[from as usize] {
             return Err(format!(
                 "task run of '{}' cannot be replayed: it ran in an `errors` branch or its task is \
@@ -100,11 +106,12 @@ impl Guide {
                 *gone = true;
             }
         }
-        Ok(Self::build(old, dropped, &[from], false, Some(from)))
+        Ok(Self::build(old, rev, dropped, &[from], false, Some(from)))
     }
 
     fn build(
         old: Execution,
+        rev: &FlowRevision,
         dropped: Vec<bool>,
         targets: &[u32],
         keep_ids: bool,
@@ -117,6 +124,18 @@ impl Guide {
         for &t in targets {
             for a in ancestors(&old, t) {
                 fates[a as usize] = Some(Fate::Restart);
+            }
+        }
+        // A task whose tasks belong together (a WorkingDirectory's share a
+        // folder the restart no longer has, a ForEachItem's read one
+        // another's work) runs them all again, as Kestra does.
+        for i in 0..old.task_runs.len() as u32 {
+            if fates[i as usize] == Some(Fate::Restart) && restarts_whole(&old, rev, i) {
+                for j in i + 1..old.task_runs.len() as u32 {
+                    if ancestors(&old, j).skip(1).any(|a| a == i) {
+                        fates[j as usize] = None;
+                    }
+                }
             }
         }
         let mut by_place = FxHashMap::default();
@@ -208,6 +227,14 @@ fn place(parent: Option<u32>, run: &TaskRun) -> Place {
 }
 
 /// Task run `i` and its ancestors, innermost first.
+/// Whether old task run `i`'s task runs its tasks again all together when
+/// it runs again ([`crate::tasks::TaskKind::restarts_whole`]).
+fn restarts_whole(old: &Execution, rev: &FlowRevision, i: u32) -> bool {
+    rev.by_id
+        .get(&old.task_runs[i as usize].task_id)
+        .is_some_and(|&task| rev.node(task).task.kind.restarts_whole())
+}
+
 fn ancestors(old: &Execution, i: u32) -> impl Iterator<Item = u32> + '_ {
     std::iter::successors(Some(i), |&a| old.task_runs[a as usize].parent)
 }

@@ -1340,13 +1340,15 @@ impl Run {
         let mut at = tr;
         loop {
             let owner = self.frames[self.slots[at as usize].frame as usize].owner?;
-            if self
-                .rev
-                .node(self.slots[owner as usize].task)
-                .task
-                .kind
-                .shares_folder()
-            {
+            let node = self.rev.node(self.slots[owner as usize].task);
+            // Its `errors` and `finally` tasks are not its tasks: they work
+            // in folders of their own, as Kestra's run outside its worker.
+            let task = self.slots[at as usize].task;
+            let among_tasks = node
+                .children
+                .iter()
+                .any(|&l| self.rev.list(l).contains(&task));
+            if node.task.kind.shares_folder() && among_tasks {
                 return Some(owner);
             }
             at = owner;

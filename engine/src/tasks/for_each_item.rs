@@ -82,7 +82,8 @@ fn parse(p: &mut Props<'_, '_>) -> Option<Arc<dyn TaskKind>> {
     let id = p.task_id().map(str::to_owned);
     let items = p.req_string_property("items");
     let batch = parse_batch(p);
-    let call = parse_call(p);
+    let call = parse_call(p)?;
+    let wait = call.waits();
     let id = id?;
     let split = SplitItems {
         items: items?,
@@ -95,7 +96,7 @@ fn parse(p: &mut Props<'_, '_>) -> Option<Arc<dyn TaskKind>> {
             &ITEMS,
             Arc::new(StartBatches {
                 split: format!("{id}_split"),
-                call: call?,
+                call,
             }),
         ),
         Task::internal(
@@ -103,6 +104,7 @@ fn parse(p: &mut Props<'_, '_>) -> Option<Arc<dyn TaskKind>> {
             &MERGE,
             Arc::new(MergeOutputs {
                 items: format!("{id}_items"),
+                wait,
             }),
         ),
     ];
@@ -168,6 +170,10 @@ fn parse_batch(p: &mut Props<'_, '_>) -> Option<Batch> {
 impl TaskKind for ForEachItem {
     fn start(&self, _ctx: &mut TaskContext<'_>) -> Started {
         Started::Frame(FramePlan::new(Groups::Sequence(0)))
+    }
+
+    fn restarts_whole(&self) -> bool {
+        true
     }
 
     fn child_lists(&self) -> Vec<&[Task]> {
@@ -340,6 +346,8 @@ impl TaskKind for StartBatches {
 struct MergeOutputs {
     /// The id of the task beside it that started the batches.
     items: String,
+    /// The batches were waited for: each has ended.
+    wait: bool,
 }
 
 impl TaskKind for MergeOutputs {
@@ -356,6 +364,7 @@ impl TaskKind for MergeOutputs {
         work(Ok(MergeJob {
             place: ctx.place(),
             children,
+            wait: self.wait,
         }))
     }
 }
@@ -365,6 +374,9 @@ impl TaskKind for MergeOutputs {
 struct MergeJob {
     place: Place,
     children: Vec<ExecutionId>,
+    /// Every batch has ended: one whose record is gone is an error (else
+    /// one not ended yet has no outputs to merge).
+    wait: bool,
 }
 
 impl Job for MergeJob {
@@ -376,8 +388,14 @@ impl Job for MergeJob {
         };
         let done = (|| {
             let mut merged = String::new();
-            for child in &self.children {
+            for (n, child) in self.children.iter().enumerate() {
                 let Some(record) = holdings.ended_record(*child)? else {
+                    if self.wait {
+                        return Err(format!(
+                            "the execution {child} of batch {} is gone: its outputs cannot be merged",
+                            n + 1
+                        ));
+                    }
                     continue;
                 };
                 let Some(outputs) = record.outputs().filter(|o| !is_empty(o)) else {

@@ -49,8 +49,10 @@ pub(super) static FILTER_ITEMS: TaskType = TaskType {
 
 /// The longest line (item) read.
 const MAX_LINE_BYTES: u64 = 16 << 20;
-/// The most bytes of distinct keys DeduplicateItems holds.
+/// The most bytes DeduplicateItems' index of distinct keys holds.
 const MAX_KEY_BYTES: usize = 64 << 20;
+/// What one key costs the index beyond its text (its entry, its offset).
+const KEY_OVERHEAD: usize = 64;
 
 /// `storage.DeduplicateItems`: of the items with the same key (`expr`),
 /// the last one is kept, where it stands.
@@ -322,10 +324,11 @@ impl ItemsJob {
             n += 1;
             let key = into_text(self.render(expr, &self.item(line, n)?)?);
             if !last.contains_key(&key) {
-                key_bytes += key.len();
+                // What the index holds per key beside its text.
+                key_bytes += key.len() + KEY_OVERHEAD;
                 if key_bytes > MAX_KEY_BYTES {
                     return Err(format!(
-                        "the distinct keys of {} pass {MAX_KEY_BYTES} bytes",
+                        "the index of the distinct keys of {} passes {MAX_KEY_BYTES} bytes ({KEY_OVERHEAD} bytes a key beside its text)",
                         self.from
                     ));
                 }

@@ -222,6 +222,12 @@ pub(crate) trait TaskKind: fmt::Debug + Send + Sync + Any {
         false
     }
 
+    /// A restart or a replay of this task runs all its tasks again rather
+    /// than only those that failed (a WorkingDirectory's, a ForEachItem's).
+    fn restarts_whole(&self) -> bool {
+        false
+    }
+
     /// Batch `batch` (1-based) of a [`Started::Batches`] start, whose item
     /// is `item`: the child execution it starts, rendered now.
     fn batch_call(

@@ -212,6 +212,11 @@ impl Subflow {
     /// `allowWarning`, which the task run applies as for any task): the
     /// child's failure, kill, pause or warning is the task run's own when
     /// `transmitFailed`; anything else is a success.
+    /// The task run waits for its child's end (`wait`).
+    pub(super) fn waits(&self) -> bool {
+        self.wait
+    }
+
     /// A child's failure is the task run's own: it waits for the child's
     /// end and `transmitFailed`.
     pub(super) fn transmits_failures(&self) -> bool {

@@ -533,12 +533,13 @@ impl Job for ScriptJob {
             shared: self.shared,
         };
         let script = self.script_file();
+        let group = self.group_file();
         let answer = self.work(env, within);
         // The folder goes whatever happened (a retry gets a new one); a
         // shared one stays for the tasks after, without the script's file.
         if folder.shared {
             let _ = std::fs::remove_file(script);
-            let _ = std::fs::remove_file(folder.path.with_extension("pgid"));
+            let _ = std::fs::remove_file(group);
         } else {
             folder.remove();
         }
@@ -565,7 +566,7 @@ impl ScriptJob {
             vars.push(("PIP_ROOT_USER_ACTION".into(), "ignore".into()));
             vars.push(("PIP_DISABLE_PIP_VERSION_CHECK".into(), "1".into()));
         }
-        let group_file = self.dir.with_extension("pgid");
+        let group_file = self.group_file();
         let spec = process::Spec {
             argv: &argv,
             dir: &self.dir,
@@ -642,14 +643,33 @@ impl ScriptJob {
         folder::write_inputs(env, &self.dir, &self.input_files)
     }
 
-    /// The file a python or node `script` is written to.
+    /// The file a python or node `script` is written to, one per attempt
+    /// (a late attempt's cleanup leaves the next one's).
     fn script_file(&self) -> PathBuf {
         let ext = if self.flavor == Flavor::Python {
             "py"
         } else {
             "js"
         };
-        self.dir.join(format!("{}.{ext}", self.place.task_run))
+        let p = &self.place;
+        self.dir.join(format!("{}-{}.{ext}", p.task_run, p.attempt))
+    }
+
+    /// Where the attempt's process group is recorded, beside its folder
+    /// (`Files::clear_work_root` reads it): one per attempt, also when the
+    /// folder is shared.
+    fn group_file(&self) -> PathBuf {
+        if !self.shared {
+            return self.dir.with_extension("pgid");
+        }
+        let name = self
+            .dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("wd");
+        let p = &self.place;
+        self.dir
+            .with_file_name(format!("{name}-{}-{}.pgid", p.task_run, p.attempt))
     }
 
     /// The program and its arguments: the interpreter, then the commands

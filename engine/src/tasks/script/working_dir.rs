@@ -65,8 +65,14 @@ pub(crate) struct WorkingDirectory {
 fn parse_working_dir(p: &mut Props<'_, '_>) -> Option<Arc<dyn TaskKind>> {
     let tasks = p.req_task_list("tasks");
     let at = p.here("tasks");
+    // Kestra's `RunnableTask`s only: a Subflow starts an execution, an
+    // Exit ends one, and neither runs on its worker.
+    const NOT_RUNNABLE: &[&str] = &[
+        "io.kestra.plugin.core.flow.Subflow",
+        "io.kestra.plugin.core.execution.Exit",
+    ];
     for (i, task) in tasks.iter().enumerate() {
-        if task.is_flowable() {
+        if task.is_flowable() || NOT_RUNNABLE.contains(&task.type_name.as_str()) {
             p.problem(
                 &at.item(i),
                 "Only runnable tasks are allowed as children of a WorkingDirectory task",
@@ -129,6 +135,10 @@ impl TaskKind for WorkingDirectory {
         true
     }
 
+    fn restarts_whole(&self) -> bool {
+        true
+    }
+
     fn child_lists(&self) -> Vec<&[Task]> {
         vec![&self.tasks]
     }
@@ -174,10 +184,16 @@ struct Closing {
 
 impl Job for Closing {
     fn run(self: Box<Self>, env: &WorkerEnv, _within: Option<Duration>) -> Answer {
-        let stored = self.globs.clone().and_then(|globs| {
-            let wanted = folder::matching(&self.folder.path, &globs, "outputFiles")?;
-            folder::store(env, &self.place, wanted)
-        });
+        let stored = if self.folder.path.exists() {
+            self.globs.clone().and_then(|globs| {
+                let wanted = folder::matching(&self.folder.path, &globs, "outputFiles")?;
+                folder::store(env, &self.place, wanted)
+            })
+        } else {
+            // Asked again after a crash that followed the folder's removal:
+            // what it stored then is its outputs.
+            self.stored_before(env)
+        };
         self.folder.remove();
         // As Kestra: no outputs unless a file matched.
         Answer::from(stored.map(|stored| {
@@ -187,6 +203,34 @@ impl Job for Closing {
             }
             Value::Object(outputs)
         }))
+    }
+}
+
+impl Closing {
+    /// The files this task run stored, by name.
+    fn stored_before(&self, env: &WorkerEnv) -> Result<Map<String, Value>, String> {
+        let files = folder::files(env)?;
+        let p = &self.place;
+        let prefix = format!(
+            "{}/tasks/{}/{}",
+            crate::storage::Uri::execution_prefix(&p.namespace, &p.flow_id, p.execution),
+            p.task_id,
+            p.task_run
+        );
+        let uris = files
+            .storage()
+            .list_under(&prefix)
+            .map_err(|e| e.to_string())?;
+        Ok(uris
+            .iter()
+            .filter_map(|uri| {
+                let name = uri
+                    .path()
+                    .strip_prefix(prefix.as_str())?
+                    .trim_start_matches('/');
+                Some((name.to_owned(), Value::String(uri.to_string())))
+            })
+            .collect())
     }
 }
 

@@ -317,3 +317,53 @@ fn only_runnable_tasks_and_supported_properties_are_accepted() {
         .any(|p| !p.is_empty())
     );
 }
+
+#[test]
+fn closing_work_asked_again_after_its_folder_went_answers_what_it_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let (variables, files) = surroundings(dir.path());
+    let env = crate::tasks::WorkerEnv::new(None, &variables, None, 2);
+    let place = crate::tasks::Place {
+        namespace: "tests".into(),
+        flow_id: "t".into(),
+        execution: crate::execution::ExecutionId::generate(),
+        task_id: "wd".into(),
+        task_run: "tr1".into(),
+        attempt: 0,
+    };
+    let folder = super::Folder {
+        path: dir.path().join("work/gone/wd-tr1"),
+        shared: true,
+    };
+    // What the first closing stored before the crash.
+    let uri = place.file("out.txt").unwrap();
+    files.storage().put(&uri, &mut &b"x"[..], 10).unwrap();
+    let closing = Box::new(super::Closing {
+        folder,
+        place,
+        globs: Ok(vec!["*.txt".to_owned()]),
+    });
+    let answer = crate::tasks::Job::run(closing, &env, None);
+    assert_eq!(
+        answer.result.unwrap(),
+        json!({"outputFiles": {"out.txt": uri.to_string()}})
+    );
+}
+
+#[test]
+fn a_subflow_or_an_exit_is_no_task_of_a_working_directory() {
+    for child in [
+        "type: io.kestra.plugin.core.flow.Subflow\n        namespace: a\n        flowId: b",
+        "type: io.kestra.plugin.core.execution.Exit",
+    ] {
+        let found = problems(&format!(
+            "  - id: wd\n    type: io.kestra.plugin.core.flow.WorkingDirectory\n    tasks:\n      - id: c\n        {child}\n"
+        ));
+        assert!(
+            found
+                .iter()
+                .any(|p| p.contains("tasks[0]") && p.contains("Only runnable tasks are allowed")),
+            "{child}: {found:?}"
+        );
+    }
+}
