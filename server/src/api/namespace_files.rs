@@ -96,6 +96,17 @@ fn files_under(storage: &dyn Storage, namespace: &str, path: &str) -> ApiResult<
     Ok(found)
 }
 
+/// `call` with the server's files, off the async threads.
+async fn with_files<T: Send + 'static>(
+    state: &AppState,
+    call: impl FnOnce(peregrine_engine::storage::Files) -> ApiResult<T> + Send + 'static,
+) -> ApiResult<T> {
+    let files = state.files().clone();
+    tokio::task::spawn_blocking(move || call(files))
+        .await
+        .map_err(|e| ApiError::unavailable(e.to_string()))?
+}
+
 /// `GET /namespaces/{namespace}/files?path=`.
 pub async fn get(
     State(state): State<AppState>,
@@ -113,8 +124,7 @@ pub async fn stats(
     query: Pairs,
 ) -> ApiResult<Response> {
     let path = relative(query.get("path"))?;
-    let files = state.files().clone();
-    let found = tokio::task::spawn_blocking(move || -> ApiResult<Value> {
+    let found = with_files(&state, move |files| -> ApiResult<Value> {
         let storage = files.storage();
         let name = path.rsplit('/').next().unwrap_or("").to_owned();
         if !path.is_empty() {
@@ -137,8 +147,7 @@ pub async fn stats(
         }
         Ok(attributes(&name, true, 0, newest))
     })
-    .await
-    .map_err(|e| ApiError::unavailable(e.to_string()))??;
+    .await?;
     Ok(axum::Json(found).into_response())
 }
 
@@ -150,8 +159,7 @@ pub async fn directory(
     query: Pairs,
 ) -> ApiResult<Response> {
     let path = relative(query.get("path"))?;
-    let files = state.files().clone();
-    let listed = tokio::task::spawn_blocking(move || -> ApiResult<Vec<Value>> {
+    let listed = with_files(&state, move |files| -> ApiResult<Vec<Value>> {
         let storage = files.storage();
         if !path.is_empty() {
             let uri = file_uri(&namespace, &path)?;
@@ -197,8 +205,7 @@ pub async fn directory(
             .map(|(name, (folder, size, modified))| attributes(&name, folder, size, modified))
             .collect())
     })
-    .await
-    .map_err(|e| ApiError::unavailable(e.to_string()))??;
+    .await?;
     Ok(axum::Json(listed).into_response())
 }
 
@@ -268,8 +275,7 @@ pub async fn move_to(
     if from.is_empty() || to.is_empty() {
         return Err(ApiError::bad_request("`from` and `to` are required"));
     }
-    let files = state.files().clone();
-    tokio::task::spawn_blocking(move || -> ApiResult<()> {
+    with_files(&state, move |files| -> ApiResult<()> {
         let storage = files.storage();
         let limit = files.max_file_bytes();
         let source = file_uri(&namespace, &from)?;
@@ -303,8 +309,7 @@ pub async fn move_to(
         }
         Ok(())
     })
-    .await
-    .map_err(|e| ApiError::unavailable(e.to_string()))??;
+    .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -341,8 +346,7 @@ pub async fn search(
     query: Pairs,
 ) -> ApiResult<Response> {
     let wanted = query.get("q").unwrap_or("").to_owned();
-    let files = state.files().clone();
-    let found = tokio::task::spawn_blocking(move || -> ApiResult<Vec<String>> {
+    let found = with_files(&state, move |files| -> ApiResult<Vec<String>> {
         let prefix = Uri::namespace_prefix(&namespace);
         Ok(files_under(files.storage(), &namespace, "")?
             .iter()
@@ -350,7 +354,6 @@ pub async fn search(
             .filter(|path| path.contains(&wanted))
             .collect())
     })
-    .await
-    .map_err(|e| ApiError::unavailable(e.to_string()))??;
+    .await?;
     Ok(axum::Json(found).into_response())
 }
