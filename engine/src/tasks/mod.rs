@@ -962,6 +962,25 @@ pub(crate) mod testing {
         run_to_end_limited(NewExecution::new(revision, Map::new()), limits)
     }
 
+    /// An engine's surroundings with an internal storage (1MiB files at
+    /// most) and a work root under `dir`, and those files.
+    pub(crate) fn surroundings(
+        dir: &Path,
+    ) -> (crate::executor::ConfigVariables, crate::storage::Files) {
+        let storage = crate::storage::LocalStorage::open(dir.join("storage")).expect("a storage");
+        let files = crate::storage::Files::new(storage, dir.join("work"), 1 << 20);
+        (
+            crate::executor::ConfigVariables::default().with_files(files.clone()),
+            files,
+        )
+    }
+
+    /// The text (at most 64KiB) of the stored file the JSON text `uri` names.
+    pub(crate) fn stored(files: &crate::storage::Files, uri: &serde_json::Value) -> String {
+        let uri = crate::storage::Uri::parse(uri.as_str().expect("a URI")).expect("a valid URI");
+        crate::storage::read_to_string(files.storage(), &uri, 1 << 16).expect("a stored file")
+    }
+
     /// The only task run of `id`.
     pub(crate) fn only<'e>(exec: &'e Execution, id: &'e str) -> &'e TaskRun {
         let runs: Vec<_> = exec.task_runs_of(id).collect();

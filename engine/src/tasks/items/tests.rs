@@ -1,20 +1,5 @@
 use crate::execution::State;
-use crate::storage::{self, Files, LocalStorage, Uri};
-use crate::tasks::testing::{logs_of, only, problems, run_with_variables};
-
-fn surroundings(dir: &std::path::Path) -> (crate::executor::ConfigVariables, Files) {
-    let storage = LocalStorage::open(dir.join("storage")).unwrap();
-    let files = Files::new(storage, dir.join("work"), 1 << 20);
-    (
-        crate::executor::ConfigVariables::default().with_files(files.clone()),
-        files,
-    )
-}
-
-fn stored(files: &Files, uri: &serde_json::Value) -> String {
-    let uri = Uri::parse(uri.as_str().expect("a URI")).expect("a valid URI");
-    storage::read_to_string(files.storage(), &uri, 1 << 16).expect("a stored file")
-}
+use crate::tasks::testing::{logs_of, only, problems, run_with_variables, stored, surroundings};
 
 /// Items as Kestra's FileSerde writes them, and one of another shape.
 const ITEMS: &str = r#"{id:1,name:"a",amount:5,at:2024-01-02T03:04:05Z}

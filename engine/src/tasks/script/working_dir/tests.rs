@@ -1,25 +1,8 @@
 use serde_json::json;
 
 use crate::execution::State;
-use crate::storage::{self, Files, LocalStorage, Uri};
-use crate::tasks::testing::{logs_of, only, problems, run_with_variables};
-
-/// An engine's surroundings with an internal storage and a work root
-/// under `dir`.
-fn surroundings(dir: &std::path::Path) -> (crate::executor::ConfigVariables, Files) {
-    let storage = LocalStorage::open(dir.join("storage")).unwrap();
-    let files = Files::new(storage, dir.join("work"), 1 << 20);
-    (
-        crate::executor::ConfigVariables::default().with_files(files.clone()),
-        files,
-    )
-}
-
-/// The text of the stored file `uri` (a JSON text) names.
-fn stored(files: &Files, uri: &serde_json::Value) -> String {
-    let uri = Uri::parse(uri.as_str().expect("a URI")).expect("a valid URI");
-    storage::read_to_string(files.storage(), &uri, 1024).expect("a stored file")
-}
+use crate::storage::Files;
+use crate::tasks::testing::{logs_of, only, problems, run_with_variables, stored, surroundings};
 
 /// What the work root's execution folders hold (relative paths of
 /// everything in them; an emptied execution folder waits for the sweep).
