@@ -574,6 +574,21 @@ pub(crate) fn is_deleted(kind: Kind) -> bool {
     kind.get() == DELETED
 }
 
+/// The final record of execution `id` that `wal` keeps, with where it is;
+/// `None` when it has none (still running, deleted, never there).
+pub(crate) fn read_ended(
+    wal: &Wal,
+    id: ExecutionId,
+) -> Result<Option<(Record, Lsn)>, crate::Error> {
+    let Some(terminal) = wal.read_terminal(Key::execution(id.as_u128()))? else {
+        return Ok(None);
+    };
+    match decode(terminal.kind, &terminal.payload)? {
+        Recovered::Ended(record) => Ok(Some((record, terminal.lsn))),
+        Recovered::Entry(_) | Recovered::Deleted => Ok(None),
+    }
+}
+
 /// Reads a recovered record back.
 pub(crate) fn decode(kind: Kind, payload: &[u8]) -> Result<Recovered, JournalError> {
     match kind.get() {

@@ -32,7 +32,7 @@ use super::run::NewExecution;
 use super::search::Tally;
 use super::shard::ResumeOutcome;
 use crate::execution::{ExecutionId, Id, Record};
-use crate::journal::{self, Receipt, Recovered};
+use crate::journal::{self, Receipt};
 use crate::tasks::ChildAnswer;
 
 /// Subflows nested deeper than this are refused: a flow that calls
@@ -411,13 +411,8 @@ impl Courier {
             return None;
         }
         let wal = &self.wals[shard_index(id, self.wals.len())];
-        let key = peregrine_wal::Key::execution(id.as_u128());
-        match wal.read_terminal(key) {
-            Ok(Some(terminal)) => match journal::decode(terminal.kind, &terminal.payload) {
-                Ok(Recovered::Ended(record)) => Some(record),
-                _ => None,
-            },
-            Ok(None) => None,
+        match journal::read_ended(wal, id) {
+            Ok(found) => found.map(|(record, _)| record),
             Err(e) => {
                 tracing::warn!(execution = %id, "reading a subflow's final record: {e}");
                 None

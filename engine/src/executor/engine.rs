@@ -966,19 +966,15 @@ impl Engine {
         let Some(wal) = self.wals.get(self.shard_of(id)) else {
             return Ok(None);
         };
-        let Some(terminal) = wal.read_terminal(peregrine_wal::Key::execution(id.as_u128()))? else {
+        let Some((record, lsn)) = journal::read_ended(wal, id)? else {
             return Ok(None);
-        };
-        let record = match journal::decode(terminal.kind, &terminal.payload)? {
-            Recovered::Ended(record) => record,
-            Recovered::Entry(_) | Recovered::Deleted => return Ok(None),
         };
         if !self.finished[self.shard_of(id)].within_retention(&record, Utc::now()) {
             return Ok(None);
         }
         Ok(Some(Snapshot {
             record,
-            receipt: Receipt::of_ticket(wal.ticket(terminal.lsn)),
+            receipt: Receipt::of_ticket(wal.ticket(lsn)),
         }))
     }
 

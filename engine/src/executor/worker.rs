@@ -63,17 +63,9 @@ impl Holdings {
         let Some(wal) = self.wals.get(shard) else {
             return Ok(None);
         };
-        let terminal = wal
-            .read_terminal(peregrine_wal::Key::execution(id.as_u128()))
-            .map_err(|e| e.to_string())?;
-        let Some(terminal) = terminal else {
-            return Ok(None);
-        };
-        match crate::journal::decode(terminal.kind, &terminal.payload) {
-            Ok(crate::journal::Recovered::Ended(record)) => Ok(Some(record)),
-            Ok(_) => Ok(None),
-            Err(e) => Err(e.to_string()),
-        }
+        crate::journal::read_ended(wal, id)
+            .map(|found| found.map(|(record, _)| record))
+            .map_err(|e| e.to_string())
     }
 
     /// The ended executions in memory that `keep` takes.

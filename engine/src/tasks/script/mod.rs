@@ -271,7 +271,8 @@ fn container_warning(what: &str) -> String {
 }
 
 /// `containerImage`, `taskRunner`, `docker`, `runner`, `targetOS`,
-/// `namespaceFiles`, `outputDirectory`: honoured, warned about, or refused.
+/// `outputDirectory`: honoured, warned about, or refused.
+/// (`namespaceFiles` is `folder::NamespaceFiles::parse`'s.)
 fn runner_properties(p: &mut Props<'_, '_>) {
     if let Some((image, at)) = p.json("containerImage") {
         let image = into_text(image);
