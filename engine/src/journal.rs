@@ -25,7 +25,8 @@ use crate::execution::{ExecutionId, Format, Record};
 /// One journal record: a cause of a state change, with the instant of the
 /// step that handled it (microseconds since the Unix epoch: the step's
 /// instant at the precision the shard keeps, so that a replay renders
-/// `now()` and dates exactly as the first run did).
+/// `now()` and dates exactly as the first run did). The archive tells
+/// variants apart by their position: a new one goes last.
 #[derive(Debug, Clone, PartialEq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 #[rkyv(crate = peregrine_wal::rkyv)]
 pub(crate) enum Entry {
@@ -175,6 +176,18 @@ pub(crate) enum Entry {
         refused: Option<String>,
         at_us: i64,
     },
+    /// A worker answered for attempt `attempt` of task run `task_run`, as
+    /// [`Entry::WorkedLogged`], with the metrics the job recorded.
+    WorkedMeasured {
+        task_run: u32,
+        attempt: u32,
+        outputs: Option<String>,
+        error: Option<String>,
+        lines: Vec<JobLogLine>,
+        metrics: Vec<JobMetricRecord>,
+        warning: bool,
+        at_us: i64,
+    },
 }
 
 /// A line a job logged: its level (`flow::Level` as `JobLogLine::level`
@@ -215,6 +228,49 @@ impl JobLogLine {
             },
             at: chrono::DateTime::from_timestamp_micros(self.at_us).unwrap_or_default(),
             message: self.message,
+        }
+    }
+}
+
+/// A metric a job recorded: its kind (0 counter, 1 timer), name, value
+/// (a timer's in milliseconds), tags, and when.
+#[derive(Debug, Clone, PartialEq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
+#[rkyv(crate = peregrine_wal::rkyv)]
+pub(crate) struct JobMetricRecord {
+    pub kind: u8,
+    pub name: String,
+    pub value: f64,
+    pub tags: Vec<(String, String)>,
+    pub at_us: i64,
+}
+
+impl JobMetricRecord {
+    pub(crate) fn of(metric: &crate::tasks::JobMetric) -> Self {
+        use crate::execution::MetricKind;
+        Self {
+            kind: match metric.kind {
+                MetricKind::Counter => 0,
+                MetricKind::Timer => 1,
+            },
+            name: metric.name.clone(),
+            value: metric.value,
+            tags: metric.tags.clone(),
+            at_us: metric.at.timestamp_micros(),
+        }
+    }
+
+    pub(crate) fn metric(self) -> crate::tasks::JobMetric {
+        use crate::execution::MetricKind;
+        crate::tasks::JobMetric {
+            kind: if self.kind == 0 {
+                MetricKind::Counter
+            } else {
+                MetricKind::Timer
+            },
+            name: self.name,
+            value: self.value,
+            tags: self.tags,
+            at: chrono::DateTime::from_timestamp_micros(self.at_us).unwrap_or_default(),
         }
     }
 }
@@ -263,6 +319,7 @@ const READ: u16 = 28;
 const WORKED_LOGGED: u16 = 31;
 const PARENT_OF_BATCH: u16 = 32;
 const BATCH_CHILD: u16 = 33;
+const WORKED_MEASURED: u16 = 34;
 const FORMAT_1_KINDS: std::ops::RangeInclusive<u16> = 1..=6;
 
 impl Entry {
@@ -287,6 +344,7 @@ impl Entry {
             Entry::WorkedLogged { .. } => WORKED_LOGGED,
             Entry::ParentOfBatch { .. } => PARENT_OF_BATCH,
             Entry::BatchChild { .. } => BATCH_CHILD,
+            Entry::WorkedMeasured { .. } => WORKED_MEASURED,
         })
     }
 }
@@ -604,7 +662,7 @@ pub(crate) fn decode(kind: Kind, payload: &[u8]) -> Result<Recovered, JournalErr
         .map_err(|e| JournalError::Unreadable(e.to_string())),
         CREATED | TIMER | KILL | WORKED | REDISPATCHED | TIMED_OUT | RESUMED | PARENT | CHILD
         | KILL_ALONE | SCHEDULED | RESTARTED | REPLAYED | GATED | LINEAGE | READ
-        | WORKED_LOGGED | PARENT_OF_BATCH | BATCH_CHILD => {
+        | WORKED_LOGGED | PARENT_OF_BATCH | BATCH_CHILD | WORKED_MEASURED => {
             let archived = peregrine_wal::access::<Entry>(payload)
                 .map_err(|e| JournalError::Unreadable(e.to_string()))?;
             rkyv::deserialize::<Entry, rkyv::rancor::Error>(archived)
@@ -756,6 +814,22 @@ mod tests {
                 ],
                 warning: true,
                 at_us: 52,
+            },
+            Entry::WorkedMeasured {
+                task_run: 3,
+                attempt: 1,
+                outputs: Some("{}".into()),
+                error: None,
+                lines: Vec::new(),
+                metrics: vec![JobMetricRecord {
+                    kind: 1,
+                    name: "took".into(),
+                    value: 1500.5,
+                    tags: vec![("table".into(), "t1".into())],
+                    at_us: 53,
+                }],
+                warning: false,
+                at_us: 54,
             },
         ];
         for entry in entries {

@@ -24,6 +24,7 @@ pub mod kv;
 mod lazy_log;
 pub mod logs;
 pub mod memory;
+pub mod metric_store;
 pub mod storage;
 mod tasks;
 
@@ -36,9 +37,9 @@ static TEST_ALLOCATOR: memory::Counting<std::alloc::System> = memory::Counting(s
 pub use error::{Error, Result};
 pub use execution::labels;
 pub use execution::{
-    Attempt, Execution, ExecutionId, Id, LogEntry, Logs, MessageOrigin, ParseIdError, Record,
-    RecordError, State, StateChange, StateHistory, TaskRun, TaskRunId, execution_trigger,
-    format_date, iso_duration,
+    Attempt, Execution, ExecutionId, Id, LogEntry, Logs, MessageOrigin, Metric, MetricKind,
+    Metrics, ParseIdError, Record, RecordError, State, StateChange, StateHistory, TaskRun,
+    TaskRunId, execution_trigger, format_date, iso_duration,
 };
 pub use executor::{
     Ack, Bounds, Change, ConfigVariables, Damaged, Deleted, Engine, EngineConfig, Filter,

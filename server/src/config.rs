@@ -934,6 +934,15 @@ impl Config {
             })
     }
 
+    /// What the metric store keeps: an execution's metrics as long as the
+    /// execution.
+    pub fn metric_limits(&self) -> peregrine_engine::metric_store::MetricLimits {
+        peregrine_engine::metric_store::MetricLimits {
+            retention: self.executions.retention.0,
+            ..Default::default()
+        }
+    }
+
     /// What the log store keeps.
     pub fn log_limits(&self) -> peregrine_engine::logs::LogLimits {
         peregrine_engine::logs::LogLimits {

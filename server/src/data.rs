@@ -38,6 +38,11 @@ pub fn logs_log(data_dir: &Path) -> PathBuf {
     data_dir.join("logs")
 }
 
+/// The metric store's log.
+pub fn metrics_log(data_dir: &Path) -> PathBuf {
+    data_dir.join("metrics")
+}
+
 /// The internal storage's files (`kestra:///...`).
 pub fn storage(data_dir: &Path) -> PathBuf {
     data_dir.join("storage")
@@ -91,6 +96,7 @@ pub fn logs(data_dir: &Path) -> io::Result<Vec<PathBuf>> {
         flow_triggers_log(data_dir),
         kv_log(data_dir),
         logs_log(data_dir),
+        metrics_log(data_dir),
     ] {
         if log.is_dir() {
             logs.push(log);

@@ -18,6 +18,7 @@ use axum::extract::FromRef;
 use peregrine_engine::ExecutionId;
 use peregrine_engine::kv::KvStore;
 use peregrine_engine::logs::LogStore;
+use peregrine_engine::metric_store::MetricStore;
 use peregrine_engine::{
     Ack, Change, Engine, EngineConfig, Filter, KillOutcome, NewExecution, Observer, Pending,
     Record, Refusal, Relabelled, ReplayError, ReplayFrom, RestartOutcome, ResumeOutcome, Search,
@@ -520,6 +521,8 @@ struct Parts {
     kv: KvStore,
     /// The lines executions logged, for the API.
     logs: LogStore,
+    /// The metrics task runs recorded, for the API.
+    task_metrics: MetricStore,
 }
 
 impl std::fmt::Debug for AppState {
@@ -555,13 +558,14 @@ impl AppState {
     ) -> std::io::Result<Self> {
         let kv = KvStore::in_memory(config.kv.limits());
         let logs = LogStore::in_memory(config.log_limits());
+        let task_metrics = MetricStore::in_memory(config.metric_limits());
         Self::assemble(
             config,
             persistence,
             None,
             Ledger::in_memory(),
             Watermark::in_memory(),
-            (kv, logs),
+            (kv, logs, task_metrics),
         )
     }
 
@@ -583,6 +587,7 @@ impl AppState {
         let mark = Watermark::open(&mark_dir, crate::schedule::wal_config(&wal))?;
         let kv = open_kv(&config, &wal)?;
         let logs = open_logs(&config, &wal)?;
+        let task_metrics = open_metrics(&config, &wal)?;
         let dir = crate::data::executions(&config.data_dir);
         Self::assemble(
             config,
@@ -590,7 +595,7 @@ impl AppState {
             Some((dir, wal)),
             schedules,
             mark,
-            (kv, logs),
+            (kv, logs, task_metrics),
         )
     }
 
@@ -600,7 +605,7 @@ impl AppState {
         journal: Option<(std::path::PathBuf, peregrine_wal::Config)>,
         schedules: Ledger,
         mark: Watermark,
-        (kv, logs): (KvStore, LogStore),
+        (kv, logs, task_metrics): (KvStore, LogStore, MetricStore),
     ) -> std::io::Result<Self> {
         // Their size is checked at load; again here, for a config built in
         // code.
@@ -638,6 +643,7 @@ impl AppState {
             variables,
             triggers: Some(Arc::new(triggers)),
             logs: Some(logs.clone()),
+            metrics: Some(task_metrics.clone()),
             max_processes: config.scripts.max_processes,
         };
         let observer = tracker as Arc<dyn Observer>;
@@ -690,6 +696,7 @@ impl AppState {
             variables: server_variables,
             kv,
             logs,
+            task_metrics,
         })))
     }
 
@@ -757,6 +764,12 @@ impl AppState {
     /// The lines executions logged (kept in `data/logs` when durable).
     pub(crate) fn logs(&self) -> &LogStore {
         &self.0.logs
+    }
+
+    /// The metrics task runs recorded (kept in `data/metrics` when
+    /// durable); not the server's own, [`AppState::metrics`].
+    pub(crate) fn task_metrics(&self) -> &MetricStore {
+        &self.0.task_metrics
     }
 
     pub(crate) fn authorization(&self) -> Option<&str> {
@@ -909,6 +922,30 @@ fn open_logs(config: &Config, wal: &peregrine_wal::Config) -> std::io::Result<Lo
         "the log API no longer serves them",
     )?;
     Ok(LogStore::from_log(log, &recovered, limits))
+}
+
+/// The metric store in `data/metrics`; its log is made at the first
+/// metric when the folder has none.
+fn open_metrics(config: &Config, wal: &peregrine_wal::Config) -> std::io::Result<MetricStore> {
+    let dir = crate::data::metrics_log(&config.data_dir);
+    let limits = config.metric_limits();
+    let base = peregrine_wal::Config {
+        segment_bytes: std::num::NonZeroU64::new(16 << 20).expect("non-zero"),
+        max_record_bytes: std::num::NonZeroU32::new(1 << 20).expect("non-zero"),
+        spare_segments: 1,
+        ..wal.clone()
+    };
+    let metrics_wal = peregrine_engine::metric_store::wal_config(base, &limits);
+    if !dir.is_dir() {
+        return Ok(MetricStore::deferred(dir, metrics_wal, limits));
+    }
+    let (log, recovered) = crate::data::open_log(
+        &dir,
+        metrics_wal,
+        "task metrics",
+        "the metric API no longer serves them",
+    )?;
+    Ok(MetricStore::from_log(log, &recovered, limits))
 }
 
 /// The KV store's log: one record per write, up to a value's limit (512

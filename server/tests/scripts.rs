@@ -36,6 +36,14 @@ async fn run(server: &Server, namespace: &str, flow: &str) -> Value {
     reply.json()
 }
 
+/// `GET /api/v1/main/metrics{path}`, answered 200.
+async fn metrics(server: &Server, path: String) -> Value {
+    let path = format!("/api/v1/main/metrics{path}");
+    let reply = server.get(&path).await;
+    assert_eq!(reply.status, StatusCode::OK, "{path}: {:?}", reply.body);
+    reply.json()
+}
+
 async fn log_lines(server: &Server, id: &str) -> Vec<(String, String, String)> {
     let reply = server
         .get(&format!("/api/v1/main/logs/{id}?minLevel=TRACE"))
@@ -68,7 +76,7 @@ tasks:
       - "*.txt"
     commands:
       - echo "working in {{ workingDir }}"
-      - 'echo ''::{"outputs":{"answer":42},"metrics":[{"name":"rows","type":"counter","value":3}]}::'''
+      - 'echo ''::{"outputs":{"answer":42},"metrics":[{"name":"rows","type":"counter","value":3,"tags":{"table":"t1"}},{"name":"took","type":"timer","value":1.5}]}::'''
       - echo "a file" > out.txt
       - echo "a warning of sorts" >&2
   - id: read
@@ -81,8 +89,9 @@ tasks:
 "#;
 
 #[tokio::test]
-async fn a_shell_command_sets_outputs_logs_and_files() {
-    let server = Server::start(&[]).await;
+async fn a_shell_command_sets_outputs_metrics_logs_and_files() {
+    let data = tempfile::tempdir().unwrap();
+    let mut server = Server::start_in(data.path(), &[]).await;
     assert_eq!(server.create_flow(SHELL).await.status, StatusCode::OK);
     let ended = run(&server, "scripts.team", "shell").await;
     assert_eq!(ended["state"]["current"], "SUCCESS", "{ended}");
@@ -132,7 +141,6 @@ async fn a_shell_command_sets_outputs_logs_and_files() {
     };
     assert!(has("sh", "INFO", "working in /"), "{lines:?}");
     assert!(has("sh", "ERROR", "a warning of sorts"), "{lines:?}");
-    assert!(has("sh", "DEBUG", "rows"), "{lines:?}");
     assert!(has("read", "INFO", "a file"), "{lines:?}");
     assert!(has("read", "INFO", "answer 42"), "{lines:?}");
     // No protocol line is logged as such.
@@ -140,6 +148,81 @@ async fn a_shell_command_sets_outputs_logs_and_files() {
         !lines.iter().any(|(_, _, m)| m.contains("::{")),
         "{lines:?}"
     );
+
+    // Its metrics, through the metric API, and again after a kill -9.
+    let sh_run = sh["id"].as_str().unwrap().to_owned();
+    let check = |page: Value| {
+        assert_eq!(page["total"], 2, "{page}");
+        let rows = &page["results"][0];
+        assert_eq!(
+            (&rows["name"], &rows["type"], &rows["value"], &rows["tags"]),
+            (
+                &json!("rows"),
+                &json!("counter"),
+                &json!(3.0),
+                &json!({"table": "t1"})
+            ),
+            "{page}"
+        );
+        assert_eq!(rows["executionId"], id);
+        assert_eq!(rows["taskId"], "sh");
+        assert_eq!(rows["taskRunId"], sh_run.as_str());
+        assert_eq!(rows["namespace"], "scripts.team");
+        assert_eq!(rows["flowId"], "shell");
+        let took = &page["results"][1];
+        // A timer's seconds, kept in milliseconds as Kestra's.
+        assert_eq!(
+            (&took["type"], &took["value"]),
+            (&json!("timer"), &json!(1500.0))
+        );
+    };
+    check(metrics(&server, format!("/{id}")).await);
+    let by_value = metrics(&server, format!("/{id}?sort=value:desc&size=1")).await;
+    assert_eq!(
+        (&by_value["total"], &by_value["results"][0]["name"]),
+        (&json!(2), &json!("took"))
+    );
+    let of_read = metrics(&server, format!("/{id}?taskId=read")).await;
+    assert_eq!(of_read["total"], 0, "{of_read}");
+    assert_eq!(
+        metrics(&server, "/names/scripts.team/shell".into()).await,
+        json!(["rows", "took"])
+    );
+    assert_eq!(
+        metrics(&server, "/tasks/scripts.team/shell".into()).await,
+        json!(["sh"])
+    );
+    let summed = metrics(&server, "/aggregates/scripts.team/shell/rows".into()).await;
+    assert_eq!(summed["groupBy"], "day", "{summed}");
+    let days = summed["aggregations"].as_array().unwrap();
+    // From 30 days ago to today, both partly.
+    assert_eq!(days.len(), 31, "{summed}");
+    let recorded = metrics(&server, format!("/{id}")).await;
+    let day = &recorded["results"][0]["timestamp"].as_str().unwrap()[..10];
+    let today = format!("{day}T00:00:00.000Z");
+    assert_eq!(days[30]["date"], today.as_str(), "{summed}");
+    assert_eq!(days[30]["value"], 3.0, "{summed}");
+    let total: f64 = days.iter().map(|d| d["value"].as_f64().unwrap()).sum();
+    assert_eq!(total, 3.0, "{summed}");
+    let bad = server
+        .get("/api/v1/main/metrics/aggregates/scripts.team/shell/rows?aggregation=median")
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    server.kill9();
+    let server = Server::start_in(data.path(), &[]).await;
+    check(metrics(&server, format!("/{id}")).await);
+    // Deleted with its execution (unless deleteMetrics=false).
+    let deleted = server
+        .send(
+            Method::DELETE,
+            &format!("/api/v1/main/executions/{id}"),
+            &[],
+            String::new(),
+        )
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    let gone = metrics(&server, format!("/{id}")).await;
+    assert_eq!(gone["total"], 0, "{gone}");
 }
 
 #[tokio::test]

@@ -7,7 +7,10 @@ mod record;
 mod state;
 
 pub use id::{ExecutionId, Id, MessageOrigin, ParseIdError, TaskRunId};
-pub use model::{Attempt, Execution, Lineage, LogEntry, Logs, TaskRun, execution_trigger};
+pub use model::{
+    Attempt, Execution, Lineage, LogEntry, Logs, Metric, MetricKind, Metrics, TaskRun,
+    execution_trigger,
+};
 pub(crate) use record::Format;
 pub use record::{Record, RecordError};
 pub use state::{State, StateChange, StateHistory, format_date, iso_duration};

@@ -94,6 +94,8 @@ pub struct Execution {
     /// Why the execution failed, when an expression or a task said so.
     pub(crate) error: Option<String>,
     pub(crate) logs: Logs,
+    /// The metrics its tasks recorded (a script's `::{"metrics":...}::`).
+    pub(crate) metrics: Metrics,
     /// Where it comes from: its attempt, original, parent, and when it
     /// was to start (Kestra's `metadata`, `originalId`, `parentId`,
     /// `scheduleDate`).
@@ -205,6 +207,86 @@ impl Logs {
     }
 }
 
+/// Kestra's two kinds of metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MetricKind {
+    Counter,
+    Timer,
+}
+
+impl MetricKind {
+    /// Kestra's `type`: `counter` or `timer`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricKind::Counter => "counter",
+            MetricKind::Timer => "timer",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "counter" => Some(MetricKind::Counter),
+            "timer" => Some(MetricKind::Timer),
+            _ => None,
+        }
+    }
+}
+
+/// One metric a task run recorded, as Kestra's `MetricEntry` holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metric {
+    pub date: DateTime<Utc>,
+    pub task_id: Arc<str>,
+    pub task_run: TaskRunId,
+    pub kind: MetricKind,
+    pub name: String,
+    /// A counter's count; a timer's milliseconds (Kestra's `value`).
+    pub value: f64,
+    pub tags: Vec<(String, String)>,
+}
+
+impl Metric {
+    /// Bytes it holds, roughly, for the budgets that bound them.
+    pub fn bytes(&self) -> usize {
+        self.name.len()
+            + self
+                .tags
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 16)
+                .sum::<usize>()
+            + std::mem::size_of::<Metric>()
+    }
+}
+
+/// An execution's metrics, bounded as its lines are.
+#[derive(Debug, Clone, Default)]
+pub struct Metrics {
+    entries: Vec<Metric>,
+    dropped: u64,
+}
+
+impl Metrics {
+    /// Metrics kept per execution (per run of it: a restart starts again).
+    pub const MAX: usize = 10_000;
+
+    pub(crate) fn push(&mut self, metric: Metric) {
+        if self.entries.len() < Self::MAX {
+            self.entries.push(metric);
+        } else {
+            self.dropped += 1;
+        }
+    }
+
+    pub fn entries(&self) -> &[Metric] {
+        &self.entries
+    }
+
+    /// Metrics past [`Metrics::MAX`], counted and not kept.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+}
+
 impl Execution {
     pub fn id(&self) -> ExecutionId {
         self.id
@@ -252,6 +334,10 @@ impl Execution {
 
     pub fn logs(&self) -> &Logs {
         &self.logs
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// The task runs of one task, in creation order.

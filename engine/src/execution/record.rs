@@ -20,7 +20,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::id::{ExecutionId, Id};
-use super::model::{self, Execution, Lineage, Logs, TaskRun};
+use super::model::{self, Execution, Lineage, Logs, Metrics, TaskRun};
 use super::state::{State, StateChange, StateHistory, format_date, iso_duration};
 
 /// One state change in 64 bits: its instant in microseconds since the Unix
@@ -400,6 +400,7 @@ impl Record {
             task_runs,
             error: f.error.as_ref().map(|e| e.as_str().to_owned()),
             logs: Logs::default(),
+            metrics: Metrics::default(),
             lineage: self.lineage(),
             variables: self.variables(),
             secret_inputs: self.secret_inputs(),

@@ -35,6 +35,7 @@ use super::worker::{self, TriggerSwitch, WorkDone, WorkOrder, WorkerHandle, Work
 use crate::execution::{Execution, ExecutionId, Record, State, TaskRunId};
 use crate::journal::{self, JournalError, Receipt, Recovered, WalJournal};
 use crate::logs::LogStore;
+use crate::metric_store::MetricStore;
 use crate::tasks::WorkerEnv;
 
 /// Sees every change of every execution, on the shard's thread, after the
@@ -118,6 +119,10 @@ pub struct EngineConfig {
     /// `log.PurgeLogs` deletes from; `None`: they stay in each running
     /// execution only.
     pub logs: Option<LogStore>,
+    /// Where the metrics task runs record are kept for the metric API, and
+    /// what `execution.PurgeExecutions` deletes from; `None`: they stay in
+    /// each running execution only.
+    pub metrics: Option<MetricStore>,
     /// Processes scripts run at once, at most, across the workers; a
     /// script past it waits (within its timeout) for one to end. Default:
     /// one per CPU, at least 2.
@@ -144,6 +149,7 @@ impl Default for EngineConfig {
             variables: ConfigVariables::default(),
             triggers: None,
             logs: None,
+            metrics: None,
             max_processes: std::thread::available_parallelism()
                 .unwrap_or(NonZeroUsize::MIN)
                 .max(n(2)),
@@ -799,7 +805,7 @@ impl Engine {
                 config.logs.clone(),
                 config.max_processes.get(),
             )
-            .holding(holdings),
+            .holding(holdings, config.metrics.clone()),
         )?;
         let admission = Arc::new(Admission {
             running: AtomicUsize::new(running),
@@ -832,6 +838,7 @@ impl Engine {
                 admission: Arc::clone(&admission),
                 parcels: parcels.clone(),
                 logs: config.logs.clone(),
+                metrics: config.metrics.clone(),
             };
             threads.push(
                 std::thread::Builder::new()
@@ -1467,6 +1474,7 @@ struct ShardRuntime {
     /// To the courier (see [`super::courier`]).
     parcels: flume::Sender<(Receipt, Parcel)>,
     logs: Option<LogStore>,
+    metrics: Option<MetricStore>,
 }
 
 impl ShardRuntime {
@@ -1533,8 +1541,14 @@ impl ShardRuntime {
                 let _ = self.parcels.send((receipt, parcel));
             }
             Effect::Changed { receipt, ended, .. } => {
-                if let (Some(logs), Some(execution)) = (&self.logs, execution) {
-                    logs.record(execution, ended.is_some(), Utc::now());
+                if let Some(execution) = execution {
+                    let now = Utc::now();
+                    if let Some(logs) = &self.logs {
+                        logs.record(execution, ended.is_some(), now);
+                    }
+                    if let Some(metrics) = &self.metrics {
+                        metrics.record(execution, ended.is_some(), now);
+                    }
                 }
                 if let Some(execution) = execution {
                     self.observer.on_change(&Change {
@@ -1747,9 +1761,7 @@ fn run_to_end_in(
                     id,
                     task_run: order.task_run,
                     attempt: order.attempt,
-                    result: answer.result,
-                    logs: answer.logs,
-                    warning: answer.warning,
+                    answer,
                 };
                 // A timeout that passed while the job ran comes first.
                 shard.step(Message::Tick, Utc::now());

@@ -403,9 +403,7 @@ fn drive(events: &[Event], journal: FaultyJournal) -> (Shard, FxHashMap<Executio
                         id,
                         task_run: order.task_run,
                         attempt: order.attempt,
-                        result,
-                        logs: Vec::new(),
-                        warning: false,
+                        answer: result.into(),
                     };
                     shard.step(Message::WorkDone(Box::new(done)), now);
                 }
@@ -645,9 +643,7 @@ fn answer_folder_work(
             id,
             task_run: order.task_run,
             attempt: order.attempt,
-            result,
-            logs: Vec::new(),
-            warning: false,
+            answer: result.into(),
         };
         shard.step(Message::WorkDone(Box::new(done)), now);
     }

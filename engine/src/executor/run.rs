@@ -36,8 +36,8 @@ use super::render::{RenderContext, is_truthy};
 use super::worker::WorkOrder;
 use crate::execution::labels;
 use crate::execution::{
-    Attempt, Execution, ExecutionId, Id, Lineage, LogEntry, Logs, Record, State, StateHistory,
-    TaskRun,
+    Attempt, Execution, ExecutionId, Id, Lineage, LogEntry, Logs, Metric, Metrics, Record, State,
+    StateHistory, TaskRun,
 };
 use crate::expression::Property;
 use crate::flow::{Concurrency, InputType, Level, RetryPolicy};
@@ -611,6 +611,7 @@ impl Run {
             task_runs: Vec::new(),
             error: None,
             logs: Logs::default(),
+            metrics: Metrics::default(),
             lineage: Lineage {
                 schedule_date: new.schedule_date,
                 ..new.lineage.unwrap_or_else(|| Lineage::first(new.id, now))
@@ -649,6 +650,7 @@ impl Run {
             task_runs: Vec::new(),
             error: None,
             logs: Logs::default(),
+            metrics: Metrics::default(),
             lineage,
             // Kestra's restart and replay keep them (`childExecution`).
             variables: old.variables.clone(),
@@ -2271,6 +2273,7 @@ impl Run {
         let Answer {
             result,
             logs,
+            metrics,
             warning,
         } = answer;
         self.instant = now;
@@ -2285,6 +2288,9 @@ impl Run {
         }
         for line in logs {
             self.log(Some(tr), line.level, line.message, line.at);
+        }
+        for metric in metrics {
+            self.measure(tr, metric);
         }
         if self
             .rev
@@ -2604,6 +2610,27 @@ impl Run {
     fn render(&self, property: &Property, tr: Option<u32>) -> Result<Value, String> {
         let ctx = RenderContext::new(self, tr);
         property.render(&ctx).map_err(|e| e.to_string())
+    }
+
+    /// Keeps a metric task run `tr` recorded, its name and tags masked.
+    fn measure(&mut self, tr: u32, metric: crate::tasks::JobMetric) {
+        let run = &self.exec.task_runs[tr as usize];
+        let (task_id, task_run) = (Arc::clone(&run.task_id), run.id);
+        let name = self.mask(metric.name);
+        let tags = metric
+            .tags
+            .into_iter()
+            .map(|(k, v)| (self.mask(k), self.mask(v)))
+            .collect();
+        self.exec.metrics.push(Metric {
+            date: metric.at,
+            task_id,
+            task_run,
+            kind: metric.kind,
+            name,
+            value: metric.value,
+            tags,
+        });
     }
 
     fn log(&mut self, tr: Option<u32>, level: Level, message: String, now: DateTime<Utc>) {

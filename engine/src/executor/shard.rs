@@ -30,7 +30,7 @@ use super::timer::TimerWheel;
 use super::worker::{WorkDone, WorkOrder};
 use crate::execution::labels::{self, LabelError};
 use crate::execution::{Execution, ExecutionId, Format, Record, State};
-use crate::journal::{Entry, JobLogLine, Journal, KvRead, NoJournal, Receipt};
+use crate::journal::{Entry, JobLogLine, JobMetricRecord, Journal, KvRead, NoJournal, Receipt};
 use crate::tasks::{ChildAnswer, JobLine, LogKeeper};
 
 /// Names a request, so that its reply finds the caller that asked.
@@ -950,9 +950,13 @@ impl Shard {
             id,
             task_run,
             attempt,
-            result,
-            logs,
-            warning,
+            answer:
+                crate::tasks::Answer {
+                    result,
+                    logs,
+                    metrics,
+                    warning,
+                },
         } = done;
         let Some(live) = self.live.get_mut(&id) else {
             return;
@@ -966,7 +970,18 @@ impl Shard {
         };
         let logs = trim_job_logs(logs, self.limits.max_job_log_bytes);
         let at_us = now.timestamp_micros();
-        let entry = if logs.is_empty() && !warning {
+        let entry = if !metrics.is_empty() {
+            Entry::WorkedMeasured {
+                task_run,
+                attempt,
+                outputs,
+                error,
+                lines: logs.iter().map(JobLogLine::of).collect(),
+                metrics: metrics.iter().map(JobMetricRecord::of).collect(),
+                warning,
+                at_us,
+            }
+        } else if logs.is_empty() && !warning {
             Entry::Worked {
                 task_run,
                 attempt,
@@ -989,6 +1004,7 @@ impl Shard {
         let answer = crate::tasks::Answer {
             result,
             logs,
+            metrics,
             warning,
         };
         live.run.on_work_done(task_run, attempt, answer, now);
@@ -1164,6 +1180,25 @@ impl Shard {
                     let answer = crate::tasks::Answer {
                         result: worked(outputs, error),
                         logs: lines.into_iter().map(JobLogLine::line).collect(),
+                        metrics: Vec::new(),
+                        warning,
+                    };
+                    run.on_work_done(task_run, attempt, answer, instant(at_us));
+                }
+                Entry::WorkedMeasured {
+                    task_run,
+                    attempt,
+                    outputs,
+                    error,
+                    lines,
+                    metrics,
+                    warning,
+                    at_us,
+                } => {
+                    let answer = crate::tasks::Answer {
+                        result: worked(outputs, error),
+                        logs: lines.into_iter().map(JobLogLine::line).collect(),
+                        metrics: metrics.into_iter().map(JobMetricRecord::metric).collect(),
                         warning,
                     };
                     run.on_work_done(task_run, attempt, answer, instant(at_us));

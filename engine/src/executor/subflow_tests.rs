@@ -613,9 +613,7 @@ fn work_done(shard: &mut Shard, id: ExecutionId, order: &super::worker::WorkOrde
         id,
         task_run: order.task_run,
         attempt: order.attempt,
-        result: Ok(outputs),
-        logs: Vec::new(),
-        warning: false,
+        answer: Ok(outputs).into(),
     };
     shard.step(Message::WorkDone(Box::new(done)), t(5));
 }

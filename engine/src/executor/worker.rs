@@ -7,12 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use serde_json::Value;
-
 use super::engine::Command;
 use super::inbox::Sender;
 use crate::execution::ExecutionId;
-use crate::tasks::{Answer, Job, JobLine, WorkerEnv};
+use crate::tasks::{Answer, Job, WorkerEnv};
 
 /// What a `trigger.Toggle` task turns on and off: the server's triggers.
 pub trait TriggerSwitch: Send + Sync + std::fmt::Debug {
@@ -148,11 +146,8 @@ pub struct WorkDone {
     pub(crate) id: ExecutionId,
     pub(crate) task_run: u32,
     pub(crate) attempt: u32,
-    pub(crate) result: Result<Value, String>,
-    /// What the job logged as it ran.
-    pub(crate) logs: Vec<JobLine>,
-    /// It succeeded with a warning.
-    pub(crate) warning: bool,
+    /// What the job answered.
+    pub(crate) answer: Answer,
 }
 
 struct Dispatch {
@@ -277,11 +272,7 @@ impl WorkerPool {
                                 slot.env.clone()
                             };
                             let within = allowance(order.deadline_ms);
-                            let Answer {
-                                result,
-                                logs,
-                                warning,
-                            } = order.job.run(&env, within);
+                            let answer = order.job.run(&env, within);
                             {
                                 let mut slot = lock(slot);
                                 slot.running = None;
@@ -294,9 +285,7 @@ impl WorkerPool {
                                 id,
                                 task_run: order.task_run,
                                 attempt: order.attempt,
-                                result,
-                                logs,
-                                warning,
+                                answer,
                             };
                             deliver(&inboxes[shard], done);
                         }

@@ -378,9 +378,22 @@ pub(crate) trait Job: fmt::Debug + Send {
 pub struct Answer {
     pub(crate) result: Result<Value, String>,
     pub(crate) logs: Vec<JobLine>,
+    /// The metrics it recorded, kept with its task run.
+    pub(crate) metrics: Vec<JobMetric>,
     /// It succeeded with a warning: its task run ends WARNING (a script
     /// that wrote to stderr, with `warningOnStdErr`).
     pub(crate) warning: bool,
+}
+
+/// A metric a job recorded, when it recorded it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct JobMetric {
+    pub kind: crate::execution::MetricKind,
+    pub name: String,
+    /// A counter's count; a timer's milliseconds.
+    pub value: f64,
+    pub tags: Vec<(String, String)>,
+    pub at: chrono::DateTime<chrono::Utc>,
 }
 
 /// A line a job logged, when it logged it.
@@ -482,6 +495,7 @@ impl From<Result<Value, String>> for Answer {
         Self {
             result,
             logs: Vec::new(),
+            metrics: Vec::new(),
             warning: false,
         }
     }
@@ -531,6 +545,9 @@ pub(crate) struct WorkerEnv {
     /// The log store `log.PurgeLogs` deletes from (none: an engine that
     /// keeps no logs).
     pub logs: Option<crate::logs::LogStore>,
+    /// The metric store `execution.PurgeExecutions` deletes from (none:
+    /// an engine that keeps no metrics).
+    pub metrics: Option<crate::metric_store::MetricStore>,
     /// The engine's executions, for `execution.PurgeExecutions` (none: the
     /// one-shot driver).
     pub holdings: Option<Arc<crate::executor::Holdings>>,
@@ -556,6 +573,7 @@ impl WorkerEnv {
             triggers,
             kv: variables.kv().cloned(),
             logs,
+            metrics: None,
             holdings: None,
             files: variables.files().cloned(),
             processes: script::Permits::new(max_processes),
@@ -563,10 +581,15 @@ impl WorkerEnv {
         }
     }
 
-    /// The same, able to purge the engine's executions.
-    pub(crate) fn holding(self, holdings: Arc<crate::executor::Holdings>) -> Self {
+    /// The same, able to purge the engine's executions and their metrics.
+    pub(crate) fn holding(
+        self,
+        holdings: Arc<crate::executor::Holdings>,
+        metrics: Option<crate::metric_store::MetricStore>,
+    ) -> Self {
         Self {
             holdings: Some(holdings),
+            metrics,
             ..self
         }
     }

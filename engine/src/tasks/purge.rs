@@ -1,7 +1,8 @@
 //! `execution.PurgeExecutions` (Kestra's `PurgeExecutions`): deletes the
 //! ended executions the engine holds that ended between `startDate` and
 //! `endDate` (of namespace `namespace` and below, of flow `flowId`, in
-//! `states`), with their log lines (`purgeLog`). It runs on the worker
+//! `states`), with their log lines (`purgeLog`), metrics (`purgeMetric`)
+//! and files in the internal storage (`purgeStorage`). It runs on the worker
 //! pool, its shards deleting their own; its answer is journaled like any
 //! work's, and a purge a crash interrupted runs again (deleting what is
 //! left). Executions past what memory keeps are not seen: their retention
@@ -31,10 +32,18 @@ pub(super) static PURGE_EXECUTIONS: TaskType = TaskType {
         let states = name_list(p, "states", State::parse, "execution states");
         let purge_execution = p.bool("purgeExecution", true);
         let purge_log = p.bool("purgeLog", true);
-        // Peregrine keeps no metrics nor files per execution yet: there is
-        // nothing of them to purge, whatever these say.
-        let _ = p.bool("purgeMetric", true);
-        let _ = p.bool("purgeStorage", true);
+        let purge_metric = p.bool("purgeMetric", true);
+        let purge_storage = p.bool("purgeStorage", true);
+        if purge_execution && !purge_storage {
+            // The server's sweep removes the files of executions that are
+            // gone: they cannot be kept past their execution.
+            let at = p.here("purgeStorage");
+            p.problem(
+                &at,
+                "`purgeStorage: false` with `purgeExecution: true` is not supported yet: \
+                 an execution's files go with it",
+            );
+        }
         Some(Arc::new(PurgeExecutions {
             namespace,
             flow_id,
@@ -43,6 +52,8 @@ pub(super) static PURGE_EXECUTIONS: TaskType = TaskType {
             states,
             purge_execution,
             purge_log,
+            purge_metric,
+            purge_storage,
         }))
     },
 };
@@ -56,6 +67,8 @@ pub(crate) struct PurgeExecutions {
     states: Vec<State>,
     purge_execution: bool,
     purge_log: bool,
+    purge_metric: bool,
+    purge_storage: bool,
 }
 
 impl TaskKind for PurgeExecutions {
@@ -74,6 +87,8 @@ impl TaskKind for PurgeExecutions {
                 states: self.states.clone(),
                 purge_execution: self.purge_execution,
                 purge_log: self.purge_log,
+                purge_metric: self.purge_metric,
+                purge_storage: self.purge_storage,
             })
         })();
         work(job)
@@ -89,6 +104,8 @@ struct PurgeJob {
     states: Vec<State>,
     purge_execution: bool,
     purge_log: bool,
+    purge_metric: bool,
+    purge_storage: bool,
 }
 
 impl Job for PurgeJob {
@@ -104,22 +121,51 @@ impl PurgeJob {
         };
         // Kestra's search: the namespace and below, the start and end
         // within the bounds (an execution that has not ended is not one).
+        let flows = std::cell::RefCell::new(Vec::new());
         let ids = holdings.ended(|r| {
             let ns = r.namespace();
-            self.namespace
+            let taken = self
+                .namespace
                 .as_deref()
                 .is_none_or(|want| crate::flow::is_within_namespace(ns, want))
                 && self.flow_id.as_deref().is_none_or(|f| r.flow_id() == f)
                 && self.start.is_none_or(|s| r.start_date() >= s)
                 && r.end_date().is_some_and(|e| e <= self.end)
-                && (self.states.is_empty() || self.states.contains(&r.state()))
+                && (self.states.is_empty() || self.states.contains(&r.state()));
+            if taken {
+                flows
+                    .borrow_mut()
+                    .push((r.id(), ns.to_owned(), r.flow_id().to_owned()));
+            }
+            taken
         });
+        let mut storages = 0;
+        if self.purge_storage
+            && let Some(files) = &env.files
+        {
+            for (id, namespace, flow_id) in flows.into_inner() {
+                let prefix = crate::storage::Uri::execution_prefix(&namespace, &flow_id, id);
+                storages += files
+                    .storage()
+                    .delete_under(&prefix)
+                    .map_err(|e| format!("deleting the files of execution {id}: {e}"))?
+                    .len();
+            }
+        }
         let mut logs = 0;
         if self.purge_log
             && let Some(store) = &env.logs
         {
             for id in &ids {
                 logs += store.delete(*id, &LogQuery::default());
+            }
+        }
+        let mut metrics = 0;
+        if self.purge_metric
+            && let Some(store) = &env.metrics
+        {
+            for id in &ids {
+                metrics += store.delete(*id);
             }
         }
         let executions = if self.purge_execution {
@@ -130,8 +176,8 @@ impl PurgeJob {
         Ok(json!({
             "executionsCount": executions,
             "logsCount": logs,
-            "storagesCount": 0,
-            "metricsCount": 0,
+            "storagesCount": storages,
+            "metricsCount": metrics,
         }))
     }
 }

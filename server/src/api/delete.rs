@@ -1,6 +1,8 @@
 //! Deleting ended executions (Kestra's `DELETE /executions/{id}`,
 //! `/executions/by-ids` and `/executions/by-query`), with their log lines
-//! unless `deleteLogs=false`. A running execution is not deleted: kill it
+//! unless `deleteLogs=false` and their metrics unless `deleteMetrics=false`;
+//! their files go with them (the server's sweep removes those of
+//! executions that are gone). A running execution is not deleted: kill it
 //! first. A deletion is journaled (it supersedes the final record, on disk
 //! too) and answered once durable.
 
@@ -21,13 +23,29 @@ use crate::state::AppState;
 /// Executions one bulk deletion takes, at most.
 const MAX_BULK: usize = 10_000;
 
-/// Kestra's `deleteLogs` (true by default); `deleteMetrics` and
-/// `deleteStorage` have nothing to delete here.
-fn delete_logs(query: &Pairs) -> ApiResult<bool> {
-    match query.get("deleteLogs") {
+/// What goes with a deleted execution: Kestra's `deleteLogs` and
+/// `deleteMetrics` (true by default); `deleteStorage=false` is refused (its
+/// files go with it).
+#[derive(Debug, Clone, Copy)]
+struct Along {
+    logs: bool,
+    metrics: bool,
+}
+
+fn along(query: &Pairs) -> ApiResult<Along> {
+    let flag = |key: &str| match query.get(key) {
         None | Some("") => Ok(true),
-        Some(_) => query.flag("deleteLogs"),
+        Some(_) => query.flag(key),
+    };
+    if !flag("deleteStorage")? {
+        return Err(ApiError::bad_request(
+            "deleteStorage=false is not supported yet: an execution's files go with it",
+        ));
     }
+    Ok(Along {
+        logs: flag("deleteLogs")?,
+        metrics: flag("deleteMetrics")?,
+    })
 }
 
 /// Kestra 2.0's `includeNonTerminated` (false): executions that have not
@@ -45,20 +63,23 @@ fn leave_running(query: &Pairs) -> ApiResult<()> {
 }
 
 /// Deletes `ids` (each known and ended: checked by the caller), and
-/// their lines when `logs`; how many were deleted.
-async fn delete(state: &AppState, ids: Vec<ExecutionId>, logs: bool) -> ApiResult<usize> {
+/// what goes `along`; how many were deleted.
+async fn delete(state: &AppState, ids: Vec<ExecutionId>, along: Along) -> ApiResult<usize> {
     let (deleted, _running) = state.executions().delete(ids).await?;
-    if logs {
-        let store = state.logs().clone();
-        let gone = deleted.clone();
-        tokio::task::spawn_blocking(move || {
-            for id in gone {
-                store.delete(id, &LogQuery::default());
+    let (logs, metrics) = (state.logs().clone(), state.task_metrics().clone());
+    let gone = deleted.clone();
+    tokio::task::spawn_blocking(move || {
+        for id in gone {
+            if along.logs {
+                logs.delete(id, &LogQuery::default());
             }
-        })
-        .await
-        .map_err(|e| ApiError::internal("deleting an execution's log lines", e))?;
-    }
+            if along.metrics {
+                metrics.delete(id);
+            }
+        }
+    })
+    .await
+    .map_err(|e| ApiError::internal("deleting an execution's lines and metrics", e))?;
     Ok(deleted.len())
 }
 
@@ -69,7 +90,7 @@ pub async fn one(
     Params(id): Params<String>,
     query: Pairs,
 ) -> ApiResult<StatusCode> {
-    let logs = delete_logs(&query)?;
+    let along = along(&query)?;
     let parsed = parse_id(&id)?;
     let Some(found) = state.executions().get(parsed).await? else {
         return Err(ApiError::not_found(format!("execution {id} not found")));
@@ -80,7 +101,7 @@ pub async fn one(
             found.record.state().as_str()
         )));
     }
-    if delete(&state, vec![parsed], logs).await? == 0 {
+    if delete(&state, vec![parsed], along).await? == 0 {
         return Err(ApiError::conflict(format!(
             "execution {id} runs again: kill it before deleting it"
         )));
@@ -101,7 +122,7 @@ pub async fn by_ids(
     query: Pairs,
     Body(body): Body,
 ) -> ApiResult<Json<Value>> {
-    let logs = delete_logs(&query)?;
+    let along = along(&query)?;
     leave_running(&query)?;
     let ids: Vec<String> = read(&body, "a list of execution ids")?;
     if ids.len() > MAX_BULK {
@@ -128,14 +149,14 @@ pub async fn by_ids(
         return Err(ApiError::bad_request("invalid bulk deletion")
             .with_details(json!({ "invalids": invalids })));
     }
-    let count = delete(&state, valid, logs).await?;
+    let count = delete(&state, valid, along).await?;
     Ok(Json(json!({ "count": count })))
 }
 
 /// `DELETE /executions/by-query`: the ended executions a search with the
 /// same filters finds (at most 10,000); `{count}`.
 pub async fn by_query(State(state): State<AppState>, query: Pairs) -> ApiResult<Json<Value>> {
-    let logs = delete_logs(&query)?;
+    let along = along(&query)?;
     leave_running(&query)?;
     let conditions = Conditions::read(&query, Resource::Execution)?;
     if conditions.nothing {
@@ -153,6 +174,6 @@ pub async fn by_query(State(state): State<AppState>, query: Pairs) -> ApiResult<
         .filter(|s| s.record.is_terminal())
         .map(|s| s.record.id())
         .collect();
-    let count = delete(&state, ids, logs).await?;
+    let count = delete(&state, ids, along).await?;
     Ok(Json(json!({ "count": count })))
 }

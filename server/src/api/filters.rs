@@ -207,6 +207,27 @@ fn state(name: &str) -> ApiResult<ExecState> {
     ExecState::parse(name).ok_or_else(|| bad(format!("`{name}` is not a state")))
 }
 
+/// A date parameter as Kestra's `yyyy-MM-dd'T'HH:mm[:ss][.SSS][XXX]`:
+/// seconds and the offset may be left out (then UTC, the server's zone).
+pub fn zoned_date(field: &str, raw: &str) -> ApiResult<DateTime<Utc>> {
+    if let Ok(d) = DateTime::parse_from_rfc3339(raw) {
+        return Ok(d.with_timezone(&Utc));
+    }
+    for format in ["%Y-%m-%dT%H:%M%:z", "%Y-%m-%dT%H:%M%#z"] {
+        if let Ok(d) = DateTime::parse_from_str(raw, format) {
+            return Ok(d.with_timezone(&Utc));
+        }
+    }
+    for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M"] {
+        if let Ok(d) = chrono::NaiveDateTime::parse_from_str(raw, format) {
+            return Ok(d.and_utc());
+        }
+    }
+    Err(bad(format!(
+        "`{field}` must be a date and time as yyyy-MM-dd'T'HH:mm[:ss][.SSS][XXX], not `{raw}`"
+    )))
+}
+
 fn date(field: &str, raw: &str) -> ApiResult<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(raw)
         .map(|d| d.with_timezone(&Utc))
@@ -532,21 +553,39 @@ pub fn execution_sort(query: &Pairs) -> ApiResult<bool> {
 /// `sort=field:asc|desc` of a flow search: by `id` or `namespace`.
 /// `(field, ascending)`s, in order.
 pub fn flow_sort(query: &Pairs) -> ApiResult<Vec<(FlowSort, bool)>> {
+    sorts(
+        query,
+        |field| match field {
+            "id" => Some(FlowSort::Id),
+            "namespace" => Some(FlowSort::Namespace),
+            _ => None,
+        },
+        "flows",
+        "`id` or `namespace`",
+    )
+}
+
+/// The `sort=field:asc|desc` parameters (ascending when no order is
+/// given) of a search of `what`, each field read by `field`, refused
+/// naming the `known` ones when it reads none. `(field, ascending)`s, in
+/// order.
+pub fn sorts<F>(
+    query: &Pairs,
+    field: impl Fn(&str) -> Option<F>,
+    what: &str,
+    known: &str,
+) -> ApiResult<Vec<(F, bool)>> {
     query
         .all("sort")
         .filter(|s| !s.is_empty())
         .map(|raw| {
-            let (field, order) = raw.split_once(':').unwrap_or((raw, "asc"));
-            let field = match field {
-                "id" => FlowSort::Id,
-                "namespace" => FlowSort::Namespace,
-                other => {
-                    return Err(bad(format!(
-                        "sorting flows by `{other}` is not supported yet: only by `id` or `namespace`"
-                    )));
-                }
+            let (name, order) = raw.split_once(':').unwrap_or((raw, "asc"));
+            let Some(read) = field(name) else {
+                return Err(bad(format!(
+                    "sorting {what} by `{name}` is not supported yet: only by {known}"
+                )));
             };
-            Ok((field, order_is_ascending(raw, order)?))
+            Ok((read, order_is_ascending(raw, order)?))
         })
         .collect()
 }

@@ -16,6 +16,7 @@ mod namespace_files;
 mod outputs;
 mod restart;
 mod resume;
+mod task_metrics;
 mod triggers;
 mod unsupported;
 
@@ -199,6 +200,27 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/triggers/{namespace}/{flowId}/{triggerId}/unlock",
             post(triggers::unlock),
+        )
+        .route("/metrics/{id}", get(task_metrics::of_execution))
+        .route(
+            "/metrics/names/{namespace}/{flowId}",
+            get(task_metrics::flow_names),
+        )
+        .route(
+            "/metrics/names/{namespace}/{flowId}/{taskId}",
+            get(task_metrics::task_names),
+        )
+        .route(
+            "/metrics/tasks/{namespace}/{flowId}",
+            get(task_metrics::tasks),
+        )
+        .route(
+            "/metrics/aggregates/{namespace}/{flowId}/{metric}",
+            get(task_metrics::aggregate_flow),
+        )
+        .route(
+            "/metrics/aggregates/{namespace}/{flowId}/{taskId}/{metric}",
+            get(task_metrics::aggregate_task),
         )
         .route("/outputs/executions/{id}", get(outputs::execution))
         .route("/outputs/tasks/{id}", get(outputs::tasks))

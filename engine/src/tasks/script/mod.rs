@@ -588,20 +588,7 @@ impl ScriptJob {
                 });
             }
         };
-        let mut keeper = ended.logs;
-        for metric in &ended.said.metrics {
-            keeper.push(JobLine {
-                level: Level::Debug,
-                at: chrono::Utc::now(),
-                message: format!(
-                    "metric {} `{}` = {} {}",
-                    metric.kind,
-                    metric.name,
-                    metric.value,
-                    Value::Object(metric.tags.clone())
-                ),
-            });
-        }
+        let keeper = ended.logs;
         let logs = keeper.finish();
         let result = if ended.interrupted {
             Err("the script was killed: its attempt was stopped".to_owned())
@@ -620,6 +607,7 @@ impl ScriptJob {
         Answer {
             result,
             logs,
+            metrics: ended.said.metrics,
             warning,
         }
     }

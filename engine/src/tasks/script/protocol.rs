@@ -7,8 +7,9 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
+use crate::execution::MetricKind;
 use crate::flow::Level;
-use crate::tasks::{JobLine, LogKeeper};
+use crate::tasks::{JobLine, JobMetric, LogKeeper};
 
 /// The most a script may set through `outputs`, as JSON text, across its
 /// lines: what a task run's outputs may hold is checked later, this bounds
@@ -16,6 +17,9 @@ use crate::tasks::{JobLine, LogKeeper};
 const MAX_VARS_BYTES: usize = 4 << 20;
 /// The metrics one script may record.
 const MAX_METRICS: usize = 10_000;
+/// The most bytes of metric names and tags one script may record: they
+/// are journaled with its answer.
+const MAX_METRICS_BYTES: usize = 256 << 10;
 
 /// What a script said through the protocol.
 #[derive(Debug, Default)]
@@ -24,20 +28,10 @@ pub(crate) struct Said {
     pub vars: Map<String, Value>,
     vars_bytes: usize,
     /// Its `metrics`, checked: `{name, type, value, tags}`.
-    pub metrics: Vec<Metric>,
+    pub metrics: Vec<JobMetric>,
+    metrics_bytes: usize,
     /// Why something it said was refused (told once the script ends).
     pub refused: Option<String>,
-}
-
-/// One metric a script recorded (Kestra's `counter` or `timer`).
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Metric {
-    pub name: String,
-    /// `counter` or `timer`.
-    pub kind: &'static str,
-    /// A counter's count, or a timer's seconds.
-    pub value: f64,
-    pub tags: Map<String, Value>,
 }
 
 /// Reads one line of output: a protocol line into `said`, any other into
@@ -89,14 +83,26 @@ pub(crate) fn read_line(
             }
             ("metrics", Value::Array(metrics)) => {
                 for metric in metrics {
-                    match self::metric(metric) {
+                    match self::metric(metric, at) {
                         Ok(_) if said.metrics.len() >= MAX_METRICS => {
                             said.refused.get_or_insert_with(|| {
                                 format!("the script recorded more than {MAX_METRICS} metrics")
                             });
                             return;
                         }
-                        Ok(metric) => said.metrics.push(metric),
+                        Ok(metric) => {
+                            said.metrics_bytes += metric.name.len()
+                                + metric.tags.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+                            if said.metrics_bytes > MAX_METRICS_BYTES {
+                                said.refused.get_or_insert_with(|| {
+                                    format!(
+                                        "the script's metrics' names and tags are larger than {MAX_METRICS_BYTES} bytes"
+                                    )
+                                });
+                                return;
+                            }
+                            said.metrics.push(metric);
+                        }
                         Err(why) => logs.push(JobLine {
                             level: Level::Warn,
                             at,
@@ -136,7 +142,10 @@ pub(crate) fn read_line(
     }
 }
 
-fn metric(value: Value) -> Result<Metric, String> {
+/// One metric of a protocol line, recorded at `at`: a timer's value is
+/// seconds (or an ISO-8601 duration), kept as milliseconds as Kestra's
+/// `MetricEntry`; tags are strings (another value is kept as its JSON).
+fn metric(value: Value, at: DateTime<Utc>) -> Result<JobMetric, String> {
     let Value::Object(mut m) = value else {
         return Err("a metric is an object".to_owned());
     };
@@ -144,29 +153,46 @@ fn metric(value: Value) -> Result<Metric, String> {
         Some(Value::String(name)) if !name.is_empty() => name,
         _ => return Err("a metric has a `name`".to_owned()),
     };
-    let kind = match m.remove("type").as_ref().and_then(Value::as_str) {
-        Some("counter") => "counter",
-        Some("timer") => "timer",
-        _ => return Err(format!("metric `{name}`'s `type` is counter or timer")),
+    let Some(kind) = m
+        .remove("type")
+        .as_ref()
+        .and_then(Value::as_str)
+        .and_then(MetricKind::parse)
+    else {
+        return Err(format!("metric `{name}`'s `type` is counter or timer"));
     };
     let value = match m.remove("value") {
+        Some(Value::Number(n)) if kind == MetricKind::Timer => n.as_f64().unwrap_or(0.0) * 1000.0,
         Some(Value::Number(n)) => n.as_f64().unwrap_or(0.0),
         // A timer's value may be an ISO-8601 duration, as Kestra's.
-        Some(Value::String(s)) if kind == "timer" => crate::flow::parse_duration(&s)
-            .map(|d| d.as_secs_f64())
+        Some(Value::String(s)) if kind == MetricKind::Timer => crate::flow::parse_duration(&s)
+            .map(|d| d.as_secs_f64() * 1000.0)
             .ok_or_else(|| format!("metric `{name}`'s value `{s}` is not a duration"))?,
         _ => return Err(format!("metric `{name}` has a numeric `value`")),
     };
+    if !value.is_finite() {
+        return Err(format!("metric `{name}`'s value is not a finite number"));
+    }
     let tags = match m.remove("tags") {
-        Some(Value::Object(tags)) => tags,
-        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(tags)) => tags
+            .into_iter()
+            .map(|(k, v)| {
+                let v = match v {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                (k, v)
+            })
+            .collect(),
+        None | Some(Value::Null) => Vec::new(),
         Some(_) => return Err(format!("metric `{name}`'s `tags` is a map")),
     };
-    Ok(Metric {
-        name,
+    Ok(JobMetric {
         kind,
+        name,
         value,
         tags,
+        at,
     })
 }
 
@@ -210,7 +236,11 @@ mod tests {
         assert_eq!(said.metrics.len(), 2);
         assert_eq!(said.metrics[0].name, "rows");
         assert_eq!(said.metrics[0].value, 5.0);
-        assert_eq!(said.metrics[1].value, 2.0);
+        assert_eq!(said.metrics[0].kind, MetricKind::Counter);
+        assert_eq!(said.metrics[0].tags, vec![("t".to_owned(), "1".to_owned())]);
+        // A timer is kept in milliseconds, as Kestra's MetricEntry.
+        assert_eq!(said.metrics[1].value, 2000.0);
+        assert_eq!(said.metrics[1].kind, MetricKind::Timer);
         assert_eq!(
             logs,
             [
