@@ -26,6 +26,20 @@ tasks:
     duration: "{{ inputs.nap }}"
 "#;
 
+/// Records a metric and writes a file.
+const MEASURED: &str = r#"
+id: measured
+namespace: purge.team
+tasks:
+  - id: sh
+    type: io.kestra.plugin.scripts.shell.Commands
+    commands:
+      - 'echo ''::{"metrics":[{"name":"rows","type":"counter","value":3}]}::'''
+  - id: write
+    type: io.kestra.plugin.core.storage.Write
+    content: kept
+"#;
+
 const PURGER: &str = r#"
 id: purger
 namespace: ops
@@ -150,11 +164,39 @@ async fn executions_are_deleted_with_their_lines_and_stay_deleted_after_a_kill()
     assert_eq!(status(&server, &asleep).await, StatusCode::OK);
 }
 
+async fn metrics(server: &Server, id: &str) -> usize {
+    let reply = server.get(&format!("/api/v1/main/metrics/{id}")).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    reply.json()["total"].as_u64().unwrap() as usize
+}
+
 #[tokio::test]
 async fn a_purge_task_deletes_the_ended_executions_its_filters_take() {
     let server = Server::start(&[]).await;
     assert_eq!(server.create_flow(LOGGED).await.status, StatusCode::OK);
+    assert_eq!(server.create_flow(MEASURED).await.status, StatusCode::OK);
     assert_eq!(server.create_flow(PURGER).await.status, StatusCode::OK);
+    let measured = server
+        .trigger(
+            "/api/v1/main/executions/purge.team/measured?wait=true",
+            json!({}),
+        )
+        .await
+        .json();
+    assert_eq!(measured["state"]["current"], "SUCCESS", "{measured}");
+    let measured_id = measured["id"].as_str().unwrap().to_owned();
+    let file = measured["taskRunList"][1]["outputs"]["uri"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let file_path = |uri: &str| {
+        format!(
+            "/api/v1/main/executions/{measured_id}/file?path={}",
+            uri.replace(':', "%3A").replace('/', "%2F")
+        )
+    };
+    assert_eq!(server.get(&file_path(&file)).await.status, StatusCode::OK);
+    assert_eq!(metrics(&server, &measured_id).await, 1);
     let ids = [run(&server, "PT0S").await, run(&server, "PT0S").await];
     let purged = server
         .trigger("/api/v1/main/executions/ops/purger?wait=true", json!({}))
@@ -162,11 +204,22 @@ async fn a_purge_task_deletes_the_ended_executions_its_filters_take() {
         .json();
     assert_eq!(purged["state"]["current"], "SUCCESS", "{purged}");
     let outputs = &purged["taskRunList"][0]["outputs"];
-    assert_eq!(outputs["executionsCount"], 2, "{outputs}");
+    assert_eq!(outputs["executionsCount"], 3, "{outputs}");
     assert_eq!(outputs["logsCount"], 2);
-    for id in &ids {
+    assert_eq!(outputs["metricsCount"], 1);
+    assert_eq!(outputs["storagesCount"], 1, "the file Write stored");
+    for id in ids.iter().chain([&measured_id]) {
         assert_eq!(status(&server, id).await, StatusCode::NOT_FOUND);
     }
+    assert_eq!(metrics(&server, &measured_id).await, 0, "purged");
+    let bad = server
+        .create_flow(
+            "id: p\nnamespace: ops\ntasks:\n  - id: purge\n    type: io.kestra.plugin.core.execution.PurgeExecutions\n    endDate: \"{{ now() }}\"\n    purgeStorage: false\n",
+        )
+        .await;
+    let text = String::from_utf8_lossy(&bad.body).into_owned();
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY, "{text}");
+    assert!(text.contains("purgeStorage: false"), "{text}");
     // Its own execution, of namespace ops, is not taken.
     let own = purged["id"].as_str().unwrap();
     assert_eq!(status(&server, own).await, StatusCode::OK);

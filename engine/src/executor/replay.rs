@@ -680,3 +680,70 @@ fn a_working_directory_recovered_after_any_record_asks_again_for_the_work_it_wai
         assert_eq!(json["taskRunList"][0]["attempts"], json!([]), "{json}");
     }
 }
+
+#[test]
+fn a_jobs_metrics_are_journaled_with_its_answer_and_replayed_the_same() {
+    let flow = revision(
+        r#"
+id: measured
+namespace: tests
+tasks:
+  - id: sh
+    type: io.kestra.plugin.scripts.shell.Commands
+    commands: ["true"]
+  - id: nap
+    type: io.kestra.plugin.core.flow.Sleep
+    duration: PT1S
+"#,
+    );
+    let journal = FaultyJournal::default();
+    let mut shard = Shard::with_journal(t(0), Box::new(journal.clone()), finished());
+    let id = start(&mut shard, &flow, 11, t(0));
+    let mut work = Vec::new();
+    shard.drain(|effect, _| {
+        if let Effect::Work { id, order } = effect {
+            work.push((id, order));
+        }
+    });
+    let (of, order) = work.pop().expect("the script's work");
+    let mut answer: crate::tasks::Answer = Ok(json!({"exitCode": 0, "vars": {}})).into();
+    answer.metrics = vec![crate::tasks::JobMetric {
+        kind: crate::execution::MetricKind::Timer,
+        name: "took".into(),
+        value: 1500.0,
+        tags: vec![("table".into(), "t1".into())],
+        at: t(7),
+    }];
+    let done = WorkDone {
+        id: of,
+        task_run: order.task_run,
+        attempt: order.attempt,
+        answer,
+    };
+    shard.step(Message::WorkDone(Box::new(done)), t(10));
+    let kept = shard
+        .get(id)
+        .expect("it sleeps")
+        .metrics()
+        .entries()
+        .to_vec();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(
+        (kept[0].name.as_str(), kept[0].value, &*kept[0].task_id),
+        ("took", 1500.0, "sh")
+    );
+    let causes = journal.causes(id);
+    assert!(
+        causes
+            .iter()
+            .any(|c| matches!(c, Entry::WorkedMeasured { metrics, .. } if metrics.len() == 1)),
+        "{causes:?}"
+    );
+    let rebuilt = restore(causes, &flow, id);
+    let replayed = rebuilt.get(id).expect("it sleeps").metrics().entries();
+    assert_eq!(
+        replayed,
+        &kept[..],
+        "the same metrics, at the same instants"
+    );
+}

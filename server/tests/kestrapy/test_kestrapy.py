@@ -102,6 +102,8 @@ with warnings.catch_warnings():
     from kestrapy.models.kv_controller_kv_detail import KVControllerKvDetail
     from kestrapy.models.kv_entry import KVEntry
     from kestrapy.models.log_entry import LogEntry
+    from kestrapy.models.metric_aggregations import MetricAggregations
+    from kestrapy.models.paged_results_metric_entry import PagedResultsMetricEntry
     from kestrapy.models.paged_results_kv_entry import PagedResultsKVEntry
     from kestrapy.models.label import Label
     from kestrapy.models.output_controller_task_output_information import (
@@ -325,6 +327,14 @@ def strict_list(model: type, data: Any, what: str = "") -> List[Any]:
             _DEFERRED.append(message)
             return [_ORIGINAL_DESERIALIZE(data, model)]
         raise StrictModelError(message)
+    if model in (str, int, float, bool):
+        wrong = [item for item in data if type(item) is not model]
+        if wrong:
+            raise StrictModelError(
+                f"expected a JSON array of {model.__name__} from {_request_line()}, "
+                f"got {json.dumps(wrong, default=str)[:200]}"
+            )
+        return data
     return [strict_model(model, item, f"{what}[{i}]".lstrip()) for i, item in enumerate(data)]
 
 
@@ -1160,6 +1170,52 @@ def test_logs_of_an_execution(client, ns):
     client.logs.delete_logs_from_execution(started.id, TENANT)
     assert last_status() == 204
     assert client.logs.list_logs_from_execution(started.id, TENANT) == []
+
+
+def measured_flow(ns: str, fid: str) -> str:
+    return f"""
+id: {fid}
+namespace: {ns}
+tasks:
+  - id: sh
+    type: io.kestra.plugin.scripts.shell.Commands
+    commands:
+      - echo '::{{"metrics":[{{"name":"rows","type":"counter","value":3,"tags":{{"table":"t1"}}}},{{"name":"took","type":"timer","value":0.5}}]}}::'
+"""
+
+
+@kestra_test
+def test_metrics_of_an_execution_and_its_flow(client, ns):
+    create(client, measured_flow(ns, "measured"))
+    started = run(client, ns, "measured")
+    page = strict_model(
+        PagedResultsMetricEntry, client.metrics.execution_metrics(started.id, TENANT), "metrics"
+    )
+    assert page.total == 2
+    rows, took = page.results
+    assert (rows.name, rows.type, rows.value, rows.tags) == ("rows", "counter", 3.0, {"table": "t1"})
+    assert (rows.namespace, rows.flow_id, rows.task_id, rows.execution_id) == (ns, "measured", "sh", started.id)
+    assert rows.task_run_id == task_runs(started)["sh"].id
+    assert (took.type, took.value) == ("timer", 500.0)
+    one = strict_model(
+        PagedResultsMetricEntry,
+        client.metrics.execution_metrics(started.id, TENANT, size=1, sort=["name:desc"]),
+    )
+    assert (one.total, [m.name for m in one.results]) == (2, ["took"])
+    assert client.metrics.flow_metric_names(ns, "measured", TENANT) == ["rows", "took"]
+    assert client.metrics.task_metric_names(ns, "measured", "sh", TENANT) == ["rows", "took"]
+    assert client.metrics.tasks_with_metrics(ns, "measured", TENANT) == ["sh"]
+    summed = strict_model(
+        MetricAggregations, client.metrics.aggregate_flow_metric(ns, "measured", "rows", TENANT)
+    )
+    assert summed.group_by == "day"
+    assert sum(a.value for a in summed.aggregations) == 3.0
+    assert all(a.name == "rows" for a in summed.aggregations)
+    biggest = strict_model(
+        MetricAggregations,
+        client.metrics.aggregate_task_metric(ns, "measured", "sh", "took", TENANT, aggregation="max"),
+    )
+    assert max(a.value for a in biggest.aggregations) == 500.0
 
 
 @kestra_test

@@ -270,4 +270,33 @@ mod tests {
         assert!(logs[1].1.starts_with("Invalid outputs"), "{:?}", logs[1]);
         assert!(logs[2].1.contains("counter or timer"), "{:?}", logs[2]);
     }
+
+    #[test]
+    fn a_timers_seconds_are_kept_in_milliseconds_and_metrics_are_bounded() {
+        let (said, _) = read(&[(
+            r#"::{"metrics":[{"name":"t","type":"timer","value":0.25},{"name":"c","type":"counter","value":1e400}]}::"#,
+            Level::Info,
+        )]);
+        // 1e400 does not parse as JSON's finite double: the line is refused
+        // whole, logged as invalid.
+        assert!(said.metrics.is_empty(), "{:?}", said.metrics);
+        let (said, _) = read(&[(
+            r#"::{"metrics":[{"name":"t","type":"timer","value":0.25}]}::"#,
+            Level::Info,
+        )]);
+        assert_eq!(said.metrics[0].value, 250.0);
+        let big = "x".repeat(100 << 10);
+        let line = format!(
+            r#"::{{"metrics":[{{"name":"a","type":"counter","value":1,"tags":{{"k":"{big}"}}}},{{"name":"b","type":"counter","value":1,"tags":{{"k":"{big}"}}}},{{"name":"c","type":"counter","value":1,"tags":{{"k":"{big}"}}}}]}}::"#
+        );
+        let (said, _) = read(&[(&line, Level::Info)]);
+        assert_eq!(said.metrics.len(), 2, "the third is past the budget");
+        assert!(
+            said.refused
+                .as_deref()
+                .is_some_and(|r| r.contains("larger than")),
+            "{:?}",
+            said.refused
+        );
+    }
 }
