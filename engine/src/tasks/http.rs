@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
-use super::{Answer, Job, Started, TaskContext, TaskKind, TaskType, WorkerEnv};
+use super::{Answer, Job, JobMetric, Started, TaskContext, TaskKind, TaskType, WorkerEnv};
 use crate::executor::into_text;
 use crate::expression::Property;
 use crate::flow::{Props, parse_duration};
@@ -419,12 +419,25 @@ pub(super) fn agent() -> ureq::Agent {
 
 impl Job for Call {
     fn run(self: Box<Self>, env: &WorkerEnv, within: Option<Duration>) -> Answer {
-        (*self).work(env, within).into()
+        match (*self).work(env, within) {
+            Ok((outputs, metric)) => Answer {
+                metrics: metric.into_iter().collect(),
+                ..Ok(outputs).into()
+            },
+            Err(e) => Err(e).into(),
+        }
     }
 }
 
 impl Call {
-    fn work(self, env: &WorkerEnv, within: Option<Duration>) -> Result<Value, String> {
+    /// Its outputs, and Kestra's `response.length` metric (tagged with the
+    /// request's method, and a Request's response code): a download's
+    /// size, a Request's `Content-Length` when its answer has one.
+    fn work(
+        self,
+        env: &WorkerEnv,
+        within: Option<Duration>,
+    ) -> Result<(Value, Option<JobMetric>), String> {
         let call = self;
         let agent = &env.http;
         let method = ureq::http::Method::from_bytes(call.method.to_ascii_uppercase().as_bytes())
@@ -496,12 +509,17 @@ impl Call {
                 let _ = files.storage().delete(&uri);
                 return Err(format!("No response from server `{}`", call.uri));
             }
-            return Ok(json!({
-                "uri": uri.to_string(),
-                "code": code,
-                "length": length,
-                "headers": headers,
-            }));
+            let tags = [("request.method", call.method.to_ascii_uppercase())];
+            let metric = JobMetric::counter("response.length", length as f64, &tags);
+            return Ok((
+                json!({
+                    "uri": uri.to_string(),
+                    "code": code,
+                    "length": length,
+                    "headers": headers,
+                }),
+                Some(metric),
+            ));
         }
         let text = response
             .body_mut()
@@ -515,12 +533,26 @@ impl Call {
                 call.uri
             ));
         }
-        Ok(json!({
-            "uri": call.uri,
-            "code": code,
-            "headers": headers,
-            "body": text,
-        }))
+        let metric = response
+            .headers()
+            .get("content-length")
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+            .map(|length| {
+                let tags = [
+                    ("request.method", call.method.to_ascii_uppercase()),
+                    ("response.code", code.to_string()),
+                ];
+                JobMetric::counter("response.length", length as f64, &tags)
+            });
+        Ok((
+            json!({
+                "uri": call.uri,
+                "code": code,
+                "headers": headers,
+                "body": text,
+            }),
+            metric,
+        ))
     }
 }
 
@@ -634,6 +666,24 @@ mod tests {
         assert_eq!(outputs["body"], "made");
         assert_eq!(outputs["uri"], format!("{base}/items/t"));
         assert_eq!(outputs["headers"]["x-answer"], serde_json::json!(["a"]));
+        // Kestra's metric of the answer's length.
+        let metrics = exec.metrics().entries();
+        assert_eq!(metrics.len(), 1, "{metrics:?}");
+        assert_eq!(
+            (
+                metrics[0].name.as_str(),
+                metrics[0].value,
+                &*metrics[0].task_id
+            ),
+            ("response.length", 4.0, "call")
+        );
+        assert_eq!(
+            metrics[0].tags,
+            [
+                ("request.method".to_owned(), "POST".to_owned()),
+                ("response.code".to_owned(), "201".to_owned())
+            ]
+        );
         let request = seen.recv().expect("the request");
         assert!(
             request.starts_with("POST /items/t HTTP/1.1\r\n"),
@@ -720,6 +770,13 @@ mod tests {
         let get = only(&exec, "get").outputs().expect("outputs").clone();
         assert_eq!(get["code"], 200);
         assert_eq!(get["length"], 10);
+        let lengths: Vec<(&str, f64)> = exec
+            .metrics()
+            .entries()
+            .iter()
+            .map(|m| (&*m.task_id, m.value))
+            .collect();
+        assert_eq!(lengths, [("get", 10.0)], "the failed download records none");
         let uri = Uri::parse(get["uri"].as_str().expect("a uri")).expect("a uri");
         assert!(uri.file_name().ends_with("report.csv"), "{uri}");
         assert_eq!(

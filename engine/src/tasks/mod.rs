@@ -396,6 +396,22 @@ pub(crate) struct JobMetric {
     pub at: chrono::DateTime<chrono::Utc>,
 }
 
+impl JobMetric {
+    /// Counter `name` at `value`, with `tags`, recorded now.
+    pub(crate) fn counter(name: &str, value: f64, tags: &[(&str, String)]) -> Self {
+        Self {
+            kind: crate::execution::MetricKind::Counter,
+            name: name.to_owned(),
+            value,
+            tags: tags
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect(),
+            at: chrono::Utc::now(),
+        }
+    }
+}
+
 /// A line a job logged, when it logged it.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct JobLine {
