@@ -1760,6 +1760,7 @@ fn run_to_end_in(
                 let done = WorkDone {
                     id,
                     task_run: order.task_run,
+                    run_id: order.run_id,
                     attempt: order.attempt,
                     answer,
                 };

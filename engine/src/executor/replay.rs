@@ -402,6 +402,7 @@ fn drive(events: &[Event], journal: FaultyJournal) -> (Shard, FxHashMap<Executio
                     let done = WorkDone {
                         id,
                         task_run: order.task_run,
+                        run_id: order.run_id,
                         attempt: order.attempt,
                         answer: result.into(),
                     };
@@ -642,6 +643,7 @@ fn answer_folder_work(
         let done = WorkDone {
             id,
             task_run: order.task_run,
+            run_id: order.run_id,
             attempt: order.attempt,
             answer: result.into(),
         };
@@ -717,6 +719,7 @@ tasks:
     let done = WorkDone {
         id: of,
         task_run: order.task_run,
+        run_id: order.run_id,
         attempt: order.attempt,
         answer,
     };
@@ -746,4 +749,52 @@ tasks:
         &kept[..],
         "the same metrics, at the same instants"
     );
+}
+
+#[test]
+fn an_answer_for_the_same_place_of_another_run_of_the_execution_is_not_taken() {
+    let flow = revision(FOLDER);
+    let journal = FaultyJournal::default();
+    let mut shard = Shard::with_journal(t(0), Box::new(journal.clone()), finished());
+    let id = start(&mut shard, &flow, 12, t(0));
+    let mut work = Vec::new();
+    shard.drain(|effect, _| {
+        if let Effect::Work { order, .. } = effect {
+            work.push(order);
+        }
+    });
+    let setup: super::worker::WorkOrder = work.pop().expect("the setup");
+    // The same task run index and attempt (0: a flowable's work has
+    // none), but another task run's id: what a run of the execution
+    // before a restart would answer.
+    let stale = WorkDone {
+        id,
+        task_run: setup.task_run,
+        run_id: crate::execution::TaskRunId::from_u128(setup.run_id.as_u128() ^ 1),
+        attempt: setup.attempt,
+        answer: Ok(json!({})).into(),
+    };
+    shard.step(Message::WorkDone(Box::new(stale)), t(30));
+    assert_eq!(
+        journal.causes(id).len(),
+        1,
+        "nothing journaled but its creation"
+    );
+    assert_eq!(
+        shard.get(id).expect("running").task_runs.len(),
+        1,
+        "the stale answer opened nothing: the setup is still awaited"
+    );
+    let done = WorkDone {
+        id,
+        task_run: setup.task_run,
+        run_id: setup.run_id,
+        attempt: setup.attempt,
+        answer: Ok(json!({})).into(),
+    };
+    shard.step(Message::WorkDone(Box::new(done)), t(40));
+    assert_eq!(journal.causes(id).len(), 2, "its own answer is journaled");
+    let (asked, done) = answer_folder_work(&mut shard, id, t(50));
+    assert_eq!(asked, [1, 0], "the LocalFiles, the closing");
+    assert_eq!(done.state(), State::Success, "{:?}", done.to_json(t(0)));
 }

@@ -37,7 +37,7 @@ use super::worker::WorkOrder;
 use crate::execution::labels;
 use crate::execution::{
     Attempt, Execution, ExecutionId, Id, Lineage, LogEntry, Logs, Metric, Metrics, Record, State,
-    StateHistory, TaskRun,
+    StateHistory, TaskRun, TaskRunId,
 };
 use crate::expression::Property;
 use crate::flow::{Concurrency, InputType, Level, RetryPolicy};
@@ -804,6 +804,11 @@ impl Run {
     }
 
     /// Whether task run `task_run` still waits (on a timer).
+    /// The id of task run `task_run`, if it exists.
+    pub fn task_run_id(&self, task_run: u32) -> Option<TaskRunId> {
+        self.exec.task_runs.get(task_run as usize).map(|t| t.id)
+    }
+
     pub fn is_waiting_on(&self, task_run: u32) -> bool {
         !self.is_terminal()
             && self
@@ -1323,6 +1328,7 @@ impl Run {
         self.frames[f].closing = Some(state);
         self.work.push(WorkOrder {
             task_run: owner,
+            run_id: self.exec.task_runs[owner as usize].id,
             attempt: self.attempt_of(owner),
             deadline_ms: None,
             job,
@@ -1784,6 +1790,7 @@ impl Run {
                 };
                 self.work.push(WorkOrder {
                     task_run: tr,
+                    run_id: self.exec.task_runs[tr as usize].id,
                     attempt: self.attempt_of(tr),
                     deadline_ms,
                     job,

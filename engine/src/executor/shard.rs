@@ -949,6 +949,7 @@ impl Shard {
         let WorkDone {
             id,
             task_run,
+            run_id,
             attempt,
             answer:
                 crate::tasks::Answer {
@@ -961,7 +962,9 @@ impl Shard {
         let Some(live) = self.live.get_mut(&id) else {
             return;
         };
-        if !live.run.is_waiting_on(task_run) {
+        // Not for this run of the execution (an answer from before its
+        // restart), or no longer waited for.
+        if !live.run.is_waiting_on(task_run) || live.run.task_run_id(task_run) != Some(run_id) {
             return;
         }
         let (outputs, error) = match &result {

@@ -612,6 +612,7 @@ fn work_done(shard: &mut Shard, id: ExecutionId, order: &super::worker::WorkOrde
     let done = super::worker::WorkDone {
         id,
         task_run: order.task_run,
+        run_id: order.run_id,
         attempt: order.attempt,
         answer: Ok(outputs).into(),
     };

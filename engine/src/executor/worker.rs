@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::engine::Command;
 use super::inbox::Sender;
-use crate::execution::ExecutionId;
+use crate::execution::{ExecutionId, TaskRunId};
 use crate::tasks::{Answer, Job, WorkerEnv};
 
 /// What a `trigger.Toggle` task turns on and off: the server's triggers.
@@ -121,6 +121,9 @@ impl Holdings {
 #[derive(Debug)]
 pub(crate) struct WorkOrder {
     pub task_run: u32,
+    /// The task run's id: an answer for the same place and attempt of an
+    /// earlier run of the execution (before a restart) is told apart.
+    pub run_id: TaskRunId,
     /// 1-based attempt number the result belongs to.
     pub attempt: u32,
     /// When the attempt's `timeout` ends, in epoch milliseconds: the shard
@@ -145,6 +148,7 @@ pub(crate) fn allowance(deadline_ms: Option<i64>) -> Option<Duration> {
 pub struct WorkDone {
     pub(crate) id: ExecutionId,
     pub(crate) task_run: u32,
+    pub(crate) run_id: TaskRunId,
     pub(crate) attempt: u32,
     /// What the job answered.
     pub(crate) answer: Answer,
@@ -284,6 +288,7 @@ impl WorkerPool {
                             let done = WorkDone {
                                 id,
                                 task_run: order.task_run,
+                                run_id: order.run_id,
                                 attempt: order.attempt,
                                 answer,
                             };
