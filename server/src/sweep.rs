@@ -71,21 +71,24 @@ pub async fn sweep(state: &AppState, grace: Duration) -> std::io::Result<usize> 
 }
 
 /// One sweep of the work root: the folders (`data/work/{id}`) older than
-/// `grace` whose execution ended or is gone are removed; how many.
+/// `grace` whose execution ended or is gone are removed; how many. Only
+/// what a folder held when it was looked at goes: a restart of the
+/// execution in between works in folders of new names, which stay (and
+/// the execution's folder with them).
 pub async fn sweep_work(state: &AppState, grace: Duration) -> std::io::Result<usize> {
     let root = crate::data::work(&state.config().data_dir);
     let found = tokio::task::spawn_blocking(move || work_dirs(&root, grace))
         .await
         .map_err(std::io::Error::other)??;
     let mut removed = 0;
-    for (path, id) in found {
+    for (path, id, held) in found {
         match state.executions().get(id).await {
             Ok(None) => {}
             Ok(Some(found)) if found.record.state().is_terminal() => {}
             // Still running, or unknown for now: kept.
             Ok(Some(_)) | Err(_) => continue,
         }
-        let done = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(path))
+        let done = tokio::task::spawn_blocking(move || remove_held(&path, held))
             .await
             .map_err(std::io::Error::other)?;
         match done {
@@ -96,9 +99,28 @@ pub async fn sweep_work(state: &AppState, grace: Duration) -> std::io::Result<us
     Ok(removed)
 }
 
+/// Removes what folder `path` `held` when it was looked at, then the
+/// folder if nothing new was made in it since.
+fn remove_held(path: &Path, held: Vec<PathBuf>) -> std::io::Result<()> {
+    for entry in held {
+        match std::fs::symlink_metadata(&entry) {
+            Ok(m) if m.is_dir() => std::fs::remove_dir_all(&entry)?,
+            Ok(_) => std::fs::remove_file(&entry)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+    }
+    match std::fs::remove_dir(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => Ok(()),
+        done => done,
+    }
+}
+
 /// The execution folders of the work root whose newest file is older
-/// than `grace`, with their executions.
-fn work_dirs(root: &Path, grace: Duration) -> std::io::Result<Vec<(PathBuf, ExecutionId)>> {
+/// than `grace`, with their executions and what each holds.
+type WorkDir = (PathBuf, ExecutionId, Vec<PathBuf>);
+
+fn work_dirs(root: &Path, grace: Duration) -> std::io::Result<Vec<WorkDir>> {
     let now = SystemTime::now();
     let Ok(entries) = std::fs::read_dir(root) else {
         return Ok(Vec::new());
@@ -116,7 +138,11 @@ fn work_dirs(root: &Path, grace: Duration) -> std::io::Result<Vec<(PathBuf, Exec
         if newest(&path).is_some_and(|at| now.duration_since(at).unwrap_or_default() < grace) {
             continue;
         }
-        found.push((path, id));
+        let held = std::fs::read_dir(&path)?
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        found.push((path, id, held));
         if found.len() >= MAX_PER_SWEEP {
             break;
         }
@@ -286,5 +312,26 @@ mod tests {
         assert!(!work.join(gone.to_string()).exists());
         // What is not an execution's folder is not the sweep's.
         assert!(work.join("not-an-execution/wd-x/f.txt").exists());
+    }
+
+    #[test]
+    fn what_a_restart_makes_after_the_look_stays() {
+        let dir = tempfile::tempdir().expect("a dir");
+        let id = ExecutionId::generate();
+        let folder = dir.path().join(id.to_string());
+        std::fs::create_dir_all(folder.join("wd-old")).expect("a folder");
+        std::fs::write(folder.join("wd-old/f.txt"), b"x").expect("a file");
+        let found = work_dirs(dir.path(), Duration::ZERO).expect("a look");
+        assert_eq!(found.len(), 1);
+        let (path, seen, held) = found.into_iter().next().expect("one");
+        assert_eq!(seen, id);
+        // The execution is restarted between the look and the removal.
+        std::fs::create_dir_all(folder.join("wd-new")).expect("a folder");
+        remove_held(&path, held).expect("removed");
+        assert!(!folder.join("wd-old").exists(), "what it held went");
+        assert!(folder.join("wd-new").exists(), "what came since stays");
+        let found = work_dirs(dir.path(), Duration::ZERO).expect("a look");
+        remove_held(&found[0].0, found[0].2.clone()).expect("removed");
+        assert!(!folder.exists(), "once empty, the folder goes too");
     }
 }
