@@ -242,6 +242,8 @@ tasks:
     let ended = run(&server, "scripts.team", "failing").await;
     assert_eq!(ended["state"]["current"], "FAILED", "{ended}");
     assert_eq!(task(&ended, "sh")["state"]["current"], "FAILED");
+    // Its exit code stays in its outputs, as Kestra's.
+    assert_eq!(task(&ended, "sh")["outputs"]["exitCode"], 7, "{ended}");
     let lines = log_lines(&server, ended["id"].as_str().unwrap()).await;
     assert!(
         lines

@@ -798,3 +798,55 @@ fn an_answer_for_the_same_place_of_another_run_of_the_execution_is_not_taken() {
     assert_eq!(asked, [1, 0], "the LocalFiles, the closing");
     assert_eq!(done.state(), State::Success, "{:?}", done.to_json(t(0)));
 }
+
+#[test]
+fn a_failed_jobs_outputs_are_journaled_beside_its_error_and_replayed() {
+    let flow = revision(
+        r#"
+id: failing
+namespace: tests
+tasks:
+  - id: sh
+    type: io.kestra.plugin.scripts.shell.Commands
+    commands: ["exit 3"]
+errors:
+  - id: nap
+    type: io.kestra.plugin.core.flow.Sleep
+    duration: PT1S
+"#,
+    );
+    let journal = FaultyJournal::default();
+    let mut shard = Shard::with_journal(t(0), Box::new(journal.clone()), finished());
+    let id = start(&mut shard, &flow, 13, t(0));
+    let mut work = Vec::new();
+    shard.drain(|effect, _| {
+        if let Effect::Work { order, .. } = effect {
+            work.push(order);
+        }
+    });
+    let order: super::worker::WorkOrder = work.pop().expect("the script's work");
+    let mut answer: crate::tasks::Answer = Err("Command failed with exit code 3".to_owned()).into();
+    answer.failed_outputs = Some(json!({"exitCode": 3, "vars": {}, "outputFiles": {}}));
+    let done = WorkDone {
+        id,
+        task_run: order.task_run,
+        run_id: order.run_id,
+        attempt: order.attempt,
+        answer,
+    };
+    shard.step(Message::WorkDone(Box::new(done)), t(10));
+    let before = Record::of(shard.get(id).expect("its errors branch sleeps"));
+    let json = before.to_json(t(0));
+    assert_eq!(
+        json["taskRunList"][0]["state"]["current"], "FAILED",
+        "{json}"
+    );
+    assert_eq!(json["taskRunList"][0]["outputs"]["exitCode"], 3, "{json}");
+    let rebuilt = restore(journal.causes(id), &flow, id);
+    let after = Record::of(rebuilt.get(id).expect("its errors branch sleeps"));
+    assert_eq!(
+        after.as_bytes(),
+        before.as_bytes(),
+        "replayed byte for byte"
+    );
+}

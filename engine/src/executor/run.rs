@@ -2281,6 +2281,7 @@ impl Run {
             result,
             logs,
             metrics,
+            failed_outputs,
             warning,
         } = answer;
         self.instant = now;
@@ -2315,16 +2316,31 @@ impl Run {
         };
         match result.and_then(|outputs| self.checked(outputs)) {
             Ok(outputs) => self.complete_async(tr, state, Some(outputs), now),
-            Err(message) => self.attempt_failed(tr, message, now),
+            Err(message) => {
+                let outputs = failed_outputs.and_then(|o| self.checked(o).ok());
+                self.attempt_failed_with(tr, message, outputs, now);
+            }
         }
     }
 
     /// The running attempt of task run `tr` failed, out of line: retried if
     /// a retry applies, else the task run fails.
     fn attempt_failed(&mut self, tr: u32, message: String, now: DateTime<Utc>) {
+        self.attempt_failed_with(tr, message, None, now);
+    }
+
+    /// The same, the task run keeping `outputs` if it fails.
+    fn attempt_failed_with(
+        &mut self,
+        tr: u32,
+        message: String,
+        outputs: Option<Value>,
+        now: DateTime<Utc>,
+    ) {
         if !self.schedule_retry(tr, &message, now) {
             self.log(Some(tr), Level::Error, message, now);
-            self.complete_async(tr, State::Failed, Some(empty_outputs()), now);
+            let outputs = outputs.unwrap_or_else(empty_outputs);
+            self.complete_async(tr, State::Failed, Some(outputs), now);
         }
     }
 

@@ -956,6 +956,7 @@ impl Shard {
                     result,
                     logs,
                     metrics,
+                    failed_outputs,
                     warning,
                 },
         } = done;
@@ -967,9 +968,13 @@ impl Shard {
         if !live.run.is_waiting_on(task_run) || live.run.task_run_id(task_run) != Some(run_id) {
             return;
         }
+        // A failure's outputs are journaled beside its error.
         let (outputs, error) = match &result {
             Ok(v) => (Some(v.to_string()), None),
-            Err(e) => (None, Some(e.clone())),
+            Err(e) => (
+                failed_outputs.as_ref().map(Value::to_string),
+                Some(e.clone()),
+            ),
         };
         let logs = trim_job_logs(logs, self.limits.max_job_log_bytes);
         let at_us = now.timestamp_micros();
@@ -1008,6 +1013,7 @@ impl Shard {
             result,
             logs,
             metrics,
+            failed_outputs,
             warning,
         };
         live.run.on_work_done(task_run, attempt, answer, now);
@@ -1168,8 +1174,8 @@ impl Shard {
                     error,
                     at_us,
                 } => {
-                    let result = worked(outputs, error);
-                    run.on_work_done(task_run, attempt, result.into(), instant(at_us));
+                    let answer = worked(outputs, error, Vec::new(), Vec::new(), false);
+                    run.on_work_done(task_run, attempt, answer, instant(at_us));
                 }
                 Entry::WorkedLogged {
                     task_run,
@@ -1180,12 +1186,7 @@ impl Shard {
                     warning,
                     at_us,
                 } => {
-                    let answer = crate::tasks::Answer {
-                        result: worked(outputs, error),
-                        logs: lines.into_iter().map(JobLogLine::line).collect(),
-                        metrics: Vec::new(),
-                        warning,
-                    };
+                    let answer = worked(outputs, error, lines, Vec::new(), warning);
                     run.on_work_done(task_run, attempt, answer, instant(at_us));
                 }
                 Entry::WorkedMeasured {
@@ -1198,12 +1199,7 @@ impl Shard {
                     warning,
                     at_us,
                 } => {
-                    let answer = crate::tasks::Answer {
-                        result: worked(outputs, error),
-                        logs: lines.into_iter().map(JobLogLine::line).collect(),
-                        metrics: metrics.into_iter().map(JobMetricRecord::metric).collect(),
-                        warning,
-                    };
+                    let answer = worked(outputs, error, lines, metrics, warning);
                     run.on_work_done(task_run, attempt, answer, instant(at_us));
                 }
                 Entry::Redispatched { task_run, at_us } => {
@@ -1711,11 +1707,27 @@ fn halves(id: ExecutionId) -> [u64; 2] {
 }
 
 /// A worker's answer as the journal keeps it.
-fn worked(outputs: Option<String>, error: Option<String>) -> Result<serde_json::Value, String> {
-    match (outputs, error) {
-        (Some(text), _) => serde_json::from_str(&text).map_err(|e| e.to_string()),
-        (None, Some(e)) => Err(e),
-        (None, None) => Err("the worker's answer was empty".into()),
+/// A journaled answer: its outputs, or its error (with the outputs a
+/// failure has, if any), its lines and metrics.
+fn worked(
+    outputs: Option<String>,
+    error: Option<String>,
+    lines: Vec<JobLogLine>,
+    metrics: Vec<JobMetricRecord>,
+    warning: bool,
+) -> crate::tasks::Answer {
+    let parse = |text: &str| serde_json::from_str::<Value>(text).map_err(|e| e.to_string());
+    let (result, failed_outputs) = match (outputs, error) {
+        (Some(text), None) => (parse(&text), None),
+        (outputs, Some(e)) => (Err(e), outputs.and_then(|t| parse(&t).ok())),
+        (None, None) => (Err("the worker's answer was empty".into()), None),
+    };
+    crate::tasks::Answer {
+        result,
+        logs: lines.into_iter().map(JobLogLine::line).collect(),
+        metrics: metrics.into_iter().map(JobMetricRecord::metric).collect(),
+        failed_outputs,
+        warning,
     }
 }
 

@@ -422,7 +422,7 @@ impl Job for Call {
         match (*self).work(env, within) {
             Ok((outputs, metric)) => Answer {
                 metrics: metric.into_iter().collect(),
-                ..Ok(outputs).into()
+                ..Answer::from(Ok(outputs))
             },
             Err(e) => Err(e).into(),
         }

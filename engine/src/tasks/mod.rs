@@ -380,6 +380,9 @@ pub struct Answer {
     pub(crate) logs: Vec<JobLine>,
     /// The metrics it recorded, kept with its task run.
     pub(crate) metrics: Vec<JobMetric>,
+    /// The outputs it has though it failed (a script's exit code, vars and
+    /// output files, as Kestra keeps them on a failed task run).
+    pub(crate) failed_outputs: Option<Value>,
     /// It succeeded with a warning: its task run ends WARNING (a script
     /// that wrote to stderr, with `warningOnStdErr`).
     pub(crate) warning: bool,
@@ -512,6 +515,7 @@ impl From<Result<Value, String>> for Answer {
             result,
             logs: Vec::new(),
             metrics: Vec::new(),
+            failed_outputs: None,
             warning: false,
         }
     }

@@ -590,6 +590,7 @@ impl ScriptJob {
         };
         let keeper = ended.logs;
         let logs = keeper.finish();
+        let mut failed_outputs = None;
         let result = if ended.interrupted {
             Err("the script was killed: its attempt was stopped".to_owned())
         } else if ended.timed_out {
@@ -599,7 +600,12 @@ impl ScriptJob {
         } else {
             match ended.exit_code {
                 Some(0) => self.outputs(env, 0, ended.said.vars, &logs),
-                Some(code) => Err(format!("Command failed with exit code {code}")),
+                Some(code) => {
+                    // Kestra keeps a failed command's exit code, vars and
+                    // output files on its task run.
+                    failed_outputs = self.outputs(env, code, ended.said.vars, &logs).ok();
+                    Err(format!("Command failed with exit code {code}"))
+                }
                 None => Err("the script was killed by a signal".to_owned()),
             }
         };
@@ -608,6 +614,7 @@ impl ScriptJob {
             result,
             logs,
             metrics: ended.said.metrics,
+            failed_outputs,
             warning,
         }
     }

@@ -64,8 +64,13 @@ fn a_failing_command_fails_its_task_run_with_the_exit_code_and_stops_the_rest() 
     type: io.kestra.plugin.scripts.shell.Commands
     commands:
       - echo one
+      - 'echo ''::{"outputs":{"stage":"load"}}::'''
       - exit 3
       - echo never
+errors:
+  - id: report
+    type: io.kestra.plugin.core.debug.Return
+    format: "{{ outputs.sh.exitCode }} at {{ outputs.sh.vars.stage }}"
 "#);
     assert_eq!(exec.state(), State::Failed);
     let logs = logs_of(&exec, "sh");
@@ -74,6 +79,16 @@ fn a_failing_command_fails_its_task_run_with_the_exit_code_and_stops_the_rest() 
         "{logs:?}"
     );
     assert!(!logs.iter().any(|(_, m)| m == "never"), "{logs:?}");
+    // As Kestra, the failed task run keeps its exit code and vars.
+    let sh = only(&exec, "sh");
+    assert_eq!(
+        sh.outputs().expect("outputs"),
+        &json!({"exitCode": 3, "vars": {"stage": "load"}, "outputFiles": {}})
+    );
+    assert_eq!(
+        only(&exec, "report").outputs().expect("outputs")["value"],
+        json!("3 at load")
+    );
 
     // failFast: false runs every line; the last one's status is the
     // command's.
