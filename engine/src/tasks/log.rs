@@ -222,6 +222,31 @@ impl Job for FetchJob {
     }
 }
 
+/// Log lines read as Ion text, one line each, made as they are read.
+struct IonLines<I> {
+    lines: I,
+    /// The line being read, and how much of it was.
+    line: Vec<u8>,
+    at: usize,
+}
+
+impl<I: Iterator<Item = std::sync::Arc<crate::logs::LogLine>>> std::io::Read for IonLines<I> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.line.len() {
+            let Some(next) = self.lines.next() else {
+                return Ok(0);
+            };
+            self.line = crate::ion::line(&next.json(), &["timestamp"]).into_bytes();
+            self.line.push(b'\n');
+            self.at = 0;
+        }
+        let n = buf.len().min(self.line.len() - self.at);
+        buf[..n].copy_from_slice(&self.line[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
 impl FetchJob {
     fn work(&self, env: &WorkerEnv) -> Result<Value, String> {
         let Some(logs) = &env.logs else {
@@ -234,27 +259,32 @@ impl FetchJob {
             min_level: Some(self.level),
             ..Default::default()
         };
-        let lines = logs.lines(self.execution, &query).unwrap_or_default();
-        let mut text = String::new();
-        let mut size = 0u64;
-        for line in lines.iter().filter(|l| {
-            self.flow
-                .as_ref()
-                .is_none_or(|(ns, f)| &*l.namespace == ns && &*l.flow_id == f)
-                && (self.tasks.is_empty()
-                    || l.task_id
-                        .as_deref()
-                        .is_some_and(|t| self.tasks.iter().any(|x| x == t)))
-        }) {
-            text.push_str(&crate::ion::line(&line.json(), &["timestamp"]));
-            text.push('\n');
-            size += 1;
-        }
+        let lines: Vec<_> = logs
+            .lines(self.execution, &query)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|l| {
+                self.flow
+                    .as_ref()
+                    .is_none_or(|(ns, f)| &*l.namespace == ns && &*l.flow_id == f)
+                    && (self.tasks.is_empty()
+                        || l.task_id
+                            .as_deref()
+                            .is_some_and(|t| self.tasks.iter().any(|x| x == t)))
+            })
+            .collect();
+        let size = lines.len();
+        // Written a line at a time: the file is never whole in memory.
+        let mut text = IonLines {
+            lines: lines.into_iter(),
+            line: Vec::new(),
+            at: 0,
+        };
         let p = &self.place;
         let uri = p.file(&format!("{}-logs.ion", p.attempt))?;
         files
             .storage()
-            .put(&uri, &mut text.as_bytes(), files.max_file_bytes())
+            .put(&uri, &mut text, files.max_file_bytes())
             .map_err(|e| e.to_string())?;
         Ok(json!({ "uri": uri.to_string(), "size": size }))
     }
