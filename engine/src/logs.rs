@@ -42,6 +42,9 @@ const GONE: Kind = Kind::new(2);
 const MAX_RECORD_LINES_BYTES: usize = 256 << 10;
 /// Most bytes of one line's message kept; a longer one is cut.
 pub const MAX_MESSAGE_BYTES: usize = 64 << 10;
+/// Most bytes of lines running jobs printed that one execution shows
+/// before their answers come.
+const MAX_LIVE_BYTES: usize = 1 << 20;
 
 /// How much the store keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +106,75 @@ impl LogLine {
 
     fn bytes(&self) -> usize {
         self.message.len() + std::mem::size_of::<LogLine>() + 64
+    }
+
+    /// The same line, logged live and then brought by its job's answer
+    /// (whose instants the journal keeps to the microsecond).
+    fn same_line(&self, other: &LogLine) -> bool {
+        self.task_run == other.task_run
+            && self.level == other.level
+            && self.timestamp.timestamp_micros() == other.timestamp.timestamp_micros()
+            && self.message == other.message
+    }
+}
+
+/// Cuts `message` to [`MAX_MESSAGE_BYTES`], saying so.
+fn cut_message(mut message: String) -> String {
+    if message.len() > MAX_MESSAGE_BYTES {
+        let mut cut = MAX_MESSAGE_BYTES;
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        message.truncate(cut);
+        message.push_str("… (cut: longer than 64 KiB)");
+    }
+    message
+}
+
+/// Which task run attempt a running job prints for, and what its lines
+/// must not show: the secrets' values and its execution's SECRET inputs'.
+#[derive(Debug, Clone)]
+pub(crate) struct LiveTarget {
+    pub execution: ExecutionId,
+    pub namespace: Arc<str>,
+    pub flow_id: Arc<str>,
+    pub task_id: Arc<str>,
+    /// The task run, and its attempt (from 0).
+    pub task_run: (TaskRunId, u32),
+    pub masked: Vec<String>,
+}
+
+/// A running job's lines on their way to the store, shown before its
+/// answer is journaled (which then brings them again, once).
+#[derive(Debug, Clone)]
+pub(crate) struct Live {
+    store: LogStore,
+    target: Arc<LiveTarget>,
+}
+
+impl Live {
+    pub(crate) fn new(store: LogStore, target: LiveTarget) -> Self {
+        Self {
+            store,
+            target: Arc::new(target),
+        }
+    }
+
+    /// Shows a line the job printed at `at`.
+    pub(crate) fn push(&self, level: Level, at: DateTime<Utc>, message: &str) {
+        let t = &self.target;
+        let message = crate::executor::mask_with(&t.masked, message.to_owned());
+        let line = LogLine {
+            execution: t.execution,
+            namespace: Arc::clone(&t.namespace),
+            flow_id: Arc::clone(&t.flow_id),
+            task_id: Some(Arc::clone(&t.task_id)),
+            task_run: Some(t.task_run),
+            timestamp: at,
+            level,
+            message: cut_message(message),
+        };
+        self.store.add_live(line, Utc::now());
     }
 }
 
@@ -174,6 +246,69 @@ struct Stream {
     /// has none until it logs more).
     in_order: bool,
     followers: Vec<flume::Sender<Arc<LogLine>>>,
+    /// Lines running jobs printed, shown before their answers come (see
+    /// [`Live`]), at most [`MAX_LIVE_BYTES`] of them.
+    live: Vec<Arc<LogLine>>,
+    live_bytes: usize,
+}
+
+impl Stream {
+    fn new(namespace: Arc<str>, flow_id: Arc<str>, restarts: u32) -> Self {
+        Self {
+            namespace,
+            flow_id,
+            restarts,
+            seen: 0,
+            lines: Vec::new(),
+            bytes: 0,
+            ended: false,
+            in_order: true,
+            followers: Vec::new(),
+            live: Vec::new(),
+            live_bytes: 0,
+        }
+    }
+
+    /// `fresh` lines, each with whether its followers saw it already: the
+    /// live lines a job's answer brings go (each found once, in order),
+    /// with the rest of that attempt's (those its answer did not keep);
+    /// once the execution `ended`, the live lines left, of attempts whose
+    /// answers never came (a timeout, a kill), are kept after them.
+    fn settle_live(&mut self, fresh: Vec<Arc<LogLine>>, ended: bool) -> Vec<(Arc<LogLine>, bool)> {
+        if self.live.is_empty() {
+            return fresh.into_iter().map(|l| (l, false)).collect();
+        }
+        let mut settled = Vec::with_capacity(fresh.len());
+        let mut answered = Vec::new();
+        let mut from = 0;
+        for line in fresh {
+            let found = self.live[from..]
+                .iter()
+                .position(|l| l.same_line(&line))
+                .map(|at| from + at);
+            if let Some(at) = found {
+                self.live.remove(at);
+                from = at;
+                if let Some(run) = line.task_run.filter(|r| !answered.contains(r)) {
+                    answered.push(run);
+                }
+            }
+            settled.push((line, found.is_some()));
+        }
+        self.live
+            .retain(|l| !l.task_run.is_some_and(|r| answered.contains(&r)));
+        if ended {
+            settled.extend(self.live.drain(..).map(|l| (l, true)));
+        }
+        self.live_bytes = self.live.iter().map(|l| l.bytes()).sum();
+        settled
+    }
+
+    /// Sends `line` to the followers; those too far behind are let go.
+    fn tell(&mut self, line: &Arc<LogLine>) {
+        self.followers
+            .retain(|f| f.try_send(Arc::clone(line)).is_ok());
+    }
 }
 
 impl std::fmt::Debug for LogStore {
@@ -285,16 +420,12 @@ impl LogStore {
             }
             held.order.push_back((now, id));
         }
-        let stream = held.streams.entry(id).or_insert_with(|| Stream {
-            namespace: Arc::clone(&execution.namespace),
-            flow_id: Arc::clone(&execution.flow_id),
-            restarts,
-            seen: 0,
-            lines: Vec::new(),
-            bytes: 0,
-            ended: false,
-            in_order: true,
-            followers: Vec::new(),
+        let stream = held.streams.entry(id).or_insert_with(|| {
+            Stream::new(
+                Arc::clone(&execution.namespace),
+                Arc::clone(&execution.flow_id),
+                restarts,
+            )
         });
         if stream.restarts != restarts {
             stream.restarts = restarts;
@@ -305,15 +436,7 @@ impl LogStore {
             .unwrap_or_default()
             .iter()
             .map(|e| {
-                let mut message = e.message.clone();
-                if message.len() > MAX_MESSAGE_BYTES {
-                    let mut cut = MAX_MESSAGE_BYTES;
-                    while !message.is_char_boundary(cut) {
-                        cut -= 1;
-                    }
-                    message.truncate(cut);
-                    message.push_str("… (cut: longer than 64 KiB)");
-                }
+                let message = cut_message(e.message.clone());
                 Arc::new(LogLine {
                     execution: id,
                     namespace: Arc::clone(&stream.namespace),
@@ -334,18 +457,25 @@ impl LogStore {
         let Some(stream) = held.streams.get_mut(&id) else {
             return;
         };
+        let live_before = stream.live_bytes;
+        let fresh = stream.settle_live(fresh, ended);
+        let mut added = 0;
         if !fresh.is_empty() {
+            let lines: Vec<Arc<LogLine>> = fresh.iter().map(|(l, _)| Arc::clone(l)).collect();
             if let Some(wal) = self.log() {
-                append(wal, id, stream, &fresh);
+                append(wal, id, stream, &lines);
             }
-            let added: usize = fresh.iter().map(|l| l.bytes()).sum();
+            added = lines.iter().map(|l| l.bytes()).sum();
             stream.bytes += added;
-            stream
-                .followers
-                .retain(|f| fresh.iter().all(|l| f.try_send(Arc::clone(l)).is_ok()));
-            stream.lines.extend(fresh);
-            held.bytes += added;
+            for (line, shown) in &fresh {
+                if !shown {
+                    stream.tell(line);
+                }
+            }
+            stream.lines.extend(lines);
         }
+        let live_after = stream.live_bytes;
+        held.bytes = held.bytes + added + live_after - live_before;
         if ended && let Some(stream) = held.streams.get_mut(&id) {
             stream.ended = true;
             stream.followers.clear();
@@ -373,13 +503,15 @@ impl LogStore {
                 // It still logs: its entry stays, without its lines, so
                 // that they are not kept again at its next change.
                 if let Some(stream) = held.streams.get_mut(&id) {
-                    let freed = std::mem::take(&mut stream.bytes);
+                    let freed =
+                        std::mem::take(&mut stream.bytes) + std::mem::take(&mut stream.live_bytes);
                     stream.lines = Vec::new();
+                    stream.live = Vec::new();
                     stream.in_order = false;
                     held.bytes -= freed;
                 }
             } else if let Some(stream) = held.streams.remove(&id) {
-                held.bytes -= stream.bytes;
+                held.bytes -= stream.bytes + stream.live_bytes;
             }
         }
     }
@@ -393,10 +525,45 @@ impl LogStore {
             stream
                 .lines
                 .iter()
+                .chain(&stream.live)
                 .filter(|l| query.matches(l))
                 .cloned()
                 .collect(),
         )
+    }
+
+    /// Shows `line`, which a running job printed, to whoever follows its
+    /// execution and reads its lines, until the job's answer brings it (or,
+    /// if no answer comes, the execution ends and it is kept).
+    fn add_live(&self, line: LogLine, now: DateTime<Utc>) {
+        let id = line.execution;
+        let mut held = self.lock();
+        if !held.streams.contains_key(&id) {
+            held.order.push_back((now, id));
+        }
+        let stream = held.streams.entry(id).or_insert_with(|| {
+            Stream::new(Arc::clone(&line.namespace), Arc::clone(&line.flow_id), 0)
+        });
+        if stream.ended {
+            return;
+        }
+        let reorder = !stream.in_order;
+        stream.in_order = true;
+        let line = Arc::new(line);
+        stream.tell(&line);
+        let bytes = line.bytes();
+        if stream.live_bytes + bytes > MAX_LIVE_BYTES {
+            // Shown to those following, not kept for later readers.
+            return;
+        }
+        stream.live_bytes += bytes;
+        stream.live.push(line);
+        held.bytes += bytes;
+        if reorder {
+            // Its lines were let go while it ran: it has a place again.
+            held.order.push_back((now, id));
+        }
+        self.evict(&mut held, now);
     }
 
     /// Every line `keep` takes, newest first, and how many there are; at
@@ -496,18 +663,11 @@ impl LogStore {
         if !held.streams.contains_key(&id) {
             held.order.push_back((now, id));
         }
-        let stream = held.streams.entry(id).or_insert_with(|| Stream {
-            namespace: Arc::from(namespace),
-            flow_id: Arc::from(flow_id),
-            restarts: 0,
-            seen: 0,
-            lines: Vec::new(),
-            bytes: 0,
-            ended: false,
-            in_order: true,
-            followers: Vec::new(),
-        });
-        let kept = stream.lines.clone();
+        let stream = held
+            .streams
+            .entry(id)
+            .or_insert_with(|| Stream::new(Arc::from(namespace), Arc::from(flow_id), 0));
+        let kept = stream.lines.iter().chain(&stream.live).cloned().collect();
         if stream.ended {
             return (kept, None);
         }
@@ -537,17 +697,10 @@ impl Held {
             let first = lines.first().map_or(Utc::now(), |l| l.timestamp);
             self.order.push_back((first, execution));
         }
-        let stream = self.streams.entry(execution).or_insert_with(|| Stream {
-            namespace: Arc::clone(&namespace),
-            flow_id: Arc::clone(&flow_id),
-            restarts,
-            seen: 0,
-            lines: Vec::new(),
-            bytes: 0,
-            ended: false,
-            in_order: true,
-            followers: Vec::new(),
-        });
+        let stream = self
+            .streams
+            .entry(execution)
+            .or_insert_with(|| Stream::new(Arc::clone(&namespace), Arc::clone(&flow_id), restarts));
         if restarts > stream.restarts {
             // A record of a later run: it counts its own lines.
             stream.restarts = restarts;
@@ -880,6 +1033,86 @@ mod tests {
         assert!(
             after_end.is_none(),
             "an ended execution has nothing more to follow"
+        );
+    }
+
+    /// A job's line of task run `run`'s first attempt, at `at`.
+    fn job_line(run: TaskRunId, message: &str, at: DateTime<Utc>) -> LogEntry {
+        LogEntry {
+            date: at,
+            level: Level::Info,
+            task_id: Some(Arc::from("sh")),
+            task_run: Some((run, 0)),
+            message: message.into(),
+        }
+    }
+
+    fn live_of(store: &LogStore, exec: &Execution, run: TaskRunId) -> Live {
+        Live::new(
+            store.clone(),
+            LiveTarget {
+                execution: exec.id,
+                namespace: Arc::clone(&exec.namespace),
+                flow_id: Arc::clone(&exec.flow_id),
+                task_id: Arc::from("sh"),
+                task_run: (run, 0),
+                masked: vec!["s3cr3t".into()],
+            },
+        )
+    }
+
+    #[test]
+    fn a_running_jobs_lines_are_shown_as_they_come_and_kept_once_its_answer_brings_them() {
+        let dir = tempfile::tempdir().expect("a dir");
+        let store = open(dir.path(), LogLimits::default());
+        let mut exec = logged();
+        exec.state = crate::execution::StateHistory::new(State::Running, at(0));
+        let id = exec.id;
+        store.record(&exec, false, at(0));
+        let (kept, follower) = store.follow(id, "tests", "t", at(0));
+        assert_eq!(kept.len(), 3);
+        let follower = follower.expect("it runs");
+        let run = TaskRunId::from_u128(99);
+        let live = live_of(&store, &exec, run);
+        let (t1, t2, t3) = (at(1), at(2), at(3));
+        live.push(Level::Info, t1, "first");
+        live.push(Level::Info, t2, "token s3cr3t");
+        live.push(Level::Info, t3, "let go by its answer");
+        // Shown at once, to the follower and to a reader, masked.
+        let shown: Vec<String> = follower.try_iter().map(|l| l.message.clone()).collect();
+        assert_eq!(shown, ["first", "token ********", "let go by its answer"]);
+        let read = store.lines(id, &LogQuery::default()).expect("kept");
+        assert_eq!(read.len(), 6, "three kept, three live");
+        // The answer brings two of them (its budget let the third go).
+        exec.logs.push(job_line(run, "first", t1));
+        exec.logs.push(job_line(run, "token ********", t2));
+        store.record(&exec, false, at(4));
+        assert!(
+            follower.try_iter().next().is_none(),
+            "nothing is shown twice"
+        );
+        let read = store.lines(id, &LogQuery::default()).expect("kept");
+        assert_eq!(
+            messages(&read)[3..],
+            ["first", "token ********"],
+            "each once; the line its answer let go went with the live ones"
+        );
+        // A second attempt's lines whose answer never comes (its timeout):
+        // kept when the execution ends.
+        let again = TaskRunId::from_u128(100);
+        let second = live_of(&store, &exec, again);
+        second.push(Level::Error, at(5), "timed out halfway");
+        exec.logs.push(line("the end"));
+        store.record(&exec, true, at(6));
+        let got: Vec<String> = follower.iter().map(|l| l.message.clone()).collect();
+        assert_eq!(got, ["timed out halfway", "the end"], "then it closes");
+        drop((store, live, second));
+        let store = open(dir.path(), LogLimits::default());
+        let back = store.lines(id, &LogQuery::default()).expect("read back");
+        assert_eq!(
+            messages(&back)[3..],
+            ["first", "token ********", "the end", "timed out halfway"],
+            "kept, and read back after a reopen"
         );
     }
 }

@@ -748,3 +748,52 @@ tasks:
     // An Ion timestamp, unquoted.
     assert!(ion.contains(",timestamp:20"), "{ion}");
 }
+
+#[tokio::test]
+async fn a_long_scripts_lines_are_shown_while_it_runs_and_kept_once() {
+    let server = Server::start(&[("SECRET_TOKEN", "czNjcjN0LXZhbHVl")]).await;
+    let flow = r#"
+id: slow
+namespace: scripts.team
+tasks:
+  - id: sh
+    type: io.kestra.plugin.scripts.shell.Commands
+    commands:
+      - echo "early {{ secret('TOKEN') }}"
+      - sleep 3
+      - echo late
+"#;
+    assert_eq!(server.create_flow(flow).await.status, StatusCode::OK);
+    let started = server
+        .trigger("/api/v1/main/executions/scripts.team/slow", json!({}))
+        .await;
+    let id = common::id_of(&started);
+    let mut seen = None;
+    for _ in 0..250 {
+        let lines = log_lines(&server, &id).await;
+        if lines.iter().any(|(_, _, m)| m.starts_with("early")) {
+            seen = Some(lines);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let seen = seen.expect("the first line shows while the script sleeps");
+    let state = server
+        .get(&format!("/api/v1/main/executions/{id}"))
+        .await
+        .json();
+    assert_eq!(state["state"]["current"], "RUNNING", "{state}");
+    assert!(
+        seen.contains(&("sh".into(), "INFO".into(), "early ********".into())),
+        "masked as it will be kept: {seen:?}"
+    );
+    assert!(!seen.iter().any(|(_, _, m)| m == "late"), "{seen:?}");
+    server.wait_for_state(&id, "SUCCESS").await;
+    let lines = log_lines(&server, &id).await;
+    let count = |text: &str| lines.iter().filter(|(_, _, m)| m == text).count();
+    assert_eq!(
+        (count("early ********"), count("late")),
+        (1, 1),
+        "{lines:?}"
+    );
+}

@@ -191,6 +191,16 @@ impl ConfigVariables {
             .ok_or_else(|| format!("Cannot find secret for key '{key}'."))
     }
 
+    /// The secrets' values (what [`ConfigVariables::mask`] masks).
+    pub(crate) fn secret_values(&self) -> Vec<String> {
+        self.0
+            .secrets
+            .values()
+            .filter(|v| !v.is_empty())
+            .cloned()
+            .collect()
+    }
+
     /// `text` with every secret's value in it masked.
     pub fn mask(&self, text: String) -> String {
         let mut text = text;

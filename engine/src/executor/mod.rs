@@ -26,8 +26,8 @@ mod test_journal;
 mod timer;
 mod worker;
 
-pub(crate) use config_vars::MASK;
 pub use config_vars::{ConfigVariables, VariablesTooLarge};
+pub(crate) use config_vars::{MASK, mask_with};
 pub use courier::{Flows, MAX_SUBFLOW_DEPTH};
 pub use engine::{
     Ack, Change, Damaged, Engine, EngineConfig, Left, Observer, Page, Pending, Recovery, Refusal,

@@ -1,5 +1,7 @@
 //! The variables a template sees while a task of an execution runs.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value, json};
 
 use super::reads::FileAsk;
@@ -41,6 +43,22 @@ impl<'a> RenderContext<'a> {
             task_id: tr.task_id.to_string(),
             task_run: tr.id.to_string(),
             attempt: u32::try_from(tr.attempts.len()).unwrap_or(u32::MAX),
+        })
+    }
+
+    /// Where the lines of this task run's current attempt are shown as its
+    /// job prints them.
+    pub(crate) fn live_target(&self) -> Option<crate::logs::LiveTarget> {
+        let exec = self.run.execution();
+        let tr = &exec.task_runs[self.task_run? as usize];
+        let attempt = u32::try_from(tr.attempts.len().saturating_sub(1)).unwrap_or(u32::MAX);
+        Some(crate::logs::LiveTarget {
+            execution: exec.id,
+            namespace: Arc::clone(&exec.namespace),
+            flow_id: Arc::clone(&exec.flow_id),
+            task_id: Arc::clone(&tr.task_id),
+            task_run: (tr.id, attempt),
+            masked: self.run.masked_values(),
         })
     }
 

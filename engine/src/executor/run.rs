@@ -744,6 +744,14 @@ impl Run {
         }
     }
 
+    /// What its lines must not show: the secrets' values and its SECRET
+    /// inputs'.
+    pub(crate) fn masked_values(&self) -> Vec<String> {
+        let mut values = self.variables.secret_values();
+        values.extend(self.masked.iter().cloned());
+        values
+    }
+
     /// `text` with the secrets' values and its SECRET inputs' masked.
     fn mask(&self, text: String) -> String {
         super::config_vars::mask_with(&self.masked, self.variables.mask(text))

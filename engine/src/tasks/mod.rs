@@ -429,6 +429,8 @@ pub(crate) struct JobLine {
 /// reader looks for).
 #[derive(Debug)]
 pub(crate) struct LogKeeper {
+    /// Where each line is shown as it comes, if anywhere.
+    live: Option<crate::logs::Live>,
     half: usize,
     head: Vec<JobLine>,
     head_bytes: usize,
@@ -440,7 +442,13 @@ pub(crate) struct LogKeeper {
 
 impl LogKeeper {
     pub(crate) fn new(max_bytes: usize) -> Self {
+        Self::showing(max_bytes, None)
+    }
+
+    /// The same, each line shown to `live` as it comes.
+    pub(crate) fn showing(max_bytes: usize, live: Option<crate::logs::Live>) -> Self {
         Self {
+            live,
             half: max_bytes / 2,
             head: Vec::new(),
             head_bytes: 0,
@@ -469,6 +477,9 @@ impl LogKeeper {
             }
             line.message.truncate(cut);
             line.message.push_str(" [cut]");
+        }
+        if let Some(live) = &self.live {
+            live.push(line.level, line.at, &line.message);
         }
         let len = Self::cost(&line);
         if self.tail.is_empty() && self.head_bytes + len <= self.half {
@@ -783,6 +794,13 @@ impl<'a> TaskContext<'a> {
     pub(crate) fn place(&self) -> Place {
         self.scope
             .place()
+            .expect("a task context renders for a task run")
+    }
+
+    /// Where this attempt's job shows its lines as it prints them.
+    pub(crate) fn live_target(&self) -> crate::logs::LiveTarget {
+        self.scope
+            .live_target()
             .expect("a task context renders for a task run")
     }
 

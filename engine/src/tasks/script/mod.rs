@@ -463,6 +463,7 @@ impl Script {
             fail_fast: self.fail_fast,
             legacy: self.legacy.is_some(),
             max_log_bytes: limits.max_job_log_bytes,
+            live: ctx.live_target(),
         })
     }
 }
@@ -525,6 +526,8 @@ struct ScriptJob {
     fail_fast: bool,
     legacy: bool,
     max_log_bytes: usize,
+    /// Where its lines are shown as it prints them.
+    live: crate::logs::LiveTarget,
 }
 
 impl Job for ScriptJob {
@@ -576,6 +579,10 @@ impl ScriptJob {
             stderr_level: Level::Error,
             max_log_bytes: self.max_log_bytes,
             group_file: Some(&group_file),
+            live: env
+                .logs
+                .clone()
+                .map(|store| crate::logs::Live::new(store, self.live.clone())),
         };
         let ended = match process::run(&spec, &env.processes, &env.cancel) {
             Ok(ended) => ended,

@@ -113,6 +113,8 @@ pub(crate) struct Spec<'a> {
     /// server killed meanwhile kills the group at its next start
     /// ([`kill_leftovers`]).
     pub group_file: Option<&'a Path>,
+    /// Where its lines are shown as they come, if anywhere.
+    pub live: Option<crate::logs::Live>,
 }
 
 /// How a command ended.
@@ -228,7 +230,7 @@ fn watch(
         readers.push(spawn_reader(err, true, tx.clone()));
     }
     drop(tx);
-    let mut keeper = LogKeeper::new(spec.max_log_bytes);
+    let mut keeper = LogKeeper::showing(spec.max_log_bytes, spec.live.clone());
     let mut said = Said::default();
     let mut wrote_stderr = false;
     let mut timed_out = false;
@@ -435,6 +437,7 @@ mod tests {
             stderr_level: Level::Warn,
             max_log_bytes: 1 << 16,
             group_file: None,
+            live: None,
         };
         run(&spec, &Permits::new(1), &Cancel::default()).unwrap()
     }
@@ -505,6 +508,7 @@ mod tests {
             stderr_level: Level::Error,
             max_log_bytes: 1024,
             group_file: None,
+            live: None,
         };
         let ended = run(&spec, &Permits::new(1), &cancel).unwrap();
         interrupter.join().unwrap();
@@ -524,6 +528,7 @@ mod tests {
             stderr_level: Level::Error,
             max_log_bytes: 1024,
             group_file: None,
+            live: None,
         };
         match run(&spec, &Permits::new(1), &Cancel::default()) {
             Err(NotRun::Spawn(why)) => assert!(why.contains("/no/such/program"), "{why}"),
@@ -546,6 +551,7 @@ mod tests {
             stderr_level: Level::Error,
             max_log_bytes: 1024,
             group_file: None,
+            live: None,
         };
         assert!(matches!(
             run(&spec, &permits, &cancel),
