@@ -288,6 +288,7 @@ tasks:
       - sleep 60 &
       - echo $! >> {pids}
       - echo $$ >> {pids}
+      - echo "before the timeout"
       - sleep 60
 "#,
         pids = pids.display()
@@ -310,6 +311,13 @@ tasks:
     for pid in pids {
         assert!(!running(pid), "process {pid} outlived its task's timeout");
     }
+    // What it printed before its time was up is kept, once.
+    let lines = log_lines(&server, ended["id"].as_str().unwrap()).await;
+    let printed = lines
+        .iter()
+        .filter(|(t, _, m)| t == "sh" && m == "before the timeout")
+        .count();
+    assert_eq!(printed, 1, "{lines:?}");
 }
 
 #[tokio::test]
