@@ -1,8 +1,10 @@
-//! A log made at its first write (the KV store's, the log store's): a
-//! store that is never written costs no file, no mapping and no thread.
+//! A log made at its first write (the KV store's, the log store's, the metric
+//! store's): a store that is never written costs no file, no mapping and no
+//! thread.
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use peregrine_wal::Wal;
 
@@ -11,6 +13,8 @@ pub(crate) struct LazyLog {
     wal: OnceLock<Wal>,
     /// Where to make it, when it does not exist yet.
     deferred: Option<(PathBuf, peregrine_wal::Config)>,
+    /// Making it failed, for [`LazyLog::or_memory`]: not tried again.
+    unmade: AtomicBool,
 }
 
 impl LazyLog {
@@ -19,6 +23,7 @@ impl LazyLog {
         Self {
             wal: OnceLock::new(),
             deferred: None,
+            unmade: AtomicBool::new(false),
         }
     }
 
@@ -34,6 +39,7 @@ impl LazyLog {
         Self {
             wal: OnceLock::new(),
             deferred: Some((dir, config)),
+            unmade: AtomicBool::new(false),
         }
     }
 
@@ -60,5 +66,37 @@ impl LazyLog {
         let (wal, _) = Wal::open(dir, config.clone())
             .map_err(|e| format!("the log cannot be made in {}: {e}", dir.display()))?;
         Ok(Some(self.wal.get_or_init(|| wal)))
+    }
+
+    /// The log to write to, as [`LazyLog::for_writing`], for a store that
+    /// keeps `what` in memory when its log cannot be made: that is logged
+    /// once, and not tried again (rather than at every write).
+    pub(crate) fn or_memory(&self, what: &str) -> Option<&Wal> {
+        if self.unmade.load(Ordering::Relaxed) {
+            return None;
+        }
+        match self.for_writing() {
+            Ok(wal) => wal,
+            Err(e) => {
+                self.unmade.store(true, Ordering::Relaxed);
+                tracing::error!("{what} are kept in memory only: {e}");
+                None
+            }
+        }
+    }
+}
+
+/// The WAL settings of a store's log over `base`: records of `kind`
+/// expire after `retention`, and none is terminal for long.
+pub(crate) fn expiring(
+    base: peregrine_wal::Config,
+    kind: peregrine_wal::Kind,
+    retention: std::time::Duration,
+) -> peregrine_wal::Config {
+    peregrine_wal::Config {
+        log_kinds: vec![kind],
+        log_retention: retention,
+        terminal_retention: None,
+        ..base
     }
 }

@@ -20,6 +20,7 @@ pub mod flow;
 mod ion;
 mod journal;
 mod jsonata;
+mod kept;
 pub mod kv;
 mod lazy_log;
 pub mod logs;

@@ -18,18 +18,17 @@
 //! at the same numbers, which are then not kept). An execution's lines go
 //! once `retention` has passed since its first.
 
-use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use peregrine_wal::{Key, Kind, Wal};
-use rustc_hash::FxHashMap;
 use serde_json::{Value, json};
 
 use crate::execution::{Execution, ExecutionId, State, TaskRunId, format_date};
 use crate::flow::Level;
+use crate::kept::{Kept, Numbering};
 use crate::lazy_log::LazyLog;
 
 /// The key space of log records in their log.
@@ -215,29 +214,17 @@ pub struct LogStore(Arc<Inner>);
 
 struct Inner {
     log: LazyLog,
-    /// Making the log failed: it is not tried again (the lines stay in
-    /// memory), rather than at every line.
-    unmade: std::sync::atomic::AtomicBool,
     limits: LogLimits,
     held: Mutex<Held>,
 }
 
-#[derive(Default)]
-struct Held {
-    streams: FxHashMap<ExecutionId, Stream>,
-    /// Executions by their first line, oldest first: the order they leave.
-    order: VecDeque<(DateTime<Utc>, ExecutionId)>,
-    bytes: usize,
-}
+type Held = crate::kept::Held<Stream>;
 
 /// One execution's lines.
 struct Stream {
     namespace: Arc<str>,
     flow_id: Arc<str>,
-    /// Its restarts when it logged `seen`: a restart numbers lines anew.
-    restarts: u32,
-    /// How many of its lines (of this run) were kept.
-    seen: usize,
+    numbering: Numbering,
     lines: Vec<Arc<LogLine>>,
     bytes: usize,
     ended: bool,
@@ -253,12 +240,11 @@ struct Stream {
 }
 
 impl Stream {
-    fn new(namespace: Arc<str>, flow_id: Arc<str>, restarts: u32) -> Self {
+    fn new(namespace: Arc<str>, flow_id: Arc<str>) -> Self {
         Self {
             namespace,
             flow_id,
-            restarts,
-            seen: 0,
+            numbering: Numbering::default(),
             lines: Vec::new(),
             bytes: 0,
             ended: false,
@@ -278,25 +264,44 @@ impl Stream {
         if self.live.is_empty() {
             return fresh.into_iter().map(|l| (l, false)).collect();
         }
-        let mut settled = Vec::with_capacity(fresh.len());
+        // Each attempt's live lines, in the order printed: its answer
+        // brings them in that order, so each is looked for after the last
+        // found (answers of several attempts may come in one change).
+        let mut runs: Vec<((TaskRunId, u32), Vec<usize>, usize)> = Vec::new();
+        for (at, l) in self.live.iter().enumerate() {
+            let Some(run) = l.task_run else { continue };
+            match runs.iter_mut().find(|(r, _, _)| *r == run) {
+                Some((_, indices, _)) => indices.push(at),
+                None => runs.push((run, vec![at], 0)),
+            }
+        }
+        let mut taken = vec![false; self.live.len()];
         let mut answered = Vec::new();
-        let mut from = 0;
+        let mut settled = Vec::with_capacity(fresh.len());
         for line in fresh {
-            let found = self.live[from..]
-                .iter()
-                .position(|l| l.same_line(&line))
-                .map(|at| from + at);
-            if let Some(at) = found {
-                self.live.remove(at);
-                from = at;
-                if let Some(run) = line.task_run.filter(|r| !answered.contains(r)) {
+            let found = line.task_run.and_then(|run| {
+                let (_, indices, next) = runs.iter_mut().find(|(r, _, _)| *r == run)?;
+                let step = indices[*next..]
+                    .iter()
+                    .position(|&i| self.live[i].same_line(&line))?;
+                let at = indices[*next + step];
+                *next += step + 1;
+                taken[at] = true;
+                if !answered.contains(&run) {
                     answered.push(run);
                 }
-            }
+                Some(at)
+            });
             settled.push((line, found.is_some()));
         }
-        self.live
-            .retain(|l| !l.task_run.is_some_and(|r| answered.contains(&r)));
+        // The rest of an answered attempt's live lines are those its
+        // answer did not keep: they go.
+        let mut at = 0;
+        self.live.retain(|l| {
+            let keep = !taken[at] && !l.task_run.is_some_and(|r| answered.contains(&r));
+            at += 1;
+            keep
+        });
         if ended {
             settled.extend(self.live.drain(..).map(|l| (l, true)));
         }
@@ -308,6 +313,22 @@ impl Stream {
     fn tell(&mut self, line: &Arc<LogLine>) {
         self.followers
             .retain(|f| f.try_send(Arc::clone(line)).is_ok());
+    }
+}
+
+impl Kept for Stream {
+    fn bytes(&self) -> usize {
+        self.bytes + self.live_bytes
+    }
+
+    fn ended(&self) -> bool {
+        self.ended
+    }
+
+    fn let_go(&mut self) -> usize {
+        self.lines = Vec::new();
+        self.live = Vec::new();
+        std::mem::take(&mut self.bytes) + std::mem::take(&mut self.live_bytes)
     }
 }
 
@@ -329,12 +350,7 @@ impl PartialEq for LogStore {
 /// The WAL settings the log store's log needs over `base`: its record
 /// kind expires after the retention.
 pub fn wal_config(base: peregrine_wal::Config, limits: &LogLimits) -> peregrine_wal::Config {
-    peregrine_wal::Config {
-        log_kinds: vec![LINES],
-        log_retention: limits.retention,
-        terminal_retention: None,
-        ..base
-    }
+    crate::lazy_log::expiring(base, LINES, limits.retention)
 }
 
 impl LogStore {
@@ -375,28 +391,15 @@ impl LogStore {
     fn with(log: LazyLog, limits: LogLimits, held: Held) -> Self {
         Self(Arc::new(Inner {
             log,
-            unmade: std::sync::atomic::AtomicBool::new(false),
             limits,
             held: Mutex::new(held),
         }))
     }
 
     /// The log to append to, made now if it is deferred (under the lock,
-    /// so once); none in memory, or when it cannot be made (logged: the
-    /// lines stay in memory).
+    /// so once); none in memory, or when it cannot be made.
     fn log(&self) -> Option<&Wal> {
-        use std::sync::atomic::Ordering;
-        if self.0.unmade.load(Ordering::Relaxed) {
-            return None;
-        }
-        match self.0.log.for_writing() {
-            Ok(wal) => wal,
-            Err(e) => {
-                self.0.unmade.store(true, Ordering::Relaxed);
-                tracing::error!("the log store's lines are kept in memory only: {e}");
-                None
-            }
-        }
+        self.0.log.or_memory("the log store's lines")
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Held> {
@@ -408,10 +411,17 @@ impl LogStore {
     /// tells its followers; `ended`: it ended, its followers are let go.
     pub fn record(&self, execution: &Execution, ended: bool, now: DateTime<Utc>) {
         let entries = execution.logs.entries();
+        let restarts = u32::try_from(execution.state.count(State::Restarted)).unwrap_or(u32::MAX);
         if entries.is_empty() && !ended {
+            if restarts > 0
+                && let Some(stream) = self.lock().streams.get_mut(&execution.id)
+            {
+                // Restarted, with no line of its own yet: it runs again,
+                // its scripts' lines are shown.
+                stream.ended = false;
+            }
             return;
         }
-        let restarts = u32::try_from(execution.state.count(State::Restarted)).unwrap_or(u32::MAX);
         let mut held = self.lock();
         let id = execution.id;
         if !held.streams.contains_key(&id) {
@@ -424,16 +434,11 @@ impl LogStore {
             Stream::new(
                 Arc::clone(&execution.namespace),
                 Arc::clone(&execution.flow_id),
-                restarts,
             )
         });
-        if stream.restarts != restarts {
-            stream.restarts = restarts;
-            stream.seen = 0;
-        }
-        let fresh: Vec<Arc<LogLine>> = entries
-            .get(stream.seen..)
-            .unwrap_or_default()
+        let fresh: Vec<Arc<LogLine>> = stream
+            .numbering
+            .fresh(restarts, entries)
             .iter()
             .map(|e| {
                 let message = cut_message(e.message.clone());
@@ -449,7 +454,6 @@ impl LogStore {
                 })
             })
             .collect();
-        stream.seen = entries.len();
         if !fresh.is_empty() && !stream.in_order {
             stream.in_order = true;
             held.order.push_back((now, id));
@@ -476,8 +480,11 @@ impl LogStore {
         }
         let live_after = stream.live_bytes;
         held.bytes = held.bytes + added + live_after - live_before;
+        if let Some(stream) = held.streams.get_mut(&id) {
+            // A restart runs it again: it shows and keeps lines anew.
+            stream.ended = ended;
+        }
         if ended && let Some(stream) = held.streams.get_mut(&id) {
-            stream.ended = true;
             stream.followers.clear();
             if !stream.in_order {
                 // Its lines were let go while it ran: nothing is left of it.
@@ -490,30 +497,10 @@ impl LogStore {
     /// Lets go of the oldest executions' lines: past the retention, or
     /// past the memory budget.
     fn evict(&self, held: &mut Held, now: DateTime<Utc>) {
-        let retention =
-            chrono::Duration::from_std(self.0.limits.retention).unwrap_or(chrono::Duration::MAX);
-        while let Some(&(first, id)) = held.order.front() {
-            let old = now.signed_duration_since(first) > retention;
-            if !old && held.bytes <= self.0.limits.max_bytes {
-                break;
-            }
-            held.order.pop_front();
-            let running = held.streams.get(&id).is_some_and(|s| !s.ended);
-            if running {
-                // It still logs: its entry stays, without its lines, so
-                // that they are not kept again at its next change.
-                if let Some(stream) = held.streams.get_mut(&id) {
-                    let freed =
-                        std::mem::take(&mut stream.bytes) + std::mem::take(&mut stream.live_bytes);
-                    stream.lines = Vec::new();
-                    stream.live = Vec::new();
-                    stream.in_order = false;
-                    held.bytes -= freed;
-                }
-            } else if let Some(stream) = held.streams.remove(&id) {
-                held.bytes -= stream.bytes + stream.live_bytes;
-            }
-        }
+        let limits = &self.0.limits;
+        held.evict(now, limits.retention, limits.max_bytes, |s| {
+            s.in_order = false;
+        });
     }
 
     /// The lines of execution `id` that `query` takes, in the order logged;
@@ -541,21 +528,23 @@ impl LogStore {
         if !held.streams.contains_key(&id) {
             held.order.push_back((now, id));
         }
-        let stream = held.streams.entry(id).or_insert_with(|| {
-            Stream::new(Arc::clone(&line.namespace), Arc::clone(&line.flow_id), 0)
-        });
+        let stream = held
+            .streams
+            .entry(id)
+            .or_insert_with(|| Stream::new(Arc::clone(&line.namespace), Arc::clone(&line.flow_id)));
         if stream.ended {
             return;
         }
         let reorder = !stream.in_order;
         stream.in_order = true;
         let line = Arc::new(line);
-        stream.tell(&line);
         let bytes = line.bytes();
         if stream.live_bytes + bytes > MAX_LIVE_BYTES {
-            // Shown to those following, not kept for later readers.
+            // Past the budget: shown once its answer brings it (shown now,
+            // it would be shown again then).
             return;
         }
+        stream.tell(&line);
         stream.live_bytes += bytes;
         stream.live.push(line);
         held.bytes += bytes;
@@ -599,7 +588,7 @@ impl LogStore {
                 .lock()
                 .streams
                 .get(&id)
-                .is_none_or(|s| s.lines.is_empty());
+                .is_none_or(|s| s.lines.is_empty() && s.live.is_empty());
             if !held && let Some(wal) = self.0.log.get() {
                 let key = Key::new(SPACE, id.as_u128());
                 if let Err(e) = wal.append_terminal(GONE, key, b"") {
@@ -622,6 +611,19 @@ impl LogStore {
 
     fn delete_where(&self, id: ExecutionId, remove: impl Fn(&LogLine) -> bool) -> usize {
         let mut held = self.lock();
+        let Some(stream) = held.streams.get_mut(&id) else {
+            return 0;
+        };
+        // Lines shown live go too (their answer, when it comes, is kept).
+        let live_before = stream.live.len();
+        stream.live.retain(|l| !remove(l));
+        let live_freed = if stream.live.len() == live_before {
+            0
+        } else {
+            let left: usize = stream.live.iter().map(|l| l.bytes()).sum();
+            std::mem::replace(&mut stream.live_bytes, left) - left
+        };
+        held.bytes -= live_freed;
         let Some(stream) = held.streams.get_mut(&id) else {
             return 0;
         };
@@ -666,7 +668,7 @@ impl LogStore {
         let stream = held
             .streams
             .entry(id)
-            .or_insert_with(|| Stream::new(Arc::from(namespace), Arc::from(flow_id), 0));
+            .or_insert_with(|| Stream::new(Arc::from(namespace), Arc::from(flow_id)));
         let kept = stream.lines.iter().chain(&stream.live).cloned().collect();
         if stream.ended {
             return (kept, None);
@@ -689,8 +691,7 @@ impl Held {
             execution,
             namespace,
             flow_id,
-            restarts,
-            seen,
+            numbering,
             lines,
         } = decoded;
         if !self.streams.contains_key(&execution) {
@@ -700,14 +701,8 @@ impl Held {
         let stream = self
             .streams
             .entry(execution)
-            .or_insert_with(|| Stream::new(Arc::clone(&namespace), Arc::clone(&flow_id), restarts));
-        if restarts > stream.restarts {
-            // A record of a later run: it counts its own lines.
-            stream.restarts = restarts;
-            stream.seen = seen;
-        } else if restarts == stream.restarts {
-            stream.seen = stream.seen.max(seen);
-        }
+            .or_insert_with(|| Stream::new(Arc::clone(&namespace), Arc::clone(&flow_id)));
+        stream.numbering.merge(numbering);
         for line in lines {
             let bytes = line.bytes();
             stream.bytes += bytes;
@@ -734,8 +729,8 @@ fn append(wal: &Wal, id: ExecutionId, stream: &Stream, lines: &[Arc<LogLine>]) {
         let payload = json!({
             "namespace": &*stream.namespace,
             "flowId": &*stream.flow_id,
-            "restarts": stream.restarts,
-            "seen": stream.seen,
+            "restarts": stream.numbering.restarts,
+            "seen": stream.numbering.seen,
             "lines": lines[start..end].iter().map(|l| encode_line(l)).collect::<Vec<_>>(),
         });
         if let Err(e) = wal.append(LINES, key, payload.to_string().as_bytes()) {
@@ -759,8 +754,7 @@ struct Decoded {
     execution: ExecutionId,
     namespace: Arc<str>,
     flow_id: Arc<str>,
-    restarts: u32,
-    seen: usize,
+    numbering: Numbering,
     lines: Vec<LogLine>,
 }
 
@@ -793,8 +787,10 @@ fn decode(execution: ExecutionId, payload: &[u8]) -> Option<Decoded> {
         execution,
         namespace,
         flow_id,
-        restarts: u32::try_from(v.get("restarts")?.as_u64()?).ok()?,
-        seen: usize::try_from(v.get("seen")?.as_u64()?).ok()?,
+        numbering: Numbering {
+            restarts: u32::try_from(v.get("restarts")?.as_u64()?).ok()?,
+            seen: usize::try_from(v.get("seen")?.as_u64()?).ok()?,
+        },
         lines,
     })
 }
@@ -1114,5 +1110,47 @@ mod tests {
             ["first", "token ********", "the end", "timed out halfway"],
             "kept, and read back after a reopen"
         );
+    }
+
+    #[test]
+    fn answers_of_two_attempts_in_one_change_bring_their_live_lines_once_each() {
+        let store = LogStore::in_memory(LogLimits::default());
+        let mut exec = logged();
+        exec.state = crate::execution::StateHistory::new(State::Running, at(0));
+        let id = exec.id;
+        store.record(&exec, false, at(0));
+        let (_, follower) = store.follow(id, "tests", "t", at(0));
+        let follower = follower.expect("it runs");
+        let (a, b) = (TaskRunId::from_u128(1), TaskRunId::from_u128(2));
+        // B prints first, then A; their answers come A first, in one change.
+        let (t1, t2) = (at(1), at(2));
+        live_of(&store, &exec, b).push(Level::Info, t1, "B1");
+        live_of(&store, &exec, a).push(Level::Info, t2, "A1");
+        assert_eq!(follower.try_iter().count(), 2);
+        exec.logs.push(job_line(a, "A1", t2));
+        exec.logs.push(job_line(b, "B1", t1));
+        store.record(&exec, false, at(3));
+        assert!(
+            follower.try_iter().next().is_none(),
+            "neither is shown twice"
+        );
+        let read = store.lines(id, &LogQuery::default()).expect("kept");
+        assert_eq!(messages(&read)[3..], ["A1", "B1"], "each once");
+    }
+
+    #[test]
+    fn a_restarted_execution_shows_its_scripts_lines_again() {
+        let store = LogStore::in_memory(LogLimits::default());
+        let mut exec = logged();
+        let id = exec.id;
+        store.record(&exec, true, at(0));
+        exec.state.transition(State::Restarted, at(1));
+        exec.logs = crate::execution::Logs::default();
+        store.record(&exec, false, at(1));
+        let (_, follower) = store.follow(id, "tests", "t", at(1));
+        let follower = follower.expect("it runs again");
+        live_of(&store, &exec, TaskRunId::from_u128(3)).push(Level::Info, at(2), "again");
+        let shown: Vec<String> = follower.try_iter().map(|l| l.message.clone()).collect();
+        assert_eq!(shown, ["again"]);
     }
 }

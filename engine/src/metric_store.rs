@@ -14,18 +14,16 @@
 //! store skips its lines (a restart of the execution through the API
 //! numbers them anew, after those of its earlier runs).
 
-use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use peregrine_wal::{Key, Kind, Wal};
-use rustc_hash::FxHashMap;
 use serde_json::{Map, Value, json};
 
 use crate::execution::{Execution, ExecutionId, Metric, MetricKind, State, format_date};
+use crate::kept::{Kept, Numbering};
 use crate::lazy_log::LazyLog;
 
 /// The key space of metric records in their log.
@@ -101,29 +99,17 @@ pub struct MetricStore(Arc<Inner>);
 
 struct Inner {
     log: LazyLog,
-    /// Making the log failed: it is not tried again (the metrics stay in
-    /// memory), rather than at every metric.
-    unmade: AtomicBool,
     limits: MetricLimits,
     held: Mutex<Held>,
 }
 
-#[derive(Default)]
-struct Held {
-    series: FxHashMap<ExecutionId, Series>,
-    /// Executions by their first metric, oldest first: the order they go.
-    order: VecDeque<(DateTime<Utc>, ExecutionId)>,
-    bytes: usize,
-}
+type Held = crate::kept::Held<Series>;
 
 /// One execution's metrics.
 struct Series {
     namespace: Arc<str>,
     flow_id: Arc<str>,
-    /// Its restarts when it recorded `seen`: a restart numbers anew.
-    restarts: u32,
-    /// How many of its metrics (of this run) were kept.
-    seen: usize,
+    numbering: Numbering,
     entries: Vec<Arc<MetricEntry>>,
     bytes: usize,
     ended: bool,
@@ -134,17 +120,31 @@ struct Series {
 }
 
 impl Series {
-    fn new(namespace: Arc<str>, flow_id: Arc<str>, restarts: u32) -> Self {
+    fn new(namespace: Arc<str>, flow_id: Arc<str>) -> Self {
         Self {
             namespace,
             flow_id,
-            restarts,
-            seen: 0,
+            numbering: Numbering::default(),
             entries: Vec::new(),
             bytes: 0,
             ended: false,
             in_order: true,
         }
+    }
+}
+
+impl Kept for Series {
+    fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    fn ended(&self) -> bool {
+        self.ended
+    }
+
+    fn let_go(&mut self) -> usize {
+        self.entries = Vec::new();
+        std::mem::take(&mut self.bytes)
     }
 }
 
@@ -166,12 +166,7 @@ impl PartialEq for MetricStore {
 /// The WAL settings the store's log needs over `base`: its record kind
 /// expires after the retention.
 pub fn wal_config(base: peregrine_wal::Config, limits: &MetricLimits) -> peregrine_wal::Config {
-    peregrine_wal::Config {
-        log_kinds: vec![METRICS],
-        log_retention: limits.retention,
-        terminal_retention: None,
-        ..base
-    }
+    crate::lazy_log::expiring(base, METRICS, limits.retention)
 }
 
 impl MetricStore {
@@ -210,27 +205,15 @@ impl MetricStore {
     fn with(log: LazyLog, limits: MetricLimits, held: Held) -> Self {
         Self(Arc::new(Inner {
             log,
-            unmade: AtomicBool::new(false),
             limits,
             held: Mutex::new(held),
         }))
     }
 
     /// The log to append to, made now if it is deferred (under the lock,
-    /// so once); none in memory, or when it cannot be made (logged: the
-    /// metrics stay in memory).
+    /// so once); none in memory, or when it cannot be made.
     fn log(&self) -> Option<&Wal> {
-        if self.0.unmade.load(Ordering::Relaxed) {
-            return None;
-        }
-        match self.0.log.for_writing() {
-            Ok(wal) => wal,
-            Err(e) => {
-                self.0.unmade.store(true, Ordering::Relaxed);
-                tracing::error!("the metric store's metrics are kept in memory only: {e}");
-                None
-            }
-        }
+        self.0.log.or_memory("the metric store's metrics")
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Held> {
@@ -244,7 +227,7 @@ impl MetricStore {
         let metrics = execution.metrics().entries();
         let id = execution.id();
         let mut held = self.lock();
-        if !held.series.contains_key(&id) {
+        if !held.streams.contains_key(&id) {
             if metrics.is_empty() {
                 return;
             }
@@ -252,20 +235,15 @@ impl MetricStore {
         }
         let restarts =
             u32::try_from(execution.history().count(State::Restarted)).unwrap_or(u32::MAX);
-        let series = held.series.entry(id).or_insert_with(|| {
+        let series = held.streams.entry(id).or_insert_with(|| {
             Series::new(
                 Arc::clone(&execution.namespace),
                 Arc::clone(&execution.flow_id),
-                restarts,
             )
         });
-        if series.restarts != restarts {
-            series.restarts = restarts;
-            series.seen = 0;
-        }
-        let fresh: Vec<Arc<MetricEntry>> = metrics
-            .get(series.seen..)
-            .unwrap_or_default()
+        let fresh: Vec<Arc<MetricEntry>> = series
+            .numbering
+            .fresh(restarts, metrics)
             .iter()
             .map(|m| {
                 Arc::new(MetricEntry {
@@ -276,7 +254,6 @@ impl MetricStore {
                 })
             })
             .collect();
-        series.seen = metrics.len();
         series.ended = ended;
         let reorder = !fresh.is_empty() && !series.in_order;
         if !fresh.is_empty() {
@@ -292,9 +269,9 @@ impl MetricStore {
         if reorder {
             held.order.push_back((now, id));
         }
-        if ended && held.series.get(&id).is_some_and(|s| !s.in_order) {
+        if ended && held.streams.get(&id).is_some_and(|s| !s.in_order) {
             // Its metrics were let go while it ran: nothing is left of it.
-            held.series.remove(&id);
+            held.streams.remove(&id);
         }
         self.evict(&mut held, now);
     }
@@ -302,36 +279,16 @@ impl MetricStore {
     /// Lets go of the oldest executions' metrics: past the retention, or
     /// past the memory budget.
     fn evict(&self, held: &mut Held, now: DateTime<Utc>) {
-        let retention =
-            chrono::Duration::from_std(self.0.limits.retention).unwrap_or(chrono::Duration::MAX);
-        while let Some(&(first, id)) = held.order.front() {
-            let old = now.signed_duration_since(first) > retention;
-            if !old && held.bytes <= self.0.limits.max_bytes {
-                break;
-            }
-            held.order.pop_front();
-            match held.series.get_mut(&id) {
-                Some(series) if !series.ended => {
-                    // It still runs: its series stays, empty, so that its
-                    // metrics are not kept again at its next change.
-                    held.bytes -= std::mem::take(&mut series.bytes);
-                    series.entries = Vec::new();
-                    series.in_order = false;
-                }
-                Some(_) => {
-                    if let Some(series) = held.series.remove(&id) {
-                        held.bytes -= series.bytes;
-                    }
-                }
-                None => {}
-            }
-        }
+        let limits = &self.0.limits;
+        held.evict(now, limits.retention, limits.max_bytes, |s| {
+            s.in_order = false;
+        });
     }
 
     /// The metrics of execution `id`, in the order recorded.
     pub fn of_execution(&self, id: ExecutionId) -> Vec<Arc<MetricEntry>> {
         self.lock()
-            .series
+            .streams
             .get(&id)
             .map(|s| s.entries.clone())
             .unwrap_or_default()
@@ -346,7 +303,7 @@ impl MetricStore {
             let held = self.lock();
             held.order
                 .iter()
-                .filter_map(|(_, id)| held.series.get(id))
+                .filter_map(|(_, id)| held.streams.get(id))
                 .flat_map(|s| s.entries.iter().cloned())
                 .collect()
         };
@@ -357,7 +314,7 @@ impl MetricStore {
     /// many were held. Its later metrics are kept as they come.
     pub fn delete(&self, id: ExecutionId) -> usize {
         let mut held = self.lock();
-        let (freed, removed) = match held.series.get_mut(&id) {
+        let (freed, removed) = match held.streams.get_mut(&id) {
             Some(series) => (
                 std::mem::take(&mut series.bytes),
                 std::mem::take(&mut series.entries).len(),
@@ -388,25 +345,18 @@ impl Held {
             execution,
             namespace,
             flow_id,
-            restarts,
-            seen,
+            numbering,
             metrics,
         } = decoded;
-        if !self.series.contains_key(&execution) {
+        if !self.streams.contains_key(&execution) {
             let first = metrics.first().map_or_else(Utc::now, |m| m.date);
             self.order.push_back((first, execution));
         }
         let series = self
-            .series
+            .streams
             .entry(execution)
-            .or_insert_with(|| Series::new(Arc::clone(&namespace), Arc::clone(&flow_id), restarts));
-        if restarts > series.restarts {
-            // A record of a later run: it counts its own metrics.
-            series.restarts = restarts;
-            series.seen = seen;
-        } else if restarts == series.restarts {
-            series.seen = series.seen.max(seen);
-        }
+            .or_insert_with(|| Series::new(Arc::clone(&namespace), Arc::clone(&flow_id)));
+        series.numbering.merge(numbering);
         // Recovered metrics are of executions that may have ended: the
         // next change of one still running says so again.
         series.ended = true;
@@ -432,8 +382,8 @@ fn append(wal: &Wal, id: ExecutionId, series: &Series, metrics: &[Arc<MetricEntr
         let payload = json!({
             "namespace": &*series.namespace,
             "flowId": &*series.flow_id,
-            "restarts": series.restarts,
-            "seen": series.seen,
+            "restarts": series.numbering.restarts,
+            "seen": series.numbering.seen,
             "metrics": chunk.iter().map(|m| encode(&m.metric)).collect::<Vec<_>>(),
         });
         if let Err(e) = wal.append(METRICS, key, payload.to_string().as_bytes()) {
@@ -478,8 +428,7 @@ struct Decoded {
     execution: ExecutionId,
     namespace: Arc<str>,
     flow_id: Arc<str>,
-    restarts: u32,
-    seen: usize,
+    numbering: Numbering,
     metrics: Vec<Metric>,
 }
 
@@ -513,8 +462,10 @@ fn decode(execution: ExecutionId, payload: &[u8]) -> Option<Decoded> {
         execution,
         namespace: Arc::from(v.get("namespace")?.as_str()?),
         flow_id: Arc::from(v.get("flowId")?.as_str()?),
-        restarts: u32::try_from(v.get("restarts")?.as_u64()?).ok()?,
-        seen: usize::try_from(v.get("seen")?.as_u64()?).ok()?,
+        numbering: Numbering {
+            restarts: u32::try_from(v.get("restarts")?.as_u64()?).ok()?,
+            seen: usize::try_from(v.get("seen")?.as_u64()?).ok()?,
+        },
         metrics,
     })
 }

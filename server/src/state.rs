@@ -903,49 +903,56 @@ fn open_kv(config: &Config, wal: &peregrine_wal::Config) -> std::io::Result<KvSt
 /// The log store in `data/logs`; its log is made at the first line when
 /// the folder has none.
 fn open_logs(config: &Config, wal: &peregrine_wal::Config) -> std::io::Result<LogStore> {
-    let dir = crate::data::logs_log(&config.data_dir);
     let limits = config.log_limits();
-    let base = peregrine_wal::Config {
-        segment_bytes: std::num::NonZeroU64::new(16 << 20).expect("non-zero"),
-        max_record_bytes: std::num::NonZeroU32::new(1 << 20).expect("non-zero"),
-        spare_segments: 1,
-        ..wal.clone()
-    };
-    let logs_wal = peregrine_engine::logs::wal_config(base, &limits);
-    if !dir.is_dir() {
-        return Ok(LogStore::deferred(dir, logs_wal, limits));
-    }
-    let (log, recovered) = crate::data::open_log(
-        &dir,
-        logs_wal,
-        "log lines",
-        "the log API no longer serves them",
-    )?;
-    Ok(LogStore::from_log(log, &recovered, limits))
+    let log_wal = peregrine_engine::logs::wal_config(store_wal(wal), &limits);
+    let dir = crate::data::logs_log(&config.data_dir);
+    Ok(
+        match open_store_log(&dir, &log_wal, "log lines", "the log API")? {
+            None => LogStore::deferred(dir, log_wal, limits),
+            Some((log, recovered)) => LogStore::from_log(log, &recovered, limits),
+        },
+    )
 }
 
 /// The metric store in `data/metrics`; its log is made at the first
 /// metric when the folder has none.
 fn open_metrics(config: &Config, wal: &peregrine_wal::Config) -> std::io::Result<MetricStore> {
-    let dir = crate::data::metrics_log(&config.data_dir);
     let limits = config.metric_limits();
-    let base = peregrine_wal::Config {
+    let metrics_wal = peregrine_engine::metric_store::wal_config(store_wal(wal), &limits);
+    let dir = crate::data::metrics_log(&config.data_dir);
+    Ok(
+        match open_store_log(&dir, &metrics_wal, "task metrics", "the metric API")? {
+            None => MetricStore::deferred(dir, metrics_wal, limits),
+            Some((log, recovered)) => MetricStore::from_log(log, &recovered, limits),
+        },
+    )
+}
+
+/// The WAL settings of a store's log (lines, metrics) over the server's:
+/// small segments, one spare.
+fn store_wal(wal: &peregrine_wal::Config) -> peregrine_wal::Config {
+    peregrine_wal::Config {
         segment_bytes: std::num::NonZeroU64::new(16 << 20).expect("non-zero"),
         max_record_bytes: std::num::NonZeroU32::new(1 << 20).expect("non-zero"),
         spare_segments: 1,
         ..wal.clone()
-    };
-    let metrics_wal = peregrine_engine::metric_store::wal_config(base, &limits);
-    if !dir.is_dir() {
-        return Ok(MetricStore::deferred(dir, metrics_wal, limits));
     }
-    let (log, recovered) = crate::data::open_log(
-        &dir,
-        metrics_wal,
-        "task metrics",
-        "the metric API no longer serves them",
-    )?;
-    Ok(MetricStore::from_log(log, &recovered, limits))
+}
+
+/// A store's log in `dir`, with what its recovery read back; none when
+/// the folder does not exist yet (the store makes it at its first write).
+/// `what` it holds, and who no longer serves what a damage drops.
+fn open_store_log(
+    dir: &std::path::Path,
+    wal: &peregrine_wal::Config,
+    what: &str,
+    api: &str,
+) -> std::io::Result<Option<(peregrine_wal::Wal, peregrine_wal::Recovered)>> {
+    if !dir.is_dir() {
+        return Ok(None);
+    }
+    let lost = format!("{api} no longer serves them");
+    crate::data::open_log(dir, wal.clone(), what, &lost).map(Some)
 }
 
 /// The KV store's log: one record per write, up to a value's limit (512

@@ -43,6 +43,9 @@ pub(crate) struct FsStorage {
 
 /// The file that locks a WAL directory.
 const LOCK: &str = "LOCK";
+/// How long a locked directory is waited for before it is refused as in
+/// use.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// `dir` as an absolute path, for messages that must say which folder
 /// (every shard has the same file names); as given if that fails.
@@ -65,8 +68,17 @@ impl FsStorage {
             .truncate(false)
             .write(true)
             .open(dir.join(LOCK))?;
-        if let Err(e) = lock.try_lock() {
-            return Err(in_use(dir, e));
+        // A process forked meanwhile (a script's, by another thread) holds
+        // the lock too until it execs, and its copy of the descriptor
+        // closes: a moment, waited for. A WAL really in use stays refused.
+        let since = std::time::Instant::now();
+        while let Err(e) = lock.try_lock() {
+            match e {
+                fs::TryLockError::WouldBlock if since.elapsed() < LOCK_WAIT => {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                e => return Err(in_use(dir, e)),
+            }
         }
         Ok(FsStorage {
             dir: absolute(dir),
