@@ -1,7 +1,7 @@
 //! Task metrics as Kestra's metric API serves them: every metric a task run
 //! recorded (a script's `::{"metrics":[...]}::`), kept for a retention
 //! window (the executions' own, a day by default) from the execution's
-//! first metric, in a log of their own (`data/metrics`, records of a log
+//! first metric (a long-running execution's may go before it does), in a log of their own (`data/metrics`, records of a log
 //! kind the WAL drops once past the retention) and in memory, bounded, for
 //! reading by execution and across a flow's executions.
 //!
@@ -197,9 +197,7 @@ impl MetricStore {
                 }
             }
         }
-        let store = Self::with(LazyLog::open(wal), limits, held);
-        store.evict(&mut store.lock(), Utc::now());
-        store
+        Self::with(LazyLog::open(wal), limits, held)
     }
 
     fn with(log: LazyLog, limits: MetricLimits, held: Held) -> Self {
@@ -357,9 +355,10 @@ impl Held {
             .entry(execution)
             .or_insert_with(|| Series::new(Arc::clone(&namespace), Arc::clone(&flow_id)));
         series.numbering.merge(numbering);
-        // Recovered metrics are of executions that may have ended: the
-        // next change of one still running says so again.
-        series.ended = true;
+        // Whether it ended is not known here: one still running says so
+        // at its next change (its replay); until then it is let go, if it
+        // must be, as a running one (its numbering stays, so that its
+        // replay keeps nothing twice).
         for metric in metrics {
             let entry = MetricEntry {
                 execution,

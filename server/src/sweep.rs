@@ -138,10 +138,11 @@ fn work_dirs(root: &Path, grace: Duration) -> std::io::Result<Vec<WorkDir>> {
         if newest(&path).is_some_and(|at| now.duration_since(at).unwrap_or_default() < grace) {
             continue;
         }
-        let held = std::fs::read_dir(&path)?
-            .flatten()
-            .map(|e| e.path())
-            .collect();
+        // Gone since it was listed (a WorkingDirectory removed itself).
+        let Ok(entries) = std::fs::read_dir(&path) else {
+            continue;
+        };
+        let held = entries.flatten().map(|e| e.path()).collect();
         found.push((path, id, held));
         if found.len() >= MAX_PER_SWEEP {
             break;

@@ -850,3 +850,51 @@ errors:
         "replayed byte for byte"
     );
 }
+
+#[test]
+fn outputs_too_large_for_the_run_are_journaled_as_the_refusal_not_whole() {
+    let flow = revision(
+        r#"
+id: big
+namespace: tests
+tasks:
+  - id: sh
+    type: io.kestra.plugin.scripts.shell.Commands
+    commands: ["true"]
+"#,
+    );
+    let journal = FaultyJournal::default();
+    let mut shard = Shard::with_journal(t(0), Box::new(journal.clone()), finished());
+    let id = start(&mut shard, &flow, 14, t(0));
+    let mut work = Vec::new();
+    shard.drain(|effect, _| {
+        if let Effect::Work { order, .. } = effect {
+            work.push(order);
+        }
+    });
+    let order: super::worker::WorkOrder = work.pop().expect("the script's work");
+    let huge = "x".repeat(2 << 20);
+    let mut answer: crate::tasks::Answer = Err("Command failed with exit code 1".to_owned()).into();
+    answer.failed_outputs = Some(json!({ "vars": { "v": huge } }));
+    let done = WorkDone {
+        id,
+        task_run: order.task_run,
+        run_id: order.run_id,
+        attempt: order.attempt,
+        answer,
+    };
+    shard.step(Message::WorkDone(Box::new(done)), t(10));
+    let worked = journal
+        .causes(id)
+        .into_iter()
+        .find_map(|c| match c {
+            Entry::Worked { outputs, error, .. } => Some((outputs, error)),
+            _ => None,
+        })
+        .expect("the answer is journaled");
+    assert_eq!(
+        worked,
+        (None, Some("Command failed with exit code 1".to_owned())),
+        "a failure's outputs past the limit are dropped"
+    );
+}

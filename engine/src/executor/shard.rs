@@ -968,6 +968,21 @@ impl Shard {
         if !live.run.is_waiting_on(task_run) || live.run.task_run_id(task_run) != Some(run_id) {
             return;
         }
+        // Outputs the run would refuse as too large are not journaled
+        // whole: the answer is that refusal (a failure's are dropped).
+        let max = self.limits.max_outputs_bytes;
+        let too_large = |v: &Value| {
+            let size = crate::expression::json_size(v, max);
+            (size > max).then_some(size)
+        };
+        let result = match result {
+            Ok(v) => match too_large(&v) {
+                Some(size) => Err(super::limits::outputs_too_large(size, max)),
+                None => Ok(v),
+            },
+            Err(e) => Err(e),
+        };
+        let failed_outputs = failed_outputs.filter(|v| too_large(v).is_none());
         // A failure's outputs are journaled beside its error.
         let (outputs, error) = match &result {
             Ok(v) => (Some(v.to_string()), None),
@@ -1706,7 +1721,6 @@ fn halves(id: ExecutionId) -> [u64; 2] {
     [(raw >> 64) as u64, raw as u64]
 }
 
-/// A worker's answer as the journal keeps it.
 /// A journaled answer: its outputs, or its error (with the outputs a
 /// failure has, if any), its lines and metrics.
 fn worked(

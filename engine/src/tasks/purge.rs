@@ -139,11 +139,24 @@ impl PurgeJob {
             }
             taken
         });
+        // The executions go first: one restarted meanwhile is not
+        // deleted, and keeps its lines, metrics and files.
+        let (ids, executions) = if self.purge_execution {
+            let deleted = holdings.delete(ids)?;
+            let count = deleted.len();
+            (deleted, count)
+        } else {
+            (ids, 0)
+        };
         let mut storages = 0;
         if self.purge_storage
             && let Some(files) = &env.files
         {
+            let gone: rustc_hash::FxHashSet<_> = ids.iter().copied().collect();
             for (id, namespace, flow_id) in flows.into_inner() {
+                if !gone.contains(&id) {
+                    continue;
+                }
                 let prefix = crate::storage::Uri::execution_prefix(&namespace, &flow_id, id);
                 storages += files
                     .storage()
@@ -168,11 +181,6 @@ impl PurgeJob {
                 metrics += store.delete(*id);
             }
         }
-        let executions = if self.purge_execution {
-            holdings.delete(ids)?.len()
-        } else {
-            0
-        };
         Ok(json!({
             "executionsCount": executions,
             "logsCount": logs,

@@ -265,27 +265,27 @@ impl Bucket {
     }
 
     /// The start of the bucket `at` falls in (in UTC; weeks start on
-    /// Monday).
+    /// Monday); `at` itself at the ends of time.
     fn start(self, at: DateTime<Utc>) -> DateTime<Utc> {
         let day = at.duration_trunc(TimeDelta::days(1)).unwrap_or(at);
+        let back = |days: u32| day.checked_sub_signed(TimeDelta::days(i64::from(days)));
         match self {
             Bucket::Minute => at.duration_trunc(TimeDelta::minutes(1)).unwrap_or(at),
             Bucket::Hour => at.duration_trunc(TimeDelta::hours(1)).unwrap_or(at),
             Bucket::Day => day,
-            Bucket::Week => day - TimeDelta::days(i64::from(day.weekday().num_days_from_monday())),
-            Bucket::Month => day - TimeDelta::days(i64::from(day.day0())),
+            Bucket::Week => back(day.weekday().num_days_from_monday()).unwrap_or(day),
+            Bucket::Month => back(day.day0()).unwrap_or(day),
         }
     }
 
-    fn next(self, at: DateTime<Utc>) -> DateTime<Utc> {
+    /// The start of the next bucket; none past the end of time.
+    fn next(self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
         match self {
-            Bucket::Minute => at + TimeDelta::minutes(1),
-            Bucket::Hour => at + TimeDelta::hours(1),
-            Bucket::Day => at + TimeDelta::days(1),
-            Bucket::Week => at + TimeDelta::weeks(1),
-            Bucket::Month => at
-                .checked_add_months(Months::new(1))
-                .unwrap_or(DateTime::<Utc>::MAX_UTC),
+            Bucket::Minute => at.checked_add_signed(TimeDelta::minutes(1)),
+            Bucket::Hour => at.checked_add_signed(TimeDelta::hours(1)),
+            Bucket::Day => at.checked_add_signed(TimeDelta::days(1)),
+            Bucket::Week => at.checked_add_signed(TimeDelta::weeks(1)),
+            Bucket::Month => at.checked_add_months(Months::new(1)),
         }
     }
 }
@@ -347,7 +347,10 @@ fn aggregate(
         }
         let value = values.get(&key).map_or(0.0, |v| fold.apply(v));
         aggregations.push(json!({ "name": metric, "value": value, "date": format_date(key) }));
-        key = bucket.next(key);
+        match bucket.next(key) {
+            Some(next) => key = next,
+            None => break,
+        }
     }
     Ok(json!({ "groupBy": bucket.name(), "aggregations": aggregations }))
 }
@@ -379,7 +382,12 @@ mod tests {
         assert_eq!(Bucket::Month.start(t), at("2026-12-01T00:00:00Z"));
         assert_eq!(
             Bucket::Month.next(at("2026-01-31T00:00:00Z")),
-            at("2026-02-28T00:00:00Z")
+            Some(at("2026-02-28T00:00:00Z"))
+        );
+        assert_eq!(Bucket::Day.next(DateTime::<Utc>::MAX_UTC), None);
+        assert_eq!(
+            Bucket::Month.start(DateTime::<Utc>::MIN_UTC),
+            DateTime::<Utc>::MIN_UTC
         );
     }
 

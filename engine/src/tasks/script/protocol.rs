@@ -17,8 +17,8 @@ use crate::tasks::{JobLine, JobMetric, LogKeeper};
 const MAX_VARS_BYTES: usize = 4 << 20;
 /// The metrics one script may record.
 const MAX_METRICS: usize = 10_000;
-/// The most bytes of metric names and tags one script may record: they
-/// are journaled with its answer.
+/// The most bytes of metrics one script may record, as journaled with its
+/// answer (names, tags and what frames them).
 const MAX_METRICS_BYTES: usize = 256 << 10;
 
 /// What a script said through the protocol.
@@ -91,12 +91,18 @@ pub(crate) fn read_line(
                             return;
                         }
                         Ok(metric) => {
-                            said.metrics_bytes += metric.name.len()
-                                + metric.tags.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+                            // As journaled: its text and what frames it.
+                            said.metrics_bytes += 48
+                                + metric.name.len()
+                                + metric
+                                    .tags
+                                    .iter()
+                                    .map(|(k, v)| 16 + k.len() + v.len())
+                                    .sum::<usize>();
                             if said.metrics_bytes > MAX_METRICS_BYTES {
                                 said.refused.get_or_insert_with(|| {
                                     format!(
-                                        "the script's metrics' names and tags are larger than {MAX_METRICS_BYTES} bytes"
+                                        "the script's metrics are larger than {MAX_METRICS_BYTES} bytes"
                                     )
                                 });
                                 return;
@@ -162,11 +168,14 @@ fn metric(value: Value, at: DateTime<Utc>) -> Result<JobMetric, String> {
         return Err(format!("metric `{name}`'s `type` is counter or timer"));
     };
     let value = match m.remove("value") {
-        Some(Value::Number(n)) if kind == MetricKind::Timer => n.as_f64().unwrap_or(0.0) * 1000.0,
+        // Whole milliseconds, as Kestra's `Duration.toMillis()`.
+        Some(Value::Number(n)) if kind == MetricKind::Timer => {
+            (n.as_f64().unwrap_or(0.0) * 1000.0).trunc()
+        }
         Some(Value::Number(n)) => n.as_f64().unwrap_or(0.0),
         // A timer's value may be an ISO-8601 duration, as Kestra's.
         Some(Value::String(s)) if kind == MetricKind::Timer => crate::flow::parse_duration(&s)
-            .map(|d| d.as_secs_f64() * 1000.0)
+            .map(|d| d.as_millis() as f64)
             .ok_or_else(|| format!("metric `{name}`'s value `{s}` is not a duration"))?,
         _ => return Err(format!("metric `{name}` has a numeric `value`")),
     };
@@ -281,10 +290,14 @@ mod tests {
         // whole, logged as invalid.
         assert!(said.metrics.is_empty(), "{:?}", said.metrics);
         let (said, _) = read(&[(
-            r#"::{"metrics":[{"name":"t","type":"timer","value":0.25}]}::"#,
+            r#"::{"metrics":[{"name":"t","type":"timer","value":0.25},{"name":"u","type":"timer","value":2.0005}]}::"#,
             Level::Info,
         )]);
         assert_eq!(said.metrics[0].value, 250.0);
+        assert_eq!(
+            said.metrics[1].value, 2000.0,
+            "whole milliseconds, as Kestra's"
+        );
         let big = "x".repeat(100 << 10);
         let line = format!(
             r#"::{{"metrics":[{{"name":"a","type":"counter","value":1,"tags":{{"k":"{big}"}}}},{{"name":"b","type":"counter","value":1,"tags":{{"k":"{big}"}}}},{{"name":"c","type":"counter","value":1,"tags":{{"k":"{big}"}}}}]}}::"#
