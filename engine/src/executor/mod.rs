@@ -36,6 +36,8 @@ pub use engine::{
 };
 #[cfg(test)]
 pub(crate) use engine::{run_to_end_limited, run_to_end_with_variables};
+#[cfg(test)]
+pub(crate) use finished::Finished;
 #[cfg(feature = "internals")]
 pub use fixtures::OutputLookup;
 #[cfg(feature = "internals")]

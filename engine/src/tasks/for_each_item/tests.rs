@@ -84,3 +84,41 @@ fn a_batch_file_lies_beside_the_list_of_batches() {
     );
     assert_eq!(batch_uri("splits.txt", 1), None);
 }
+
+#[test]
+fn a_batch_whose_execution_is_gone_fails_the_merge_when_every_batch_was_waited_for() {
+    let dir = tempfile::tempdir().expect("a dir");
+    let (variables, _files) = crate::tasks::testing::surroundings(dir.path());
+    let holdings = crate::executor::Holdings::new(
+        Vec::new(),
+        vec![Arc::new(crate::executor::Finished::new(
+            Duration::from_secs(60),
+            10,
+        ))],
+        Vec::new(),
+    );
+    let env = WorkerEnv::new(None, &variables, None, 2).holding(Arc::new(holdings), None);
+    let place = Place {
+        namespace: "tests".into(),
+        flow_id: "t".into(),
+        execution: ExecutionId::generate(),
+        task_id: "each_merge".into(),
+        task_run: "r".into(),
+        attempt: 1,
+    };
+    let gone = ExecutionId::generate();
+    let merge = |wait: bool| MergeJob {
+        place: place.clone(),
+        children: vec![gone],
+        wait,
+    };
+    let failed = Box::new(merge(true)).run(&env, None).result;
+    let message = failed.expect_err("its record is gone");
+    assert!(
+        message.contains(&format!("the execution {gone} of batch 1 is gone")),
+        "{message}"
+    );
+    // Not waited for: a batch not ended (or gone) has nothing to merge.
+    let merged = Box::new(merge(false)).run(&env, None).result;
+    assert_eq!(merged, Ok(json!({})));
+}
