@@ -418,6 +418,19 @@ pub struct WalConfig {
     /// the file and the offset. A torn tail (the unsynced end of the last
     /// segment after a crash) is never damage. Default: false.
     pub skip_damaged: bool,
+    /// How appends reach the segment files: `mapped` (copied into a shared
+    /// map, synced with msync) or `pwrite` (written with pwrite, synced
+    /// with fdatasync). Default: `mapped`.
+    pub writes: Writes,
+}
+
+/// `wal.writes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Writes {
+    #[default]
+    Mapped,
+    Pwrite,
 }
 
 /// `wal.durability`.
@@ -724,6 +737,7 @@ impl Default for WalConfig {
             max_record_size: ByteSize(16 << 20),
             log_retention: TimeSpan::secs(3600),
             skip_damaged: false,
+            writes: Writes::Mapped,
         }
     }
 }
@@ -783,6 +797,7 @@ const KEYS: &[(&str, bool)] = &[
     ("wal.max-record-size", false),
     ("wal.log-retention", false),
     ("wal.skip-damaged", false),
+    ("wal.writes", false),
     ("executions.retention", false),
     ("executions.max-finished", false),
     ("executions.max-retained", false),
@@ -983,6 +998,10 @@ impl Config {
             terminal_retention: Some(self.executions.retention.0),
             log_retention: self.wal.log_retention.0,
             skip_damaged: self.wal.skip_damaged,
+            writes: match self.wal.writes {
+                Writes::Mapped => peregrine_wal::Writes::Mapped,
+                Writes::Pwrite => peregrine_wal::Writes::Pwrite,
+            },
             ..defaults
         }
     }
@@ -1672,6 +1691,17 @@ mod tests {
         assert_eq!(config.server.bind.port(), 3);
         assert_eq!(config.data_dir, PathBuf::from("/tmp/x"));
         assert!(!config.wal_config().skip_damaged, "off unless asked");
+    }
+
+    #[test]
+    fn how_the_wal_writes_is_a_setting_mapped_by_default() {
+        let default = load("", &[]).expect("loads");
+        assert_eq!(default.wal_config().writes, peregrine_wal::Writes::Mapped);
+        let file = load("wal:\n  writes: pwrite\n", &[]).expect("loads");
+        assert_eq!(file.wal_config().writes, peregrine_wal::Writes::Pwrite);
+        let env = load("", &[("PEREGRINE_WAL_WRITES", "pwrite")]).expect("loads");
+        assert_eq!(env.wal_config().writes, peregrine_wal::Writes::Pwrite);
+        assert!(load("wal:\n  writes: mmap\n", &[]).is_err(), "only the two");
     }
 
     #[test]

@@ -73,6 +73,21 @@ pub struct Config {
     /// dropped LSN ranges are written to the manifest, so later opens accept
     /// that loss without the option. Default false.
     pub skip_damaged: bool,
+    /// How appends reach the segment files. Default `Writes::Mapped`.
+    pub writes: Writes,
+}
+
+/// How appends reach the segment files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Writes {
+    /// Copied into a shared mapping of the segment, made durable with
+    /// `msync`.
+    #[default]
+    Mapped,
+    /// Written with `pwrite`, made durable with `fdatasync`: the pages are
+    /// never written through the process's mapping, so a sync does not
+    /// write-protect them (no fault at the next append).
+    Pwrite,
 }
 
 impl Default for Config {
@@ -90,6 +105,7 @@ impl Default for Config {
             truncate_interval: Duration::from_secs(1),
             spare_segments: 2,
             skip_damaged: false,
+            writes: Writes::Mapped,
         }
     }
 }

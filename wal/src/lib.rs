@@ -75,7 +75,7 @@ mod tests;
 
 pub use archive::{Aligned, access, encode, rkyv};
 pub use blackbox::{Blackbox, Strikes};
-pub use config::{Config, SyncMode};
+pub use config::{Config, SyncMode, Writes};
 pub use error::{Error, Result};
 pub use mmap::free_space;
 pub use record::{Batch, Key, Kind, Lsn, Record};

@@ -36,6 +36,9 @@ pub(crate) struct FsStorage {
     /// Files may be mapped: we hold a lock on `LOCK` (exclusive when
     /// writable, shared when not), so no open WAL writes them.
     map: bool,
+    /// Appends are written with `pwrite` and synced with `fdatasync`, not
+    /// through the map (`Writes::Pwrite`).
+    pwrite: bool,
     // Holds the lock on `LOCK` while the storage lives, so that a second
     // WAL on the same directory (invariant 1) fails to open.
     _lock: Option<File>,
@@ -61,7 +64,7 @@ fn in_use(dir: &Path, e: impl std::fmt::Display) -> io::Error {
 }
 
 impl FsStorage {
-    pub(crate) fn new(dir: &Path) -> io::Result<Self> {
+    pub(crate) fn new(dir: &Path, writes: crate::Writes) -> io::Result<Self> {
         fs::create_dir_all(dir)?;
         let lock = OpenOptions::new()
             .create(true)
@@ -84,6 +87,7 @@ impl FsStorage {
             dir: absolute(dir),
             writable: true,
             map: true,
+            pwrite: writes == crate::Writes::Pwrite,
             _lock: Some(lock),
         })
     }
@@ -111,6 +115,7 @@ impl FsStorage {
             dir: absolute(dir),
             writable: false,
             map: lock.is_some(),
+            pwrite: false,
             _lock: lock,
         })
     }
@@ -150,7 +155,7 @@ impl Storage for FsStorage {
             let _ = fs::remove_file(&path);
             return Err(e);
         }
-        Ok(Arc::new(MappedFile::map(file, len, true)?))
+        Ok(Arc::new(MappedFile::map(file, len, true, self.pwrite)?))
     }
 
     fn open(&self, name: &str, min_len: u64) -> io::Result<Arc<dyn SegmentFile>> {
@@ -169,7 +174,12 @@ impl Storage for FsStorage {
         if !self.map {
             return Ok(Arc::new(CopiedFile { file, len }));
         }
-        Ok(Arc::new(MappedFile::map(file, len, self.writable)?))
+        Ok(Arc::new(MappedFile::map(
+            file,
+            len,
+            self.writable,
+            self.pwrite,
+        )?))
     }
 
     fn rename(&self, from: &str, to: &str) -> io::Result<()> {
@@ -328,12 +338,15 @@ struct MappedFile {
     map: MmapRaw,
     len: u64,
     writable: bool,
+    /// Writes go through the file (`pwrite`), syncs are `fdatasync`: the
+    /// map is only read.
+    pwrite: bool,
     /// Point reads go through the file (the page cache), not the map.
     file: File,
 }
 
 impl MappedFile {
-    fn map(file: File, len: u64, writable: bool) -> io::Result<Self> {
+    fn map(file: File, len: u64, writable: bool, pwrite: bool) -> io::Result<Self> {
         if len == 0 || usize::try_from(len).is_err() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -350,6 +363,7 @@ impl MappedFile {
             map,
             len,
             writable,
+            pwrite,
             file,
         })
     }
@@ -367,6 +381,10 @@ impl SegmentFile for MappedFile {
         }
         if !in_bounds(offset, data.len(), self.len) {
             return Err(out_of_bounds(offset, data.len(), self.len));
+        }
+        if self.pwrite {
+            // Into the page cache, which the (shared) map reads too.
+            return std::os::unix::fs::FileExt::write_all_at(&self.file, data, offset);
         }
         // SAFETY: bounds checked above; the mapping is writable (checked
         // above) and stays mapped while `self` lives (invariants 1 and 2);
@@ -392,6 +410,10 @@ impl SegmentFile for MappedFile {
         }
         if !in_bounds(offset, len as usize, self.len) {
             return Err(out_of_bounds(offset, len as usize, self.len));
+        }
+        if self.pwrite {
+            // The whole file's dirty pages: only the unsynced tail is.
+            return self.file.sync_data();
         }
         self.map.flush_range(offset as usize, len as usize)
     }

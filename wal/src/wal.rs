@@ -112,8 +112,8 @@ impl Wal {
     /// files while it is open (the mapped files rely on it).
     pub fn open(dir: impl AsRef<Path>, config: Config) -> Result<(Wal, Recovered)> {
         let dir = dir.as_ref();
-        let storage =
-            FsStorage::new(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        let storage = FsStorage::new(dir, config.writes)
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         Wal::open_on(Arc::new(storage), config)
     }
 
