@@ -31,7 +31,7 @@ use rustc_hash::FxHashMap;
 
 use crate::error::{Error, Result};
 use crate::latency::{Outcome, Tally};
-use crate::options::{Durability, EmbeddedSettings};
+use crate::options::{Durability, EmbeddedSettings, WalWrites};
 use crate::orders::{Expected, order};
 use crate::report::RunReport;
 use crate::schedule::Schedule;
@@ -262,6 +262,10 @@ impl Embedded {
     fn wal_config(&self) -> peregrine_wal::Config {
         peregrine_wal::Config {
             segment_bytes: self.settings.segment_bytes,
+            writes: match self.settings.writes {
+                WalWrites::Mapped => peregrine_wal::Writes::Mapped,
+                WalWrites::Pwrite => peregrine_wal::Writes::Pwrite,
+            },
             sync: match self.settings.durability {
                 Durability::Sync => SyncMode::Sync,
                 Durability::Interval => SyncMode::Interval(self.settings.sync_interval),

@@ -60,6 +60,18 @@ pub enum Mode {
     Kafka,
 }
 
+/// How the embedded WAL's appends reach its files (the server's
+/// `wal.writes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WalWrites {
+    /// Copied into a shared map, synced with msync.
+    #[default]
+    Mapped,
+    /// Written with pwrite, synced with fdatasync.
+    Pwrite,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Durability {
@@ -172,6 +184,9 @@ pub struct Options {
     /// WAL segment size in MiB, in embedded mode.
     #[arg(long, default_value_t = 64)]
     pub wal_segment_mib: u64,
+    /// How the WAL writes, in embedded mode. Default: mapped.
+    #[arg(long, value_enum)]
+    pub wal_writes: Option<WalWrites>,
     /// Engine shard threads, in embedded mode. Default: one per CPU.
     #[arg(long)]
     pub threads: Option<usize>,
@@ -256,6 +271,7 @@ pub struct EmbeddedSettings {
     pub data_dir: Option<PathBuf>,
     pub keep_data: bool,
     pub segment_bytes: NonZeroU64,
+    pub writes: WalWrites,
     pub threads: NonZeroUsize,
     pub inbox_capacity: NonZeroUsize,
 }
@@ -564,6 +580,7 @@ impl Options {
                     (self.data_dir.is_some(), "--data-dir"),
                     (self.keep_data, "--keep-data"),
                     (self.threads.is_some(), "--threads"),
+                    (self.wal_writes.is_some(), "--wal-writes"),
                 ],
                 "only applies to --mode embedded (the server has its own)",
             )?;
@@ -618,6 +635,7 @@ impl Options {
                     data_dir: self.data_dir.clone(),
                     keep_data: self.keep_data,
                     segment_bytes,
+                    writes: self.wal_writes.unwrap_or_default(),
                     threads,
                     inbox_capacity,
                 })
@@ -753,6 +771,7 @@ impl Options {
             "sync_interval_ms": self.sync_interval_ms,
             "data_dir": self.data_dir.as_ref().map(|p| p.display().to_string()),
             "wal_segment_mib": self.wal_segment_mib,
+            "wal_writes": self.wal_writes,
             "threads": self.threads,
             "inbox_capacity": self.inbox_capacity,
             "connections": self.connections,
