@@ -408,7 +408,13 @@ fn refill_spares(shared: &Shared) {
         let id = {
             let mut w = lock(shared);
             let out = shared.out_of_space.load(Ordering::Acquire);
-            let wanted = shared.config.spare_segments.max(usize::from(out));
+            // A WAL hardly used has none (see `Writer::warm`).
+            let configured = if w.warm {
+                shared.config.spare_segments
+            } else {
+                0
+            };
+            let wanted = configured.max(usize::from(out));
             if w.spares.len() >= wanted {
                 shared.out_of_space.store(false, Ordering::Release);
                 return;

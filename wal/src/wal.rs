@@ -175,7 +175,9 @@ impl Wal {
             spares,
             next_spare_id: recovery.max_spare_id + 1,
             rolled: false,
+            warm: false,
         };
+        writer.warm = !writer.spares.is_empty();
         // Rebuild the liveness index from what recovery found live, one
         // index insertion per key.
         writer.index.reserve(recovery.recovered.len());
@@ -222,8 +224,10 @@ impl Wal {
             .map_err(|e| match e {
                 WriteError::Refused(e) | WriteError::Failed(e) => e,
             })?;
-        // The placeholder "old active" must not reach the flusher.
+        // The placeholder "old active" must not reach the flusher, and
+        // starting the first segment is no roll (see `Writer::warm`).
         writer.unsynced.clear();
+        writer.rolled = false;
 
         let last = next_lsn - 1;
         let shared = Arc::new(Shared {
@@ -621,9 +625,10 @@ impl Shared {
     pub(crate) fn write(&self, records: &[Pending<'_>]) -> Result<Lsn> {
         let mut w = lock(&self.writer);
         let last = self.append_locked(&mut w, records)?;
+        let warmed = w.warmed();
         let rolled = std::mem::take(&mut w.rolled);
         drop(w);
-        self.after_append(rolled);
+        self.after_append(rolled || warmed);
         Ok(Lsn::new(last))
     }
 
@@ -656,7 +661,8 @@ impl Shared {
         Ok(last)
     }
 
-    /// Wakes the flusher, and the truncator when a segment filled up.
+    /// Wakes the flusher, and the truncator when a segment filled up (or
+    /// the WAL became warm: it makes the spares).
     pub(crate) fn after_append(&self, rolled: bool) {
         if rolled {
             let _g = lock(&self.wake);

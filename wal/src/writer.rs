@@ -275,6 +275,10 @@ pub(crate) struct Writer {
     pub next_spare_id: u64,
     /// Set when a segment filled up: the truncator should look.
     pub rolled: bool,
+    /// The WAL works enough for spares to pay: a segment filled up, or the
+    /// active one is a quarter full (or spares were left from before).
+    /// Until then none is made: a WAL that is hardly used holds one file.
+    pub warm: bool,
 }
 
 /// One record to write, with its metadata.
@@ -287,6 +291,16 @@ pub(crate) struct Pending<'a> {
 }
 
 impl Writer {
+    /// Whether the last batch made the WAL warm (see [`Writer::warm`]):
+    /// the truncator is then to make the spares.
+    pub(crate) fn warmed(&mut self) -> bool {
+        if self.warm || (!self.rolled && self.active.offset < self.capacity / 4) {
+            return false;
+        }
+        self.warm = true;
+        true
+    }
+
     /// Bytes a batch needs in the active segment, marker included. The seal
     /// always keeps its place at the end.
     fn room_left(&self) -> u64 {

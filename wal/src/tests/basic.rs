@@ -268,6 +268,57 @@ fn a_wal_written_with_pwrite_reads_back_whole_with_either_kind_of_writes() {
 }
 
 #[test]
+fn spares_are_made_once_the_wal_works_not_before() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = Config {
+        spare_segments: 2,
+        ..small_config()
+    };
+    let spares = || {
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("list")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("spare-"))
+            .collect();
+        names.sort();
+        names
+    };
+    let (wal, _) = Wal::open(dir.path(), config.clone()).expect("open");
+    let lsn = wal
+        .append(K, Key::execution(1), b"a little")
+        .expect("append");
+    wal.durable(lsn).expect("durable");
+    // The truncator's first pass has run by now (it starts with one).
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(
+        spares(),
+        [] as [String; 0],
+        "a WAL hardly used holds its one segment"
+    );
+    // A quarter of its segment (8 KiB) written: it makes its spares.
+    for i in 0..4u64 {
+        let lsn = wal
+            .append(K, Key::execution(2), &payload(2, i, 600))
+            .expect("append");
+        wal.durable(lsn).expect("durable");
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while spares().len() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(spares().len(), 2, "{:?}", spares());
+    drop(wal);
+    // Reopened, it starts its new segment in one and, warm, makes another.
+    let (_wal, _) = Wal::open(dir.path(), config).expect("reopen");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while spares().len() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(spares().len(), 2, "{:?}", spares());
+}
+
+#[test]
 fn a_ticket_outlives_its_wal_without_holding_it_open() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = small_config();

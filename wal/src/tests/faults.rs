@@ -119,6 +119,14 @@ fn out_of_space_is_raised_before_appends_fail_and_clears_when_space_returns() {
     };
     let (wal, _) = open(&storage, &config);
     wal.truncate_now().expect("pass");
+    assert_eq!(wal.stats().spares, 0, "none before the WAL works");
+    // A quarter of a segment written: it is warm, its spare made.
+    for i in 0..4u32 {
+        wal.append(K, Key::execution(u128::from(i)), &[5u8; 500])
+            .expect("append");
+    }
+    wal.truncate_now().expect("pass");
+    assert_eq!(wal.stats().spares, 1);
     assert!(!wal.out_of_space());
     // Room for what exists now and nothing more.
     let used: u64 = storage
