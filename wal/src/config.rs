@@ -63,8 +63,9 @@ pub struct Config {
     /// (it also runs whenever a segment fills up). Default 1 second.
     pub truncate_interval: Duration,
     /// How many empty segment files to keep ready (recycled or preallocated)
-    /// so that rolling to a new segment never allocates on the append path.
-    /// Default 2.
+    /// so that rolling to a new segment never allocates on the append path,
+    /// once the WAL works (a segment filled up, or the active one is a
+    /// quarter full): a WAL hardly used keeps none. Default 2.
     pub spare_segments: usize,
     /// Recovery option for an operator who accepts losing what is damaged:
     /// instead of failing with `Error::Damaged`, recovery drops the damaged
