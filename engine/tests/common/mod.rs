@@ -159,14 +159,17 @@ impl Observer for Ended {
     fn on_change(&self, change: &Change<'_>) {
         if change.ended.is_some() {
             let execution = change.execution;
-            self.0
-                .lock()
-                .unwrap()
-                .push(execution.to_json(chrono::Utc::now()));
+            // Its lines first: whoever sees it ended (`wait_for`) reads
+            // them whole.
             let mut logs = self.1.lock().unwrap();
             for line in execution.logs().entries() {
                 logs.push((execution.id(), line.message.clone()));
             }
+            drop(logs);
+            self.0
+                .lock()
+                .unwrap()
+                .push(execution.to_json(chrono::Utc::now()));
         }
     }
 }
