@@ -683,6 +683,36 @@ fn a_working_directory_recovered_after_any_record_asks_again_for_the_work_it_wai
     }
 }
 
+/// The one piece of work `shard` asks for now.
+fn only_work(shard: &mut Shard) -> super::worker::WorkOrder {
+    let mut work = Vec::new();
+    shard.drain(|effect, _| {
+        if let Effect::Work { order, .. } = effect {
+            work.push(order);
+        }
+    });
+    assert_eq!(work.len(), 1, "one piece of work");
+    work.pop().expect("one")
+}
+
+/// `answer` to `order` of execution `id`, at `at`.
+fn answer_work(
+    shard: &mut Shard,
+    id: ExecutionId,
+    order: &super::worker::WorkOrder,
+    answer: crate::tasks::Answer,
+    at: DateTime<Utc>,
+) {
+    let done = WorkDone {
+        id,
+        task_run: order.task_run,
+        run_id: order.run_id,
+        attempt: order.attempt,
+        answer,
+    };
+    shard.step(Message::WorkDone(Box::new(done)), at);
+}
+
 #[test]
 fn a_jobs_metrics_are_journaled_with_its_answer_and_replayed_the_same() {
     let flow = revision(
@@ -701,13 +731,7 @@ tasks:
     let journal = FaultyJournal::default();
     let mut shard = Shard::with_journal(t(0), Box::new(journal.clone()), finished());
     let id = start(&mut shard, &flow, 11, t(0));
-    let mut work = Vec::new();
-    shard.drain(|effect, _| {
-        if let Effect::Work { id, order } = effect {
-            work.push((id, order));
-        }
-    });
-    let (of, order) = work.pop().expect("the script's work");
+    let order = only_work(&mut shard);
     let mut answer: crate::tasks::Answer = Ok(json!({"exitCode": 0, "vars": {}})).into();
     answer.metrics = vec![crate::tasks::JobMetric {
         kind: crate::execution::MetricKind::Timer,
@@ -716,14 +740,7 @@ tasks:
         tags: vec![("table".into(), "t1".into())],
         at: t(7),
     }];
-    let done = WorkDone {
-        id: of,
-        task_run: order.task_run,
-        run_id: order.run_id,
-        attempt: order.attempt,
-        answer,
-    };
-    shard.step(Message::WorkDone(Box::new(done)), t(10));
+    answer_work(&mut shard, id, &order, answer, t(10));
     let kept = shard
         .get(id)
         .expect("it sleeps")
@@ -757,13 +774,7 @@ fn an_answer_for_the_same_place_of_another_run_of_the_execution_is_not_taken() {
     let journal = FaultyJournal::default();
     let mut shard = Shard::with_journal(t(0), Box::new(journal.clone()), finished());
     let id = start(&mut shard, &flow, 12, t(0));
-    let mut work = Vec::new();
-    shard.drain(|effect, _| {
-        if let Effect::Work { order, .. } = effect {
-            work.push(order);
-        }
-    });
-    let setup: super::worker::WorkOrder = work.pop().expect("the setup");
+    let setup = only_work(&mut shard);
     // The same task run index and attempt (0: a flowable's work has
     // none), but another task run's id: what a run of the execution
     // before a restart would answer.
@@ -785,14 +796,7 @@ fn an_answer_for_the_same_place_of_another_run_of_the_execution_is_not_taken() {
         1,
         "the stale answer opened nothing: the setup is still awaited"
     );
-    let done = WorkDone {
-        id,
-        task_run: setup.task_run,
-        run_id: setup.run_id,
-        attempt: setup.attempt,
-        answer: Ok(json!({})).into(),
-    };
-    shard.step(Message::WorkDone(Box::new(done)), t(40));
+    answer_work(&mut shard, id, &setup, Ok(json!({})).into(), t(40));
     assert_eq!(journal.causes(id).len(), 2, "its own answer is journaled");
     let (asked, done) = answer_folder_work(&mut shard, id, t(50));
     assert_eq!(asked, [1, 0], "the LocalFiles, the closing");
@@ -818,23 +822,10 @@ errors:
     let journal = FaultyJournal::default();
     let mut shard = Shard::with_journal(t(0), Box::new(journal.clone()), finished());
     let id = start(&mut shard, &flow, 13, t(0));
-    let mut work = Vec::new();
-    shard.drain(|effect, _| {
-        if let Effect::Work { order, .. } = effect {
-            work.push(order);
-        }
-    });
-    let order: super::worker::WorkOrder = work.pop().expect("the script's work");
+    let order = only_work(&mut shard);
     let mut answer: crate::tasks::Answer = Err("Command failed with exit code 3".to_owned()).into();
     answer.failed_outputs = Some(json!({"exitCode": 3, "vars": {}, "outputFiles": {}}));
-    let done = WorkDone {
-        id,
-        task_run: order.task_run,
-        run_id: order.run_id,
-        attempt: order.attempt,
-        answer,
-    };
-    shard.step(Message::WorkDone(Box::new(done)), t(10));
+    answer_work(&mut shard, id, &order, answer, t(10));
     let before = Record::of(shard.get(id).expect("its errors branch sleeps"));
     let json = before.to_json(t(0));
     assert_eq!(
@@ -866,24 +857,11 @@ tasks:
     let journal = FaultyJournal::default();
     let mut shard = Shard::with_journal(t(0), Box::new(journal.clone()), finished());
     let id = start(&mut shard, &flow, 14, t(0));
-    let mut work = Vec::new();
-    shard.drain(|effect, _| {
-        if let Effect::Work { order, .. } = effect {
-            work.push(order);
-        }
-    });
-    let order: super::worker::WorkOrder = work.pop().expect("the script's work");
+    let order = only_work(&mut shard);
     let huge = "x".repeat(2 << 20);
     let mut answer: crate::tasks::Answer = Err("Command failed with exit code 1".to_owned()).into();
     answer.failed_outputs = Some(json!({ "vars": { "v": huge } }));
-    let done = WorkDone {
-        id,
-        task_run: order.task_run,
-        run_id: order.run_id,
-        attempt: order.attempt,
-        answer,
-    };
-    shard.step(Message::WorkDone(Box::new(done)), t(10));
+    answer_work(&mut shard, id, &order, answer, t(10));
     let worked = journal
         .causes(id)
         .into_iter()
