@@ -223,6 +223,11 @@ impl MetricStore {
     /// `ended`: it ended.
     pub fn record(&self, execution: &Execution, ended: bool, now: DateTime<Utc>) {
         let metrics = execution.metrics().entries();
+        if metrics.is_empty() && !ended {
+            // Nothing to keep: the lock, which every shard takes, is not
+            // taken at each change of an execution that records none.
+            return;
+        }
         let id = execution.id();
         let mut held = self.lock();
         if !held.streams.contains_key(&id) {

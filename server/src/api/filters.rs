@@ -565,6 +565,36 @@ pub fn flow_sort(query: &Pairs) -> ApiResult<Vec<(FlowSort, bool)>> {
     )
 }
 
+/// How two items compare on `sorts` (each field by `by`, reversed when
+/// descending), one ordering per sort, in order: chain tie-breakers after,
+/// then take the first unequal.
+pub fn orderings<F: Copy>(
+    sorts: &[(F, bool)],
+    by: impl Fn(F) -> std::cmp::Ordering,
+) -> impl Iterator<Item = std::cmp::Ordering> {
+    sorts.iter().map(move |&(field, ascending)| {
+        let order = by(field);
+        if ascending { order } else { order.reverse() }
+    })
+}
+
+/// Page `page` (from 1) of `size` of `found`, each as `json` shows it,
+/// with the total: Kestra's `{results, total}`.
+pub fn paged<T>(
+    found: &[T],
+    page: usize,
+    size: usize,
+    json: impl Fn(&T) -> serde_json::Value,
+) -> serde_json::Value {
+    let results: Vec<serde_json::Value> = found
+        .iter()
+        .skip((page - 1).saturating_mul(size))
+        .take(size)
+        .map(json)
+        .collect();
+    serde_json::json!({ "results": results, "total": found.len() })
+}
+
 /// The `sort=field:asc|desc` parameters (ascending when no order is
 /// given) of a search of `what`, each field read by `field`, refused
 /// naming the `known` ones when it reads none. `(field, ascending)`s, in

@@ -201,24 +201,14 @@ pub async fn search(State(state): State<AppState>, query: Pairs) -> ApiResult<Js
             FlowSort::Id => a.id.cmp(&b.id),
             FlowSort::Namespace => a.namespace.cmp(&b.namespace),
         };
-        sorts
-            .iter()
-            .map(|(field, ascending)| match ascending {
-                true => by(*field),
-                false => by(*field).reverse(),
-            })
+        filters::orderings(&sorts, by)
             .chain([by(FlowSort::Namespace), by(FlowSort::Id)])
             .find(|o| o.is_ne())
             .unwrap_or(std::cmp::Ordering::Equal)
     });
-    let total = found.len();
-    let results: Vec<Value> = found
-        .iter()
-        .skip((page - 1).saturating_mul(size))
-        .take(size)
-        .map(|stored| stored.to_json(false))
-        .collect();
-    Ok(Json(json!({ "results": results, "total": total })))
+    Ok(Json(filters::paged(&found, page, size, |stored| {
+        stored.to_json(false)
+    })))
 }
 
 /// `GET /flows/{namespace}/{id}/revisions`: every revision, oldest first,

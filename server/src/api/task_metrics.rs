@@ -98,23 +98,11 @@ pub async fn of_execution(
         })
         .collect();
     found.sort_by(|a, b| {
-        sorts
-            .iter()
-            .map(|(by, ascending)| {
-                let order = by.compare(a, b);
-                if *ascending { order } else { order.reverse() }
-            })
+        filters::orderings(&sorts, |by: SortBy| by.compare(a, b))
             .find(|o| o.is_ne())
             .unwrap_or(std::cmp::Ordering::Equal)
     });
-    let total = found.len();
-    let results: Vec<Value> = found
-        .iter()
-        .skip((page - 1).saturating_mul(size))
-        .take(size)
-        .map(|m| m.json())
-        .collect();
-    Ok(Json(json!({ "results": results, "total": total })))
+    Ok(Json(filters::paged(&found, page, size, |m| m.json())))
 }
 
 /// The metrics of flow `namespace.flow_id` (of task `task_id`, if given).
