@@ -402,8 +402,14 @@ pub struct WalConfig {
     /// Only with `durability: interval`: how often to fsync. Default (in that
     /// mode): 100ms.
     pub fsync_interval: Option<TimeSpan>,
-    /// Size of each preallocated segment file. Default: 64 MiB.
+    /// Size of the largest preallocated segment file. Default: 64 MiB.
     pub segment_size: ByteSize,
+    /// Size of a log's first segment after each start; each later segment
+    /// doubles the one before (and holds the record that starts it) up to
+    /// `segment-size`, so a log hardly used holds one small file. Default:
+    /// 1 MiB; `segment-size` or more preallocates full segments from the
+    /// start.
+    pub first_segment_size: ByteSize,
     /// Largest record (a flow's source, an execution's state). Default:
     /// 16 MiB: room for a request body at its limit, and at most half a
     /// segment.
@@ -734,6 +740,7 @@ impl Default for WalConfig {
             group_commit_delay: TimeSpan::millis(0),
             fsync_interval: None,
             segment_size: ByteSize(64 << 20),
+            first_segment_size: ByteSize(1 << 20),
             max_record_size: ByteSize(16 << 20),
             log_retention: TimeSpan::secs(3600),
             skip_damaged: false,
@@ -757,13 +764,10 @@ impl Default for ExecutionsConfig {
     }
 }
 
-/// The size of the segments of the WAL in `dir`, if it has any.
+/// The largest segment size the WAL in `dir` was written with, if it has
+/// segments (their files may be smaller: segments grow up to it).
 fn existing_segment_size(dir: &Path) -> Option<u64> {
-    std::fs::read_dir(dir)
-        .ok()?
-        .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_str().is_some_and(|n| n.ends_with(".wal")))
-        .find_map(|e| e.metadata().ok().map(|m| m.len()))
+    peregrine_wal::segment_bytes_of(dir)
 }
 
 /// Every key a `PEREGRINE_*` variable can set, and whether its value is
@@ -794,6 +798,7 @@ const KEYS: &[(&str, bool)] = &[
     ("wal.group-commit-delay", false),
     ("wal.fsync-interval", false),
     ("wal.segment-size", false),
+    ("wal.first-segment-size", false),
     ("wal.max-record-size", false),
     ("wal.log-retention", false),
     ("wal.skip-damaged", false),
@@ -980,6 +985,8 @@ impl Config {
         peregrine_wal::Config {
             segment_bytes: std::num::NonZeroU64::new(self.wal.segment_size.0)
                 .unwrap_or(defaults.segment_bytes),
+            first_segment_bytes: std::num::NonZeroU64::new(self.wal.first_segment_size.0)
+                .unwrap_or(defaults.first_segment_bytes),
             max_record_bytes: u32::try_from(self.wal.max_record_size.0)
                 .ok()
                 .and_then(std::num::NonZeroU32::new)
@@ -1032,6 +1039,24 @@ impl Config {
         let segments = self.fit_segments_to_disk(free);
         notes.extend(segments);
         (!notes.is_empty()).then(|| notes.join("; "))
+    }
+
+    /// Why a fresh data folder cannot start on a disk with `free` bytes: the
+    /// operator's segment size is more than the disk holds, so the logs,
+    /// whose segments grow up to it, would fill it before their first full
+    /// segment. A data folder that has logs starts whatever is free (a full
+    /// disk then refuses new work, and what was accepted still runs).
+    pub fn refuse_disk(&self, free: u64) -> Option<String> {
+        let segment = self.wal.segment_size.0;
+        (segment > free && existing_segment_size(&self.data_dir.join("flows")).is_none()).then(
+            || {
+                format!(
+                    "disk full: wal.segment-size ({}) is more than the disk has free ({}); the logs' segments grow up to it",
+                    self.wal.segment_size,
+                    ByteSize(free)
+                )
+            },
+        )
     }
 
     fn fit_segments_to_disk(&mut self, free: u64) -> Option<String> {
@@ -1296,6 +1321,13 @@ impl Config {
             return invalid(
                 "wal.segment-size",
                 format!("{segment} bytes: must be a multiple of 4KiB within 1MiB..=4GiB"),
+            );
+        }
+        let first = self.wal.first_segment_size.0;
+        if first < 64 << 10 || !first.is_multiple_of(4096) {
+            return invalid(
+                "wal.first-segment-size",
+                format!("{first} bytes: must be a multiple of 4KiB, at least 64KiB"),
             );
         }
         let record = self.wal.max_record_size.0;
@@ -1694,6 +1726,20 @@ mod tests {
     }
 
     #[test]
+    fn the_first_segment_size_is_a_setting_checked_and_passed_to_the_wal() {
+        let default = load("", &[]).expect("loads");
+        assert_eq!(default.wal_config().first_segment_bytes.get(), 1 << 20);
+        let file = load("wal:\n  first-segment-size: 64MiB\n", &[]).expect("loads");
+        assert_eq!(file.wal_config().first_segment_bytes.get(), 64 << 20);
+        let env = load("", &[("PEREGRINE_WAL_FIRST_SEGMENT_SIZE", "256KiB")]).expect("loads");
+        assert_eq!(env.wal_config().first_segment_bytes.get(), 256 << 10);
+        let m = message(load("wal:\n  first-segment-size: 4KiB\n", &[]));
+        assert!(m.contains("wal.first-segment-size"), "{m}");
+        let m = message(load("wal:\n  first-segment-size: 100000\n", &[]));
+        assert!(m.contains("multiple of 4KiB"), "{m}");
+    }
+
+    #[test]
     fn how_the_wal_writes_is_a_setting_mapped_by_default() {
         let default = load("", &[]).expect("loads");
         assert_eq!(default.wal_config().writes, peregrine_wal::Writes::Mapped);
@@ -1768,12 +1814,30 @@ mod tests {
         .unwrap();
         chosen.data_dir = dir.path().join("data");
         assert_eq!(chosen.fit_to_disk(64 << 20), None);
+        let refused = chosen
+            .refuse_disk(64 << 20)
+            .expect("1GiB segments on 64MiB");
+        assert!(refused.contains("disk full"), "{refused}");
+        assert_eq!(chosen.refuse_disk(2 << 30), None);
         assert_eq!(chosen.executions.retention_size, ByteSize(2 << 30));
-        // A data folder made that way keeps its segments' size, whatever
-        // the disk has now.
+        // A data folder made that way keeps its segments' largest size,
+        // whatever the disk has now, though its files are smaller (they
+        // grow up to it).
         let flows = dir.path().join("data").join("flows");
-        std::fs::create_dir_all(&flows).unwrap();
-        std::fs::write(flows.join("00000000000000000001.wal"), vec![0u8; 4 << 20]).unwrap();
+        let (wal, _) = peregrine_wal::Wal::open(&flows, config.wal_config()).unwrap();
+        drop(wal);
+        let files: Vec<u64> = std::fs::read_dir(&flows)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".wal"))
+            .map(|e| e.metadata().unwrap().len())
+            .collect();
+        assert_eq!(files, [1 << 20], "one first segment, smaller");
+        assert_eq!(
+            chosen.refuse_disk(64 << 20),
+            None,
+            "a folder with logs starts"
+        );
         let mut existing = load("", &[]).unwrap();
         existing.data_dir = dir.path().join("data");
         assert!(existing.fit_to_disk(100 << 30).is_some());

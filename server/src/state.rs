@@ -578,6 +578,9 @@ impl AppState {
         if let Some(note) = config.fit_to_disk(free) {
             tracing::warn!("{note}");
         }
+        if let Some(why) = config.refuse_disk(free) {
+            return Err(std::io::Error::new(std::io::ErrorKind::StorageFull, why));
+        }
         let wal = config.wal_config();
         let flows_dir = crate::data::flows_log(&config.data_dir);
         let flows = WalFlows::open(&flows_dir, flows_wal(&wal))?;

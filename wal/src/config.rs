@@ -24,9 +24,15 @@ pub enum SyncMode {
 /// Configuration of one WAL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// Size of each preallocated segment file. Default 64 MiB. Must be a
-    /// multiple of 4 KiB and hold at least one record of `max_record_bytes`.
+    /// Size of the largest preallocated segment file. Default 64 MiB. Must be
+    /// a multiple of 4 KiB and hold at least one record of `max_record_bytes`.
     pub segment_bytes: NonZeroU64,
+    /// Size of a WAL's first segment (after each open). Each later segment
+    /// doubles the one before, up to `segment_bytes`, and is at least as
+    /// large as the batch that starts it: a WAL hardly used holds one small
+    /// file, a busy one rolls full-sized segments. Default 1 MiB. Must be a
+    /// multiple of 4 KiB; above `segment_bytes`, `segment_bytes` is used.
+    pub first_segment_bytes: NonZeroU64,
     /// Largest payload of one record. Default 1 MiB. Larger appends fail
     /// with `Error::RecordTooLarge`, but for terminal records, which span
     /// frames of this size up to [`Config::max_terminal_bytes`].
@@ -78,6 +84,33 @@ pub struct Config {
     pub writes: Writes,
 }
 
+/// The sizes segments are made with: the first, then doubling up to the
+/// largest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SegmentSizes {
+    pub first: u64,
+    pub max: u64,
+}
+
+impl SegmentSizes {
+    /// The size of a segment that follows one of `previous` bytes (0: the
+    /// first) and must hold `needed` bytes: the previous doubled (or the
+    /// first size), doubled again until `needed` fits, at most `max`. A
+    /// batch that even the largest segment cannot hold is refused before
+    /// it comes to this.
+    pub(crate) fn next(&self, previous: u64, needed: u64) -> u64 {
+        let mut size = if previous == 0 {
+            self.first
+        } else {
+            previous.saturating_mul(2)
+        };
+        while size < needed && size < self.max {
+            size = size.saturating_mul(2);
+        }
+        size.min(self.max)
+    }
+}
+
 /// How appends reach the segment files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Writes {
@@ -95,6 +128,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             segment_bytes: NonZeroU64::new(64 << 20).expect("non-zero constant"),
+            first_segment_bytes: NonZeroU64::new(1 << 20).expect("non-zero constant"),
             max_record_bytes: NonZeroU32::new(1 << 20).expect("non-zero constant"),
             sync: SyncMode::Sync,
             group_commit_delay: Duration::ZERO,
@@ -137,12 +171,27 @@ impl Config {
         usize::try_from(whole * part + rest.min(part.saturating_sub(1))).unwrap_or(usize::MAX)
     }
 
+    /// How large the segments are made.
+    pub(crate) fn segment_sizes(&self) -> SegmentSizes {
+        let max = self.segment_bytes.get();
+        SegmentSizes {
+            first: self.first_segment_bytes.get().min(max),
+            max,
+        }
+    }
+
     /// Rejects settings that contradict each other or the format.
     pub fn validate(&self) -> Result<()> {
         let seg = self.segment_bytes.get();
         if !seg.is_multiple_of(4096) {
             return Err(Error::Config(format!(
                 "segment-bytes ({seg}) must be a multiple of 4096"
+            )));
+        }
+        let first = self.first_segment_bytes.get();
+        if !first.is_multiple_of(4096) {
+            return Err(Error::Config(format!(
+                "first-segment-bytes ({first}) must be a multiple of 4096"
             )));
         }
         let max = self.max_record_bytes.get();

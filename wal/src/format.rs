@@ -5,7 +5,7 @@
 //! segment file  = header(64) | frame* | (seal | unwritten bytes)
 //! header        = magic "PRGNWAL\0" (8) | version u16 (=2) | header_len u16 (=64)
 //!               | reserved u32 | base_lsn u64 | capacity u64 | created_ms u64
-//!               | reserved (20) | crc32c(header[0..60]) u32
+//!               | segment_bytes u64 | reserved (12) | crc32c(header[0..60]) u32
 //! record frame  = len u32 | crc u32 | kind u16 | flags u8 | space u8
 //!               | time_secs u32 | id u128 | payload (len) | zero pad to 16
 //!                 crc = crc32c(seed, frame[8..32] ++ payload)
@@ -170,6 +170,10 @@ pub(crate) struct SegmentHeader {
     pub base_lsn: u64,
     pub capacity: u64,
     pub created_ms: u64,
+    /// The WAL's largest segment size (`Config::segment_bytes`) when the
+    /// segment was started: segments grow up to it, so `capacity` may be
+    /// less. 0 in files written before segments grew (then: `capacity`).
+    pub segment_bytes: u64,
 }
 
 /// Why a header did not parse.
@@ -190,6 +194,7 @@ impl SegmentHeader {
         b[16..24].copy_from_slice(&self.base_lsn.to_le_bytes());
         b[24..32].copy_from_slice(&self.capacity.to_le_bytes());
         b[32..40].copy_from_slice(&self.created_ms.to_le_bytes());
+        b[40..48].copy_from_slice(&self.segment_bytes.to_le_bytes());
         let crc = crc32c::crc32c(&b[0..60]);
         b[60..64].copy_from_slice(&crc.to_le_bytes());
         b
@@ -214,7 +219,17 @@ impl SegmentHeader {
             base_lsn: u64_at(b, 16),
             capacity: u64_at(b, 24),
             created_ms: u64_at(b, 32),
+            segment_bytes: u64_at(b, 40),
         })
+    }
+
+    /// The WAL's largest segment size when this segment was started.
+    pub(crate) fn largest(&self) -> u64 {
+        if self.segment_bytes == 0 {
+            self.capacity
+        } else {
+            self.segment_bytes.max(self.capacity)
+        }
     }
 }
 
@@ -408,6 +423,7 @@ mod tests {
             base_lsn: 42,
             capacity: 1 << 20,
             created_ms: 7,
+            segment_bytes: 64 << 20,
         };
         let mut b = h.encode();
         assert_eq!(SegmentHeader::decode(&b), Ok(h));

@@ -80,7 +80,9 @@ pub use error::{Error, Result};
 pub use mmap::free_space;
 pub use record::{Batch, Key, Kind, Lsn, Record};
 pub use recovery::{Damage, LiveRecords, Recovered, RecoveryReport};
-pub use wal::{Durable, SYNC_BUCKETS_MICROS, Terminal, Ticket, Wal, WalStats, check};
+pub use wal::{
+    Durable, SYNC_BUCKETS_MICROS, Terminal, Ticket, Wal, WalStats, check, segment_bytes_of,
+};
 
 /// The on-disk format this build writes (`FORMAT.md`); `check` also reads
 /// format 1, which `Wal::open` refuses.

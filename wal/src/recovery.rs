@@ -453,7 +453,10 @@ pub(crate) fn recover(storage: &dyn Storage, config: &Config, mode: Mode) -> Res
         let file = storage
             .open(name, 0)
             .map_err(|e| io_error("opening", name, e))?;
-        if file.len() == config.segment_bytes.get() {
+        // Segments grow (`Config::first_segment_bytes`): a spare of any
+        // size up to the largest serves.
+        let len = file.len();
+        if len.is_multiple_of(4096) && len > 0 && len <= config.segment_bytes.get() {
             spares.push((id, file));
         } else {
             repair.remove.push(name.clone());
@@ -1164,6 +1167,8 @@ pub(crate) fn repair(storage: &dyn Storage, recovery: &mut Recovery) -> Result<(
             base_lsn: *base,
             capacity: file.len(),
             created_ms: crate::record::now_ms(),
+            // Unknown: the header it replaces was unreadable.
+            segment_bytes: 0,
         };
         file.write_at(0, &header.encode())
             .and_then(|()| file.sync(0, format::HEADER_LEN))

@@ -140,10 +140,10 @@ pub(crate) fn run_once(shared: &Shared) -> Result<()> {
             }
         }
         let mut w = lock(shared);
-        let capacity = w.capacity;
         let Some(m) = w.segments.get_mut(&base) else {
             continue;
         };
+        let capacity = m.file.len();
         // No terminal record is appended to a sealed segment, but while the
         // lock was released a key may have been reopened, turning its
         // terminal record here into a live record: then the segment stays.
@@ -364,8 +364,10 @@ fn drop_segments(shared: &Shared, metas: Vec<(u64, u64, SegmentMeta)>) -> Result
     for (_, _, meta) in metas {
         let spare = {
             let mut w = lock(shared);
+            // Only a file of the size the next segment is made with: a
+            // smaller one, of a WAL still growing, would never be taken.
             let recycle = Arc::strong_count(&meta.file) == 1
-                && meta.file.len() == config.segment_bytes.get()
+                && meta.file.len() == w.next_capacity(0)
                 && w.spares.len() < config.spare_segments;
             recycle.then(|| {
                 let id = w.next_spare_id;
@@ -398,14 +400,16 @@ fn drop_segments(shared: &Shared, metas: Vec<(u64, u64, SegmentMeta)>) -> Result
         .map_err(|e| Error::io("syncing the WAL directory", e))
 }
 
-/// Preallocates spares so that rolling never creates a file on the append
-/// path. A full disk here is only logged: the writer reports it if it ever
-/// needs a file and none is ready. While the WAL is out of space, one spare
-/// is made even if none are configured: only a file made says that there is
-/// room again.
+/// Preallocates spares, of the size the next segment is made with, so that
+/// rolling never creates a file on the append path; spares smaller than
+/// that, which the writer would no longer take, are removed. A full disk
+/// here is only logged: the writer reports it if it ever needs a file and
+/// none is ready. While the WAL is out of space, one spare is made even if
+/// none are configured: only a file made says that there is room again.
 fn refill_spares(shared: &Shared) {
+    remove_small_spares(shared);
     loop {
-        let id = {
+        let (id, size) = {
             let mut w = lock(shared);
             let out = shared.out_of_space.load(Ordering::Acquire);
             // A WAL hardly used has none (see `Writer::warm`).
@@ -421,13 +425,10 @@ fn refill_spares(shared: &Shared) {
             }
             let id = w.next_spare_id;
             w.next_spare_id += 1;
-            id
+            (id, w.next_capacity(0))
         };
         let name = format::spare_name(id);
-        match shared
-            .storage
-            .create(&name, shared.config.segment_bytes.get(), true)
-        {
+        match shared.storage.create(&name, size, true) {
             Ok(file) => {
                 file.prefault();
                 lock(shared).spares.push((name, file));
@@ -444,6 +445,26 @@ fn refill_spares(shared: &Shared) {
                 }
                 return;
             }
+        }
+    }
+}
+
+/// Removes the spares smaller than the next segment's size (made while the
+/// WAL was growing). A failed removal leaves the file for the next open.
+fn remove_small_spares(shared: &Shared) {
+    let small: Vec<_> = {
+        let mut w = lock(shared);
+        let size = w.next_capacity(0);
+        let (small, kept) = std::mem::take(&mut w.spares)
+            .into_iter()
+            .partition(|(_, file)| file.len() < size);
+        w.spares = kept;
+        small
+    };
+    for (name, file) in small {
+        drop(file);
+        if let Err(e) = shared.storage.remove(&name) {
+            tracing::warn!(error = %e, spare = %name, "cannot remove a spare WAL segment");
         }
     }
 }

@@ -122,7 +122,6 @@ impl Wal {
         // Fails on damage (unless `skip_damaged`) before anything changes.
         let mut recovery = recover(storage.as_ref(), &config, Mode::Open)?;
         repair(storage.as_ref(), &mut recovery)?;
-        let capacity = Writer::config_capacity(&config);
         let next_lsn = recovery.recovered.report().next_lsn.get();
 
         // What recovery read may sit only in the page cache (the process
@@ -161,10 +160,11 @@ impl Wal {
                 seed: 0,
                 // A placeholder until the first segment is started below.
                 file: Arc::new(crate::io::EmptyFile),
+                capacity: 0,
                 offset: 0,
                 flushed: 0,
             },
-            capacity,
+            sizes: config.segment_sizes(),
             part_bytes: config.max_record_bytes.get() as usize,
             unsynced: Vec::new(),
             dir_dirty: false,
@@ -217,7 +217,11 @@ impl Wal {
         for m in writer.segments.values_mut() {
             m.max_kill_lsn = 0;
         }
-        let (name, file) = writer.take_segment_file(storage.as_ref(), next_lsn)?;
+        let (name, file) = writer.take_segment_file(
+            storage.as_ref(),
+            next_lsn,
+            format::HEADER_LEN + 2 * format::MARKER_LEN,
+        )?;
         file.prefault();
         writer
             .start_segment(name, file, next_lsn)
@@ -583,6 +587,31 @@ pub fn check(dir: impl AsRef<Path>, config: &Config) -> Result<Recovered> {
     let mut recovery = recover(storage.as_ref(), config, Mode::Check)?;
     recovery.recovered.hold(storage);
     Ok(recovery.recovered)
+}
+
+/// The largest segment size (`Config::segment_bytes`) the WAL in `dir` was
+/// written with, read from its segment headers without opening it; `None`
+/// when it has no readable segment. Segments grow up to that size, so the
+/// files' own lengths may be smaller.
+pub fn segment_bytes_of(dir: impl AsRef<Path>) -> Option<u64> {
+    use std::io::Read;
+    std::fs::read_dir(dir.as_ref())
+        .ok()?
+        .filter_map(std::result::Result::ok)
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| format::parse_segment_name(n).is_some())
+        })
+        .filter_map(|e| {
+            let mut header = [0u8; format::HEADER_LEN as usize];
+            std::fs::File::open(e.path())
+                .and_then(|mut f| f.read_exact(&mut header))
+                .ok()?;
+            format::SegmentHeader::decode(&header).ok()
+        })
+        .map(|h| h.largest())
+        .max()
 }
 
 impl Drop for Inner {

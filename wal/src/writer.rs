@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use rustc_hash::FxBuildHasher;
 
-use crate::config::Config;
+use crate::config::SegmentSizes;
 use crate::error::{Error, Result};
 use crate::format::{self, FrameHeader, Marker, SegmentHeader};
 use crate::io::{SegmentFile, Storage};
@@ -248,6 +248,8 @@ pub(crate) struct Active {
     pub base: u64,
     pub seed: u32,
     pub file: Arc<dyn SegmentFile>,
+    /// The file's size (segments grow: see `Config::first_segment_bytes`).
+    pub capacity: u64,
     /// Next write offset.
     pub offset: u64,
     /// Bytes before this offset were handed to the flusher.
@@ -258,7 +260,7 @@ pub(crate) struct Active {
 pub(crate) struct Writer {
     pub next_lsn: u64,
     pub active: Active,
-    pub capacity: u64,
+    pub sizes: SegmentSizes,
     /// The largest frame payload (`Config::max_record_bytes`): terminal
     /// records past it span frames.
     pub part_bytes: usize,
@@ -294,7 +296,7 @@ impl Writer {
     /// Whether the last batch made the WAL warm (see [`Writer::warm`]):
     /// the truncator is then to make the spares.
     pub(crate) fn warmed(&mut self) -> bool {
-        if self.warm || (!self.rolled && self.active.offset < self.capacity / 4) {
+        if self.warm || (!self.rolled && self.active.offset < self.active.capacity / 4) {
             return false;
         }
         self.warm = true;
@@ -304,7 +306,8 @@ impl Writer {
     /// Bytes a batch needs in the active segment, marker included. The seal
     /// always keeps its place at the end.
     fn room_left(&self) -> u64 {
-        self.capacity
+        self.active
+            .capacity
             .saturating_sub(self.active.offset)
             .saturating_sub(format::MARKER_LEN)
     }
@@ -339,7 +342,7 @@ impl Writer {
             .sum::<u64>()
             + format::MARKER_LEN;
         let count: usize = records.iter().map(frames_of).sum();
-        let usable = self.capacity - format::HEADER_LEN - format::MARKER_LEN;
+        let usable = self.sizes.max - format::HEADER_LEN - format::MARKER_LEN;
         if bytes > usable {
             return Err(WriteError::Refused(Error::BatchTooLarge {
                 len: bytes,
@@ -347,7 +350,7 @@ impl Writer {
             }));
         }
         if bytes > self.room_left() {
-            self.roll(storage)?;
+            self.roll(storage, format::HEADER_LEN + bytes + format::MARKER_LEN)?;
         }
         let first_lsn = self.next_lsn;
         let seed = self.active.seed;
@@ -505,12 +508,13 @@ impl Writer {
         }
     }
 
-    /// Seals the active segment and starts the next one at `next_lsn`. Takes
-    /// the new file first, so that a full disk changes nothing.
-    pub(crate) fn roll(&mut self, storage: &dyn Storage) -> Result<(), WriteError> {
+    /// Seals the active segment and starts the next one at `next_lsn`, of
+    /// at least `needed` bytes. Takes the new file first, so that a full
+    /// disk changes nothing.
+    pub(crate) fn roll(&mut self, storage: &dyn Storage, needed: u64) -> Result<(), WriteError> {
         let base = self.next_lsn;
         let (name, file) = self
-            .take_segment_file(storage, base)
+            .take_segment_file(storage, base, needed)
             .map_err(WriteError::Refused)?;
         // Seal the old segment; its room was reserved.
         let seal = format::encode_seal(self.active.seed, base);
@@ -533,8 +537,9 @@ impl Writer {
         let header = SegmentHeader {
             version: format::VERSION,
             base_lsn: base,
-            capacity: self.capacity,
+            capacity: file.len(),
             created_ms: now_ms(),
+            segment_bytes: self.sizes.max,
         };
         file.write_at(0, &header.encode()).map_err(WriteError::io)?;
         let old = std::mem::replace(
@@ -542,6 +547,7 @@ impl Writer {
             Active {
                 base,
                 seed: format::seed(base),
+                capacity: file.len(),
                 file: file.clone(),
                 offset: format::HEADER_LEN,
                 flushed: 0,
@@ -565,15 +571,34 @@ impl Writer {
         Ok(())
     }
 
-    /// A file for the segment starting at `base`: a spare renamed, or a new
-    /// preallocated file if no spare is ready.
+    /// The size the next segment is made with, holding `needed` bytes.
+    pub(crate) fn next_capacity(&self, needed: u64) -> u64 {
+        self.sizes.next(self.active.capacity, needed)
+    }
+
+    /// A file of at least `needed` bytes for the segment starting at
+    /// `base`: a spare renamed (the smallest of the next segment's size or
+    /// larger, else the largest that holds `needed` and is no smaller than
+    /// the active segment: growth may lag a step, never go back), or a new
+    /// preallocated file of the next segment's size if no spare is.
     pub(crate) fn take_segment_file(
         &mut self,
         storage: &dyn Storage,
         base: u64,
+        needed: u64,
     ) -> Result<(String, Arc<dyn SegmentFile>)> {
         let name = format::segment_name(base);
-        if let Some((spare, file)) = self.spares.pop() {
+        let want = self.next_capacity(needed);
+        let len = |i: &usize| self.spares[*i].1.len();
+        let pick = (0..self.spares.len())
+            .filter(|i| len(i) >= want)
+            .min_by_key(len)
+            .or_else(|| {
+                (0..self.spares.len())
+                    .filter(|i| len(i) >= needed.max(self.active.capacity))
+                    .max_by_key(len)
+            });
+        if let Some((spare, file)) = pick.map(|i| self.spares.swap_remove(i)) {
             if let Err(e) = storage.rename(&spare, &name) {
                 self.spares.push((spare, file));
                 let path = storage.path(&name);
@@ -586,7 +611,7 @@ impl Writer {
         }
         let file = storage
             // On the append path: reserve only, do not fill.
-            .create(&name, self.capacity, false)
+            .create(&name, want, false)
             .map_err(|e| Error::io(format!("creating {}", storage.path(&name).display()), e))?;
         Ok((name, file))
     }
@@ -617,10 +642,6 @@ impl Writer {
             .map_err(WriteError::io)?;
         self.active.offset += format::MARKER_LEN;
         Ok(())
-    }
-
-    pub(crate) fn config_capacity(config: &Config) -> u64 {
-        config.segment_bytes.get()
     }
 }
 

@@ -1,3 +1,4 @@
+use std::num::NonZeroU64;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
@@ -265,6 +266,84 @@ fn a_wal_written_with_pwrite_reads_back_whole_with_either_kind_of_writes() {
         .flat_map(|(_, records)| records.map(|r| r.payload().to_vec()))
         .collect();
     assert_eq!(got, [b"after".to_vec()]);
+}
+
+#[test]
+fn segments_grow_from_the_first_size_and_fit_the_largest_record() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = Config {
+        segment_bytes: NonZeroU64::new(64 << 10).expect("non-zero"),
+        first_segment_bytes: NonZeroU64::new(8 << 10).expect("non-zero"),
+        spare_segments: 1,
+        ..small_config()
+    };
+    // Segment files by base LSN: (base, length).
+    let segments = || {
+        let mut files: Vec<(u64, u64)> = std::fs::read_dir(dir.path())
+            .expect("list")
+            .flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                let base = crate::format::parse_segment_name(&name)?;
+                Some((base, e.metadata().expect("metadata").len()))
+            })
+            .collect();
+        files.sort_unstable();
+        files
+    };
+    let (wal, _) = Wal::open(dir.path(), config.clone()).expect("open");
+    assert_eq!(
+        segments().iter().map(|s| s.1).collect::<Vec<_>>(),
+        [8 << 10]
+    );
+    // Small records: each segment doubles the one before, up to 64 KiB.
+    let mut lsn = wal.append(K, Key::execution(1), &[1; 10]).expect("append");
+    for i in 0..300u64 {
+        lsn = wal
+            .append(K, Key::execution(1), &payload(1, i, 600))
+            .expect("append");
+    }
+    wal.durable(lsn).expect("durable");
+    let sizes: Vec<u64> = segments().iter().map(|s| s.1).collect();
+    // (A spare the truncator made for the size before may still be taken,
+    // rather than allocating on the append path: growth then lags a step,
+    // but never goes back.)
+    assert_eq!(sizes[0], 8 << 10, "{sizes:?}");
+    for pair in sizes.windows(2) {
+        assert!(pair[0] <= pair[1] && pair[1] <= 2 * pair[0], "{sizes:?}");
+    }
+    assert_eq!(sizes.last(), Some(&(64 << 10)), "{sizes:?}");
+    assert_eq!(crate::segment_bytes_of(dir.path()), Some(64 << 10));
+    drop(wal);
+
+    // Reopened, it starts small again (its spare, if the truncator made
+    // one, is taken first); a terminal record larger than the next
+    // doubling rolls straight to a segment that holds it.
+    let (wal, recovered) = Wal::open(dir.path(), config.clone()).expect("reopen");
+    assert_eq!(
+        recovered.get(Key::execution(1)).map(Iterator::count),
+        Some(301)
+    );
+    drop(recovered);
+    let spare_taken = segments().last().expect("a segment").1;
+    let big: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
+    let lsn = wal
+        .append_terminal(K, Key::execution(2), &big)
+        .expect("a terminal record of 40 KB");
+    wal.durable(lsn).expect("durable");
+    let last = *segments().last().expect("a segment");
+    assert!(
+        last.1 == 64 << 10 || spare_taken == 64 << 10,
+        "the record's segment holds it: {:?}",
+        segments()
+    );
+    drop(wal);
+    let (_wal, recovered) = Wal::open(dir.path(), config).expect("reopen");
+    let terminal = recovered
+        .get(Key::execution(2))
+        .and_then(|r| r.last())
+        .expect("the terminal record");
+    assert_eq!(terminal.payload(), &big[..]);
 }
 
 #[test]

@@ -278,6 +278,7 @@ fn garbage_files_never_panic() {
                 base_lsn: 1,
                 capacity: 8192,
                 created_ms: 0,
+                segment_bytes: 8192,
             };
             bytes[..64].copy_from_slice(&h.encode());
         }

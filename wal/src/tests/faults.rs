@@ -174,6 +174,7 @@ fn a_full_disk_on_the_mmap_backend_is_an_error_not_a_crash() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = Config {
         segment_bytes: std::num::NonZeroU64::new(1 << 50).expect("non-zero"),
+        first_segment_bytes: std::num::NonZeroU64::new(1 << 50).expect("non-zero"),
         ..small_config()
     };
     let err = Wal::open(dir.path(), config).expect_err("no room");
