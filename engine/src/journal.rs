@@ -536,6 +536,12 @@ pub(crate) trait Journal: Send + fmt::Debug {
     fn stepping(&mut self, id: Option<ExecutionId>) {
         let _ = id;
     }
+
+    /// A pass of the shard over its inbox begins (`true`) or ends: what it
+    /// appends in between shares one sync, started when the pass ends.
+    fn pass(&mut self, begins: bool) {
+        let _ = begins;
+    }
 }
 
 /// No durability: every receipt is ready at once.
@@ -595,6 +601,14 @@ impl Journal for WalJournal {
             .wal
             .append(entry.kind(), Key::execution(id.as_u128()), &bytes);
         self.receipt(id, appended)
+    }
+
+    fn pass(&mut self, begins: bool) {
+        if begins {
+            self.wal.hold_syncs();
+        } else {
+            self.wal.release_syncs();
+        }
     }
 
     fn stepping(&mut self, id: Option<ExecutionId>) {

@@ -61,6 +61,10 @@ pub(crate) struct Shared {
     pub out_of_space: AtomicBool,
     /// Set (under `wake`) by `Wal::flush` and `close`: sync without waiting.
     flush_requested: AtomicBool,
+    /// While set (`Wal::hold_syncs`), appends do not wake the flusher:
+    /// `held_kick` says one came, and `release_syncs` wakes it once.
+    holding: AtomicBool,
+    held_kick: AtomicBool,
     wake: Mutex<()>,
     flusher_cv: Condvar,
     truncator_cv: Condvar,
@@ -252,6 +256,8 @@ impl Wal {
             flusher_idle: AtomicBool::new(false),
             out_of_space: AtomicBool::new(false),
             flush_requested: AtomicBool::new(false),
+            holding: AtomicBool::new(false),
+            held_kick: AtomicBool::new(false),
             wake: Mutex::new(()),
             flusher_cv: Condvar::new(),
             truncator_cv: Condvar::new(),
@@ -422,6 +428,37 @@ impl Wal {
     /// The last LSN that is acknowledged as durable under the sync mode.
     pub fn durable_lsn(&self) -> Lsn {
         Lsn::new(self.inner.shared.mark.acknowledged())
+    }
+
+    /// Until `release_syncs`, appends do not wake an idle flusher: the
+    /// records of several appends (one pass of the appender over its work)
+    /// then share one sync instead of the first going alone, at the cost of
+    /// starting that sync when the pass ends. A flusher already syncing
+    /// goes on to the next sync as before. Meant for a single appender that
+    /// releases soon; nothing waiting on durability may block in between
+    /// (the flusher still looks every 100 ms).
+    pub fn hold_syncs(&self) {
+        self.inner.shared.holding.store(true, Ordering::SeqCst);
+    }
+
+    /// Ends `hold_syncs`: wakes the flusher if an append came meanwhile.
+    pub fn release_syncs(&self) {
+        let shared = &self.inner.shared;
+        shared.holding.store(false, Ordering::SeqCst);
+        if shared.held_kick.swap(false, Ordering::SeqCst) {
+            shared.kick_flusher(false);
+        }
+    }
+
+    /// For tests: whether an append is waiting for `release_syncs` to wake
+    /// the flusher, and whether the flusher sleeps.
+    #[cfg(test)]
+    pub(crate) fn kick_state(&self) -> (bool, bool) {
+        let shared = &self.inner.shared;
+        (
+            shared.held_kick.load(Ordering::SeqCst),
+            shared.flusher_idle.load(Ordering::SeqCst),
+        )
     }
 
     /// Asks the flusher to sync now (useful in `Interval` mode).
@@ -698,6 +735,14 @@ impl Shared {
             self.truncator_cv.notify_all();
         }
         if self.config.sync == SyncMode::Sync {
+            if self.holding.load(Ordering::SeqCst) {
+                self.held_kick.store(true, Ordering::SeqCst);
+                // Released meanwhile: its `release_syncs` may have looked
+                // before the store above, so wake the flusher here.
+                if self.holding.load(Ordering::SeqCst) {
+                    return;
+                }
+            }
             self.kick_flusher(false);
         }
     }

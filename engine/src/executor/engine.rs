@@ -1577,6 +1577,7 @@ fn shard_loop(mut shard: Shard, rx: Receiver<Command>, runtime: ShardRuntime) {
     let _ = runtime.parcels.send((Receipt::ready(), recovered));
     loop {
         let mut handled = 0;
+        shard.pass(true);
         while handled < runtime.batch {
             let Some(command) = rx.pop() else {
                 runtime.admission.idle(runtime.index);
@@ -1595,6 +1596,7 @@ fn shard_loop(mut shard: Shard, rx: Receiver<Command>, runtime: ShardRuntime) {
             handled += 1;
         }
         shard.step(Message::Tick, Utc::now());
+        shard.pass(false);
         shard.drain(|effect, execution| runtime.apply(effect, execution, &mut replies, &mut held));
         while let Some((id, order)) = held.pop_front() {
             if let Err(order) = runtime.workers.try_dispatch(id, runtime.index, order) {

@@ -370,6 +370,13 @@ impl Shard {
         self.live.get(&id).map(|l| l.run.execution())
     }
 
+    /// A pass over the inbox begins (`true`) or ends: what the steps in
+    /// between journal shares one sync, started when it ends (see
+    /// `Journal::pass`).
+    pub fn pass(&mut self, begins: bool) {
+        self.journal.pass(begins);
+    }
+
     /// Handles one message at instant `now`.
     pub fn step(&mut self, message: Message, now: DateTime<Utc>) {
         let now = step_instant(now);

@@ -547,6 +547,46 @@ fn a_directory_opens_as_one_wal_at_a_time() {
 }
 
 #[test]
+fn appends_while_syncs_are_held_share_one_sync_started_on_release() {
+    let storage = MemStorage::new();
+    let (wal, _) = open(&storage, &small_config());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !wal.kick_state().1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the flusher never slept"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let syncs = wal.stats().syncs;
+    wal.hold_syncs();
+    let mut last = None;
+    for i in 0..3u64 {
+        last = Some(
+            wal.append(K, Key::execution(1), &payload(1, i, 100))
+                .expect("append"),
+        );
+    }
+    let last = last.expect("appended");
+    // (The flusher also looks every 100 ms; these few microseconds fall
+    // between its looks.)
+    assert_eq!(
+        wal.kick_state(),
+        (true, true),
+        "the appends noted that a sync is due and let the flusher sleep"
+    );
+    assert_eq!(wal.stats().syncs, syncs);
+    wal.release_syncs();
+    assert!(!wal.kick_state().0, "the release woke it");
+    wal.durable(last).expect("durable");
+    assert_eq!(wal.stats().syncs, syncs + 1, "one sync for the three");
+    // Released, an append wakes the flusher itself, as before.
+    let lsn = wal.append(K, Key::execution(1), b"after").expect("append");
+    assert!(!wal.kick_state().0);
+    wal.durable(lsn).expect("durable");
+}
+
+#[test]
 fn stats_count_syncs_their_bytes_and_their_latency() {
     let storage = MemStorage::new();
     let config = Config {
