@@ -538,7 +538,8 @@ pub(crate) trait Journal: Send + fmt::Debug {
     }
 
     /// A pass of the shard over its inbox begins (`true`) or ends: what it
-    /// appends in between shares one sync, started when the pass ends.
+    /// appends in between shares one sync, made when the pass ends (on the
+    /// shard's thread when no sync is under way: `Wal::release_syncs`).
     fn pass(&mut self, begins: bool) {
         let _ = begins;
     }

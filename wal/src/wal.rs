@@ -65,6 +65,10 @@ pub(crate) struct Shared {
     /// `held_kick` says one came, and `release_syncs` wakes it once.
     holding: AtomicBool,
     held_kick: AtomicBool,
+    /// Held through each sync, by the flusher or by `release_syncs` on its
+    /// caller's thread: a later sync must not claim durability for ranges
+    /// an earlier one is still syncing.
+    syncing: Mutex<()>,
     wake: Mutex<()>,
     flusher_cv: Condvar,
     truncator_cv: Condvar,
@@ -258,6 +262,7 @@ impl Wal {
             flush_requested: AtomicBool::new(false),
             holding: AtomicBool::new(false),
             held_kick: AtomicBool::new(false),
+            syncing: Mutex::new(()),
             wake: Mutex::new(()),
             flusher_cv: Condvar::new(),
             truncator_cv: Condvar::new(),
@@ -441,12 +446,27 @@ impl Wal {
         self.inner.shared.holding.store(true, Ordering::SeqCst);
     }
 
-    /// Ends `hold_syncs`: wakes the flusher if an append came meanwhile.
+    /// Ends `hold_syncs`. If an append came meanwhile, syncs it here, on the
+    /// caller's thread, when no sync is under way (what the flusher would
+    /// have done, without waking it: the caller waits for the disk instead,
+    /// and what it then tells others is durable already); otherwise wakes
+    /// the flusher. A failed sync fails the WAL as the flusher's would (every
+    /// durable wait reports it). Only in `SyncMode::Sync`.
     pub fn release_syncs(&self) {
         let shared = &self.inner.shared;
         shared.holding.store(false, Ordering::SeqCst);
-        if shared.held_kick.swap(false, Ordering::SeqCst) {
-            shared.kick_flusher(false);
+        if !shared.held_kick.swap(false, Ordering::SeqCst) {
+            return;
+        }
+        match shared.syncing.try_lock() {
+            Ok(_syncing) => {
+                let _ = shared.sync_locked();
+            }
+            Err(std::sync::TryLockError::Poisoned(p)) => {
+                let _syncing = p.into_inner();
+                let _ = shared.sync_locked();
+            }
+            Err(std::sync::TryLockError::WouldBlock) => shared.kick_flusher(false),
         }
     }
 
@@ -812,6 +832,12 @@ impl Shared {
 
     /// Syncs everything appended so far; advances the synced LSN.
     pub(crate) fn sync_once(&self) -> Result<()> {
+        let _syncing = lock(&self.syncing);
+        self.sync_locked()
+    }
+
+    /// `sync_once` with `syncing` held.
+    fn sync_locked(&self) -> Result<()> {
         let (ranges, sealed, dir, target) = lock(&self.writer).take_unsynced();
         if target <= self.mark.synced.load(Ordering::Acquire) && ranges.is_empty() && !dir {
             return Ok(());
