@@ -579,7 +579,7 @@ fn appends_while_syncs_are_held_share_one_sync_made_on_release() {
     wal.release_syncs();
     // No sync was under way: the release synced them itself, on this
     // thread, and left the flusher asleep.
-    assert_eq!(wal.kick_state().0, false);
+    assert!(!wal.kick_state().0);
     assert!(
         matches!(wal.poll_durable(last), Some(Ok(()))),
         "durable when the release returns"
