@@ -364,10 +364,10 @@ fn drop_segments(shared: &Shared, metas: Vec<(u64, u64, SegmentMeta)>) -> Result
     for (_, _, meta) in metas {
         let spare = {
             let mut w = lock(shared);
-            // Only a file of the size the next segment is made with: a
-            // smaller one, of a WAL still growing, would never be taken.
+            // Only a file at least the size the next segment is made with:
+            // a smaller one, of a WAL still growing, would never be taken.
             let recycle = Arc::strong_count(&meta.file) == 1
-                && meta.file.len() == w.next_capacity(0)
+                && meta.file.len() >= w.next_capacity(0)
                 && w.spares.len() < config.spare_segments;
             recycle.then(|| {
                 let id = w.next_spare_id;
