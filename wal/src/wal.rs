@@ -458,16 +458,12 @@ impl Wal {
         if !shared.held_kick.swap(false, Ordering::SeqCst) {
             return;
         }
-        match shared.syncing.try_lock() {
-            Ok(_syncing) => {
-                let _ = shared.sync_locked();
-            }
-            Err(std::sync::TryLockError::Poisoned(p)) => {
-                let _syncing = p.into_inner();
-                let _ = shared.sync_locked();
-            }
-            Err(std::sync::TryLockError::WouldBlock) => shared.kick_flusher(false),
-        }
+        let _syncing = match shared.syncing.try_lock() {
+            Ok(guard) => guard,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return shared.kick_flusher(false),
+        };
+        let _ = shared.sync_locked();
     }
 
     /// For tests: whether an append is waiting for `release_syncs` to wake

@@ -371,7 +371,7 @@ impl Shard {
     }
 
     /// A pass over the inbox begins (`true`) or ends: what the steps in
-    /// between journal shares one sync, started when it ends (see
+    /// between journal shares one sync, made when it ends (see
     /// `Journal::pass`).
     pub fn pass(&mut self, begins: bool) {
         self.journal.pass(begins);
