@@ -5,7 +5,11 @@
 #                every CURVE_EVERY seconds;
 #   2. overload: for each offered rate, what was accepted, the p99 of the
 #                accepted, and how fast a refusal (429/503) comes back;
-#   3. recovery: the time from a restart (after kill -9) to /health with
+#   3. settle:   RSS and disk of a server whose executions.retention is
+#                SETTLE_RETENTION_SECS, fresh, after SETTLE_SECS of the seed
+#                at RATE/s, then every SETTLE_EVERY seconds until
+#                SETTLE_AFTER_SECS past the retention;
+#   4. recovery: the time from a restart (after kill -9) to /health with
 #                IN_FLIGHT sleeping executions to resume.
 # Everything targets 127.0.0.1 and stops by itself.
 #
@@ -15,7 +19,9 @@
 #   OVERLOAD_RATES ("2000 5000 10000 20000"), OVERLOAD_SECS (10),
 #   OVERLOAD_CONNECTIONS (2000), OVERLOAD_FLOW (seed, or heavy: a flow that
 #   costs the shard milliseconds, so that the server saturates first),
-#   IN_FLIGHT (100000), SKIP (space-separated: curve overload recovery).
+#   SETTLE_SECS (60), SETTLE_RETENTION_SECS (60), SETTLE_AFTER_SECS (60),
+#   SETTLE_EVERY (20), IN_FLIGHT (100000), SKIP (space-separated: curve
+#   overload settle recovery).
 set -euo pipefail
 
 BIN=${1:?bin dir}
@@ -27,6 +33,10 @@ OVERLOAD_SECS=${OVERLOAD_SECS:-10}
 OVERLOAD_CONNECTIONS=${OVERLOAD_CONNECTIONS:-2000}
 OVERLOAD_FLOW=${OVERLOAD_FLOW:-seed}
 IN_FLIGHT=${IN_FLIGHT:-100000}
+SETTLE_SECS=${SETTLE_SECS:-60}
+SETTLE_RETENTION_SECS=${SETTLE_RETENTION_SECS:-60}
+SETTLE_AFTER_SECS=${SETTLE_AFTER_SECS:-60}
+SETTLE_EVERY=${SETTLE_EVERY:-20}
 SKIP=${SKIP:-}
 FLOWS="$(cd "$(dirname "$0")/.." && pwd)/flows"
 WORK=$(mktemp -d)
@@ -47,6 +57,11 @@ stop_server() {
 
 rss_mib() {
   awk '/^VmRSS:/ { printf "%.0f", $2 / 1024 }' "/proc/$SERVER_PID/status"
+}
+
+# The anonymous part of the RSS (the heap; the rest is mapped files).
+anon_mib() {
+  awk '/^Anonymous:/ { printf "%.0f", $2 / 1024 }' "/proc/$SERVER_PID/smaps_rollup"
 }
 
 disk_mib() {
@@ -117,6 +132,33 @@ if ! skipped overload; then
     echo "| $rate | $achieved | $completed | $failed | $p99 | $refusal |"
     stop_server
   done
+fi
+
+if ! skipped settle; then
+  data="$WORK/settle"
+  # An execution's logs may not outlive it: both retentions are set.
+  PEREGRINE_EXECUTIONS_RETENTION="${SETTLE_RETENTION_SECS}s" \
+    PEREGRINE_WAL_LOG_RETENTION="${SETTLE_RETENTION_SECS}s" start_server "$data"
+  fresh=$(rss_mib)
+  fresh_anon=$(anon_mib)
+  executions=$(python3 -c "print(int($RATE * $SETTLE_SECS))")
+  "$BIN/peregrine-loadtest" --mode http --url "$URL" --flow "$FLOWS/seed.yaml" \
+    --rates "$RATE" --executions "$executions" --quiet \
+    --json "$WORK/settle.json" >"$WORK/settle.txt" 2>&1
+  echo
+  echo "## RSS after the work ends: $executions executions at $RATE/s, executions.retention ${SETTLE_RETENTION_SECS}s"
+  echo "| when | RSS MiB | anonymous MiB | disk MiB | kept (peregrine_executions_kept) |"
+  echo "|---|---|---|---|---|"
+  retained() { curl -s "$URL/metrics" | awk '/^peregrine_executions_kept / { print $2 }'; }
+  echo "| fresh | $fresh | $fresh_anon | - | - |"
+  echo "| load ended (completed $(json_field "$WORK/settle.json" "r['runs'][0]['completed']")) | $(rss_mib) | $(anon_mib) | $(disk_mib "$data") | $(retained) |"
+  waited=0
+  while [ "$waited" -lt $((SETTLE_RETENTION_SECS + SETTLE_AFTER_SECS)) ]; do
+    sleep "$SETTLE_EVERY"
+    waited=$((waited + SETTLE_EVERY))
+    echo "| +${waited} s | $(rss_mib) | $(anon_mib) | $(disk_mib "$data") | $(retained) |"
+  done
+  stop_server
 fi
 
 if ! skipped recovery; then

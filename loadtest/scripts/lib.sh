@@ -7,7 +7,7 @@ free_port() {
 
 # serve PEREGRINE DATA_DIR LOG [TRIES]: a server on DATA_DIR, its output
 # appended to LOG; sets SERVER_PID and URL once /health answers (TRIES of
-# 50 ms, default 200).
+# 50 ms, default 200); fails at once, with the log, if the server exits.
 serve() {
   local port
   port=$(free_port)
@@ -16,6 +16,7 @@ serve() {
   URL="http://127.0.0.1:$port"
   for _ in $(seq 1 "${4:-200}"); do
     curl -fs "$URL/health" >/dev/null 2>&1 && return 0
+    kill -0 "$SERVER_PID" 2>/dev/null || break
     sleep 0.05
   done
   echo "the server did not come up:" >&2

@@ -141,6 +141,11 @@ pub struct Options {
     /// Executions per rate.
     #[arg(long, default_value_t = 1000)]
     pub executions: u64,
+    /// Instead of `--executions`: run each rate this long, rate × secs
+    /// executions (at least one), so that a curve from 100/s to past the
+    /// ceiling spends the same time at every rate.
+    #[arg(long)]
+    pub run_secs: Option<f64>,
     /// Write every run to this JSON file.
     #[arg(long)]
     pub json: Option<PathBuf>,
@@ -325,6 +330,9 @@ pub struct Settings {
     pub flow_source: String,
     pub rates: Vec<f64>,
     pub executions: NonZeroU64,
+    /// `--run-secs`: each rate's executions are rate × this, not
+    /// `executions`.
+    pub run_secs: Option<f64>,
     pub json: Option<PathBuf>,
     pub plot: Option<PathBuf>,
     pub compare_seed: bool,
@@ -484,6 +492,17 @@ fn producer_properties(given: &[String]) -> Result<Vec<(String, String)>, Option
     Ok(properties)
 }
 
+impl Settings {
+    /// How many executions the run at `rate` starts.
+    pub fn executions_at(&self, rate: f64) -> u64 {
+        match self.run_secs {
+            // At most MAX_EXECUTIONS: `validate` checked every rate.
+            Some(secs) => ((rate * secs).round() as u64).max(1),
+            None => self.executions.get(),
+        }
+    }
+}
+
 impl Options {
     /// Checks everything, reads and parses the flow; nothing runs yet.
     pub fn validate(self) -> Result<Settings, OptionsError> {
@@ -506,6 +525,18 @@ impl Options {
             }
             None if self.find_max || self.resume => Vec::new(),
             None => SEED_RATES.to_vec(),
+        };
+        let run_secs = match self.run_secs {
+            Some(secs) => {
+                let secs = positive("run-secs", secs)?;
+                if let Some(rate) = rates.iter().find(|&&r| r * secs > MAX_EXECUTIONS as f64) {
+                    return Err(invalid(format!(
+                        "--run-secs: {rate}/s for {secs} s is above {MAX_EXECUTIONS} executions"
+                    )));
+                }
+                Some(secs)
+            }
+            None => None,
         };
         let find_max = if self.find_max {
             let start_rate = positive("start-rate", self.start_rate)?;
@@ -545,6 +576,7 @@ impl Options {
                     (self.find_max, "--find-max"),
                     (self.compare_seed, "--compare-seed"),
                     (self.plot.is_some(), "--plot"),
+                    (self.run_secs.is_some(), "--run-secs"),
                 ],
                 "does not apply to --resume, which runs no rates",
             )?;
@@ -726,6 +758,7 @@ impl Options {
             flow_source,
             rates,
             executions,
+            run_secs,
             json: self.json,
             plot: self.plot,
             compare_seed: self.compare_seed,
@@ -760,6 +793,7 @@ impl Options {
             "flow": self.flow.as_ref().map(|p| p.display().to_string()),
             "rates": self.rates,
             "executions": self.executions,
+            "run_secs": self.run_secs,
             "compare_seed": self.compare_seed,
             "find_max": self.find_max,
             "slo_p99_ms": self.slo_p99_ms,
@@ -812,8 +846,25 @@ mod tests {
     }
 
     #[test]
+    fn run_secs_makes_each_rate_run_as_long() {
+        let s = parse(&["--rates", "100,2500,0.5", "--run-secs", "4"]).unwrap();
+        assert_eq!(s.executions_at(100.0), 400);
+        assert_eq!(s.executions_at(2500.0), 10_000);
+        assert_eq!(s.executions_at(0.5), 2);
+        assert_eq!(s.executions_at(0.01), 1, "at least one execution");
+        assert_eq!(s.echo["run_secs"], 4.0);
+        let s = parse(&["--rates", "100", "--executions", "7"]).unwrap();
+        assert_eq!(s.executions_at(100.0), 7, "without it, --executions");
+    }
+
+    #[test]
     fn nonsense_is_refused_before_the_run() {
         for (args, says) in [
+            (&["--run-secs", "0"][..], "positive"),
+            (
+                &["--rates", "1000000", "--run-secs", "11"][..],
+                "above 10000000 executions",
+            ),
             (&["--rates", "10,0"][..], "positive"),
             (&["--rates=-5"][..], "positive"),
             (&["--rates", "NaN"][..], "positive"),
@@ -1078,6 +1129,7 @@ mod tests {
             (&["--find-max"][..], "--find-max does not apply"),
             (&["--compare-seed"][..], "--compare-seed does not apply"),
             (&["--plot", "p.svg"][..], "--plot does not apply"),
+            (&["--run-secs", "5"][..], "--run-secs does not apply"),
         ] {
             let mut args = http.to_vec();
             args.extend_from_slice(extra);

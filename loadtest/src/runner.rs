@@ -207,6 +207,8 @@ pub fn run(settings: Settings) -> Result<Report> {
             format!("{} paused executions resumed", settings.executions)
         } else if settings.rates.is_empty() {
             "search".to_owned()
+        } else if let Some(secs) = settings.run_secs {
+            format!("{secs} s per rate")
         } else {
             format!("{} executions per rate", settings.executions)
         },
@@ -215,7 +217,7 @@ pub fn run(settings: Settings) -> Result<Report> {
     );
     let mut runs = Vec::with_capacity(settings.rates.len());
     for &rate in &settings.rates {
-        let schedule = Schedule::new(rate, settings.executions.get());
+        let schedule = Schedule::new(rate, settings.executions_at(rate));
         let run = with_progress(
             settings.quiet,
             format!("{rate}/s"),
