@@ -130,7 +130,7 @@ class Side:
         self.work = work
         self.processes = {}
 
-    def spawn(self, name, argv, env=None, log=None):
+    def spawn(self, name, argv, env=None):
         out = open(os.path.join(self.work, f"{self.name}-{name}.log"), "ab")
         self.processes[name] = subprocess.Popen(
             argv, env={**os.environ, **(env or {})}, stdout=out, stderr=subprocess.STDOUT
