@@ -56,6 +56,9 @@ import time
 import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "scripts"))
+from procstat import cpu_secs, free_port  # noqa: E402
+
 SEED = os.path.join(HERE, "..", "flows", "seed.yaml")
 RATES = [int(r) for r in os.environ.get("RATES", "10,25,50,75,100,150,200").split(",")]
 EXECUTIONS = int(os.environ.get("EXECUTIONS", "1000"))
@@ -73,24 +76,6 @@ ORDER = {
 }
 EXPECTED = {"order_id": 7, "customer_name": "Ada Lovelace", "address": "Lyon, FR", "total_price": 20}
 BODY = json.dumps({"order": ORDER})
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cpu_secs(pid):
-    """CPU seconds every thread of PID has run (schedstat, nanoseconds)."""
-    total = 0
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-                total += int(f.read().split()[0])
-        except OSError:
-            pass
-    return total / 1e9
 
 
 def rss_mib(pid):

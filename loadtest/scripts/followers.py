@@ -21,13 +21,14 @@ loopback only; every client is bounded in count and time.
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+
+from procstat import cpu_secs, free_port
 
 FOLLOWERS = int(os.environ.get("FOLLOWERS", "1000"))
 RATE = int(os.environ.get("RATE", "200"))
@@ -38,21 +39,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SEED = os.path.join(HERE, "..", "flows", "seed.yaml")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def server_cpu(pid):
-    total = 0
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-                total += int(f.read().split()[0])
-        except OSError:
-            pass
-    return total / 1e9
 
 
 def request(url, method="GET", body=None, content_type="application/json"):
@@ -161,7 +147,7 @@ def run_arm(bins, followed, work):
             runner = loop.create_task(followers.run(ready, stop))
             loop.run_until_complete(ready)
         events_before = followers.events if followers else 0
-        cpu_before = server_cpu(server.pid)
+        cpu_before = cpu_secs(server.pid)
         report = os.path.join(work, "report.json")
         load = subprocess.Popen(
             [
@@ -177,7 +163,7 @@ def run_arm(bins, followed, work):
             while load.poll() is None:
                 await asyncio.sleep(0.05)
         loop.run_until_complete(wait_load())
-        cpu = server_cpu(server.pid) - cpu_before
+        cpu = cpu_secs(server.pid) - cpu_before
         events = (followers.events - events_before) if followers else 0
         if followers:
             stop.set_result(None)
