@@ -38,7 +38,7 @@ static TEST_ALLOCATOR: memory::Counting<std::alloc::System> = memory::Counting(s
 pub use error::{Error, Result};
 pub use execution::labels;
 pub use execution::{
-    Attempt, Execution, ExecutionId, Id, LogEntry, Logs, MessageOrigin, Metric, MetricKind,
+    Attempt, Brief, Execution, ExecutionId, Id, LogEntry, Logs, MessageOrigin, Metric, MetricKind,
     Metrics, ParseIdError, Record, RecordError, State, StateChange, StateHistory, TaskRun,
     TaskRunId, execution_trigger, format_date, iso_duration,
 };

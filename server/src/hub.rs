@@ -7,19 +7,25 @@
 //! per-connection work. Updates go through a bounded broadcast ring: a
 //! subscriber that falls `sse-buffer` updates behind sees `Lagged` and is
 //! dropped, so a slow client can never stall a shard or hold unbounded memory.
+//!
+//! Beside the topics, one stream of every change in brief ([`Brief`]: no
+//! task runs), for the lists that watch many executions at once: taken only
+//! while somebody watches it, through a ring of its own that a watcher
+//! falling behind skips ahead in (it is told how much it missed).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use bytes::Bytes;
 use chrono::Utc;
-use peregrine_engine::Change;
-use peregrine_engine::Receipt;
-use peregrine_engine::{ExecutionId, Record};
+use peregrine_engine::{Brief, Change, ExecutionId, Receipt, Record};
 use tokio::sync::broadcast;
 
 const STRIPES: usize = 64;
+
+/// Changes in brief a watcher may fall behind before it skips ahead.
+const BRIEF_BUFFER: usize = 16_384;
 
 /// One change of an execution: its record, and its JSON rendered once, off
 /// the shard's thread, by the first subscriber that needs it.
@@ -89,6 +95,24 @@ pub struct Hub {
     buffer: usize,
     closed: AtomicBool,
     generations: AtomicU64,
+    /// Every change in brief, while `watchers` is not zero.
+    briefs: broadcast::Sender<BriefChange>,
+    watchers: AtomicUsize,
+}
+
+/// One change of some execution, in brief.
+#[derive(Debug, Clone)]
+pub struct BriefChange(Arc<(Brief, Receipt)>);
+
+impl BriefChange {
+    pub fn brief(&self) -> &Brief {
+        &self.0.0
+    }
+
+    /// Wait on it before showing the change to anyone.
+    pub fn receipt(&self) -> &Receipt {
+        &self.0.1
+    }
 }
 
 impl Hub {
@@ -99,7 +123,26 @@ impl Hub {
             buffer: buffer.max(2),
             closed: AtomicBool::new(false),
             generations: AtomicU64::new(0),
+            briefs: broadcast::channel(BRIEF_BUFFER).0,
+            watchers: AtomicUsize::new(0),
         }
+    }
+
+    /// Watches every execution's changes, in brief. `None` once the server
+    /// is shutting down.
+    pub fn watch(self: &Arc<Self>) -> Result<Watch, Closed> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Closed);
+        }
+        self.watchers.fetch_add(1, Ordering::AcqRel);
+        Ok(Watch {
+            hub: Arc::clone(self),
+            rx: self.briefs.subscribe(),
+        })
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
     }
 
     fn stripe(&self, id: ExecutionId) -> MutexGuard<'_, HashMap<ExecutionId, Topic>> {
@@ -146,6 +189,13 @@ impl Hub {
     /// shard thread: one map lookup when nobody watches, and at most one
     /// record built (none at the end: the engine's final record is shared).
     pub fn publish(&self, change: &Change<'_>) {
+        if self.watchers.load(Ordering::Acquire) > 0 {
+            // No receiver left is fine: the last watcher is leaving.
+            let _ = self.briefs.send(BriefChange(Arc::new((
+                Brief::of(change.execution),
+                change.receipt.clone(),
+            ))));
+        }
         let id = change.execution.id();
         let terminal = change.ended.is_some();
         let mut stripe = self.stripe(id);
@@ -232,6 +282,33 @@ impl Drop for Subscription {
     }
 }
 
+/// A watch of every change in brief; leaving it stops the briefs when it
+/// was the last.
+#[derive(Debug)]
+pub struct Watch {
+    hub: Arc<Hub>,
+    rx: broadcast::Receiver<BriefChange>,
+}
+
+impl Watch {
+    /// The next change. `Err(Lagged(n))` when `n` changes were skipped
+    /// because this watcher fell behind; the next call goes on after them.
+    pub async fn recv(&mut self) -> Result<BriefChange, broadcast::error::RecvError> {
+        self.rx.recv().await
+    }
+
+    /// A change already waiting, if any.
+    pub fn try_recv(&mut self) -> Result<BriefChange, broadcast::error::TryRecvError> {
+        self.rx.try_recv()
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.hub.watchers.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -286,6 +363,37 @@ mod tests {
         assert!(fast.recv().await.expect("the end").is_terminal());
         assert!(matches!(fast.recv().await, Err(RecvError::Closed)));
         assert_eq!(hub.topics(), 0, "the end removes the topic");
+    }
+
+    #[tokio::test]
+    async fn briefs_are_taken_only_while_watched_and_a_slow_watcher_skips_ahead() {
+        let hub = Arc::new(Hub::new(4));
+        let (exec, record) = an_execution();
+        let ready = Receipt::ready();
+        hub.publish(&change(&exec, None, &ready));
+        let mut watch = hub.watch().expect("open");
+        assert!(
+            matches!(watch.try_recv(), Err(broadcast::error::TryRecvError::Empty)),
+            "nothing from before the watch"
+        );
+        hub.publish(&change(&exec, Some(&record), &ready));
+        let brief = watch.recv().await.expect("a brief");
+        assert_eq!(brief.brief().id(), exec.id());
+        assert_eq!(brief.brief().state(), peregrine_engine::State::Success);
+
+        for _ in 0..BRIEF_BUFFER + 10 {
+            hub.publish(&change(&exec, None, &ready));
+        }
+        assert!(matches!(watch.recv().await, Err(RecvError::Lagged(10))));
+        assert!(
+            watch.recv().await.is_ok(),
+            "it goes on after what it missed"
+        );
+
+        drop(watch);
+        assert_eq!(hub.watchers.load(Ordering::Acquire), 0);
+        hub.close();
+        assert!(hub.watch().is_err(), "closed for good");
     }
 
     #[tokio::test]

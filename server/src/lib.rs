@@ -30,6 +30,7 @@ mod serve;
 mod state;
 pub mod store;
 mod sweep;
+mod ui;
 
 pub use api::app;
 pub use config::Config;

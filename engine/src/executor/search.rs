@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::execution::{Execution, Record, State};
+use crate::execution::{Brief, Execution, Record, State};
 
 /// What a search filters on; an empty filter matches everything. Every
 /// condition must hold (Kestra's filters are a conjunction).
@@ -234,7 +234,43 @@ impl Listed for Record {
     }
 }
 
+impl Named for Brief {
+    fn namespace(&self) -> &str {
+        Brief::namespace(self)
+    }
+    fn flow_id(&self) -> &str {
+        Brief::flow_id(self)
+    }
+    fn any_label(&self, f: &mut dyn FnMut(&str, &str) -> bool) -> bool {
+        self.labels().iter().any(|(k, v)| f(k, v))
+    }
+    fn any_other_text(&self, f: &mut dyn FnMut(&str) -> bool) -> bool {
+        f(&Brief::id(self).to_string())
+    }
+}
+
+impl Listed for Brief {
+    fn state(&self) -> State {
+        Brief::state(self)
+    }
+    fn start_date(&self) -> DateTime<Utc> {
+        self.history().start_date()
+    }
+    fn end_date(&self) -> Option<DateTime<Utc>> {
+        self.history().end_date()
+    }
+    fn trigger_execution(&self) -> Option<String> {
+        self.trigger_execution.clone()
+    }
+}
+
 impl Filter {
+    /// Whether an execution, in brief, meets the filter: what a search
+    /// would find of it.
+    pub fn matches_brief(&self, brief: &Brief) -> bool {
+        self.matches(brief)
+    }
+
     pub(crate) fn matches(&self, e: &impl Listed) -> bool {
         let state = e.state();
         (self.states.is_empty() || self.states.contains(&state))

@@ -292,7 +292,7 @@ fn validate_document(state: &AppState, index: usize, source: &str) -> Value {
             (Some(flow.id), Some(flow.namespace))
         }
         Err(e) => {
-            result["constraints"] = match e {
+            result["constraints"] = match &e {
                 flow::Error::Invalid(problems) => problems
                     .iter()
                     .map(ToString::to_string)
@@ -301,6 +301,21 @@ fn validate_document(state: &AppState, index: usize, source: &str) -> Value {
                 other => other.to_string(),
             }
             .into();
+            // Peregrine's own, beside Kestra's text: where each problem is,
+            // for an editor to mark (line and column 1-based, 0 unknown).
+            if let flow::Error::Invalid(problems) = &e {
+                result["problems"] = problems
+                    .iter()
+                    .map(|p| {
+                        json!({
+                            "path": p.path,
+                            "line": p.line,
+                            "column": p.column,
+                            "message": p.message,
+                        })
+                    })
+                    .collect();
+            }
             identity(source)
         }
     };

@@ -1,5 +1,6 @@
 //! The HTTP API: Kestra's paths under `/api/v1/main/`, with `/api/v1/` as
-//! an alias, plus `/health` and `/metrics`.
+//! an alias, Peregrine's own under `/api/peregrine/`, plus `/health`,
+//! `/metrics` and the web UI (`/ui`, [`crate::ui`]).
 
 mod delete;
 mod error;
@@ -11,6 +12,7 @@ mod flows;
 mod follow;
 mod kv;
 mod labels;
+mod live;
 mod logs;
 mod namespace_files;
 mod outputs;
@@ -242,6 +244,8 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .nest("/api/v1/main", api.clone())
         .nest("/api/v1", api)
+        .route("/api/peregrine/executions/follow", get(live::follow))
+        .merge(crate::ui::routes())
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .fallback(no_route)
@@ -255,11 +259,14 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Basic auth, when configured, on every path under `/api`, whether the
-/// API has it or not.
+/// Basic auth, when configured, on every path under `/api` and `/ui`,
+/// whether the server has it or not.
 async fn require_auth(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let path = request.uri().path();
-    let guarded = path == "/api" || path.starts_with("/api/");
+    let guarded = ["/api", "/ui"].iter().any(|root| {
+        path.strip_prefix(root)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    });
     let Some(expected) = state.authorization().filter(|_| guarded) else {
         return next.run(request).await;
     };
