@@ -67,9 +67,11 @@ export const api = {
   execution: (id) => get(`/executions/${enc(id)}`),
   trigger: (ns, id, form) => post(`/executions/${enc(ns)}/${enc(id)}`, form),
   kill: (id) => del(`/executions/${enc(id)}/kill`),
-  resume: (id, form) => post(`/executions/${enc(id)}/resume`, form ?? new FormData()),
-  restart: (id) => post(`/executions/${enc(id)}/restart`, undefined),
-  replay: (id, taskRunId) => post(`/executions/${enc(id)}/replay`, undefined, { query: taskRunId ? { taskRunId } : undefined }),
+  // The `actions/` paths: the older `{id}/resume` also names a flow.
+  resume: (id, form) => post(`/executions/${enc(id)}/actions/resume`, form ?? new FormData()),
+  restart: (id) => post(`/executions/${enc(id)}/actions/restart`, undefined),
+  replay: (id, taskRunId) =>
+    post(`/executions/${enc(id)}/actions/replay`, undefined, { query: taskRunId ? { taskRunId } : undefined }),
   logs: (id) => get(`/logs/${enc(id)}`),
   triggers: (query) => get("/triggers/search", query),
   setTriggerDisabled: (trigger, disabled) =>

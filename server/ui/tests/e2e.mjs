@@ -28,6 +28,8 @@ const USER = "ui-tester";
 const PASSWORD = "a secret of the test";
 const AUTH = `Basic ${Buffer.from(`${USER}:${PASSWORD}`).toString("base64")}`;
 const STEP_MS = 60_000;
+/** Not UTC, and a half-hour offset: a date shown in UTC would not pass. */
+const ZONE = "Asia/Kolkata";
 
 mkdirSync(opts.out, { recursive: true });
 
@@ -103,6 +105,7 @@ function apiOf(base) {
     },
     execution: (id) => call("GET", `/executions/${id}`),
     kill: (id) => call("DELETE", `/executions/${id}/kill`),
+    putKv: (ns, key, value) => call("PUT", `/namespaces/${ns}/kv/${key}`, JSON.stringify(value)),
     search: (query) => call("GET", `/executions/search?${new URLSearchParams(query)}`),
   };
 }
@@ -277,6 +280,36 @@ step("a sleeping execution is killed from its page", async ({ page, server, api 
   await shot(page, "08-execution-killed");
 });
 
+step("a paused execution is resumed, a failed one restarted, an ended one replayed", async ({ page, server, api }) => {
+  await api.createFlow(`id: gate\nnamespace: company.team\ntasks:\n  - id: hold\n    type: io.kestra.plugin.core.flow.Pause\n  - id: after\n    type: io.kestra.plugin.core.debug.Return\n    format: resumed\n`);
+  const paused = await api.trigger("company.team", "gate");
+  await page.goto(`${server.base}/ui/main/executions/company.team/gate/${paused.id}`);
+  await page.locator('[data-testid="execution-state"]').getByText("PAUSED").waitFor({ timeout: 10_000 });
+  await page.locator('[data-testid="resume"]').click();
+  await page.locator('[data-testid="execution-state"]').getByText("SUCCESS").waitFor({ timeout: 10_000 });
+
+  // Fails while the KV key is missing; restarted once it is there.
+  await api.createFlow(`id: flaky\nnamespace: company.team\ntasks:\n  - id: read\n    type: io.kestra.plugin.core.debug.Return\n    format: "{{ kv('ready') }}"\n`);
+  const failed = await api.trigger("company.team", "flaky");
+  await page.goto(`${server.base}/ui/main/executions/company.team/flaky/${failed.id}`);
+  await page.locator('[data-testid="execution-state"]').getByText("FAILED").waitFor({ timeout: 10_000 });
+  await api.putKv("company.team", "ready", "yes");
+  await page.locator('[data-testid="restart"]').click();
+  await page.locator('[data-testid="execution-state"]').getByText("SUCCESS").waitFor({ timeout: 10_000 });
+  const history = await page.locator('[data-testid="state-history"]').innerText();
+  assert.match(history, /FAILED[\s\S]*RESTARTED[\s\S]*SUCCESS/, history);
+
+  await page.locator('[data-testid="replay"]').click();
+  const link = page.locator(".notice a");
+  await link.waitFor();
+  const replayed = (await link.innerText()).trim();
+  assert.notEqual(replayed, failed.id);
+  await link.click();
+  await page.waitForURL(new RegExp(`/executions/company\\.team/flaky/${replayed}$`));
+  await page.locator('[data-testid="execution-state"]').getByText("SUCCESS").waitFor({ timeout: 10_000 });
+  await shot(page, "09-execution-replayed");
+});
+
 step("the executions table follows new executions live", async ({ page, server, api }) => {
   await page.goto(`${server.base}/ui/main/executions?flowId=hello`);
   await page.locator('[data-testid="live"]').getByText("live").waitFor();
@@ -292,6 +325,25 @@ step("the executions table follows new executions live", async ({ page, server, 
   assert.equal(await page.locator('[data-execution][data-flow-id="hello"]').count(), before + 1);
   await api.kill(other.id);
   await shot(page, "09-executions");
+});
+
+step("the executions table filters by state and flow from its form", async ({ page, server }) => {
+  await page.goto(`${server.base}/ui/main/executions`);
+  await page.locator('[data-testid="executions"] tbody tr').first().waitFor();
+  await page.getByLabel("State").selectOption(["KILLED"]);
+  await page.getByRole("button", { name: "Filter" }).click();
+  await page.waitForURL(/state=KILLED/);
+  await page.waitForFunction(() => {
+    const rows = [...document.querySelectorAll('[data-testid="executions"] tbody tr')];
+    return rows.length > 0 && rows.every((r) => r.dataset.state === "KILLED");
+  });
+  await page.getByLabel("Flow").fill("hello");
+  await page.getByRole("button", { name: "Filter" }).click();
+  await page.waitForURL(/flowId=hello/);
+  await page.getByText("No execution found.").waitFor();
+  await page.getByRole("button", { name: "Clear" }).click();
+  await page.waitForFunction(() => !location.search);
+  await page.locator('[data-testid="executions"] tbody tr[data-flow-id="hello"]').first().waitFor();
 });
 
 step("revisions show what changed", async ({ page, server }) => {
@@ -334,6 +386,19 @@ step("the engine page plots the server's figures", async ({ page, server, api })
   assert.ok(p99 >= 1000 && p99 <= 60_000, `the p99 of 1.5 s executions reads ${p99} ms`);
   assert.match(await page.locator('[data-testid="running"] .big').innerText(), /^\d+$/);
   await shot(page, "12-engine");
+});
+
+step("dates are in the user's time zone", async ({ page, server, api }) => {
+  const found = await api.search({ flowId: "hello", size: 1 });
+  const e = found.results[0];
+  await page.goto(`${server.base}/ui/main/executions/company.team/hello/${e.id}`);
+  // Chromium names the zone by its older alias.
+  await page.locator(".zone").getByText(/Asia\/(Kolkata|Calcutta)/).waitFor();
+  const local = new Intl.DateTimeFormat("en-US", {
+    timeZone: ZONE, hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false,
+  }).format(new Date(e.state.startDate));
+  const created = await page.locator("tr", { has: page.locator("th", { hasText: /^Created$/ }) }).innerText();
+  assert.ok(created.includes(local), `${created} shows ${e.state.startDate} in ${ZONE} (${local})`);
 });
 
 step("1,000 live executions keep the table responsive", async ({ page, server, api }) => {
@@ -402,6 +467,8 @@ async function main() {
   });
   const context = await browser.newContext({
     viewport: { width: 1400, height: 900 },
+    timezoneId: ZONE,
+    locale: "en-US",
     httpCredentials: { username: USER, password: PASSWORD },
   });
   const page = await context.newPage();

@@ -13,14 +13,19 @@ import { formatDate, humanDuration, stateDuration } from "../time.js";
 
 const TABS = [["overview", "Overview"], ["gantt", "Gantt"], ["logs", "Logs"], ["outputs", "Outputs"]];
 
-/** The execution, live: read once, then every change the server sends. */
+/**
+ * The execution, live: read once, then every change the server sends.
+ * `refollow()` opens the stream again: an execution restarted after its
+ * end changes again, on a stream closed at that end.
+ */
 function useExecution(id) {
   const [state, setState] = useState({ execution: null, error: null, live: false });
+  const [generation, setGeneration] = useState(0);
   useEffect(() => {
     let stopped = false;
-    setState({ execution: null, error: null, live: false });
+    if (generation === 0) setState({ execution: null, error: null, live: false });
     api.execution(id).then(
-      (execution) => !stopped && setState((s) => ({ ...s, execution: s.execution ?? execution })),
+      (execution) => !stopped && generation === 0 && setState((s) => ({ ...s, execution: s.execution ?? execution })),
       (error) => !stopped && setState((s) => ({ ...s, error })),
     );
     // The stream's last frame has the id `end`; closed then, or
@@ -33,13 +38,13 @@ function useExecution(id) {
       error: () => setState((s) => ({ ...s, live: false })),
     });
     return () => { stopped = true; stop(); };
-  }, [id]);
-  return state;
+  }, [id, generation]);
+  return { ...state, refollow: () => setGeneration((g) => g + 1) };
 }
 
 export function ExecutionPage({ params }) {
   const { namespace, flowId, id, tab = "overview" } = params;
-  const { execution, error } = useExecution(id);
+  const { execution, error, refollow } = useExecution(id);
   const [selected, setSelected] = useState(null);
   const [actionError, setActionError] = useState(null);
   const [notice, setNotice] = useState(null);
@@ -54,6 +59,7 @@ export function ExecutionPage({ params }) {
     try {
       const answer = await call();
       setNotice(`${what}: done`);
+      refollow();
       return answer;
     } catch (e) {
       setActionError(e);
@@ -108,12 +114,18 @@ function Overview({ execution, now }) {
         <h2>State history</h2>
         <table data-testid="state-history"><tbody>${s.histories.map((h, i) => html`
           <tr><td><${StateBadge} state=${h.state} /></td><td>${formatDate(h.date)}</td>
-            <td class="muted">${i > 0 ? `+${humanDuration(Date.parse(h.date) - Date.parse(s.histories[i - 1].date))}` : ""}</td></tr>`)}
+            <td class="muted">${i > 0 ? since(s.histories[i - 1].date, h.date) : ""}</td></tr>`)}
         </tbody></table>
       </div>
     </div>
     <div class="panel"><h2>Inputs</h2><${KeyValues} map=${execution.inputs} /></div>
     ${execution.trigger ? html`<div class="panel"><h2>Trigger</h2><${Json} value=${execution.trigger} /></div>` : null}`;
+}
+
+/** The time from one state to the next, as `+1.5 s`. */
+function since(from, to) {
+  const text = humanDuration(Date.parse(to) - Date.parse(from));
+  return text.startsWith("<") ? text : `+${text}`;
 }
 
 function TaskRunDetail({ execution, id, now }) {
