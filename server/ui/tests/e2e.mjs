@@ -2,21 +2,17 @@
 // loopback: each step drives the pages as a user would, saves a
 // screenshot, and fails on any console error.
 //
-//   node tests/e2e.mjs [--bin PATH] [--out DIR] [--only STEP]
+//   node tests/e2e.mjs [--bin PATH] [--out DIR] [--only REGEX]
 //
 // PATH: the `peregrine` binary (default target/debug/peregrine from the
 // workspace root); DIR: where screenshots and figures go (default
 // target/ui-e2e). Chromium: /usr/bin/chromium, or $CHROMIUM.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { chromium } from "playwright-core";
+import { apiOf, AUTH, launch, ROOT, sleep, startServer } from "./harness.mjs";
 
-const ROOT = resolve(new URL("../../..", import.meta.url).pathname);
 const { values: opts } = parseArgs({
   options: {
     bin: { type: "string", default: join(ROOT, "target/debug/peregrine") },
@@ -24,91 +20,11 @@ const { values: opts } = parseArgs({
     only: { type: "string" },
   },
 });
-const USER = "ui-tester";
-const PASSWORD = "a secret of the test";
-const AUTH = `Basic ${Buffer.from(`${USER}:${PASSWORD}`).toString("base64")}`;
 const STEP_MS = 60_000;
 /** Not UTC, and a half-hour offset: a date shown in UTC would not pass. */
 const ZONE = "Asia/Kolkata";
 
 mkdirSync(opts.out, { recursive: true });
-
-// ---------------------------------------------------------------- server
-
-function freePort() {
-  return new Promise((ok, fail) => {
-    const s = createServer();
-    s.once("error", fail);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address();
-      s.close(() => ok(port));
-    });
-  });
-}
-
-async function startServer() {
-  const port = await freePort();
-  const data = mkdtempSync(join(tmpdir(), "peregrine-ui-"));
-  const log = [];
-  const child = spawn(opts.bin, ["server", "--bind", `127.0.0.1:${port}`, "--data-dir", data], {
-    env: {
-      ...process.env,
-      PEREGRINE_SERVER_BASIC_AUTH_USERNAME: USER,
-      PEREGRINE_SERVER_BASIC_AUTH_PASSWORD: PASSWORD,
-      RUST_LOG: "warn",
-    },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  child.stdout.on("data", (d) => log.push(String(d)));
-  child.stderr.on("data", (d) => log.push(String(d)));
-  const base = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`the server exited:\n${log.join("")}`);
-    try {
-      if ((await fetch(`${base}/health`)).ok) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`the server did not start:\n${log.join("")}`);
-    await sleep(100);
-  }
-  return {
-    base,
-    log,
-    stop: async () => {
-      child.kill("SIGTERM");
-      await new Promise((ok) => (child.exitCode !== null ? ok() : child.once("exit", ok)));
-      rmSync(data, { recursive: true, force: true });
-    },
-  };
-}
-
-const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
-
-/** The API, outside the browser, as another service would call it. */
-function apiOf(base) {
-  const call = async (method, path, body, type) => {
-    const headers = { authorization: AUTH };
-    if (body !== undefined && !(body instanceof FormData)) headers["content-type"] = type || "application/json";
-    const r = await fetch(`${base}/api/v1/main${path}`, { method, headers, body });
-    const text = await r.text();
-    if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${text}`);
-    return text ? JSON.parse(text) : null;
-  };
-  return {
-    createFlow: (yaml) => call("POST", "/flows", yaml, "application/x-yaml"),
-    trigger: (ns, id, inputs = {}) => {
-      const form = new FormData();
-      for (const [k, v] of Object.entries(inputs)) form.append(k, v);
-      return call("POST", `/executions/${ns}/${id}`, form);
-    },
-    execution: (id) => call("GET", `/executions/${id}`),
-    kill: (id) => call("DELETE", `/executions/${id}/kill`),
-    putKv: (ns, key, value) => call("PUT", `/namespaces/${ns}/kv/${key}`, JSON.stringify(value)),
-    search: (query) => call("GET", `/executions/search?${new URLSearchParams(query)}`),
-  };
-}
 
 // ---------------------------------------------------------------- steps
 
@@ -240,15 +156,19 @@ step("run from the form; the execution reaches SUCCESS live, without a reload", 
   await page.evaluate(() => { window.__notReloaded = true; });
   const state = page.locator('[data-testid="execution-state"] .state');
   await page.waitForFunction(() => document.querySelector('[data-testid="execution-state"] .state')?.textContent === "RUNNING", null, { timeout: 10_000 });
+  // The Gantt follows too: the sleep's bar while it runs, then the end.
+  await page.getByRole("link", { name: "Gantt" }).click();
+  const gantt = page.locator('[data-testid="gantt"]');
+  await gantt.locator('[data-task="wait"][data-state="RUNNING"]').waitFor({ timeout: 10_000 });
+  await gantt.locator('[data-task="answer"][data-state="SUCCESS"]').waitFor({ timeout: 20_000 });
   await state.getByText("SUCCESS").waitFor({ timeout: 20_000 });
   assert.equal(await page.evaluate(() => window.__notReloaded), true, "no reload on the way");
+  await page.getByRole("link", { name: "Overview" }).click();
   const history = await page.locator('[data-testid="state-history"]').innerText();
   assert.match(history, /CREATED[\s\S]*RUNNING[\s\S]*SUCCESS/);
   await shot(page, "05-execution-overview");
 
-  const id = page.url().split("/").pop();
   await page.getByRole("link", { name: "Gantt" }).click();
-  const gantt = page.locator('[data-testid="gantt"]');
   await gantt.waitFor();
   for (const task of ["greet", "wait", "each", "answer"]) {
     assert.equal(await gantt.locator(`[data-task="${task}"]`).count(), 1, `a bar for ${task}`);
@@ -266,7 +186,6 @@ step("run from the form; the execution reaches SUCCESS live, without a reload", 
   await page.getByRole("link", { name: "Logs" }).click();
   await page.locator('[data-testid="logs"]').getByText("hello Ada").waitFor();
   await shot(page, "07-execution-logs");
-  return { id };
 });
 
 step("a sleeping execution is killed from its page", async ({ page, server, api }) => {
@@ -453,29 +372,11 @@ step("1,000 live executions keep the table responsive", async ({ page, server, a
 // ---------------------------------------------------------------- runner
 
 async function main() {
-  // Playwright gives the browser a fresh profile of its own.
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-    args: [
-      "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    ],
-  });
-  const server = await startServer().catch(async (e) => {
+  const { browser, page, consoleErrors } = await launch({ timezoneId: ZONE });
+  const server = await startServer(opts.bin).catch(async (e) => {
     await browser.close();
     throw e;
   });
-  const context = await browser.newContext({
-    viewport: { width: 1400, height: 900 },
-    timezoneId: ZONE,
-    locale: "en-US",
-    httpCredentials: { username: USER, password: PASSWORD },
-  });
-  const page = await context.newPage();
-  const consoleErrors = [];
-  page.on("console", (m) => { if (m.type() === "error") consoleErrors.push(`${page.url()}: ${m.text()}`); });
-  page.on("pageerror", (e) => consoleErrors.push(`${page.url()}: ${e.message}`));
-  page.setDefaultTimeout(15_000);
   const api = apiOf(server.base);
   let failed = 0;
   try {
