@@ -50,9 +50,8 @@ async function typeInEditor(page, text) {
   }, text);
 }
 
-const BAD_FLOW = `id: hello
-namespace: company.team
-inputs:
+/** The input and the first task both flows have. */
+const GREETING = `inputs:
   - id: name
     type: STRING
     defaults: world
@@ -60,22 +59,18 @@ tasks:
   - id: greet
     type: io.kestra.plugin.core.log.Log
     message: "hello {{ inputs.name }}"
-  - id: nope
+`;
+
+const BAD_FLOW = `id: hello
+namespace: company.team
+${GREETING}  - id: nope
     type: io.kestra.plugin.nowhere.Thing
 `;
 
 const GOOD_FLOW = `id: hello
 namespace: company.team
 description: Greets, waits a little, and answers
-inputs:
-  - id: name
-    type: STRING
-    defaults: world
-tasks:
-  - id: greet
-    type: io.kestra.plugin.core.log.Log
-    message: "hello {{ inputs.name }}"
-  - id: wait
+${GREETING}  - id: wait
     type: io.kestra.plugin.core.flow.Sleep
     duration: PT1.5S
   - id: each
