@@ -126,6 +126,68 @@ step("a flow is written in the editor; a bad task type is marked on its line", a
   await shot(page, "02-flow-topology");
 });
 
+step("the topology nests flowables, draws Dag edges, errors and finally", async ({ page, server, api }) => {
+  await api.createFlow(`id: shapes
+namespace: company.team
+tasks:
+  - id: fan
+    type: io.kestra.plugin.core.flow.Parallel
+    tasks:
+      - id: left
+        type: io.kestra.plugin.core.log.Log
+        message: l
+      - id: right
+        type: io.kestra.plugin.core.log.Log
+        message: r
+  - id: dag
+    type: io.kestra.plugin.core.flow.Dag
+    tasks:
+      - task:
+          id: a
+          type: io.kestra.plugin.core.log.Log
+          message: a
+      - task:
+          id: b
+          type: io.kestra.plugin.core.log.Log
+          message: b
+        dependsOn: [a]
+      - task:
+          id: c
+          type: io.kestra.plugin.core.log.Log
+          message: c
+        dependsOn: [a]
+      - task:
+          id: d
+          type: io.kestra.plugin.core.log.Log
+          message: d
+        dependsOn: [b, c, a]
+errors:
+  - id: alert
+    type: io.kestra.plugin.core.log.Log
+    message: failed
+finally:
+  - id: cleanup
+    type: io.kestra.plugin.core.log.Log
+    message: done
+`);
+  await page.goto(`${server.base}/ui/main/flows/edit/company.team/shapes`);
+  const graph = page.locator('[data-testid="topology"]');
+  await graph.waitFor();
+  const fan = graph.locator('[data-task="fan"]');
+  for (const inner of ["left", "right"]) {
+    assert.equal(await fan.locator(`[data-task="${inner}"]`).count(), 1, `${inner} inside the Parallel`);
+  }
+  const [l, r] = await Promise.all(["left", "right"].map((t) => fan.locator(`[data-task="${t}"]`).boundingBox()));
+  assert.ok(Math.abs(l.y - r.y) < 1 && l.x !== r.x, "a Parallel's tasks side by side");
+  const edges = await graph.locator("[data-edge]").evaluateAll((es) => es.map((e) => e.dataset.edge).sort());
+  assert.deepEqual(edges, ["a->b", "a->c", "a->d", "b->d", "c->d"]);
+  const [a, b, d] = await Promise.all(["a", "b", "d"].map((t) => graph.locator(`[data-task="${t}"]`).boundingBox()));
+  assert.ok(a.y < b.y && b.y < d.y, "a Dag laid out by dependency depth");
+  assert.equal(await graph.locator('[data-branch="errors"] [data-task="alert"]').count(), 1);
+  assert.equal(await graph.locator('[data-branch="finally"] [data-task="cleanup"]').count(), 1);
+  await shot(page, "03-flow-topology-shapes");
+});
+
 step("the flows list finds it by search", async ({ page, server }) => {
   await page.goto(`${server.base}/ui/main/flows`);
   await page.locator('[data-flow="company.team.hello"]').waitFor();

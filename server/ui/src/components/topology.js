@@ -243,8 +243,9 @@ function layoutDag(nodes) {
       const b = at.get(to);
       const start = [a.x + a.w / 2, a.y + a.h];
       const end = [b.x + b.w / 2, b.y];
-      if (!long) return curve(...start, ...end);
-      const path = detour(start, end, lane);
+      const name = `${from}->${to}`;
+      if (!long) return curve(...start, ...end, name);
+      const path = detour(start, end, lane, name);
       lane += LANE_W;
       return path;
     });
@@ -258,16 +259,16 @@ function arrow(x1, y1, x2, y2) {
 }
 
 /** Down from `start`, across to `laneX`, down the lane, across and into `end`. */
-function detour([x1, y1], [x2, y2], laneX) {
+function detour([x1, y1], [x2, y2], laneX, name) {
   const out = y1 + GAP_Y / 2;
   const into = y2 - GAP_Y / 2;
-  return html`<path class="edge" d=${`M${x1},${y1} L${x1},${out} L${laneX},${out} L${laneX},${into} L${x2},${into} L${x2},${y2}`}
+  return html`<path class="edge" data-edge=${name} d=${`M${x1},${y1} L${x1},${out} L${laneX},${out} L${laneX},${into} L${x2},${into} L${x2},${y2}`}
     marker-end="url(#topology-arrow)" />`;
 }
 
-function curve(x1, y1, x2, y2) {
+function curve(x1, y1, x2, y2, name) {
   const bend = Math.max(GAP_Y, (y2 - y1) / 2);
-  return html`<path class="edge" d=${`M${x1},${y1} C${x1},${y1 + bend} ${x2},${y2 - bend} ${x2},${y2}`}
+  return html`<path class="edge" data-edge=${name} d=${`M${x1},${y1} C${x1},${y1 + bend} ${x2},${y2 - bend} ${x2},${y2}`}
     marker-end="url(#topology-arrow)" />`;
 }
 
