@@ -319,6 +319,21 @@ step("the executions table filters by state and flow from its form", async ({ pa
   await page.getByText("No execution found.").waitFor();
   await page.getByRole("button", { name: "Clear" }).click();
   await page.waitForFunction(() => !location.search);
+  // Started within the last hour: all of them; from an hour on: none.
+  // A `datetime-local` value is the wall time in the page's zone.
+  const wall = new Intl.DateTimeFormat("sv-SE", {
+    timeZone: ZONE, year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
+  });
+  const local = (ms) => wall.format(new Date(ms)).replace(" ", "T");
+  await page.getByLabel("Started after").fill(local(Date.now() - 3600_000));
+  await page.getByRole("button", { name: "Filter" }).click();
+  await page.waitForURL(/startDate=/);
+  await page.locator('[data-testid="executions"] tbody tr').first().waitFor();
+  await page.getByLabel("Started after").fill(local(Date.now() + 3600_000));
+  await page.getByRole("button", { name: "Filter" }).click();
+  await page.getByText("No execution found.").waitFor();
+  await page.getByRole("button", { name: "Clear" }).click();
+  await page.waitForFunction(() => !location.search);
   await page.locator('[data-testid="executions"] tbody tr[data-flow-id="hello"]').first().waitFor();
 });
 
