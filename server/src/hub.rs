@@ -128,8 +128,8 @@ impl Hub {
         }
     }
 
-    /// Watches every execution's changes, in brief. `None` once the server
-    /// is shutting down.
+    /// Watches every execution's changes, in brief; refused once the
+    /// server is shutting down.
     pub fn watch(self: &Arc<Self>) -> Result<Watch, Closed> {
         if self.closed.load(Ordering::Acquire) {
             return Err(Closed);
