@@ -8,6 +8,7 @@
 //! DATA_DIR/flow-triggers/         the latest end the Flow triggers acted on (one WAL)
 //! DATA_DIR/kv/                    the KV store (one WAL)
 //! DATA_DIR/logs/                  the lines executions logged (one WAL)
+//! DATA_DIR/kafka/                 each Kafka trigger's last group member id
 //! ```
 
 use std::io;
@@ -41,6 +42,12 @@ pub fn logs_log(data_dir: &Path) -> PathBuf {
 /// The metric store's log.
 pub fn metrics_log(data_dir: &Path) -> PathBuf {
     data_dir.join("metrics")
+}
+
+/// The member ids of the Kafka triggers' consumers, one file each: the
+/// next start removes its previous incarnation from the group.
+pub fn kafka_members(data_dir: &Path) -> PathBuf {
+    data_dir.join("kafka")
 }
 
 /// The internal storage's files (`kestra:///...`).

@@ -88,6 +88,15 @@ outputs:
         )
     }
 
+    /// The flow with Peregrine's own consumer settings (no session timeout
+    /// or heartbeat interval of its own).
+    fn flow_with_defaults(&self, tasks: &str) -> String {
+        let flow = self.flow(tasks);
+        let own = "      session.timeout.ms: 6000\n      heartbeat.interval.ms: 500\n";
+        assert!(flow.contains(own));
+        flow.replace(own, "")
+    }
+
     /// The execution a message at `partition`/`offset` starts.
     fn id_of(&self, partition: i32, offset: i64) -> String {
         ExecutionId::for_message(&MessageOrigin {
@@ -676,4 +685,165 @@ async fn a_graceful_stop_commits_what_is_durable() {
     for (partition, end) in ends {
         assert_eq!(committed.get(&partition), Some(&end), "{committed:?}");
     }
+}
+
+/// Publishes `n` to `partition` of `topic`.
+async fn publish_to(producer: &FutureProducer, topic: &str, partition: i32, n: u64) -> Sent {
+    let value = json!({"n": n}).to_string();
+    let record = FutureRecord::<str, str>::to(topic)
+        .partition(partition)
+        .key("k")
+        .payload(&value);
+    let delivery = producer
+        .send(record, Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|(e, _)| panic!("publish {n}: {e}"));
+    Sent {
+        n,
+        partition: delivery.partition,
+        offset: delivery.offset,
+    }
+}
+
+/// Whether `server` has the execution `id`.
+async fn has(server: &Server, id: &str) -> bool {
+    server
+        .get(&format!("/api/v1/main/executions/{id}"))
+        .await
+        .status
+        == StatusCode::OK
+}
+
+/// `kill -9` of a node, then a restart on its data folder at once: the dead
+/// consumer is still a member of the group (until its session times out,
+/// 45 s with librdkafka's default), and the new one removes it before
+/// joining. Within 5 s of the new process's start, a message on each
+/// partition has started its execution. Peregrine's default consumer
+/// settings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_node_takes_its_partitions_back_within_5_s() {
+    const PARTITIONS: i32 = 2;
+    let setup = Setup::new("restart", PARTITIONS);
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().join("data");
+    let mut server = Server::start_in(&dir, &[]).await;
+    deploy(&server, &setup.flow_with_defaults(RETURN)).await;
+    let producer = producer();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for partition in 0..PARTITIONS {
+        let s = publish_to(&producer, &setup.topic, partition, 0).await;
+        let id = setup.id_of(s.partition, s.offset);
+        while !has(&server, &id).await {
+            assert!(Instant::now() < deadline, "the trigger never consumed");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    server.kill9();
+
+    let started = Instant::now();
+    let server = Server::start_in(&dir, &[]).await;
+    let mut waiting = BTreeMap::new();
+    for partition in 0..PARTITIONS {
+        let s = publish_to(&producer, &setup.topic, partition, 1).await;
+        waiting.insert(partition, setup.id_of(s.partition, s.offset));
+    }
+    let bound = Duration::from_secs(5);
+    while !waiting.is_empty() && started.elapsed() < bound {
+        let mut started_now = Vec::new();
+        for (partition, id) in &waiting {
+            if has(&server, id).await {
+                started_now.push(*partition);
+            }
+        }
+        for partition in started_now {
+            waiting.remove(&partition);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let took = started.elapsed();
+    assert!(
+        waiting.is_empty(),
+        "{took:?} after the restart, partitions {:?} still not consumed",
+        waiting.keys().collect::<Vec<_>>()
+    );
+    println!("restart: every partition consumed {took:?} after the process started");
+}
+
+/// Two nodes in one group (Peregrine's default consumer settings), `kill -9`
+/// of one: within 10 s the other consumes messages published after the kill
+/// on each of the dead node's partitions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_survivor_takes_over_a_dead_nodes_partitions_within_10_s() {
+    const PARTITIONS: i32 = 4;
+    let setup = Setup::new("survivor", PARTITIONS);
+    let mut a = Server::start(&[]).await;
+    let b = Server::start(&[]).await;
+    let yaml = setup.flow_with_defaults(RETURN);
+    deploy(&a, &yaml).await;
+    deploy(&b, &yaml).await;
+    let producer = producer();
+
+    // Until the group is formed with both: a message on each partition,
+    // and which node ran it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut n = 0;
+    let on_a = loop {
+        let mut on_a = BTreeSet::new();
+        let mut on_b = BTreeSet::new();
+        for partition in 0..PARTITIONS {
+            n += 1;
+            let s = publish_to(&producer, &setup.topic, partition, n).await;
+            let id = setup.id_of(s.partition, s.offset);
+            let wait = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < wait {
+                if has(&a, &id).await {
+                    on_a.insert(partition);
+                    break;
+                }
+                if has(&b, &id).await {
+                    on_b.insert(partition);
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        if on_a.len() + on_b.len() == PARTITIONS as usize && !on_a.is_empty() && !on_b.is_empty() {
+            break on_a;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the group never spread over both nodes: A {on_a:?}, B {on_b:?}"
+        );
+    };
+
+    a.kill9();
+    let killed = Instant::now();
+    let first_after = n + 1;
+    let bound = Duration::from_secs(10);
+    let mut taken = BTreeMap::new();
+    while taken.len() < on_a.len() && killed.elapsed() < bound {
+        for &partition in &on_a {
+            if !taken.contains_key(&partition) {
+                n += 1;
+                publish_to(&producer, &setup.topic, partition, n).await;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        for e in executions(&b, &setup.flow_id).await.values() {
+            let variables = &e["trigger"]["variables"];
+            let partition = i32::try_from(variables["partition"].as_i64().unwrap()).unwrap();
+            if on_a.contains(&partition) && variables["value"]["n"].as_u64().unwrap() >= first_after
+            {
+                taken.entry(partition).or_insert_with(|| killed.elapsed());
+            }
+        }
+    }
+    assert_eq!(
+        taken.len(),
+        on_a.len(),
+        "{:?} after the kill, B consumes only {taken:?} of A's partitions {on_a:?}",
+        killed.elapsed()
+    );
+    let took = taken.values().max().unwrap();
+    println!("survivor: A's partitions {on_a:?} consumed by B {took:?} after the kill");
 }

@@ -18,6 +18,7 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use serde_json::{Map, Value};
 
+use super::incarnation;
 use super::ledger::{Ledger, Partition, Progress, Step};
 use super::message::{self, Parts};
 use super::watchdog;
@@ -28,7 +29,7 @@ use crate::store::StoredFlow;
 
 /// Consumer settings Peregrine chooses unless the flow's `properties` say
 /// otherwise: tuned for latency, as the seed's Kafka benchmark was.
-const DEFAULTS: [(&str, &str); 5] = [
+const DEFAULTS: [(&str, &str); 7] = [
     // The broker answers a fetch as soon as one message is there, or after
     // 10 ms (librdkafka's default is 500 ms).
     ("fetch.wait.max.ms", "10"),
@@ -39,6 +40,17 @@ const DEFAULTS: [(&str, &str); 5] = [
     // What librdkafka prefetches per partition: all that can pile up while
     // the consumer is paused for backpressure (its default is 64 MiB).
     ("queued.max.messages.kbytes", "8192"),
+    // How long the group waits for a silent member (a node that died)
+    // before it hands that member's partitions to the others: librdkafka's
+    // default is 45 s. 6 s is the least a Kafka broker accepts by default
+    // (its `group.min.session.timeout.ms`); lower makes a takeover faster
+    // and a member that merely paused (a stalled host, a slow broker) more
+    // likely to lose its partitions for nothing.
+    ("session.timeout.ms", "6000"),
+    // Well under a third of that, as Kafka advises: how soon a live member
+    // hears that the group rebalances, and how soon a broker that expires
+    // members only when another one calls (tansu 0.6) notices a dead one.
+    ("heartbeat.interval.ms", "500"),
 ];
 
 /// Settings the delivery guarantee depends on: never the flow's to change.
@@ -291,6 +303,55 @@ struct Context {
     book: Arc<Mutex<Book>>,
     watch: Arc<watchdog::Shared>,
     last_error: Mutex<Option<Instant>>,
+    /// Where this consumer's member id is kept for the next one, and the
+    /// id last written there.
+    member_file: std::path::PathBuf,
+    member_written: Mutex<Option<String>>,
+}
+
+impl Context {
+    /// Keeps the consumer's current member id in the data folder, so that
+    /// the next consumer of this trigger there can remove this one from the
+    /// group should it die (`incarnation`).
+    fn keep_member_id(&self, consumer: &BaseConsumer<Self>) {
+        let Some(id) = member_id(consumer) else {
+            return;
+        };
+        let mut written = self
+            .member_written
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if written.as_deref() == Some(id.as_str()) {
+            return;
+        }
+        match incarnation::write(&self.member_file, &id) {
+            Ok(()) => *written = Some(id),
+            Err(e) => tracing::warn!(
+                trigger = self.name,
+                path = %self.member_file.display(),
+                "cannot keep the group member id (a restart after a crash will \
+                 wait for the session timeout to take its partitions back): {e}"
+            ),
+        }
+    }
+}
+
+/// The member id the group gave `consumer`, if it has one.
+fn member_id(consumer: &BaseConsumer<Context>) -> Option<String> {
+    let rk = consumer.client().native_ptr();
+    // SAFETY: `rk` is the handle of `consumer`, alive for this call.
+    // rd_kafka_memberid returns NULL or a NUL-terminated string allocated
+    // for the caller, read once here and then freed with rd_kafka_mem_free
+    // on the same handle.
+    unsafe {
+        let ptr = rdkafka::bindings::rd_kafka_memberid(rk);
+        if ptr.is_null() {
+            return None;
+        }
+        let id = std::ffi::CStr::from_ptr(ptr).to_string_lossy().into_owned();
+        rdkafka::bindings::rd_kafka_mem_free(rk, ptr.cast());
+        (!id.is_empty()).then_some(id)
+    }
 }
 
 impl ClientContext for Context {
@@ -304,7 +365,19 @@ impl ClientContext for Context {
 }
 
 impl ConsumerContext for Context {
-    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, _: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        {
+            let mut revoked_at = self
+                .watch
+                .revoked_at
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            match rebalance {
+                Rebalance::Revoke(_) => *revoked_at = Some(Instant::now()),
+                Rebalance::Assign(_) => *revoked_at = None,
+                Rebalance::Error(_) => {}
+            }
+        }
         let assigned = consumer
             .assignment()
             .map(|list| {
@@ -319,6 +392,7 @@ impl ConsumerContext for Context {
             .assigned
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = assigned;
+        self.keep_member_id(consumer);
     }
 
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -396,11 +470,23 @@ fn consume(
         config.set(key, value);
     }
     let watch = Arc::new(watchdog::Shared::default());
+    let member_file = incarnation::path(
+        &state.config().data_dir,
+        &[
+            &spec.namespace,
+            &spec.flow_id,
+            &spec.trigger_id,
+            &spec.group_id,
+        ],
+    );
+    leave_previous(&spec, &name, &member_file);
     let context = Context {
         name: name.clone(),
         book: Arc::clone(&book),
         watch: Arc::clone(&watch),
         last_error: Mutex::new(None),
+        member_file,
+        member_written: Mutex::new(None),
     };
     let consumer: BaseConsumer<Context> = config
         .create_with_context(context)
@@ -434,7 +520,7 @@ fn consume(
     let mut last_commit = Instant::now();
     let mut outcome = Ok(());
     while !stop.load(Ordering::Acquire) {
-        if watch.rejoin.swap(false, Ordering::AcqRel) {
+        if watch.take_rejoin() {
             // Leaving commits what is durable (the revoke callback), and
             // joining again makes the group rebalance among live members.
             consumer.unsubscribe();
@@ -549,18 +635,60 @@ fn consume(
     outcome
 }
 
+/// Before joining: if this data folder's previous consumer of the trigger
+/// may still be a member of the group (a `kill -9` leaves it there until
+/// its session times out), removes it, so that the group rebalances now.
+fn leave_previous(spec: &Spec, name: &str, member_file: &std::path::Path) {
+    if !incarnation::can_leave(&spec.config) {
+        return;
+    }
+    let Some(previous) = incarnation::read(member_file) else {
+        return;
+    };
+    let get = |key: &str| {
+        spec.config
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    };
+    let Some(bootstrap) = get("bootstrap.servers").or_else(|| get("metadata.broker.list")) else {
+        return;
+    };
+    let client_id = get("client.id").unwrap_or("peregrine");
+    match incarnation::leave(bootstrap, client_id, &spec.group_id, &previous) {
+        Ok(true) => tracing::info!(
+            trigger = name,
+            member = previous,
+            "removed this node's previous consumer from the group"
+        ),
+        Ok(false) => {}
+        Err(e) => tracing::warn!(
+            trigger = name,
+            member = previous,
+            "cannot remove this node's previous consumer from the group (its \
+             partitions come back after its session timeout): {e}"
+        ),
+    }
+}
+
 /// How long a partition of the group may go unconsumed before the watcher
-/// asks for a rejoin: a dead owner is dropped from the group after its
-/// session timeout, and a live one commits at least every commit interval.
+/// asks for a rejoin: a dead owner is dropped from the group once the
+/// broker has not heard from it for its session timeout (noticed at a live
+/// member's next heartbeat, so up to a heartbeat interval later), and a
+/// live one commits at least every commit interval. A rejoin before the
+/// dead member is dropped would rebalance with it still in the group.
 fn stall_limit(spec: &Spec) -> Duration {
-    let session_ms = spec
-        .config
-        .iter()
-        .find(|(k, _)| k == "session.timeout.ms")
-        .and_then(|(_, v)| v.parse::<u64>().ok())
-        // librdkafka's default.
-        .unwrap_or(45_000);
-    Duration::from_millis(session_ms.saturating_mul(2)) + spec.commit_interval
+    let millis = |key: &str, default: u64| {
+        spec.config
+            .iter()
+            .find(|(k, _)| k == key)
+            .and_then(|(_, v)| v.parse::<u64>().ok())
+            .unwrap_or(default)
+    };
+    // librdkafka's defaults.
+    let session = millis("session.timeout.ms", 45_000);
+    let heartbeat = millis("heartbeat.interval.ms", 3_000);
+    Duration::from_millis(session.saturating_add(heartbeat)) + spec.commit_interval
 }
 
 /// Starts a message's execution; a redelivered message finds its execution
@@ -690,14 +818,16 @@ mod tests {
         assert_eq!(config["client.id"], "node-a");
         assert_eq!(config["bootstrap.servers"], "127.0.0.1:9092");
         assert_eq!(config["auto.offset.reset"], "earliest");
+        assert_eq!(config["session.timeout.ms"], "6000");
+        assert_eq!(config["heartbeat.interval.ms"], "500");
         assert_eq!(config["group.id"], "orders");
         assert_eq!(config["enable.auto.commit"], "false");
         assert_eq!(config["enable.auto.offset.store"], "false");
     }
 
     #[test]
-    fn the_stall_limit_covers_two_sessions_and_a_commit_interval() {
-        let spec = |session: Option<&str>| Spec {
+    fn the_stall_limit_covers_a_session_a_heartbeat_and_a_commit_interval() {
+        let spec = |config: &[(&str, &str)]| Spec {
             namespace: "ns".into(),
             flow_id: "f".into(),
             trigger_id: "t".into(),
@@ -705,15 +835,24 @@ mod tests {
             subscription: vec!["orders".into()],
             key: Deserializer::String,
             value: Deserializer::Json,
-            config: session
-                .map(|s| vec![("session.timeout.ms".to_owned(), s.to_owned())])
-                .unwrap_or_default(),
+            config: config
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
             commit_interval: Duration::from_millis(500),
         };
+        let defaults = client_config(&BTreeMap::new(), &Map::new(), "g");
+        let mut with_defaults = spec(&[]);
+        with_defaults.config = defaults;
+        assert_eq!(stall_limit(&with_defaults), Duration::from_millis(7_000));
         assert_eq!(
-            stall_limit(&spec(Some("6000"))),
+            stall_limit(&spec(&[
+                ("session.timeout.ms", "10000"),
+                ("heartbeat.interval.ms", "2000")
+            ])),
             Duration::from_millis(12_500)
         );
-        assert_eq!(stall_limit(&spec(None)), Duration::from_millis(90_500));
+        // librdkafka's own defaults when nothing is set.
+        assert_eq!(stall_limit(&spec(&[])), Duration::from_millis(48_500));
     }
 }

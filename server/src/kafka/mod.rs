@@ -12,6 +12,7 @@
 //! (README.md, "Scale-out with Kafka").
 
 mod consumer;
+mod incarnation;
 mod ledger;
 mod message;
 mod watchdog;

@@ -9,9 +9,12 @@
 //! succeeding and nothing is reassigned). So each consumer watches the
 //! partitions it does not own: one that has messages to read (its high
 //! watermark is past the group's committed offset) and whose committed
-//! offset has not moved for longer than a live owner could take (two
-//! session timeouts plus the commit interval) is stalled, and the watcher
-//! asks for a rejoin, which makes the group rebalance among live members.
+//! offset has not moved for longer than a live owner could take and a dead
+//! one takes to be dropped (a session timeout, a heartbeat interval and the
+//! commit interval) is stalled, and the watcher asks for a rejoin, which
+//! makes the group rebalance among live members. tansu 0.6 also gives a
+//! member that rejoins a formed group the assignment it had before, so the
+//! rejoin leaves the group first (its partitions are then assigned anew).
 //! It runs on a thread of its own, with its own client, so the consumer's
 //! thread never waits on these queries.
 
@@ -26,8 +29,13 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use super::ledger::Partition;
 
+/// How long a rejoin waits for a rebalance under way to end: a rejoin in
+/// the middle of one can leave the consumer with its old assignment (tansu
+/// 0.6 keeps a follower's join waiting 3 s while the leader is absent).
+pub const REBALANCE_WAIT: Duration = Duration::from_secs(4);
+
 /// How often the partitions are looked at.
-const EVERY: Duration = Duration::from_secs(1);
+const EVERY: Duration = Duration::from_millis(500);
 /// How long a query may take.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -38,6 +46,9 @@ pub struct Shared {
     pub assigned: Mutex<HashSet<Partition>>,
     /// Set by the watcher: the consumer should leave and rejoin its group.
     pub rejoin: AtomicBool,
+    /// Since when the consumer's partitions are revoked and none assigned
+    /// again: a rebalance under way.
+    pub revoked_at: Mutex<Option<Instant>>,
     pub stop: AtomicBool,
 }
 
@@ -167,6 +178,21 @@ pub fn watch(
             shared.rejoin.store(true, Ordering::Release);
             stalls.reset();
         }
+    }
+}
+
+impl Shared {
+    /// Whether the consumer should rejoin its group now: asked for, and no
+    /// rebalance under way (or one that is taking too long).
+    pub fn take_rejoin(&self) -> bool {
+        if !self.rejoin.load(Ordering::Acquire) {
+            return false;
+        }
+        let revoked_at = *self.revoked_at.lock().unwrap_or_else(|p| p.into_inner());
+        if revoked_at.is_some_and(|at| at.elapsed() < REBALANCE_WAIT) {
+            return false;
+        }
+        self.rejoin.swap(false, Ordering::AcqRel)
     }
 }
 
