@@ -167,6 +167,15 @@ async fn publish(producer: &FutureProducer, topic: &str, n: u64, value: &[u8]) -
         .key(&key)
         .payload(value)
         .headers(headers);
+    deliver(producer, record, n).await
+}
+
+/// Sends `record`, message `n`, and waits for the broker's answer.
+async fn deliver<K, P>(producer: &FutureProducer, record: FutureRecord<'_, K, P>, n: u64) -> Sent
+where
+    K: rdkafka::message::ToBytes + ?Sized,
+    P: rdkafka::message::ToBytes + ?Sized,
+{
     let delivery = producer
         .send(record, Duration::from_secs(10))
         .await
@@ -694,15 +703,7 @@ async fn publish_to(producer: &FutureProducer, topic: &str, partition: i32, n: u
         .partition(partition)
         .key("k")
         .payload(&value);
-    let delivery = producer
-        .send(record, Duration::from_secs(10))
-        .await
-        .unwrap_or_else(|(e, _)| panic!("publish {n}: {e}"));
-    Sent {
-        n,
-        partition: delivery.partition,
-        offset: delivery.offset,
-    }
+    deliver(producer, record, n).await
 }
 
 /// Whether `server` has the execution `id`.
