@@ -21,7 +21,7 @@ use chrono::Utc;
 use futures_util::stream::{self, Stream};
 use peregrine_engine::{ExecutionId, Filter};
 use tokio::sync::broadcast::error::RecvError;
-use tokio::time::{Instant, timeout, timeout_at};
+use tokio::time::{Instant, timeout};
 
 use super::error::{ApiError, ApiResult};
 use super::extract::Pairs;
@@ -122,10 +122,10 @@ fn events(watcher: Watcher) -> impl Stream<Item = Result<Event, Infallible>> + S
             }
             let end = Instant::now() + WINDOW;
             while !gathered.is_full() {
-                match timeout_at(end, w.watch.recv()).await {
-                    Ok(Ok(change)) => gathered.add(change),
-                    Ok(Err(RecvError::Lagged(n))) => gathered.missed += n,
-                    Ok(Err(RecvError::Closed)) | Err(_) => break,
+                match next(&mut w.watch, end.saturating_duration_since(Instant::now())).await {
+                    Next::Change(change) => gathered.add(change),
+                    Next::Missed(n) => gathered.missed += n,
+                    Next::Quiet | Next::Closed => break,
                 }
             }
             match frame(&w, gathered).await {

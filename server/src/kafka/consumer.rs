@@ -635,6 +635,14 @@ fn consume(
     outcome
 }
 
+/// A setting's value in a consumer's `config`, if it is set.
+pub(super) fn setting<'a>(config: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    config
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
 /// Before joining: if this data folder's previous consumer of the trigger
 /// may still be a member of the group (a `kill -9` leaves it there until
 /// its session times out), removes it, so that the group rebalances now.
@@ -645,12 +653,7 @@ fn leave_previous(spec: &Spec, name: &str, member_file: &std::path::Path) {
     let Some(previous) = incarnation::read(member_file) else {
         return;
     };
-    let get = |key: &str| {
-        spec.config
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    };
+    let get = |key| setting(&spec.config, key);
     let Some(bootstrap) = get("bootstrap.servers").or_else(|| get("metadata.broker.list")) else {
         return;
     };
@@ -678,11 +681,9 @@ fn leave_previous(spec: &Spec, name: &str, member_file: &std::path::Path) {
 /// live one commits at least every commit interval. A rejoin before the
 /// dead member is dropped would rebalance with it still in the group.
 fn stall_limit(spec: &Spec) -> Duration {
-    let millis = |key: &str, default: u64| {
-        spec.config
-            .iter()
-            .find(|(k, _)| k == key)
-            .and_then(|(_, v)| v.parse::<u64>().ok())
+    let millis = |key, default| {
+        setting(&spec.config, key)
+            .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(default)
     };
     // librdkafka's defaults.

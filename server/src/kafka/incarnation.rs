@@ -65,12 +65,7 @@ pub fn write(path: &Path, member_id: &str) -> io::Result<()> {
 /// Whether these settings let [`leave`] talk to the brokers: plain TCP, a
 /// dynamic member.
 pub fn can_leave(config: &[(String, String)]) -> bool {
-    let get = |key: &str| {
-        config
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    };
+    let get = |key| super::consumer::setting(config, key);
     let plaintext = get("security.protocol").is_none_or(|p| p.eq_ignore_ascii_case("plaintext"));
     let dynamic = get("group.instance.id").is_none_or(str::is_empty);
     plaintext && dynamic

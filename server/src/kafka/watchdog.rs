@@ -201,6 +201,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_rejoin_waits_for_a_rebalance_under_way_then_happens_once() {
+        let shared = Shared::default();
+        assert!(!shared.take_rejoin(), "not asked for");
+        shared.rejoin.store(true, Ordering::Release);
+        *shared.revoked_at.lock().expect("lock") = Some(Instant::now());
+        assert!(!shared.take_rejoin(), "a rebalance is under way");
+        assert!(shared.rejoin.load(Ordering::Acquire), "still asked for");
+        *shared.revoked_at.lock().expect("lock") = Instant::now().checked_sub(REBALANCE_WAIT);
+        assert!(
+            shared.take_rejoin(),
+            "a rebalance that takes too long is not waited on"
+        );
+        assert!(!shared.take_rejoin(), "one rejoin per request");
+        shared.rejoin.store(true, Ordering::Release);
+        *shared.revoked_at.lock().expect("lock") = None;
+        assert!(shared.take_rejoin(), "no rebalance under way");
+    }
+
+    #[test]
     fn a_partition_is_stalled_when_its_offset_stands_still_with_messages_waiting() {
         let limit = Duration::from_secs(10);
         let mut stalls = Stalls::new(limit);

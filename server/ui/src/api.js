@@ -12,17 +12,10 @@ export class ApiError extends Error {
   }
 }
 
-async function call(method, path, { body, type, query } = {}) {
+async function call(method, path, { body, type, query: params } = {}) {
   let url = path.startsWith("/") && !path.startsWith(BASE) && !path.startsWith("/api/") ? BASE + path : path;
-  if (query) {
-    const q = new URLSearchParams();
-    for (const [k, v] of Object.entries(query)) {
-      if (v === undefined || v === null || v === "") continue;
-      for (const one of Array.isArray(v) ? v : [v]) q.append(k, String(one));
-    }
-    const s = q.toString();
-    if (s) url += (url.includes("?") ? "&" : "?") + s;
-  }
+  const q = params ? query(params) : "";
+  if (q) url += (url.includes("?") ? "&" : "?") + q;
   const headers = {};
   let payload = body;
   if (body !== undefined && !(body instanceof FormData)) {
@@ -54,11 +47,6 @@ const enc = encodeURIComponent;
 export const api = {
   flows: (query) => get("/flows/search", query),
   flow: (ns, id) => get(`/flows/${enc(ns)}/${enc(id)}`, { source: true }),
-  flowSource: async (ns, id) => {
-    const r = await fetch(`${BASE}/flows/${enc(ns)}/${enc(id)}?source=true`);
-    if (!r.ok) throw new ApiError(r.status, await r.text());
-    return (await r.json()).source;
-  },
   revisions: (ns, id) => get(`/flows/${enc(ns)}/${enc(id)}/revisions`),
   createFlow: (yaml) => post("/flows", yaml, { type: "application/x-yaml" }),
   updateFlow: (ns, id, yaml) => put(`/flows/${enc(ns)}/${enc(id)}`, yaml, { type: "application/x-yaml" }),
@@ -72,7 +60,6 @@ export const api = {
   restart: (id) => post(`/executions/${enc(id)}/actions/restart`, undefined),
   replay: (id, taskRunId) =>
     post(`/executions/${enc(id)}/actions/replay`, undefined, { query: taskRunId ? { taskRunId } : undefined }),
-  logs: (id) => get(`/logs/${enc(id)}`),
   triggers: (query) => get("/triggers/search", query),
   setTriggerDisabled: (trigger, disabled) =>
     post("/triggers/set-disabled/by-triggers", { triggers: [trigger], disabled }),
@@ -88,6 +75,7 @@ export function follow(url, handlers) {
   return () => source.close();
 }
 
+/** A query string of `params`: empty values left out, lists repeated. */
 export function query(params) {
   const q = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) {
